@@ -1,0 +1,22 @@
+/* fsutil.h: the few file operations the CLI needs (kgf_ prefix). */
+#ifndef KGEN_FSUTIL_H
+#define KGEN_FSUTIL_H
+
+#include <stddef.h>
+
+/* Creates dir and its parents; 0 on success. */
+int kgf_mkdirs(const char *dir);
+/* Writes text to dir/name only if it differs from what is there, atomically (temp file in the
+ * same folder, then rename). Returns 1 if written, 0 if unchanged, -1 on error. */
+int kgf_write_if_changed(const char *dir, const char *name, const char *text, size_t len);
+/* Reads a whole file; NULL if it cannot. */
+char *kgf_read(const char *path, size_t *len);
+/* A fresh private folder under $TMPDIR (or /tmp); caller frees the string. */
+char *kgf_tempdir(void);
+/* Removes a folder and the files directly in it. */
+void kgf_remove_dir(const char *dir);
+/* Removes files of dir that kgen owns (kg_*.c, kernels.inc, manifest.json) and that are not in
+ * keep[0..n). Returns how many were removed. */
+int kgf_remove_stale(const char *dir, const char *const *keep, int n);
+
+#endif

@@ -1,0 +1,433 @@
+/* host.c: runs the generator's Lua (embedded in the binary) and converts between its tables
+ * and C structs. Errors from Lua are one-line messages; they become KG_ESPEC. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <nettle/sha2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "kgen/abi.h"
+
+typedef struct kg_embedded { const char *name; const char *text; size_t len; } kg_embedded;
+extern const kg_embedded kgg_lua_files[];
+extern const kg_embedded kgg_template_files[];
+
+struct kgg {
+    lua_State *L;
+    char error[2048];
+};
+
+static int fail(kgg *g, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->error, sizeof g->error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *kgg_error(const kgg *g)
+{
+    return g->error;
+}
+
+/* ---- host functions visible to Lua ------------------------------------------------------ */
+
+static int l_sha256(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    struct sha256_ctx ctx;
+    uint8_t d[SHA256_DIGEST_SIZE];
+    char hex[2 * SHA256_DIGEST_SIZE + 1];
+    sha256_init(&ctx);
+    sha256_update(&ctx, n, (const uint8_t *)s);
+    sha256_digest(&ctx, sizeof d, d);
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+static int l_template(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    for (const kg_embedded *e = kgg_template_files; e->name; e++)
+        if (strcmp(e->name, name) == 0) {
+            lua_pushlstring(L, e->text, e->len);
+            return 1;
+        }
+    return luaL_error(L, "template '%s' is not one of kgen's templates", name);
+}
+
+/* package.preload["a.b"] for every embedded generator/lua/a/b.lua, with the file's path as
+ * chunk name so Lua errors point into the source tree. */
+static void preload_modules(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    for (const kg_embedded *e = kgg_lua_files; e->name; e++) {
+        char mod[256], chunk[300];
+        snprintf(mod, sizeof mod, "%.*s", (int)(strlen(e->name) - 4), e->name);
+        for (char *p = mod; *p; p++)
+            if (*p == '/')
+                *p = '.';
+        snprintf(chunk, sizeof chunk, "@generator/lua/%s", e->name);
+        if (luaL_loadbuffer(L, e->text, e->len, chunk) != LUA_OK) {
+            fprintf(stderr, "kgen: %s\n", lua_tostring(L, -1));
+            abort(); /* a build defect, not an input error */
+        }
+        lua_setfield(L, -2, mod);
+    }
+    lua_pop(L, 2);
+}
+
+kgg *kgg_new(void)
+{
+    kgg *g = calloc(1, sizeof *g);
+    if (!g || !(g->L = luaL_newstate())) {
+        free(g);
+        return NULL;
+    }
+    lua_State *L = g->L;
+    luaL_openlibs(L);
+    preload_modules(L);
+    lua_newtable(L);
+    lua_pushstring(L, KGEN_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushcfunction(L, l_sha256);
+    lua_setfield(L, -2, "sha256");
+    lua_pushcfunction(L, l_template);
+    lua_setfield(L, -2, "template");
+    lua_setglobal(L, "host");
+    return g;
+}
+
+void kgg_free(kgg *g)
+{
+    if (g) {
+        lua_close(g->L);
+        free(g);
+    }
+}
+
+/* ---- calling main.lua ------------------------------------------------------------------- */
+
+/* Pushes main[fn]; the caller pushes arguments and calls call(). */
+static void push_main(lua_State *L, const char *fn)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "main");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+}
+
+static int call(kgg *g, int nargs, int nres)
+{
+    if (lua_pcall(g->L, nargs, nres, 0) != LUA_OK) {
+        fail(g, KG_ESPEC, "%s", lua_tostring(g->L, -1));
+        lua_pop(g->L, 1);
+        return KG_ESPEC;
+    }
+    return KG_OK;
+}
+
+static char *read_file(kgg *g, const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail(g, KG_EIO, "%s: cannot open the spec file", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        fail(g, KG_EIO, "%s: cannot read the spec file", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+void kgg_display_name(const char *path, char *buf, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    int in_specs = base - path >= 6 && strncmp(base - 6, "specs/", 6) == 0 &&
+                   (base - path == 6 || base[-7] == '/');
+    snprintf(buf, len, "%s%s", in_specs ? "specs/" : "", base);
+}
+
+/* Pushes main[fn](source, path, display) for a spec file. */
+static int call_spec(kgg *g, const char *fn, const char *path, int nres)
+{
+    size_t n;
+    char *src = read_file(g, path, &n);
+    if (!src)
+        return KG_EIO;
+    char display[512];
+    kgg_display_name(path, display, sizeof display);
+    push_main(g->L, fn);
+    lua_pushlstring(g->L, src, n);
+    lua_pushstring(g->L, path);
+    lua_pushstring(g->L, display);
+    free(src);
+    return call(g, 3, nres);
+}
+
+static char *field_str(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    char *r = s ? malloc(n + 1) : NULL;
+    if (r) {
+        memcpy(r, s, n);
+        r[n] = '\0';
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+static void field_buf(lua_State *L, int idx, const char *key, char *buf, size_t len)
+{
+    lua_getfield(L, idx, key);
+    const char *s = lua_tostring(L, -1);
+    snprintf(buf, len, "%s", s ? s : "");
+    lua_pop(L, 1);
+}
+
+static double field_num(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int field_bool(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Reads an argument table { name, dir, dtype, shape, used, scalar, init } at the stack top. */
+static void read_arg(lua_State *L, kgg_arg *a)
+{
+    int t = lua_gettop(L);
+    memset(a, 0, sizeof *a);
+    field_buf(L, t, "name", a->name, sizeof a->name);
+    field_buf(L, t, "dtype", a->dtype, sizeof a->dtype);
+    field_buf(L, t, "init", a->init, sizeof a->init);
+    char dir[8];
+    field_buf(L, t, "dir", dir, sizeof dir);
+    a->out = strcmp(dir, "out") == 0;
+    a->used = field_bool(L, t, "used");
+    a->scalar = field_bool(L, t, "scalar");
+    lua_getfield(L, t, "shape");
+    a->rank = (int)luaL_len(L, -1);
+    if (a->rank > KGG_MAX_RANK)
+        a->rank = KGG_MAX_RANK;
+    for (int i = 0; i < a->rank; i++) {
+        lua_geti(L, -1, i + 1);
+        a->shape[i] = (long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Reads a kernel view (main.lua's view()) at the stack top. */
+static void read_kernel(lua_State *L, kgg_kernel *k)
+{
+    int t = lua_gettop(L);
+    memset(k, 0, sizeof *k);
+    k->name = field_str(L, t, "name");
+    k->family = field_str(L, t, "family");
+    k->problem = field_str(L, t, "problem");
+    k->text = field_str(L, t, "text");
+    k->flops = field_num(L, t, "flops");
+    k->read = field_num(L, t, "read");
+    k->written = field_num(L, t, "written");
+    lua_getfield(L, t, "args");
+    k->nargs = (int)luaL_len(L, -1);
+    for (int i = 0; i < k->nargs && i < KGG_MAX_ARGS; i++) {
+        lua_geti(L, -1, i + 1);
+        read_arg(L, &k->args[i]);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "calls");
+    k->ncalls = (int)luaL_len(L, -1);
+    for (int i = 0; i < k->ncalls && i < KGG_MAX_CALLS; i++) {
+        lua_geti(L, -1, i + 1);
+        snprintf(k->calls[i], sizeof k->calls[i], "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "nominal");
+    for (int i = 0; i < k->ncalls && i < KGG_MAX_CALLS; i++) {
+        lua_geti(L, -1, i + 1);
+        k->nominal[i] = (long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- public calls ------------------------------------------------------------------------ */
+
+int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, char **spec_name)
+{
+    lua_State *L = g->L;
+    int rc = call_spec(g, "generate", spec_path, 2);
+    if (rc != KG_OK)
+        return rc;
+    *spec_name = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    int n = (int)luaL_len(L, -1);
+    *files = calloc((size_t)n, sizeof **files);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, -1, i + 1);
+        (*files)[i].name = field_str(L, -1, "name");
+        lua_getfield(L, -1, "text");
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        (*files)[i].text = malloc(len + 1);
+        memcpy((*files)[i].text, s, len + 1);
+        (*files)[i].len = len;
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    *nfiles = n;
+    return KG_OK;
+}
+
+void kgg_files_free(kgg_file *files, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(files[i].name);
+        free(files[i].text);
+    }
+    free(files);
+}
+
+int kgg_kernels(kgg *g, const char *spec_path, kgg_kernel **ks, int *n, char **spec_name)
+{
+    lua_State *L = g->L;
+    int rc = call_spec(g, "kernels", spec_path, 2);
+    if (rc != KG_OK)
+        return rc;
+    *spec_name = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    *n = (int)luaL_len(L, -1);
+    *ks = calloc((size_t)*n + 1, sizeof **ks);
+    for (int i = 0; i < *n; i++) {
+        lua_geti(L, -1, i + 1);
+        read_kernel(L, &(*ks)[i]);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return KG_OK;
+}
+
+int kgg_problem(kgg *g, const char *problem, kgg_kernel *k)
+{
+    push_main(g->L, "problem");
+    lua_pushstring(g->L, problem);
+    int rc = call(g, 1, 1);
+    if (rc != KG_OK)
+        return rc;
+    read_kernel(g->L, k);
+    lua_pop(g->L, 1);
+    return KG_OK;
+}
+
+void kgg_kernel_clear(kgg_kernel *k)
+{
+    free(k->name);
+    free(k->family);
+    free(k->problem);
+    free(k->text);
+    memset(k, 0, sizeof *k);
+}
+
+void kgg_kernels_free(kgg_kernel *ks, int n)
+{
+    for (int i = 0; i < n; i++)
+        kgg_kernel_clear(&ks[i]);
+    free(ks);
+}
+
+int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, const int *ranks,
+             const long (*shapes)[KGG_MAX_RANK], long *n, int *ncalls, kgg_arg *args,
+             int *nargs)
+{
+    lua_State *L = g->L;
+    push_main(L, "bind");
+    lua_pushstring(L, problem);
+    lua_newtable(L);
+    for (int i = 0; i < nin; i++) {
+        lua_newtable(L);
+        for (int d = 0; d < ranks[i]; d++) {
+            lua_pushinteger(L, shapes[i][d]);
+            lua_seti(L, -2, d + 1);
+        }
+        lua_setfield(L, -2, names[i]);
+    }
+    int rc = call(g, 2, 2);
+    if (rc != KG_OK)
+        return rc;
+    *nargs = (int)luaL_len(L, -1);
+    for (int i = 0; i < *nargs && i < KGG_MAX_ARGS; i++) {
+        lua_geti(L, -1, i + 1);
+        read_arg(L, &args[i]);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    *ncalls = (int)luaL_len(L, -1);
+    for (int i = 0; i < *ncalls && i < KGG_MAX_CALLS; i++) {
+        lua_geti(L, -1, i + 1);
+        n[i] = (long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return KG_OK;
+}
+
+int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out)
+{
+    push_main(g->L, fn);
+    lua_pushstring(g->L, arg);
+    int rc = call(g, 1, 1);
+    if (rc != KG_OK)
+        return rc;
+    *out = strdup(lua_tostring(g->L, -1));
+    lua_pop(g->L, 1);
+    return KG_OK;
+}
+
+int kgg_render(kgg *g, const char *name, const char *text, const char *params_lua, char **out)
+{
+    push_main(g->L, "render_text");
+    lua_pushstring(g->L, name);
+    lua_pushstring(g->L, text);
+    lua_pushstring(g->L, params_lua);
+    int rc = call(g, 3, 1);
+    if (rc != KG_OK)
+        return rc;
+    *out = strdup(lua_tostring(g->L, -1));
+    lua_pop(g->L, 1);
+    return KG_OK;
+}

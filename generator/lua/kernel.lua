@@ -1,0 +1,179 @@
+-- kgen.kernel: a kernel's keys (dimensions and options) from a spec entry or a problem string,
+-- checked and normalized into one table. The same keys name the kernel and feed its template.
+
+local M = {}
+
+local f32 = require "f32"
+
+local format, match, gmatch, find = string.format, string.match, string.gmatch, string.find
+local concat, insert, sort = table.concat, table.insert, table.sort
+local pack, unpack = string.pack, string.unpack
+local mtype = math.type
+
+---------------------------------------------------------------------------------------------
+-- Families
+---------------------------------------------------------------------------------------------
+
+M.FAMILIES = { "rmsnorm_quant" }
+
+-- Keys every family has, after its own.
+local COMMON_KEYS = {
+  { key = "isa", kind = "enum", values = { "avx512", "avx2", "scalar" }, from = "isa",
+    default = "avx512", doc = "instruction set the kernel's tiles are shaped for" },
+}
+
+local cache = {}
+function M.family(name)
+  if cache[name] then return cache[name] end
+  local known = false
+  for _, f in ipairs(M.FAMILIES) do if f == name then known = true end end
+  if not known then return nil end
+  local fam = require("family." .. name)
+  fam.all_keys = {}
+  for _, k in ipairs(fam.keys) do insert(fam.all_keys, k) end
+  for _, k in ipairs(COMMON_KEYS) do insert(fam.all_keys, k) end
+  fam.key_index = {}
+  for _, k in ipairs(fam.all_keys) do fam.key_index[k.key] = k end
+  cache[name] = fam
+  return fam
+end
+
+---------------------------------------------------------------------------------------------
+-- Values
+---------------------------------------------------------------------------------------------
+
+local to_f32 = f32.round
+
+M.fmt_float = f32.shortest
+
+function M.fmt_value(kd, v)
+  if kd.kind == "int" then return format("%d", v) end
+  if kd.kind == "float" then return M.fmt_float(v) end
+  if kd.kind == "bool" then return v and "true" or "false" end
+  return v
+end
+
+local function describe_range(kd)
+  local parts = {}
+  if kd.kind == "enum" then return "one of " .. concat(kd.values, ", ") end
+  if kd.min then insert(parts, ">= " .. M.fmt_value(kd, kd.min)) end
+  if kd.max then insert(parts, "<= " .. M.fmt_value(kd, kd.max)) end
+  if kd.multiple_of then insert(parts, "a multiple of " .. kd.multiple_of) end
+  local what = ({ int = "an integer", float = "a number", bool = "true or false" })[kd.kind]
+  if #parts == 0 then return what end
+  return what .. " " .. concat(parts, " and ")
+end
+
+local function shown(v)
+  if type(v) == "string" then return format("%q", v) end
+  if mtype(v) == "float" then return M.fmt_float(to_f32(v)) end
+  return tostring(v)
+end
+
+-- Converts a raw value (a Lua value from a spec, or a string from a problem string) to the
+-- key's kind; returns the value or nil and a reason.
+local function coerce(kd, raw, from_text)
+  local v = raw
+  if from_text then
+    if kd.kind == "int" then v = match(raw, "^%-?%d+$") and math.tointeger(tonumber(raw))
+    elseif kd.kind == "float" then v = tonumber(raw)
+    elseif kd.kind == "bool" then
+      v = ({ ["true"] = true, ["1"] = true, ["false"] = false, ["0"] = false })[raw]
+    end
+  end
+  local ok
+  if kd.kind == "int" then ok = mtype(v) == "integer" or (mtype(v) == "float" and v == math.floor(v) and math.abs(v) < 2^53)
+    if ok then v = math.tointeger(v) end
+  elseif kd.kind == "float" then ok = type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+    if ok then v = to_f32(v) end
+  elseif kd.kind == "bool" then ok = type(v) == "boolean"
+  else
+    ok = false
+    for _, e in ipairs(kd.values) do if v == e then ok = true end end
+  end
+  if ok and kd.min and v < kd.min then ok = false end
+  if ok and kd.max and v > kd.max then ok = false end
+  if ok and kd.multiple_of and v % kd.multiple_of ~= 0 then ok = false end
+  if not ok then
+    return nil, format("expected %s, got %s", describe_range(kd), shown(raw))
+  end
+  return v
+end
+
+local function get_path(t, path)
+  for part in gmatch(path, "[^%.]+") do
+    if type(t) ~= "table" then return nil end
+    t = t[part]
+  end
+  return t
+end
+
+---------------------------------------------------------------------------------------------
+-- Normalization
+---------------------------------------------------------------------------------------------
+
+-- Builds the normalized kernel table from `given` (key -> raw value). `spec` (may be nil)
+-- supplies defaults through each key's `from` path; `fail(key, msg)` reports an error and does
+-- not return. Keys are resolved in family order, so a default may depend on earlier keys.
+function M.normalize(fam, given, spec, from_text, fail)
+  local k = { family = fam.family }
+  for name in next, given do
+    if not fam.key_index[name] then
+      local names = {}
+      for _, kd in ipairs(fam.all_keys) do insert(names, kd.key) end
+      fail(name, format("unknown key for %s (keys: %s)", fam.family, concat(names, ", ")))
+    end
+  end
+  for _, kd in ipairs(fam.all_keys) do
+    local raw = given[kd.key]
+    local text = from_text
+    if raw == nil and spec and kd.from then raw = get_path(spec, kd.from); text = false end
+    if raw == nil then
+      raw = kd.default
+      if type(raw) == "function" then raw = raw(k) end
+      text = false
+    end
+    if raw == nil then fail(kd.key, "missing (no default)") end
+    local v, why = coerce(kd, raw, text)
+    if v == nil then fail(kd.key, why) end
+    k[kd.key] = v
+  end
+  if fam.check then fam.check(k, function(key, msg) fail(key, msg) end) end
+  return k
+end
+
+-- "family:key=value,..." with every key in family order: the canonical problem string, which
+-- `kgen exec` accepts back.
+function M.problem_string(fam, k)
+  local parts = {}
+  for _, kd in ipairs(fam.all_keys) do
+    insert(parts, kd.key .. "=" .. M.fmt_value(kd, k[kd.key]))
+  end
+  return fam.family .. ":" .. concat(parts, ",")
+end
+
+-- Parses "family:key=value,...". Errors (via error()) name the problem string and the key.
+function M.parse_problem(str)
+  local fname, rest = match(str, "^([%w_]+):(.*)$")
+  if not fname then fname, rest = match(str, "^([%w_]+)$"), "" end
+  if not fname then
+    error(format("problem '%s': expected family:key=value,...", str), 0)
+  end
+  local fam = M.family(fname)
+  if not fam then
+    error(format("problem '%s': unknown family '%s' (families: %s)", str, fname,
+                 concat(M.FAMILIES, ", ")), 0)
+  end
+  local given = {}
+  for item in gmatch(rest, "[^,]+") do
+    local key, val = match(item, "^%s*([%w_]+)%s*=%s*(.-)%s*$")
+    if not key then error(format("problem '%s': '%s' is not key=value", str, item), 0) end
+    if given[key] ~= nil then error(format("problem '%s': key '%s' given twice", str, key), 0) end
+    given[key] = val
+  end
+  return M.normalize(fam, given, nil, true, function(key, msg)
+    error(format("problem '%s': key '%s': %s", str, key, msg), 0)
+  end), fam
+end
+
+return M

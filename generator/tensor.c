@@ -1,0 +1,106 @@
+/* tensor.c: argument buffers for `kgen run` and `kgen exec`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/dtype.h"
+#include "tensor.h"
+
+/* "e4m3_rowscaled": fp8 rows with a packed fp32 scale, one byte per column. */
+static int base_dtype(const char *dtype)
+{
+    char base[32];
+    snprintf(base, sizeof base, "%s", dtype);
+    char *suffix = strstr(base, "_rowscaled");
+    if (suffix)
+        *suffix = '\0';
+    return kg_dtype_from_name(base);
+}
+
+int kgc_dtype_bytes(const char *dtype)
+{
+    int t = base_dtype(dtype);
+    return t < 0 ? 0 : (kg_dtype_bits(t) + 7) / 8;
+}
+
+long kgc_count(const kgg_arg *a)
+{
+    long n = 1;
+    for (int i = 0; i < a->rank; i++)
+        n *= a->shape[i];
+    return n;
+}
+
+void *kgc_alloc(const kgg_arg *a)
+{
+    long n = kgc_count(a);
+    return calloc((size_t)(n > 0 ? n : 1), (size_t)kgc_dtype_bytes(a->dtype));
+}
+
+/* splitmix64, then Box-Muller: reproducible on every machine. */
+static unsigned long long next(unsigned long long *s)
+{
+    unsigned long long z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double uniform(unsigned long long *s)
+{
+    return ((double)(next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+void kgc_fill(const kgg_arg *a, void *buf, unsigned long long seed)
+{
+    long n = kgc_count(a);
+    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    unsigned long long s = seed;
+    for (long i = 0; i < n; i++) {
+        double g = sqrt(-2.0 * log(uniform(&s))) * cos(6.283185307179586 * uniform(&s));
+        x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g) : (float)g;
+    }
+    kgc_from_f32(a->dtype, x, buf, n);
+    free(x);
+}
+
+int kgc_from_f32(const char *dtype, const float *x, void *out, long n)
+{
+    int t = base_dtype(dtype);
+    for (long i = 0; i < n; i++) {
+        switch (t) {
+        case KG_F32: ((float *)out)[i] = x[i]; break;
+        case KG_BF16: ((uint16_t *)out)[i] = kg_f32_to_bf16(x[i]); break;
+        case KG_F16: ((uint16_t *)out)[i] = kg_f32_to_f16(x[i]); break;
+        case KG_E4M3: ((uint8_t *)out)[i] = kg_f32_to_e4m3(x[i]); break;
+        case KG_E4M3FN: ((uint8_t *)out)[i] = kg_f32_to_e4m3fn(x[i]); break;
+        case KG_E5M2: ((uint8_t *)out)[i] = kg_f32_to_e5m2(x[i]); break;
+        case KG_U8: ((uint8_t *)out)[i] = (uint8_t)x[i]; break;
+        case KG_I32: ((int32_t *)out)[i] = (int32_t)x[i]; break;
+        case KG_I64: ((int64_t *)out)[i] = (int64_t)x[i]; break;
+        default: return -1;
+        }
+    }
+    return 0;
+}
+
+int kgc_to_f32(const char *dtype, const void *in, float *y, long n)
+{
+    int t = base_dtype(dtype);
+    for (long i = 0; i < n; i++) {
+        switch (t) {
+        case KG_F32: y[i] = ((const float *)in)[i]; break;
+        case KG_BF16: y[i] = kg_bf16_to_f32(((const uint16_t *)in)[i]); break;
+        case KG_F16: y[i] = kg_f16_to_f32(((const uint16_t *)in)[i]); break;
+        case KG_E4M3: y[i] = kg_e4m3_to_f32(((const uint8_t *)in)[i]); break;
+        case KG_E4M3FN: y[i] = kg_e4m3fn_to_f32(((const uint8_t *)in)[i]); break;
+        case KG_E5M2: y[i] = kg_e5m2_to_f32(((const uint8_t *)in)[i]); break;
+        case KG_U8: y[i] = ((const uint8_t *)in)[i]; break;
+        case KG_I32: y[i] = (float)((const int32_t *)in)[i]; break;
+        case KG_I64: y[i] = (float)((const int64_t *)in)[i]; break;
+        default: return -1;
+        }
+    }
+    return 0;
+}

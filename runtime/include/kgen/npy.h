@@ -1,0 +1,38 @@
+/* kgen/npy.h: NumPy .npy files in and out, the format `kgen exec` and the tests exchange
+ * tensors in. Little-endian C-order arrays of the dtypes kgen knows; versions 1.0 to 3.0. */
+#ifndef KGEN_NPY_H
+#define KGEN_NPY_H
+
+#include <stddef.h>
+#include "kgen/dtype.h"
+
+#define KG_NPY_MAX_RANK 8
+
+/* A tensor read from or to be written to a .npy file. `data` holds count() elements of `dtype`
+ * (bool arrays are read as KG_U8; <u2 arrays as KG_BF16 bit patterns: a caller that knows the
+ * bits are fp16 may set dtype = KG_F16, the bytes are the same). */
+typedef struct kg_npy {
+    kg_dtype dtype;        /* KG_F32, KG_U8, KG_I32, KG_I64, or KG_BF16/KG_F16 for uint16 files */
+    int rank;
+    long shape[KG_NPY_MAX_RANK];
+    void *data;            /* malloc'd; free with kg_npy_free */
+} kg_npy;
+
+long kg_npy_count(const kg_npy *a);  /* product of the shape (1 for rank 0) */
+
+/* Reads `path`. Accepted descrs: <f4, <f2 (as KG_F16), <u2 (as KG_BF16: bit patterns),
+ * |u1 / <u1 / |b1 (as KG_U8), <i4, <i8; fortran_order must be False. On failure returns
+ * KG_EIO (cannot open, bad magic or version, malformed or truncated header or data) or
+ * KG_ESHAPE (other descr, e.g. big-endian or <u4; fortran order; rank > KG_NPY_MAX_RANK),
+ * leaves out->data NULL, and writes a one-line message naming the file into err. */
+int kg_npy_read(const char *path, kg_npy *out, char *err, size_t errlen);
+
+/* Writes `a` to `path` (version 1.0 header, 64-byte aligned, byte for byte as numpy.save).
+ * bf16 is written as <u2 bit patterns, fp16 as <f2, fp8/e8m0 as |u1. Returns KG_OK, KG_EIO
+ * (cannot create or write) or KG_ESHAPE (e2m1, which has no .npy form: write its packed bytes
+ * as KG_U8; bad rank or shape), with a message. */
+int kg_npy_write(const char *path, const kg_npy *a, char *err, size_t errlen);
+
+void kg_npy_free(kg_npy *a);
+
+#endif /* KGEN_NPY_H */

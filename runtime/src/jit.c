@@ -1,0 +1,142 @@
+/* jit.c: generated C to callable kernels in memory, with libtcc. Each source is compiled as its
+ * own translation unit after the ABI text, under a #line that names the reviewed file, so a
+ * compile error reads "generated/<spec>/<kernel>.c:LINE: error: ...". */
+#include <libtcc.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kgen/kgen.h"
+#include "registry.h"
+
+/* libtcc keeps global state: compiles are serialized process-wide. */
+static pthread_mutex_t jit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Debian's 0.9.27 snapshot takes (state, address); newer tinycc takes only the state. */
+static int relocate(TCCState *s)
+{
+#ifdef TCC_RELOCATE_AUTO
+    return tcc_relocate(s, TCC_RELOCATE_AUTO);
+#else
+    return tcc_relocate(s);
+#endif
+}
+
+/* Keeps the first error (warnings are not failures); tcc already prefixes file:line. */
+static void on_message(void *opaque, const char *msg)
+{
+    char *first = opaque;
+    if (first[0] == '\0' && !strstr(msg, "warning:"))
+        snprintf(first, 1024, "%s", msg);
+}
+
+static void release_state(void *s)
+{
+    tcc_delete(s);
+}
+
+/* Everything generated code may call: the primitives in force, the parallel-for, and the few
+ * libc/libm functions that tcc itself may emit calls to or that abi.h declares. Linking with
+ * -nostdlib and handing these over means no libtcc1.a or libc path can break the JIT. */
+static void add_symbols(TCCState *s)
+{
+    const kgr_symbol *syms;
+    int n = kgr_prim_symbols(&syms);
+    for (int i = 0; i < n; i++)
+        tcc_add_symbol(s, syms[i].name, syms[i].addr);
+    tcc_add_symbol(s, "kgp_parallel_for", (void *)kgp_parallel_for);
+    tcc_add_symbol(s, "sqrtf", (void *)sqrtf);
+    tcc_add_symbol(s, "expf", (void *)expf);
+    tcc_add_symbol(s, "tanhf", (void *)tanhf);
+    tcc_add_symbol(s, "erff", (void *)erff);
+    tcc_add_symbol(s, "memcpy", (void *)memcpy);
+    tcc_add_symbol(s, "memmove", (void *)memmove);
+    tcc_add_symbol(s, "memset", (void *)memset);
+}
+
+static char *with_prelude(const char *label, const char *src)
+{
+    size_t n = strlen(kg_abi_text) + strlen(label) + strlen(src) + 32;
+    char *text = malloc(n);
+    if (text)
+        snprintf(text, n, "%s\n#line 1 \"%s\"\n%s", kg_abi_text, label, src);
+    return text;
+}
+
+static int compile_locked(kg_registry *reg, TCCState *s, int n, const kg_kernel_info *info,
+                          const char *const *labels, const char *const *sources,
+                          double *seconds, char *first, int *owned)
+{
+    tcc_set_error_func(s, first, on_message);
+    tcc_set_options(s, "-nostdlib");
+    tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
+    for (int i = 0; i < n; i++) {
+        char *text = with_prelude(labels[i], sources[i]);
+        if (!text)
+            return kgr_fail(reg, KG_ENOMEM, "out of memory");
+        double t0 = now();
+        int rc = tcc_compile_string(s, text);
+        free(text);
+        if (seconds)
+            seconds[i] = now() - t0;
+        if (rc < 0)
+            return kgr_fail(reg, KG_ECOMPILE, "%s", first[0] ? first : labels[i]);
+    }
+    add_symbols(s);
+    double t0 = now();
+    if (relocate(s) < 0)
+        return kgr_fail(reg, KG_ECOMPILE, "JIT link: %s", first[0] ? first : "failed");
+    if (seconds)
+        seconds[n] = now() - t0;
+    /* Look every kernel up before registering any, so a failure leaves no dangling entry. */
+    void (**fns)(void) = calloc((size_t)n + 1, sizeof *fns);
+    kg_kernel_v **calls = calloc((size_t)n + 1, sizeof *calls);
+    int rc = fns && calls ? KG_OK : kgr_fail(reg, KG_ENOMEM, "out of memory");
+    for (int i = 0; rc == KG_OK && i < n; i++) {
+        char vname[512];
+        snprintf(vname, sizeof vname, "%s__v", info[i].name);
+        void *fn = tcc_get_symbol(s, info[i].name);
+        void *call = tcc_get_symbol(s, vname);
+        if (!fn || !call)
+            rc = kgr_fail(reg, KG_ECOMPILE, "%s: does not define %s and %s", labels[i],
+                          info[i].name, vname);
+        /* object pointer to function pointer, as POSIX allows for dlsym-style lookups */
+        memcpy(&fns[i], &fn, sizeof fns[i]);
+        memcpy(&calls[i], &call, sizeof calls[i]);
+    }
+    if (rc == KG_OK)
+        rc = kgr_own(reg, s, release_state);
+    if (rc == KG_OK) {
+        *owned = 1;
+        for (int i = 0; rc == KG_OK && i < n; i++)
+            rc = kg_registry_add(reg, &info[i], fns[i], calls[i]);
+    }
+    free(fns);
+    free(calls);
+    return rc;
+}
+
+int kg_jit_compile(kg_registry *reg, int n, const kg_kernel_info *info,
+                   const char *const *labels, const char *const *sources, double *seconds)
+{
+    char first[1024] = "";
+    int owned = 0;
+    pthread_mutex_lock(&jit_lock);
+    TCCState *s = tcc_new();
+    int rc = s ? compile_locked(reg, s, n, info, labels, sources, seconds, first, &owned)
+               : kgr_fail(reg, KG_ENOMEM, "tcc_new failed");
+    if (s && !owned)
+        tcc_delete(s);
+    pthread_mutex_unlock(&jit_lock);
+    return rc;
+}

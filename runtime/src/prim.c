@@ -1,0 +1,106 @@
+/* prim.c: picks one implementation of every primitive per process and exposes it twice: as the
+ * kgp_* functions AOT-compiled kernels link against (one indirect jump), and as a symbol table
+ * the JIT binds directly. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/kgen.h"
+#include "prim.h"
+#include "registry.h"
+
+typedef struct table {
+#define FIELD(ret, name, params, args) ret(*name) params;
+    KGP_LIST(FIELD)
+#undef FIELD
+} table;
+
+static const table scalar_table = {
+#define SCALAR(ret, name, params, args) kgp_##name##__scalar,
+    KGP_LIST(SCALAR)
+#undef SCALAR
+};
+
+/* One row per ISA the runtime knows. SIMD tables start as copies of the scalar one and have
+ * their entries replaced as SIMD versions exist; today there are none, so only "scalar" is
+ * offered (selecting another reports that the runtime lacks it). */
+typedef struct isa_row { const char *name; int needs; const table *t; } isa_row;
+static const isa_row isas[] = {
+    { "scalar", 0, &scalar_table },
+};
+
+static table active = {
+#define SCALAR(ret, name, params, args) kgp_##name##__scalar,
+    KGP_LIST(SCALAR)
+#undef SCALAR
+};
+static const char *active_isa = "scalar";
+
+static kgr_symbol symbols[] = {
+#define SYM(ret, name, params, args) { "kgp_" #name, 0 },
+    KGP_LIST(SYM)
+#undef SYM
+};
+
+static void fill_symbols(void)
+{
+    int i = 0;
+#define ADDR(ret, name, params, args) symbols[i++].addr = (void *)active.name;
+    KGP_LIST(ADDR)
+#undef ADDR
+}
+
+int kg_prim_select(const char *isa)
+{
+    int have = kgr_cpu_features();
+    const isa_row *pick = NULL;
+    if (!isa)
+        isa = getenv("KGEN_ISA");
+    if (!isa || !*isa) {
+        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+            if ((isas[i].needs & have) == isas[i].needs)
+                pick = &isas[i];
+    } else {
+        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+            if (strcmp(isas[i].name, isa) == 0 && (isas[i].needs & have) == isas[i].needs)
+                pick = &isas[i];
+        if (!pick)
+            return KG_ESPEC;
+    }
+    active = *pick->t;
+    active_isa = pick->name;
+    fill_symbols();
+    return KG_OK;
+}
+
+const char *kg_prim_isa(void)
+{
+    return active_isa;
+}
+
+__attribute__((constructor)) static void select_at_start(void)
+{
+    if (kg_prim_select(NULL) != KG_OK)
+        kg_prim_select("scalar");
+}
+
+int kgr_prim_symbols(const kgr_symbol **syms)
+{
+    *syms = symbols;
+    return (int)(sizeof symbols / sizeof symbols[0]);
+}
+
+void *kg_prim_lookup(const char *symbol)
+{
+    for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++)
+        if (strcmp(symbols[i].name, symbol) == 0)
+            return symbols[i].addr;
+    return NULL;
+}
+
+/* The functions AOT-compiled kernels call. */
+#define WRAP_VOID(ret, name, params, args) \
+    void kgp_##name params { active.name args; }
+#define WRAP_FLOAT(ret, name, params, args) \
+    ret kgp_##name params { return active.name args; }
+KGP_LIST_VOID(WRAP_VOID)
+KGP_LIST_FLOAT(WRAP_FLOAT)
