@@ -1,0 +1,255 @@
+/* test_rmsnorm_quant.c: generated RMSNorm-Quant kernels against tests/ref, over every option
+ * and edge shapes; the upstream vectors; JIT against AOT bit for bit; run-time argument checks. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/aot.h"
+#include "kgen/dtype.h"
+#include "kgen/kernels.h"
+#include "kgen/kgen.h"
+#include "ref/ref.h"
+#include "util/compare.h"
+#include "util/jitp.h"
+#include "util/vectors.h"
+
+/* One kernel's options, read back from its problem string (never retyped). */
+typedef struct opts {
+    long H;
+    char dtype[16], fp8[16], norm[16], quant[16];
+    double lb, eps, max;
+} opts;
+
+static opts read_opts(const char *problem)
+{
+    opts o;
+    cr_assert(kg_problem_long(problem, "H", &o.H) && kg_problem_double(problem, "eps", &o.eps) &&
+              kg_problem_double(problem, "lower_bound", &o.lb) &&
+              kg_problem_double(problem, "fp8_max", &o.max) &&
+              kg_problem_str(problem, "dtype", o.dtype, sizeof o.dtype) &&
+              kg_problem_str(problem, "fp8", o.fp8, sizeof o.fp8) &&
+              kg_problem_str(problem, "norm_type", o.norm, sizeof o.norm) &&
+              kg_problem_str(problem, "quantization_type", o.quant, sizeof o.quant),
+              "cannot read %s", problem);
+    return o;
+}
+
+/* Values as stored in the input dtype, and the buffer the kernel reads. */
+static void *encode(const char *dtype, const float *x, long n)
+{
+    if (strcmp(dtype, "f32") == 0) {
+        float *b = malloc((size_t)n * 4);
+        memcpy(b, x, (size_t)n * 4);
+        return b;
+    }
+    uint16_t *b = malloc((size_t)n * 2);
+    for (long i = 0; i < n; i++)
+        b[i] = strcmp(dtype, "bf16") == 0 ? kg_f32_to_bf16(x[i]) : kg_f32_to_f16(x[i]);
+    return b;
+}
+
+static float decode1(const char *dtype, const void *b, long i)
+{
+    if (strcmp(dtype, "f32") == 0)
+        return ((const float *)b)[i];
+    uint16_t h = ((const uint16_t *)b)[i];
+    return strcmp(dtype, "bf16") == 0 ? kg_bf16_to_f32(h) : kg_f16_to_f32(h);
+}
+
+/* Decodes fp8 values and (ROW) the packed scale of each row. */
+static void unpack(const uint8_t *q, int row, int fn, long R, long H, float *vals, float *scale)
+{
+    for (long r = 0; r < R; r++) {
+        const uint8_t *qr = q + r * (row ? H + 4 : H);
+        for (long j = 0; j < H; j++)
+            vals[r * H + j] = fn ? kg_e4m3fn_to_f32(qr[j]) : kg_e4m3_to_f32(qr[j]);
+        if (row)
+            memcpy(&scale[r], qr + H, 4);
+    }
+}
+
+/* Runs kernel k on R seeded rows and compares with the reference. */
+static void check_kernel(const kg_kernel *k, long R, unsigned long long seed)
+{
+    opts o = read_opts(k->problem);
+    int row = !strcmp(o.quant, "ROW"), rms = !strcmp(o.norm, "RMS_NORM");
+    int fn = !strcmp(o.fp8, "e4m3fn");
+    long H = o.H, cols = row ? H + 4 : H;
+    float *x = malloc((size_t)(R * H) * 4), *g = malloc((size_t)H * 4);
+    for (long i = 0; i < R * H; i++)
+        x[i] = 3.0f * kgt_normal(&seed);
+    for (long j = 0; j < H; j++)
+        g[j] = 1.0f + 0.25f * kgt_normal(&seed);
+    void *xb = encode(o.dtype, x, R * H), *gb = encode(o.dtype, g, H);
+    for (long i = 0; i < R * H; i++)
+        x[i] = decode1(o.dtype, xb, i);
+    for (long j = 0; j < H; j++)
+        g[j] = decode1(o.dtype, gb, j);
+    float s = 0.03f;
+    uint8_t *got = calloc((size_t)(R * cols), 1), *want = calloc((size_t)(R * cols), 1);
+    int rc = ((kg_rmsnorm_quant_fn *)k->fn)(got, xb, gb, &s, R);
+    cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
+    rmsnorm_quant_ref(want, x, g, s, rms, row, fn, (float)o.lb, (float)o.eps, (float)o.max, R, H);
+    float *gv = malloc((size_t)(R * H) * 4), *wv = malloc((size_t)(R * H) * 4);
+    float *gs = malloc((size_t)R * 4), *ws = malloc((size_t)R * 4);
+    unpack(got, row, fn, R, H, gv, gs);
+    unpack(want, row, fn, R, H, wv, ws);
+    char msg[512];
+    long shape[2] = { R, H };
+    cr_assert(kgt_allclose_shaped(gv, wv, 2, shape, 0.072, 1e-8, msg, sizeof msg), "%s R=%ld: %s",
+              k->name, R, msg);
+    if (row)
+        cr_assert(kgt_allclose_shaped(gs, ws, 1, shape, 0.007, 1e-8, msg, sizeof msg),
+                  "%s R=%ld scale: %s", k->name, R, msg);
+    free(x), free(g), free(xb), free(gb), free(got), free(want);
+    free(gv), free(wv), free(gs), free(ws);
+}
+
+/* Every option combination on sizes that leave remainders: H = 1, 7, 200, 1024. */
+Test(rmsnorm_quant, every_option_against_reference)
+{
+    static const char *dtypes[] = { "bf16", "fp16", "f32" }, *fp8s[] = { "e4m3", "e4m3fn" };
+    static const char *norms[] = { "RMS_NORM", "NO_NORM" }, *quants[] = { "ROW", "STATIC" };
+    static const char *lbs[] = { "0", "0.5" };
+    static const long Hs[] = { 1, 7, 200, 1024 };
+    kg_registry *reg = kg_registry_new();
+    char p[512];
+    for (int a = 0; a < 3; a++) for (int b = 0; b < 2; b++) for (int c = 0; c < 2; c++)
+    for (int d = 0; d < 2; d++) for (int e = 0; e < 2; e++) for (int h = 0; h < 4; h++) {
+        snprintf(p, sizeof p, "rmsnorm_quant:dtype=%s,fp8=%s,H=%ld,norm_type=%s,"
+                 "quantization_type=%s,lower_bound=%s,eps=1e-5", dtypes[a], fp8s[b], Hs[h],
+                 norms[c], quants[d], lbs[e]);
+        const kg_kernel *k = kgt_jit_problem(reg, p);
+        check_kernel(k, 1, 1);
+        check_kernel(k, 5, 2);
+    }
+    kg_registry_free(reg);
+}
+
+/* The kernels the bundled specs generate, AOT-compiled, on their own shapes. */
+Test(rmsnorm_quant, spec_kernels_aot)
+{
+    kg_registry *reg = kg_registry_new();
+    cr_assert_eq(kg_aot_register(reg, NULL), KG_OK, "%s", kg_registry_error(reg));
+    int n = 0;
+    for (int i = 0; i < kg_registry_count(reg); i++) {
+        const kg_kernel *k = kg_registry_at(reg, i);
+        if (strcmp(k->family, "rmsnorm_quant") == 0) {
+            check_kernel(k, 3, 10 + (unsigned long long)i);
+            n++;
+        }
+    }
+    cr_assert_gt(n, 0, "no rmsnorm_quant kernel in the AOT library");
+    kg_registry_free(reg);
+}
+
+/* JIT (from the checked-in generated files) and AOT give the same bits. */
+Test(rmsnorm_quant, jit_equals_aot)
+{
+    kg_registry *aot = kg_registry_new(), *jit = kg_registry_new();
+    cr_assert_eq(kg_aot_register(aot, NULL), KG_OK);
+    for (int s = 0; s < kg_aot_spec_count(); s++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), kg_aot_spec_name(s));
+        cr_assert_eq(kg_jit_load_dir(jit, dir, NULL), KG_OK, "%s", kg_registry_error(jit));
+    }
+    for (int i = 0; i < kg_registry_count(aot); i++) {
+        const kg_kernel *a = kg_registry_at(aot, i);
+        if (strcmp(a->family, "rmsnorm_quant") != 0)
+            continue;
+        const kg_kernel *j = kg_registry_find(jit, a->name);
+        cr_assert_not_null(j, "%s missing from the JIT registry", a->name);
+        opts o = read_opts(a->problem);
+        long R = 4, n = R * o.H;
+        unsigned long long seed = 7;
+        float *x = malloc((size_t)n * 4), g1 = 0.9f;
+        for (long t = 0; t < n; t++)
+            x[t] = kgt_normal(&seed);
+        void *xb = encode(o.dtype, x, n);
+        float *g = malloc((size_t)o.H * 4);
+        for (long t = 0; t < o.H; t++)
+            g[t] = g1;
+        void *gb = encode(o.dtype, g, o.H);
+        float s = 0.05f;
+        size_t bytes = (size_t)(R * (o.H + 4));
+        uint8_t *oa = calloc(bytes, 1), *oj = calloc(bytes, 1);
+        ((kg_rmsnorm_quant_fn *)a->fn)(oa, xb, gb, &s, R);
+        ((kg_rmsnorm_quant_fn *)j->fn)(oj, xb, gb, &s, R);
+        char msg[256];
+        cr_assert(kgt_equal_u8(oj, oa, (long)bytes, msg, sizeof msg), "%s: JIT vs AOT: %s",
+                  a->name, msg);
+        free(x), free(g), free(xb), free(gb), free(oa), free(oj);
+    }
+    kg_registry_free(aot);
+    kg_registry_free(jit);
+}
+
+/* Per-call sizes and pointers the kernel must refuse, and rows == 0. */
+Test(rmsnorm_quant, run_time_checks)
+{
+    kg_registry *reg = kg_registry_new();
+    const kg_kernel *k = kgt_jit_problem(reg, "rmsnorm_quant:H=8,quantization_type=STATIC");
+    kg_rmsnorm_quant_fn *f = (kg_rmsnorm_quant_fn *)k->fn;
+    uint16_t x[8] = { 0 }, g[8] = { 0 };
+    uint8_t out[8] = { 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa };
+    float s = 1.0f;
+    cr_assert_eq(f(out, x, g, &s, -1), KG_EARG);
+    cr_assert_eq(f(out, x, NULL, &s, 1), KG_EARG, "RMS_NORM without gamma");
+    cr_assert_eq(f(out, x, g, NULL, 1), KG_EARG, "STATIC without a scale");
+    cr_assert_eq(f(out, x, g, &s, 0), KG_OK);
+    cr_assert_eq(out[0], 0xaa, "rows == 0 wrote output");
+    kg_registry_free(reg);
+}
+
+/* The upstream reference outputs of shared/vectors/rmsnorm_quant. */
+Test(rmsnorm_quant, upstream_vectors)
+{
+    char dir[4096], err[512], p[512], msg[512];
+    snprintf(dir, sizeof dir, "%s/vectors/rmsnorm_quant", kgt_shared_dir());
+    char **names;
+    int n;
+    cr_assert_eq(kgt_case_list(dir, &names, &n), 0, "cannot list %s", dir);
+    cr_assert_gt(n, 0);
+    kg_registry *reg = kg_registry_new();
+    for (int c = 0; c < n; c++) {
+        char cdir[4600];
+        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[c]);
+        kgt_case *tc = kgt_case_load(cdir, err, sizeof err);
+        cr_assert_not_null(tc, "%s", err);
+        const char *norm, *quant;
+        double lb, eps;
+        cr_assert(kgt_case_opt_str(tc, "norm_type", &norm) &&
+                  kgt_case_opt_str(tc, "quantization_type", &quant) &&
+                  kgt_case_opt_num(tc, "lower_bound", &lb) && kgt_case_opt_num(tc, "eps", &eps));
+        const kg_npy *x = kgt_case_input(tc, "inp"), *g = kgt_case_input(tc, "gamma");
+        cr_assert(x && g, "%s: inputs", names[c]);
+        long H = x->shape[x->rank - 1], R = kg_npy_count(x) / H;
+        int row = !strcmp(quant, "ROW");
+        snprintf(p, sizeof p, "rmsnorm_quant:dtype=bf16,H=%ld,norm_type=%s,quantization_type=%s,"
+                 "lower_bound=%.9g,eps=%.9g", H, norm, quant, lb, eps);
+        const kg_kernel *k = kgt_jit_problem(reg, p);
+        void *xb = encode("bf16", x->data, R * H), *gb = encode("bf16", g->data, H);
+        const kg_npy *sc = kgt_case_input(tc, "input_dequant_scale");
+        float s = sc ? ((const float *)sc->data)[0] : 1.0f;
+        uint8_t *q = calloc((size_t)(R * (H + 4)), 1);
+        cr_assert_eq(((kg_rmsnorm_quant_fn *)k->fn)(q, xb, gb, &s, R), KG_OK);
+        float *vals = malloc((size_t)(R * H) * 4), *scale = malloc((size_t)R * 4);
+        unpack(q, row, 0, R, H, vals, scale);
+        const kg_npy *wv = kgt_case_output(tc, "out_out_f32");
+        double rtol, atol;
+        kgt_case_tol(tc, "out_out_f32", &rtol, &atol);
+        cr_assert(kgt_allclose(vals, wv->data, R * H, rtol, atol, msg, sizeof msg), "%s: %s",
+                  names[c], msg);
+        const kg_npy *ws = kgt_case_output(tc, "out_dequant_scale");
+        if (row && ws) {
+            kgt_case_tol(tc, "out_dequant_scale", &rtol, &atol);
+            cr_assert(kgt_allclose(scale, ws->data, R, rtol, atol, msg, sizeof msg),
+                      "%s scale: %s", names[c], msg);
+        }
+        free(xb), free(gb), free(q), free(vals), free(scale);
+        kgt_case_free(tc);
+    }
+    kgt_case_list_free(names, n);
+    kg_registry_free(reg);
+}
