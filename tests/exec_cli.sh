@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# exec_cli.sh: end-to-end checks of `kgen exec` (JIT and AOT runs on a shared rmsnorm_quant
+# vector, --raw output, errors with their exit codes, --describe).
+# usage: exec_cli.sh KGEN SCRATCH_DIR SHARED_DIR
+set -euo pipefail
+
+kgen=$1
+scratch=$2
+vec=$3/vectors/rmsnorm_quant/row_rms_norm_lb0p0_h200_r1
+problem=rmsnorm_quant:H=200,norm_type=RMS_NORM,quantization_type=ROW,dtype=bf16
+inputs=(--in "hidden=$vec/inp.npy" --in "gamma=$vec/gamma.npy")
+
+[ -f "$vec/inp.npy" ] || { echo "no vectors at $vec (pass the shared folder)"; exit 1; }
+
+rm -rf "$scratch"
+mkdir -p "$scratch"
+export KGEN_CACHE_DIR=$scratch/cache   # AOT builds stay in the scratch folder
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# Runs kgen with the given arguments; sets rc, and out/err to its stdout/stderr text.
+run() {
+    rc=0
+    "$kgen" "$@" >"$scratch/stdout" 2>"$scratch/stderr" || rc=$?
+    out=$(cat "$scratch/stdout")
+    err=$(cat "$scratch/stderr")
+}
+
+# expect_ok WHAT ARGS...: exit 0.
+expect_ok() {
+    local what=$1
+    shift
+    run "$@"
+    if [ "$rc" -eq 0 ]; then pass; else fail "$what: exit $rc: $err"; fi
+}
+
+# expect_error WHAT CODE WORD ARGS...: exit CODE with one "kgen: " line that mentions WORD.
+expect_error() {
+    local what=$1 code=$2 word=$3
+    shift 3
+    run "$@"
+    if [ "$rc" -ne "$code" ]; then
+        fail "$what: exit $rc, expected $code: $err"
+    elif [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ] || [[ $err != "kgen: "* ]]; then
+        fail "$what: expected one 'kgen: ' line, got: $err"
+    elif [[ $err != *"$word"* ]]; then
+        fail "$what: message does not mention '$word': $err"
+    else
+        pass
+    fi
+}
+
+# expect_file WHAT PATH: the file exists and is not empty.
+expect_file() {
+    if [ -s "$2" ]; then pass; else fail "$1: $2 missing or empty"; fi
+}
+
+# Bytes of a .npy file's data: the file size less the magic, version, length and header.
+npy_data_bytes() {
+    local size hlen
+    size=$(stat -c %s "$1")
+    hlen=$(od -An -tu2 -j8 -N2 --endian=little "$1" | tr -d ' ')
+    echo $((size - 10 - hlen))
+}
+
+# ---- runs: JIT, AOT (twice: the second from the cache), raw --------------------------------
+expect_ok "jit run" exec "$problem" "${inputs[@]}" --out "$scratch/jit"
+expect_file "jit run" "$scratch/jit/out.npy"
+expect_file "jit run" "$scratch/jit/out_scale.npy"
+[[ $out == *"out.npy"* ]] && pass || fail "jit run: summary does not list out.npy: $out"
+
+expect_ok "aot run" exec "$problem" "${inputs[@]}" --out "$scratch/aot" --aot
+expect_ok "aot run (cached)" exec "$problem" "${inputs[@]}" --out "$scratch/aot2" --aot
+for f in out.npy out_scale.npy; do
+    cmp -s "$scratch/jit/$f" "$scratch/aot/$f" && pass || fail "jit and aot $f differ"
+    cmp -s "$scratch/aot/$f" "$scratch/aot2/$f" && pass || fail "aot and cached aot $f differ"
+done
+
+expect_ok "raw run" exec "$problem" "${inputs[@]}" --out "$scratch/raw" --raw
+expect_file "raw run" "$scratch/raw/out.npy"
+head -c 128 "$scratch/raw/out.npy" | grep -q "'|u1'" && pass || fail "raw out.npy is not uint8"
+bytes=$(npy_data_bytes "$scratch/raw/out.npy")
+[ "$bytes" -eq 204 ] && pass || fail "raw out.npy holds $bytes bytes, expected 204 (one row)"
+[ ! -e "$scratch/raw/out_scale.npy" ] && pass || fail "raw run wrote out_scale.npy"
+
+# ---- errors -------------------------------------------------------------------------------
+expect_error "wrong H" 2 hidden \
+    exec rmsnorm_quant:H=64,norm_type=RMS_NORM,quantization_type=ROW,dtype=bf16 \
+    "${inputs[@]}" --out "$scratch/bad"
+expect_error "unknown key" 2 nope exec "$problem,nope=1" "${inputs[@]}" --out "$scratch/bad"
+expect_error "missing input" 2 gamma exec "$problem" --in "hidden=$vec/inp.npy" \
+    --out "$scratch/bad"
+expect_error "unreadable input" 2 gamma exec "$problem" --in "hidden=$vec/inp.npy" \
+    --in "gamma=$scratch/absent.npy" --out "$scratch/bad"
+expect_error "uint8 file for bf16" 2 hidden exec "$problem" --in "hidden=$vec/out_out.npy" \
+    --in "gamma=$vec/gamma.npy" --out "$scratch/bad"
+expect_error "no --out" 2 out exec "$problem" "${inputs[@]}"
+[ ! -e "$scratch/bad" ] && pass || fail "a failed exec created its output folder"
+
+# ---- describe -----------------------------------------------------------------------------
+expect_ok "describe" exec --describe rmsnorm_quant
+[[ $out == *hidden* ]] && pass || fail "describe rmsnorm_quant does not mention 'hidden'"
+expect_error "describe unknown" 2 nope exec --describe nope
+expect_ok "help" exec --help
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
