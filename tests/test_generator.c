@@ -165,7 +165,7 @@ TestSuite(generated, .init = setup, .fini = teardown);
 /* Every kernel of every bundled spec: its name parses back to the keys it spells. */
 Test(generated, names_parse_back)
 {
-    static const char *specs[] = { "llama3_8b" };
+    static const char *specs[] = { "llama3_8b", "tiny", "edge_odd", "edge_one" };
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
         char path[4096], *name;
         snprintf(path, sizeof path, "%s/specs/%s.lua", kgt_source_dir(), specs[s]);
