@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "host.h"
+#include "kgen/aot.h"
 #include "kgen/kgen.h"
 #include "tensor.h"
 
@@ -51,16 +52,19 @@ static int time_kernel(const kg_kernel *k, const kgg_kernel *d, int repeat, doub
 
 int kgc_run(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen run SPEC [--repeat N] [--threads N]\n"
+    static const char help[] = "usage: kgen run SPEC [--aot] [--repeat N] [--threads N]\n"
         "Generates SPEC's kernels in memory, JIT-compiles them with libtcc, runs each on seeded\n"
         "inputs at the spec's nominal sizes (one warm-up, then the median of N calls, default 5)\n"
-        "and prints generation time, JIT time and time per call.\n";
+        "and prints generation time, JIT time and time per call. --aot runs the gcc-built\n"
+        "kernels linked into kgen instead (bundled specs only).\n";
     const char *spec = NULL;
-    int repeat = 5;
+    int repeat = 5, aot = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return fputs(help, stdout), KGC_OK;
-        if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+        if (!strcmp(argv[i], "--aot"))
+            aot = 1;
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
             repeat = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             kg_set_threads(atoi(argv[++i]));
@@ -100,16 +104,17 @@ int kgc_run(int argc, char **argv)
             lines += *p == '\n';
     }
     kg_registry *reg = kg_registry_new();
-    rc = kg_jit_compile(reg, n, info, labels, srcs, jit);
+    rc = aot ? kg_aot_register(reg, name) : kg_jit_compile(reg, n, info, labels, srcs, jit);
     if (rc != KG_OK) {
         kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
     } else {
         double jit_total = 0;
         for (int i = 0; i <= n; i++)
             jit_total += jit[i];
-        printf("spec %s: %d kernels, %ld lines of C; generated in %.1f ms, JIT %.1f ms "
+        printf("spec %s: %d kernels, %ld lines of C; generated in %.1f ms, %s %.1f ms "
                "(link %.2f ms); primitives: %s; threads: %d\n\n", name, n, lines,
-               gen_time * 1e3, jit_total * 1e3, jit[n] * 1e3, kg_prim_isa(), kg_threads());
+               gen_time * 1e3, aot ? "AOT (no compile)" : "JIT", jit_total * 1e3, jit[n] * 1e3,
+               kg_prim_isa(), kg_threads());
         printf("%-68s %9s %12s %9s %9s\n", "kernel", "JIT ms", "us/call", "GFLOP/s", "GB/s");
         for (int i = 0; i < n && rc == KG_OK; i++) {
             const kg_kernel *k = kg_registry_find(reg, ks[i].name);
