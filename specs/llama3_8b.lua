@@ -16,5 +16,10 @@ return {
     -- the input norm of every layer, feeding fp8 ROW projections
     { family = "rmsnorm_quant", quantization_type = "ROW" },
     { family = "rmsnorm_quant", quantization_type = "STATIC" },
+    -- rotary embedding of the q and the k heads, [B, heads, S, head_dim]
+    { family = "rope", layout = "BNSd", N = model.q_heads },
+    { family = "rope", layout = "BNSd", N = model.kv_heads },
+    { family = "rope_hf" },
+    { family = "cumsum" },
   },
 }

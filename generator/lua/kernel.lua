@@ -14,7 +14,7 @@ local mtype = math.type
 -- Families
 ---------------------------------------------------------------------------------------------
 
-M.FAMILIES = { "rmsnorm_quant" }
+M.FAMILIES = { "cumsum", "rmsnorm_quant", "rope", "rope_hf" }
 
 -- Keys every family has, after its own.
 local COMMON_KEYS = {

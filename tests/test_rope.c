@@ -1,0 +1,392 @@
+/* tests/test_rope.c: the rope family against tests/ref/rope_ref.c: both layouts x both pairings
+ * x every dtype on edge shapes, upstream's test shapes, the shared/vectors cases, kernel names
+ * that parse back, bad problems and per-call sizes, and JIT vs AOT bit-identity. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "kgen/aot.h"
+#include "kgen/dtype.h"
+#include "kgen/kernels.h"
+#include "kgen/kgen.h"
+#include "ref/ref.h"
+#include "util/compare.h"
+#include "util/jitp.h"
+#include "util/vectors.h"
+
+/* ---- dtypes, random inputs, JIT ------------------------------------------------------------ */
+
+static const kg_dtype DTYPES[] = { KG_BF16, KG_F16, KG_F32 };
+
+static size_t dt_size(kg_dtype t) { return t == KG_F32 ? 4 : 2; }
+
+/* x rounded to dtype t, kept in fp32 (the golden's cast to the output dtype). */
+static float dt_round(kg_dtype t, float x)
+{
+    return t == KG_BF16 ? kg_bf16_to_f32(kg_f32_to_bf16(x))
+         : t == KG_F16  ? kg_f16_to_f32(kg_f32_to_f16(x)) : x;
+}
+
+static void *dt_encode(kg_dtype t, const float *x, long n)
+{
+    void *p = malloc((size_t)(n ? n : 1) * dt_size(t));
+    for (long i = 0; i < n; i++) {
+        if (t == KG_F32)
+            ((float *)p)[i] = x[i];
+        else
+            ((uint16_t *)p)[i] = t == KG_BF16 ? kg_f32_to_bf16(x[i]) : kg_f32_to_f16(x[i]);
+    }
+    return p;
+}
+
+static float *dt_decode(kg_dtype t, const void *p, long n)
+{
+    float *y = malloc((size_t)(n ? n : 1) * sizeof *y);
+    for (long i = 0; i < n; i++) {
+        uint16_t h = t == KG_F32 ? 0 : ((const uint16_t *)p)[i];
+        y[i] = t == KG_F32 ? ((const float *)p)[i] : t == KG_BF16 ? kg_bf16_to_f32(h)
+                                                                  : kg_f16_to_f32(h);
+    }
+    return y;
+}
+
+/* An output buffer of n elements filled with 0xff bytes (NaN in every dtype), so an element
+ * the kernel never writes fails the comparator's NaN pattern check. */
+static void *poisoned(kg_dtype t, long n)
+{
+    size_t bytes = (size_t)(n ? n : 1) * dt_size(t);
+    return memset(malloc(bytes), 0xff, bytes);
+}
+
+/* Whether got and want (n elements of t) are the same bytes; if not, msg names the first
+ * differing element and the worst one (the comparator at zero tolerance). */
+static int same_bytes(const void *got, const void *want, kg_dtype t, long n, int rank,
+                      const long *shape, char *msg, size_t len)
+{
+    size_t w = dt_size(t);
+    long i = 0;
+    while (i < n && memcmp((const char *)got + i * w, (const char *)want + i * w, w) == 0)
+        i++;
+    if (i == n)
+        return 1;
+    float *g = dt_decode(t, got, n), *h = dt_decode(t, want, n);
+    char at[128], worst[384];
+    kgt_unravel(i, rank, shape, at, sizeof at);
+    kgt_allclose_shaped(g, h, rank, shape, 0, 0, worst, sizeof worst);
+    snprintf(msg, len, "JIT (got) and AOT (want) differ, first at %s: got %.9g want %.9g; %s",
+             at, g[i], h[i], worst);
+    free(g);
+    free(h);
+    return 0;
+}
+
+/* n normal values (fixed seed) already rounded to dtype t, so the reference sees exactly what
+ * the kernel sees. */
+static float *randn(kg_dtype t, long n, unsigned long long seed)
+{
+    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
+    for (long i = 0; i < n; i++)
+        x[i] = dt_round(t, kgt_normal(&seed));
+    return x;
+}
+
+static kgg *gen;
+static kg_registry *reg;
+
+static void setup(void)
+{
+    gen = kgg_new();
+    reg = kg_registry_new();
+    cr_assert_not_null(gen);
+    cr_assert_not_null(reg);
+}
+
+static void teardown(void)
+{
+    kg_registry_free(reg);
+    kgg_free(gen);
+}
+
+static const kg_kernel *jit(const char *problem)
+{
+    return kgt_jit_problem(reg, problem);
+}
+
+/* ---- the kernel against the reference -------------------------------------------------------- */
+
+/* rope.md: rtol 2^-7, atol 1e-3 (upstream rounds each product to bf16; we round once). */
+#define RTOL (1.0 / 128)
+#define ATOL 1e-3
+
+typedef struct shape { int d, B, N, S; } shape;
+
+static const char *layout_name(int bnsd) { return bnsd ? "BNSd" : "dBNS"; }
+
+static void problem_of(char *buf, size_t len, kg_dtype t, int bnsd, int contig, int d, int N)
+{
+    snprintf(buf, len, "rope:dtype=%s,d=%d,N=%d,layout=%s,contiguous_layout=%s",
+             kg_dtype_name(t), d, N, layout_name(bnsd), contig ? "true" : "false");
+}
+
+/* Runs one rope kernel on normal x, cos, sin (upstream's tests use gaussian tables too) and
+ * compares it with the reference cast to t. */
+static void check(kg_dtype t, int bnsd, int contig, shape s)
+{
+    char problem[256];
+    problem_of(problem, sizeof problem, t, bnsd, contig, s.d, s.N);
+    const kg_kernel *k = jit(problem);
+    long nx = (long)s.d * s.B * s.N * s.S, nt = (long)(s.d / 2) * s.B * s.S;
+    unsigned long long seed = 1000003ull * (unsigned long long)nx
+                              + 31ull * (unsigned)(bnsd * 2 + contig) + (unsigned)t;
+    float *x = randn(t, nx, seed), *c = randn(t, nt, seed + 1), *sn = randn(t, nt, seed + 2);
+    void *xe = dt_encode(t, x, nx), *ce = dt_encode(t, c, nt), *se = dt_encode(t, sn, nt);
+    void *oe = poisoned(t, nx);
+    int rc = ((kg_rope_fn *)k->fn)(oe, xe, ce, se, s.B, s.S);
+    cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
+
+    float *want = malloc((size_t)nx * sizeof *want);
+    rope_ref(want, x, c, sn, s.d, s.B, s.N, s.S, bnsd, contig);
+    for (long i = 0; i < nx; i++)
+        want[i] = dt_round(t, want[i]);
+    float *got = dt_decode(t, oe, nx);
+    long dims[4] = { s.d, s.B, s.N, s.S }, bdims[4] = { s.B, s.N, s.S, s.d };
+    char msg[1024];
+    int ok = kgt_allclose_shaped(got, want, 4, bnsd ? bdims : dims, RTOL, ATOL, msg, sizeof msg);
+    cr_assert(ok, "%s (d=%d B=%d N=%d S=%d, x index in %s order): %s", k->name, s.d, s.B, s.N,
+              s.S, bnsd ? "[B,N,S,d]" : "[d,B,N,S]", msg);
+    free(x), free(c), free(sn), free(xe), free(ce), free(se), free(oe), free(want), free(got);
+}
+
+/* Edge shapes: d = 2, d/2 odd, N = 1, B = 1, S = 1, odd S, and S past one task's positions
+ * (8192 / d: 1024 at d = 8, 64 at d = 128) so tasks split a batch row. */
+static const shape EDGE[] = {
+    { 2, 1, 1, 1 }, { 2, 3, 2, 7 }, { 6, 2, 3, 5 }, { 64, 1, 1, 1 }, { 8, 1, 2, 1027 },
+    { 128, 2, 3, 67 }, { 4, 5, 1, 3 },
+};
+
+/* Every layout x pairing x dtype on every edge shape. */
+static void edge_shapes(int bnsd, int contig)
+{
+    for (size_t d = 0; d < 3; d++)
+        for (size_t i = 0; i < sizeof EDGE / sizeof EDGE[0]; i++)
+            check(DTYPES[d], bnsd, contig, EDGE[i]);
+}
+
+TestSuite(rope, .init = setup, .fini = teardown);
+
+Test(rope, dbns_contiguous_edge_shapes) { edge_shapes(0, 1); }
+Test(rope, dbns_interleaved_edge_shapes) { edge_shapes(0, 0); }
+Test(rope, bnsd_contiguous_edge_shapes) { edge_shapes(1, 1); }
+Test(rope, bnsd_interleaved_edge_shapes) { edge_shapes(1, 0); }
+
+/* Upstream's test shapes (rope.md) with their pairing, in bf16 (upstream's dtype). Shapes of
+ * up to a million elements run in both layouts; the four of 8M elements (B*N*S = 65536
+ * positions of 128) in one layout each, to keep the scalar primitives' CI time near 3 s. */
+Test(rope, upstream_shapes, .timeout = 120)
+{
+    static const struct { shape s; int contig, layouts; } up[] = {
+        /* layouts: 1 dBNS, 2 BNSd, 3 both */
+        { { 128, 8192, 1, 8 }, 1, 1 },   { { 64, 1, 1, 8192 }, 1, 3 },
+        { { 128, 1, 512, 128 }, 1, 2 },  { { 128, 64, 8, 128 }, 1, 1 },
+        { { 128, 1, 32, 2048 }, 1, 2 },  { { 128, 32, 4, 64 }, 0, 3 },
+        { { 64, 255, 8, 6 }, 0, 3 },     { { 128, 128, 4, 4 }, 0, 3 },
+    };
+    for (size_t i = 0; i < sizeof up / sizeof up[0]; i++)
+        for (int bnsd = 0; bnsd < 2; bnsd++)
+            if (up[i].layouts & (1 << bnsd))
+                check(KG_BF16, bnsd, up[i].contig, up[i].s);
+}
+
+/* ---- per-call sizes and bad problems --------------------------------------------------------- */
+
+Test(rope, per_call_sizes_and_null_pointers)
+{
+    const kg_kernel *k = jit("rope:dtype=f32,d=4,N=2,layout=BNSd");
+    kg_rope_fn *fn = (kg_rope_fn *)k->fn;
+    float x[16] = { 0 }, y[16] = { 0 }, t[4] = { 0 };
+    cr_assert_eq(fn(y, x, t, t, -1, 2), KG_EARG, "B < 0 must be rejected");
+    cr_assert_eq(fn(y, x, t, t, 1, -2), KG_EARG, "S < 0 must be rejected");
+    cr_assert_eq(fn(NULL, NULL, NULL, NULL, 0, 2), KG_OK, "B = 0 is an empty call");
+    cr_assert_eq(fn(NULL, NULL, NULL, NULL, 1, 0), KG_OK, "S = 0 is an empty call");
+    cr_assert_eq(fn(y, x, t, NULL, 1, 2), KG_EARG, "NULL sin must be rejected");
+    cr_assert_eq(fn(NULL, x, t, t, 1, 2), KG_EARG, "NULL x_out must be rejected");
+}
+
+Test(rope, bad_problems_name_the_key)
+{
+    static const struct { const char *problem, *want; } bad[] = {
+        { "rope:d=7", "key 'd': expected an integer >= 2 and a multiple of 2" },
+        { "rope:d=0", "key 'd'" },
+        { "rope:N=0", "key 'N'" },
+        { "rope:layout=NBSd", "key 'layout': expected one of dBNS, BNSd" },
+        { "rope:contiguous_layout=2", "key 'contiguous_layout'" },
+        { "rope:dtype=e4m3", "key 'dtype'" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kgg_kernel k = { 0 };
+        cr_assert_neq(kgg_problem(gen, bad[i].problem, &k), KG_OK, "%s was accepted",
+                      bad[i].problem);
+        cr_assert(strstr(kgg_error(gen), bad[i].want), "%s: message '%s' lacks \"%s\"",
+                  bad[i].problem, kgg_error(gen), bad[i].want);
+    }
+}
+
+/* kgen exec binds B and S from the inputs' shapes in either layout. */
+Test(rope, bind_takes_B_and_S_from_the_layout)
+{
+    static const char *names[] = { "x_in", "cos", "sin" };
+    const int ranks[] = { 4, 3, 3 };
+    const long dbns[3][KGG_MAX_RANK] = { { 8, 3, 2, 5 }, { 4, 3, 5 }, { 4, 3, 5 } };
+    const long bnsd[3][KGG_MAX_RANK] = { { 3, 2, 5, 8 }, { 3, 5, 4 }, { 3, 5, 4 } };
+    for (int l = 0; l < 2; l++) {
+        char problem[256];
+        problem_of(problem, sizeof problem, KG_BF16, l, 1, 8, 2);
+        long n[KGG_MAX_CALLS];
+        int ncalls, nargs;
+        kgg_arg args[KGG_MAX_ARGS];
+        int rc = kgg_bind(gen, problem, 3, names, ranks, l ? bnsd : dbns, n, &ncalls, args,
+                          &nargs);
+        cr_assert_eq(rc, KG_OK, "%s: %s", problem, kgg_error(gen));
+        cr_assert(ncalls == 2 && n[0] == 3 && n[1] == 5, "%s: bound B=%ld S=%ld", problem, n[0],
+                  n[1]);
+    }
+}
+
+/* ---- names ----------------------------------------------------------------------------------- */
+
+/* Every option combination: the name parses back to the keys it spells, and names differ. */
+Test(rope, names_parse_back_and_are_unique)
+{
+    char names[48][256];
+    int n = 0;
+    static const int dn[2][2] = { { 2, 1 }, { 128, 32 } };
+    for (size_t d = 0; d < 3; d++)
+        for (int bnsd = 0; bnsd < 2; bnsd++)
+            for (int contig = 0; contig < 2; contig++)
+                for (int sz = 0; sz < 2; sz++) {
+                    char problem[256];
+                    problem_of(problem, sizeof problem, DTYPES[d], bnsd, contig, dn[sz][0],
+                               dn[sz][1]);
+                    kgg_kernel k = { 0 };
+                    cr_assert_eq(kgg_problem(gen, problem, &k), KG_OK, "%s", kgg_error(gen));
+                    char *parsed, *named;
+                    cr_assert_eq(kgg_string_call(gen, "parse_name", k.name, &parsed), KG_OK,
+                                 "%s", kgg_error(gen));
+                    cr_assert_eq(kgg_string_call(gen, "named_keys", k.problem, &named), KG_OK);
+                    cr_assert_str_eq(parsed, named, "%s parses back to %s", k.name, parsed);
+                    for (int i = 0; i < n; i++)
+                        cr_assert_str_neq(names[i], k.name, "two problems named %s", k.name);
+                    snprintf(names[n++], sizeof names[0], "%s", k.name);
+                    free(parsed);
+                    free(named);
+                    kgg_kernel_clear(&k);
+                }
+}
+
+/* ---- shared/vectors/rope --------------------------------------------------------------------- */
+
+/* Upstream's layout: x_in [d, B, N, S], cos/sin [d/2, B, S]. */
+static void run_vector(const char *dir)
+{
+    char err[512] = "";
+    kgt_case *c = kgt_case_load(dir, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    const char *name = kgt_case_name(c);
+    int contig = 1;
+    kgt_case_opt_bool(c, "contiguous_layout", &contig);
+    const kg_npy *x = kgt_case_input(c, "x_in"), *cs = kgt_case_input(c, "cos");
+    const kg_npy *sn = kgt_case_input(c, "sin"), *want = kgt_case_output(c, "out_x_out");
+    cr_assert(x && cs && sn && want, "%s: %s", name, kgt_case_error(c));
+    cr_assert(x->rank == 4 && cs->rank == 3 && x->dtype == KG_F32, "%s: shapes", name);
+    int t = kg_dtype_from_name(kgt_case_input_dtype(c, "x_in"));
+    cr_assert(t == KG_F32 || t == KG_BF16 || t == KG_F16, "%s: dtype", name);
+    shape s = { (int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3] };
+
+    char problem[256];
+    problem_of(problem, sizeof problem, t, 0, contig, s.d, s.N);
+    const kg_kernel *k = jit(problem);
+    long nx = kg_npy_count(x), nt = kg_npy_count(cs);
+    void *xe = dt_encode(t, x->data, nx), *ce = dt_encode(t, cs->data, nt);
+    void *se = dt_encode(t, sn->data, nt), *oe = poisoned(t, nx);
+    cr_assert_eq(((kg_rope_fn *)k->fn)(oe, xe, ce, se, s.B, s.S), KG_OK);
+    float *got = dt_decode(t, oe, nx), *gold = malloc((size_t)nx * sizeof *gold);
+    for (long i = 0; i < nx; i++)
+        gold[i] = dt_round(t, ((const float *)want->data)[i]);
+    double rtol, atol;
+    cr_assert(kgt_case_tol(c, "out_x_out", &rtol, &atol), "%s: no tolerance", name);
+    char msg[1024];
+    cr_assert(kgt_allclose_shaped(got, gold, want->rank, want->shape, rtol, atol, msg,
+                                  sizeof msg), "vector %s (%s): %s", name, k->name, msg);
+    free(xe), free(ce), free(se), free(oe), free(got), free(gold);
+    kgt_case_free(c);
+}
+
+Test(rope, shared_vectors)
+{
+    char dir[512], **names;
+    int count;
+    snprintf(dir, sizeof dir, "%s/vectors/rope", kgt_shared_dir());
+    cr_assert_eq(kgt_case_list(dir, &names, &count), 0, "cannot list %s", dir);
+    cr_assert_gt(count, 0, "no cases in %s", dir);
+    for (int i = 0; i < count; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        run_vector(path);
+    }
+    kgt_case_list_free(names, count);
+}
+
+/* ---- JIT vs AOT ------------------------------------------------------------------------------ */
+
+/* Runs kernels a (AOT) and j (JIT) on the same inputs at B = 2, S = 5; their outputs must be
+ * the same bytes. */
+static void compare_builds(const kg_kernel *a, const kg_kernel *j)
+{
+    char dt[16];
+    long d, N, B = 2, S = 5;
+    cr_assert(kg_problem_long(a->problem, "d", &d) && kg_problem_long(a->problem, "N", &N) &&
+              kg_problem_str(a->problem, "dtype", dt, sizeof dt), "%s", a->problem);
+    kg_dtype t = (kg_dtype)kg_dtype_from_name(dt);
+    long nx = d * B * N * S, nt = d / 2 * B * S;
+    float *x = randn(t, nx, 5), *c = randn(t, nt, 6), *sn = randn(t, nt, 7);
+    void *xe = dt_encode(t, x, nx), *ce = dt_encode(t, c, nt), *se = dt_encode(t, sn, nt);
+    void *oa = poisoned(t, nx), *oj = poisoned(t, nx);
+    cr_assert_eq(((kg_rope_fn *)a->fn)(oa, xe, ce, se, B, S), KG_OK, "%s (AOT)", a->name);
+    cr_assert_eq(((kg_rope_fn *)j->fn)(oj, xe, ce, se, B, S), KG_OK, "%s (JIT)", a->name);
+    long dims[4] = { d, B, N, S }, bdims[4] = { B, N, S, d };
+    char msg[1024];
+    cr_assert(same_bytes(oj, oa, t, nx, 4, strstr(a->problem, "layout=BNSd") ? bdims : dims, msg,
+                         sizeof msg), "%s: %s", a->name, msg);
+    free(x), free(c), free(sn), free(xe), free(ce), free(se), free(oa), free(oj);
+}
+
+/* Every rope kernel of every AOT-built spec, JIT-compiled from generated/<spec>/. */
+Test(rope, jit_and_aot_are_bit_identical)
+{
+    int compared = 0;
+    for (int s = 0; s < kg_aot_spec_count(); s++) {
+        const char *spec = kg_aot_spec_name(s);
+        kg_registry *aot = kg_registry_new(), *jitreg = kg_registry_new();
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), spec);
+        cr_assert_eq(kg_aot_register(aot, spec), KG_OK, "%s", kg_registry_error(aot));
+        cr_assert_eq(kg_jit_load_dir(jitreg, dir, NULL), KG_OK, "%s", kg_registry_error(jitreg));
+        for (int i = 0; i < kg_registry_count(aot); i++) {
+            const kg_kernel *a = kg_registry_at(aot, i);
+            if (strcmp(a->family, "rope") != 0)
+                continue;
+            const kg_kernel *j = kg_registry_find(jitreg, a->name);
+            cr_assert_not_null(j, "%s: %s is not in %s", spec, a->name, dir);
+            compare_builds(a, j);
+            compared++;
+        }
+        kg_registry_free(aot);
+        kg_registry_free(jitreg);
+    }
+    cr_assert_gt(compared, 0, "no AOT-built spec has a rope kernel");
+}
