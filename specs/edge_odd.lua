@@ -14,5 +14,9 @@ return {
   kernels = {
     { family = "rmsnorm_quant", quantization_type = "ROW", lower_bound = 0.75 },
     { family = "rmsnorm_quant", quantization_type = "STATIC", norm_type = "NO_NORM" },
+    { family = "rope", layout = "dBNS", N = 3 },
+    { family = "rope", layout = "BNSd", N = 1, contiguous_layout = false },
+    { family = "rope_hf", tables = "cache", table_batch = false, backward = true },
+    { family = "cumsum", tile_carry_round = true },
   },
 }

@@ -13,5 +13,8 @@ return {
   kernels = {
     { family = "rmsnorm_quant", quantization_type = "ROW" },
     { family = "rmsnorm_quant", quantization_type = "STATIC", norm_type = "NO_NORM" },
+    { family = "rope", layout = "BNSd", N = 1 },
+    { family = "rope_hf", backward = true },
+    { family = "cumsum" },
   },
 }

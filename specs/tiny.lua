@@ -14,5 +14,9 @@ return {
   kernels = {
     { family = "rmsnorm_quant", quantization_type = "ROW" },
     { family = "rmsnorm_quant", quantization_type = "STATIC" },
+    { family = "rope", layout = "BNSd", N = 4 },
+    { family = "rope", layout = "dBNS", N = 2, contiguous_layout = false },
+    { family = "rope_hf" },
+    { family = "cumsum" },
   },
 }
