@@ -151,6 +151,14 @@ Test(spec, template_assert_fails_generation)
                       "finite e4m3 (240)");
 }
 
+Test(spec, template_assert_names_spec_entry_and_template_line)
+{
+    expect_spec_error("    { family = 'rmsnorm_quant', quantization_type = 'ROW' },\n",
+                      "    { family = 'rmsnorm_quant', quantization_type = 'ROW' },\n"
+                      "    { family = 'rmsnorm_quant', H = 300000 },\n",
+                      ": kernels[2]: templates/rmsnorm_quant.c.in:6: H must be at most 262144");
+}
+
 Test(spec, code_budget)
 {
     expect_spec_error("isa = 'avx512',", "isa = 'avx512', codegen = { max_lines = 20 },",

@@ -90,7 +90,8 @@ function M.render(rec, ctx)
   local params = rec.fam.params(rec.k)
   params.NAME = rec.name
   params.PARAMS = params_c(rec)
-  local body = template.render(rec.template, params, host.template)
+  local ok, body = pcall(template.render, rec.template, params, host.template, "templates/")
+  if not ok then error(ctx.where .. ": " .. body, 0) end
   local text = preamble(rec, ctx) .. body .. entry_point(rec)
   local n = select(2, gsub(text, "\n", "\n"))
   if n > ctx.max_lines then

@@ -147,7 +147,9 @@ end
 
 -- Renders template `name` (its text from loader(name)) with the parameters `params`, a table
 -- of plain data. Returns the text; errors are "template:line: message" strings.
-function M.render(name, params, loader)
+-- `prefix` (optional) goes before template names in messages, e.g. "templates/".
+function M.render(name, params, loader, prefix)
+  prefix = prefix or ""
   local buf, env = {}, {}
   for k, v in next, SAFE do env[k] = v end
   for k, v in next, params do env[k] = v end
@@ -160,8 +162,8 @@ function M.render(name, params, loader)
     if not cond then error(msg or "assertion failed", 2) end
     return cond
   end
-  env.include = function(pname) M.compile(loader(pname), pname, env)() end
-  M.compile(loader(name), name, env)()
+  env.include = function(pname) M.compile(loader(pname), prefix .. pname, env)() end
+  M.compile(loader(name), prefix .. name, env)()
   return concat(buf)
 end
 
