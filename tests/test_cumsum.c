@@ -17,107 +17,8 @@
 #include "ref/ref.h"
 #include "util/compare.h"
 #include "util/jitp.h"
+#include "util/tensors.h"
 #include "util/vectors.h"
-
-/* ---- dtypes, random inputs, JIT ------------------------------------------------------------ */
-
-static const kg_dtype DTYPES[] = { KG_BF16, KG_F16, KG_F32 };
-
-static size_t dt_size(kg_dtype t) { return t == KG_F32 ? 4 : 2; }
-
-static float round_bf16(float x) { return kg_bf16_to_f32(kg_f32_to_bf16(x)); }
-static float round_f16(float x) { return kg_f16_to_f32(kg_f32_to_f16(x)); }
-
-/* x rounded to dtype t, kept in fp32 (the golden's cast to the output dtype). */
-static float dt_round(kg_dtype t, float x)
-{
-    return t == KG_BF16 ? round_bf16(x) : t == KG_F16 ? round_f16(x) : x;
-}
-
-static void *dt_encode(kg_dtype t, const float *x, long n)
-{
-    void *p = malloc((size_t)(n ? n : 1) * dt_size(t));
-    for (long i = 0; i < n; i++) {
-        if (t == KG_F32)
-            ((float *)p)[i] = x[i];
-        else
-            ((uint16_t *)p)[i] = t == KG_BF16 ? kg_f32_to_bf16(x[i]) : kg_f32_to_f16(x[i]);
-    }
-    return p;
-}
-
-static float *dt_decode(kg_dtype t, const void *p, long n)
-{
-    float *y = malloc((size_t)(n ? n : 1) * sizeof *y);
-    for (long i = 0; i < n; i++) {
-        uint16_t h = t == KG_F32 ? 0 : ((const uint16_t *)p)[i];
-        y[i] = t == KG_F32 ? ((const float *)p)[i] : t == KG_BF16 ? kg_bf16_to_f32(h)
-                                                                  : kg_f16_to_f32(h);
-    }
-    return y;
-}
-
-/* An output buffer of n elements filled with 0xff bytes (NaN in every dtype), so an element
- * the kernel never writes fails the comparator's NaN pattern check. */
-static void *poisoned(kg_dtype t, long n)
-{
-    size_t bytes = (size_t)(n ? n : 1) * dt_size(t);
-    return memset(malloc(bytes), 0xff, bytes);
-}
-
-/* Whether got and want (n elements of t) are the same bytes; if not, msg names the first
- * differing element and the worst one (the comparator at zero tolerance). */
-static int same_bytes(const void *got, const void *want, kg_dtype t, long n, int rank,
-                      const long *shape, char *msg, size_t len)
-{
-    size_t w = dt_size(t);
-    long i = 0;
-    while (i < n && memcmp((const char *)got + i * w, (const char *)want + i * w, w) == 0)
-        i++;
-    if (i == n)
-        return 1;
-    float *g = dt_decode(t, got, n), *h = dt_decode(t, want, n);
-    char at[128], worst[384];
-    kgt_unravel(i, rank, shape, at, sizeof at);
-    kgt_allclose_shaped(g, h, rank, shape, 0, 0, worst, sizeof worst);
-    snprintf(msg, len, "JIT (got) and AOT (want) differ, first at %s: got %.9g want %.9g; %s",
-             at, g[i], h[i], worst);
-    free(g);
-    free(h);
-    return 0;
-}
-
-/* n normal values (fixed seed) already rounded to dtype t, so the reference sees exactly what
- * the kernel sees. */
-static float *randn(kg_dtype t, long n, unsigned long long seed)
-{
-    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
-    for (long i = 0; i < n; i++)
-        x[i] = dt_round(t, kgt_normal(&seed));
-    return x;
-}
-
-static kgg *gen;
-static kg_registry *reg;
-
-static void setup(void)
-{
-    gen = kgg_new();
-    reg = kg_registry_new();
-    cr_assert_not_null(gen);
-    cr_assert_not_null(reg);
-}
-
-static void teardown(void)
-{
-    kg_registry_free(reg);
-    kgg_free(gen);
-}
-
-static const kg_kernel *jit(const char *problem)
-{
-    return kgt_jit_problem(reg, problem);
-}
 
 /* ---- the kernel against the reference -------------------------------------------------------- */
 
@@ -130,7 +31,7 @@ static float (*carry_round(kg_dtype t, int tcr))(float)
 {
     if (!tcr || t == KG_F32)
         return NULL;
-    return t == KG_BF16 ? round_bf16 : round_f16;
+    return t == KG_BF16 ? kgt_round_bf16 : kgt_round_f16;
 }
 
 /* Runs cumsum on rows x H normal inputs; returns the decoded output (malloc'd) and fills the
@@ -141,17 +42,17 @@ static float *run_case(kg_dtype t, int tcr, int rows, int H, unsigned long long 
     char problem[256];
     snprintf(problem, sizeof problem, "cumsum:dtype=%s,H=%d,tile_carry_round=%s",
              kg_dtype_name(t), H, tcr ? "true" : "false");
-    const kg_kernel *k = jit(problem);
+    const kg_kernel *k = kgt_jit(problem);
     long n = (long)rows * H;
-    float *x = randn(t, n, seed);
-    void *xe = dt_encode(t, x, n), *oe = poisoned(t, n);
+    float *x = kgt_randn(t, n, seed);
+    void *xe = kgt_encode(t, x, n), *oe = kgt_poisoned(t, n);
     int rc = ((kg_cumsum_fn *)k->fn)(oe, xe, rows);
     cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
     float *want = malloc((size_t)n * sizeof *want);
     cumsum_ref(want, x, rows, H, carry_round(t, tcr));
     for (long i = 0; i < n; i++)
-        want[i] = dt_round(t, want[i]);
-    float *got = dt_decode(t, oe, n);
+        want[i] = kgt_round(t, want[i]);
+    float *got = kgt_decode(t, oe, n);
     free(xe);
     free(oe);
     *golden = want;
@@ -179,22 +80,22 @@ static const int UPSTREAM[][2] = { { 1, 256 }, { 64 * 4, 1024 }, { 128, 2048 }, 
 static const int EDGE[][2] = { { 1, 1 }, { 3, 1 }, { 1, 2 }, { 3, 7 }, { 2, 2047 }, { 2, 2048 },
                                { 3, 2049 }, { 1, 4095 }, { 2, 4097 }, { 3, 5000 } };
 
-TestSuite(cumsum, .init = setup, .fini = teardown);
+TestSuite(cumsum, .init = kgt_suite_init, .fini = kgt_suite_fini);
 
 Test(cumsum, upstream_shapes_every_dtype_and_option)
 {
     for (size_t s = 0; s < sizeof UPSTREAM / sizeof UPSTREAM[0]; s++)
-        for (size_t d = 0; d < 3; d++)
+        for (size_t d = 0; d < KGT_FLOAT_DTYPES; d++)
             for (int tcr = 0; tcr < 2; tcr++)
-                check(DTYPES[d], tcr, UPSTREAM[s][0], UPSTREAM[s][1]);
+                check(kgt_float_dtypes[d], tcr, UPSTREAM[s][0], UPSTREAM[s][1]);
 }
 
 Test(cumsum, edge_shapes_every_dtype_and_option)
 {
     for (size_t s = 0; s < sizeof EDGE / sizeof EDGE[0]; s++)
-        for (size_t d = 0; d < 3; d++)
+        for (size_t d = 0; d < KGT_FLOAT_DTYPES; d++)
             for (int tcr = 0; tcr < 2; tcr++)
-                check(DTYPES[d], tcr, EDGE[s][0], EDGE[s][1]);
+                check(kgt_float_dtypes[d], tcr, EDGE[s][0], EDGE[s][1]);
 }
 
 /* The comparator's tolerance cannot tell the two carry modes apart, so check them exactly:
@@ -202,8 +103,8 @@ Test(cumsum, edge_shapes_every_dtype_and_option)
  * of its own reference, and the two modes differ once a carry crosses a tile. */
 Test(cumsum, tile_carry_round_matches_its_reference_bit_for_bit)
 {
-    for (size_t d = 0; d < 2; d++) {
-        kg_dtype t = DTYPES[d];
+    for (size_t d = 0; d < 2; d++) { /* bf16, fp16 */
+        kg_dtype t = kgt_float_dtypes[d];
         const int rows = 4, H = 5000;
         float *want[2], *got[2];
         for (int tcr = 0; tcr < 2; tcr++) {
@@ -238,7 +139,7 @@ Test(cumsum, tile_carry_round_matches_its_reference_bit_for_bit)
 
 Test(cumsum, per_call_sizes_and_null_pointers)
 {
-    const kg_kernel *k = jit("cumsum:dtype=bf16,H=5");
+    const kg_kernel *k = kgt_jit("cumsum:dtype=bf16,H=5");
     kg_cumsum_fn *fn = (kg_cumsum_fn *)k->fn;
     uint16_t x[5] = { 0 }, y[5] = { 0 };
     cr_assert_eq(fn(y, x, -1), KG_EARG, "rows < 0 must be rejected");
@@ -255,13 +156,8 @@ Test(cumsum, bad_problems_name_the_key)
         { "cumsum:tile_carry_round=maybe", "key 'tile_carry_round'" },
         { "cumsum:axis=0", "key 'axis'" },
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        kgg_kernel k = { 0 };
-        cr_assert_neq(kgg_problem(gen, bad[i].problem, &k), KG_OK, "%s was accepted",
-                      bad[i].problem);
-        cr_assert(strstr(kgg_error(gen), bad[i].want), "%s: message '%s' lacks \"%s\"",
-                  bad[i].problem, kgg_error(gen), bad[i].want);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        kgt_problem_rejected(bad[i].problem, bad[i].want);
 }
 
 /* ---- names ----------------------------------------------------------------------------------- */
@@ -271,25 +167,17 @@ Test(cumsum, names_parse_back_and_are_unique)
 {
     char names[12][256];
     int n = 0;
-    for (size_t d = 0; d < 3; d++) {
+    for (size_t d = 0; d < KGT_FLOAT_DTYPES; d++) {
         for (int tcr = 0; tcr < 2; tcr++) {
             for (int H = 1; H <= 4096; H *= 4096) {
                 char problem[256];
                 snprintf(problem, sizeof problem, "cumsum:dtype=%s,H=%d,tile_carry_round=%s",
-                         kg_dtype_name(DTYPES[d]), H, tcr ? "true" : "false");
-                kgg_kernel k = { 0 };
-                cr_assert_eq(kgg_problem(gen, problem, &k), KG_OK, "%s", kgg_error(gen));
-                char *parsed, *named;
-                cr_assert_eq(kgg_string_call(gen, "parse_name", k.name, &parsed), KG_OK, "%s",
-                             kgg_error(gen));
-                cr_assert_eq(kgg_string_call(gen, "named_keys", k.problem, &named), KG_OK);
-                cr_assert_str_eq(parsed, named, "%s parses back to %s", k.name, parsed);
+                         kg_dtype_name(kgt_float_dtypes[d]), H, tcr ? "true" : "false");
+                kgt_name_parses_back(problem, names[n], sizeof names[0]);
                 for (int i = 0; i < n; i++)
-                    cr_assert_str_neq(names[i], k.name, "two problems share the name %s", k.name);
-                snprintf(names[n++], sizeof names[0], "%s", k.name);
-                free(parsed);
-                free(named);
-                kgg_kernel_clear(&k);
+                    cr_assert_str_neq(names[i], names[n], "two problems share the name %s",
+                                      names[n]);
+                n++;
             }
         }
     }
@@ -297,11 +185,8 @@ Test(cumsum, names_parse_back_and_are_unique)
 
 /* ---- shared/vectors/cumsum ------------------------------------------------------------------- */
 
-static void run_vector(const char *dir)
+static void run_vector(kgt_case *c)
 {
-    char err[512] = "";
-    kgt_case *c = kgt_case_load(dir, err, sizeof err);
-    cr_assert_not_null(c, "%s", err);
     const char *name = kgt_case_name(c);
     double axis = -1;
     if (kgt_case_opt_num(c, "axis", &axis))
@@ -316,81 +201,49 @@ static void run_vector(const char *dir)
 
     char problem[256];
     snprintf(problem, sizeof problem, "cumsum:dtype=%s,H=%ld", kg_dtype_name(t), H);
-    const kg_kernel *k = jit(problem);
-    void *xe = dt_encode(t, x->data, n), *oe = poisoned(t, n);
+    const kg_kernel *k = kgt_jit(problem);
+    void *xe = kgt_encode(t, x->data, n), *oe = kgt_poisoned(t, n);
     cr_assert_eq(((kg_cumsum_fn *)k->fn)(oe, xe, rows), KG_OK);
-    float *got = dt_decode(t, oe, n), *gold = malloc((size_t)n * sizeof *gold);
-    for (long i = 0; i < n; i++)
-        gold[i] = dt_round(t, ((const float *)want->data)[i]);
-    double rtol, atol;
-    cr_assert(kgt_case_tol(c, "out_output_0", &rtol, &atol), "%s: no tolerance", name);
     char msg[1024];
-    cr_assert(kgt_allclose_shaped(got, gold, want->rank, want->shape, rtol, atol, msg,
-                                  sizeof msg), "vector %s (%s): %s", name, k->name, msg);
+    int ok = kgt_close_to_case(c, "out_output_0", t, oe, msg, sizeof msg);
+    cr_assert(ok >= 0, "%s: no tolerance", name);
+    cr_assert(ok, "vector %s (%s): %s", name, k->name, msg);
     free(xe);
     free(oe);
-    free(got);
-    free(gold);
-    kgt_case_free(c);
 }
 
-Test(cumsum, shared_vectors)
-{
-    char dir[512], **names;
-    int count;
-    snprintf(dir, sizeof dir, "%s/vectors/cumsum", kgt_shared_dir());
-    cr_assert_eq(kgt_case_list(dir, &names, &count), 0, "cannot list %s", dir);
-    cr_assert_gt(count, 0, "no cases in %s", dir);
-    for (int i = 0; i < count; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        run_vector(path);
-    }
-    kgt_case_list_free(names, count);
-}
+Test(cumsum, shared_vectors) { kgt_each_case("cumsum", run_vector); }
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
+
+/* Runs kernels a (AOT) and j (JIT) on the same inputs at rows = 3; their outputs must be the
+ * same bytes. */
+static void compare_builds(const kg_kernel *a, const kg_kernel *j)
+{
+    char dt[16];
+    long H, rows = 3;
+    cr_assert(kg_problem_long(a->problem, "H", &H) &&
+              kg_problem_str(a->problem, "dtype", dt, sizeof dt), "%s", a->problem);
+    kg_dtype t = (kg_dtype)kg_dtype_from_name(dt);
+    float *x = kgt_randn(t, rows * H, 99);
+    void *xe = kgt_encode(t, x, rows * H);
+    void *oa = kgt_poisoned(t, rows * H), *oj = kgt_poisoned(t, rows * H);
+    cr_assert_eq(((kg_cumsum_fn *)a->fn)(oa, xe, rows), KG_OK);
+    cr_assert_eq(((kg_cumsum_fn *)j->fn)(oj, xe, rows), KG_OK);
+    long shape[2] = { rows, H };
+    char msg[1024];
+    cr_assert(kgt_same_bytes(oj, oa, t, rows * H, 2, shape, msg, sizeof msg), "%s: %s", a->name,
+              msg);
+    free(x);
+    free(xe);
+    free(oa);
+    free(oj);
+}
 
 /* Every cumsum kernel of every AOT-built spec, JIT-compiled from generated/<spec>/, gives the
  * same bytes as its gcc build on the same inputs (small per-call sizes). */
 Test(cumsum, jit_and_aot_are_bit_identical)
 {
-    int compared = 0;
-    for (int s = 0; s < kg_aot_spec_count(); s++) {
-        const char *spec = kg_aot_spec_name(s);
-        kg_registry *aot = kg_registry_new(), *jitreg = kg_registry_new();
-        char dir[1024];
-        snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), spec);
-        cr_assert_eq(kg_aot_register(aot, spec), KG_OK, "%s", kg_registry_error(aot));
-        cr_assert_eq(kg_jit_load_dir(jitreg, dir, NULL), KG_OK, "%s", kg_registry_error(jitreg));
-        for (int i = 0; i < kg_registry_count(aot); i++) {
-            const kg_kernel *a = kg_registry_at(aot, i);
-            if (strcmp(a->family, "cumsum") != 0)
-                continue;
-            const kg_kernel *j = kg_registry_find(jitreg, a->name);
-            cr_assert_not_null(j, "%s: %s is not in %s", spec, a->name, dir);
-            char dt[16];
-            long H, rows = 3;
-            cr_assert(kg_problem_long(a->problem, "H", &H) &&
-                      kg_problem_str(a->problem, "dtype", dt, sizeof dt), "%s", a->problem);
-            kg_dtype t = (kg_dtype)kg_dtype_from_name(dt);
-            float *x = randn(t, rows * H, 99);
-            void *xe = dt_encode(t, x, rows * H);
-            void *oa = poisoned(t, rows * H), *oj = poisoned(t, rows * H);
-            cr_assert_eq(((kg_cumsum_fn *)a->fn)(oa, xe, rows), KG_OK);
-            cr_assert_eq(((kg_cumsum_fn *)j->fn)(oj, xe, rows), KG_OK);
-            long shape[2] = { rows, H };
-            char msg[1024];
-            cr_assert(same_bytes(oj, oa, t, rows * H, 2, shape, msg, sizeof msg), "%s: %s",
-                      a->name, msg);
-            compared++;
-            free(x);
-            free(xe);
-            free(oa);
-            free(oj);
-        }
-        kg_registry_free(aot);
-        kg_registry_free(jitreg);
-    }
-    cr_assert_gt(compared, 0, "no AOT-built spec has a cumsum kernel");
+    cr_assert_gt(kgt_each_aot_jit_pair("cumsum", compare_builds), 0,
+                 "no AOT-built spec has a cumsum kernel");
 }

@@ -12,6 +12,7 @@
 #include "ref/ref.h"
 #include "util/compare.h"
 #include "util/jitp.h"
+#include "util/tensors.h"
 #include "util/vectors.h"
 
 /* One kernel's options, read back from its problem string (never retyped). */
@@ -19,6 +20,7 @@ typedef struct opts {
     long H;
     char dtype[16], fp8[16], norm[16], quant[16];
     double lb, eps, max;
+    kg_dtype t; /* dtype, parsed */
 } opts;
 
 static opts read_opts(const char *problem)
@@ -32,29 +34,8 @@ static opts read_opts(const char *problem)
               kg_problem_str(problem, "norm_type", o.norm, sizeof o.norm) &&
               kg_problem_str(problem, "quantization_type", o.quant, sizeof o.quant),
               "cannot read %s", problem);
+    o.t = (kg_dtype)kg_dtype_from_name(o.dtype);
     return o;
-}
-
-/* Values as stored in the input dtype, and the buffer the kernel reads. */
-static void *encode(const char *dtype, const float *x, long n)
-{
-    if (strcmp(dtype, "f32") == 0) {
-        float *b = malloc((size_t)n * 4);
-        memcpy(b, x, (size_t)n * 4);
-        return b;
-    }
-    uint16_t *b = malloc((size_t)n * 2);
-    for (long i = 0; i < n; i++)
-        b[i] = strcmp(dtype, "bf16") == 0 ? kg_f32_to_bf16(x[i]) : kg_f32_to_f16(x[i]);
-    return b;
-}
-
-static float decode1(const char *dtype, const void *b, long i)
-{
-    if (strcmp(dtype, "f32") == 0)
-        return ((const float *)b)[i];
-    uint16_t h = ((const uint16_t *)b)[i];
-    return strcmp(dtype, "bf16") == 0 ? kg_bf16_to_f32(h) : kg_f16_to_f32(h);
 }
 
 /* Decodes fp8 values and (ROW) the packed scale of each row. */
@@ -81,11 +62,12 @@ static void check_kernel(const kg_kernel *k, long R, unsigned long long seed)
         x[i] = 3.0f * kgt_normal(&seed);
     for (long j = 0; j < H; j++)
         g[j] = 1.0f + 0.25f * kgt_normal(&seed);
-    void *xb = encode(o.dtype, x, R * H), *gb = encode(o.dtype, g, H);
+    void *xb = kgt_encode(o.t, x, R * H), *gb = kgt_encode(o.t, g, H);
+    /* the reference reads the values as stored in the input dtype */
     for (long i = 0; i < R * H; i++)
-        x[i] = decode1(o.dtype, xb, i);
+        x[i] = kgt_round(o.t, x[i]);
     for (long j = 0; j < H; j++)
-        g[j] = decode1(o.dtype, gb, j);
+        g[j] = kgt_round(o.t, g[j]);
     float s = 0.03f;
     uint8_t *got = calloc((size_t)(R * cols), 1), *want = calloc((size_t)(R * cols), 1);
     int rc = ((kg_rmsnorm_quant_fn *)k->fn)(got, xb, gb, &s, R);
@@ -166,11 +148,11 @@ Test(rmsnorm_quant, jit_equals_aot)
         float *x = malloc((size_t)n * 4), g1 = 0.9f;
         for (long t = 0; t < n; t++)
             x[t] = kgt_normal(&seed);
-        void *xb = encode(o.dtype, x, n);
+        void *xb = kgt_encode(o.t, x, n);
         float *g = malloc((size_t)o.H * 4);
         for (long t = 0; t < o.H; t++)
             g[t] = g1;
-        void *gb = encode(o.dtype, g, o.H);
+        void *gb = kgt_encode(o.t, g, o.H);
         float s = 0.05f;
         size_t bytes = (size_t)(R * (o.H + 4));
         uint8_t *oa = calloc(bytes, 1), *oj = calloc(bytes, 1);
@@ -229,7 +211,7 @@ Test(rmsnorm_quant, upstream_vectors)
         snprintf(p, sizeof p, "rmsnorm_quant:dtype=bf16,H=%ld,norm_type=%s,quantization_type=%s,"
                  "lower_bound=%.9g,eps=%.9g", H, norm, quant, lb, eps);
         const kg_kernel *k = kgt_jit_problem(reg, p);
-        void *xb = encode("bf16", x->data, R * H), *gb = encode("bf16", g->data, H);
+        void *xb = kgt_encode(KG_BF16, x->data, R * H), *gb = kgt_encode(KG_BF16, g->data, H);
         const kg_npy *sc = kgt_case_input(tc, "input_dequant_scale");
         float s = sc ? ((const float *)sc->data)[0] : 1.0f;
         uint8_t *q = calloc((size_t)(R * (H + 4)), 1);

@@ -15,107 +15,9 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
-#include "util/compare.h"
 #include "util/jitp.h"
+#include "util/tensors.h"
 #include "util/vectors.h"
-
-/* ---- dtypes, random inputs, JIT ------------------------------------------------------------ */
-
-static const kg_dtype DTYPES[] = { KG_BF16, KG_F16, KG_F32 };
-
-static size_t dt_size(kg_dtype t) { return t == KG_F32 ? 4 : 2; }
-
-/* x rounded to dtype t, kept in fp32 (the golden's cast to the output dtype). */
-static float dt_round(kg_dtype t, float x)
-{
-    return t == KG_BF16 ? kg_bf16_to_f32(kg_f32_to_bf16(x))
-         : t == KG_F16  ? kg_f16_to_f32(kg_f32_to_f16(x)) : x;
-}
-
-static void *dt_encode(kg_dtype t, const float *x, long n)
-{
-    void *p = malloc((size_t)(n ? n : 1) * dt_size(t));
-    for (long i = 0; i < n; i++) {
-        if (t == KG_F32)
-            ((float *)p)[i] = x[i];
-        else
-            ((uint16_t *)p)[i] = t == KG_BF16 ? kg_f32_to_bf16(x[i]) : kg_f32_to_f16(x[i]);
-    }
-    return p;
-}
-
-static float *dt_decode(kg_dtype t, const void *p, long n)
-{
-    float *y = malloc((size_t)(n ? n : 1) * sizeof *y);
-    for (long i = 0; i < n; i++) {
-        uint16_t h = t == KG_F32 ? 0 : ((const uint16_t *)p)[i];
-        y[i] = t == KG_F32 ? ((const float *)p)[i] : t == KG_BF16 ? kg_bf16_to_f32(h)
-                                                                  : kg_f16_to_f32(h);
-    }
-    return y;
-}
-
-/* An output buffer of n elements filled with 0xff bytes (NaN in every dtype), so an element
- * the kernel never writes fails the comparator's NaN pattern check. */
-static void *poisoned(kg_dtype t, long n)
-{
-    size_t bytes = (size_t)(n ? n : 1) * dt_size(t);
-    return memset(malloc(bytes), 0xff, bytes);
-}
-
-/* Whether got and want (n elements of t) are the same bytes; if not, msg names the first
- * differing element and the worst one (the comparator at zero tolerance). */
-static int same_bytes(const void *got, const void *want, kg_dtype t, long n, int rank,
-                      const long *shape, char *msg, size_t len)
-{
-    size_t w = dt_size(t);
-    long i = 0;
-    while (i < n && memcmp((const char *)got + i * w, (const char *)want + i * w, w) == 0)
-        i++;
-    if (i == n)
-        return 1;
-    float *g = dt_decode(t, got, n), *h = dt_decode(t, want, n);
-    char at[128], worst[384];
-    kgt_unravel(i, rank, shape, at, sizeof at);
-    kgt_allclose_shaped(g, h, rank, shape, 0, 0, worst, sizeof worst);
-    snprintf(msg, len, "JIT (got) and AOT (want) differ, first at %s: got %.9g want %.9g; %s",
-             at, g[i], h[i], worst);
-    free(g);
-    free(h);
-    return 0;
-}
-
-/* n normal values (fixed seed) already rounded to dtype t, so the reference sees exactly what
- * the kernel sees. */
-static float *randn(kg_dtype t, long n, unsigned long long seed)
-{
-    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
-    for (long i = 0; i < n; i++)
-        x[i] = dt_round(t, kgt_normal(&seed));
-    return x;
-}
-
-static kgg *gen;
-static kg_registry *reg;
-
-static void setup(void)
-{
-    gen = kgg_new();
-    reg = kg_registry_new();
-    cr_assert_not_null(gen);
-    cr_assert_not_null(reg);
-}
-
-static void teardown(void)
-{
-    kg_registry_free(reg);
-    kgg_free(gen);
-}
-
-static const kg_kernel *jit(const char *problem)
-{
-    return kgt_jit_problem(reg, problem);
-}
 
 /* ---- the kernel against the reference -------------------------------------------------------- */
 
@@ -139,27 +41,25 @@ static void check(kg_dtype t, int bnsd, int contig, shape s)
 {
     char problem[256];
     problem_of(problem, sizeof problem, t, bnsd, contig, s.d, s.N);
-    const kg_kernel *k = jit(problem);
+    const kg_kernel *k = kgt_jit(problem);
     long nx = (long)s.d * s.B * s.N * s.S, nt = (long)(s.d / 2) * s.B * s.S;
     unsigned long long seed = 1000003ull * (unsigned long long)nx
                               + 31ull * (unsigned)(bnsd * 2 + contig) + (unsigned)t;
-    float *x = randn(t, nx, seed), *c = randn(t, nt, seed + 1), *sn = randn(t, nt, seed + 2);
-    void *xe = dt_encode(t, x, nx), *ce = dt_encode(t, c, nt), *se = dt_encode(t, sn, nt);
-    void *oe = poisoned(t, nx);
+    float *x = kgt_randn(t, nx, seed), *c = kgt_randn(t, nt, seed + 1);
+    float *sn = kgt_randn(t, nt, seed + 2);
+    void *xe = kgt_encode(t, x, nx), *ce = kgt_encode(t, c, nt), *se = kgt_encode(t, sn, nt);
+    void *oe = kgt_poisoned(t, nx);
     int rc = ((kg_rope_fn *)k->fn)(oe, xe, ce, se, s.B, s.S);
     cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
 
     float *want = malloc((size_t)nx * sizeof *want);
     rope_ref(want, x, c, sn, s.d, s.B, s.N, s.S, bnsd, contig);
-    for (long i = 0; i < nx; i++)
-        want[i] = dt_round(t, want[i]);
-    float *got = dt_decode(t, oe, nx);
     long dims[4] = { s.d, s.B, s.N, s.S }, bdims[4] = { s.B, s.N, s.S, s.d };
     char msg[1024];
-    int ok = kgt_allclose_shaped(got, want, 4, bnsd ? bdims : dims, RTOL, ATOL, msg, sizeof msg);
+    int ok = kgt_close_to_ref(t, oe, want, 4, bnsd ? bdims : dims, RTOL, ATOL, msg, sizeof msg);
     cr_assert(ok, "%s (d=%d B=%d N=%d S=%d, x index in %s order): %s", k->name, s.d, s.B, s.N,
               s.S, bnsd ? "[B,N,S,d]" : "[d,B,N,S]", msg);
-    free(x), free(c), free(sn), free(xe), free(ce), free(se), free(oe), free(want), free(got);
+    free(x), free(c), free(sn), free(xe), free(ce), free(se), free(oe), free(want);
 }
 
 /* Edge shapes: d = 2, d/2 odd, N = 1, B = 1, S = 1, odd S, and S past one task's positions
@@ -172,12 +72,12 @@ static const shape EDGE[] = {
 /* Every layout x pairing x dtype on every edge shape. */
 static void edge_shapes(int bnsd, int contig)
 {
-    for (size_t d = 0; d < 3; d++)
+    for (size_t d = 0; d < KGT_FLOAT_DTYPES; d++)
         for (size_t i = 0; i < sizeof EDGE / sizeof EDGE[0]; i++)
-            check(DTYPES[d], bnsd, contig, EDGE[i]);
+            check(kgt_float_dtypes[d], bnsd, contig, EDGE[i]);
 }
 
-TestSuite(rope, .init = setup, .fini = teardown);
+TestSuite(rope, .init = kgt_suite_init, .fini = kgt_suite_fini);
 
 Test(rope, dbns_contiguous_edge_shapes) { edge_shapes(0, 1); }
 Test(rope, dbns_interleaved_edge_shapes) { edge_shapes(0, 0); }
@@ -206,7 +106,7 @@ Test(rope, upstream_shapes, .timeout = 120)
 
 Test(rope, per_call_sizes_and_null_pointers)
 {
-    const kg_kernel *k = jit("rope:dtype=f32,d=4,N=2,layout=BNSd");
+    const kg_kernel *k = kgt_jit("rope:dtype=f32,d=4,N=2,layout=BNSd");
     kg_rope_fn *fn = (kg_rope_fn *)k->fn;
     float x[16] = { 0 }, y[16] = { 0 }, t[4] = { 0 };
     cr_assert_eq(fn(y, x, t, t, -1, 2), KG_EARG, "B < 0 must be rejected");
@@ -227,13 +127,8 @@ Test(rope, bad_problems_name_the_key)
         { "rope:contiguous_layout=2", "key 'contiguous_layout'" },
         { "rope:dtype=e4m3", "key 'dtype'" },
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        kgg_kernel k = { 0 };
-        cr_assert_neq(kgg_problem(gen, bad[i].problem, &k), KG_OK, "%s was accepted",
-                      bad[i].problem);
-        cr_assert(strstr(kgg_error(gen), bad[i].want), "%s: message '%s' lacks \"%s\"",
-                  bad[i].problem, kgg_error(gen), bad[i].want);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        kgt_problem_rejected(bad[i].problem, bad[i].want);
 }
 
 /* kgen exec binds B and S from the inputs' shapes in either layout. */
@@ -249,9 +144,9 @@ Test(rope, bind_takes_B_and_S_from_the_layout)
         long n[KGG_MAX_CALLS];
         int ncalls, nargs;
         kgg_arg args[KGG_MAX_ARGS];
-        int rc = kgg_bind(gen, problem, 3, names, ranks, l ? bnsd : dbns, n, &ncalls, args,
+        int rc = kgg_bind(kgt_gen(), problem, 3, names, ranks, l ? bnsd : dbns, n, &ncalls, args,
                           &nargs);
-        cr_assert_eq(rc, KG_OK, "%s: %s", problem, kgg_error(gen));
+        cr_assert_eq(rc, KG_OK, "%s: %s", problem, kgg_error(kgt_gen()));
         cr_assert(ncalls == 2 && n[0] == 3 && n[1] == 5, "%s: bound B=%ld S=%ld", problem, n[0],
                   n[1]);
     }
@@ -265,37 +160,25 @@ Test(rope, names_parse_back_and_are_unique)
     char names[48][256];
     int n = 0;
     static const int dn[2][2] = { { 2, 1 }, { 128, 32 } };
-    for (size_t d = 0; d < 3; d++)
+    for (size_t d = 0; d < KGT_FLOAT_DTYPES; d++)
         for (int bnsd = 0; bnsd < 2; bnsd++)
             for (int contig = 0; contig < 2; contig++)
                 for (int sz = 0; sz < 2; sz++) {
                     char problem[256];
-                    problem_of(problem, sizeof problem, DTYPES[d], bnsd, contig, dn[sz][0],
-                               dn[sz][1]);
-                    kgg_kernel k = { 0 };
-                    cr_assert_eq(kgg_problem(gen, problem, &k), KG_OK, "%s", kgg_error(gen));
-                    char *parsed, *named;
-                    cr_assert_eq(kgg_string_call(gen, "parse_name", k.name, &parsed), KG_OK,
-                                 "%s", kgg_error(gen));
-                    cr_assert_eq(kgg_string_call(gen, "named_keys", k.problem, &named), KG_OK);
-                    cr_assert_str_eq(parsed, named, "%s parses back to %s", k.name, parsed);
+                    problem_of(problem, sizeof problem, kgt_float_dtypes[d], bnsd, contig,
+                               dn[sz][0], dn[sz][1]);
+                    kgt_name_parses_back(problem, names[n], sizeof names[0]);
                     for (int i = 0; i < n; i++)
-                        cr_assert_str_neq(names[i], k.name, "two problems named %s", k.name);
-                    snprintf(names[n++], sizeof names[0], "%s", k.name);
-                    free(parsed);
-                    free(named);
-                    kgg_kernel_clear(&k);
+                        cr_assert_str_neq(names[i], names[n], "two problems named %s", names[n]);
+                    n++;
                 }
 }
 
 /* ---- shared/vectors/rope --------------------------------------------------------------------- */
 
 /* Upstream's layout: x_in [d, B, N, S], cos/sin [d/2, B, S]. */
-static void run_vector(const char *dir)
+static void run_vector(kgt_case *c)
 {
-    char err[512] = "";
-    kgt_case *c = kgt_case_load(dir, err, sizeof err);
-    cr_assert_not_null(c, "%s", err);
     const char *name = kgt_case_name(c);
     int contig = 1;
     kgt_case_opt_bool(c, "contiguous_layout", &contig);
@@ -309,37 +192,19 @@ static void run_vector(const char *dir)
 
     char problem[256];
     problem_of(problem, sizeof problem, t, 0, contig, s.d, s.N);
-    const kg_kernel *k = jit(problem);
+    const kg_kernel *k = kgt_jit(problem);
     long nx = kg_npy_count(x), nt = kg_npy_count(cs);
-    void *xe = dt_encode(t, x->data, nx), *ce = dt_encode(t, cs->data, nt);
-    void *se = dt_encode(t, sn->data, nt), *oe = poisoned(t, nx);
+    void *xe = kgt_encode(t, x->data, nx), *ce = kgt_encode(t, cs->data, nt);
+    void *se = kgt_encode(t, sn->data, nt), *oe = kgt_poisoned(t, nx);
     cr_assert_eq(((kg_rope_fn *)k->fn)(oe, xe, ce, se, s.B, s.S), KG_OK);
-    float *got = dt_decode(t, oe, nx), *gold = malloc((size_t)nx * sizeof *gold);
-    for (long i = 0; i < nx; i++)
-        gold[i] = dt_round(t, ((const float *)want->data)[i]);
-    double rtol, atol;
-    cr_assert(kgt_case_tol(c, "out_x_out", &rtol, &atol), "%s: no tolerance", name);
     char msg[1024];
-    cr_assert(kgt_allclose_shaped(got, gold, want->rank, want->shape, rtol, atol, msg,
-                                  sizeof msg), "vector %s (%s): %s", name, k->name, msg);
-    free(xe), free(ce), free(se), free(oe), free(got), free(gold);
-    kgt_case_free(c);
+    int ok = kgt_close_to_case(c, "out_x_out", t, oe, msg, sizeof msg);
+    cr_assert(ok >= 0, "%s: no tolerance", name);
+    cr_assert(ok, "vector %s (%s): %s", name, k->name, msg);
+    free(xe), free(ce), free(se), free(oe);
 }
 
-Test(rope, shared_vectors)
-{
-    char dir[512], **names;
-    int count;
-    snprintf(dir, sizeof dir, "%s/vectors/rope", kgt_shared_dir());
-    cr_assert_eq(kgt_case_list(dir, &names, &count), 0, "cannot list %s", dir);
-    cr_assert_gt(count, 0, "no cases in %s", dir);
-    for (int i = 0; i < count; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        run_vector(path);
-    }
-    kgt_case_list_free(names, count);
-}
+Test(rope, shared_vectors) { kgt_each_case("rope", run_vector); }
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 
@@ -353,40 +218,21 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
               kg_problem_str(a->problem, "dtype", dt, sizeof dt), "%s", a->problem);
     kg_dtype t = (kg_dtype)kg_dtype_from_name(dt);
     long nx = d * B * N * S, nt = d / 2 * B * S;
-    float *x = randn(t, nx, 5), *c = randn(t, nt, 6), *sn = randn(t, nt, 7);
-    void *xe = dt_encode(t, x, nx), *ce = dt_encode(t, c, nt), *se = dt_encode(t, sn, nt);
-    void *oa = poisoned(t, nx), *oj = poisoned(t, nx);
+    float *x = kgt_randn(t, nx, 5), *c = kgt_randn(t, nt, 6), *sn = kgt_randn(t, nt, 7);
+    void *xe = kgt_encode(t, x, nx), *ce = kgt_encode(t, c, nt), *se = kgt_encode(t, sn, nt);
+    void *oa = kgt_poisoned(t, nx), *oj = kgt_poisoned(t, nx);
     cr_assert_eq(((kg_rope_fn *)a->fn)(oa, xe, ce, se, B, S), KG_OK, "%s (AOT)", a->name);
     cr_assert_eq(((kg_rope_fn *)j->fn)(oj, xe, ce, se, B, S), KG_OK, "%s (JIT)", a->name);
     long dims[4] = { d, B, N, S }, bdims[4] = { B, N, S, d };
     char msg[1024];
-    cr_assert(same_bytes(oj, oa, t, nx, 4, strstr(a->problem, "layout=BNSd") ? bdims : dims, msg,
-                         sizeof msg), "%s: %s", a->name, msg);
+    cr_assert(kgt_same_bytes(oj, oa, t, nx, 4, strstr(a->problem, "layout=BNSd") ? bdims : dims,
+                             msg, sizeof msg), "%s: %s", a->name, msg);
     free(x), free(c), free(sn), free(xe), free(ce), free(se), free(oa), free(oj);
 }
 
 /* Every rope kernel of every AOT-built spec, JIT-compiled from generated/<spec>/. */
 Test(rope, jit_and_aot_are_bit_identical)
 {
-    int compared = 0;
-    for (int s = 0; s < kg_aot_spec_count(); s++) {
-        const char *spec = kg_aot_spec_name(s);
-        kg_registry *aot = kg_registry_new(), *jitreg = kg_registry_new();
-        char dir[1024];
-        snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), spec);
-        cr_assert_eq(kg_aot_register(aot, spec), KG_OK, "%s", kg_registry_error(aot));
-        cr_assert_eq(kg_jit_load_dir(jitreg, dir, NULL), KG_OK, "%s", kg_registry_error(jitreg));
-        for (int i = 0; i < kg_registry_count(aot); i++) {
-            const kg_kernel *a = kg_registry_at(aot, i);
-            if (strcmp(a->family, "rope") != 0)
-                continue;
-            const kg_kernel *j = kg_registry_find(jitreg, a->name);
-            cr_assert_not_null(j, "%s: %s is not in %s", spec, a->name, dir);
-            compare_builds(a, j);
-            compared++;
-        }
-        kg_registry_free(aot);
-        kg_registry_free(jitreg);
-    }
-    cr_assert_gt(compared, 0, "no AOT-built spec has a rope kernel");
+    cr_assert_gt(kgt_each_aot_jit_pair("rope", compare_builds), 0,
+                 "no AOT-built spec has a rope kernel");
 }

@@ -16,107 +16,9 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
-#include "util/compare.h"
 #include "util/jitp.h"
+#include "util/tensors.h"
 #include "util/vectors.h"
-
-/* ---- dtypes, random inputs, JIT ------------------------------------------------------------ */
-
-static const kg_dtype DTYPES[] = { KG_BF16, KG_F16, KG_F32 };
-
-static size_t dt_size(kg_dtype t) { return t == KG_F32 ? 4 : 2; }
-
-/* x rounded to dtype t, kept in fp32 (the golden's cast to the output dtype). */
-static float dt_round(kg_dtype t, float x)
-{
-    return t == KG_BF16 ? kg_bf16_to_f32(kg_f32_to_bf16(x))
-         : t == KG_F16  ? kg_f16_to_f32(kg_f32_to_f16(x)) : x;
-}
-
-static void *dt_encode(kg_dtype t, const float *x, long n)
-{
-    void *p = malloc((size_t)(n ? n : 1) * dt_size(t));
-    for (long i = 0; i < n; i++) {
-        if (t == KG_F32)
-            ((float *)p)[i] = x[i];
-        else
-            ((uint16_t *)p)[i] = t == KG_BF16 ? kg_f32_to_bf16(x[i]) : kg_f32_to_f16(x[i]);
-    }
-    return p;
-}
-
-static float *dt_decode(kg_dtype t, const void *p, long n)
-{
-    float *y = malloc((size_t)(n ? n : 1) * sizeof *y);
-    for (long i = 0; i < n; i++) {
-        uint16_t h = t == KG_F32 ? 0 : ((const uint16_t *)p)[i];
-        y[i] = t == KG_F32 ? ((const float *)p)[i] : t == KG_BF16 ? kg_bf16_to_f32(h)
-                                                                  : kg_f16_to_f32(h);
-    }
-    return y;
-}
-
-/* An output buffer of n elements filled with 0xff bytes (NaN in every dtype), so an element
- * the kernel never writes fails the comparator's NaN pattern check. */
-static void *poisoned(kg_dtype t, long n)
-{
-    size_t bytes = (size_t)(n ? n : 1) * dt_size(t);
-    return memset(malloc(bytes), 0xff, bytes);
-}
-
-/* Whether got and want (n elements of t) are the same bytes; if not, msg names the first
- * differing element and the worst one (the comparator at zero tolerance). */
-static int same_bytes(const void *got, const void *want, kg_dtype t, long n, int rank,
-                      const long *shape, char *msg, size_t len)
-{
-    size_t w = dt_size(t);
-    long i = 0;
-    while (i < n && memcmp((const char *)got + i * w, (const char *)want + i * w, w) == 0)
-        i++;
-    if (i == n)
-        return 1;
-    float *g = dt_decode(t, got, n), *h = dt_decode(t, want, n);
-    char at[128], worst[384];
-    kgt_unravel(i, rank, shape, at, sizeof at);
-    kgt_allclose_shaped(g, h, rank, shape, 0, 0, worst, sizeof worst);
-    snprintf(msg, len, "JIT (got) and AOT (want) differ, first at %s: got %.9g want %.9g; %s",
-             at, g[i], h[i], worst);
-    free(g);
-    free(h);
-    return 0;
-}
-
-/* n normal values (fixed seed) already rounded to dtype t, so the reference sees exactly what
- * the kernel sees. */
-static float *randn(kg_dtype t, long n, unsigned long long seed)
-{
-    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
-    for (long i = 0; i < n; i++)
-        x[i] = dt_round(t, kgt_normal(&seed));
-    return x;
-}
-
-static kgg *gen;
-static kg_registry *reg;
-
-static void setup(void)
-{
-    gen = kgg_new();
-    reg = kg_registry_new();
-    cr_assert_not_null(gen);
-    cr_assert_not_null(reg);
-}
-
-static void teardown(void)
-{
-    kg_registry_free(reg);
-    kgg_free(gen);
-}
-
-static const kg_kernel *jit(const char *problem)
-{
-    return kgt_jit_problem(reg, problem);
-}
 
 /* ---- the kernel against the reference -------------------------------------------------------- */
 
@@ -148,14 +50,14 @@ static void io_make(io *v, kg_dtype t, opts o, shape s, unsigned long long seed)
     v->nq = (long)s.B * s.Hq * s.S * s.d;
     v->nk = (long)s.B * s.Hk * s.S * s.d;
     v->nt = (o.table_batch ? s.B : 1) * (long)s.T * w;
-    v->q = randn(t, v->nq, seed);
-    v->k = randn(t, v->nk, seed + 1);
-    v->cos = randn(t, v->nt, seed + 2);
-    v->sin = o.cache ? NULL : randn(t, v->nt, seed + 3);
-    v->qe = dt_encode(t, v->q, v->nq);
-    v->ke = dt_encode(t, v->k, v->nk);
-    v->ce = dt_encode(t, v->cos, v->nt);
-    v->se = o.cache ? NULL : dt_encode(t, v->sin, v->nt);
+    v->q = kgt_randn(t, v->nq, seed);
+    v->k = kgt_randn(t, v->nk, seed + 1);
+    v->cos = kgt_randn(t, v->nt, seed + 2);
+    v->sin = o.cache ? NULL : kgt_randn(t, v->nt, seed + 3);
+    v->qe = kgt_encode(t, v->q, v->nq);
+    v->ke = kgt_encode(t, v->k, v->nk);
+    v->ce = kgt_encode(t, v->cos, v->nt);
+    v->se = o.cache ? NULL : kgt_encode(t, v->sin, v->nt);
 }
 
 static void io_free(io *v)
@@ -164,17 +66,13 @@ static void io_free(io *v)
     free(v->qe), free(v->ke), free(v->ce), free(v->se);
 }
 
-/* Compares n decoded outputs with the reference cast to t; names the kernel and the shape. */
-static void expect_close(kg_dtype t, const char *what, const void *oe, float *want, long n,
+/* Compares decoded outputs with the reference cast to t; names the kernel and the shape. */
+static void expect_close(kg_dtype t, const char *what, const void *oe, float *want,
                          const long *dims)
 {
-    for (long i = 0; i < n; i++)
-        want[i] = dt_round(t, want[i]);
-    float *got = dt_decode(t, oe, n);
     char msg[1024];
-    int ok = kgt_allclose_shaped(got, want, 4, dims, RTOL, ATOL, msg, sizeof msg);
+    int ok = kgt_close_to_ref(t, oe, want, 4, dims, RTOL, ATOL, msg, sizeof msg);
     cr_assert(ok, "%s: %s", what, msg);
-    free(got);
 }
 
 /* Runs one rope_hf kernel on normal q, k and tables and compares q_out and k_out with the
@@ -183,13 +81,13 @@ static void check(kg_dtype t, opts o, shape s)
 {
     char problem[256], what[512];
     problem_of(problem, sizeof problem, t, o, s.d, s.Hq, s.Hk);
-    const kg_kernel *k = jit(problem);
+    const kg_kernel *k = kgt_jit(problem);
     io v;
     unsigned long long seed = 7919ull * (unsigned)(s.d * s.B * s.S) + 131ull * (unsigned)s.T
                               + 17ull * (unsigned)(o.cache * 4 + o.table_batch * 2 + o.backward)
                               + (unsigned)t;
     io_make(&v, t, o, s, seed);
-    void *qo = poisoned(t, v.nq), *ko = poisoned(t, v.nk);
+    void *qo = kgt_poisoned(t, v.nq), *ko = kgt_poisoned(t, v.nk);
     int rc = ((kg_rope_hf_fn *)k->fn)(qo, ko, v.qe, v.ke, v.ce, v.se, s.B, s.S, s.T);
     cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
 
@@ -199,10 +97,10 @@ static void check(kg_dtype t, opts o, shape s)
     long qd[4] = { s.B, s.Hq, s.S, s.d }, kd[4] = { s.B, s.Hk, s.S, s.d };
     snprintf(what, sizeof what, "%s q_out (d=%d B=%d Hq=%d Hk=%d S=%d T=%d)", k->name, s.d, s.B,
              s.Hq, s.Hk, s.S, s.T);
-    expect_close(t, what, qo, wq, v.nq, qd);
+    expect_close(t, what, qo, wq, qd);
     snprintf(what, sizeof what, "%s k_out (d=%d B=%d Hq=%d Hk=%d S=%d T=%d)", k->name, s.d, s.B,
              s.Hq, s.Hk, s.S, s.T);
-    expect_close(t, what, ko, wk, v.nk, kd);
+    expect_close(t, what, ko, wk, kd);
     io_free(&v);
     free(qo), free(ko), free(wq), free(wk);
 }
@@ -220,12 +118,12 @@ static const shape EDGE[] = {
 static void edge_shapes(int cache, int table_batch, int backward)
 {
     opts o = { cache, table_batch, backward };
-    for (size_t d = 0; d < 3; d++)
+    for (size_t d = 0; d < KGT_FLOAT_DTYPES; d++)
         for (size_t i = 0; i < sizeof EDGE / sizeof EDGE[0]; i++)
-            check(DTYPES[d], o, EDGE[i]);
+            check(kgt_float_dtypes[d], o, EDGE[i]);
 }
 
-TestSuite(rope_hf, .init = setup, .fini = teardown);
+TestSuite(rope_hf, .init = kgt_suite_init, .fini = kgt_suite_fini);
 
 Test(rope_hf, cos_sin_batched_forward_edge_shapes) { edge_shapes(0, 1, 0); }
 Test(rope_hf, cos_sin_batched_backward_edge_shapes) { edge_shapes(0, 1, 1); }
@@ -255,7 +153,7 @@ Test(rope_hf, upstream_shapes, .timeout = 120)
 
 Test(rope_hf, per_call_sizes_and_null_pointers)
 {
-    const kg_kernel *k = jit("rope_hf:dtype=f32,d=4,Hq=1,Hk=1");
+    const kg_kernel *k = kgt_jit("rope_hf:dtype=f32,d=4,Hq=1,Hk=1");
     kg_rope_hf_fn *fn = (kg_rope_hf_fn *)k->fn;
     float q[8] = { 0 }, kk[8] = { 0 }, y[8], z[8], t[16] = { 0 };
     cr_assert_eq(fn(y, z, q, kk, t, t, 1, 2, 1), KG_EARG, "T < S must be rejected");
@@ -268,7 +166,7 @@ Test(rope_hf, per_call_sizes_and_null_pointers)
     cr_assert_eq(fn(y, z, q, kk, t, t, 1, 2, 3), KG_OK, "T > S is fine");
 
     /* cache mode: `sin` is ignored and may be NULL */
-    k = jit("rope_hf:dtype=f32,d=4,Hq=1,Hk=1,tables=cache");
+    k = kgt_jit("rope_hf:dtype=f32,d=4,Hq=1,Hk=1,tables=cache");
     fn = (kg_rope_hf_fn *)k->fn;
     cr_assert_eq(fn(y, z, q, kk, t, NULL, 1, 2, 2), KG_OK, "cache mode must ignore sin");
     cr_assert_eq(fn(y, z, q, kk, NULL, t, 1, 2, 2), KG_EARG, "NULL rope_cache must be rejected");
@@ -283,13 +181,8 @@ Test(rope_hf, bad_problems_name_the_key)
         { "rope_hf:S=8,T=4", "key 'T': T = 4 (table rows) is less than S = 8 (positions)" },
         { "rope_hf:backward=yes", "key 'backward'" },
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        kgg_kernel k = { 0 };
-        cr_assert_neq(kgg_problem(gen, bad[i].problem, &k), KG_OK, "%s was accepted",
-                      bad[i].problem);
-        cr_assert(strstr(kgg_error(gen), bad[i].want), "%s: message '%s' lacks \"%s\"",
-                  bad[i].problem, kgg_error(gen), bad[i].want);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        kgt_problem_rejected(bad[i].problem, bad[i].want);
 }
 
 /* kgen exec binds B, S and T from the inputs; tables shorter than S are refused by name, and
@@ -302,6 +195,7 @@ Test(rope_hf, bind_sizes_and_call_check)
     const long shorter[4][KGG_MAX_RANK] = { { 2, 4, 5, 8 }, { 2, 2, 5, 8 }, { 2, 3, 8 },
                                             { 2, 3, 8 } };
     const char *problem = "rope_hf:dtype=f32,d=8,Hq=4,Hk=2";
+    kgg *gen = kgt_gen();
     long n[KGG_MAX_CALLS];
     int ncalls, nargs;
     kgg_arg args[KGG_MAX_ARGS];
@@ -330,26 +224,17 @@ Test(rope_hf, names_parse_back_and_are_unique)
 {
     char names[48][256];
     int n = 0;
-    for (size_t d = 0; d < 3; d++)
+    for (size_t d = 0; d < KGT_FLOAT_DTYPES; d++)
         for (int m = 0; m < 8; m++)
             for (int sz = 0; sz < 2; sz++) {
                 char problem[256];
                 opts o = { m & 1, (m >> 1) & 1, (m >> 2) & 1 };
-                problem_of(problem, sizeof problem, DTYPES[d], o, sz ? 128 : 2, sz ? 32 : 1,
-                           sz ? 8 : 1);
-                kgg_kernel k = { 0 };
-                cr_assert_eq(kgg_problem(gen, problem, &k), KG_OK, "%s", kgg_error(gen));
-                char *parsed, *named;
-                cr_assert_eq(kgg_string_call(gen, "parse_name", k.name, &parsed), KG_OK, "%s",
-                             kgg_error(gen));
-                cr_assert_eq(kgg_string_call(gen, "named_keys", k.problem, &named), KG_OK);
-                cr_assert_str_eq(parsed, named, "%s parses back to %s", k.name, parsed);
+                problem_of(problem, sizeof problem, kgt_float_dtypes[d], o, sz ? 128 : 2,
+                           sz ? 32 : 1, sz ? 8 : 1);
+                kgt_name_parses_back(problem, names[n], sizeof names[0]);
                 for (int i = 0; i < n; i++)
-                    cr_assert_str_neq(names[i], k.name, "two problems named %s", k.name);
-                snprintf(names[n++], sizeof names[0], "%s", k.name);
-                free(parsed);
-                free(named);
-                kgg_kernel_clear(&k);
+                    cr_assert_str_neq(names[i], names[n], "two problems named %s", names[n]);
+                n++;
             }
 }
 
@@ -361,27 +246,15 @@ static void vector_output(kgt_case *c, const char *kname, kg_dtype t, const char
 {
     const kg_npy *want = kgt_case_output(c, out);
     cr_assert_not_null(want, "%s: %s", kgt_case_name(c), kgt_case_error(c));
-    long n = kg_npy_count(want);
-    float *got = dt_decode(t, oe, n), *gold = malloc((size_t)n * sizeof *gold);
-    for (long i = 0; i < n; i++)
-        gold[i] = dt_round(t, ((const float *)want->data)[i]);
-    double rtol, atol;
-    cr_assert(kgt_case_tol(c, out, &rtol, &atol), "%s: no tolerance for %s", kgt_case_name(c),
-              out);
     char msg[1024];
-    cr_assert(kgt_allclose_shaped(got, gold, want->rank, want->shape, rtol, atol, msg,
-                                  sizeof msg), "vector %s %s (%s): %s", kgt_case_name(c), out,
-              kname, msg);
-    free(got);
-    free(gold);
+    int ok = kgt_close_to_case(c, out, t, oe, msg, sizeof msg);
+    cr_assert(ok >= 0, "%s: no tolerance for %s", kgt_case_name(c), out);
+    cr_assert(ok, "vector %s %s (%s): %s", kgt_case_name(c), out, kname, msg);
 }
 
 /* The case's tables are cos/sin or rope_cache, [B, T, w] or [T, w]: the problem follows. */
-static void run_vector(const char *dir)
+static void run_vector(kgt_case *c)
 {
-    char err[512] = "";
-    kgt_case *c = kgt_case_load(dir, err, sizeof err);
-    cr_assert_not_null(c, "%s", err);
     const char *name = kgt_case_name(c);
     opts o = { 0, 1, 0 };
     kgt_case_opt_bool(c, "backward", &o.backward);
@@ -401,32 +274,18 @@ static void run_vector(const char *dir)
 
     char problem[256];
     problem_of(problem, sizeof problem, t, o, s.d, s.Hq, s.Hk);
-    const kg_kernel *kk = jit(problem);
+    const kg_kernel *kk = kgt_jit(problem);
     long nq = kg_npy_count(q), nk = kg_npy_count(k), nt = kg_npy_count(cs);
-    void *qe = dt_encode(t, q->data, nq), *ke = dt_encode(t, k->data, nk);
-    void *ce = dt_encode(t, cs->data, nt), *se = o.cache ? NULL : dt_encode(t, sn->data, nt);
-    void *qo = poisoned(t, nq), *ko = poisoned(t, nk);
+    void *qe = kgt_encode(t, q->data, nq), *ke = kgt_encode(t, k->data, nk);
+    void *ce = kgt_encode(t, cs->data, nt), *se = o.cache ? NULL : kgt_encode(t, sn->data, nt);
+    void *qo = kgt_poisoned(t, nq), *ko = kgt_poisoned(t, nk);
     cr_assert_eq(((kg_rope_hf_fn *)kk->fn)(qo, ko, qe, ke, ce, se, s.B, s.S, s.T), KG_OK);
     vector_output(c, kk->name, t, "out_q_out", qo);
     vector_output(c, kk->name, t, "out_k_out", ko);
     free(qe), free(ke), free(ce), free(se), free(qo), free(ko);
-    kgt_case_free(c);
 }
 
-Test(rope_hf, shared_vectors)
-{
-    char dir[512], **names;
-    int count;
-    snprintf(dir, sizeof dir, "%s/vectors/rope_hf", kgt_shared_dir());
-    cr_assert_eq(kgt_case_list(dir, &names, &count), 0, "cannot list %s", dir);
-    cr_assert_gt(count, 0, "no cases in %s", dir);
-    for (int i = 0; i < count; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        run_vector(path);
-    }
-    kgt_case_list_free(names, count);
-}
+Test(rope_hf, shared_vectors) { kgt_each_case("rope_hf", run_vector); }
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 
@@ -447,14 +306,16 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     shape s = { (int)d, 2, (int)Hq, (int)Hk, 3, 5 };
     io v;
     io_make(&v, t, o, s, 11);
-    void *qa = poisoned(t, v.nq), *ka = poisoned(t, v.nk);
-    void *qj = poisoned(t, v.nq), *kj = poisoned(t, v.nk);
+    void *qa = kgt_poisoned(t, v.nq), *ka = kgt_poisoned(t, v.nk);
+    void *qj = kgt_poisoned(t, v.nq), *kj = kgt_poisoned(t, v.nk);
     cr_assert_eq(((kg_rope_hf_fn *)a->fn)(qa, ka, v.qe, v.ke, v.ce, v.se, s.B, s.S, s.T), KG_OK);
     cr_assert_eq(((kg_rope_hf_fn *)j->fn)(qj, kj, v.qe, v.ke, v.ce, v.se, s.B, s.S, s.T), KG_OK);
     long qd[4] = { s.B, s.Hq, s.S, s.d }, kd[4] = { s.B, s.Hk, s.S, s.d };
     char msg[1024];
-    cr_assert(same_bytes(qj, qa, t, v.nq, 4, qd, msg, sizeof msg), "%s q_out: %s", a->name, msg);
-    cr_assert(same_bytes(kj, ka, t, v.nk, 4, kd, msg, sizeof msg), "%s k_out: %s", a->name, msg);
+    cr_assert(kgt_same_bytes(qj, qa, t, v.nq, 4, qd, msg, sizeof msg), "%s q_out: %s", a->name,
+              msg);
+    cr_assert(kgt_same_bytes(kj, ka, t, v.nk, 4, kd, msg, sizeof msg), "%s k_out: %s", a->name,
+              msg);
     io_free(&v);
     free(qa), free(ka), free(qj), free(kj);
 }
@@ -462,25 +323,6 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
 /* Every rope_hf kernel of every AOT-built spec, JIT-compiled from generated/<spec>/. */
 Test(rope_hf, jit_and_aot_are_bit_identical)
 {
-    int compared = 0;
-    for (int s = 0; s < kg_aot_spec_count(); s++) {
-        const char *spec = kg_aot_spec_name(s);
-        kg_registry *aot = kg_registry_new(), *jitreg = kg_registry_new();
-        char dir[1024];
-        snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), spec);
-        cr_assert_eq(kg_aot_register(aot, spec), KG_OK, "%s", kg_registry_error(aot));
-        cr_assert_eq(kg_jit_load_dir(jitreg, dir, NULL), KG_OK, "%s", kg_registry_error(jitreg));
-        for (int i = 0; i < kg_registry_count(aot); i++) {
-            const kg_kernel *a = kg_registry_at(aot, i);
-            if (strcmp(a->family, "rope_hf") != 0)
-                continue;
-            const kg_kernel *j = kg_registry_find(jitreg, a->name);
-            cr_assert_not_null(j, "%s: %s is not in %s", spec, a->name, dir);
-            compare_builds(a, j);
-            compared++;
-        }
-        kg_registry_free(aot);
-        kg_registry_free(jitreg);
-    }
-    cr_assert_gt(compared, 0, "no AOT-built spec has a rope_hf kernel");
+    cr_assert_gt(kgt_each_aot_jit_pair("rope_hf", compare_builds), 0,
+                 "no AOT-built spec has a rope_hf kernel");
 }
