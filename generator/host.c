@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsutil.h"
 #include "host.h"
 #include "kgen/abi.h"
 
@@ -137,29 +138,6 @@ static int call(kgg *g, int nargs, int nres)
     return KG_OK;
 }
 
-static char *read_file(kgg *g, const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fail(g, KG_EIO, "%s: cannot open the spec file", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        fail(g, KG_EIO, "%s: cannot read the spec file", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 void kgg_display_name(const char *path, char *buf, size_t len)
 {
     const char *base = strrchr(path, '/');
@@ -173,9 +151,9 @@ void kgg_display_name(const char *path, char *buf, size_t len)
 static int call_spec(kgg *g, const char *fn, const char *path, int nres)
 {
     size_t n;
-    char *src = read_file(g, path, &n);
+    char *src = kgf_read(path, &n);
     if (!src)
-        return KG_EIO;
+        return fail(g, KG_EIO, "%s: cannot read the spec file", path);
     char display[512];
     kgg_display_name(path, display, sizeof display);
     push_main(g->L, fn);
