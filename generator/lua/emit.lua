@@ -20,7 +20,9 @@ local host = host -- provided by the C side: version, sha256(s), template(name)
 local function params_c(rec)
   local ps = {}
   for _, a in ipairs(rec.args) do
-    insert(ps, (a.dir == "out" and "void *restrict " or "const void *restrict ") .. a.name)
+    local ct = a.weight and "const kg_wt *restrict "
+               or a.dir == "in" and "const void *restrict " or "void *restrict "
+    insert(ps, ct .. a.name)
   end
   for _, c in ipairs(rec.calls) do insert(ps, "long " .. c) end
   return concat(ps, ", ")
@@ -157,8 +159,13 @@ local function manifest(spec, recs, hash)
     for _, a in ipairs(r.args) do
       local shape = {}
       for _, d in ipairs(a.shape) do insert(shape, d) end
-      insert(args, obj({ "name", "dir", "dtype", "shape" },
-                       { name = a.name, dir = a.dir, dtype = a.dtype, shape = shape }))
+      local arg = obj({ "name", "dir", "dtype", "shape" },
+                      { name = a.name, dir = a.dir, dtype = a.dtype, shape = shape })
+      if a.weight then
+        insert(arg.__keys, "weight")
+        arg.weight = obj({ "layout", "mx" }, { layout = a.weight.layout, mx = a.weight.mx or false })
+      end
+      insert(args, arg)
     end
     insert(ks, obj({ "symbol", "family", "problem", "file", "template", "calls", "args", "cost" }, {
       symbol = r.name, family = r.family, problem = r.problem, file = r.name .. ".c",

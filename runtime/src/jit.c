@@ -55,6 +55,7 @@ static void add_symbols(TCCState *s)
     for (int i = 0; i < n; i++)
         tcc_add_symbol(s, syms[i].name, syms[i].addr);
     tcc_add_symbol(s, "kgp_parallel_for", (void *)kgp_parallel_for);
+    tcc_add_symbol(s, "kgp_scratch", (void *)kgp_scratch);
     tcc_add_symbol(s, "sqrtf", (void *)sqrtf);
     tcc_add_symbol(s, "expf", (void *)expf);
     tcc_add_symbol(s, "tanhf", (void *)tanhf);

@@ -97,10 +97,20 @@ void *kg_prim_lookup(const char *symbol)
     return NULL;
 }
 
+/* The packed-weight geometry the active GEMM reads fastest (kgen/abi.h, kg_wt). The scalar
+ * GEMM reads any geometry; 16 columns of fp32 are one cache line. */
+void kgr_wt_geometry(int fmt, long *nr, long *kg)
+{
+    (void)fmt;
+    *nr = 16;
+    *kg = 1;
+}
+
 /* The functions AOT-compiled kernels call. */
 #define WRAP_VOID(ret, name, params, args) \
     void kgp_##name params { active.name args; }
 #define WRAP_FLOAT(ret, name, params, args) \
     ret kgp_##name params { return active.name args; }
 KGP_LIST_VOID(WRAP_VOID)
+KGP_LIST_MATH(WRAP_VOID)
 KGP_LIST_FLOAT(WRAP_FLOAT)

@@ -13,4 +13,7 @@ enum { KGR_CPU_AVX2 = 1, KGR_CPU_AVX512 = 2, KGR_CPU_AVX512_BF16 = 4 };
 /* The features this CPU and OS support (cpuid and xgetbv). */
 int kgr_cpu_features(void);
 
+/* The packed-weight panel width and k-group the active GEMM wants for format fmt. */
+void kgr_wt_geometry(int fmt, long *nr, long *kg);
+
 #endif

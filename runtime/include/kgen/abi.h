@@ -29,6 +29,50 @@ enum kg_status {
 typedef void kg_range_fn(void *ctx, long begin, long end);
 void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain);
 
+/* ---- scratch memory ------------------------------------------------------------------------ */
+/* A kernel never calls malloc: it asks the runtime once per call for one block of scratch of at
+ * least `bytes` bytes, 64-byte aligned, owned by the calling thread and reused by its next call
+ * (so the block is valid until that thread's next kgp_scratch). The block grows at first use and
+ * then stays; kg_scratch_reserve (kgen/kgen.h) sizes it up front. NULL if memory runs out (the
+ * kernel then returns KG_ENOMEM). Call it on the kernel's own thread, not inside a task. */
+void *kgp_scratch(long bytes);
+
+/* ---- packed weights ------------------------------------------------------------------------ */
+/* Element formats of a weight matrix, kept as stored: the GEMM primitive decodes them inside
+ * its loads, so no dequantized copy of a matrix ever exists. */
+enum kg_wt_fmt {
+    KG_WT_F32 = 0,
+    KG_WT_BF16,
+    KG_WT_F16,
+    KG_WT_E4M3,   /* float8_e4m3 (max 240) */
+    KG_WT_E4M3FN, /* float8_e4m3fn (max 448) */
+    KG_WT_E5M2,
+    KG_WT_E2M1,   /* float4_e2m1fn, two per byte, low nibble first */
+    KG_WT_FMT_COUNT
+};
+
+/* A weight W [K, N] (K: the contraction axis, N: output columns) packed once, at load, by
+ * kg_wt_pack (kgen/kgen.h) from whatever layout it was stored in. The layout is chosen for the
+ * GEMM primitive of the ISA in force when it was packed (the scalar GEMM reads any of them):
+ * - the N columns are cut into panels of `nr` (the last one padded with zero columns), and K is
+ *   padded with zero rows to `kpad`, a multiple of kg and of kb;
+ * - panel p holds kpad * nr elements from element p * kpad * nr on; inside it, column j of the
+ *   panel and row k sit at element (k / kg) * nr * kg + j * kg + k % kg: groups of kg
+ *   consecutive k of one column are adjacent (a bf16 dot product consumes pairs, fp8 quads);
+ * - MX weights (kb > 0) also carry one E8M0 scale per kb consecutive k of a column, value
+ *   2^(e-127): panel p's scales start at p * (kpad / kb) * nr, the scale of (k, j) at
+ *   (k / kb) * nr + j. The element's value is its code's value times its scale.
+ * Zero padding is the code 0 (+0 in every format) and the scale 127 (1.0). */
+typedef struct kg_wt {
+    int fmt;            /* enum kg_wt_fmt */
+    int kb;             /* MX block length along K (8 or 32), 0 without block scales */
+    long K, N;          /* the logical matrix */
+    long nr, kg, kpad;  /* panel width, k-group, padded K */
+    const void *data;   /* the panels */
+    const kg_u8 *scale; /* MX scales, or 0 */
+    void *mem;          /* the runtime's allocation behind data and scale */
+} kg_wt;
+
 /* ---- primitives ---------------------------------------------------------------------------- */
 /* The one list of primitives. Each has a scalar reference (kgp_NAME__scalar in the runtime) and
  * possibly SIMD versions; the runtime picks one per process at start-up. Generated code calls
@@ -72,6 +116,42 @@ void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain);
     X(void, rot_hf_bwd_f32, (float *y, const float *x, const float *c, const float *s, long h),\
       (y, x, c, s, h))
 
+/* The second list: numerics beyond plain conversion (matrix products, activations, fp8 and MX
+ * quantize-dequantize of activations, norm pieces). */
+#define KGP_LIST_MATH(X) \
+    /* C[m*ldc + n] = sum over k < W->K, ascending, in fp32, of a(m, k) * w(k, n), for m < M and \
+     * n0 <= n < n1, where w(k, n) is W's element decoded (times its MX scale) and a(m, k) is   \
+     * A[m*lda + k], rounded to bf16 first when W is bf16, fp8 or fp4 (the operand precision of  \
+     * upstream's matmuls; every such weight value is exact in bf16). n0 must be a multiple of  \
+     * W->nr and n1 one too or N, so threads split work by whole panels. M == 1 is the decode    \
+     * GEMV. SIMD versions may sum in another order. */                                        \
+    X(void, gemm_f32, (float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,    \
+                       long n0, long n1), (C, ldc, A, lda, M, W, n0, n1))                      \
+    /* y[i] = a[i] + b[i] */                                                                    \
+    X(void, add_f32, (float *y, const float *a, const float *b, long n), (y, a, b, n))         \
+    /* y[i] = a[i] * b[i] */                                                                    \
+    X(void, mul_f32, (float *y, const float *a, const float *b, long n), (y, a, b, n))         \
+    /* y[i] = ((x[i] - mu) * s) * g[i] + b[i]; g == 0: no multiply, b == 0: no add (LayerNorm;  \
+     * mu = 0 gives RMSNorm's bits) */                                                          \
+    X(void, affine_f32, (float *y, const float *x, float mu, float s, const float *g,           \
+                         const float *b, long n), (y, x, mu, s, g, b, n))                      \
+    /* activations, sigmoid(v) = 1 / (1 + expf(-v)): silu x*sigmoid(x); gelu                    \
+     * 0.5x(1 + erf(x/sqrt 2)); gelu_tanh 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)));           \
+     * swish x*sigmoid(1.702x). SIMD versions may differ from these expressions by rounding. */ \
+    X(void, silu_f32, (float *y, const float *x, long n), (y, x, n))                           \
+    X(void, gelu_f32, (float *y, const float *x, long n), (y, x, n))                           \
+    X(void, gelu_tanh_f32, (float *y, const float *x, long n), (y, x, n))                      \
+    X(void, swish_f32, (float *y, const float *x, long n), (y, x, n))                          \
+    /* y[i] = (float)e4m3(clamp(x[i] * s, -m, m)): the fp8 value a quantized operand carries */  \
+    X(void, round_e4m3_f32, (float *y, const float *x, float s, float m, long n),              \
+      (y, x, s, m, n))                                                                          \
+    X(void, round_e4m3fn_f32, (float *y, const float *x, float s, float m, long n),            \
+      (y, x, s, m, n))                                                                          \
+    /* MX e4m3fn quantize-dequantize of consecutive blocks of 32 (the last may be shorter):     \
+     * e = kg_e8m0_block_exponent(block, 8), y = e4m3fn(clamp(x / 2^(e-127), +-448)) * 2^(e-127)\
+     * (exact in fp32); the block's e is stored in e8[block] when e8 != 0 */                    \
+    X(void, round_mx_e4m3fn_f32, (float *y, kg_u8 *e8, const float *x, long n), (y, e8, x, n))
+
 #define KGP_LIST_FLOAT(X) \
     /* sum of x[i]^2, fp32 accumulation (order is the primitive's own) */                       \
     X(float, sumsq_f32, (const float *x, long n), (x, n))                                      \
@@ -79,9 +159,11 @@ void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain);
     X(float, maxabs_f32, (const float *x, long n), (x, n))                                     \
     /* inclusive prefix sum seeded with carry: y[i] = carry + x[0] + ... + x[i], added left to  \
      * right in fp32; returns the last sum (carry if n == 0) */                                 \
-    X(float, cumsum_f32, (float *y, const float *x, float carry, long n), (y, x, carry, n))
+    X(float, cumsum_f32, (float *y, const float *x, float carry, long n), (y, x, carry, n))   \
+    /* sum of x[i], fp32 accumulation (order is the primitive's own) */                         \
+    X(float, sum_f32, (const float *x, long n), (x, n))
 
-#define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_FLOAT(X)
+#define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X)
 
 #define KGP_DECLARE(ret, name, params, args) ret kgp_##name params;
 KGP_LIST(KGP_DECLARE)

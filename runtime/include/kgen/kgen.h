@@ -86,6 +86,67 @@ void *kg_prim_lookup(const char *symbol);
 void kg_set_threads(int n);
 int kg_threads(void);
 
+/* ---- weights ----------------------------------------------------------------------------- */
+
+/* How a weight W [K, N] (K: contraction) is stored before packing. "x4" words hold 4 elements
+ * along K, element q in bits [8q, 8q+8) (fp4: [4q, 4q+4)), so a word is 32 bits for fp8 and 16
+ * for fp4. Each layout also fixes where an MX weight's E8M0 scales sit; a scale covers kb = 32
+ * consecutive k unless the layout says otherwise. Layout names follow shared/reference/. */
+typedef enum kg_wt_layout {
+    KG_WL_KN = 0,         /* [K, N] row-major; MX scales [K/32, N] */
+    KG_WL_X4,             /* [K/4, N] x4, word (r, n) slot q = row 4r+q (QKV MX_CONTIGUOUS,
+                             output projection MX and STATIC_MX); scales [K/32, N] */
+    KG_WL_X4_INTERLEAVED, /* QKV MX_INTERLEAVED: [K/4, N] x4 of the rows permuted by
+                             arange(K).reshape(2,K/4,2).transpose(1,0,2).flatten(): slot q of
+                             word r = row (q/2)*K/2 + 2r + q%2; scales [K/32, N] by logical row */
+    KG_WL_MLP_MX_GATE_UP, /* MLP-MX gate/up: [128, K/512, N] x4, word [p, j, n] slot q = row
+                             512j + 4p + q; scales [16, K/512, N], [s, j, n] covers rows
+                             512j + 32s .. +31 */
+    KG_WL_MLP_MX_DOWN,    /* MLP-MX down: [P, ceil(K/512), N] x4, P = 128 (K >= 512) or K/4;
+                             word [p, t, n] slot q = row 512t + 128q + p (K < 512: q*K/4 + p);
+                             scales [P/8, ceil(K/512), N], [s, t, n] covers p in [8s, 8s+8) and
+                             every q: runs of 8 consecutive rows (kb = 8) */
+    KG_WL_MLP_SMX_GATE_UP,/* MLP STATIC_MX gate/up swizzle: logical [K, N] viewed as
+                             [2, K/512, 128, 2, N/512, 128, 4], stored transposed (2,1,4,6,5,0,3) */
+    KG_WL_MLP_SMX_DOWN,   /* MLP STATIC_MX down swizzle: logical [K, N] viewed as
+                             [K/512, 128, 4, N], stored transposed (1,0,3,2) */
+    KG_WL_COUNT
+} kg_wt_layout;
+
+/* A weight as stored: element format, layout, logical size, the data and (MX) its scales. */
+typedef struct kg_wt_src {
+    int fmt;           /* enum kg_wt_fmt (kgen/abi.h) */
+    int layout;        /* enum kg_wt_layout */
+    long K, N;         /* the logical matrix W [K, N] */
+    const void *data;
+    const void *scale; /* E8M0 scales in the layout's arrangement; NULL: not an MX weight */
+    long nr, kg;       /* packed geometry; 0 picks the one the active ISA's GEMM wants */
+} kg_wt_src;
+
+/* Packs src into w (allocating; free with kg_wt_free). Returns KG_OK, or KG_ESHAPE /
+ * KG_ESPEC with a one-line reason in err (sizes the layout cannot hold, MX scales on a format
+ * without them), or KG_ENOMEM. The packed layout is documented at kg_wt in kgen/abi.h. */
+int kg_wt_pack(kg_wt *w, const kg_wt_src *src, char *err, size_t errlen);
+void kg_wt_free(kg_wt *w);
+
+/* The stored shape of src's data (which = 0, in elements, or in x4 words for x4 layouts) or of
+ * its scales (which = 1); returns the rank (0 if the layout cannot hold K, N). */
+int kg_wt_stored_shape(const kg_wt_src *src, int which, long shape[8]);
+
+/* "f32", "bf16", "fp16", "e4m3", "e4m3fn", "e5m2", "e2m1" and back (-1 if unknown). */
+const char *kg_wt_fmt_name(int fmt);
+int kg_wt_fmt_from_name(const char *name);
+/* "kn", "x4", "x4_interleaved", "mlp_mx_gate_up", "mlp_mx_down", "mlp_smx_gate_up",
+ * "mlp_smx_down" and back (-1 if unknown). */
+const char *kg_wt_layout_name(int layout);
+int kg_wt_layout_from_name(const char *name);
+
+/* ---- scratch ------------------------------------------------------------------------------ */
+
+/* Grows the calling thread's kernel scratch (kgp_scratch) to at least bytes now, so a service
+ * can take the memory at start-up; KG_OK or KG_ENOMEM. */
+int kg_scratch_reserve(long bytes);
+
 /* ---- problem strings --------------------------------------------------------------------- */
 
 /* Reads key `key` of a "family:key=value,..." string. Return 1 if found. */
