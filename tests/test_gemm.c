@@ -1,0 +1,298 @@
+/* test_gemm.c: packed weights and the GEMM primitive. Every stored layout and element format is
+ * packed (at the active ISA's geometry and at odd ones) and multiplied; the scalar GEMM must
+ * give the bits of the plain loop sum_k a*w in ascending k, and the SIMD ones (when selected)
+ * agree with it within fp32 reordering. Also the packer's refusals, the quantize-dequantize
+ * and activation primitives the projections use, and the kernel scratch. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/dtype.h"
+#include "kgen/kgen.h"
+#include "util/jitp.h"
+#include "util/weights.h"
+
+/* The function the runtime selected for primitive NAME, through its JIT symbol. */
+#define PRIM(type, name) ((type *)kg_prim_lookup("kgp_" #name))
+typedef void gemm_fn(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
+                     long n0, long n1);
+
+static int narrow(int fmt)
+{
+    return fmt != KG_WT_F32 && fmt != KG_WT_F16;
+}
+
+/* The reference: C[m, n] = sum over k ascending of a(m, k) * W[k, n] in fp32, a rounded to
+ * bf16 for narrow formats (kgen/abi.h, kgp_gemm_f32). */
+static float ref_dot(const float *A, long lda, long m, const float *W, long K, long N, long n,
+                     int fmt)
+{
+    float acc = 0.0f;
+    for (long k = 0; k < K; k++) {
+        float a = A[m * lda + k];
+        if (narrow(fmt))
+            a = kg_bf16_to_f32(kg_f32_to_bf16(a));
+        acc += a * W[k * N + n];
+    }
+    return acc;
+}
+
+/* Packs a random W in (fmt, layout, mx) at geometry (nr, kg), multiplies M rows over columns
+ * [n0, n1) and checks every element: bit-exact under the scalar GEMM. */
+static void check_one(int fmt, int layout, int mx, long K, long N, long M, long nr, long kg,
+                      unsigned long long seed)
+{
+    kg_wt w;
+    float scale = fmt == KG_WT_E2M1 ? 2.0f : fmt >= KG_WT_E4M3 ? 16.0f : 0.5f;
+    float *W = kgt_wt_random(&w, fmt, layout, K, N, mx, scale, seed, nr, kg);
+    long lda = K + 3, ldc = N + 5;
+    float *A = malloc((size_t)(M * lda) * sizeof *A), *C = malloc((size_t)(M * ldc) * sizeof *C);
+    for (long i = 0; i < M * lda; i++)
+        A[i] = kgt_normal(&seed);
+    memset(C, 0xff, (size_t)(M * ldc) * sizeof *C);
+    long n0 = N > w.nr ? w.nr : 0, n1 = N; /* skip the first panel when there are two */
+    PRIM(gemm_fn, gemm_f32)(C, ldc, A, lda, M, &w, n0, n1);
+    int scalar = strcmp(kg_prim_isa(), "scalar") == 0;
+    for (long m = 0; m < M; m++) {
+        for (long n = 0; n < ldc; n++) {
+            float got = C[m * ldc + n];
+            if (n < n0 || n >= n1) {
+                cr_assert(isnan(got), "%s %s mx=%d: C[%ld, %ld] outside [%ld, %ld) written",
+                          kg_wt_fmt_name(fmt), kg_wt_layout_name(layout), mx, m, n, n0, n1);
+                continue;
+            }
+            float want = ref_dot(A, lda, m, W, K, N, n, fmt);
+            double mag = 0;
+            for (long k = 0; k < K; k++)
+                mag += fabs((double)A[m * lda + k] * W[k * N + n]);
+            int ok = scalar ? memcmp(&got, &want, 4) == 0 : fabs(got - want) <= 1e-5 * mag + 1e-30;
+            cr_assert(ok, "%s %s mx=%d K=%ld N=%ld M=%ld nr=%ld kg=%ld: C[%ld, %ld] = %.9g, want "
+                      "%.9g", kg_wt_fmt_name(fmt), kg_wt_layout_name(layout), mx, K, N, M,
+                      w.nr, w.kg, m, n, got, want);
+        }
+    }
+    free(W), free(A), free(C);
+    kg_wt_free(&w);
+}
+
+/* Geometries: the active ISA's, and odd ones the scalar GEMM must read just as well. */
+static const long GEOM[][2] = { { 0, 0 }, { 5, 4 }, { 3, 1 }, { 16, 2 }, { 32, 8 } };
+
+Test(gemm, kn_every_format_and_geometry)
+{
+    for (int fmt = 0; fmt < KG_WT_FMT_COUNT; fmt++)
+        for (size_t g = 0; g < sizeof GEOM / sizeof GEOM[0]; g++) {
+            check_one(fmt, KG_WL_KN, 0, 37, 19, 3, GEOM[g][0], GEOM[g][1], 1 + fmt);
+            check_one(fmt, KG_WL_KN, 0, 1, 1, 1, GEOM[g][0], GEOM[g][1], 2);
+        }
+}
+
+Test(gemm, decode_row_and_many_rows)
+{
+    check_one(KG_WT_BF16, KG_WL_KN, 0, 300, 70, 1, 0, 0, 3);
+    check_one(KG_WT_BF16, KG_WL_KN, 0, 129, 33, 37, 0, 0, 4);
+    check_one(KG_WT_F32, KG_WL_KN, 0, 257, 31, 18, 0, 0, 5);
+}
+
+Test(gemm, mx_and_x4_layouts)
+{
+    static const int fmts[] = { KG_WT_E4M3FN, KG_WT_E5M2, KG_WT_E2M1 };
+    for (size_t f = 0; f < 3; f++)
+        for (size_t g = 0; g < sizeof GEOM / sizeof GEOM[0]; g++) {
+            check_one(fmts[f], KG_WL_KN, 1, 64, 9, 2, GEOM[g][0], GEOM[g][1], 10 + f);
+            check_one(fmts[f], KG_WL_X4, 1, 96, 7, 3, GEOM[g][0], GEOM[g][1], 20 + f);
+            check_one(fmts[f], KG_WL_X4, 0, 12, 7, 3, GEOM[g][0], GEOM[g][1], 25 + f);
+            check_one(fmts[f], KG_WL_X4_INTERLEAVED, 1, 64, 5, 2, GEOM[g][0], GEOM[g][1], 30 + f);
+        }
+}
+
+Test(gemm, mlp_layouts)
+{
+    static const int fmts[] = { KG_WT_E4M3FN, KG_WT_E2M1 };
+    for (size_t f = 0; f < 2; f++) {
+        check_one(fmts[f], KG_WL_MLP_MX_GATE_UP, 1, 1024, 6, 2, 0, 0, 40 + f);
+        check_one(fmts[f], KG_WL_MLP_MX_GATE_UP, 1, 512, 3, 1, 5, 4, 42 + f);
+        check_one(fmts[f], KG_WL_MLP_MX_DOWN, 1, 1024, 5, 2, 0, 0, 44 + f);
+        check_one(fmts[f], KG_WL_MLP_MX_DOWN, 1, 96, 7, 2, 3, 8, 46 + f); /* I < 512 */
+        check_one(fmts[f], KG_WL_MLP_MX_DOWN, 1, 32, 2, 1, 0, 0, 48 + f);
+    }
+    check_one(KG_WT_E4M3FN, KG_WL_MLP_SMX_GATE_UP, 0, 512, 512, 1, 0, 0, 50);
+    check_one(KG_WT_E4M3, KG_WL_MLP_SMX_DOWN, 0, 1024, 3, 2, 0, 0, 51);
+}
+
+/* A weight whose MX blocks each scale one distinct power of two: swapping any two scales, or
+ * applying a block's scale to the wrong rows, changes the product (so the layouts' scale
+ * arrangements are really checked, not just their data). */
+Test(gemm, mx_scales_reach_their_rows)
+{
+    long K = 1024, N = 2;
+    static const int layouts[] = { KG_WL_X4, KG_WL_MLP_MX_GATE_UP, KG_WL_MLP_MX_DOWN };
+    for (int l = 0; l < 3; l++) {
+        kg_wt w;
+        float *W = kgt_wt_random(&w, KG_WT_E4M3FN, layouts[l], K, N, 1, 16.0f, 77 + l, 0, 0);
+        for (long k = 0; k < K; k++) {
+            float a[1024] = { 0 }, c[2];
+            a[k] = 1.0f;
+            PRIM(gemm_fn, gemm_f32)(c, N, a, K, 1, &w, 0, N);
+            for (long n = 0; n < N; n++)
+                cr_assert(c[n] == W[k * N + n], "%s: row %ld column %ld reads %g, want %g",
+                          kg_wt_layout_name(layouts[l]), k, n, c[n], W[k * N + n]);
+        }
+        free(W);
+        kg_wt_free(&w);
+    }
+}
+
+/* ---- the packer's refusals and shapes -------------------------------------------------------- */
+
+static void refused(int fmt, int layout, long K, long N, int mx, const char *want)
+{
+    static uint8_t buf[1 << 16], sc[1 << 12];
+    kg_wt_src s = { fmt, layout, K, N, buf, mx ? sc : NULL, 0, 0 };
+    kg_wt w;
+    char err[256] = "";
+    int rc = kg_wt_pack(&w, &s, err, sizeof err);
+    cr_assert_neq(rc, KG_OK, "%s %s [%ld, %ld] mx=%d was packed", kg_wt_fmt_name(fmt),
+                  kg_wt_layout_name(layout), K, N, mx);
+    cr_assert(strstr(err, want), "message '%s' does not say '%s'", err, want);
+}
+
+Test(gemm, packer_refuses_what_a_layout_cannot_hold)
+{
+    refused(KG_WT_BF16, KG_WL_KN, 64, 4, 1, "MX scales on a bf16 weight");
+    refused(KG_WT_BF16, KG_WL_X4, 64, 4, 0, "packs fp8 or fp4");
+    refused(KG_WT_E4M3FN, KG_WL_X4, 66, 4, 0, "K % 4 == 0");
+    refused(KG_WT_E4M3FN, KG_WL_X4, 68, 4, 1, "K % 32 == 0");
+    refused(KG_WT_E4M3FN, KG_WL_MLP_MX_GATE_UP, 768, 4, 1, "K % 512 == 0");
+    refused(KG_WT_E2M1, KG_WL_MLP_MX_DOWN, 600, 4, 1, "mlp_mx_down needs");
+    refused(KG_WT_E4M3FN, KG_WL_MLP_SMX_GATE_UP, 512, 500, 0, "N % 512 == 0");
+    refused(KG_WT_E4M3FN, KG_WL_MLP_SMX_DOWN, 512, 4, 1, "no MX scales");
+    refused(KG_WT_F32, KG_WL_KN, 0, 4, 0, "must be positive");
+    refused(KG_WT_FMT_COUNT, KG_WL_KN, 4, 4, 0, "not a kg_wt_fmt");
+    refused(KG_WT_F32, KG_WL_COUNT, 4, 4, 0, "not a kg_wt_layout");
+}
+
+Test(gemm, stored_shapes_and_names)
+{
+    long s[8];
+    kg_wt_src a = { KG_WT_E2M1, KG_WL_MLP_MX_DOWN, 256, 10, NULL, NULL, 0, 0 };
+    cr_assert_eq(kg_wt_stored_shape(&a, 0, s), 3);
+    cr_assert(s[0] == 64 && s[1] == 1 && s[2] == 10);
+    cr_assert_eq(kg_wt_stored_shape(&a, 1, s), 3);
+    cr_assert(s[0] == 8 && s[1] == 1 && s[2] == 10);
+    kg_wt_src b = { KG_WT_E4M3FN, KG_WL_X4, 64, 3, NULL, NULL, 0, 0 };
+    cr_assert_eq(kg_wt_stored_shape(&b, 0, s), 2);
+    cr_assert(s[0] == 16 && s[1] == 3);
+    for (int f = 0; f < KG_WT_FMT_COUNT; f++)
+        cr_assert_eq(kg_wt_fmt_from_name(kg_wt_fmt_name(f)), f);
+    for (int l = 0; l < KG_WL_COUNT; l++)
+        cr_assert_eq(kg_wt_layout_from_name(kg_wt_layout_name(l)), l);
+    cr_assert_eq(kg_wt_fmt_from_name("fp8"), -1);
+}
+
+/* ---- quantize-dequantize, activations, norm pieces ------------------------------------------- */
+
+typedef void mx_fn(float *y, uint8_t *e8, const float *x, long n);
+typedef void act_fn(float *y, const float *x, long n);
+typedef void round_fn(float *y, const float *x, float s, float m, long n);
+typedef void affine_fn(float *y, const float *x, float mu, float s, const float *g,
+                       const float *b, long n);
+
+Test(gemm, mx_quantize_dequantize)
+{
+    float x[70], y[70];
+    uint8_t e8[3];
+    unsigned long long seed = 9;
+    for (int i = 0; i < 70; i++)
+        x[i] = kgt_normal(&seed) * (i < 32 ? 1e-3f : i < 64 ? 300.0f : 0.0f);
+    x[64] = x[65] = 0.0f; /* the short last block is all zero: exponent 0, no wrap-around */
+    for (int i = 66; i < 70; i++)
+        x[i] = 0.0f;
+    PRIM(mx_fn, round_mx_e4m3fn_f32)(y, e8, x, 70);
+    for (int b = 0; b < 3; b++) {
+        int len = b < 2 ? 32 : 6;
+        cr_assert_eq(e8[b], kg_e8m0_block_exponent(x + 32 * b, len, 8), "block %d exponent", b);
+        float s = ldexpf(1.0f, e8[b] - 127);
+        for (int i = 0; i < len; i++) {
+            float v = x[32 * b + i] / s;
+            v = v > 448 ? 448 : v < -448 ? -448 : v;
+            float want = kg_e4m3fn_to_f32(kg_f32_to_e4m3fn(v)) * s;
+            cr_assert(y[32 * b + i] == want, "y[%d] = %g, want %g", 32 * b + i, y[32 * b + i],
+                      want);
+        }
+    }
+    cr_assert_eq(e8[2], 0);
+}
+
+Test(gemm, fp8_round_trips)
+{
+    float x[5] = { 1.1f, -300.0f, 0.013f, 500.0f, -0.0f }, y[5];
+    PRIM(round_fn, round_e4m3_f32)(y, x, 2.0f, 240.0f, 5);
+    for (int i = 0; i < 5; i++) {
+        float v = x[i] * 2.0f;
+        v = v > 240 ? 240 : v < -240 ? -240 : v;
+        cr_assert(y[i] == kg_e4m3_to_f32(kg_f32_to_e4m3(v)), "e4m3 y[%d] = %g", i, y[i]);
+    }
+    PRIM(round_fn, round_e4m3fn_f32)(y, x, 1.0f, 448.0f, 5);
+    cr_assert(y[3] == 448.0f && y[1] == -288.0f, "e4m3fn clamps at 448 and rounds -300 to -288");
+}
+
+Test(gemm, activations_match_their_formulas)
+{
+    float x[41], y[41];
+    for (int i = 0; i < 41; i++)
+        x[i] = -10.0f + 0.5f * (float)i;
+    struct { const char *name; double (*f)(double); } acts[4];
+    (void)acts;
+    act_fn *silu = PRIM(act_fn, silu_f32), *gelu = PRIM(act_fn, gelu_f32);
+    act_fn *gt = PRIM(act_fn, gelu_tanh_f32), *sw = PRIM(act_fn, swish_f32);
+    for (int a = 0; a < 4; a++) {
+        act_fn *f = a == 0 ? silu : a == 1 ? gelu : a == 2 ? gt : sw;
+        f(y, x, 41);
+        for (int i = 0; i < 41; i++) {
+            double v = x[i], want;
+            if (a == 0)
+                want = v / (1 + exp(-v));
+            else if (a == 1)
+                want = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+            else if (a == 2)
+                want = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+            else
+                want = v / (1 + exp(-1.702 * v)); /* Swish: x * sigmoid(1.702 x), not SiLU */
+            cr_assert(fabs(y[i] - want) <= 1e-6 * fabs(want) + 1e-6, "activation %d at %g: %.9g, "
+                      "want %.9g", a, v, y[i], want);
+        }
+    }
+}
+
+Test(gemm, affine_is_layer_norm_and_rms_norm)
+{
+    float x[3] = { 1, 2, 4 }, g[3] = { 2, 2, 0.5f }, b[3] = { 1, 0, -1 }, y[3];
+    PRIM(affine_fn, affine_f32)(y, x, 2.0f, 0.5f, g, b, 3);
+    cr_assert(y[0] == 0.0f && y[1] == 0.0f && y[2] == -0.5f);
+    PRIM(affine_fn, affine_f32)(y, x, 0.0f, 0.5f, NULL, NULL, 3);
+    cr_assert(y[0] == 0.5f && y[1] == 1.0f && y[2] == 2.0f);
+    typedef float sum_fn(const float *, long);
+    cr_assert(PRIM(sum_fn, sum_f32)(x, 3) == 7.0f);
+}
+
+/* ---- scratch --------------------------------------------------------------------------------- */
+
+Test(gemm, scratch_grows_aligned_and_is_reused)
+{
+    char *a = kgp_scratch(100);
+    cr_assert_not_null(a);
+    cr_assert_eq((uintptr_t)a % 64, 0);
+    memset(a, 1, 100);
+    cr_assert_eq(kgp_scratch(50), a, "a smaller request reuses the block");
+    char *b = kgp_scratch(1 << 20);
+    cr_assert_not_null(b);
+    cr_assert_eq((uintptr_t)b % 64, 0);
+    memset(b, 2, 1 << 20);
+    cr_assert_eq(kg_scratch_reserve(1 << 20), KG_OK);
+    cr_assert_eq(kgp_scratch(10), b);
+}
