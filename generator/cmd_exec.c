@@ -132,7 +132,8 @@ typedef struct job {
 static void job_free(job *j)
 {
     for (int i = 0; i < KGG_MAX_ARGS; i++)
-        free(j->t[i]);
+        if (j->t[i])
+            kgc_free(i < j->nargs ? &j->args[i] : NULL, j->t[i]);
     kg_registry_free(j->reg);
     if (j->so)
         dlclose(j->so);
@@ -283,6 +284,70 @@ static int make_input(job *j, int i, const kg_npy *x, const char *file)
     return KGC_OK;
 }
 
+/* A weight from its file (and, for MX, the file of NAME_scale): layout kn takes [K, N] values
+ * (float files are rounded to the format) or codes; other layouts take the stored codes as
+ * bytes (uint8, x4 words little-endian), since numpy has no fp8/fp4 dtypes. */
+static int make_weight(job *j, int i, const kg_npy *x, const char *file, const kg_npy *sc)
+{
+    const kgg_arg *a = &j->args[i];
+    long n = kgc_count(a);
+    int fp4 = strcmp(a->dtype, "e2m1") == 0;
+    size_t bytes = fp4 ? (size_t)(n + 1) / 2 : (size_t)n * (size_t)kgc_dtype_bytes(a->dtype);
+    unsigned char *codes = calloc(bytes ? bytes : 1, 1);
+    char err[256];
+    int rc = KGC_OK;
+    if (!(j->t[i] = kgc_alloc(a)) || !codes)
+        rc = kgc_error(KGC_FAIL, "weight '%s': out of memory", a->name);
+    else if (x->dtype == KG_U8 && (size_t)kg_npy_count(x) == bytes)
+        memcpy(codes, x->data, bytes);
+    else if (strcmp(a->wt_layout, "kn") != 0 || kg_npy_count(x) != n)
+        rc = kgc_error(KGC_USAGE, "weight '%s' (%s): layout %s wants %zu bytes of %s codes as "
+                       "uint8%s", a->name, file, a->wt_layout, bytes, a->dtype,
+                       strcmp(a->wt_layout, "kn") == 0 ? ", or [K, N] values" : "");
+    else if (fp4 && x->dtype == KG_F32)
+        for (long e = 0; e < n; e++)
+            codes[e / 2] |= (unsigned char)(kg_f32_to_e2m1(((const float *)x->data)[e])
+                                            << (e % 2 * 4));
+    else {
+        kgg_arg codes_arg = *a;
+        codes_arg.weight = 0;
+        if (fp4 || convert_input(x, &codes_arg, codes) != 0)
+            rc = kgc_error(KGC_USAGE, "weight '%s' (%s): a .npy of %s cannot hold %s values",
+                           a->name, file, npy_type(x->dtype), a->dtype);
+    }
+    if (rc == KGC_OK && a->wt_mx && !sc)
+        rc = kgc_error(KGC_USAGE, "weight '%s' is MX: give its E8M0 scales as --in %s_scale=FILE",
+                       a->name, a->name);
+    if (rc == KGC_OK && sc && sc->dtype != KG_U8)
+        rc = kgc_error(KGC_USAGE, "%s_scale: E8M0 scales are uint8, not %s", a->name,
+                       npy_type(sc->dtype));
+    if (rc == KGC_OK && kgc_pack(a, j->t[i], codes, sc ? sc->data : NULL, err, sizeof err) != 0)
+        rc = kgc_error(KGC_USAGE, "weight '%s': %s", a->name, err);
+    free(codes);
+    return rc;
+}
+
+/* The index of the --in named name, or o->nin. */
+static int input_index(const opts *o, const char *name)
+{
+    int k = 0;
+    while (k < o->nin && strcmp(o->in_name[k], name) != 0)
+        k++;
+    return k;
+}
+
+/* The kernel's weight argument whose MX scales an input of this name would be, or NULL. */
+static const kgg_arg *scale_of(const job *j, const char *name)
+{
+    for (int i = 0; i < j->k.nargs; i++) {
+        const kgg_arg *a = &j->k.args[i];
+        size_t l = strlen(a->name);
+        if (a->weight && a->wt_mx && strncmp(name, a->name, l) == 0 && !strcmp(name + l, "_scale"))
+            return a;
+    }
+    return NULL;
+}
+
 /* Reads every --in file; a file that cannot be read is named with its input. */
 static int read_inputs(const opts *o, kg_npy *in)
 {
@@ -300,15 +365,24 @@ static int read_inputs(const opts *o, kg_npy *in)
 static int bind_inputs(job *j, const opts *o, const kg_npy *in)
 {
     const char *names[KGG_MAX_ARGS];
-    int ranks[KGG_MAX_ARGS];
+    int ranks[KGG_MAX_ARGS], nb = 0;
     long shapes[KGG_MAX_ARGS][KGG_MAX_RANK];
     for (int i = 0; i < o->nin; i++) {
-        names[i] = o->in_name[i];
-        ranks[i] = in[i].rank;
-        memcpy(shapes[i], in[i].shape, sizeof shapes[i]);
+        if (scale_of(j, o->in_name[i]))
+            continue; /* an MX weight's scales travel with the weight */
+        names[nb] = o->in_name[i];
+        ranks[nb] = in[i].rank;
+        memcpy(shapes[nb], in[i].shape, sizeof shapes[nb]);
+        /* a weight's dims are the kernel's constants; its file is checked when packed */
+        for (int a = 0; a < j->k.nargs; a++)
+            if (j->k.args[a].weight && !strcmp(j->k.args[a].name, o->in_name[i])) {
+                ranks[nb] = j->k.args[a].rank;
+                memcpy(shapes[nb], j->k.args[a].shape, sizeof shapes[nb]);
+            }
+        nb++;
     }
     const long (*cshapes)[KGG_MAX_RANK] = (const long (*)[KGG_MAX_RANK])shapes;
-    int rc = kgg_bind(j->g, j->k.problem, o->nin, names, ranks, cshapes, j->n, &j->ncalls,
+    int rc = kgg_bind(j->g, j->k.problem, nb, names, ranks, cshapes, j->n, &j->ncalls,
                       j->args, &j->nargs);
     if (rc != KG_OK)
         return kgc_error(kgc_exit_for(rc), "%s", kgg_error(j->g));
@@ -323,7 +397,12 @@ static int bind_inputs(job *j, const opts *o, const kg_npy *in)
             continue;
         if (a->out && !(j->t[i] = kgc_alloc(a)))
             rc = kgc_error(KGC_FAIL, "output '%s': out of memory", a->name);
-        else if (!a->out && k < o->nin)
+        else if (a->weight && k < o->nin) {
+            char sname[80];
+            snprintf(sname, sizeof sname, "%s_scale", a->name);
+            int s = input_index(o, sname);
+            rc = make_weight(j, i, &in[k], o->in_file[k], s < o->nin ? &in[s] : NULL);
+        } else if (!a->out && k < o->nin)
             rc = make_input(j, i, &in[k], o->in_file[k]);
     }
     return rc;
@@ -618,7 +697,7 @@ static int write_outputs(job *j, const opts *o, char *list, size_t len)
     for (int i = 0; i < j->nargs; i++) {
         const kgg_arg *a = &j->args[i];
         int rowscaled, rc;
-        if (!a->out || !a->used)
+        if ((!a->out && !a->inout) || !a->used)
             continue;
         base_dtype(a->dtype, &rowscaled);
         rc = rowscaled ? write_rowscaled(o->out, a, j->t[i], o->raw, list, len)

@@ -25,38 +25,72 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median of `repeat` timed calls after one warm-up call; returns the kernel's status. */
-static int time_kernel(const kg_kernel *k, const kgg_kernel *d, int repeat, double *median)
+/* The per-call sizes for a run at `tokens` tokens (0: the nominal sizes): a token count (rows,
+ * T) becomes tokens; a [B, S] pair becomes B = 1, S = tokens. Buffers are sized for the nominal
+ * sizes, so tokens may not exceed the nominal token count; returns -1 if it does. */
+static int call_sizes(const kgg_kernel *d, long tokens, long *n)
+{
+    long b = -1, s = -1, nominal = 0;
+    for (int i = 0; i < d->ncalls; i++) {
+        n[i] = d->nominal[i];
+        if (!strcmp(d->calls[i], "B"))
+            b = i;
+        else if (!strcmp(d->calls[i], "S"))
+            s = i;
+        else if (!strcmp(d->calls[i], "rows") || !strcmp(d->calls[i], "T"))
+            nominal = n[i], n[i] = tokens ? tokens : n[i];
+    }
+    if (b >= 0 && s >= 0) {
+        nominal = n[b] * n[s];
+        if (tokens)
+            n[b] = 1, n[s] = tokens;
+    }
+    return tokens && tokens > nominal ? -1 : 0;
+}
+
+static int time_kernel(const kg_kernel *k, const kgg_kernel *d, const long *sizes, int repeat,
+                       double *median)
 {
     void *t[KGG_MAX_ARGS] = { 0 };
+    char err[256];
+    int rc = KG_OK;
     for (int i = 0; i < d->nargs; i++) {
         if (!d->args[i].used)
             continue;
         t[i] = kgc_alloc(&d->args[i]);
-        if (!d->args[i].out)
-            kgc_fill(&d->args[i], t[i], 0x5eedull + (unsigned long long)i);
+        if (!d->args[i].out && kgc_fill(&d->args[i], t[i], 0x5eedull + (unsigned long long)i,
+                                        err, sizeof err) != 0) {
+            kgc_error(KGC_FAIL, "%s: %s", d->name, err);
+            rc = KG_ESHAPE;
+        }
     }
     double *times = calloc((size_t)repeat, sizeof *times);
-    int rc = k->call(t, d->nominal);
+    if (rc == KG_OK)
+        rc = k->call(t, sizes);
     for (int r = 0; rc == KG_OK && r < repeat; r++) {
         double t0 = now();
-        rc = k->call(t, d->nominal);
+        rc = k->call(t, sizes);
         times[r] = now() - t0;
     }
     qsort(times, (size_t)repeat, sizeof *times, cmp_double);
     *median = times[repeat / 2];
     free(times);
     for (int i = 0; i < d->nargs; i++)
-        free(t[i]);
+        kgc_free(&d->args[i], t[i]);
     return rc;
 }
 
 int kgc_run(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen run SPEC [--aot] [--repeat N] [--threads N]\n"
+    static const char help[] = "usage: kgen run SPEC [--aot] [--repeat N] [--threads N] "
+        "[--tokens T]\n"
         "Generates SPEC's kernels in memory, JIT-compiles them with libtcc, runs each on seeded\n"
         "inputs at the spec's nominal sizes (one warm-up, then the median of N calls, default 5)\n"
         "and prints generation time, JIT time and time per call. --aot runs the gcc-built\n"
-        "kernels linked into kgen instead (bundled specs only).\n";
+        "kernels linked into kgen instead (bundled specs only). --tokens T runs every kernel\n"
+        "at T tokens (B = 1, S = T where a kernel takes both) instead of the nominal sizes;\n"
+        "flops and bytes scale with the tokens from the cost block's nominal figures.\n";
+    long tokens = 0;
     const char *spec = NULL;
     int repeat = 5, aot = 0;
     for (int i = 1; i < argc; i++) {
@@ -66,7 +100,13 @@ int kgc_run(int argc, char **argv)
             aot = 1;
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
             repeat = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+            char *end;
+            tokens = strtol(argv[++i], &end, 10);
+            if (*end || tokens < 1)
+                return kgc_error(KGC_USAGE, "run: --tokens wants a positive integer, not '%s'",
+                                 argv[i]);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             kg_set_threads(atoi(argv[++i]));
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
@@ -119,13 +159,24 @@ int kgc_run(int argc, char **argv)
         for (int i = 0; i < n && rc == KG_OK; i++) {
             const kg_kernel *k = kg_registry_find(reg, ks[i].name);
             double t = 0;
-            rc = time_kernel(k, &ks[i], repeat, &t);
+            long sizes[KGG_MAX_CALLS];
+            if (call_sizes(&ks[i], tokens, sizes) != 0) {
+                printf("%-68s %9.2f %12s (nominal tokens < %ld)\n", ks[i].name, jit[i] * 1e3,
+                       "-", tokens);
+                continue;
+            }
+            double cost[3] = { ks[i].flops, ks[i].read, ks[i].written };
+            if (tokens && kgg_cost(g, ks[i].problem, sizes, ks[i].ncalls, cost) != KG_OK) {
+                rc = kgc_error(KGC_FAIL, "%s", kgg_error(g));
+                break;
+            }
+            rc = time_kernel(k, &ks[i], sizes, repeat, &t);
             if (rc != KG_OK) {
                 kgc_error(KGC_FAIL, "%s returned status %d", ks[i].name, rc);
                 break;
             }
             printf("%-68s %9.2f %12.1f %9.2f %9.2f\n", ks[i].name, jit[i] * 1e3, t * 1e6,
-                   ks[i].flops / t / 1e9, (ks[i].read + ks[i].written) / t / 1e9);
+                   cost[0] / t / 1e9, (cost[1] + cost[2]) / t / 1e9);
         }
     }
     kg_registry_free(reg);

@@ -213,6 +213,10 @@ static void read_arg(lua_State *L, kgg_arg *a)
     char dir[8];
     field_buf(L, t, "dir", dir, sizeof dir);
     a->out = strcmp(dir, "out") == 0;
+    a->inout = strcmp(dir, "inout") == 0;
+    field_buf(L, t, "weight_layout", a->wt_layout, sizeof a->wt_layout);
+    a->weight = a->wt_layout[0] != '\0';
+    a->wt_mx = field_bool(L, t, "weight_mx");
     a->used = field_bool(L, t, "used");
     a->scalar = field_bool(L, t, "scalar");
     lua_getfield(L, t, "shape");
@@ -381,6 +385,25 @@ int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, con
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    return KG_OK;
+}
+
+int kgg_cost(kgg *g, const char *problem, const long *n, int ncalls, double cost[3])
+{
+    lua_State *L = g->L;
+    push_main(L, "cost");
+    lua_pushstring(L, problem);
+    lua_newtable(L);
+    for (int i = 0; i < ncalls; i++) {
+        lua_pushinteger(L, n[i]);
+        lua_seti(L, -2, i + 1);
+    }
+    int rc = call(g, 2, 3);
+    if (rc != KG_OK)
+        return rc;
+    for (int i = 0; i < 3; i++)
+        cost[i] = lua_tonumber(L, i - 3);
+    lua_pop(L, 3);
     return KG_OK;
 }
 

@@ -17,6 +17,9 @@ typedef struct kgg_file { char *name; char *text; size_t len; } kgg_file;
 typedef struct kgg_arg {
     char name[64], dtype[32], init[16];
     int out, used, scalar, rank;
+    int inout;          /* updated in place: an input that is also an output */
+    int weight, wt_mx;  /* a packed weight (kg_wt) of dtype's format, stored in wt_layout */
+    char wt_layout[24];
     long shape[KGG_MAX_RANK];
 } kgg_arg;
 
@@ -52,6 +55,9 @@ void kgg_kernels_free(kgg_kernel *ks, int n);
 int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, const int *ranks,
              const long (*shapes)[KGG_MAX_RANK], long *n, int *ncalls, kgg_arg *args,
              int *nargs);
+
+/* The cost block (flops, bytes read, bytes written) of `problem`'s kernel at per-call sizes n. */
+int kgg_cost(kgg *g, const char *problem, const long *n, int ncalls, double cost[3]);
 
 /* main.lua functions taking and returning one string (describe, parse_name, named_keys). */
 int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out);

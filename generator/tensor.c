@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kgen/dtype.h"
+#include "kgen/kgen.h"
 #include "tensor.h"
 
 /* "e4m3_rowscaled": fp8 rows with a packed fp32 scale, one byte per column. */
@@ -34,6 +35,8 @@ long kgc_count(const kgg_arg *a)
 
 void *kgc_alloc(const kgg_arg *a)
 {
+    if (a->weight)
+        return calloc(1, sizeof(kg_wt));
     long n = kgc_count(a);
     return calloc((size_t)(n > 0 ? n : 1), (size_t)kgc_dtype_bytes(a->dtype));
 }
@@ -52,17 +55,73 @@ static double uniform(unsigned long long *s)
     return ((double)(next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-void kgc_fill(const kgg_arg *a, void *buf, unsigned long long seed)
+/* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale"; malloc'd. */
+static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
 {
-    long n = kgc_count(a);
     float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
     unsigned long long s = seed;
     for (long i = 0; i < n; i++) {
         double g = sqrt(-2.0 * log(uniform(&s))) * cos(6.283185307179586 * uniform(&s));
         x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g) : (float)g;
     }
+    return x;
+}
+
+int kgc_pack(const kgg_arg *a, void *buf, const void *data, const void *scale, char *err,
+             size_t errlen)
+{
+    kg_wt_src src = { kg_wt_fmt_from_name(a->dtype), kg_wt_layout_from_name(a->wt_layout),
+                      a->shape[0], a->shape[1], data, scale, 0, 0 };
+    if (a->rank != 2 || src.fmt < 0 || src.layout < 0) {
+        snprintf(err, errlen, "weight '%s': format %s, layout %s: not a packable weight",
+                 a->name, a->dtype, a->wt_layout);
+        return -1;
+    }
+    int rc = kg_wt_pack(buf, &src, err, errlen);
+    return rc == KG_OK ? 0 : -1;
+}
+
+/* Random weight codes: every stored layout is a permutation of the K*N codes (x4 words are four
+ * consecutive codes), so seeded codes in stored order are a valid weight for any of them. */
+static int fill_weight(const kgg_arg *a, void *buf, unsigned long long seed, char *err,
+                       size_t errlen)
+{
+    long n = kgc_count(a);
+    float *x = seeded(a, n, seed);
+    int fmt = kg_wt_fmt_from_name(a->dtype), fp4 = fmt == KG_WT_E2M1;
+    size_t bytes = fp4 ? (size_t)(n + 1) / 2 : (size_t)n * (size_t)kgc_dtype_bytes(a->dtype);
+    unsigned char *codes = calloc(bytes ? bytes : 1, 1);
+    unsigned char *scale = a->wt_mx ? malloc((size_t)(n / 8 + 1)) : NULL;
+    if (fp4) {
+        for (long i = 0; i < n; i++)
+            codes[i / 2] |= (unsigned char)(kg_f32_to_e2m1(x[i]) << (i % 2 * 4));
+    } else {
+        /* fp8 formats: a normal(0,1) value is within range of every one */
+        kgc_from_f32(a->dtype, x, codes, n);
+    }
+    if (scale)
+        memset(scale, 127, (size_t)(n / 8 + 1));
+    int rc = kgc_pack(a, buf, codes, scale, err, errlen);
+    free(x), free(codes), free(scale);
+    return rc;
+}
+
+int kgc_fill(const kgg_arg *a, void *buf, unsigned long long seed, char *err, size_t errlen)
+{
+    if (a->weight)
+        return fill_weight(a, buf, seed, err, errlen);
+    long n = kgc_count(a);
+    float *x = seeded(a, n, seed);
     kgc_from_f32(a->dtype, x, buf, n);
     free(x);
+    return 0;
+}
+
+void kgc_free(const kgg_arg *a, void *buf)
+{
+    if (a && a->weight && buf)
+        kg_wt_free(buf);
+    free(buf);
 }
 
 int kgc_from_f32(const char *dtype, const float *x, void *out, long n)

@@ -37,7 +37,9 @@ local function view(rec, text)
       shape[i] = d
     end
     insert(args, { name = a.name, dir = a.dir, dtype = a.dtype, shape = shape,
-                   used = a.used ~= false, scalar = a.scalar or false, init = a.init or "normal" })
+                   used = a.used ~= false, scalar = a.scalar or false, init = a.init or "normal",
+                   weight_layout = a.weight and a.weight.layout or nil,
+                   weight_mx = a.weight and a.weight.mx or false })
   end
   local nominal = {}
   for i, c in ipairs(rec.calls) do nominal[i] = rec.nominal[c] end
@@ -121,7 +123,7 @@ function M.bind(str, given)
   end
   local known = {}
   for _, a in ipairs(args) do
-    if a.dir == "in" and a.used ~= false then
+    if a.dir ~= "out" and a.used ~= false then
       known[a.name] = true
       local s = given[a.name]
       local want = shape_str(a.shape)
@@ -160,7 +162,7 @@ function M.bind(str, given)
   for name in next, given do
     if not known[name] then
       local names = {}
-      for _, a in ipairs(args) do if a.dir == "in" and a.used ~= false then insert(names, a.name) end end
+      for _, a in ipairs(args) do if a.dir ~= "out" and a.used ~= false then insert(names, a.name) end end
       error(format("input '%s' is not an input of this kernel (inputs: %s)", name,
                    concat(names, ", ")), 0)
     end
@@ -184,9 +186,21 @@ function M.bind(str, given)
       else insert(s, val[d]) end
     end
     insert(shapes, { name = a.name, dir = a.dir, dtype = a.dtype, shape = s,
-                     used = a.used ~= false, scalar = a.scalar or false })
+                     used = a.used ~= false, scalar = a.scalar or false,
+                     weight_layout = a.weight and a.weight.layout or nil,
+                     weight_mx = a.weight and a.weight.mx or false })
   end
   return n, shapes
+end
+
+-- The cost block of `str`'s kernel at per-call sizes n (in call order) instead of the nominal
+-- ones: flops, bytes read, bytes written.
+function M.cost(str, n)
+  local k, fam = kernel.parse_problem(str)
+  local sizes = {}
+  for i, c in ipairs(fam.calls) do sizes[c] = n[i] or k[c] end
+  local c = fam.cost(k, sizes)
+  return c.flops, c.read, c.written
 end
 
 ---------------------------------------------------------------------------------------------
@@ -208,6 +222,9 @@ function M.describe(fname)
                        range, kd.doc or "", from))
   end
   local function list(dir, title)
+    local any = false
+    for _, a in ipairs(fam.args(k)) do any = any or a.dir == dir end
+    if not any then return end
     insert(out, "")
     insert(out, title)
     for _, a in ipairs(fam.args(k)) do
@@ -216,11 +233,16 @@ function M.describe(fname)
         for i, d in ipairs(a.shape) do p[i] = tostring(d) end
         local note = a.used == false and "  (unused at these defaults)" or ""
         if a.scalar then note = note .. "  (element 0 is read; any shape)" end
+        if a.weight then
+          note = note .. format("  (packed weight [K, N], stored %s%s)", a.weight.layout,
+                                a.weight.mx and ", MX scales" or "")
+        end
         insert(out, format("  %-20s %-16s [%s]%s", a.name, a.dtype, concat(p, ", "), note))
       end
     end
   end
   list("in", "inputs (at the defaults):")
+  list("inout", "updated in place:")
   list("out", "outputs:")
   insert(out, "")
   insert(out, "per-call sizes (taken from the inputs' shapes): " .. concat(fam.calls, ", "))
