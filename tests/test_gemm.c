@@ -43,8 +43,8 @@ static float ref_dot(const float *A, long lda, long m, const float *W, long K, l
 
 /* Packs a random W in (fmt, layout, mx) at geometry (nr, kg), multiplies M rows over columns
  * [n0, n1) and checks every element: bit-exact under the scalar GEMM. */
-static void check_one(int fmt, int layout, int mx, long K, long N, long M, long nr, long kg,
-                      unsigned long long seed)
+static void check_cols(int fmt, int layout, int mx, long K, long N, long M, long nr, long kg,
+                       unsigned long long seed, int skip_first)
 {
     kg_wt w;
     float scale = fmt == KG_WT_E2M1 ? 2.0f : fmt >= KG_WT_E4M3 ? 16.0f : 0.5f;
@@ -54,7 +54,7 @@ static void check_one(int fmt, int layout, int mx, long K, long N, long M, long 
     for (long i = 0; i < M * lda; i++)
         A[i] = kgt_normal(&seed);
     memset(C, 0xff, (size_t)(M * ldc) * sizeof *C);
-    long n0 = N > w.nr ? w.nr : 0, n1 = N; /* skip the first panel when there are two */
+    long n0 = skip_first && N > w.nr ? w.nr : 0, n1 = N;
     PRIM(gemm_fn, gemm_f32)(C, ldc, A, lda, M, &w, n0, n1);
     int scalar = strcmp(kg_prim_isa(), "scalar") == 0;
     for (long m = 0; m < M; m++) {
@@ -79,6 +79,13 @@ static void check_one(int fmt, int layout, int mx, long K, long N, long M, long 
     kg_wt_free(&w);
 }
 
+/* Columns from the second panel on (when there are two), so a write outside [n0, n1) shows. */
+static void check_one(int fmt, int layout, int mx, long K, long N, long M, long nr, long kg,
+                      unsigned long long seed)
+{
+    check_cols(fmt, layout, mx, K, N, M, nr, kg, seed, 1);
+}
+
 /* Geometries: the active ISA's, and odd ones the scalar GEMM must read just as well. */
 static const long GEOM[][2] = { { 0, 0 }, { 5, 4 }, { 3, 1 }, { 16, 2 }, { 32, 8 } };
 
@@ -96,6 +103,18 @@ Test(gemm, decode_row_and_many_rows)
     check_one(KG_WT_BF16, KG_WL_KN, 0, 300, 70, 1, 0, 0, 3);
     check_one(KG_WT_BF16, KG_WL_KN, 0, 129, 33, 37, 0, 0, 4);
     check_one(KG_WT_F32, KG_WL_KN, 0, 257, 31, 18, 0, 0, 5);
+}
+
+/* Every remainder of the blocked SIMD loops at once: rows past one pass of 48 and not a
+ * multiple of the 6-row tile, K past two passes and odd, three panels with a partial last. */
+Test(gemm, blocked_remainders_every_format)
+{
+    for (int fmt = 0; fmt < KG_WT_FMT_COUNT; fmt++) {
+        check_cols(fmt, KG_WL_KN, 0, 523, 141, 53, 0, 0, 60 + fmt, 0);
+        check_cols(fmt, KG_WL_KN, 0, 1, 65, 7, 0, 0, 70 + fmt, 0);
+    }
+    check_cols(KG_WT_E4M3FN, KG_WL_X4, 1, 544, 130, 50, 0, 0, 80, 0);
+    check_cols(KG_WT_E2M1, KG_WL_MLP_MX_DOWN, 1, 1024, 70, 13, 0, 0, 81, 0);
 }
 
 Test(gemm, mx_and_x4_layouts)

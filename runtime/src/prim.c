@@ -20,12 +20,21 @@ static const table scalar_table = {
 #undef SCALAR
 };
 
-/* One row per ISA the runtime knows. SIMD tables start as copies of the scalar one and have
- * their entries replaced as SIMD versions exist; today there are none, so only "scalar" is
- * offered (selecting another reports that the runtime lacks it). */
+/* SIMD tables start as copies of the scalar one and have the entries replaced that have a
+ * SIMD version (filled before the first selection). */
+static table avx512_table;
+
+static void fill_simd_tables(void)
+{
+    avx512_table = scalar_table;
+    avx512_table.gemm_f32 = kgp_gemm_f32__avx512;
+}
+
+/* One row per ISA the runtime offers, in rising order of preference. */
 typedef struct isa_row { const char *name; int needs; const table *t; } isa_row;
 static const isa_row isas[] = {
     { "scalar", 0, &scalar_table },
+    { "avx512", KGR_CPU_AVX512 | KGR_CPU_AVX512_BF16, &avx512_table },
 };
 
 static table active = {
@@ -79,6 +88,7 @@ const char *kg_prim_isa(void)
 
 __attribute__((constructor)) static void select_at_start(void)
 {
+    fill_simd_tables();
     if (kg_prim_select(NULL) != KG_OK)
         kg_prim_select("scalar");
 }
@@ -98,10 +108,13 @@ void *kg_prim_lookup(const char *symbol)
 }
 
 /* The packed-weight geometry the active GEMM reads fastest (kgen/abi.h, kg_wt). The scalar
- * GEMM reads any geometry; 16 columns of fp32 are one cache line. */
+ * GEMM reads any geometry; for it, 16 columns of fp32 are one cache line. */
 void kgr_wt_geometry(int fmt, long *nr, long *kg)
 {
-    (void)fmt;
+    if (strcmp(active_isa, "avx512") == 0) {
+        kgr_avx512_geometry(fmt, nr, kg);
+        return;
+    }
     *nr = 16;
     *kg = 1;
 }

@@ -13,6 +13,11 @@ enum { KGR_CPU_AVX2 = 1, KGR_CPU_AVX512 = 2, KGR_CPU_AVX512_BF16 = 4 };
 /* The features this CPU and OS support (cpuid and xgetbv). */
 int kgr_cpu_features(void);
 
+/* SIMD versions (prim_avx512.c) and the geometry of the weights they read. */
+void kgp_gemm_f32__avx512(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
+                          long n0, long n1);
+void kgr_avx512_geometry(int fmt, long *nr, long *kg);
+
 /* The packed-weight panel width and k-group the active GEMM wants for format fmt. */
 void kgr_wt_geometry(int fmt, long *nr, long *kg);
 
