@@ -14,6 +14,7 @@
  * of MR rows x 64 columns (24 accumulators). */
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kgen/abi.h"
@@ -148,11 +149,12 @@ static void decode_block(uint16_t *dst, const kg_wt *W, long e0, long kp2, const
 
 /* ---- the bf16 path ------------------------------------------------------------------------ */
 
-/* Rows [m0, m0 + mb) of A, columns [k0, k0 + kc) (zero past K), as bf16 pairs: ab[m * KC_BF/2
- * + kp] holds (a[k0+2kp], a[k0+2kp+1]). */
-static void pack_a_bf16(uint32_t *ab, const float *A, long lda, long m0, long mb, long k0,
-                        long kc, long K)
+/* Rows [m0, m0 + mb) of A, all kc = kpad columns (zero past K), as bf16 pairs: ab[m * kc/2
+ * + kp] holds (a[2kp], a[2kp+1]). */
+static void pack_a_bf16(uint32_t *ab, const float *A, long lda, long m0, long mb, long kc,
+                        long K)
 {
+    const long k0 = 0;
     for (long m = 0; m < mb; m++) {
         const float *a = A + (m0 + m) * lda;
         for (long k = 0; k < kc; k += 32) {
@@ -163,9 +165,9 @@ static void pack_a_bf16(uint32_t *ab, const float *A, long lda, long m0, long mb
             __m512 x1 = _mm512_maskz_loadu_ps(hi, a + k0 + k + 16);
             __m512i v = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
             if (k + 32 <= kc)
-                _mm512_storeu_si512(ab + m * (KC_BF / 2) + k / 2, v);
+                _mm512_storeu_si512(ab + m * (kc / 2) + k / 2, v);
             else
-                _mm512_mask_storeu_epi32(ab + m * (KC_BF / 2) + k / 2,
+                _mm512_mask_storeu_epi32(ab + m * (kc / 2) + k / 2,
                                          (__mmask16)((1u << ((kc - k) / 2)) - 1), v);
         }
     }
@@ -188,8 +190,8 @@ static inline __mmask16 col_mask(long col, long n1)
 /* C rows [0, mr) x 64 columns at c (stride ldc, masked to n1 - col0) += ab (pairs, stride
  * KC_BF/2) @ b (kp2 k-pairs x 64 columns bf16). mr <= MR, a constant after inlining. */
 static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, const uint32_t *ab,
-                                                            const uint16_t *b, long kp2, int mr,
-                                                            long col0, long n1, int first)
+                                                            long sa, const uint16_t *b, long kp2,
+                                                            int mr, long col0, long n1, int first)
 {
     __m512 acc[MR][4];
     for (int r = 0; r < mr; r++)
@@ -200,7 +202,7 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
         for (int i = 0; i < 4; i++)
             w[i] = (__m512bh)_mm512_loadu_si512(b + kp * 2 * NR + 32 * i);
         for (int r = 0; r < mr; r++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[r * (KC_BF / 2) + kp]);
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[r * sa + kp]);
             for (int i = 0; i < 4; i++)
                 acc[r][i] = _mm512_dpbf16_ps(acc[r][i], a, w[i]);
         }
@@ -210,32 +212,53 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
             put(c + r * ldc + 16 * i, acc[r][i], col_mask(col0 + 16 * i, n1), first);
 }
 
-static void tiles_bf16(float *c, long ldc, const uint32_t *ab, const uint16_t *b, long kp2,
-                       long mb, long col0, long n1, int first)
+static void tiles_bf16(float *c, long ldc, const uint32_t *ab, long sa, const uint16_t *b,
+                       long kp2, long mb, long col0, long n1, int first)
 {
     long r = 0;
     for (; r + MR <= mb; r += MR)
-        tile_bf16(c + r * ldc, ldc, ab + r * (KC_BF / 2), b, kp2, MR, col0, n1, first);
+        tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, MR, col0, n1, first);
     switch (mb - r) {
-    case 5: tile_bf16(c + r * ldc, ldc, ab + r * (KC_BF / 2), b, kp2, 5, col0, n1, first); break;
-    case 4: tile_bf16(c + r * ldc, ldc, ab + r * (KC_BF / 2), b, kp2, 4, col0, n1, first); break;
-    case 3: tile_bf16(c + r * ldc, ldc, ab + r * (KC_BF / 2), b, kp2, 3, col0, n1, first); break;
-    case 2: tile_bf16(c + r * ldc, ldc, ab + r * (KC_BF / 2), b, kp2, 2, col0, n1, first); break;
-    case 1: tile_bf16(c + r * ldc, ldc, ab + r * (KC_BF / 2), b, kp2, 1, col0, n1, first); break;
+    case 5: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 5, col0, n1, first); break;
+    case 4: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 4, col0, n1, first); break;
+    case 3: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 3, col0, n1, first); break;
+    case 2: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 2, col0, n1, first); break;
+    case 1: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 1, col0, n1, first); break;
     }
 }
 
+/* A thread's buffer for MB rows of A as bf16 pairs over the whole K; grows, never shrinks (a
+ * few hundred KiB at the model sizes), released with the thread. */
+static __thread uint32_t *abuf;
+static __thread long abuf_cap;
+
+static uint32_t *a_pairs(long n)
+{
+    if (n > abuf_cap) {
+        free(abuf);
+        abuf = aligned_alloc(64, (size_t)(n + 16) * sizeof *abuf);
+        abuf_cap = abuf ? n : 0;
+    }
+    return abuf;
+}
+
+/* Panels outer, K inner: each panel of W streams once, front to back, per block of rows. */
 static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
                       long n0, long n1)
 {
-    static __thread uint32_t ab[MB * (KC_BF / 2)] __attribute__((aligned(64)));
     static __thread uint16_t bb[KC_BF * NR] __attribute__((aligned(64)));
+    long sa = W->kpad / 2;
+    uint32_t *ab = a_pairs((M < MB ? M : MB) * sa);
+    if (!ab) { /* no memory for the bf16 copy of A: the scalar GEMM needs none */
+        kgp_gemm_f32__scalar(C, ldc, A, lda, M, W, n0, n1);
+        return;
+    }
     for (long m0 = 0; m0 < M; m0 += MB) {
         long mb = M - m0 < MB ? M - m0 : MB;
-        for (long k0 = 0; k0 < W->kpad; k0 += KC_BF) {
-            long kc = W->kpad - k0 < KC_BF ? W->kpad - k0 : KC_BF;
-            pack_a_bf16(ab, A, lda, m0, mb, k0, kc, W->K);
-            for (long p = n0 / NR; p * NR < n1; p++) {
+        pack_a_bf16(ab, A, lda, m0, mb, W->kpad, W->K);
+        for (long p = n0 / NR; p * NR < n1; p++) {
+            for (long k0 = 0; k0 < W->kpad; k0 += KC_BF) {
+                long kc = W->kpad - k0 < KC_BF ? W->kpad - k0 : KC_BF;
                 long e0 = p * W->kpad * NR + k0 * NR;
                 const uint16_t *b;
                 if (W->fmt == KG_WT_BF16) {
@@ -245,7 +268,8 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
                     decode_block(bb, W, e0, kc / 2, sc, k0);
                     b = bb;
                 }
-                tiles_bf16(C + m0 * ldc + p * NR, ldc, ab, b, kc / 2, mb, p * NR, n1, k0 == 0);
+                tiles_bf16(C + m0 * ldc + p * NR, ldc, ab + k0 / 2, sa, b, kc / 2, mb, p * NR,
+                           n1, k0 == 0);
             }
         }
     }
@@ -299,9 +323,9 @@ static void gemm_f32(float *C, long ldc, const float *A, long lda, long M, const
      * fp16 panels have kg = 1, so kpad == K) */
     for (long m0 = 0; m0 < M; m0 += MB) {
         long mb = M - m0 < MB ? M - m0 : MB;
-        for (long k0 = 0; k0 < W->K; k0 += KC_F32) {
-            long kc = W->K - k0 < KC_F32 ? W->K - k0 : KC_F32;
-            for (long p = n0 / NR; p * NR < n1; p++) {
+        for (long p = n0 / NR; p * NR < n1; p++) {
+            for (long k0 = 0; k0 < W->K; k0 += KC_F32) {
+                long kc = W->K - k0 < KC_F32 ? W->K - k0 : KC_F32;
                 long e0 = p * W->kpad * NR + k0 * NR;
                 const float *b;
                 if (W->fmt == KG_WT_F32) {
