@@ -7,11 +7,12 @@
  * panel is the k-pair of 16 columns, exactly the operand of vdpbf16ps.
  *
  * Narrow weights (bf16, fp8, fp4, MX) run on vdpbf16ps: A is rounded to bf16 pairs once per
- * block of rows, fp8/fp4 codes are widened to bf16 by a table lookup inside the block load
- * (exact: every such value is a bf16 value), MX scales are applied in fp32 on the way. fp32
- * weights run on fp32 FMAs, fp16 weights are widened to fp32 per block. Blocking: MB rows of A
- * x KC of K per pass; within it each 64-column panel is decoded once and swept by micro-tiles
- * of MR rows x 64 columns (24 accumulators). */
+ * block of rows, fp8/fp4 codes are widened to bf16 inside the block load (exponent arithmetic,
+ * small tables for subnormal and inf/NaN codes; exact: every such value is a bf16 value), MX
+ * scales are applied in fp32 on the way. fp32 weights run on fp32 FMAs, fp16 weights are
+ * widened to fp32 per block. Blocking: per block of MB rows of A, each 64-column panel streams
+ * once front to back in KC-deep pieces, each piece decoded once and swept by micro-tiles of MR
+ * rows x 64 columns (24 accumulators). */
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ void kgr_avx512_geometry(int fmt, long *nr, long *kg)
 
 /* bf16 bits of every magnitude code (7 bits for fp8, 3 for fp4), built once from the exact
  * scalar decoders; NaN and inf codes map to bf16 NaN and inf. */
-static uint16_t lut[KG_WT_FMT_COUNT][128] __attribute__((aligned(64)));
+static uint16_t lut[KG_WT_FMT_COUNT][128];
 
 static void build_luts(void)
 {
@@ -51,8 +52,12 @@ static void build_luts(void)
     }
 }
 
+/* fp8 codes widen arithmetically: a normal code's bf16 is its magnitude shifted into place plus
+ * the exponent bias difference; subnormal and inf/NaN codes, a few per format, come from small
+ * tables (one vpermw each) taken from the exact scalar decoders. fp4 is one table. */
 typedef struct dec {
-    __m512i t0, t1, t2, t3;
+    __m512i sub, special;         /* bf16 of codes [0, sublim) and [splim, 128) */
+    __m512i shift, add, sublim, splim;
 } dec;
 
 static dec dec_for(int fmt)
@@ -62,29 +67,43 @@ static dec dec_for(int fmt)
         build_luts();
         built = 1;
     }
+    /* e4m3, e4m3fn: 3 mantissa bits, bias 7 -> 127 (+120 << 7); e5m2: 2 bits, bias 15 (+112) */
+    int e5 = fmt == KG_WT_E5M2;
+    int sublim = e5 ? 4 : 8, splim = fmt == KG_WT_E4M3 ? 0x78 : fmt == KG_WT_E4M3FN ? 0x7f : 0x7c;
+    uint16_t sub[32] = { 0 }, sp[32] = { 0 };
+    for (int i = 0; i < 32; i++) {
+        sub[i] = lut[fmt][i < sublim ? i : 0];
+        sp[i] = lut[fmt][splim + i < 128 ? splim + i : 127];
+    }
+    if (fmt == KG_WT_E2M1)
+        memcpy(sub, lut[fmt], sizeof sub);
     dec d;
-    d.t0 = _mm512_load_si512(lut[fmt]);
-    d.t1 = _mm512_load_si512(lut[fmt] + 32);
-    d.t2 = _mm512_load_si512(lut[fmt] + 64);
-    d.t3 = _mm512_load_si512(lut[fmt] + 96);
+    d.sub = _mm512_loadu_si512(sub);
+    d.special = _mm512_loadu_si512(sp);
+    d.shift = _mm512_set1_epi16(e5 ? 5 : 4);
+    d.add = _mm512_set1_epi16(e5 ? 0x3800 : 0x3c00);
+    d.sublim = _mm512_set1_epi16((short)sublim);
+    d.splim = _mm512_set1_epi16((short)splim);
     return d;
 }
 
-/* 32 fp8 codes (16-bit lanes, 0..255) to bf16: magnitude through the table, sign copied. */
+/* 32 fp8 codes (16-bit lanes, 0..255) to bf16. */
 static inline __m512i fp8_to_bf16(const dec *d, __m512i c)
 {
     __m512i mag = _mm512_and_si512(c, _mm512_set1_epi16(0x7f));
-    __m512i lo = _mm512_permutex2var_epi16(d->t0, mag, d->t1);
-    __m512i hi = _mm512_permutex2var_epi16(d->t2, mag, d->t3);
-    __mmask32 upper = _mm512_test_epi16_mask(mag, _mm512_set1_epi16(0x40));
-    __m512i v = _mm512_mask_blend_epi16(upper, lo, hi);
+    __m512i v = _mm512_add_epi16(_mm512_sllv_epi16(mag, d->shift), d->add);
+    __mmask32 tiny = _mm512_cmplt_epu16_mask(mag, d->sublim);
+    v = _mm512_mask_mov_epi16(v, tiny, _mm512_permutexvar_epi16(mag, d->sub));
+    __mmask32 special = _mm512_cmpge_epu16_mask(mag, d->splim);
+    v = _mm512_mask_mov_epi16(v, special,
+                              _mm512_permutexvar_epi16(_mm512_sub_epi16(mag, d->splim), d->special));
     return _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
 }
 
 /* 32 fp4 codes (16-bit lanes, 0..15) to bf16. */
 static inline __m512i fp4_to_bf16(const dec *d, __m512i c)
 {
-    __m512i v = _mm512_permutexvar_epi16(_mm512_and_si512(c, _mm512_set1_epi16(7)), d->t0);
+    __m512i v = _mm512_permutexvar_epi16(_mm512_and_si512(c, _mm512_set1_epi16(7)), d->sub);
     return _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(8)), 12));
 }
 
