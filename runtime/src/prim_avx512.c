@@ -206,27 +206,36 @@ static inline __mmask16 col_mask(long col, long n1)
     return left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
 }
 
-/* C rows [0, mr) x 64 columns at c (stride ldc, masked to n1 - col0) += ab (pairs, stride
+/* The tiles' loops over rows and vectors are unrolled (GCC unroll pragmas) so the 24
+ * accumulators live in registers; without that gcc -O2 keeps them on the stack.
+ * C rows [0, mr) x 64 columns at c (stride ldc, masked to n1 - col0) += ab (pairs, stride
  * KC_BF/2) @ b (kp2 k-pairs x 64 columns bf16). mr <= MR, a constant after inlining. */
 static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, const uint32_t *ab,
                                                             long sa, const uint16_t *b, long kp2,
                                                             int mr, long col0, long n1, int first)
 {
     __m512 acc[MR][4];
+    #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             acc[r][i] = _mm512_setzero_ps();
     for (long kp = 0; kp < kp2; kp++) {
         __m512bh w[4];
+        #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             w[i] = (__m512bh)_mm512_loadu_si512(b + kp * 2 * NR + 32 * i);
+        #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[r * sa + kp]);
+            #pragma GCC unroll 8
             for (int i = 0; i < 4; i++)
                 acc[r][i] = _mm512_dpbf16_ps(acc[r][i], a, w[i]);
         }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             put(c + r * ldc + 16 * i, acc[r][i], col_mask(col0 + 16 * i, n1), first);
 }
@@ -301,20 +310,27 @@ static inline __attribute__((always_inline)) void tile_f32(float *c, long ldc, c
                                                            int mr, long col0, long n1, int first)
 {
     __m512 acc[MR][4];
+    #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             acc[r][i] = _mm512_setzero_ps();
     for (long k = 0; k < kc; k++) {
         __m512 w[4];
+        #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             w[i] = _mm512_loadu_ps(b + k * NR + 16 * i);
+        #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             __m512 x = _mm512_set1_ps(a[r * lda + k]);
+            #pragma GCC unroll 8
             for (int i = 0; i < 4; i++)
                 acc[r][i] = _mm512_fmadd_ps(x, w[i], acc[r][i]);
         }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
+        #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             put(c + r * ldc + 16 * i, acc[r][i], col_mask(col0 + 16 * i, n1), first);
 }
