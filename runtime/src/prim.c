@@ -22,18 +22,25 @@ static const table scalar_table = {
 
 /* SIMD tables start as copies of the scalar one and have the entries replaced that have a
  * SIMD version (filled before the first selection). */
-static table avx512_table;
+static table avx2_table, avx512_table;
 
 static void fill_simd_tables(void)
 {
+    avx2_table = scalar_table; /* the scalar GEMM: kgr_wt_geometry gives it the scalar geometry */
     avx512_table = scalar_table;
     avx512_table.gemm_f32 = kgp_gemm_f32__avx512;
+#define SET(name)                                  \
+    avx2_table.name = kgp_##name##__avx2;          \
+    avx512_table.name = kgp_##name##__avx512;
+    KGR_SIMD_EW_LIST(SET)
+#undef SET
 }
 
 /* One row per ISA the runtime offers, in rising order of preference. */
 typedef struct isa_row { const char *name; int needs; const table *t; } isa_row;
 static const isa_row isas[] = {
     { "scalar", 0, &scalar_table },
+    { "avx2", KGR_CPU_AVX2, &avx2_table },
     { "avx512", KGR_CPU_AVX512 | KGR_CPU_AVX512_BF16, &avx512_table },
 };
 
@@ -79,6 +86,25 @@ int kg_prim_select(const char *isa)
     active_isa = pick->name;
     fill_symbols();
     return KG_OK;
+}
+
+void *kgr_prim_impl(const char *isa, const char *name)
+{
+    int have = kgr_cpu_features();
+    const table *t = NULL;
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+        if (strcmp(isas[i].name, isa) == 0 && (isas[i].needs & have) == isas[i].needs)
+            t = isas[i].t;
+    if (!t)
+        return NULL;
+    if (strncmp(name, "kgp_", 4) == 0)
+        name += 4;
+#define IMPL(ret, nm, params, args) \
+    if (strcmp(name, #nm) == 0)     \
+        return (void *)t->nm;
+    KGP_LIST(IMPL)
+#undef IMPL
+    return NULL;
 }
 
 const char *kg_prim_isa(void)

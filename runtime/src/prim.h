@@ -18,6 +18,26 @@ void kgp_gemm_f32__avx512(float *C, long ldc, const float *A, long lda, long M, 
                           long n0, long n1);
 void kgr_avx512_geometry(int fmt, long *nr, long *kg);
 
+/* The element-wise and reduction primitives with SIMD versions kgp_NAME__avx512
+ * (prim_avx512_ew.c) and kgp_NAME__avx2 (prim_avx2.c), both from prim_simd_body.h; each has
+ * its scalar reference's type. cumsum_f32 (a left-to-right chain), the fp8 quantizers and the
+ * activations stay scalar. */
+#define KGR_SIMD_EW_LIST(X) \
+    X(cvt_bf16_f32) X(cvt_f16_f32) X(cvt_f32_bf16) X(cvt_f32_f16) X(round_bf16_f32)         \
+    X(round_f16_f32) X(scale_mul_f32) X(clamp_f32) X(add_f32) X(mul_f32) X(affine_f32)      \
+    X(rot_rows_f32) X(rot_pairs_f32) X(rot_hf_f32) X(rot_hf_bwd_f32) X(sumsq_f32)           \
+    X(maxabs_f32) X(sum_f32)
+#define KGR_DECLARE_SIMD(name)                                  \
+    __typeof__(kgp_##name##__scalar) kgp_##name##__avx512;      \
+    __typeof__(kgp_##name##__scalar) kgp_##name##__avx2;
+KGR_SIMD_EW_LIST(KGR_DECLARE_SIMD)
+#undef KGR_DECLARE_SIMD
+
+/* The implementation of primitive `name` ("add_f32" or "kgp_add_f32") in ISA `isa`'s table
+ * ("scalar", "avx2", "avx512"), whether or not that ISA is active; NULL for an unknown ISA or
+ * name, or an ISA this CPU does not run. For tests. */
+void *kgr_prim_impl(const char *isa, const char *name);
+
 /* The packed-weight panel width and k-group the active GEMM wants for format fmt. */
 void kgr_wt_geometry(int fmt, long *nr, long *kg);
 

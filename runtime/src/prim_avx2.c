@@ -1,0 +1,82 @@
+/* prim_avx2.c: AVX2 (+ FMA, F16C) versions of the element-wise and reduction primitives, 8 fp32
+ * lanes. The primitives themselves live in prim_simd_body.h, shared with prim_avx512_ew.c; this
+ * file supplies its vector vocabulary. This file alone is built with -mavx2 -mfma -mf16c; prim.c
+ * calls it only when cpu.c reports AVX2 with FMA. The avx2 table keeps the scalar GEMM. */
+#include <immintrin.h>
+
+#include "kgen/abi.h"
+#include "prim.h"
+
+#define W 8
+#define FN(name) kgp_##name##__avx2
+
+typedef __m256 vf;
+typedef __m256i vi;
+typedef __m256i vm; /* all-ones / all-zeros 32-bit lanes */
+
+static inline vf ld(const float *p) { return _mm256_loadu_ps(p); }
+static inline void st(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf set1(float s) { return _mm256_set1_ps(s); }
+static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vabs(vf a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+
+static inline vi bits(vf a) { return _mm256_castps_si256(a); }
+static inline vf fbits(vi a) { return _mm256_castsi256_ps(a); }
+static inline vi iset1(int v) { return _mm256_set1_epi32(v); }
+static inline vi iand(vi a, vi b) { return _mm256_and_si256(a, b); }
+static inline vi ior(vi a, vi b) { return _mm256_or_si256(a, b); }
+static inline vi iadd(vi a, vi b) { return _mm256_add_epi32(a, b); }
+#define srli(a, n) _mm256_srli_epi32(a, n)
+#define slli(a, n) _mm256_slli_epi32(a, n)
+
+static inline vm igt(vi a, vi b) { return _mm256_cmpgt_epi32(a, b); }
+static inline vi isel(vm m, vi a, vi b) { return _mm256_blendv_epi8(b, a, m); }
+static inline vf fsel(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, _mm256_castsi256_ps(m)); }
+static inline vm flt(vf a, vf b) { return _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+static inline vm fgt(vf a, vf b) { return _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
+static inline vm isnanv(vf a) { return _mm256_castps_si256(_mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
+static inline int anym(vm m) { return !_mm256_testz_si256(m, m); }
+
+static inline vi ld16(const kg_u16 *p) { return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)); }
+/* every lane holds a value below 2^16, so the unsigned-saturating pack is a truncation */
+static inline void st16(kg_u16 *p, vi v)
+{
+    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+static inline vf ld_ph(const kg_u16 *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline vi ps2ph(vf v)
+{
+    return _mm256_cvtepu16_epi32(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline vf ph_to_ps(vi h)
+{
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+
+static inline vf dup2(const float *c)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(c)), idx);
+}
+static inline vf swap2(vf v) { return _mm256_permute_ps(v, 0xb1); }
+static inline vf subadd(vf a, vf b) { return _mm256_addsub_ps(a, b); }
+
+static inline float hsum(vf v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline float hmax(vf v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#include "prim_simd_body.h"

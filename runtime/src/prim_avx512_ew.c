@@ -1,0 +1,66 @@
+/* prim_avx512_ew.c: AVX-512 (F, BW, VL, DQ) versions of the element-wise and reduction
+ * primitives, 16 fp32 lanes. The primitives themselves live in prim_simd_body.h, shared with
+ * prim_avx2.c; this file supplies its vector vocabulary. Built with the flags of prim_avx512.c;
+ * prim.c calls it only when cpu.c reports AVX-512. */
+#include <immintrin.h>
+
+#include "kgen/abi.h"
+#include "prim.h"
+
+#define W 16
+#define FN(name) kgp_##name##__avx512
+
+typedef __m512 vf;
+typedef __m512i vi;
+typedef __mmask16 vm;
+
+static inline vf ld(const float *p) { return _mm512_loadu_ps(p); }
+static inline void st(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf set1(float s) { return _mm512_set1_ps(s); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vabs(vf a) { return _mm512_abs_ps(a); }
+
+static inline vi bits(vf a) { return _mm512_castps_si512(a); }
+static inline vf fbits(vi a) { return _mm512_castsi512_ps(a); }
+static inline vi iset1(int v) { return _mm512_set1_epi32(v); }
+static inline vi iand(vi a, vi b) { return _mm512_and_si512(a, b); }
+static inline vi ior(vi a, vi b) { return _mm512_or_si512(a, b); }
+static inline vi iadd(vi a, vi b) { return _mm512_add_epi32(a, b); }
+#define srli(a, n) _mm512_srli_epi32(a, n)
+#define slli(a, n) _mm512_slli_epi32(a, n)
+
+static inline vm igt(vi a, vi b) { return _mm512_cmpgt_epi32_mask(a, b); }
+static inline vi isel(vm m, vi a, vi b) { return _mm512_mask_blend_epi32(m, b, a); }
+static inline vf fsel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
+static inline vm flt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+static inline vm fgt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+static inline vm isnanv(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+static inline int anym(vm m) { return m != 0; }
+
+static inline vi ld16(const kg_u16 *p)
+{
+    return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline void st16(kg_u16 *p, vi v) { _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(v)); }
+static inline vf ld_ph(const kg_u16 *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+static inline vi ps2ph(vf v)
+{
+    return _mm512_cvtepu16_epi32(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline vf ph_to_ps(vi h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)); }
+
+static inline vf dup2(const float *c)
+{
+    const __m512i idx = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(_mm256_loadu_ps(c)));
+}
+static inline vf swap2(vf v) { return _mm512_permute_ps(v, 0xb1); }
+static inline vf subadd(vf a, vf b) { return _mm512_mask_sub_ps(_mm512_add_ps(a, b), 0x5555, a, b); }
+
+static inline float hsum(vf v) { return _mm512_reduce_add_ps(v); }
+static inline float hmax(vf v) { return _mm512_reduce_max_ps(v); }
+
+#include "prim_simd_body.h"

@@ -1,0 +1,527 @@
+/* test_prim_simd.c: every SIMD table entry against the scalar reference (prim_scalar.c), for
+ * every ISA this CPU runs. Element-wise primitives must give exactly the scalar bits (kgen/abi.h)
+ * on odd sizes, misaligned buffers and special values (+-0, subnormals, NaN payloads, inf,
+ * bf16/fp16 rounding ties, fp16 overflow), and must not write past n; reductions agree within
+ * fp32 reordering and propagate NaN and inf. Also the KGEN_ISA selection. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/dtype.h"
+#include "kgen/kgen.h"
+#include "prim.h"
+
+static const char *const ISAS[] = { "avx2", "avx512" };
+static const long SIZES[] = { 0, 1, 3, 15, 16, 17, 31, 33, 100, 1023 };
+enum { NMAX = 1023, PAD = 40, CAP = 2 * NMAX + 2 * PAD };
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static float from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint32_t to_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float normal(uint64_t *s)
+{
+    double u1 = ((double)(rnd(s) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = (double)(rnd(s) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* One value from a mix of ordinary numbers and the cases conversions get wrong. */
+static float special(uint64_t *s)
+{
+    uint32_t r = (uint32_t)rnd(s), sign = (uint32_t)(rnd(s) & 1) << 31;
+    uint32_t e;
+    switch (rnd(s) % 14) {
+    case 0: return normal(s);
+    case 1: return normal(s) * 1000.0f;
+    case 2: return from_bits(sign);                                   /* +-0 */
+    case 3: return from_bits(sign | (r & 0x7fffff));                  /* fp32 subnormal */
+    case 4: return from_bits(sign | 0x7f800000 | (r & 0x7fffff) | 1); /* NaN, any payload */
+    case 5: return from_bits(sign | 0x7f800000);                      /* inf */
+    case 6:                                                           /* bf16 ties and neighbours */
+        e = 1 + r % 253;
+        return from_bits(sign | e << 23 | (r & 0x7f0000) | (0x7fff + rnd(s) % 3));
+    case 7: /* fp16 normal-range ties and neighbours */
+        e = 113 + r % 30;
+        return from_bits(sign | e << 23 | (r & 0x7fe000) | (0xfff + rnd(s) % 3));
+    case 8: /* fp16 subnormal range (2^-25 .. 2^-14), ties included */
+        e = 102 + r % 12;
+        return from_bits(sign | e << 23 | (rnd(s) & 1 ? (r & 0x7fe000) | 0x1000 : r & 0x7fffff));
+    case 9: /* around fp16's largest finite 65504 and its overflow threshold 65520 */
+        return from_bits(sign | (0x477fe000 + r % 0x4000));
+    case 10: /* around fp32's largest, which rounds to bf16 inf */
+        return from_bits(sign | (0x7f7f0000 + (r & 0xffff)));
+    case 11: return from_bits(sign | 1);                              /* smallest subnormal */
+    case 12: return normal(s) * 1e-30f;
+    default: return from_bits(r);                                     /* any bits */
+    }
+}
+
+static float xs[4][CAP], yr[2][CAP], yg[2][CAP];
+static kg_u16 hs[CAP], hr[CAP], hg[CAP];
+static kg_u8 qr[CAP], qg[CAP];
+
+/* Inputs start one float past an aligned boundary, so no load is aligned. */
+static void fill(uint64_t seed, int plain)
+{
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (int k = 0; k < 4; k++)
+        for (long i = 0; i < CAP; i++)
+            xs[k][i] = plain ? normal(&s) : special(&s);
+    for (long i = 0; i < CAP; i++)
+        hs[i] = (kg_u16)rnd(&s);
+    memset(yr, 0x5a, sizeof yr), memset(yg, 0x5a, sizeof yg);
+    memset(hr, 0x5a, sizeof hr), memset(hg, 0x5a, sizeof hg);
+    memset(qr, 0x5a, sizeof qr), memset(qg, 0x5a, sizeof qg);
+}
+
+/* Compares n + pad elements: the bits of the first n, and the untouched canary after them.
+ * With `loose` (fp32 arithmetic), any NaN matches any NaN: when two operands are NaN, IEEE
+ * leaves open whose payload survives, and the scalar build (gcc may swap the operands of a
+ * commutative multiply, tcc does not) fixes no order either. Everything else is bit-exact. */
+static void same_pad(const char *isa, const char *name, long n, long pad, const void *got,
+                     const void *want, size_t esize, int loose)
+{
+    const unsigned char *g = got, *w = want;
+    for (long i = 0; i < n + pad; i++)
+        if (memcmp(g + i * esize, w + i * esize, esize) != 0) {
+            float gf = 0, wf = 0;
+            if (loose)
+                memcpy(&gf, g + i * esize, 4), memcpy(&wf, w + i * esize, 4);
+            if (loose && i < n && isnan(gf) && isnan(wf))
+                continue;
+            uint32_t gb = 0, wb = 0;
+            memcpy(&gb, g + i * esize, esize), memcpy(&wb, w + i * esize, esize);
+            cr_assert_fail("%s %s n=%ld: element %ld is 0x%x, want 0x%x%s", isa, name, n, i, gb,
+                           wb, i >= n ? " (written past n)" : "");
+        }
+}
+
+#define same(isa, name, n, got, want, esize) same_pad(isa, name, n, PAD, got, want, esize, 0)
+#define same_arith(isa, name, n, got, want) same_pad(isa, name, n, PAD, got, want, 4, 1)
+/* in place: the canary past n is the input itself */
+#define same_inplace(isa, name, n, got, want, esize) same_pad(isa, name, n, 0, got, want, esize, 0)
+#define same_arith_inplace(isa, name, n, got, want) same_pad(isa, name, n, 0, got, want, 4, 1)
+
+#define X0 (xs[0] + 1)
+#define X1 (xs[1] + 1)
+#define X2 (xs[2] + 1)
+#define X3 (xs[3] + 1)
+
+/* ---- one checker per primitive: run scalar and SIMD on the same inputs, compare ---------- */
+
+typedef void check_fn(const char *isa, void *impl, long n, uint64_t seed);
+
+#define CVT_FROM_U16(name)                                                                     \
+    static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
+    {                                                                                          \
+        fill(seed, 0);                                                                         \
+        kgp_##name##__scalar(yr[0] + 1, hs + 1, n);                                            \
+        ((__typeof__(kgp_##name##__scalar) *)impl)(yg[0] + 1, hs + 1, n);                      \
+        same(isa, #name, n, yg[0] + 1, yr[0] + 1, 4);                                          \
+    }
+CVT_FROM_U16(cvt_bf16_f32)
+CVT_FROM_U16(cvt_f16_f32)
+
+#define CVT_TO_U16(name)                                                                       \
+    static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
+    {                                                                                          \
+        fill(seed, 0);                                                                         \
+        kgp_##name##__scalar(hr + 1, X0, n);                                                   \
+        ((__typeof__(kgp_##name##__scalar) *)impl)(hg + 1, X0, n);                             \
+        same(isa, #name, n, hg + 1, hr + 1, 2);                                                \
+    }
+CVT_TO_U16(cvt_f32_bf16)
+CVT_TO_U16(cvt_f32_f16)
+
+/* y = f(x) with x in X0; also in place (y == x) */
+#define UNARY(name, plain, loose, ...) \
+    static void check_##name(const char *isa, void *impl, long n, uint64_t seed) \
+    { \
+        __typeof__(kgp_##name##__scalar) *f = impl; \
+        fill(seed, plain); \
+        kgp_##name##__scalar(yr[0] + 1, X0, ##__VA_ARGS__, n); \
+        f(yg[0] + 1, X0, ##__VA_ARGS__, n); \
+        same_pad(isa, #name, n, PAD, yg[0] + 1, yr[0] + 1, 4, loose); \
+        memcpy(yg[1], xs[0], sizeof yg[1]); \
+        f(yg[1] + 1, yg[1] + 1, ##__VA_ARGS__, n); \
+        same_pad(isa, #name " in place", n, 0, yg[1] + 1, yr[0] + 1, 4, loose); \
+    }
+UNARY(round_bf16_f32, 0, 0)
+UNARY(round_f16_f32, 0, 0)
+UNARY(clamp_f32, 0, 0, -1.5f, 2.25f)
+UNARY(silu_f32, 1, 1)
+UNARY(gelu_f32, 1, 1)
+UNARY(gelu_tanh_f32, 1, 1)
+UNARY(swish_f32, 1, 1)
+UNARY(round_e4m3_f32, 0, 0, 3.0f, 240.0f)
+UNARY(round_e4m3fn_f32, 0, 0, 3.0f, 448.0f)
+
+/* clamp with NaN or crossed bounds, scale_mul with and without g */
+static void check_clamp_odd(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_clamp_f32__scalar) *f = impl;
+    static const float b[][2] = { { NAN, 1.0f }, { -1.0f, NAN }, { 2.0f, -2.0f }, { 0.0f, -0.0f } };
+    for (int k = 0; k < 4; k++) {
+        fill(seed + k, 0);
+        kgp_clamp_f32__scalar(yr[0] + 1, X0, b[k][0], b[k][1], n);
+        f(yg[0] + 1, X0, b[k][0], b[k][1], n);
+        same(isa, "clamp_f32 odd bounds", n, yg[0] + 1, yr[0] + 1, 4);
+    }
+}
+
+static void check_scale_mul_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_scale_mul_f32__scalar) *f = impl;
+    fill(seed, 0);
+    kgp_scale_mul_f32__scalar(yr[0] + 1, X0, 0.37f, X1, n);
+    f(yg[0] + 1, X0, 0.37f, X1, n);
+    same_arith(isa, "scale_mul_f32", n, yg[0] + 1, yr[0] + 1);
+    kgp_scale_mul_f32__scalar(yr[1] + 1, X0, 3.1f, 0, n);
+    f(yg[1] + 1, X0, 3.1f, 0, n);
+    same_arith(isa, "scale_mul_f32 g=0", n, yg[1] + 1, yr[1] + 1);
+}
+
+#define BINARY(name)                                                                           \
+    static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
+    {                                                                                          \
+        __typeof__(kgp_##name##__scalar) *f = impl;                                            \
+        fill(seed, 0);                                                                         \
+        kgp_##name##__scalar(yr[0] + 1, X0, X1, n);                                            \
+        f(yg[0] + 1, X0, X1, n);                                                               \
+        same_arith(isa, #name, n, yg[0] + 1, yr[0] + 1);                                          \
+    }
+BINARY(add_f32)
+BINARY(mul_f32)
+
+static void check_affine_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_affine_f32__scalar) *f = impl;
+    for (int k = 0; k < 4; k++) {
+        const float *g = k & 1 ? X1 : 0, *b = k & 2 ? X2 : 0;
+        fill(seed + k, k == 3);
+        kgp_affine_f32__scalar(yr[0] + 1, X0, 0.3f, 1.7f, g, b, n);
+        f(yg[0] + 1, X0, 0.3f, 1.7f, g, b, n);
+        static const char *const what[] = { "affine_f32 g=b=0", "affine_f32 b=0",
+                                            "affine_f32 g=0", "affine_f32" };
+        same_arith(isa, what[k], n, yg[0] + 1, yr[0] + 1);
+    }
+}
+
+static void check_quant_e4m3_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    fill(seed, 0);
+    kgp_quant_e4m3_f32__scalar(qr + 1, X0, 3.0f, 240.0f, n);
+    ((__typeof__(kgp_quant_e4m3_f32__scalar) *)impl)(qg + 1, X0, 3.0f, 240.0f, n);
+    same(isa, "quant_e4m3_f32", n, qg + 1, qr + 1, 1);
+}
+
+static void check_quant_e4m3fn_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    fill(seed, 0);
+    kgp_quant_e4m3fn_f32__scalar(qr + 1, X0, 3.0f, 448.0f, n);
+    ((__typeof__(kgp_quant_e4m3fn_f32__scalar) *)impl)(qg + 1, X0, 3.0f, 448.0f, n);
+    same(isa, "quant_e4m3fn_f32", n, qg + 1, qr + 1, 1);
+}
+
+static void check_round_mx_e4m3fn_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    fill(seed, 0);
+    kgp_round_mx_e4m3fn_f32__scalar(yr[0] + 1, qr + 1, X0, n);
+    ((__typeof__(kgp_round_mx_e4m3fn_f32__scalar) *)impl)(yg[0] + 1, qg + 1, X0, n);
+    same(isa, "round_mx_e4m3fn_f32", n, yg[0] + 1, yr[0] + 1, 4);
+    same(isa, "round_mx_e4m3fn_f32 scales", (n + 31) / 32, qg + 1, qr + 1, 1);
+}
+
+/* Rotations: separate outputs, then in place (y == x), which the ABI allows. */
+static void check_rot_rows_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_rot_rows_f32__scalar) *f = impl;
+    fill(seed, 0);
+    kgp_rot_rows_f32__scalar(yr[0] + 1, yr[1] + 1, X0, X1, X2, X3, n);
+    f(yg[0] + 1, yg[1] + 1, X0, X1, X2, X3, n);
+    same_arith(isa, "rot_rows_f32 y0", n, yg[0] + 1, yr[0] + 1);
+    same_arith(isa, "rot_rows_f32 y1", n, yg[1] + 1, yr[1] + 1);
+    f(X0, X1, X0, X1, X2, X3, n);
+    same_arith_inplace(isa, "rot_rows_f32 in place y0", n, X0, yr[0] + 1);
+    same_arith_inplace(isa, "rot_rows_f32 in place y1", n, X1, yr[1] + 1);
+}
+
+#define ROT_HALF(name)                                                                         \
+    static void check_##name(const char *isa, void *impl, long h, uint64_t seed)               \
+    {                                                                                          \
+        __typeof__(kgp_##name##__scalar) *f = impl;                                            \
+        fill(seed, 0);                                                                         \
+        kgp_##name##__scalar(yr[0] + 1, X0, X1, X2, h);                                        \
+        f(yg[0] + 1, X0, X1, X2, h);                                                           \
+        same_arith(isa, #name, 2 * h, yg[0] + 1, yr[0] + 1);                                      \
+        memcpy(yg[1], xs[0], sizeof yg[1]);                                                    \
+        f(yg[1] + 1, yg[1] + 1, X1, X2, h);                                                    \
+        same_arith_inplace(isa, #name " in place", 2 * h, yg[1] + 1, yr[0] + 1);                  \
+    }
+ROT_HALF(rot_pairs_f32)
+ROT_HALF(rot_hf_f32)
+ROT_HALF(rot_hf_bwd_f32)
+
+/* ---- reductions ---------------------------------------------------------------------------- */
+
+/* got within fp32 reordering of want: |got - want| <= 1e-5 * sum |terms|; NaN where want is
+ * NaN; inf where want is that inf. */
+static void close_sum(const char *isa, const char *name, long n, const char *what, float got,
+                      float want, double mag)
+{
+    if (isnan(want) || isinf(want)) {
+        cr_assert(memcmp(&got, &want, 4) == 0 || (isnan(got) && isnan(want)),
+                  "%s %s n=%ld %s: %g, want %g", isa, name, n, what, got, want);
+        return;
+    }
+    cr_assert(fabs((double)got - want) <= 1e-5 * mag + 1e-30, "%s %s n=%ld %s: %.9g, want %.9g",
+              isa, name, n, what, got, want);
+}
+
+static void check_sum_like(const char *isa, void *impl, long n, uint64_t seed, int sq)
+{
+    float (*f)(const float *, long) = (float (*)(const float *, long))impl;
+    float (*ref)(const float *, long) = sq ? kgp_sumsq_f32__scalar : kgp_sum_f32__scalar;
+    const char *name = sq ? "sumsq_f32" : "sum_f32";
+    fill(seed, 1);
+    for (long i = 0; i < n; i++)
+        X0[i] *= (float)(1 + i % 7) * 0.5f; /* some spread of magnitudes */
+    double mag = 0;
+    for (long i = 0; i < n; i++)
+        mag += sq ? (double)X0[i] * X0[i] : fabs(X0[i]);
+    close_sum(isa, name, n, "random", f(X0, n), ref(X0, n), mag);
+    if (n == 0) {
+        cr_assert(f(X0, 0) == 0.0f, "%s %s n=0", isa, name);
+        return;
+    }
+    long at = (long)(rnd(&seed) % (uint64_t)n);
+    float keep = X0[at];
+    X0[at] = INFINITY;
+    close_sum(isa, name, n, "one +inf", f(X0, n), ref(X0, n), mag);
+    X0[at] = -NAN;
+    cr_assert(isnan(f(X0, n)), "%s %s n=%ld: a NaN at %ld is not propagated", isa, name, n, at);
+    X0[at] = keep;
+}
+
+static void check_sum_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    check_sum_like(isa, impl, n, seed, 0);
+}
+
+static void check_sumsq_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    check_sum_like(isa, impl, n, seed, 1);
+}
+
+/* Exact: the max of magnitudes does not depend on order, and the first NaN (sign cleared) is
+ * the result when there is one. */
+static void check_maxabs_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    float (*f)(const float *, long) = (float (*)(const float *, long))impl;
+    for (int plain = 0; plain < 2; plain++) {
+        fill(seed, plain);
+        float got = f(X0, n), want = kgp_maxabs_f32__scalar(X0, n);
+        cr_assert(to_bits(got) == to_bits(want), "%s maxabs_f32 n=%ld plain=%d: 0x%x, want 0x%x",
+                  isa, n, plain, to_bits(got), to_bits(want));
+        if (plain && n > 0) {
+            long at = (long)(rnd(&seed) % (uint64_t)n);
+            X0[at] = -NAN;
+            got = f(X0, n), want = kgp_maxabs_f32__scalar(X0, n);
+            cr_assert(isnan(got) && to_bits(got) == to_bits(want),
+                      "%s maxabs_f32 n=%ld NaN at %ld: 0x%x, want 0x%x", isa, n, at, to_bits(got),
+                      to_bits(want));
+        }
+    }
+}
+
+/* Exact: the contract fixes the left-to-right order. */
+static void check_cumsum_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_cumsum_f32__scalar) *f = impl;
+    fill(seed, 1);
+    float want = kgp_cumsum_f32__scalar(yr[0] + 1, X0, 0.25f, n);
+    float got = f(yg[0] + 1, X0, 0.25f, n);
+    same(isa, "cumsum_f32", n, yg[0] + 1, yr[0] + 1, 4);
+    cr_assert(to_bits(got) == to_bits(want), "%s cumsum_f32 n=%ld returns %g, want %g", isa, n,
+              got, want);
+}
+
+/* ---- the table: every primitive but the GEMM (test_gemm.c) -------------------------------- */
+
+typedef struct checker { const char *name; check_fn *fn; } checker;
+static const checker CHECKS[] = {
+    { "cvt_bf16_f32", check_cvt_bf16_f32 }, { "cvt_f16_f32", check_cvt_f16_f32 },
+    { "cvt_f32_bf16", check_cvt_f32_bf16 }, { "cvt_f32_f16", check_cvt_f32_f16 },
+    { "round_bf16_f32", check_round_bf16_f32 }, { "round_f16_f32", check_round_f16_f32 },
+    { "scale_mul_f32", check_scale_mul_f32 }, { "clamp_f32", check_clamp_f32 },
+    { "clamp_f32", check_clamp_odd }, { "quant_e4m3_f32", check_quant_e4m3_f32 },
+    { "quant_e4m3fn_f32", check_quant_e4m3fn_f32 }, { "rot_rows_f32", check_rot_rows_f32 },
+    { "rot_pairs_f32", check_rot_pairs_f32 }, { "rot_hf_f32", check_rot_hf_f32 },
+    { "rot_hf_bwd_f32", check_rot_hf_bwd_f32 }, { "add_f32", check_add_f32 },
+    { "mul_f32", check_mul_f32 }, { "affine_f32", check_affine_f32 },
+    { "silu_f32", check_silu_f32 }, { "gelu_f32", check_gelu_f32 },
+    { "gelu_tanh_f32", check_gelu_tanh_f32 }, { "swish_f32", check_swish_f32 },
+    { "round_e4m3_f32", check_round_e4m3_f32 }, { "round_e4m3fn_f32", check_round_e4m3fn_f32 },
+    { "round_mx_e4m3fn_f32", check_round_mx_e4m3fn_f32 }, { "sumsq_f32", check_sumsq_f32 },
+    { "maxabs_f32", check_maxabs_f32 }, { "cumsum_f32", check_cumsum_f32 },
+    { "sum_f32", check_sum_f32 },
+};
+#define NCHECKS (sizeof CHECKS / sizeof CHECKS[0])
+
+Test(prim_simd, every_primitive_has_a_check)
+{
+#define HAS(ret, nm, params, args)                                                            \
+    {                                                                                         \
+        int found = strcmp(#nm, "gemm_f32") == 0;                                             \
+        for (size_t c = 0; c < NCHECKS; c++)                                                  \
+            found |= strcmp(CHECKS[c].name, #nm) == 0;                                        \
+        cr_expect(found, "primitive %s has no check here", #nm);                              \
+    }
+    KGP_LIST(HAS)
+#undef HAS
+}
+
+/* The ISAs this CPU runs (scalar always). */
+static int offered(const char *isa)
+{
+    return kgr_prim_impl(isa, "add_f32") != NULL;
+}
+
+Test(prim_simd, every_isa_every_size)
+{
+    int any = 0;
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        if (!offered(ISAS[k])) {
+            cr_log_warn("ISA %s not offered by this CPU: not tested", ISAS[k]);
+            continue;
+        }
+        any = 1;
+        for (size_t c = 0; c < NCHECKS; c++) {
+            void *impl = kgr_prim_impl(ISAS[k], CHECKS[c].name);
+            cr_assert(impl != NULL, "%s %s: no implementation", ISAS[k], CHECKS[c].name);
+            for (size_t s = 0; s < sizeof SIZES / sizeof SIZES[0]; s++)
+                for (uint64_t seed = 1; seed <= 3; seed++)
+                    CHECKS[c].fn(ISAS[k], impl, SIZES[s], seed * 1000 + s * 10 + c);
+        }
+    }
+    if (!any)
+        cr_log_warn("no SIMD ISA on this CPU");
+}
+
+/* The SIMD entries really are SIMD where this file expects them (a table left scalar would pass
+ * every comparison above). */
+Test(prim_simd, simd_entries_are_not_scalar)
+{
+    static const char *const simd[] = { "cvt_bf16_f32", "cvt_f16_f32", "cvt_f32_bf16",
+                                        "cvt_f32_f16", "round_bf16_f32", "round_f16_f32",
+                                        "scale_mul_f32", "clamp_f32", "add_f32", "mul_f32",
+                                        "affine_f32", "rot_rows_f32", "rot_pairs_f32",
+                                        "rot_hf_f32", "rot_hf_bwd_f32", "sumsq_f32",
+                                        "maxabs_f32", "sum_f32" };
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        if (!offered(ISAS[k]))
+            continue;
+        for (size_t i = 0; i < sizeof simd / sizeof simd[0]; i++)
+            cr_expect(kgr_prim_impl(ISAS[k], simd[i]) != kgr_prim_impl("scalar", simd[i]),
+                      "%s %s is the scalar reference", ISAS[k], simd[i]);
+    }
+}
+
+/* Conversions over many bit patterns at once: all 65536 narrow codes, and 2^20 fp32 patterns
+ * spread over every exponent plus each one's low-bit neighbourhood near the rounding point. */
+Test(prim_simd, conversions_sweep)
+{
+    enum { NW = 1 << 20 };
+    kg_u16 *h = malloc(65536 * 2), *hr2 = malloc(NW * 2), *hg2 = malloc(NW * 2);
+    float *x = malloc(NW * 4), *fr = malloc(NW * 4), *fg = malloc(NW * 4);
+    for (long i = 0; i < 65536; i++)
+        h[i] = (kg_u16)i;
+    for (long i = 0; i < NW; i++) {
+        uint32_t u = (uint32_t)i * 2654435761u;
+        if (i & 1) /* the low 16 bits near 0x8000 and the low 13 near 0x1000 */
+            u = (u & 0xffff0000u) | ((i & 2 ? 0x8000u : 0x1000u) + (uint32_t)(i >> 2) % 5 - 2);
+        x[i] = from_bits(u);
+    }
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        const char *isa = ISAS[k];
+        if (!offered(isa))
+            continue;
+        kgp_cvt_bf16_f32__scalar(fr, h, 65536);
+        ((__typeof__(kgp_cvt_bf16_f32__scalar) *)kgr_prim_impl(isa, "cvt_bf16_f32"))(fg, h, 65536);
+        cr_assert(memcmp(fr, fg, 65536 * 4) == 0, "%s cvt_bf16_f32 sweep", isa);
+        kgp_cvt_f16_f32__scalar(fr, h, 65536);
+        ((__typeof__(kgp_cvt_f16_f32__scalar) *)kgr_prim_impl(isa, "cvt_f16_f32"))(fg, h, 65536);
+        same_inplace(isa, "cvt_f16_f32 sweep", 65536, fg, fr, 4);
+        kgp_cvt_f32_bf16__scalar(hr2, x, NW);
+        ((__typeof__(kgp_cvt_f32_bf16__scalar) *)kgr_prim_impl(isa, "cvt_f32_bf16"))(hg2, x, NW);
+        same_inplace(isa, "cvt_f32_bf16 sweep", NW, hg2, hr2, 2);
+        kgp_cvt_f32_f16__scalar(hr2, x, NW);
+        ((__typeof__(kgp_cvt_f32_f16__scalar) *)kgr_prim_impl(isa, "cvt_f32_f16"))(hg2, x, NW);
+        same_inplace(isa, "cvt_f32_f16 sweep", NW, hg2, hr2, 2);
+        kgp_round_bf16_f32__scalar(fr, x, NW);
+        ((__typeof__(kgp_round_bf16_f32__scalar) *)kgr_prim_impl(isa, "round_bf16_f32"))(fg, x, NW);
+        same_inplace(isa, "round_bf16_f32 sweep", NW, fg, fr, 4);
+        kgp_round_f16_f32__scalar(fr, x, NW);
+        ((__typeof__(kgp_round_f16_f32__scalar) *)kgr_prim_impl(isa, "round_f16_f32"))(fg, x, NW);
+        same_inplace(isa, "round_f16_f32 sweep", NW, fg, fr, 4);
+    }
+    free(h), free(hr2), free(hg2), free(x), free(fr), free(fg);
+}
+
+/* KGEN_ISA and kg_prim_select: each ISA this CPU runs can be chosen, and then both the JIT's
+ * symbol and the AOT entry point kgp_* go to that ISA's table. */
+Test(prim_simd, isa_selection)
+{
+    static const char *const all[] = { "scalar", "avx2", "avx512" };
+    for (size_t k = 0; k < 3; k++) {
+        const char *isa = all[k];
+        int rc = kg_prim_select(isa);
+        if (!offered(isa)) {
+            cr_assert_eq(rc, KG_ESPEC, "%s is not offered but selectable", isa);
+            continue;
+        }
+        cr_assert_eq(rc, KG_OK, "kg_prim_select(%s)", isa);
+        cr_assert_str_eq(kg_prim_isa(), isa);
+        cr_assert(kg_prim_lookup("kgp_sum_f32") == kgr_prim_impl(isa, "sum_f32"), "%s", isa);
+        float x[37];
+        for (int i = 0; i < 37; i++)
+            x[i] = 1.0f / (float)(i + 1);
+        float a = kgp_sum_f32(x, 37), b = ((float (*)(const float *, long))kgr_prim_impl(isa, "sum_f32"))(x, 37);
+        cr_assert(to_bits(a) == to_bits(b), "%s: kgp_sum_f32 does not call the selected table", isa);
+
+        setenv("KGEN_ISA", isa, 1);
+        kg_prim_select("scalar");
+        cr_assert_eq(kg_prim_select(NULL), KG_OK, "KGEN_ISA=%s", isa);
+        cr_assert_str_eq(kg_prim_isa(), isa, "KGEN_ISA=%s", isa);
+        unsetenv("KGEN_ISA");
+    }
+    cr_assert_eq(kg_prim_select("avx9000"), KG_ESPEC);
+    cr_assert(kgr_prim_impl("avx9000", "add_f32") == NULL);
+    cr_assert(kgr_prim_impl("scalar", "no_such_prim") == NULL);
+    cr_assert(kgr_prim_impl("scalar", "kgp_add_f32") == (void *)kgp_add_f32__scalar);
+    /* with no override the best offered ISA wins */
+    cr_assert_eq(kg_prim_select(NULL), KG_OK);
+    cr_assert_str_eq(kg_prim_isa(), offered("avx512") ? "avx512" : offered("avx2") ? "avx2" : "scalar");
+}
