@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#define KGG_MAX_ARGS 12
+#define KGG_MAX_ARGS 24
 #define KGG_MAX_CALLS 4
 #define KGG_MAX_RANK 8
 

@@ -62,7 +62,9 @@ static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
     unsigned long long s = seed;
     for (long i = 0; i < n; i++) {
         double g = sqrt(-2.0 * log(uniform(&s))) * cos(6.283185307179586 * uniform(&s));
-        x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g) : (float)g;
+        x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g)
+               : strcmp(a->init, "slots") == 0 ? (float)i /* distinct cache slots 0, 1, ... */
+               : (float)g;
     }
     return x;
 }

@@ -12,7 +12,8 @@ int kgc_dtype_bytes(const char *dtype);
 long kgc_count(const kgg_arg *a);
 /* A zeroed buffer for the argument (at least one element); for a weight, an empty kg_wt. */
 void *kgc_alloc(const kgg_arg *a);
-/* Fills with seeded values: normal(0,1) for "normal", 0.5 +- 0.1 for "scale". A weight gets
+/* Fills with seeded values: normal(0,1) for "normal", 0.5 +- 0.1 for "scale", 0, 1, 2, ... for
+ * "slots" (distinct KV-cache slots). A weight gets
  * random codes of its format in its stored layout (MX scales 2^0), packed; returns 0, or -1
  * with a message in err if packing fails. */
 int kgc_fill(const kgg_arg *a, void *buf, unsigned long long seed, char *err, size_t errlen);

@@ -21,5 +21,31 @@ return {
     { family = "rope", layout = "BNSd", N = model.kv_heads },
     { family = "rope_hf" },
     { family = "cumsum" },
+    -- qkv
+    -- prefill (CTE, nominal T = 128): the RMS input norm fused; bf16 weights, or fp8 ROW
+    -- weights with the RoPE fused
+    { family = "qkv", B = 1, S = 128, norm_type = "RMS_NORM" },
+    { family = "qkv", B = 1, S = 128, quantization_type = "ROW", norm_type = "RMS_NORM",
+      fused_rope = true },
+    -- decode (TKG): nominal B*S = 4*32 = 128 tokens, the most upstream's dispatcher sends it
+    { family = "qkv", variant = "TKG", S = 32, norm_type = "RMS_NORM" },
+    { family = "qkv", variant = "TKG", S = 32, quantization_type = "ROW", norm_type = "RMS_NORM" },
+    -- end qkv
+    -- mlp
+    -- the feed-forward block, 128 nominal tokens (kgen run --tokens 1 / 128 times decode and
+    -- prefill); CTE ROW reads the packed rows of rmsnorm_quant ROW above
+    { family = "mlp", variant = "CTE", normalization_type = "RMS_NORM", T = 128 },
+    { family = "mlp", variant = "CTE", quantization_type = "ROW", T = 128 },
+    { family = "mlp", variant = "TKG", normalization_type = "RMS_NORM", T = 128 },
+    { family = "mlp", variant = "TKG", quantization_type = "ROW", normalization_type = "RMS_NORM",
+      T = 128 },
+    -- end mlp
+    -- output_projection
+    -- attention output projection; nominal sizes: prefill T = 128, decode T = 1
+    { family = "output_projection", variant = "CTE", B = 1, S = 128 },
+    { family = "output_projection", variant = "CTE", quantization_type = "STATIC", B = 1, S = 128 },
+    { family = "output_projection", variant = "TKG", B = 1, S = 1 },
+    { family = "output_projection", variant = "TKG", quantization_type = "ROW", B = 1, S = 1 },
+    -- end output_projection
   },
 }

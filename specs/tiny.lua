@@ -18,5 +18,26 @@ return {
     { family = "rope", layout = "dBNS", N = 2, contiguous_layout = false },
     { family = "rope_hf" },
     { family = "cumsum" },
+    -- qkv
+    { family = "qkv", norm_type = "RMS_NORM", fused_rope = true },
+    { family = "qkv", norm_type = "RMS_NORM", quantization_type = "STATIC", kv_cache = "FLAT" },
+    { family = "qkv", variant = "TKG", S = 64, norm_type = "RMS_NORM", fused_residual_add = true },
+    -- end qkv
+    -- mlp
+    { family = "mlp", variant = "TKG", normalization_type = "RMS_NORM", fused_add = true,
+      store_fused_add_result = true },
+    { family = "mlp", variant = "CTE", normalization_type = "RMS_NORM" },
+    { family = "mlp", variant = "CTE", quantization_type = "ROW" },
+    -- end mlp
+    -- output_projection
+    { family = "output_projection", variant = "CTE" },
+    { family = "output_projection", variant = "CTE", quantization_type = "STATIC", bias = true },
+    { family = "output_projection", variant = "CTE", quantization_type = "STATIC_MX" },
+    { family = "output_projection", variant = "CTE", quantization_type = "MX", attn_layout = "BSND" },
+    { family = "output_projection", variant = "CTE", quantization_type = "MX", mx_prequant = true,
+      weight_dtype = "e4m3fn" },
+    { family = "output_projection", variant = "TKG", quantization_type = "ROW", transpose_out = true,
+      lnc = 2, bias = true },
+    -- end output_projection
   },
 }

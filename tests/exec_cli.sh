@@ -100,6 +100,23 @@ expect_error "uint8 file for bf16" 2 hidden exec "$problem" --in "hidden=$vec/ou
 expect_error "no --out" 2 out exec "$problem" "${inputs[@]}"
 [ ! -e "$scratch/bad" ] && pass || fail "a failed exec created its output folder"
 
+# ---- a kernel with a packed weight (output projection, TKG, fp8 ROW) -----------------------
+wvec=$(dirname "$(dirname "$vec")")/output_projection_tkg/row_b2_s5_bias
+wproblem=output_projection:variant=TKG,quantization_type=ROW,N=4,D=64,H=256,bias=true,dtype=bf16
+winputs=(--in "attention=$wvec/attention.npy" --in "weight=$wvec/weight.npy"
+         --in "w_scale=$wvec/weight_scale.npy" --in "bias=$wvec/bias.npy")
+expect_ok "weight jit run" exec "$wproblem" "${winputs[@]}" --out "$scratch/wjit"
+expect_ok "weight aot run" exec "$wproblem" "${winputs[@]}" --out "$scratch/waot" --aot
+cmp -s "$scratch/wjit/out.npy" "$scratch/waot/out.npy" && pass || fail "weight: jit and aot differ"
+expect_error "weight file of the wrong size" 2 weight exec "$wproblem" \
+    --in "attention=$wvec/attention.npy" --in "weight=$wvec/bias.npy" \
+    --in "w_scale=$wvec/weight_scale.npy" --in "bias=$wvec/bias.npy" --out "$scratch/bad"
+expect_error "[128, H] scale of the wrong width" 2 w_scale exec "$wproblem" \
+    --in "attention=$wvec/attention.npy" --in "weight=$wvec/weight.npy" \
+    --in "w_scale=$wvec/attention.npy" --in "bias=$wvec/bias.npy" --out "$scratch/bad"
+expect_ok "describe weights" exec --describe output_projection
+[[ $out == *"packed weight"* ]] && pass || fail "describe does not show the packed weight"
+
 # ---- describe -----------------------------------------------------------------------------
 expect_ok "describe" exec --describe rmsnorm_quant
 [[ $out == *hidden* ]] && pass || fail "describe rmsnorm_quant does not mention 'hidden'"

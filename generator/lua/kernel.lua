@@ -14,7 +14,7 @@ local mtype = math.type
 -- Families
 ---------------------------------------------------------------------------------------------
 
-M.FAMILIES = { "cumsum", "rmsnorm_quant", "rope", "rope_hf" }
+M.FAMILIES = { "cumsum", "mlp", "output_projection", "qkv", "rmsnorm_quant", "rope", "rope_hf" }
 
 -- Keys every family has, after its own.
 local COMMON_KEYS = {

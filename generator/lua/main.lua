@@ -37,7 +37,8 @@ local function view(rec, text)
       shape[i] = d
     end
     insert(args, { name = a.name, dir = a.dir, dtype = a.dtype, shape = shape,
-                   used = a.used ~= false, scalar = a.scalar or false, init = a.init or "normal",
+                   used = a.used ~= false, scalar = a.scalar or a.first_row or false,
+                   init = a.init or "normal",
                    weight_layout = a.weight and a.weight.layout or nil,
                    weight_mx = a.weight and a.weight.mx or false })
   end
@@ -134,6 +135,10 @@ function M.bind(str, given)
         local n = 1
         for _, d in ipairs(s) do n = n * d end
         if n < 1 then error(bad .. " (at least one element)", 0) end
+      elseif a.first_row then
+        -- rows identical (the reference's [128, N] scales): any leading axes, row 0 is read
+        local last = a.shape[#a.shape]
+        if #s < 1 or s[#s] ~= last then error(bad .. " (any leading axes; row 0 is read)", 0) end
       elseif type(first) == "string" and match(first, "^%.%.%.") then
         local sym = match(first, "^%.%.%.(.*)$")
         local nfixed = #a.shape - 1
@@ -167,9 +172,11 @@ function M.bind(str, given)
                    concat(names, ", ")), 0)
     end
   end
+  -- a per-call size no used input mentions (qkv's cache_len without a KV cache) is 0: nothing
+  -- the kernel reads depends on it
   local n = {}
   for i, c in ipairs(fam.calls) do
-    if val[c] == nil then error(format("no input fixes the per-call size '%s'", c), 0) end
+    if val[c] == nil then val[c] = 0 end
     n[i] = val[c]
   end
   if fam.call_check then
@@ -186,7 +193,7 @@ function M.bind(str, given)
       else insert(s, val[d]) end
     end
     insert(shapes, { name = a.name, dir = a.dir, dtype = a.dtype, shape = s,
-                     used = a.used ~= false, scalar = a.scalar or false,
+                     used = a.used ~= false, scalar = a.scalar or a.first_row or false,
                      weight_layout = a.weight and a.weight.layout or nil,
                      weight_mx = a.weight and a.weight.mx or false })
   end
@@ -233,6 +240,7 @@ function M.describe(fname)
         for i, d in ipairs(a.shape) do p[i] = tostring(d) end
         local note = a.used == false and "  (unused at these defaults)" or ""
         if a.scalar then note = note .. "  (element 0 is read; any shape)" end
+        if a.first_row then note = note .. "  (rows identical: any leading axes, row 0 read)" end
         if a.weight then
           note = note .. format("  (packed weight [K, N], stored %s%s)", a.weight.layout,
                                 a.weight.mx and ", MX scales" or "")

@@ -3,6 +3,8 @@
 -- e.g. kg_rmsnorm_quant_bf16_e4m3__h4096_rms_row_eps1em05__avx512. A key's `name` field says
 -- how it is spelled: "dtype" (its value joins the dtype part), a code (code..value), a table
 -- of words (enum value -> word), or nothing (the key does not change the code: not named).
+-- A key with `omit_default = true` is left out of the name at its default value (parse puts
+-- the default back), so options most kernels leave alone do not lengthen every name.
 
 local M = {}
 
@@ -35,6 +37,10 @@ function M.name(fam, k)
   local dtypes, tokens = {}, {}
   for _, kd in ipairs(fam.all_keys) do
     local nm, v = kd.name, k[kd.key]
+    if kd.omit_default and nm ~= "dtype"
+       and kernel.fmt_value(kd, v) == kernel.fmt_value(kd, default_of(kd, k)) then
+      nm = nil
+    end
     if nm == "dtype" then
       insert(dtypes, v)
     elseif type(nm) == "table" then
@@ -79,6 +85,7 @@ function M.parse(name)
       for value, word in next, nm do
         if tokens[word] then values[kd.key] = value; tokens[word] = nil end
       end
+      if values[kd.key] == nil and kd.omit_default then values[kd.key] = default_of(kd, values) end
     elseif type(nm) == "string" then
       if kd.kind == "bool" then
         if tokens[nm] then values[kd.key] = true; tokens[nm] = nil
@@ -94,7 +101,9 @@ function M.parse(name)
             values[kd.key] = v; tokens[t] = nil
           end
         end
-        if values[kd.key] == nil and kd.kind ~= "int" then values[kd.key] = default_of(kd, values) end
+        if values[kd.key] == nil and (kd.kind ~= "int" or kd.omit_default) then
+          values[kd.key] = default_of(kd, values)
+        end
       end
     end
   end

@@ -18,4 +18,56 @@ void rope_hf_ref(float *q_out, float *k_out, const float *q, const float *k,
 /* cumsum_ref.c (shared/reference/cumsum.md) */
 void cumsum_ref(float *out, const float *x, int rows, int H, float (*tile_carry_round)(float));
 
+/* qkv_ref.c (shared/reference/qkv.md) */
+/* The options of one QKV problem, as the reference reads them. */
+typedef struct qkv_ref_opts {
+    int tkg;                  /* variant TKG: the fused sum is rounded by round_in first */
+    long H, nq, nkv, d;       /* I = (nq + 2 nkv) d */
+    long hidden_actual;       /* RMS divisor */
+    int norm;                 /* NormType: 0 NO_NORM, 1 RMS, 2 LAYER, 3 RMS_SKIP_GAMMA */
+    int quant;                /* QuantizationType: 0 NONE, 1 STATIC, 2 ROW, 3 MX */
+    int mx_static;            /* MX static dequant: w_scale [3] and in_scale */
+    int static_fn;            /* STATIC casts x to e4m3fn (else e4m3) */
+    float quant_max, eps;
+    int swizzled, rope, nbsd, fused_add;
+    int kv;                   /* 0 none, 1 flat [B, cache_len, nkv d], 2 block */
+    long block_size;
+    float kv_max, kv_min;
+    float (*round_in)(float); /* the input dtype's rounding; NULL for f32 */
+} qkv_ref_opts;
+void qkv_ref(float *out, float *fused_hidden, uint8_t *k_cache, uint8_t *v_cache,
+             const float *input, const float *W, const float *w_scale, float in_scale,
+             const float *bias, const float *mlp_prev, const float *attention_prev,
+             const float *gamma, const float *beta, const float *cos, const float *sin,
+             float k_scale, float v_scale, const int32_t *slot_mapping,
+             const qkv_ref_opts *o, long B, long S, long cache_len);
+/* end qkv */
+
+/* mlp_ref.c (shared/reference/mlp.md) */
+enum { MLP_REF_NONE, MLP_REF_STATIC, MLP_REF_ROW, MLP_REF_MX, MLP_REF_STATIC_MX };
+typedef struct mlp_ref_opts {
+    int tkg;         /* variant TKG (weight-only fp8), else CTE (fp8 activations) */
+    int quant;       /* MLP_REF_* (QuantizationType order) */
+    int act;         /* ActFnType: 0 SiLU, 1 GELU, 2 GELU_Tanh_Approx, 3 Swish */
+    int norm;        /* NormType: 0 NO_NORM, 1 RMS_NORM, 2 LAYER_NORM, 3 RMS_NORM_SKIP_GAMMA */
+    int skip_gate;
+    int fn;          /* CTE fp8 activations are e4m3fn (else e4m3) */
+    float fp8_max, eps, clip;
+    float gate_lo, gate_hi, up_lo, up_hi; /* -INFINITY / INFINITY: no clamp */
+} mlp_ref_opts;
+void mlp_ref(float *out, float *add_out, const float *hidden, const float *add, const float *dx,
+             const float *wg, const float *wu, const float *wd, const float *sg,
+             const float *su, const float *sd, float s_gu, float s_down, const float *gamma,
+             const float *beta, const float *bg, const float *bu, const float *bd,
+             const mlp_ref_opts *o, long T, long H, long I);
+/* end mlp */
+
+/* output_projection_ref.c (shared/reference/output_projection.md) */
+void outproj_gather_ref(float *A, const float *attn, int layout, long B, long S, long N, long D);
+void outproj_mx_quant_ref(float *A, long T, long K);
+void outproj_ref(float *y, float *A, const float *W, const float *w_scale, float s_in,
+                 const float *bias, int quant, int fn, float M, long T, long K, long H);
+void outproj_transpose_ref(float *o, const float *y, long T, long H, int lnc);
+/* end output_projection */
+
 #endif

@@ -1,0 +1,342 @@
+-- mlp: the transformer feed-forward block, prefill (CTE) or decode (TKG): optional residual add,
+-- norm, gate and up projections, activation, product, down projection, biases, clamps and the
+-- fp8 / MX quantization schemes. Semantics: shared/reference/mlp.md (and common.md).
+
+local ctypes = require "ctypes"
+local f32 = require "f32"
+
+local format = string.format
+
+local F = {
+  family = "mlp",
+  template = "mlp.c.in",
+  doc = "gated MLP: out = (act(x@Wg) * (x@Wu)) @ Wd per token of hidden [..., H]",
+  calls = { "T" },
+}
+
+---------------------------------------------------------------------------------------------
+-- Tables
+---------------------------------------------------------------------------------------------
+
+-- Weight element formats: the kg_wt_fmt constant and bits per element.
+local WFMT = {
+  f32 = { c = "KG_WT_F32", bits = 32 }, bf16 = { c = "KG_WT_BF16", bits = 16 },
+  fp16 = { c = "KG_WT_F16", bits = 16 }, e4m3 = { c = "KG_WT_E4M3", bits = 8 },
+  e4m3fn = { c = "KG_WT_E4M3FN", bits = 8 }, e5m2 = { c = "KG_WT_E5M2", bits = 8 },
+  e2m1 = { c = "KG_WT_E2M1", bits = 4 },
+}
+local WEIGHT_DTYPES = { "bf16", "fp16", "f32", "e4m3", "e4m3fn", "e5m2", "e2m1" }
+
+-- Which weight formats each quantization type takes.
+local ALLOWED_W = {
+  NONE = { bf16 = true, fp16 = true, f32 = true },
+  STATIC = { e4m3 = true, e4m3fn = true }, ROW = { e4m3 = true, e4m3fn = true },
+  STATIC_MX = { e4m3 = true, e4m3fn = true },
+  MX = { e2m1 = true, e4m3fn = true, e5m2 = true },
+}
+
+local ACT_PRIM = { SiLU = "kgp_silu_f32", GELU = "kgp_gelu_f32",
+                   GELU_Tanh_Approx = "kgp_gelu_tanh_f32", Swish = "kgp_swish_f32" }
+
+-- "No clamp": the clamp keys' default, the largest float32 (a clamp there changes no finite g).
+local FLT_MAX = f32.round(3.4028234663852886e38)
+
+local function fp8_quant(q) return q == "STATIC" or q == "ROW" or q == "STATIC_MX" end
+
+---------------------------------------------------------------------------------------------
+-- Keys
+---------------------------------------------------------------------------------------------
+
+F.keys = {
+  { key = "variant", kind = "enum", values = { "CTE", "TKG" }, default = "CTE",
+    name = { CTE = "cte", TKG = "tkg" },
+    doc = "CTE (prefill: fp8 quantization of activations) or TKG (decode: weight-only fp8)" },
+  { key = "dtype", kind = "enum", values = ctypes.ACT, from = "dtype", default = "bf16",
+    name = "dtype", doc = "dtype of hidden, add, gamma, beta and the biases" },
+  { key = "fp8", kind = "enum", values = { "e4m3", "e4m3fn" }, from = "fp8.format",
+    default = "e4m3", doc = "fp8 format of STATIC / ROW / STATIC_MX weights (their default)" },
+  { key = "H", kind = "int", min = 1, from = "model.hidden", default = 4096, name = "h",
+    doc = "hidden size (a multiple of 128)" },
+  { key = "I", kind = "int", min = 1, from = "model.intermediate", default = 14336, name = "i",
+    doc = "intermediate size" },
+  { key = "quantization_type", kind = "enum",
+    values = { "NONE", "STATIC", "ROW", "MX", "STATIC_MX" },
+    default = "NONE",
+    name = { NONE = "none", STATIC = "static", ROW = "row", MX = "mx", STATIC_MX = "smx" },
+    doc = "NONE, STATIC (per-tensor), ROW (per-row / per-column), MX (TKG), STATIC_MX (CTE)" },
+  { key = "weight_dtype", kind = "enum", values = WEIGHT_DTYPES, name = "dtype",
+    default = function(k)
+      if k.quantization_type == "NONE" then return k.dtype end
+      if k.quantization_type == "MX" then return "e4m3fn" end
+      return k.fp8
+    end,
+    doc = "stored format of the three weights (quantized: their fp8 / fp4 format)" },
+  { key = "weight_layout", kind = "enum", values = { "kn", "swizzled" },
+    default = function(k) return k.quantization_type == "MX" and "swizzled" or "kn" end,
+    name = { kn = "kn", swizzled = "wswz" }, omit_default = true,
+    doc = "kn: logical [K, N]; swizzled: upstream's layouts (STATIC_MX swizzles; MX: always)" },
+  { key = "mx_swizzled", kind = "bool", default = false, name = "xswz",
+    doc = "MX: hidden/gamma/beta 4H-swizzled and gate/up bias [P_I, ceil(I/512), 4] (upstream)" },
+  { key = "out_dtype", kind = "enum", values = ctypes.ACT, name = "dtype",
+    default = function(k) return k.dtype end, doc = "dtype of out and add_out" },
+  { key = "activation_fn", kind = "enum", values = { "SiLU", "GELU", "GELU_Tanh_Approx", "Swish" },
+    default = "SiLU",
+    name = { SiLU = "silu", GELU = "gelu", GELU_Tanh_Approx = "gelutanh", Swish = "swish" },
+    doc = "activation (Swish = x*sigmoid(1.702x))" },
+  { key = "skip_gate_proj", kind = "bool", default = false, name = "nogate",
+    doc = "no gate projection: h = act(x@Wu)" },
+  { key = "normalization_type", kind = "enum",
+    values = { "NO_NORM", "RMS_NORM", "RMS_NORM_SKIP_GAMMA", "LAYER_NORM" }, default = "NO_NORM",
+    name = { NO_NORM = "nonorm", RMS_NORM = "rms", RMS_NORM_SKIP_GAMMA = "rmsnogamma",
+             LAYER_NORM = "layer" },
+    doc = "norm of x before the projections" },
+  { key = "eps", kind = "float", min = 0, from = "model.rms_eps", default = 1e-6, name = "eps",
+    doc = "norm epsilon" },
+  { key = "norm_bias", kind = "bool", default = false, name = "beta",
+    doc = "LAYER_NORM adds beta" },
+  { key = "fused_add", kind = "bool", default = false, name = "add",
+    doc = "x = hidden + add (the residual)" },
+  { key = "store_fused_add_result", kind = "bool", default = false, name = "store",
+    doc = "also write hidden + add to add_out" },
+  { key = "gate_bias", kind = "bool", default = false, name = "gb", doc = "gate bias [I]" },
+  { key = "up_bias", kind = "bool", default = false, name = "ub", doc = "up bias [I]" },
+  { key = "down_bias", kind = "bool", default = false, name = "db", doc = "down bias [H]" },
+  { key = "gate_clamp_lower_limit", kind = "float", default = -FLT_MAX, name = "gclo",
+    doc = "TKG: g = max(g, limit) (default: no clamp)" },
+  { key = "gate_clamp_upper_limit", kind = "float", default = FLT_MAX, name = "gchi",
+    doc = "TKG: g = min(g, limit) (default: no clamp)" },
+  { key = "up_clamp_lower_limit", kind = "float", default = -FLT_MAX, name = "uclo",
+    doc = "TKG: u = max(u, limit) (default: no clamp)" },
+  { key = "up_clamp_upper_limit", kind = "float", default = FLT_MAX, name = "uchi",
+    doc = "TKG: u = min(u, limit) (default: no clamp)" },
+  { key = "quant_clipping_bound", kind = "float", min = 0, default = 0, name = "clip",
+    doc = "CTE ROW: clip h to +-bound before its row quantization (0 = off)" },
+  { key = "fp8_max", kind = "float", min = 1, from = "fp8.max", name = "max",
+    default = function(k) return (ctypes.FP8[k.weight_dtype] or ctypes.FP8.e4m3).max end,
+    doc = "CTE quantized activations: range +-fp8_max (240 for e4m3 as in the MLP tests)" },
+  { key = "T", kind = "int", min = 1, from = "limits.max_tokens", default = 128,
+    doc = "nominal tokens (B*S) per call, for the cost block (a call may pass any count)" },
+}
+
+---------------------------------------------------------------------------------------------
+-- Rejected combinations (shared/reference/mlp.md "Constraints / asserts")
+---------------------------------------------------------------------------------------------
+
+-- The first of a projection's clamp keys ("gate" or "up") that is set, or nil.
+local function clamp_set(k, proj)
+  if k[proj .. "_clamp_lower_limit"] ~= -FLT_MAX then return proj .. "_clamp_lower_limit" end
+  if k[proj .. "_clamp_upper_limit"] ~= FLT_MAX then return proj .. "_clamp_upper_limit" end
+  return nil
+end
+
+-- Keys an option makes irrelevant are put back to their defaults, so kernels that do the same
+-- thing get one name and one canonical problem (e.g. a NO_NORM kernel under a spec whose
+-- model.rms_eps is 1e-5, or a TKG kernel under a spec's fp8.max).
+local function canonicalize(k)
+  local q = k.quantization_type
+  if k.normalization_type == "NO_NORM" then k.eps = f32.round(1e-6) end
+  if not (k.variant == "CTE" and fp8_quant(q)) then
+    k.fp8_max = (ctypes.FP8[k.weight_dtype] or ctypes.FP8.e4m3).max
+  end
+  if fp8_quant(q) and ctypes.FP8[k.weight_dtype] then k.fp8 = k.weight_dtype end
+end
+
+-- Which variant takes which scheme and clamps; the weight formats of each scheme.
+local function check_variant(k, fail)
+  local q, cte = k.quantization_type, k.variant == "CTE"
+  if not ALLOWED_W[q][k.weight_dtype] then
+    fail("weight_dtype", format("%s weights are not %s", q, k.weight_dtype))
+  end
+  if cte and q == "MX" then fail("quantization_type", "MX is TKG only (variant=TKG)") end
+  if not cte and q == "STATIC_MX" then
+    fail("quantization_type", "STATIC_MX is CTE only (variant=CTE)")
+  end
+  local clamp = clamp_set(k, "gate") or clamp_set(k, "up")
+  if cte and clamp then fail(clamp, "clamps are TKG only (variant=TKG)") end
+  if k.quant_clipping_bound > 0 and not (cte and q == "ROW") then
+    fail("quant_clipping_bound", "only CTE ROW quantizes h per row")
+  end
+end
+
+-- Options that need another one: a gate to clamp or bias, LAYER_NORM for beta, the add to store.
+local function check_options(k, fail)
+  if k.skip_gate_proj then
+    local clamp = clamp_set(k, "gate")
+    if clamp then fail(clamp, "skip_gate_proj has no gate projection to clamp") end
+    if k.gate_bias then fail("gate_bias", "skip_gate_proj has no gate projection") end
+  end
+  if k.norm_bias and k.normalization_type ~= "LAYER_NORM" then
+    fail("norm_bias", "beta needs normalization_type=LAYER_NORM")
+  end
+  if k.store_fused_add_result and not k.fused_add then
+    fail("store_fused_add_result", "needs fused_add=true")
+  end
+end
+
+-- CTE STATIC / ROW / STATIC_MX read fp8 rows already normalized and quantized (rmsnorm_quant).
+local function check_fp8_input(k, fail)
+  local why = format("CTE %s reads fp8 input, already normalized and quantized",
+                     k.quantization_type)
+  if k.fused_add then fail("fused_add", why) end
+  if k.normalization_type ~= "NO_NORM" then fail("normalization_type", why .. ": use NO_NORM") end
+  if k.down_bias then fail("down_bias", "CTE has no down bias with quantization") end
+  local limit = ctypes.FP8[k.weight_dtype].max
+  if k.fp8_max > limit then
+    fail("fp8_max", format("%s exceeds the largest finite %s (%d)", f32.shortest(k.fp8_max),
+                           k.weight_dtype, limit))
+  end
+end
+
+-- MX sizes and layouts; the STATIC_MX swizzles.
+local function check_layouts(k, fail)
+  local mx = k.quantization_type == "MX"
+  if mx then
+    if k.fused_add then fail("fused_add", "MX has no fused add") end
+    if k.H % 512 ~= 0 then fail("H", format("MX needs H %% 512 == 0, got %d", k.H)) end
+    if not (k.I % 512 == 0 or (k.I < 512 and k.I % 32 == 0)) then
+      fail("I", format("MX needs I %% 512 == 0, or I < 512 and I %% 32 == 0; got %d", k.I))
+    end
+    if k.weight_layout ~= "swizzled" then
+      fail("weight_layout", "MX weights come in upstream's MX layouts (swizzled)")
+    end
+  elseif k.mx_swizzled then
+    fail("mx_swizzled", "the MX tensor layouts need quantization_type=MX")
+  elseif k.weight_layout == "swizzled" then
+    if k.quantization_type ~= "STATIC_MX" then
+      fail("weight_layout", "swizzled weights are STATIC_MX or MX only")
+    end
+    if k.H % 512 ~= 0 or k.I % 512 ~= 0 then
+      fail("weight_layout", format("the STATIC_MX swizzles need H and I multiples of 512, "
+                                   .. "got H %d, I %d", k.H, k.I))
+    end
+  end
+end
+
+function F.check(k, fail)
+  if k.H % 128 ~= 0 then fail("H", format("%d is not a multiple of 128", k.H)) end
+  check_variant(k, fail)
+  check_options(k, fail)
+  if k.variant == "CTE" and fp8_quant(k.quantization_type) then check_fp8_input(k, fail) end
+  check_layouts(k, fail)
+  canonicalize(k)
+end
+
+---------------------------------------------------------------------------------------------
+-- Arguments, cost, template parameters
+---------------------------------------------------------------------------------------------
+
+local function weight_layouts(k)
+  if k.quantization_type == "MX" then return "mlp_mx_gate_up", "mlp_mx_down" end
+  if k.weight_layout == "swizzled" then return "mlp_smx_gate_up", "mlp_smx_down" end
+  return "kn", "kn"
+end
+
+-- MX's down-projection geometry: P rows of x4 words per 512-row tile of I, T5 tiles.
+local function mx_geometry(I)
+  if I >= 512 then return 128, I // 512 end
+  return I // 4, 1
+end
+
+-- Tensors in signature order (kgen/kernels.h kg_mlp_fn).
+function F.args(k)
+  local q, cte = k.quantization_type, k.variant == "CTE"
+  local xq = cte and fp8_quant(q)
+  local gated, mx = not k.skip_gate_proj, q == "MX"
+  local lgu, ld = weight_layouts(k)
+  local wmx = { mx = mx }
+  local static, row = q == "STATIC" or q == "STATIC_MX", q == "ROW"
+  local norm = k.normalization_type
+  local in_dt, in_cols = k.dtype, k.H
+  if xq then in_dt = row and k.weight_dtype .. "_rowscaled" or k.weight_dtype end
+  if xq and row then in_cols = k.H + 4 end
+  local ibias = { k.I }
+  if mx and k.mx_swizzled then
+    local P, T5 = mx_geometry(k.I)
+    ibias = { P, T5, 4 }
+  end
+  local function scale(n) return static and { 1 } or { n } end
+  return {
+    { name = "out", dir = "out", dtype = k.out_dtype, shape = { "...T", k.H } },
+    { name = "add_out", dir = "out", dtype = k.out_dtype, shape = { "...T", k.H },
+      used = k.store_fused_add_result },
+    { name = "hidden", dir = "in", dtype = in_dt, shape = { "...T", in_cols } },
+    { name = "add", dir = "in", dtype = k.dtype, shape = { "...T", k.H }, used = k.fused_add },
+    { name = "gate_w", dir = "in", dtype = k.weight_dtype, shape = { k.H, k.I },
+      weight = { layout = lgu, mx = mx }, used = gated },
+    { name = "up_w", dir = "in", dtype = k.weight_dtype, shape = { k.H, k.I },
+      weight = { layout = lgu, mx = mx } },
+    { name = "down_w", dir = "in", dtype = k.weight_dtype, shape = { k.I, k.H },
+      weight = { layout = ld, mx = mx } },
+    { name = "gate_scale", dir = "in", dtype = "f32", shape = scale(k.I), scalar = static,
+      used = gated and (static or row), init = "scale" },
+    { name = "up_scale", dir = "in", dtype = "f32", shape = scale(k.I), scalar = static,
+      used = static or row, init = "scale" },
+    { name = "down_scale", dir = "in", dtype = "f32", shape = scale(k.H), scalar = static,
+      used = static or row, init = "scale" },
+    { name = "gate_up_in_scale", dir = "in", dtype = "f32", shape = { 1 }, scalar = true,
+      used = cte and static, init = "scale" },
+    { name = "down_in_scale", dir = "in", dtype = "f32", shape = { 1 }, scalar = true,
+      used = cte and static, init = "scale" },
+    { name = "gamma", dir = "in", dtype = k.dtype, shape = { k.H },
+      used = norm == "RMS_NORM" or norm == "LAYER_NORM" },
+    { name = "beta", dir = "in", dtype = k.dtype, shape = { k.H }, used = k.norm_bias },
+    { name = "gate_bias", dir = "in", dtype = k.dtype, shape = ibias, used = k.gate_bias },
+    { name = "up_bias", dir = "in", dtype = k.dtype, shape = ibias, used = k.up_bias },
+    { name = "down_bias", dir = "in", dtype = k.dtype, shape = { k.H }, used = k.down_bias },
+  }
+end
+
+-- Bytes of a [K, N] weight as stored, with its MX scales (one per kb rows of a column).
+local function weight_bytes(k, K, N, kb)
+  local b = K * N * WFMT[k.weight_dtype].bits // 8
+  if k.quantization_type == "MX" then b = b + (K // kb) * N end
+  return b
+end
+
+function F.cost(k, n)
+  local T, H, I = n.T, k.H, k.I
+  local gated = not k.skip_gate_proj
+  local projs = gated and 2 or 1
+  local in_b = ctypes.info(k.dtype).bytes
+  local out_b = ctypes.info(k.out_dtype).bytes
+  local xq = k.variant == "CTE" and fp8_quant(k.quantization_type)
+  local x_read = xq and T * (H + (k.quantization_type == "ROW" and 4 or 0)) or T * H * in_b
+  local w = projs * weight_bytes(k, H, I, 32) + weight_bytes(k, I, H, 8)
+  return {
+    flops = T * (2 * H * I * (projs + 1) + I * (gated and 12 or 10) + H * 6),
+    read = x_read + (k.fused_add and T * H * in_b or 0) + w,
+    written = T * H * out_b * (k.store_fused_add_result and 2 or 1),
+  }
+end
+
+-- Tokens per block: a block's rows share one pass over each weight.
+local MB = 64
+
+function F.params(k)
+  local q, cte = k.quantization_type, k.variant == "CTE"
+  local dt, odt = ctypes.info(k.dtype), ctypes.info(k.out_dtype)
+  local P, T5 = mx_geometry(k.I)
+  local function clamp(v, off) if v == off then return nil end return v end
+  local xq = cte and fp8_quant(q)
+  return {
+    H = k.H, I = k.I, MB = MB, TKG = not cte,
+    DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32,
+    ODTYPE = k.out_dtype, OCT = odt.c, FROM_F32 = odt.from_f32,
+    WDTYPE = k.weight_dtype, WFMT = WFMT[k.weight_dtype].c,
+    GATED = not k.skip_gate_proj, ACT = ACT_PRIM[k.activation_fn], ACT_NAME = k.activation_fn,
+    NORM = k.normalization_type, EPS = k.eps, BETA = k.norm_bias,
+    ADD = k.fused_add, STORE = k.store_fused_add_result,
+    GB = k.gate_bias, UB = k.up_bias, DB = k.down_bias,
+    GLO = clamp(k.gate_clamp_lower_limit, -FLT_MAX), GHI = clamp(k.gate_clamp_upper_limit, FLT_MAX),
+    ULO = clamp(k.up_clamp_lower_limit, -FLT_MAX), UHI = clamp(k.up_clamp_upper_limit, FLT_MAX),
+    QUANT = q, XQ = xq, MX = q == "MX",
+    STATIC = q == "STATIC" or q == "STATIC_MX", ROW = q == "ROW",
+    FP8 = k.weight_dtype, FP8_FN = k.weight_dtype == "e4m3fn", FP8_MAX = k.fp8_max,
+    ROUND = k.weight_dtype == "e4m3fn" and "kgp_round_e4m3fn_f32" or "kgp_round_e4m3_f32",
+    CLIP = k.quant_clipping_bound > 0 and k.quant_clipping_bound or nil,
+    SWZ = k.mx_swizzled,
+    P = P, T5 = T5,
+  }
+end
+
+return F
