@@ -93,10 +93,12 @@ static inline __m512i fp8_to_bf16(const dec *d, __m512i c)
     __m512i mag = _mm512_and_si512(c, _mm512_set1_epi16(0x7f));
     __m512i v = _mm512_add_epi16(_mm512_sllv_epi16(mag, d->shift), d->add);
     __mmask32 tiny = _mm512_cmplt_epu16_mask(mag, d->sublim);
-    v = _mm512_mask_mov_epi16(v, tiny, _mm512_permutexvar_epi16(mag, d->sub));
     __mmask32 special = _mm512_cmpge_epu16_mask(mag, d->splim);
-    v = _mm512_mask_mov_epi16(v, special,
-                              _mm512_permutexvar_epi16(_mm512_sub_epi16(mag, d->splim), d->special));
+    if (__builtin_expect((tiny | special) != 0, 0)) { /* rare in trained weights */
+        v = _mm512_mask_mov_epi16(v, tiny, _mm512_permutexvar_epi16(mag, d->sub));
+        v = _mm512_mask_mov_epi16(v, special, _mm512_permutexvar_epi16(
+                                                  _mm512_sub_epi16(mag, d->splim), d->special));
+    }
     return _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
 }
 
