@@ -10,6 +10,7 @@ int kgc_check(int argc, char **argv);
 int kgc_list(int argc, char **argv);
 int kgc_exec(int argc, char **argv);
 int kgc_run(int argc, char **argv);
+int kgc_bench(int argc, char **argv);
 
 /* Prints "kgen: <message>" to stderr and returns code. */
 int kgc_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -3,20 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "host.h"
+#include "kernel_args.h"
 #include "kgen/aot.h"
 #include "kgen/kgen.h"
-#include "tensor.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -25,58 +17,26 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median of `repeat` timed calls after one warm-up call; returns the kernel's status. */
-/* The per-call sizes for a run at `tokens` tokens (0: the nominal sizes): a token count (rows,
- * T) becomes tokens; a [B, S] pair becomes B = 1, S = tokens. Buffers are sized for the nominal
- * sizes, so tokens may not exceed the nominal token count; returns -1 if it does. */
-static int call_sizes(const kgg_kernel *d, long tokens, long *n)
-{
-    long b = -1, s = -1, nominal = 0;
-    for (int i = 0; i < d->ncalls; i++) {
-        n[i] = d->nominal[i];
-        if (!strcmp(d->calls[i], "B"))
-            b = i;
-        else if (!strcmp(d->calls[i], "S"))
-            s = i;
-        else if (!strcmp(d->calls[i], "rows") || !strcmp(d->calls[i], "T"))
-            nominal = n[i], n[i] = tokens ? tokens : n[i];
-    }
-    if (b >= 0 && s >= 0) {
-        nominal = n[b] * n[s];
-        if (tokens)
-            n[b] = 1, n[s] = tokens;
-    }
-    return tokens && tokens > nominal ? -1 : 0;
-}
-
 static int time_kernel(const kg_kernel *k, const kgg_kernel *d, const long *sizes, int repeat,
                        double *median)
 {
-    void *t[KGG_MAX_ARGS] = { 0 };
-    char err[256];
-    int rc = KG_OK;
-    for (int i = 0; i < d->nargs; i++) {
-        if (!d->args[i].used)
-            continue;
-        t[i] = kgc_alloc(&d->args[i]);
-        if (!d->args[i].out && kgc_fill(&d->args[i], t[i], 0x5eedull + (unsigned long long)i,
-                                        err, sizeof err) != 0) {
-            kgc_error(KGC_FAIL, "%s: %s", d->name, err);
-            rc = KG_ESHAPE;
-        }
+    void *t[KGG_MAX_ARGS];
+    char err[320];
+    if (kgc_args_new(d, t, err, sizeof err) != 0) {
+        kgc_error(KGC_FAIL, "%s", err);
+        return KG_ESHAPE;
     }
     double *times = calloc((size_t)repeat, sizeof *times);
-    if (rc == KG_OK)
-        rc = k->call(t, sizes);
+    int rc = k->call(t, sizes);
     for (int r = 0; rc == KG_OK && r < repeat; r++) {
-        double t0 = now();
+        double t0 = kgc_now();
         rc = k->call(t, sizes);
-        times[r] = now() - t0;
+        times[r] = kgc_now() - t0;
     }
     qsort(times, (size_t)repeat, sizeof *times, cmp_double);
     *median = times[repeat / 2];
     free(times);
-    for (int i = 0; i < d->nargs; i++)
-        kgc_free(&d->args[i], t[i]);
+    kgc_args_free(d, t);
     return rc;
 }
 
@@ -120,9 +80,9 @@ int kgc_run(int argc, char **argv)
     kgg_kernel *ks;
     int n;
     char *name;
-    double t0 = now();
+    double t0 = kgc_now();
     int rc = kgg_kernels(g, spec, &ks, &n, &name);
-    double gen_time = now() - t0;
+    double gen_time = kgc_now() - t0;
     if (rc != KG_OK) {
         kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
         kgg_free(g);
@@ -160,7 +120,7 @@ int kgc_run(int argc, char **argv)
             const kg_kernel *k = kg_registry_find(reg, ks[i].name);
             double t = 0;
             long sizes[KGG_MAX_CALLS];
-            if (call_sizes(&ks[i], tokens, sizes) != 0) {
+            if (kgc_call_sizes(&ks[i], tokens, sizes) != 0) {
                 printf("%-68s %9.2f %12s (nominal tokens < %ld)\n", ks[i].name, jit[i] * 1e3,
                        "-", tokens);
                 continue;

@@ -24,6 +24,10 @@ static const char usage[] =
     "  run SPEC [--dir DIR] [--repeat N] [--threads N]\n"
     "                            JIT every kernel of SPEC, run each on seeded inputs and print\n"
     "                            a timing summary\n"
+    "  bench SPEC [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot] [--csv FILE]\n"
+    "        [--plot FILE.png] [--quick]\n"
+    "                            time each kernel against this machine's roofline, probed\n"
+    "                            in the same run, and against OpenBLAS on GEMM shapes\n"
     "\n"
     "Run 'kgen COMMAND --help' for a command's options. Exit status: 0 ok, 1 failure,\n"
     "2 usage or spec error.\n";
@@ -51,7 +55,7 @@ int kgc_exit_for(int status)
 typedef struct command { const char *name; int (*run)(int, char **); } command;
 static const command commands[] = {
     { "generate", kgc_generate }, { "check", kgc_check }, { "list", kgc_list },
-    { "exec", kgc_exec },         { "run", kgc_run },
+    { "exec", kgc_exec },         { "run", kgc_run },     { "bench", kgc_bench },
 };
 
 int main(int argc, char **argv)

@@ -3,7 +3,8 @@
 set -euo pipefail
 
 packages=(cmake gcc make pkg-config diffutils liblua5.4-dev libtcc-dev libcriterion-dev
-          libjansson-dev nettle-dev)
+          libjansson-dev nettle-dev
+          libopenblas-dev gnuplot-nox)   # kgen bench: the OpenBLAS baseline, --plot
 
 missing=()
 for p in "${packages[@]}"; do

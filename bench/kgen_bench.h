@@ -1,0 +1,106 @@
+/* kgen_bench.h: the benchmark library (kgb_ prefix). This machine's roofline probed in the
+ * running process, a median timer for any call, the bound that applies to a kernel and its ratio
+ * to it, OpenBLAS sgemm/sgemv on the same shapes, and the reports (table, CSV, roofline chart).
+ * It knows nothing of specs: a caller describes each kernel with a kgb_result. */
+#ifndef KGEN_BENCH_H
+#define KGEN_BENCH_H
+
+#include <stdio.h>
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+typedef struct kgb_options {
+    int threads;      /* threads of the probes and of OpenBLAS (match the kernels') */
+    double min_time;  /* a measurement samples for at least this many seconds (default 1) */
+    int min_runs;     /* ... and takes at least this many samples (default 20) */
+    int quick;        /* short probes and a smaller read buffer: numbers for CI, not for people */
+} kgb_options;
+
+/* threads 1, min_time 1 s, min_runs 20, quick 0 */
+kgb_options kgb_default_options(void);
+
+/* ---- the roofline ------------------------------------------------------------------------- */
+
+typedef struct kgb_roofline {
+    int threads;
+    double read_gbs;      /* read bandwidth over a buffer far larger than the caches, GB/s */
+    double read_mib;      /* that buffer's size, MiB */
+    double fp32_gflops;   /* fp32 FMA peak */
+    const char *fp32_isa; /* the instructions that reached it: "avx512", "avx2" or "sse2" */
+    double bf16_gflops;   /* vdpbf16ps peak; 0 when the CPU has no avx512_bf16 */
+} kgb_roofline;
+
+/* Probes read bandwidth, fp32 FMA peak and bf16 dot peak on o->threads OpenMP threads; each
+ * figure is the median of several passes. Returns 0, or -1 if the read buffer cannot be had. */
+int kgb_probe(const kgb_options *o, kgb_roofline *r);
+
+/* ---- timing ------------------------------------------------------------------------------- */
+
+/* One call of the work to time; a nonzero return stops the measurement and is passed on. */
+typedef int kgb_call_fn(void *ctx);
+
+/* Median seconds per call: two warm-up calls, then samples of a batch of calls each (batched so
+ * that a sample lasts at least 100 us) until o->min_time has passed and o->min_runs samples are
+ * in. Returns 0 or fn's first nonzero status. */
+int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds);
+
+/* ---- kernels and their bounds ------------------------------------------------------------- */
+
+enum kgb_bound { KGB_MEM, KGB_FP32, KGB_BF16 };
+
+/* A GEMM C[M, N] = A[M, K] W[K, N] that OpenBLAS can run in fp32 (sgemv when M == 1). */
+typedef struct kgb_gemm { long M, K, N; } kgb_gemm;
+#define KGB_MAX_GEMMS 8
+
+/* One kernel's line: the caller fills the description, kgb_classify and kgb_blas_time the rest. */
+typedef struct kgb_result {
+    char name[128];
+    const char *skip;     /* why it was not run (NULL: it was) */
+    double seconds;       /* median per call */
+    double flops, bytes;  /* per call at the sizes it ran at: cost block (read + written) */
+    int narrow;           /* its matmul weights are bf16, fp8 or fp4: the bf16 dot peak applies */
+    int ngemm;            /* the fp32 GEMMs it equals (0: no OpenBLAS comparison) */
+    kgb_gemm gemm[KGB_MAX_GEMMS];
+    /* filled by kgb_classify */
+    int bound;            /* enum kgb_bound */
+    double gflops, gbs, intensity, roof_ratio;
+    /* filled by the caller from kgb_blas_time; 0: none */
+    double blas_seconds;
+} kgb_result;
+
+/* With intensity = flops / bytes and balance = peak / read bandwidth, where peak is the bf16 dot
+ * peak for a narrow kernel (if the CPU has one) and the fp32 FMA peak otherwise: memory-bound if
+ * intensity < balance (ratio = GB/s / read bandwidth), else compute-bound (GFLOP/s / peak). */
+void kgb_classify(kgb_result *r, const kgb_roofline *roof);
+const char *kgb_bound_name(int bound);
+
+/* ---- OpenBLAS ------------------------------------------------------------------------------ */
+
+typedef struct kgb_blas kgb_blas;
+
+/* Loads OpenBLAS with dlopen, after removing OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the
+ * environment (a forced core type halves its sgemm; it reads them when it loads), and sets its
+ * thread count. NULL, with the reason in err, if it cannot be loaded. */
+kgb_blas *kgb_blas_open(int threads, char *err, size_t errlen);
+/* "OpenBLAS 0.3.21 ... (core Cooperlake, 2 threads)" */
+const char *kgb_blas_describe(const kgb_blas *b);
+/* Median seconds of r's GEMMs in fp32, summed (sgemm, or sgemv when M == 1), row-major, on
+ * seeded buffers. Returns 0, or -1 if the buffers cannot be had. */
+int kgb_blas_time(kgb_blas *b, const kgb_options *o, const kgb_result *r, double *seconds);
+void kgb_blas_close(kgb_blas *b);
+
+/* ---- reports ------------------------------------------------------------------------------- */
+
+/* The probed roofline, then one line per kernel: us/call, GFLOP/s, GB/s, bound, ratio to the
+ * roofline, ratio to OpenBLAS (its time / the kernel's). blas: kgb_blas_describe or a reason. */
+void kgb_print_table(FILE *f, const kgb_roofline *roof, const char *blas, const kgb_result *r,
+                     int n);
+/* The same as CSV: a header line, one row per probe, one per kernel. */
+void kgb_write_csv(FILE *f, const kgb_roofline *roof, const kgb_result *r, int n);
+/* Writes a gnuplot script next to png (png's name with .gp for .png) for a log-log roofline
+ * chart (both ceilings, the kernels as points) and runs gnuplot on it. Returns 0, or -1 with
+ * the reason in err (gnuplot missing or failing, a file that cannot be written). */
+int kgb_plot(const char *png, const char *title, const kgb_roofline *roof, const kgb_result *r,
+             int n, char *err, size_t errlen);
+
+#endif

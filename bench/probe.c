@@ -1,0 +1,283 @@
+/* probe.c: this machine's roofline, measured in the running process: read bandwidth over a
+ * buffer far larger than the caches, the fp32 FMA peak and the bf16 dot-product peak. The
+ * vector code is compiled per function with target attributes and runs only if cpuid says so. */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "kgen_bench.h"
+#include "prim.h" /* kgr_cpu_features: the runtime's reading of cpuid and xgetbv */
+
+enum {
+    READ_MIB = 512,       /* 16x the ~32 MiB the L3 of these machines holds in practice */
+    QUICK_READ_MIB = 128,
+    PASSES = 7,           /* timed passes per probe (plus one warm-up) */
+    QUICK_PASSES = 3,
+};
+#define PASS_SECONDS 0.02 /* length of one compute-peak pass */
+#define QUICK_PASS_SECONDS 0.003
+
+/* ---- read bandwidth ------------------------------------------------------------------------ */
+
+typedef float sum_fn(const float *p, long n);
+
+/* Sums of n floats (n a multiple of 128) with 8 independent vector accumulators. */
+__attribute__((target("avx512f"))) static float sum_avx512(const float *p, long n)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0;
+    for (long i = 0; i < n; i += 128) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
+        a4 = _mm512_add_ps(a4, _mm512_loadu_ps(p + i + 64));
+        a5 = _mm512_add_ps(a5, _mm512_loadu_ps(p + i + 80));
+        a6 = _mm512_add_ps(a6, _mm512_loadu_ps(p + i + 96));
+        a7 = _mm512_add_ps(a7, _mm512_loadu_ps(p + i + 112));
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    return _mm512_reduce_add_ps(a0);
+}
+
+__attribute__((target("avx2"))) static float sum_avx2(const float *p, long n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0;
+    for (long i = 0; i < n; i += 64) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
+        a4 = _mm256_add_ps(a4, _mm256_loadu_ps(p + i + 32));
+        a5 = _mm256_add_ps(a5, _mm256_loadu_ps(p + i + 40));
+        a6 = _mm256_add_ps(a6, _mm256_loadu_ps(p + i + 48));
+        a7 = _mm256_add_ps(a7, _mm256_loadu_ps(p + i + 56));
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    float v[8];
+    _mm256_storeu_ps(v, a0);
+    return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+}
+
+static float sum_sse2(const float *p, long n)
+{
+    __m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0;
+    for (long i = 0; i < n; i += 32) {
+        a0 = _mm_add_ps(a0, _mm_loadu_ps(p + i));
+        a1 = _mm_add_ps(a1, _mm_loadu_ps(p + i + 4));
+        a2 = _mm_add_ps(a2, _mm_loadu_ps(p + i + 8));
+        a3 = _mm_add_ps(a3, _mm_loadu_ps(p + i + 12));
+        a4 = _mm_add_ps(a4, _mm_loadu_ps(p + i + 16));
+        a5 = _mm_add_ps(a5, _mm_loadu_ps(p + i + 20));
+        a6 = _mm_add_ps(a6, _mm_loadu_ps(p + i + 24));
+        a7 = _mm_add_ps(a7, _mm_loadu_ps(p + i + 28));
+    }
+    a0 = _mm_add_ps(_mm_add_ps(_mm_add_ps(a0, a1), _mm_add_ps(a2, a3)),
+                    _mm_add_ps(_mm_add_ps(a4, a5), _mm_add_ps(a6, a7)));
+    float v[4];
+    _mm_storeu_ps(v, a0);
+    return v[0] + v[1] + v[2] + v[3];
+}
+
+/* Seconds for `threads` threads to read n floats once, each its own contiguous part. */
+static double read_pass(sum_fn *fn, const float *buf, long n, int threads, float *sink)
+{
+    float total = 0;
+    double t0 = kgbi_now();
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+        long i = omp_get_thread_num(), nt = omp_get_num_threads(), blocks = n / 128;
+        long b = blocks * i / nt * 128, e = blocks * (i + 1) / nt * 128;
+        total += fn(buf + b, e - b);
+    }
+    double t = kgbi_now() - t0;
+    *sink += total;
+    return t;
+}
+
+/* Read bandwidth in GB/s: the median of the timed passes after one that warms the TLB. */
+static int probe_read(const kgb_options *o, int features, kgb_roofline *r, float *sink)
+{
+    long mib = o->quick ? QUICK_READ_MIB : READ_MIB, n = mib << 18; /* floats */
+    int passes = o->quick ? QUICK_PASSES : PASSES;
+    float *buf = aligned_alloc(64, (size_t)n * sizeof *buf);
+    if (!buf)
+        return -1;
+#pragma omp parallel for num_threads(o->threads) schedule(static)
+    for (long i = 0; i < n; i++)
+        buf[i] = 1.0f; /* first touch by the thread that reads it */
+    sum_fn *fn = features & KGR_CPU_AVX512 ? sum_avx512
+               : features & KGR_CPU_AVX2   ? sum_avx2 : sum_sse2;
+    double t[PASSES];
+    read_pass(fn, buf, n, o->threads, sink);
+    for (int p = 0; p < passes; p++)
+        t[p] = read_pass(fn, buf, n, o->threads, sink);
+    free(buf);
+    r->read_mib = (double)mib;
+    r->read_gbs = (double)n * sizeof(float) / kgbi_median(t, passes) / 1e9;
+    return 0;
+}
+
+/* ---- compute peaks ------------------------------------------------------------------------- */
+
+/* `iters` rounds of independent multiply-adds a = a*m + c on enough accumulators to cover
+ * latency times pipes (8 in flight on two pipes of latency 4); a converges, never overflows. */
+typedef float peak_fn(long iters);
+
+#define REP16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) \
+                 X(14) X(15)
+#define REP12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define REP8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+enum { FLOPS_AVX512 = 16 * 16 * 2, FLOPS_AVX2 = 12 * 8 * 2, FLOPS_SSE2 = 8 * 4 * 2,
+       FLOPS_BF16 = 16 * 16 * 2 * 2 };
+
+__attribute__((target("avx512f,fma"))) static float fma_avx512(long iters)
+{
+    const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
+#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define STEP(i) a##i = _mm512_fmadd_ps(a##i, m, c);
+#define SUM(i) s = _mm512_add_ps(s, a##i);
+    REP16(DECL)
+    for (long i = 0; i < iters; i++) {
+        REP16(STEP)
+    }
+    __m512 s = _mm512_setzero_ps();
+    REP16(SUM)
+    return _mm512_reduce_add_ps(s);
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+/* 12 ymm accumulators: with m and c that is 14 of the 16 registers, so none spills. */
+__attribute__((target("avx2,fma"))) static float fma_avx2(long iters)
+{
+    const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-4f);
+#define DECL(i) __m256 a##i = _mm256_set1_ps((float)(i));
+#define STEP(i) a##i = _mm256_fmadd_ps(a##i, m, c);
+#define SUM(i) s = _mm256_add_ps(s, a##i);
+    REP12(DECL)
+    for (long i = 0; i < iters; i++) {
+        REP12(STEP)
+    }
+    __m256 s = _mm256_setzero_ps();
+    REP12(SUM)
+    float v[8];
+    _mm256_storeu_ps(v, s);
+    return v[0] + v[4];
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+/* No FMA: a multiply and an add per element, counted as two flops. */
+static float fma_sse2(long iters)
+{
+    const __m128 m = _mm_set1_ps(0.9999f), c = _mm_set1_ps(1e-4f);
+#define DECL(i) __m128 a##i = _mm_set1_ps((float)(i));
+#define STEP(i) a##i = _mm_add_ps(_mm_mul_ps(a##i, m), c);
+#define SUM(i) s = _mm_add_ps(s, a##i);
+    REP8(DECL)
+    for (long i = 0; i < iters; i++) {
+        REP8(STEP)
+    }
+    __m128 s = _mm_setzero_ps();
+    REP8(SUM)
+    float v[4];
+    _mm_storeu_ps(v, s);
+    return v[0] + v[3];
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+/* vdpbf16ps: each of the 16 lanes adds two bf16 products (4 flops) per instruction. */
+__attribute__((target("avx512f,avx512bf16"))) static float dot_bf16(long iters)
+{
+    const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3a83); /* 1e-3 */
+    const __m512bh y = (__m512bh)_mm512_set1_epi16(0x3c23); /* 1e-2 */
+#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define STEP(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
+#define SUM(i) s = _mm512_add_ps(s, a##i);
+    REP16(DECL)
+    for (long i = 0; i < iters; i++) {
+        REP16(STEP)
+    }
+    __m512 s = _mm512_setzero_ps();
+    REP16(SUM)
+    return _mm512_reduce_add_ps(s);
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+/* Seconds for every thread to run fn(iters); *team gets the threads that ran. */
+static double peak_pass(peak_fn *fn, long iters, int threads, int *team, float *sink)
+{
+    float total = 0;
+    int nt = 0;
+    double t0 = kgbi_now();
+#pragma omp parallel num_threads(threads) reduction(+ : total, nt)
+    {
+        total += fn(iters);
+        nt += 1;
+    }
+    double t = kgbi_now() - t0;
+    *team = nt;
+    *sink += total;
+    return t;
+}
+
+/* Iterations of fn that last about `want` seconds on one thread, from the fastest of three
+ * runs (the fastest is the one no other process interrupted) once a run lasts 1 ms. */
+static long calibrate(peak_fn *fn, double want, float *sink)
+{
+    for (long iters = 1 << 10;; iters *= 4) {
+        double best = 1e30;
+        for (int k = 0; k < 3; k++) {
+            double t0 = kgbi_now();
+            *sink += fn(iters);
+            double t = kgbi_now() - t0;
+            best = t < best ? t : best;
+        }
+        if (best >= 1e-3 || iters >= 1L << 40)
+            return (long)((double)iters * want / best) + 1;
+    }
+}
+
+/* GFLOP/s of fn on all threads: the median of the timed passes, each about PASS_SECONDS. */
+static double probe_peak(const kgb_options *o, peak_fn *fn, int flops_per_iter, float *sink)
+{
+    int team, passes = o->quick ? QUICK_PASSES : PASSES;
+    double t[PASSES];
+    long iters = calibrate(fn, o->quick ? QUICK_PASS_SECONDS : PASS_SECONDS, sink);
+    for (int p = 0; p < passes; p++)
+        t[p] = peak_pass(fn, iters, o->threads, &team, sink);
+    return (double)team * (double)iters * flops_per_iter / kgbi_median(t, passes) / 1e9;
+}
+
+int kgb_probe(const kgb_options *o, kgb_roofline *r)
+{
+    int f = kgr_cpu_features();
+    float sink = 0;
+    *r = (kgb_roofline){ .threads = o->threads };
+    if (probe_read(o, f, r, &sink) != 0)
+        return -1;
+    if (f & KGR_CPU_AVX512)
+        r->fp32_gflops = probe_peak(o, fma_avx512, FLOPS_AVX512, &sink), r->fp32_isa = "avx512";
+    else if (f & KGR_CPU_AVX2)
+        r->fp32_gflops = probe_peak(o, fma_avx2, FLOPS_AVX2, &sink), r->fp32_isa = "avx2";
+    else
+        r->fp32_gflops = probe_peak(o, fma_sse2, FLOPS_SSE2, &sink), r->fp32_isa = "sse2";
+    if (f & KGR_CPU_AVX512_BF16)
+        r->bf16_gflops = probe_peak(o, dot_bf16, FLOPS_BF16, &sink);
+    /* the sums are never used; keep the compiler from proving that */
+    __asm__ volatile("" : : "m"(sink));
+    return 0;
+}

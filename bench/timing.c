@@ -1,0 +1,102 @@
+/* timing.c: the median timer and the bound a kernel is measured against. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+#include "kgen_bench.h"
+
+#define SAMPLE_SECONDS 100e-6 /* a sample batches calls until it lasts at least this long */
+#define MAX_BATCH 1000000
+
+double kgbi_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double kgbi_median(double *x, int n)
+{
+    if (n <= 0)
+        return 0;
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+kgb_options kgb_default_options(void)
+{
+    return (kgb_options){ .threads = 1, .min_time = 1.0, .min_runs = 20, .quick = 0 };
+}
+
+/* Runs fn batch times; returns the seconds per call, or -1 with *rc set if fn fails. */
+static double sample(kgb_call_fn *fn, void *ctx, long batch, int *rc)
+{
+    double t0 = kgbi_now();
+    for (long b = 0; b < batch; b++)
+        if ((*rc = fn(ctx)) != 0)
+            return -1;
+    return (kgbi_now() - t0) / (double)batch;
+}
+
+int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds)
+{
+    int rc = fn(ctx);
+    *seconds = 0;
+    if (rc != 0)
+        return rc;
+    /* the second warm-up call also sizes the batch */
+    double one = sample(fn, ctx, 1, &rc);
+    if (rc != 0)
+        return rc;
+    long batch = one >= SAMPLE_SECONDS ? 1 : (long)(SAMPLE_SECONDS / (one > 1e-9 ? one : 1e-9));
+    batch = batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : batch;
+    int n = 0, cap = 64;
+    double *t = malloc((size_t)cap * sizeof *t);
+    if (!t)
+        return -1;
+    double start = kgbi_now();
+    while (n < o->min_runs || kgbi_now() - start < o->min_time) {
+        if (n == cap) {
+            double *grown = realloc(t, (size_t)(cap *= 2) * sizeof *t);
+            if (!grown)
+                break;
+            t = grown;
+        }
+        t[n] = sample(fn, ctx, batch, &rc);
+        if (rc != 0)
+            break;
+        n++;
+    }
+    *seconds = kgbi_median(t, n);
+    free(t);
+    return rc;
+}
+
+const char *kgb_bound_name(int bound)
+{
+    return bound == KGB_BF16 ? "bf16" : bound == KGB_FP32 ? "fp32" : "mem";
+}
+
+void kgb_classify(kgb_result *r, const kgb_roofline *roof)
+{
+    int narrow = r->narrow && roof->bf16_gflops > 0;
+    double peak = narrow ? roof->bf16_gflops : roof->fp32_gflops;
+    double balance = peak / roof->read_gbs; /* flop per byte where the two ceilings meet */
+    r->intensity = r->bytes > 0 ? r->flops / r->bytes : 0;
+    r->bound = r->bytes > 0 && r->intensity < balance ? KGB_MEM : narrow ? KGB_BF16 : KGB_FP32;
+    if (r->bytes <= 0 && r->flops <= 0)
+        r->bound = KGB_MEM;
+    if (r->skip || r->seconds <= 0) {
+        r->gflops = r->gbs = r->roof_ratio = 0;
+        return;
+    }
+    r->gflops = r->flops / r->seconds / 1e9;
+    r->gbs = r->bytes / r->seconds / 1e9;
+    r->roof_ratio = r->bound == KGB_MEM ? r->gbs / roof->read_gbs : r->gflops / peak;
+}

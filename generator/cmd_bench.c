@@ -1,0 +1,357 @@
+/* cmd_bench.c: kgen bench: the CLI over the benchmark library (bench/kgen_bench.h). Turns a
+ * spec's kernels into measured lines (sizes, seeded arguments, cost, GEMM shapes) and hands
+ * the probing, timing, OpenBLAS comparison and reports to the library. */
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "host.h"
+#include "kernel_args.h"
+#include "kgen/aot.h"
+#include "kgen/kgen.h"
+#include "kgen_bench.h"
+
+static const char help[] =
+    "usage: kgen bench SPEC [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot]\n"
+    "                  [--csv FILE] [--plot FILE.png] [--quick] [--min-time S] [--min-runs N]\n"
+    "Probes this machine's roofline (read bandwidth, fp32 FMA peak, bf16 dot peak), then times\n"
+    "each kernel of SPEC on seeded inputs: the median us per call of at least 1 s and 20\n"
+    "samples after a warm-up, GFLOP/s and GB/s from the generator's cost block, the bound that\n"
+    "applies and the ratio to it, and where the kernel is a GEMM on weights [K, N], the ratio\n"
+    "of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the kernel's time.\n"
+    "  --kernel REGEX  only kernels whose name matches (POSIX extended regex)\n"
+    "  --tokens T      run at T tokens (B = 1, S = T) instead of the nominal sizes\n"
+    "  --threads N     threads of the kernels, the probes and OpenBLAS\n"
+    "  --jit | --aot   libtcc-compiled kernels (default) or the gcc-built ones in kgen\n"
+    "  --csv FILE      also write the probes and the kernels as CSV\n"
+    "  --plot FILE.png also draw a roofline chart with gnuplot (the script goes to FILE.gp)\n"
+    "  --quick         short probes and measurements (CI: the numbers are rough)\n"
+    "  --min-time S, --min-runs N   how long each measurement samples (defaults 1, 20)\n";
+
+typedef struct bench_args {
+    const char *spec, *regex, *csv, *plot;
+    long tokens;
+    int threads, aot;
+    kgb_options o;
+} bench_args;
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+/* A positive integer from an option's value; -1 if it is not one. */
+static long count(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v > 0 && v <= 1L << 30 ? v : -1;
+}
+
+/* The values of the numeric options, checked after the option loop. */
+static int numbers(bench_args *a, const char *tokens, const char *threads, const char *min_time,
+                   const char *min_runs)
+{
+    char *end;
+    if (tokens && (a->tokens = count(tokens)) < 0)
+        return kgc_error(KGC_USAGE, "bench: --tokens wants a positive integer, not '%s'", tokens);
+    if (threads && (a->threads = (int)count(threads)) < 0)
+        return kgc_error(KGC_USAGE, "bench: --threads wants a positive integer, not '%s'",
+                         threads);
+    if (min_runs && (a->o.min_runs = (int)count(min_runs)) < 0)
+        return kgc_error(KGC_USAGE, "bench: --min-runs wants a positive integer, not '%s'",
+                         min_runs);
+    if (min_time && ((a->o.min_time = strtod(min_time, &end)) <= 0 || *end || end == min_time))
+        return kgc_error(KGC_USAGE, "bench: --min-time wants seconds > 0, not '%s'", min_time);
+    return KGC_OK;
+}
+
+/* Parses argv into a; returns KGC_OK, -1 for --help, or KGC_USAGE after printing why. */
+static int parse(int argc, char **argv, bench_args *a)
+{
+    const char *tokens = NULL, *threads = NULL, *min_time = NULL, *min_runs = NULL;
+    const struct { const char *opt; const char **slot; } valued[] = {
+        { "--kernel", &a->regex },  { "--csv", &a->csv },         { "--plot", &a->plot },
+        { "--tokens", &tokens },    { "--threads", &threads },    { "--min-time", &min_time },
+        { "--min-runs", &min_runs },
+    };
+    *a = (bench_args){ .o = kgb_default_options() };
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        size_t v = 0;
+        while (v < sizeof valued / sizeof valued[0] && strcmp(o, valued[v].opt))
+            v++;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
+            return -1;
+        if (!strcmp(o, "--aot") || !strcmp(o, "--jit"))
+            a->aot = !strcmp(o, "--aot");
+        else if (!strcmp(o, "--quick"))
+            a->o.quick = 1, a->o.min_time = 0.05, a->o.min_runs = 5;
+        else if (o[0] != '-' && !a->spec)
+            a->spec = o;
+        else if (o[0] != '-')
+            return kgc_error(KGC_USAGE, "bench: unexpected argument '%s'", o);
+        else if (v == sizeof valued / sizeof valued[0])
+            return kgc_error(KGC_USAGE, "bench: unknown option '%s' (see kgen bench --help)", o);
+        else if (i + 1 == argc)
+            return kgc_error(KGC_USAGE, "bench: %s wants a value", o);
+        else
+            *valued[v].slot = argv[++i];
+    }
+    if (!a->spec)
+        return kgc_error(KGC_USAGE, "bench: expected SPEC (see kgen bench --help)");
+    return numbers(a, tokens, threads, min_time, min_runs);
+}
+
+/* ---- one kernel --------------------------------------------------------------------------- */
+
+typedef struct kernel_call {
+    const kg_kernel *k;
+    void *t[KGG_MAX_ARGS];
+    long n[KGG_MAX_CALLS];
+} kernel_call;
+
+static int call_kernel(void *ctx)
+{
+    kernel_call *c = ctx;
+    return c->k->call(c->t, c->n);
+}
+
+/* Whether a weight format is one the bf16 dot product consumes (the GEMM rounds the activations
+ * to bf16 for these, see kgp_gemm_f32). */
+static int narrow_format(const char *dtype)
+{
+    int f = kg_wt_fmt_from_name(dtype);
+    return f == KG_WT_BF16 || f == KG_WT_E4M3 || f == KG_WT_E4M3FN || f == KG_WT_E5M2 ||
+           f == KG_WT_E2M1;
+}
+
+/* The bound's inputs: narrow weights, and the fp32 GEMMs the kernel equals: every used weight
+ * W [K, N] times all M tokens of the call, which together may not count more flops than the
+ * cost block (else the kernel is not a plain GEMM over its tokens and has no OpenBLAS match). */
+static void gemm_shapes(const kgg_kernel *d, const long *n, kgb_result *r)
+{
+    long M = kgc_call_tokens(d, n);
+    double flops = 0;
+    int plain = M > 0;
+    for (int i = 0; i < d->nargs && i < KGG_MAX_ARGS; i++) {
+        const kgg_arg *w = &d->args[i];
+        if (!w->used || !w->weight)
+            continue;
+        r->narrow |= narrow_format(w->dtype);
+        if (w->rank != 2 || r->ngemm == KGB_MAX_GEMMS) {
+            plain = 0;
+            continue;
+        }
+        r->gemm[r->ngemm++] = (kgb_gemm){ M, w->shape[0], w->shape[1] };
+        flops += 2.0 * (double)M * (double)w->shape[0] * (double)w->shape[1];
+    }
+    if (!plain || flops > r->flops * (1 + 1e-9))
+        r->ngemm = 0;
+}
+
+/* Measures kernel d (compiled as k) at the run's sizes into r; KG_OK, or the status of the
+ * failing step with its message in err. */
+static int measure(kgg *g, const kg_kernel *k, const kgg_kernel *d, const bench_args *a,
+                   kgb_result *r, char *err, size_t errlen)
+{
+    kernel_call c = { .k = k };
+    double cost[3] = { d->flops, d->read, d->written };
+    snprintf(r->name, sizeof r->name, "%s", d->name);
+    if (kgc_call_sizes(d, a->tokens, c.n) != 0) {
+        r->skip = "--tokens is above its nominal token count";
+        return KG_OK;
+    }
+    if (a->tokens && kgg_cost(g, d->problem, c.n, d->ncalls, cost) != KG_OK)
+        return snprintf(err, errlen, "%s", kgg_error(g)), KG_ESPEC;
+    r->flops = cost[0], r->bytes = cost[1] + cost[2];
+    gemm_shapes(d, c.n, r);
+    if (kgc_args_new(d, c.t, err, errlen) != 0)
+        return KG_ENOMEM;
+    int rc = kgb_time(&a->o, call_kernel, &c, &r->seconds);
+    kgc_args_free(d, c.t);
+    if (rc != KG_OK)
+        snprintf(err, errlen, "%s returned status %d", d->name, rc);
+    return rc;
+}
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+/* Compiles (or looks up, --aot) the selected kernels into reg; KG_OK or the error, printed. */
+static int build(kg_registry *reg, const char *spec_name, kgg_kernel **sel, int n, int aot)
+{
+    if (aot) {
+        int rc = kg_aot_register(reg, spec_name);
+        if (rc != KG_OK)
+            kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
+        return rc;
+    }
+    kg_kernel_info *info = calloc((size_t)n, sizeof *info);
+    const char **labels = calloc((size_t)n, sizeof *labels);
+    const char **srcs = calloc((size_t)n, sizeof *srcs);
+    char (*paths)[512] = calloc((size_t)n, sizeof *paths);
+    for (int i = 0; i < n; i++) {
+        info[i] = (kg_kernel_info){ sel[i]->family, sel[i]->name, sel[i]->problem,
+                                    sel[i]->flops, sel[i]->read, sel[i]->written };
+        snprintf(paths[i], sizeof paths[i], "generated/%s/%s.c", spec_name, sel[i]->name);
+        labels[i] = paths[i];
+        srcs[i] = sel[i]->text;
+    }
+    int rc = kg_jit_compile(reg, n, info, labels, srcs, NULL);
+    if (rc != KG_OK)
+        kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
+    free(info), free(labels), free(srcs), free(paths);
+    return rc;
+}
+
+/* OpenBLAS times for the results with a GEMM shape; blas gets its description or why none. */
+static void compare_blas(const bench_args *a, kgb_result *r, int n, char *blas, size_t len)
+{
+    kgb_blas *b = NULL;
+    snprintf(blas, len, "no kernel here is a GEMM over its tokens");
+    for (int i = 0; i < n; i++) {
+        if (r[i].skip || r[i].ngemm == 0)
+            continue;
+        if (!b && !(b = kgb_blas_open(a->o.threads, blas, len)))
+            return;
+        snprintf(blas, len, "%s", kgb_blas_describe(b));
+        if (kgb_blas_time(b, &a->o, &r[i], &r[i].blas_seconds) != 0)
+            r[i].blas_seconds = 0;
+    }
+    kgb_blas_close(b);
+}
+
+/* The reports: table on stdout, then CSV and chart if asked for. */
+static int report(const bench_args *a, const char *spec_name, const kgb_roofline *roof,
+                  const char *blas, const kgb_result *r, int n)
+{
+    char title[256], err[512], sizes[64];
+    if (a->tokens)
+        snprintf(sizes, sizeof sizes, "%ld tokens", a->tokens);
+    else
+        snprintf(sizes, sizeof sizes, "nominal sizes");
+    printf("spec %s: %d kernel%s, %s, %s; kernels' threads: %d\n", spec_name, n,
+           n == 1 ? "" : "s", a->aot ? "AOT (gcc)" : "JIT (libtcc)", sizes, kg_threads());
+    kgb_print_table(stdout, roof, blas, r, n);
+    if (a->csv) {
+        FILE *f = fopen(a->csv, "w");
+        if (!f)
+            return kgc_error(KGC_FAIL, "bench: cannot write %s", a->csv);
+        kgb_write_csv(f, roof, r, n);
+        if (fclose(f) != 0)
+            return kgc_error(KGC_FAIL, "bench: cannot write %s", a->csv);
+    }
+    if (a->plot) {
+        snprintf(title, sizeof title, "kgen bench %s: %s, %d thread%s, primitives %s",
+                 spec_name, sizes, roof->threads,
+                 roof->threads == 1 ? "" : "s", kg_prim_isa());
+        if (kgb_plot(a->plot, title, roof, r, n, err, sizeof err) != 0)
+            return kgc_error(KGC_FAIL, "bench: %s", err);
+    }
+    return KGC_OK;
+}
+
+/* What the run is doing, on one rewritten line of a terminal (nothing if stderr is not one);
+ * NULL clears the line. */
+static void progress(const char *what, int i, int n)
+{
+    if (!isatty(STDERR_FILENO))
+        return;
+    if (what)
+        fprintf(stderr, "\r\033[Kkgen bench: [%d/%d] %s", i, n, what);
+    else
+        fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+/* Measures every selected kernel into r; KGC_OK, or KGC_FAIL with the reason printed. */
+static int measure_all(kgg *g, kg_registry *reg, const bench_args *a, const char *spec_name,
+                       kgg_kernel **sel, kgb_result *r, int n)
+{
+    char err[512];
+    for (int i = 0; i < n; i++) {
+        const kg_kernel *k = kg_registry_find(reg, sel[i]->name);
+        progress(sel[i]->name, i + 1, n);
+        if (k && measure(g, k, sel[i], a, &r[i], err, sizeof err) == KG_OK)
+            continue;
+        progress(NULL, i, n);
+        if (k)
+            return kgc_error(KGC_FAIL, "%s", err);
+        if (a->aot)
+            return kgc_error(KGC_FAIL, "bench: %s is not in this kgen's AOT library (generate "
+                             "generated/%s and rebuild)", sel[i]->name, spec_name);
+        return kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
+    }
+    return KGC_OK;
+}
+
+/* Probes, measures the selected kernels, compares with OpenBLAS and reports. */
+static int bench(kgg *g, const bench_args *a, const char *spec_name, kgg_kernel **sel, int n)
+{
+    kg_registry *reg = kg_registry_new();
+    kgb_result *r = calloc((size_t)n, sizeof *r);
+    kgb_roofline roof;
+    char blas[320];
+    int rc = build(reg, spec_name, sel, n, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;
+    if (rc == KGC_OK) {
+        progress("probing the roofline", 0, n);
+        if (kgb_probe(&a->o, &roof) != 0)
+            rc = (progress(NULL, 0, n), kgc_error(KGC_FAIL, "bench: no memory for the probes"));
+    }
+    if (rc == KGC_OK)
+        rc = measure_all(g, reg, a, spec_name, sel, r, n);
+    if (rc == KGC_OK) {
+        progress("OpenBLAS on the same shapes", n, n);
+        compare_blas(a, r, n, blas, sizeof blas);
+        progress(NULL, n, n);
+        for (int i = 0; i < n; i++)
+            kgb_classify(&r[i], &roof);
+        rc = report(a, spec_name, &roof, blas, r, n);
+    }
+    free(r);
+    kg_registry_free(reg);
+    return rc;
+}
+
+int kgc_bench(int argc, char **argv)
+{
+    bench_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc < 0)
+        return fputs(help, stdout), KGC_OK;
+    if (rc != KGC_OK)
+        return rc;
+    regex_t re;
+    char why[256];
+    if (a.regex && (rc = regcomp(&re, a.regex, REG_EXTENDED | REG_NOSUB)) != 0) {
+        regerror(rc, &re, why, sizeof why);
+        return kgc_error(KGC_USAGE, "bench: --kernel '%s' is not a valid regex: %s", a.regex,
+                         why);
+    }
+    if (a.threads)
+        kg_set_threads(a.threads);
+    a.o.threads = kg_threads();
+
+    kgg *g = kgg_new();
+    kgg_kernel *ks = NULL;
+    char *name = NULL;
+    int n = 0, nsel = 0;
+    rc = kgg_kernels(g, a.spec, &ks, &n, &name);
+    if (rc != KG_OK) {
+        rc = kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
+    } else {
+        kgg_kernel **sel = calloc((size_t)n + 1, sizeof *sel);
+        for (int i = 0; i < n; i++)
+            if (!a.regex || regexec(&re, ks[i].name, 0, NULL, 0) == 0)
+                sel[nsel++] = &ks[i];
+        rc = nsel ? bench(g, &a, name, sel, nsel)
+                  : kgc_error(KGC_USAGE, "bench: no kernel of %s matches '%s'", a.spec, a.regex);
+        free(sel);
+        kgg_kernels_free(ks, n);
+    }
+    if (a.regex)
+        regfree(&re);
+    free(name);
+    kgg_free(g);
+    return rc;
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench_cli.sh: end-to-end checks of `kgen bench` (--quick): the CSV's header, probe rows and one
+# row per selected kernel with positive numbers, usage errors, a bad regex, and --plot where
+# gnuplot is installed. Speed is never asserted: only that numbers are there and positive.
+# usage: bench_cli.sh KGEN SPEC_DIR SCRATCH_DIR
+set -euo pipefail
+
+kgen=$1
+specs=$2
+scratch=$3
+
+rm -rf "$scratch"
+mkdir -p "$scratch"
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# Runs kgen with the given arguments; sets rc, and out/err to its stdout/stderr text.
+run() {
+    rc=0
+    "$kgen" "$@" >"$scratch/stdout" 2>"$scratch/stderr" || rc=$?
+    out=$(cat "$scratch/stdout")
+    err=$(cat "$scratch/stderr")
+}
+
+# expect_error WHAT CODE WORD ARGS...: exit CODE with one "kgen: " line that mentions WORD.
+expect_error() {
+    local what=$1 code=$2 word=$3
+    shift 3
+    run "$@"
+    if [ "$rc" -ne "$code" ]; then
+        fail "$what: exit $rc, expected $code: $err"
+    elif [ "$(printf '%s\n' "$err" | wc -l)" -ne 1 ] || [[ $err != "kgen: "* ]]; then
+        fail "$what: expected one 'kgen: ' line, got: $err"
+    elif [[ $err != *"$word"* ]]; then
+        fail "$what: message does not mention '$word': $err"
+    else
+        pass
+    fi
+}
+
+# A positive number?
+positive() { awk -v x="$1" 'BEGIN { exit !(x + 0 > 0) }'; }
+
+# ---- a run with a kernel filter and CSV ------------------------------------------------------
+tiny=$specs/tiny.lua
+filter='^kg_(rope|cumsum)_'
+csv=$scratch/bench.csv
+run bench "$tiny" --quick --threads 1 --kernel "$filter" --csv "$csv"
+if [ "$rc" -ne 0 ]; then
+    fail "bench --csv: exit $rc: $err"
+else
+    pass
+fi
+want=$("$kgen" list "$tiny" | grep -cE "$filter" || true)
+[ "$want" -gt 0 ] || fail "kgen list shows no kernel matching $filter"
+
+header=kind,name,threads,us_per_call,gflops,gbs,intensity,bound,roofline_ratio,openblas_ratio,detail
+if [ -s "$csv" ] && [ "$(head -n 1 "$csv")" = "$header" ]; then pass; else
+    fail "CSV header: $(head -n 1 "$csv" 2>/dev/null)"; fi
+
+# probes: read bandwidth (column gbs) and fp32 peak (gflops) positive; the bf16 peak positive or
+# empty (a CPU without avx512_bf16)
+IFS=, read -r _ _ _ _ _ bw _ < <(grep '^probe,read_bandwidth,' "$csv" || true)
+IFS=, read -r _ _ _ _ fp32 _ < <(grep '^probe,fp32_fma_peak,' "$csv" || true)
+IFS=, read -r _ _ _ _ bf16 _ < <(grep '^probe,bf16_dot_peak,' "$csv" || true)
+if positive "${bw:-}" && positive "${fp32:-}"; then pass; else
+    fail "probe rows: read '${bw:-}' GB/s, fp32 '${fp32:-}' GFLOP/s"; fi
+if [ -z "${bf16:-}" ] || positive "$bf16"; then pass; else fail "bf16 probe: '$bf16'"; fi
+if grep -q '^probe,bf16_dot_peak,' "$csv"; then pass; else fail "no bf16 probe row"; fi
+
+# one kernel row per selected kernel, each with a positive time and a bound
+rows=$(grep -c '^kernel,' "$csv" || true)
+if [ "$rows" -eq "$want" ]; then pass; else fail "$rows kernel rows, expected $want"; fi
+bad=$(awk -F, '$1 == "kernel" && !($4 > 0 && ($5 > 0 || $6 > 0) && $8 ~ /^(mem|fp32|bf16)$/ &&
+               $9 > 0) { print $2 }' "$csv")
+if [ -z "$bad" ]; then pass; else fail "kernel rows without positive numbers: $bad"; fi
+if grep '^kernel,' "$csv" | cut -d, -f2 | grep -qvE "$filter"; then
+    fail "a kernel outside --kernel '$filter' was measured"; else pass; fi
+# the table on stdout names the same kernels
+for k in $(grep '^kernel,' "$csv" | cut -d, -f2); do
+    if [[ $out == *"$k"* ]]; then pass; else fail "table lacks $k"; fi
+done
+
+# ---- usage errors: exit 2 with one message -------------------------------------------------
+expect_error "no spec" 2 "SPEC" bench
+expect_error "bad regex" 2 "regex" bench "$tiny" --kernel 'rope('
+expect_error "no match" 2 "matches" bench "$tiny" --kernel '^nothing$'
+expect_error "bad tokens" 2 "--tokens" bench "$tiny" --tokens 0
+expect_error "bad threads" 2 "--threads" bench "$tiny" --threads two
+expect_error "missing value" 2 "--csv" bench "$tiny" --csv
+expect_error "unknown option" 2 "--fast" bench "$tiny" --fast
+expect_error "missing spec file" 2 "nope.lua" bench "$scratch/nope.lua"
+
+# ---- --plot ----------------------------------------------------------------------------------
+if command -v gnuplot >/dev/null; then
+    png=$scratch/roofline.png
+    run bench "$tiny" --quick --threads 1 --kernel '^kg_cumsum_' --plot "$png"
+    if [ "$rc" -eq 0 ] && [ -s "$png" ] && [ -s "$scratch/roofline.gp" ]; then pass; else
+        fail "bench --plot: exit $rc: $err"; fi
+    if [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; then pass; else
+        fail "$png is not a PNG"; fi
+else
+    echo "SKIP: --plot checks (gnuplot is not installed; scripts/setup-debian.sh installs it)"
+fi
+
+echo "bench_cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
