@@ -41,11 +41,12 @@ return {
       T = 128 },
     -- end mlp
     -- output_projection
-    -- attention output projection; nominal sizes: prefill T = 128, decode T = 1
+    -- attention output projection; nominal sizes: prefill T = 128; decode B*S = 4*32 = 128
+    -- tokens, the most upstream's dispatcher sends it
     { family = "output_projection", variant = "CTE", B = 1, S = 128 },
     { family = "output_projection", variant = "CTE", quantization_type = "STATIC", B = 1, S = 128 },
-    { family = "output_projection", variant = "TKG", B = 1, S = 1 },
-    { family = "output_projection", variant = "TKG", quantization_type = "ROW", B = 1, S = 1 },
+    { family = "output_projection", variant = "TKG", B = 4, S = 32 },
+    { family = "output_projection", variant = "TKG", quantization_type = "ROW", B = 4, S = 32 },
     -- end output_projection
   },
 }
