@@ -89,7 +89,12 @@ static int fill_weight(const kgg_arg *a, void *buf, unsigned long long seed, cha
                        size_t errlen)
 {
     long n = kgc_count(a);
-    float *x = seeded(a, n, seed);
+    /* uniform in [-2, 2) from the seed's stream: a weight has millions of elements, and
+     * Box-Muller per element would dominate a timing run's set-up */
+    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    unsigned long long s = seed;
+    for (long i = 0; i < n; i++)
+        x[i] = (float)((double)(next(&s) >> 40) * (4.0 / 16777216.0) - 2.0);
     int fmt = kg_wt_fmt_from_name(a->dtype), fp4 = fmt == KG_WT_E2M1;
     size_t bytes = fp4 ? (size_t)(n + 1) / 2 : (size_t)n * (size_t)kgc_dtype_bytes(a->dtype);
     unsigned char *codes = calloc(bytes ? bytes : 1, 1);
