@@ -112,6 +112,9 @@ Test(gemm, blocked_remainders_every_format)
     for (int fmt = 0; fmt < KG_WT_FMT_COUNT; fmt++) {
         check_cols(fmt, KG_WL_KN, 0, 523, 141, 53, 0, 0, 60 + fmt, 0);
         check_cols(fmt, KG_WL_KN, 0, 1, 65, 7, 0, 0, 70 + fmt, 0);
+        /* decode-sized M: fp8 widens inside the tile (up to 4 rows) */
+        for (long m = 1; m <= 5; m += 2)
+            check_cols(fmt, KG_WL_KN, 0, 523, 141, m, 0, 0, 90 + fmt + m, 0);
     }
     check_cols(KG_WT_E4M3FN, KG_WL_X4, 1, 544, 130, 50, 0, 0, 80, 0);
     check_cols(KG_WT_E2M1, KG_WL_MLP_MX_DOWN, 1, 1024, 70, 13, 0, 0, 81, 0);

@@ -26,6 +26,8 @@ int kgr_cpu_features(void)
     if (zmm && (b & bit_AVX512F) && (b & bit_AVX512BW) && (b & bit_AVX512VL) &&
         (b & bit_AVX512DQ))
         f |= KGR_CPU_AVX512;
+    if ((f & KGR_CPU_AVX512) && (c & bit_AVX512VBMI))
+        f |= KGR_CPU_AVX512_VBMI;
     if ((f & KGR_CPU_AVX512) && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)))
         f |= KGR_CPU_AVX512_BF16;
     return f;

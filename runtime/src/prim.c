@@ -41,7 +41,7 @@ typedef struct isa_row { const char *name; int needs; const table *t; } isa_row;
 static const isa_row isas[] = {
     { "scalar", 0, &scalar_table },
     { "avx2", KGR_CPU_AVX2, &avx2_table },
-    { "avx512", KGR_CPU_AVX512 | KGR_CPU_AVX512_BF16, &avx512_table },
+    { "avx512", KGR_CPU_AVX512 | KGR_CPU_AVX512_BF16 | KGR_CPU_AVX512_VBMI, &avx512_table },
 };
 
 static table active = {

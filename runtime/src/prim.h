@@ -9,7 +9,9 @@
 KGP_LIST(KGP_DECLARE_SCALAR)
 #undef KGP_DECLARE_SCALAR
 
-enum { KGR_CPU_AVX2 = 1, KGR_CPU_AVX512 = 2, KGR_CPU_AVX512_BF16 = 4 };
+/* The avx512 ISA needs all three AVX-512 bits: bf16 for vdpbf16ps, VBMI for the byte permutes
+ * that widen fp8 codes (Zen 4 and later, Sapphire Rapids and later; Cooper Lake runs avx2). */
+enum { KGR_CPU_AVX2 = 1, KGR_CPU_AVX512 = 2, KGR_CPU_AVX512_BF16 = 4, KGR_CPU_AVX512_VBMI = 8 };
 /* The features this CPU and OS support (cpuid and xgetbv). */
 int kgr_cpu_features(void);
 

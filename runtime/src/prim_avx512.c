@@ -7,13 +7,14 @@
  * panel is the k-pair of 16 columns, exactly the operand of vdpbf16ps.
  *
  * Narrow weights (bf16, fp8, fp4, MX) run on vdpbf16ps: A is rounded to bf16 pairs once per
- * block of rows, fp8/fp4 codes are widened to bf16 inside the block load (exponent arithmetic,
- * small tables for subnormal and inf/NaN codes; exact: every such value is a bf16 value), MX
+ * block of rows, fp8/fp4 codes are widened to bf16 inside the block load (byte tables in
+ * registers, see fp8_to_bf16; exact: every such value is a bf16 value), MX
  * scales are applied in fp32 on the way. fp32 weights run on fp32 FMAs, fp16 weights are
  * widened to fp32 per block. Blocking: per block of MB rows of A, each 64-column panel streams
  * once front to back in KC-deep pieces, each piece decoded once and swept by micro-tiles of MR
  * rows x 64 columns (24 accumulators). */
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,60 +53,71 @@ static void build_luts(void)
     }
 }
 
-/* fp8 codes widen arithmetically: a normal code's bf16 is its magnitude shifted into place plus
- * the exponent bias difference; subnormal and inf/NaN codes, a few per format, come from small
- * tables (one vpermw each) taken from the exact scalar decoders. fp4 is one table. */
+/* fp8 codes widen by table: the bf16 of a magnitude code (7 bits) is two bytes, so two
+ * 128-byte tables (high and low bytes) held in four zmm registers map 64 codes at a time with
+ * one two-source byte permute each (vpermi2b uses the code's low 7 bits as the index); the sign
+ * bit goes straight into the high byte, and two more byte permutes interleave low and high bytes
+ * into 16-bit lanes. 6 instructions per 64 codes, exact for every code (subnormal, inf and NaN
+ * included, since the tables come from the scalar decoders). fp4 is one 16-bit table. */
 typedef struct dec {
-    __m512i sub, special;         /* bf16 of codes [0, sublim) and [splim, 128) */
-    __m512i shift, add, sublim, splim;
+    __m512i hi0, hi1, lo0, lo1; /* high / low bf16 bytes of magnitude codes 0..63, 64..127 */
+    __m512i even, odd;          /* interleave: bf16 j of lanes 0..31 / 32..63 */
+    __m512i fp4;                /* bf16 of the 8 fp4 magnitude codes */
 } dec;
 
-static dec dec_for(int fmt)
+static dec make_dec(int fmt)
 {
-    static int built;
-    if (!built) { /* benign race: every thread writes the same bytes */
-        build_luts();
-        built = 1;
+    uint8_t hi[128], lo[128], even[64], odd[64];
+    for (int c = 0; c < 128; c++) {
+        hi[c] = (uint8_t)(lut[fmt][c] >> 8);
+        lo[c] = (uint8_t)lut[fmt][c];
     }
-    /* e4m3, e4m3fn: 3 mantissa bits, bias 7 -> 127 (+120 << 7); e5m2: 2 bits, bias 15 (+112) */
-    int e5 = fmt == KG_WT_E5M2;
-    int sublim = e5 ? 4 : 8, splim = fmt == KG_WT_E4M3 ? 0x78 : fmt == KG_WT_E4M3FN ? 0x7f : 0x7c;
-    uint16_t sub[32] = { 0 }, sp[32] = { 0 };
-    for (int i = 0; i < 32; i++) {
-        sub[i] = lut[fmt][i < sublim ? i : 0];
-        sp[i] = lut[fmt][splim + i < 128 ? splim + i : 127];
+    for (int j = 0; j < 32; j++) { /* in permutex2var(lo, idx, hi), index 64 + i is hi[i] */
+        even[2 * j] = (uint8_t)j, even[2 * j + 1] = (uint8_t)(64 + j);
+        odd[2 * j] = (uint8_t)(32 + j), odd[2 * j + 1] = (uint8_t)(96 + j);
     }
-    if (fmt == KG_WT_E2M1)
-        memcpy(sub, lut[fmt], sizeof sub);
     dec d;
-    d.sub = _mm512_loadu_si512(sub);
-    d.special = _mm512_loadu_si512(sp);
-    d.shift = _mm512_set1_epi16(e5 ? 5 : 4);
-    d.add = _mm512_set1_epi16(e5 ? 0x3800 : 0x3c00);
-    d.sublim = _mm512_set1_epi16((short)sublim);
-    d.splim = _mm512_set1_epi16((short)splim);
+    d.hi0 = _mm512_loadu_si512(hi), d.hi1 = _mm512_loadu_si512(hi + 64);
+    d.lo0 = _mm512_loadu_si512(lo), d.lo1 = _mm512_loadu_si512(lo + 64);
+    d.even = _mm512_loadu_si512(even), d.odd = _mm512_loadu_si512(odd);
+    uint16_t f4[32] = { 0 };
+    memcpy(f4, lut[KG_WT_E2M1], 8 * sizeof f4[0]);
+    d.fp4 = _mm512_loadu_si512(f4);
     return d;
 }
 
-/* 32 fp8 codes (16-bit lanes, 0..255) to bf16. */
-static inline __m512i fp8_to_bf16(const dec *d, __m512i c)
+static dec decs[KG_WT_FMT_COUNT];
+
+static void build_decs(void)
 {
-    __m512i mag = _mm512_and_si512(c, _mm512_set1_epi16(0x7f));
-    __m512i v = _mm512_add_epi16(_mm512_sllv_epi16(mag, d->shift), d->add);
-    __mmask32 tiny = _mm512_cmplt_epu16_mask(mag, d->sublim);
-    __mmask32 special = _mm512_cmpge_epu16_mask(mag, d->splim);
-    if (__builtin_expect((tiny | special) != 0, 0)) { /* rare in trained weights */
-        v = _mm512_mask_mov_epi16(v, tiny, _mm512_permutexvar_epi16(mag, d->sub));
-        v = _mm512_mask_mov_epi16(v, special, _mm512_permutexvar_epi16(
-                                                  _mm512_sub_epi16(mag, d->splim), d->special));
-    }
-    return _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
+    build_luts();
+    for (int f = KG_WT_E4M3; f <= KG_WT_E2M1; f++)
+        decs[f] = make_dec(f);
+}
+
+/* The decoder of format fmt, built once per process (a few thousand cycles: too many to pay
+ * per block). */
+static const dec *dec_for(int fmt)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, build_decs);
+    return &decs[fmt];
+}
+
+/* 64 fp8 codes to bf16: codes 0..31 into *v0, 32..63 into *v1. */
+static inline void fp8_to_bf16(const dec *d, __m512i c, __m512i *v0, __m512i *v1)
+{
+    __m512i hi = _mm512_permutex2var_epi8(d->hi0, c, d->hi1);
+    __m512i lo = _mm512_permutex2var_epi8(d->lo0, c, d->lo1);
+    hi = _mm512_ternarylogic_epi32(hi, c, _mm512_set1_epi8((char)0x80), 0xf8); /* hi | c & 0x80 */
+    *v0 = _mm512_permutex2var_epi8(lo, d->even, hi);
+    *v1 = _mm512_permutex2var_epi8(lo, d->odd, hi);
 }
 
 /* 32 fp4 codes (16-bit lanes, 0..15) to bf16. */
 static inline __m512i fp4_to_bf16(const dec *d, __m512i c)
 {
-    __m512i v = _mm512_permutexvar_epi16(_mm512_and_si512(c, _mm512_set1_epi16(7)), d->sub);
+    __m512i v = _mm512_permutexvar_epi16(_mm512_and_si512(c, _mm512_set1_epi16(7)), d->fp4);
     return _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(8)), 12));
 }
 
@@ -142,28 +154,31 @@ static inline __m512i scale_pairs(__m512i v, __m512 sv)
 static void decode_block(uint16_t *dst, const kg_wt *W, long e0, long kp2, const uint8_t *sc,
                          long k0)
 {
-    dec d = dec_for(W->fmt);
+    const dec *d = dec_for(W->fmt);
     for (long kp = 0; kp < kp2; kp++) {
         long e = e0 + kp * 2 * NR;
-        for (int q = 0; q < 4; q++) { /* 16 columns = 32 codes at a time */
-            __m512i v;
-            if (W->fmt == KG_WT_E2M1) {
-                __m512i b = _mm512_cvtepu8_epi32(
-                    _mm_loadu_si128((const __m128i *)((const uint8_t *)W->data + (e + 32 * q) / 2)));
-                __m512i c = _mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi32(0xf)),
-                                            _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0xf0)), 12));
-                v = fp4_to_bf16(&d, c);
-            } else {
-                __m512i c = _mm512_cvtepu8_epi16(
-                    _mm256_loadu_si256((const __m256i *)((const uint8_t *)W->data + e + 32 * q)));
-                v = fp8_to_bf16(&d, c);
+        __m512i v[4]; /* 16 columns x a k-pair each */
+        if (W->fmt == KG_WT_E2M1) {
+            for (int q = 0; q < 4; q++) {
+                __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                    (const __m128i *)((const uint8_t *)W->data + (e + 32 * q) / 2)));
+                __m512i c = _mm512_or_si512(
+                    _mm512_and_si512(b, _mm512_set1_epi32(0xf)),
+                    _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0xf0)), 12));
+                v[q] = fp4_to_bf16(d, c);
             }
+        } else {
+            const uint8_t *p = (const uint8_t *)W->data + e;
+            fp8_to_bf16(d, _mm512_loadu_si512(p), &v[0], &v[1]);
+            fp8_to_bf16(d, _mm512_loadu_si512(p + 64), &v[2], &v[3]);
+        }
+        for (int q = 0; q < 4; q++) {
             if (sc) {
                 long k = k0 + 2 * kp;
-                v = scale_pairs(v, e8m0_to_f32(_mm_loadu_si128(
-                                       (const __m128i *)(sc + (k / W->kb) * NR + 16 * q))));
+                v[q] = scale_pairs(v[q], e8m0_to_f32(_mm_loadu_si128(
+                                             (const __m128i *)(sc + (k / W->kb) * NR + 16 * q))));
             }
-            _mm512_storeu_si512(dst + kp * 2 * NR + 32 * q, v);
+            _mm512_storeu_si512(dst + kp * 2 * NR + 32 * q, v[q]);
         }
     }
 }
@@ -210,11 +225,15 @@ static inline __mmask16 col_mask(long col, long n1)
 
 /* The tiles' loops over rows and vectors are unrolled (GCC unroll pragmas) so the 24
  * accumulators live in registers; without that gcc -O2 keeps them on the stack.
- * C rows [0, mr) x 64 columns at c (stride ldc, masked to n1 - col0) += ab (pairs, stride
- * KC_BF/2) @ b (kp2 k-pairs x 64 columns bf16). mr <= MR, a constant after inlining. */
+ * C rows [0, mr) x 64 columns at c (stride ldc, masked to n1 - col0) += ab (pairs, stride sa)
+ * @ the panel's kp2 k-pairs x 64 columns: bf16 at b, or, when q is not NULL, fp8 codes at q
+ * widened in registers on the way (the decode path of few rows: no decoded block is written
+ * and read back). mr <= MR, and whether q is NULL, are constants after inlining. */
 static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, const uint32_t *ab,
-                                                            long sa, const uint16_t *b, long kp2,
-                                                            int mr, long col0, long n1, int first)
+                                                            long sa, const uint16_t *b,
+                                                            const uint8_t *q, const dec *d,
+                                                            long kp2, int mr, long col0, long n1,
+                                                            int first)
 {
     __m512 acc[MR][4];
     #pragma GCC unroll 8
@@ -222,17 +241,25 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
         #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             acc[r][i] = _mm512_setzero_ps();
+    dec t;
+    if (q)
+        t = *d; /* the tables stay in registers across the loop */
     for (long kp = 0; kp < kp2; kp++) {
-        __m512bh w[4];
-        #pragma GCC unroll 8
-        for (int i = 0; i < 4; i++)
-            w[i] = (__m512bh)_mm512_loadu_si512(b + kp * 2 * NR + 32 * i);
+        __m512i v[4];
+        if (q) {
+            fp8_to_bf16(&t, _mm512_loadu_si512(q + kp * 2 * NR), &v[0], &v[1]);
+            fp8_to_bf16(&t, _mm512_loadu_si512(q + kp * 2 * NR + 64), &v[2], &v[3]);
+        } else {
+            #pragma GCC unroll 8
+            for (int i = 0; i < 4; i++)
+                v[i] = _mm512_loadu_si512(b + kp * 2 * NR + 32 * i);
+        }
         #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[r * sa + kp]);
             #pragma GCC unroll 8
             for (int i = 0; i < 4; i++)
-                acc[r][i] = _mm512_dpbf16_ps(acc[r][i], a, w[i]);
+                acc[r][i] = _mm512_dpbf16_ps(acc[r][i], a, (__m512bh)v[i]);
         }
     }
     #pragma GCC unroll 8
@@ -242,19 +269,39 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
             put(c + r * ldc + 16 * i, acc[r][i], col_mask(col0 + 16 * i, n1), first);
 }
 
+/* Rows [0, mb) in tiles of MR and one remainder tile, over bf16 b. */
 static void tiles_bf16(float *c, long ldc, const uint32_t *ab, long sa, const uint16_t *b,
                        long kp2, long mb, long col0, long n1, int first)
 {
     long r = 0;
+#define TILE(mr) tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, NULL, NULL, kp2, mr, col0, n1, first)
     for (; r + MR <= mb; r += MR)
-        tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, MR, col0, n1, first);
+        TILE(MR);
     switch (mb - r) {
-    case 5: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 5, col0, n1, first); break;
-    case 4: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 4, col0, n1, first); break;
-    case 3: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 3, col0, n1, first); break;
-    case 2: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 2, col0, n1, first); break;
-    case 1: tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, kp2, 1, col0, n1, first); break;
+    case 5: TILE(5); break;
+    case 4: TILE(4); break;
+    case 3: TILE(3); break;
+    case 2: TILE(2); break;
+    case 1: TILE(1); break;
     }
+#undef TILE
+}
+
+/* At most FUSED_MR rows over fp8 codes q, widened in the tile: 6 table registers, 4 weight
+ * vectors and 4 accumulators per row must fit in the 32 zmm registers. */
+enum { FUSED_MR = 4 };
+
+static void tiles_fp8(float *c, long ldc, const uint32_t *ab, long sa, const uint8_t *q,
+                      const dec *d, long kp2, long mb, long col0, long n1, int first)
+{
+#define TILE(mr) tile_bf16(c, ldc, ab, sa, NULL, q, d, kp2, mr, col0, n1, first)
+    switch (mb) {
+    case 4: TILE(4); break;
+    case 3: TILE(3); break;
+    case 2: TILE(2); break;
+    case 1: TILE(1); break;
+    }
+#undef TILE
 }
 
 /* A thread's buffer for MB rows of A as bf16 pairs over the whole K; grows, never shrinks (a
@@ -283,6 +330,10 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
         kgp_gemm_f32__scalar(C, ldc, A, lda, M, W, n0, n1);
         return;
     }
+    /* few rows of A (decode) over unscaled fp8: widen in the tile, where a decoded block would
+     * cost a store and a load per weight vector for a handful of dot products */
+    int fp8 = W->fmt >= KG_WT_E4M3 && W->fmt <= KG_WT_E5M2;
+    int fused = fp8 && !W->kb && M <= FUSED_MR;
     for (long m0 = 0; m0 < M; m0 += MB) {
         long mb = M - m0 < MB ? M - m0 : MB;
         pack_a_bf16(ab, A, lda, m0, mb, W->kpad, W->K);
@@ -293,6 +344,11 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
                 const uint16_t *b;
                 if (W->fmt == KG_WT_BF16) {
                     b = (const uint16_t *)W->data + e0;
+                } else if (fused) {
+                    tiles_fp8(C + m0 * ldc + p * NR, ldc, ab + k0 / 2, sa,
+                              (const uint8_t *)W->data + e0, dec_for(W->fmt), kc / 2, mb, p * NR,
+                              n1, k0 == 0);
+                    continue;
                 } else {
                     const uint8_t *sc = W->kb ? W->scale + p * (W->kpad / W->kb) * NR : NULL;
                     decode_block(bb, W, e0, kc / 2, sc, k0);
