@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_gemm.h"
 #include "cli.h"
 #include "host.h"
 #include "kernel_args.h"
@@ -15,13 +16,17 @@
 #include "kgen_bench.h"
 
 static const char help[] =
-    "usage: kgen bench SPEC [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot]\n"
-    "                  [--csv FILE] [--plot FILE.png] [--quick] [--min-time S] [--min-runs N]\n"
+    "usage: kgen bench [SPEC] [--gemm] [--kernel REGEX] [--tokens T] [--threads N]\n"
+    "                  [--jit|--aot] [--csv FILE] [--plot FILE.png] [--quick]\n"
+    "                  [--min-time S] [--min-runs N]\n"
     "Probes this machine's roofline (read bandwidth, fp32 FMA peak, bf16 dot peak), then times\n"
     "each kernel of SPEC on seeded inputs: the median us per call of at least 1 s and 20\n"
     "samples after a warm-up, GFLOP/s and GB/s from the generator's cost block, the bound that\n"
     "applies and the ratio to it, and where the kernel is a GEMM on weights [K, N], the ratio\n"
     "of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the kernel's time.\n"
+    "  --gemm          also (or, without SPEC, only) time the runtime's GEMM on the reference\n"
+    "                  shapes: K 4096, N 14336 (an 8B model's MLP up projection), M 1 (decode)\n"
+    "                  and 512 (prefill), bf16, e4m3 and f32 weights\n"
     "  --kernel REGEX  only kernels whose name matches (POSIX extended regex)\n"
     "  --tokens T      run at T tokens (B = 1, S = T) instead of the nominal sizes\n"
     "  --threads N     threads of the kernels, the probes and OpenBLAS\n"
@@ -34,7 +39,7 @@ static const char help[] =
 typedef struct bench_args {
     const char *spec, *regex, *csv, *plot;
     long tokens;
-    int threads, aot;
+    int threads, aot, gemm;
     kgb_options o;
 } bench_args;
 
@@ -85,6 +90,8 @@ static int parse(int argc, char **argv, bench_args *a)
             return -1;
         if (!strcmp(o, "--aot") || !strcmp(o, "--jit"))
             a->aot = !strcmp(o, "--aot");
+        else if (!strcmp(o, "--gemm"))
+            a->gemm = 1;
         else if (!strcmp(o, "--quick"))
             a->o.quick = 1, a->o.min_time = 0.05, a->o.min_runs = 5;
         else if (o[0] != '-' && !a->spec)
@@ -98,8 +105,8 @@ static int parse(int argc, char **argv, bench_args *a)
         else
             *valued[v].slot = argv[++i];
     }
-    if (!a->spec)
-        return kgc_error(KGC_USAGE, "bench: expected SPEC (see kgen bench --help)");
+    if (!a->spec && !a->gemm)
+        return kgc_error(KGC_USAGE, "bench: expected SPEC or --gemm (see kgen bench --help)");
     return numbers(a, tokens, threads, min_time, min_runs);
 }
 
@@ -221,17 +228,23 @@ static void compare_blas(const bench_args *a, kgb_result *r, int n, char *blas, 
     kgb_blas_close(b);
 }
 
-/* The reports: table on stdout, then CSV and chart if asked for. */
+/* The reports: table on stdout, then CSV and chart if asked for. The last ngemm of the n lines
+ * are reference GEMMs. */
 static int report(const bench_args *a, const char *spec_name, const kgb_roofline *roof,
-                  const char *blas, const kgb_result *r, int n)
+                  const char *blas, const kgb_result *r, int n, int ngemm)
 {
     char title[256], err[512], sizes[64];
     if (a->tokens)
         snprintf(sizes, sizeof sizes, "%ld tokens", a->tokens);
     else
         snprintf(sizes, sizeof sizes, "nominal sizes");
-    printf("spec %s: %d kernel%s, %s, %s; kernels' threads: %d\n", spec_name, n,
-           n == 1 ? "" : "s", a->aot ? "AOT (gcc)" : "JIT (libtcc)", sizes, kg_threads());
+    int nk = spec_name ? n - ngemm : 0;
+    if (spec_name)
+        printf("spec %s: %d kernel%s, %s, %s; ", spec_name, nk, nk == 1 ? "" : "s",
+               a->aot ? "AOT (gcc)" : "JIT (libtcc)", sizes);
+    if (a->gemm)
+        printf("the runtime's GEMM on %d reference shape%s; ", ngemm, ngemm == 1 ? "" : "s");
+    printf("threads: %d\n", kg_threads());
     kgb_print_table(stdout, roof, blas, r, n);
     if (a->csv) {
         FILE *f = fopen(a->csv, "w");
@@ -243,7 +256,7 @@ static int report(const bench_args *a, const char *spec_name, const kgb_roofline
     }
     if (a->plot) {
         snprintf(title, sizeof title, "kgen bench %s: %s, %d thread%s, primitives %s",
-                 spec_name, sizes, roof->threads,
+                 spec_name ? spec_name : "--gemm", sizes, roof->threads,
                  roof->threads == 1 ? "" : "s", kg_prim_isa());
         if (kgb_plot(a->plot, title, roof, r, n, err, sizeof err) != 0)
             return kgc_error(KGC_FAIL, "bench: %s", err);
@@ -285,28 +298,53 @@ static int measure_all(kgg *g, kg_registry *reg, const bench_args *a, const char
     return KGC_OK;
 }
 
-/* Probes, measures the selected kernels, compares with OpenBLAS and reports. */
-static int bench(kgg *g, const bench_args *a, const char *spec_name, kgg_kernel **sel, int n)
+/* The reference GEMMs --kernel selects into r (*ng of them); KGC_OK, or KGC_FAIL with the
+ * reason printed. */
+static int measure_gemms(const bench_args *a, const regex_t *re, kgb_result *r, int *ng, int i,
+                         int n)
+{
+    char err[512];
+    progress("the runtime's GEMM on the reference shapes", i, n);
+    int rc = kgc_bench_gemms(&a->o, re, r, ng, err, sizeof err);
+    if (rc == KG_OK)
+        return KGC_OK;
+    progress(NULL, i, n);
+    return kgc_error(KGC_FAIL, "bench --gemm: %s", err);
+}
+
+/* Probes, measures the selected kernels (and with --gemm the reference GEMMs after them),
+ * compares with OpenBLAS and reports. spec_name is NULL when no spec was given. */
+static int bench(kgg *g, const bench_args *a, const regex_t *re, const char *spec_name,
+                 kgg_kernel **sel, int nk)
 {
     kg_registry *reg = kg_registry_new();
+    int n = nk + (a->gemm ? KGC_BENCH_GEMMS : 0);
     kgb_result *r = calloc((size_t)n, sizeof *r);
     kgb_roofline roof;
     char blas[320];
-    int rc = build(reg, spec_name, sel, n, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;
+    int rc = KGC_OK;
+    if (nk > 0 && build(reg, spec_name, sel, nk, a->aot) != KG_OK)
+        rc = KGC_FAIL;
     if (rc == KGC_OK) {
         progress("probing the roofline", 0, n);
         if (kgb_probe(&a->o, &roof) != 0)
             rc = (progress(NULL, 0, n), kgc_error(KGC_FAIL, "bench: no memory for the probes"));
     }
     if (rc == KGC_OK)
-        rc = measure_all(g, reg, a, spec_name, sel, r, n);
+        rc = measure_all(g, reg, a, spec_name, sel, r, nk);
+    int ng = 0;
+    if (rc == KGC_OK && a->gemm)
+        rc = measure_gemms(a, re, r + nk, &ng, nk, n);
+    n = nk + ng;
+    if (rc == KGC_OK && n == 0)
+        rc = kgc_error(KGC_USAGE, "bench: no reference GEMM matches '%s'", a->regex);
     if (rc == KGC_OK) {
         progress("OpenBLAS on the same shapes", n, n);
         compare_blas(a, r, n, blas, sizeof blas);
         progress(NULL, n, n);
         for (int i = 0; i < n; i++)
             kgb_classify(&r[i], &roof);
-        rc = report(a, spec_name, &roof, blas, r, n);
+        rc = report(a, spec_name, &roof, blas, r, n, ng);
     }
     free(r);
     kg_registry_free(reg);
@@ -336,15 +374,17 @@ int kgc_bench(int argc, char **argv)
     kgg_kernel *ks = NULL;
     char *name = NULL;
     int n = 0, nsel = 0;
-    rc = kgg_kernels(g, a.spec, &ks, &n, &name);
-    if (rc != KG_OK) {
+    rc = a.spec ? kgg_kernels(g, a.spec, &ks, &n, &name) : KG_OK;
+    if (!a.spec) {
+        rc = bench(g, &a, a.regex ? &re : NULL, NULL, NULL, 0);
+    } else if (rc != KG_OK) {
         rc = kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
     } else {
         kgg_kernel **sel = calloc((size_t)n + 1, sizeof *sel);
         for (int i = 0; i < n; i++)
             if (!a.regex || regexec(&re, ks[i].name, 0, NULL, 0) == 0)
                 sel[nsel++] = &ks[i];
-        rc = nsel ? bench(g, &a, name, sel, nsel)
+        rc = nsel || a.gemm ? bench(g, &a, a.regex ? &re : NULL, name, sel, nsel)
                   : kgc_error(KGC_USAGE, "bench: no kernel of %s matches '%s'", a.spec, a.regex);
         free(sel);
         kgg_kernels_free(ks, n);

@@ -84,8 +84,23 @@ for k in $(grep '^kernel,' "$csv" | cut -d, -f2); do
     if [[ $out == *"$k"* ]]; then pass; else fail "table lacks $k"; fi
 done
 
+# ---- --gemm without a spec: the runtime's GEMM on the reference shapes --kernel selects -------
+# (the decode shapes only: the prefill ones take seconds per call)
+gcsv=$scratch/gemm.csv
+run bench --gemm --quick --threads 1 --kernel '_m1_' --csv "$gcsv"
+if [ "$rc" -eq 0 ]; then pass; else fail "bench --gemm: exit $rc: $err"; fi
+for g in gemm_bf16_m1_k4096_n14336 gemm_e4m3_m1_k4096_n14336 gemm_f32_m1_k4096_n14336; do
+    # positive time, the memory bound, a roofline ratio and an OpenBLAS (sgemv) ratio
+    if awk -F, -v g="$g" '$1 == "kernel" && $2 == g && $4 > 0 && $8 == "mem" && $9 > 0 &&
+                          $10 > 0 { found = 1 } END { exit !found }' "$gcsv"; then
+        pass; else fail "bench --gemm: no complete row for $g"; fi
+done
+rows=$(grep -c '^kernel,' "$gcsv" || true)
+if [ "$rows" -eq 3 ]; then pass; else fail "bench --gemm --kernel _m1_: $rows rows, expected 3"; fi
+expect_error "no GEMM match" 2 "reference GEMM" bench --gemm --quick --kernel '^nothing$'
+
 # ---- usage errors: exit 2 with one message -------------------------------------------------
-expect_error "no spec" 2 "SPEC" bench
+expect_error "no spec" 2 "SPEC or --gemm" bench
 expect_error "bad regex" 2 "regex" bench "$tiny" --kernel 'rope('
 expect_error "no match" 2 "matches" bench "$tiny" --kernel '^nothing$'
 expect_error "bad tokens" 2 "--tokens" bench "$tiny" --tokens 0
