@@ -105,13 +105,16 @@ Test(gemm, decode_row_and_many_rows)
     check_one(KG_WT_F32, KG_WL_KN, 0, 257, 31, 18, 0, 0, 5);
 }
 
-/* Every remainder of the blocked SIMD loops at once: rows past one pass of 48 and not a
- * multiple of the 6-row tile, K past two passes and odd, three panels with a partial last. */
+/* Every remainder of the blocked SIMD loops at once: rows not a multiple of the 6-row tile, K
+ * past two passes and odd, three panels with a partial last; rows past one pass (151 rows: two
+ * passes of up to 144) for one format of each path. */
 Test(gemm, blocked_remainders_every_format)
 {
     for (int fmt = 0; fmt < KG_WT_FMT_COUNT; fmt++) {
         check_cols(fmt, KG_WL_KN, 0, 523, 141, 53, 0, 0, 60 + fmt, 0);
         check_cols(fmt, KG_WL_KN, 0, 1, 65, 7, 0, 0, 70 + fmt, 0);
+        if (fmt == KG_WT_F32 || fmt == KG_WT_BF16 || fmt == KG_WT_E4M3)
+            check_cols(fmt, KG_WL_KN, 0, 300, 70, 151, 0, 0, 100 + fmt, 0);
         /* decode-sized M: fp8 widens inside the tile (up to 4 rows) */
         for (long m = 1; m <= 5; m += 2)
             check_cols(fmt, KG_WL_KN, 0, 523, 141, m, 0, 0, 90 + fmt + m, 0);
