@@ -2,9 +2,12 @@
  * every ISA this CPU runs. Element-wise primitives must give exactly the scalar bits (kgen/abi.h)
  * on odd sizes, misaligned buffers and special values (+-0, subnormals, NaN payloads, inf,
  * bf16/fp16 rounding ties, fp16 overflow), and must not write past n; reductions agree within
- * fp32 reordering and propagate NaN and inf. Also the KGEN_ISA selection. */
+ * fp32 reordering and propagate NaN and inf. The fp8 quantizers are also swept over rounding
+ * ties, the activations' shared scalar algorithm is held within 1 ulp of libm in double, and
+ * cumsum_rows_f32 must give each row's scalar chain. Also the KGEN_ISA selection. */
 #include <criterion/criterion.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,7 +55,7 @@ static float special(uint64_t *s)
 {
     uint32_t r = (uint32_t)rnd(s), sign = (uint32_t)(rnd(s) & 1) << 31;
     uint32_t e;
-    switch (rnd(s) % 14) {
+    switch (rnd(s) % 16) {
     case 0: return normal(s);
     case 1: return normal(s) * 1000.0f;
     case 2: return from_bits(sign);                                   /* +-0 */
@@ -74,6 +77,11 @@ static float special(uint64_t *s)
         return from_bits(sign | (0x7f7f0000 + (r & 0xffff)));
     case 11: return from_bits(sign | 1);                              /* smallest subnormal */
     case 12: return normal(s) * 1e-30f;
+    case 13: /* e4m3 normal-range ties (low 20 bits 0x80000) and neighbours, 2^-6 .. 2^9 */
+        e = 121 + r % 16;
+        return from_bits(sign | e << 23 | (r & 0x700000) | (0x7ffff + rnd(s) % 3));
+    case 14: /* e4m3 subnormal-range ties: odd multiples of 2^-10, and a neighbour either side */
+        return from_bits(sign | (to_bits((float)(2 * (r % 8) + 1) * 0x1p-10f) + rnd(s) % 3 - 1));
     default: return from_bits(r);                                     /* any bits */
     }
 }
@@ -175,8 +183,6 @@ UNARY(silu_f32, 1, 1)
 UNARY(gelu_f32, 1, 1)
 UNARY(gelu_tanh_f32, 1, 1)
 UNARY(swish_f32, 1, 1)
-UNARY(round_e4m3_f32, 0, 0, 3.0f, 240.0f)
-UNARY(round_e4m3fn_f32, 0, 0, 3.0f, 448.0f)
 
 /* clamp with NaN or crossed bounds, scale_mul with and without g */
 static void check_clamp_odd(const char *isa, void *impl, long n, uint64_t seed)
@@ -229,29 +235,63 @@ static void check_affine_f32(const char *isa, void *impl, long n, uint64_t seed)
     }
 }
 
-static void check_quant_e4m3_f32(const char *isa, void *impl, long n, uint64_t seed)
-{
-    fill(seed, 0);
-    kgp_quant_e4m3_f32__scalar(qr + 1, X0, 3.0f, 240.0f, n);
-    ((__typeof__(kgp_quant_e4m3_f32__scalar) *)impl)(qg + 1, X0, 3.0f, 240.0f, n);
-    same(isa, "quant_e4m3_f32", n, qg + 1, qr + 1, 1);
-}
+/* Scales and bounds for the fp8 quantizers: 3 moves the inputs off the ties case 13 of special()
+ * makes, 1 and 0.5 keep them; bounds at the format's largest value, at its overflow threshold
+ * (248 -> inf, 464 -> NaN), and none (inf, so huge values and inf reach the encoder). */
+static const float QSCALE[] = { 3.0f, 1.0f, 0.5f, 1.0f };
+static const float QMAX_E4M3[] = { 240.0f, 248.0f, INFINITY, 1e30f };
+static const float QMAX_E4M3FN[] = { 448.0f, 464.0f, INFINITY, 1e30f };
 
-static void check_quant_e4m3fn_f32(const char *isa, void *impl, long n, uint64_t seed)
-{
-    fill(seed, 0);
-    kgp_quant_e4m3fn_f32__scalar(qr + 1, X0, 3.0f, 448.0f, n);
-    ((__typeof__(kgp_quant_e4m3fn_f32__scalar) *)impl)(qg + 1, X0, 3.0f, 448.0f, n);
-    same(isa, "quant_e4m3fn_f32", n, qg + 1, qr + 1, 1);
-}
+#define QUANT(name, maxes)                                                                     \
+    static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
+    {                                                                                          \
+        for (int k = 0; k < 4; k++) {                                                          \
+            fill(seed + k, 0);                                                                 \
+            kgp_##name##__scalar(qr + 1, X0, QSCALE[k], maxes[k], n);                          \
+            ((__typeof__(kgp_##name##__scalar) *)impl)(qg + 1, X0, QSCALE[k], maxes[k], n);    \
+            same(isa, #name, n, qg + 1, qr + 1, 1);                                            \
+        }                                                                                      \
+    }
+QUANT(quant_e4m3_f32, QMAX_E4M3)
+QUANT(quant_e4m3fn_f32, QMAX_E4M3FN)
 
+/* quantize-dequantize: also in place */
+#define ROUND_FP8(name, maxes)                                                                 \
+    static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
+    {                                                                                          \
+        __typeof__(kgp_##name##__scalar) *f = impl;                                            \
+        for (int k = 0; k < 4; k++) {                                                          \
+            fill(seed + k, 0);                                                                 \
+            kgp_##name##__scalar(yr[0] + 1, X0, QSCALE[k], maxes[k], n);                       \
+            f(yg[0] + 1, X0, QSCALE[k], maxes[k], n);                                          \
+            same(isa, #name, n, yg[0] + 1, yr[0] + 1, 4);                                      \
+            f(X0, X0, QSCALE[k], maxes[k], n);                                                 \
+            same_inplace(isa, #name " in place", n, X0, yr[0] + 1, 4);                         \
+        }                                                                                      \
+    }
+ROUND_FP8(round_e4m3_f32, QMAX_E4M3)
+ROUND_FP8(round_e4m3fn_f32, QMAX_E4M3FN)
+
+/* Specials in a block (inf, NaN, huge, all zero) and plain blocks spread over magnitudes (every
+ * 32 values another power of two, down into fp32 subnormals), with and without scales out. */
 static void check_round_mx_e4m3fn_f32(const char *isa, void *impl, long n, uint64_t seed)
 {
-    fill(seed, 0);
-    kgp_round_mx_e4m3fn_f32__scalar(yr[0] + 1, qr + 1, X0, n);
-    ((__typeof__(kgp_round_mx_e4m3fn_f32__scalar) *)impl)(yg[0] + 1, qg + 1, X0, n);
-    same(isa, "round_mx_e4m3fn_f32", n, yg[0] + 1, yr[0] + 1, 4);
-    same(isa, "round_mx_e4m3fn_f32 scales", (n + 31) / 32, qg + 1, qr + 1, 1);
+    __typeof__(kgp_round_mx_e4m3fn_f32__scalar) *f = impl;
+    for (int k = 0; k < 3; k++) {
+        fill(seed + k, k == 1);
+        if (k == 1)
+            for (long i = 0; i < n; i++)
+                X0[i] = ldexpf(X0[i], (int)((i / 32 * 37) % 300) - 150);
+        if (k == 2)
+            for (long i = 0; i < n; i++)
+                X0[i] = i / 32 % 3 == 0 ? 0.0f : X0[i]; /* some blocks of zeros and +-0 */
+        kgp_round_mx_e4m3fn_f32__scalar(yr[0] + 1, qr + 1, X0, n);
+        f(yg[0] + 1, qg + 1, X0, n);
+        same(isa, "round_mx_e4m3fn_f32", n, yg[0] + 1, yr[0] + 1, 4);
+        same(isa, "round_mx_e4m3fn_f32 scales", (n + 31) / 32, qg + 1, qr + 1, 1);
+        f(yg[1] + 1, 0, X0, n);
+        same(isa, "round_mx_e4m3fn_f32 e8=0", n, yg[1] + 1, yr[0] + 1, 4);
+    }
 }
 
 /* Rotations: separate outputs, then in place (y == x), which the ABI allows. */
@@ -368,6 +408,41 @@ static void check_cumsum_f32(const char *isa, void *impl, long n, uint64_t seed)
               got, want);
 }
 
+/* Each row the scalar chain, bit for bit: row counts on both sides of 8 and 16 (the avx2 and
+ * avx512 row groups), row strides past n, the carries in and out, and in place. The second
+ * pass has specials (NaN, inf) in the rows, where only which NaN survives may differ. */
+static void check_cumsum_rows_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    static const long ROWS[] = { 1, 7, 8, 9, 16, 17, 33 };
+    __typeof__(kgp_cumsum_rows_f32__scalar) *f = impl;
+    long ldx = n + 3, ldy = n + 5, cap = 33 * ldy + PAD;
+    float *x = malloc(cap * 4), *yr1 = malloc(cap * 4), *yg1 = malloc(cap * 4);
+    float cr[33], cg[33];
+    for (size_t k = 0; k < sizeof ROWS / sizeof ROWS[0]; k++)
+        for (int plain = 1; plain >= 0; plain--) {
+            long rows = ROWS[k];
+            uint64_t s = seed * 31 + k;
+            for (long i = 0; i < cap; i++)
+                x[i] = plain ? normal(&s) : special(&s);
+            for (long r = 0; r < rows; r++)
+                cr[r] = cg[r] = plain ? normal(&s) : (float)r - 0.5f;
+            memset(yr1, 0x5a, cap * 4), memset(yg1, 0x5a, cap * 4);
+            kgp_cumsum_rows_f32__scalar(yr1, ldy, x, ldx, cr, rows, n);
+            f(yg1, ldy, x, ldx, cg, rows, n);
+            same_pad(isa, "cumsum_rows_f32", rows * ldy, PAD, yg1, yr1, 4, !plain);
+            same_pad(isa, "cumsum_rows_f32 carry", rows, 0, cg, cr, 4, !plain);
+            if (plain) { /* in place, from the carries the first call returned */
+                memcpy(cg, cr, sizeof cr);
+                memcpy(yg1, x, cap * 4), memcpy(yr1, x, cap * 4);
+                kgp_cumsum_rows_f32__scalar(yr1, ldx, yr1, ldx, cr, rows, n);
+                f(yg1, ldx, yg1, ldx, cg, rows, n);
+                same_pad(isa, "cumsum_rows_f32 in place", rows * ldx, 0, yg1, yr1, 4, 0);
+                same_pad(isa, "cumsum_rows_f32 in place carry", rows, 0, cg, cr, 4, 0);
+            }
+        }
+    free(x), free(yr1), free(yg1);
+}
+
 /* ---- the table: every primitive but the GEMM (test_gemm.c) -------------------------------- */
 
 typedef struct checker { const char *name; check_fn *fn; } checker;
@@ -386,7 +461,7 @@ static const checker CHECKS[] = {
     { "round_e4m3_f32", check_round_e4m3_f32 }, { "round_e4m3fn_f32", check_round_e4m3fn_f32 },
     { "round_mx_e4m3fn_f32", check_round_mx_e4m3fn_f32 }, { "sumsq_f32", check_sumsq_f32 },
     { "maxabs_f32", check_maxabs_f32 }, { "cumsum_f32", check_cumsum_f32 },
-    { "sum_f32", check_sum_f32 },
+    { "sum_f32", check_sum_f32 }, { "cumsum_rows_f32", check_cumsum_rows_f32 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof CHECKS[0])
 
@@ -439,7 +514,11 @@ Test(prim_simd, simd_entries_are_not_scalar)
                                         "scale_mul_f32", "clamp_f32", "add_f32", "mul_f32",
                                         "affine_f32", "rot_rows_f32", "rot_pairs_f32",
                                         "rot_hf_f32", "rot_hf_bwd_f32", "sumsq_f32",
-                                        "maxabs_f32", "sum_f32" };
+                                        "maxabs_f32", "sum_f32", "quant_e4m3_f32",
+                                        "quant_e4m3fn_f32", "round_e4m3_f32",
+                                        "round_e4m3fn_f32", "round_mx_e4m3fn_f32", "silu_f32",
+                                        "gelu_f32", "gelu_tanh_f32", "swish_f32",
+                                        "cumsum_rows_f32" };
     for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
         if (!offered(ISAS[k]))
             continue;
@@ -488,6 +567,119 @@ Test(prim_simd, conversions_sweep)
         same_inplace(isa, "round_f16_f32 sweep", NW, fg, fr, 4);
     }
     free(h), free(hr2), free(hg2), free(x), free(fr), free(fg);
+}
+
+/* The fp8 quantizers over 2^20 fp32 patterns: every exponent, and around each rounding point
+ * of e4m3 (normal ties at low bits 0x80000, subnormal ties at odd multiples of 2^-10), with
+ * scale 1 and no effective bound, so every pattern reaches the encoder as it is. */
+Test(prim_simd, fp8_sweep)
+{
+    enum { NW = 1 << 20 };
+    float *x = malloc(NW * 4), *fr = malloc(NW * 4), *fg = malloc(NW * 4);
+    kg_u8 *cr = malloc(NW), *cg = malloc(NW);
+    for (long i = 0; i < NW; i++) {
+        uint32_t u = (uint32_t)i * 2654435761u;
+        if (i % 3 == 1)
+            u = (u & 0xfff00000u) | (0x80000u + (uint32_t)(i >> 2) % 5 - 2);
+        if (i % 3 == 2)
+            u = (u & 0x80000000u) + to_bits((float)(2 * (i >> 2) % 16 + 1) * 0x1p-10f) +
+                (uint32_t)(i >> 6) % 3 - 1;
+        x[i] = from_bits(u);
+    }
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        const char *isa = ISAS[k];
+        if (!offered(isa))
+            continue;
+        kgp_quant_e4m3_f32__scalar(cr, x, 1.0f, INFINITY, NW);
+        ((__typeof__(kgp_quant_e4m3_f32__scalar) *)kgr_prim_impl(isa, "quant_e4m3_f32"))(cg, x, 1.0f, INFINITY, NW);
+        same_inplace(isa, "quant_e4m3_f32 sweep", NW, cg, cr, 1);
+        kgp_quant_e4m3fn_f32__scalar(cr, x, 1.0f, INFINITY, NW);
+        ((__typeof__(kgp_quant_e4m3fn_f32__scalar) *)kgr_prim_impl(isa, "quant_e4m3fn_f32"))(cg, x, 1.0f, INFINITY, NW);
+        same_inplace(isa, "quant_e4m3fn_f32 sweep", NW, cg, cr, 1);
+        kgp_round_e4m3_f32__scalar(fr, x, 1.0f, INFINITY, NW);
+        ((__typeof__(kgp_round_e4m3_f32__scalar) *)kgr_prim_impl(isa, "round_e4m3_f32"))(fg, x, 1.0f, INFINITY, NW);
+        same_inplace(isa, "round_e4m3_f32 sweep", NW, fg, fr, 4);
+        kgp_round_e4m3fn_f32__scalar(fr, x, 1.0f, INFINITY, NW);
+        ((__typeof__(kgp_round_e4m3fn_f32__scalar) *)kgr_prim_impl(isa, "round_e4m3fn_f32"))(fg, x, 1.0f, INFINITY, NW);
+        same_inplace(isa, "round_e4m3fn_f32 sweep", NW, fg, fr, 4);
+        kgp_round_mx_e4m3fn_f32__scalar(fr, cr, x, NW);
+        ((__typeof__(kgp_round_mx_e4m3fn_f32__scalar) *)kgr_prim_impl(isa, "round_mx_e4m3fn_f32"))(fg, cg, x, NW);
+        same_inplace(isa, "round_mx_e4m3fn_f32 sweep", NW, fg, fr, 4);
+        same_inplace(isa, "round_mx_e4m3fn_f32 sweep scales", NW / 32, cg, cr, 1);
+    }
+    free(x), free(fr), free(fg), free(cr), free(cg);
+}
+
+/* ---- the activations' accuracy: the scalar reference against libm in double ---------------- */
+
+/* The exact functions, as far as double libm gives them, in forms that neither overflow nor
+ * cancel: x / (1 + e^-k) is x sigmoid(k), and 0.5(1 + tanh u) = 1 / (1 + e^-2u). At -inf they
+ * are NaN, as the fp32 formulas of kgen/abi.h are. */
+static double silu_ref(double x) { return x / (1.0 + exp(-x)); }
+static double swish_ref(double x) { return x / (1.0 + exp(-1.702 * x)); }
+static double gelu_ref(double x) { return 0.5 * x * erfc(-x * 0.70710678118654752440); }
+static double gelu_tanh_ref(double x)
+{
+    double u = 0.79788456080286535588 * (x + 0.044715 * x * x * x);
+    return x / (1.0 + exp(-2.0 * u));
+}
+
+/* |got - want| in units of fp32's ulp at want (2^-149 in the subnormal range); -1 when NaN or
+ * inf do not match. */
+static double ulps(float got, double want)
+{
+    if (isnan(want) || isinf(want))
+        return (isnan(want) ? isnan(got) : (double)got == want) ? 0.0 : -1.0;
+    if (isnan(got) || isinf(got))
+        return -1.0;
+    double a = fabs(want);
+    double ulp = a < 0x1p-126 ? 0x1p-149 : ldexp(1.0, ilogb(a) - 23);
+    return fabs((double)got - want) / ulp;
+}
+
+/* A dense sweep: every 509th fp32 pattern (every exponent, both signs), every 2^-10 step of
+ * [-40, 40] (the tails where sigmoid and erfc are tiny), and the specials. The bound is 1 ulp:
+ * the double evaluation is accurate to about 1e-10, so only the final rounding to fp32 counts.
+ * The SIMD versions must give the scalar bits over the same sweep: a slip in their double
+ * arithmetic shows only where it moves a rounding, so it takes millions of points to see. */
+Test(prim_simd, activations_within_1ulp_of_libm)
+{
+    typedef void act_fn(float *, const float *, long);
+    static act_fn *const fns[] = { kgp_silu_f32__scalar, kgp_swish_f32__scalar,
+                                   kgp_gelu_f32__scalar, kgp_gelu_tanh_f32__scalar };
+    static double (*const refs[])(double) = { silu_ref, swish_ref, gelu_ref, gelu_tanh_ref };
+    static const char *const names[] = { "silu_f32", "swish_f32", "gelu_f32", "gelu_tanh_f32" };
+    long n = 0, cap = (1L << 32) / 509 + 81921 + 16;
+    float *x = malloc(cap * 4), *y = malloc(cap * 4), *yv = malloc(cap * 4);
+    for (uint64_t u = 0; u < (1ull << 32); u += 509)
+        x[n++] = from_bits((uint32_t)u);
+    for (long i = -40 * 1024; i <= 40 * 1024; i++)
+        x[n++] = (float)i / 1024.0f;
+    static const float sp[] = { 0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, FLT_MAX, -FLT_MAX,
+                                0x1p-149f, -0x1p-149f, 0x1p-126f, -0x1p-126f };
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
+        x[n++] = sp[i];
+    for (int f = 0; f < 4; f++) {
+        fns[f](y, x, n);
+        double worst = 0;
+        long at = 0;
+        for (long i = 0; i < n; i++) {
+            double e = ulps(y[i], refs[f](x[i]));
+            cr_assert(e >= 0, "%s(%a) = %a, want %a", names[f], x[i], y[i], refs[f](x[i]));
+            if (e > worst)
+                worst = e, at = i;
+        }
+        cr_log_info("%s: worst %.3f ulp at x = %a", names[f], worst, x[at]);
+        cr_assert(worst <= 1.0, "%s(%a) = %a is %.3f ulp from %a", names[f], x[at], y[at], worst,
+                  refs[f](x[at]));
+        for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+            if (!offered(ISAS[k]))
+                continue;
+            ((act_fn *)kgr_prim_impl(ISAS[k], names[f]))(yv, x, n);
+            same_pad(ISAS[k], names[f], n, 0, yv, y, 4, 1);
+        }
+    }
+    free(x), free(y), free(yv);
 }
 
 /* KGEN_ISA and kg_prim_select: each ISA this CPU runs can be chosen, and then both the JIT's

@@ -14,27 +14,33 @@
 
 /* cumsum: out, x [rows, 4096] bf16; out[r, j] = x[r, 0] + ... + x[r, j], summed left to right
  * in an fp32 running total, each output rounded to bf16.
- * Rows go through stack scratch 2048 columns at a time. */
+ * Blocks of 16 rows go through stack scratch 256 columns at a time.
+ * The 16 running totals of a block of rows advance side by side (kgp_cumsum_rows_f32), each
+ * still summed left to right. */
 
 struct ctx {
     kg_u16 *out;
     const kg_u16 *x;
 };
 
-/* Rows [r0, r1) on one thread. */
+/* Rows [r0, r1) on one thread, 16 at a time. */
 static void run_rows(void *ctx, long r0, long r1)
 {
     struct ctx *c = ctx;
-    float xf[2048], yf[2048];
-    for (long r = r0; r < r1; r++) {
+    float xf[16 * 256], yf[16 * 256], carry[16];
+    for (long r = r0; r < r1; r += 16) {
+        long rb = r1 - r < 16 ? r1 - r : 16;
         const kg_u16 *x = c->x + r * 4096;
         kg_u16 *y = c->out + r * 4096;
-        float carry = 0.0f;
-        for (long j = 0; j < 4096; j += 2048) {
-            long n = 4096 - j < 2048 ? 4096 - j : 2048;
-            kgp_cvt_bf16_f32(xf, x + j, n);
-            carry = kgp_cumsum_f32(yf, xf, carry, n);
-            kgp_cvt_f32_bf16(y + j, yf, n);
+        for (long k = 0; k < rb; k++)
+            carry[k] = 0.0f;
+        for (long j = 0; j < 4096; j += 256) {
+            long n = 4096 - j < 256 ? 4096 - j : 256;
+            for (long k = 0; k < rb; k++)
+                kgp_cvt_bf16_f32(xf + k * 256, x + k * 4096 + j, n);
+            kgp_cumsum_rows_f32(yf, 256, xf, 256, carry, rb, n);
+            for (long k = 0; k < rb; k++)
+                kgp_cvt_f32_bf16(y + k * 4096 + j, yf + k * 256, n);
         }
     }
 }

@@ -13,19 +13,26 @@
 #endif
 
 /* cumsum: out, x [rows, 256] f32; out[r, j] = x[r, 0] + ... + x[r, j], summed left to right
- * in fp32. */
+ * in fp32.
+ * The 16 running totals of a block of rows advance side by side (kgp_cumsum_rows_f32), each
+ * still summed left to right. */
 
 struct ctx {
     float *out;
     const float *x;
 };
 
-/* Rows [r0, r1) on one thread. */
+/* Rows [r0, r1) on one thread, 16 at a time. */
 static void run_rows(void *ctx, long r0, long r1)
 {
     struct ctx *c = ctx;
-    for (long r = r0; r < r1; r++)
-        kgp_cumsum_f32(c->out + r * 256, c->x + r * 256, 0.0f, 256);
+    float carry[16];
+    for (long r = r0; r < r1; r += 16) {
+        long rb = r1 - r < 16 ? r1 - r : 16;
+        for (long k = 0; k < rb; k++)
+            carry[k] = 0.0f;
+        kgp_cumsum_rows_f32(c->out + r * 256, 256, c->x + r * 256, 256, carry, rb, 256);
+    }
 }
 
 int kg_cumsum_f32__h256__avx512(void *restrict out, const void *restrict x, long rows)

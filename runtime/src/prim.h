@@ -22,13 +22,15 @@ void kgr_avx512_geometry(int fmt, long *nr, long *kg);
 
 /* The element-wise and reduction primitives with SIMD versions kgp_NAME__avx512
  * (prim_avx512_ew.c) and kgp_NAME__avx2 (prim_avx2.c), both from prim_simd_body.h; each has
- * its scalar reference's type. cumsum_f32 (a left-to-right chain), the fp8 quantizers and the
- * activations stay scalar. */
+ * its scalar reference's type. cumsum_f32 (one left-to-right chain) stays scalar;
+ * cumsum_rows_f32 runs a vector of such chains, one row per lane. */
 #define KGR_SIMD_EW_LIST(X) \
     X(cvt_bf16_f32) X(cvt_f16_f32) X(cvt_f32_bf16) X(cvt_f32_f16) X(round_bf16_f32)         \
     X(round_f16_f32) X(scale_mul_f32) X(clamp_f32) X(add_f32) X(mul_f32) X(affine_f32)      \
     X(rot_rows_f32) X(rot_pairs_f32) X(rot_hf_f32) X(rot_hf_bwd_f32) X(sumsq_f32)           \
-    X(maxabs_f32) X(sum_f32)
+    X(maxabs_f32) X(sum_f32) X(quant_e4m3_f32) X(quant_e4m3fn_f32) X(round_e4m3_f32)        \
+    X(round_e4m3fn_f32) X(round_mx_e4m3fn_f32) X(silu_f32) X(gelu_f32) X(gelu_tanh_f32)     \
+    X(swish_f32) X(cumsum_rows_f32)
 #define KGR_DECLARE_SIMD(name)                                  \
     __typeof__(kgp_##name##__scalar) kgp_##name##__avx512;      \
     __typeof__(kgp_##name##__scalar) kgp_##name##__avx2;

@@ -3,8 +3,10 @@
  * file supplies its vector vocabulary. This file alone is built with -mavx2 -mfma -mf16c; prim.c
  * calls it only when cpu.c reports AVX2 with FMA. The avx2 table keeps the scalar GEMM. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kgen/abi.h"
+#include "kgen/dtype.h"
 #include "prim.h"
 
 #define W 8
@@ -21,6 +23,7 @@ static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
 static inline vf vabs(vf a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
 
 static inline vi bits(vf a) { return _mm256_castps_si256(a); }
@@ -29,6 +32,7 @@ static inline vi iset1(int v) { return _mm256_set1_epi32(v); }
 static inline vi iand(vi a, vi b) { return _mm256_and_si256(a, b); }
 static inline vi ior(vi a, vi b) { return _mm256_or_si256(a, b); }
 static inline vi iadd(vi a, vi b) { return _mm256_add_epi32(a, b); }
+static inline vi isub(vi a, vi b) { return _mm256_sub_epi32(a, b); }
 #define srli(a, n) _mm256_srli_epi32(a, n)
 #define slli(a, n) _mm256_slli_epi32(a, n)
 
@@ -45,6 +49,12 @@ static inline vi ld16(const kg_u16 *p) { return _mm256_cvtepu16_epi32(_mm_loadu_
 static inline void st16(kg_u16 *p, vi v)
 {
     _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+/* every lane holds a value below 2^8: the two unsigned-saturating packs truncate */
+static inline void st8(kg_u8 *p, vi v)
+{
+    __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64((__m128i *)p, _mm_packus_epi16(h, h));
 }
 static inline vf ld_ph(const kg_u16 *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 static inline vi ps2ph(vf v)
@@ -78,5 +88,49 @@ static inline float hmax(vf v)
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+
+/* 8 x 8 transpose: rows r[i] become columns (lane k of r[c] is old r[k][c]). Pairs of rows
+ * interleave, quads of rows gather a column in each 128-bit half, then the halves combine. */
+static inline void transpose(vf r[W])
+{
+    vf t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) { /* half k of u[i + c]: column 4k + c of rows i..i+3 */
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
+/* doubles, W / 2 lanes: the activations run in double (prim_simd_body.h) */
+typedef __m256d vd;
+typedef __m256d vmd; /* all-ones / all-zeros 64-bit lanes */
+static inline vd dlo(vf v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+static inline vd dhi(vf v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+static inline vf fpack(vd lo, vd hi)
+{
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1);
+}
+static inline vd dset1(double s) { return _mm256_set1_pd(s); }
+static inline vd dadd(vd a, vd b) { return _mm256_add_pd(a, b); }
+static inline vd dsub(vd a, vd b) { return _mm256_sub_pd(a, b); }
+static inline vd dmul(vd a, vd b) { return _mm256_mul_pd(a, b); }
+static inline vd ddiv(vd a, vd b) { return _mm256_div_pd(a, b); }
+static inline vd dabs(vd a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a); }
+static inline vmd dlt(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+static inline vmd dgt(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+static inline vd dsel(vmd m, vd a, vd b) { return _mm256_blendv_pd(b, a, m); }
+static inline vi dbits(vd a) { return _mm256_castpd_si256(a); }
+static inline vd dfbits(vi a) { return _mm256_castsi256_pd(a); }
+static inline vi iadd64(vi a, long long b) { return _mm256_add_epi64(a, _mm256_set1_epi64x(b)); }
+#define slli64(a, n) _mm256_slli_epi64(a, n)
 
 #include "prim_simd_body.h"

@@ -1,6 +1,9 @@
 /* prim_scalar.c: the scalar reference of every primitive in kgen/abi.h. Plain loops in the
  * order the ABI comment gives; SIMD versions are tested against these. Built with
  * -ffp-contract=off so no multiply-add is fused behind the reader's back. */
+#include <math.h>
+#include <string.h>
+
 #include "kgen/abi.h"
 #include "kgen/dtype.h"
 #include "prim.h"
@@ -144,6 +147,19 @@ float kgp_cumsum_f32__scalar(float *y, const float *x, float carry, long n)
     return carry;
 }
 
+void kgp_cumsum_rows_f32__scalar(float *y, long ldy, const float *x, long ldx, float *carry,
+                                 long rows, long n)
+{
+    for (long r = 0; r < rows; r++) {
+        float acc = carry[r];
+        for (long i = 0; i < n; i++) {
+            acc += x[r * ldx + i];
+            y[r * ldy + i] = acc;
+        }
+        carry[r] = acc;
+    }
+}
+
 float kgp_sum_f32__scalar(const float *x, long n)
 {
     float acc = 0.0f;
@@ -179,35 +195,118 @@ void kgp_affine_f32__scalar(float *y, const float *x, float mu, float s, const f
 
 /* ---- activations ---------------------------------------------------------------------------- */
 
-static float sigmoidf(float v)
+/* The activations run in double on plain operations (add, multiply, divide, bit moves; no libm),
+ * the sequence prim_simd_body.h repeats on vectors, so every ISA gives these bits; the result is
+ * rounded to fp32 once, at the end. test_prim_simd.c bounds them against libm in double:
+ * within 1 ulp. Three are x * sigmoid(k): silu k = x, swish k = 1.702x, and gelu_tanh
+ * k = 2 sqrt(2/pi) (x + 0.044715x^3), since 0.5(1 + tanh u) = sigmoid(2u). */
+
+/* Constants shared with prim_simd_body.h's copy: change both or the bit-exact test fails. */
+#define EXP_SHIFT 0x1.8p52 /* adding it rounds |v| < 2^51 to an integer, nearest even */
+#define LOG2E 1.4426950408889634
+#define LN2_HI 6.93147180369123816490e-01 /* ln 2 to 32 bits: n * LN2_HI is exact */
+#define LN2_LO 1.90821492927058770002e-10
+#define SQRT1_2 0.70710678118654752440
+#define GELU_TANH_K 1.59576912160573071175 /* 2 sqrt(2/pi) */
+/* log(erfc(z) e^(z^2) / t) for t = 2 / (2 + z), 0 <= z <= 13, as a polynomial in t (degree 13,
+ * highest first): a Chebyshev fit, relative error of the erfc below 2.3e-10 (mpmath). */
+static const double ERFC_P[14] = {
+    0.008232402249845875, 0.11774521800644977, -1.1186981624725758, 3.8278516092116748,
+    -7.035770699740481,   7.660146773776329,   -5.097003420968402,  2.3068817349492097,
+    -0.9320374480870743,  0.09576134069571446, 0.054622101612510646, 0.37795350545980677,
+    0.9998224537668073,   -1.265507408319349,
+};
+
+static uint64_t dbl_bits(double d)
 {
-    return 1.0f / (1.0f + expf(-v));
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static double dbl_from_bits(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* e^a for -708 <= a <= 708 (NaN gives NaN): a = n ln2 + r with |r| <= ln2/2, e^r by its Taylor
+ * series to r^9 (relative error below 1e-11), times 2^n built in the exponent field. */
+static double exp_d(double a)
+{
+    double kd = a * LOG2E + EXP_SHIFT;
+    uint64_t nb = dbl_bits(kd); /* n + 1023 lands in the low 12 bits: shifted up, 2^n */
+    kd = kd - EXP_SHIFT;
+    double r = (a - kd * LN2_HI) - kd * LN2_LO;
+    double p = 1.0 / 362880;
+    p = p * r + 1.0 / 40320;
+    p = p * r + 1.0 / 5040;
+    p = p * r + 1.0 / 720;
+    p = p * r + 1.0 / 120;
+    p = p * r + 1.0 / 24;
+    p = p * r + 1.0 / 6;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    return p * dbl_from_bits((nb + 1023) << 52);
+}
+
+/* sigmoid(k) from t = e^-|k| in (0, 1]: 1/(1+t) for k >= 0, t/(1+t) below, so nothing overflows
+ * or cancels. Past |k| = 708, t is 0 (the fp32 result is 0 or 1 long before): sigmoid(-inf) = 0
+ * and silu(-inf) = -inf * 0 = NaN, as the fp32 formula in kgen/abi.h gives. */
+static double sigmoid_d(double k)
+{
+    double a = 0.0 - fabs(k);
+    double t = a < -708.0 ? 0.0 : exp_d(a);
+    double s = 1.0 / (1.0 + t);
+    return k < 0.0 ? t * s : s;
+}
+
+/* gelu = x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2, from e = erfc(|x| / sqrt 2): e / 2 below
+ * 0 (no cancellation in the far left tail) and 1 - e / 2 above. Past z = 13, e is 0
+ * (Phi(-13 sqrt 2) < 1e-75). */
+static double gelu_d(double x)
+{
+    double z = fabs(x) * SQRT1_2;
+    double t = 2.0 / (2.0 + z);
+    double p = ERFC_P[0];
+    for (int k = 1; k < 14; k++)
+        p = p * t + ERFC_P[k];
+    double e = z > 13.0 ? 0.0 : t * exp_d(p - z * z);
+    double h = 0.5 * e;
+    return x * (x < 0.0 ? h : 1.0 - h);
 }
 
 void kgp_silu_f32__scalar(float *y, const float *x, long n)
 {
-    for (long i = 0; i < n; i++)
-        y[i] = x[i] * sigmoidf(x[i]);
+    for (long i = 0; i < n; i++) {
+        double v = x[i];
+        y[i] = (float)(v * sigmoid_d(v));
+    }
 }
 
 void kgp_gelu_f32__scalar(float *y, const float *x, long n)
 {
     for (long i = 0; i < n; i++)
-        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        y[i] = (float)gelu_d(x[i]);
 }
 
 void kgp_gelu_tanh_f32__scalar(float *y, const float *x, long n)
 {
     for (long i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+        double v = x[i];
+        double u = v + 0.044715 * ((v * v) * v);
+        y[i] = (float)(v * sigmoid_d(GELU_TANH_K * u));
     }
 }
 
 void kgp_swish_f32__scalar(float *y, const float *x, long n)
 {
-    for (long i = 0; i < n; i++)
-        y[i] = x[i] * sigmoidf(1.702f * x[i]);
+    for (long i = 0; i < n; i++) {
+        double v = x[i];
+        y[i] = (float)(v * sigmoid_d(1.702 * v));
+    }
 }
 
 /* ---- quantize-dequantize of activations ------------------------------------------------------ */

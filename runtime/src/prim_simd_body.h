@@ -4,22 +4,30 @@
  *   W               lanes per vector
  *   FN(name)        the implementation's symbol, kgp_<name>__<isa>
  *   vf, vi, vm      float vector, 32-bit int vector, lane mask
- *   ld st set1 vadd vsub vmul vabs    float loads, stores and arithmetic (one rounding each)
- *   bits fbits iset1 iand ior iadd srli slli    int lanes and reinterpretation
+ *   ld st set1 vadd vsub vmul vdiv vabs    float loads, stores and arithmetic (one rounding each)
+ *   bits fbits iset1 iand ior iadd isub srli slli    int lanes and reinterpretation
  *   igt isel fsel flt fgt isnanv anym           signed compare, selects, ordered compares
  *   ld16 st16       W u16 zero-extended to / truncated from 32-bit lanes
+ *   st8             W bytes truncated from 32-bit lanes (each below 256)
  *   ld_ph           W fp16 to fp32 (vcvtph2ps: exact, NaN payload kept with the quiet bit set)
  *   ps2ph           fp32 to fp16 bits in 32-bit lanes (vcvtps2ph, round to nearest even)
  *   dup2 swap2 subadd    rot_pairs helpers: (c0 c0 c1 c1 ..), swap within pairs, even lanes
  *                   a - b and odd lanes a + b
  *   hsum hmax       horizontal sum and max
+ *   transpose       W x W in registers: lane k of r[c] becomes the old lane c of r[k] (not
+ *                   needed where KGR_CUMSUM_ROWS_ELSEWHERE says cumsum_rows_f32 is defined
+ *                   by the including file)
+ *   vd, vmd         W / 2 doubles and their lane mask, for the activations:
+ *   dlo dhi fpack   low / high half of a vf widened to vd (exact); two vd rounded into a vf
+ *   dset1 dadd dsub dmul ddiv dabs dlt dgt dsel    double arithmetic, compares, select
+ *   dbits dfbits iadd64 slli64                     64-bit int lanes of a vd
  *
  * Element-wise primitives give exactly the scalar bits (prim_scalar.c): each vector operation
  * rounds once, in the order of the scalar expression, and the file is built with
  * -ffp-contract=off. Remainders shorter than a vector go to the scalar reference. Reductions sum
  * in W-lane partial sums (kgen/abi.h allows their own order); maxabs is exact anyway.
  * cumsum_f32 stays scalar: its contract is a left-to-right fp32 sum, a serial chain a SIMD scan
- * could only reassociate. */
+ * could only reassociate; cumsum_rows_f32 runs W such chains side by side instead. */
 
 /* ---- conversions ------------------------------------------------------------------------- */
 
@@ -286,3 +294,263 @@ float FN(maxabs_f32)(const float *x, long n)
     float r = hmax(m), t = kgp_maxabs_f32__scalar(x + i, n - i);
     return t != t || t > r ? t : r;
 }
+
+/* ---- fp8 quantizers (kg_f32_to_e4m3 / kg_f32_to_e4m3fn and their decoders, kgen/dtype.h) ----- */
+
+#define E4M3_MIN_NORMAL 0x3c800000 /* 2^-6 */
+#define F32_QNAN 0x7fc00000
+#define TWO_14 16384.0f            /* its ulp is 2^-9, the e4m3 subnormal step */
+#define TWO_14_BITS 0x46800000
+
+/* The e4m3 magnitude code of a finite fp32 magnitude a (bits, sign clear), exactly dtype.c's
+ * round_mag(a, 3, 7). At or above 2^-6 (an e4m3 normal): adding 0x7ffff plus the lowest kept bit
+ * rounds a's bits to 3 mantissa bits, nearest even, a carry bumping the exponent, and the rebias
+ * 127 -> 7 subtracts 120 from the exponent field. Below: the code is |x| / 2^-9 rounded to
+ * nearest even, which the fp32 addition |x| + 2^14 does (up to 8, the smallest normal code). The
+ * result may pass the format's largest code; callers saturate. */
+static inline vi e4m3_mag(vi a)
+{
+    vi norm = isub(srli(iadd(a, iadd(iset1(0x7ffff), iand(srli(a, 20), iset1(1)))), 20),
+                   iset1(120 << 3));
+    vi sub = isub(bits(vadd(fbits(a), set1(TWO_14))), iset1(TWO_14_BITS));
+    return isel(igt(a, iset1(E4M3_MIN_NORMAL - 1)), norm, sub);
+}
+
+/* The fp32 bits of a finite e4m3 magnitude code c (exact, dtype.c's widen_mag(c, 3, 7)). */
+static inline vi e4m3_widen(vi c)
+{
+    vi norm = iadd(slli(c, 20), iset1(120 << 23));
+    vi sub = bits(vsub(fbits(iadd(c, iset1(TWO_14_BITS))), set1(TWO_14)));
+    return isel(igt(c, iset1(7)), norm, sub);
+}
+
+/* clampf(v, lo, hi) of prim_scalar.c: ordered compares keep a NaN. */
+static inline vf clampv(vf v, vf lo, vf hi)
+{
+    return fsel(flt(v, lo), lo, fsel(fgt(v, hi), hi, v));
+}
+
+static inline vf scale_clamp(vf x, vf s, vf lo, vf hi) { return clampv(vmul(x, s), lo, hi); }
+
+/* e4m3 code of fp32 bits u: past 240 (|x| >= 248) and inf give inf 0x78, NaN gives 0x7c. The
+ * magnitude of an inf or NaN rounds far past 0x77, so only NaN needs its own select. */
+static inline vi e4m3_code(vi u, vi *mag)
+{
+    vi a = iand(u, iset1(0x7fffffff));
+    vi m = e4m3_mag(a);
+    m = isel(igt(m, iset1(0x77)), iset1(0x78), m);
+    *mag = isel(igt(a, iset1(F32_INF)), iset1(0x7c), m);
+    return ior(*mag, iand(srli(u, 24), iset1(0x80)));
+}
+
+/* e4m3fn code: past 448 (|x| > 464), inf and NaN all round past 0x7e and give the NaN 0x7f. */
+static inline vi e4m3fn_code(vi u, vi *mag)
+{
+    vi m = e4m3_mag(iand(u, iset1(0x7fffffff)));
+    *mag = isel(igt(m, iset1(0x7e)), iset1(0x7f), m);
+    return ior(*mag, iand(srli(u, 24), iset1(0x80)));
+}
+
+void FN(quant_e4m3_f32)(kg_u8 *q, const float *x, float s, float m, long n)
+{
+    long i = 0;
+    vf vs = set1(s), lo = set1(-m), hi = set1(m);
+    vi mag;
+    for (; i + W <= n; i += W)
+        st8(q + i, e4m3_code(bits(scale_clamp(ld(x + i), vs, lo, hi)), &mag));
+    kgp_quant_e4m3_f32__scalar(q + i, x + i, s, m, n - i);
+}
+
+void FN(quant_e4m3fn_f32)(kg_u8 *q, const float *x, float s, float m, long n)
+{
+    long i = 0;
+    vf vs = set1(s), lo = set1(-m), hi = set1(m);
+    vi mag;
+    for (; i + W <= n; i += W)
+        st8(q + i, e4m3fn_code(bits(scale_clamp(ld(x + i), vs, lo, hi)), &mag));
+    kgp_quant_e4m3fn_f32__scalar(q + i, x + i, s, m, n - i);
+}
+
+/* The decoded value of e4m3 code (magnitude mag): 0x78 is inf, 0x7c NaN (0x7fc00000 | sign). */
+static inline vf e4m3_value(vi code, vi mag)
+{
+    vi v = isel(igt(mag, iset1(0x77)), iset1(F32_INF), e4m3_widen(mag));
+    v = isel(igt(mag, iset1(0x78)), iset1(F32_QNAN), v);
+    return fbits(ior(v, slli(iand(code, iset1(0x80)), 24)));
+}
+
+/* e4m3fn: 0x7f is NaN, 0x78..0x7e are the normals 256..448. */
+static inline vf e4m3fn_value(vi code, vi mag)
+{
+    vi v = isel(igt(mag, iset1(0x7e)), iset1(F32_QNAN), e4m3_widen(mag));
+    return fbits(ior(v, slli(iand(code, iset1(0x80)), 24)));
+}
+
+void FN(round_e4m3_f32)(float *y, const float *x, float s, float m, long n)
+{
+    long i = 0;
+    vf vs = set1(s), lo = set1(-m), hi = set1(m);
+    for (; i + W <= n; i += W) {
+        vi mag, c = e4m3_code(bits(scale_clamp(ld(x + i), vs, lo, hi)), &mag);
+        st(y + i, e4m3_value(c, mag));
+    }
+    kgp_round_e4m3_f32__scalar(y + i, x + i, s, m, n - i);
+}
+
+void FN(round_e4m3fn_f32)(float *y, const float *x, float s, float m, long n)
+{
+    long i = 0;
+    vf vs = set1(s), lo = set1(-m), hi = set1(m);
+    for (; i + W <= n; i += W) {
+        vi mag, c = e4m3fn_code(bits(scale_clamp(ld(x + i), vs, lo, hi)), &mag);
+        st(y + i, e4m3fn_value(c, mag));
+    }
+    kgp_round_e4m3fn_f32__scalar(y + i, x + i, s, m, n - i);
+}
+
+/* Whole blocks of 32 in vectors, the last partial block by the reference. The block exponent is
+ * that of the largest non-NaN magnitude (the largest fp32 exponent field, as
+ * kg_e8m0_block_exponent takes it); x / s and q * s are the reference's own operations. */
+void FN(round_mx_e4m3fn_f32)(float *y, kg_u8 *e8, const float *x, long n)
+{
+    long b = 0;
+    vf lo = set1(-448.0f), hi = set1(448.0f);
+    for (; b * 32 + 32 <= n; b++) {
+        const float *xb = x + b * 32;
+        vf mx = set1(0.0f);
+        for (int k = 0; k < 32; k += W) {
+            vf v = ld(xb + k);
+            mx = vmax(mx, fsel(isnanv(v), set1(0.0f), vabs(v)));
+        }
+        float top = hmax(mx);
+        kg_u32 topbits;
+        memcpy(&topbits, &top, 4);
+        int e = (int)(topbits >> 23) - 8;
+        e = e < 0 ? 0 : e > 254 ? 254 : e;
+        float s = kg_e8m0_to_f32((kg_u8)e);
+        vf vs = set1(s);
+        for (int k = 0; k < 32; k += W) {
+            vi mag, c = e4m3fn_code(bits(clampv(vdiv(ld(xb + k), vs), lo, hi)), &mag);
+            st(y + b * 32 + k, vmul(e4m3fn_value(c, mag), vs));
+        }
+        if (e8)
+            e8[b] = (kg_u8)e;
+    }
+    kgp_round_mx_e4m3fn_f32__scalar(y + b * 32, e8 ? e8 + b : 0, x + b * 32, n - b * 32);
+}
+
+/* ---- activations (the same double-precision algorithm as prim_scalar.c, step for step) ---- */
+
+/* Constants shared with prim_scalar.c's copy: change both or the bit-exact test fails. */
+#define EXP_SHIFT 0x1.8p52 /* adding it rounds |v| < 2^51 to an integer, nearest even */
+#define LOG2E 1.4426950408889634
+#define LN2_HI 6.93147180369123816490e-01 /* ln 2 to 32 bits: n * LN2_HI is exact */
+#define LN2_LO 1.90821492927058770002e-10
+#define SQRT1_2 0.70710678118654752440
+#define GELU_TANH_K 1.59576912160573071175 /* 2 sqrt(2/pi): 0.5(1 + tanh u) = sigmoid(2u) */
+static const double ERFC_P[14] = {
+    0.008232402249845875, 0.11774521800644977, -1.1186981624725758, 3.8278516092116748,
+    -7.035770699740481,   7.660146773776329,   -5.097003420968402,  2.3068817349492097,
+    -0.9320374480870743,  0.09576134069571446, 0.054622101612510646, 0.37795350545980677,
+    0.9998224537668073,   -1.265507408319349,
+};
+
+/* e^a for -708 <= a <= 708: a = n ln2 + r, e^r by Taylor to r^9, times 2^n in the exponent. */
+static inline vd dexp(vd a)
+{
+    vd kd = dadd(dmul(a, dset1(LOG2E)), dset1(EXP_SHIFT));
+    vi nb = dbits(kd);
+    kd = dsub(kd, dset1(EXP_SHIFT));
+    vd r = dsub(dsub(a, dmul(kd, dset1(LN2_HI))), dmul(kd, dset1(LN2_LO)));
+    vd p = dset1(1.0 / 362880);
+    p = dadd(dmul(p, r), dset1(1.0 / 40320));
+    p = dadd(dmul(p, r), dset1(1.0 / 5040));
+    p = dadd(dmul(p, r), dset1(1.0 / 720));
+    p = dadd(dmul(p, r), dset1(1.0 / 120));
+    p = dadd(dmul(p, r), dset1(1.0 / 24));
+    p = dadd(dmul(p, r), dset1(1.0 / 6));
+    p = dadd(dmul(p, r), dset1(0.5));
+    p = dadd(dmul(p, r), dset1(1.0));
+    p = dadd(dmul(p, r), dset1(1.0));
+    return dmul(p, dfbits(slli64(iadd64(nb, 1023), 52)));
+}
+
+static inline vd dsigmoid(vd k)
+{
+    vd a = dsub(dset1(0.0), dabs(k));
+    vd t = dsel(dlt(a, dset1(-708.0)), dset1(0.0), dexp(a));
+    vd s = ddiv(dset1(1.0), dadd(dset1(1.0), t));
+    return dsel(dlt(k, dset1(0.0)), dmul(t, s), s);
+}
+
+static inline vd dsilu(vd x) { return dmul(x, dsigmoid(x)); }
+static inline vd dswish(vd x) { return dmul(x, dsigmoid(dmul(dset1(1.702), x))); }
+
+static inline vd dgelu_tanh(vd x)
+{
+    vd u = dadd(x, dmul(dset1(0.044715), dmul(dmul(x, x), x)));
+    return dmul(x, dsigmoid(dmul(dset1(GELU_TANH_K), u)));
+}
+
+static inline vd dgelu(vd x)
+{
+    vd z = dmul(dabs(x), dset1(SQRT1_2));
+    vd t = ddiv(dset1(2.0), dadd(dset1(2.0), z));
+    vd p = dset1(ERFC_P[0]);
+    for (int k = 1; k < 14; k++)
+        p = dadd(dmul(p, t), dset1(ERFC_P[k]));
+    vd e = dsel(dgt(z, dset1(13.0)), dset1(0.0), dmul(t, dexp(dsub(p, dmul(z, z)))));
+    vd h = dmul(dset1(0.5), e);
+    return dmul(x, dsel(dlt(x, dset1(0.0)), h, dsub(dset1(1.0), h)));
+}
+
+#define ACTIVATION(name, f)                                                                    \
+    void FN(name)(float *y, const float *x, long n)                                            \
+    {                                                                                          \
+        long i = 0;                                                                            \
+        for (; i + W <= n; i += W) {                                                           \
+            vf v = ld(x + i);                                                                  \
+            st(y + i, fpack(f(dlo(v)), f(dhi(v))));                                            \
+        }                                                                                      \
+        kgp_##name##__scalar(y + i, x + i, n - i);                                             \
+    }
+ACTIVATION(silu_f32, dsilu)
+ACTIVATION(gelu_f32, dgelu)
+ACTIVATION(gelu_tanh_f32, dgelu_tanh)
+ACTIVATION(swish_f32, dswish)
+#undef ACTIVATION
+
+/* ---- prefix sums across rows ------------------------------------------------------------------ */
+
+/* W rows at a time: a W x W block is transposed so that vector c holds column c of W rows, the W
+ * left-to-right chains advance together by one vector add per column (lane k is row k's chain,
+ * in the reference's order), and the block is transposed back. Columns past the last whole
+ * block, and rows past the last group of W, go to the reference. A block is read whole before it
+ * is stored, so y may be x. */
+#ifndef KGR_CUMSUM_ROWS_ELSEWHERE
+void FN(cumsum_rows_f32)(float *y, long ldy, const float *x, long ldx, float *carry, long rows,
+                         long n)
+{
+    long r = 0;
+    for (; r + W <= rows; r += W) {
+        vf acc = ld(carry + r);
+        long j = 0;
+        for (; j + W <= n; j += W) {
+            vf v[W];
+            for (int k = 0; k < W; k++)
+                v[k] = ld(x + (r + k) * ldx + j);
+            transpose(v);
+            for (int c = 0; c < W; c++)
+                v[c] = acc = vadd(acc, v[c]);
+            transpose(v);
+            for (int k = 0; k < W; k++)
+                st(y + (r + k) * ldy + j, v[k]);
+        }
+        st(carry + r, acc);
+        for (int k = 0; k < W; k++)
+            carry[r + k] = kgp_cumsum_f32__scalar(y + (r + k) * ldy + j, x + (r + k) * ldx + j,
+                                                  carry[r + k], n - j);
+    }
+    kgp_cumsum_rows_f32__scalar(y + r * ldy, ldy, x + r * ldx, ldx, carry + r, rows - r, n);
+}
+#endif

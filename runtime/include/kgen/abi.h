@@ -135,9 +135,11 @@ typedef struct kg_wt {
      * mu = 0 gives RMSNorm's bits) */                                                          \
     X(void, affine_f32, (float *y, const float *x, float mu, float s, const float *g,           \
                          const float *b, long n), (y, x, mu, s, g, b, n))                      \
-    /* activations, sigmoid(v) = 1 / (1 + expf(-v)): silu x*sigmoid(x); gelu                    \
+    /* activations, sigmoid(v) = 1 / (1 + exp(-v)): silu x*sigmoid(x); gelu                     \
      * 0.5x(1 + erf(x/sqrt 2)); gelu_tanh 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)));           \
-     * swish x*sigmoid(1.702x). SIMD versions may differ from these expressions by rounding. */ \
+     * swish x*sigmoid(1.702x). Evaluated in double by the reference's own exp and erfc, rounded \
+     * once to fp32: within 1 ulp of the exact function, the same bits on every ISA; at -inf     \
+     * they are NaN (-inf * 0), as the fp32 formulas are. */                                    \
     X(void, silu_f32, (float *y, const float *x, long n), (y, x, n))                           \
     X(void, gelu_f32, (float *y, const float *x, long n), (y, x, n))                           \
     X(void, gelu_tanh_f32, (float *y, const float *x, long n), (y, x, n))                      \
@@ -150,7 +152,13 @@ typedef struct kg_wt {
     /* MX e4m3fn quantize-dequantize of consecutive blocks of 32 (the last may be shorter):     \
      * e = kg_e8m0_block_exponent(block, 8), y = e4m3fn(clamp(x / 2^(e-127), +-448)) * 2^(e-127)\
      * (exact in fp32); the block's e is stored in e8[block] when e8 != 0 */                    \
-    X(void, round_mx_e4m3fn_f32, (float *y, kg_u8 *e8, const float *x, long n), (y, e8, x, n))
+    X(void, round_mx_e4m3fn_f32, (float *y, kg_u8 *e8, const float *x, long n), (y, e8, x, n)) \
+    /* cumsum_f32 on `rows` rows at once: y[r*ldy + j] = carry[r] + x[r*ldx + 0] + ... +          \
+     * x[r*ldx + j], each row its own left-to-right fp32 chain (the bits of cumsum_f32 row by     \
+     * row), for r < rows, j < n; carry[r] becomes row r's last sum (kept if n == 0). y may be x  \
+     * (with ldy == ldx). */                                                                    \
+    X(void, cumsum_rows_f32, (float *y, long ldy, const float *x, long ldx, float *carry,       \
+                              long rows, long n), (y, ldy, x, ldx, carry, rows, n))
 
 #define KGP_LIST_FLOAT(X) \
     /* sum of x[i]^2, fp32 accumulation (order is the primitive's own) */                       \
