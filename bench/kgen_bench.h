@@ -30,8 +30,9 @@ typedef struct kgb_roofline {
     double bf16_gflops;   /* vdpbf16ps peak; 0 when the CPU has no avx512_bf16 */
 } kgb_roofline;
 
-/* Probes read bandwidth, fp32 FMA peak and bf16 dot peak on o->threads OpenMP threads; each
- * figure is the median of several passes. Returns 0, or -1 if the read buffer cannot be had. */
+/* Probes read bandwidth, fp32 FMA peak and bf16 dot peak on o->threads OpenMP threads: the
+ * fastest of the read passes of o->min_time seconds, the median of several compute passes.
+ * Returns 0, or -1 if the read buffer cannot be had. */
 int kgb_probe(const kgb_options *o, kgb_roofline *r);
 
 /* ---- timing ------------------------------------------------------------------------------- */

@@ -1,0 +1,138 @@
+/* test_wt_pack.c: the packer's kn fast path (runtime/src/wt.c) against its element-by-element
+ * reference, which KGEN_WT_PACK=generic forces: the packed codes, the zero padding and the MX
+ * scales must agree byte for byte for every format, the GEMM geometries (nr 16 and 64, kg 1
+ * and 2), a few odd ones that take the general loops, and odd K and N. The source data is
+ * random bytes at a misaligned address: packing moves codes and never decodes them. */
+#include <criterion/criterion.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/kgen.h"
+
+static const long KS[] = { 1, 3, 65, 257 };
+static const long NS[] = { 1, 17, 63, 64, 65, 130 };
+static const long MX_KS[] = { 32, 96, 288 }; /* an MX kn weight needs K % 32 == 0 */
+/* { nr, kg }: the GEMMs' geometries, then ones that exercise the general interleave and the
+ * fp4 fallback to the reference (nr * kg odd) */
+static const long GEOMS[][2] = { { 16, 1 }, { 16, 2 }, { 64, 1 }, { 64, 2 }, { 8, 4 }, { 3, 3 } };
+#define COUNT(a) (long)(sizeof(a) / sizeof(a)[0])
+
+static const int FMT_BITS[KG_WT_FMT_COUNT] = { 32, 16, 16, 8, 8, 8, 4 };
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* n random bytes, one byte past a 64-byte boundary (the caller frees *base). */
+static uint8_t *random_bytes(long n, uint64_t *seed, void **base)
+{
+    uint8_t *p = aligned_alloc(64, (size_t)(n + 64) / 64 * 64 + 64);
+    cr_assert(p);
+    for (long i = 0; i < n; i++)
+        p[1 + i] = (uint8_t)(rnd(seed) >> 24);
+    *base = p;
+    return p + 1;
+}
+
+static void pack(kg_wt *w, const kg_wt_src *s, int generic)
+{
+    char err[256] = "";
+    if (generic)
+        setenv("KGEN_WT_PACK", "generic", 1);
+    int rc = kg_wt_pack(w, s, err, sizeof err);
+    unsetenv("KGEN_WT_PACK");
+    cr_assert_eq(rc, KG_OK, "kg_wt_pack: %s", err);
+}
+
+/* The first byte where a and b differ, or -1. */
+static long first_diff(const uint8_t *a, const uint8_t *b, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return i;
+    return -1;
+}
+
+/* Packs s both ways and compares the two: geometry, the panels (with the zero rows and
+ * columns, up to the 64-byte end the packer also zeroes) and the scales. */
+static void same_both_ways(const kg_wt_src *s)
+{
+    kg_wt fast, ref;
+    pack(&fast, s, 0);
+    pack(&ref, s, 1);
+    const char *fmt = kg_wt_fmt_name(s->fmt);
+    cr_assert(fast.nr == ref.nr && fast.kg == ref.kg && fast.kpad == ref.kpad &&
+                  fast.kb == ref.kb,
+              "%s [%ld, %ld]: geometry nr %ld kg %ld kpad %ld kb %d, reference %ld %ld %ld %d",
+              fmt, s->K, s->N, fast.nr, fast.kg, fast.kpad, fast.kb, ref.nr, ref.kg, ref.kpad,
+              ref.kb);
+    long panels = (s->N + ref.nr - 1) / ref.nr, elems = panels * ref.kpad * ref.nr;
+    long bytes = FMT_BITS[s->fmt] == 4 ? (elems + 1) / 2 : elems * (FMT_BITS[s->fmt] / 8);
+    long d = first_diff(fast.data, ref.data, (bytes + 63) / 64 * 64);
+    cr_assert(d < 0, "%s [%ld, %ld] nr %ld kg %ld%s: packed byte %ld of %ld is 0x%02x, "
+              "reference 0x%02x", fmt, s->K, s->N, ref.nr, ref.kg, s->scale ? " MX" : "", d,
+              bytes, ((const uint8_t *)fast.data)[d], ((const uint8_t *)ref.data)[d]);
+    cr_assert_eq(!fast.scale, !ref.scale, "%s: scales on one side only", fmt);
+    if (ref.scale) {
+        long sbytes = panels * (ref.kpad / ref.kb) * ref.nr;
+        d = first_diff(fast.scale, ref.scale, sbytes);
+        cr_assert(d < 0, "%s [%ld, %ld] nr %ld kg %ld: scale byte %ld of %ld is %d, "
+                  "reference %d", fmt, s->K, s->N, ref.nr, ref.kg, d, sbytes, fast.scale[d],
+                  ref.scale[d]);
+    }
+    kg_wt_free(&fast);
+    kg_wt_free(&ref);
+}
+
+/* Every geometry and odd size for one format, with MX scales if mx. */
+static void sweep(int fmt, int mx)
+{
+    uint64_t seed = 0x9e3779b97f4a7c15u ^ (uint64_t)(fmt * 2 + mx);
+    const long *ks = mx ? MX_KS : KS;
+    long nk = mx ? COUNT(MX_KS) : COUNT(KS), bits = FMT_BITS[fmt];
+    for (long g = 0; g < COUNT(GEOMS); g++) {
+        for (long i = 0; i < nk; i++) {
+            for (long j = 0; j < COUNT(NS); j++) {
+                long K = ks[i], N = NS[j], n = K * N;
+                void *dbase, *sbase = NULL;
+                const uint8_t *data = random_bytes(bits == 4 ? (n + 1) / 2 : n * bits / 8,
+                                                   &seed, &dbase);
+                const uint8_t *scale = mx ? random_bytes(K / 32 * N, &seed, &sbase) : NULL;
+                kg_wt_src s = { fmt, KG_WL_KN, K, N, data, scale, GEOMS[g][0], GEOMS[g][1] };
+                same_both_ways(&s);
+                free(dbase);
+                free(sbase);
+            }
+        }
+    }
+}
+
+Test(wt_pack, kn_f32) { sweep(KG_WT_F32, 0); }
+Test(wt_pack, kn_bf16) { sweep(KG_WT_BF16, 0); }
+Test(wt_pack, kn_f16) { sweep(KG_WT_F16, 0); }
+Test(wt_pack, kn_e4m3) { sweep(KG_WT_E4M3, 0); }
+Test(wt_pack, kn_e4m3fn) { sweep(KG_WT_E4M3FN, 0); }
+Test(wt_pack, kn_e5m2) { sweep(KG_WT_E5M2, 0); }
+Test(wt_pack, kn_e2m1) { sweep(KG_WT_E2M1, 0); }
+Test(wt_pack, kn_mx_e4m3fn) { sweep(KG_WT_E4M3FN, 1); }
+Test(wt_pack, kn_mx_e2m1) { sweep(KG_WT_E2M1, 1); }
+
+/* The geometry the active GEMM picks (nr = kg = 0), on a weight of several panels. */
+Test(wt_pack, kn_default_geometry)
+{
+    uint64_t seed = 7;
+    for (int fmt = 0; fmt < KG_WT_FMT_COUNT; fmt++) {
+        long K = 130, N = 200, n = K * N, bits = FMT_BITS[fmt];
+        void *base;
+        const uint8_t *data = random_bytes(bits == 4 ? (n + 1) / 2 : n * bits / 8, &seed, &base);
+        kg_wt_src s = { fmt, KG_WL_KN, K, N, data, NULL, 0, 0 };
+        same_both_ways(&s);
+        free(base);
+    }
+}
