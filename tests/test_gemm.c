@@ -5,6 +5,7 @@
  * and activation primitives the projections use, and the kernel scratch. */
 #include <criterion/criterion.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,6 +114,11 @@ Test(gemm, blocked_remainders_every_format)
     for (int fmt = 0; fmt < KG_WT_FMT_COUNT; fmt++) {
         check_cols(fmt, KG_WL_KN, 0, 523, 141, 53, 0, 0, 60 + fmt, 0);
         check_cols(fmt, KG_WL_KN, 0, 1, 65, 7, 0, 0, 70 + fmt, 0);
+        /* avx2: rows past its pass of 132; every short tile (1..5 rows, whose K sums are split,
+         * so odd K leaves a remainder) on the 16-column panels from the second one (n0 > 0) */
+        check_cols(fmt, KG_WL_KN, 0, 523, 141, 137, 0, 0, 110 + fmt, 0);
+        for (long m = 1; m <= 5; m++)
+            check_cols(fmt, KG_WL_KN, 0, 523, 141, m, 0, 0, 120 + fmt + m, 1);
         if (fmt == KG_WT_F32 || fmt == KG_WT_BF16 || fmt == KG_WT_E4M3)
             check_cols(fmt, KG_WL_KN, 0, 300, 70, 151, 0, 0, 100 + fmt, 0);
         /* decode-sized M: fp8 widens inside the tile (up to 4 rows) */
@@ -147,6 +153,75 @@ Test(gemm, mlp_layouts)
     }
     check_one(KG_WT_E4M3FN, KG_WL_MLP_SMX_GATE_UP, 0, 512, 512, 1, 0, 0, 50);
     check_one(KG_WT_E4M3, KG_WL_MLP_SMX_DOWN, 0, 1024, 3, 2, 0, 0, 51);
+}
+
+/* The value of `code` in format fmt, by the scalar decoders. */
+static float code_value(int fmt, unsigned code)
+{
+    switch (fmt) {
+    case KG_WT_BF16: return kg_bf16_to_f32((uint16_t)code);
+    case KG_WT_F16: return kg_f16_to_f32((uint16_t)code);
+    case KG_WT_E4M3: return kg_e4m3_to_f32((uint8_t)code);
+    case KG_WT_E4M3FN: return kg_e4m3fn_to_f32((uint8_t)code);
+    case KG_WT_E5M2: return kg_e5m2_to_f32((uint8_t)code);
+    default: return kg_e2m1_to_f32((uint8_t)code);
+    }
+}
+
+/* Row 0 of W holds every code of fmt once (column n: code n), the other rows (K = 32 for MX,
+ * else K = 1) are zero and A = [1, 0, ...], so C = 1 * w + 0 + ... is the decoded value times
+ * its MX scale with no rounding: each code must come out as the scalar decoder gives it,
+ * subnormals, infinities and NaNs included. MX columns cycle through the scales 2^-127 (the
+ * subnormal one), 2^-100, 2^100 and 1. An fp32-subnormal value may also read as 0: avx512's
+ * vdpbf16ps flushes subnormal operands whatever MXCSR says. */
+static void check_every_code(int fmt, int mx)
+{
+    int bits = fmt == KG_WT_BF16 || fmt == KG_WT_F16 ? 16 : fmt == KG_WT_E2M1 ? 4 : 8;
+    long N = 1L << bits, K = mx ? 32 : 1;
+    uint8_t *data = calloc((size_t)(K * N * bits / 8), 1), *sc = malloc((size_t)N);
+    float *A = calloc((size_t)K, sizeof *A), *C = malloc((size_t)N * sizeof *C);
+    cr_assert(data && sc && A && C);
+    for (long n = 0; n < N; n++) {
+        if (bits == 16)
+            memcpy(data + 2 * n, &(uint16_t){ (uint16_t)n }, 2);
+        else if (bits == 8)
+            data[n] = (uint8_t)n;
+        else
+            data[n / 2] |= (uint8_t)(n << (n % 2 * 4));
+        sc[n] = (uint8_t)(n % 4 == 0 ? 0 : n % 4 == 1 ? 27 : n % 4 == 2 ? 227 : 127);
+    }
+    kg_wt_src s = { fmt, KG_WL_KN, K, N, data, mx ? sc : NULL, 0, 0 };
+    kg_wt w;
+    char err[256] = "";
+    cr_assert_eq(kg_wt_pack(&w, &s, err, sizeof err), KG_OK, "%s", err);
+    A[0] = 1.0f;
+    PRIM(gemm_fn, gemm_f32)(C, N, A, K, 1, &w, 0, N);
+    for (long n = 0; n < N; n++) {
+        float want = code_value(fmt, (unsigned)n);
+        if (mx)
+            want = want * kg_e8m0_to_f32(sc[n]);
+        int flushed = C[n] == 0.0f && fabsf(want) < FLT_MIN;
+        cr_assert(C[n] == want || flushed || (isnan(C[n]) && isnan(want)), "%s mx=%d: code "
+                  "0x%lx reads %.9g, want %.9g", kg_wt_fmt_name(fmt), mx, n, C[n], want);
+    }
+    kg_wt_free(&w);
+    free(data), free(sc), free(A), free(C);
+}
+
+Test(gemm, every_code_decodes_exactly)
+{
+    for (int fmt = KG_WT_BF16; fmt < KG_WT_FMT_COUNT; fmt++)
+        check_every_code(fmt, 0);
+    for (int fmt = KG_WT_E4M3; fmt < KG_WT_FMT_COUNT; fmt++)
+        check_every_code(fmt, 1);
+}
+
+/* A registration under KGEN_ISA (tests/CMakeLists.txt) really runs that ISA's primitives. */
+Test(gemm, runs_the_isa_asked_for)
+{
+    const char *isa = getenv("KGEN_ISA");
+    if (isa && *isa)
+        cr_assert_str_eq(kg_prim_isa(), isa);
 }
 
 /* A weight whose MX blocks each scale one distinct power of two: swapping any two scales, or

@@ -26,7 +26,8 @@ static table avx2_table, avx512_table;
 
 static void fill_simd_tables(void)
 {
-    avx2_table = scalar_table; /* the scalar GEMM: kgr_wt_geometry gives it the scalar geometry */
+    avx2_table = scalar_table;
+    avx2_table.gemm_f32 = kgp_gemm_f32__avx2;
     avx512_table = scalar_table;
     avx512_table.gemm_f32 = kgp_gemm_f32__avx512;
 #define SET(name)                                  \
@@ -139,6 +140,10 @@ void kgr_wt_geometry(int fmt, long *nr, long *kg)
 {
     if (strcmp(active_isa, "avx512") == 0) {
         kgr_avx512_geometry(fmt, nr, kg);
+        return;
+    }
+    if (strcmp(active_isa, "avx2") == 0) {
+        kgr_avx2_geometry(fmt, nr, kg);
         return;
     }
     *nr = 16;

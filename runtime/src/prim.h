@@ -19,6 +19,10 @@ int kgr_cpu_features(void);
 void kgp_gemm_f32__avx512(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
                           long n0, long n1);
 void kgr_avx512_geometry(int fmt, long *nr, long *kg);
+/* The same for AVX2 (prim_avx2_gemm.c). */
+void kgp_gemm_f32__avx2(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
+                        long n0, long n1);
+void kgr_avx2_geometry(int fmt, long *nr, long *kg);
 
 /* The element-wise and reduction primitives with SIMD versions kgp_NAME__avx512
  * (prim_avx512_ew.c) and kgp_NAME__avx2 (prim_avx2.c), both from prim_simd_body.h; each has
