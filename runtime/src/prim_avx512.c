@@ -186,10 +186,10 @@ static void decode_block(uint16_t *dst, const kg_wt *W, long e0, long kp2, const
 
 /* ---- the bf16 path ------------------------------------------------------------------------ */
 
-/* Rows [m0, m0 + mb) of A, all kc = kpad columns (zero past K), as bf16 pairs: ab[m * kc/2
- * + kp] holds (a[2kp], a[2kp+1]). */
-static void pack_a_bf16(uint32_t *ab, const float *A, long lda, long m0, long mb, long kc,
-                        long K)
+/* Rows [m0, m0 + mb) of A, all kc = kpad columns (zero past K), as bf16 pairs: ab[m * sa +
+ * kp] holds (a[2kp], a[2kp+1]). */
+static void pack_a_bf16(uint32_t *ab, long sa, const float *A, long lda, long m0, long mb,
+                        long kc, long K)
 {
     const long k0 = 0;
     for (long m = 0; m < mb; m++) {
@@ -202,9 +202,9 @@ static void pack_a_bf16(uint32_t *ab, const float *A, long lda, long m0, long mb
             __m512 x1 = _mm512_maskz_loadu_ps(hi, a + k0 + k + 16);
             __m512i v = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
             if (k + 32 <= kc)
-                _mm512_storeu_si512(ab + m * (kc / 2) + k / 2, v);
+                _mm512_storeu_si512(ab + m * sa + k / 2, v);
             else
-                _mm512_mask_storeu_epi32(ab + m * (kc / 2) + k / 2,
+                _mm512_mask_storeu_epi32(ab + m * sa + k / 2,
                                          (__mmask16)((1u << ((kc - k) / 2)) - 1), v);
         }
     }
@@ -336,7 +336,9 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
                       long n0, long n1)
 {
     static __thread uint16_t bb[KC_BF * NR] __attribute__((aligned(64)));
-    long sa = W->kpad / 2;
+    /* a row of pairs and one cache line: rows a power of two apart (K 4096: 8 KiB) would share
+     * L1 sets with each other and with the panel block (Zen 4, K 4096, M 512: +1-3%) */
+    long sa = W->kpad / 2 + 16;
     long rows = pass_rows(M);
     uint32_t *ab = a_pairs((M < rows ? M : rows) * sa);
     if (!ab) { /* no memory for the bf16 copy of A: the scalar GEMM needs none */
@@ -349,7 +351,7 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
     int fused = fp8 && !W->kb && M <= FUSED_MR;
     for (long m0 = 0; m0 < M; m0 += rows) {
         long mb = M - m0 < rows ? M - m0 : rows;
-        pack_a_bf16(ab, A, lda, m0, mb, W->kpad, W->K);
+        pack_a_bf16(ab, sa, A, lda, m0, mb, W->kpad, W->K);
         for (long p = n0 / NR; p * NR < n1; p++) {
             for (long k0 = 0; k0 < W->kpad; k0 += KC_BF) {
                 long kc = W->kpad - k0 < KC_BF ? W->kpad - k0 : KC_BF;
