@@ -237,15 +237,17 @@ static void check_affine_f32(const char *isa, void *impl, long n, uint64_t seed)
 
 /* Scales and bounds for the fp8 quantizers: 3 moves the inputs off the ties case 13 of special()
  * makes, 1 and 0.5 keep them; bounds at the format's largest value, at its overflow threshold
- * (248 -> inf, 464 -> NaN), and none (inf, so huge values and inf reach the encoder). */
-static const float QSCALE[] = { 3.0f, 1.0f, 0.5f, 1.0f };
-static const float QMAX_E4M3[] = { 240.0f, 248.0f, INFINITY, 1e30f };
-static const float QMAX_E4M3FN[] = { 448.0f, 464.0f, INFINITY, 1e30f };
+ * (248 -> inf, 464 -> NaN), none (inf, so huge values and inf reach the encoder), crossed
+ * (m < 0: -m > m) and zero (the bounds -0 and +0). */
+enum { NQ = 6 };
+static const float QSCALE[NQ] = { 3.0f, 1.0f, 0.5f, 1.0f, 1.0f, 1.0f };
+static const float QMAX_E4M3[NQ] = { 240.0f, 248.0f, INFINITY, 1e30f, -3.0f, 0.0f };
+static const float QMAX_E4M3FN[NQ] = { 448.0f, 464.0f, INFINITY, 1e30f, -3.0f, 0.0f };
 
 #define QUANT(name, maxes)                                                                     \
     static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
     {                                                                                          \
-        for (int k = 0; k < 4; k++) {                                                          \
+        for (int k = 0; k < NQ; k++) {                                                         \
             fill(seed + k, 0);                                                                 \
             kgp_##name##__scalar(qr + 1, X0, QSCALE[k], maxes[k], n);                          \
             ((__typeof__(kgp_##name##__scalar) *)impl)(qg + 1, X0, QSCALE[k], maxes[k], n);    \
@@ -260,7 +262,7 @@ QUANT(quant_e4m3fn_f32, QMAX_E4M3FN)
     static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
     {                                                                                          \
         __typeof__(kgp_##name##__scalar) *f = impl;                                            \
-        for (int k = 0; k < 4; k++) {                                                          \
+        for (int k = 0; k < NQ; k++) {                                                         \
             fill(seed + k, 0);                                                                 \
             kgp_##name##__scalar(yr[0] + 1, X0, QSCALE[k], maxes[k], n);                       \
             f(yg[0] + 1, X0, QSCALE[k], maxes[k], n);                                          \
@@ -323,6 +325,68 @@ static void check_rot_rows_f32(const char *isa, void *impl, long n, uint64_t see
 ROT_HALF(rot_pairs_f32)
 ROT_HALF(rot_hf_f32)
 ROT_HALF(rot_hf_bwd_f32)
+
+/* rot_half_rows: (rows, h) from the size n: three rows of n pairs (h = n, so vector bodies and
+ * tails), one row when n is large; tables with rows ts apart, half-width (o = 0) or
+ * full-width (o = h), with a gap after each row. */
+static void half_rows_shape(long n, long o_full, long *rows, long *h, long *ts, long *o)
+{
+    *h = n;
+    *rows = n > 100 ? 1 : 3;
+    *o = o_full ? n : 0;
+    *ts = o_full ? 2 * n + 5 : n + 3;
+}
+
+/* bf16 codes, all of them and a canary past n; any NaN matches any NaN (see same_pad). */
+static void same_bf16(const char *isa, const char *name, long n, long pad, const kg_u16 *got,
+                      const kg_u16 *want)
+{
+    for (long i = 0; i < n + pad; i++) {
+        int nan = i < n && (got[i] & 0x7fff) > 0x7f80 && (want[i] & 0x7fff) > 0x7f80;
+        cr_assert(got[i] == want[i] || nan, "%s %s n=%ld: element %ld is 0x%x, want 0x%x%s", isa,
+                  name, n, i, got[i], want[i], i >= n ? " (written past n)" : "");
+    }
+}
+
+static void check_rot_half_rows_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_rot_half_rows_f32__scalar) *f = impl;
+    for (int k = 0; k < 4; k++) {
+        long rows, h, ts, o;
+        half_rows_shape(n, k & 1, &rows, &h, &ts, &o);
+        fill(seed + k, k >> 1);
+        kgp_rot_half_rows_f32__scalar(yr[0] + 1, X0, X1, X2, ts, o, rows, h);
+        f(yg[0] + 1, X0, X1, X2, ts, o, rows, h);
+        same_arith(isa, "rot_half_rows_f32", rows * 2 * h, yg[0] + 1, yr[0] + 1);
+        f(X0, X0, X1, X2, ts, o, rows, h);
+        same_arith_inplace(isa, "rot_half_rows_f32 in place", rows * 2 * h, X0, yr[0] + 1);
+    }
+}
+
+/* Against its scalar reference, and that against the composition the contract names. */
+static void check_rot_half_rows_bf16(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_rot_half_rows_bf16__scalar) *f = impl;
+    for (int k = 0; k < 4; k++) {
+        long rows, h, ts, o, m;
+        half_rows_shape(n, k & 1, &rows, &h, &ts, &o);
+        m = rows * 2 * h;
+        fill(seed + k, k >> 1);
+        if (k >> 1) /* plain: bf16 of normal values, so whole vectors take the fast rounding */
+            kgp_cvt_f32_bf16__scalar(hs + 1, X3, m);
+        kgp_rot_half_rows_bf16__scalar(hr + 1, hs + 1, X1, X2, ts, o, rows, h);
+        f(hg + 1, hs + 1, X1, X2, ts, o, rows, h);
+        same_bf16(isa, "rot_half_rows_bf16", m, PAD, hg + 1, hr + 1);
+        kgp_cvt_bf16_f32__scalar(yr[0], hs + 1, m);
+        kgp_rot_half_rows_f32__scalar(yr[0], yr[0], X1, X2, ts, o, rows, h);
+        kgp_cvt_f32_bf16__scalar(hs, yr[0], m);
+        same_bf16("scalar", "rot_half_rows_bf16 = its composition", m, 0, hr + 1, hs);
+        kgp_cvt_f32_bf16__scalar(hs + 1, X3, m);
+        kgp_rot_half_rows_bf16__scalar(hr + 1, hs + 1, X1, X2, ts, o, rows, h);
+        f(hs + 1, hs + 1, X1, X2, ts, o, rows, h);
+        same_bf16(isa, "rot_half_rows_bf16 in place", m, 0, hs + 1, hr + 1);
+    }
+}
 
 /* ---- reductions ---------------------------------------------------------------------------- */
 
@@ -396,6 +460,29 @@ static void check_maxabs_f32(const char *isa, void *impl, long n, uint64_t seed)
     }
 }
 
+/* y within NaN payloads of the reference (see same_pad), the returned maximum exact; with and
+ * without g, on specials and on plain values (whole vectors of the fast bf16 rounding), with a
+ * NaN placed late in a plain row, and in place. */
+static void check_scale_round_bf16_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_scale_round_bf16_f32__scalar) *f = impl;
+    for (int k = 0; k < 6; k++) {
+        const float *g = k & 1 ? X1 : 0;
+        fill(seed + k, k >= 2);
+        if (k >= 4 && n > 0)
+            X0[n - 1 - (long)(rnd(&seed) % (uint64_t)(n < 20 ? n : 20))] = -NAN;
+        float want = kgp_scale_round_bf16_f32__scalar(yr[0] + 1, X0, 0.37f, g, n);
+        float got = f(yg[0] + 1, X0, 0.37f, g, n);
+        same_arith(isa, "scale_round_bf16_f32", n, yg[0] + 1, yr[0] + 1);
+        cr_assert(to_bits(got) == to_bits(want), "%s scale_round_bf16_f32 n=%ld k=%d: max 0x%x, "
+                  "want 0x%x", isa, n, k, to_bits(got), to_bits(want));
+        got = f(X0, X0, 0.37f, g, n);
+        same_arith_inplace(isa, "scale_round_bf16_f32 in place", n, X0, yr[0] + 1);
+        cr_assert(to_bits(got) == to_bits(want), "%s scale_round_bf16_f32 in place n=%ld k=%d",
+                  isa, n, k);
+    }
+}
+
 /* Exact: the contract fixes the left-to-right order. */
 static void check_cumsum_f32(const char *isa, void *impl, long n, uint64_t seed)
 {
@@ -462,6 +549,9 @@ static const checker CHECKS[] = {
     { "round_mx_e4m3fn_f32", check_round_mx_e4m3fn_f32 }, { "sumsq_f32", check_sumsq_f32 },
     { "maxabs_f32", check_maxabs_f32 }, { "cumsum_f32", check_cumsum_f32 },
     { "sum_f32", check_sum_f32 }, { "cumsum_rows_f32", check_cumsum_rows_f32 },
+    { "rot_half_rows_f32", check_rot_half_rows_f32 },
+    { "rot_half_rows_bf16", check_rot_half_rows_bf16 },
+    { "scale_round_bf16_f32", check_scale_round_bf16_f32 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof CHECKS[0])
 
@@ -518,7 +608,8 @@ Test(prim_simd, simd_entries_are_not_scalar)
                                         "quant_e4m3fn_f32", "round_e4m3_f32",
                                         "round_e4m3fn_f32", "round_mx_e4m3fn_f32", "silu_f32",
                                         "gelu_f32", "gelu_tanh_f32", "swish_f32",
-                                        "cumsum_rows_f32" };
+                                        "cumsum_rows_f32", "rot_half_rows_f32",
+                                        "rot_half_rows_bf16", "scale_round_bf16_f32" };
     for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
         if (!offered(ISAS[k]))
             continue;

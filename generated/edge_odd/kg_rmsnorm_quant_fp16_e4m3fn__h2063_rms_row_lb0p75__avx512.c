@@ -36,9 +36,8 @@ static void run_rows(void *ctx, long r0, long r1)
         kgp_cvt_f16_f32(y, c->x + r * 2063, 2063);
         kgp_round_bf16_f32(y, y, 2063);
         float inv = 1.0f / sqrtf(kgp_sumsq_f32(y, 2063) / 2063.0f + 1e-06f);
-        kgp_scale_mul_f32(y, y, inv, g, 2063);
-        kgp_round_bf16_f32(y, y, 2063);
-        float a = kgp_maxabs_f32(y, 2063);
+        /* y = bf16((y * inv) * g) in place; a = max |y| */
+        float a = kgp_scale_round_bf16_f32(y, y, inv, g, 2063);
         if (a > 0.75f)
             a = 0.75f;
         kgp_clamp_f32(y, y, -0.75f, 0.75f, 2063);

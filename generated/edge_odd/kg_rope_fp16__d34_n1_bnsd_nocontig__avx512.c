@@ -15,8 +15,8 @@
 /* RoPE, layout BNSd: x_in, x_out [B, 1, S, 34] fp16; cos, sin [B, S, 17].
  * Interleaved pairing, j < 17: y[2j] = x[2j]*c[j] - x[2j+1]*s[j];
  *                            y[2j+1] = x[2j+1]*c[j] + x[2j]*s[j].
- * A task is up to 240 positions of one batch row; it reads the tables once for all 1 heads
- * (unrolled below). Math in fp32 on stack scratch, rounded once to fp16. */
+ * A task is up to 240 positions of one batch row; it reads the tables once for all 1 heads.
+ * Math in fp32 on stack scratch, rounded once to fp16. */
 
 struct ctx {
     kg_u16 *xo;
@@ -24,19 +24,22 @@ struct ctx {
     long B, S, nch;
 };
 
-/* One head's n positions: rows of 34 in y and x, rows of 17 in c and s (y may be x). */
-static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
+/* One head's n positions: rows of 34 in y and x (y may be x), rows of 17 in c and s. */
+static void rot_head(kg_u16 *y, const kg_u16 *x, const float *c, const float *s, float *xf, long n)
 {
+    kgp_cvt_f16_f32(xf, x, n * 34);
     /* the n * 17 pairs of n consecutive rows line up with n consecutive table rows */
-    kgp_rot_pairs_f32(y, x, c, s, n * 17);
+    kgp_rot_pairs_f32(xf, xf, c, s, n * 17);
+    kgp_cvt_f32_f16(y, xf, n * 34);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 240 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    float xf[8160], cf[4080], sf[4080];
-    long hs = c->S * 34;
+    float xf[8160];
+    float cf[4080], sf[4080];
+    long hs = c->S * 34; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 240;
         long n = c->S - s0 < 240 ? c->S - s0 : 240;
@@ -44,9 +47,8 @@ static void run_tasks(void *ctx, long t0, long t1)
         long to = (b * c->S + s0) * 17; /* cos[b, s0, 0] */
         kgp_cvt_f16_f32(cf, c->cos + to, n * 17);
         kgp_cvt_f16_f32(sf, c->sin + to, n * 17);
-        kgp_cvt_f16_f32(xf, c->xi + o, n * 34);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_f16(c->xo + o, xf, n * 34);
+        for (long h = 0; h < 1; h++)
+            rot_head(c->xo + o + h * hs, c->xi + o + h * hs, cf, sf, xf, n);
     }
 }
 

@@ -15,8 +15,8 @@
 /* RoPE, layout dBNS: x_in, x_out [34, B, 3, S] fp16; cos, sin [17, B, S].
  * Contiguous pairing, j < 17: y[j] = x[j]*c[j] - x[j+17]*s[j];
  *                          y[j+17] = x[j+17]*c[j] + x[j]*s[j].
- * A task is up to 240 positions of one batch row; it reads the tables once for all 3 heads
- * (unrolled below). Math in fp32 on stack scratch, rounded once to fp16. */
+ * A task is up to 240 positions of one batch row; it reads the tables once for all 3 heads.
+ * Math in fp32 on stack scratch, rounded once to fp16. */
 
 struct ctx {
     kg_u16 *xo;
@@ -24,22 +24,16 @@ struct ctx {
     long B, S, nch;
 };
 
-/* Scratch rows: row j of xf holds n positions of element j, 240 floats apart. */
-static void load_head(float *xf, const kg_u16 *x, long rs, long n)
+/* One head's n positions through scratch: row j of x and y holds n contiguous positions, rows
+ * rs elements apart; row j of xf holds them in fp32, 240 floats apart, and so do cf and sf. */
+static void rot_head(kg_u16 *y, const kg_u16 *x, const float *cf, const float *sf, float *xf,
+                     long rs, long n)
 {
     for (long j = 0; j < 34; j++)
         kgp_cvt_f16_f32(xf + j * 240, x + j * rs, n);
-}
-
-static void rot_head(float *xf, const float *cf, const float *sf, long n)
-{
     for (long j = 0; j < 17; j++)
         kgp_rot_rows_f32(xf + j * 240, xf + (j + 17) * 240, xf + j * 240,
                          xf + (j + 17) * 240, cf + j * 240, sf + j * 240, n);
-}
-
-static void store_head(kg_u16 *y, const float *xf, long rs, long n)
-{
     for (long j = 0; j < 34; j++)
         kgp_cvt_f32_f16(y + j * rs, xf + j * 240, n);
 }
@@ -48,8 +42,9 @@ static void store_head(kg_u16 *y, const float *xf, long rs, long n)
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    float xf[8160], cf[4080], sf[4080];
-    long hs = c->S, rs = c->B * 3 * c->S, ts = c->B * c->S;
+    float xf[8160];
+    float cf[4080], sf[4080];
+    long hs = c->S, rs = c->B * 3 * c->S, ts = c->B * c->S; /* head, row j, table row j */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 240;
         long n = c->S - s0 < 240 ? c->S - s0 : 240;
@@ -59,15 +54,8 @@ static void run_tasks(void *ctx, long t0, long t1)
             kgp_cvt_f16_f32(cf + j * 240, c->cos + to + j * ts, n);
             kgp_cvt_f16_f32(sf + j * 240, c->sin + to + j * ts, n);
         }
-        load_head(xf, c->xi + o, rs, n);
-        rot_head(xf, cf, sf, n);
-        store_head(c->xo + o, xf, rs, n);
-        load_head(xf, c->xi + o + 1 * hs, rs, n);
-        rot_head(xf, cf, sf, n);
-        store_head(c->xo + o + 1 * hs, xf, rs, n);
-        load_head(xf, c->xi + o + 2 * hs, rs, n);
-        rot_head(xf, cf, sf, n);
-        store_head(c->xo + o + 2 * hs, xf, rs, n);
+        for (long h = 0; h < 3; h++)
+            rot_head(c->xo + o + h * hs, c->xi + o + h * hs, cf, sf, xf, rs, n);
     }
 }
 

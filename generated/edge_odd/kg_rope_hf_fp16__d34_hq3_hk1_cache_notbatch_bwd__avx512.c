@@ -18,7 +18,7 @@
  * backward: y[j] = x[j]*c[j] + x[j+17]*s[j+17];
  *           y[j+17] = x[j+17]*c[j+17] - x[j]*s[j].
  * A task is up to 240 positions of one batch row; it reads the tables once for all
- * 3 + 1 heads (unrolled below). Math in fp32 on stack scratch, rounded once to fp16. */
+ * 3 + 1 heads. Math in fp32 on stack scratch, rounded once to fp16. */
 
 struct ctx {
     kg_u16 *qo, *ko;
@@ -27,18 +27,21 @@ struct ctx {
 };
 
 /* One head's n positions: rows of 34 in y and x (y may be x), table rows 68 apart. */
-static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
+static void rot_head(kg_u16 *y, const kg_u16 *x, const float *c, const float *s, float *xf, long n)
 {
+    kgp_cvt_f16_f32(xf, x, n * 34);
     for (long p = 0; p < n; p++)
-        kgp_rot_hf_bwd_f32(y + p * 34, x + p * 34, c + p * 68, s + p * 68, 17);
+        kgp_rot_hf_bwd_f32(xf + p * 34, xf + p * 34, c + p * 68, s + p * 68, 17);
+    kgp_cvt_f32_f16(y, xf, n * 34);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 240 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    float xf[8160], tf[16320];
-    long hs = c->S * 34;
+    float xf[8160];
+    float tf[16320];
+    long hs = c->S * 34; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 240;
         long n = c->S - s0 < 240 ? c->S - s0 : 240;
@@ -47,19 +50,10 @@ static void run_tasks(void *ctx, long t0, long t1)
         long to = s0 * 68; /* table row [s0] */
         const float *cf = tf, *sf = tf + 34;
         kgp_cvt_f16_f32(tf, c->cos + to, n * 68);
-        /* q heads, then k heads: widened to fp32, rotated in place, rounded to fp16 */
-        kgp_cvt_f16_f32(xf, c->q + qb, n * 34);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_f16(c->qo + qb, xf, n * 34);
-        kgp_cvt_f16_f32(xf, c->q + qb + 1 * hs, n * 34);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_f16(c->qo + qb + 1 * hs, xf, n * 34);
-        kgp_cvt_f16_f32(xf, c->q + qb + 2 * hs, n * 34);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_f16(c->qo + qb + 2 * hs, xf, n * 34);
-        kgp_cvt_f16_f32(xf, c->k + kb, n * 34);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_f16(c->ko + kb, xf, n * 34);
+        for (long h = 0; h < 3; h++)
+            rot_head(c->qo + qb + h * hs, c->q + qb + h * hs, cf, sf, xf, n);
+        for (long h = 0; h < 1; h++)
+            rot_head(c->ko + kb + h * hs, c->k + kb + h * hs, cf, sf, xf, n);
     }
 }
 

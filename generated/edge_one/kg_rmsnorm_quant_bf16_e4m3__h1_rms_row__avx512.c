@@ -34,9 +34,8 @@ static void run_rows(void *ctx, long r0, long r1)
         kg_u8 *q = c->out + r * 5;
         kgp_cvt_bf16_f32(y, c->x + r * 1, 1);
         float inv = 1.0f / sqrtf(kgp_sumsq_f32(y, 1) / 1.0f + 1e-06f);
-        kgp_scale_mul_f32(y, y, inv, g, 1);
-        kgp_round_bf16_f32(y, y, 1);
-        float a = kgp_maxabs_f32(y, 1);
+        /* y = bf16((y * inv) * g) in place; a = max |y| */
+        float a = kgp_scale_round_bf16_f32(y, y, inv, g, 1);
         float d = a / 240.0f;
         if (d < 1e-6f)
             d = 1e-6f;

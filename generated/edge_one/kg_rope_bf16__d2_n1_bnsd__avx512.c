@@ -15,8 +15,8 @@
 /* RoPE, layout BNSd: x_in, x_out [B, 1, S, 2] bf16; cos, sin [B, S, 1].
  * Contiguous pairing, j < 1: y[j] = x[j]*c[j] - x[j+1]*s[j];
  *                          y[j+1] = x[j+1]*c[j] + x[j]*s[j].
- * A task is up to 4096 positions of one batch row; it reads the tables once for all 1 heads
- * (unrolled below). Math in fp32 on stack scratch, rounded once to bf16. */
+ * A task is up to 4096 positions of one batch row; it reads the tables once for all 1 heads.
+ * Math in fp32, rounded once to bf16; the tables are widened to fp32 on the stack. */
 
 struct ctx {
     kg_u16 *xo;
@@ -24,20 +24,18 @@ struct ctx {
     long B, S, nch;
 };
 
-/* One head's n positions: rows of 2 in y and x, rows of 1 in c and s (y may be x). */
-static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
+/* One head's n positions: rows of 2 in y and x (y may be x), rows of 1 in c and s. */
+static void rot_head(kg_u16 *y, const kg_u16 *x, const float *c, const float *s, long n)
 {
-    for (long p = 0; p < n; p++)
-        kgp_rot_rows_f32(y + p * 2, y + p * 2 + 1, x + p * 2,
-                         x + p * 2 + 1, c + p * 1, s + p * 1, 1);
+    kgp_rot_half_rows_bf16(y, x, c, s, 1, 0, n, 1);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 4096 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    float xf[8192], cf[4096], sf[4096];
-    long hs = c->S * 2;
+    float cf[4096], sf[4096];
+    long hs = c->S * 2; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 4096;
         long n = c->S - s0 < 4096 ? c->S - s0 : 4096;
@@ -45,9 +43,8 @@ static void run_tasks(void *ctx, long t0, long t1)
         long to = (b * c->S + s0) * 1; /* cos[b, s0, 0] */
         kgp_cvt_bf16_f32(cf, c->cos + to, n * 1);
         kgp_cvt_bf16_f32(sf, c->sin + to, n * 1);
-        kgp_cvt_bf16_f32(xf, c->xi + o, n * 2);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o, xf, n * 2);
+        for (long h = 0; h < 1; h++)
+            rot_head(c->xo + o + h * hs, c->xi + o + h * hs, cf, sf, n);
     }
 }
 

@@ -18,7 +18,7 @@
  * backward: y[j] = x[j]*c[j] + x[j+1]*s[j+1];
  *           y[j+1] = x[j+1]*c[j+1] - x[j]*s[j].
  * A task is up to 4096 positions of one batch row; it reads the tables once for all
- * 1 + 1 heads (unrolled below). Math in fp32 on stack scratch, rounded once to bf16. */
+ * 1 + 1 heads. Math in fp32 on stack scratch, rounded once to bf16. */
 
 struct ctx {
     kg_u16 *qo, *ko;
@@ -27,18 +27,21 @@ struct ctx {
 };
 
 /* One head's n positions: rows of 2 in y and x (y may be x), table rows 2 apart. */
-static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
+static void rot_head(kg_u16 *y, const kg_u16 *x, const float *c, const float *s, float *xf, long n)
 {
+    kgp_cvt_bf16_f32(xf, x, n * 2);
     for (long p = 0; p < n; p++)
-        kgp_rot_hf_bwd_f32(y + p * 2, x + p * 2, c + p * 2, s + p * 2, 1);
+        kgp_rot_hf_bwd_f32(xf + p * 2, xf + p * 2, c + p * 2, s + p * 2, 1);
+    kgp_cvt_f32_bf16(y, xf, n * 2);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 4096 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    float xf[8192], cf[8192], sf[8192];
-    long hs = c->S * 2;
+    float xf[8192];
+    float cf[8192], sf[8192];
+    long hs = c->S * 2; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 4096;
         long n = c->S - s0 < 4096 ? c->S - s0 : 4096;
@@ -47,13 +50,10 @@ static void run_tasks(void *ctx, long t0, long t1)
         long to = (b * c->T + s0) * 2; /* table row [b, s0] */
         kgp_cvt_bf16_f32(cf, c->cos + to, n * 2);
         kgp_cvt_bf16_f32(sf, c->sin + to, n * 2);
-        /* q heads, then k heads: widened to fp32, rotated in place, rounded to bf16 */
-        kgp_cvt_bf16_f32(xf, c->q + qb, n * 2);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb, xf, n * 2);
-        kgp_cvt_bf16_f32(xf, c->k + kb, n * 2);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb, xf, n * 2);
+        for (long h = 0; h < 1; h++)
+            rot_head(c->qo + qb + h * hs, c->q + qb + h * hs, cf, sf, xf, n);
+        for (long h = 0; h < 1; h++)
+            rot_head(c->ko + kb + h * hs, c->k + kb + h * hs, cf, sf, xf, n);
     }
 }
 

@@ -35,8 +35,8 @@ static void run_rows(void *ctx, long r0, long r1)
         kg_u8 *q = c->out + r * 4096;
         kgp_cvt_bf16_f32(y, c->x + r * 4096, 4096);
         float inv = 1.0f / sqrtf(kgp_sumsq_f32(y, 4096) / 4096.0f + 1e-05f);
-        kgp_scale_mul_f32(y, y, inv, g, 4096);
-        kgp_round_bf16_f32(y, y, 4096);
+        /* y = bf16((y * inv) * g) in place; a = max |y| */
+        kgp_scale_round_bf16_f32(y, y, inv, g, 4096);
         kgp_quant_e4m3_f32(q, y, c->inv_s, 240.0f, 4096);
     }
 }

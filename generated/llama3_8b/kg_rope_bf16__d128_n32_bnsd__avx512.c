@@ -15,8 +15,8 @@
 /* RoPE, layout BNSd: x_in, x_out [B, 32, S, 128] bf16; cos, sin [B, S, 64].
  * Contiguous pairing, j < 64: y[j] = x[j]*c[j] - x[j+64]*s[j];
  *                          y[j+64] = x[j+64]*c[j] + x[j]*s[j].
- * A task is up to 64 positions of one batch row; it reads the tables once for all 32 heads
- * (unrolled below). Math in fp32 on stack scratch, rounded once to bf16. */
+ * A task is up to 64 positions of one batch row; it reads the tables once for all 32 heads.
+ * Math in fp32, rounded once to bf16; the tables are widened to fp32 on the stack. */
 
 struct ctx {
     kg_u16 *xo;
@@ -24,20 +24,18 @@ struct ctx {
     long B, S, nch;
 };
 
-/* One head's n positions: rows of 128 in y and x, rows of 64 in c and s (y may be x). */
-static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
+/* One head's n positions: rows of 128 in y and x (y may be x), rows of 64 in c and s. */
+static void rot_head(kg_u16 *y, const kg_u16 *x, const float *c, const float *s, long n)
 {
-    for (long p = 0; p < n; p++)
-        kgp_rot_rows_f32(y + p * 128, y + p * 128 + 64, x + p * 128,
-                         x + p * 128 + 64, c + p * 64, s + p * 64, 64);
+    kgp_rot_half_rows_bf16(y, x, c, s, 64, 0, n, 64);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 64 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    float xf[8192], cf[4096], sf[4096];
-    long hs = c->S * 128;
+    float cf[4096], sf[4096];
+    long hs = c->S * 128; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 64;
         long n = c->S - s0 < 64 ? c->S - s0 : 64;
@@ -45,102 +43,8 @@ static void run_tasks(void *ctx, long t0, long t1)
         long to = (b * c->S + s0) * 64; /* cos[b, s0, 0] */
         kgp_cvt_bf16_f32(cf, c->cos + to, n * 64);
         kgp_cvt_bf16_f32(sf, c->sin + to, n * 64);
-        kgp_cvt_bf16_f32(xf, c->xi + o, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 1 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 1 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 2 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 2 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 3 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 3 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 4 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 4 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 5 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 5 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 6 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 6 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 7 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 7 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 8 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 8 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 9 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 9 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 10 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 10 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 11 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 11 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 12 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 12 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 13 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 13 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 14 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 14 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 15 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 15 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 16 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 16 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 17 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 17 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 18 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 18 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 19 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 19 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 20 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 20 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 21 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 21 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 22 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 22 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 23 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 23 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 24 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 24 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 25 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 25 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 26 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 26 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 27 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 27 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 28 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 28 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 29 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 29 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 30 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 30 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->xi + o + 31 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->xo + o + 31 * hs, xf, n * 128);
+        for (long h = 0; h < 32; h++)
+            rot_head(c->xo + o + h * hs, c->xi + o + h * hs, cf, sf, n);
     }
 }
 

@@ -18,7 +18,8 @@
  * forward: y[j] = x[j]*c[j] - x[j+64]*s[j];
  *          y[j+64] = x[j+64]*c[j+64] + x[j]*s[j+64].
  * A task is up to 64 positions of one batch row; it reads the tables once for all
- * 32 + 8 heads (unrolled below). Math in fp32 on stack scratch, rounded once to bf16. */
+ * 32 + 8 heads. Math in fp32, rounded once to bf16; the tables are widened to fp32 on
+ * the stack. */
 
 struct ctx {
     kg_u16 *qo, *ko;
@@ -27,18 +28,17 @@ struct ctx {
 };
 
 /* One head's n positions: rows of 128 in y and x (y may be x), table rows 128 apart. */
-static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
+static void rot_head(kg_u16 *y, const kg_u16 *x, const float *c, const float *s, long n)
 {
-    for (long p = 0; p < n; p++)
-        kgp_rot_hf_f32(y + p * 128, x + p * 128, c + p * 128, s + p * 128, 64);
+    kgp_rot_half_rows_bf16(y, x, c, s, 128, 64, n, 64);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 64 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    float xf[8192], cf[8192], sf[8192];
-    long hs = c->S * 128;
+    float cf[8192], sf[8192];
+    long hs = c->S * 128; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 64;
         long n = c->S - s0 < 64 ? c->S - s0 : 64;
@@ -47,127 +47,10 @@ static void run_tasks(void *ctx, long t0, long t1)
         long to = (b * c->T + s0) * 128; /* table row [b, s0] */
         kgp_cvt_bf16_f32(cf, c->cos + to, n * 128);
         kgp_cvt_bf16_f32(sf, c->sin + to, n * 128);
-        /* q heads, then k heads: widened to fp32, rotated in place, rounded to bf16 */
-        kgp_cvt_bf16_f32(xf, c->q + qb, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 1 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 1 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 2 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 2 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 3 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 3 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 4 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 4 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 5 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 5 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 6 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 6 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 7 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 7 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 8 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 8 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 9 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 9 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 10 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 10 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 11 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 11 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 12 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 12 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 13 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 13 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 14 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 14 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 15 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 15 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 16 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 16 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 17 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 17 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 18 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 18 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 19 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 19 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 20 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 20 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 21 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 21 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 22 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 22 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 23 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 23 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 24 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 24 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 25 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 25 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 26 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 26 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 27 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 27 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 28 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 28 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 29 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 29 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 30 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 30 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->q + qb + 31 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->qo + qb + 31 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb + 1 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb + 1 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb + 2 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb + 2 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb + 3 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb + 3 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb + 4 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb + 4 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb + 5 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb + 5 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb + 6 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb + 6 * hs, xf, n * 128);
-        kgp_cvt_bf16_f32(xf, c->k + kb + 7 * hs, n * 128);
-        rot_head(xf, xf, cf, sf, n);
-        kgp_cvt_f32_bf16(c->ko + kb + 7 * hs, xf, n * 128);
+        for (long h = 0; h < 32; h++)
+            rot_head(c->qo + qb + h * hs, c->q + qb + h * hs, cf, sf, n);
+        for (long h = 0; h < 8; h++)
+            rot_head(c->ko + kb + h * hs, c->k + kb + h * hs, cf, sf, n);
     }
 }
 

@@ -33,9 +33,8 @@ static void run_rows(void *ctx, long r0, long r1)
         kg_u8 *q = c->out + r * 260;
         kgp_round_bf16_f32(y, c->x + r * 256, 256);
         float inv = 1.0f / sqrtf(kgp_sumsq_f32(y, 256) / 256.0f + 1e-05f);
-        kgp_scale_mul_f32(y, y, inv, g, 256);
-        kgp_round_bf16_f32(y, y, 256);
-        float a = kgp_maxabs_f32(y, 256);
+        /* y = bf16((y * inv) * g) in place; a = max |y| */
+        float a = kgp_scale_round_bf16_f32(y, y, inv, g, 256);
         float d = a / 240.0f;
         if (d < 1e-6f)
             d = 1e-6f;

@@ -15,8 +15,8 @@
 /* RoPE, layout dBNS: x_in, x_out [64, B, 2, S] f32; cos, sin [32, B, S].
  * Interleaved pairing, j < 32: y[2j] = x[2j]*c[j] - x[2j+1]*s[j];
  *                            y[2j+1] = x[2j+1]*c[j] + x[2j]*s[j].
- * A task is up to 128 positions of one batch row; it reads the tables once for all 2 heads
- * (unrolled below). fp32 throughout. */
+ * A task is up to 128 positions of one batch row; it reads the tables once for all 2 heads.
+ * fp32 throughout. */
 
 struct ctx {
     float *xo;
@@ -38,15 +38,16 @@ static void rot_head(float *y, const float *x, const float *c, const float *s, l
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    long hs = c->S, rs = c->B * 2 * c->S, ts = c->B * c->S;
+    long hs = c->S, rs = c->B * 2 * c->S, ts = c->B * c->S; /* head, row j, table row j */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 128;
         long n = c->S - s0 < 128 ? c->S - s0 : 128;
         long o = b * 2 * hs + s0; /* x[0, b, 0, s0] */
         long to = b * c->S + s0; /* cos[0, b, s0] */
         /* every head rotated straight from x_in into x_out */
-        rot_head(c->xo + o, c->xi + o, c->cos + to, c->sin + to, rs, ts, n);
-        rot_head(c->xo + o + 1 * hs, c->xi + o + 1 * hs, c->cos + to, c->sin + to, rs, ts, n);
+        for (long h = 0; h < 2; h++)
+            rot_head(c->xo + o + h * hs, c->xi + o + h * hs, c->cos + to, c->sin + to, rs, ts,
+                     n);
     }
 }
 

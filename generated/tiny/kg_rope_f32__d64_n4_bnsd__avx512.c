@@ -15,8 +15,8 @@
 /* RoPE, layout BNSd: x_in, x_out [B, 4, S, 64] f32; cos, sin [B, S, 32].
  * Contiguous pairing, j < 32: y[j] = x[j]*c[j] - x[j+32]*s[j];
  *                          y[j+32] = x[j+32]*c[j] + x[j]*s[j].
- * A task is up to 128 positions of one batch row; it reads the tables once for all 4 heads
- * (unrolled below). fp32 throughout. */
+ * A task is up to 128 positions of one batch row; it reads the tables once for all 4 heads.
+ * fp32 throughout. */
 
 struct ctx {
     float *xo;
@@ -24,29 +24,25 @@ struct ctx {
     long B, S, nch;
 };
 
-/* One head's n positions: rows of 64 in y and x, rows of 32 in c and s (y may be x). */
+/* One head's n positions: rows of 64 in y and x (y may be x), rows of 32 in c and s. */
 static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
 {
-    for (long p = 0; p < n; p++)
-        kgp_rot_rows_f32(y + p * 64, y + p * 64 + 32, x + p * 64,
-                         x + p * 64 + 32, c + p * 32, s + p * 32, 32);
+    kgp_rot_half_rows_f32(y, x, c, s, 32, 0, n, 32);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 128 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    long hs = c->S * 64;
+    long hs = c->S * 64; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 128;
         long n = c->S - s0 < 128 ? c->S - s0 : 128;
         long o = b * 4 * hs + s0 * 64; /* x[b, 0, s0, 0] */
         long to = (b * c->S + s0) * 32; /* cos[b, s0, 0] */
         const float *cf = c->cos + to, *sf = c->sin + to;
-        rot_head(c->xo + o, c->xi + o, cf, sf, n);
-        rot_head(c->xo + o + 1 * hs, c->xi + o + 1 * hs, cf, sf, n);
-        rot_head(c->xo + o + 2 * hs, c->xi + o + 2 * hs, cf, sf, n);
-        rot_head(c->xo + o + 3 * hs, c->xi + o + 3 * hs, cf, sf, n);
+        for (long h = 0; h < 4; h++)
+            rot_head(c->xo + o + h * hs, c->xi + o + h * hs, cf, sf, n);
     }
 }
 

@@ -18,7 +18,7 @@
  * forward: y[j] = x[j]*c[j] - x[j+32]*s[j];
  *          y[j+32] = x[j+32]*c[j+32] + x[j]*s[j+32].
  * A task is up to 128 positions of one batch row; it reads the tables once for all
- * 4 + 2 heads (unrolled below). fp32 throughout. */
+ * 4 + 2 heads. fp32 throughout. */
 
 struct ctx {
     float *qo, *ko;
@@ -29,15 +29,14 @@ struct ctx {
 /* One head's n positions: rows of 64 in y and x (y may be x), table rows 64 apart. */
 static void rot_head(float *y, const float *x, const float *c, const float *s, long n)
 {
-    for (long p = 0; p < n; p++)
-        kgp_rot_hf_f32(y + p * 64, x + p * 64, c + p * 64, s + p * 64, 32);
+    kgp_rot_half_rows_f32(y, x, c, s, 64, 32, n, 32);
 }
 
 /* Tasks [t0, t1): task t is batch row t / nch, positions s0 = (t % nch) * 128 on. */
 static void run_tasks(void *ctx, long t0, long t1)
 {
     struct ctx *c = ctx;
-    long hs = c->S * 64;
+    long hs = c->S * 64; /* heads are hs elements apart */
     for (long t = t0; t < t1; t++) {
         long b = t / c->nch, s0 = (t % c->nch) * 128;
         long n = c->S - s0 < 128 ? c->S - s0 : 128;
@@ -45,13 +44,10 @@ static void run_tasks(void *ctx, long t0, long t1)
         long kb = b * 2 * hs + s0 * 64; /* k[b, 0, s0, 0] */
         long to = (b * c->T + s0) * 64; /* table row [b, s0] */
         const float *cf = c->cos + to, *sf = c->sin + to;
-        /* q heads, then k heads, rotated straight from the inputs into the outputs */
-        rot_head(c->qo + qb, c->q + qb, cf, sf, n);
-        rot_head(c->qo + qb + 1 * hs, c->q + qb + 1 * hs, cf, sf, n);
-        rot_head(c->qo + qb + 2 * hs, c->q + qb + 2 * hs, cf, sf, n);
-        rot_head(c->qo + qb + 3 * hs, c->q + qb + 3 * hs, cf, sf, n);
-        rot_head(c->ko + kb, c->k + kb, cf, sf, n);
-        rot_head(c->ko + kb + 1 * hs, c->k + kb + 1 * hs, cf, sf, n);
+        for (long h = 0; h < 4; h++)
+            rot_head(c->qo + qb + h * hs, c->q + qb + h * hs, cf, sf, n);
+        for (long h = 0; h < 2; h++)
+            rot_head(c->ko + kb + h * hs, c->k + kb + h * hs, cf, sf, n);
     }
 }
 

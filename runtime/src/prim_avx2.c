@@ -1,7 +1,7 @@
 /* prim_avx2.c: AVX2 (+ FMA, F16C) versions of the element-wise and reduction primitives, 8 fp32
  * lanes. The primitives themselves live in prim_simd_body.h, shared with prim_avx512_ew.c; this
  * file supplies its vector vocabulary. This file alone is built with -mavx2 -mfma -mf16c; prim.c
- * calls it only when cpu.c reports AVX2 with FMA. The avx2 table keeps the scalar GEMM. */
+ * calls it only when cpu.c reports AVX2 with FMA. The AVX2 GEMM is prim_avx2_gemm.c. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -23,6 +23,7 @@ static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 static inline vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
 static inline vf vabs(vf a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
 
@@ -73,6 +74,12 @@ static inline vf dup2(const float *c)
 }
 static inline vf swap2(vf v) { return _mm256_permute_ps(v, 0xb1); }
 static inline vf subadd(vf a, vf b) { return _mm256_addsub_ps(a, b); }
+
+static inline vi imin(vi a, vi b) { return _mm256_min_epi32(a, b); }
+
+/* no bf16 conversion instruction: prim_simd_body.h's integer rounding runs */
+static inline int st_bf16_hw(kg_u16 *p, vf v) { (void)p, (void)v; return 0; }
+static inline int round_bf16_hw(vf v, vf *r) { (void)v, (void)r; return 0; }
 
 static inline float hsum(vf v)
 {

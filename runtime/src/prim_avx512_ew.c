@@ -23,6 +23,7 @@ static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 static inline vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
 static inline vf vdiv(vf a, vf b) { return _mm512_div_ps(a, b); }
 static inline vf vabs(vf a) { return _mm512_abs_ps(a); }
 
@@ -64,6 +65,27 @@ static inline vf dup2(const float *c)
 }
 static inline vf swap2(vf v) { return _mm512_permute_ps(v, 0xb1); }
 static inline vf subadd(vf a, vf b) { return _mm512_mask_sub_ps(_mm512_add_ps(a, b), 0x5555, a, b); }
+
+static inline vi imin(vi a, vi b) { return _mm512_min_epi32(a, b); }
+
+/* vcvtneps2bf16 rounds to nearest even as kg_f32_to_bf16 does, but it flushes subnormals to
+ * zero and keeps NaN payloads, so it is used only when no lane is NaN or subnormal (fpclass
+ * 0x01 QNaN, 0x80 SNaN, 0x20 denormal). */
+static inline int bf16_hw_ok(vf v) { return _mm512_fpclass_ps_mask(v, 0xa1) == 0; }
+static inline int st_bf16_hw(kg_u16 *p, vf v)
+{
+    if (!bf16_hw_ok(v))
+        return 0;
+    _mm256_storeu_si256((__m256i *)p, (__m256i)_mm512_cvtneps_pbh(v));
+    return 1;
+}
+static inline int round_bf16_hw(vf v, vf *r)
+{
+    if (!bf16_hw_ok(v))
+        return 0;
+    *r = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(v));
+    return 1;
+}
 
 static inline float hsum(vf v) { return _mm512_reduce_add_ps(v); }
 static inline float hmax(vf v) { return _mm512_reduce_max_ps(v); }

@@ -117,6 +117,37 @@ void kgp_rot_hf_bwd_f32__scalar(float *y, const float *x, const float *c, const 
     }
 }
 
+/* Row by row: each element reads both halves before it writes, so y may be x. */
+void kgp_rot_half_rows_f32__scalar(float *y, const float *x, const float *c, const float *s,
+                                   long ts, long o, long rows, long h)
+{
+    for (long r = 0; r < rows; r++, y += 2 * h, x += 2 * h, c += ts, s += ts)
+        for (long j = 0; j < h; j++) {
+            float a = x[j], b = x[j + h];
+            y[j] = a * c[j] - b * s[j];
+            y[j + h] = b * c[j + o] + a * s[j + o];
+        }
+}
+
+void kgp_rot_half_rows_bf16__scalar(kg_u16 *y, const kg_u16 *x, const float *c, const float *s,
+                                    long ts, long o, long rows, long h)
+{
+    for (long r = 0; r < rows; r++, y += 2 * h, x += 2 * h, c += ts, s += ts)
+        for (long j = 0; j < h; j++) {
+            float a = kg_bf16_to_f32(x[j]), b = kg_bf16_to_f32(x[j + h]);
+            y[j] = kg_f32_to_bf16(a * c[j] - b * s[j]);
+            y[j + h] = kg_f32_to_bf16(b * c[j + o] + a * s[j + o]);
+        }
+}
+
+/* Defined by the composition it replaces. */
+float kgp_scale_round_bf16_f32__scalar(float *y, const float *x, float s, const float *g, long n)
+{
+    kgp_scale_mul_f32__scalar(y, x, s, g, n);
+    kgp_round_bf16_f32__scalar(y, y, n);
+    return kgp_maxabs_f32__scalar(y, n);
+}
+
 float kgp_sumsq_f32__scalar(const float *x, long n)
 {
     float acc = 0.0f;

@@ -5,6 +5,7 @@
  *   FN(name)        the implementation's symbol, kgp_<name>__<isa>
  *   vf, vi, vm      float vector, 32-bit int vector, lane mask
  *   ld st set1 vadd vsub vmul vdiv vabs    float loads, stores and arithmetic (one rounding each)
+ *   vmax            vmaxps: as vmin
  *   bits fbits iset1 iand ior iadd isub srli slli    int lanes and reinterpretation
  *   igt isel fsel flt fgt isnanv anym           signed compare, selects, ordered compares
  *   ld16 st16       W u16 zero-extended to / truncated from 32-bit lanes
@@ -14,6 +15,11 @@
  *   dup2 swap2 subadd    rot_pairs helpers: (c0 c0 c1 c1 ..), swap within pairs, even lanes
  *                   a - b and odd lanes a + b
  *   hsum hmax       horizontal sum and max
+ *   vmin            vminps (the second operand when either is NaN or both are zeros)
+ *   imin            signed 32-bit minimum
+ *   st_bf16_hw round_bf16_hw    a bf16 conversion instruction where the ISA has one: it stores
+ *                   W bf16 of v (or gives them widened back to fp32) and returns 1 when its
+ *                   rounding is the reference's for every lane, else returns 0 and does nothing
  *   transpose       W x W in registers: lane k of r[c] becomes the old lane c of r[k] (not
  *                   needed where KGR_CUMSUM_ROWS_ELSEWHERE says cumsum_rows_f32 is defined
  *                   by the including file)
@@ -42,6 +48,20 @@ static inline vi bf16_of(vi u)
     vi r = srli(iadd(iadd(u, iset1(0x7fff)), iand(srli(u, 16), iset1(1))), 16);
     vi q = ior(iand(srli(u, 16), iset1(0x8000)), iset1(0x7fc0));
     return isel(nan, q, r);
+}
+
+/* W bf16 of v at p, and v rounded to bf16 in fp32: the ISA's instruction when it is exact for
+ * these lanes, else the integer rounding above. */
+static inline void st_bf16(kg_u16 *p, vf v)
+{
+    if (!st_bf16_hw(p, v))
+        st16(p, bf16_of(bits(v)));
+}
+
+static inline vf round_bf16(vf v)
+{
+    vf r;
+    return round_bf16_hw(v, &r) ? r : fbits(slli(bf16_of(bits(v)), 16));
 }
 
 /* fp16 bits (in 32-bit lanes), exactly kg_f32_to_f16: the hardware conversion rounds to nearest
@@ -73,7 +93,7 @@ void FN(cvt_f32_bf16)(kg_u16 *y, const float *x, long n)
 {
     long i = 0;
     for (; i + W <= n; i += W)
-        st16(y + i, bf16_of(bits(ld(x + i))));
+        st_bf16(y + i, ld(x + i));
     kgp_cvt_f32_bf16__scalar(y + i, x + i, n - i);
 }
 
@@ -89,7 +109,7 @@ void FN(round_bf16_f32)(float *y, const float *x, long n)
 {
     long i = 0;
     for (; i + W <= n; i += W)
-        st(y + i, fbits(slli(bf16_of(bits(ld(x + i))), 16)));
+        st(y + i, round_bf16(ld(x + i)));
     kgp_round_bf16_f32__scalar(y + i, x + i, n - i);
 }
 
@@ -243,6 +263,60 @@ void FN(rot_hf_bwd_f32)(float *y, const float *x, const float *c, const float *s
     rot_hf_tail(y, x, c, s, j, h, 1);
 }
 
+/* One row's pairs j..h-1 of rot_half_rows past its last whole vector. */
+static void rot_half_tail_f32(float *y, const float *x, const float *c, const float *s, long o,
+                              long j, long h)
+{
+    for (; j < h; j++) {
+        float a = x[j], b = x[j + h];
+        y[j] = a * c[j] - b * s[j];
+        y[j + h] = b * c[j + o] + a * s[j + o];
+    }
+}
+
+static void rot_half_tail_bf16(kg_u16 *y, const kg_u16 *x, const float *c, const float *s,
+                               long o, long j, long h)
+{
+    for (; j < h; j++) {
+        float a = kg_bf16_to_f32(x[j]), b = kg_bf16_to_f32(x[j + h]);
+        y[j] = kg_f32_to_bf16(a * c[j] - b * s[j]);
+        y[j + h] = kg_f32_to_bf16(b * c[j + o] + a * s[j + o]);
+    }
+}
+
+void FN(rot_half_rows_f32)(float *y, const float *x, const float *c, const float *s, long ts,
+                           long o, long rows, long h)
+{
+    for (long r = 0; r < rows; r++, y += 2 * h, x += 2 * h, c += ts, s += ts) {
+        long j = 0;
+        for (; j + W <= h; j += W) {
+            vf a = ld(x + j), b = ld(x + j + h);
+            vf r0 = vsub(vmul(a, ld(c + j)), vmul(b, ld(s + j)));
+            vf r1 = vadd(vmul(b, ld(c + j + o)), vmul(a, ld(s + j + o)));
+            st(y + j, r0);
+            st(y + j + h, r1);
+        }
+        rot_half_tail_f32(y, x, c, s, o, j, h);
+    }
+}
+
+/* The fp32 arithmetic of rot_half_rows_f32 between an exact widening and st_bf16. */
+void FN(rot_half_rows_bf16)(kg_u16 *y, const kg_u16 *x, const float *c, const float *s, long ts,
+                            long o, long rows, long h)
+{
+    for (long r = 0; r < rows; r++, y += 2 * h, x += 2 * h, c += ts, s += ts) {
+        long j = 0;
+        for (; j + W <= h; j += W) {
+            vf a = fbits(slli(ld16(x + j), 16)), b = fbits(slli(ld16(x + j + h), 16));
+            vf r0 = vsub(vmul(a, ld(c + j)), vmul(b, ld(s + j)));
+            vf r1 = vadd(vmul(b, ld(c + j + o)), vmul(a, ld(s + j + o)));
+            st_bf16(y + j, r0);
+            st_bf16(y + j + h, r1);
+        }
+        rot_half_tail_bf16(y, x, c, s, o, j, h);
+    }
+}
+
 /* ---- reductions ------------------------------------------------------------------------------ */
 
 float FN(sumsq_f32)(const float *x, long n)
@@ -295,6 +369,27 @@ float FN(maxabs_f32)(const float *x, long n)
     return t != t || t > r ? t : r;
 }
 
+/* scale_mul_f32, round_bf16_f32 and maxabs_f32 in one pass. The first vector holding a NaN is
+ * left unstored (y may be x) and the reference takes over from it, as in maxabs_f32, so the
+ * result is the reference's first NaN. */
+float FN(scale_round_bf16_f32)(float *y, const float *x, float s, const float *g, long n)
+{
+    long i = 0;
+    vf vs = set1(s), m = set1(0.0f);
+    for (; i + W <= n; i += W) {
+        vf v = vmul(ld(x + i), vs);
+        v = round_bf16(g ? vmul(v, ld(g + i)) : v);
+        vf a = vabs(v);
+        if (anym(isnanv(a)))
+            break;
+        st(y + i, v);
+        m = vmax(m, a);
+    }
+    float r = hmax(m);
+    float t = kgp_scale_round_bf16_f32__scalar(y + i, x + i, s, g ? g + i : 0, n - i);
+    return t != t || t > r ? t : r;
+}
+
 /* ---- fp8 quantizers (kg_f32_to_e4m3 / kg_f32_to_e4m3fn and their decoders, kgen/dtype.h) ----- */
 
 #define E4M3_MIN_NORMAL 0x3c800000 /* 2^-6 */
@@ -324,10 +419,13 @@ static inline vi e4m3_widen(vi c)
     return isel(igt(c, iset1(7)), norm, sub);
 }
 
-/* clampf(v, lo, hi) of prim_scalar.c: ordered compares keep a NaN. */
+/* clampf(v, lo, hi) of prim_scalar.c (v < lo ? lo : v > hi ? hi : v) in two instructions, for
+ * lo <= hi or NaN bounds: vmaxps and vminps return their second operand when either is NaN or
+ * both are zeros, so v is kept exactly where neither compare holds (a NaN v, a NaN bound, v == a
+ * bound). Crossed bounds (the quantizers' m < 0) differ: those calls go to the reference. */
 static inline vf clampv(vf v, vf lo, vf hi)
 {
-    return fsel(flt(v, lo), lo, fsel(fgt(v, hi), hi, v));
+    return vmin(hi, vmax(lo, v));
 }
 
 static inline vf scale_clamp(vf x, vf s, vf lo, vf hi) { return clampv(vmul(x, s), lo, hi); }
@@ -337,8 +435,7 @@ static inline vf scale_clamp(vf x, vf s, vf lo, vf hi) { return clampv(vmul(x, s
 static inline vi e4m3_code(vi u, vi *mag)
 {
     vi a = iand(u, iset1(0x7fffffff));
-    vi m = e4m3_mag(a);
-    m = isel(igt(m, iset1(0x77)), iset1(0x78), m);
+    vi m = imin(e4m3_mag(a), iset1(0x78)); /* codes are >= 0 */
     *mag = isel(igt(a, iset1(F32_INF)), iset1(0x7c), m);
     return ior(*mag, iand(srli(u, 24), iset1(0x80)));
 }
@@ -346,14 +443,17 @@ static inline vi e4m3_code(vi u, vi *mag)
 /* e4m3fn code: past 448 (|x| > 464), inf and NaN all round past 0x7e and give the NaN 0x7f. */
 static inline vi e4m3fn_code(vi u, vi *mag)
 {
-    vi m = e4m3_mag(iand(u, iset1(0x7fffffff)));
-    *mag = isel(igt(m, iset1(0x7e)), iset1(0x7f), m);
+    *mag = imin(e4m3_mag(iand(u, iset1(0x7fffffff))), iset1(0x7f));
     return ior(*mag, iand(srli(u, 24), iset1(0x80)));
 }
 
 void FN(quant_e4m3_f32)(kg_u8 *q, const float *x, float s, float m, long n)
 {
     long i = 0;
+    if (m < 0) { /* crossed bounds: see clampv */
+        kgp_quant_e4m3_f32__scalar(q, x, s, m, n);
+        return;
+    }
     vf vs = set1(s), lo = set1(-m), hi = set1(m);
     vi mag;
     for (; i + W <= n; i += W)
@@ -364,6 +464,10 @@ void FN(quant_e4m3_f32)(kg_u8 *q, const float *x, float s, float m, long n)
 void FN(quant_e4m3fn_f32)(kg_u8 *q, const float *x, float s, float m, long n)
 {
     long i = 0;
+    if (m < 0) { /* crossed bounds: see clampv */
+        kgp_quant_e4m3fn_f32__scalar(q, x, s, m, n);
+        return;
+    }
     vf vs = set1(s), lo = set1(-m), hi = set1(m);
     vi mag;
     for (; i + W <= n; i += W)
@@ -389,6 +493,10 @@ static inline vf e4m3fn_value(vi code, vi mag)
 void FN(round_e4m3_f32)(float *y, const float *x, float s, float m, long n)
 {
     long i = 0;
+    if (m < 0) { /* crossed bounds: see clampv */
+        kgp_round_e4m3_f32__scalar(y, x, s, m, n);
+        return;
+    }
     vf vs = set1(s), lo = set1(-m), hi = set1(m);
     for (; i + W <= n; i += W) {
         vi mag, c = e4m3_code(bits(scale_clamp(ld(x + i), vs, lo, hi)), &mag);
@@ -400,6 +508,10 @@ void FN(round_e4m3_f32)(float *y, const float *x, float s, float m, long n)
 void FN(round_e4m3fn_f32)(float *y, const float *x, float s, float m, long n)
 {
     long i = 0;
+    if (m < 0) { /* crossed bounds: see clampv */
+        kgp_round_e4m3fn_f32__scalar(y, x, s, m, n);
+        return;
+    }
     vf vs = set1(s), lo = set1(-m), hi = set1(m);
     for (; i + W <= n; i += W) {
         vi mag, c = e4m3fn_code(bits(scale_clamp(ld(x + i), vs, lo, hi)), &mag);

@@ -17,7 +17,7 @@ F.keys = {
   { key = "d", kind = "int", min = 2, multiple_of = 2, from = "model.head_dim", default = 128,
     name = "d", doc = "head dimension (even)" },
   { key = "N", kind = "int", min = 1, from = "model.q_heads", default = 32, name = "n",
-    doc = "heads (unrolled in the generated code)" },
+    doc = "heads" },
   { key = "layout", kind = "enum", values = { "dBNS", "BNSd" }, default = "dBNS",
     name = { dBNS = "dbns", BNSd = "bnsd" },
     doc = "dBNS: x [d,B,N,S], tables [d/2,B,S] (upstream); BNSd: x [B,N,S,d], tables [B,S,d/2]" },

@@ -17,9 +17,9 @@ F.keys = {
   { key = "d", kind = "int", min = 2, multiple_of = 2, from = "model.head_dim", default = 128,
     name = "d", doc = "head dimension (even)" },
   { key = "Hq", kind = "int", min = 1, from = "model.q_heads", default = 32, name = "hq",
-    doc = "query heads (unrolled)" },
+    doc = "query heads" },
   { key = "Hk", kind = "int", min = 1, from = "model.kv_heads", default = 8, name = "hk",
-    doc = "key heads (unrolled)" },
+    doc = "key heads" },
   { key = "tables", kind = "enum", values = { "cos_sin", "cache" }, default = "cos_sin",
     name = { cos_sin = "cossin", cache = "cache" },
     doc = "cos_sin: two tables [.., d]; cache: one rope_cache [.., 2d], cos then sin per row" },
@@ -84,7 +84,6 @@ function F.params(k)
     D = k.d, HALF = k.d // 2, HQ = k.Hq, HK = k.Hk, DTYPE = k.dtype, CT = dt.c,
     TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32, F32 = k.dtype == "f32",
     CACHE = k.tables == "cache", TBATCH = k.table_batch, BWD = k.backward,
-    ROT = k.backward and "kgp_rot_hf_bwd_f32" or "kgp_rot_hf_f32",
     -- positions per task: scratch of about 8k floats per tensor on the worker's stack
     CH = math.max(1, 8192 // k.d),
   }

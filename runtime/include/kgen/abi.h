@@ -114,7 +114,17 @@ typedef struct kg_wt {
       (y, x, c, s, h))                                                                          \
     /* its gradient: y[j] = x[j]*c[j] + x[j+h]*s[j+h]; y[j+h] = x[j+h]*c[j+h] - x[j]*s[j] */    \
     X(void, rot_hf_bwd_f32, (float *y, const float *x, const float *c, const float *s, long h),\
-      (y, x, c, s, h))
+      (y, x, c, s, h))                                                                          \
+    /* rotate-half on `rows` rows of 2h (a head's positions): row r of x and y starts at r*2h,  \
+     * of c and s at r*ts; for j < h, y[j] = x[j]*c[j] - x[j+h]*s[j];                            \
+     * y[j+h] = x[j+h]*c[j+o] + x[j]*s[j+o]. o = 0 reads half-width tables (rot_rows_f32's      \
+     * rotation), o = h full-width ones (rot_hf_f32's). y may be x. */                          \
+    X(void, rot_half_rows_f32, (float *y, const float *x, const float *c, const float *s,       \
+                                long ts, long o, long rows, long h), (y, x, c, s, ts, o, rows, h)) \
+    /* the same on bf16 rows: y = bf16 (as cvt_f32_bf16) of the fp32 expression of the widened \
+     * x, i.e. the bits of cvt_bf16_f32, rot_half_rows_f32, cvt_f32_bf16. y may be x. */        \
+    X(void, rot_half_rows_bf16, (kg_u16 *y, const kg_u16 *x, const float *c, const float *s,    \
+                                 long ts, long o, long rows, long h), (y, x, c, s, ts, o, rows, h))
 
 /* The second list: numerics beyond plain conversion (matrix products, activations, fp8 and MX
  * quantize-dequantize of activations, norm pieces). */
@@ -165,6 +175,11 @@ typedef struct kg_wt {
     X(float, sumsq_f32, (const float *x, long n), (x, n))                                      \
     /* max |x[i]|; NaN if any x[i] is NaN; 0 for n == 0 */                                      \
     X(float, maxabs_f32, (const float *x, long n), (x, n))                                     \
+    /* RMSNorm's scaled row in bf16 precision: y[i] = (float)bf16((x[i] * s) * g[i]) (g == 0:   \
+     * of x[i] * s), the bits of scale_mul_f32 then round_bf16_f32; returns maxabs_f32(y, n).  \
+     * y may be x. */                                                                           \
+    X(float, scale_round_bf16_f32, (float *y, const float *x, float s, const float *g, long n), \
+      (y, x, s, g, n))                                                                          \
     /* inclusive prefix sum seeded with carry: y[i] = carry + x[0] + ... + x[i], added left to  \
      * right in fp32; returns the last sum (carry if n == 0) */                                 \
     X(float, cumsum_f32, (float *y, const float *x, float carry, long n), (y, x, carry, n))   \
