@@ -20,28 +20,37 @@
  * Tokens go in blocks of 256: each block is one GEMM, so each thread streams its weight
  * panels once per block. */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads:
- * each takes a contiguous run of W's column panels and streams it once for all M rows. */
+/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
+ * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
+enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
+
 struct mm {
     float *C;
     const float *A;
     const kg_wt *W;
-    long ldc, lda, M;
+    long ldc, lda, M, np;
 };
 
-static void mm_panels(void *ctx, long p0, long p1)
+static void mm_tasks(void *ctx, long t0, long t1)
 {
     const struct mm *m = ctx;
-    long n1 = p1 * m->W->nr;
-    kgp_gemm_f32(m->C, m->ldc, m->A, m->lda, m->M, m->W, p0 * m->W->nr,
-                 n1 < m->W->N ? n1 : m->W->N);
+    while (t0 < t1) {
+        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
+        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
+        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
+        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
+        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
+                     p0 * m->W->nr, n1);
+        t0 += p1 - p0;
+    }
 }
 
 static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
 {
     struct mm m;
     m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    kgp_parallel_for(mm_panels, &m, (W->N + W->nr - 1) / W->nr, 1);
+    m.np = (W->N + W->nr - 1) / W->nr;
+    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
 }
 
 /* Whether W is the weight this kernel was generated for: its size, element format and MX
