@@ -119,8 +119,12 @@ Test(gemm, blocked_remainders_every_format)
         check_cols(fmt, KG_WL_KN, 0, 523, 141, 137, 0, 0, 110 + fmt, 0);
         for (long m = 1; m <= 5; m++)
             check_cols(fmt, KG_WL_KN, 0, 523, 141, m, 0, 0, 120 + fmt + m, 1);
-        if (fmt == KG_WT_F32 || fmt == KG_WT_BF16 || fmt == KG_WT_E4M3)
+        if (fmt == KG_WT_F32 || fmt == KG_WT_BF16 || fmt == KG_WT_E4M3) {
             check_cols(fmt, KG_WL_KN, 0, 300, 70, 151, 0, 0, 100 + fmt, 0);
+            /* K past two of the avx512 pieces (1024 bf16, 512 fp32 deep), tiles and fused */
+            check_cols(fmt, KG_WL_KN, 0, 2100, 67, 7, 0, 0, 130 + fmt, 0);
+            check_cols(fmt, KG_WL_KN, 0, 2100, 67, 1, 0, 0, 140 + fmt, 0);
+        }
         /* decode-sized M: fp8 widens inside the tile (up to 4 rows) */
         for (long m = 1; m <= 5; m += 2)
             check_cols(fmt, KG_WL_KN, 0, 523, 141, m, 0, 0, 90 + fmt + m, 0);

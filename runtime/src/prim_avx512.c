@@ -28,8 +28,13 @@ enum {
     NR = 64,      /* panel width: 4 zmm of fp32 accumulators */
     MR = 6,       /* rows per micro-tile: 6 x 4 accumulators + 4 weight vectors + 1 broadcast */
     MB = 144,     /* most rows of A per pass: each pass streams all of W once */
-    KC_BF = 256,  /* K per pass, bf16 path: a decoded panel block is 256 x 64 bf16 = 32 KiB */
-    KC_F32 = 128, /* K per pass, fp32 path: 128 x 64 fp32 = 32 KiB */
+    /* K per piece: a panel piece is 1024 x 64 bf16 or 512 x 64 fp32 = 128 KiB, swept from L2
+     * by every tile of the pass. Measured on Zen 4 (K 4096, N 14336, M 512): bf16 KC 128 / 256
+     * / 512 / 1024 = 0.87 / 0.90 / 0.94 / 0.95 of the bf16 peak, fp32 KC 128 / 512 = 0.91 /
+     * 0.95 of the fp32 peak: longer pieces load and store each tile's accumulators less often,
+     * and L2 feeds the weight loads fast enough. */
+    KC_BF = 1024,
+    KC_F32 = 512,
 };
 
 void kgr_avx512_geometry(int fmt, long *nr, long *kg)
