@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# bench-targets.sh: measures every speed figure the project tracks (issue "Speed") with
+# `kgen bench` and prints them as one Markdown table: figure, target, measured, and the roofline
+# probed in the same run. Nothing is asserted; the machine decides the numbers. Takes a few
+# minutes; run it on a quiet machine.
+# usage: scripts/bench-targets.sh [BUILD_DIR]   (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kgen=${1:-build}/kgen
+spec=specs/llama3_8b.lua
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+step() { echo "bench-targets: $*" >&2; }
+
+step "the runtime's GEMM on the reference shapes, 1 and 2 threads"
+"$kgen" bench --gemm --threads 1 --csv "$out/g1.csv" >/dev/null
+"$kgen" bench --gemm --threads 2 --csv "$out/g2.csv" >/dev/null
+step "decode projections at T=1, 1 thread"
+"$kgen" bench "$spec" --kernel '__tkg_' --tokens 1 --threads 1 --csv "$out/tkg.csv" >/dev/null
+step "RMSNorm-Quant and RoPE on [512, 4096], 1 thread"
+"$kgen" bench "$spec" --kernel '^kg_(rmsnorm_quant|rope)' --tokens 512 --threads 1 \
+    --csv "$out/norm.csv" >/dev/null
+step "every kernel of $spec, JIT and AOT, 1 thread"
+"$kgen" bench "$spec" --threads 1 --jit --csv "$out/jit.csv" >/dev/null
+"$kgen" bench "$spec" --threads 1 --aot --csv "$out/aot.csv" >/dev/null
+step "JIT start-up of $spec"
+jit_ms=$("$kgen" run "$spec" --threads 1 --tokens 1 --repeat 1 |
+         sed -n 's/.* JIT \([0-9.]*\) ms.*/\1/p' | head -n 1)
+
+# field F (CSV column number) of the row whose kind is $2 and name matches regex $3
+field() { awk -F, -v k="$2" -v re="$3" -v f="$4" '$1 == k && $2 ~ re { print $f; exit }' "$1"; }
+# the same rounded to 2 decimals (or "-" if empty)
+field2() { field "$@" | awk '{ if ($1 == "") print "-"; else printf "%.2f", $1 }'; }
+probe() { field2 "$1" probe "^$2\$" "$3"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+bw1=$(probe "$out/g1.csv" read_bandwidth 6)
+fp1=$(probe "$out/g1.csv" fp32_fma_peak 5)
+bf1=$(probe "$out/g1.csv" bf16_dot_peak 5)
+bwt=$(probe "$out/tkg.csv" read_bandwidth 6)
+bwn=$(probe "$out/norm.csv" read_bandwidth 6)
+
+echo "| figure | target | measured | probed roofline |"
+echo "|---|---|---|---|"
+us() { field "$1" kernel "$2" 4; }
+roof() { field2 "$1" kernel "$2" 9; }
+echo "| decode GEMV 4096x14336 bf16, M=1, 1 thread | >= 0.90 of read bw |" \
+     "$(roof "$out/g1.csv" '^gemm_bf16_m1_') ($(field2 "$out/g1.csv" kernel '^gemm_bf16_m1_' 6) GB/s) |" \
+     "read $bw1 GB/s |"
+for fam in qkv mlp output_projection; do
+    b=$(us "$out/tkg.csv" "^kg_${fam}_bf16_bf16.*__tkg_")
+    f=$(us "$out/tkg.csv" "^kg_${fam}_bf16_e4m3.*__tkg_")
+    echo "| $fam TKG T=1 bf16, 1 thread | >= 0.85 of read bw |" \
+         "$(roof "$out/tkg.csv" "^kg_${fam}_bf16_bf16.*__tkg_") | read $bwt GB/s |"
+    echo "| $fam TKG T=1 fp8 ROW vs bf16 | >= 1.8x faster | $(ratio "$b" "$f")x | - |"
+done
+echo "| GEMV fp8 (e4m3) vs bf16, M=1 | >= 1.8x faster |" \
+     "$(ratio "$(us "$out/g1.csv" '^gemm_bf16_m1_')" "$(us "$out/g1.csv" '^gemm_e4m3_m1_')")x | - |"
+echo "| prefill GEMM M=512 N=14336 K=4096 bf16, 1 thread | >= 0.90 of bf16 peak |" \
+     "$(roof "$out/g1.csv" '^gemm_bf16_m512_') ($(field2 "$out/g1.csv" kernel '^gemm_bf16_m512_' 5) GFLOP/s) |" \
+     "bf16 $bf1 GFLOP/s |"
+echo "| the same in fp32 | >= 0.85 of fp32 peak |" \
+     "$(roof "$out/g1.csv" '^gemm_f32_m512_') ($(field2 "$out/g1.csv" kernel '^gemm_f32_m512_' 5) GFLOP/s) |" \
+     "fp32 $fp1 GFLOP/s |"
+for k in rmsnorm_quant_bf16_e4m3__h4096_rms_row rmsnorm_quant_bf16_e4m3__h4096_rms_static \
+         rope_bf16__d128_n32 rope_bf16__d128_n8 rope_hf_bf16; do
+    echo "| ${k} [512 tokens], 1 thread | >= 0.80 of read bw | $(roof "$out/norm.csv" "^kg_$k") |" \
+         "read $bwn GB/s |"
+done
+# JIT vs AOT: AOT time / JIT time per kernel, the lowest and the geometric mean
+jit_aot=$(join -t, <(awk -F, '$1 == "kernel" { print $2 "," $4 }' "$out/jit.csv" | sort) \
+                   <(awk -F, '$1 == "kernel" { print $2 "," $4 }' "$out/aot.csv" | sort) |
+          awk -F, '{ r = $3 / $2; s += log(r); n++; if (min == "" || r < min) min = r }
+                   END { printf "min %.2f, geomean %.2f over %d kernels", min, exp(s / n), n }')
+echo "| JIT vs AOT (AOT time / JIT time), every llama3_8b kernel | >= 0.95x | $jit_aot | - |"
+echo "| 2 threads vs 1, prefill GEMM bf16 M=512 | >= 1.8x |" \
+     "$(ratio "$(us "$out/g1.csv" '^gemm_bf16_m512_')" "$(us "$out/g2.csv" '^gemm_bf16_m512_')")x" \
+     "($(roof "$out/g2.csv" '^gemm_bf16_m512_') of the 2-thread peak) |" \
+     "bf16 2 threads $(probe "$out/g2.csv" bf16_dot_peak 5) GFLOP/s |"
+echo "| 2 threads vs 1, decode GEMV bf16 M=1 | >= 1.6x |" \
+     "$(ratio "$(us "$out/g1.csv" '^gemm_bf16_m1_')" "$(us "$out/g2.csv" '^gemm_bf16_m1_')")x" \
+     "($(roof "$out/g2.csv" '^gemm_bf16_m1_') of the 2-thread read bw) |" \
+     "read 2 threads $(probe "$out/g2.csv" read_bandwidth 6) GB/s |"
+echo "| JIT of every kernel of llama3_8b, one core | <= 50 ms | ${jit_ms:-?} ms | - |"
