@@ -21,9 +21,11 @@ step "decode projections at T=1, 1 thread"
 step "RMSNorm-Quant and RoPE on [512, 4096], 1 thread"
 "$kgen" bench "$spec" --kernel '^kg_(rmsnorm_quant|rope)' --tokens 512 --threads 1 \
     --csv "$out/norm.csv" >/dev/null
-step "every kernel of $spec, JIT and AOT, 1 thread"
-"$kgen" bench "$spec" --threads 1 --jit --csv "$out/jit.csv" >/dev/null
-"$kgen" bench "$spec" --threads 1 --aot --csv "$out/aot.csv" >/dev/null
+step "every kernel of $spec, JIT and AOT, 1 thread, twice each, interleaved"
+for round in 1 2; do
+    "$kgen" bench "$spec" --threads 1 --jit --csv "$out/jit$round.csv" >/dev/null
+    "$kgen" bench "$spec" --threads 1 --aot --csv "$out/aot$round.csv" >/dev/null
+done
 step "JIT start-up of $spec"
 jit_ms=$("$kgen" run "$spec" --threads 1 --tokens 1 --repeat 1 |
          sed -n 's/.* JIT \([0-9.]*\) ms.*/\1/p' | head -n 1)
@@ -68,9 +70,12 @@ for k in rmsnorm_quant_bf16_e4m3__h4096_rms_row rmsnorm_quant_bf16_e4m3__h4096_r
     echo "| ${k} [512 tokens], 1 thread | >= 0.80 of read bw | $(roof "$out/norm.csv" "^kg_$k") |" \
          "read $bwn GB/s |"
 done
-# JIT vs AOT: AOT time / JIT time per kernel, the lowest and the geometric mean
-jit_aot=$(join -t, <(awk -F, '$1 == "kernel" { print $2 "," $4 }' "$out/jit.csv" | sort) \
-                   <(awk -F, '$1 == "kernel" { print $2 "," $4 }' "$out/aot.csv" | sort) |
+# JIT vs AOT: per kernel the faster of the two rounds of each (a neighbour's burst on a shared
+# VM can slow any one sample set), then AOT time / JIT time: the lowest and the geometric mean
+best() { cat "$out/$1"1.csv "$out/$1"2.csv |
+         awk -F, '$1 == "kernel" { if (!($2 in t) || $4 < t[$2]) t[$2] = $4 }
+                  END { for (k in t) print k "," t[k] }' | sort; }
+jit_aot=$(join -t, <(best jit) <(best aot) |
           awk -F, '{ r = $3 / $2; s += log(r); n++; if (min == "" || r < min) min = r }
                    END { printf "min %.2f, geomean %.2f over %d kernels", min, exp(s / n), n }')
 echo "| JIT vs AOT (AOT time / JIT time), every llama3_8b kernel | >= 0.95x | $jit_aot | - |"
