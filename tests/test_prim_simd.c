@@ -579,7 +579,9 @@ Test(prim_simd, every_isa_every_size)
     int any = 0;
     for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
         if (!offered(ISAS[k])) {
-            cr_log_warn("ISA %s not offered by this CPU: not tested", ISAS[k]);
+            /* info, not warn: Criterion 2.4 exits 1 after any warning, and a CPU without
+             * AVX-512 (Zen 3) is no failure */
+            cr_log_info("ISA %s not offered by this CPU: not tested", ISAS[k]);
             continue;
         }
         any = 1;
@@ -592,7 +594,7 @@ Test(prim_simd, every_isa_every_size)
         }
     }
     if (!any)
-        cr_log_warn("no SIMD ISA on this CPU");
+        cr_log_info("no SIMD ISA on this CPU");
 }
 
 /* The SIMD entries really are SIMD where this file expects them (a table left scalar would pass
