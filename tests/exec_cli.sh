@@ -133,22 +133,21 @@ return {
             layers = 1, vocab = 4, rms_eps = 1e-6, rope_theta = 10000 },
   dtype = "bf16", fp8 = { format = "e4m3" },
   limits = { max_tokens = 2, max_batch = 1, max_context = 2 },
-  isa = "avx512",
   kernels = { { family = "cumsum" } },
 }
 LUA
 expect_ok "generate" generate "$spec" -o "$scratch/gen"
 expect_ok "check clean" check "$spec" "$scratch/gen"
 expect_ok "list" list "$spec"
-[[ $out == *kg_cumsum_bf16__h8__avx512* ]] && pass || fail "list does not name the kernel"
+[[ $out == *"kg_cumsum_bf16__h8 "* ]] && pass || fail "list does not name the kernel"
 echo "/* edited */" >>"$scratch/gen/kernels.inc"
 before=$(cksum <"$scratch/gen/kernels.inc")
 run check "$spec" "$scratch/gen"
 [ "$rc" -eq 1 ] && [[ $out == *"+++ b/"* ]] && pass || fail "check on drift: exit $rc, $out"
 [ "$(cksum <"$scratch/gen/kernels.inc")" = "$before" ] && pass || fail "check wrote into DIR"
-touch "$scratch/gen/kg_old__x__avx512.c"
+touch "$scratch/gen/kg_old__x.c"
 expect_ok "generate repairs" generate "$spec" -o "$scratch/gen"
-[ ! -e "$scratch/gen/kg_old__x__avx512.c" ] && pass || fail "generate kept a stale kernel file"
+[ ! -e "$scratch/gen/kg_old__x.c" ] && pass || fail "generate kept a stale kernel file"
 sed 's/hidden = 8/hidden = "x"/' "$spec" >"$scratch/spec/bad.lua"
 expect_error "bad spec" 2 "bad.lua:3: field 'model.hidden'" generate "$scratch/spec/bad.lua" \
     -o "$scratch/gen2"

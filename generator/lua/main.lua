@@ -67,7 +67,7 @@ function M.problem(str)
   local k, fam = kernel.parse_problem(str)
   local rec = emit.record(fam, k)
   local text = emit.render(rec, {
-    source = "problem string (canonical: " .. rec.problem .. ")",
+    source = "none: a problem string (kgen exec)",
     max_lines = spec_mod.DEFAULT_MAX_LINES, budget_field = "the default budget",
     where = "problem '" .. str .. "'",
   })
@@ -80,7 +80,7 @@ function M.parse_name(name)
   if not fname then error(format("kernel name '%s': %s", name, values), 0) end
   local fam = kernel.family(fname)
   local parts = {}
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     if values[kd.key] ~= nil then
       insert(parts, kd.key .. "=" .. kernel.fmt_value(kd, values[kd.key]))
     end
@@ -92,8 +92,8 @@ end
 function M.named_keys(str)
   local k, fam = kernel.parse_problem(str)
   local parts = {}
-  for _, kd in ipairs(fam.all_keys) do
-    if kd.name or kd.key == "isa" then insert(parts, kd.key .. "=" .. kernel.fmt_value(kd, k[kd.key])) end
+  for _, kd in ipairs(fam.keys) do
+    if kd.name then insert(parts, kd.key .. "=" .. kernel.fmt_value(kd, k[kd.key])) end
   end
   return fam.family .. ":" .. concat(parts, ",")
 end
@@ -221,7 +221,7 @@ function M.describe(fname)
   end
   local k = kernel.normalize(fam, {}, nil, false, function(key, msg) error(key .. ": " .. msg, 0) end)
   local out = { fam.family .. ": " .. fam.doc, "", "keys (value at default; spec field that sets it):" }
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     local range = kd.kind == "enum" and ("{" .. concat(kd.values, "|") .. "}") or kd.kind
     if kd.kind == "bool" then range = "bool" end
     local from = kd.from and ("; spec " .. kd.from) or ""

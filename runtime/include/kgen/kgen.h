@@ -18,7 +18,7 @@ typedef int kg_kernel_v(void *const *t, const long *n);
 
 /* What the registry knows of one kernel; strings live as long as the registry. */
 typedef struct kg_kernel {
-    const char *name;     /* symbol, e.g. kg_rmsnorm_quant_bf16_e4m3__h4096_rms_row__avx512 */
+    const char *name;     /* symbol, e.g. kg_rmsnorm_quant_bf16_e4m3__h4096_rms_row */
     const char *family;   /* e.g. rmsnorm_quant; selects the typed signature */
     const char *problem;  /* canonical "family:key=value,..." string */
     void (*fn)(void);     /* the kernel; cast to its family's kg_<family>_fn * */
