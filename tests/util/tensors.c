@@ -128,7 +128,8 @@ int kgt_same_bytes(const void *got, const void *want, kg_dtype t, long n, int ra
     char at[128], worst[384];
     kgt_unravel(i, rank, shape, at, sizeof at);
     kgt_allclose_shaped(g, h, rank, shape, 0, 0, worst, sizeof worst);
-    snprintf(msg, len, "first at %s: got %.9g want %.9g; %s; %s", at, g[i], h[i], bytes, worst);
+    snprintf(msg, len, "%s; as values, first at %s: got %.9g want %.9g; %s", bytes, at, g[i], h[i],
+             worst);
     free(g);
     free(h);
     return 0;
