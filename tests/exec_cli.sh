@@ -66,6 +66,15 @@ npy_data_bytes() {
     echo $((size - 10 - hlen))
 }
 
+# expect_computed WHAT PATH: a .npy file whose data is not all zero bytes. kgen exec starts its
+# outputs as zeros, so a kernel that wrote nothing gives zeros in both builds, equal under cmp.
+expect_computed() {
+    local hlen nonzero
+    hlen=$(od -An -tu2 -j8 -N2 --endian=little "$2" | tr -d ' ')
+    nonzero=$(tail -c +$((11 + hlen)) "$2" | tr -d '\000' | wc -c)
+    if [ "$nonzero" -gt 0 ]; then pass; else fail "$1: $2 holds only zero bytes"; fi
+}
+
 # ---- runs: JIT, AOT (twice: the second from the cache), raw --------------------------------
 expect_ok "jit run" exec "$problem" "${inputs[@]}" --out "$scratch/jit"
 expect_file "jit run" "$scratch/jit/out.npy"
@@ -75,6 +84,7 @@ expect_file "jit run" "$scratch/jit/out_scale.npy"
 expect_ok "aot run" exec "$problem" "${inputs[@]}" --out "$scratch/aot" --aot
 expect_ok "aot run (cached)" exec "$problem" "${inputs[@]}" --out "$scratch/aot2" --aot
 for f in out.npy out_scale.npy; do
+    expect_computed "jit run" "$scratch/jit/$f"
     cmp -s "$scratch/jit/$f" "$scratch/aot/$f" && pass || fail "jit and aot $f differ"
     cmp -s "$scratch/aot/$f" "$scratch/aot2/$f" && pass || fail "aot and cached aot $f differ"
 done
@@ -107,6 +117,7 @@ winputs=(--in "attention=$wvec/attention.npy" --in "weight=$wvec/weight.npy"
          --in "w_scale=$wvec/weight_scale.npy" --in "bias=$wvec/bias.npy")
 expect_ok "weight jit run" exec "$wproblem" "${winputs[@]}" --out "$scratch/wjit"
 expect_ok "weight aot run" exec "$wproblem" "${winputs[@]}" --out "$scratch/waot" --aot
+expect_computed "weight jit run" "$scratch/wjit/out.npy"
 cmp -s "$scratch/wjit/out.npy" "$scratch/waot/out.npy" && pass || fail "weight: jit and aot differ"
 expect_error "weight file of the wrong size" 2 weight exec "$wproblem" \
     --in "attention=$wvec/attention.npy" --in "weight=$wvec/bias.npy" \
