@@ -9,6 +9,7 @@
 
 #include "host.h"
 #include "kgen/abi.h"
+#include "kgen/manifest.h"
 #include "util/jitp.h"
 
 static kgg *g;
@@ -170,26 +171,35 @@ Test(spec, code_budget)
 
 TestSuite(generated, .init = setup, .fini = teardown);
 
-/* Every kernel of every bundled spec: its name parses back to the keys it spells. */
+/* Every kernel of every bundled spec (as the manifest generated in memory lists them): its name
+ * parses back to the keys it spells. */
 Test(generated, names_parse_back)
 {
     static const char *specs[] = { "llama3_8b", "tiny", "edge_odd", "edge_one" };
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
-        char path[4096], *name;
+        char path[4096], *name, err[1024];
         snprintf(path, sizeof path, "%s/specs/%s.lua", kgt_source_dir(), specs[s]);
-        kgg_kernel *ks;
-        int n;
-        cr_assert_eq(kgg_kernels(g, path, &ks, &n, &name), KG_OK, "%s", kgg_error(g));
-        for (int i = 0; i < n; i++) {
+        kgg_file *files;
+        int n, checked = 0;
+        cr_assert_eq(kgg_generate(g, path, &files, &n, &name), KG_OK, "%s", kgg_error(g));
+        const kgg_file *mf = &files[n - 1];
+        cr_assert_str_eq(mf->name, "manifest.json");
+        kg_manifest *m;
+        cr_assert_eq(kg_manifest_parse(mf->text, mf->len, path, &m, err, sizeof err), KG_OK,
+                     "%s", err);
+        for (int i = 0; i < m->nkernels; i++, checked++) {
             char *parsed, *named;
-            cr_assert_eq(kgg_string_call(g, "parse_name", ks[i].name, &parsed), KG_OK, "%s",
+            const kg_manifest_kernel *k = &m->kernels[i];
+            cr_assert_eq(kgg_string_call(g, "parse_name", k->symbol, &parsed), KG_OK, "%s",
                          kgg_error(g));
-            cr_assert_eq(kgg_string_call(g, "named_keys", ks[i].problem, &named), KG_OK);
-            cr_assert_str_eq(parsed, named, "%s parses to %s", ks[i].name, parsed);
+            cr_assert_eq(kgg_string_call(g, "named_keys", k->problem, &named), KG_OK);
+            cr_assert_str_eq(parsed, named, "%s parses to %s", k->symbol, parsed);
             free(parsed);
             free(named);
         }
-        kgg_kernels_free(ks, n);
+        cr_assert_gt(checked, 0, "%s: no kernels", path);
+        kg_manifest_free(m);
+        kgg_files_free(files, n);
         free(name);
     }
 }
