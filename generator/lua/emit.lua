@@ -89,7 +89,8 @@ local function cost_polynomial(rec, where)
         error(format("%s: kernel %s: the %s family's cost (%s) is not a polynomial of degree "
                      .. "<= 2 in the tokens of a call (F.tokens): at %d tokens it is %s, the "
                      .. "fit through 1, 2, 3 tokens gives %s", where, rec.name, rec.family,
-                     field, t, tostring(want), tostring((d0 + d1 * t + d2 * t * t) / 2)), 0)
+                     field, t, tostring(want), format("%.17g", (d0 + d1 * t + d2 * t * t) / 2)),
+              0)
       end
     end
     poly[field] = { half(d0), half(d1), half(d2) }
