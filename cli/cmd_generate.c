@@ -129,6 +129,14 @@ static int report_stale(const char *dir, const kgg_file *files, int n)
     return stale;
 }
 
+/* The folder of path into dir ("." if none); returns the file name part. */
+static const char *split_path(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, len, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    return slash ? slash + 1 : path;
+}
+
 /* kgen check --header FILE: the derived kgen/kernels.h against FILE. */
 static int check_header(const char *file)
 {
@@ -143,8 +151,7 @@ static int check_header(const char *file)
         rc = kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
     kgg_free(g);
     char dir[4096];
-    const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+    const char *base = split_path(file, dir, sizeof dir);
     int drift = 0;
     if (rc == KGC_OK && kgf_write_if_changed(tmp, base, text, strlen(text)) < 0)
         rc = kgc_error(KGC_FAIL, "%s: cannot write a temporary file", tmp);
@@ -266,8 +273,7 @@ int kgc_header(int argc, char **argv)
     if (rc == KGC_OK && !out)
         fputs(text, stdout);
     if (rc == KGC_OK && out) {
-        const char *slash = strrchr(out, '/'), *base = slash ? slash + 1 : out;
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+        const char *base = split_path(out, dir, sizeof dir);
         int w = kgf_write_if_changed(dir, base, text, strlen(text));
         if (w < 0)
             rc = kgc_error(KGC_FAIL, "%s: cannot write", out);

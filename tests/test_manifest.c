@@ -159,7 +159,8 @@ Test(manifest, missing_fields)
     refused("\"symbol\": \"kg_x\", ", "", "field 'kernels[0].symbol': missing");
     refused("\"nominal\": 4, ", "", "field 'kernels[0].calls[0].nominal': missing");
     refused("\"used\": true, ", "", "field 'kernels[0].args[0].used': missing");
-    refused("\"bytes_written\": 3", "\"bytes_writ\": 3", "kernels[0].cost.bytes_written': missing");
+    refused("\"bytes_written\": 3", "\"bytes_writ\": 3",
+            "kernels[0].cost.bytes_written': missing");
     refused("\"kernels\"", "\"kernel\"", "field 'kernels': missing");
 }
 
@@ -174,8 +175,8 @@ Test(manifest, sizes_out_of_bounds)
     refused("[0, 1, 0]", "[0, 1, 0, 5]", "cost_tokens.flops': 4 elements, more than 3");
     refused("[0, 1, 0]", "[0, 1]", "cost_tokens.flops': expected 3 coefficients, got 2");
     refused("\"flops\": 1,", "\"flops\": 1e300,", "cost.flops': 1e+300 is not a cost");
-    refused("\"name\": \"x\"", "\"name\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-            "xxxxxxxxxxxxxxxxxxxxxxxxxx\"", "args[0].name': longer than 63 characters");
+    refused("\"name\": \"x\"", "\"name\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"", "args[0].name': longer than 63 characters");
 }
 
 Test(manifest, wrong_types_and_values)
