@@ -8,7 +8,7 @@ local M = {}
 local kernel = require "kernel"
 
 local format, gmatch = string.format, string.gmatch
-local concat, insert = table.concat, table.insert
+local concat, insert, sort = table.concat, table.insert, table.sort
 
 local host = host -- provided by the C side: version
 
@@ -22,7 +22,11 @@ local TOKEN_AXES = { batch = true, seq = true }
 local function check_descriptor(fam)
   local calls = {}
   for _, c in ipairs(fam.calls) do calls[c] = true end
-  for c, axis in next, fam.tokens or {} do
+  local names = {}
+  for c in next, fam.tokens or {} do insert(names, tostring(c)) end
+  sort(names) -- the first bad entry reported does not depend on hash order
+  for _, c in ipairs(names) do
+    local axis = fam.tokens[c]
     if not calls[c] or not TOKEN_AXES[axis] then
       error(format("family %s: tokens.%s = %s: token axes are per-call sizes marked "
                    .. "\"batch\" or \"seq\"", fam.family, c, tostring(axis)), 0)
