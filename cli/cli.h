@@ -8,6 +8,7 @@ enum { KGC_OK = 0, KGC_FAIL = 1, KGC_USAGE = 2 };
 int kgc_generate(int argc, char **argv);
 int kgc_check(int argc, char **argv);
 int kgc_list(int argc, char **argv);
+int kgc_header(int argc, char **argv);
 int kgc_exec(int argc, char **argv);
 int kgc_run(int argc, char **argv);
 int kgc_bench(int argc, char **argv);

@@ -1,5 +1,6 @@
 /* cmd_run.c: kgen run: generate a spec's kernels in memory (or read a generated folder), JIT
- * them all, run each on seeded inputs at the spec's nominal sizes, print a timing summary. */
+ * them all, run each on seeded inputs at the spec's nominal sizes, print a timing summary.
+ * What each kernel takes and costs comes from the manifest. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,10 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median of `repeat` timed calls after one warm-up call; returns the kernel's status. */
-static int time_kernel(const kg_kernel *k, const kgg_kernel *d, const long *sizes, int repeat,
-                       double *median)
+static int time_kernel(const kg_kernel *k, const kg_manifest_kernel *d, const long *sizes,
+                       int repeat, double *median)
 {
-    void *t[KGG_MAX_ARGS];
+    void *t[KG_MANIFEST_MAX_ARGS];
     char err[320];
     if (kgc_args_new(d, t, err, sizeof err) != 0) {
         kgc_error(KGC_FAIL, "%s", err);
@@ -42,14 +43,16 @@ static int time_kernel(const kg_kernel *k, const kgg_kernel *d, const long *size
 
 int kgc_run(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen run SPEC [--aot] [--repeat N] [--threads N] "
+    static const char help[] = "usage: kgen run SPEC|DIR [--aot] [--repeat N] [--threads N] "
         "[--tokens T]\n"
-        "Generates SPEC's kernels in memory, JIT-compiles them with libtcc, runs each on seeded\n"
-        "inputs at the spec's nominal sizes (one warm-up, then the median of N calls, default 5)\n"
-        "and prints generation time, JIT time and time per call. --aot runs the gcc-built\n"
-        "kernels linked into kgen instead (bundled specs only). --tokens T runs every kernel\n"
-        "at T tokens (B = 1, S = T where a kernel takes both) instead of the nominal sizes;\n"
-        "flops and bytes scale with the tokens from the cost block's nominal figures.\n";
+        "Generates SPEC's kernels in memory (or reads the generated folder DIR: its\n"
+        "manifest.json and the files it lists), JIT-compiles them with libtcc, runs each on\n"
+        "seeded inputs at the spec's nominal sizes (one warm-up, then the median of N calls,\n"
+        "default 5) and prints generation time, JIT time and time per call. --aot runs the\n"
+        "gcc-built kernels linked into kgen instead (bundled specs only). --tokens T runs\n"
+        "every kernel at T tokens (its batch axes 1, its sequence axes T, as its family\n"
+        "declares) instead of the nominal sizes; flops and bytes are the manifest's cost at\n"
+        "T tokens.\n";
     long tokens = 0;
     const char *spec = NULL;
     int repeat = 5, aot = 0;
@@ -76,77 +79,66 @@ int kgc_run(int argc, char **argv)
     if (!spec || repeat < 1)
         return kgc_error(KGC_USAGE, "run: expected SPEC (see kgen run --help)");
 
-    kgg *g = kgg_new();
-    kgg_kernel *ks;
-    int n;
-    char *name;
-    double t0 = kgc_now();
-    int rc = kgg_kernels(g, spec, &ks, &n, &name);
-    double gen_time = kgc_now() - t0;
-    if (rc != KG_OK) {
-        kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
-        kgg_free(g);
-        return kgc_exit_for(rc);
-    }
-    kg_kernel_info *info = calloc((size_t)n, sizeof *info);
-    const char **labels = calloc((size_t)n, sizeof *labels);
-    const char **srcs = calloc((size_t)n, sizeof *srcs);
-    char (*paths)[512] = calloc((size_t)n, sizeof *paths);
+    kgc_kernels ks;
+    int rc = kgc_kernels_load(spec, 1, &ks);
+    if (rc != KGC_OK)
+        return rc;
+    const kg_manifest *m = ks.m;
+    int n = m->nkernels;
+    kg_kernel_info *info = calloc((size_t)n + 1, sizeof *info);
     double *jit = calloc((size_t)n + 1, sizeof *jit);
     long lines = 0;
     for (int i = 0; i < n; i++) {
-        info[i] = (kg_kernel_info){ ks[i].family, ks[i].name, ks[i].problem,
-                                    ks[i].flops, ks[i].read, ks[i].written };
-        snprintf(paths[i], sizeof paths[i], "generated/%s/%s.c", name, ks[i].name);
-        labels[i] = paths[i];
-        srcs[i] = ks[i].text;
-        for (const char *p = ks[i].text; *p; p++)
+        info[i] = kg_manifest_info(&m->kernels[i]);
+        for (const char *p = ks.text[i]; *p; p++)
             lines += *p == '\n';
     }
     kg_registry *reg = kg_registry_new();
-    rc = aot ? kg_aot_register(reg, name) : kg_jit_compile(reg, n, info, labels, srcs, jit);
+    rc = aot ? kg_aot_register(reg, m->spec)
+             : kg_jit_compile(reg, n, info, (const char *const *)ks.label,
+                              (const char *const *)ks.text, jit);
     if (rc != KG_OK) {
         kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
     } else {
         double jit_total = 0;
         for (int i = 0; i <= n; i++)
             jit_total += jit[i];
-        printf("spec %s: %d kernels, %ld lines of C; generated in %.1f ms, %s %.1f ms "
-               "(link %.2f ms); primitives: %s; threads: %d\n\n", name, n, lines,
-               gen_time * 1e3, aot ? "AOT (no compile)" : "JIT", jit_total * 1e3, jit[n] * 1e3,
-               kg_prim_isa(), kg_threads());
+        printf("spec %s: %d kernels, %ld lines of C; %s in %.1f ms, %s %.1f ms "
+               "(link %.2f ms); primitives: %s; threads: %d\n\n", m->spec, n, lines,
+               ks.generated ? "generated" : "read", ks.seconds * 1e3,
+               aot ? "AOT (no compile)" : "JIT", jit_total * 1e3, jit[n] * 1e3, kg_prim_isa(),
+               kg_threads());
         printf("%-68s %9s %12s %9s %9s\n", "kernel", "JIT ms", "us/call", "GFLOP/s", "GB/s");
         for (int i = 0; i < n && rc == KG_OK; i++) {
-            const kg_kernel *k = kg_registry_find(reg, ks[i].name);
-            double t = 0;
-            long sizes[KGG_MAX_CALLS];
-            if (kgc_call_sizes(&ks[i], tokens, sizes) != 0) {
-                printf("%-68s %9.2f %12s (nominal tokens < %ld)\n", ks[i].name, jit[i] * 1e3,
+            const kg_manifest_kernel *d = &m->kernels[i];
+            const kg_kernel *k = kg_registry_find(reg, d->symbol);
+            double t = 0, cost[3];
+            long sizes[KG_MANIFEST_MAX_CALLS];
+            if (kgc_call_sizes(d, tokens, sizes) != 0) {
+                printf("%-68s %9.2f %12s (nominal tokens < %ld)\n", d->symbol, jit[i] * 1e3,
                        "-", tokens);
                 continue;
             }
-            double cost[3] = { ks[i].flops, ks[i].read, ks[i].written };
-            if (tokens && kgg_cost(g, ks[i].problem, sizes, ks[i].ncalls, cost) != KG_OK) {
-                rc = kgc_error(KGC_FAIL, "%s", kgg_error(g));
+            if (tokens)
+                kg_manifest_cost(d, tokens, cost);
+            else
+                memcpy(cost, d->cost, sizeof cost);
+            if (!k) {
+                rc = kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
                 break;
             }
-            rc = time_kernel(k, &ks[i], sizes, repeat, &t);
+            rc = time_kernel(k, d, sizes, repeat, &t);
             if (rc != KG_OK) {
-                kgc_error(KGC_FAIL, "%s returned status %d", ks[i].name, rc);
+                kgc_error(KGC_FAIL, "%s returned status %d", d->symbol, rc);
                 break;
             }
-            printf("%-68s %9.2f %12.1f %9.2f %9.2f\n", ks[i].name, jit[i] * 1e3, t * 1e6,
+            printf("%-68s %9.2f %12.1f %9.2f %9.2f\n", d->symbol, jit[i] * 1e3, t * 1e6,
                    cost[0] / t / 1e9, (cost[1] + cost[2]) / t / 1e9);
         }
     }
     kg_registry_free(reg);
     free(info);
-    free(labels);
-    free(srcs);
-    free(paths);
     free(jit);
-    kgg_kernels_free(ks, n);
-    free(name);
-    kgg_free(g);
+    kgc_kernels_free(&ks);
     return rc == KG_OK ? KGC_OK : KGC_FAIL;
 }

@@ -16,15 +16,17 @@ static const char usage[] =
     "                            (DIR defaults to generated/<spec name>); files are written\n"
     "                            only when their content changes\n"
     "  check SPEC DIR            regenerate in memory and diff against DIR; exit 1 on drift\n"
-    "  list SPEC                 kernel names with their cost per call\n"
+    "  check --header FILE       compare FILE with kgen/kernels.h as the families make it\n"
+    "  list SPEC|DIR             kernel names with their cost and per-call sizes\n"
+    "  header [-o FILE]          write kgen/kernels.h, derived from the family descriptors\n"
     "  exec KERNEL --in NAME=FILE.npy ... --out DIR [--jit|--aot] [--raw]\n"
     "                            run one kernel on .npy inputs; KERNEL is SPEC.lua:NAME or a\n"
     "                            problem string family:key=value,...\n"
     "  exec --describe FAMILY    the family's keys, defaults, inputs and outputs\n"
-    "  run SPEC [--dir DIR] [--repeat N] [--threads N]\n"
+    "  run SPEC|DIR [--repeat N] [--threads N] [--tokens T]\n"
     "                            JIT every kernel of SPEC, run each on seeded inputs and print\n"
     "                            a timing summary\n"
-    "  bench SPEC [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot] [--csv FILE]\n"
+    "  bench SPEC|DIR [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot] [--csv FILE]\n"
     "        [--plot FILE.png] [--quick]\n"
     "                            time each kernel against this machine's roofline, probed\n"
     "                            in the same run, and against OpenBLAS on GEMM shapes\n"
@@ -56,6 +58,7 @@ typedef struct command { const char *name; int (*run)(int, char **); } command;
 static const command commands[] = {
     { "generate", kgc_generate }, { "check", kgc_check }, { "list", kgc_list },
     { "exec", kgc_exec },         { "run", kgc_run },     { "bench", kgc_bench },
+    { "header", kgc_header },
 };
 
 int main(int argc, char **argv)

@@ -151,6 +151,17 @@ expect_ok "generate" generate "$spec" -o "$scratch/gen"
 expect_ok "check clean" check "$spec" "$scratch/gen"
 expect_ok "list" list "$spec"
 [[ $out == *"kg_cumsum_bf16__h8 "* ]] && pass || fail "list does not name the kernel"
+[[ $out == *"rows=2:seq"* ]] && pass || fail "list does not show the token axis: $out"
+listed=$out
+expect_ok "list DIR" list "$scratch/gen"
+[ "$out" = "$listed" ] && pass || fail "list of the folder differs from list of the spec"
+expect_ok "run DIR" run "$scratch/gen" --repeat 1 --tokens 1 --threads 1
+[[ $out == *"kg_cumsum_bf16__h8 "* ]] && pass || fail "run DIR: $out"
+# the folder's manifest is input: a bad field is named with its file
+cp -r "$scratch/gen" "$scratch/badgen"
+sed -i 's/"nominal": 2,/"nominal": "2",/' "$scratch/badgen/manifest.json"
+expect_error "bad manifest" 2 "manifest.json: field 'kernels[0].calls[0].nominal'" \
+    list "$scratch/badgen"
 echo "/* edited */" >>"$scratch/gen/kernels.inc"
 before=$(cksum <"$scratch/gen/kernels.inc")
 run check "$spec" "$scratch/gen"

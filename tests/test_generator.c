@@ -9,6 +9,7 @@
 
 #include "host.h"
 #include "kgen/abi.h"
+#include "kgen/manifest.h"
 #include "util/jitp.h"
 
 static kgg *g;
@@ -184,26 +185,35 @@ Test(spec, code_budget)
 
 TestSuite(generated, .init = setup, .fini = teardown);
 
-/* Every kernel of every bundled spec: its name parses back to the keys it spells. */
+/* Every kernel of every bundled spec (as the manifest generated in memory lists them): its name
+ * parses back to the keys it spells. */
 Test(generated, names_parse_back)
 {
     static const char *specs[] = { "llama3_8b", "tiny", "edge_odd", "edge_one" };
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
-        char path[4096], *name;
+        char path[4096], *name, err[1024];
         snprintf(path, sizeof path, "%s/specs/%s.lua", kgt_source_dir(), specs[s]);
-        kgg_kernel *ks;
-        int n;
-        cr_assert_eq(kgg_kernels(g, path, &ks, &n, &name), KG_OK, "%s", kgg_error(g));
-        for (int i = 0; i < n; i++) {
+        kgg_file *files;
+        int n, checked = 0;
+        cr_assert_eq(kgg_generate(g, path, &files, &n, &name), KG_OK, "%s", kgg_error(g));
+        const kgg_file *mf = &files[n - 1];
+        cr_assert_str_eq(mf->name, "manifest.json");
+        kg_manifest *m;
+        cr_assert_eq(kg_manifest_parse(mf->text, mf->len, path, &m, err, sizeof err), KG_OK,
+                     "%s", err);
+        for (int i = 0; i < m->nkernels; i++, checked++) {
             char *parsed, *named;
-            cr_assert_eq(kgg_string_call(g, "parse_name", ks[i].name, &parsed), KG_OK, "%s",
+            const kg_manifest_kernel *k = &m->kernels[i];
+            cr_assert_eq(kgg_string_call(g, "parse_name", k->symbol, &parsed), KG_OK, "%s",
                          kgg_error(g));
-            cr_assert_eq(kgg_string_call(g, "named_keys", ks[i].problem, &named), KG_OK);
-            cr_assert_str_eq(parsed, named, "%s parses to %s", ks[i].name, parsed);
+            cr_assert_eq(kgg_string_call(g, "named_keys", k->problem, &named), KG_OK);
+            cr_assert_str_eq(parsed, named, "%s parses to %s", k->symbol, parsed);
             free(parsed);
             free(named);
         }
-        kgg_kernels_free(ks, n);
+        cr_assert_gt(checked, 0, "%s: no kernels", path);
+        kg_manifest_free(m);
+        kgg_files_free(files, n);
         free(name);
     }
 }
@@ -233,26 +243,42 @@ static void preamble_problem(const char *text, char *out, size_t len)
 Test(generated, preamble_problem_names_the_kernel)
 {
     static const char *specs[] = { "llama3_8b", "tiny", "edge_odd", "edge_one" };
-    int shorter = 0;
+    int shorter = 0, checked = 0;
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
-        char path[4096], *name, problem[4096];
+        char path[4096], *name, problem[4096], err[512];
         snprintf(path, sizeof path, "%s/specs/%s.lua", kgt_source_dir(), specs[s]);
-        kgg_kernel *ks;
+        kgg_file *files;
         int n;
-        cr_assert_eq(kgg_kernels(g, path, &ks, &n, &name), KG_OK, "%s", kgg_error(g));
-        for (int i = 0; i < n; i++) {
-            preamble_problem(ks[i].text, problem, sizeof problem);
+        cr_assert_eq(kgg_generate(g, path, &files, &n, &name), KG_OK, "%s", kgg_error(g));
+        const kgg_file *mf = NULL;
+        for (int i = 0; i < n; i++)
+            if (strcmp(files[i].name, "manifest.json") == 0)
+                mf = &files[i];
+        cr_assert_not_null(mf, "%s: no manifest.json", specs[s]);
+        kg_manifest *m;
+        cr_assert_eq(kg_manifest_parse(mf->text, mf->len, "manifest.json", &m, err, sizeof err),
+                     KG_OK, "%s", err);
+        for (int i = 0; i < m->nkernels; i++) {
+            const kg_manifest_kernel *mk = &m->kernels[i];
+            const kgg_file *f = NULL;
+            for (int j = 0; j < n; j++)
+                if (strcmp(files[j].name, mk->file) == 0)
+                    f = &files[j];
+            cr_assert_not_null(f, "%s: %s not generated", specs[s], mk->file);
+            preamble_problem(f->text, problem, sizeof problem);
             kgg_kernel k = { 0 };
-            cr_assert_eq(kgg_problem(g, problem, &k), KG_OK, "%s: %s", ks[i].name, kgg_error(g));
-            cr_assert_str_eq(k.problem, ks[i].problem, "%s: the preamble's %s", ks[i].name,
-                             problem);
-            cr_assert_str_eq(k.name, ks[i].name);
-            shorter += strlen(problem) < strlen(ks[i].problem);
+            cr_assert_eq(kgg_problem(g, problem, &k), KG_OK, "%s: %s", mk->symbol, kgg_error(g));
+            cr_assert_str_eq(k.problem, mk->problem, "%s: the preamble's %s", mk->symbol, problem);
+            cr_assert_str_eq(k.name, mk->symbol);
+            shorter += strlen(problem) < strlen(mk->problem);
+            checked++;
             kgg_kernel_clear(&k);
         }
-        kgg_kernels_free(ks, n);
+        kg_manifest_free(m);
+        kgg_files_free(files, n);
         free(name);
     }
+    cr_assert_gt(checked, 0, "no kernel checked");
     cr_assert_gt(shorter, 0, "no preamble left a key at its default out");
 }
 

@@ -14,7 +14,21 @@ local mtype = math.type
 -- Families
 ---------------------------------------------------------------------------------------------
 
-M.FAMILIES = { "cumsum", "mlp", "output_projection", "qkv", "rmsnorm_quant", "rope", "rope_hf" }
+-- The families kgen knows, from generator/families.txt (the one list; the C host embeds it as
+-- host.families): one name a line, blank lines and # comments ignored. CMake reads the same
+-- file with the same rule.
+local function read_families(text)
+  local list = {}
+  for line in gmatch(text, "[^\n]+") do
+    if match(line, "^[a-z0-9_]+$") then insert(list, line)
+    elseif not match(line, "^[ \t]*#") and not match(line, "^[ \t]*$") then
+      error("generator/families.txt: '" .. line .. "' is not a family name or a comment", 0)
+    end
+  end
+  return list
+end
+
+M.FAMILIES = read_families(host.families)
 
 -- Names that once were spec fields or kernel keys and now change nothing: naming one is an
 -- error that says why (a field that does nothing must not be silently accepted).
