@@ -4,7 +4,9 @@ set -euo pipefail
 
 packages=(cmake gcc make pkg-config diffutils liblua5.4-dev libtcc-dev libcriterion-dev
           libjansson-dev nettle-dev
-          libopenblas-dev gnuplot-nox)   # kgen bench: the OpenBLAS baseline, --plot
+          libopenblas-dev gnuplot-nox    # kgen bench: the OpenBLAS baseline, --plot
+          valgrind                       # the valgrind_cli test
+          clang libclang-rt-14-dev libomp-dev)  # tests/fuzz: libFuzzer, clang's OpenMP
 
 missing=()
 for p in "${packages[@]}"; do

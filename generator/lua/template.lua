@@ -10,6 +10,7 @@ local format, rep, find, sub, match = string.format, string.rep, string.find, st
                                       string.match
 local mtype = math.type
 local pack, unpack = string.pack, string.unpack
+local gethook, sethook, getinfo = debug.gethook, debug.sethook, debug.getinfo
 
 ---------------------------------------------------------------------------------------------
 -- Values in generated text
@@ -145,6 +146,38 @@ function M.compile(text, name, env)
   return fn
 end
 
+M.MAX_INCLUDE_DEPTH = 8
+
+-- A template is a program, and a loop in it that never ends must end the render with its
+-- template:line rather than hang the generator. The budget counts the Lua VM instructions of
+-- one whole render (the helpers it calls included); a bundled kernel needs under 20000.
+M.BUDGET = 10000000
+
+-- The error of a render past its budget, at the innermost template line running (the hook
+-- may fire inside a helper such as f32); `chunks` holds the names the render compiled.
+local function over_budget(chunks)
+  local at = ""
+  for level = 3, 250 do
+    local info = getinfo(level, "Sl")
+    if not info then break end
+    if chunks[info.source] then
+      at = format("%s:%d: ", sub(info.source, 2), info.currentline)
+      break
+    end
+  end
+  error(format("%sthe template ran past its budget of %d Lua instructions (an endless loop?)",
+               at, M.BUDGET), 0)
+end
+
+local function run_bounded(fn, chunks)
+  local hook, mask, count = gethook()
+  sethook(function() over_budget(chunks) end, "", M.BUDGET)
+  local ok, err = pcall(fn)
+  -- a hook set from C reads back as the string "external hook" and cannot be set again
+  if type(hook) == "function" then sethook(hook, mask, count) else sethook() end
+  if not ok then error(err, 0) end
+end
+
 -- Renders template `name` (its text from loader(name)) with the parameters `params`, a table
 -- of plain data. Returns the text; errors are "template:line: message" strings.
 -- `prefix` (optional) goes before template names in messages, e.g. "templates/".
@@ -162,8 +195,20 @@ function M.render(name, params, loader, prefix)
     if not cond then error(msg or "assertion failed", 2) end
     return cond
   end
-  env.include = function(pname) M.compile(loader(pname), prefix .. pname, env)() end
-  M.compile(loader(name), prefix .. name, env)()
+  -- a partial that includes itself (directly or not) would recurse until Lua's stack runs out,
+  -- minutes later: a real template nests partials one or two deep
+  local depth, chunks = 0, { ["@" .. prefix .. name] = true }
+  env.include = function(pname)
+    if depth >= M.MAX_INCLUDE_DEPTH then
+      error(format("include('%s'): partials nested more than %d deep (one includes itself?)",
+                   tostring(pname), M.MAX_INCLUDE_DEPTH), 2)
+    end
+    depth = depth + 1
+    chunks["@" .. prefix .. tostring(pname)] = true
+    M.compile(loader(pname), prefix .. pname, env)()
+    depth = depth - 1
+  end
+  run_bounded(M.compile(loader(name), prefix .. name, env), chunks)
   return concat(buf)
 end
 

@@ -1,0 +1,52 @@
+-- edge_odd: sizes that leave a remainder in every tile a kernel or primitive may use (16-wide
+-- vectors, 2048-column scan tiles, 8-row blocks): odd hidden size, 3 heads, odd head counts.
+return {
+  name = "edge_odd",
+  description = "odd sizes: remainders in every tile",
+  model = {
+    hidden = 2063, intermediate = 5003, q_heads = 3, kv_heads = 1, head_dim = 34,
+    layers = 1, vocab = 1001, rms_eps = 1e-6, rope_theta = 10000,
+  },
+  dtype = "fp16",
+  fp8 = { format = "e4m3fn" },
+  limits = { max_tokens = 17, max_batch = 3, max_context = 33 },
+  kernels = {
+    { family = "rmsnorm_quant", quantization_type = "ROW", lower_bound = 0.75 },
+    { family = "rmsnorm_quant", quantization_type = "STATIC", norm_type = "NO_NORM" },
+    { family = "rope", layout = "dBNS", N = 3 },
+    { family = "rope", layout = "BNSd", N = 1, contiguous_layout = false },
+    { family = "rope_hf", tables = "cache", table_batch = false, backward = true },
+    { family = "cumsum", tile_carry_round = true },
+    -- qkv (H must be a multiple of 128: the odd hidden size is hidden_actual of a padded H)
+    { family = "qkv", H = 2176, hidden_actual = 2063, norm_type = "RMS_NORM", bias = true,
+      fused_rope = true, kv_cache = "BLOCK", block_size = 5, fp8_min = -100 },
+    { family = "qkv", variant = "TKG", H = 2176, quantization_type = "STATIC",
+      weight_dtype = "e4m3fn", norm_type = "LAYER_NORM", layer_norm_bias = true,
+      fused_residual_add = true, output_layout = "NBSd" },
+    { family = "qkv", H = 2560, quantization_type = "MX", weight_layout = "MX_INTERLEAVED",
+      mx_static_dequant = true, norm_type = "RMS_NORM_SKIP_GAMMA", hidden_actual = 2063 },
+    -- end qkv
+    -- mlp
+    -- H must be a multiple of 128 (512 for MX); I = 5003 and I = 96 leave remainders
+    { family = "mlp", variant = "CTE", H = 384, normalization_type = "LAYER_NORM",
+      norm_bias = true, skip_gate_proj = true, activation_fn = "GELU", up_bias = true,
+      down_bias = true },
+    { family = "mlp", variant = "TKG", H = 384, quantization_type = "ROW",
+      gate_clamp_upper_limit = 0.5, up_clamp_lower_limit = -0.5, activation_fn = "Swish" },
+    { family = "mlp", variant = "CTE", H = 384, quantization_type = "STATIC",
+      activation_fn = "GELU_Tanh_Approx", gate_bias = true },
+    { family = "mlp", variant = "TKG", H = 512, I = 96, quantization_type = "MX",
+      weight_dtype = "e2m1", mx_swizzled = true, normalization_type = "RMS_NORM",
+      gate_bias = true, up_bias = true },
+    -- end mlp
+    -- output_projection
+    -- N*D = 102: no MX (needs N*D % 32) and no x4 words, so STATIC_MX reads the kn layout
+    { family = "output_projection", variant = "CTE", bias = true, out_dtype = "f32" },
+    { family = "output_projection", variant = "CTE", quantization_type = "STATIC_MX",
+      weight_layout = "kn", attn_layout = "DBNS" },
+    { family = "output_projection", variant = "TKG", quantization_type = "STATIC",
+      weight_dtype = "e4m3fn", attn_layout = "BSND" },
+    { family = "output_projection", variant = "TKG", quantization_type = "ROW", bias = true },
+    -- end output_projection
+  },
+}

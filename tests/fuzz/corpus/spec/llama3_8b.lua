@@ -1,0 +1,51 @@
+-- Llama-3-8B (meta-llama/Meta-Llama-3-8B config), bf16: the bundled default spec.
+local model = {
+  hidden = 4096, intermediate = 14336, q_heads = 32, kv_heads = 8, head_dim = 128,
+  layers = 32, vocab = 128256, rms_eps = 1e-5, rope_theta = 500000,
+}
+
+return {
+  name = "llama3_8b",
+  description = "Llama-3-8B, bf16 activations, fp8 e4m3 quantization",
+  model = model,
+  dtype = "bf16",
+  fp8 = { format = "e4m3", max = 240 },
+  limits = { max_tokens = 2048, max_batch = 4, max_context = 8192 },
+  kernels = {
+    -- the input norm of every layer, feeding fp8 ROW projections
+    { family = "rmsnorm_quant", quantization_type = "ROW" },
+    { family = "rmsnorm_quant", quantization_type = "STATIC" },
+    -- rotary embedding of the q and the k heads, [B, heads, S, head_dim]
+    { family = "rope", layout = "BNSd", N = model.q_heads },
+    { family = "rope", layout = "BNSd", N = model.kv_heads },
+    { family = "rope_hf" },
+    { family = "cumsum" },
+    -- qkv
+    -- prefill (CTE, nominal T = 128): the RMS input norm fused; bf16 weights, or fp8 ROW
+    -- weights with the RoPE fused
+    { family = "qkv", B = 1, S = 128, norm_type = "RMS_NORM" },
+    { family = "qkv", B = 1, S = 128, quantization_type = "ROW", norm_type = "RMS_NORM",
+      fused_rope = true },
+    -- decode (TKG): nominal B*S = 4*32 = 128 tokens, the most upstream's dispatcher sends it
+    { family = "qkv", variant = "TKG", S = 32, norm_type = "RMS_NORM" },
+    { family = "qkv", variant = "TKG", S = 32, quantization_type = "ROW", norm_type = "RMS_NORM" },
+    -- end qkv
+    -- mlp
+    -- the feed-forward block, 128 nominal tokens (kgen run --tokens 1 / 128 times decode and
+    -- prefill); CTE ROW reads the packed rows of rmsnorm_quant ROW above
+    { family = "mlp", variant = "CTE", normalization_type = "RMS_NORM", T = 128 },
+    { family = "mlp", variant = "CTE", quantization_type = "ROW", T = 128 },
+    { family = "mlp", variant = "TKG", normalization_type = "RMS_NORM", T = 128 },
+    { family = "mlp", variant = "TKG", quantization_type = "ROW", normalization_type = "RMS_NORM",
+      T = 128 },
+    -- end mlp
+    -- output_projection
+    -- attention output projection; nominal sizes: prefill T = 128; decode B*S = 4*32 = 128
+    -- tokens, the most upstream's dispatcher sends it
+    { family = "output_projection", variant = "CTE", B = 1, S = 128 },
+    { family = "output_projection", variant = "CTE", quantization_type = "STATIC", B = 1, S = 128 },
+    { family = "output_projection", variant = "TKG", B = 4, S = 32 },
+    { family = "output_projection", variant = "TKG", quantization_type = "ROW", B = 4, S = 32 },
+    -- end output_projection
+  },
+}

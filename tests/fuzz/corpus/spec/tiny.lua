@@ -1,0 +1,42 @@
+-- tiny: the dimensions of shared/golden/llama_gqa (a small random Llama, HF transformers run in
+-- fp32): hidden 256, intermediate 688 (not a multiple of 8), 4 query heads, 2 KV heads.
+return {
+  name = "tiny",
+  description = "the golden llama_gqa model's dimensions, fp32",
+  model = {
+    hidden = 256, intermediate = 688, q_heads = 4, kv_heads = 2, head_dim = 64,
+    layers = 3, vocab = 512, rms_eps = 1e-5, rope_theta = 500000,
+  },
+  dtype = "f32",
+  fp8 = { format = "e4m3" },
+  limits = { max_tokens = 256, max_batch = 2, max_context = 256 },
+  kernels = {
+    { family = "rmsnorm_quant", quantization_type = "ROW" },
+    { family = "rmsnorm_quant", quantization_type = "STATIC" },
+    { family = "rope", layout = "BNSd", N = 4 },
+    { family = "rope", layout = "dBNS", N = 2, contiguous_layout = false },
+    { family = "rope_hf" },
+    { family = "cumsum" },
+    -- qkv
+    { family = "qkv", norm_type = "RMS_NORM", fused_rope = true },
+    { family = "qkv", norm_type = "RMS_NORM", quantization_type = "STATIC", kv_cache = "FLAT" },
+    { family = "qkv", variant = "TKG", S = 64, norm_type = "RMS_NORM", fused_residual_add = true },
+    -- end qkv
+    -- mlp
+    { family = "mlp", variant = "TKG", normalization_type = "RMS_NORM", fused_add = true,
+      store_fused_add_result = true },
+    { family = "mlp", variant = "CTE", normalization_type = "RMS_NORM" },
+    { family = "mlp", variant = "CTE", quantization_type = "ROW" },
+    -- end mlp
+    -- output_projection
+    { family = "output_projection", variant = "CTE" },
+    { family = "output_projection", variant = "CTE", quantization_type = "STATIC", bias = true },
+    { family = "output_projection", variant = "CTE", quantization_type = "STATIC_MX" },
+    { family = "output_projection", variant = "CTE", quantization_type = "MX", attn_layout = "BSND" },
+    { family = "output_projection", variant = "CTE", quantization_type = "MX", mx_prequant = true,
+      weight_dtype = "e4m3fn" },
+    { family = "output_projection", variant = "TKG", quantization_type = "ROW", transpose_out = true,
+      lnc = 2, bias = true },
+    -- end output_projection
+  },
+}
