@@ -374,8 +374,8 @@ static int parse_header(const char *text, const char *path, long long avail, kg_
         return fail(KG_ESHAPE, err, errlen, "%s: the shape's size overflows (the header "
                     "declares more elements than any file can hold)", path);
     if (bytes > avail)
-        return fail(KG_EIO, err, errlen, "%s: truncated data (the header declares %lld bytes, "
-                    "the file holds %lld)", path, bytes, avail);
+        return fail(KG_EIO, err, errlen, "%s: truncated data (%lld of %lld bytes)", path,
+                    avail, bytes);
     out->dtype = read_types[i].dtype;
     out->rank = h.rank;
     for (int d = 0; d < h.rank; d++)
