@@ -33,6 +33,17 @@ typedef struct kg_kernel_info {
 } kg_kernel_info;
 
 /* ---- the registry ----------------------------------------------------------------------- */
+/* Threads. On one registry, any number of threads may at the same time look kernels up
+ * (kg_registry_find, _count, _at) and add them (kg_registry_add, kg_jit_compile,
+ * kg_jit_load_dir): adds are serialized inside, lookups take no lock and see every kernel
+ * whose add returned before the lookup began (and maybe some being added). A kg_kernel pointer
+ * stays valid, its fields unchanged, until kg_registry_free, which must not overlap any other
+ * call on that registry. kg_registry_error holds the last failure of any thread: read it on
+ * the thread whose call failed, while no other thread's call on the registry fails. A kernel
+ * may run on several threads at once (its scratch is per thread); kg_set_threads and
+ * kg_threads may be called from any thread; kg_prim_select rewrites the primitive table and
+ * must not overlap any other kgen call. tests/tsan_registry.c checks these promises under
+ * ThreadSanitizer. */
 
 typedef struct kg_registry kg_registry;
 
@@ -47,8 +58,8 @@ const char *kg_registry_error(const kg_registry *reg);
 int kg_registry_add(kg_registry *reg, const kg_kernel_info *info, void (*fn)(void),
                     kg_kernel_v *call);
 
-/* Looks a kernel up; NULL (and KG_ENOTFOUND in kg_registry_error) if absent. Lookups after
- * start-up are plain reads: call them from any thread once adding is done. */
+/* Looks a kernel up; NULL (and KG_ENOTFOUND in kg_registry_error) if absent. Lock-free: call
+ * it from any thread, also while others add (see Threads above). */
 const kg_kernel *kg_registry_find(kg_registry *reg, const char *name);
 
 int kg_registry_count(const kg_registry *reg);
