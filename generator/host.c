@@ -151,9 +151,10 @@ void kgg_display_name(const char *path, char *buf, size_t len)
 static int call_spec(kgg *g, const char *fn, const char *path, int nres)
 {
     size_t n;
-    char *src = kgf_read(path, &n);
+    char why[512];
+    char *src = kgf_read_file(path, KGF_MAX_SPEC, &n, why, sizeof why);
     if (!src)
-        return fail(g, KG_EIO, "%s: cannot read the spec file", path);
+        return fail(g, KG_EIO, "%s", why);
     char display[512];
     kgg_display_name(path, display, sizeof display);
     push_main(g->L, fn);
