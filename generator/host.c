@@ -17,8 +17,16 @@ typedef struct kg_embedded { const char *name; const char *text; size_t len; } k
 extern const kg_embedded kgg_lua_files[];
 extern const kg_embedded kgg_template_files[];
 
+/* What a spec may cost. A spec is untrusted Lua: `while true do end` or a loop filling a table
+ * must end in a one-line error, not a hang or the machine's memory. The budget counts the VM
+ * instructions of the spec's own chunk (the generator's work after it is not counted: it is
+ * bounded by the checked sizes); the memory limit holds for the whole Lua state. */
+#define SPEC_BUDGET 100000000        /* instructions: about a second; real specs use < 10^5 */
+#define MEM_LIMIT ((size_t)256 << 20) /* the bundled specs peak near 5 MiB */
+
 struct kgg {
     lua_State *L;
+    size_t mem, mem_limit;  /* bytes the Lua state holds, and the most it may */
     char error[2048];
 };
 
@@ -87,14 +95,97 @@ static void preload_modules(lua_State *L)
     lua_pop(L, 2);
 }
 
+/* lua_Alloc with a ceiling: a request that would take the state past g->mem_limit fails, which
+ * Lua turns into a memory error (LUA_ERRMEM) that unwinds to the nearest pcall. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    kgg *g = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        g->mem -= old;
+        return NULL;
+    }
+    if (nsize > old && nsize - old > g->mem_limit - g->mem)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        g->mem = g->mem - old + nsize;
+    return p;
+}
+
+/* The count hook: fires once, when the spec chunk has run SPEC_BUDGET instructions. */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_getfield(L, LUA_REGISTRYINDEX, "kgen.spec_running");
+    const char *name = lua_tostring(L, -1);
+    lua_pushfstring(L, "spec %s: exceeded the instruction budget of %d (an endless loop?)",
+                    name ? name : "?", SPEC_BUDGET);
+    lua_error(L);
+}
+
+/* The message of a failed spec chunk: its own string, or one that says what was raised instead
+ * (error(nil) or error({}) must not print "(null)"). */
+static void push_spec_error(lua_State *L, int status, const char *name)
+{
+    if (status == LUA_ERRMEM) {
+        lua_gc(L, LUA_GCCOLLECT); /* the chunk's garbage is unreachable now: room for a message */
+        lua_pushfstring(L, "spec %s: exceeded the generator's memory limit of %d MiB", name,
+                        (int)(MEM_LIMIT >> 20));
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_pushvalue(L, -1);
+    } else {
+        lua_pushfstring(L, "spec %s: raised an error with a %s value instead of a message", name,
+                        luaL_typename(L, -1));
+    }
+}
+
+/* host.run_spec(chunk, name): calls the compiled spec chunk under the instruction budget.
+ * Returns true and the chunk's value, or false and a one-line message (as pcall would). */
+static int l_run_spec(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    const char *name = luaL_checkstring(L, 2);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "kgen.spec_running");
+    lua_pushvalue(L, 1);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, SPEC_BUDGET);
+    int status = lua_pcall(L, 0, 1, 0);
+    lua_sethook(L, NULL, 0, 0);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "kgen.spec_running");
+    if (status == LUA_OK) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, -2);
+        return 2;
+    }
+    push_spec_error(L, status, name);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* An error outside any pcall (loading the generator's own modules): a defect of kgen. */
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "kgen: internal error: %s\n", msg ? msg : "(not a string)");
+    return 0; /* Lua aborts */
+}
+
 kgg *kgg_new(void)
 {
     kgg *g = calloc(1, sizeof *g);
-    if (!g || !(g->L = luaL_newstate())) {
+    if (!g)
+        return NULL;
+    g->mem_limit = MEM_LIMIT;
+    if (!(g->L = lua_newstate(limited_alloc, g))) {
         free(g);
         return NULL;
     }
     lua_State *L = g->L;
+    lua_atpanic(L, panic);
     luaL_openlibs(L);
     preload_modules(L);
     lua_newtable(L);
@@ -104,6 +195,8 @@ kgg *kgg_new(void)
     lua_setfield(L, -2, "sha256");
     lua_pushcfunction(L, l_template);
     lua_setfield(L, -2, "template");
+    lua_pushcfunction(L, l_run_spec);
+    lua_setfield(L, -2, "run_spec");
     lua_setglobal(L, "host");
     return g;
 }
@@ -128,14 +221,25 @@ static void push_main(lua_State *L, const char *fn)
     lua_remove(L, -2);
 }
 
-static int call(kgg *g, int nargs, int nres)
+/* Calls the function below nargs arguments; a failure becomes a one-line KG_ESPEC message
+ * (`what` names the spec or problem in the messages that would not otherwise say). */
+static int call(kgg *g, int nargs, int nres, const char *what)
 {
-    if (lua_pcall(g->L, nargs, nres, 0) != LUA_OK) {
-        fail(g, KG_ESPEC, "%s", lua_tostring(g->L, -1));
-        lua_pop(g->L, 1);
-        return KG_ESPEC;
-    }
-    return KG_OK;
+    int status = lua_pcall(g->L, nargs, nres, 0);
+    if (status == LUA_OK)
+        return KG_OK;
+    const char *msg = lua_tostring(g->L, -1);
+    if (status == LUA_ERRMEM)
+        fail(g, KG_ESPEC, "%s: exceeded the generator's memory limit of %d MiB", what,
+             (int)(MEM_LIMIT >> 20));
+    else if (msg)
+        fail(g, KG_ESPEC, "%s", msg);
+    else
+        fail(g, KG_ESPEC, "%s: the generator raised a %s value instead of a message", what,
+             luaL_typename(g->L, -1));
+    lua_pop(g->L, 1);
+    lua_gc(g->L, LUA_GCCOLLECT); /* give back what the failed call held */
+    return KG_ESPEC;
 }
 
 void kgg_display_name(const char *path, char *buf, size_t len)
@@ -162,7 +266,7 @@ static int call_spec(kgg *g, const char *fn, const char *path, int nres)
     lua_pushstring(g->L, path);
     lua_pushstring(g->L, display);
     free(src);
-    return call(g, 3, nres);
+    return call(g, 3, nres, display);
 }
 
 static char *field_str(lua_State *L, int idx, const char *key)
@@ -329,7 +433,7 @@ int kgg_problem(kgg *g, const char *problem, kgg_kernel *k)
 {
     push_main(g->L, "problem");
     lua_pushstring(g->L, problem);
-    int rc = call(g, 1, 1);
+    int rc = call(g, 1, 1, problem);
     if (rc != KG_OK)
         return rc;
     read_kernel(g->L, k);
@@ -369,7 +473,7 @@ int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, con
         }
         lua_setfield(L, -2, names[i]);
     }
-    int rc = call(g, 2, 2);
+    int rc = call(g, 2, 2, problem);
     if (rc != KG_OK)
         return rc;
     *nargs = (int)luaL_len(L, -1);
@@ -399,7 +503,7 @@ int kgg_cost(kgg *g, const char *problem, const long *n, int ncalls, double cost
         lua_pushinteger(L, n[i]);
         lua_seti(L, -2, i + 1);
     }
-    int rc = call(g, 2, 3);
+    int rc = call(g, 2, 3, problem);
     if (rc != KG_OK)
         return rc;
     for (int i = 0; i < 3; i++)
@@ -412,7 +516,7 @@ int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out)
 {
     push_main(g->L, fn);
     lua_pushstring(g->L, arg);
-    int rc = call(g, 1, 1);
+    int rc = call(g, 1, 1, arg);
     if (rc != KG_OK)
         return rc;
     *out = strdup(lua_tostring(g->L, -1));
@@ -426,7 +530,7 @@ int kgg_render(kgg *g, const char *name, const char *text, const char *params_lu
     lua_pushstring(g->L, name);
     lua_pushstring(g->L, text);
     lua_pushstring(g->L, params_lua);
-    int rc = call(g, 3, 1);
+    int rc = call(g, 3, 1, name);
     if (rc != KG_OK)
         return rc;
     *out = strdup(lua_tostring(g->L, -1));
