@@ -163,7 +163,9 @@ int kg_scratch_reserve(long bytes);
 
 /* ---- problem strings --------------------------------------------------------------------- */
 
-/* Reads key `key` of a "family:key=value,..." string. Return 1 if found. */
+/* Reads key `key` of a "family:key=value,..." string. Return 1 if found and its value is what
+ * was asked for: a whole decimal number that fits a long, a finite double, or a string that
+ * fits len with its NUL; 0 otherwise (empty, trailing text, out of range). */
 int kg_problem_long(const char *problem, const char *key, long *value);
 int kg_problem_double(const char *problem, const char *key, double *value);
 int kg_problem_str(const char *problem, const char *key, char *buf, size_t len);
