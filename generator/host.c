@@ -336,11 +336,32 @@ static void read_arg(lua_State *L, kgg_arg *a)
     lua_pop(L, 1);
 }
 
-/* Reads a kernel view (main.lua's view()) at the stack top. */
-static void read_kernel(lua_State *L, kgg_kernel *k)
+/* Nonzero (with a message) if a kernel's argument or per-call size list is longer than the
+ * fixed arrays of kgg_kernel hold: read partially, it would call the kernel wrongly. */
+static int too_many(kgg *g, const char *who, int nargs, int ncalls)
+{
+    if (nargs <= KGG_MAX_ARGS && ncalls <= KGG_MAX_CALLS)
+        return 0;
+    fail(g, KG_ESPEC, "%s: %d arguments and %d per-call sizes, above kgen's limits of %d and %d",
+         who, nargs, ncalls, KGG_MAX_ARGS, KGG_MAX_CALLS);
+    return 1;
+}
+
+/* Reads a kernel view (main.lua's view()) at the stack top; KG_ESPEC if it does not fit. */
+static int read_kernel(kgg *g, lua_State *L, kgg_kernel *k)
 {
     int t = lua_gettop(L);
     memset(k, 0, sizeof *k);
+    lua_getfield(L, t, "args");
+    int nargs = (int)luaL_len(L, -1);
+    lua_getfield(L, t, "calls");
+    int ncalls = (int)luaL_len(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, t, "name");
+    int bad = too_many(g, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?", nargs, ncalls);
+    lua_pop(L, 1);
+    if (bad)
+        return KG_ESPEC;
     k->name = field_str(L, t, "name");
     k->family = field_str(L, t, "family");
     k->problem = field_str(L, t, "problem");
@@ -350,7 +371,7 @@ static void read_kernel(lua_State *L, kgg_kernel *k)
     k->written = field_num(L, t, "written");
     lua_getfield(L, t, "args");
     k->nargs = (int)luaL_len(L, -1);
-    for (int i = 0; i < k->nargs && i < KGG_MAX_ARGS; i++) {
+    for (int i = 0; i < k->nargs; i++) {
         lua_geti(L, -1, i + 1);
         read_arg(L, &k->args[i]);
         lua_pop(L, 1);
@@ -358,7 +379,7 @@ static void read_kernel(lua_State *L, kgg_kernel *k)
     lua_pop(L, 1);
     lua_getfield(L, t, "calls");
     k->ncalls = (int)luaL_len(L, -1);
-    for (int i = 0; i < k->ncalls && i < KGG_MAX_CALLS; i++) {
+    for (int i = 0; i < k->ncalls; i++) {
         lua_geti(L, -1, i + 1);
         snprintf(k->calls[i], sizeof k->calls[i], "%s", lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -371,6 +392,7 @@ static void read_kernel(lua_State *L, kgg_kernel *k)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    return KG_OK;
 }
 
 /* ---- public calls ------------------------------------------------------------------------ */
@@ -384,21 +406,29 @@ int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, c
     *spec_name = strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
     int n = (int)luaL_len(L, -1);
-    *files = calloc((size_t)n, sizeof **files);
-    for (int i = 0; i < n; i++) {
+    *files = calloc((size_t)n + 1, sizeof **files);
+    *nfiles = 0;
+    for (int i = 0; *files && *spec_name && i < n; i++) {
         lua_geti(L, -1, i + 1);
-        (*files)[i].name = field_str(L, -1, "name");
+        kgg_file *f = &(*files)[i];
+        f->name = field_str(L, -1, "name");
         lua_getfield(L, -1, "text");
-        size_t len;
-        const char *s = lua_tolstring(L, -1, &len);
-        (*files)[i].text = malloc(len + 1);
-        memcpy((*files)[i].text, s, len + 1);
-        (*files)[i].len = len;
+        const char *s = lua_tolstring(L, -1, &f->len);
+        f->text = s ? malloc(f->len + 1) : NULL;
+        if (f->text)
+            memcpy(f->text, s, f->len + 1);
         lua_pop(L, 2);
+        *nfiles = i + 1;
+        if (!f->name || !f->text)
+            break;
     }
     lua_pop(L, 1);
-    *nfiles = n;
-    return KG_OK;
+    if (*nfiles == n && *spec_name)
+        return KG_OK;
+    kgg_files_free(*files, *nfiles);
+    free(*spec_name);
+    *files = NULL, *spec_name = NULL, *nfiles = 0;
+    return fail(g, KG_ENOMEM, "%s: out of memory holding the generated files", spec_path);
 }
 
 void kgg_files_free(kgg_file *files, int n)
@@ -418,15 +448,24 @@ int kgg_kernels(kgg *g, const char *spec_path, kgg_kernel **ks, int *n, char **s
         return rc;
     *spec_name = strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
-    *n = (int)luaL_len(L, -1);
-    *ks = calloc((size_t)*n + 1, sizeof **ks);
-    for (int i = 0; i < *n; i++) {
+    int count = (int)luaL_len(L, -1);
+    *ks = calloc((size_t)count + 1, sizeof **ks);
+    if (!*ks)
+        rc = fail(g, KG_ENOMEM, "%s: out of memory", spec_path);
+    for (int i = 0; rc == KG_OK && i < count; i++) {
         lua_geti(L, -1, i + 1);
-        read_kernel(L, &(*ks)[i]);
+        rc = read_kernel(g, L, &(*ks)[i]);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    return KG_OK;
+    *n = rc == KG_OK ? count : 0;
+    if (rc != KG_OK) {
+        if (*ks)
+            kgg_kernels_free(*ks, count);
+        free(*spec_name);
+        *ks = NULL, *spec_name = NULL;
+    }
+    return rc;
 }
 
 int kgg_problem(kgg *g, const char *problem, kgg_kernel *k)
@@ -436,9 +475,9 @@ int kgg_problem(kgg *g, const char *problem, kgg_kernel *k)
     int rc = call(g, 1, 1, problem);
     if (rc != KG_OK)
         return rc;
-    read_kernel(g->L, k);
+    rc = read_kernel(g, g->L, k);
     lua_pop(g->L, 1);
-    return KG_OK;
+    return rc;
 }
 
 void kgg_kernel_clear(kgg_kernel *k)
@@ -477,14 +516,18 @@ int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, con
     if (rc != KG_OK)
         return rc;
     *nargs = (int)luaL_len(L, -1);
-    for (int i = 0; i < *nargs && i < KGG_MAX_ARGS; i++) {
+    *ncalls = (int)luaL_len(L, -2);
+    if (too_many(g, problem, *nargs, *ncalls)) {
+        lua_pop(L, 2);
+        return KG_ESPEC;
+    }
+    for (int i = 0; i < *nargs; i++) {
         lua_geti(L, -1, i + 1);
         read_arg(L, &args[i]);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    *ncalls = (int)luaL_len(L, -1);
-    for (int i = 0; i < *ncalls && i < KGG_MAX_CALLS; i++) {
+    for (int i = 0; i < *ncalls; i++) {
         lua_geti(L, -1, i + 1);
         n[i] = (long)lua_tointeger(L, -1);
         lua_pop(L, 1);
