@@ -73,8 +73,12 @@ check() {
   if [ "$rc" -ge 128 ]; then bad "$name" "crashed (exit $rc): $(head -c 300 "$err")"; return; fi
   if [ "$rc" != 2 ]; then bad "$name" "exit $rc, expected 2: $(head -c 300 "$err")"; return; fi
   if [ "$lines" != 1 ]; then bad "$name" "$lines lines on stderr, expected 1"; return; fi
-  if ! grep -qF -- "$who" "$err"; then bad "$name" "stderr does not name '$who': $(cat "$err")"; return; fi
-  if ! grep -qF -- "$text" "$err"; then bad "$name" "stderr lacks '$text': $(cat "$err")"; return; fi
+  if ! grep -qF -- "$who" "$err"; then
+    bad "$name" "stderr does not name '$who': $(cat "$err")"; return
+  fi
+  if ! grep -qF -- "$text" "$err"; then
+    bad "$name" "stderr lacks '$text': $(cat "$err")"; return
+  fi
   if [ -n "$outdir" ] && [ -n "$(ls -A "$outdir" 2>/dev/null)" ]; then
     bad "$name" "wrote into $outdir: $(ls "$outdir")"; return
   fi
