@@ -1,5 +1,7 @@
-/* cli.h: the kgen subcommands (each a thin front end over the generator and runtime). Each
- * returns the process exit code: 0 ok, 1 failure, 2 usage or spec error. */
+/* cli.h: the kgen subcommands (kgc_ prefix), each a thin front end over the generator, the
+ * runtime and the benchmark library, and what they share. A command returns the process exit
+ * code: 0 ok, 1 failure, 2 usage or spec error. Its synopsis and summary live in main.c's
+ * command table; its help text (after the synopsis) beside its option parsing. */
 #ifndef KGEN_CLI_H
 #define KGEN_CLI_H
 
@@ -12,9 +14,17 @@ int kgc_exec(int argc, char **argv);
 int kgc_run(int argc, char **argv);
 int kgc_bench(int argc, char **argv);
 
+extern const char kgc_generate_help[], kgc_check_help[], kgc_list_help[], kgc_exec_help[],
+    kgc_run_help[], kgc_bench_help[];
+
 /* Prints "kgen: <message>" to stderr and returns code. */
 int kgc_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The usage error for an argument cmd does not take: "unknown option" for one that starts
+ * with '-', else "unexpected argument"; returns KGC_USAGE. */
+int kgc_bad_argument(const char *cmd, const char *arg);
 /* The exit code for a KG_* status: spec, shape and I/O problems are the user's (2). */
 int kgc_exit_for(int status);
+/* Seconds on the monotonic clock. */
+double kgc_now(void);
 
 #endif

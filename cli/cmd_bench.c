@@ -7,18 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench_gemm.h"
 #include "cli.h"
 #include "host.h"
 #include "kernel_args.h"
-#include "kgen/aot.h"
+#include "kgen/gcc.h"
 #include "kgen/kgen.h"
 #include "kgen_bench.h"
 
-static const char help[] =
-    "usage: kgen bench [SPEC] [--gemm] [--kernel REGEX] [--tokens T] [--threads N]\n"
-    "                  [--jit|--aot] [--csv FILE] [--plot FILE.png] [--quick]\n"
-    "                  [--min-time S] [--min-runs N]\n"
+const char kgc_bench_help[] =
     "Probes this machine's roofline (read bandwidth, fp32 FMA peak, bf16 dot peak), then times\n"
     "each kernel of SPEC on seeded inputs: the median us per call of at least 1 s and 20\n"
     "samples after a warm-up, GFLOP/s and GB/s from the generator's cost block, the bound that\n"
@@ -30,7 +26,9 @@ static const char help[] =
     "  --kernel REGEX  only kernels whose name matches (POSIX extended regex)\n"
     "  --tokens T      run at T tokens (B = 1, S = T) instead of the nominal sizes\n"
     "  --threads N     threads of the kernels, the probes and OpenBLAS\n"
-    "  --jit | --aot   libtcc-compiled kernels (default) or the gcc-built ones in kgen\n"
+    "  --jit | --aot   compile with libtcc (default) or with gcc -O2 into a shared object\n"
+    "                  cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
+    "                  ~/.cache/kgen)\n"
     "  --csv FILE      also write the probes and the kernels as CSV\n"
     "  --plot FILE.png also draw a roofline chart with gnuplot (the script goes to FILE.gp)\n"
     "  --quick         short probes and measurements (CI: the numbers are rough)\n"
@@ -71,7 +69,7 @@ static int numbers(bench_args *a, const char *tokens, const char *threads, const
     return KGC_OK;
 }
 
-/* Parses argv into a; returns KGC_OK, -1 for --help, or KGC_USAGE after printing why. */
+/* Parses argv into a; returns KGC_OK, or KGC_USAGE after printing why. */
 static int parse(int argc, char **argv, bench_args *a)
 {
     const char *tokens = NULL, *threads = NULL, *min_time = NULL, *min_runs = NULL;
@@ -86,8 +84,6 @@ static int parse(int argc, char **argv, bench_args *a)
         size_t v = 0;
         while (v < sizeof valued / sizeof valued[0] && strcmp(o, valued[v].opt))
             v++;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
-            return -1;
         if (!strcmp(o, "--aot") || !strcmp(o, "--jit"))
             a->aot = !strcmp(o, "--aot");
         else if (!strcmp(o, "--gemm"))
@@ -96,10 +92,8 @@ static int parse(int argc, char **argv, bench_args *a)
             a->o.quick = 1, a->o.min_time = 0.05, a->o.min_runs = 5;
         else if (o[0] != '-' && !a->spec)
             a->spec = o;
-        else if (o[0] != '-')
-            return kgc_error(KGC_USAGE, "bench: unexpected argument '%s'", o);
-        else if (v == sizeof valued / sizeof valued[0])
-            return kgc_error(KGC_USAGE, "bench: unknown option '%s' (see kgen bench --help)", o);
+        else if (o[0] != '-' || v == sizeof valued / sizeof valued[0])
+            return kgc_bad_argument("bench", o);
         else if (i + 1 == argc)
             return kgc_error(KGC_USAGE, "bench: %s wants a value", o);
         else
@@ -148,7 +142,7 @@ static int narrow_format(const char *dtype)
  * cost block (else the kernel is not a plain GEMM over its tokens and has no OpenBLAS match). */
 static void gemm_shapes(const kgg_kernel *d, const long *n, kgb_result *r)
 {
-    long M = kgc_call_tokens(d, n);
+    long M = kgargs_call_tokens(d, n);
     double flops = 0;
     int plain = M > 0;
     for (int i = 0; i < d->nargs && i < KGG_MAX_ARGS; i++) {
@@ -176,7 +170,7 @@ static int measure(kgg *g, const kg_kernel *k, const kgg_kernel *d, const bench_
     c = (kernel_call){ .k = k };
     double cost[3] = { d->flops, d->read, d->written };
     snprintf(r->name, sizeof r->name, "%s", d->name);
-    if (kgc_call_sizes(d, a->tokens, c.n) != 0) {
+    if (kgargs_call_sizes(d, a->tokens, c.n) != 0) {
         r->skip = "--tokens is above its nominal token count";
         return KG_OK;
     }
@@ -186,14 +180,14 @@ static int measure(kgg *g, const kg_kernel *k, const kgg_kernel *d, const bench_
     gemm_shapes(d, c.n, r);
     double sets = r->bytes > 0 ? COLD_BYTES / r->bytes : MAX_SETS;
     c.sets = sets >= MAX_SETS ? MAX_SETS : sets < 1 ? 1 : (int)sets + (sets > (int)sets);
-    if (kgc_args_new(d, c.t[0], err, errlen) != 0)
+    if (kgargs_new(d, c.t[0], err, errlen) != 0)
         return KG_ENOMEM;
     for (int i = 1; i < c.sets; i++)
-        if (kgc_args_new(d, c.t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
+        if (kgargs_new(d, c.t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
             c.sets = i; /* time on the sets there are: warmer, but still a measurement */
     int rc = kgb_time(&a->o, call_kernel, &c, &r->seconds);
     for (int i = 0; i < c.sets; i++)
-        kgc_args_free(d, c.t[i]);
+        kgargs_free(d, c.t[i]);
     if (rc != KG_OK)
         snprintf(err, errlen, "%s returned status %d", d->name, rc);
     return rc;
@@ -201,15 +195,10 @@ static int measure(kgg *g, const kg_kernel *k, const kgg_kernel *d, const bench_
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
-/* Compiles (or looks up, --aot) the selected kernels into reg; KG_OK or the error, printed. */
+/* Compiles the selected kernels into reg, with libtcc or (aot) gcc; KG_OK or the error,
+ * printed. */
 static int build(kg_registry *reg, const char *spec_name, kgg_kernel **sel, int n, int aot)
 {
-    if (aot) {
-        int rc = kg_aot_register(reg, spec_name);
-        if (rc != KG_OK)
-            kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
-        return rc;
-    }
     kg_kernel_info *info = calloc((size_t)n, sizeof *info);
     const char **labels = calloc((size_t)n, sizeof *labels);
     const char **srcs = calloc((size_t)n, sizeof *srcs);
@@ -221,7 +210,8 @@ static int build(kg_registry *reg, const char *spec_name, kgg_kernel **sel, int 
         labels[i] = paths[i];
         srcs[i] = sel[i]->text;
     }
-    int rc = kg_jit_compile(reg, n, info, labels, srcs, NULL);
+    int rc = aot ? kg_gcc_compile(reg, n, info, labels, srcs, NULL)
+                 : kg_jit_compile(reg, n, info, labels, srcs, NULL);
     if (rc != KG_OK)
         kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
     free(info), free(labels), free(srcs), free(paths);
@@ -295,8 +285,8 @@ static void progress(const char *what, int i, int n)
 }
 
 /* Measures every selected kernel into r; KGC_OK, or KGC_FAIL with the reason printed. */
-static int measure_all(kgg *g, kg_registry *reg, const bench_args *a, const char *spec_name,
-                       kgg_kernel **sel, kgb_result *r, int n)
+static int measure_all(kgg *g, kg_registry *reg, const bench_args *a, kgg_kernel **sel,
+                       kgb_result *r, int n)
 {
     char err[512];
     for (int i = 0; i < n; i++) {
@@ -305,14 +295,14 @@ static int measure_all(kgg *g, kg_registry *reg, const bench_args *a, const char
         if (k && measure(g, k, sel[i], a, &r[i], err, sizeof err) == KG_OK)
             continue;
         progress(NULL, i, n);
-        if (k)
-            return kgc_error(KGC_FAIL, "%s", err);
-        if (a->aot)
-            return kgc_error(KGC_FAIL, "bench: %s is not in this kgen's AOT library (generate "
-                             "generated/%s and rebuild)", sel[i]->name, spec_name);
-        return kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
+        return kgc_error(KGC_FAIL, "%s", k ? err : kg_registry_error(reg));
     }
     return KGC_OK;
+}
+
+static int matches(const char *name, void *re)
+{
+    return regexec(re, name, 0, NULL, 0) == 0;
 }
 
 /* The reference GEMMs --kernel selects into r (*ng of them); KGC_OK, or KGC_FAIL with the
@@ -322,7 +312,7 @@ static int measure_gemms(const bench_args *a, const regex_t *re, kgb_result *r, 
 {
     char err[512];
     progress("the runtime's GEMM on the reference shapes", i, n);
-    int rc = kgc_bench_gemms(&a->o, re, r, ng, err, sizeof err);
+    int rc = kgb_ref_gemms(&a->o, re ? matches : NULL, (void *)re, r, ng, err, sizeof err);
     if (rc == KG_OK)
         return KGC_OK;
     progress(NULL, i, n);
@@ -335,7 +325,7 @@ static int bench(kgg *g, const bench_args *a, const regex_t *re, const char *spe
                  kgg_kernel **sel, int nk)
 {
     kg_registry *reg = kg_registry_new();
-    int n = nk + (a->gemm ? KGC_BENCH_GEMMS : 0);
+    int n = nk + (a->gemm ? KGB_REF_GEMMS : 0);
     kgb_result *r = calloc((size_t)n, sizeof *r);
     kgb_roofline roof;
     char blas[320];
@@ -348,7 +338,7 @@ static int bench(kgg *g, const bench_args *a, const regex_t *re, const char *spe
             rc = (progress(NULL, 0, n), kgc_error(KGC_FAIL, "bench: no memory for the probes"));
     }
     if (rc == KGC_OK)
-        rc = measure_all(g, reg, a, spec_name, sel, r, nk);
+        rc = measure_all(g, reg, a, sel, r, nk);
     int ng = 0;
     if (rc == KGC_OK && a->gemm)
         rc = measure_gemms(a, re, r + nk, &ng, nk, n);
@@ -372,8 +362,6 @@ int kgc_bench(int argc, char **argv)
 {
     bench_args a;
     int rc = parse(argc, argv, &a);
-    if (rc < 0)
-        return fputs(help, stdout), KGC_OK;
     if (rc != KGC_OK)
         return rc;
     regex_t re;

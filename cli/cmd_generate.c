@@ -23,33 +23,43 @@ static int generate_files(const char *spec, kgg_file **files, int *n, char **nam
     return rc == KG_OK ? KGC_OK : kgc_exit_for(rc);
 }
 
-static int wants_help(int argc, char **argv, const char *text)
+/* The positional arguments of a command that takes no options into pos[0 .. want);
+ * KGC_USAGE (printed) for an option, an extra argument or a missing one. */
+static int positional(const char *cmd, int argc, char **argv, const char **pos, int want,
+                      const char *what)
 {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return fputs(text, stdout), 1;
-    return 0;
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' || n == want)
+            return kgc_bad_argument(cmd, argv[i]);
+        pos[n++] = argv[i];
+    }
+    if (n < want)
+        return kgc_error(KGC_USAGE, "%s: expected %s (see kgen %s --help)", cmd, what, cmd);
+    return KGC_OK;
 }
+
+const char kgc_generate_help[] =
+    "Writes one <symbol>.c per kernel, kernels.inc and manifest.json into DIR (default\n"
+    "generated/<spec name>), each only if its content changed; removes kernel files of\n"
+    "DIR that the spec no longer has.\n"
+    "  -o DIR   the output folder (created if missing)\n";
 
 int kgc_generate(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen generate SPEC [-o DIR]\n"
-        "Writes one <symbol>.c per kernel, kernels.inc and manifest.json into DIR (default\n"
-        "generated/<spec name>), each only if its content changed; removes kernel files of\n"
-        "DIR that the spec no longer has.\n";
-    if (wants_help(argc, argv, help))
-        return KGC_OK;
     const char *spec = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
             out = argv[++i];
+        else if (strcmp(argv[i], "-o") == 0)
+            return kgc_error(KGC_USAGE, "generate: -o needs a folder");
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
         else
-            return kgc_error(KGC_USAGE, "generate: unexpected argument '%s'", argv[i]);
+            return kgc_bad_argument("generate", argv[i]);
     }
     if (!spec)
-        return kgc_error(KGC_USAGE, "generate: which spec? (kgen generate SPEC [-o DIR])");
+        return kgc_error(KGC_USAGE, "generate: which spec? (see kgen generate --help)");
     kgg_file *files;
     int n;
     char *name, dir[4096];
@@ -127,19 +137,21 @@ static int report_stale(const char *dir, const kgg_file *files, int n)
     return stale;
 }
 
+const char kgc_check_help[] =
+    "Regenerates SPEC into a temporary folder and compares it with DIR: prints a unified\n"
+    "diff and exits 1 if anything differs, is missing or is stale. Writes nothing into DIR.\n";
+
 int kgc_check(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen check SPEC DIR\n"
-        "Regenerates SPEC into a temporary folder and compares it with DIR: prints a unified\n"
-        "diff and exits 1 if anything differs, is missing or is stale. Writes nothing into DIR.\n";
-    if (wants_help(argc, argv, help))
-        return KGC_OK;
-    if (argc != 3)
-        return kgc_error(KGC_USAGE, "check: expected SPEC DIR (see kgen check --help)");
+    const char *arg[2] = { NULL, NULL };
+    int rc = positional("check", argc, argv, arg, 2, "SPEC DIR");
+    if (rc != KGC_OK)
+        return rc;
+    const char *spec = arg[0], *dir = arg[1];
     kgg_file *files;
     int n;
     char *name;
-    int rc = generate_files(argv[1], &files, &n, &name);
+    rc = generate_files(spec, &files, &n, &name);
     if (rc != KGC_OK)
         return rc;
     char *tmp = kgf_tempdir();
@@ -151,9 +163,9 @@ int kgc_check(int argc, char **argv)
             rc = kgc_error(KGC_FAIL, "%s: cannot write a temporary file", tmp);
             break;
         }
-        drift |= show_diff(argv[2], tmp, files[i].name);
+        drift |= show_diff(dir, tmp, files[i].name);
     }
-    drift |= report_stale(argv[2], files, n);
+    drift |= report_stale(dir, files, n);
     kgf_remove_dir(tmp);
     free(tmp);
     kgg_files_free(files, n);
@@ -161,25 +173,26 @@ int kgc_check(int argc, char **argv)
     if (rc != KGC_OK)
         return rc;
     if (drift)
-        return kgc_error(KGC_FAIL, "%s differs from %s (run: kgen generate %s -o %s)", argv[2],
-                         argv[1], argv[1], argv[2]);
-    printf("%s matches %s\n", argv[2], argv[1]);
+        return kgc_error(KGC_FAIL, "%s differs from %s (run: kgen generate %s -o %s)", dir,
+                         spec, spec, dir);
+    printf("%s matches %s\n", dir, spec);
     return KGC_OK;
 }
 
+const char kgc_list_help[] =
+    "Prints each kernel of SPEC with its cost per call at the spec's nominal sizes.\n";
+
 int kgc_list(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen list SPEC\n"
-        "Prints each kernel of SPEC with its cost per call at the spec's nominal sizes.\n";
-    if (wants_help(argc, argv, help))
-        return KGC_OK;
-    if (argc != 2)
-        return kgc_error(KGC_USAGE, "list: expected SPEC (see kgen list --help)");
+    const char *spec = NULL;
+    int rc = positional("list", argc, argv, &spec, 1, "SPEC");
+    if (rc != KGC_OK)
+        return rc;
     kgg *g = kgg_new();
     kgg_kernel *ks;
     int n;
     char *name;
-    int rc = kgg_kernels(g, argv[1], &ks, &n, &name);
+    rc = kgg_kernels(g, spec, &ks, &n, &name);
     if (rc != KG_OK) {
         kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
         kgg_free(g);

@@ -1,18 +1,9 @@
-/* kernel_args.c: per-call sizes, seeded argument sets and the clock that `kgen run` and
- * `kgen bench` share. */
+/* kernel_args.c: per-call sizes and seeded argument sets of a kernel (kgargs_). */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernel_args.h"
 #include "tensor.h"
-
-double kgc_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* The index of call size `name` in d, or -1. */
 static int call_index(const kgg_kernel *d, const char *name)
@@ -29,7 +20,7 @@ static int is_tokens(const kgg_kernel *d, int i)
     return !strcmp(d->calls[i], "rows") || !strcmp(d->calls[i], "T");
 }
 
-int kgc_call_sizes(const kgg_kernel *d, long tokens, long *n)
+int kgargs_call_sizes(const kgg_kernel *d, long tokens, long *n)
 {
     int b = call_index(d, "B"), s = call_index(d, "S"), fits = 1, any = 0;
     for (int i = 0; i < d->ncalls; i++) {
@@ -47,7 +38,7 @@ int kgc_call_sizes(const kgg_kernel *d, long tokens, long *n)
     return tokens && !(fits && any) ? -1 : 0;
 }
 
-long kgc_call_tokens(const kgg_kernel *d, const long *n)
+long kgargs_call_tokens(const kgg_kernel *d, const long *n)
 {
     int b = call_index(d, "B"), s = call_index(d, "S");
     for (int i = 0; i < d->ncalls; i++)
@@ -56,7 +47,7 @@ long kgc_call_tokens(const kgg_kernel *d, const long *n)
     return b >= 0 && s >= 0 ? n[b] * n[s] : 0;
 }
 
-int kgc_args_new(const kgg_kernel *d, void **t, char *err, size_t errlen)
+int kgargs_new(const kgg_kernel *d, void **t, char *err, size_t errlen)
 {
     char why[256];
     for (int i = 0; i < KGG_MAX_ARGS; i++)
@@ -70,24 +61,24 @@ int kgc_args_new(const kgg_kernel *d, void **t, char *err, size_t errlen)
         const kgg_arg *a = &d->args[i];
         if (!a->used)
             continue;
-        if (!(t[i] = kgc_alloc(a))) {
+        if (!(t[i] = kgbuf_alloc(a))) {
             snprintf(err, errlen, "%s: out of memory for argument '%s'", d->name, a->name);
-            kgc_args_free(d, t);
+            kgargs_free(d, t);
             return -1;
         }
-        if (!a->out && kgc_fill(a, t[i], 0x5eedull + (unsigned long long)i, why, sizeof why)) {
+        if (!a->out && kgbuf_fill(a, t[i], 0x5eedull + (unsigned long long)i, why, sizeof why)) {
             snprintf(err, errlen, "%s: %s", d->name, why);
-            kgc_args_free(d, t);
+            kgargs_free(d, t);
             return -1;
         }
     }
     return 0;
 }
 
-void kgc_args_free(const kgg_kernel *d, void **t)
+void kgargs_free(const kgg_kernel *d, void **t)
 {
     for (int i = 0; i < d->nargs && i < KGG_MAX_ARGS; i++) {
-        kgc_free(&d->args[i], t[i]);
+        kgbuf_free(&d->args[i], t[i]);
         t[i] = NULL;
     }
 }
