@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# regen_broken_tree.sh: the `regen` and `check-generated` targets work when a generated file is
+# broken. Copies the source tree (the files git tracks), appends a line that is not C to one
+# kernel file of generated/SPEC, configures a fresh build of the copy and builds `regen` (which
+# builds kgen first) and `check-generated`: both must succeed and the file must come back byte
+# for byte. Were kgen to link the generated code, the build of kgen itself would fail here.
+# usage: regen_broken_tree.sh SOURCE_DIR SPEC SCRATCH_DIR C_COMPILER [LAUNCHER]
+set -euo pipefail
+
+src=$1
+spec=$2
+scratch=$3
+cc=$4
+launcher=${5:-}
+rm -rf "$scratch"
+mkdir -p "$scratch/tree"
+(cd "$src" && git ls-files -z | xargs -0 cp --parents -t "$scratch/tree")
+victim=$(cd "$scratch/tree/generated/$spec" && ls kg_*.c | head -n 1)
+echo "this line is not C" >>"$scratch/tree/generated/$spec/$victim"
+
+cmake -S "$scratch/tree" -B "$scratch/build" -DKGEN_BUILD_TESTS=OFF -DCMAKE_C_COMPILER="$cc" \
+      ${launcher:+-DCMAKE_C_COMPILER_LAUNCHER="$launcher"} >"$scratch/configure.log" 2>&1 ||
+    { cat "$scratch/configure.log"; echo "FAIL: configure"; exit 1; }
+cmake --build "$scratch/build" --target regen -j2 >"$scratch/regen.log" 2>&1 ||
+    { tail -n 20 "$scratch/regen.log"; echo "FAIL: the regen target"; exit 1; }
+cmake --build "$scratch/build" --target check-generated >"$scratch/check.log" 2>&1 ||
+    { tail -n 20 "$scratch/check.log"; echo "FAIL: the check-generated target"; exit 1; }
+cmp "$scratch/tree/generated/$spec/$victim" "$src/generated/$spec/$victim" ||
+    { echo "FAIL: regen did not repair $victim"; exit 1; }
+rm -rf "$scratch"
+echo "regen_broken_tree: $victim broken; regen built kgen, repaired it; check-generated clean"
