@@ -330,8 +330,11 @@ static int bench(kgg *g, const bench_args *a, const regex_t *re, const char *spe
     kgb_roofline roof;
     char blas[320];
     int rc = KGC_OK;
-    if (nk > 0 && build(reg, spec_name, sel, nk, a->aot) != KG_OK)
-        rc = KGC_FAIL;
+    if (nk > 0) {
+        progress(a->aot ? "compiling with gcc (or loading the cached build)" : "compiling", 0, n);
+        rc = build(reg, spec_name, sel, nk, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;
+        progress(NULL, 0, n);
+    }
     if (rc == KGC_OK) {
         progress("probing the roofline", 0, n);
         if (kgb_probe(&a->o, &roof) != 0)
