@@ -59,6 +59,10 @@ int kgc_run(int argc, char **argv)
     const char *spec = NULL;
     int repeat = 5, aot = 0;
     for (int i = 1; i < argc; i++) {
+        int valued = !strcmp(argv[i], "--repeat") || !strcmp(argv[i], "--tokens")
+                     || !strcmp(argv[i], "--threads");
+        if (valued && i + 1 == argc)
+            return kgc_error(KGC_USAGE, "run: %s needs a value", argv[i]);
         if (!strcmp(argv[i], "--aot") || !strcmp(argv[i], "--jit"))
             aot = !strcmp(argv[i], "--aot");
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
@@ -76,7 +80,9 @@ int kgc_run(int argc, char **argv)
         else
             return kgc_bad_argument("run", argv[i]);
     }
-    if (!spec || repeat < 1)
+    if (repeat < 1)
+        return kgc_error(KGC_USAGE, "run: --repeat wants a positive integer");
+    if (!spec)
         return kgc_error(KGC_USAGE, "run: expected SPEC (see kgen run --help)");
 
     kgg *g = kgg_new();
