@@ -1,6 +1,7 @@
 /* cmd_bench.c: kgen bench: the CLI over the benchmark library (bench/kgen_bench.h). Turns a
- * spec's kernels into measured lines (sizes, seeded arguments, cost, GEMM shapes) and hands
- * the probing, timing, OpenBLAS comparison and reports to the library. */
+ * spec's kernels, as its manifest describes them, into measured lines (sizes, seeded arguments,
+ * cost, GEMM shapes) and hands the probing, timing, OpenBLAS comparison and reports to the
+ * library. */
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +17,17 @@
 
 const char kgc_bench_help[] =
     "Probes this machine's roofline (read bandwidth, fp32 FMA peak, bf16 dot peak), then times\n"
-    "each kernel of SPEC on seeded inputs: the median us per call of at least 1 s and 20\n"
-    "samples after a warm-up, GFLOP/s and GB/s from the generator's cost block, the bound that\n"
-    "applies and the ratio to it, and where the kernel is a GEMM on weights [K, N], the ratio\n"
-    "of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the kernel's time.\n"
+    "each kernel of SPEC (or of the generated folder DIR) on seeded inputs: the median us per\n"
+    "call of at least 1 s and 20 samples after a warm-up, GFLOP/s and GB/s from the manifest's\n"
+    "cost block, the bound that applies and the ratio to it, and where the kernel is a GEMM on\n"
+    "weights [K, N], the ratio of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the\n"
+    "kernel's time.\n"
     "  --gemm          also (or, without SPEC, only) time the runtime's GEMM on the reference\n"
     "                  shapes: K 4096, N 14336 (an 8B model's MLP up projection), M 1 (decode)\n"
     "                  and 512 (prefill), bf16, e4m3 and f32 weights\n"
     "  --kernel REGEX  only kernels whose name matches (POSIX extended regex)\n"
-    "  --tokens T      run at T tokens (B = 1, S = T) instead of the nominal sizes\n"
+    "  --tokens T      run at T tokens (batch axes 1, sequence axes T) instead of the nominal\n"
+    "                  sizes\n"
     "  --threads N     threads of the kernels, the probes and OpenBLAS\n"
     "  --jit | --aot   compile with libtcc (default) or with gcc -O2 into a shared object\n"
     "                  cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
@@ -116,8 +119,8 @@ enum { MAX_SETS = 16 };
 typedef struct kernel_call {
     const kg_kernel *k;
     int sets, next;
-    void *t[MAX_SETS][KGG_MAX_ARGS];
-    long n[KGG_MAX_CALLS];
+    void *t[MAX_SETS][KG_MANIFEST_MAX_ARGS];
+    long n[KG_MANIFEST_MAX_CALLS];
 } kernel_call;
 
 static int call_kernel(void *ctx)
@@ -140,22 +143,22 @@ static int narrow_format(const char *dtype)
 /* The bound's inputs: narrow weights, and the fp32 GEMMs the kernel equals: every used weight
  * W [K, N] times all M tokens of the call, which together may not count more flops than the
  * cost block (else the kernel is not a plain GEMM over its tokens and has no OpenBLAS match). */
-static void gemm_shapes(const kgg_kernel *d, const long *n, kgb_result *r)
+static void gemm_shapes(const kg_manifest_kernel *d, const long *n, kgb_result *r)
 {
-    long M = kgargs_call_tokens(d, n);
+    long M = kg_manifest_tokens(d, n), shape[KG_MANIFEST_MAX_RANK];
     double flops = 0;
     int plain = M > 0;
-    for (int i = 0; i < d->nargs && i < KGG_MAX_ARGS; i++) {
-        const kgg_arg *w = &d->args[i];
+    for (int i = 0; i < d->nargs; i++) {
+        const kg_manifest_arg *w = &d->args[i];
         if (!w->used || !w->weight)
             continue;
         r->narrow |= narrow_format(w->dtype);
-        if (w->rank != 2 || r->ngemm == KGB_MAX_GEMMS) {
+        if (kg_manifest_shape(w, n, shape) != 2 || r->ngemm == KGB_MAX_GEMMS) {
             plain = 0;
             continue;
         }
-        r->gemm[r->ngemm++] = (kgb_gemm){ M, w->shape[0], w->shape[1] };
-        flops += 2.0 * (double)M * (double)w->shape[0] * (double)w->shape[1];
+        r->gemm[r->ngemm++] = (kgb_gemm){ M, shape[0], shape[1] };
+        flops += 2.0 * (double)M * (double)shape[0] * (double)shape[1];
     }
     if (!plain || flops > r->flops * (1 + 1e-9))
         r->ngemm = 0;
@@ -163,19 +166,21 @@ static void gemm_shapes(const kgg_kernel *d, const long *n, kgb_result *r)
 
 /* Measures kernel d (compiled as k) at the run's sizes into r; KG_OK, or the status of the
  * failing step with its message in err. */
-static int measure(kgg *g, const kg_kernel *k, const kgg_kernel *d, const bench_args *a,
+static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_args *a,
                    kgb_result *r, char *err, size_t errlen)
 {
     static kernel_call c; /* 16 sets of 24 pointers: not for the stack */
     c = (kernel_call){ .k = k };
-    double cost[3] = { d->flops, d->read, d->written };
-    snprintf(r->name, sizeof r->name, "%s", d->name);
+    double cost[3];
+    snprintf(r->name, sizeof r->name, "%s", d->symbol);
     if (kgargs_call_sizes(d, a->tokens, c.n) != 0) {
         r->skip = "--tokens is above its nominal token count";
         return KG_OK;
     }
-    if (a->tokens && kgg_cost(g, d->problem, c.n, d->ncalls, cost) != KG_OK)
-        return snprintf(err, errlen, "%s", kgg_error(g)), KG_ESPEC;
+    if (a->tokens)
+        kg_manifest_cost(d, a->tokens, cost);
+    else
+        memcpy(cost, d->cost, sizeof cost);
     r->flops = cost[0], r->bytes = cost[1] + cost[2];
     gemm_shapes(d, c.n, r);
     double sets = r->bytes > 0 ? COLD_BYTES / r->bytes : MAX_SETS;
@@ -189,32 +194,29 @@ static int measure(kgg *g, const kg_kernel *k, const kgg_kernel *d, const bench_
     for (int i = 0; i < c.sets; i++)
         kgargs_free(d, c.t[i]);
     if (rc != KG_OK)
-        snprintf(err, errlen, "%s returned status %d", d->name, rc);
+        snprintf(err, errlen, "%s returned status %d", d->symbol, rc);
     return rc;
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
-/* Compiles the selected kernels into reg, with libtcc or (aot) gcc; KG_OK or the error,
- * printed. */
-static int build(kg_registry *reg, const char *spec_name, kgg_kernel **sel, int n, int aot)
+/* Compiles the selected kernels (indices sel[0..n) of ks) into reg, with libtcc or (aot) gcc;
+ * KG_OK or the error, printed. */
+static int build(kg_registry *reg, const kgc_kernels *ks, const int *sel, int n, int aot)
 {
     kg_kernel_info *info = calloc((size_t)n, sizeof *info);
     const char **labels = calloc((size_t)n, sizeof *labels);
     const char **srcs = calloc((size_t)n, sizeof *srcs);
-    char (*paths)[512] = calloc((size_t)n, sizeof *paths);
     for (int i = 0; i < n; i++) {
-        info[i] = (kg_kernel_info){ sel[i]->family, sel[i]->name, sel[i]->problem,
-                                    sel[i]->flops, sel[i]->read, sel[i]->written };
-        snprintf(paths[i], sizeof paths[i], "generated/%s/%s.c", spec_name, sel[i]->name);
-        labels[i] = paths[i];
-        srcs[i] = sel[i]->text;
+        info[i] = kg_manifest_info(&ks->m->kernels[sel[i]]);
+        labels[i] = ks->label[sel[i]];
+        srcs[i] = ks->text[sel[i]];
     }
     int rc = aot ? kg_gcc_compile(reg, n, info, labels, srcs, NULL)
                  : kg_jit_compile(reg, n, info, labels, srcs, NULL);
     if (rc != KG_OK)
         kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
-    free(info), free(labels), free(srcs), free(paths);
+    free(info), free(labels), free(srcs);
     return rc;
 }
 
@@ -285,14 +287,15 @@ static void progress(const char *what, int i, int n)
 }
 
 /* Measures every selected kernel into r; KGC_OK, or KGC_FAIL with the reason printed. */
-static int measure_all(kgg *g, kg_registry *reg, const bench_args *a, kgg_kernel **sel,
-                       kgb_result *r, int n)
+static int measure_all(kg_registry *reg, const bench_args *a, const kgc_kernels *ks,
+                       const int *sel, kgb_result *r, int n)
 {
     char err[512];
     for (int i = 0; i < n; i++) {
-        const kg_kernel *k = kg_registry_find(reg, sel[i]->name);
-        progress(sel[i]->name, i + 1, n);
-        if (k && measure(g, k, sel[i], a, &r[i], err, sizeof err) == KG_OK)
+        const kg_manifest_kernel *d = &ks->m->kernels[sel[i]];
+        const kg_kernel *k = kg_registry_find(reg, d->symbol);
+        progress(d->symbol, i + 1, n);
+        if (k && measure(k, d, a, &r[i], err, sizeof err) == KG_OK)
             continue;
         progress(NULL, i, n);
         return kgc_error(KGC_FAIL, "%s", k ? err : kg_registry_error(reg));
@@ -320,10 +323,11 @@ static int measure_gemms(const bench_args *a, const regex_t *re, kgb_result *r, 
 }
 
 /* Probes, measures the selected kernels (and with --gemm the reference GEMMs after them),
- * compares with OpenBLAS and reports. spec_name is NULL when no spec was given. */
-static int bench(kgg *g, const bench_args *a, const regex_t *re, const char *spec_name,
-                 kgg_kernel **sel, int nk)
+ * compares with OpenBLAS and reports. ks is NULL when no spec was given. */
+static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, const int *sel,
+                 int nk)
 {
+    const char *spec_name = ks ? ks->m->spec : NULL;
     kg_registry *reg = kg_registry_new();
     int n = nk + (a->gemm ? KGB_REF_GEMMS : 0);
     kgb_result *r = calloc((size_t)n, sizeof *r);
@@ -332,7 +336,7 @@ static int bench(kgg *g, const bench_args *a, const regex_t *re, const char *spe
     int rc = KGC_OK;
     if (nk > 0) {
         progress(a->aot ? "compiling with gcc (or loading the cached build)" : "compiling", 0, n);
-        rc = build(reg, spec_name, sel, nk, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;
+        rc = build(reg, ks, sel, nk, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;
         progress(NULL, 0, n);
     }
     if (rc == KGC_OK) {
@@ -341,7 +345,7 @@ static int bench(kgg *g, const bench_args *a, const regex_t *re, const char *spe
             rc = (progress(NULL, 0, n), kgc_error(KGC_FAIL, "bench: no memory for the probes"));
     }
     if (rc == KGC_OK)
-        rc = measure_all(g, reg, a, sel, r, nk);
+        rc = measure_all(reg, a, ks, sel, r, nk);
     int ng = 0;
     if (rc == KGC_OK && a->gemm)
         rc = measure_gemms(a, re, r + nk, &ng, nk, n);
@@ -378,28 +382,20 @@ int kgc_bench(int argc, char **argv)
         kg_set_threads(a.threads);
     a.o.threads = kg_threads();
 
-    kgg *g = kgg_new();
-    kgg_kernel *ks = NULL;
-    char *name = NULL;
-    int n = 0, nsel = 0;
-    rc = a.spec ? kgg_kernels(g, a.spec, &ks, &n, &name) : KG_OK;
+    kgc_kernels ks;
     if (!a.spec) {
-        rc = bench(g, &a, a.regex ? &re : NULL, NULL, NULL, 0);
-    } else if (rc != KG_OK) {
-        rc = kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
-    } else {
-        kgg_kernel **sel = calloc((size_t)n + 1, sizeof *sel);
-        for (int i = 0; i < n; i++)
-            if (!a.regex || regexec(&re, ks[i].name, 0, NULL, 0) == 0)
-                sel[nsel++] = &ks[i];
-        rc = nsel || a.gemm ? bench(g, &a, a.regex ? &re : NULL, name, sel, nsel)
+        rc = bench(&a, a.regex ? &re : NULL, NULL, NULL, 0);
+    } else if ((rc = kgc_kernels_load(a.spec, !a.aot, &ks)) == KGC_OK) {
+        int *sel = calloc((size_t)ks.m->nkernels + 1, sizeof *sel), nsel = 0;
+        for (int i = 0; i < ks.m->nkernels; i++)
+            if (!a.regex || regexec(&re, ks.m->kernels[i].symbol, 0, NULL, 0) == 0)
+                sel[nsel++] = i;
+        rc = nsel || a.gemm ? bench(&a, a.regex ? &re : NULL, &ks, sel, nsel)
                   : kgc_error(KGC_USAGE, "bench: no kernel of %s matches '%s'", a.spec, a.regex);
         free(sel);
-        kgg_kernels_free(ks, n);
+        kgc_kernels_free(&ks);
     }
     if (a.regex)
         regfree(&re);
-    free(name);
-    kgg_free(g);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "host.h"
+#include "kernel_args.h"
 #include "kgen/gcc.h"
 #include "kgen/kgen.h"
 #include "kgen/npy.h"
@@ -125,38 +126,61 @@ static void job_free(job *j)
 }
 
 /* "name1, name2, ..." of a spec's kernels, for the message when NAME is not among them. */
-static void kernel_names(const kgg_kernel *ks, int n, char *buf, size_t len)
+static void kernel_names(const kg_manifest *m, char *buf, size_t len)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < n && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", ks[i].name);
+    for (int i = 0; i < m->nkernels && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+                                 m->kernels[i].symbol);
 }
 
-/* SPEC.lua:NAME: generates the spec and keeps the one kernel named NAME (moved out of ks). */
+/* The kernel view exec works on, from kernel i of ks (its manifest entry at nominal sizes and
+ * its text, moved out of ks). */
+static int from_manifest(job *j, kgc_kernels *ks, int i)
+{
+    const kg_manifest_kernel *d = &ks->m->kernels[i];
+    long nominal[KG_MANIFEST_MAX_CALLS];
+    kg_manifest_sizes(d, 0, nominal);
+    j->k.name = strdup(d->symbol);
+    j->k.family = strdup(d->family);
+    j->k.problem = strdup(d->problem);
+    j->k.text = ks->text[i];
+    ks->text[i] = NULL;
+    j->k.flops = d->cost[KG_COST_FLOPS];
+    j->k.read = d->cost[KG_COST_READ];
+    j->k.written = d->cost[KG_COST_WRITTEN];
+    j->k.nargs = d->nargs;
+    j->k.ncalls = d->ncalls;
+    for (int a = 0; a < d->nargs; a++)
+        kgargs_arg_at(d, a, nominal, &j->k.args[a]);
+    for (int c = 0; c < d->ncalls; c++) {
+        snprintf(j->k.calls[c], sizeof j->k.calls[c], "%s", d->calls[c].name);
+        j->k.nominal[c] = nominal[c];
+    }
+    snprintf(j->label, sizeof j->label, "%s", ks->label[i]);
+    if (!j->k.name || !j->k.family || !j->k.problem)
+        return kgc_error(KGC_FAIL, "exec: out of memory");
+    return KGC_OK;
+}
+
+/* SPEC.lua:NAME: generates the spec and keeps the one kernel named NAME, as its manifest
+ * describes it. */
 static int load_spec_kernel(job *j, const char *spec, const char *name)
 {
-    kgg_kernel *ks;
-    int n, rc;
-    char *spec_name;
-    if ((rc = kgg_kernels(j->g, spec, &ks, &n, &spec_name)) != KG_OK)
-        return kgc_error(kgc_exit_for(rc), "%s", kgg_error(j->g));
-    for (int i = 0; i < n && !j->k.name; i++) {
-        if (strcmp(ks[i].name, name) == 0) {
-            j->k = ks[i];
-            memset(&ks[i], 0, sizeof ks[i]);
-        }
-    }
-    if (j->k.name) {
-        snprintf(j->label, sizeof j->label, "generated/%s/%s.c", spec_name, name);
-        rc = KGC_OK;
+    kgc_kernels ks;
+    int rc = kgc_kernels_load(spec, 1, &ks);
+    if (rc != KGC_OK)
+        return rc;
+    const kg_manifest_kernel *d = kg_manifest_find(ks.m, name);
+    if (d) {
+        rc = from_manifest(j, &ks, (int)(d - ks.m->kernels));
     } else {
         char names[4096];
-        kernel_names(ks, n, names, sizeof names);
+        kernel_names(ks.m, names, sizeof names);
         rc = kgc_error(KGC_USAGE, "%s: no kernel '%s' (kernels: %s)", spec, name, names);
     }
-    kgg_kernels_free(ks, n);
-    free(spec_name);
+    kgc_kernels_free(&ks);
     return rc;
 }
 

@@ -1,4 +1,5 @@
-/* cmd_generate.c: kgen generate, check and list: a spec in, files or a listing out. */
+/* cmd_generate.c: kgen generate, check, list and header: a spec (or the family descriptors) in,
+ * files, a comparison or a listing out. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,14 +138,61 @@ static int report_stale(const char *dir, const kgg_file *files, int n)
     return stale;
 }
 
+/* The folder of path into dir ("." if none); returns the file name part. */
+static const char *split_path(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, len, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    return slash ? slash + 1 : path;
+}
+
+/* kgen check --header FILE: the derived kgen/kernels.h against FILE. */
+static int check_header(const char *file)
+{
+    kgg *g = kgg_new();
+    char *text = NULL, *tmp = kgf_tempdir();
+    if (!g || !tmp) {
+        kgg_free(g), free(tmp);
+        return kgc_error(KGC_FAIL, "cannot start Lua or create a temporary folder");
+    }
+    int rc = kgg_header(g, &text);
+    if (rc != KG_OK)
+        rc = kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
+    kgg_free(g);
+    char dir[4096];
+    const char *base = split_path(file, dir, sizeof dir);
+    int drift = 0;
+    if (rc == KGC_OK && kgf_write_if_changed(tmp, base, text, strlen(text)) < 0)
+        rc = kgc_error(KGC_FAIL, "%s: cannot write a temporary file", tmp);
+    else if (rc == KGC_OK)
+        drift = show_diff(dir, tmp, base);
+    kgf_remove_dir(tmp);
+    free(tmp);
+    free(text);
+    if (rc != KGC_OK)
+        return rc;
+    if (drift)
+        return kgc_error(KGC_FAIL, "%s differs from the family descriptors (run: kgen header -o "
+                         "%s)", file, file);
+    printf("%s matches the family descriptors\n", file);
+    return KGC_OK;
+}
+
 const char kgc_check_help[] =
     "Regenerates SPEC into a temporary folder and compares it with DIR: prints a unified\n"
-    "diff and exits 1 if anything differs, is missing or is stale. Writes nothing into DIR.\n";
+    "diff and exits 1 if anything differs, is missing or is stale. Writes nothing into DIR.\n"
+    "  --header FILE  compare FILE with kgen/kernels.h as the family descriptors make it\n";
 
 int kgc_check(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--header") == 0) {
+        if (argc == 3)
+            return check_header(argv[2]);
+        return argc < 3 ? kgc_error(KGC_USAGE, "check: --header needs a file")
+                        : kgc_bad_argument("check", argv[3]);
+    }
     const char *arg[2] = { NULL, NULL };
-    int rc = positional("check", argc, argv, arg, 2, "SPEC DIR");
+    int rc = positional("check", argc, argv, arg, 2, "SPEC DIR or --header FILE");
     if (rc != KGC_OK)
         return rc;
     const char *spec = arg[0], *dir = arg[1];
@@ -180,30 +228,74 @@ int kgc_check(int argc, char **argv)
 }
 
 const char kgc_list_help[] =
-    "Prints each kernel of SPEC with its cost per call at the spec's nominal sizes.\n";
+    "Prints each kernel of SPEC (generated in memory) or of the generated folder DIR, from\n"
+    "its manifest: cost per call at the nominal sizes, and its per-call sizes (nominal\n"
+    "value; batch or seq for the token axes).\n";
 
 int kgc_list(int argc, char **argv)
 {
-    const char *spec = NULL;
-    int rc = positional("list", argc, argv, &spec, 1, "SPEC");
+    const char *source = NULL;
+    int rc = positional("list", argc, argv, &source, 1, "SPEC or DIR");
     if (rc != KGC_OK)
         return rc;
-    kgg *g = kgg_new();
-    kgg_kernel *ks;
-    int n;
-    char *name;
-    rc = kgg_kernels(g, spec, &ks, &n, &name);
-    if (rc != KG_OK) {
-        kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
-        kgg_free(g);
-        return kgc_exit_for(rc);
+    kgc_kernels ks;
+    rc = kgc_kernels_load(source, 0, &ks);
+    if (rc != KGC_OK)
+        return rc;
+    printf("%-72s %14s %14s %14s  %s\n", "kernel", "MFLOP", "MB read", "MB written",
+           "per-call sizes");
+    for (int i = 0; i < ks.m->nkernels; i++) {
+        const kg_manifest_kernel *k = &ks.m->kernels[i];
+        static const char *const axis[] = { "", ":batch", ":seq" };
+        char calls[256] = "";
+        size_t used = 0;
+        for (int c = 0; c < k->ncalls && used < sizeof calls; c++)
+            used += (size_t)snprintf(calls + used, sizeof calls - used, "%s%s=%ld%s",
+                                     c ? " " : "", k->calls[c].name, k->calls[c].nominal,
+                                     axis[k->calls[c].tokens]);
+        printf("%-72s %14.3f %14.3f %14.3f  %s\n", k->symbol, k->cost[KG_COST_FLOPS] / 1e6,
+               k->cost[KG_COST_READ] / 1e6, k->cost[KG_COST_WRITTEN] / 1e6, calls);
     }
-    printf("%-72s %14s %14s %14s\n", "kernel", "MFLOP", "MB read", "MB written");
-    for (int i = 0; i < n; i++)
-        printf("%-72s %14.3f %14.3f %14.3f\n", ks[i].name, ks[i].flops / 1e6, ks[i].read / 1e6,
-               ks[i].written / 1e6);
-    kgg_kernels_free(ks, n);
-    free(name);
-    kgg_free(g);
+    kgc_kernels_free(&ks);
     return KGC_OK;
+}
+
+const char kgc_header_help[] =
+    "Writes kgen/kernels.h, the typedef of every kernel family, derived from the family\n"
+    "descriptors (generator/lua/family/*.lua), to FILE (only if its content changed,\n"
+    "atomically) or to standard output. The regen target writes\n"
+    "runtime/include/kgen/kernels.h; kgen check --header FILE compares.\n"
+    "  -o FILE  where to write it\n";
+
+int kgc_header(int argc, char **argv)
+{
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && !out)
+            out = argv[++i];
+        else if (strcmp(argv[i], "-o") == 0 && !out)
+            return kgc_error(KGC_USAGE, "header: -o needs a file");
+        else
+            return kgc_bad_argument("header", argv[i]);
+    }
+    kgg *g = kgg_new();
+    if (!g)
+        return kgc_error(KGC_FAIL, "cannot start Lua");
+    char *text = NULL, dir[4096];
+    int rc = kgg_header(g, &text);
+    if (rc != KG_OK)
+        rc = kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
+    kgg_free(g);
+    if (rc == KGC_OK && !out)
+        fputs(text, stdout);
+    if (rc == KGC_OK && out) {
+        const char *base = split_path(out, dir, sizeof dir);
+        int w = kgf_write_if_changed(dir, base, text, strlen(text));
+        if (w < 0)
+            rc = kgc_error(KGC_FAIL, "%s: cannot write", out);
+        else
+            printf("%s: %s\n", out, w ? "written" : "unchanged");
+    }
+    free(text);
+    return rc;
 }

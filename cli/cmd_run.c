@@ -1,5 +1,7 @@
-/* cmd_run.c: kgen run: generate a spec's kernels in memory, compile them all (libtcc, or gcc
- * with --aot), run each on seeded inputs at the spec's nominal sizes, print a timing summary. */
+/* cmd_run.c: kgen run: generate a spec's kernels in memory (or read a generated folder),
+ * compile them all (libtcc, or gcc with --aot), run each on seeded inputs at the spec's nominal
+ * sizes, print a timing summary.
+ * What each kernel takes and costs comes from the manifest. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,10 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median of `repeat` timed calls after one warm-up call; returns the kernel's status. */
-static int time_kernel(const kg_kernel *k, const kgg_kernel *d, const long *sizes, int repeat,
-                       double *median)
+static int time_kernel(const kg_kernel *k, const kg_manifest_kernel *d, const long *sizes,
+                       int repeat, double *median)
 {
-    void *t[KGG_MAX_ARGS];
+    void *t[KG_MANIFEST_MAX_ARGS];
     char err[320];
     if (kgargs_new(d, t, err, sizeof err) != 0) {
         kgc_error(KGC_FAIL, "%s", err);
@@ -41,7 +43,8 @@ static int time_kernel(const kg_kernel *k, const kgg_kernel *d, const long *size
 }
 
 const char kgc_run_help[] =
-    "Generates SPEC's kernels in memory, compiles them, runs each on seeded inputs at the\n"
+    "Generates SPEC's kernels in memory (or reads the generated folder DIR: its\n"
+    "manifest.json and the files it lists), compiles them, runs each on seeded inputs at the\n"
     "spec's nominal sizes (one warm-up, then the median of N calls) and prints generation\n"
     "time, compile time and time per call.\n"
     "  --jit | --aot  compile with libtcc (default) or with gcc -O2 into a shared object\n"
@@ -49,9 +52,9 @@ const char kgc_run_help[] =
     "                 ~/.cache/kgen); one gcc run builds them all\n"
     "  --repeat N     timed calls per kernel (default 5)\n"
     "  --threads N    threads of the kernels\n"
-    "  --tokens T     run every kernel at T tokens (B = 1, S = T where a kernel takes both)\n"
-    "                 instead of the nominal sizes; flops and bytes scale with the tokens\n"
-    "                 from the cost block's nominal figures\n";
+    "  --tokens T     run every kernel at T tokens (its batch axes 1, its sequence axes T, as\n"
+    "                 its family declares) instead of the nominal sizes; flops and bytes are\n"
+    "                 the manifest's cost at T tokens\n";
 
 int kgc_run(int argc, char **argv)
 {
@@ -65,15 +68,15 @@ int kgc_run(int argc, char **argv)
             return kgc_error(KGC_USAGE, "run: %s needs a value", argv[i]);
         if (!strcmp(argv[i], "--aot") || !strcmp(argv[i], "--jit"))
             aot = !strcmp(argv[i], "--aot");
-        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--repeat"))
             repeat = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--tokens")) {
             char *end;
             tokens = strtol(argv[++i], &end, 10);
             if (*end || tokens < 1)
                 return kgc_error(KGC_USAGE, "run: --tokens wants a positive integer, not '%s'",
                                  argv[i]);
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        } else if (!strcmp(argv[i], "--threads"))
             kg_set_threads(atoi(argv[++i]));
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
@@ -83,38 +86,27 @@ int kgc_run(int argc, char **argv)
     if (repeat < 1)
         return kgc_error(KGC_USAGE, "run: --repeat wants a positive integer");
     if (!spec)
-        return kgc_error(KGC_USAGE, "run: expected SPEC (see kgen run --help)");
+        return kgc_error(KGC_USAGE, "run: expected SPEC or DIR (see kgen run --help)");
 
-    kgg *g = kgg_new();
-    kgg_kernel *ks;
-    int n;
-    char *name;
-    double t0 = kgc_now();
-    int rc = kgg_kernels(g, spec, &ks, &n, &name);
-    double gen_time = kgc_now() - t0;
-    if (rc != KG_OK) {
-        kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
-        kgg_free(g);
-        return kgc_exit_for(rc);
-    }
-    kg_kernel_info *info = calloc((size_t)n, sizeof *info);
-    const char **labels = calloc((size_t)n, sizeof *labels);
-    const char **srcs = calloc((size_t)n, sizeof *srcs);
-    char (*paths)[512] = calloc((size_t)n, sizeof *paths);
+    kgc_kernels ks;
+    int rc = kgc_kernels_load(spec, 1, &ks);
+    if (rc != KGC_OK)
+        return rc;
+    const kg_manifest *m = ks.m;
+    int n = m->nkernels;
+    kg_kernel_info *info = calloc((size_t)n + 1, sizeof *info);
     double *jit = calloc((size_t)n + 1, sizeof *jit);
     long lines = 0;
     for (int i = 0; i < n; i++) {
-        info[i] = (kg_kernel_info){ ks[i].family, ks[i].name, ks[i].problem,
-                                    ks[i].flops, ks[i].read, ks[i].written };
-        snprintf(paths[i], sizeof paths[i], "generated/%s/%s.c", name, ks[i].name);
-        labels[i] = paths[i];
-        srcs[i] = ks[i].text;
-        for (const char *p = ks[i].text; *p; p++)
+        info[i] = kg_manifest_info(&m->kernels[i]);
+        for (const char *p = ks.text[i]; *p; p++)
             lines += *p == '\n';
     }
     kg_registry *reg = kg_registry_new();
-    rc = aot ? kg_gcc_compile(reg, n, info, labels, srcs, jit)
-             : kg_jit_compile(reg, n, info, labels, srcs, jit);
+    const char *const *labels = (const char *const *)ks.label;
+    const char *const *texts = (const char *const *)ks.text;
+    rc = aot ? kg_gcc_compile(reg, n, info, labels, texts, jit)
+             : kg_jit_compile(reg, n, info, labels, texts, jit);
     if (rc != KG_OK) {
         kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
     } else {
@@ -127,42 +119,41 @@ int kgc_run(int argc, char **argv)
         else
             snprintf(built, sizeof built, "JIT %.1f ms (link %.2f ms)", jit_total * 1e3,
                      jit[n] * 1e3);
-        printf("spec %s: %d kernels, %ld lines of C; generated in %.1f ms, %s; primitives: %s; "
-               "threads: %d\n\n", name, n, lines, gen_time * 1e3, built, kg_prim_isa(),
-               kg_threads());
+        printf("spec %s: %d kernels, %ld lines of C; %s in %.1f ms, %s; primitives: %s; "
+               "threads: %d\n\n", m->spec, n, lines, ks.generated ? "generated" : "read",
+               ks.seconds * 1e3, built, kg_prim_isa(), kg_threads());
         printf("%-68s %9s %12s %9s %9s\n", "kernel", aot ? "gcc ms" : "JIT ms", "us/call",
                "GFLOP/s", "GB/s");
         for (int i = 0; i < n && rc == KG_OK; i++) {
-            const kg_kernel *k = kg_registry_find(reg, ks[i].name);
-            double t = 0;
-            long sizes[KGG_MAX_CALLS];
-            if (kgargs_call_sizes(&ks[i], tokens, sizes) != 0) {
-                printf("%-68s %9.2f %12s (nominal tokens < %ld)\n", ks[i].name, jit[i] * 1e3,
+            const kg_manifest_kernel *d = &m->kernels[i];
+            const kg_kernel *k = kg_registry_find(reg, d->symbol);
+            double t = 0, cost[3];
+            long sizes[KG_MANIFEST_MAX_CALLS];
+            if (kgargs_call_sizes(d, tokens, sizes) != 0) {
+                printf("%-68s %9.2f %12s (nominal tokens < %ld)\n", d->symbol, jit[i] * 1e3,
                        "-", tokens);
                 continue;
             }
-            double cost[3] = { ks[i].flops, ks[i].read, ks[i].written };
-            if (tokens && kgg_cost(g, ks[i].problem, sizes, ks[i].ncalls, cost) != KG_OK) {
-                rc = kgc_error(KGC_FAIL, "%s", kgg_error(g));
+            if (tokens)
+                kg_manifest_cost(d, tokens, cost);
+            else
+                memcpy(cost, d->cost, sizeof cost);
+            if (!k) {
+                rc = kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
                 break;
             }
-            rc = time_kernel(k, &ks[i], sizes, repeat, &t);
+            rc = time_kernel(k, d, sizes, repeat, &t);
             if (rc != KG_OK) {
-                kgc_error(KGC_FAIL, "%s returned status %d", ks[i].name, rc);
+                kgc_error(KGC_FAIL, "%s returned status %d", d->symbol, rc);
                 break;
             }
-            printf("%-68s %9.2f %12.1f %9.2f %9.2f\n", ks[i].name, jit[i] * 1e3, t * 1e6,
+            printf("%-68s %9.2f %12.1f %9.2f %9.2f\n", d->symbol, jit[i] * 1e3, t * 1e6,
                    cost[0] / t / 1e9, (cost[1] + cost[2]) / t / 1e9);
         }
     }
     kg_registry_free(reg);
     free(info);
-    free(labels);
-    free(srcs);
-    free(paths);
     free(jit);
-    kgg_kernels_free(ks, n);
-    free(name);
-    kgg_free(g);
+    kgc_kernels_free(&ks);
     return rc == KG_OK ? KGC_OK : KGC_FAIL;
 }

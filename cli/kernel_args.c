@@ -1,84 +1,86 @@
-/* kernel_args.c: per-call sizes and seeded argument sets of a kernel (kgargs_). */
+/* kernel_args.c: per-call sizes and seeded argument sets of a manifest's kernel (kgargs_). */
 #include <stdio.h>
 #include <string.h>
 
 #include "kernel_args.h"
 #include "tensor.h"
 
-/* The index of call size `name` in d, or -1. */
-static int call_index(const kgg_kernel *d, const char *name)
+/* ---- sizes and arguments ------------------------------------------------------------------ */
+
+_Static_assert(KG_MANIFEST_MAX_RANK <= KGG_MAX_RANK && KG_MANIFEST_MAX_ARGS <= KGG_MAX_ARGS &&
+               KG_MANIFEST_MAX_CALLS <= KGG_MAX_CALLS, "a manifest's kernel fits a kgg_kernel");
+
+void kgargs_arg_at(const kg_manifest_kernel *k, int i, const long *n, kgg_arg *a)
 {
-    for (int i = 0; i < d->ncalls; i++)
-        if (!strcmp(d->calls[i], name))
-            return i;
-    return -1;
+    const kg_manifest_arg *m = &k->args[i];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", m->name);
+    snprintf(a->dtype, sizeof a->dtype, "%s", m->dtype);
+    snprintf(a->init, sizeof a->init, "%s", m->init);
+    snprintf(a->wt_layout, sizeof a->wt_layout, "%s", m->wt_layout);
+    a->out = m->dir == KG_ARG_OUT;
+    a->inout = m->dir == KG_ARG_INOUT;
+    a->used = m->used;
+    a->scalar = m->scalar || m->first_row;
+    a->weight = m->weight;
+    a->wt_mx = m->wt_mx;
+    a->rank = kg_manifest_shape(m, n, a->shape);
 }
 
-/* Whether call size i of d is a token count (rows or T). */
-static int is_tokens(const kgg_kernel *d, int i)
+int kgargs_call_sizes(const kg_manifest_kernel *k, long tokens, long *n)
 {
-    return !strcmp(d->calls[i], "rows") || !strcmp(d->calls[i], "T");
-}
-
-int kgargs_call_sizes(const kgg_kernel *d, long tokens, long *n)
-{
-    int b = call_index(d, "B"), s = call_index(d, "S"), fits = 1, any = 0;
-    for (int i = 0; i < d->ncalls; i++) {
-        n[i] = d->nominal[i];
-        if (is_tokens(d, i) && tokens) {
-            fits &= tokens <= n[i], any = 1;
-            n[i] = tokens;
-        }
+    long nominal[KG_MANIFEST_MAX_CALLS];
+    kg_manifest_sizes(k, 0, nominal);
+    kg_manifest_sizes(k, tokens, n);
+    if (!tokens)
+        return 0;
+    int axes = 0;
+    for (int i = 0; i < k->ncalls; i++)
+        axes += k->calls[i].tokens != KG_AXIS_NONE;
+    for (int i = 0; i < k->nargs; i++) {
+        kgg_arg at, nom;
+        kgargs_arg_at(k, i, n, &at);
+        kgargs_arg_at(k, i, nominal, &nom);
+        if (at.used && kgbuf_count(&at) > kgbuf_count(&nom))
+            return -1;
     }
-    if (b >= 0 && s >= 0 && tokens) {
-        fits &= tokens <= n[b] * n[s], any = 1;
-        n[b] = 1, n[s] = tokens;
-    }
-    /* every token count must fit the buffers (a kernel with T and [B, S] has both) */
-    return tokens && !(fits && any) ? -1 : 0;
+    return axes ? 0 : -1;
 }
 
-long kgargs_call_tokens(const kgg_kernel *d, const long *n)
-{
-    int b = call_index(d, "B"), s = call_index(d, "S");
-    for (int i = 0; i < d->ncalls; i++)
-        if (is_tokens(d, i))
-            return n[i];
-    return b >= 0 && s >= 0 ? n[b] * n[s] : 0;
-}
-
-int kgargs_new(const kgg_kernel *d, void **t, char *err, size_t errlen)
+int kgargs_new(const kg_manifest_kernel *k, void **t, char *err, size_t errlen)
 {
     char why[256];
-    for (int i = 0; i < KGG_MAX_ARGS; i++)
+    long nominal[KG_MANIFEST_MAX_CALLS];
+    kg_manifest_sizes(k, 0, nominal);
+    for (int i = 0; i < KG_MANIFEST_MAX_ARGS; i++)
         t[i] = NULL;
-    if (d->nargs > KGG_MAX_ARGS) {
-        snprintf(err, errlen, "%s: %d arguments, more than this kgen holds (KGG_MAX_ARGS = %d)",
-                 d->name, d->nargs, KGG_MAX_ARGS);
-        return -1;
-    }
-    for (int i = 0; i < d->nargs; i++) {
-        const kgg_arg *a = &d->args[i];
-        if (!a->used)
+    for (int i = 0; i < k->nargs; i++) {
+        kgg_arg a;
+        kgargs_arg_at(k, i, nominal, &a);
+        if (!a.used)
             continue;
-        if (!(t[i] = kgbuf_alloc(a))) {
-            snprintf(err, errlen, "%s: out of memory for argument '%s'", d->name, a->name);
-            kgargs_free(d, t);
+        if (!(t[i] = kgbuf_alloc(&a))) {
+            snprintf(err, errlen, "%s: out of memory for argument '%s'", k->symbol, a.name);
+            kgargs_free(k, t);
             return -1;
         }
-        if (!a->out && kgbuf_fill(a, t[i], 0x5eedull + (unsigned long long)i, why, sizeof why)) {
-            snprintf(err, errlen, "%s: %s", d->name, why);
-            kgargs_free(d, t);
+        if (!a.out && kgbuf_fill(&a, t[i], 0x5eedull + (unsigned long long)i, why, sizeof why)) {
+            snprintf(err, errlen, "%s: %s", k->symbol, why);
+            kgargs_free(k, t);
             return -1;
         }
     }
     return 0;
 }
 
-void kgargs_free(const kgg_kernel *d, void **t)
+void kgargs_free(const kg_manifest_kernel *k, void **t)
 {
-    for (int i = 0; i < d->nargs && i < KGG_MAX_ARGS; i++) {
-        kgbuf_free(&d->args[i], t[i]);
+    long nominal[KG_MANIFEST_MAX_CALLS];
+    kg_manifest_sizes(k, 0, nominal);
+    for (int i = 0; i < k->nargs; i++) {
+        kgg_arg a;
+        kgargs_arg_at(k, i, nominal, &a);
+        kgbuf_free(&a, t[i]);
         t[i] = NULL;
     }
 }

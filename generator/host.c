@@ -16,6 +16,7 @@
 typedef struct kg_embedded { const char *name; const char *text; size_t len; } kg_embedded;
 extern const kg_embedded kgg_lua_files[];
 extern const kg_embedded kgg_template_files[];
+extern const char kgg_families_text[]; /* generator/families.txt */
 
 struct kgg {
     lua_State *L;
@@ -104,6 +105,8 @@ kgg *kgg_new(void)
     lua_setfield(L, -2, "sha256");
     lua_pushcfunction(L, l_template);
     lua_setfield(L, -2, "template");
+    lua_pushstring(L, kgg_families_text);
+    lua_setfield(L, -2, "families");
     lua_setglobal(L, "host");
     return g;
 }
@@ -231,7 +234,7 @@ static void read_arg(lua_State *L, kgg_arg *a)
     lua_pop(L, 1);
 }
 
-/* Reads a kernel view (main.lua's view()) at the stack top. */
+/* Reads a kernel view (main.lua's view(): a problem string's kernel) at the stack top. */
 static void read_kernel(lua_State *L, kgg_kernel *k)
 {
     int t = lua_gettop(L);
@@ -305,25 +308,6 @@ void kgg_files_free(kgg_file *files, int n)
     free(files);
 }
 
-int kgg_kernels(kgg *g, const char *spec_path, kgg_kernel **ks, int *n, char **spec_name)
-{
-    lua_State *L = g->L;
-    int rc = call_spec(g, "kernels", spec_path, 2);
-    if (rc != KG_OK)
-        return rc;
-    *spec_name = strdup(lua_tostring(L, -1));
-    lua_pop(L, 1);
-    *n = (int)luaL_len(L, -1);
-    *ks = calloc((size_t)*n + 1, sizeof **ks);
-    for (int i = 0; i < *n; i++) {
-        lua_geti(L, -1, i + 1);
-        read_kernel(L, &(*ks)[i]);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return KG_OK;
-}
-
 int kgg_problem(kgg *g, const char *problem, kgg_kernel *k)
 {
     push_main(g->L, "problem");
@@ -343,13 +327,6 @@ void kgg_kernel_clear(kgg_kernel *k)
     free(k->problem);
     free(k->text);
     memset(k, 0, sizeof *k);
-}
-
-void kgg_kernels_free(kgg_kernel *ks, int n)
-{
-    for (int i = 0; i < n; i++)
-        kgg_kernel_clear(&ks[i]);
-    free(ks);
 }
 
 int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, const int *ranks,
@@ -388,25 +365,6 @@ int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, con
     return KG_OK;
 }
 
-int kgg_cost(kgg *g, const char *problem, const long *n, int ncalls, double cost[3])
-{
-    lua_State *L = g->L;
-    push_main(L, "cost");
-    lua_pushstring(L, problem);
-    lua_newtable(L);
-    for (int i = 0; i < ncalls; i++) {
-        lua_pushinteger(L, n[i]);
-        lua_seti(L, -2, i + 1);
-    }
-    int rc = call(g, 2, 3);
-    if (rc != KG_OK)
-        return rc;
-    for (int i = 0; i < 3; i++)
-        cost[i] = lua_tonumber(L, i - 3);
-    lua_pop(L, 3);
-    return KG_OK;
-}
-
 int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out)
 {
     push_main(g->L, fn);
@@ -415,6 +373,17 @@ int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out)
     if (rc != KG_OK)
         return rc;
     *out = strdup(lua_tostring(g->L, -1));
+    lua_pop(g->L, 1);
+    return KG_OK;
+}
+
+int kgg_header(kgg *g, char **text)
+{
+    push_main(g->L, "header");
+    int rc = call(g, 0, 1);
+    if (rc != KG_OK)
+        return rc;
+    *text = strdup(lua_tostring(g->L, -1));
     lua_pop(g->L, 1);
     return KG_OK;
 }

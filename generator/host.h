@@ -13,7 +13,8 @@ typedef struct kgg kgg;
 
 typedef struct kgg_file { char *name; char *text; size_t len; } kgg_file;
 
-/* One argument of a kernel: shape at nominal sizes (kgg_kernels) or as bound (kgg_bind). */
+/* One argument of a kernel: shape at nominal sizes (kgg_problem) or as bound (kgg_bind). The
+ * CLI's tensor buffers are made from it (kgen run and bench fill it from a manifest). */
 typedef struct kgg_arg {
     char name[64], dtype[32], init[16];
     int out, used, scalar, rank;
@@ -45,10 +46,10 @@ void kgg_display_name(const char *path, char *buf, size_t len);
 int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, char **spec_name);
 void kgg_files_free(kgg_file *files, int n);
 
-int kgg_kernels(kgg *g, const char *spec_path, kgg_kernel **ks, int *n, char **spec_name);
+/* The kernel of a problem string "family:key=value,...", its text rendered. What a spec's
+ * kernels are is read from the manifest.json that kgg_generate writes (kgen/manifest.h). */
 int kgg_problem(kgg *g, const char *problem, kgg_kernel *k);
 void kgg_kernel_clear(kgg_kernel *k);
-void kgg_kernels_free(kgg_kernel *ks, int n);
 
 /* Matches given input shapes to the kernel of `problem`: fills n[] (per-call sizes) and
  * args[] (every argument's dtype and shape as bound). */
@@ -56,8 +57,8 @@ int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, con
              const long (*shapes)[KGG_MAX_RANK], long *n, int *ncalls, kgg_arg *args,
              int *nargs);
 
-/* The cost block (flops, bytes read, bytes written) of `problem`'s kernel at per-call sizes n. */
-int kgg_cost(kgg *g, const char *problem, const long *n, int ncalls, double cost[3]);
+/* The text of runtime/include/kgen/kernels.h, derived from the family descriptors. */
+int kgg_header(kgg *g, char **text);
 
 /* main.lua functions taking and returning one string (describe, parse_name, named_keys). */
 int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out);

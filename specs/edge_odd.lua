@@ -10,7 +10,6 @@ return {
   dtype = "fp16",
   fp8 = { format = "e4m3fn" },
   limits = { max_tokens = 17, max_batch = 3, max_context = 33 },
-  isa = "avx512",
   kernels = {
     { family = "rmsnorm_quant", quantization_type = "ROW", lower_bound = 0.75 },
     { family = "rmsnorm_quant", quantization_type = "STATIC", norm_type = "NO_NORM" },

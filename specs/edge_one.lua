@@ -9,7 +9,6 @@ return {
   dtype = "bf16",
   fp8 = { format = "e4m3" },
   limits = { max_tokens = 1, max_batch = 1, max_context = 1 },
-  isa = "avx512",
   kernels = {
     { family = "rmsnorm_quant", quantization_type = "ROW" },
     { family = "rmsnorm_quant", quantization_type = "STATIC", norm_type = "NO_NORM" },

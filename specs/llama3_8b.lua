@@ -11,7 +11,6 @@ return {
   dtype = "bf16",
   fp8 = { format = "e4m3", max = 240 },
   limits = { max_tokens = 2048, max_batch = 4, max_context = 8192 },
-  isa = "avx512",
   kernels = {
     -- the input norm of every layer, feeding fp8 ROW projections
     { family = "rmsnorm_quant", quantization_type = "ROW" },

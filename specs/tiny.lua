@@ -10,7 +10,6 @@ return {
   dtype = "f32",
   fp8 = { format = "e4m3" },
   limits = { max_tokens = 256, max_batch = 2, max_context = 256 },
-  isa = "avx512",
   kernels = {
     { family = "rmsnorm_quant", quantization_type = "ROW" },
     { family = "rmsnorm_quant", quantization_type = "STATIC" },

@@ -227,9 +227,10 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     kg_dtype t = (kg_dtype)kg_dtype_from_name(dt);
     float *x = kgt_randn(t, rows * H, 99);
     void *xe = kgt_encode(t, x, rows * H);
-    void *oa = kgt_poisoned(t, rows * H), *oj = kgt_poisoned(t, rows * H);
-    cr_assert_eq(((kg_cumsum_fn *)a->fn)(oa, xe, rows), KG_OK);
-    cr_assert_eq(((kg_cumsum_fn *)j->fn)(oj, xe, rows), KG_OK);
+    void *oa = kgt_build_output(t, rows * H, KGT_AOT);
+    void *oj = kgt_build_output(t, rows * H, KGT_JIT);
+    cr_assert_eq(((kg_cumsum_fn *)a->fn)(oa, xe, rows), KG_OK, "%s (AOT)", a->name);
+    cr_assert_eq(((kg_cumsum_fn *)j->fn)(oj, xe, rows), KG_OK, "%s (JIT)", a->name);
     long shape[2] = { rows, H };
     char msg[1024];
     cr_assert(kgt_same_bytes(oj, oa, t, rows * H, 2, shape, msg, sizeof msg), "%s: %s", a->name,

@@ -14,6 +14,7 @@
 #include "kernel_args.h"
 #include "kgen/gcc.h"
 #include "kgen/kgen.h"
+#include "kgen/manifest.h"
 #include "tensor.h"
 
 /* ---- a private cache folder per test ---------------------------------------------------- */
@@ -54,44 +55,58 @@ static void count_entries(const char *dir, const char *suffix, int *with, int *w
 
 /* ---- a spec's kernels: gcc against the JIT ------------------------------------------------ */
 
+/* A spec generated in memory: its manifest and each kernel's text and label, in manifest
+ * order. */
 typedef struct spec_kernels {
-    kgg *g;
-    kgg_kernel *ks;
-    int n;
-    char *name;
+    kgg_file *files;
+    int nfiles;
+    kg_manifest *m;
     kg_kernel_info *info;
     const char **labels, **srcs;
     char (*paths)[512];
 } spec_kernels;
 
+static const kgg_file *find_file(const spec_kernels *s, const char *name)
+{
+    for (int f = 0; f < s->nfiles; f++)
+        if (!strcmp(s->files[f].name, name))
+            return &s->files[f];
+    cr_assert_fail("%s was not generated", name);
+    return NULL;
+}
+
 static void load_spec(spec_kernels *s, const char *spec)
 {
-    char path[1024];
+    char path[1024], err[1024], *name;
     snprintf(path, sizeof path, "%s/specs/%s.lua", KGEN_SOURCE_DIR, spec);
-    s->g = kgg_new();
-    cr_assert_eq(kgg_kernels(s->g, path, &s->ks, &s->n, &s->name), KG_OK, "%s",
-                 kgg_error(s->g));
-    cr_assert_gt(s->n, 0, "%s has no kernels", path);
-    s->info = calloc((size_t)s->n, sizeof *s->info);
-    s->labels = calloc((size_t)s->n, sizeof *s->labels);
-    s->srcs = calloc((size_t)s->n, sizeof *s->srcs);
-    s->paths = calloc((size_t)s->n, sizeof *s->paths);
-    for (int i = 0; i < s->n; i++) {
-        const kgg_kernel *k = &s->ks[i];
-        s->info[i] = (kg_kernel_info){ k->family, k->name, k->problem, k->flops, k->read,
-                                       k->written };
-        snprintf(s->paths[i], sizeof s->paths[i], "generated/%s/%s.c", s->name, k->name);
+    kgg *g = kgg_new();
+    cr_assert_eq(kgg_generate(g, path, &s->files, &s->nfiles, &name), KG_OK, "%s",
+                 kgg_error(g));
+    kgg_free(g);
+    free(name);
+    const kgg_file *mf = find_file(s, "manifest.json");
+    cr_assert_eq(kg_manifest_parse(mf->text, mf->len, path, &s->m, err, sizeof err), KG_OK,
+                 "%s", err);
+    int n = s->m->nkernels;
+    cr_assert_gt(n, 0, "%s has no kernels", path);
+    s->info = calloc((size_t)n, sizeof *s->info);
+    s->labels = calloc((size_t)n, sizeof *s->labels);
+    s->srcs = calloc((size_t)n, sizeof *s->srcs);
+    s->paths = calloc((size_t)n, sizeof *s->paths);
+    for (int i = 0; i < n; i++) {
+        const kg_manifest_kernel *k = &s->m->kernels[i];
+        s->info[i] = kg_manifest_info(k);
+        snprintf(s->paths[i], sizeof s->paths[i], "generated/%s/%s", s->m->spec, k->file);
         s->labels[i] = s->paths[i];
-        s->srcs[i] = k->text;
+        s->srcs[i] = find_file(s, k->file)->text;
     }
 }
 
 static void free_spec(spec_kernels *s)
 {
     free(s->info), free(s->labels), free(s->srcs), free(s->paths);
-    kgg_kernels_free(s->ks, s->n);
-    free(s->name);
-    kgg_free(s->g);
+    kg_manifest_free(s->m);
+    kgg_files_free(s->files, s->nfiles);
 }
 
 /* Bytes of argument a's buffer, and how many of them are not zero. */
@@ -109,38 +124,38 @@ static size_t nonzero(const unsigned char *p, size_t n)
 }
 
 /* Runs kernel d compiled both ways on the same seeded arguments at its nominal sizes; asserts
- * both succeed, write something, and agree byte for byte on every output. Returns the number
- * of output bytes compared. */
-static size_t compare_kernel(const kgg_kernel *d, const kg_kernel *jit, const kg_kernel *gcc)
+ * both succeed, write something, and agree byte for byte on every output. */
+static void compare_kernel(const kg_manifest_kernel *d, const kg_kernel *jit,
+                           const kg_kernel *gcc)
 {
-    void *tj[KGG_MAX_ARGS], *tg[KGG_MAX_ARGS];
-    long sizes[KGG_MAX_CALLS];
+    void *tj[KG_MANIFEST_MAX_ARGS], *tg[KG_MANIFEST_MAX_ARGS];
+    long sizes[KG_MANIFEST_MAX_CALLS];
     char err[512];
     size_t compared = 0, written = 0;
     cr_assert_eq(kgargs_call_sizes(d, 0, sizes), 0);
     cr_assert_eq(kgargs_new(d, tj, err, sizeof err), 0, "%s", err);
     cr_assert_eq(kgargs_new(d, tg, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(jit->call(tj, sizes), KG_OK, "%s (JIT) refused its nominal call", d->name);
-    cr_assert_eq(gcc->call(tg, sizes), KG_OK, "%s (gcc) refused its nominal call", d->name);
+    cr_assert_eq(jit->call(tj, sizes), KG_OK, "%s (JIT) refused its nominal call", d->symbol);
+    cr_assert_eq(gcc->call(tg, sizes), KG_OK, "%s (gcc) refused its nominal call", d->symbol);
     for (int i = 0; i < d->nargs; i++) {
-        const kgg_arg *a = &d->args[i];
-        if (!a->used || (!a->out && !a->inout))
+        kgg_arg a;
+        kgargs_arg_at(d, i, sizes, &a);
+        if (!a.used || (!a.out && !a.inout))
             continue;
-        size_t n = arg_bytes(a);
+        size_t n = arg_bytes(&a);
         const unsigned char *x = tj[i], *y = tg[i];
         size_t at = 0;
         while (at < n && x[at] == y[at])
             at++;
         cr_assert_eq(at, n, "%s: output %s differs at byte %zu of %zu: JIT 0x%02x, gcc 0x%02x",
-                     d->name, a->name, at, n, at < n ? x[at] : 0, at < n ? y[at] : 0);
+                     d->symbol, a.name, at, n, at < n ? x[at] : 0, at < n ? y[at] : 0);
         compared += n;
         written += nonzero(y, n);
     }
-    cr_assert_gt(compared, 0, "%s has no output to compare", d->name);
-    cr_assert_gt(written, 0, "%s wrote only zeros", d->name);
+    cr_assert_gt(compared, 0, "%s has no output to compare", d->symbol);
+    cr_assert_gt(written, 0, "%s wrote only zeros", d->symbol);
     kgargs_free(d, tj);
     kgargs_free(d, tg);
-    return compared;
 }
 
 Test(gcc, spec_kernels_match_the_jit_bit_for_bit)
@@ -148,28 +163,30 @@ Test(gcc, spec_kernels_match_the_jit_bit_for_bit)
     spec_kernels s;
     kg_gcc_options opt = fresh_cache("tiny");
     load_spec(&s, "tiny");
+    int n = s.m->nkernels;
     kg_registry *jit = kg_registry_new(), *gcc = kg_registry_new();
-    double seconds[64];
-    cr_assert_lt(s.n, 64);
-    cr_assert_eq(kg_jit_compile(jit, s.n, s.info, s.labels, s.srcs, NULL), KG_OK, "%s",
+    double *seconds = calloc((size_t)n + 1, sizeof *seconds);
+    cr_assert_eq(kg_jit_compile(jit, n, s.info, s.labels, s.srcs, NULL), KG_OK, "%s",
                  kg_registry_error(jit));
-    cr_assert_eq(kg_gcc_compile_with(gcc, &opt, s.n, s.info, s.labels, s.srcs, seconds), KG_OK,
+    cr_assert_eq(kg_gcc_compile_with(gcc, &opt, n, s.info, s.labels, s.srcs, seconds), KG_OK,
                  "%s", kg_registry_error(gcc));
-    cr_assert_gt(seconds[s.n], 0.0, "no build time reported");
-    cr_assert_eq(kg_registry_count(gcc), s.n);
+    cr_assert_gt(seconds[n], 0.0, "no build time reported");
+    cr_assert_eq(kg_registry_count(gcc), n);
     int kernels = 0;
-    for (int i = 0; i < s.n; i++) {
-        const kg_kernel *kj = kg_registry_find(jit, s.ks[i].name);
-        const kg_kernel *kg = kg_registry_find(gcc, s.ks[i].name);
-        cr_assert(kj && kg, "%s missing from a registry", s.ks[i].name);
+    for (int i = 0; i < n; i++) {
+        const kg_manifest_kernel *d = &s.m->kernels[i];
+        const kg_kernel *kj = kg_registry_find(jit, d->symbol);
+        const kg_kernel *kg = kg_registry_find(gcc, d->symbol);
+        cr_assert(kj && kg, "%s missing from a registry", d->symbol);
         cr_assert_neq((void *)kj->call, (void *)kg->call, "one build registered twice");
-        compare_kernel(&s.ks[i], kj, kg);
+        compare_kernel(d, kj, kg);
         kernels++;
     }
-    cr_assert_eq(kernels, s.n);
-    cr_log_info("%d kernels of tiny: gcc and JIT agree bit for bit", kernels);
+    cr_assert_eq(kernels, n);
+    cr_assert_gt(kernels, 0);
     kg_registry_free(jit);
     kg_registry_free(gcc);
+    free(seconds);
     free_spec(&s);
 }
 

@@ -9,6 +9,7 @@
 
 #include "host.h"
 #include "kgen/abi.h"
+#include "kgen/manifest.h"
 #include "util/jitp.h"
 
 static kgg *g;
@@ -94,7 +95,6 @@ static const char good_spec[] =
     "  dtype = 'bf16',\n"
     "  fp8 = { format = 'e4m3' },\n"
     "  limits = { max_tokens = 8, max_batch = 1, max_context = 16 },\n"
-    "  isa = 'avx512',\n"
     "  kernels = {\n"
     "    { family = 'rmsnorm_quant', quantization_type = 'ROW' },\n"
     "  },\n"
@@ -129,25 +129,41 @@ Test(spec, one_line_errors_name_file_line_and_field)
                       ":3: field 'model.hidden': expected an integer, got \"x\"");
     expect_spec_error("dtype = 'bf16'", "dtype = 'fp64'",
                       ":5: field 'dtype': expected one of bf16, fp16, f32, got \"fp64\"");
-    expect_spec_error("isa = 'avx512',", "isa = 'avx512', colour = 1,",
-                      ":8: field 'colour' is not a spec field");
+    expect_spec_error("max_context = 16 },", "max_context = 16 }, colour = 1,",
+                      ":7: field 'colour' is not a spec field");
     expect_spec_error("kv_heads = 2", "kv_heads = 3",
                       ":3: field 'model.q_heads': 4 is not a multiple of model.kv_heads (3)");
     expect_spec_error("quantization_type = 'ROW'", "quantization_type = 'COLUMN'",
-                      ":10: field 'kernels[1].quantization_type' (rmsnorm_quant): expected one "
+                      ":9: field 'kernels[1].quantization_type' (rmsnorm_quant): expected one "
                       "of ROW, STATIC, got \"COLUMN\"");
     expect_spec_error("family = 'rmsnorm_quant'", "family = 'nope'",
-                      ":10: field 'kernels[1].family': expected one of");
+                      ":9: field 'kernels[1].family': expected one of");
     expect_spec_error("quantization_type = 'ROW'", "lower_bound = -1",
-                      ":10: field 'kernels[1].lower_bound' (rmsnorm_quant): expected a number "
+                      ":9: field 'kernels[1].lower_bound' (rmsnorm_quant): expected a number "
                       ">= 0");
     expect_spec_error("return {", "return {{", ":");
+}
+
+/* `isa` once named the instruction set in every kernel name but changed no generated code: a
+ * spec, a kernel entry or a problem string that still sets it is refused with the reason. */
+Test(spec, retired_isa_is_refused)
+{
+    expect_spec_error("max_context = 16 },", "max_context = 16 }, isa = 'avx512',",
+                      ":7: field 'isa' is no longer a spec field: no kernel's code depended "
+                      "on it");
+    expect_spec_error("quantization_type = 'ROW'", "quantization_type = 'ROW', isa = 'avx2'",
+                      ":9: field 'kernels[1].isa' (rmsnorm_quant): no longer a key: no kernel's "
+                      "code depended on it");
+    kgg_kernel k = { 0 };
+    cr_assert_neq(kgg_problem(g, "cumsum:H=8,isa=avx512", &k), KG_OK);
+    cr_assert(strstr(kgg_error(g), "key 'isa': no longer a key"), "%s", kgg_error(g));
+    kgg_kernel_clear(&k);
 }
 
 Test(spec, template_assert_fails_generation)
 {
     expect_spec_error("quantization_type = 'ROW'", "quantization_type = 'ROW', fp8_max = 300",
-                      ":10: field 'kernels[1].fp8_max' (rmsnorm_quant): 300 exceeds the largest "
+                      ":9: field 'kernels[1].fp8_max' (rmsnorm_quant): 300 exceeds the largest "
                       "finite e4m3 (240)");
 }
 
@@ -161,45 +177,121 @@ Test(spec, template_assert_names_spec_entry_and_template_line)
 
 Test(spec, code_budget)
 {
-    expect_spec_error("isa = 'avx512',", "isa = 'avx512', codegen = { max_lines = 20 },",
-                      ": kernels[1]: kernel kg_rmsnorm_quant_bf16_e4m3__h64_rms_row_eps1em05"
-                      "__avx512 is ");
+    expect_spec_error("max_context = 16 },", "max_context = 16 }, codegen = { max_lines = 20 },",
+                      ": kernels[1]: kernel kg_rmsnorm_quant_bf16_e4m3__h64_rms_row_eps1em05 is ");
 }
 
 /* ---- names and determinism --------------------------------------------------------------- */
 
 TestSuite(generated, .init = setup, .fini = teardown);
 
-/* Every kernel of every bundled spec: its name parses back to the keys it spells. */
+/* Every kernel of every bundled spec (as the manifest generated in memory lists them): its name
+ * parses back to the keys it spells. */
 Test(generated, names_parse_back)
 {
     static const char *specs[] = { "llama3_8b", "tiny", "edge_odd", "edge_one" };
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
-        char path[4096], *name;
+        char path[4096], *name, err[1024];
         snprintf(path, sizeof path, "%s/specs/%s.lua", kgt_source_dir(), specs[s]);
-        kgg_kernel *ks;
-        int n;
-        cr_assert_eq(kgg_kernels(g, path, &ks, &n, &name), KG_OK, "%s", kgg_error(g));
-        for (int i = 0; i < n; i++) {
+        kgg_file *files;
+        int n, checked = 0;
+        cr_assert_eq(kgg_generate(g, path, &files, &n, &name), KG_OK, "%s", kgg_error(g));
+        const kgg_file *mf = &files[n - 1];
+        cr_assert_str_eq(mf->name, "manifest.json");
+        kg_manifest *m;
+        cr_assert_eq(kg_manifest_parse(mf->text, mf->len, path, &m, err, sizeof err), KG_OK,
+                     "%s", err);
+        for (int i = 0; i < m->nkernels; i++, checked++) {
             char *parsed, *named;
-            cr_assert_eq(kgg_string_call(g, "parse_name", ks[i].name, &parsed), KG_OK, "%s",
+            const kg_manifest_kernel *k = &m->kernels[i];
+            cr_assert_eq(kgg_string_call(g, "parse_name", k->symbol, &parsed), KG_OK, "%s",
                          kgg_error(g));
-            cr_assert_eq(kgg_string_call(g, "named_keys", ks[i].problem, &named), KG_OK);
-            cr_assert_str_eq(parsed, named, "%s parses to %s", ks[i].name, parsed);
+            cr_assert_eq(kgg_string_call(g, "named_keys", k->problem, &named), KG_OK);
+            cr_assert_str_eq(parsed, named, "%s parses to %s", k->symbol, parsed);
             free(parsed);
             free(named);
         }
-        kgg_kernels_free(ks, n);
+        cr_assert_gt(checked, 0, "%s: no kernels", path);
+        kg_manifest_free(m);
+        kgg_files_free(files, n);
         free(name);
     }
+}
+
+/* The preamble's problem (the keys away from the family's defaults, one to a line) joined back
+ * into one string is a problem string for the same kernel: its canonical form is the one
+ * kernels.inc carries. */
+static void preamble_problem(const char *text, char *out, size_t len)
+{
+    static const char label[] = " * problem: the keys away from the family's defaults";
+    const char *p = strstr(text, label);
+    cr_assert_not_null(p, "no problem in the preamble:\n%.400s", text);
+    p = strchr(p, '\n') + 1;
+    size_t n = 0;
+    while (strncmp(p, " *   ", 5) == 0) {
+        const char *end = strchr(p, '\n');
+        size_t w = (size_t)(end - p) - 5;
+        cr_assert_lt(n + w, len);
+        memcpy(out + n, p + 5, w);
+        n += w;
+        p = end + 1;
+    }
+    out[n] = '\0';
+    cr_assert_gt(n, 0, "empty problem in the preamble:\n%.400s", text);
+}
+
+Test(generated, preamble_problem_names_the_kernel)
+{
+    static const char *specs[] = { "llama3_8b", "tiny", "edge_odd", "edge_one" };
+    int shorter = 0, checked = 0;
+    for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+        char path[4096], *name, problem[4096], err[512];
+        snprintf(path, sizeof path, "%s/specs/%s.lua", kgt_source_dir(), specs[s]);
+        kgg_file *files;
+        int n;
+        cr_assert_eq(kgg_generate(g, path, &files, &n, &name), KG_OK, "%s", kgg_error(g));
+        const kgg_file *mf = NULL;
+        for (int i = 0; i < n; i++)
+            if (strcmp(files[i].name, "manifest.json") == 0)
+                mf = &files[i];
+        cr_assert_not_null(mf, "%s: no manifest.json", specs[s]);
+        kg_manifest *m;
+        cr_assert_eq(kg_manifest_parse(mf->text, mf->len, "manifest.json", &m, err, sizeof err),
+                     KG_OK, "%s", err);
+        for (int i = 0; i < m->nkernels; i++) {
+            const kg_manifest_kernel *mk = &m->kernels[i];
+            const kgg_file *f = NULL;
+            for (int j = 0; j < n; j++)
+                if (strcmp(files[j].name, mk->file) == 0)
+                    f = &files[j];
+            cr_assert_not_null(f, "%s: %s not generated", specs[s], mk->file);
+            preamble_problem(f->text, problem, sizeof problem);
+            kgg_kernel k = { 0 };
+            cr_assert_eq(kgg_problem(g, problem, &k), KG_OK, "%s: %s", mk->symbol, kgg_error(g));
+            cr_assert_str_eq(k.problem, mk->problem, "%s: the preamble's %s", mk->symbol, problem);
+            cr_assert_str_eq(k.name, mk->symbol);
+            shorter += strlen(problem) < strlen(mk->problem);
+            checked++;
+            kgg_kernel_clear(&k);
+        }
+        kg_manifest_free(m);
+        kgg_files_free(files, n);
+        free(name);
+    }
+    cr_assert_gt(checked, 0, "no kernel checked");
+    cr_assert_gt(shorter, 0, "no preamble left a key at its default out");
 }
 
 Test(generated, names_reject_garbage)
 {
     char *out;
-    cr_assert_neq(kgg_string_call(g, "parse_name", "kg_rmsnorm_quant_bf16_e4m3__h64_zz__avx512",
-                                  &out), KG_OK);
+    cr_assert_neq(kgg_string_call(g, "parse_name", "kg_rmsnorm_quant_bf16_e4m3__h64_zz", &out),
+                  KG_OK);
     cr_assert(strstr(kgg_error(g), "unknown tokens: zz"), "%s", kgg_error(g));
+    /* the old grammar's ISA part is not a name any more */
+    cr_assert_neq(kgg_string_call(g, "parse_name", "kg_rmsnorm_quant_bf16_e4m3__h64__avx512",
+                                  &out), KG_OK);
+    cr_assert(strstr(kgg_error(g), "not kg_<family>_<dtypes>__<tokens>"), "%s", kgg_error(g));
     cr_assert_neq(kgg_string_call(g, "parse_name", "nonsense", &out), KG_OK);
 }
 
@@ -239,8 +331,8 @@ Test(generated, three_runs_identical)
 Test(generated, registry_and_jit_errors)
 {
     kg_registry *reg = kg_registry_new();
-    cr_assert_null(kg_registry_find(reg, "kg_nope__x__scalar"));
-    cr_assert(strstr(kg_registry_error(reg), "kg_nope__x__scalar is not in the registry"));
+    cr_assert_null(kg_registry_find(reg, "kg_nope__x"));
+    cr_assert(strstr(kg_registry_error(reg), "kg_nope__x is not in the registry"));
     kg_kernel_info info = { "rmsnorm_quant", "kg_broken", "", 0, 0, 0 };
     const char *label = "generated/x/kg_broken.c", *src = "int kg_broken(void)\n{\n  return x;\n}\n";
     cr_assert_eq(kg_jit_compile(reg, 1, &info, &label, &src, NULL), KG_ECOMPILE);

@@ -360,19 +360,56 @@ static void qout_free(qout *o)
     memset(o, 0, sizeof *o);
 }
 
-/* Calls kernel k on r's inputs with the given per-call sizes; outputs start poisoned, the
- * caches at their initial bytes. Returns the kernel's status. */
-static int run_kernel_sized(const qrun *r, const kg_kernel *k, qout *o, long B, long S, long L)
+/* The byte the reference runs' outputs start as: NaN in bf16, fp16, f32 and e4m3, so an element
+ * the kernel leaves unwritten fails the comparator. */
+#define POISON 0xff
+
+/* n bytes of `byte`; malloc'd. */
+static void *filled(long n, int byte)
+{
+    return memset(malloc((size_t)(n ? n : 1)), byte, (size_t)(n ? n : 1));
+}
+
+/* The cache rows a call at r's sizes writes (flags, calloc'd): rows 0..S-1 of each sequence
+ * (FLAT) or the slots (BLOCK; slots out of range skipped, for the tests that pass bad ones). */
+static char *written_rows(const qrun *r)
+{
+    long rows = r->cache_n / r->kvd;
+    char *written = calloc((size_t)rows, 1);
+    for (long t = 0; t < r->T; t++) {
+        long row = is(r->c.kv, "BLOCK") ? r->slots[t] : t / r->c.S * r->c.L + t % r->c.S;
+        if (row >= 0 && row < rows)
+            written[row] = 1;
+    }
+    return written;
+}
+
+/* A cache as a call starts with it: the initial bytes, but the rows the call writes are `fill`
+ * bytes, so a row it leaves unwritten shows (the kernel reads no cache row); malloc'd. */
+static uint8_t *cache_start(const qrun *r, int fill)
+{
+    uint8_t *c = malloc((size_t)r->cache_n);
+    memcpy(c, r->cache0, (size_t)r->cache_n);
+    char *written = written_rows(r);
+    for (long row = 0; row < r->cache_n / r->kvd; row++)
+        if (written[row])
+            memset(c + row * r->kvd, fill, (size_t)r->kvd);
+    free(written);
+    return c;
+}
+
+/* Calls kernel k on r's inputs with the given per-call sizes; the outputs, and the cache rows
+ * the call writes, start as `fill` bytes (POISON against the reference, a build's own byte for
+ * JIT vs AOT), the other cache rows at their initial bytes. Returns the kernel's status. */
+static int run_kernel_sized(const qrun *r, const kg_kernel *k, qout *o, long B, long S, long L,
+                            int fill)
 {
     memset(o, 0, sizeof *o);
-    o->out = kgt_poisoned(r->odt, r->out_n);
+    o->out = filled(r->out_n * (long)kgt_dtype_size(r->odt), fill);
     if (r->tkg_add)
-        o->fused = kgt_poisoned(r->dt, r->T * r->c.H);
-    if (r->kv) {
-        o->kc = malloc((size_t)r->cache_n), o->vc = malloc((size_t)r->cache_n);
-        memcpy(o->kc, r->cache0, (size_t)r->cache_n);
-        memcpy(o->vc, r->cache0, (size_t)r->cache_n);
-    }
+        o->fused = filled(r->T * r->c.H * (long)kgt_dtype_size(r->dt), fill);
+    if (r->kv)
+        o->kc = cache_start(r, fill), o->vc = cache_start(r, fill);
     int q = quant_code(r->c.quant), stat = q == 1 || r->c.mxs;
     return ((kg_qkv_fn *)k->fn)(o->out, o->fused, o->kc, o->vc, r->e_input, &r->w,
                                 stat || q == 2 ? r->ws : NULL, stat ? &r->in_s : NULL,
@@ -383,7 +420,7 @@ static int run_kernel_sized(const qrun *r, const kg_kernel *k, qout *o, long B, 
 
 static int run_kernel(const qrun *r, const kg_kernel *k, qout *o)
 {
-    return run_kernel_sized(r, k, o, r->c.B, r->c.S, r->c.L);
+    return run_kernel_sized(r, k, o, r->c.B, r->c.S, r->c.L, POISON);
 }
 
 /* The reference's outputs, as fp32 (out, fused) and e4m3 codes (caches). */
@@ -423,10 +460,7 @@ static void check_cache(const qrun *r, const uint8_t *got, const uint8_t *want, 
                         const char *label)
 {
     long rows = r->cache_n / r->kvd;
-    char *written = calloc((size_t)rows, 1);
-    for (long t = 0; t < r->T; t++)
-        written[is(r->c.kv, "BLOCK") ? r->slots[t]
-                                     : t / r->c.S * r->c.L + t % r->c.S] = 1;
+    char *written = written_rows(r);
     for (long row = 0; row < rows; row++)
         if (!written[row])
             cr_assert(memcmp(got + row * r->kvd, r->cache0 + row * r->kvd, (size_t)r->kvd) == 0,
@@ -755,9 +789,9 @@ Test(qkv, run_time_checks_kv_cache)
     qrun r;
     setup(&r, &c, 8);
     qout o;
-    cr_assert_eq(run_kernel_sized(&r, k, &o, 2, 3, 3), KG_OK);
+    cr_assert_eq(run_kernel_sized(&r, k, &o, 2, 3, 3, POISON), KG_OK);
     qout_free(&o);
-    cr_assert_eq(run_kernel_sized(&r, k, &o, 1, 3, 2), KG_EARG, "S = 3 > cache_len = 2");
+    cr_assert_eq(run_kernel_sized(&r, k, &o, 1, 3, 2, POISON), KG_EARG, "S = 3 > cache_len = 2");
     qout_free(&o);
     kg_qkv_fn *fn = (kg_qkv_fn *)k->fn;
     uint16_t out[2 * 3 * 64];
@@ -779,9 +813,11 @@ Test(qkv, run_time_checks_kv_cache)
     for (int b = 0; b < 2; b++) {
         memcpy(r.slots, bad[b], sizeof bad[b]);
         cr_assert_eq(run_kernel(&r, k, &o), KG_EARG, "slot set %d is out of range", b);
-        cr_assert(memcmp(o.kc, r.cache0, (size_t)r.cache_n) == 0 &&
-                  memcmp(o.vc, r.cache0, (size_t)r.cache_n) == 0,
+        uint8_t *start = cache_start(&r, POISON);
+        cr_assert(memcmp(o.kc, start, (size_t)r.cache_n) == 0 &&
+                  memcmp(o.vc, start, (size_t)r.cache_n) == 0,
                   "a refused call wrote to the cache");
+        free(start);
         qout_free(&o);
     }
     fn = (kg_qkv_fn *)k->fn;
@@ -866,7 +902,8 @@ Test(qkv, shared_vectors_tkg) { kgt_each_case("qkv_tkg", run_tkg_vector); }
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 
 /* Runs kernels a (AOT) and j (JIT) on the same inputs at B = 2, S = 2 (a block cache gets the
- * slots it needs); every output must be the same bytes. */
+ * slots it needs); every output must be the same bytes. Each build's outputs and the cache rows
+ * it writes start as its own fill byte, so what neither build writes differs. */
 static void compare_builds(const kg_kernel *a, const kg_kernel *j)
 {
     qcase c = case_of_problem(a->problem);
@@ -875,8 +912,10 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     qrun r;
     setup(&r, &c, 77);
     qout oa, oj;
-    cr_assert_eq(run_kernel(&r, a, &oa), KG_OK, "AOT %s", a->name);
-    cr_assert_eq(run_kernel(&r, j, &oj), KG_OK, "JIT %s", j->name);
+    cr_assert_eq(run_kernel_sized(&r, a, &oa, c.B, c.S, c.L, kgt_fill_byte(KGT_AOT)), KG_OK,
+                 "AOT %s", a->name);
+    cr_assert_eq(run_kernel_sized(&r, j, &oj, c.B, c.S, c.L, kgt_fill_byte(KGT_JIT)), KG_OK,
+                 "JIT %s", j->name);
     char msg[1024];
     long n[1] = { r.out_n };
     cr_assert(kgt_same_bytes(oj.out, oa.out, r.odt, r.out_n, 1, n, msg, sizeof msg), "%s: out: %s",
@@ -887,10 +926,10 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
                   "%s: fused_hidden: %s", a->name, msg);
     }
     if (r.kv) {
-        cr_assert(kgt_equal_u8(oj.kc, oa.kc, r.cache_n, msg, sizeof msg), "%s: k_cache: %s",
-                  a->name, msg);
-        cr_assert(kgt_equal_u8(oj.vc, oa.vc, r.cache_n, msg, sizeof msg), "%s: v_cache: %s",
-                  a->name, msg);
+        cr_assert(kgt_builds_equal(oj.kc, oa.kc, r.cache_n, 1, msg, sizeof msg),
+                  "%s: k_cache: %s", a->name, msg);
+        cr_assert(kgt_builds_equal(oj.vc, oa.vc, r.cache_n, 1, msg, sizeof msg),
+                  "%s: v_cache: %s", a->name, msg);
     }
     qout_free(&oa), qout_free(&oj);
     teardown(&r);

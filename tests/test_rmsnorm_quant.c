@@ -50,6 +50,13 @@ static void unpack(const uint8_t *q, int row, int fn, long R, long H, float *val
     }
 }
 
+/* An output of n bytes for the reference tests: 0xff is NaN in e4m3, e4m3fn and as the fp32
+ * ROW scale, so a byte the kernel leaves unwritten fails the comparator; malloc'd. */
+static uint8_t *poisoned_bytes(long n)
+{
+    return memset(malloc((size_t)(n ? n : 1)), 0xff, (size_t)(n ? n : 1));
+}
+
 /* Runs kernel k on R seeded rows and compares with the reference. */
 static void check_kernel(const kg_kernel *k, long R, unsigned long long seed)
 {
@@ -69,7 +76,7 @@ static void check_kernel(const kg_kernel *k, long R, unsigned long long seed)
     for (long j = 0; j < H; j++)
         g[j] = kgt_round(o.t, g[j]);
     float s = 0.03f;
-    uint8_t *got = calloc((size_t)(R * cols), 1), *want = calloc((size_t)(R * cols), 1);
+    uint8_t *got = poisoned_bytes(R * cols), *want = calloc((size_t)(R * cols), 1);
     int rc = ((kg_rmsnorm_quant_fn *)k->fn)(got, xb, gb, &s, R);
     cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
     rmsnorm_quant_ref(want, x, g, s, rms, row, fn, (float)o.lb, (float)o.eps, (float)o.max, R, H);
@@ -126,45 +133,37 @@ Test(rmsnorm_quant, spec_kernels_aot)
     kg_registry_free(reg);
 }
 
-/* JIT (from the checked-in generated files) and AOT give the same bits. */
+/* Runs kernels a (AOT) and j (JIT) on the same inputs at R = 4; the bytes each call must write
+ * (R rows of H codes, and with ROW each row's 4-byte scale) must be the same. */
+static void compare_builds(const kg_kernel *a, const kg_kernel *j)
+{
+    opts o = read_opts(a->problem);
+    long R = 4, n = R * o.H, cols = strcmp(o.quant, "ROW") ? o.H : o.H + 4;
+    unsigned long long seed = 7;
+    float *x = malloc((size_t)n * 4), *g = malloc((size_t)o.H * 4);
+    for (long t = 0; t < n; t++)
+        x[t] = kgt_normal(&seed);
+    for (long t = 0; t < o.H; t++)
+        g[t] = 0.9f;
+    void *xb = kgt_encode(o.t, x, n), *gb = kgt_encode(o.t, g, o.H);
+    float s = 0.05f;
+    uint8_t *oa = kgt_filled((size_t)(R * cols), KGT_AOT);
+    uint8_t *oj = kgt_filled((size_t)(R * cols), KGT_JIT);
+    int rc = ((kg_rmsnorm_quant_fn *)a->fn)(oa, xb, gb, &s, R);
+    cr_assert_eq(rc, KG_OK, "%s (AOT) returned %d", a->name, rc);
+    rc = ((kg_rmsnorm_quant_fn *)j->fn)(oj, xb, gb, &s, R);
+    cr_assert_eq(rc, KG_OK, "%s (JIT) returned %d", j->name, rc);
+    char msg[512];
+    cr_assert(kgt_builds_equal(oj, oa, R * cols, 1, msg, sizeof msg), "%s: %s", a->name, msg);
+    free(x), free(g), free(xb), free(gb), free(oa), free(oj);
+}
+
+/* JIT (from the checked-in generated files) and AOT give the same bits, for every rmsnorm_quant
+ * kernel of every AOT-built spec (kgt_each_aot_jit_pair asserts there is one at least, and that
+ * each spec's kernels.inc lists as many as its AOT build holds). */
 Test(rmsnorm_quant, jit_equals_aot)
 {
-    kg_registry *aot = kg_registry_new(), *jit = kg_registry_new();
-    cr_assert_eq(kg_aot_register(aot, NULL), KG_OK);
-    for (int s = 0; s < kg_aot_spec_count(); s++) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), kg_aot_spec_name(s));
-        cr_assert_eq(kg_jit_load_dir(jit, dir, NULL), KG_OK, "%s", kg_registry_error(jit));
-    }
-    for (int i = 0; i < kg_registry_count(aot); i++) {
-        const kg_kernel *a = kg_registry_at(aot, i);
-        if (strcmp(a->family, "rmsnorm_quant") != 0)
-            continue;
-        const kg_kernel *j = kg_registry_find(jit, a->name);
-        cr_assert_not_null(j, "%s missing from the JIT registry", a->name);
-        opts o = read_opts(a->problem);
-        long R = 4, n = R * o.H;
-        unsigned long long seed = 7;
-        float *x = malloc((size_t)n * 4), g1 = 0.9f;
-        for (long t = 0; t < n; t++)
-            x[t] = kgt_normal(&seed);
-        void *xb = kgt_encode(o.t, x, n);
-        float *g = malloc((size_t)o.H * 4);
-        for (long t = 0; t < o.H; t++)
-            g[t] = g1;
-        void *gb = kgt_encode(o.t, g, o.H);
-        float s = 0.05f;
-        size_t bytes = (size_t)(R * (o.H + 4));
-        uint8_t *oa = calloc(bytes, 1), *oj = calloc(bytes, 1);
-        ((kg_rmsnorm_quant_fn *)a->fn)(oa, xb, gb, &s, R);
-        ((kg_rmsnorm_quant_fn *)j->fn)(oj, xb, gb, &s, R);
-        char msg[256];
-        cr_assert(kgt_equal_u8(oj, oa, (long)bytes, msg, sizeof msg), "%s: JIT vs AOT: %s",
-                  a->name, msg);
-        free(x), free(g), free(xb), free(gb), free(oa), free(oj);
-    }
-    kg_registry_free(aot);
-    kg_registry_free(jit);
+    kgt_each_aot_jit_pair("rmsnorm_quant", compare_builds);
 }
 
 /* Per-call sizes and pointers the kernel must refuse, and rows == 0. */
@@ -184,54 +183,52 @@ Test(rmsnorm_quant, run_time_checks)
     kg_registry_free(reg);
 }
 
-/* The upstream reference outputs of shared/vectors/rmsnorm_quant. */
-Test(rmsnorm_quant, upstream_vectors)
+/* One case of shared/vectors/rmsnorm_quant: the decoded codes against out_out_f32 and, with ROW,
+ * the packed scales against out_dequant_scale (out_out, the e4m3 bits, has no tolerance: the
+ * bits need not match). */
+static void run_vector(kgt_case *tc)
 {
-    char dir[4096], err[512], p[512], msg[512];
-    snprintf(dir, sizeof dir, "%s/vectors/rmsnorm_quant", kgt_shared_dir());
-    char **names;
-    int n;
-    cr_assert_eq(kgt_case_list(dir, &names, &n), 0, "cannot list %s", dir);
-    cr_assert_gt(n, 0);
-    kg_registry *reg = kg_registry_new();
-    for (int c = 0; c < n; c++) {
-        char cdir[4600];
-        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[c]);
-        kgt_case *tc = kgt_case_load(cdir, err, sizeof err);
-        cr_assert_not_null(tc, "%s", err);
-        const char *norm, *quant;
-        double lb, eps;
-        cr_assert(kgt_case_opt_str(tc, "norm_type", &norm) &&
-                  kgt_case_opt_str(tc, "quantization_type", &quant) &&
-                  kgt_case_opt_num(tc, "lower_bound", &lb) && kgt_case_opt_num(tc, "eps", &eps));
-        const kg_npy *x = kgt_case_input(tc, "inp"), *g = kgt_case_input(tc, "gamma");
-        cr_assert(x && g, "%s: inputs", names[c]);
-        long H = x->shape[x->rank - 1], R = kg_npy_count(x) / H;
-        int row = !strcmp(quant, "ROW");
-        snprintf(p, sizeof p, "rmsnorm_quant:dtype=bf16,H=%ld,norm_type=%s,quantization_type=%s,"
-                 "lower_bound=%.9g,eps=%.9g", H, norm, quant, lb, eps);
-        const kg_kernel *k = kgt_jit_problem(reg, p);
-        void *xb = kgt_encode(KG_BF16, x->data, R * H), *gb = kgt_encode(KG_BF16, g->data, H);
-        const kg_npy *sc = kgt_case_input(tc, "input_dequant_scale");
-        float s = sc ? ((const float *)sc->data)[0] : 1.0f;
-        uint8_t *q = calloc((size_t)(R * (H + 4)), 1);
-        cr_assert_eq(((kg_rmsnorm_quant_fn *)k->fn)(q, xb, gb, &s, R), KG_OK);
-        float *vals = malloc((size_t)(R * H) * 4), *scale = malloc((size_t)R * 4);
-        unpack(q, row, 0, R, H, vals, scale);
-        const kg_npy *wv = kgt_case_output(tc, "out_out_f32");
-        double rtol, atol;
-        kgt_case_tol(tc, "out_out_f32", &rtol, &atol);
-        cr_assert(kgt_allclose(vals, wv->data, R * H, rtol, atol, msg, sizeof msg), "%s: %s",
-                  names[c], msg);
+    const char *name = kgt_case_name(tc), *norm, *quant;
+    char p[512], msg[512];
+    double lb, eps;
+    cr_assert(kgt_case_opt_str(tc, "norm_type", &norm) &&
+              kgt_case_opt_str(tc, "quantization_type", &quant) &&
+              kgt_case_opt_num(tc, "lower_bound", &lb) && kgt_case_opt_num(tc, "eps", &eps),
+              "%s: options", name);
+    const kg_npy *x = kgt_case_input(tc, "inp"), *g = kgt_case_input(tc, "gamma");
+    cr_assert(x && g, "%s: inputs", name);
+    long H = x->shape[x->rank - 1], R = kg_npy_count(x) / H;
+    int row = !strcmp(quant, "ROW");
+    snprintf(p, sizeof p, "rmsnorm_quant:dtype=bf16,H=%ld,norm_type=%s,quantization_type=%s,"
+             "lower_bound=%.9g,eps=%.9g", H, norm, quant, lb, eps);
+    const kg_kernel *k = kgt_jit(p);
+    void *xb = kgt_encode(KG_BF16, x->data, R * H), *gb = kgt_encode(KG_BF16, g->data, H);
+    const kg_npy *sc = kgt_case_input(tc, "input_dequant_scale");
+    float s = sc ? ((const float *)sc->data)[0] : 1.0f;
+    uint8_t *q = poisoned_bytes(R * (H + 4));
+    int rc = ((kg_rmsnorm_quant_fn *)k->fn)(q, xb, gb, &s, R);
+    cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, k->name, rc);
+    float *vals = malloc((size_t)(R * H) * 4), *scale = malloc((size_t)R * 4);
+    unpack(q, row, 0, R, H, vals, scale);
+    const kg_npy *wv = kgt_case_output(tc, "out_out_f32");
+    double rtol, atol;
+    cr_assert(wv && kgt_case_tol(tc, "out_out_f32", &rtol, &atol), "%s: out_out_f32", name);
+    cr_assert(kgt_allclose(vals, wv->data, R * H, rtol, atol, msg, sizeof msg), "%s: %s", name,
+              msg);
+    kgt_case_compared(tc, "out_out_f32");
+    if (row) {
         const kg_npy *ws = kgt_case_output(tc, "out_dequant_scale");
-        if (row && ws) {
-            kgt_case_tol(tc, "out_dequant_scale", &rtol, &atol);
-            cr_assert(kgt_allclose(scale, ws->data, R, rtol, atol, msg, sizeof msg),
-                      "%s scale: %s", names[c], msg);
-        }
-        free(xb), free(gb), free(q), free(vals), free(scale);
-        kgt_case_free(tc);
+        cr_assert(ws && kgt_case_tol(tc, "out_dequant_scale", &rtol, &atol),
+                  "%s: ROW without out_dequant_scale", name);
+        cr_assert(kgt_allclose(scale, ws->data, R, rtol, atol, msg, sizeof msg), "%s scale: %s",
+                  name, msg);
+        kgt_case_compared(tc, "out_dequant_scale");
     }
-    kgt_case_list_free(names, n);
-    kg_registry_free(reg);
+    free(xb), free(gb), free(q), free(vals), free(scale);
+}
+
+/* The upstream reference outputs of shared/vectors/rmsnorm_quant. */
+Test(rmsnorm_quant, upstream_vectors, .init = kgt_suite_init, .fini = kgt_suite_fini)
+{
+    kgt_each_case("rmsnorm_quant", run_vector);
 }

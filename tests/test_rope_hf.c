@@ -306,10 +306,12 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     shape s = { (int)d, 2, (int)Hq, (int)Hk, 3, 5 };
     io v;
     io_make(&v, t, o, s, 11);
-    void *qa = kgt_poisoned(t, v.nq), *ka = kgt_poisoned(t, v.nk);
-    void *qj = kgt_poisoned(t, v.nq), *kj = kgt_poisoned(t, v.nk);
-    cr_assert_eq(((kg_rope_hf_fn *)a->fn)(qa, ka, v.qe, v.ke, v.ce, v.se, s.B, s.S, s.T), KG_OK);
-    cr_assert_eq(((kg_rope_hf_fn *)j->fn)(qj, kj, v.qe, v.ke, v.ce, v.se, s.B, s.S, s.T), KG_OK);
+    void *qa = kgt_build_output(t, v.nq, KGT_AOT), *ka = kgt_build_output(t, v.nk, KGT_AOT);
+    void *qj = kgt_build_output(t, v.nq, KGT_JIT), *kj = kgt_build_output(t, v.nk, KGT_JIT);
+    cr_assert_eq(((kg_rope_hf_fn *)a->fn)(qa, ka, v.qe, v.ke, v.ce, v.se, s.B, s.S, s.T), KG_OK,
+                 "%s (AOT)", a->name);
+    cr_assert_eq(((kg_rope_hf_fn *)j->fn)(qj, kj, v.qe, v.ke, v.ce, v.se, s.B, s.S, s.T), KG_OK,
+                 "%s (JIT)", a->name);
     long qd[4] = { s.B, s.Hq, s.S, s.d }, kd[4] = { s.B, s.Hk, s.S, s.d };
     char msg[1024];
     cr_assert(kgt_same_bytes(qj, qa, t, v.nq, 4, qd, msg, sizeof msg), "%s q_out: %s", a->name,

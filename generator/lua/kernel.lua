@@ -14,12 +14,27 @@ local mtype = math.type
 -- Families
 ---------------------------------------------------------------------------------------------
 
-M.FAMILIES = { "cumsum", "mlp", "output_projection", "qkv", "rmsnorm_quant", "rope", "rope_hf" }
+-- The families kgen knows, from generator/families.txt (the one list; the C host embeds it as
+-- host.families): one name a line, blank lines and # comments ignored. CMake reads the same
+-- file with the same rule.
+local function read_families(text)
+  local list = {}
+  for line in gmatch(text, "[^\n]+") do
+    if match(line, "^[a-z0-9_]+$") then insert(list, line)
+    elseif not match(line, "^[ \t]*#") and not match(line, "^[ \t]*$") then
+      error("generator/families.txt: '" .. line .. "' is not a family name or a comment", 0)
+    end
+  end
+  return list
+end
 
--- Keys every family has, after its own.
-local COMMON_KEYS = {
-  { key = "isa", kind = "enum", values = { "avx512", "avx2", "scalar" }, from = "isa",
-    default = "avx512", doc = "instruction set the kernel's tiles are shaped for" },
+M.FAMILIES = read_families(host.families)
+
+-- Names that once were spec fields or kernel keys and now change nothing: naming one is an
+-- error that says why (a field that does nothing must not be silently accepted).
+M.RETIRED = {
+  isa = "no kernel's code depended on it; the runtime picks the primitives' instruction set "
+        .. "from the CPU's features (KGEN_ISA overrides)",
 }
 
 local cache = {}
@@ -29,11 +44,8 @@ function M.family(name)
   for _, f in ipairs(M.FAMILIES) do if f == name then known = true end end
   if not known then return nil end
   local fam = require("family." .. name)
-  fam.all_keys = {}
-  for _, k in ipairs(fam.keys) do insert(fam.all_keys, k) end
-  for _, k in ipairs(COMMON_KEYS) do insert(fam.all_keys, k) end
   fam.key_index = {}
-  for _, k in ipairs(fam.all_keys) do fam.key_index[k.key] = k end
+  for _, k in ipairs(fam.keys) do fam.key_index[k.key] = k end
   cache[name] = fam
   return fam
 end
@@ -118,13 +130,14 @@ end
 function M.normalize(fam, given, spec, from_text, fail)
   local k = { family = fam.family }
   for name in next, given do
+    if M.RETIRED[name] then fail(name, "no longer a key: " .. M.RETIRED[name]) end
     if not fam.key_index[name] then
       local names = {}
-      for _, kd in ipairs(fam.all_keys) do insert(names, kd.key) end
+      for _, kd in ipairs(fam.keys) do insert(names, kd.key) end
       fail(name, format("unknown key for %s (keys: %s)", fam.family, concat(names, ", ")))
     end
   end
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     local raw = given[kd.key]
     local text = from_text
     if raw == nil and spec and kd.from then raw = get_path(spec, kd.from); text = false end
@@ -146,10 +159,25 @@ end
 -- `kgen exec` accepts back.
 function M.problem_string(fam, k)
   local parts = {}
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     insert(parts, kd.key .. "=" .. M.fmt_value(kd, k[kd.key]))
   end
   return fam.family .. ":" .. concat(parts, ",")
+end
+
+-- The "key=value" items of the keys whose value is not the family's default for them, in family
+-- order. After "family:" they make a problem string that parses back to the same kernel (the
+-- parser puts the defaults back), and one a new key with a default does not change.
+function M.problem_items_off_default(fam, k)
+  local items = {}
+  for _, kd in ipairs(fam.keys) do
+    local d = kd.default
+    if type(d) == "function" then d = d(k) end
+    if kd.kind == "float" and d ~= nil then d = to_f32(d) end  -- as normalize rounds values
+    local v = M.fmt_value(kd, k[kd.key])
+    if d == nil or v ~= M.fmt_value(kd, d) then insert(items, kd.key .. "=" .. v) end
+  end
+  return items
 end
 
 -- Parses "family:key=value,...". Errors (via error()) name the problem string and the key.

@@ -27,7 +27,7 @@ function M.generate(src, file, display)
   return files, spec.name
 end
 
--- A plain view of a record for the host (what exec, run and list need).
+-- A plain view of a record for the host (what exec needs of a problem string's kernel).
 local function view(rec, text)
   local args = {}
   for _, a in ipairs(rec.args) do
@@ -49,15 +49,6 @@ local function view(rec, text)
            args = args, calls = rec.calls, nominal = nominal }
 end
 
--- The kernels of a spec with their rendered text and arguments at nominal sizes.
-function M.kernels(src, file, display)
-  local spec = load_spec(src, file, display)
-  local files, recs = emit.files(spec, src)
-  local out = {}
-  for i, rec in ipairs(recs) do insert(out, view(rec, files[i].text)) end
-  return out, spec.name
-end
-
 ---------------------------------------------------------------------------------------------
 -- One-line problems
 ---------------------------------------------------------------------------------------------
@@ -65,9 +56,9 @@ end
 -- One kernel from "family:key=value,...": its view, with text rendered for the JIT/gcc.
 function M.problem(str)
   local k, fam = kernel.parse_problem(str)
-  local rec = emit.record(fam, k)
+  local rec = emit.record(fam, k, "problem '" .. str .. "'")
   local text = emit.render(rec, {
-    source = "problem string (canonical: " .. rec.problem .. ")",
+    source = "none: a problem string (kgen exec)",
     max_lines = spec_mod.DEFAULT_MAX_LINES, budget_field = "the default budget",
     where = "problem '" .. str .. "'",
   })
@@ -80,7 +71,7 @@ function M.parse_name(name)
   if not fname then error(format("kernel name '%s': %s", name, values), 0) end
   local fam = kernel.family(fname)
   local parts = {}
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     if values[kd.key] ~= nil then
       insert(parts, kd.key .. "=" .. kernel.fmt_value(kd, values[kd.key]))
     end
@@ -92,8 +83,8 @@ end
 function M.named_keys(str)
   local k, fam = kernel.parse_problem(str)
   local parts = {}
-  for _, kd in ipairs(fam.all_keys) do
-    if kd.name or kd.key == "isa" then insert(parts, kd.key .. "=" .. kernel.fmt_value(kd, k[kd.key])) end
+  for _, kd in ipairs(fam.keys) do
+    if kd.name then insert(parts, kd.key .. "=" .. kernel.fmt_value(kd, k[kd.key])) end
   end
   return fam.family .. ":" .. concat(parts, ",")
 end
@@ -200,16 +191,6 @@ function M.bind(str, given)
   return n, shapes
 end
 
--- The cost block of `str`'s kernel at per-call sizes n (in call order) instead of the nominal
--- ones: flops, bytes read, bytes written.
-function M.cost(str, n)
-  local k, fam = kernel.parse_problem(str)
-  local sizes = {}
-  for i, c in ipairs(fam.calls) do sizes[c] = n[i] or k[c] end
-  local c = fam.cost(k, sizes)
-  return c.flops, c.read, c.written
-end
-
 ---------------------------------------------------------------------------------------------
 -- Describing a family
 ---------------------------------------------------------------------------------------------
@@ -221,7 +202,7 @@ function M.describe(fname)
   end
   local k = kernel.normalize(fam, {}, nil, false, function(key, msg) error(key .. ": " .. msg, 0) end)
   local out = { fam.family .. ": " .. fam.doc, "", "keys (value at default; spec field that sets it):" }
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     local range = kd.kind == "enum" and ("{" .. concat(kd.values, "|") .. "}") or kd.kind
     if kd.kind == "bool" then range = "bool" end
     local from = kd.from and ("; spec " .. kd.from) or ""
@@ -259,6 +240,9 @@ function M.describe(fname)
 end
 
 function M.families() return kernel.FAMILIES end
+
+-- The text of runtime/include/kgen/kernels.h, derived from the family descriptors.
+function M.header() return require("signature").header() end
 
 -- Renders template text with parameters given as a Lua table constructor (for the template
 -- engine's tests); partials resolve to the bundled templates.

@@ -1,16 +1,18 @@
 -- kgen.naming: kernel names, a grammar that can be parsed back.
---   kg_<family>_<dtypes>__<shape and option tokens>__<isa>
--- e.g. kg_rmsnorm_quant_bf16_e4m3__h4096_rms_row_eps1em05__avx512. A key's `name` field says
--- how it is spelled: "dtype" (its value joins the dtype part), a code (code..value), a table
--- of words (enum value -> word), or nothing (the key does not change the code: not named).
+--   kg_<family>_<dtypes>__<shape and option tokens>
+-- e.g. kg_rmsnorm_quant_bf16_e4m3__h4096_rms_row_eps1em05. A key's `name` field says how it is
+-- spelled: "dtype" (its value joins the dtype part), a code (code..value), a table of words
+-- (enum value -> word), or nothing (the key does not change the code: not named).
 -- A key with `omit_default = true` is left out of the name at its default value (parse puts
 -- the default back), so options most kernels leave alone do not lengthen every name.
+-- There is no instruction-set part: the code a kernel is generated as does not depend on the
+-- ISA (its primitives are picked at run time), so one name is one text.
 
 local M = {}
 
 local kernel = require "kernel"
-local format, gsub, match, gmatch, sub = string.format, string.gsub, string.match,
-                                          string.gmatch, string.sub
+local format, gsub, match, gmatch, sub, find = string.format, string.gsub, string.match,
+                                                string.gmatch, string.sub, string.find
 local concat, insert = table.concat, table.insert
 
 local function enc_number(kd, v)
@@ -35,7 +37,7 @@ end
 -- their defaults are left out to keep names short; parse() puts the defaults back.
 function M.name(fam, k)
   local dtypes, tokens = {}, {}
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     local nm, v = kd.name, k[kd.key]
     if kd.omit_default and nm ~= "dtype"
        and kernel.fmt_value(kd, v) == kernel.fmt_value(kd, default_of(kd, k)) then
@@ -56,14 +58,17 @@ function M.name(fam, k)
   end
   local head = "kg_" .. fam.family
   if #dtypes > 0 then head = head .. "_" .. concat(dtypes, "_") end
-  return head .. "__" .. concat(tokens, "_") .. "__" .. k.isa
+  if #tokens == 0 then
+    error(format("family %s names no key: a name needs at least one token", fam.family), 0)
+  end
+  return head .. "__" .. concat(tokens, "_")
 end
 
 -- Parses a name back into (family, values): values holds every key the name spells (defaults
 -- for left-out floats and booleans). Returns nil and a reason if the name is not well formed.
 function M.parse(name)
-  local head, mid, isa = match(name, "^kg_(.-)__(.-)__(%w+)$")
-  if not head then return nil, "not kg_<family>_<dtypes>__<tokens>__<isa>" end
+  local head, mid = match(name, "^kg_(.-)__(.+)$")
+  if not head or find(mid, "__", 1, true) then return nil, "not kg_<family>_<dtypes>__<tokens>" end
   local fam, dtail
   for _, f in ipairs(kernel.FAMILIES) do
     if head == f or sub(head, 1, #f + 1) == f .. "_" then
@@ -71,13 +76,13 @@ function M.parse(name)
     end
   end
   if not fam then return nil, "unknown family in '" .. head .. "'" end
-  local values = { isa = isa }
+  local values = {}
   local dparts = {}
   for d in gmatch(dtail, "[^_]+") do insert(dparts, d) end
   local tokens = {}
   for t in gmatch(mid, "[^_]+") do tokens[t] = true end
   local di = 1
-  for _, kd in ipairs(fam.all_keys) do
+  for _, kd in ipairs(fam.keys) do
     local nm = kd.name
     if nm == "dtype" then
       values[kd.key] = dparts[di]; di = di + 1

@@ -34,7 +34,6 @@ local SCHEMA = {
   { "limits", { kind = "table", fields = {
       { "max_tokens", int(1) }, { "max_batch", int(1) }, { "max_context", int(1) },
   } } },
-  { "isa", enum("avx512", "avx2", "scalar") },
   { "codegen", { kind = "table", optional = true, fields = {
       { "max_lines", int(1) },
   } } },
@@ -138,6 +137,10 @@ local function check_fields(t, fields, prefix, fail)
     if not known[name] then insert(unknown, tostring(name)) end
   end
   sort(unknown)
+  for _, name in ipairs(unknown) do
+    local why = prefix == "" and kernel.RETIRED[name]
+    if why then fail(name, name, "is no longer a spec field: " .. why) end
+  end
   if #unknown > 0 then
     fail(prefix .. unknown[1], unknown[1], "is not a spec field")
   end

@@ -1,10 +1,11 @@
-/* load_dir.c: JIT-compiles a generated folder: the kernels listed in its kernels.inc, each
- * from <symbol>.c beside it. kernels.inc is the only list; this reads its KG_KERNEL lines. */
+/* load_dir.c: JIT-compiles a generated folder: the kernels its manifest.json lists, each from
+ * the file the manifest names beside it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kgen/kgen.h"
+#include "kgen/manifest.h"
 #include "registry.h"
 
 static char *read_text(const char *path)
@@ -26,59 +27,36 @@ static char *read_text(const char *path)
     return buf;
 }
 
-/* KG_KERNEL(family, symbol, "problem", flops, bytes_read, bytes_written) */
-static int parse_line(const char *line, char *fam, char *sym, char *prob, double *cost)
-{
-    return sscanf(line, " KG_KERNEL ( %127[^, ] , %255[^, ] , \"%1023[^\"]\" , %lf , %lf , %lf )",
-                  fam, sym, prob, &cost[0], &cost[1], &cost[2]) == 6;
-}
-
 int kg_jit_load_dir(kg_registry *reg, const char *dir, double *seconds_total)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/kernels.inc", dir);
-    char *inc = read_text(path);
-    if (!inc)
-        return kgr_fail(reg, KG_EIO, "%s: cannot read", path);
-    int cap = 0, n = 0, rc = KG_OK;
-    for (char *p = inc; *p; p++)
-        cap += *p == '\n';
-    kg_kernel_info *info = calloc((size_t)cap + 1, sizeof *info);
-    char **labels = calloc((size_t)cap + 1, sizeof *labels);
-    char **srcs = calloc((size_t)cap + 1, sizeof *srcs);
-    double *secs = calloc((size_t)cap + 2, sizeof *secs);
-    char *save = NULL;
-    for (char *line = strtok_r(inc, "\n", &save); line && rc == KG_OK;
-         line = strtok_r(NULL, "\n", &save)) {
-        char fam[128], sym[256], prob[1024];
-        double cost[3];
-        if (strncmp(line, "KG_KERNEL", 9) != 0)
-            continue;
-        if (!parse_line(line, fam, sym, prob, cost)) {
-            rc = kgr_fail(reg, KG_ESPEC, "%s: cannot read the line '%s'", path, line);
-            break;
-        }
-        info[n] = (kg_kernel_info){ strdup(fam), strdup(sym), strdup(prob),
-                                    cost[0], cost[1], cost[2] };
-        snprintf(path, sizeof path, "%s/%s.c", dir, sym);
-        labels[n] = strdup(path);
-        srcs[n] = read_text(path);
-        if (!srcs[n])
-            rc = kgr_fail(reg, KG_EIO, "%s: cannot read (listed in %s/kernels.inc)", path, dir);
-        n++;
+    char err[1024];
+    kg_manifest *m;
+    if (seconds_total)
+        *seconds_total = 0;
+    int rc = kg_manifest_load(dir, &m, err, sizeof err);
+    if (rc != KG_OK)
+        return kgr_fail(reg, rc, "%s", err);
+    int n = m->nkernels;
+    kg_kernel_info *info = calloc((size_t)n + 1, sizeof *info);
+    char **labels = calloc((size_t)n + 1, sizeof *labels);
+    char **srcs = calloc((size_t)n + 1, sizeof *srcs);
+    double *secs = calloc((size_t)n + 1, sizeof *secs);
+    if (!info || !labels || !srcs || !secs)
+        rc = kgr_fail(reg, KG_ENOMEM, "%s: out of memory", dir);
+    for (int i = 0; i < n && rc == KG_OK; i++) {
+        char path[4096];
+        info[i] = kg_manifest_info(&m->kernels[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, m->kernels[i].file);
+        labels[i] = strdup(path);
+        if (!(srcs[i] = read_text(path)))
+            rc = kgr_fail(reg, KG_EIO, "%s: cannot read (listed in %s)", path, m->source);
     }
     if (rc == KG_OK)
         rc = kg_jit_compile(reg, n, info, (const char *const *)labels,
                             (const char *const *)srcs, secs);
-    if (seconds_total) {
-        *seconds_total = 0;
-        for (int i = 0; i <= n; i++)
-            *seconds_total += secs[i];
-    }
-    for (int i = 0; i < n; i++) {
-        free((char *)info[i].family);
-        free((char *)info[i].name);
-        free((char *)info[i].problem);
+    for (int i = 0; seconds_total && rc == KG_OK && i <= n; i++)
+        *seconds_total += secs[i];
+    for (int i = 0; labels && srcs && i < n; i++) {
         free(labels[i]);
         free(srcs[i]);
     }
@@ -86,6 +64,6 @@ int kg_jit_load_dir(kg_registry *reg, const char *dir, double *seconds_total)
     free(labels);
     free(srcs);
     free(secs);
-    free(inc);
+    kg_manifest_free(m);
     return rc;
 }

@@ -1,10 +1,13 @@
-/* tests/util/compare.c: the upstream maxAllClose comparator ("max" mode) and exact equality,
- * each failing with a message that names the worst or first bad element. */
+/* tests/util/compare.c: the upstream maxAllClose comparator ("max" mode), exact equality and
+ * the JIT-against-AOT byte check, each failing with a message that names the worst or first bad
+ * element. */
 #include "util/compare.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Formats into msg if the caller gave one. */
 static void say(char *msg, size_t msglen, const char *fmt, ...)
@@ -160,4 +163,82 @@ int kgt_equal_i32(const int32_t *got, const int32_t *want, long n, char *msg, si
 int kgt_equal_i64(const int64_t *got, const int64_t *want, long n, char *msg, size_t msglen)
 {
     EQUAL_BODY(got, want, n, msg, msglen);
+}
+
+/* ---- JIT against AOT ------------------------------------------------------------------------- */
+
+/* Neither byte is zero, and they differ in every bit, so no element reads the same in both. */
+int kgt_fill_byte(int build)
+{
+    return build == KGT_JIT ? 0x5a : 0xa5;
+}
+
+void *kgt_filled(size_t bytes, int build)
+{
+    size_t n = bytes ? bytes : 1;
+    void *p = malloc(n);
+    return p ? memset(p, kgt_fill_byte(build), n) : NULL;
+}
+
+/* Whether the w bytes at p all equal byte. */
+static int all_bytes(const unsigned char *p, size_t w, int byte)
+{
+    for (size_t i = 0; i < w; i++)
+        if (p[i] != byte)
+            return 0;
+    return 1;
+}
+
+/* Up to 8 bytes of an element as hex, lowest address first. */
+static void hex_text(const unsigned char *p, size_t w, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < w && i < 8 && n + 3 < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%02x", p[i]);
+}
+
+static long builds_compared;
+
+long kgt_builds_compared(void)
+{
+    return builds_compared;
+}
+
+/* One pass counts the differing elements and those each build left as its fill; a pair of
+ * outputs that are all zero bytes passes no JIT-vs-AOT check (nothing was computed). */
+int kgt_builds_equal(const void *got, const void *want, long n, size_t w, char *msg,
+                     size_t msglen)
+{
+    const unsigned char *g = got, *h = want;
+    long first = -1, differ = 0, left_jit = 0, left_aot = 0, zero = 0;
+    builds_compared++;
+    if (n <= 0 || w == 0) {
+        say(msg, msglen, "nothing to compare (%ld elements of %zu bytes)", n, w);
+        return 0;
+    }
+    for (long i = 0; i < n; i++) {
+        const unsigned char *gi = g + (size_t)i * w, *hi = h + (size_t)i * w;
+        left_jit += all_bytes(gi, w, kgt_fill_byte(KGT_JIT));
+        left_aot += all_bytes(hi, w, kgt_fill_byte(KGT_AOT));
+        zero += all_bytes(hi, w, 0);
+        if (memcmp(gi, hi, w) != 0 && differ++ == 0)
+            first = i;
+    }
+    if (differ) {
+        char gx[24], hx[24];
+        hex_text(g + (size_t)first * w, w, gx, sizeof gx);
+        hex_text(h + (size_t)first * w, w, hx, sizeof hx);
+        say(msg, msglen, "JIT (got) and AOT (want) differ first at element [%ld]: bytes %s vs "
+            "%s; %ld of %ld elements differ; left unwritten (still the fill): %ld by JIT, %ld by "
+            "AOT", first, gx, hx, differ, n, left_jit, left_aot);
+        return 0;
+    }
+    if (zero == n) {
+        say(msg, msglen, "all %ld elements are zero bytes in both builds: nothing was computed",
+            n);
+        return 0;
+    }
+    say(msg, msglen, "ok: %ld elements of %zu bytes identical", n, w);
+    return 1;
 }

@@ -1,6 +1,7 @@
-/* tests/util/compare.h: the comparator of the upstream tests (maxAllClose, "max" mode) and exact
- * equality checks for integer outputs. Each returns 1 on pass, 0 on fail, and writes a one-line
- * message naming the worst (or first) failing element; msg may be NULL. */
+/* tests/util/compare.h: the comparator of the upstream tests (maxAllClose, "max" mode), exact
+ * equality checks for integer outputs, and the JIT-against-AOT byte check. Each returns 1 on pass,
+ * 0 on fail, and writes a one-line message naming the worst (or first) failing element; msg may
+ * be NULL. */
 #ifndef KGT_COMPARE_H
 #define KGT_COMPARE_H
 
@@ -25,6 +26,26 @@ int kgt_equal_u8(const unsigned char *got, const unsigned char *want, long n, ch
                  size_t msglen);
 int kgt_equal_i32(const int32_t *got, const int32_t *want, long n, char *msg, size_t msglen);
 int kgt_equal_i64(const int64_t *got, const int64_t *want, long n, char *msg, size_t msglen);
+
+/* ---- JIT against AOT ------------------------------------------------------------------------- */
+/* The two builds of a kernel run on the same inputs into buffers that start as different bytes:
+ * an element neither build writes then differs between them, so a kernel that refuses or does
+ * nothing cannot pass by leaving two identical buffers untouched. */
+enum { KGT_AOT, KGT_JIT };
+/* The byte a build's output buffers start as (0xA5 for KGT_AOT, 0x5A for KGT_JIT). */
+int kgt_fill_byte(int build);
+/* bytes bytes of build's fill byte (one byte at least); malloc'd. */
+void *kgt_filled(size_t bytes, int build);
+
+/* got (the JIT build's output, started as kgt_filled(.., KGT_JIT)) against want (the AOT build's,
+ * started as KGT_AOT bytes): n elements of w bytes each, only those the call must write. Pass iff
+ * n > 0, the two are the same bytes and not all zero. On fail msg names the first differing
+ * element and how many elements each build left unwritten (still its fill). Each call counts
+ * in kgt_builds_compared. */
+int kgt_builds_equal(const void *got, const void *want, long n, size_t w, char *msg,
+                     size_t msglen);
+/* How many kgt_builds_equal calls this process made: a JIT-vs-AOT loop asserts it grew. */
+long kgt_builds_compared(void);
 
 /* Writes the C-order multi-index of flat index i as "[a, b, c]" ("[]" for rank 0). */
 void kgt_unravel(long i, int rank, const long *shape, char *buf, size_t len);

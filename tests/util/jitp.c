@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kgen/aot.h"
+#include "util/compare.h"
 #include "util/jitp.h"
 
 const kg_kernel *kgt_jit_problem(kg_registry *reg, const char *problem)
@@ -118,12 +119,26 @@ void kgt_each_case(const char *kernel, void (*run)(kgt_case *c))
         kgt_case *c = kgt_case_load(path, err, sizeof err);
         cr_assert_not_null(c, "%s", err);
         run(c);
+        const char *missed = kgt_case_uncompared(c);
+        cr_assert_null(missed, "%s: the expected output %s was never compared", names[i],
+                       missed);
         kgt_case_free(c);
     }
     kgt_case_list_free(names, count);
 }
 
-/* Spec by spec, so a kernel missing from one spec's generated/ folder is named with its spec. */
+/* The kernels of `family` in reg. */
+static int family_count(const kg_registry *reg, const char *family)
+{
+    int n = 0;
+    for (int i = 0; i < kg_registry_count(reg); i++)
+        n += strcmp(kg_registry_at(reg, i)->family, family) == 0;
+    return n;
+}
+
+/* Spec by spec, so a kernel missing from one spec's generated/ folder is named with its spec.
+ * The AOT side is CMake's reading of kernels.inc, the JIT side kg_jit_load_dir's: their counts
+ * must agree, or a kernel of the list would go uncompared. */
 int kgt_each_aot_jit_pair(const char *family, kgt_pair_fn *fn)
 {
     int pairs = 0;
@@ -134,17 +149,26 @@ int kgt_each_aot_jit_pair(const char *family, kgt_pair_fn *fn)
         snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), spec);
         cr_assert_eq(kg_aot_register(aot, spec), KG_OK, "%s", kg_registry_error(aot));
         cr_assert_eq(kg_jit_load_dir(jitreg, dir, NULL), KG_OK, "%s", kg_registry_error(jitreg));
+        int in_spec = 0;
         for (int i = 0; i < kg_registry_count(aot); i++) {
             const kg_kernel *a = kg_registry_at(aot, i);
             if (strcmp(a->family, family) != 0)
                 continue;
             const kg_kernel *j = kg_registry_find(jitreg, a->name);
             cr_assert_not_null(j, "%s: %s is not in %s", spec, a->name, dir);
+            long before = kgt_builds_compared();
             fn(a, j);
-            pairs++;
+            cr_assert_gt(kgt_builds_compared(), before, "%s: %s: the JIT and AOT outputs were "
+                         "never compared", spec, a->name);
+            in_spec++;
         }
+        int listed = family_count(jitreg, family);
+        cr_assert_eq(in_spec, listed, "%s: %d %s kernels in the AOT build, %d in %s/kernels.inc",
+                     spec, in_spec, family, listed, dir);
+        pairs += in_spec;
         kg_registry_free(aot);
         kg_registry_free(jitreg);
     }
+    cr_assert_gt(pairs, 0, "no AOT-built spec has a %s kernel", family);
     return pairs;
 }

@@ -34,11 +34,15 @@ void kgt_problem_rejected(const char *problem, const char *want);
 void kgt_name_parses_back(const char *problem, char *name, size_t len);
 
 /* Loads each case of shared/vectors/<kernel>/ (there must be one at least) and calls run on it;
- * the case is freed after. */
+ * then asserts run compared every output the case gives a tolerance (kgt_case_uncompared) and
+ * frees the case. */
 void kgt_each_case(const char *kernel, void (*run)(kgt_case *c));
 
 /* Calls fn(aot, jit) for each `family` kernel of every AOT-built spec, jit being the same kernel
- * JIT-compiled from generated/<spec>/ (it must be there); returns how many pairs it ran. */
+ * JIT-compiled from generated/<spec>/ (it must be there); returns how many pairs it ran. Asserts
+ * that there was a pair at least, that each spec's kernels.inc lists as many `family` kernels
+ * as its AOT build holds, and that fn compared each pair (called kgt_builds_equal, directly or
+ * through kgt_same_bytes). */
 typedef void kgt_pair_fn(const kg_kernel *aot, const kg_kernel *jit);
 int kgt_each_aot_jit_pair(const char *family, kgt_pair_fn *fn);
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "kgen/dtype.h"
+#include "util/compare.h"
 #include "util/vectors.h"
 
 /* The float dtypes the kernel families take, the 16-bit ones first (tests rely on the order). */
@@ -34,6 +35,9 @@ float *kgt_decode(kg_dtype t, const void *p, long n);
 /* An output buffer of n elements filled with 0xff bytes (NaN in every dtype), so an element the
  * kernel never writes fails the comparator's NaN pattern check. */
 void *kgt_poisoned(kg_dtype t, long n);
+/* An output buffer of n elements for one build (KGT_AOT or KGT_JIT, compare.h) of a JIT-vs-AOT
+ * comparison: kgt_filled with that build's byte, so kgt_same_bytes sees an unwritten element. */
+void *kgt_build_output(kg_dtype t, long n, int build);
 
 /* ---- checks: 1 on pass, 0 on fail with msg saying where -------------------------------------- */
 /* The kernel output out (dtype t, a C-order array of shape) against the fp32 reference want,
@@ -46,9 +50,10 @@ int kgt_close_to_ref(kg_dtype t, const void *out, float *want, int rank, const l
 int kgt_close_to_case(const kgt_case *c, const char *out_name, kg_dtype t, const void *out,
                       char *msg, size_t len);
 
-/* Whether got and want (n elements of t) are the same bytes; if not, msg names the first
- * differing element and the worst one (the comparator at zero tolerance). For JIT (got) against
- * AOT (want) builds of one kernel. */
+/* For JIT (got) against AOT (want) builds of one kernel, their outputs started as
+ * kgt_build_output(.., KGT_JIT) and (.., KGT_AOT): kgt_builds_equal over n elements of t (so
+ * n > 0, every element written by both, not all zero); on fail msg adds the first differing
+ * element's index and values, and the worst one (the comparator at zero tolerance). */
 int kgt_same_bytes(const void *got, const void *want, kg_dtype t, long n, int rank,
                    const long *shape, char *msg, size_t len);
 

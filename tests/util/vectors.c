@@ -27,6 +27,7 @@ struct kgt_case {
     char *base;          /* the folder's base name, the fallback case name */
     json_t *root;        /* case.json */
     loaded *arrays;
+    json_t *compared;    /* output name -> true, as the test records comparisons */
     char err[512];       /* why the last array look-up failed */
 };
 
@@ -204,6 +205,7 @@ void kgt_case_free(kgt_case *c)
         free(l);
     }
     json_decref(c->root);
+    json_decref(c->compared);
     free(c->dir);
     free(c->base);
     free(c);
@@ -330,4 +332,27 @@ int kgt_case_tol(const kgt_case *c, const char *out_name, double *rtol, double *
     *rtol = json_is_number(r) ? json_number_value(r) : 1e-5;
     *atol = json_is_number(a) ? json_number_value(a) : 1e-8;
     return 1;
+}
+
+/* ---- what a test compared ------------------------------------------------------------------ */
+
+/* Recording through a const case, as get_array caches: the case is never const at allocation. */
+void kgt_case_compared(const kgt_case *cc, const char *out_name)
+{
+    kgt_case *c = (kgt_case *)cc;
+    if (!c->compared)
+        c->compared = json_object();
+    json_object_set_new(c->compared, out_name, json_true());
+}
+
+const char *kgt_case_uncompared(const kgt_case *c)
+{
+    json_t *item;
+    size_t i;
+    json_array_foreach(json_object_get(c->root, "outputs"), i, item) {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        if (name && tol_entry(c, name) && !json_object_get(c->compared, name))
+            return name;
+    }
+    return NULL;
 }

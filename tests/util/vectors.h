@@ -51,4 +51,13 @@ int kgt_case_opt_bool(const kgt_case *c, const char *key, int *val);
  * the output is not listed or has no entry. */
 int kgt_case_tol(const kgt_case *c, const char *out_name, double *rtol, double *atol);
 
+/* ---- what a test compared ------------------------------------------------------------------ */
+/* Records that the test compared its kernel's output with the expected output out_name
+ * (kgt_close_to_case records what it compares itself). */
+void kgt_case_compared(const kgt_case *c, const char *out_name);
+/* The first output listed in "outputs" that has a "tolerance" entry (a bound or "exact") and was
+ * not recorded as compared, or NULL. kgt_each_case asserts NULL after each case, so a test that
+ * skips an output, or compares none, fails. */
+const char *kgt_case_uncompared(const kgt_case *c);
+
 #endif /* KGT_VECTORS_H */

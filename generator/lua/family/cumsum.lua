@@ -9,6 +9,9 @@ local F = {
   template = "cumsum.c.in",
   doc = "inclusive prefix sum of x [..., H] along H",
   calls = { "rows" },
+  tokens = { rows = "seq" },
+  signature_doc = [[
+out, x [rows, H]; inclusive prefix sum along H.]],
 }
 
 F.keys = {
@@ -22,7 +25,7 @@ F.keys = {
     doc = "nominal rows per call, for the cost block (a call may pass any count)" },
 }
 
--- Tensors in signature order (kgen/kernels.h kg_cumsum_fn).
+-- Tensors in signature order (kgen/kernels.h's kg_cumsum_fn is made from them).
 function F.args(k)
   return {
     { name = "out", dir = "out", dtype = k.dtype, shape = { "...rows", k.H } },

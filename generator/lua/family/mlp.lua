@@ -12,6 +12,13 @@ local F = {
   template = "mlp.c.in",
   doc = "gated MLP: out = (act(x@Wg) * (x@Wu)) @ Wd per token of hidden [..., H]",
   calls = { "T" },
+  tokens = { T = "seq" },
+  signature_doc = [[
+out [T, H] in the output dtype; add_out [T, H] (the fused-add sum, when stored); hidden
+[T, H] (CTE ROW: [T, H+4] fp8 with the packed row scale); add [T, H]; gate_w, up_w W [H, I],
+down_w W [I, H]; gate/up/down_scale (STATIC: element 0; ROW: per column); gate_up_in_scale,
+down_in_scale (element 0); gamma, beta [H]; gate_bias, up_bias [I], down_bias [H].
+T = B*S tokens. Variant CTE or TKG.]],
 }
 
 ---------------------------------------------------------------------------------------------
@@ -237,7 +244,7 @@ local function mx_geometry(I)
   return I // 4, 1
 end
 
--- Tensors in signature order (kgen/kernels.h kg_mlp_fn).
+-- Tensors in signature order (kgen/kernels.h's kg_mlp_fn is made from them).
 function F.args(k)
   local q, cte = k.quantization_type, k.variant == "CTE"
   local xq = cte and fp8_quant(q)

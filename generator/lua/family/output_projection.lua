@@ -17,6 +17,12 @@ local F = {
   template = "output_projection.c.in",
   doc = "attention [heads, head_dim per token] @ W [N*D, H] (+ bias) -> out [B, S, H]",
   calls = { "B", "S" },
+  tokens = { B = "batch", S = "seq" },
+  signature_doc = [[
+out [B, S, H] (TKG: [B*S, H], or TRANSPOSE_OUT); attention in the
+variant's layout (CTE [B, N, D, S], TKG [D, B, N, S]); weight W [N*D, H]; w_scale, in_scale
+(STATIC element 0; ROW per column; MX pre-quantized input: the uint8 activation scales
+[B, N*D/32, S]); bias [H]. Variant CTE or TKG.]],
 }
 
 ---------------------------------------------------------------------------------------------

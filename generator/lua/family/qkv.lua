@@ -13,6 +13,15 @@ local F = {
   template = "qkv.c.in",
   doc = "QKV projection of input [B,S,H] against the fused weight [H,(nq+2nkv)*d]",
   calls = { "B", "S", "cache_len" },
+  -- cache_len is no token axis: a run at T tokens keeps the nominal cache
+  tokens = { B = "batch", S = "seq" },
+  signature_doc = [[
+out [B, S, I] (BSD) or [nq+2nkv, B, S, d] (NBSd), or with the fp8 KV-cache write
+[B, S, nq*d] (the Q part; K and V go to k_cache / v_cache, updated in place: flat
+[B, cache_len, nkv*d] or block [cache_len = num_blocks, block_size, nkv*d]); fused_hidden
+[B, S, H] (TKG fused add); input [B, S, H]; weight W [H, I]; w_scale, in_scale, bias [I],
+mlp_prev, attention_prev [B, S, H], gamma, beta [H], cos, sin [B, S, d], k_scale, v_scale
+(element 0), slot_mapping [B, S] int32. Variant CTE or TKG.]],
 }
 
 ---------------------------------------------------------------------------------------------
@@ -245,7 +254,7 @@ end
 -- The dtype of bias, gamma, beta, residuals and tables: the input's, or bf16 for fp8 input.
 local function side_dtype(k) return FLOAT[k.dtype] and k.dtype or "bf16" end
 
--- Tensors in signature order (kgen/kernels.h kg_qkv_fn).
+-- Tensors in signature order (kgen/kernels.h's kg_qkv_fn is made from them).
 function F.args(k)
   local nh, I, qd, kvd = dims(k)
   local kv, static = k.kv_cache ~= "NONE", k.quantization_type == "STATIC" or k.mx_static_dequant

@@ -8,6 +8,11 @@ local F = {
   template = "rmsnorm_quant.c.in",
   doc = "RMSNorm (or none) then fp8 quantization of each row of hidden [..., H]",
   calls = { "rows" },
+  tokens = { rows = "seq" },
+  signature_doc = [[
+out [rows, H+4] (ROW: fp8 values then the fp32 dequant scale's 4 bytes) or
+[rows, H] (STATIC) fp8; hidden [rows, H]; gamma [H] (RMS_NORM; else may be NULL);
+input_dequant_scale: fp32, element 0 read (STATIC; else may be NULL).]],
 }
 
 F.keys = {

@@ -9,6 +9,10 @@ local F = {
   template = "rope.c.in",
   doc = "rotary embedding of x [d,B,N,S] or [B,N,S,d] with tables cos, sin [d/2,B,S] or [B,S,d/2]",
   calls = { "B", "S" },
+  tokens = { B = "batch", S = "seq" },
+  signature_doc = [[
+layout dBNS: x_out, x_in [d, B, N, S], cos, sin [d/2, B, S];
+layout BNSd: x_out, x_in [B, N, S, d], cos, sin [B, S, d/2].]],
 }
 
 F.keys = {
@@ -29,7 +33,7 @@ F.keys = {
     doc = "nominal positions per call, for the cost block (a call may pass any S)" },
 }
 
--- Tensors in signature order (kgen/kernels.h kg_rope_fn).
+-- Tensors in signature order (kgen/kernels.h's kg_rope_fn is made from them).
 function F.args(k)
   local h = k.d // 2
   local x, t

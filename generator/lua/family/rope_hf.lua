@@ -9,6 +9,12 @@ local F = {
   template = "rope_hf.c.in",
   doc = "HF rotate-half of q [B,Hq,S,d] and k [B,Hk,S,d] with tables [B,T,d] / [T,d] (T >= S)",
   calls = { "B", "S", "T" },
+  -- table rows follow the positions: at T tokens both S and T are T (the tables cover them)
+  tokens = { B = "batch", S = "seq", T = "seq" },
+  signature_doc = [[
+q_out, q [B, Hq, S, d]; k_out, k [B, Hk, S, d]; tables of T >= S rows:
+cos, sin [B, T, d] (or [T, d] without table_batch); with tables=cache, `cos` is the packed
+rope_cache [B, T, 2d] (cos then sin in each row) and `sin` is ignored.]],
 }
 
 F.keys = {
@@ -50,8 +56,8 @@ function F.call_check(k, n)
   return nil
 end
 
--- Tensors in signature order (kgen/kernels.h kg_rope_hf_fn). In cache mode the `cos` slot
--- receives the packed rope_cache and `sin` is ignored.
+-- Tensors in signature order (kgen/kernels.h's kg_rope_hf_fn is made from them). In cache mode
+-- the packed rope_cache fills the signature's `cos` slot and `sin` is ignored.
 function F.args(k)
   local cache = k.tables == "cache"
   local w = cache and 2 * k.d or k.d
@@ -61,7 +67,8 @@ function F.args(k)
     { name = "k_out", dir = "out", dtype = k.dtype, shape = { "B", k.Hk, "S", k.d } },
     { name = "q", dir = "in", dtype = k.dtype, shape = { "B", k.Hq, "S", k.d } },
     { name = "k", dir = "in", dtype = k.dtype, shape = { "B", k.Hk, "S", k.d } },
-    { name = cache and "rope_cache" or "cos", dir = "in", dtype = k.dtype, shape = t },
+    { name = cache and "rope_cache" or "cos", slot = "cos", dir = "in", dtype = k.dtype,
+      shape = t },
     { name = "sin", dir = "in", dtype = k.dtype, shape = t, used = not cache },
   }
 end

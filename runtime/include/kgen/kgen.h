@@ -18,7 +18,7 @@ typedef int kg_kernel_v(void *const *t, const long *n);
 
 /* What the registry knows of one kernel; strings live as long as the registry. */
 typedef struct kg_kernel {
-    const char *name;     /* symbol, e.g. kg_rmsnorm_quant_bf16_e4m3__h4096_rms_row__avx512 */
+    const char *name;     /* symbol, e.g. kg_rmsnorm_quant_bf16_e4m3__h4096_rms_row */
     const char *family;   /* e.g. rmsnorm_quant; selects the typed signature */
     const char *problem;  /* canonical "family:key=value,..." string */
     void (*fn)(void);     /* the kernel; cast to its family's kg_<family>_fn * */
@@ -26,7 +26,8 @@ typedef struct kg_kernel {
     double flops, bytes_read, bytes_written;  /* per call at the spec's nominal sizes */
 } kg_kernel;
 
-/* What a kernel is before it is compiled (the fields of a kernels.inc line). */
+/* What a kernel is before it is compiled (from its manifest entry, or a kernels.inc line in the
+ * AOT build). */
 typedef struct kg_kernel_info {
     const char *family, *name, *problem;
     double flops, bytes_read, bytes_written;
@@ -63,7 +64,8 @@ const kg_kernel *kg_registry_at(const kg_registry *reg, int i);
 int kg_jit_compile(kg_registry *reg, int n, const kg_kernel_info *info,
                    const char *const *labels, const char *const *sources, double *seconds);
 
-/* JIT-compiles every kernel listed in DIR/kernels.inc from DIR/<symbol>.c. */
+/* JIT-compiles every kernel DIR/manifest.json lists (kgen/manifest.h), each from the file it
+ * names in DIR. */
 int kg_jit_load_dir(kg_registry *reg, const char *dir, double *seconds_total);
 
 /* The text the JIT puts before every generated file (kgen/abi.h). */

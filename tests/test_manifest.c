@@ -1,0 +1,204 @@
+/* test_manifest.c: the manifest reader (kgen/manifest.h): every bundled generated folder loads
+ * and describes kernels that make sense (files present, shapes positive, token axes, the cost
+ * polynomial agreeing with the nominal cost block), and malformed manifests are refused with
+ * one line naming the file and the field. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kgen/manifest.h"
+#include "util/jitp.h"
+
+/* ---- the bundled folders ------------------------------------------------------------------ */
+
+/* Checks one kernel; returns 1 if its nominal cost could be compared with the polynomial. */
+static int check_kernel(const char *dir, const kg_manifest_kernel *k)
+{
+    char path[8200];
+    snprintf(path, sizeof path, "%s/%s", dir, k->file);
+    cr_assert_eq(access(path, R_OK), 0, "%s: %s is listed but missing", dir, k->file);
+    long n[KG_MANIFEST_MAX_CALLS], shape[KG_MANIFEST_MAX_RANK];
+    kg_manifest_sizes(k, 0, n);
+    int batch_one = 1, seq = 0;
+    for (int c = 0; c < k->ncalls; c++) {
+        cr_assert_eq(n[c], k->calls[c].nominal);
+        batch_one &= k->calls[c].tokens != KG_AXIS_BATCH || n[c] == 1;
+        seq += k->calls[c].tokens == KG_AXIS_SEQ;
+    }
+    cr_assert_gt(seq, 0, "%s: no sequence axis, so --tokens cannot move it", k->symbol);
+    for (int a = 0; a < k->nargs; a++) {
+        int rank = kg_manifest_shape(&k->args[a], n, shape);
+        for (int d = 0; d < rank; d++)
+            cr_assert_gt(shape[d], 0, "%s: %s axis %d is %ld", k->symbol, k->args[a].name, d,
+                         shape[d]);
+    }
+    long tokens = kg_manifest_tokens(k, n);
+    cr_assert_gt(tokens, 0, "%s", k->symbol);
+    /* at the nominal sizes with every batch axis 1, a call is the polynomial's call at the
+     * nominal tokens; with a nominal batch above 1 it need not be (rope_hf's tables shared by
+     * the batch are read once, not once per sequence) */
+    if (!batch_one)
+        return 0;
+    double cost[3];
+    kg_manifest_cost(k, tokens, cost);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(cost[i], k->cost[i], "%s: cost %d at %ld tokens: polynomial %.17g, nominal "
+                     "%.17g", k->symbol, i, tokens, cost[i], k->cost[i]);
+    return 1;
+}
+
+Test(manifest, bundled_folders_load)
+{
+    char specs[] = KGEN_SPECS, *save = NULL;
+    int folders = 0, compared = 0;
+    for (char *s = strtok_r(specs, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+        char dir[4096], err[1024];
+        snprintf(dir, sizeof dir, "%s/generated/%s", kgt_source_dir(), s);
+        kg_manifest *m;
+        cr_assert_eq(kg_manifest_load(dir, &m, err, sizeof err), KG_OK, "%s", err);
+        cr_assert_str_eq(m->spec, s);
+        cr_assert_gt(m->nkernels, 0, "%s lists no kernel", dir);
+        for (int i = 0; i < m->nkernels; i++) {
+            compared += check_kernel(dir, &m->kernels[i]);
+            cr_assert_eq(kg_manifest_find(m, m->kernels[i].symbol), &m->kernels[i]);
+        }
+        kg_manifest_free(m);
+        folders++;
+    }
+    cr_assert_geq(folders, 4, "KGEN_SPECS names %d folders", folders);
+    cr_assert_gt(compared, 10, "only %d kernels had their cost polynomial compared", compared);
+}
+
+/* A call at T tokens: batch axes 1, sequence axes T, the rest nominal; the polynomial is the
+ * one the generator wrote. */
+Test(manifest, sizes_and_cost_at_tokens)
+{
+    static const char text[] =
+        "{\"spec\": \"t\", \"spec_file\": \"t.lua\", \"kernels\": [{\"symbol\": \"kg_x\", "
+        "\"family\": \"f\", \"problem\": \"f:\", \"file\": \"kg_x.c\", \"template\": \"t\", "
+        "\"calls\": [{\"name\": \"B\", \"nominal\": 4, \"tokens\": \"batch\"}, "
+        "{\"name\": \"S\", \"nominal\": 64, \"tokens\": \"seq\"}, "
+        "{\"name\": \"L\", \"nominal\": 9, \"tokens\": null}], "
+        "\"args\": [{\"name\": \"x\", \"dir\": \"in\", \"dtype\": \"bf16\", "
+        "\"shape\": [\"B\", \"S\", 8], \"used\": true, \"scalar\": false, \"first_row\": false, "
+        "\"init\": \"normal\"}], "
+        "\"cost\": {\"flops\": 1, \"bytes_read\": 2, \"bytes_written\": 3}, "
+        "\"cost_tokens\": {\"flops\": [1, 2, 0.5], \"bytes_read\": [0, 3, 0], "
+        "\"bytes_written\": [7, 0, 0]}}]}";
+    char err[512];
+    kg_manifest *m;
+    cr_assert_eq(kg_manifest_parse(text, strlen(text), "t.json", &m, err, sizeof err), KG_OK,
+                 "%s", err);
+    const kg_manifest_kernel *k = &m->kernels[0];
+    long n[3], shape[8];
+    kg_manifest_sizes(k, 10, n);
+    cr_assert(n[0] == 1 && n[1] == 10 && n[2] == 9, "sizes %ld %ld %ld", n[0], n[1], n[2]);
+    cr_assert_eq(kg_manifest_tokens(k, n), 10);
+    cr_assert_eq(kg_manifest_shape(&k->args[0], n, shape), 3);
+    cr_assert(shape[0] == 1 && shape[1] == 10 && shape[2] == 8);
+    double c[3];
+    kg_manifest_cost(k, 10, c);
+    cr_assert(c[0] == 71 && c[1] == 30 && c[2] == 7, "cost %g %g %g", c[0], c[1], c[2]);
+    kg_manifest_sizes(k, 0, n);
+    cr_assert_eq(kg_manifest_tokens(k, n), 256);
+    kg_manifest_free(m);
+}
+
+/* ---- malformed manifests ------------------------------------------------------------------ */
+
+/* A well-formed one-kernel manifest with `from` replaced by `to` (which must occur). */
+static char *variant(const char *from, const char *to)
+{
+    static const char base[] =
+        "{\"spec\": \"t\", \"spec_file\": \"t.lua\", \"kernels\": [{\"symbol\": \"kg_x\", "
+        "\"family\": \"f\", \"problem\": \"f:\", \"file\": \"kg_x.c\", \"template\": \"t\", "
+        "\"calls\": [{\"name\": \"rows\", \"nominal\": 4, \"tokens\": \"seq\"}], "
+        "\"args\": [{\"name\": \"x\", \"dir\": \"in\", \"dtype\": \"bf16\", "
+        "\"shape\": [\"...rows\", 8], \"used\": true, \"scalar\": false, \"first_row\": false, "
+        "\"init\": \"normal\", \"weight\": {\"layout\": \"kn\", \"mx\": false}}], "
+        "\"cost\": {\"flops\": 1, \"bytes_read\": 2, \"bytes_written\": 3}, "
+        "\"cost_tokens\": {\"flops\": [0, 1, 0], \"bytes_read\": [0, 2, 0], "
+        "\"bytes_written\": [0, 3, 0]}}]}";
+    const char *at = strstr(base, from);
+    cr_assert_not_null(at, "'%s' is not in the base manifest", from);
+    size_t len = strlen(base) - strlen(from) + strlen(to) + 1;
+    char *s = malloc(len);
+    snprintf(s, len, "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
+    return s;
+}
+
+/* The variant is refused with one line that names the file and contains `want`. */
+static void refused(const char *from, const char *to, const char *want)
+{
+    char *text = variant(from, to), err[512];
+    kg_manifest *m = (kg_manifest *)1;
+    int rc = kg_manifest_parse(text, strlen(text), "gen/manifest.json", &m, err, sizeof err);
+    cr_assert_neq(rc, KG_OK, "accepted with %s -> %s", from, to);
+    cr_assert_null(m);
+    cr_assert(!strncmp(err, "gen/manifest.json", 17), "message does not name the file: %s", err);
+    cr_assert(strstr(err, want), "'%s' lacks '%s'", err, want);
+    cr_assert_null(strchr(err, '\n'), "more than one line: %s", err);
+    free(text);
+}
+
+Test(manifest, base_variant_is_valid)
+{
+    char *text = variant("\"t.lua\"", "\"t.lua\""), err[512];
+    kg_manifest *m;
+    cr_assert_eq(kg_manifest_parse(text, strlen(text), "b.json", &m, err, sizeof err), KG_OK,
+                 "%s", err);
+    cr_assert(m->kernels[0].args[0].weight && m->kernels[0].args[0].shape[0].lead);
+    kg_manifest_free(m);
+    free(text);
+}
+
+Test(manifest, missing_fields)
+{
+    refused("\"symbol\": \"kg_x\", ", "", "field 'kernels[0].symbol': missing");
+    refused("\"nominal\": 4, ", "", "field 'kernels[0].calls[0].nominal': missing");
+    refused("\"used\": true, ", "", "field 'kernels[0].args[0].used': missing");
+    refused("\"bytes_written\": 3", "\"bytes_writ\": 3",
+            "kernels[0].cost.bytes_written': missing");
+    refused("\"kernels\"", "\"kernel\"", "field 'kernels': missing");
+}
+
+Test(manifest, sizes_out_of_bounds)
+{
+    refused("[\"...rows\", 8]", "[1, 1, 1, 1, 1, 1, 1, 1, 1]",
+            "field 'kernels[0].args[0].shape': 9 elements, more than 8");
+    refused("\"...rows\", 8]", "\"...rows\", 8000000000000000]",
+            "field 'kernels[0].args[0].shape[1]': 8000000000000000 is outside");
+    refused("\"...rows\", 8]", "\"...rows\", -1]", "shape[1]': -1 is outside");
+    refused("\"nominal\": 4", "\"nominal\": 0", "calls[0].nominal': 0 is outside");
+    refused("[0, 1, 0]", "[0, 1, 0, 5]", "cost_tokens.flops': 4 elements, more than 3");
+    refused("[0, 1, 0]", "[0, 1]", "cost_tokens.flops': expected 3 coefficients, got 2");
+    refused("\"flops\": 1,", "\"flops\": 1e300,", "cost.flops': 1e+300 is not a cost");
+    refused("\"name\": \"x\"", "\"name\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"", "args[0].name': longer than 63 characters");
+}
+
+Test(manifest, wrong_types_and_values)
+{
+    refused("\"nominal\": 4", "\"nominal\": \"4\"", "calls[0].nominal': expected an integer, "
+            "got a string");
+    refused("\"used\": true", "\"used\": 1", "args[0].used': expected a boolean, got an integer");
+    refused("[{\"name\": \"rows\", \"nominal\": 4, \"tokens\": \"seq\"}]", "{\"rows\": 4}",
+            "field 'kernels[0].calls': expected an array, got an object");
+    refused("\"tokens\": \"seq\"", "\"tokens\": \"time\"", "calls[0].tokens': expected");
+    refused("\"dir\": \"in\"", "\"dir\": \"up\"", "args[0].dir': expected in, out or inout");
+    refused("[\"...rows\", 8]", "[\"T\", 8]", "shape[0]': 'T' is not a per-call size");
+    refused("[\"...rows\", 8]", "[8, \"...rows\"]", "only the first axis");
+    refused("\"file\": \"kg_x.c\"", "\"file\": \"../x.c\"", "file': '../x.c' is not a file name");
+    refused("{\"spec\"", "[{\"spec\"", "not JSON");
+}
+
+/* A folder without a manifest is named; so is a manifest's missing kernel file (the JIT). */
+Test(manifest, missing_files)
+{
+    char err[512];
+    kg_manifest *m;
+    cr_assert_eq(kg_manifest_load("/nonexistent", &m, err, sizeof err), KG_EIO);
+    cr_assert(strstr(err, "/nonexistent/manifest.json: cannot read"), "%s", err);
+}
