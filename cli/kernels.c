@@ -86,7 +86,11 @@ int kgc_kernels_load(const char *source, int texts, kgc_kernels *ks)
     struct stat st;
     memset(ks, 0, sizeof *ks);
     double t0 = kgc_now();
-    ks->generated = stat(source, &st) != 0 || !S_ISDIR(st.st_mode);
+    /* a .lua path is always a spec, so a folder that happens to be named x.lua is refused as
+     * one ("not a regular file") instead of being read as a generated folder */
+    size_t len = strlen(source);
+    int lua = len > 4 && strcmp(source + len - 4, ".lua") == 0;
+    ks->generated = lua || stat(source, &st) != 0 || !S_ISDIR(st.st_mode);
     /* the texts are filled once the manifest says how many kernels there are */
     ks->text = calloc(KG_MANIFEST_MAX_KERNELS + 1, sizeof *ks->text);
     ks->label = calloc(KG_MANIFEST_MAX_KERNELS + 1, sizeof *ks->label);
