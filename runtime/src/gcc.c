@@ -20,7 +20,8 @@
 extern char **environ;
 
 /* The AOT library's code generation flags (CMake gives it -std=gnu11 -O2 -ffp-contract=off),
- * and what a loadable object needs. -lm names libm as a dependency of the object itself. */
+ * and what a loadable object needs. (-lm, after the sources, makes libm a dependency of the
+ * object itself.) */
 static const char *const flags[] = { "-std=gnu11", "-O2", "-ffp-contract=off", "-fPIC",
                                      "-shared" };
 enum { NFLAGS = sizeof flags / sizeof flags[0], OUT_LEN = 65536 };
