@@ -1,6 +1,7 @@
 /* kgen_bench.h: the benchmark library (kgb_ prefix). This machine's roofline probed in the
  * running process, a median timer for any call, the bound that applies to a kernel and its ratio
- * to it, OpenBLAS sgemm/sgemv on the same shapes, and the reports (table, CSV, roofline chart).
+ * to it, OpenBLAS sgemm/sgemv on the same shapes, the runtime's GEMM on reference shapes, and
+ * the reports (table, CSV, roofline chart).
  * It knows nothing of specs: a caller describes each kernel with a kgb_result. */
 #ifndef KGEN_BENCH_H
 #define KGEN_BENCH_H
@@ -74,6 +75,23 @@ typedef struct kgb_result {
  * intensity < balance (ratio = GB/s / read bandwidth), else compute-bound (GFLOP/s / peak). */
 void kgb_classify(kgb_result *r, const kgb_roofline *roof);
 const char *kgb_bound_name(int bound);
+
+/* ---- the runtime's GEMM on reference shapes ------------------------------------------------ */
+
+/* The reference shapes: K 4096, N 14336 (an 8B model's MLP up projection), M 1 (decode) and 512
+ * (prefill), weights in bf16, e4m3 and f32. */
+enum { KGB_REF_GEMMS = 6 };
+
+/* Whether the line named `name` is wanted. */
+typedef int kgb_select_fn(const char *name, void *ctx);
+
+/* Times the runtime's GEMM (kgp_gemm_f32 over a seeded packed weight, split over the threads
+ * as the projection kernels split it) on each reference shape that select accepts (every one
+ * if select is NULL), named like "gemm_bf16_m1_k4096_n14336", into r[0 .. *n), *n <=
+ * KGB_REF_GEMMS, with cost and GEMM shape filled in. Returns KG_OK, or a KG_* status with the
+ * reason in err. */
+int kgb_ref_gemms(const kgb_options *o, kgb_select_fn *select, void *ctx, kgb_result *r, int *n,
+                  char *err, size_t errlen);
 
 /* ---- OpenBLAS ------------------------------------------------------------------------------ */
 

@@ -1,9 +1,15 @@
-/* cli.h: the kgen subcommands (each a thin front end over the generator and runtime). Each
- * returns the process exit code: 0 ok, 1 failure, 2 usage or spec error. */
+/* cli.h: the kgen subcommands (kgc_ prefix), each a thin front end over the generator, the
+ * runtime and the benchmark library, and what they share (kernels.c: a spec's kernels). A command returns the process exit
+ * code: 0 ok, 1 failure, 2 usage or spec error. Its synopsis and summary live in main.c's
+ * command table; its help text (after the synopsis) beside its option parsing. */
 #ifndef KGEN_CLI_H
 #define KGEN_CLI_H
 
+#include "kgen/manifest.h"
+
 enum { KGC_OK = 0, KGC_FAIL = 1, KGC_USAGE = 2 };
+
+/* ---- the commands (main.c's table) -------------------------------------------------------- */
 
 int kgc_generate(int argc, char **argv);
 int kgc_check(int argc, char **argv);
@@ -13,9 +19,33 @@ int kgc_exec(int argc, char **argv);
 int kgc_run(int argc, char **argv);
 int kgc_bench(int argc, char **argv);
 
+extern const char kgc_generate_help[], kgc_check_help[], kgc_list_help[], kgc_header_help[],
+    kgc_exec_help[], kgc_run_help[], kgc_bench_help[];
+
+/* ---- what they share ---------------------------------------------------------------------- */
+
 /* Prints "kgen: <message>" to stderr and returns code. */
 int kgc_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The usage error for an argument cmd does not take: "unknown option" for one that starts
+ * with '-', else "unexpected argument"; returns KGC_USAGE. */
+int kgc_bad_argument(const char *cmd, const char *arg);
 /* The exit code for a KG_* status: spec, shape and I/O problems are the user's (2). */
 int kgc_exit_for(int status);
+/* Seconds on the monotonic clock. */
+double kgc_now(void);
+
+/* A spec's kernels: the manifest, and (if asked for) each kernel's C text and the file name
+ * compile errors are reported against, in manifest order. */
+typedef struct kgc_kernels {
+    kg_manifest *m;
+    char **text, **label;
+    double seconds;      /* how long generating (or reading) took */
+    int generated;       /* 1: generated in memory from a spec; 0: read from a folder */
+} kgc_kernels;
+
+/* SOURCE is a spec file (generated in memory) or a generated folder (its manifest.json and,
+ * with texts, the kernel files it lists). Returns KGC_OK or an exit code, the error printed. */
+int kgc_kernels_load(const char *source, int texts, kgc_kernels *ks);
+void kgc_kernels_free(kgc_kernels *ks);
 
 #endif

@@ -8,24 +8,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench_gemm.h"
 #include "cli.h"
 #include "host.h"
 #include "kernel_args.h"
-#include "kgen/aot.h"
+#include "kgen/gcc.h"
 #include "kgen/kgen.h"
 #include "kgen_bench.h"
 
-static const char help[] =
-    "usage: kgen bench [SPEC|DIR] [--gemm] [--kernel REGEX] [--tokens T] [--threads N]\n"
-    "                  [--jit|--aot] [--csv FILE] [--plot FILE.png] [--quick]\n"
-    "                  [--min-time S] [--min-runs N]\n"
+const char kgc_bench_help[] =
     "Probes this machine's roofline (read bandwidth, fp32 FMA peak, bf16 dot peak), then times\n"
     "each kernel of SPEC (or of the generated folder DIR) on seeded inputs: the median us per\n"
     "call of at least 1 s and 20 samples after a warm-up, GFLOP/s and GB/s from the manifest's\n"
-    "cost block, the bound that\n"
-    "applies and the ratio to it, and where the kernel is a GEMM on weights [K, N], the ratio\n"
-    "of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the kernel's time.\n"
+    "cost block, the bound that applies and the ratio to it, and where the kernel is a GEMM on\n"
+    "weights [K, N], the ratio of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the\n"
+    "kernel's time.\n"
     "  --gemm          also (or, without SPEC, only) time the runtime's GEMM on the reference\n"
     "                  shapes: K 4096, N 14336 (an 8B model's MLP up projection), M 1 (decode)\n"
     "                  and 512 (prefill), bf16, e4m3 and f32 weights\n"
@@ -33,7 +29,9 @@ static const char help[] =
     "  --tokens T      run at T tokens (batch axes 1, sequence axes T) instead of the nominal\n"
     "                  sizes\n"
     "  --threads N     threads of the kernels, the probes and OpenBLAS\n"
-    "  --jit | --aot   libtcc-compiled kernels (default) or the gcc-built ones in kgen\n"
+    "  --jit | --aot   compile with libtcc (default) or with gcc -O2 into a shared object\n"
+    "                  cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
+    "                  ~/.cache/kgen)\n"
     "  --csv FILE      also write the probes and the kernels as CSV\n"
     "  --plot FILE.png also draw a roofline chart with gnuplot (the script goes to FILE.gp)\n"
     "  --quick         short probes and measurements (CI: the numbers are rough)\n"
@@ -74,7 +72,7 @@ static int numbers(bench_args *a, const char *tokens, const char *threads, const
     return KGC_OK;
 }
 
-/* Parses argv into a; returns KGC_OK, -1 for --help, or KGC_USAGE after printing why. */
+/* Parses argv into a; returns KGC_OK, or KGC_USAGE after printing why. */
 static int parse(int argc, char **argv, bench_args *a)
 {
     const char *tokens = NULL, *threads = NULL, *min_time = NULL, *min_runs = NULL;
@@ -89,8 +87,6 @@ static int parse(int argc, char **argv, bench_args *a)
         size_t v = 0;
         while (v < sizeof valued / sizeof valued[0] && strcmp(o, valued[v].opt))
             v++;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
-            return -1;
         if (!strcmp(o, "--aot") || !strcmp(o, "--jit"))
             a->aot = !strcmp(o, "--aot");
         else if (!strcmp(o, "--gemm"))
@@ -99,10 +95,8 @@ static int parse(int argc, char **argv, bench_args *a)
             a->o.quick = 1, a->o.min_time = 0.05, a->o.min_runs = 5;
         else if (o[0] != '-' && !a->spec)
             a->spec = o;
-        else if (o[0] != '-')
-            return kgc_error(KGC_USAGE, "bench: unexpected argument '%s'", o);
-        else if (v == sizeof valued / sizeof valued[0])
-            return kgc_error(KGC_USAGE, "bench: unknown option '%s' (see kgen bench --help)", o);
+        else if (o[0] != '-' || v == sizeof valued / sizeof valued[0])
+            return kgc_bad_argument("bench", o);
         else if (i + 1 == argc)
             return kgc_error(KGC_USAGE, "bench: %s wants a value", o);
         else
@@ -179,7 +173,7 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
     c = (kernel_call){ .k = k };
     double cost[3];
     snprintf(r->name, sizeof r->name, "%s", d->symbol);
-    if (kgc_call_sizes(d, a->tokens, c.n) != 0) {
+    if (kgargs_call_sizes(d, a->tokens, c.n) != 0) {
         r->skip = "--tokens is above its nominal token count";
         return KG_OK;
     }
@@ -191,14 +185,14 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
     gemm_shapes(d, c.n, r);
     double sets = r->bytes > 0 ? COLD_BYTES / r->bytes : MAX_SETS;
     c.sets = sets >= MAX_SETS ? MAX_SETS : sets < 1 ? 1 : (int)sets + (sets > (int)sets);
-    if (kgc_args_new(d, c.t[0], err, errlen) != 0)
+    if (kgargs_new(d, c.t[0], err, errlen) != 0)
         return KG_ENOMEM;
     for (int i = 1; i < c.sets; i++)
-        if (kgc_args_new(d, c.t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
+        if (kgargs_new(d, c.t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
             c.sets = i; /* time on the sets there are: warmer, but still a measurement */
     int rc = kgb_time(&a->o, call_kernel, &c, &r->seconds);
     for (int i = 0; i < c.sets; i++)
-        kgc_args_free(d, c.t[i]);
+        kgargs_free(d, c.t[i]);
     if (rc != KG_OK)
         snprintf(err, errlen, "%s returned status %d", d->symbol, rc);
     return rc;
@@ -206,16 +200,10 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
-/* Compiles (or looks up, --aot) the selected kernels (indices sel[0..n) of ks) into reg; KG_OK
- * or the error, printed. */
+/* Compiles the selected kernels (indices sel[0..n) of ks) into reg, with libtcc or (aot) gcc;
+ * KG_OK or the error, printed. */
 static int build(kg_registry *reg, const kgc_kernels *ks, const int *sel, int n, int aot)
 {
-    if (aot) {
-        int rc = kg_aot_register(reg, ks->m->spec);
-        if (rc != KG_OK)
-            kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
-        return rc;
-    }
     kg_kernel_info *info = calloc((size_t)n, sizeof *info);
     const char **labels = calloc((size_t)n, sizeof *labels);
     const char **srcs = calloc((size_t)n, sizeof *srcs);
@@ -224,7 +212,8 @@ static int build(kg_registry *reg, const kgc_kernels *ks, const int *sel, int n,
         labels[i] = ks->label[sel[i]];
         srcs[i] = ks->text[sel[i]];
     }
-    int rc = kg_jit_compile(reg, n, info, labels, srcs, NULL);
+    int rc = aot ? kg_gcc_compile(reg, n, info, labels, srcs, NULL)
+                 : kg_jit_compile(reg, n, info, labels, srcs, NULL);
     if (rc != KG_OK)
         kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
     free(info), free(labels), free(srcs);
@@ -309,14 +298,14 @@ static int measure_all(kg_registry *reg, const bench_args *a, const kgc_kernels 
         if (k && measure(k, d, a, &r[i], err, sizeof err) == KG_OK)
             continue;
         progress(NULL, i, n);
-        if (k)
-            return kgc_error(KGC_FAIL, "%s", err);
-        if (a->aot)
-            return kgc_error(KGC_FAIL, "bench: %s is not in this kgen's AOT library (generate "
-                             "generated/%s and rebuild)", d->symbol, ks->m->spec);
-        return kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
+        return kgc_error(KGC_FAIL, "%s", k ? err : kg_registry_error(reg));
     }
     return KGC_OK;
+}
+
+static int matches(const char *name, void *re)
+{
+    return regexec(re, name, 0, NULL, 0) == 0;
 }
 
 /* The reference GEMMs --kernel selects into r (*ng of them); KGC_OK, or KGC_FAIL with the
@@ -326,7 +315,7 @@ static int measure_gemms(const bench_args *a, const regex_t *re, kgb_result *r, 
 {
     char err[512];
     progress("the runtime's GEMM on the reference shapes", i, n);
-    int rc = kgc_bench_gemms(&a->o, re, r, ng, err, sizeof err);
+    int rc = kgb_ref_gemms(&a->o, re ? matches : NULL, (void *)re, r, ng, err, sizeof err);
     if (rc == KG_OK)
         return KGC_OK;
     progress(NULL, i, n);
@@ -340,13 +329,16 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
 {
     const char *spec_name = ks ? ks->m->spec : NULL;
     kg_registry *reg = kg_registry_new();
-    int n = nk + (a->gemm ? KGC_BENCH_GEMMS : 0);
+    int n = nk + (a->gemm ? KGB_REF_GEMMS : 0);
     kgb_result *r = calloc((size_t)n, sizeof *r);
     kgb_roofline roof;
     char blas[320];
     int rc = KGC_OK;
-    if (nk > 0 && build(reg, ks, sel, nk, a->aot) != KG_OK)
-        rc = KGC_FAIL;
+    if (nk > 0) {
+        progress(a->aot ? "compiling with gcc (or loading the cached build)" : "compiling", 0, n);
+        rc = build(reg, ks, sel, nk, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;
+        progress(NULL, 0, n);
+    }
     if (rc == KGC_OK) {
         progress("probing the roofline", 0, n);
         if (kgb_probe(&a->o, &roof) != 0)
@@ -377,8 +369,6 @@ int kgc_bench(int argc, char **argv)
 {
     bench_args a;
     int rc = parse(argc, argv, &a);
-    if (rc < 0)
-        return fputs(help, stdout), KGC_OK;
     if (rc != KGC_OK)
         return rc;
     regex_t re;

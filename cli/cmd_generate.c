@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "host.h"
-#include "kernel_args.h"
 #include "kgen/abi.h"
 
 static int generate_files(const char *spec, kgg_file **files, int *n, char **name)
@@ -25,33 +24,43 @@ static int generate_files(const char *spec, kgg_file **files, int *n, char **nam
     return rc == KG_OK ? KGC_OK : kgc_exit_for(rc);
 }
 
-static int wants_help(int argc, char **argv, const char *text)
+/* The positional arguments of a command that takes no options into pos[0 .. want);
+ * KGC_USAGE (printed) for an option, an extra argument or a missing one. */
+static int positional(const char *cmd, int argc, char **argv, const char **pos, int want,
+                      const char *what)
 {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return fputs(text, stdout), 1;
-    return 0;
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' || n == want)
+            return kgc_bad_argument(cmd, argv[i]);
+        pos[n++] = argv[i];
+    }
+    if (n < want)
+        return kgc_error(KGC_USAGE, "%s: expected %s (see kgen %s --help)", cmd, what, cmd);
+    return KGC_OK;
 }
+
+const char kgc_generate_help[] =
+    "Writes one <symbol>.c per kernel, kernels.inc and manifest.json into DIR (default\n"
+    "generated/<spec name>), each only if its content changed; removes kernel files of\n"
+    "DIR that the spec no longer has.\n"
+    "  -o DIR   the output folder (created if missing)\n";
 
 int kgc_generate(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen generate SPEC [-o DIR]\n"
-        "Writes one <symbol>.c per kernel, kernels.inc and manifest.json into DIR (default\n"
-        "generated/<spec name>), each only if its content changed; removes kernel files of\n"
-        "DIR that the spec no longer has.\n";
-    if (wants_help(argc, argv, help))
-        return KGC_OK;
     const char *spec = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
             out = argv[++i];
+        else if (strcmp(argv[i], "-o") == 0)
+            return kgc_error(KGC_USAGE, "generate: -o needs a folder");
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
         else
-            return kgc_error(KGC_USAGE, "generate: unexpected argument '%s'", argv[i]);
+            return kgc_bad_argument("generate", argv[i]);
     }
     if (!spec)
-        return kgc_error(KGC_USAGE, "generate: which spec? (kgen generate SPEC [-o DIR])");
+        return kgc_error(KGC_USAGE, "generate: which spec? (see kgen generate --help)");
     kgg_file *files;
     int n;
     char *name, dir[4096];
@@ -169,24 +178,28 @@ static int check_header(const char *file)
     return KGC_OK;
 }
 
+const char kgc_check_help[] =
+    "Regenerates SPEC into a temporary folder and compares it with DIR: prints a unified\n"
+    "diff and exits 1 if anything differs, is missing or is stale. Writes nothing into DIR.\n"
+    "  --header FILE  compare FILE with kgen/kernels.h as the family descriptors make it\n";
+
 int kgc_check(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen check SPEC DIR\n"
-        "       kgen check --header FILE\n"
-        "Regenerates SPEC into a temporary folder and compares it with DIR: prints a unified\n"
-        "diff and exits 1 if anything differs, is missing or is stale. Writes nothing into DIR.\n"
-        "--header FILE compares FILE with kgen/kernels.h as the family descriptors make it.\n";
-    if (wants_help(argc, argv, help))
-        return KGC_OK;
-    if (argc == 3 && strcmp(argv[1], "--header") == 0)
-        return check_header(argv[2]);
-    if (argc != 3 || argv[1][0] == '-')
-        return kgc_error(KGC_USAGE, "check: expected SPEC DIR or --header FILE (see kgen check "
-                         "--help)");
+    if (argc > 1 && strcmp(argv[1], "--header") == 0) {
+        if (argc == 3)
+            return check_header(argv[2]);
+        return argc < 3 ? kgc_error(KGC_USAGE, "check: --header needs a file")
+                        : kgc_bad_argument("check", argv[3]);
+    }
+    const char *arg[2] = { NULL, NULL };
+    int rc = positional("check", argc, argv, arg, 2, "SPEC DIR or --header FILE");
+    if (rc != KGC_OK)
+        return rc;
+    const char *spec = arg[0], *dir = arg[1];
     kgg_file *files;
     int n;
     char *name;
-    int rc = generate_files(argv[1], &files, &n, &name);
+    rc = generate_files(spec, &files, &n, &name);
     if (rc != KGC_OK)
         return rc;
     char *tmp = kgf_tempdir();
@@ -198,9 +211,9 @@ int kgc_check(int argc, char **argv)
             rc = kgc_error(KGC_FAIL, "%s: cannot write a temporary file", tmp);
             break;
         }
-        drift |= show_diff(argv[2], tmp, files[i].name);
+        drift |= show_diff(dir, tmp, files[i].name);
     }
-    drift |= report_stale(argv[2], files, n);
+    drift |= report_stale(dir, files, n);
     kgf_remove_dir(tmp);
     free(tmp);
     kgg_files_free(files, n);
@@ -208,24 +221,25 @@ int kgc_check(int argc, char **argv)
     if (rc != KGC_OK)
         return rc;
     if (drift)
-        return kgc_error(KGC_FAIL, "%s differs from %s (run: kgen generate %s -o %s)", argv[2],
-                         argv[1], argv[1], argv[2]);
-    printf("%s matches %s\n", argv[2], argv[1]);
+        return kgc_error(KGC_FAIL, "%s differs from %s (run: kgen generate %s -o %s)", dir,
+                         spec, spec, dir);
+    printf("%s matches %s\n", dir, spec);
     return KGC_OK;
 }
 
+const char kgc_list_help[] =
+    "Prints each kernel of SPEC (generated in memory) or of the generated folder DIR, from\n"
+    "its manifest: cost per call at the nominal sizes, and its per-call sizes (nominal\n"
+    "value; batch or seq for the token axes).\n";
+
 int kgc_list(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen list SPEC|DIR\n"
-        "Prints each kernel of SPEC (generated in memory) or of the generated folder DIR, from\n"
-        "its manifest: cost per call at the nominal sizes, and its per-call sizes (nominal\n"
-        "value; batch or seq for the token axes).\n";
-    if (wants_help(argc, argv, help))
-        return KGC_OK;
-    if (argc != 2)
-        return kgc_error(KGC_USAGE, "list: expected SPEC or DIR (see kgen list --help)");
+    const char *source = NULL;
+    int rc = positional("list", argc, argv, &source, 1, "SPEC or DIR");
+    if (rc != KGC_OK)
+        return rc;
     kgc_kernels ks;
-    int rc = kgc_kernels_load(argv[1], 0, &ks);
+    rc = kgc_kernels_load(source, 0, &ks);
     if (rc != KGC_OK)
         return rc;
     printf("%-72s %14s %14s %14s  %s\n", "kernel", "MFLOP", "MB read", "MB written",
@@ -246,21 +260,23 @@ int kgc_list(int argc, char **argv)
     return KGC_OK;
 }
 
+const char kgc_header_help[] =
+    "Writes kgen/kernels.h, the typedef of every kernel family, derived from the family\n"
+    "descriptors (generator/lua/family/*.lua), to FILE (only if its content changed,\n"
+    "atomically) or to standard output. The regen target writes\n"
+    "runtime/include/kgen/kernels.h; kgen check --header FILE compares.\n"
+    "  -o FILE  where to write it\n";
+
 int kgc_header(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen header [-o FILE]\n"
-        "Writes kgen/kernels.h, the typedef of every kernel family, derived from the family\n"
-        "descriptors (generator/lua/family/*.lua), to FILE (only if its content changed,\n"
-        "atomically) or to standard output. The regen target writes\n"
-        "runtime/include/kgen/kernels.h; kgen check --header FILE compares.\n";
-    if (wants_help(argc, argv, help))
-        return KGC_OK;
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && !out)
             out = argv[++i];
+        else if (strcmp(argv[i], "-o") == 0 && !out)
+            return kgc_error(KGC_USAGE, "header: -o needs a file");
         else
-            return kgc_error(KGC_USAGE, "header: unexpected argument '%s'", argv[i]);
+            return kgc_bad_argument("header", argv[i]);
     }
     kgg *g = kgg_new();
     if (!g)

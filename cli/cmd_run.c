@@ -1,5 +1,6 @@
-/* cmd_run.c: kgen run: generate a spec's kernels in memory (or read a generated folder), JIT
- * them all, run each on seeded inputs at the spec's nominal sizes, print a timing summary.
+/* cmd_run.c: kgen run: generate a spec's kernels in memory (or read a generated folder),
+ * compile them all (libtcc, or gcc with --aot), run each on seeded inputs at the spec's nominal
+ * sizes, print a timing summary.
  * What each kernel takes and costs comes from the manifest. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include "cli.h"
 #include "host.h"
 #include "kernel_args.h"
-#include "kgen/aot.h"
+#include "kgen/gcc.h"
 #include "kgen/kgen.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -23,7 +24,7 @@ static int time_kernel(const kg_kernel *k, const kg_manifest_kernel *d, const lo
 {
     void *t[KG_MANIFEST_MAX_ARGS];
     char err[320];
-    if (kgc_args_new(d, t, err, sizeof err) != 0) {
+    if (kgargs_new(d, t, err, sizeof err) != 0) {
         kgc_error(KGC_FAIL, "%s", err);
         return KG_ESHAPE;
     }
@@ -37,47 +38,55 @@ static int time_kernel(const kg_kernel *k, const kg_manifest_kernel *d, const lo
     qsort(times, (size_t)repeat, sizeof *times, cmp_double);
     *median = times[repeat / 2];
     free(times);
-    kgc_args_free(d, t);
+    kgargs_free(d, t);
     return rc;
 }
 
+const char kgc_run_help[] =
+    "Generates SPEC's kernels in memory (or reads the generated folder DIR: its\n"
+    "manifest.json and the files it lists), compiles them, runs each on seeded inputs at the\n"
+    "spec's nominal sizes (one warm-up, then the median of N calls) and prints generation\n"
+    "time, compile time and time per call.\n"
+    "  --jit | --aot  compile with libtcc (default) or with gcc -O2 into a shared object\n"
+    "                 cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
+    "                 ~/.cache/kgen); one gcc run builds them all\n"
+    "  --repeat N     timed calls per kernel (default 5)\n"
+    "  --threads N    threads of the kernels\n"
+    "  --tokens T     run every kernel at T tokens (its batch axes 1, its sequence axes T, as\n"
+    "                 its family declares) instead of the nominal sizes; flops and bytes are\n"
+    "                 the manifest's cost at T tokens\n";
+
 int kgc_run(int argc, char **argv)
 {
-    static const char help[] = "usage: kgen run SPEC|DIR [--aot] [--repeat N] [--threads N] "
-        "[--tokens T]\n"
-        "Generates SPEC's kernels in memory (or reads the generated folder DIR: its\n"
-        "manifest.json and the files it lists), JIT-compiles them with libtcc, runs each on\n"
-        "seeded inputs at the spec's nominal sizes (one warm-up, then the median of N calls,\n"
-        "default 5) and prints generation time, JIT time and time per call. --aot runs the\n"
-        "gcc-built kernels linked into kgen instead (bundled specs only). --tokens T runs\n"
-        "every kernel at T tokens (its batch axes 1, its sequence axes T, as its family\n"
-        "declares) instead of the nominal sizes; flops and bytes are the manifest's cost at\n"
-        "T tokens.\n";
     long tokens = 0;
     const char *spec = NULL;
     int repeat = 5, aot = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return fputs(help, stdout), KGC_OK;
-        if (!strcmp(argv[i], "--aot"))
-            aot = 1;
-        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
+        int valued = !strcmp(argv[i], "--repeat") || !strcmp(argv[i], "--tokens")
+                     || !strcmp(argv[i], "--threads");
+        if (valued && i + 1 == argc)
+            return kgc_error(KGC_USAGE, "run: %s needs a value", argv[i]);
+        if (!strcmp(argv[i], "--aot") || !strcmp(argv[i], "--jit"))
+            aot = !strcmp(argv[i], "--aot");
+        else if (!strcmp(argv[i], "--repeat"))
             repeat = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--tokens")) {
             char *end;
             tokens = strtol(argv[++i], &end, 10);
             if (*end || tokens < 1)
                 return kgc_error(KGC_USAGE, "run: --tokens wants a positive integer, not '%s'",
                                  argv[i]);
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        } else if (!strcmp(argv[i], "--threads"))
             kg_set_threads(atoi(argv[++i]));
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
         else
-            return kgc_error(KGC_USAGE, "run: unexpected argument '%s'", argv[i]);
+            return kgc_bad_argument("run", argv[i]);
     }
-    if (!spec || repeat < 1)
-        return kgc_error(KGC_USAGE, "run: expected SPEC (see kgen run --help)");
+    if (repeat < 1)
+        return kgc_error(KGC_USAGE, "run: --repeat wants a positive integer");
+    if (!spec)
+        return kgc_error(KGC_USAGE, "run: expected SPEC or DIR (see kgen run --help)");
 
     kgc_kernels ks;
     int rc = kgc_kernels_load(spec, 1, &ks);
@@ -94,27 +103,33 @@ int kgc_run(int argc, char **argv)
             lines += *p == '\n';
     }
     kg_registry *reg = kg_registry_new();
-    rc = aot ? kg_aot_register(reg, m->spec)
-             : kg_jit_compile(reg, n, info, (const char *const *)ks.label,
-                              (const char *const *)ks.text, jit);
+    const char *const *labels = (const char *const *)ks.label;
+    const char *const *texts = (const char *const *)ks.text;
+    rc = aot ? kg_gcc_compile(reg, n, info, labels, texts, jit)
+             : kg_jit_compile(reg, n, info, labels, texts, jit);
     if (rc != KG_OK) {
         kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
     } else {
         double jit_total = 0;
         for (int i = 0; i <= n; i++)
             jit_total += jit[i];
-        printf("spec %s: %d kernels, %ld lines of C; %s in %.1f ms, %s %.1f ms "
-               "(link %.2f ms); primitives: %s; threads: %d\n\n", m->spec, n, lines,
-               ks.generated ? "generated" : "read", ks.seconds * 1e3,
-               aot ? "AOT (no compile)" : "JIT", jit_total * 1e3, jit[n] * 1e3, kg_prim_isa(),
-               kg_threads());
-        printf("%-68s %9s %12s %9s %9s\n", "kernel", "JIT ms", "us/call", "GFLOP/s", "GB/s");
+        char built[128];
+        if (aot) /* one gcc run builds every kernel, or the cache has them: no split */
+            snprintf(built, sizeof built, "gcc (or its cache) %.1f ms", jit_total * 1e3);
+        else
+            snprintf(built, sizeof built, "JIT %.1f ms (link %.2f ms)", jit_total * 1e3,
+                     jit[n] * 1e3);
+        printf("spec %s: %d kernels, %ld lines of C; %s in %.1f ms, %s; primitives: %s; "
+               "threads: %d\n\n", m->spec, n, lines, ks.generated ? "generated" : "read",
+               ks.seconds * 1e3, built, kg_prim_isa(), kg_threads());
+        printf("%-68s %9s %12s %9s %9s\n", "kernel", aot ? "gcc ms" : "JIT ms", "us/call",
+               "GFLOP/s", "GB/s");
         for (int i = 0; i < n && rc == KG_OK; i++) {
             const kg_manifest_kernel *d = &m->kernels[i];
             const kg_kernel *k = kg_registry_find(reg, d->symbol);
             double t = 0, cost[3];
             long sizes[KG_MANIFEST_MAX_CALLS];
-            if (kgc_call_sizes(d, tokens, sizes) != 0) {
+            if (kgargs_call_sizes(d, tokens, sizes) != 0) {
                 printf("%-68s %9.2f %12s (nominal tokens < %ld)\n", d->symbol, jit[i] * 1e3,
                        "-", tokens);
                 continue;

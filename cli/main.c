@@ -1,38 +1,101 @@
-/* main.c: the kgen command line: global options and the dispatch to subcommands. */
+/* main.c: the kgen command line: the command table (each command's synopsis and summary, typed
+ * once: `kgen --help` and `kgen CMD --help` are both printed from it), global options and the
+ * dispatch to subcommands. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "kgen/abi.h"
 
-static const char usage[] =
-    "usage: kgen [--help] [--version] COMMAND [ARGS]\n"
-    "\n"
-    "Generates specialized C kernels from a model's kernel spec, and runs them.\n"
-    "\n"
-    "commands:\n"
-    "  generate SPEC [-o DIR]    write the spec's kernels, kernels.inc and manifest.json\n"
-    "                            (DIR defaults to generated/<spec name>); files are written\n"
-    "                            only when their content changes\n"
-    "  check SPEC DIR            regenerate in memory and diff against DIR; exit 1 on drift\n"
-    "  check --header FILE       compare FILE with kgen/kernels.h as the families make it\n"
-    "  list SPEC|DIR             kernel names with their cost and per-call sizes\n"
-    "  header [-o FILE]          write kgen/kernels.h, derived from the family descriptors\n"
-    "  exec KERNEL --in NAME=FILE.npy ... --out DIR [--jit|--aot] [--raw]\n"
-    "                            run one kernel on .npy inputs; KERNEL is SPEC.lua:NAME or a\n"
-    "                            problem string family:key=value,...\n"
-    "  exec --describe FAMILY    the family's keys, defaults, inputs and outputs\n"
-    "  run SPEC|DIR [--repeat N] [--threads N] [--tokens T]\n"
-    "                            JIT every kernel of SPEC, run each on seeded inputs and print\n"
-    "                            a timing summary\n"
-    "  bench SPEC|DIR [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot] [--csv FILE]\n"
-    "        [--plot FILE.png] [--quick]\n"
-    "                            time each kernel against this machine's roofline, probed\n"
-    "                            in the same run, and against OpenBLAS on GEMM shapes\n"
-    "\n"
-    "Run 'kgen COMMAND --help' for a command's options. Exit status: 0 ok, 1 failure,\n"
-    "2 usage or spec error.\n";
+/* ---- the commands ------------------------------------------------------------------------- */
+
+/* One row per subcommand. synopsis: its forms, one per line, each without "kgen NAME"; a form
+ * is wrapped for printing before a " [". help: what `kgen NAME --help` prints after the
+ * synopsis (kept beside the command's option parsing). */
+typedef struct command {
+    const char *name, *synopsis, *summary;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    { "generate", "SPEC [-o DIR]",
+      "write SPEC's kernels, kernels.inc and manifest.json (into generated/<spec name>)",
+      kgc_generate, kgc_generate_help },
+    { "check", "SPEC DIR\n--header FILE",
+      "diff SPEC regenerated in memory against DIR, or kgen/kernels.h against FILE",
+      kgc_check, kgc_check_help },
+    { "list", "SPEC|DIR", "kernel names with their cost and per-call sizes", kgc_list,
+      kgc_list_help },
+    { "header", "[-o FILE]", "write kgen/kernels.h, derived from the family descriptors",
+      kgc_header, kgc_header_help },
+    { "exec", "KERNEL --in NAME=FILE.npy ... --out DIR [--jit|--aot] [--raw]\n"
+              "--describe FAMILY",
+      "run one kernel on .npy inputs, or show a family's keys, inputs and outputs",
+      kgc_exec, kgc_exec_help },
+    { "run", "SPEC|DIR [--jit|--aot] [--repeat N] [--threads N] [--tokens T]",
+      "compile every kernel of SPEC, run each on seeded inputs, print timings",
+      kgc_run, kgc_run_help },
+    { "bench", "[SPEC|DIR] [--gemm] [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot] "
+               "[--csv FILE] [--plot FILE.png] [--quick] [--min-time S] [--min-runs N]",
+      "time each kernel against this machine's roofline and OpenBLAS",
+      kgc_bench, kgc_bench_help },
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0], WIDTH = 92 };
+
+/* Prints one form as "<lead>kgen NAME FORM": words (a word starts at each " [") are wrapped
+ * past WIDTH columns onto lines aligned under the form's first word. */
+static void print_form(FILE *f, const char *lead, const char *name, const char *form, size_t len)
+{
+    int indent = fprintf(f, "%skgen %s", lead, name), col = indent;
+    while (len > 0) {
+        size_t word = 1;
+        while (word < len && !(form[word] == ' ' && word + 1 < len && form[word + 1] == '['))
+            word++;
+        if (col > indent && col + 1 + (int)word > WIDTH)
+            col = fprintf(f, "\n%*s", indent, "") - 1;
+        col += fprintf(f, " %.*s", (int)word, form);
+        form += word, len -= word;
+        if (len > 0)
+            form++, len--;   /* the space before the next " [" word */
+    }
+    fputc('\n', f);
+}
+
+/* Every form of c's synopsis: the first after lead, the others after next. */
+static void print_synopsis(FILE *f, const command *c, const char *lead, const char *next)
+{
+    for (const char *form = c->synopsis; *form; lead = next) {
+        size_t len = strcspn(form, "\n");
+        print_form(f, lead, c->name, form, len);
+        form += len + (form[len] == '\n');
+    }
+}
+
+static void print_usage(FILE *f)
+{
+    fputs("usage: kgen [--help] [--version] COMMAND [ARGS]\n\n"
+          "Generates specialized C kernels from a model's kernel spec, and runs them.\n\n"
+          "commands:\n", f);
+    for (int i = 0; i < NCOMMANDS; i++) {
+        print_synopsis(f, &commands[i], "  ", "  ");
+        fprintf(f, "      %s\n", commands[i].summary);
+    }
+    fputs("\nRun 'kgen COMMAND --help' for a command's options. Exit status: 0 ok, 1 failure,\n"
+          "2 usage or spec error.\n", f);
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- what the commands share -------------------------------------------------------------- */
 
 int kgc_error(int code, const char *fmt, ...)
 {
@@ -45,6 +108,15 @@ int kgc_error(int code, const char *fmt, ...)
     return code;
 }
 
+int kgc_bad_argument(const char *cmd, const char *arg)
+{
+    if (arg[0] == '-' && arg[1])
+        return kgc_error(KGC_USAGE, "%s: unknown option '%s' (see kgen %s --help)", cmd, arg,
+                         cmd);
+    return kgc_error(KGC_USAGE, "%s: unexpected argument '%s' (see kgen %s --help)", cmd, arg,
+                     cmd);
+}
+
 int kgc_exit_for(int status)
 {
     switch (status) {
@@ -54,23 +126,30 @@ int kgc_exit_for(int status)
     }
 }
 
-typedef struct command { const char *name; int (*run)(int, char **); } command;
-static const command commands[] = {
-    { "generate", kgc_generate }, { "check", kgc_check }, { "list", kgc_list },
-    { "exec", kgc_exec },         { "run", kgc_run },     { "bench", kgc_bench },
-    { "header", kgc_header },
-};
+double kgc_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return fputs(usage, stderr), KGC_USAGE;
+        return print_usage(stderr), KGC_USAGE;
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
-        return fputs(usage, stdout), KGC_OK;
+        return print_usage(stdout), KGC_OK;
     if (strcmp(argv[1], "--version") == 0)
         return printf("kgen %s\n", KGEN_VERSION), KGC_OK;
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < NCOMMANDS; i++) {
+        const command *c = &commands[i];
+        if (strcmp(argv[1], c->name) != 0)
+            continue;
+        if (!wants_help(argc - 1, argv + 1))
+            return c->run(argc - 1, argv + 1);
+        print_synopsis(stdout, c, "usage: ", "       ");
+        printf("\n%s", c->help);
+        return KGC_OK;
+    }
     return kgc_error(KGC_USAGE, "unknown command '%s' (see kgen --help)", argv[1]);
 }

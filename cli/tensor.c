@@ -1,4 +1,4 @@
-/* tensor.c: argument buffers for `kgen run` and `kgen exec`. */
+/* tensor.c: kernel argument buffers (kgbuf_): sizes, seeded contents, packing, conversions. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +20,13 @@ static int base_dtype(const char *dtype)
     return kg_dtype_from_name(base);
 }
 
-int kgc_dtype_bytes(const char *dtype)
+int kgbuf_dtype_bytes(const char *dtype)
 {
     int t = base_dtype(dtype);
     return t < 0 ? 0 : (kg_dtype_bits(t) + 7) / 8;
 }
 
-long kgc_count(const kgg_arg *a)
+long kgbuf_count(const kgg_arg *a)
 {
     long n = 1;
     for (int i = 0; i < a->rank; i++)
@@ -39,12 +39,12 @@ long kgc_count(const kgg_arg *a)
  * cost a fifth of the bandwidth, which would be measured as the kernel's. */
 enum { HUGE_PAGE = 2 << 20 };
 
-void *kgc_alloc(const kgg_arg *a)
+void *kgbuf_alloc(const kgg_arg *a)
 {
     if (a->weight)
         return calloc(1, sizeof(kg_wt));
-    long n = kgc_count(a);
-    size_t bytes = (size_t)(n > 0 ? n : 1) * (size_t)kgc_dtype_bytes(a->dtype);
+    long n = kgbuf_count(a);
+    size_t bytes = (size_t)(n > 0 ? n : 1) * (size_t)kgbuf_dtype_bytes(a->dtype);
     if (bytes < 2 * HUGE_PAGE)
         return calloc(1, bytes);
     size_t whole = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
@@ -85,7 +85,7 @@ static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
     return x;
 }
 
-int kgc_pack(const kgg_arg *a, void *buf, const void *data, const void *scale, char *err,
+int kgbuf_pack(const kgg_arg *a, void *buf, const void *data, const void *scale, char *err,
              size_t errlen)
 {
     kg_wt_src src = { kg_wt_fmt_from_name(a->dtype), kg_wt_layout_from_name(a->wt_layout),
@@ -104,7 +104,7 @@ int kgc_pack(const kgg_arg *a, void *buf, const void *data, const void *scale, c
 static int fill_weight(const kgg_arg *a, void *buf, unsigned long long seed, char *err,
                        size_t errlen)
 {
-    long n = kgc_count(a);
+    long n = kgbuf_count(a);
     /* uniform in [-2, 2) from the seed's stream: a weight has millions of elements, and
      * Box-Muller per element would dominate a timing run's set-up */
     float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
@@ -112,7 +112,7 @@ static int fill_weight(const kgg_arg *a, void *buf, unsigned long long seed, cha
     for (long i = 0; i < n; i++)
         x[i] = (float)((double)(next(&s) >> 40) * (4.0 / 16777216.0) - 2.0);
     int fmt = kg_wt_fmt_from_name(a->dtype), fp4 = fmt == KG_WT_E2M1;
-    size_t bytes = fp4 ? (size_t)(n + 1) / 2 : (size_t)n * (size_t)kgc_dtype_bytes(a->dtype);
+    size_t bytes = fp4 ? (size_t)(n + 1) / 2 : (size_t)n * (size_t)kgbuf_dtype_bytes(a->dtype);
     unsigned char *codes = calloc(bytes ? bytes : 1, 1);
     unsigned char *scale = a->wt_mx ? malloc((size_t)(n / 8 + 1)) : NULL;
     if (fp4) {
@@ -120,34 +120,34 @@ static int fill_weight(const kgg_arg *a, void *buf, unsigned long long seed, cha
             codes[i / 2] |= (unsigned char)(kg_f32_to_e2m1(x[i]) << (i % 2 * 4));
     } else {
         /* fp8 formats: a normal(0,1) value is within range of every one */
-        kgc_from_f32(a->dtype, x, codes, n);
+        kgbuf_from_f32(a->dtype, x, codes, n);
     }
     if (scale)
         memset(scale, 127, (size_t)(n / 8 + 1));
-    int rc = kgc_pack(a, buf, codes, scale, err, errlen);
+    int rc = kgbuf_pack(a, buf, codes, scale, err, errlen);
     free(x), free(codes), free(scale);
     return rc;
 }
 
-int kgc_fill(const kgg_arg *a, void *buf, unsigned long long seed, char *err, size_t errlen)
+int kgbuf_fill(const kgg_arg *a, void *buf, unsigned long long seed, char *err, size_t errlen)
 {
     if (a->weight)
         return fill_weight(a, buf, seed, err, errlen);
-    long n = kgc_count(a);
+    long n = kgbuf_count(a);
     float *x = seeded(a, n, seed);
-    kgc_from_f32(a->dtype, x, buf, n);
+    kgbuf_from_f32(a->dtype, x, buf, n);
     free(x);
     return 0;
 }
 
-void kgc_free(const kgg_arg *a, void *buf)
+void kgbuf_free(const kgg_arg *a, void *buf)
 {
     if (a && a->weight && buf)
         kg_wt_free(buf);
     free(buf);
 }
 
-int kgc_from_f32(const char *dtype, const float *x, void *out, long n)
+int kgbuf_from_f32(const char *dtype, const float *x, void *out, long n)
 {
     int t = base_dtype(dtype);
     for (long i = 0; i < n; i++) {
@@ -167,7 +167,7 @@ int kgc_from_f32(const char *dtype, const float *x, void *out, long n)
     return 0;
 }
 
-int kgc_to_f32(const char *dtype, const void *in, float *y, long n)
+int kgbuf_to_f32(const char *dtype, const void *in, float *y, long n)
 {
     int t = base_dtype(dtype);
     for (long i = 0; i < n; i++) {

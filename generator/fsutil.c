@@ -1,6 +1,7 @@
 /* fsutil.c: writing generated files atomically and only when changed, temp folders, clean-up. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,26 +25,53 @@ int kgf_mkdirs(const char *dir)
     return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-char *kgf_read(const char *path, size_t *len)
+/* Opened with O_NONBLOCK so a FIFO without a writer is refused at fstat instead of blocking
+ * the open; a directory, a device or a file over max is refused before anything is read. */
+char *kgf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char dummy[8];
+    if (!err)
+        err = dummy, errlen = sizeof dummy;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
     }
-    fclose(f);
+    struct stat st;
+    char *buf = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        snprintf(err, errlen, "%s: not a regular file", path);
+    else if ((unsigned long long)st.st_size > max)
+        snprintf(err, errlen, "%s: %lld bytes, above the limit of %zu", path,
+                 (long long)st.st_size, max);
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        snprintf(err, errlen, "%s: out of memory", path);
+    size_t n = 0, want = buf ? (size_t)st.st_size : 0;
+    while (buf && n < want) {
+        ssize_t got = read(fd, buf + n, want - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(err, errlen, "%s: cannot read (%s)", path, strerror(errno));
+            free(buf);
+            buf = NULL;
+        }
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
     if (buf) {
         buf[n] = '\0';
         if (len)
-            *len = (size_t)n;
+            *len = n;
     }
     return buf;
+}
+
+char *kgf_read(const char *path, size_t *len)
+{
+    return kgf_read_file(path, KGF_MAX_FILE, len, NULL, 0);
 }
 
 int kgf_write_if_changed(const char *dir, const char *name, const char *text, size_t len)

@@ -9,7 +9,15 @@ int kgf_mkdirs(const char *dir);
 /* Writes text to dir/name only if it differs from what is there, atomically (temp file in the
  * same folder, then rename). Returns 1 if written, 0 if unchanged, -1 on error. */
 int kgf_write_if_changed(const char *dir, const char *name, const char *text, size_t len);
-/* Reads a whole file; NULL if it cannot. */
+/* The largest file kgf_read reads, and the largest spec (a spec is a few KiB; the bound keeps
+ * a wrong path, say a weights file, from being read whole into memory). */
+#define KGF_MAX_FILE (64u << 20)
+#define KGF_MAX_SPEC (16u << 20)
+/* Reads a whole regular file of at most max bytes, NUL-terminated; *len (if not NULL) is its
+ * length. NULL with a one-line message naming the file in err if it cannot be opened, is not
+ * a regular file (a directory or FIFO: refused without blocking), or is larger than max. */
+char *kgf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+/* kgf_read_file up to KGF_MAX_FILE, without the message. */
 char *kgf_read(const char *path, size_t *len);
 /* A fresh private folder under $TMPDIR (or /tmp); caller frees the string. */
 char *kgf_tempdir(void);

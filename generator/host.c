@@ -18,8 +18,16 @@ extern const kg_embedded kgg_lua_files[];
 extern const kg_embedded kgg_template_files[];
 extern const char kgg_families_text[]; /* generator/families.txt */
 
+/* What a spec may cost. A spec is untrusted Lua: `while true do end` or a loop filling a table
+ * must end in a one-line error, not a hang or the machine's memory. The budget counts the VM
+ * instructions of the spec's own chunk (the generator's work after it is not counted: it is
+ * bounded by the checked sizes); the memory limit holds for the whole Lua state. */
+#define SPEC_BUDGET 100000000        /* instructions: about a second; real specs use < 10^5 */
+#define MEM_LIMIT ((size_t)256 << 20) /* the bundled specs peak near 5 MiB */
+
 struct kgg {
     lua_State *L;
+    size_t mem, mem_limit;  /* bytes the Lua state holds, and the most it may */
     char error[2048];
 };
 
@@ -88,14 +96,97 @@ static void preload_modules(lua_State *L)
     lua_pop(L, 2);
 }
 
+/* lua_Alloc with a ceiling: a request that would take the state past g->mem_limit fails, which
+ * Lua turns into a memory error (LUA_ERRMEM) that unwinds to the nearest pcall. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    kgg *g = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        g->mem -= old;
+        return NULL;
+    }
+    if (nsize > old && nsize - old > g->mem_limit - g->mem)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        g->mem = g->mem - old + nsize;
+    return p;
+}
+
+/* The count hook: fires once, when the spec chunk has run SPEC_BUDGET instructions. */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_getfield(L, LUA_REGISTRYINDEX, "kgen.spec_running");
+    const char *name = lua_tostring(L, -1);
+    lua_pushfstring(L, "spec %s: exceeded the instruction budget of %d (an endless loop?)",
+                    name ? name : "?", SPEC_BUDGET);
+    lua_error(L);
+}
+
+/* The message of a failed spec chunk: its own string, or one that says what was raised instead
+ * (error(nil) or error({}) must not print "(null)"). */
+static void push_spec_error(lua_State *L, int status, const char *name)
+{
+    if (status == LUA_ERRMEM) {
+        lua_gc(L, LUA_GCCOLLECT); /* the chunk's garbage is unreachable now: room for a message */
+        lua_pushfstring(L, "spec %s: exceeded the generator's memory limit of %d MiB", name,
+                        (int)(MEM_LIMIT >> 20));
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_pushvalue(L, -1);
+    } else {
+        lua_pushfstring(L, "spec %s: raised an error with a %s value instead of a message", name,
+                        luaL_typename(L, -1));
+    }
+}
+
+/* host.run_spec(chunk, name): calls the compiled spec chunk under the instruction budget.
+ * Returns true and the chunk's value, or false and a one-line message (as pcall would). */
+static int l_run_spec(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    const char *name = luaL_checkstring(L, 2);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "kgen.spec_running");
+    lua_pushvalue(L, 1);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, SPEC_BUDGET);
+    int status = lua_pcall(L, 0, 1, 0);
+    lua_sethook(L, NULL, 0, 0);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "kgen.spec_running");
+    if (status == LUA_OK) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, -2);
+        return 2;
+    }
+    push_spec_error(L, status, name);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* An error outside any pcall (loading the generator's own modules): a defect of kgen. */
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "kgen: internal error: %s\n", msg ? msg : "(not a string)");
+    return 0; /* Lua aborts */
+}
+
 kgg *kgg_new(void)
 {
     kgg *g = calloc(1, sizeof *g);
-    if (!g || !(g->L = luaL_newstate())) {
+    if (!g)
+        return NULL;
+    g->mem_limit = MEM_LIMIT;
+    if (!(g->L = lua_newstate(limited_alloc, g))) {
         free(g);
         return NULL;
     }
     lua_State *L = g->L;
+    lua_atpanic(L, panic);
     luaL_openlibs(L);
     preload_modules(L);
     lua_newtable(L);
@@ -107,6 +198,8 @@ kgg *kgg_new(void)
     lua_setfield(L, -2, "template");
     lua_pushstring(L, kgg_families_text);
     lua_setfield(L, -2, "families");
+    lua_pushcfunction(L, l_run_spec);
+    lua_setfield(L, -2, "run_spec");
     lua_setglobal(L, "host");
     return g;
 }
@@ -131,14 +224,25 @@ static void push_main(lua_State *L, const char *fn)
     lua_remove(L, -2);
 }
 
-static int call(kgg *g, int nargs, int nres)
+/* Calls the function below nargs arguments; a failure becomes a one-line KG_ESPEC message
+ * (`what` names the spec or problem in the messages that would not otherwise say). */
+static int call(kgg *g, int nargs, int nres, const char *what)
 {
-    if (lua_pcall(g->L, nargs, nres, 0) != LUA_OK) {
-        fail(g, KG_ESPEC, "%s", lua_tostring(g->L, -1));
-        lua_pop(g->L, 1);
-        return KG_ESPEC;
-    }
-    return KG_OK;
+    int status = lua_pcall(g->L, nargs, nres, 0);
+    if (status == LUA_OK)
+        return KG_OK;
+    const char *msg = lua_tostring(g->L, -1);
+    if (status == LUA_ERRMEM)
+        fail(g, KG_ESPEC, "%s: exceeded the generator's memory limit of %d MiB", what,
+             (int)(MEM_LIMIT >> 20));
+    else if (msg)
+        fail(g, KG_ESPEC, "%s", msg);
+    else
+        fail(g, KG_ESPEC, "%s: the generator raised a %s value instead of a message", what,
+             luaL_typename(g->L, -1));
+    lua_pop(g->L, 1);
+    lua_gc(g->L, LUA_GCCOLLECT); /* give back what the failed call held */
+    return KG_ESPEC;
 }
 
 void kgg_display_name(const char *path, char *buf, size_t len)
@@ -154,9 +258,10 @@ void kgg_display_name(const char *path, char *buf, size_t len)
 static int call_spec(kgg *g, const char *fn, const char *path, int nres)
 {
     size_t n;
-    char *src = kgf_read(path, &n);
+    char why[512];
+    char *src = kgf_read_file(path, KGF_MAX_SPEC, &n, why, sizeof why);
     if (!src)
-        return fail(g, KG_EIO, "%s: cannot read the spec file", path);
+        return fail(g, KG_EIO, "%s", why);
     char display[512];
     kgg_display_name(path, display, sizeof display);
     push_main(g->L, fn);
@@ -164,7 +269,7 @@ static int call_spec(kgg *g, const char *fn, const char *path, int nres)
     lua_pushstring(g->L, path);
     lua_pushstring(g->L, display);
     free(src);
-    return call(g, 3, nres);
+    return call(g, 3, nres, display);
 }
 
 static char *field_str(lua_State *L, int idx, const char *key)
@@ -234,11 +339,32 @@ static void read_arg(lua_State *L, kgg_arg *a)
     lua_pop(L, 1);
 }
 
-/* Reads a kernel view (main.lua's view(): a problem string's kernel) at the stack top. */
-static void read_kernel(lua_State *L, kgg_kernel *k)
+/* Nonzero (with a message) if a kernel's argument or per-call size list is longer than the
+ * fixed arrays of kgg_kernel hold: read partially, it would call the kernel wrongly. */
+static int too_many(kgg *g, const char *who, int nargs, int ncalls)
+{
+    if (nargs <= KGG_MAX_ARGS && ncalls <= KGG_MAX_CALLS)
+        return 0;
+    fail(g, KG_ESPEC, "%s: %d arguments and %d per-call sizes, above kgen's limits of %d and %d",
+         who, nargs, ncalls, KGG_MAX_ARGS, KGG_MAX_CALLS);
+    return 1;
+}
+
+/* Reads a kernel view (main.lua's view()) at the stack top; KG_ESPEC if it does not fit. */
+static int read_kernel(kgg *g, lua_State *L, kgg_kernel *k)
 {
     int t = lua_gettop(L);
     memset(k, 0, sizeof *k);
+    lua_getfield(L, t, "args");
+    int nargs = (int)luaL_len(L, -1);
+    lua_getfield(L, t, "calls");
+    int ncalls = (int)luaL_len(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, t, "name");
+    int bad = too_many(g, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?", nargs, ncalls);
+    lua_pop(L, 1);
+    if (bad)
+        return KG_ESPEC;
     k->name = field_str(L, t, "name");
     k->family = field_str(L, t, "family");
     k->problem = field_str(L, t, "problem");
@@ -248,7 +374,7 @@ static void read_kernel(lua_State *L, kgg_kernel *k)
     k->written = field_num(L, t, "written");
     lua_getfield(L, t, "args");
     k->nargs = (int)luaL_len(L, -1);
-    for (int i = 0; i < k->nargs && i < KGG_MAX_ARGS; i++) {
+    for (int i = 0; i < k->nargs; i++) {
         lua_geti(L, -1, i + 1);
         read_arg(L, &k->args[i]);
         lua_pop(L, 1);
@@ -256,7 +382,7 @@ static void read_kernel(lua_State *L, kgg_kernel *k)
     lua_pop(L, 1);
     lua_getfield(L, t, "calls");
     k->ncalls = (int)luaL_len(L, -1);
-    for (int i = 0; i < k->ncalls && i < KGG_MAX_CALLS; i++) {
+    for (int i = 0; i < k->ncalls; i++) {
         lua_geti(L, -1, i + 1);
         snprintf(k->calls[i], sizeof k->calls[i], "%s", lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -269,6 +395,7 @@ static void read_kernel(lua_State *L, kgg_kernel *k)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    return KG_OK;
 }
 
 /* ---- public calls ------------------------------------------------------------------------ */
@@ -282,21 +409,29 @@ int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, c
     *spec_name = strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
     int n = (int)luaL_len(L, -1);
-    *files = calloc((size_t)n, sizeof **files);
-    for (int i = 0; i < n; i++) {
+    *files = calloc((size_t)n + 1, sizeof **files);
+    *nfiles = 0;
+    for (int i = 0; *files && *spec_name && i < n; i++) {
         lua_geti(L, -1, i + 1);
-        (*files)[i].name = field_str(L, -1, "name");
+        kgg_file *f = &(*files)[i];
+        f->name = field_str(L, -1, "name");
         lua_getfield(L, -1, "text");
-        size_t len;
-        const char *s = lua_tolstring(L, -1, &len);
-        (*files)[i].text = malloc(len + 1);
-        memcpy((*files)[i].text, s, len + 1);
-        (*files)[i].len = len;
+        const char *s = lua_tolstring(L, -1, &f->len);
+        f->text = s ? malloc(f->len + 1) : NULL;
+        if (f->text)
+            memcpy(f->text, s, f->len + 1);
         lua_pop(L, 2);
+        *nfiles = i + 1;
+        if (!f->name || !f->text)
+            break;
     }
     lua_pop(L, 1);
-    *nfiles = n;
-    return KG_OK;
+    if (*nfiles == n && *spec_name)
+        return KG_OK;
+    kgg_files_free(*files, *nfiles);
+    free(*spec_name);
+    *files = NULL, *spec_name = NULL, *nfiles = 0;
+    return fail(g, KG_ENOMEM, "%s: out of memory holding the generated files", spec_path);
 }
 
 void kgg_files_free(kgg_file *files, int n)
@@ -312,12 +447,12 @@ int kgg_problem(kgg *g, const char *problem, kgg_kernel *k)
 {
     push_main(g->L, "problem");
     lua_pushstring(g->L, problem);
-    int rc = call(g, 1, 1);
+    int rc = call(g, 1, 1, problem);
     if (rc != KG_OK)
         return rc;
-    read_kernel(g->L, k);
+    rc = read_kernel(g, g->L, k);
     lua_pop(g->L, 1);
-    return KG_OK;
+    return rc;
 }
 
 void kgg_kernel_clear(kgg_kernel *k)
@@ -345,18 +480,22 @@ int kgg_bind(kgg *g, const char *problem, int nin, const char *const *names, con
         }
         lua_setfield(L, -2, names[i]);
     }
-    int rc = call(g, 2, 2);
+    int rc = call(g, 2, 2, problem);
     if (rc != KG_OK)
         return rc;
     *nargs = (int)luaL_len(L, -1);
-    for (int i = 0; i < *nargs && i < KGG_MAX_ARGS; i++) {
+    *ncalls = (int)luaL_len(L, -2);
+    if (too_many(g, problem, *nargs, *ncalls)) {
+        lua_pop(L, 2);
+        return KG_ESPEC;
+    }
+    for (int i = 0; i < *nargs; i++) {
         lua_geti(L, -1, i + 1);
         read_arg(L, &args[i]);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    *ncalls = (int)luaL_len(L, -1);
-    for (int i = 0; i < *ncalls && i < KGG_MAX_CALLS; i++) {
+    for (int i = 0; i < *ncalls; i++) {
         lua_geti(L, -1, i + 1);
         n[i] = (long)lua_tointeger(L, -1);
         lua_pop(L, 1);
@@ -369,7 +508,7 @@ int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out)
 {
     push_main(g->L, fn);
     lua_pushstring(g->L, arg);
-    int rc = call(g, 1, 1);
+    int rc = call(g, 1, 1, arg);
     if (rc != KG_OK)
         return rc;
     *out = strdup(lua_tostring(g->L, -1));
@@ -380,7 +519,7 @@ int kgg_string_call(kgg *g, const char *fn, const char *arg, char **out)
 int kgg_header(kgg *g, char **text)
 {
     push_main(g->L, "header");
-    int rc = call(g, 0, 1);
+    int rc = call(g, 0, 1, "kgen header");
     if (rc != KG_OK)
         return rc;
     *text = strdup(lua_tostring(g->L, -1));
@@ -394,7 +533,7 @@ int kgg_render(kgg *g, const char *name, const char *text, const char *params_lu
     lua_pushstring(g->L, name);
     lua_pushstring(g->L, text);
     lua_pushstring(g->L, params_lua);
-    int rc = call(g, 3, 1);
+    int rc = call(g, 3, 1, name);
     if (rc != KG_OK)
         return rc;
     *out = strdup(lua_tostring(g->L, -1));

@@ -58,6 +58,22 @@ local to_f32 = f32.round
 
 M.fmt_float = f32.shortest
 
+-- The bound every integer key and spec field meets at the door, unless its own max is lower:
+-- no model has a dimension past 2^31-1, and products of such values are what sizes are formed
+-- from (check_sizes bounds those).
+M.DIM_MAX = 2^31 - 1 | 0
+
+-- The largest size (in elements or bytes) a generated kernel may form: a double still counts
+-- it exactly (the cost block) and a C long holds it with room to spare.
+M.SIZE_MAX = 2^53
+
+-- True if x is a number that stays finite as a float32 (not NaN, not inf, not past FLT_MAX).
+function M.finite_f32(x)
+  if type(x) ~= "number" then return false end
+  local r = to_f32(x)
+  return r == r and r ~= math.huge and r ~= -math.huge
+end
+
 function M.fmt_value(kd, v)
   if kd.kind == "int" then return format("%d", v) end
   if kd.kind == "float" then return M.fmt_float(v) end
@@ -71,6 +87,8 @@ local function describe_range(kd)
   if kd.min then insert(parts, ">= " .. M.fmt_value(kd, kd.min)) end
   if kd.max then insert(parts, "<= " .. M.fmt_value(kd, kd.max)) end
   if kd.multiple_of then insert(parts, "a multiple of " .. kd.multiple_of) end
+  if kd.kind == "int" and not kd.max then insert(parts, "<= " .. M.fmt_value(kd, M.DIM_MAX)) end
+  if kd.kind == "float" then insert(parts, "finite in float32") end
   local what = ({ int = "an integer", float = "a number", bool = "true or false" })[kd.kind]
   if #parts == 0 then return what end
   return what .. " " .. concat(parts, " and ")
@@ -96,7 +114,7 @@ local function coerce(kd, raw, from_text)
   local ok
   if kd.kind == "int" then ok = mtype(v) == "integer" or (mtype(v) == "float" and v == math.floor(v) and math.abs(v) < 2^53)
     if ok then v = math.tointeger(v) end
-  elseif kd.kind == "float" then ok = type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+  elseif kd.kind == "float" then ok = M.finite_f32(v)  -- NaN, inf and 1e39 (inf in f32) refused
     if ok then v = to_f32(v) end
   elseif kd.kind == "bool" then ok = type(v) == "boolean"
   else
@@ -105,6 +123,7 @@ local function coerce(kd, raw, from_text)
   end
   if ok and kd.min and v < kd.min then ok = false end
   if ok and kd.max and v > kd.max then ok = false end
+  if ok and kd.kind == "int" and not kd.max and v > M.DIM_MAX then ok = false end
   if ok and kd.multiple_of and v % kd.multiple_of ~= 0 then ok = false end
   if not ok then
     return nil, format("expected %s, got %s", describe_range(kd), shown(raw))
@@ -152,7 +171,54 @@ function M.normalize(fam, given, spec, from_text, fail)
     k[kd.key] = v
   end
   if fam.check then fam.check(k, function(key, msg) fail(key, msg) end) end
+  M.check_sizes(fam, k, fail)
   return k
+end
+
+---------------------------------------------------------------------------------------------
+-- Sizes formed from the keys
+---------------------------------------------------------------------------------------------
+
+-- The value of one dimension of an argument's shape: a number, or a per-call size's name
+-- ("rows", "...rows": any leading axes flattened, counted at the key's nominal value).
+local function dim_value(k, d)
+  if type(d) == "number" then return d end
+  return k[match(d, "^%.*(.*)$")]
+end
+
+-- Every tensor's bytes (elements at 4 bytes, no dtype is wider) at the nominal per-call sizes
+-- must stay within SIZE_MAX. With every key at most DIM_MAX, that bounds what templates form
+-- from the same dimensions (offsets, strides, scratch carved from them) below what a C long
+-- holds. Products are formed in floats, so they cannot wrap as Lua's integers do. The key
+-- named is the kernel's largest integer key: with each key bounded, a product past 2^53 takes
+-- at least two large ones, and the largest is the likeliest mistake. Params that are floats
+-- must come out finite.
+function M.check_sizes(fam, k, fail)
+  local big, bigv = nil, -1
+  for _, kd in ipairs(fam.keys) do
+    if kd.kind == "int" and k[kd.key] > bigv then big, bigv = kd.key, k[kd.key] end
+  end
+  for _, a in ipairs(fam.args(k)) do
+    local n = 4.0
+    for _, d in ipairs(a.shape) do
+      local v = dim_value(k, d)
+      if type(v) == "number" then n = n * v end
+    end
+    if n > M.SIZE_MAX then
+      fail(big or a.name, format("tensor '%s' would hold %.4g bytes at these sizes, above the "
+                                 .. "limit of 2^53", a.name, n))
+    end
+  end
+  local params = fam.params and fam.params(k) or {}
+  local names = {}
+  for name in next, params do names[#names + 1] = name end
+  sort(names)
+  for _, name in ipairs(names) do
+    local v = params[name]
+    if mtype(v) == "float" and not (v == v and v ~= math.huge and v ~= -math.huge) then
+      fail(name, format("the template value %s formed from the keys is not finite", name))
+    end
+  end
 end
 
 -- "family:key=value,..." with every key in family order: the canonical problem string, which

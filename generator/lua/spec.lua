@@ -5,6 +5,7 @@ local M = {}
 
 local kernel = require "kernel"
 local format, match, find, gmatch = string.format, string.match, string.find, string.gmatch
+local sub = string.sub
 local concat, insert, sort = table.concat, table.insert, table.sort
 local mtype = math.type
 
@@ -12,7 +13,9 @@ local mtype = math.type
 -- Schema
 ---------------------------------------------------------------------------------------------
 
-local function int(min) return { kind = "int", min = min } end
+-- Every integer field has an upper bound at the door (a dimension or a limit beyond 2^31-1 is
+-- no model's, and products of such values are what the generator forms sizes from).
+local function int(min) return { kind = "int", min = min, max = kernel.DIM_MAX } end
 local function num(min) return { kind = "float", min = min } end
 local function enum(...) return { kind = "enum", values = { ... } } end
 
@@ -41,6 +44,7 @@ local SCHEMA = {
 }
 
 M.DEFAULT_MAX_LINES = 4000
+M.MAX_KERNELS = 4096  -- kernel entries in one spec (the bundled specs have tens)
 
 ---------------------------------------------------------------------------------------------
 -- Error reporting with a best-effort line number
@@ -103,8 +107,14 @@ local function check_value(fd, v)
   elseif k == "int" then
     if mtype(v) ~= "integer" then return "expected an integer, got " .. shown(v) end
     if fd.min and v < fd.min then return format("expected an integer >= %d, got %d", fd.min, v) end
+    if fd.max and v > fd.max then return format("expected an integer <= %d, got %d", fd.max, v) end
   elseif k == "float" then
     if type(v) ~= "number" then return "expected a number, got " .. shown(v) end
+    -- kernels take float fields as float32: NaN, inf and what rounds to inf are refused here
+    if not kernel.finite_f32(v) then
+      return "expected a finite number (float32: |x| < 3.4e38), got "
+             .. (v ~= v and "NaN" or format("%g", v))
+    end
     if fd.min and v < fd.min then
       return format("expected a number >= %s, got %s", kernel.fmt_float(fd.min), shown(v))
     end
@@ -113,6 +123,25 @@ local function check_value(fd, v)
     return format("expected one of %s, got %s", concat(fd.values, ", "), shown(v))
   elseif k == "table" or k == "list" then
     if type(v) ~= "table" then return "expected a table, got " .. shown(v) end
+  end
+  return nil
+end
+
+-- Why list t is not a list 1..n (a hole, or a key that is not an index), or nil. A hole would
+-- make ipairs stop early and drop the entries after it without a word.
+local function list_misfit(t, path)
+  local top = 0
+  for key in next, t do
+    if mtype(key) ~= "integer" or key < 1 then
+      return path, format("expected a list, got a key %s", shown(key))
+    end
+    if key > top then top = key end
+  end
+  for i = 1, top do
+    if t[i] == nil then
+      return format("%s[%d]", path, i),
+             format("is missing: a list may not have holes (the highest index is %d)", top)
+    end
   end
   return nil
 end
@@ -165,8 +194,13 @@ end
 -- spec table with resolved kernels in spec.resolved (each: { fam=, k=, index= }).
 function M.load(src, file)
   local chunk, err = load(src, "@" .. file, "t", sandbox())
-  if not chunk then error(err, 0) end
-  local ok, spec = pcall(chunk)
+  if not chunk then
+    -- a syntax error names the file; a refused binary chunk or a C stack overflow (a table
+    -- nested thousands deep) does not
+    if sub(err, 1, #file + 1) ~= file .. ":" then err = file .. ": " .. err end
+    error(err, 0)
+  end
+  local ok, spec = host.run_spec(chunk, file)
   if not ok then error(spec, 0) end
   if type(spec) ~= "table" then
     error(format("%s: a spec must return a table, got %s", file, shown(spec)), 0)
@@ -175,6 +209,16 @@ function M.load(src, file)
     local sep = match(why, "^is ") and " " or ": "
     error(format("%s: field '%s'%s%s", where(file, line_of(src, key)), path, sep, why), 0)
   end)
+  local hole_path, hole_why = list_misfit(spec.kernels, "kernels")
+  if hole_path then
+    local sep = match(hole_why, "^is ") and " " or ": "
+    error(format("%s: field '%s'%s%s", where(file, line_of(src, "kernels")), hole_path, sep,
+                 hole_why), 0)
+  end
+  if #spec.kernels > M.MAX_KERNELS then
+    error(format("%s: field 'kernels': %d entries, above the limit of %d",
+                 where(file, line_of(src, "kernels")), #spec.kernels, M.MAX_KERNELS), 0)
+  end
   local m = spec.model
   if m.q_heads % m.kv_heads ~= 0 then
     error(format("%s: field 'model.q_heads': %d is not a multiple of model.kv_heads (%d)",

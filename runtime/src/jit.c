@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kgen/ckd.h"
 #include "kgen/kgen.h"
 #include "registry.h"
 
@@ -67,7 +68,9 @@ static void add_symbols(TCCState *s)
 
 static char *with_prelude(const char *label, const char *src)
 {
-    size_t n = strlen(kg_abi_text) + strlen(label) + strlen(src) + 32;
+    size_t n;
+    if (kg_ckd_add(&n, strlen(kg_abi_text) + strlen(label) + 32, strlen(src)))
+        return NULL; /* a source as large as the address space: out of memory */
     char *text = malloc(n);
     if (text)
         snprintf(text, n, "%s\n#line 1 \"%s\"\n%s", kg_abi_text, label, src);

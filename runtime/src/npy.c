@@ -3,12 +3,16 @@
  * version 1.0 laid out byte for byte as numpy.save does (data starts on a 64-byte boundary). */
 #include "kgen/npy.h"
 #include "kgen/abi.h"
+#include "kgen/ckd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy.c copies little-endian data straight to memory: little-endian hosts only"
@@ -18,8 +22,9 @@
 #define MAGIC_LEN 6
 #define ALIGN 64                 /* numpy's ARRAY_ALIGN */
 #define GROWTH_DIGITS 21         /* numpy's GROWTH_AXIS_MAX_DIGITS */
-#define MAX_HEADER (1L << 24)    /* refuse absurd header lengths before allocating */
-#define MAX_BYTES (1LL << 40)    /* refuse absurd data sizes (and product overflow) */
+#define MAX_HEADER (1L << 20)    /* numpy writes headers of a few hundred bytes (and reads at
+                                    most 10000 by default): a longer one is not a tensor file */
+#define MAX_DIM (1LL << 62)      /* a dimension with more digits is refused while it is read */
 #define ACCEPTED "little-endian <f4, <f2, <u2, |u1, |b1, <i4, <i8"
 
 /* ---- errors and dtype tables ----------------------------------------------------------- */
@@ -70,10 +75,11 @@ static const char *write_descr(kg_dtype t)
 
 long kg_npy_count(const kg_npy *a)
 {
-    long n = 1;
-    for (int d = 0; d < a->rank; d++)
-        n *= a->shape[d];
-    return n;
+    size_t n;
+    if (a->rank < 0 || a->rank > KG_NPY_MAX_RANK || kg_ckd_shape(&n, 1, a->shape, a->rank) ||
+        n > (size_t)__LONG_MAX__)
+        return -1;
+    return (long)n;
 }
 
 void kg_npy_free(kg_npy *a)
@@ -94,6 +100,7 @@ void kg_npy_free(kg_npy *a)
 typedef struct header {
     char descr[32];
     int has_descr, structured, fortran, has_fortran, has_shape, rank;
+    int dim_too_big;       /* a dimension above MAX_DIM: reported as such, not as malformed */
     long long shape[KG_NPY_MAX_RANK];
 } header;
 
@@ -147,8 +154,8 @@ static int scan_dim(const char **pp, long long *val)
     if (*p < '0' || *p > '9')
         return -1;
     for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > MAX_BYTES)
-            return -1;
+        if (v > (MAX_DIM - 9) / 10)
+            return -1; /* checked before the multiply, so v never overflows */
         v = v * 10 + (*p - '0');
     }
     if (*p == 'L' || *p == 'l')
@@ -167,8 +174,10 @@ static int scan_shape(const char **pp, header *h)
     h->rank = 0;
     for (p = skip_ws(p); *p != ')'; p = skip_ws(p)) {
         long long v;
-        if (scan_dim(&p, &v) < 0)
+        if (scan_dim(&p, &v) < 0) {
+            h->dim_too_big = *p >= '0' && *p <= '9';
             return -1;
+        }
         if (h->rank < KG_NPY_MAX_RANK)
             h->shape[h->rank] = v;
         if (h->rank <= KG_NPY_MAX_RANK)
@@ -254,9 +263,39 @@ static int scan_header(const char *p, header *h)
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */
+/* Every size comes from the file, so each is checked against the file's real length before
+ * anything is allocated: a 128-byte file cannot make kgen ask for more than it holds. */
 
-/* Reads magic, version, header length and the header text (NUL-terminated, malloc'd). */
-static int read_header_text(FILE *f, const char *path, char **text, char *err, size_t errlen)
+/* Opens path for reading if it is a regular file. O_NONBLOCK so that a FIFO without a writer
+ * is refused instead of blocking the open; a directory is refused instead of reading as empty.
+ * *size is the file's length. */
+static FILE *open_regular(const char *path, long long *size, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        fail(KG_EIO, err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fail(KG_EIO, err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        fail(KG_EIO, err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    *size = (long long)st.st_size;
+    return f;
+}
+
+/* Reads magic, version, header length and the header text (NUL-terminated, malloc'd); *used
+ * becomes the offset of the data. */
+static int read_header_text(FILE *f, const char *path, long long fsize, char **text,
+                            long long *used, char *err, size_t errlen)
 {
     unsigned char pre[12];
     size_t got = fread(pre, 1, 8, f);
@@ -274,23 +313,47 @@ static int read_header_text(FILE *f, const char *path, char **text, char *err, s
     if (lenbytes == 4)
         hlen |= (unsigned long)pre[10] << 16 | (unsigned long)pre[11] << 24;
     if (hlen > MAX_HEADER)
-        return fail(KG_EIO, err, errlen, "%s: header length %lu is implausible", path, hlen);
+        return fail(KG_EIO, err, errlen, "%s: header length %lu is above kgen's limit of %ld",
+                    path, hlen, MAX_HEADER);
+    *used = 8 + lenbytes + (long long)hlen;
+    if (*used > fsize)
+        return fail(KG_EIO, err, errlen, "%s: truncated header (%lu bytes declared, the file "
+                    "holds %lld)", path, hlen, fsize - 8 - lenbytes);
     *text = malloc(hlen + 1);
     if (!*text)
         return fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
     if (fread(*text, 1, hlen, f) != hlen)
         return fail(KG_EIO, err, errlen, "%s: truncated header", path);
     (*text)[hlen] = '\0';
+    if (strlen(*text) != hlen)
+        return fail(KG_EIO, err, errlen, "%s: malformed header dict (a NUL byte in it)", path);
     return KG_OK;
 }
 
-/* Turns the header text into out's dtype/rank/shape, rejecting what kgen does not read. */
-static int parse_header(const char *text, const char *path, kg_npy *out, char *err,
-                        size_t errlen)
+/* The data's byte count for shape h at elem bytes per element, or -1 if forming it overflows
+ * (multiplied in file order: a partial product that overflows is refused even if a later
+ * dimension is 0). */
+static long long data_bytes(const header *h, int elem)
+{
+    long dims[KG_NPY_MAX_RANK];
+    for (int d = 0; d < h->rank; d++)
+        dims[d] = (long)h->shape[d];
+    size_t bytes;
+    if (kg_ckd_shape(&bytes, (size_t)elem, dims, h->rank) || bytes > (size_t)__LONG_LONG_MAX__)
+        return -1;
+    return (long long)bytes;
+}
+
+/* Turns the header text into out's dtype/rank/shape, rejecting what kgen does not read and a
+ * shape whose data the file does not hold (avail: the bytes after the header). */
+static int parse_header(const char *text, const char *path, long long avail, kg_npy *out,
+                        char *err, size_t errlen)
 {
     header h;
     if (scan_header(text, &h) < 0)
-        return fail(KG_EIO, err, errlen, "%s: malformed header dict", path);
+        return h.dim_too_big
+            ? fail(KG_ESHAPE, err, errlen, "%s: a dimension of the shape is above 2^62", path)
+            : fail(KG_EIO, err, errlen, "%s: malformed header dict", path);
     if (h.structured)
         return fail(KG_ESHAPE, err, errlen, "%s: unsupported dtype (structured) (kgen reads "
                     ACCEPTED ")", path);
@@ -306,12 +369,13 @@ static int parse_header(const char *text, const char *path, kg_npy *out, char *e
     if (h.rank > KG_NPY_MAX_RANK)
         return fail(KG_ESHAPE, err, errlen, "%s: rank above %d is not supported", path,
                     KG_NPY_MAX_RANK);
-    long long bytes = elem_size(read_types[i].dtype);
-    for (int d = 0; d < h.rank; d++) {
-        bytes *= h.shape[d] ? h.shape[d] : 1;
-        if (bytes > MAX_BYTES)
-            return fail(KG_ESHAPE, err, errlen, "%s: array too large", path);
-    }
+    long long bytes = data_bytes(&h, elem_size(read_types[i].dtype));
+    if (bytes < 0)
+        return fail(KG_ESHAPE, err, errlen, "%s: the shape's size overflows (the header "
+                    "declares more elements than any file can hold)", path);
+    if (bytes > avail)
+        return fail(KG_EIO, err, errlen, "%s: truncated data (%lld of %lld bytes)", path,
+                    avail, bytes);
     out->dtype = read_types[i].dtype;
     out->rank = h.rank;
     for (int d = 0; d < h.rank; d++)
@@ -319,10 +383,13 @@ static int parse_header(const char *text, const char *path, kg_npy *out, char *e
     return KG_OK;
 }
 
-/* Reads count() elements following the header; extra trailing bytes are ignored as numpy does. */
+/* Reads count() elements following the header (parse_header checked the file holds them);
+ * extra trailing bytes are ignored as numpy does. */
 static int read_data(FILE *f, const char *path, kg_npy *out, char *err, size_t errlen)
 {
-    size_t bytes = (size_t)kg_npy_count(out) * (size_t)elem_size(out->dtype);
+    size_t bytes;
+    if (kg_ckd_shape(&bytes, (size_t)elem_size(out->dtype), out->shape, out->rank))
+        return fail(KG_ESHAPE, err, errlen, "%s: the shape's size overflows", path);
     out->data = malloc(bytes ? bytes : 1);
     if (!out->data)
         return fail(KG_ENOMEM, err, errlen, "%s: out of memory (%zu bytes)", path, bytes);
@@ -336,13 +403,14 @@ static int read_data(FILE *f, const char *path, kg_npy *out, char *err, size_t e
 int kg_npy_read(const char *path, kg_npy *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
+    long long fsize = 0, used = 0;
+    FILE *f = open_regular(path, &fsize, err, errlen);
     if (!f)
-        return fail(KG_EIO, err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+        return KG_EIO;
     char *text = NULL;
-    int rc = read_header_text(f, path, &text, err, errlen);
+    int rc = read_header_text(f, path, fsize, &text, &used, err, errlen);
     if (rc == KG_OK)
-        rc = parse_header(text, path, out, err, errlen);
+        rc = parse_header(text, path, fsize - used, out, err, errlen);
     if (rc == KG_OK)
         rc = read_data(f, path, out, err, errlen);
     free(text);
@@ -390,7 +458,9 @@ int kg_npy_write(const char *path, const kg_npy *a, char *err, size_t errlen)
     for (int d = 0; d < a->rank; d++)
         if (a->shape[d] < 0)
             return fail(KG_ESHAPE, err, errlen, "%s: negative dimension", path);
-    size_t bytes = (size_t)kg_npy_count(a) * (size_t)elem_size(a->dtype);
+    size_t bytes;
+    if (kg_ckd_shape(&bytes, (size_t)elem_size(a->dtype), a->shape, a->rank))
+        return fail(KG_ESHAPE, err, errlen, "%s: the shape's size overflows", path);
     if (bytes && !a->data)
         return fail(KG_ESHAPE, err, errlen, "%s: no data", path);
 

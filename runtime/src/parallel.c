@@ -1,19 +1,23 @@
 /* parallel.c: kgp_parallel_for on OpenMP threads. One contiguous range per thread (static
  * split) so threads never write next to each other except at the range edges. */
 #include <omp.h>
+#include <stdatomic.h>
 
 #include "kgen/kgen.h"
 
-static int nthreads; /* 0: OpenMP's default */
+/* 0: OpenMP's default. Atomic because any thread may set it while kernels on others read it;
+ * relaxed is enough: it guards no other data, a call sees the old count or the new one. */
+static _Atomic int nthreads;
 
 void kg_set_threads(int n)
 {
-    nthreads = n > 0 ? n : 0;
+    atomic_store_explicit(&nthreads, n > 0 ? n : 0, memory_order_relaxed);
 }
 
 int kg_threads(void)
 {
-    return nthreads > 0 ? nthreads : omp_get_max_threads();
+    int n = atomic_load_explicit(&nthreads, memory_order_relaxed);
+    return n > 0 ? n : omp_get_max_threads();
 }
 
 void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain)

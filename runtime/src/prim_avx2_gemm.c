@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kgen/abi.h"
+#include "kgen/ckd.h"
 #include "kgen/dtype.h"
 #include "prim.h"
 
@@ -312,8 +313,13 @@ static long a_stride(long K)
 static float *a_buffer(long n)
 {
     if (n > abuf_cap) {
+        /* aligned_alloc wants a size that is a multiple of the alignment */
+        size_t bytes;
         free(abuf);
-        abuf = aligned_alloc(64, (size_t)(n + 16) * sizeof *abuf);
+        abuf = NULL;
+        if (!kg_ckd_mul(&bytes, (size_t)n + 16, sizeof *abuf) &&
+            !kg_ckd_round_up(&bytes, bytes, 64))
+            abuf = aligned_alloc(64, bytes);
         abuf_cap = abuf ? n : 0;
     }
     return abuf;

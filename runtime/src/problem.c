@@ -1,5 +1,7 @@
 /* problem.c: reading keys of a "family:key=value,..." problem string (what kernels.inc carries
  * for each kernel), so tests and tools take sizes from the generator instead of retyping them. */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +41,9 @@ int kg_problem_long(const char *problem, const char *key, long *value)
     char buf[64], *end;
     if (!find_value(problem, key, buf, sizeof buf))
         return 0;
+    errno = 0;
     long v = strtol(buf, &end, 10);
-    if (*end)
+    if (end == buf || *end || errno == ERANGE) /* empty, trailing text, or past a long */
         return 0;
     *value = v;
     return 1;
@@ -51,8 +54,9 @@ int kg_problem_double(const char *problem, const char *key, double *value)
     char buf[64], *end;
     if (!find_value(problem, key, buf, sizeof buf))
         return 0;
+    errno = 0;
     double v = strtod(buf, &end);
-    if (*end)
+    if (end == buf || *end || !isfinite(v)) /* empty, trailing text, NaN, inf or past a double */
         return 0;
     *value = v;
     return 1;

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "kgen/ckd.h"
 #include "kgen/kgen.h"
 
 typedef struct block { void *p; long cap; } block;
@@ -36,13 +37,15 @@ void *kgp_scratch(long bytes)
     if (bytes < 64)
         bytes = 64;
     if (bytes > b->cap) {
-        long cap = (bytes + 4095) / 4096 * 4096;
-        void *p = aligned_alloc(64, (size_t)cap);
+        size_t cap; /* whole pages; a request too large to round is out of memory */
+        if (kg_ckd_round_up(&cap, (size_t)bytes, 4096) || cap > (size_t)__LONG_MAX__)
+            return NULL;
+        void *p = aligned_alloc(64, cap);
         if (!p)
             return NULL;
         free(b->p);
         b->p = p;
-        b->cap = cap;
+        b->cap = (long)cap;
     }
     return b->p;
 }

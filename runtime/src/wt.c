@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "kgen/ckd.h"
 #include "kgen/kgen.h"
 #include "prim.h"
 
@@ -194,7 +195,6 @@ int kg_wt_stored_shape(const kg_wt_src *s, int which, long shape[8])
 
 /* ---- packing: the plan ----------------------------------------------------------------------- */
 
-static long round_up(long x, long m) { return (x + m - 1) / m * m; }
 static long gcd(long a, long b) { while (b) { long t = a % b; a = b; b = t; } return a; }
 
 /* The sizes of one packed weight, all fixed before a byte is written. */
@@ -203,22 +203,32 @@ typedef struct plan {
     long nr, kg, kpad, panels;
     size_t dbytes, dalloc; /* the panels' bytes, and that rounded up to 64 (zeroed too) */
     size_t sbytes;         /* the scales' bytes, from mem + dalloc on */
+    size_t total;          /* dalloc, the scales rounded up to 64, and 64 spare */
 } plan;
 
-static plan make_plan(const kg_wt_src *s)
+/* Fills pl for s; nonzero if a size overflows (K and N come from a caller's file: every
+ * product is checked, so a [2^40, 2^40] weight is refused rather than wrapped small). */
+static int make_plan(const kg_wt_src *s, plan *pl)
 {
-    plan pl = { .bits = FMT_BITS[s->fmt], .nr = s->nr, .kg = s->kg };
-    if (pl.nr <= 0 || pl.kg <= 0)
-        kgr_wt_geometry(s->fmt, pl.nr <= 0 ? &pl.nr : &(long){ 0 },
-                        pl.kg <= 0 ? &pl.kg : &(long){ 0 });
-    pl.kb = s->scale ? layout_kb(s->layout) : 0;
-    long unit = pl.kb ? pl.kg / gcd(pl.kg, pl.kb) * pl.kb : pl.kg;
-    pl.kpad = round_up(s->K, unit), pl.panels = (s->N + pl.nr - 1) / pl.nr;
-    long elems = pl.panels * pl.kpad * pl.nr;
-    pl.dbytes = pl.bits == 4 ? (size_t)(elems + 1) / 2 : (size_t)elems * (size_t)(pl.bits / 8);
-    pl.dalloc = (pl.dbytes + 63) / 64 * 64;
-    pl.sbytes = pl.kb ? (size_t)(pl.panels * (pl.kpad / pl.kb) * pl.nr) : 0;
-    return pl;
+    *pl = (plan){ .bits = FMT_BITS[s->fmt], .nr = s->nr, .kg = s->kg };
+    if (pl->nr <= 0 || pl->kg <= 0)
+        kgr_wt_geometry(s->fmt, pl->nr <= 0 ? &pl->nr : &(long){ 0 },
+                        pl->kg <= 0 ? &pl->kg : &(long){ 0 });
+    pl->kb = s->scale ? layout_kb(s->layout) : 0;
+    long unit = pl->kb ? pl->kg / gcd(pl->kg, pl->kb) * pl->kb : pl->kg;
+    size_t kpad, panels, elems, sbytes = 0, tail;
+    if (kg_ckd_round_up(&kpad, (size_t)s->K, (size_t)unit) ||
+        kg_ckd_round_up(&panels, (size_t)s->N, (size_t)pl->nr) ||
+        kg_ckd_mul(&elems, kpad, panels) || elems > (size_t)__LONG_MAX__ / 4)
+        return 1;
+    pl->kpad = (long)kpad, pl->panels = (long)(panels / (size_t)pl->nr);
+    pl->dbytes = pl->bits == 4 ? (elems + 1) / 2 : elems * (size_t)(pl->bits / 8);
+    pl->dalloc = (pl->dbytes + 63) / 64 * 64;
+    if (pl->kb)
+        sbytes = elems / (size_t)pl->kb; /* panels * (kpad / kb) * nr */
+    pl->sbytes = sbytes;
+    tail = (sbytes + 63) / 64 * 64 + 64;
+    return kg_ckd_add(&pl->total, pl->dalloc, tail);
 }
 
 /* ---- packing: the reference, any layout ------------------------------------------------------ */
@@ -411,10 +421,10 @@ enum { HUGE_PAGE = 2 << 20 };
  * 14 ms with 2 MiB pages). Plain pages where the kernel has no THP; free() releases either. */
 static unsigned char *alloc_packed(size_t bytes)
 {
-    bytes = (bytes + 63) / 64 * 64;
     if (bytes < 2 * (size_t)HUGE_PAGE)
-        return aligned_alloc(64, bytes);
-    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+        return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (kg_ckd_round_up(&bytes, bytes, HUGE_PAGE))
+        return NULL;
     unsigned char *p = aligned_alloc(HUGE_PAGE, bytes);
 #ifdef MADV_HUGEPAGE
     if (p)
@@ -447,8 +457,10 @@ int kg_wt_pack(kg_wt *w, const kg_wt_src *s, char *err, size_t errlen)
     if (why)
         FAIL(KG_ESHAPE, "weight [%ld, %ld] in layout %s: %s", s->K, s->N,
              LAYOUT_NAMES[s->layout], why);
-    plan pl = make_plan(s);
-    unsigned char *mem = alloc_packed(pl.dalloc + (pl.sbytes + 63) / 64 * 64 + 64);
+    plan pl;
+    if (make_plan(s, &pl))
+        FAIL(KG_ESHAPE, "weight [%ld, %ld]: its packed size overflows", s->K, s->N);
+    unsigned char *mem = alloc_packed(pl.total);
     if (!mem)
         FAIL(KG_ENOMEM, "out of memory packing a [%ld, %ld] weight", s->K, s->N);
     unsigned char *scale = pl.kb ? mem + pl.dalloc : NULL;

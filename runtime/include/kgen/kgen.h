@@ -34,6 +34,17 @@ typedef struct kg_kernel_info {
 } kg_kernel_info;
 
 /* ---- the registry ----------------------------------------------------------------------- */
+/* Threads. On one registry, any number of threads may at the same time look kernels up
+ * (kg_registry_find, _count, _at) and add them (kg_registry_add, kg_jit_compile,
+ * kg_jit_load_dir): adds are serialized inside, lookups take no lock and see every kernel
+ * whose add returned before the lookup began (and maybe some being added). A kg_kernel pointer
+ * stays valid, its fields unchanged, until kg_registry_free, which must not overlap any other
+ * call on that registry. kg_registry_error holds the last failure of any thread: read it on
+ * the thread whose call failed, while no other thread's call on the registry fails. A kernel
+ * may run on several threads at once (its scratch is per thread); kg_set_threads and
+ * kg_threads may be called from any thread; kg_prim_select rewrites the primitive table and
+ * must not overlap any other kgen call. tests/tsan_registry.c checks these promises under
+ * ThreadSanitizer. */
 
 typedef struct kg_registry kg_registry;
 
@@ -48,8 +59,8 @@ const char *kg_registry_error(const kg_registry *reg);
 int kg_registry_add(kg_registry *reg, const kg_kernel_info *info, void (*fn)(void),
                     kg_kernel_v *call);
 
-/* Looks a kernel up; NULL (and KG_ENOTFOUND in kg_registry_error) if absent. Lookups after
- * start-up are plain reads: call them from any thread once adding is done. */
+/* Looks a kernel up; NULL (and KG_ENOTFOUND in kg_registry_error) if absent. Lock-free: call
+ * it from any thread, also while others add (see Threads above). */
 const kg_kernel *kg_registry_find(kg_registry *reg, const char *name);
 
 int kg_registry_count(const kg_registry *reg);
@@ -154,7 +165,9 @@ int kg_scratch_reserve(long bytes);
 
 /* ---- problem strings --------------------------------------------------------------------- */
 
-/* Reads key `key` of a "family:key=value,..." string. Return 1 if found. */
+/* Reads key `key` of a "family:key=value,..." string. Return 1 if found and its value is what
+ * was asked for: a whole decimal number that fits a long, a finite double, or a string that
+ * fits len with its NUL; 0 otherwise (empty, trailing text, out of range). */
 int kg_problem_long(const char *problem, const char *key, long *value);
 int kg_problem_double(const char *problem, const char *key, double *value);
 int kg_problem_str(const char *problem, const char *key, char *buf, size_t len);

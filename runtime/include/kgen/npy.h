@@ -18,13 +18,19 @@ typedef struct kg_npy {
     void *data;            /* malloc'd; free with kg_npy_free */
 } kg_npy;
 
-long kg_npy_count(const kg_npy *a);  /* product of the shape (1 for rank 0) */
+/* The product of the shape (1 for rank 0), or -1 if it overflows a long or a dimension is
+ * negative (never for an array kg_npy_read returned). */
+long kg_npy_count(const kg_npy *a);
 
 /* Reads `path`. Accepted descrs: <f4, <f2 (as KG_F16), <u2 (as KG_BF16: bit patterns),
- * |u1 / <u1 / |b1 (as KG_U8), <i4, <i8; fortran_order must be False. On failure returns
- * KG_EIO (cannot open, bad magic or version, malformed or truncated header or data) or
- * KG_ESHAPE (other descr, e.g. big-endian or <u4; fortran order; rank > KG_NPY_MAX_RANK),
- * leaves out->data NULL, and writes a one-line message naming the file into err. */
+ * |u1 / <u1 / |b1 (as KG_U8), <i4, <i8; fortran_order must be False. The file is untrusted:
+ * it must be a regular file (a directory or FIFO is refused without blocking), its header at
+ * most 1 MiB, and the data the header declares must be in the file, checked before anything
+ * is allocated, with every size formed by checked multiplication. On failure returns KG_EIO
+ * (cannot open, not a regular file, bad magic or version, malformed or truncated header or
+ * data) or KG_ESHAPE (other descr, e.g. big-endian or <u4; fortran order; rank >
+ * KG_NPY_MAX_RANK; a dimension above 2^62 or a shape whose size overflows), leaves out->data
+ * NULL, and writes a one-line message naming the file into err. */
 int kg_npy_read(const char *path, kg_npy *out, char *err, size_t errlen);
 
 /* Writes `a` to `path` (version 1.0 header, 64-byte aligned, byte for byte as numpy.save).

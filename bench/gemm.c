@@ -1,0 +1,165 @@
+/* gemm.c: the reference GEMMs of `kgen bench --gemm`: the runtime's GEMM primitive
+ * (kgp_gemm_f32 over a packed weight, split over the threads exactly as the projection
+ * kernels' matmul does) on the fixed shapes the speed targets name: the decode GEMV
+ * and the prefill GEMM of an 8B model's MLP up projection (K 4096, N 14336), in bf16, fp8 and
+ * fp32 weights. Kernels mix a GEMM with norms and quantization; these lines show what the GEMM
+ * alone reaches. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kgen/dtype.h"
+#include "kgen/kgen.h"
+#include "kgen_bench.h"
+
+/* The shapes: M rows of activations, weight [K, N] in fmt. */
+static const struct shape {
+    int fmt;
+    long M, K, N;
+} shapes[KGB_REF_GEMMS] = {
+    { KG_WT_BF16, 1, 4096, 14336 },   { KG_WT_E4M3, 1, 4096, 14336 },
+    { KG_WT_F32, 1, 4096, 14336 },    { KG_WT_BF16, 512, 4096, 14336 },
+    { KG_WT_E4M3, 512, 4096, 14336 }, { KG_WT_F32, 512, 4096, 14336 },
+};
+
+/* The work split of templates/matmul.c.in: tasks of (132 rows) x (one column panel), row
+ * blocks outermost, contiguous runs per thread. */
+enum { ROWS = 132 };
+
+typedef struct gemm_call {
+    float *C;
+    const float *A;
+    const kg_wt *W;
+    long M, np;
+} gemm_call;
+
+static void tasks(void *ctx, long t0, long t1)
+{
+    const gemm_call *g = ctx;
+    long K = g->W->K, N = g->W->N, nr = g->W->nr;
+    while (t0 < t1) {
+        long r0 = t0 / g->np * ROWS, p0 = t0 % g->np;
+        long p1 = p0 + (t1 - t0) < g->np ? p0 + (t1 - t0) : g->np;
+        long rows = g->M - r0 < ROWS ? g->M - r0 : ROWS;
+        kgp_gemm_f32(g->C + r0 * N, N, g->A + r0 * K, K, rows, g->W, p0 * nr,
+                     p1 * nr < N ? p1 * nr : N);
+        t0 += p1 - p0;
+    }
+}
+
+static int call(void *ctx)
+{
+    gemm_call *g = ctx;
+    kgp_parallel_for(tasks, g, (g->M + ROWS - 1) / ROWS * g->np, 1);
+    return KG_OK;
+}
+
+/* splitmix64: a reproducible stream on every machine. */
+static uint64_t next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Buffers of 4 MiB or more are 2 MiB-aligned and asked for huge pages, as the packed weights
+ * and the kernels' arguments in `kgen bench` are: on 4 KiB pages the TLB misses of a streaming
+ * GEMM would be measured as the GEMM's. */
+enum { HUGE_PAGE = 2 << 20 };
+
+static float *floats(long n)
+{
+    size_t bytes = (size_t)n * sizeof(float);
+    if (bytes < 2 * HUGE_PAGE)
+        return malloc(bytes);
+    size_t whole = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    float *p = aligned_alloc(HUGE_PAGE, whole);
+#ifdef MADV_HUGEPAGE
+    if (p)
+        madvise(p, whole, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+/* n seeded floats, uniform in [-2, 2): within range of every weight format, no denormals. */
+static float *seeded(long n, uint64_t seed)
+{
+    float *x = floats(n);
+    for (long i = 0; x && i < n; i++)
+        x[i] = (float)((double)(next(&seed) >> 40) * (4.0 / 16777216.0) - 2.0);
+    return x;
+}
+
+/* A seeded weight [K, N] in s->fmt, stored kn and packed into w; KG_OK or why not in err. */
+static int seeded_weight(const struct shape *s, kg_wt *w, char *err, size_t errlen)
+{
+    long n = s->K * s->N;
+    float *x = seeded(n, 1);
+    size_t size = s->fmt == KG_WT_F32 ? 4 : s->fmt == KG_WT_BF16 ? 2 : 1;
+    unsigned char *codes = malloc((size_t)n * size);
+    int rc = x && codes ? KG_OK : KG_ENOMEM;
+    for (long i = 0; rc == KG_OK && i < n; i++) {
+        if (s->fmt == KG_WT_F32)
+            ((float *)codes)[i] = x[i];
+        else if (s->fmt == KG_WT_BF16)
+            ((uint16_t *)codes)[i] = kg_f32_to_bf16(x[i]);
+        else
+            codes[i] = kg_f32_to_e4m3(x[i]);
+    }
+    kg_wt_src src = { s->fmt, KG_WL_KN, s->K, s->N, codes, NULL, 0, 0 };
+    if (rc == KG_OK)
+        rc = kg_wt_pack(w, &src, err, errlen);
+    else
+        snprintf(err, errlen, "no memory for a %ld x %ld weight", s->K, s->N);
+    free(x), free(codes);
+    return rc;
+}
+
+/* One shape into r (named and described; timed unless the buffers cannot be had). */
+static int measure(const struct shape *s, const kgb_options *o, kgb_result *r, char *err,
+                   size_t errlen)
+{
+    double wbytes = (double)s->K * (double)s->N *
+                    (s->fmt == KG_WT_F32 ? 4 : s->fmt == KG_WT_BF16 ? 2 : 1);
+    r->flops = 2.0 * (double)s->M * (double)s->K * (double)s->N;
+    r->bytes = wbytes + 4.0 * (double)s->M * (double)(s->K + s->N);
+    r->narrow = s->fmt != KG_WT_F32;
+    r->ngemm = 1;
+    r->gemm[0] = (kgb_gemm){ s->M, s->K, s->N };
+
+    kg_wt W;
+    memset(&W, 0, sizeof W);
+    float *A = seeded(s->M * s->K, 2), *C = malloc((size_t)(s->M * s->N) * sizeof *C);
+    int rc = A && C ? seeded_weight(s, &W, err, errlen) : KG_ENOMEM;
+    if (rc == KG_OK) {
+        gemm_call g = { C, A, &W, s->M, (W.N + W.nr - 1) / W.nr };
+        rc = kgb_time(o, call, &g, &r->seconds);
+        kg_wt_free(&W);
+    } else if (rc == KG_ENOMEM) {
+        snprintf(err, errlen, "no memory for %s", r->name);
+    }
+    free(A), free(C);
+    return rc;
+}
+
+int kgb_ref_gemms(const kgb_options *o, kgb_select_fn *select, void *ctx, kgb_result *r, int *n,
+                  char *err, size_t errlen)
+{
+    *n = 0;
+    for (int i = 0; i < KGB_REF_GEMMS; i++) {
+        const struct shape *s = &shapes[i];
+        memset(&r[*n], 0, sizeof r[*n]);
+        snprintf(r[*n].name, sizeof r[*n].name, "gemm_%s_m%ld_k%ld_n%ld",
+                 kg_wt_fmt_name(s->fmt), s->M, s->K, s->N);
+        if (select && !select(r[*n].name, ctx))
+            continue;
+        int rc = measure(s, o, &r[*n], err, errlen);
+        if (rc != KG_OK)
+            return rc;
+        ++*n;
+    }
+    return KG_OK;
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# tests/bad/run.sh KGEN WORKDIR: feeds kgen every bad input of tests/bad/cases.txt and checks
+# that each ends in a clear refusal: exit 2 (no crash: a signal would give >= 128; no hang:
+# `timeout 10` gives 124), exactly one line on stderr, naming the input and saying what
+# cases.txt says, and nothing written. The .npy files, the FIFOs and the folders are made here
+# (git keeps none of them). Prints "N passed, N failed".
+set -u
+kgen=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+work=$2
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$work"
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+
+# ---- inputs made at run time -----------------------------------------------------------------
+
+# npy FILE MAJOR HEADER [DATA_BYTES]: a .npy file with the given header text, padded as numpy
+# pads it (the data starts on a 64-byte boundary), then DATA_BYTES zero bytes.
+npy() {
+  local file=$1 major=$2 header=$3 data=${4:-0}
+  local pre=$((major == 1 ? 10 : 12))
+  local len=$((${#header} + 1))
+  local pad=$(((64 - (pre + len) % 64) % 64))
+  len=$((len + pad))
+  {
+    printf "\\x93NUMPY\\x$(printf %02x "$major")\\x00"
+    printf "\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8 & 255)))"
+    [ "$major" = 1 ] || printf '\x00\x00'
+    printf '%s%*s\n' "$header" "$pad" ''
+    head -c "$data" /dev/zero
+  } > "$file"
+}
+dict() { printf "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" "$1" "$2"; }
+
+npy "$work/ok.npy" 1 "$(dict '<f4' '(1, 4)')" 16
+npy "$work/shape_overflow.npy" 1 "$(dict '<f4' '(4194304, 1099511627776)')"
+npy "$work/shape_wraps.npy" 1 "$(dict '<f4' '(4294967296, 4294967296, 200)')"
+npy "$work/overflow_then_zero.npy" 1 "$(dict '<f4' '(2305843009213693952, 16, 0)')"
+npy "$work/data_short.npy" 1 "$(dict '<f4' '(68719476736,)')"
+npy "$work/dim_too_big.npy" 1 "$(dict '<f4' '(99999999999999999999,)')"
+npy "$work/rank9.npy" 1 "$(dict '<f4' '(1, 1, 1, 1, 1, 1, 1, 1, 4)')" 16
+npy "$work/big_endian.npy" 1 "$(dict '>f4' '(1, 4)')" 16
+# a version 2.0 header length of 0xfffffff0 in a 128-byte file
+npy "$work/header_len_huge.npy" 2 "$(dict '<f4' '(1, 4)')"
+printf '\xf0\xff\xff\xff' | dd of="$work/header_len_huge.npy" bs=1 seek=8 conv=notrunc 2>/dev/null
+# a header length of 1000 in a 128-byte file
+npy "$work/header_short.npy" 1 "$(dict '<f4' '(1, 4)')"
+printf '\xe8\x03' | dd of="$work/header_short.npy" bs=1 seek=8 conv=notrunc 2>/dev/null
+# a NUL inside the header text
+npy "$work/nul_in_header.npy" 1 "$(dict '<f4' '(1, 4)')" 16
+printf '\x00' | dd of="$work/nul_in_header.npy" bs=1 seek=12 conv=notrunc 2>/dev/null
+printf 'PK\x03\x04 not a numpy file' > "$work/bad_magic.npy"
+mkdir "$work/folder.npy" "$work/folder.lua"
+mkfifo "$work/fifo.npy" "$work/fifo.lua"
+truncate -s 17M "$work/huge.lua"
+
+# ---- one case --------------------------------------------------------------------------------
+
+pass=0
+fail=0
+bad() { echo "FAIL [$1] $2"; fail=$((fail + 1)); }
+
+# check CASE INPUT-NAME TEXT OUTDIR -- COMMAND...: runs COMMAND and checks the refusal.
+check() {
+  local name=$1 who=$2 text=$3 outdir=$4
+  shift 5
+  local err="$work/stderr" rc
+  timeout 10 "$@" > "$work/stdout" 2> "$err" < /dev/null
+  rc=$?
+  local lines
+  lines=$(wc -l < "$err")
+  if [ "$rc" = 124 ]; then bad "$name" "timed out (10 s)"; return; fi
+  if [ "$rc" -ge 128 ]; then bad "$name" "crashed (exit $rc): $(head -c 300 "$err")"; return; fi
+  if [ "$rc" != 2 ]; then bad "$name" "exit $rc, expected 2: $(head -c 300 "$err")"; return; fi
+  if [ "$lines" != 1 ]; then bad "$name" "$lines lines on stderr, expected 1"; return; fi
+  if ! grep -qF -- "$who" "$err"; then
+    bad "$name" "stderr does not name '$who': $(cat "$err")"; return
+  fi
+  if ! grep -qF -- "$text" "$err"; then
+    bad "$name" "stderr lacks '$text': $(cat "$err")"; return
+  fi
+  if [ -n "$outdir" ] && [ -n "$(ls -A "$outdir" 2>/dev/null)" ]; then
+    bad "$name" "wrote into $outdir: $(ls "$outdir")"; return
+  fi
+  pass=$((pass + 1))
+}
+
+cd "$here"
+while IFS='|' read -r kind input text; do
+  case "$kind" in ''|'#'*) continue ;; esac
+  input=${input//@W/$work}
+  text=${text//@W/$work}
+  out="$work/out"
+  rm -rf "$out"
+  case "$kind" in
+    spec)
+      check "list $input" "$input" "$text" "" -- "$kgen" list "$input"
+      check "generate $input" "$input" "$text" "$out" -- "$kgen" generate "$input" -o "$out" ;;
+    problem)
+      check "exec $input" "problem '$input'" "$text" "$out" -- \
+        "$kgen" exec "$input" --in "hidden=$work/ok.npy" --out "$out" ;;
+    npy)
+      check "exec $input" "input 'hidden'" "$text" "$out" -- \
+        "$kgen" exec rmsnorm_quant:H=4,norm_type=NO_NORM --in "hidden=$input" --out "$out" ;;
+    *) bad "$kind" "unknown kind in cases.txt" ;;
+  esac
+done < "$here/cases.txt"
+
+# the inputs themselves are good: the same commands accept the good ones (so a refusal above
+# is about the bad part, not the harness)
+rm -rf "$work/out"
+if timeout 10 "$kgen" exec rmsnorm_quant:H=4,norm_type=NO_NORM --in "hidden=$work/ok.npy" \
+     --out "$work/out" > /dev/null 2>&1 && [ -f "$work/out/out.npy" ]; then
+  pass=$((pass + 1))
+else
+  bad "exec ok.npy" "the good .npy is refused: the harness is wrong"
+fi
+
+sed 's|0 / 0 --\[\[ BAD: NaN \]\]|1e-5|' specs/nan_eps.lua > "$work/good.lua"
+if timeout 10 "$kgen" list "$work/good.lua" > /dev/null 2>&1; then
+  pass=$((pass + 1))
+else
+  bad "list good.lua" "the spec the bad ones are made from is refused: the harness is wrong"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,2 @@
+-- BAD: error(nil)
+error(nil)

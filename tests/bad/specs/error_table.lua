@@ -1,0 +1,2 @@
+-- BAD: error with a table
+error({ code = 1 })

@@ -1,0 +1,2 @@
+-- BAD: never ends (the instruction budget stops it)
+while true do end

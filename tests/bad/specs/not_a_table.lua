@@ -1,0 +1,2 @@
+-- BAD: not a table
+return 5

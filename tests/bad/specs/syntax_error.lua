@@ -1,0 +1,2 @@
+-- BAD: a syntax error
+return { name = }
