@@ -41,7 +41,8 @@ static void check_kernel(const char *problem, const kgg_kernel *k)
     FZ_CHECK(rc == KG_OK, "canonical '%s' of '%s' is refused: %s", k->problem, problem,
              kgg_error(g));
     FZ_CHECK(strcmp(again.name, k->name) == 0 && strcmp(again.problem, k->problem) == 0,
-             "'%s' and its canonical '%s' give different kernels", problem, k->problem);
+             "'%s' gives %s, its canonical string gives %s; canonical strings: '%s', '%s'",
+             problem, k->name, again.name, k->problem, again.problem);
     FZ_CHECK(strcmp(again.text, k->text) == 0, "'%s': the text is not deterministic", problem);
     kgg_kernel_clear(&again);
 }
