@@ -177,6 +177,13 @@ Test(manifest, sizes_out_of_bounds)
     refused("\"flops\": 1,", "\"flops\": 1e300,", "cost.flops': 1e+300 is not a cost");
     refused("\"name\": \"x\"", "\"name\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"", "args[0].name': longer than 63 characters");
+    /* each size within bounds, but batch times sequence passes a long (found by fuzz_manifest:
+     * kg_manifest_tokens overflowed) */
+    refused("{\"name\": \"rows\", \"nominal\": 4, \"tokens\": \"seq\"}",
+            "{\"name\": \"B\", \"nominal\": 1099511627776, \"tokens\": \"batch\"}, "
+            "{\"name\": \"C\", \"nominal\": 1099511627776, \"tokens\": \"batch\"}, "
+            "{\"name\": \"rows\", \"nominal\": 4, \"tokens\": \"seq\"}",
+            "field 'kernels[0].calls': the tokens at the nominal sizes");
 }
 
 Test(manifest, wrong_types_and_values)

@@ -3,6 +3,7 @@
  * rank, size and string length is bounded, and the first problem found is reported as one
  * line, "<file>: field '<path>': <why>". */
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -195,6 +196,20 @@ static int read_dim(const reader *r, const json_t *v, const char *field, int axi
     return d->call >= 0 ? KG_OK : bad(r, field, "'%s' is not a per-call size of the kernel", s);
 }
 
+/* The tokens of a call at the nominal sizes (the product of the batch axes times the first
+ * sequence axis) is a size tools allocate from: bounded like any one size. */
+static int check_tokens(const reader *r, const char *path, const kg_manifest_kernel *k)
+{
+    char f[256];
+    long n[KG_MANIFEST_MAX_CALLS];
+    kg_manifest_sizes(k, 0, n);
+    long tokens = kg_manifest_tokens(k, n);
+    if (tokens <= KG_MANIFEST_MAX_DIM)
+        return KG_OK;
+    return bad(r, join(f, sizeof f, path, "calls"),
+               "the tokens at the nominal sizes (batch axes times the sequence) pass 2^40");
+}
+
 static int read_weight(const reader *r, const json_t *o, const char *path, kg_manifest_arg *a)
 {
     char f[256];
@@ -297,6 +312,8 @@ static int read_kernel(const reader *r, const json_t *o, const char *path,
         snprintf(f, sizeof f, "%.100s.calls[%d]", path, i);
         rc = read_call(r, json_array_get(calls, (size_t)i), f, &k->calls[i]);
     }
+    if (rc == KG_OK)
+        rc = check_tokens(r, path, k);
     if (rc == KG_OK)
         rc = get_array(r, o, path, "args", KG_MANIFEST_MAX_ARGS, &args, &k->nargs);
     for (int i = 0; i < k->nargs && rc == KG_OK; i++) {
@@ -418,14 +435,16 @@ void kg_manifest_sizes(const kg_manifest_kernel *k, long tokens, long *n)
 
 long kg_manifest_tokens(const kg_manifest_kernel *k, const long *n)
 {
-    long batch = 1, seq = 0;
+    long batch = 1, seq = 0, tokens;
+    int over = 0;
     for (int i = 0; i < k->ncalls; i++) {
         if (k->calls[i].tokens == KG_AXIS_BATCH)
-            batch *= n[i];
+            over |= __builtin_mul_overflow(batch, n[i], &batch);
         else if (k->calls[i].tokens == KG_AXIS_SEQ && !seq)
             seq = n[i];
     }
-    return batch * seq;
+    over |= __builtin_mul_overflow(batch, seq, &tokens);
+    return over ? LONG_MAX : tokens;
 }
 
 void kg_manifest_cost(const kg_manifest_kernel *k, long tokens, double cost[3])

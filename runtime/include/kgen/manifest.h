@@ -81,7 +81,8 @@ kg_kernel_info kg_manifest_info(const kg_manifest_kernel *k);
 /* The per-call sizes of a call at `tokens` tokens (0: the nominal sizes), in call order. */
 void kg_manifest_sizes(const kg_manifest_kernel *k, long tokens, long *n);
 /* The tokens a call at sizes n processes: the product of its batch axes times its first
- * sequence axis; 0 if it has no sequence axis. */
+ * sequence axis; 0 if it has no sequence axis; LONG_MAX if the product passes a long (never at
+ * a manifest's nominal sizes: the reader refuses a kernel whose nominal tokens pass 2^40). */
 long kg_manifest_tokens(const kg_manifest_kernel *k, const long *n);
 /* The cost block (KG_COST_*) of a call at `tokens` tokens, from the polynomial. */
 void kg_manifest_cost(const kg_manifest_kernel *k, long tokens, double cost[3]);
