@@ -768,7 +768,7 @@ Test(mlp, shared_vectors_mlp_quant) { kgt_each_case("mlp_quant", run_vector); }
 
 /* bf16 NONE: CTE at T = 128 (two blocks; rows at the block edges checked) and TKG at T = 1 on
  * the same inputs. */
-Test(mlp, llama3_8b_bf16_cte_t128_and_tkg_t1, .timeout = 60)
+Test(mlp, llama3_8b_bf16_cte_t128_and_tkg_t1, .timeout = 60 * KGT_TIME_SCALE)
 {
     const kg_kernel *cte = kgt_jit("mlp:variant=CTE,H=4096,I=14336");
     const kg_kernel *tkg = kgt_jit("mlp:variant=TKG,H=4096,I=14336");
@@ -781,7 +781,7 @@ Test(mlp, llama3_8b_bf16_cte_t128_and_tkg_t1, .timeout = 60)
     inputs_free(&in);
 }
 
-Test(mlp, llama3_8b_fp8_row_tkg_t1, .timeout = 60)
+Test(mlp, llama3_8b_fp8_row_tkg_t1, .timeout = 60 * KGT_TIME_SCALE)
 {
     const kg_kernel *k = kgt_jit("mlp:variant=TKG,H=4096,I=14336,quantization_type=ROW,"
                                  "normalization_type=RMS_NORM");
@@ -922,7 +922,7 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     inputs_free(&in);
 }
 
-Test(mlp, jit_and_aot_are_bit_identical, .timeout = 120)
+Test(mlp, jit_and_aot_are_bit_identical, .timeout = 120 * KGT_TIME_SCALE)
 {
     cr_assert_gt(kgt_each_aot_jit_pair("mlp", compare_builds), 0,
                  "no AOT-built spec has an mlp kernel");

@@ -523,7 +523,8 @@ static void check(qcase c0)
 
 /* ---- the option sweep on small shapes -------------------------------------------------------- */
 
-TestSuite(qkv, .init = kgt_suite_init, .fini = kgt_suite_fini, .timeout = 120);
+TestSuite(qkv, .init = kgt_suite_init, .fini = kgt_suite_fini,
+          .timeout = 120 * KGT_TIME_SCALE);
 
 /* I = (2 + 2) * 32 = 128 unless a case says otherwise. */
 #define SMALL .H = 128, .nq = 2, .nkv = 1, .d = 32

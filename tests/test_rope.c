@@ -87,7 +87,7 @@ Test(rope, bnsd_interleaved_edge_shapes) { edge_shapes(1, 0); }
 /* Upstream's test shapes (rope.md) with their pairing, in bf16 (upstream's dtype). Shapes of
  * up to a million elements run in both layouts; the four of 8M elements (B*N*S = 65536
  * positions of 128) in one layout each, to keep the scalar primitives' CI time near 3 s. */
-Test(rope, upstream_shapes, .timeout = 120)
+Test(rope, upstream_shapes, .timeout = 120 * KGT_TIME_SCALE)
 {
     static const struct { shape s; int contig, layouts; } up[] = {
         /* layouts: 1 dBNS, 2 BNSd, 3 both */

@@ -136,7 +136,7 @@ Test(rope_hf, cache_shared_backward_edge_shapes) { edge_shapes(1, 0, 1); }
 
 /* Upstream's test shapes (rope.md) in their dtypes and directions, with per-batch tables and
  * with a shared packed [S, 2d] cache. */
-Test(rope_hf, upstream_shapes, .timeout = 120)
+Test(rope_hf, upstream_shapes, .timeout = 120 * KGT_TIME_SCALE)
 {
     static const struct { shape s; kg_dtype t; int backward; } up[] = {
         { { 128, 1, 32, 8, 256, 256 }, KG_BF16, 0 }, { { 128, 1, 32, 8, 256, 256 }, KG_F32, 0 },

@@ -20,19 +20,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!g)
         FZ_CHECK((g = kgg_new()) != NULL, "kgg_new failed");
     char *text = fz_string(data, size);
-    char *out1 = NULL, *out2 = NULL, err1[2048];
-    int rc1 = kgg_render(g, "fuzz.c.in", text, PARAMS, &out1);
-    snprintf(err1, sizeof err1, "%s", rc1 == KG_OK ? "" : kgg_error(g));
-    int rc2 = kgg_render(g, "fuzz.c.in", text, PARAMS, &out2);
-    FZ_CHECK(rc1 == rc2, "rendered once (rc %d) and refused once (rc %d): %s", rc1, rc2,
-             rc1 ? err1 : kgg_error(g));
-    if (rc1 != KG_OK) {
-        FZ_CHECK(rc1 == KG_ESPEC, "rc %d", rc1);
-        FZ_CHECK(err1[0] != '\0', "refused without a message");
-        FZ_CHECK(strcmp(err1, kgg_error(g)) == 0, "two messages for one template: '%s', '%s'",
-                 err1, kgg_error(g));
+    char *out1 = NULL, *out2 = NULL;
+    int rc = kgg_render(g, "fuzz.c.in", text, PARAMS, &out1);
+    if (rc != KG_OK) {
+        FZ_CHECK(rc == KG_ESPEC, "rc %d", rc);
+        FZ_CHECK(kgg_error(g)[0] != '\0', "refused without a message");
     } else {
-        FZ_CHECK(out1 && out2, "rendered to nothing");
+        /* a second rendering only of what rendered: a template stopped at its instruction
+         * budget costs the most, and once is enough */
+        FZ_CHECK(out1 != NULL, "rendered to nothing");
+        rc = kgg_render(g, "fuzz.c.in", text, PARAMS, &out2);
+        FZ_CHECK(rc == KG_OK, "rendered once, then refused: %s", kgg_error(g));
         FZ_CHECK(strcmp(out1, out2) == 0, "two renderings of one template differ");
     }
     free(out1);

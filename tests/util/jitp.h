@@ -10,6 +10,12 @@
 #include "kgen/kgen.h"
 #include "util/vectors.h"
 
+/* Criterion timeouts of the slow tests are N * KGT_TIME_SCALE seconds: the sanitizer build
+ * (KGEN_SANITIZE) runs about three times slower and sets it to 4. */
+#ifndef KGT_TIME_SCALE
+#define KGT_TIME_SCALE 1
+#endif
+
 /* Generates and JIT-compiles the kernel of `problem` into reg (aborts the test on failure,
  * with the generator's or compiler's message). */
 const kg_kernel *kgt_jit_problem(kg_registry *reg, const char *problem);
