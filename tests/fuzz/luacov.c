@@ -3,8 +3,8 @@
  * Debian's: without this, every spec or problem looks alike to it and it keeps no corpus.
  *
  * It interposes the two Lua calls the generator's host makes around Lua code: lua_pcallk
- * installs a line hook on the state before each call, and lua_sethook (the host's instruction
- * budget) is combined with it rather than replacing it. Each executed line pair (previous line,
+ * installs a line hook on a state that has no hook, and lua_sethook combines the template
+ * engine's budget (debug.sethook) with it. Each executed line pair (previous line,
  * this line, hashed with the chunk's name) bumps a counter in the section libFuzzer reads as
  * extra counters. */
 #define _GNU_SOURCE
@@ -61,11 +61,25 @@ static void install(lua_State *L, int count)
     real_sethook()(L, hook, LUA_MASKLINE | (host_mask & ~LUA_MASKLINE), count);
 }
 
+/* True if f is the Lua debug library's hook dispatcher (debug.sethook: the template engine's
+ * budget), false for a hook of the host's own (the spec chunk's instruction budget). */
+static int from_debug_library(lua_Hook f)
+{
+    Dl_info info;
+    return dladdr((void *)f, &info) && info.dli_fname && strstr(info.dli_fname, "liblua");
+}
+
+/* A hook of the host's own replaces ours until it is cleared: the spec chunk runs under a budget
+ * of 10^8 instructions, which with a hook per line would take a minute to exhaust. The spec's
+ * checks (spec.lua), the generator and the templates after it are traced. */
 void lua_sethook(lua_State *L, lua_Hook f, int mask, int count)
 {
     host_hook = f;
     host_mask = f ? mask : 0;
-    install(L, count);
+    if (f && !from_debug_library(f))
+        real_sethook()(L, f, mask, count);
+    else
+        install(L, count);
 }
 
 int lua_pcallk(lua_State *L, int nargs, int nresults, int errfunc, lua_KContext ctx,
@@ -74,7 +88,7 @@ int lua_pcallk(lua_State *L, int nargs, int nresults, int errfunc, lua_KContext 
     static pcallk_fn *real;
     if (!real)
         real = (pcallk_fn *)dlsym(RTLD_NEXT, "lua_pcallk");
-    if (lua_gethook(L) != hook)
-        install(L, lua_gethookcount(L));
+    if (!lua_gethook(L))
+        install(L, 0);
     return real(L, nargs, nresults, errfunc, ctx, k);
 }
