@@ -146,8 +146,8 @@ Test(spec, one_line_errors_name_file_line_and_field)
 
 Test(spec, template_assert_fails_generation)
 {
-    expect_spec_error("quantization_type = 'ROW'", "quantization_type = 'ROW', fp8_max = 300",
-                      ":10: field 'kernels[1].fp8_max' (rmsnorm_quant): 300 exceeds the largest "
+    expect_spec_error("quantization_type = 'ROW'", "quantization_type = 'ROW', quant_max = 300",
+                      ":10: field 'kernels[1].quant_max' (rmsnorm_quant): 300 exceeds the largest "
                       "finite e4m3 (240)");
 }
 
