@@ -39,7 +39,7 @@ int kg_output_projection_fp16_e4m3fn_fp16__tkg_static_n3_d34_h2063_bsnd__avx512(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 2063 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 2063, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 2235427056920692L / S)
         return KG_EARG;

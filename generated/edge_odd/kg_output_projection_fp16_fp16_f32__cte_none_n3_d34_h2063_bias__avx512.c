@@ -55,7 +55,7 @@ int kg_output_projection_fp16_fp16_f32__cte_none_n3_d34_h2063_bias__avx512(void 
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 2063 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 2063, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 2235427056920692L / S)
         return KG_EARG;

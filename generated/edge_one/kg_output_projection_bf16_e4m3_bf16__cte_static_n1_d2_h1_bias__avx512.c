@@ -57,7 +57,7 @@ int kg_output_projection_bf16_e4m3_bf16__cte_static_n1_d2_h1_bias__avx512(void *
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 2 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 2, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 2305843009213693952L / S)
         return KG_EARG;

@@ -54,7 +54,7 @@ int kg_output_projection_bf16_bf16_bf16__cte_none_n32_d128_h4096__avx512(void *r
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 4096 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 4096, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 1125899906842624L / S)
         return KG_EARG;

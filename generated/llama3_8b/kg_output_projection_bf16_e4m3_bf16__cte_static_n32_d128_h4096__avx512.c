@@ -55,7 +55,7 @@ int kg_output_projection_bf16_e4m3_bf16__cte_static_n32_d128_h4096__avx512(void 
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 4096 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 4096, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 1125899906842624L / S)
         return KG_EARG;

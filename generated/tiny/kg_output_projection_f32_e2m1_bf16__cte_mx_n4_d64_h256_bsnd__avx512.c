@@ -40,7 +40,7 @@ int kg_output_projection_f32_e2m1_bf16__cte_mx_n4_d64_h256_bsnd__avx512(void *re
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 256 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 256, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 18014398509481984L / S)
         return KG_EARG;

@@ -54,7 +54,7 @@ int kg_output_projection_f32_e4m3_f32__cte_static_n4_d64_h256_bias__avx512(void 
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 256 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 256, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 18014398509481984L / S)
         return KG_EARG;

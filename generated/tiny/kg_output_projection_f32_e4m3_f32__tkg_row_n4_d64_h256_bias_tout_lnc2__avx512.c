@@ -63,7 +63,7 @@ int kg_output_projection_f32_e4m3_f32__tkg_row_n4_d64_h256_bias_tout_lnc2__avx51
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 256 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 256, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 18014398509481984L / S)
         return KG_EARG;

@@ -51,9 +51,10 @@ static void load_rows(float *A, kg_u8 *codes, const kg_u8 *x, const kg_u8 *e8, l
             for (long q = 0; q < 4; q++)
                 codes[4 * w + q] = x[((b * 64 + w) * S + s) * 4 + q];
         kgp_cvt_e4m3fn_f32(a, codes, 256);
-        for (long j = 0; j < 8; j++)
-            kgp_scale_mul_f32(a + 32 * j, a + 32 * j, e8m0_val(e8[(b * 8 + j) * S + s]), 0,
-                              32);
+        for (long j = 0; j < 8; j++) {
+            float e = e8m0_val(e8[(b * 8 + j) * S + s]);
+            kgp_scale_mul_f32(a + 32 * j, a + 32 * j, e, 0, 32);
+        }
     }
 }
 
@@ -63,7 +64,7 @@ int kg_output_projection_f32_e4m3fn_bf16__cte_mx_n4_d64_h256_preq__avx512(void *
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    /* T = B * S tokens: T * 256 (the largest index into A, C and the tensors) must fit
+    /* T = B * S tokens; T * 256, the largest index into A, C and the tensors, must fit
      * in a long */
     if (B > 18014398509481984L / S)
         return KG_EARG;

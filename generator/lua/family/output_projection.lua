@@ -256,9 +256,9 @@ function F.params(k)
     FP8_ROUND = fp8 and fp8.round, QUANT_MAX = k.quant_max, WLAYOUT = k.weight_layout,
     TOUT = tout, LNC = k.lnc, R = tout and k.H // (128 * k.lnc) or 0,
     MB = MB,
-    -- the most tokens per call for which T * max(K, H), the largest index into A, C and the
-    -- tensors, stays inside a long
-    TMAX = (1 << 62) // math.max(K, k.H),
+    -- the most tokens per call for which T * ROW_MAX, the largest index into A, C and the
+    -- tensors, stays inside a long (with a factor 2 to spare)
+    ROW_MAX = math.max(K, k.H), TMAX = (1 << 62) // math.max(K, k.H),
   }
   -- A and C can live in the caller's tensors: A when fp32 attention rows are A's rows as they
   -- are (BSND, no activation quantization), C when the output is fp32 [T, H].

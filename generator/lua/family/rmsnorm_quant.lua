@@ -73,7 +73,8 @@ function F.params(k)
   return {
     H = k.H, DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32,
     RMS = k.norm_type == "RMS_NORM", ROW = k.quantization_type == "ROW",
-    CLIP = k.quantization_type == "ROW" and k.lower_bound > 1e-6, LB = k.lower_bound,
+    -- ROW's clip bound on |y| (upstream's lower_bound), or nil: upstream clips above 1e-6
+    CLIP = (k.quantization_type == "ROW" and k.lower_bound > 1e-6) and k.lower_bound or nil,
     EPS = k.eps, FP8 = k.fp8, QUANT_MAX = k.quant_max, FP8_QUANT = ctypes.FP8[k.fp8].quant,
     OUT_COLS = k.quantization_type == "ROW" and k.H + 4 or k.H,
     -- rows per parallel task: about 32k elements, so a task outweighs its dispatch
