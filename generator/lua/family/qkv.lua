@@ -22,6 +22,9 @@ local F = {
 
 local FLOAT = { bf16 = true, fp16 = true, f32 = true }
 local FP8 = ctypes.FP8
+-- The KV cache's format (kv_dtype) is e4m3 (e5m2 is rejected, as upstream): its largest finite
+-- value bounds the clamp and is the clamp's default.
+local KV_FMT_MAX = FP8.e4m3.max
 
 -- The stored layouts (upstream's QKVWeightLayout) as the packer names them.
 local WT_LAYOUT = { CONTIGUOUS = "kn", MX_CONTIGUOUS = "x4", MX_INTERLEAVED = "x4_interleaved" }
@@ -103,7 +106,7 @@ F.keys = {
     doc = "BLOCK: rows per cache block (cache [cache_len blocks, block_size, nkv*d]); else 0" },
   { key = "kv_dtype", kind = "enum", values = { "e4m3", "e5m2" }, default = "e4m3",
     doc = "KV-cache element format (e5m2 is rejected, as upstream)" },
-  { key = "fp8_max", kind = "float", default = 240, name = "kvmax",
+  { key = "fp8_max", kind = "float", default = KV_FMT_MAX, name = "kvmax",
     doc = "KV-cache clamp upper bound (upstream's name; not the activation range, quant_max)" },
   { key = "fp8_min", kind = "float", default = function(k) return -k.fp8_max end, name = "kvmin",
     doc = "KV-cache clamp lower bound (upstream's name)" },
@@ -198,8 +201,12 @@ local function check_kv(k, fail)
   local kv = k.kv_cache
   if kv == "NONE" then
     if k.block_size ~= 0 then fail("block_size", "only kv_cache=BLOCK takes a block size") end
-    if k.fp8_max ~= 240 then fail("fp8_max", "only the KV-cache write (kv_cache) clamps") end
-    if k.fp8_min ~= -240 then fail("fp8_min", "only the KV-cache write (kv_cache) clamps") end
+    if k.fp8_max ~= KV_FMT_MAX then
+      fail("fp8_max", "only the KV-cache write (kv_cache) clamps")
+    end
+    if k.fp8_min ~= -KV_FMT_MAX then
+      fail("fp8_min", "only the KV-cache write (kv_cache) clamps")
+    end
     return
   end
   if k.output_layout ~= "BSD" then fail("output_layout", "the KV-cache write needs BSD") end
@@ -210,11 +217,11 @@ local function check_kv(k, fail)
   elseif kv == "FLAT" and k.block_size ~= 0 then
     fail("block_size", "only kv_cache=BLOCK takes a block size")
   end
-  if k.fp8_max <= 0 or k.fp8_max > 240 then
-    fail("fp8_max", format("%g is outside (0, 240] (float8_e4m3)", k.fp8_max))
+  if k.fp8_max <= 0 or k.fp8_max > KV_FMT_MAX then
+    fail("fp8_max", format("%g is outside (0, %d] (float8_e4m3)", k.fp8_max, KV_FMT_MAX))
   end
-  if k.fp8_min >= k.fp8_max or k.fp8_min < -240 then
-    fail("fp8_min", format("%g is outside [-240, fp8_max)", k.fp8_min))
+  if k.fp8_min >= k.fp8_max or k.fp8_min < -KV_FMT_MAX then
+    fail("fp8_min", format("%g is outside [-%d, fp8_max)", k.fp8_min, KV_FMT_MAX))
   end
 end
 
@@ -356,7 +363,7 @@ function F.params(k)
     TKG = k.variant == "TKG", VARIANT = k.variant,
     H = k.H, NQ = k.nq, NKV = k.nkv, D = k.d, HALF = k.d // 2, NH = nh, I = I, QD = qd,
     KVD = kvd, HACT = k.hidden_actual,
-    DTYPE = k.dtype, FP8_IN = not FLOAT[k.dtype], FP8_IN_FN = k.dtype == "e4m3fn",
+    DTYPE = k.dtype, FP8_IN = not FLOAT[k.dtype],
     SDTYPE = sd, ODTYPE = od, WDTYPE = k.weight_dtype,
     WT_FMT = ctypes.WT[k.weight_dtype].fmt,
     WT_MX = is_mx(k) and not k.mx_static_dequant, WLAYOUT = k.weight_layout,
@@ -371,6 +378,7 @@ function F.params(k)
     ROPE = k.fused_rope, NBSD = k.output_layout == "NBSd",
     KV = k.kv_cache, KVW = k.kv_cache ~= "NONE", BS = k.block_size,
     KV_MAX = k.fp8_max, KV_MIN = k.fp8_min, KV_SYM = k.fp8_min == -k.fp8_max,
+    KV_QUANT = FP8.e4m3.quant, KV_FMT_MAX = KV_FMT_MAX,
     CT = ctype(k.dtype), SCT = ctype(sd), OCT = ctype(od),
     IN_WIDEN = widen(k.dtype), S_WIDEN = widen(sd), O_NARROW = narrow(od),
     IN_NARROW = FLOAT[k.dtype] and narrow(k.dtype) or nil,
