@@ -1,5 +1,5 @@
 /* gemm.c: the reference GEMMs of `kgen bench --gemm`: the runtime's GEMM primitive
- * (kgp_gemm_f32 over a packed weight, split over the threads exactly as the projection
+ * (kgp_gemm_f32 over a packed weight, split over the threads by kgp_matmul_f32 as the projection
  * kernels' matmul does) on the fixed shapes the speed targets name: the decode GEMV
  * and the prefill GEMM of an 8B model's MLP up projection (K 4096, N 14336), in bf16, fp8 and
  * fp32 weights. Kernels mix a GEMM with norms and quantization; these lines show what the GEMM
@@ -24,35 +24,18 @@ static const struct shape {
     { KG_WT_E4M3, 512, 4096, 14336 }, { KG_WT_F32, 512, 4096, 14336 },
 };
 
-/* The work split of templates/matmul.c.in: tasks of (132 rows) x (one column panel), row
- * blocks outermost, contiguous runs per thread. */
-enum { ROWS = 132 };
-
 typedef struct gemm_call {
     float *C;
     const float *A;
     const kg_wt *W;
-    long M, np;
+    long M;
 } gemm_call;
 
-static void tasks(void *ctx, long t0, long t1)
-{
-    const gemm_call *g = ctx;
-    long K = g->W->K, N = g->W->N, nr = g->W->nr;
-    while (t0 < t1) {
-        long r0 = t0 / g->np * ROWS, p0 = t0 % g->np;
-        long p1 = p0 + (t1 - t0) < g->np ? p0 + (t1 - t0) : g->np;
-        long rows = g->M - r0 < ROWS ? g->M - r0 : ROWS;
-        kgp_gemm_f32(g->C + r0 * N, N, g->A + r0 * K, K, rows, g->W, p0 * nr,
-                     p1 * nr < N ? p1 * nr : N);
-        t0 += p1 - p0;
-    }
-}
-
+/* The projection kernels' own matmul: kgp_matmul_f32 splits over the threads. */
 static int call(void *ctx)
 {
     gemm_call *g = ctx;
-    kgp_parallel_for(tasks, g, (g->M + ROWS - 1) / ROWS * g->np, 1);
+    kgp_matmul_f32(g->C, g->W->N, g->A, g->W->K, g->M, g->W);
     return KG_OK;
 }
 
@@ -135,7 +118,7 @@ static int measure(const struct shape *s, const kgb_options *o, kgb_result *r, c
     float *A = seeded(s->M * s->K, 2), *C = malloc((size_t)(s->M * s->N) * sizeof *C);
     int rc = A && C ? seeded_weight(s, &W, err, errlen) : KG_ENOMEM;
     if (rc == KG_OK) {
-        gemm_call g = { C, A, &W, s->M, (W.N + W.nr - 1) / W.nr };
+        gemm_call g = { C, A, &W, s->M };
         rc = kgb_time(o, call, &g, &r->seconds);
         kg_wt_free(&W);
     } else if (rc == KG_ENOMEM) {
