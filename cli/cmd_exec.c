@@ -78,10 +78,8 @@ static int parse_args(int argc, char **argv, opts *o)
             o->raw = 1;
         else if (!strcmp(a, "--in"))
             rc = add_input(o, argv[++i]);
-        else if (!strcmp(a, "--out"))
-            o->out = argv[++i];
-        else if (!strcmp(a, "--describe"))
-            o->describe = argv[++i];
+        else if (!strcmp(a, "--out") || !strcmp(a, "--describe"))
+            rc = kgc_set_once("exec", a, a[2] == 'o' ? &o->out : &o->describe, argv[++i]);
         else if (a[0] != '-' && !o->kernel)
             o->kernel = a;
         else
@@ -97,7 +95,7 @@ static int parse_args(int argc, char **argv, opts *o)
         return kgc_error(KGC_USAGE, "exec: which kernel? (see kgen exec --help)");
     if (!o->out)
         return kgc_error(KGC_USAGE, "exec: --out DIR is required");
-    return KGC_OK;
+    return kgc_folder_writable("exec", "--out", o->out);
 }
 
 /* ---- the job ------------------------------------------------------------------------------ */
@@ -244,7 +242,7 @@ static int write_outputs(job *j, const opts *o, char *list, size_t len)
 {
     char err[512];
     if (kgf_mkdirs(o->out) != 0)
-        return kgc_error(KGC_USAGE, "%s: cannot create the output folder: %s", o->out,
+        return kgc_error(KGC_USAGE, "exec: --out %s: cannot create the folder (%s)", o->out,
                          strerror(errno));
     for (int i = 0; i < j->nargs; i++) {
         const kgg_arg *a = &j->args[i];
