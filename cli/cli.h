@@ -1,6 +1,6 @@
 /* cli.h: the kgen subcommands (kgc_ prefix), each a thin front end over the generator, the
- * runtime and the benchmark library, and what they share (kernels.c: a spec's kernels). A command returns the process exit
- * code: 0 ok, 1 failure, 2 usage or spec error. Its synopsis and summary live in main.c's
+ * runtime and the benchmark library, and what they share (kernels.c: a spec's kernels). A
+ * command returns the process exit code: 0 ok, 1 failure, 2 usage or spec error. Its synopsis and summary live in main.c's
  * command table; its help text (after the synopsis) beside its option parsing. */
 #ifndef KGEN_CLI_H
 #define KGEN_CLI_H

@@ -30,14 +30,17 @@ const char kgc_bench_help[] =
     "  --kernel REGEX  only kernels whose name matches (POSIX extended regex)\n"
     "  --tokens T      run at T tokens (batch axes 1, sequence axes T) instead of the nominal\n"
     "                  sizes\n"
-    "  --threads N     threads of the kernels, the probes and OpenBLAS\n"
+    "  --threads N     threads of the kernels, the probes and OpenBLAS (1 to 1024)\n"
     "  --jit | --aot   compile with libtcc (default) or with gcc -O2 into a shared object\n"
     "                  cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
     "                  ~/.cache/kgen)\n"
     "  --csv FILE      also write the probes and the kernels as CSV\n"
     "  --plot FILE.png also draw a roofline chart with gnuplot (the script goes to FILE.gp)\n"
     "  --quick         short probes and measurements (CI: the numbers are rough)\n"
-    "  --min-time S, --min-runs N   how long each measurement samples (defaults 1, 20)\n";
+    "  --min-time S, --min-runs N   how long each measurement samples (defaults 1, 20;\n"
+    "                  S at most 3600, N at most 10^6)\n"
+    "One set of a kernel's arguments may take at most 8 GiB ($KGEN_MAX_ARG_BYTES sets another\n"
+    "cap, e.g. 16G); a kernel past it is refused before anything is compiled.\n";
 
 typedef struct bench_args {
     const char *spec, *regex, *csv, *plot;

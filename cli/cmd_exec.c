@@ -31,7 +31,10 @@ const char kgc_exec_help[] =
     "  --describe FAMILY  the family's keys, defaults, inputs and outputs\n"
     "\n"
     "A *_rowscaled output [..., H+4] (H fp8 codes, then an fp32 scale) is written as NAME.npy\n"
-    "float32 [..., H] and NAME_scale.npy float32 [...] (with --raw: NAME.npy uint8 [..., H+4]).\n";
+    "float32 [..., H] and NAME_scale.npy float32 [...] (with --raw: NAME.npy uint8 [..., H+4]).\n"
+    "Outputs start as NaN (0xff bytes; -1 in integer dtypes): what the kernel leaves unwritten\n"
+    "stays NaN. The input files and the kernel's arguments may take at most 8 GiB together\n"
+    "($KGEN_MAX_ARG_BYTES sets another cap, e.g. 16G).\n";
 
 /* ---- options ------------------------------------------------------------------------------ */
 

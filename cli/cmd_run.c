@@ -55,11 +55,13 @@ const char kgc_run_help[] =
     "  --jit | --aot  compile with libtcc (default) or with gcc -O2 into a shared object\n"
     "                 cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
     "                 ~/.cache/kgen); one gcc run builds them all\n"
-    "  --repeat N     timed calls per kernel (default 5)\n"
-    "  --threads N    threads of the kernels\n"
+    "  --repeat N     timed calls per kernel (default 5, at most 10^6)\n"
+    "  --threads N    threads of the kernels (1 to 1024)\n"
     "  --tokens T     run every kernel at T tokens (its batch axes 1, its sequence axes T, as\n"
     "                 its family declares) instead of the nominal sizes; flops and bytes are\n"
-    "                 the manifest's cost at T tokens\n";
+    "                 the manifest's cost at T tokens\n"
+    "A kernel's arguments may take at most 8 GiB ($KGEN_MAX_ARG_BYTES sets another cap, e.g.\n"
+    "16G); a spec with a kernel past it is refused before anything is compiled.\n";
 
 /* Parses run's options; KGC_OK, or KGC_USAGE after printing why. */
 static int parse(int argc, char **argv, const char **spec, int *aot, long *repeat, long *tokens,
