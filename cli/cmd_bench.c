@@ -343,20 +343,6 @@ static int measure_gemms(const bench_args *a, const regex_t *re, kgb_result *r, 
     return kgc_error(KGC_FAIL, "bench --gemm: %s", err);
 }
 
-/* Whether one set of each selected kernel's arguments fits the cap on argument memory, checked
- * before anything is compiled or probed; KGC_OK, or the exit code with the refusal printed. */
-static int check_budgets(const kgc_kernels *ks, const int *sel, int n)
-{
-    char err[512];
-    size_t bytes;
-    for (int i = 0; i < n; i++) {
-        int rc = kgargs_bytes(&ks->m->kernels[sel[i]], &bytes, err, sizeof err);
-        if (rc != KG_OK)
-            return kgc_error(kgc_exit_for(rc), "bench: %s", err);
-    }
-    return KGC_OK;
-}
-
 /* Probes, measures the selected kernels (and with --gemm the reference GEMMs after them),
  * compares with OpenBLAS and reports. ks is NULL when no spec was given. */
 static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, const int *sel,
@@ -368,7 +354,10 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
     kgb_result *r = calloc((size_t)n, sizeof *r);
     kgb_roofline roof;
     char blas[320];
-    int rc = check_budgets(ks, sel, nk);
+    char err[512];   /* every selected kernel's arguments within the cap, before compiling */
+    int rc = nk > 0 ? kgargs_check(ks->m, sel, nk, err, sizeof err) : KG_OK;
+    if (rc != KG_OK)
+        rc = kgc_error(kgc_exit_for(rc), "bench: %s", err);
     if (rc == KGC_OK && nk > 0) {
         progress(a->aot ? "compiling with gcc (or loading the cached build)" : "compiling", 0, n);
         rc = build(reg, ks, sel, nk, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;

@@ -95,20 +95,6 @@ static int parse(int argc, char **argv, const char **spec, int *aot, long *repea
     return rc;
 }
 
-/* Whether one set of each kernel's arguments fits the cap on argument memory (tensor.h),
- * checked before anything is compiled; KGC_OK, or the exit code with the refusal printed. */
-static int check_budgets(const kg_manifest *m)
-{
-    char err[512];
-    size_t bytes;
-    for (int i = 0; i < m->nkernels; i++) {
-        int rc = kgargs_bytes(&m->kernels[i], &bytes, err, sizeof err);
-        if (rc != KG_OK)
-            return kgc_error(kgc_exit_for(rc), "run: %s", err);
-    }
-    return KGC_OK;
-}
-
 int kgc_run(int argc, char **argv)
 {
     long tokens = 0, repeat = 5, threads = 0;
@@ -123,9 +109,10 @@ int kgc_run(int argc, char **argv)
     int rc = kgc_kernels_load(spec, 1, &ks);
     if (rc != KGC_OK)
         return rc;
-    if ((rc = check_budgets(ks.m)) != KGC_OK) {
+    char err[512];   /* every kernel's arguments within the cap, before compiling */
+    if ((rc = kgargs_check(ks.m, NULL, ks.m->nkernels, err, sizeof err)) != KG_OK) {
         kgc_kernels_free(&ks);
-        return rc;
+        return kgc_error(kgc_exit_for(rc), "run: %s", err);
     }
     const kg_manifest *m = ks.m;
     int n = m->nkernels;

@@ -60,6 +60,17 @@ int kgargs_bytes(const kg_manifest_kernel *k, size_t *total, char *err, size_t e
     return kgbuf_budget(k->symbol, a, k->nargs, total, err, errlen);
 }
 
+int kgargs_check(const kg_manifest *m, const int *sel, int n, char *err, size_t errlen)
+{
+    size_t bytes;
+    for (int i = 0; i < n; i++) {
+        int rc = kgargs_bytes(&m->kernels[sel ? sel[i] : i], &bytes, err, errlen);
+        if (rc != KG_OK)
+            return rc;
+    }
+    return KG_OK;
+}
+
 int kgargs_new(const kg_manifest_kernel *k, void **t, char *err, size_t errlen)
 {
     char why[256];
