@@ -106,6 +106,9 @@ int kg_qkv_fp16_e4m3fn__cte_mx_h2560_nq3_nkv1_d34_ha2063_rmsskip_x4i_mxs(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 1801439850948198L / S)
+        return KG_EARG;
     if (!out || !input || !kgp_wt_is(weight, 2560, 170, KG_WT_E4M3FN, 0))
         return KG_EARG;
     if (!w_scale)

@@ -123,6 +123,9 @@ int kg_qkv_fp16_e4m3fn__tkg_static_h2176_nq3_nkv1_d34_nbsd_ln_beta_add(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 2119341001115527L / S)
+        return KG_EARG;
     if (!out || !input || !kgp_wt_is(weight, 2176, 170, KG_WT_E4M3FN, 0))
         return KG_EARG;
     if (!fused_hidden)

@@ -135,6 +135,9 @@ int kg_qkv_fp16_fp16__cte_noquant_h2176_nq3_nkv1_d34_ha2063_rms_bias_rope_kvbloc
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 2119341001115527L / S)
+        return KG_EARG;
     if (!out || !input || !kgp_wt_is(weight, 2176, 170, KG_WT_F16, 0))
         return KG_EARG;
     if (!bias)

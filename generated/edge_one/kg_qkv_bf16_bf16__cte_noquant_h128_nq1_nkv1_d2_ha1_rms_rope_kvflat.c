@@ -115,6 +115,9 @@ int kg_qkv_bf16_bf16__cte_noquant_h128_nq1_nkv1_d2_ha1_rms_rope_kvflat(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 36028797018963968L / S)
+        return KG_EARG;
     if (!out || !input || !kgp_wt_is(weight, 128, 6, KG_WT_BF16, 0))
         return KG_EARG;
     if (!gamma)

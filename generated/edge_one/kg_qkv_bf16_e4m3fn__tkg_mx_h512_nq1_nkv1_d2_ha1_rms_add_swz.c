@@ -112,6 +112,9 @@ int kg_qkv_bf16_e4m3fn__tkg_mx_h512_nq1_nkv1_d2_ha1_rms_add_swz(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 9007199254740992L / S)
+        return KG_EARG;
     if (!out || !input || !kgp_wt_is(weight, 512, 6, KG_WT_E4M3FN, 1))
         return KG_EARG;
     if (!fused_hidden)

@@ -104,6 +104,9 @@ int kg_qkv_bf16_e4m3__cte_row_h4096_nq32_nkv8_d128_rms_eps1em05_rope(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 750599937895082L / S)
+        return KG_EARG;
     if (!out || !input || !kgp_wt_is(weight, 4096, 6144, KG_WT_E4M3, 0))
         return KG_EARG;
     if (!w_scale)

@@ -113,6 +113,9 @@ int kg_qkv_f32_f32__cte_noquant_h256_nq4_nkv2_d64_rms_eps1em05_rope(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 9007199254740992L / S)
+        return KG_EARG;
     if (!out || !input || !kgp_wt_is(weight, 256, 512, KG_WT_F32, 0))
         return KG_EARG;
     if (!gamma)

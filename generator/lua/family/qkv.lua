@@ -372,6 +372,9 @@ function F.params(k)
     TKG = k.variant == "TKG", VARIANT = k.variant,
     H = k.H, NQ = k.nq, NKV = k.nkv, D = k.d, HALF = k.d // 2, NH = nh, I = I, QD = qd,
     KVD = kvd, HACT = k.hidden_actual,
+    -- the most tokens a call may pass: T * max(H, I), the largest index into input, out and A/C
+    -- rows, must fit in a long
+    TMAX = (1 << 62) // math.max(k.H, I),
     DTYPE = k.dtype, FP8_IN = not FLOAT[k.dtype],
     SDTYPE = sd, ODTYPE = od, WDTYPE = k.weight_dtype,
     WT_FMT = ctypes.WT[k.weight_dtype].fmt,
