@@ -1,15 +1,17 @@
 /* gemm.c: the reference GEMMs of `kgen bench --gemm`: the runtime's GEMM primitive
- * (kgp_gemm_f32 over a packed weight, split over the threads exactly as the projection
+ * (kgp_gemm_f32 over a packed weight, split over the threads by kgp_matmul_f32 as the projection
  * kernels' matmul does) on the fixed shapes the speed targets name: the decode GEMV
  * and the prefill GEMM of an 8B model's MLP up projection (K 4096, N 14336), in bf16, fp8 and
  * fp32 weights. Kernels mix a GEMM with norms and quantization; these lines show what the GEMM
  * alone reaches. */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "kgen/ckd.h"
 #include "kgen/dtype.h"
 #include "kgen/kgen.h"
 #include "kgen_bench.h"
@@ -24,35 +26,18 @@ static const struct shape {
     { KG_WT_E4M3, 512, 4096, 14336 }, { KG_WT_F32, 512, 4096, 14336 },
 };
 
-/* The work split of templates/matmul.c.in: tasks of (132 rows) x (one column panel), row
- * blocks outermost, contiguous runs per thread. */
-enum { ROWS = 132 };
-
 typedef struct gemm_call {
     float *C;
     const float *A;
     const kg_wt *W;
-    long M, np;
+    long M;
 } gemm_call;
 
-static void tasks(void *ctx, long t0, long t1)
-{
-    const gemm_call *g = ctx;
-    long K = g->W->K, N = g->W->N, nr = g->W->nr;
-    while (t0 < t1) {
-        long r0 = t0 / g->np * ROWS, p0 = t0 % g->np;
-        long p1 = p0 + (t1 - t0) < g->np ? p0 + (t1 - t0) : g->np;
-        long rows = g->M - r0 < ROWS ? g->M - r0 : ROWS;
-        kgp_gemm_f32(g->C + r0 * N, N, g->A + r0 * K, K, rows, g->W, p0 * nr,
-                     p1 * nr < N ? p1 * nr : N);
-        t0 += p1 - p0;
-    }
-}
-
+/* The projection kernels' own matmul: kgp_matmul_f32 splits over the threads. */
 static int call(void *ctx)
 {
     gemm_call *g = ctx;
-    kgp_parallel_for(tasks, g, (g->M + ROWS - 1) / ROWS * g->np, 1);
+    kgp_matmul_f32(g->C, g->W->N, g->A, g->W->K, g->M, g->W);
     return KG_OK;
 }
 
@@ -72,11 +57,13 @@ enum { HUGE_PAGE = 2 << 20 };
 
 static float *floats(long n)
 {
-    size_t bytes = (size_t)n * sizeof(float);
+    size_t bytes, whole;
+    if (n < 0 || kg_ckd_mul(&bytes, (size_t)n, sizeof(float)))
+        return NULL;
     if (bytes < 2 * HUGE_PAGE)
         return malloc(bytes);
-    size_t whole = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-    float *p = aligned_alloc(HUGE_PAGE, whole);
+    float *p = kg_ckd_round_up(&whole, bytes, HUGE_PAGE) ? NULL
+                                                         : aligned_alloc(HUGE_PAGE, whole);
 #ifdef MADV_HUGEPAGE
     if (p)
         madvise(p, whole, MADV_HUGEPAGE);
@@ -96,10 +83,12 @@ static float *seeded(long n, uint64_t seed)
 /* A seeded weight [K, N] in s->fmt, stored kn and packed into w; KG_OK or why not in err. */
 static int seeded_weight(const struct shape *s, kg_wt *w, char *err, size_t errlen)
 {
-    long n = s->K * s->N;
-    float *x = seeded(n, 1);
-    size_t size = s->fmt == KG_WT_F32 ? 4 : s->fmt == KG_WT_BF16 ? 2 : 1;
-    unsigned char *codes = malloc((size_t)n * size);
+    size_t size = s->fmt == KG_WT_F32 ? 4 : s->fmt == KG_WT_BF16 ? 2 : 1, count, bytes;
+    int over = kg_ckd_mul(&count, (size_t)s->K, (size_t)s->N) || count > (size_t)LONG_MAX ||
+               kg_ckd_mul(&bytes, count, size);
+    long n = over ? 0 : (long)count;
+    float *x = over ? NULL : seeded(n, 1);
+    unsigned char *codes = over ? NULL : malloc(bytes);
     int rc = x && codes ? KG_OK : KG_ENOMEM;
     for (long i = 0; rc == KG_OK && i < n; i++) {
         if (s->fmt == KG_WT_F32)
@@ -132,10 +121,16 @@ static int measure(const struct shape *s, const kgb_options *o, kgb_result *r, c
 
     kg_wt W;
     memset(&W, 0, sizeof W);
-    float *A = seeded(s->M * s->K, 2), *C = malloc((size_t)(s->M * s->N) * sizeof *C);
+    /* the shapes are this file's constants; the products are checked all the same, as every
+     * size formed for an allocation is (kgen/ckd.h) */
+    size_t a_count, c_bytes;
+    int over = kg_ckd_mul(&a_count, (size_t)s->M, (size_t)s->K) || a_count > (size_t)LONG_MAX ||
+               kg_ckd_mul(&c_bytes, (size_t)s->M, (size_t)s->N) ||
+               kg_ckd_mul(&c_bytes, c_bytes, sizeof(float));
+    float *A = over ? NULL : seeded((long)a_count, 2), *C = over ? NULL : malloc(c_bytes);
     int rc = A && C ? seeded_weight(s, &W, err, errlen) : KG_ENOMEM;
     if (rc == KG_OK) {
-        gemm_call g = { C, A, &W, s->M, (W.N + W.nr - 1) / W.nr };
+        gemm_call g = { C, A, &W, s->M };
         rc = kgb_time(o, call, &g, &r->seconds);
         kg_wt_free(&W);
     } else if (rc == KG_ENOMEM) {

@@ -1,6 +1,6 @@
 /* cli.h: the kgen subcommands (kgc_ prefix), each a thin front end over the generator, the
- * runtime and the benchmark library, and what they share (kernels.c: a spec's kernels). A command returns the process exit
- * code: 0 ok, 1 failure, 2 usage or spec error. Its synopsis and summary live in main.c's
+ * runtime and the benchmark library, and what they share (kernels.c: a spec's kernels). A
+ * command returns the process exit code: 0 ok, 1 failure, 2 usage or spec error. Its synopsis and summary live in main.c's
  * command table; its help text (after the synopsis) beside its option parsing. */
 #ifndef KGEN_CLI_H
 #define KGEN_CLI_H
@@ -31,6 +31,30 @@ int kgc_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int kgc_bad_argument(const char *cmd, const char *arg);
 /* The exit code for a KG_* status: spec, shape and I/O problems are the user's (2). */
 int kgc_exit_for(int status);
+/* Numeric options, bounded at the door (a value out of range would reach OpenMP, malloc or a
+ * loop that never ends): *out = VALUE if it is an integer in [lo, hi], else one line naming cmd
+ * and opt with the range, and KGC_USAGE. */
+int kgc_int_option(const char *cmd, const char *opt, const char *value, long lo, long hi,
+                   long *out);
+/* The same for seconds: a finite number in (0, hi] (NaN, inf and 1e999 refused). */
+int kgc_seconds_option(const char *cmd, const char *opt, const char *value, double hi,
+                       double *out);
+/* A single-valued option given again: "cmd: opt given twice" and KGC_USAGE when *slot is
+ * already set, else stores value in *slot and returns KGC_OK. */
+int kgc_set_once(const char *cmd, const char *opt, const char **slot, const char *value);
+/* The bounds: threads (100000 makes libgomp fail to start its team; 1024 is far past any
+ * machine kgen targets), timed calls and samples, tokens (a per-call size is an int32 at most),
+ * and the longest --min-time. */
+enum { KGC_MAX_THREADS = 1024, KGC_MAX_RUNS = 1000000, KGC_MAX_TOKENS = 2147483647 };
+#define KGC_MAX_SECONDS 3600.0
+/* Whether path can be written as a file (its folder exists and is writable, and it is not a
+ * folder); KGC_OK, or one line "cmd: opt PATH: cannot write (reason)" and KGC_USAGE. Checked at
+ * the door so a long run does not end in a refusal. */
+int kgc_writable(const char *cmd, const char *opt, const char *path);
+/* Whether path can be an output folder: missing (made later), or a folder kgen may write in;
+ * KGC_OK, or "cmd: opt PATH: cannot write (reason)" and KGC_USAGE (a regular file there gives
+ * "Not a directory"). */
+int kgc_folder_writable(const char *cmd, const char *opt, const char *path);
 /* Seconds on the monotonic clock. */
 double kgc_now(void);
 

@@ -2,6 +2,7 @@
  * spec's kernels, as its manifest describes them, into measured lines (sizes, seeded arguments,
  * cost, GEMM shapes) and hands the probing, timing, OpenBLAS comparison and reports to the
  * library. */
+#include <errno.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "kgen/gcc.h"
 #include "kgen/kgen.h"
 #include "kgen_bench.h"
+#include "tensor.h"
 
 const char kgc_bench_help[] =
     "Probes this machine's roofline (read bandwidth, fp32 FMA peak, bf16 dot peak), then times\n"
@@ -28,14 +30,17 @@ const char kgc_bench_help[] =
     "  --kernel REGEX  only kernels whose name matches (POSIX extended regex)\n"
     "  --tokens T      run at T tokens (batch axes 1, sequence axes T) instead of the nominal\n"
     "                  sizes\n"
-    "  --threads N     threads of the kernels, the probes and OpenBLAS\n"
+    "  --threads N     threads of the kernels, the probes and OpenBLAS (1 to 1024)\n"
     "  --jit | --aot   compile with libtcc (default) or with gcc -O2 into a shared object\n"
     "                  cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
     "                  ~/.cache/kgen)\n"
     "  --csv FILE      also write the probes and the kernels as CSV\n"
     "  --plot FILE.png also draw a roofline chart with gnuplot (the script goes to FILE.gp)\n"
     "  --quick         short probes and measurements (CI: the numbers are rough)\n"
-    "  --min-time S, --min-runs N   how long each measurement samples (defaults 1, 20)\n";
+    "  --min-time S, --min-runs N   how long each measurement samples (defaults 1, 20;\n"
+    "                  S at most 3600, N at most 10^6)\n"
+    "One set of a kernel's arguments may take at most 8 GiB ($KGEN_MAX_ARG_BYTES sets another\n"
+    "cap, e.g. 16G); a kernel past it is refused before anything is compiled.\n";
 
 typedef struct bench_args {
     const char *spec, *regex, *csv, *plot;
@@ -46,30 +51,29 @@ typedef struct bench_args {
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-/* A positive integer from an option's value; -1 if it is not one. */
-static long count(const char *s)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    return *s && !*end && v > 0 && v <= 1L << 30 ? v : -1;
-}
-
-/* The values of the numeric options, checked after the option loop. */
+/* The values of the numeric options, checked after the option loop, each within its bound
+ * (cli.h), and the report files, checked writable before the run rather than after it. */
 static int numbers(bench_args *a, const char *tokens, const char *threads, const char *min_time,
                    const char *min_runs)
 {
-    char *end;
-    if (tokens && (a->tokens = count(tokens)) < 0)
-        return kgc_error(KGC_USAGE, "bench: --tokens wants a positive integer, not '%s'", tokens);
-    if (threads && (a->threads = (int)count(threads)) < 0)
-        return kgc_error(KGC_USAGE, "bench: --threads wants a positive integer, not '%s'",
-                         threads);
-    if (min_runs && (a->o.min_runs = (int)count(min_runs)) < 0)
-        return kgc_error(KGC_USAGE, "bench: --min-runs wants a positive integer, not '%s'",
-                         min_runs);
-    if (min_time && ((a->o.min_time = strtod(min_time, &end)) <= 0 || *end || end == min_time))
-        return kgc_error(KGC_USAGE, "bench: --min-time wants seconds > 0, not '%s'", min_time);
-    return KGC_OK;
+    long v;
+    int rc = KGC_OK;
+    if (tokens && (rc = kgc_int_option("bench", "--tokens", tokens, 1, KGC_MAX_TOKENS, &v)) == 0)
+        a->tokens = v;
+    if (!rc && threads && !(rc = kgc_int_option("bench", "--threads", threads, 1,
+                                                KGC_MAX_THREADS, &v)))
+        a->threads = (int)v;
+    if (!rc && min_runs && !(rc = kgc_int_option("bench", "--min-runs", min_runs, 1,
+                                                 KGC_MAX_RUNS, &v)))
+        a->o.min_runs = (int)v;
+    if (!rc && min_time)
+        rc = kgc_seconds_option("bench", "--min-time", min_time, KGC_MAX_SECONDS,
+                                &a->o.min_time);
+    if (!rc && a->csv)
+        rc = kgc_writable("bench", "--csv", a->csv);
+    if (!rc && a->plot)
+        rc = kgc_writable("bench", "--plot", a->plot);
+    return rc;
 }
 
 /* Parses argv into a; returns KGC_OK, or KGC_USAGE after printing why. */
@@ -99,8 +103,8 @@ static int parse(int argc, char **argv, bench_args *a)
             return kgc_bad_argument("bench", o);
         else if (i + 1 == argc)
             return kgc_error(KGC_USAGE, "bench: %s wants a value", o);
-        else
-            *valued[v].slot = argv[++i];
+        else if (kgc_set_once("bench", o, valued[v].slot, argv[++i]) != KGC_OK)
+            return KGC_USAGE;
     }
     if (!a->spec && !a->gemm)
         return kgc_error(KGC_USAGE, "bench: expected SPEC or --gemm (see kgen bench --help)");
@@ -164,18 +168,29 @@ static void gemm_shapes(const kg_manifest_kernel *d, const long *n, kgb_result *
         r->ngemm = 0;
 }
 
-/* Measures kernel d (compiled as k) at the run's sizes into r; KG_OK, or the status of the
- * failing step with its message in err. */
+/* How many argument sets to time kernel d on: enough for COLD_BYTES (at most MAX_SETS), and no
+ * more than the cap on argument memory holds (set_bytes each). */
+static int set_count(double call_bytes, size_t set_bytes)
+{
+    double sets = call_bytes > 0 ? COLD_BYTES / call_bytes : MAX_SETS;
+    int n = sets >= MAX_SETS ? MAX_SETS : sets < 1 ? 1 : (int)sets + (sets > (int)sets);
+    size_t fit = set_bytes ? kgbuf_limit() / set_bytes : MAX_SETS;
+    return fit < 1 ? 1 : fit < (size_t)n ? (int)fit : n;
+}
+
+/* Measures kernel d (compiled as k) at the run's sizes into r; KGC_OK, or the exit code with
+ * its message in err: 2 when its arguments pass the cap on their memory, else 1. */
 static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_args *a,
                    kgb_result *r, char *err, size_t errlen)
 {
     static kernel_call c; /* 16 sets of 24 pointers: not for the stack */
     c = (kernel_call){ .k = k };
     double cost[3];
+    size_t set_bytes;
     snprintf(r->name, sizeof r->name, "%s", d->symbol);
     if (kgargs_call_sizes(d, a->tokens, c.n) != 0) {
         r->skip = "--tokens is above its nominal token count";
-        return KG_OK;
+        return KGC_OK;
     }
     if (a->tokens)
         kg_manifest_cost(d, a->tokens, cost);
@@ -183,19 +198,21 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
         memcpy(cost, d->cost, sizeof cost);
     r->flops = cost[0], r->bytes = cost[1] + cost[2];
     gemm_shapes(d, c.n, r);
-    double sets = r->bytes > 0 ? COLD_BYTES / r->bytes : MAX_SETS;
-    c.sets = sets >= MAX_SETS ? MAX_SETS : sets < 1 ? 1 : (int)sets + (sets > (int)sets);
-    if (kgargs_new(d, c.t[0], err, errlen) != 0)
-        return KG_ENOMEM;
+    int rc = kgargs_bytes(d, &set_bytes, err, errlen);
+    if (rc == KG_OK)
+        rc = kgargs_new(d, c.t[0], err, errlen);
+    if (rc != KG_OK)
+        return kgc_exit_for(rc);
+    c.sets = set_count(r->bytes, set_bytes);
     for (int i = 1; i < c.sets; i++)
         if (kgargs_new(d, c.t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
             c.sets = i; /* time on the sets there are: warmer, but still a measurement */
-    int rc = kgb_time(&a->o, call_kernel, &c, &r->seconds);
+    rc = kgb_time(&a->o, call_kernel, &c, &r->seconds);
     for (int i = 0; i < c.sets; i++)
         kgargs_free(d, c.t[i]);
     if (rc != KG_OK)
         snprintf(err, errlen, "%s returned status %d", d->symbol, rc);
-    return rc;
+    return rc == KG_OK ? KGC_OK : KGC_FAIL;
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
@@ -258,17 +275,20 @@ static int report(const bench_args *a, const char *spec_name, const kgb_roofline
     if (a->csv) {
         FILE *f = fopen(a->csv, "w");
         if (!f)
-            return kgc_error(KGC_FAIL, "bench: cannot write %s", a->csv);
+            return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
+                             strerror(errno));
         kgb_write_csv(f, roof, r, n);
-        if (fclose(f) != 0)
-            return kgc_error(KGC_FAIL, "bench: cannot write %s", a->csv);
+        int bad = ferror(f), closed = fclose(f);
+        if (bad || closed != 0)
+            return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
+                             strerror(bad ? EIO : errno));
     }
     if (a->plot) {
         snprintf(title, sizeof title, "kgen bench %s: %s, %d thread%s, primitives %s",
                  spec_name ? spec_name : "--gemm", sizes, roof->threads,
                  roof->threads == 1 ? "" : "s", kg_prim_isa());
         if (kgb_plot(a->plot, title, roof, r, n, err, sizeof err) != 0)
-            return kgc_error(KGC_FAIL, "bench: %s", err);
+            return kgc_error(KGC_FAIL, "bench: --plot %s: %s", a->plot, err);
     }
     return KGC_OK;
 }
@@ -286,7 +306,7 @@ static void progress(const char *what, int i, int n)
     fflush(stderr);
 }
 
-/* Measures every selected kernel into r; KGC_OK, or KGC_FAIL with the reason printed. */
+/* Measures every selected kernel into r; KGC_OK, or the exit code with the reason printed. */
 static int measure_all(kg_registry *reg, const bench_args *a, const kgc_kernels *ks,
                        const int *sel, kgb_result *r, int n)
 {
@@ -295,10 +315,11 @@ static int measure_all(kg_registry *reg, const bench_args *a, const kgc_kernels 
         const kg_manifest_kernel *d = &ks->m->kernels[sel[i]];
         const kg_kernel *k = kg_registry_find(reg, d->symbol);
         progress(d->symbol, i + 1, n);
-        if (k && measure(k, d, a, &r[i], err, sizeof err) == KG_OK)
+        int rc = k ? measure(k, d, a, &r[i], err, sizeof err) : KGC_FAIL;
+        if (rc == KGC_OK)
             continue;
         progress(NULL, i, n);
-        return kgc_error(KGC_FAIL, "%s", k ? err : kg_registry_error(reg));
+        return kgc_error(rc, "%s", k ? err : kg_registry_error(reg));
     }
     return KGC_OK;
 }
@@ -333,8 +354,11 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
     kgb_result *r = calloc((size_t)n, sizeof *r);
     kgb_roofline roof;
     char blas[320];
-    int rc = KGC_OK;
-    if (nk > 0) {
+    char err[512];   /* every selected kernel's arguments within the cap, before compiling */
+    int rc = nk > 0 ? kgargs_check(ks->m, sel, nk, err, sizeof err) : KG_OK;
+    if (rc != KG_OK)
+        rc = kgc_error(kgc_exit_for(rc), "bench: %s", err);
+    if (rc == KGC_OK && nk > 0) {
         progress(a->aot ? "compiling with gcc (or loading the cached build)" : "compiling", 0, n);
         rc = build(reg, ks, sel, nk, a->aot) == KG_OK ? KGC_OK : KGC_FAIL;
         progress(NULL, 0, n);

@@ -31,7 +31,10 @@ const char kgc_exec_help[] =
     "  --describe FAMILY  the family's keys, defaults, inputs and outputs\n"
     "\n"
     "A *_rowscaled output [..., H+4] (H fp8 codes, then an fp32 scale) is written as NAME.npy\n"
-    "float32 [..., H] and NAME_scale.npy float32 [...] (with --raw: NAME.npy uint8 [..., H+4]).\n";
+    "float32 [..., H] and NAME_scale.npy float32 [...] (with --raw: NAME.npy uint8 [..., H+4]).\n"
+    "Outputs start as NaN (0xff bytes; -1 in integer dtypes): what the kernel leaves unwritten\n"
+    "stays NaN. The input files and the kernel's arguments may take at most 8 GiB together\n"
+    "($KGEN_MAX_ARG_BYTES sets another cap, e.g. 16G).\n";
 
 /* ---- options ------------------------------------------------------------------------------ */
 
@@ -78,10 +81,8 @@ static int parse_args(int argc, char **argv, opts *o)
             o->raw = 1;
         else if (!strcmp(a, "--in"))
             rc = add_input(o, argv[++i]);
-        else if (!strcmp(a, "--out"))
-            o->out = argv[++i];
-        else if (!strcmp(a, "--describe"))
-            o->describe = argv[++i];
+        else if (!strcmp(a, "--out") || !strcmp(a, "--describe"))
+            rc = kgc_set_once("exec", a, a[2] == 'o' ? &o->out : &o->describe, argv[++i]);
         else if (a[0] != '-' && !o->kernel)
             o->kernel = a;
         else
@@ -97,7 +98,7 @@ static int parse_args(int argc, char **argv, opts *o)
         return kgc_error(KGC_USAGE, "exec: which kernel? (see kgen exec --help)");
     if (!o->out)
         return kgc_error(KGC_USAGE, "exec: --out DIR is required");
-    return KGC_OK;
+    return kgc_folder_writable("exec", "--out", o->out);
 }
 
 /* ---- the job ------------------------------------------------------------------------------ */
@@ -244,7 +245,7 @@ static int write_outputs(job *j, const opts *o, char *list, size_t len)
 {
     char err[512];
     if (kgf_mkdirs(o->out) != 0)
-        return kgc_error(KGC_USAGE, "%s: cannot create the output folder: %s", o->out,
+        return kgc_error(KGC_USAGE, "exec: --out %s: cannot create the folder (%s)", o->out,
                          strerror(errno));
     for (int i = 0; i < j->nargs; i++) {
         const kgg_arg *a = &j->args[i];

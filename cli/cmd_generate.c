@@ -1,6 +1,7 @@
 /* cmd_generate.c: kgen generate, check, list and header: a spec (or the family descriptors) in,
  * files, a comparison or a listing out. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +51,10 @@ int kgc_generate(int argc, char **argv)
 {
     const char *spec = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
-            out = argv[++i];
-        else if (strcmp(argv[i], "-o") == 0)
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+            if (kgc_set_once("generate", "-o", &out, argv[++i]) != KGC_OK)
+                return KGC_USAGE;
+        } else if (strcmp(argv[i], "-o") == 0)
             return kgc_error(KGC_USAGE, "generate: -o needs a folder");
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
@@ -61,6 +63,8 @@ int kgc_generate(int argc, char **argv)
     }
     if (!spec)
         return kgc_error(KGC_USAGE, "generate: which spec? (see kgen generate --help)");
+    if (out && kgc_folder_writable("generate", "-o", out) != KGC_OK)
+        return KGC_USAGE;
     kgg_file *files;
     int n;
     char *name, dir[4096];
@@ -71,13 +75,15 @@ int kgc_generate(int argc, char **argv)
     if (!out)
         strncat(dir, name, sizeof dir - strlen(dir) - 1);
     if (kgf_mkdirs(dir) != 0)
-        rc = kgc_error(KGC_FAIL, "%s: cannot create the folder", dir);
+        rc = kgc_error(KGC_USAGE, "generate: %s: cannot create the folder (%s)", dir,
+                       strerror(errno));
     int written = 0;
     const char **keep = calloc((size_t)n, sizeof *keep);
     for (int i = 0; rc == KGC_OK && i < n; i++) {
         int w = kgf_write_if_changed(dir, files[i].name, files[i].text, files[i].len);
         if (w < 0)
-            rc = kgc_error(KGC_FAIL, "%s/%s: cannot write", dir, files[i].name);
+            rc = kgc_error(KGC_USAGE, "generate: %s/%s: cannot write (%s)", dir, files[i].name,
+                           strerror(errno));
         written += w > 0;
         keep[i] = files[i].name;
     }
@@ -271,9 +277,10 @@ int kgc_header(int argc, char **argv)
 {
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && !out)
-            out = argv[++i];
-        else if (strcmp(argv[i], "-o") == 0 && !out)
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+            if (kgc_set_once("header", "-o", &out, argv[++i]) != KGC_OK)
+                return KGC_USAGE;
+        } else if (strcmp(argv[i], "-o") == 0)
             return kgc_error(KGC_USAGE, "header: -o needs a file");
         else
             return kgc_bad_argument("header", argv[i]);
@@ -292,7 +299,7 @@ int kgc_header(int argc, char **argv)
         const char *base = split_path(out, dir, sizeof dir);
         int w = kgf_write_if_changed(dir, base, text, strlen(text));
         if (w < 0)
-            rc = kgc_error(KGC_FAIL, "%s: cannot write", out);
+            rc = kgc_error(KGC_USAGE, "header: -o %s: cannot write (%s)", out, strerror(errno));
         else
             printf("%s: %s\n", out, w ? "written" : "unchanged");
     }

@@ -18,28 +18,33 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Median of `repeat` timed calls after one warm-up call; returns the kernel's status. */
+/* Median of `repeat` timed calls after one warm-up call into *median; KGC_OK, or the exit code
+ * with the error printed: the arguments refused (the cap on their memory: 2) or not had, or
+ * the kernel's status not KG_OK (1). */
 static int time_kernel(const kg_kernel *k, const kg_manifest_kernel *d, const long *sizes,
                        int repeat, double *median)
 {
     void *t[KG_MANIFEST_MAX_ARGS];
     char err[320];
-    if (kgargs_new(d, t, err, sizeof err) != 0) {
-        kgc_error(KGC_FAIL, "%s", err);
-        return KG_ESHAPE;
-    }
+    int rc = kgargs_new(d, t, err, sizeof err);
+    if (rc != KG_OK)
+        return kgc_error(kgc_exit_for(rc), "run: %s", err);
     double *times = calloc((size_t)repeat, sizeof *times);
-    int rc = k->call(t, sizes);
+    rc = times ? k->call(t, sizes) : KG_ENOMEM;
     for (int r = 0; rc == KG_OK && r < repeat; r++) {
         double t0 = kgc_now();
         rc = k->call(t, sizes);
         times[r] = kgc_now() - t0;
     }
-    qsort(times, (size_t)repeat, sizeof *times, cmp_double);
-    *median = times[repeat / 2];
+    if (rc == KG_OK) {
+        qsort(times, (size_t)repeat, sizeof *times, cmp_double);
+        *median = times[repeat / 2];
+    }
     free(times);
     kgargs_free(d, t);
-    return rc;
+    if (rc != KG_OK)
+        return kgc_error(KGC_FAIL, "%s returned status %d", d->symbol, rc);
+    return KGC_OK;
 }
 
 const char kgc_run_help[] =
@@ -50,48 +55,65 @@ const char kgc_run_help[] =
     "  --jit | --aot  compile with libtcc (default) or with gcc -O2 into a shared object\n"
     "                 cached in $KGEN_CACHE_DIR (default $XDG_CACHE_HOME/kgen or\n"
     "                 ~/.cache/kgen); one gcc run builds them all\n"
-    "  --repeat N     timed calls per kernel (default 5)\n"
-    "  --threads N    threads of the kernels\n"
+    "  --repeat N     timed calls per kernel (default 5, at most 10^6)\n"
+    "  --threads N    threads of the kernels (1 to 1024)\n"
     "  --tokens T     run every kernel at T tokens (its batch axes 1, its sequence axes T, as\n"
     "                 its family declares) instead of the nominal sizes; flops and bytes are\n"
-    "                 the manifest's cost at T tokens\n";
+    "                 the manifest's cost at T tokens\n"
+    "A kernel's arguments may take at most 8 GiB ($KGEN_MAX_ARG_BYTES sets another cap, e.g.\n"
+    "16G); a spec with a kernel past it is refused before anything is compiled.\n";
+
+/* Parses run's options; KGC_OK, or KGC_USAGE after printing why. */
+static int parse(int argc, char **argv, const char **spec, int *aot, long *repeat, long *tokens,
+                 long *threads)
+{
+    const char *rep = NULL, *tok = NULL, *thr = NULL;
+    int rc = KGC_OK;
+    for (int i = 1; i < argc && rc == KGC_OK; i++) {
+        const char *o = argv[i];
+        const char **slot = !strcmp(o, "--repeat") ? &rep : !strcmp(o, "--tokens") ? &tok
+                            : !strcmp(o, "--threads") ? &thr : NULL;
+        if (slot && i + 1 == argc)
+            return kgc_error(KGC_USAGE, "run: %s needs a value", o);
+        if (slot)
+            rc = kgc_set_once("run", o, slot, argv[++i]);
+        else if (!strcmp(o, "--aot") || !strcmp(o, "--jit"))
+            *aot = !strcmp(o, "--aot");
+        else if (o[0] != '-' && !*spec)
+            *spec = o;
+        else
+            return kgc_bad_argument("run", o);
+    }
+    if (!rc && rep)
+        rc = kgc_int_option("run", "--repeat", rep, 1, KGC_MAX_RUNS, repeat);
+    if (!rc && tok)
+        rc = kgc_int_option("run", "--tokens", tok, 1, KGC_MAX_TOKENS, tokens);
+    if (!rc && thr)
+        rc = kgc_int_option("run", "--threads", thr, 1, KGC_MAX_THREADS, threads);
+    if (!rc && !*spec)
+        rc = kgc_error(KGC_USAGE, "run: expected SPEC or DIR (see kgen run --help)");
+    return rc;
+}
 
 int kgc_run(int argc, char **argv)
 {
-    long tokens = 0;
+    long tokens = 0, repeat = 5, threads = 0;
     const char *spec = NULL;
-    int repeat = 5, aot = 0;
-    for (int i = 1; i < argc; i++) {
-        int valued = !strcmp(argv[i], "--repeat") || !strcmp(argv[i], "--tokens")
-                     || !strcmp(argv[i], "--threads");
-        if (valued && i + 1 == argc)
-            return kgc_error(KGC_USAGE, "run: %s needs a value", argv[i]);
-        if (!strcmp(argv[i], "--aot") || !strcmp(argv[i], "--jit"))
-            aot = !strcmp(argv[i], "--aot");
-        else if (!strcmp(argv[i], "--repeat"))
-            repeat = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--tokens")) {
-            char *end;
-            tokens = strtol(argv[++i], &end, 10);
-            if (*end || tokens < 1)
-                return kgc_error(KGC_USAGE, "run: --tokens wants a positive integer, not '%s'",
-                                 argv[i]);
-        } else if (!strcmp(argv[i], "--threads"))
-            kg_set_threads(atoi(argv[++i]));
-        else if (argv[i][0] != '-' && !spec)
-            spec = argv[i];
-        else
-            return kgc_bad_argument("run", argv[i]);
-    }
-    if (repeat < 1)
-        return kgc_error(KGC_USAGE, "run: --repeat wants a positive integer");
-    if (!spec)
-        return kgc_error(KGC_USAGE, "run: expected SPEC or DIR (see kgen run --help)");
+    int aot = 0;
+    if (parse(argc, argv, &spec, &aot, &repeat, &tokens, &threads) != KGC_OK)
+        return KGC_USAGE;
+    if (threads)
+        kg_set_threads((int)threads);
 
     kgc_kernels ks;
     int rc = kgc_kernels_load(spec, 1, &ks);
     if (rc != KGC_OK)
         return rc;
+    char err[512];   /* every kernel's arguments within the cap, before compiling */
+    if ((rc = kgargs_check(ks.m, NULL, ks.m->nkernels, err, sizeof err)) != KG_OK) {
+        kgc_kernels_free(&ks);
+        return kgc_error(kgc_exit_for(rc), "run: %s", err);
+    }
     const kg_manifest *m = ks.m;
     int n = m->nkernels;
     kg_kernel_info *info = calloc((size_t)n + 1, sizeof *info);
@@ -103,6 +125,7 @@ int kgc_run(int argc, char **argv)
             lines += *p == '\n';
     }
     kg_registry *reg = kg_registry_new();
+    int code = KGC_OK; /* a kernel's run failed: its exit code, the error printed */
     const char *const *labels = (const char *const *)ks.label;
     const char *const *texts = (const char *const *)ks.text;
     rc = aot ? kg_gcc_compile(reg, n, info, labels, texts, jit)
@@ -142,11 +165,8 @@ int kgc_run(int argc, char **argv)
                 rc = kgc_error(KGC_FAIL, "%s", kg_registry_error(reg));
                 break;
             }
-            rc = time_kernel(k, d, sizes, repeat, &t);
-            if (rc != KG_OK) {
-                kgc_error(KGC_FAIL, "%s returned status %d", d->symbol, rc);
+            if ((code = time_kernel(k, d, sizes, (int)repeat, &t)) != KGC_OK)
                 break;
-            }
             printf("%-68s %9.2f %12.1f %9.2f %9.2f\n", d->symbol, jit[i] * 1e3, t * 1e6,
                    cost[0] / t / 1e9, (cost[1] + cost[2]) / t / 1e9);
         }
@@ -155,5 +175,5 @@ int kgc_run(int argc, char **argv)
     free(info);
     free(jit);
     kgc_kernels_free(&ks);
-    return rc == KG_OK ? KGC_OK : KGC_FAIL;
+    return code != KGC_OK ? code : rc == KG_OK ? KGC_OK : KGC_FAIL;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kernel_args.h"
+#include "kgen/kgen.h"
 #include "tensor.h"
 
 /* ---- sizes and arguments ------------------------------------------------------------------ */
@@ -41,36 +42,61 @@ int kgargs_call_sizes(const kg_manifest_kernel *k, long tokens, long *n)
         kgg_arg at, nom;
         kgargs_arg_at(k, i, n, &at);
         kgargs_arg_at(k, i, nominal, &nom);
-        if (at.used && kgbuf_count(&at) > kgbuf_count(&nom))
+        long count = kgbuf_count(&at);
+        if (at.used && (count < 0 || count > kgbuf_count(&nom)))
             return -1;
     }
     return axes ? 0 : -1;
+}
+
+int kgargs_bytes(const kg_manifest_kernel *k, size_t *total, char *err, size_t errlen)
+{
+    long nominal[KG_MANIFEST_MAX_CALLS];
+    kgg_arg a[KG_MANIFEST_MAX_ARGS];
+    kg_manifest_sizes(k, 0, nominal);
+    for (int i = 0; i < k->nargs; i++)
+        kgargs_arg_at(k, i, nominal, &a[i]);
+    *total = 0;
+    return kgbuf_budget(k->symbol, a, k->nargs, total, err, errlen);
+}
+
+int kgargs_check(const kg_manifest *m, const int *sel, int n, char *err, size_t errlen)
+{
+    size_t bytes;
+    for (int i = 0; i < n; i++) {
+        int rc = kgargs_bytes(&m->kernels[sel ? sel[i] : i], &bytes, err, errlen);
+        if (rc != KG_OK)
+            return rc;
+    }
+    return KG_OK;
 }
 
 int kgargs_new(const kg_manifest_kernel *k, void **t, char *err, size_t errlen)
 {
     char why[256];
     long nominal[KG_MANIFEST_MAX_CALLS];
+    size_t total;
     kg_manifest_sizes(k, 0, nominal);
     for (int i = 0; i < KG_MANIFEST_MAX_ARGS; i++)
         t[i] = NULL;
-    for (int i = 0; i < k->nargs; i++) {
+    int rc = kgargs_bytes(k, &total, err, errlen);
+    for (int i = 0; rc == KG_OK && i < k->nargs; i++) {
         kgg_arg a;
         kgargs_arg_at(k, i, nominal, &a);
         if (!a.used)
             continue;
         if (!(t[i] = kgbuf_alloc(&a))) {
             snprintf(err, errlen, "%s: out of memory for argument '%s'", k->symbol, a.name);
-            kgargs_free(k, t);
-            return -1;
-        }
-        if (!a.out && kgbuf_fill(&a, t[i], 0x5eedull + (unsigned long long)i, why, sizeof why)) {
+            rc = KG_ENOMEM;
+        } else if (!a.out &&
+                   kgbuf_fill(&a, t[i], 0x5eedull + (unsigned long long)i, why, sizeof why)) {
             snprintf(err, errlen, "%s: %s", k->symbol, why);
-            kgargs_free(k, t);
-            return -1;
+            rc = KG_ENOMEM;
         }
     }
-    return 0;
+    if (rc != KG_OK)
+        kgargs_free(k, t);
+    return rc;
 }
 
 void kgargs_free(const kg_manifest_kernel *k, void **t)

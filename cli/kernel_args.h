@@ -19,9 +19,17 @@ int kgargs_call_sizes(const kg_manifest_kernel *k, long tokens, long *n);
 /* Argument i of k as a buffer description at per-call sizes n. */
 void kgargs_arg_at(const kg_manifest_kernel *k, int i, const long *n, kgg_arg *a);
 
+/* The bytes one set of k's arguments takes at the nominal sizes into *total; KG_OK, or
+ * KG_ESHAPE with a message in err when that passes the cap on argument memory (tensor.h:
+ * kgbuf_budget), KG_ESPEC when the cap's variable is malformed. */
+int kgargs_bytes(const kg_manifest_kernel *k, size_t *total, char *err, size_t errlen);
+/* kgargs_bytes for kernels sel[0 .. n) of m (every kernel when sel is NULL), so a command
+ * refuses a spec before it compiles or probes anything; the first refusal's status. */
+int kgargs_check(const kg_manifest *m, const int *sel, int n, char *err, size_t errlen);
 /* Allocates every used argument of k at its nominal shape and fills the inputs with seeded
- * values (weights packed); t[] gets one buffer per argument (NULL where unused). Returns 0, or
- * -1 with a message in err (the buffers allocated so far are freed). */
+ * values (weights packed); t[] gets one buffer per argument (NULL where unused). Returns KG_OK,
+ * or with a message in err (the buffers allocated so far freed) kgargs_bytes' refusal before
+ * anything is allocated, or KG_ENOMEM. */
 int kgargs_new(const kg_manifest_kernel *k, void **t, char *err, size_t errlen);
 void kgargs_free(const kg_manifest_kernel *k, void **t);
 

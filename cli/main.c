@@ -1,10 +1,15 @@
 /* main.c: the kgen command line: the command table (each command's synopsis and summary, typed
  * once: `kgen --help` and `kgen CMD --help` are both printed from it), global options and the
  * dispatch to subcommands. */
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "kgen/abi.h"
@@ -124,6 +129,88 @@ int kgc_exit_for(int status)
     case KG_ESPEC: case KG_ESHAPE: case KG_EIO: case KG_ENOTFOUND: return KGC_USAGE;
     default: return KGC_FAIL;
     }
+}
+
+int kgc_int_option(const char *cmd, const char *opt, const char *value, long lo, long hi,
+                   long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (*value && !*end && errno == 0 && v >= lo && v <= hi)
+        return *out = v, KGC_OK;
+    return kgc_error(KGC_USAGE, "%s: %s wants an integer from %ld to %ld, not '%s'", cmd, opt,
+                     lo, hi, value);
+}
+
+int kgc_seconds_option(const char *cmd, const char *opt, const char *value, double hi,
+                       double *out)
+{
+    char *end;
+    double v = strtod(value, &end);
+    if (*value && !*end && isfinite(v) && v > 0 && v <= hi)
+        return *out = v, KGC_OK;
+    return kgc_error(KGC_USAGE, "%s: %s wants seconds, a number > 0 and <= %g, not '%s'", cmd,
+                     opt, hi, value);
+}
+
+int kgc_set_once(const char *cmd, const char *opt, const char **slot, const char *value)
+{
+    if (*slot)
+        return kgc_error(KGC_USAGE, "%s: %s given twice ('%s', then '%s')", cmd, opt, *slot,
+                         value);
+    *slot = value;
+    return KGC_OK;
+}
+
+/* The folder part of path ("." if none). */
+static void folder_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else
+        snprintf(dir, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+int kgc_writable(const char *cmd, const char *opt, const char *path)
+{
+    struct stat st;
+    char dir[4096];
+    int err = 0;
+    folder_of(path, dir, sizeof dir);
+    if (!*path)
+        err = ENOENT;
+    else if (stat(path, &st) == 0)
+        err = S_ISDIR(st.st_mode) ? EISDIR : access(path, W_OK) != 0 ? errno : 0;
+    else if (errno != ENOENT)
+        err = errno;
+    else if (stat(dir, &st) != 0)
+        err = errno;
+    else if (!S_ISDIR(st.st_mode))
+        err = ENOTDIR;
+    else if (access(dir, W_OK | X_OK) != 0)
+        err = errno;
+    if (!err)
+        return KGC_OK;
+    return kgc_error(KGC_USAGE, "%s: %s %s: cannot write (%s)", cmd, opt, path, strerror(err));
+}
+
+int kgc_folder_writable(const char *cmd, const char *opt, const char *path)
+{
+    struct stat st;
+    int err = 0;
+    if (!*path)
+        err = ENOENT;
+    else if (stat(path, &st) != 0)
+        err = errno == ENOENT ? 0 : errno;
+    else if (!S_ISDIR(st.st_mode))
+        err = ENOTDIR;
+    else if (access(path, W_OK | X_OK) != 0)
+        err = errno;
+    if (!err)
+        return KGC_OK;
+    return kgc_error(KGC_USAGE, "%s: %s %s: cannot write (%s)", cmd, opt, path, strerror(err));
 }
 
 double kgc_now(void)

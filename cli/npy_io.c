@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "kgen/ckd.h"
 #include "kgen/kgen.h"
 #include "npy_io.h"
 #include "tensor.h"
@@ -66,7 +68,9 @@ static int convert(const kg_npy *x, const kgg_arg *a, void *buf)
 {
     int rowscaled, t = base_dtype(a->dtype, &rowscaled);
     long n = kg_npy_count(x);
-    size_t bytes = (size_t)n * (size_t)kgbuf_dtype_bytes(a->dtype);
+    size_t bytes;
+    if (n < 0 || kg_ckd_mul(&bytes, (size_t)n, (size_t)kgbuf_dtype_bytes(a->dtype)))
+        return -1;
     if (x->dtype == KG_U8 && (rowscaled || is_byte_code(t)))
         return memcpy(buf, x->data, bytes), 0;
     if (rowscaled)
@@ -77,7 +81,7 @@ static int convert(const kg_npy *x, const kgg_arg *a, void *buf)
     if (x->dtype == KG_F32 && is_float(t))
         return kgbuf_from_f32(a->dtype, x->data, buf, n);
     if (x->dtype == KG_F16 && is_float(t)) {
-        float *f = malloc((size_t)(n > 0 ? n : 1) * sizeof *f);
+        float *f = kg_ckd_mul(&bytes, (size_t)(n > 0 ? n : 1), sizeof *f) ? NULL : malloc(bytes);
         int rc = f ? kgbuf_to_f32("fp16", x->data, f, n) : -1;
         rc = rc == 0 ? kgbuf_from_f32(a->dtype, f, buf, n) : rc;
         free(f);
@@ -92,10 +96,12 @@ static int make_input(const kgg_arg *a, const kg_npy *x, const char *file, void 
                       char *err, size_t errlen)
 {
     long n = kg_npy_count(x), want = kgbuf_count(a);
-    if (!a->scalar && n != want)
+    if (want < 0 || (!a->scalar && n != want))
         return fail(KG_ESHAPE, err, errlen, "input '%s' (%s): %ld elements, the kernel expects "
                     "%ld", a->name, file, n, want);
-    size_t size = (size_t)(n > want ? n : want) * (size_t)kgbuf_dtype_bytes(a->dtype);
+    size_t size;
+    if (kg_ckd_mul(&size, (size_t)(n > want ? n : want), (size_t)kgbuf_dtype_bytes(a->dtype)))
+        return fail(KG_ESHAPE, err, errlen, "input '%s' (%s): its size overflows", a->name, file);
     if (!(*buf = calloc(size ? size : 1, 1)))
         return fail(KG_ENOMEM, err, errlen, "input '%s': out of memory", a->name);
     if (convert(x, a, *buf) != 0)
@@ -137,10 +143,12 @@ static int make_weight(const kgg_arg *a, const kg_npy *x, const char *file, cons
 {
     long n = kgbuf_count(a);
     int fp4 = strcmp(a->dtype, "e2m1") == 0;
-    size_t bytes = fp4 ? (size_t)(n + 1) / 2 : (size_t)n * (size_t)kgbuf_dtype_bytes(a->dtype);
-    unsigned char *codes = calloc(bytes ? bytes : 1, 1);
+    size_t bytes = n < 0 ? 0 : fp4 ? (size_t)n / 2 + (size_t)n % 2 : kgbuf_bytes(a);
+    unsigned char *codes = bytes ? calloc(bytes, 1) : NULL;
     int rc = KG_OK;
-    if (!(*buf = kgbuf_alloc(a)) || !codes)
+    if (!bytes)
+        rc = fail(KG_ESHAPE, err, errlen, "weight '%s': its size overflows", a->name);
+    else if (!(*buf = kgbuf_alloc(a)) || !codes)
         rc = fail(KG_ENOMEM, err, errlen, "weight '%s': out of memory", a->name);
     if (rc == KG_OK)
         rc = weight_codes(a, x, file, codes, bytes, err, errlen);
@@ -209,7 +217,14 @@ static int bind_shapes(kgg *g, const kgg_kernel *k, int nin, const char *const *
     return KG_OK;
 }
 
-/* Fills t[]: converted inputs, packed weights, zeroed outputs, NULL for unused arguments. */
+/* The byte every output starts as: 0xff is a NaN in each float dtype (f32, bf16, f16 and the
+ * fp8 formats; a rowscaled row's codes and its scale), -1 in the integer ones. A kernel that
+ * leaves an output, or part of one, unwritten shows NaN (or -1) there instead of zeros that
+ * look computed. */
+enum { UNWRITTEN = 0xff };
+
+/* Fills t[]: converted inputs, packed weights, outputs filled with UNWRITTEN, NULL for unused
+ * arguments. */
 static int make_tensors(const kgg_arg *args, int nargs, int nin, const char *const *names,
                         const char *const *files, const kg_npy *in, void **t, char *err,
                         size_t errlen)
@@ -222,6 +237,8 @@ static int make_tensors(const kgg_arg *args, int nargs, int nin, const char *con
             continue;
         if (a->out && !(t[i] = kgbuf_alloc(a)))
             rc = fail(KG_ENOMEM, err, errlen, "output '%s': out of memory", a->name);
+        else if (a->out && !a->weight)
+            memset(t[i], UNWRITTEN, kgbuf_bytes(a));
         else if (a->weight && k < nin) {
             char sname[80];
             snprintf(sname, sizeof sname, "%s_scale", a->name);
@@ -233,19 +250,46 @@ static int make_tensors(const kgg_arg *args, int nargs, int nin, const char *con
     return rc;
 }
 
+/* The input files' data is read whole (kg_npy_read) before the kernel is bound: their sizes
+ * count against the cap on argument memory first, so a 100 GiB file (a sparse one is cheap to
+ * make) is refused before it is read. *total gets their sum. */
+static int budget_files(int nin, const char *const *names, const char *const *files,
+                        size_t *total, char *err, size_t errlen)
+{
+    size_t limit = kgbuf_limit();
+    struct stat st;
+    *total = 0;
+    if (!limit)
+        return kgbuf_limit_error(err, errlen);
+    for (int i = 0; i < nin; i++) {
+        if (stat(files[i], &st) != 0 || !S_ISREG(st.st_mode))
+            continue;   /* kg_npy_read names what is wrong with it */
+        if (kg_ckd_add(total, *total, (size_t)st.st_size) || *total > limit)
+            return fail(KG_ESHAPE, err, errlen, "input '%s': %s: %lld bytes, which brings the "
+                        "inputs past the limit of %zu bytes (KGEN_MAX_ARG_BYTES)", names[i],
+                        files[i], (long long)st.st_size, limit);
+    }
+    return KG_OK;
+}
+
 int kgio_bind(kgg *g, const kgg_kernel *k, int nin, const char *const *names,
               const char *const *files, kgg_arg *args, int *nargs, long *n, int *ncalls,
               void **t, char *err, size_t errlen)
 {
     kg_npy in[KGG_MAX_ARGS];
     char why[512];
+    size_t total = 0;
     int rc = nin <= KGG_MAX_ARGS ? KG_OK : fail(KG_ESPEC, err, errlen, "too many inputs");
+    if (rc == KG_OK)
+        rc = budget_files(nin, names, files, &total, err, errlen);
     memset(in, 0, sizeof in);
     for (int i = 0; i < nin && rc == KG_OK; i++)
         if ((rc = kg_npy_read(files[i], &in[i], why, sizeof why)) != KG_OK)
             fail(rc, err, errlen, "input '%s': %s", names[i], why);
     if (rc == KG_OK)
         rc = bind_shapes(g, k, nin, names, in, args, nargs, n, ncalls, err, errlen);
+    if (rc == KG_OK)
+        rc = kgbuf_budget(k->name, args, *nargs, &total, err, errlen);
     if (rc == KG_OK)
         rc = make_tensors(args, *nargs, nin, names, files, in, t, err, errlen);
     for (int i = 0; i < nin && i < KGG_MAX_ARGS; i++)
@@ -285,7 +329,10 @@ static int write_rowscaled(const char *dir, const kgg_arg *a, const unsigned cha
     if (h < 1)
         return fail(KG_EARG, err, errlen, "output '%s': a rowscaled row needs more than 4 "
                     "bytes", a->name);
-    float *y = malloc((size_t)(rows * h + 1) * sizeof *y), *s = malloc((size_t)(rows + 1) * 4);
+    size_t ny, ns;   /* rows * h + 1 floats and rows + 1: within the output, bounded already */
+    int over = kg_ckd_mul(&ny, (size_t)rows, (size_t)h) || kg_ckd_add(&ny, ny, 1) ||
+               kg_ckd_mul(&ny, ny, sizeof(float)) || kg_ckd_mul(&ns, (size_t)rows + 1, 4);
+    float *y = over ? NULL : malloc(ny), *s = over ? NULL : malloc(ns);
     int rc = y && s ? KG_OK : fail(KG_ENOMEM, err, errlen, "output '%s': out of memory",
                                    a->name);
     for (long r = 0; rc == KG_OK && r < rows; r++) {
@@ -322,7 +369,9 @@ static int write_plain(const char *dir, const kgg_arg *a, void *buf, int raw, ch
         return save(dir, file, &v, list, len, err, errlen);
     }
     long n = kgbuf_count(a);
-    float *y = malloc((size_t)(n > 0 ? n : 1) * sizeof *y);
+    size_t bytes;
+    float *y = n < 0 || kg_ckd_mul(&bytes, (size_t)(n > 0 ? n : 1), sizeof *y) ? NULL
+                                                                              : malloc(bytes);
     if (!y || kgbuf_to_f32(a->dtype, buf, y, n) != 0) {
         free(y);
         return fail(KG_EARG, err, errlen, "output '%s': cannot decode %s (try --raw)", a->name,

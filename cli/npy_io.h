@@ -19,8 +19,10 @@
  * dtype, uint16 files are bf16/fp16 bit patterns, uint8 files fp8 codes; a scalar argument
  * reads element 0. A weight of layout kn takes [K, N] values (rounded to its format) or its
  * codes; other layouts take the stored codes as bytes (uint8, x4 words little-endian), since
- * numpy has no fp8/fp4 dtypes. Outputs are zeroed. A file that cannot be read is named with
- * its input. */
+ * numpy has no fp8/fp4 dtypes. Outputs start as 0xff bytes (NaN in every float dtype, -1 in
+ * the integer ones), so what a kernel leaves unwritten is plain. Before anything is allocated
+ * the arguments' bytes are checked against the cap (tensor.h: kgbuf_budget). A file that
+ * cannot be read is named with its input. */
 int kgio_bind(kgg *g, const kgg_kernel *k, int nin, const char *const *names,
               const char *const *files, kgg_arg *args, int *nargs, long *n, int *ncalls,
               void **t, char *err, size_t errlen);

@@ -1,10 +1,13 @@
 /* tensor.c: kernel argument buffers (kgbuf_): sizes, seeded contents, packing, conversions. */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "kgen/ckd.h"
 #include "kgen/dtype.h"
 #include "kgen/kgen.h"
 #include "tensor.h"
@@ -28,10 +31,71 @@ int kgbuf_dtype_bytes(const char *dtype)
 
 long kgbuf_count(const kgg_arg *a)
 {
-    long n = 1;
-    for (int i = 0; i < a->rank; i++)
-        n *= a->shape[i];
-    return n;
+    size_t n;
+    if (kg_ckd_shape(&n, 1, a->shape, a->rank) || n > (size_t)LONG_MAX)
+        return -1;
+    return (long)n;
+}
+
+size_t kgbuf_bytes(const kgg_arg *a)
+{
+    long n = kgbuf_count(a);
+    size_t bytes;
+    if (n < 0 || kg_ckd_mul(&bytes, (size_t)(n > 0 ? n : 1), (size_t)kgbuf_dtype_bytes(a->dtype)))
+        return 0;
+    return bytes;
+}
+
+/* ---- the cap on argument memory ----------------------------------------------------------- */
+
+size_t kgbuf_limit(void)
+{
+    const char *s = getenv("KGEN_MAX_ARG_BYTES");
+    if (!s || !*s)
+        return KGBUF_DEFAULT_LIMIT;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    const char *units = "KMGT", *u = *end ? strchr(units, *end) : NULL;
+    size_t r = (size_t)v;
+    if (errno || *s == '-' || end == s || v == 0 || (*end && (!u || end[1])))
+        return 0;
+    for (long shift = u ? (u - units + 1) * 10 : 0; shift > 0; shift -= 10)
+        if (kg_ckd_mul(&r, r, 1024))
+            return 0;
+    return r;
+}
+
+int kgbuf_limit_error(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "KGEN_MAX_ARG_BYTES='%s': expected a byte count such as 8589934592 "
+             "or 8G", getenv("KGEN_MAX_ARG_BYTES"));
+    return KG_ESPEC;
+}
+
+int kgbuf_budget(const char *who, const kgg_arg *args, int n, size_t *total, char *err,
+                 size_t errlen)
+{
+    size_t limit = kgbuf_limit(), sum = *total;
+    if (!limit)
+        return kgbuf_limit_error(err, errlen);
+    for (int i = 0; i < n; i++) {
+        const kgg_arg *a = &args[i];
+        size_t bytes = a->used ? kgbuf_bytes(a) : 0;
+        if (!a->used)
+            continue;
+        if (bytes == 0 || kg_ckd_add(&sum, sum, bytes) || sum > limit) {
+            if (bytes)
+                snprintf(err, errlen, "%s: tensor '%s' would take %zu bytes, which brings its "
+                         "arguments past the limit of %zu bytes (KGEN_MAX_ARG_BYTES)", who,
+                         a->name, bytes, limit);
+            else
+                snprintf(err, errlen, "%s: tensor '%s': its size overflows", who, a->name);
+            return KG_ESHAPE;
+        }
+    }
+    *total = sum;
+    return KG_OK;
 }
 
 /* Buffers of 4 MiB or more are 2 MiB-aligned and asked for huge pages, like the packed weights
@@ -43,12 +107,12 @@ void *kgbuf_alloc(const kgg_arg *a)
 {
     if (a->weight)
         return calloc(1, sizeof(kg_wt));
-    long n = kgbuf_count(a);
-    size_t bytes = (size_t)(n > 0 ? n : 1) * (size_t)kgbuf_dtype_bytes(a->dtype);
+    size_t bytes = kgbuf_bytes(a), whole;
+    if (bytes == 0)
+        return NULL;
     if (bytes < 2 * HUGE_PAGE)
         return calloc(1, bytes);
-    size_t whole = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-    void *p = aligned_alloc(HUGE_PAGE, whole);
+    void *p = kg_ckd_round_up(&whole, bytes, HUGE_PAGE) ? NULL : aligned_alloc(HUGE_PAGE, whole);
     if (!p)
         return NULL;
 #ifdef MADV_HUGEPAGE
@@ -71,11 +135,23 @@ static double uniform(unsigned long long *s)
     return ((double)(next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-/* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale"; malloc'd. */
+/* n floats (at least one), malloc'd; NULL if out of memory or n * 4 does not fit. */
+static float *floats(long n)
+{
+    size_t bytes;
+    if (n < 0 || kg_ckd_mul(&bytes, (size_t)(n > 0 ? n : 1), sizeof(float)))
+        return NULL;
+    return malloc(bytes);
+}
+
+/* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale"; malloc'd, NULL if out of
+ * memory. */
 static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
 {
-    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    float *x = floats(n);
     unsigned long long s = seed;
+    if (!x)
+        return NULL;
     for (long i = 0; i < n; i++) {
         double g = sqrt(-2.0 * log(uniform(&s))) * cos(6.283185307179586 * uniform(&s));
         x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g)
@@ -107,14 +183,19 @@ static int fill_weight(const kgg_arg *a, void *buf, unsigned long long seed, cha
     long n = kgbuf_count(a);
     /* uniform in [-2, 2) from the seed's stream: a weight has millions of elements, and
      * Box-Muller per element would dominate a timing run's set-up */
-    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    float *x = floats(n);
+    int fmt = kg_wt_fmt_from_name(a->dtype), fp4 = fmt == KG_WT_E2M1;
+    size_t bytes = fp4 ? (size_t)(n + 1) / 2 : kgbuf_bytes(a);
+    unsigned char *codes = x && bytes ? calloc(bytes, 1) : NULL;
+    unsigned char *scale = codes && a->wt_mx ? malloc((size_t)(n / 8 + 1)) : NULL;
+    if (!codes || (a->wt_mx && !scale)) {
+        free(x), free(codes), free(scale);
+        snprintf(err, errlen, "weight '%s': out of memory", a->name);
+        return -1;
+    }
     unsigned long long s = seed;
     for (long i = 0; i < n; i++)
         x[i] = (float)((double)(next(&s) >> 40) * (4.0 / 16777216.0) - 2.0);
-    int fmt = kg_wt_fmt_from_name(a->dtype), fp4 = fmt == KG_WT_E2M1;
-    size_t bytes = fp4 ? (size_t)(n + 1) / 2 : (size_t)n * (size_t)kgbuf_dtype_bytes(a->dtype);
-    unsigned char *codes = calloc(bytes ? bytes : 1, 1);
-    unsigned char *scale = a->wt_mx ? malloc((size_t)(n / 8 + 1)) : NULL;
     if (fp4) {
         for (long i = 0; i < n; i++)
             codes[i / 2] |= (unsigned char)(kg_f32_to_e2m1(x[i]) << (i % 2 * 4));
@@ -135,6 +216,10 @@ int kgbuf_fill(const kgg_arg *a, void *buf, unsigned long long seed, char *err, 
         return fill_weight(a, buf, seed, err, errlen);
     long n = kgbuf_count(a);
     float *x = seeded(a, n, seed);
+    if (!x) {
+        snprintf(err, errlen, "argument '%s': out of memory", a->name);
+        return -1;
+    }
     kgbuf_from_f32(a->dtype, x, buf, n);
     free(x);
     return 0;

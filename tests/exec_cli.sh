@@ -66,13 +66,17 @@ npy_data_bytes() {
     echo $((size - 10 - hlen))
 }
 
-# expect_computed WHAT PATH: a .npy file whose data is not all zero bytes. kgen exec starts its
-# outputs as zeros, so a kernel that wrote nothing gives zeros in both builds, equal under cmp.
+# expect_computed WHAT PATH: a float32 .npy file the kernel wrote whole. kgen exec starts each
+# output as 0xff bytes (NaN in every float dtype), so a NaN left in it is an element the kernel
+# did not write; and its data is not all zero bytes (a kernel that wrote zeros everywhere).
 expect_computed() {
-    local hlen nonzero
+    local hlen values nonzero
     hlen=$(od -An -tu2 -j8 -N2 --endian=little "$2" | tr -d ' ')
+    values=$(tail -c +$((11 + hlen)) "$2" | od -An -v -tf4)
     nonzero=$(tail -c +$((11 + hlen)) "$2" | tr -d '\000' | wc -c)
-    if [ "$nonzero" -gt 0 ]; then pass; else fail "$1: $2 holds only zero bytes"; fi
+    if grep -qi nan <<<"$values"; then
+        fail "$1: $2 holds NaN: the kernel left part of it unwritten"
+    elif [ "$nonzero" -gt 0 ]; then pass; else fail "$1: $2 holds only zero bytes"; fi
 }
 
 # ---- runs: JIT, AOT (twice: the second from the cache), raw --------------------------------

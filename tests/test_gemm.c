@@ -133,6 +133,45 @@ Test(gemm, blocked_remainders_every_format)
     check_cols(KG_WT_E2M1, KG_WL_MLP_MX_DOWN, 1, 1024, 70, 13, 0, 0, 81, 0);
 }
 
+/* kgp_matmul_f32 (the projections' threaded split) covers all of C [M, N] and nothing past its
+ * columns: every element as the reference, on 1 and 2 threads, M across the 132-row tasks. */
+static void check_matmul(int fmt, long K, long N, long M, int threads, unsigned long long seed)
+{
+    kg_wt w;
+    float *W = kgt_wt_random(&w, fmt, KG_WL_KN, K, N, 0, 0.5f, seed, 0, 0);
+    long lda = K + 3, ldc = N + 5;
+    float *A = malloc((size_t)(M * lda) * sizeof *A), *C = malloc((size_t)(M * ldc) * sizeof *C);
+    for (long i = 0; i < M * lda; i++)
+        A[i] = kgt_normal(&seed);
+    memset(C, 0xff, (size_t)(M * ldc) * sizeof *C);
+    kg_set_threads(threads);
+    kgp_matmul_f32(C, ldc, A, lda, M, &w);
+    kg_set_threads(0);
+    for (long m = 0; m < M; m++)
+        for (long n = 0; n < ldc; n++) {
+            float got = C[m * ldc + n], want = ref_dot(A, lda, m, W, K, N, n < N ? n : 0, fmt);
+            double mag = 0;
+            for (long k = 0; k < K && n < N; k++)
+                mag += fabs((double)A[m * lda + k] * W[k * N + n]);
+            int ok = n >= N ? isnan(got) : fabs(got - want) <= 1e-5 * mag + 1e-30;
+            cr_assert(ok, "%s K=%ld N=%ld M=%ld threads=%d: C[%ld, %ld] = %.9g, want %.9g%s",
+                      kg_wt_fmt_name(fmt), K, N, M, threads, m, n, got, want,
+                      n >= N ? " (past N: untouched)" : "");
+        }
+    free(W), free(A), free(C);
+    kg_wt_free(&w);
+}
+
+Test(gemm, matmul_splits_over_threads)
+{
+    for (int threads = 1; threads <= 2; threads++) {
+        check_matmul(KG_WT_BF16, 70, 141, 1, threads, 11);
+        check_matmul(KG_WT_E4M3, 70, 141, 137, threads, 12);
+        check_matmul(KG_WT_F32, 33, 17, 265, threads, 13);
+    }
+    cr_assert(kgp_wt_is(NULL, 1, 1, KG_WT_F32, 0) == 0, "a NULL weight passed the check");
+}
+
 Test(gemm, mx_and_x4_layouts)
 {
     static const int fmts[] = { KG_WT_E4M3FN, KG_WT_E5M2, KG_WT_E2M1 };

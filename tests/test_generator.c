@@ -162,8 +162,8 @@ Test(spec, retired_isa_is_refused)
 
 Test(spec, template_assert_fails_generation)
 {
-    expect_spec_error("quantization_type = 'ROW'", "quantization_type = 'ROW', fp8_max = 300",
-                      ":9: field 'kernels[1].fp8_max' (rmsnorm_quant): 300 exceeds the largest "
+    expect_spec_error("quantization_type = 'ROW'", "quantization_type = 'ROW', quant_max = 300",
+                      ":9: field 'kernels[1].quant_max' (rmsnorm_quant): 300 exceeds the largest "
                       "finite e4m3 (240)");
 }
 

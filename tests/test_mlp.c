@@ -30,7 +30,7 @@ typedef struct opts {
     int skip_gate, norm_bias, fused_add, store, gb, ub, db, xswz, wswz, fn;
     kg_dtype t, ot;
     int wfmt;
-    float eps, clip, fp8_max, glo, ghi, ulo, uhi;
+    float eps, clip, quant_max, glo, ghi, ulo, uhi;
 } opts;
 
 static const char *const QUANTS[] = { "NONE", "STATIC", "ROW", "MX", "STATIC_MX" };
@@ -87,16 +87,17 @@ static opts read_opts(const char *p)
     o.act = lookup(p, "activation_fn", ACTS, 4);
     o.norm = lookup(p, "normalization_type", NORMS, 4);
     o.xq = !o.tkg && o.quant != MLP_REF_NONE;
-    o.skip_gate = flag(p, "skip_gate_proj"), o.norm_bias = flag(p, "norm_bias");
-    o.fused_add = flag(p, "fused_add"), o.store = flag(p, "store_fused_add_result");
+    o.skip_gate = flag(p, "skip_gate_proj"), o.norm_bias = flag(p, "layer_norm_bias");
+    o.fused_add = flag(p, "fused_residual_add"), o.store = flag(p, "store_fused_add_result");
     o.gb = flag(p, "gate_bias"), o.ub = flag(p, "up_bias"), o.db = flag(p, "down_bias");
-    o.xswz = flag(p, "mx_swizzled");
+    o.xswz = flag(p, "is_input_swizzled");
     cr_assert(kg_problem_str(p, "weight_layout", v, sizeof v));
     o.wswz = !strcmp(v, "swizzled") && o.quant == MLP_REF_STATIC_MX;
     o.t = (kg_dtype)dtype_of(p, "dtype"), o.ot = (kg_dtype)dtype_of(p, "out_dtype");
     o.wfmt = dtype_of(p, "weight_dtype");
     o.fn = o.wfmt == KG_WT_E4M3FN;
-    o.eps = num(p, "eps"), o.clip = num(p, "quant_clipping_bound"), o.fp8_max = num(p, "fp8_max");
+    o.eps = num(p, "eps"), o.clip = num(p, "quant_clipping_bound");
+    o.quant_max = num(p, "quant_max");
     o.glo = limit(p, "gate_clamp_lower_limit"), o.ghi = limit(p, "gate_clamp_upper_limit");
     o.ulo = limit(p, "up_clamp_lower_limit"), o.uhi = limit(p, "up_clamp_upper_limit");
     return o;
@@ -206,7 +207,7 @@ static float *bias(inputs *in, int slot, long n, int ibias, unsigned long long *
 }
 
 /* The CTE fp8 input: ROW rows of H codes then the fp32 dequant scale d (as rmsnorm_quant
- * writes them, |codes| up to fp8_max); STATIC plain codes. */
+ * writes them, |codes| up to quant_max); STATIC plain codes. */
 static void fp8_input(inputs *in, unsigned long long *seed)
 {
     const opts *o = &in->o;
@@ -218,7 +219,7 @@ static void fp8_input(inputs *in, unsigned long long *seed)
     for (long t = 0; t < in->T; t++) {
         for (long j = 0; j < H; j++) {
             float v = (row ? 60.0f : 16.0f) * kgt_normal(seed);
-            v = v > o->fp8_max ? o->fp8_max : v < -o->fp8_max ? -o->fp8_max : v;
+            v = v > o->quant_max ? o->quant_max : v < -o->quant_max ? -o->quant_max : v;
             uint8_t c = o->fn ? kg_f32_to_e4m3fn(v) : kg_f32_to_e4m3(v);
             q[t * cols + j] = c;
             in->x[t * H + j] = o->fn ? kg_e4m3fn_to_f32(c) : kg_e4m3_to_f32(c);
@@ -375,7 +376,7 @@ static void inputs_free(inputs *in)
 static void reference(const inputs *in, float *out, float *add_out, long r0, long n)
 {
     const opts *o = &in->o;
-    mlp_ref_opts ro = { o->tkg, o->quant, o->act, o->norm, o->skip_gate, o->fn, o->fp8_max,
+    mlp_ref_opts ro = { o->tkg, o->quant, o->act, o->norm, o->skip_gate, o->fn, o->quant_max,
                         o->eps, o->clip, o->glo, o->ghi, o->ulo, o->uhi };
     long H = o->H;
     mlp_ref(out, add_out, in->x + r0 * H, in->xa ? in->xa + r0 * H : NULL,
@@ -459,7 +460,7 @@ Test(mlp, activations_gating_norms_and_biases)
             for (int sg = 0; sg < 2; sg++) {
                 int b = (a + n + sg) % 2, tkg = (a + n) % 2;
                 snprintf(p, sizeof p, "mlp:variant=%s,H=256,I=337,activation_fn=%s,"
-                         "normalization_type=%s,skip_gate_proj=%s,norm_bias=%s,gate_bias=%s,"
+                         "normalization_type=%s,skip_gate_proj=%s,layer_norm_bias=%s,gate_bias=%s,"
                          "up_bias=%s,down_bias=%s,eps=1e-5", tkg ? "TKG" : "CTE", ACTS[a],
                          NORMS[n], sg ? "true" : "false", n == 2 && b ? "true" : "false",
                          b && !sg ? "true" : "false", b ? "true" : "false", b ? "true" : "false");
@@ -481,7 +482,8 @@ Test(mlp, biases_fused_add_and_dtypes)
         for (int od = 0; od < 3; od++)
             for (int st = 0; st < 2; st++) {
                 snprintf(p, sizeof p, "mlp:variant=%s,dtype=%s,out_dtype=%s,H=256,I=344,"
-                         "fused_add=true,store_fused_add_result=%s,normalization_type=RMS_NORM",
+                         "fused_residual_add=true,store_fused_add_result=%s,"
+                         "normalization_type=RMS_NORM",
                          (d + od) % 2 ? "TKG" : "CTE", dts[d], dts[od], st ? "true" : "false");
                 check_problem(p, 2, 3, 40 + (unsigned long long)(d * 6 + od * 2 + st));
             }
@@ -509,11 +511,11 @@ Test(mlp, tkg_clamps)
 
 /* The fp8 schemes of each variant: TKG STATIC / ROW weight-only (with norm and fused add), CTE
  * STATIC / ROW on fp8 input (ROW with and without the clipping bound), CTE STATIC_MX with
- * logical and swizzled weights, e4m3 and e4m3fn, fp8_max 240 and the format's. */
+ * logical and swizzled weights, e4m3 and e4m3fn, quant_max 240 and the format's. */
 Test(mlp, fp8_quantization_per_variant)
 {
     static const char *const cases[] = {
-        "variant=TKG,quantization_type=STATIC,normalization_type=RMS_NORM,fused_add=true,"
+        "variant=TKG,quantization_type=STATIC,normalization_type=RMS_NORM,fused_residual_add=true,"
         "store_fused_add_result=true",
         "variant=TKG,quantization_type=ROW,normalization_type=LAYER_NORM,gate_bias=true",
         "variant=TKG,quantization_type=ROW,fp8=e4m3fn,skip_gate_proj=true,down_bias=true",
@@ -523,12 +525,12 @@ Test(mlp, fp8_quantization_per_variant)
         "variant=CTE,quantization_type=ROW",
         "variant=CTE,quantization_type=ROW,quant_clipping_bound=0.05,up_bias=true",
         "variant=CTE,quantization_type=ROW,fp8=e4m3fn,skip_gate_proj=true,out_dtype=f32",
-        "variant=CTE,quantization_type=ROW,fp8=e4m3fn,fp8_max=240,quant_clipping_bound=0.1",
+        "variant=CTE,quantization_type=ROW,fp8=e4m3fn,quant_max=240,quant_clipping_bound=0.1",
         "variant=CTE,quantization_type=STATIC_MX",
-        "variant=CTE,quantization_type=STATIC_MX,weight_dtype=e4m3fn,fp8_max=240",
+        "variant=CTE,quantization_type=STATIC_MX,weight_dtype=e4m3fn,quant_max=240",
         "variant=CTE,quantization_type=STATIC_MX,weight_layout=swizzled,gate_bias=true",
         "variant=CTE,quantization_type=STATIC_MX,weight_layout=swizzled,weight_dtype=e4m3fn,"
-        "fp8_max=240,dtype=fp16",
+        "quant_max=240,dtype=fp16",
     };
     char p[512];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -585,17 +587,18 @@ Test(mlp, tkg_mx_weights_and_layouts)
     for (int f = 0; f < 3; f++)
         for (int swz = 0; swz < 2; swz++) {
             snprintf(p, sizeof p, "mlp:variant=TKG,quantization_type=MX,weight_dtype=%s,"
-                     "mx_swizzled=%s,H=512,I=384,normalization_type=RMS_NORM,gate_bias=true,"
+                     "is_input_swizzled=%s,H=512,I=384,normalization_type=RMS_NORM,gate_bias=true,"
                      "up_bias=true,down_bias=true", fmts[f], swz ? "true" : "false");
             check_problem(p, 2, 1, 120 + (unsigned long long)(f * 2 + swz));
             snprintf(p, sizeof p, "mlp:variant=TKG,quantization_type=MX,weight_dtype=%s,"
-                     "mx_swizzled=%s,H=1024,I=1024,normalization_type=LAYER_NORM,"
-                     "norm_bias=true,up_bias=true,activation_fn=Swish,out_dtype=f32",
+                     "is_input_swizzled=%s,H=1024,I=1024,normalization_type=LAYER_NORM,"
+                     "layer_norm_bias=true,up_bias=true,activation_fn=Swish,out_dtype=f32",
                      fmts[f], swz ? "true" : "false");
             check_problem(p, 1, 3, 130 + (unsigned long long)(f * 2 + swz));
         }
     check_problem("mlp:variant=TKG,quantization_type=MX,H=512,I=96,skip_gate_proj=true,"
-                  "mx_swizzled=true,up_bias=true,dtype=f32,up_clamp_lower_limit=-1", 1, 1, 140);
+                  "is_input_swizzled=true,up_bias=true,dtype=f32,up_clamp_lower_limit=-1", 1, 1,
+                  140);
 }
 
 /* Packs exact e4m3fn values vals [K, N] as an MX weight in `layout`, every block scale 2^0. */
@@ -647,8 +650,9 @@ Test(mlp, token_counts)
 {
     static const long BS[][2] = { { 1, 1 }, { 3, 5 }, { 1, 64 }, { 2, 33 }, { 1, 130 } };
     for (size_t i = 0; i < sizeof BS / sizeof BS[0]; i++) {
-        check_problem("mlp:variant=CTE,H=128,I=24,normalization_type=RMS_NORM,fused_add=true,"
-                      "store_fused_add_result=true,up_bias=true", BS[i][0], BS[i][1], 150 + i);
+        check_problem("mlp:variant=CTE,H=128,I=24,normalization_type=RMS_NORM,"
+                      "fused_residual_add=true,store_fused_add_result=true,up_bias=true", BS[i][0],
+                      BS[i][1], 150 + i);
         check_problem("mlp:variant=CTE,H=128,I=24,quantization_type=ROW", BS[i][0], BS[i][1],
                       160 + i);
     }
@@ -731,7 +735,7 @@ static int vector_problem(kgt_case *c, const char *variant, char *p, size_t len)
     cr_assert(hid, "%s: %s", kgt_case_name(c), kgt_case_error(c));
     int n = snprintf(p, len, "mlp:variant=%s,dtype=bf16,H=%ld,I=%ld,activation_fn=%s,"
                      "normalization_type=%s,skip_gate_proj=%s,quantization_type=%s,"
-                     "norm_bias=%s,gate_bias=%s,up_bias=%s,down_bias=%s", variant,
+                     "layer_norm_bias=%s,gate_bias=%s,up_bias=%s,down_bias=%s", variant,
                      hid->shape[hid->rank - 1], kgt_case_input(c, "gate")->shape[1], act, norm,
                      skip ? "true" : "false", quant,
                      kgt_case_input_dtype(c, "norm_b") ? "true" : "false",
@@ -873,8 +877,8 @@ Test(mlp, run_time_checks)
 {
     static const int full[] = { A_OUT, A_ADD_OUT, A_HIDDEN, A_ADD, A_GW, A_UW, A_DW, A_GAMMA,
                                 A_BETA, A_GB, A_UB, A_DB };
-    refuses_each("mlp:variant=TKG,H=128,I=40,normalization_type=LAYER_NORM,norm_bias=true,"
-                 "fused_add=true,store_fused_add_result=true,gate_bias=true,up_bias=true,"
+    refuses_each("mlp:variant=TKG,H=128,I=40,normalization_type=LAYER_NORM,layer_norm_bias=true,"
+                 "fused_residual_add=true,store_fused_add_result=true,gate_bias=true,up_bias=true,"
                  "down_bias=true", full, sizeof full / sizeof full[0]);
     static const int scales[] = { A_GS, A_US, A_DS, A_GUIS, A_DIS };
     refuses_each("mlp:variant=CTE,H=128,I=40,quantization_type=STATIC", scales, 5);

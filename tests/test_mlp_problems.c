@@ -18,14 +18,14 @@ Test(mlp_problems, names_parse_back_and_are_unique)
         "mlp:", "mlp:variant=TKG", "mlp:dtype=f32,out_dtype=fp16,H=256,I=344",
         "mlp:variant=TKG,quantization_type=ROW,normalization_type=RMS_NORM,eps=1e-5",
         "mlp:variant=TKG,quantization_type=STATIC,fp8=e4m3fn",
-        "mlp:variant=CTE,quantization_type=ROW,quant_clipping_bound=2.5,fp8_max=200",
+        "mlp:variant=CTE,quantization_type=ROW,quant_clipping_bound=2.5,quant_max=200",
         "mlp:variant=CTE,quantization_type=STATIC_MX,weight_layout=swizzled",
-        "mlp:variant=CTE,quantization_type=STATIC_MX,weight_dtype=e4m3fn,fp8_max=240",
-        "mlp:variant=TKG,quantization_type=MX,weight_dtype=e2m1,mx_swizzled=true",
+        "mlp:variant=CTE,quantization_type=STATIC_MX,weight_dtype=e4m3fn,quant_max=240",
+        "mlp:variant=TKG,quantization_type=MX,weight_dtype=e2m1,is_input_swizzled=true",
         "mlp:variant=TKG,quantization_type=MX,weight_dtype=e5m2",
         "mlp:variant=TKG,gate_clamp_lower_limit=-0.6,gate_clamp_upper_limit=0.7,"
         "up_clamp_lower_limit=-0.5,up_clamp_upper_limit=0.8,activation_fn=Swish",
-        "mlp:normalization_type=LAYER_NORM,norm_bias=true,fused_add=true,"
+        "mlp:normalization_type=LAYER_NORM,layer_norm_bias=true,fused_residual_add=true,"
         "store_fused_add_result=true,gate_bias=true,up_bias=true,down_bias=true",
         "mlp:skip_gate_proj=true,activation_fn=GELU_Tanh_Approx,"
         "normalization_type=RMS_NORM_SKIP_GAMMA",
@@ -38,12 +38,12 @@ Test(mlp_problems, names_parse_back_and_are_unique)
             cr_assert_str_neq(names[i], names[j], "%s and %s share the name %s", problems[i],
                               problems[j], names[i]);
     }
-    /* keys an option leaves unused do not split names: eps without a norm, fp8_max in TKG */
+    /* keys an option leaves unused do not split names: eps without a norm, quant_max in TKG */
     char a[256], b[256];
     kgt_name_parses_back("mlp:eps=1e-5", a, sizeof a);
     cr_assert_str_eq(a, names[0], "eps changed the name of a NO_NORM kernel");
-    kgt_name_parses_back("mlp:variant=TKG,fp8_max=100", b, sizeof b);
-    cr_assert_str_eq(b, names[1], "fp8_max changed the name of a TKG kernel");
+    kgt_name_parses_back("mlp:variant=TKG,quant_max=100", b, sizeof b);
+    cr_assert_str_eq(b, names[1], "quant_max changed the name of a TKG kernel");
 }
 
 Test(mlp_problems, rejected_combinations_name_the_key)
@@ -63,9 +63,10 @@ Test(mlp_problems, rejected_combinations_name_the_key)
         { "mlp:variant=TKG,skip_gate_proj=true,gate_clamp_lower_limit=-1",
           "key 'gate_clamp_lower_limit'" },
         { "mlp:skip_gate_proj=true,gate_bias=true", "key 'gate_bias'" },
-        { "mlp:norm_bias=true,normalization_type=RMS_NORM", "key 'norm_bias'" },
+        { "mlp:layer_norm_bias=true,normalization_type=RMS_NORM", "key 'layer_norm_bias'" },
         { "mlp:store_fused_add_result=true", "key 'store_fused_add_result'" },
-        { "mlp:variant=CTE,quantization_type=ROW,fused_add=true", "key 'fused_add'" },
+        { "mlp:variant=CTE,quantization_type=ROW,fused_residual_add=true",
+          "key 'fused_residual_add'" },
         { "mlp:variant=CTE,quantization_type=STATIC,normalization_type=RMS_NORM",
           "key 'normalization_type'" },
         { "mlp:variant=CTE,quantization_type=STATIC_MX,normalization_type=LAYER_NORM",
@@ -78,8 +79,9 @@ Test(mlp_problems, rejected_combinations_name_the_key)
         { "mlp:variant=TKG,quantization_type=MX,H=384,I=512", "key 'H'" },
         { "mlp:variant=TKG,quantization_type=MX,H=512,I=600", "key 'I'" },
         { "mlp:variant=TKG,quantization_type=MX,H=512,I=100", "key 'I'" },
-        { "mlp:variant=TKG,quantization_type=MX,H=512,I=512,fused_add=true", "key 'fused_add'" },
-        { "mlp:mx_swizzled=true", "key 'mx_swizzled'" },
+        { "mlp:variant=TKG,quantization_type=MX,H=512,I=512,fused_residual_add=true",
+          "key 'fused_residual_add'" },
+        { "mlp:is_input_swizzled=true", "key 'is_input_swizzled'" },
         { "mlp:weight_layout=swizzled", "key 'weight_layout'" },
         { "mlp:variant=TKG,quantization_type=MX,H=512,I=512,weight_layout=kn",
           "key 'weight_layout'" },
@@ -89,7 +91,7 @@ Test(mlp_problems, rejected_combinations_name_the_key)
         { "mlp:variant=TKG,quantization_type=MX,weight_dtype=e4m3,H=512,I=512",
           "key 'weight_dtype'" },
         { "mlp:weight_dtype=e2m1", "key 'weight_dtype'" },
-        { "mlp:variant=CTE,quantization_type=ROW,fp8_max=300", "key 'fp8_max'" },
+        { "mlp:variant=CTE,quantization_type=ROW,quant_max=300", "key 'quant_max'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         kgt_problem_rejected(bad[i].problem, bad[i].want);

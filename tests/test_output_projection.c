@@ -53,7 +53,7 @@ static opts read_opts(const char *problem)
               kg_problem_str(problem, "weight_layout", o.wlayout, sizeof o.wlayout) &&
               kg_problem_long(problem, "N", &o.N) && kg_problem_long(problem, "D", &o.D) &&
               kg_problem_long(problem, "H", &o.H) && kg_problem_long(problem, "lnc", &o.lnc) &&
-              kg_problem_double(problem, "fp8_max", &o.max), "cannot read %s", problem);
+              kg_problem_double(problem, "quant_max", &o.max), "cannot read %s", problem);
     o.bias = flag(problem, "bias");
     o.preq = flag(problem, "mx_prequant");
     o.tout = flag(problem, "transpose_out");
@@ -266,8 +266,8 @@ static const sweep CTE[] = {
      * lower clamp, fp32 activations and outputs */
     { P "quantization_type=STATIC,N=3,D=5,H=40,bias=true", 2, 5 },
     { P "quantization_type=STATIC,N=2,D=16,H=48,dtype=fp16,weight_dtype=e4m3fn,"
-        "out_dtype=f32,attn_layout=BSND,fp8_max=300", 1, 3 },
-    { P "quantization_type=STATIC,N=1,D=9,H=31,dtype=f32,attn_layout=DBNS,fp8_max=120", 3, 2 },
+        "out_dtype=f32,attn_layout=BSND,quant_max=300", 1, 3 },
+    { P "quantization_type=STATIC,N=1,D=9,H=31,dtype=f32,attn_layout=DBNS,quant_max=120", 3, 2 },
     /* STATIC_MX: the x4 pre-swizzle and the logical kn layout, odd N*D with kn */
     { P "quantization_type=STATIC_MX,N=2,D=32,H=64,out_dtype=fp16,bias=true", 2, 3 },
     { P "quantization_type=STATIC_MX,N=3,D=3,H=19,weight_layout=kn,dtype=f32", 1, 2 },
@@ -469,9 +469,9 @@ Test(output_projection, rejected_combinations_name_the_key)
         { P "variant=TKG,transpose_out=true,lnc=2,H=384", "key 'H'" },
         { P "variant=TKG,transpose_out=true,lnc=3,H=384", "key 'lnc'" },
         /* the clamp */
-        { P "quantization_type=STATIC,fp8_max=300", "key 'fp8_max'" },
-        { P "quantization_type=NONE,fp8_max=100", "key 'fp8_max'" },
-        { P "variant=TKG,quantization_type=ROW,fp8_max=100", "key 'fp8_max'" },
+        { P "quantization_type=STATIC,quant_max=300", "key 'quant_max'" },
+        { P "quantization_type=NONE,quant_max=100", "key 'quant_max'" },
+        { P "variant=TKG,quantization_type=ROW,quant_max=100", "key 'quant_max'" },
         /* plain key errors */
         { P "variant=XYZ", "key 'variant'" },
         { P "N=0", "key 'N'" },

@@ -152,6 +152,35 @@ typedef void check_fn(const char *isa, void *impl, long n, uint64_t seed);
 CVT_FROM_U16(cvt_bf16_f32)
 CVT_FROM_U16(cvt_f16_f32)
 
+/* fp8 codes to fp32 against the format's definition (kgen/dtype.h), every code among them */
+#define CVT_FROM_FP8(name, def)                                                                \
+    static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
+    {                                                                                          \
+        fill(seed, 0);                                                                         \
+        for (long i = 0; i < CAP; i++)                                                         \
+            qr[i] = (kg_u8)(i < 256 ? i : hs[i]);                                              \
+        for (long i = 0; i < n; i++)                                                           \
+            yr[0][1 + i] = def(qr[1 + i]);                                                     \
+        ((__typeof__(kgp_##name##__scalar) *)impl)(yg[0] + 1, qr + 1, n);                      \
+        same(isa, #name, n, yg[0] + 1, yr[0] + 1, 4);                                          \
+    }
+CVT_FROM_FP8(cvt_e4m3_f32, kg_e4m3_to_f32)
+CVT_FROM_FP8(cvt_e4m3fn_f32, kg_e4m3fn_to_f32)
+
+/* The 4H unswizzle against its definition read the other way round: stored index i = q*H/4 +
+ * 128j + p goes to logical 512j + 4p + q. H = 512, 1024 or 1536 by n. */
+static void check_unswizzle_4h_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    long H = 512 * (1 + n % 3);
+    fill(seed, 0);
+    for (long i = 0; i < H; i++) {
+        long q = i / (H / 4), j = i % (H / 4) / 128, p = i % 128;
+        yr[0][1 + 512 * j + 4 * p + q] = X0[i];
+    }
+    ((__typeof__(kgp_unswizzle_4h_f32__scalar) *)impl)(yg[0] + 1, X0, H);
+    same(isa, "unswizzle_4h_f32", H, yg[0] + 1, yr[0] + 1, 4);
+}
+
 #define CVT_TO_U16(name)                                                                       \
     static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
     {                                                                                          \
@@ -552,6 +581,8 @@ static const checker CHECKS[] = {
     { "rot_half_rows_f32", check_rot_half_rows_f32 },
     { "rot_half_rows_bf16", check_rot_half_rows_bf16 },
     { "scale_round_bf16_f32", check_scale_round_bf16_f32 },
+    { "cvt_e4m3_f32", check_cvt_e4m3_f32 }, { "cvt_e4m3fn_f32", check_cvt_e4m3fn_f32 },
+    { "unswizzle_4h_f32", check_unswizzle_4h_f32 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof CHECKS[0])
 

@@ -704,6 +704,8 @@ Test(qkv, run_time_checks)
                  KG_EARG, "S < 0");
     cr_assert_eq(fn(out, 0, 0, 0, in, &r.w, 0, 0, bi, 0, 0, g, 0, 0, 0, 0, 0, 0, 2, 2, -1),
                  KG_EARG, "cache_len < 0");
+    cr_assert_eq(fn(out, 0, 0, 0, in, &r.w, 0, 0, bi, 0, 0, g, 0, 0, 0, 0, 0, 0, 1L << 40,
+                    1L << 40, 0), KG_EARG, "B*S overflows");
     cr_assert_eq(fn(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0), KG_OK,
                  "B = 0 is an empty call");
     cr_assert_eq(fn(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0), KG_OK,

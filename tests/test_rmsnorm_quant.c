@@ -28,7 +28,7 @@ static opts read_opts(const char *problem)
     opts o;
     cr_assert(kg_problem_long(problem, "H", &o.H) && kg_problem_double(problem, "eps", &o.eps) &&
               kg_problem_double(problem, "lower_bound", &o.lb) &&
-              kg_problem_double(problem, "fp8_max", &o.max) &&
+              kg_problem_double(problem, "quant_max", &o.max) &&
               kg_problem_str(problem, "dtype", o.dtype, sizeof o.dtype) &&
               kg_problem_str(problem, "fp8", o.fp8, sizeof o.fp8) &&
               kg_problem_str(problem, "norm_type", o.norm, sizeof o.norm) &&

@@ -25,47 +25,17 @@
  *   u = (x @ Wu)
  *   h = SiLU(g) * u
  *   out = (h @ Wd), cast to bf16
- * Tokens go in blocks of up to 64, each block one pass over the weights. */
+ * Tokens go in blocks of up to 64, each block one pass over the weights (kgp_matmul_f32). */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats: m = min(T, 64) rows of the per-token parts, part X from m * ROW_X on,
+ * then the per-call parts. */
+enum {
+    ROW_A = 0,        /* A [m, 128]: x, then the down projection's result */
+    ROW_G = 128,      /* G [m, 1]: g */
+    ROW_U = 129,      /* U [m, 1]: u, then h */
+    ROW_FLOATS = 130, /* per token */
+    SCR_FLOATS = 0,   /* per call, from m * ROW_FLOATS on */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* n values of bf16 as fp32 */
 static void to_f32(float *y, const kg_u16 *x, long n)
@@ -147,31 +117,30 @@ int kg_mlp_bf16_bf16_bf16__tkg_h128_i1_none_silu_nonorm(
         return KG_OK;
     if (!out || !hidden)
         return KG_EARG;
-    if (!wt_is(gate_w, 128, 1, KG_WT_BF16, 0))
+    if (!kgp_wt_is(gate_w, 128, 1, KG_WT_BF16, 0))
         return KG_EARG;
-    if (!wt_is(up_w, 128, 1, KG_WT_BF16, 0) ||
-        !wt_is(down_w, 1, 128, KG_WT_BF16, 0))
+    if (!kgp_wt_is(up_w, 128, 1, KG_WT_BF16, 0) ||
+        !kgp_wt_is(down_w, 1, 128, KG_WT_BF16, 0))
         return KG_EARG;
 
-    /* one block of scratch: per token 130 floats, per call 0 */
-    long m = T < 64 ? T : 64;
-    float *p = kgp_scratch((m * 130) * (long)sizeof(float));
+    long m = T < 64 ? T : 64; /* rows of a block */
+    float *p = kgp_scratch((m * ROW_FLOATS + SCR_FLOATS) * (long)sizeof(float));
     if (!p)
         return KG_ENOMEM;
     struct ctx c;
     c.hidden = hidden;
     c.out = out;
-    c.A = p, p += m * 128;
-    c.G = p, p += m * 1;
-    c.U = p, p += m * 1;
+    c.A = p + m * ROW_A;
+    c.G = p + m * ROW_G;
+    c.U = p + m * ROW_U;
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
         kgp_parallel_for(prologue, &c, mb, 1);
-        matmul(c.G, 1, c.A, 128, mb, gate_w);
-        matmul(c.U, 1, c.A, 128, mb, up_w);
+        kgp_matmul_f32(c.G, 1, c.A, 128, mb, gate_w);
+        kgp_matmul_f32(c.U, 1, c.A, 128, mb, up_w);
         kgp_parallel_for(middle, &c, mb, 1);
-        matmul(c.A, 128, c.U, 1, mb, down_w);
+        kgp_matmul_f32(c.A, 128, c.U, 1, mb, down_w);
         kgp_parallel_for(epilogue, &c, mb, 1);
     }
     return KG_OK;

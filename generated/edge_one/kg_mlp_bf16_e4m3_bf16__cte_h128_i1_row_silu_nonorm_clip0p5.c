@@ -27,68 +27,24 @@
  *   h = SiLU(g) * u
  *   a = max|h|, clipped (as h) to +-0.5; d = max(a / 240.0, 1e-6); h = e4m3(h / d)
  *   out = (h @ Wd) * sd[n] * d, cast to bf16
- * Tokens go in blocks of up to 64, each block one pass over the weights. */
+ * Tokens go in blocks of up to 64, each block one pass over the weights (kgp_matmul_f32). */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats: m = min(T, 64) rows of the per-token parts, part X from m * ROW_X on,
+ * then the per-call parts. */
+enum {
+    ROW_A = 0,        /* A [m, 128]: x, then the down projection's result */
+    ROW_G = 128,      /* G [m, 1]: g */
+    ROW_U = 129,      /* U [m, 1]: u, then h */
+    ROW_DX = 130,     /* [m]: each row's dequant scale of x */
+    ROW_DH = 131,     /* [m]: each row's dequant scale of h */
+    ROW_FLOATS = 132, /* per token */
+    SCR_FLOATS = 0,   /* per call, from m * ROW_FLOATS on */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* n fp32 values as bf16 */
 static void from_f32(kg_u16 *y, const float *x, long n)
 {
     kgp_cvt_f32_bf16(y, x, n);
-}
-
-/* The value of an fp8 e4m3 code: the input comes quantized (decoded through a table). */
-static float fp8_value(int code)
-{
-    union { float f; kg_u32 u; } v;
-    kg_u32 s = (kg_u32)(code >> 7) << 31, e = (kg_u32)(code >> 3) & 15, m = (kg_u32)code & 7;
-    if (e == 0) {
-        v.f = (float)m * 0.001953125f; /* subnormal: m * 2^-9 */
-        v.u |= s;
-    } else if (e == 15) {
-        v.u = s | (m ? 0x7fc00000u : 0x7f800000u); /* e4m3: inf (m = 0) or NaN */
-    } else {
-        v.u = s | (e + 120) << 23 | m << 20; /* (1 + m/8) * 2^(e-7) */
-    }
-    return v.f;
 }
 
 struct ctx {
@@ -98,7 +54,6 @@ struct ctx {
     float *G; /* [m, 1]: g */
     float *U; /* [m, 1]: u, then h */
     const float *sg, *su, *sd; /* per-column dequant scales */
-    const float *lut; /* [256]: fp8 code -> value */
     float *dx, *dh; /* [m]: each row's dequant scale of x and of h */
     long t0; /* the block's first token */
 };
@@ -110,8 +65,7 @@ static void prologue(void *vc, long r0, long r1)
     for (long r = r0; r < r1; r++) {
         float *a = c->A + r * 128;
         const kg_u8 *q = c->hidden + (c->t0 + r) * 132;
-        for (long j = 0; j < 128; j++)
-            a[j] = c->lut[q[j]];
+        kgp_cvt_e4m3_f32(a, q, 128);
         /* the row's dequant scale: the 4 little-endian bytes after its codes */
         union { float f; kg_u32 u; } d;
         d.u = (kg_u32)q[128] | (kg_u32)q[129] << 8 | (kg_u32)q[130] << 16 |
@@ -180,39 +134,35 @@ int kg_mlp_bf16_e4m3_bf16__cte_h128_i1_row_silu_nonorm_clip0p5(
         return KG_OK;
     if (!out || !hidden)
         return KG_EARG;
-    if (!wt_is(gate_w, 128, 1, KG_WT_E4M3, 0))
+    if (!kgp_wt_is(gate_w, 128, 1, KG_WT_E4M3, 0))
         return KG_EARG;
-    if (!wt_is(up_w, 128, 1, KG_WT_E4M3, 0) ||
-        !wt_is(down_w, 1, 128, KG_WT_E4M3, 0))
+    if (!kgp_wt_is(up_w, 128, 1, KG_WT_E4M3, 0) ||
+        !kgp_wt_is(down_w, 1, 128, KG_WT_E4M3, 0))
         return KG_EARG;
     if (!gate_scale || !up_scale || !down_scale)
         return KG_EARG;
 
-    /* one block of scratch: per token 132 floats, per call 256 */
-    long m = T < 64 ? T : 64;
-    float *p = kgp_scratch((m * 132 + 256) * (long)sizeof(float));
+    long m = T < 64 ? T : 64; /* rows of a block */
+    float *p = kgp_scratch((m * ROW_FLOATS + SCR_FLOATS) * (long)sizeof(float));
     if (!p)
         return KG_ENOMEM;
     struct ctx c;
     c.hidden = hidden;
     c.out = out;
-    c.A = p, p += m * 128;
-    c.G = p, p += m * 1;
-    c.U = p, p += m * 1;
-    c.dx = p, p += m;
-    c.dh = p, p += m;
-    for (int v = 0; v < 256; v++)
-        p[v] = fp8_value(v);
-    c.lut = p;
+    c.A = p + m * ROW_A;
+    c.G = p + m * ROW_G;
+    c.U = p + m * ROW_U;
+    c.dx = p + m * ROW_DX;
+    c.dh = p + m * ROW_DH;
     c.sg = gate_scale, c.su = up_scale, c.sd = down_scale;
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
         kgp_parallel_for(prologue, &c, mb, 1);
-        matmul(c.G, 1, c.A, 128, mb, gate_w);
-        matmul(c.U, 1, c.A, 128, mb, up_w);
+        kgp_matmul_f32(c.G, 1, c.A, 128, mb, gate_w);
+        kgp_matmul_f32(c.U, 1, c.A, 128, mb, up_w);
         kgp_parallel_for(middle, &c, mb, 1);
-        matmul(c.A, 128, c.U, 1, mb, down_w);
+        kgp_matmul_f32(c.A, 128, c.U, 1, mb, down_w);
         kgp_parallel_for(epilogue, &c, mb, 1);
     }
     return KG_OK;

@@ -22,48 +22,16 @@
  * -> out [B, S, 1] bf16; weight W [2, 1] bf16.
  * A[t, n*2 + d] is head n's feature d of token t = b*S + s.
  * y = A @ W
- * Tokens go in blocks of 256: each block is one GEMM, so each thread streams its weight
- * panels once per block. */
+ * Tokens go in blocks of 256: each block is one GEMM (kgp_matmul_f32), so each thread
+ * streams its weight panels once per block. */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats, from one kgp_scratch block per call: part X from SCR_X on. */
+enum {
+    SCR_A = 0,         /* A [256, 2]: a block's rows of attention */
+    SCR_C = 512,       /* C [256, 1]: A @ W */
+    SCR_RUN = 768,     /* [256]: one (b, n, d)'s run of tokens in fp32 */
+    SCR_FLOATS = 1024, /* in all */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* Rows [t0, t0 + m) of A [m, 2] from attention [2, B, 1, S]: along s the source is
  * contiguous, so each (b, n, d) gives one run of the block's tokens of batch row b. */
@@ -100,21 +68,23 @@ int kg_output_projection_bf16_bf16_bf16__tkg_none_n1_d2_h1(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * 2, the largest index into A, C and the tensors, must fit
+     * in a long */
     if (B > 2305843009213693952L / S)
         return KG_EARG;
-    if (!out || !attention || !wt_is(weight, 2, 1, KG_WT_BF16, 0))
+    if (!out || !attention || !kgp_wt_is(weight, 2, 1, KG_WT_BF16, 0))
         return KG_EARG;
     long T = B * S;
-    float *mem = kgp_scratch(4096);
+    float *mem = kgp_scratch(SCR_FLOATS * (long)sizeof(float));
     if (!mem)
         return KG_ENOMEM;
-    float *A = mem;
-    float *C = mem + 512;
-    float *run = mem + 768;
+    float *A = mem + SCR_A;
+    float *C = mem + SCR_C;
+    float *run = mem + SCR_RUN;
     for (long t0 = 0; t0 < T; t0 += 256) {
         long m = T - t0 < 256 ? T - t0 : 256;
         load_rows(A, run, attention, B, S, t0, m);
-        matmul(C, 1, A, 2, m, weight);
+        kgp_matmul_f32(C, 1, A, 2, m, weight);
         kgp_cvt_f32_bf16((kg_u16 *)out + t0 * 1, C, m * 1);
     }
     return KG_OK;

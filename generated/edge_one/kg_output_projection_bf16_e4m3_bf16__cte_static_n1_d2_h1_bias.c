@@ -25,48 +25,17 @@
  * STATIC: Aq = e4m3(clamp(A * (1 / s_in), +-240.0f)); y = (Aq @ W) * (s_w * s_in),
  * s_w = w_scale[0], s_in = in_scale[0].
  * y += bias.
- * Tokens go in blocks of 256: each block is one GEMM, so each thread streams its weight
- * panels once per block. */
+ * Tokens go in blocks of 256: each block is one GEMM (kgp_matmul_f32), so each thread
+ * streams its weight panels once per block. */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats, from one kgp_scratch block per call: part X from SCR_X on. */
+enum {
+    SCR_A = 0,         /* A [256, 2]: a block's rows of attention */
+    SCR_C = 512,       /* C [256, 1]: A @ W */
+    SCR_BIAS = 768,    /* bias [1] in fp32 */
+    SCR_RUN = 784,     /* [256]: one (b, n, d)'s run of tokens in fp32 */
+    SCR_FLOATS = 1040, /* in all */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* Rows [t0, t0 + m) of A [m, 2] from attention [B, 1, 2, S]: along s the source is
  * contiguous, so each (b, n, d) gives one run of the block's tokens of batch row b. */
@@ -103,30 +72,32 @@ int kg_output_projection_bf16_e4m3_bf16__cte_static_n1_d2_h1_bias(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * 2, the largest index into A, C and the tensors, must fit
+     * in a long */
     if (B > 2305843009213693952L / S)
         return KG_EARG;
-    if (!out || !attention || !wt_is(weight, 2, 1, KG_WT_E4M3, 0))
+    if (!out || !attention || !kgp_wt_is(weight, 2, 1, KG_WT_E4M3, 0))
         return KG_EARG;
     if (!w_scale || !in_scale)
         return KG_EARG;
     if (!bias)
         return KG_EARG;
     long T = B * S;
-    float *mem = kgp_scratch(4160);
+    float *mem = kgp_scratch(SCR_FLOATS * (long)sizeof(float));
     if (!mem)
         return KG_ENOMEM;
-    float *A = mem;
-    float *C = mem + 512;
-    float *bf = mem + 768;
+    float *A = mem + SCR_A;
+    float *C = mem + SCR_C;
+    float *bf = mem + SCR_BIAS;
     kgp_cvt_bf16_f32(bf, bias, 1);
-    float *run = mem + 784;
+    float *run = mem + SCR_RUN;
     float s_in = *(const float *)in_scale;
     float inv_s = 1.0f / s_in, dq = *(const float *)w_scale * s_in;
     for (long t0 = 0; t0 < T; t0 += 256) {
         long m = T - t0 < 256 ? T - t0 : 256;
         load_rows(A, run, attention, B, S, t0, m);
         kgp_round_e4m3_f32(A, A, inv_s, 240.0f, m * 2);
-        matmul(C, 1, A, 2, m, weight);
+        kgp_matmul_f32(C, 1, A, 2, m, weight);
         kgp_scale_mul_f32(C, C, dq, 0, m * 1);
         for (long i = 0; i < m; i++) {
             kgp_add_f32(C + i * 1, C + i * 1, bf, 1);

@@ -38,47 +38,17 @@
  *   cache = e4m3(clamp(y_K * (1 / k_scale), -240.0f, 240.0f)), V alike;
  *   q = y[:2] cast to bf16.
  * Tokens go in blocks of 128 rows: the prologue and epilogue run on the calling thread (they
- * are O(H + I) per row against the matmul's O(H * I)), the matmul on the runtime's threads. */
+ * are O(H + I) per row against the matmul's O(H * I)), the matmul (kgp_matmul_f32) on the
+ * runtime's threads. */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats, from one kgp_scratch block per call: part X from SCR_X on. */
+enum {
+    SCR_A = 0,          /* A [128, 128]: the block's rows of x */
+    SCR_C = 16384,      /* C [128, 6]: A @ W */
+    SCR_GAMMA = 17152,  /* gamma [128] in fp32, logical order */
+    SCR_CS = 17280,     /* [2]: a row's cos and sin halves */
+    SCR_FLOATS = 17282, /* in all */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* One call's tensors and per-call values, as the row functions read them. */
 struct qkv {
@@ -145,7 +115,10 @@ int kg_qkv_bf16_bf16__cte_noquant_h128_nq1_nkv1_d2_ha1_rms_rope_kvflat(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    if (!out || !input || !wt_is(weight, 128, 6, KG_WT_BF16, 0))
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 36028797018963968L / S)
+        return KG_EARG;
+    if (!out || !input || !kgp_wt_is(weight, 128, 6, KG_WT_BF16, 0))
         return KG_EARG;
     if (!gamma)
         return KG_EARG;
@@ -161,27 +134,26 @@ int kg_qkv_bf16_bf16__cte_noquant_h128_nq1_nkv1_d2_ha1_rms_rope_kvflat(
     long T = B * S;
     if (S > cache_len) /* each sequence writes cache rows 0..S-1 */
         return KG_EARG;
-    float *A = kgp_scratch(17282L * (long)sizeof(float));
-    if (!A)
+    float *mem = kgp_scratch(SCR_FLOATS * (long)sizeof(float));
+    if (!mem)
         return KG_ENOMEM;
-    float *C = A + 16384L, *rest = C + 768L;
+    float *A = mem + SCR_A, *C = mem + SCR_C;
     c.input = input;
-    kgp_cvt_bf16_f32(rest, gamma, 128);
-    c.gamma = rest, rest += 128;
+    kgp_cvt_bf16_f32(mem + SCR_GAMMA, gamma, 128);
+    c.gamma = mem + SCR_GAMMA;
     c.cos = cos, c.sin = sin;
-    c.cs = rest, rest += 2;
+    c.cs = mem + SCR_CS;
     c.k_cache = k_cache, c.v_cache = v_cache;
     c.inv_k = 1.0f / *(const float *)k_scale;
     c.inv_v = 1.0f / *(const float *)v_scale;
     c.cache_len = cache_len;
     c.out = out;
     c.S = S, c.T = T;
-    (void)rest;
     for (long t0 = 0; t0 < T; t0 += 128) {
         long m = T - t0 < 128 ? T - t0 : 128;
         for (long r = 0; r < m; r++)
             load_row(&c, t0 + r, A + r * 128);
-        matmul(C, 6, A, 128, m, weight);
+        kgp_matmul_f32(C, 6, A, 128, m, weight);
         for (long r = 0; r < m; r++)
             store_row(&c, t0 + r, C + r * 6);
     }

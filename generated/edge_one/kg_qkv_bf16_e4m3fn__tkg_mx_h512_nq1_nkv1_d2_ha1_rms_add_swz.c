@@ -39,57 +39,17 @@
  *   y = x @ W;
  *   cast to bf16.
  * Tokens go in blocks of 128 rows: the prologue and epilogue run on the calling thread (they
- * are O(H + I) per row against the matmul's O(H * I)), the matmul on the runtime's threads. */
+ * are O(H + I) per row against the matmul's O(H * I)), the matmul (kgp_matmul_f32) on the
+ * runtime's threads. */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats, from one kgp_scratch block per call: part X from SCR_X on. */
+enum {
+    SCR_A = 0,          /* A [128, 512]: the block's rows of x */
+    SCR_C = 65536,      /* C [128, 6]: A @ W */
+    SCR_X = 66304,      /* [512]: the residual being added */
+    SCR_GAMMA = 66816,  /* gamma [512] in fp32, logical order */
+    SCR_FLOATS = 67328, /* in all */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
-
-/* y [512] in logical order from x in the stored order: h = 512j + 4p + q is stored at
- * q*128 + 128j + p. */
-static void unswizzle(float *y, const float *x)
-{
-    for (long j = 0; j < 1; j++)
-        for (long p = 0; p < 128; p++)
-            for (long q = 0; q < 4; q++)
-                y[512 * j + 4 * p + q] = x[q * 128 + 128 * j + p];
-}
 
 /* One call's tensors and per-call values, as the row functions read them. */
 struct qkv {
@@ -112,7 +72,7 @@ static void load_row(const struct qkv *c, long t, float *a)
     kgp_add_f32(c->x, c->x, a, 512);
     kgp_round_bf16_f32(c->x, c->x, 512);
     kgp_cvt_f32_bf16(c->fused + t * 512, c->x, 512);
-    unswizzle(a, c->x);
+    kgp_unswizzle_4h_f32(a, c->x, 512);
     float inv = 1.0f / sqrtf(kgp_sumsq_f32(a, 512) / 1.0f + 1e-06f);
     kgp_scale_mul_f32(a, a, inv, c->gamma, 512);
     kgp_round_mx_e4m3fn_f32(a, 0, a, 512);
@@ -152,7 +112,10 @@ int kg_qkv_bf16_e4m3fn__tkg_mx_h512_nq1_nkv1_d2_ha1_rms_add_swz(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    if (!out || !input || !wt_is(weight, 512, 6, KG_WT_E4M3FN, 1))
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 9007199254740992L / S)
+        return KG_EARG;
+    if (!out || !input || !kgp_wt_is(weight, 512, 6, KG_WT_E4M3FN, 1))
         return KG_EARG;
     if (!fused_hidden)
         return KG_EARG;
@@ -166,25 +129,24 @@ int kg_qkv_bf16_e4m3fn__tkg_mx_h512_nq1_nkv1_d2_ha1_rms_add_swz(
     if (cos || sin)
         return KG_EARG;
     long T = B * S;
-    float *A = kgp_scratch(67328L * (long)sizeof(float));
-    if (!A)
+    float *mem = kgp_scratch(SCR_FLOATS * (long)sizeof(float));
+    if (!mem)
         return KG_ENOMEM;
-    float *C = A + 65536L, *rest = C + 768L;
+    float *A = mem + SCR_A, *C = mem + SCR_C;
     c.input = input;
     c.mlp = mlp_prev, c.attn = attention_prev;
     c.fused = fused_hidden;
-    c.x = rest, rest += 512;
+    c.x = mem + SCR_X;
     kgp_cvt_bf16_f32(c.x, gamma, 512);
-    unswizzle(rest, c.x);
-    c.gamma = rest, rest += 512;
+    kgp_unswizzle_4h_f32(mem + SCR_GAMMA, c.x, 512);
+    c.gamma = mem + SCR_GAMMA;
     c.out = out;
     c.S = S, c.T = T;
-    (void)rest;
     for (long t0 = 0; t0 < T; t0 += 128) {
         long m = T - t0 < 128 ? T - t0 : 128;
         for (long r = 0; r < m; r++)
             load_row(&c, t0 + r, A + r * 512);
-        matmul(C, 6, A, 512, m, weight);
+        kgp_matmul_f32(C, 6, A, 512, m, weight);
         for (long r = 0; r < m; r++)
             store_row(&c, t0 + r, C + r * 6);
     }

@@ -28,47 +28,18 @@
  *   out = (h @ Wd) * sd[n], cast to bf16
  * TKG quantization is weight-only: x and h stay fp32; gate_up_in_scale and down_in_scale are
  * not read.
- * Tokens go in blocks of up to 64, each block one pass over the weights. */
+ * Tokens go in blocks of up to 64, each block one pass over the weights (kgp_matmul_f32). */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats: m = min(T, 64) rows of the per-token parts, part X from m * ROW_X on,
+ * then the per-call parts. */
+enum {
+    ROW_A = 0,          /* A [m, 4096]: x, then the down projection's result */
+    ROW_G = 4096,       /* G [m, 14336]: g */
+    ROW_U = 18432,      /* U [m, 14336]: u, then h */
+    ROW_FLOATS = 32768, /* per token */
+    SCR_GAMMA = 0,      /* gamma [4096] in fp32 */
+    SCR_FLOATS = 4096,  /* per call, from m * ROW_FLOATS on */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* n values of bf16 as fp32 */
 static void to_f32(float *y, const kg_u16 *x, long n)
@@ -157,36 +128,36 @@ int kg_mlp_bf16_e4m3_bf16__tkg_h4096_i14336_row_silu_rms_eps1em05(
         return KG_OK;
     if (!out || !hidden)
         return KG_EARG;
-    if (!wt_is(gate_w, 4096, 14336, KG_WT_E4M3, 0))
+    if (!kgp_wt_is(gate_w, 4096, 14336, KG_WT_E4M3, 0))
         return KG_EARG;
-    if (!wt_is(up_w, 4096, 14336, KG_WT_E4M3, 0) ||
-        !wt_is(down_w, 14336, 4096, KG_WT_E4M3, 0))
+    if (!kgp_wt_is(up_w, 4096, 14336, KG_WT_E4M3, 0) ||
+        !kgp_wt_is(down_w, 14336, 4096, KG_WT_E4M3, 0))
         return KG_EARG;
     if (!gate_scale || !up_scale || !down_scale || !gamma)
         return KG_EARG;
 
-    /* one block of scratch: per token 32768 floats, per call 4096 */
-    long m = T < 64 ? T : 64;
-    float *p = kgp_scratch((m * 32768 + 4096) * (long)sizeof(float));
+    long m = T < 64 ? T : 64; /* rows of a block */
+    float *p = kgp_scratch((m * ROW_FLOATS + SCR_FLOATS) * (long)sizeof(float));
     if (!p)
         return KG_ENOMEM;
+    float *once = p + m * ROW_FLOATS;
     struct ctx c;
     c.hidden = hidden;
     c.out = out;
-    c.A = p, p += m * 4096;
-    c.G = p, p += m * 14336;
-    c.U = p, p += m * 14336;
-    to_f32(p, gamma, 4096);
-    c.gamma = p, p += 4096;
+    c.A = p + m * ROW_A;
+    c.G = p + m * ROW_G;
+    c.U = p + m * ROW_U;
+    c.gamma = once + SCR_GAMMA;
+    to_f32(once + SCR_GAMMA, gamma, 4096);
     c.sg = gate_scale, c.su = up_scale, c.sd = down_scale;
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
         kgp_parallel_for(prologue, &c, mb, 1);
-        matmul(c.G, 14336, c.A, 4096, mb, gate_w);
-        matmul(c.U, 14336, c.A, 4096, mb, up_w);
+        kgp_matmul_f32(c.G, 14336, c.A, 4096, mb, gate_w);
+        kgp_matmul_f32(c.U, 14336, c.A, 4096, mb, up_w);
         kgp_parallel_for(middle, &c, mb, 1);
-        matmul(c.A, 4096, c.U, 14336, mb, down_w);
+        kgp_matmul_f32(c.A, 4096, c.U, 14336, mb, down_w);
         kgp_parallel_for(epilogue, &c, mb, 1);
     }
     return KG_OK;

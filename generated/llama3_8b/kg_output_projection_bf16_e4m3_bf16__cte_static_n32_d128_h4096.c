@@ -19,48 +19,16 @@
  * A[t, n*128 + d] is head n's feature d of token t = b*S + s.
  * STATIC: Aq = e4m3(clamp(A * (1 / s_in), +-240.0f)); y = (Aq @ W) * (s_w * s_in),
  * s_w = w_scale[0], s_in = in_scale[0].
- * Tokens go in blocks of 128: each block is one GEMM, so each thread streams its weight
- * panels once per block. */
+ * Tokens go in blocks of 128: each block is one GEMM (kgp_matmul_f32), so each thread
+ * streams its weight panels once per block. */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats, from one kgp_scratch block per call: part X from SCR_X on. */
+enum {
+    SCR_A = 0,            /* A [128, 4096]: a block's rows of attention */
+    SCR_C = 524288,       /* C [128, 4096]: A @ W */
+    SCR_RUN = 1048576,    /* [128]: one (b, n, d)'s run of tokens in fp32 */
+    SCR_FLOATS = 1048704, /* in all */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* Rows [t0, t0 + m) of A [m, 4096] from attention [B, 32, 128, S]: along s the source is
  * contiguous, so each (b, n, d) gives one run of the block's tokens of batch row b. */
@@ -97,26 +65,28 @@ int kg_output_projection_bf16_e4m3_bf16__cte_static_n32_d128_h4096(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
+    /* T = B * S tokens; T * 4096, the largest index into A, C and the tensors, must fit
+     * in a long */
     if (B > 1125899906842624L / S)
         return KG_EARG;
-    if (!out || !attention || !wt_is(weight, 4096, 4096, KG_WT_E4M3, 0))
+    if (!out || !attention || !kgp_wt_is(weight, 4096, 4096, KG_WT_E4M3, 0))
         return KG_EARG;
     if (!w_scale || !in_scale)
         return KG_EARG;
     long T = B * S;
-    float *mem = kgp_scratch(4194816);
+    float *mem = kgp_scratch(SCR_FLOATS * (long)sizeof(float));
     if (!mem)
         return KG_ENOMEM;
-    float *A = mem;
-    float *C = mem + 524288;
-    float *run = mem + 1048576;
+    float *A = mem + SCR_A;
+    float *C = mem + SCR_C;
+    float *run = mem + SCR_RUN;
     float s_in = *(const float *)in_scale;
     float inv_s = 1.0f / s_in, dq = *(const float *)w_scale * s_in;
     for (long t0 = 0; t0 < T; t0 += 128) {
         long m = T - t0 < 128 ? T - t0 : 128;
         load_rows(A, run, attention, B, S, t0, m);
         kgp_round_e4m3_f32(A, A, inv_s, 240.0f, m * 4096);
-        matmul(C, 4096, A, 4096, m, weight);
+        kgp_matmul_f32(C, 4096, A, 4096, m, weight);
         kgp_scale_mul_f32(C, C, dq, 0, m * 4096);
         kgp_cvt_f32_bf16((kg_u16 *)out + t0 * 4096, C, m * 4096);
     }

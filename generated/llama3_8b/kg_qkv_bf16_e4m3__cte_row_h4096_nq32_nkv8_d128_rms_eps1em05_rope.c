@@ -32,47 +32,17 @@
  *   duplicated halves, the HF convention): y1, y2 = y1*c - y2*sn, y2*c + y1*sn;
  *   cast to bf16.
  * Tokens go in blocks of 128 rows: the prologue and epilogue run on the calling thread (they
- * are O(H + I) per row against the matmul's O(H * I)), the matmul on the runtime's threads. */
+ * are O(H + I) per row against the matmul's O(H * I)), the matmul (kgp_matmul_f32) on the
+ * runtime's threads. */
 
-/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W, on the runtime's threads.
- * Task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np, np = W's column panels. */
-enum { MM_ROWS = 132 }; /* one pass of the AVX-512 and AVX2 GEMMs */
-
-struct mm {
-    float *C;
-    const float *A;
-    const kg_wt *W;
-    long ldc, lda, M, np;
+/* Scratch, in floats, from one kgp_scratch block per call: part X from SCR_X on. */
+enum {
+    SCR_A = 0,            /* A [128, 4096]: the block's rows of x */
+    SCR_C = 524288,       /* C [128, 6144]: A @ W */
+    SCR_GAMMA = 1310720,  /* gamma [4096] in fp32, logical order */
+    SCR_CS = 1314816,     /* [128]: a row's cos and sin halves */
+    SCR_FLOATS = 1314944, /* in all */
 };
-
-static void mm_tasks(void *ctx, long t0, long t1)
-{
-    const struct mm *m = ctx;
-    while (t0 < t1) {
-        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
-        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
-        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
-        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
-        t0 += p1 - p0;
-    }
-}
-
-static void matmul(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
-{
-    struct mm m;
-    m.C = C, m.A = A, m.W = W, m.ldc = ldc, m.lda = lda, m.M = M;
-    m.np = (W->N + W->nr - 1) / W->nr;
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
-}
-
-/* Whether W is the weight this kernel was generated for: its size, element format and MX
- * blocks (a wrong handle is refused with KG_EARG, never read past its end). */
-static int wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
-{
-    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
-}
 
 /* One call's tensors and per-call values, as the row functions read them. */
 struct qkv {
@@ -134,7 +104,10 @@ int kg_qkv_bf16_e4m3__cte_row_h4096_nq32_nkv8_d128_rms_eps1em05_rope(
         return KG_EARG;
     if (B == 0 || S == 0)
         return KG_OK;
-    if (!out || !input || !wt_is(weight, 4096, 6144, KG_WT_E4M3, 0))
+    /* T = B * S tokens; T * max(H, I), the largest index into the tensors, must fit in a long */
+    if (B > 750599937895082L / S)
+        return KG_EARG;
+    if (!out || !input || !kgp_wt_is(weight, 4096, 6144, KG_WT_E4M3, 0))
         return KG_EARG;
     if (!w_scale)
         return KG_EARG;
@@ -148,24 +121,23 @@ int kg_qkv_bf16_e4m3__cte_row_h4096_nq32_nkv8_d128_rms_eps1em05_rope(
     if (beta)
         return KG_EARG;
     long T = B * S;
-    float *A = kgp_scratch(1314944L * (long)sizeof(float));
-    if (!A)
+    float *mem = kgp_scratch(SCR_FLOATS * (long)sizeof(float));
+    if (!mem)
         return KG_ENOMEM;
-    float *C = A + 524288L, *rest = C + 786432L;
+    float *A = mem + SCR_A, *C = mem + SCR_C;
     c.input = input;
-    kgp_cvt_bf16_f32(rest, gamma, 4096);
-    c.gamma = rest, rest += 4096;
+    kgp_cvt_bf16_f32(mem + SCR_GAMMA, gamma, 4096);
+    c.gamma = mem + SCR_GAMMA;
     c.w_scale = w_scale;
     c.cos = cos, c.sin = sin;
-    c.cs = rest, rest += 128;
+    c.cs = mem + SCR_CS;
     c.out = out;
     c.S = S, c.T = T;
-    (void)rest;
     for (long t0 = 0; t0 < T; t0 += 128) {
         long m = T - t0 < 128 ? T - t0 : 128;
         for (long r = 0; r < m; r++)
             load_row(&c, t0 + r, A + r * 4096);
-        matmul(C, 6144, A, 4096, m, weight);
+        kgp_matmul_f32(C, 6144, A, 4096, m, weight);
         for (long r = 0; r < m; r++)
             store_row(&c, t0 + r, C + r * 6144);
     }

@@ -3,6 +3,7 @@
 
 local M = {}
 
+local ctypes = require "ctypes"
 local kernel = require "kernel"
 local format, match, find, gmatch = string.format, string.match, string.find, string.gmatch
 local sub = string.sub
@@ -224,7 +225,7 @@ function M.load(src, file)
     error(format("%s: field 'model.q_heads': %d is not a multiple of model.kv_heads (%d)",
                  where(file, line_of(src, "q_heads")), m.q_heads, m.kv_heads), 0)
   end
-  if spec.fp8.max == nil then spec.fp8.max = spec.fp8.format == "e4m3fn" and 448 or 240 end
+  if spec.fp8.max == nil then spec.fp8.max = ctypes.FP8[spec.fp8.format].max end
   spec.codegen = spec.codegen or {}
   spec.codegen.max_lines = spec.codegen.max_lines or M.DEFAULT_MAX_LINES
   spec.file = file

@@ -46,9 +46,10 @@ static void release_state(void *s)
     tcc_delete(s);
 }
 
-/* Everything generated code may call: the primitives in force, the parallel-for, and the few
- * libc/libm functions that tcc itself may emit calls to or that abi.h declares. Linking with
- * -nostdlib and handing these over means no libtcc1.a or libc path can break the JIT. */
+/* Everything generated code may call: the primitives in force, the parallel-for, scratch, the
+ * threaded matmul and the weight check, and the few libc/libm functions that tcc itself may
+ * emit calls to or that abi.h declares. Linking with -nostdlib and handing these over means
+ * no libtcc1.a or libc path can break the JIT. */
 static void add_symbols(TCCState *s)
 {
     const kgr_symbol *syms;
@@ -57,6 +58,8 @@ static void add_symbols(TCCState *s)
         tcc_add_symbol(s, syms[i].name, syms[i].addr);
     tcc_add_symbol(s, "kgp_parallel_for", (void *)kgp_parallel_for);
     tcc_add_symbol(s, "kgp_scratch", (void *)kgp_scratch);
+    tcc_add_symbol(s, "kgp_matmul_f32", (void *)kgp_matmul_f32);
+    tcc_add_symbol(s, "kgp_wt_is", (void *)kgp_wt_is);
     tcc_add_symbol(s, "sqrtf", (void *)sqrtf);
     tcc_add_symbol(s, "expf", (void *)expf);
     tcc_add_symbol(s, "tanhf", (void *)tanhf);

@@ -20,6 +20,41 @@ void kgp_cvt_f16_f32__scalar(float *y, const kg_u16 *x, long n)
         y[i] = kg_f16_to_f32(x[i]);
 }
 
+/* The 256 values of each fp8 format, decoded once at load (kg_e4m3_to_f32 is the definition):
+ * a table read is what decoding a row of codes costs. */
+static float e4m3_value[256], e4m3fn_value[256];
+
+__attribute__((constructor)) static void fill_fp8_tables(void)
+{
+    for (int c = 0; c < 256; c++) {
+        e4m3_value[c] = kg_e4m3_to_f32((uint8_t)c);
+        e4m3fn_value[c] = kg_e4m3fn_to_f32((uint8_t)c);
+    }
+}
+
+void kgp_cvt_e4m3_f32__scalar(float *y, const kg_u8 *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = e4m3_value[x[i]];
+}
+
+void kgp_cvt_e4m3fn_f32__scalar(float *y, const kg_u8 *x, long n)
+{
+    for (long i = 0; i < n; i++)
+        y[i] = e4m3fn_value[x[i]];
+}
+
+/* Logical h = 512j + 4p + q from stored q*H/4 + 128j + p: four strided reads per output run,
+ * in output order so y is written once, front to back. */
+void kgp_unswizzle_4h_f32__scalar(float *y, const float *x, long H)
+{
+    long q4 = H / 4;
+    for (long j = 0; j < H / 512; j++)
+        for (long p = 0; p < 128; p++)
+            for (long q = 0; q < 4; q++)
+                y[512 * j + 4 * p + q] = x[q * q4 + 128 * j + p];
+}
+
 void kgp_cvt_f32_bf16__scalar(kg_u16 *y, const float *x, long n)
 {
     for (long i = 0; i < n; i++)

@@ -53,6 +53,13 @@ printf 'PK\x03\x04 not a numpy file' > "$work/bad_magic.npy"
 mkdir "$work/folder.npy" "$work/folder.lua"
 mkfifo "$work/fifo.npy" "$work/fifo.lua"
 truncate -s 17M "$work/huge.lua"
+# for the command-line cases: a regular file where a folder is wanted, a read-only folder, and
+# a 9 GiB .npy that is one sparse hole (cheap to make, 9 GiB to read)
+printf 'not a folder\n' > "$work/file"
+mkdir "$work/readonly"
+chmod 555 "$work/readonly"
+npy "$work/sparse_9g.npy" 1 "$(dict '<u2' '(1179648, 4096)')"
+truncate -s $((128 + 1179648 * 4096 * 2)) "$work/sparse_9g.npy"
 
 # ---- one case --------------------------------------------------------------------------------
 
@@ -96,6 +103,25 @@ while IFS='|' read -r kind input text; do
     spec)
       check "list $input" "$input" "$text" "" -- "$kgen" list "$input"
       check "generate $input" "$input" "$text" "$out" -- "$kgen" generate "$input" -o "$out" ;;
+    cli)
+      # INPUT: kgen's arguments, word-split; leading NAME=VALUE words go to its environment
+      read -r -a words <<< "$input"
+      envs=()
+      while [ ${#words[@]} -gt 0 ] && [[ ${words[0]} == [A-Z]*=* ]]; do
+        envs+=("${words[0]}")
+        words=("${words[@]:1}")
+      done
+      # root may write into a read-only folder: those cases run as nobody
+      as=()
+      if [ "$(id -u)" = 0 ] && [[ $input == *"$work/readonly"* ]]; then
+        if ! command -v setpriv > /dev/null; then
+          echo "SKIP [$input]: run as root without setpriv"
+          continue
+        fi
+        as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+      fi
+      check "kgen $input" "kgen: " "$text" "$out" -- \
+        "${as[@]}" env "${envs[@]}" "$kgen" "${words[@]}" ;;
     problem)
       check "exec $input" "problem '$input'" "$text" "$out" -- \
         "$kgen" exec "$input" --in "hidden=$work/ok.npy" --out "$out" ;;
@@ -121,6 +147,30 @@ if timeout 10 "$kgen" list "$work/good.lua" > /dev/null 2>&1; then
   pass=$((pass + 1))
 else
   bad "list good.lua" "the spec the bad ones are made from is refused: the harness is wrong"
+fi
+
+# a killed generate leaves its temp file (.NAME.tmpPID); the next generate into that folder
+# removes it when NAME is a file kgen owns and process PID is gone, and nothing else: not a
+# live writer's temp file, not a user's file of a like name
+gen="$work/gen"
+timeout 10 "$kgen" generate specs/over_cap.lua -o "$gen" > /dev/null 2>&1
+true & dead=$!
+wait "$dead"
+stale=(".kg_gone.c.tmp$dead" ".manifest.json.tmp$dead" ".kernels.inc.tmp$dead")
+kept=(".kg_gone.c.tmp$$" ".notes.txt.tmp$dead" ".kg_gone.c.tmpx$dead" "kg_notes.tmp$dead"
+      ".kg_gone.h.tmp$dead")
+for f in "${stale[@]}" "${kept[@]}"; do echo partial > "$gen/$f"; done
+timeout 10 "$kgen" generate specs/over_cap.lua -o "$gen" > "$work/stdout" 2>&1
+for f in "${stale[@]}"; do
+  if [ -e "$gen/$f" ]; then bad "generate: stale temp" "$f was left"; else pass=$((pass + 1)); fi
+done
+for f in "${kept[@]}"; do
+  if [ -e "$gen/$f" ]; then pass=$((pass + 1)); else bad "generate: stale temp" "$f removed"; fi
+done
+if grep -q ' 3 stale removed' "$work/stdout"; then
+  pass=$((pass + 1))
+else
+  bad "generate: stale temp" "the summary does not count 3 removed: $(cat "$work/stdout")"
 fi
 
 echo "$pass passed, $fail failed"

@@ -137,8 +137,9 @@ static int family_count(const kg_registry *reg, const char *family)
 }
 
 /* Spec by spec, so a kernel missing from one spec's generated/ folder is named with its spec.
- * The AOT side is CMake's reading of kernels.inc, the JIT side kg_jit_load_dir's: their counts
- * must agree, or a kernel of the list would go uncompared. */
+ * The AOT side is kernels.inc through the preprocessor (the AOT registration), the JIT side
+ * manifest.json through kg_jit_load_dir: their counts must agree, or a kernel of the list would
+ * go uncompared. */
 int kgt_each_aot_jit_pair(const char *family, kgt_pair_fn *fn)
 {
     int pairs = 0;
@@ -163,7 +164,7 @@ int kgt_each_aot_jit_pair(const char *family, kgt_pair_fn *fn)
             in_spec++;
         }
         int listed = family_count(jitreg, family);
-        cr_assert_eq(in_spec, listed, "%s: %d %s kernels in the AOT build, %d in %s/kernels.inc",
+        cr_assert_eq(in_spec, listed, "%s: %d %s kernels in the AOT build, %d in %s/manifest.json",
                      spec, in_spec, family, listed, dir);
         pairs += in_spec;
         kg_registry_free(aot);

@@ -49,6 +49,11 @@ function F.params(k)
     TCR = k.tile_carry_round and k.dtype ~= "f32",
     -- rows per parallel task: about 32k elements, so a task outweighs its dispatch
     GRAIN = math.max(1, 32768 // k.H),
+    -- blocks of RB rows go to kgp_cumsum_rows_f32, which runs their chains side by side
+    -- (groups of 8 rows on avx2 and avx512); other dtypes pass through fp32 stack scratch CB
+    -- columns at a time (2 x 16 KiB); CB divides TILE whenever a row has more than one tile,
+    -- so tile ends are chunk ends
+    RB = 16, CB = math.min(k.H, TILE, 256),
   }
 end
 

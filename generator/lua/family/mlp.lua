@@ -4,6 +4,7 @@
 
 local ctypes = require "ctypes"
 local f32 = require "f32"
+local scratch = require "scratch"
 
 local format = string.format
 
@@ -25,13 +26,6 @@ T = B*S tokens. Variant CTE or TKG.]],
 -- Tables
 ---------------------------------------------------------------------------------------------
 
--- Weight element formats: the kg_wt_fmt constant and bits per element.
-local WFMT = {
-  f32 = { c = "KG_WT_F32", bits = 32 }, bf16 = { c = "KG_WT_BF16", bits = 16 },
-  fp16 = { c = "KG_WT_F16", bits = 16 }, e4m3 = { c = "KG_WT_E4M3", bits = 8 },
-  e4m3fn = { c = "KG_WT_E4M3FN", bits = 8 }, e5m2 = { c = "KG_WT_E5M2", bits = 8 },
-  e2m1 = { c = "KG_WT_E2M1", bits = 4 },
-}
 local WEIGHT_DTYPES = { "bf16", "fp16", "f32", "e4m3", "e4m3fn", "e5m2", "e2m1" }
 
 -- Which weight formats each quantization type takes.
@@ -82,8 +76,9 @@ F.keys = {
     default = function(k) return k.quantization_type == "MX" and "swizzled" or "kn" end,
     name = { kn = "kn", swizzled = "wswz" }, omit_default = true,
     doc = "kn: logical [K, N]; swizzled: upstream's layouts (STATIC_MX swizzles; MX: always)" },
-  { key = "mx_swizzled", kind = "bool", default = false, name = "xswz",
-    doc = "MX: hidden/gamma/beta 4H-swizzled and gate/up bias [P_I, ceil(I/512), 4] (upstream)" },
+  { key = "is_input_swizzled", kind = "bool", default = false, name = "swz",
+    doc = "MX: hidden/gamma/beta 4H-swizzled and gate/up bias [P_I, ceil(I/512), 4] "
+          .. "(upstream's MX layouts; qkv's name, upstream's there)" },
   { key = "out_dtype", kind = "enum", values = ctypes.ACT, name = "dtype",
     default = function(k) return k.dtype end, doc = "dtype of out and add_out" },
   { key = "activation_fn", kind = "enum", values = { "SiLU", "GELU", "GELU_Tanh_Approx", "Swish" },
@@ -96,15 +91,15 @@ F.keys = {
     values = { "NO_NORM", "RMS_NORM", "RMS_NORM_SKIP_GAMMA", "LAYER_NORM" }, default = "NO_NORM",
     name = { NO_NORM = "nonorm", RMS_NORM = "rms", RMS_NORM_SKIP_GAMMA = "rmsnogamma",
              LAYER_NORM = "layer" },
-    doc = "norm of x before the projections" },
+    doc = "norm of x before the projections (upstream mlp's name; norm_type elsewhere)" },
   { key = "eps", kind = "float", min = 0, from = "model.rms_eps", default = 1e-6, name = "eps",
     doc = "norm epsilon" },
-  { key = "norm_bias", kind = "bool", default = false, name = "beta",
-    doc = "LAYER_NORM adds beta" },
-  { key = "fused_add", kind = "bool", default = false, name = "add",
-    doc = "x = hidden + add (the residual)" },
+  { key = "layer_norm_bias", kind = "bool", default = false, name = "beta",
+    doc = "LAYER_NORM adds beta (qkv's name, upstream's there)" },
+  { key = "fused_residual_add", kind = "bool", default = false, name = "add",
+    doc = "x = hidden + add, the residual (qkv's name, upstream's there)" },
   { key = "store_fused_add_result", kind = "bool", default = false, name = "store",
-    doc = "also write hidden + add to add_out" },
+    doc = "also write hidden + add to add_out (upstream's name)" },
   { key = "gate_bias", kind = "bool", default = false, name = "gb", doc = "gate bias [I]" },
   { key = "up_bias", kind = "bool", default = false, name = "ub", doc = "up bias [I]" },
   { key = "down_bias", kind = "bool", default = false, name = "db", doc = "down bias [H]" },
@@ -117,10 +112,10 @@ F.keys = {
   { key = "up_clamp_upper_limit", kind = "float", default = FLT_MAX, name = "uchi",
     doc = "TKG: u = min(u, limit) (default: no clamp)" },
   { key = "quant_clipping_bound", kind = "float", min = 0, default = 0, name = "clip",
-    doc = "CTE ROW: clip h to +-bound before its row quantization (0 = off)" },
-  { key = "fp8_max", kind = "float", min = 1, from = "fp8.max", name = "max",
-    default = function(k) return (ctypes.FP8[k.weight_dtype] or ctypes.FP8.e4m3).max end,
-    doc = "CTE quantized activations: range +-fp8_max (240 for e4m3 as in the MLP tests)" },
+    doc = "CTE ROW: clip h to +-bound before its row quantization (0 = off; upstream's name)" },
+  { key = "quant_max", kind = "float", min = 1, from = "fp8.max", name = "qmax",
+    default = function(k) return ctypes.quant_max(k.weight_dtype) end,
+    doc = "CTE activation quantization range +-quant_max (default: the fp8 format's max)" },
   { key = "T", kind = "int", min = 1, from = "limits.max_tokens", default = 128,
     doc = "nominal tokens (B*S) per call, for the cost block (a call may pass any count)" },
 }
@@ -143,7 +138,7 @@ local function canonicalize(k)
   local q = k.quantization_type
   if k.normalization_type == "NO_NORM" then k.eps = f32.round(1e-6) end
   if not (k.variant == "CTE" and fp8_quant(q)) then
-    k.fp8_max = (ctypes.FP8[k.weight_dtype] or ctypes.FP8.e4m3).max
+    k.quant_max = ctypes.quant_max(k.weight_dtype)
   end
   if fp8_quant(q) and ctypes.FP8[k.weight_dtype] then k.fp8 = k.weight_dtype end
 end
@@ -172,11 +167,11 @@ local function check_options(k, fail)
     if clamp then fail(clamp, "skip_gate_proj has no gate projection to clamp") end
     if k.gate_bias then fail("gate_bias", "skip_gate_proj has no gate projection") end
   end
-  if k.norm_bias and k.normalization_type ~= "LAYER_NORM" then
-    fail("norm_bias", "beta needs normalization_type=LAYER_NORM")
+  if k.layer_norm_bias and k.normalization_type ~= "LAYER_NORM" then
+    fail("layer_norm_bias", "beta needs normalization_type=LAYER_NORM")
   end
-  if k.store_fused_add_result and not k.fused_add then
-    fail("store_fused_add_result", "needs fused_add=true")
+  if k.store_fused_add_result and not k.fused_residual_add then
+    fail("store_fused_add_result", "needs fused_residual_add=true")
   end
 end
 
@@ -184,13 +179,13 @@ end
 local function check_fp8_input(k, fail)
   local why = format("CTE %s reads fp8 input, already normalized and quantized",
                      k.quantization_type)
-  if k.fused_add then fail("fused_add", why) end
+  if k.fused_residual_add then fail("fused_residual_add", why) end
   if k.normalization_type ~= "NO_NORM" then fail("normalization_type", why .. ": use NO_NORM") end
   if k.down_bias then fail("down_bias", "CTE has no down bias with quantization") end
   local limit = ctypes.FP8[k.weight_dtype].max
-  if k.fp8_max > limit then
-    fail("fp8_max", format("%s exceeds the largest finite %s (%d)", f32.shortest(k.fp8_max),
-                           k.weight_dtype, limit))
+  if k.quant_max > limit then
+    fail("quant_max", format("%s exceeds the largest finite %s (%d)", f32.shortest(k.quant_max),
+                             k.weight_dtype, limit))
   end
 end
 
@@ -198,7 +193,7 @@ end
 local function check_layouts(k, fail)
   local mx = k.quantization_type == "MX"
   if mx then
-    if k.fused_add then fail("fused_add", "MX has no fused add") end
+    if k.fused_residual_add then fail("fused_residual_add", "MX has no fused add") end
     if k.H % 512 ~= 0 then fail("H", format("MX needs H %% 512 == 0, got %d", k.H)) end
     if not (k.I % 512 == 0 or (k.I < 512 and k.I % 32 == 0)) then
       fail("I", format("MX needs I %% 512 == 0, or I < 512 and I %% 32 == 0; got %d", k.I))
@@ -206,8 +201,8 @@ local function check_layouts(k, fail)
     if k.weight_layout ~= "swizzled" then
       fail("weight_layout", "MX weights come in upstream's MX layouts (swizzled)")
     end
-  elseif k.mx_swizzled then
-    fail("mx_swizzled", "the MX tensor layouts need quantization_type=MX")
+  elseif k.is_input_swizzled then
+    fail("is_input_swizzled", "the MX tensor layouts need quantization_type=MX")
   elseif k.weight_layout == "swizzled" then
     if k.quantization_type ~= "STATIC_MX" then
       fail("weight_layout", "swizzled weights are STATIC_MX or MX only")
@@ -257,7 +252,7 @@ function F.args(k)
   if xq then in_dt = row and k.weight_dtype .. "_rowscaled" or k.weight_dtype end
   if xq and row then in_cols = k.H + 4 end
   local ibias = { k.I }
-  if mx and k.mx_swizzled then
+  if mx and k.is_input_swizzled then
     local P, T5 = mx_geometry(k.I)
     ibias = { P, T5, 4 }
   end
@@ -267,7 +262,8 @@ function F.args(k)
     { name = "add_out", dir = "out", dtype = k.out_dtype, shape = { "...T", k.H },
       used = k.store_fused_add_result },
     { name = "hidden", dir = "in", dtype = in_dt, shape = { "...T", in_cols } },
-    { name = "add", dir = "in", dtype = k.dtype, shape = { "...T", k.H }, used = k.fused_add },
+    { name = "add", dir = "in", dtype = k.dtype, shape = { "...T", k.H },
+      used = k.fused_residual_add },
     { name = "gate_w", dir = "in", dtype = k.weight_dtype, shape = { k.H, k.I },
       weight = { layout = lgu, mx = mx }, used = gated },
     { name = "up_w", dir = "in", dtype = k.weight_dtype, shape = { k.H, k.I },
@@ -286,7 +282,7 @@ function F.args(k)
       used = cte and static, init = "scale" },
     { name = "gamma", dir = "in", dtype = k.dtype, shape = { k.H },
       used = norm == "RMS_NORM" or norm == "LAYER_NORM" },
-    { name = "beta", dir = "in", dtype = k.dtype, shape = { k.H }, used = k.norm_bias },
+    { name = "beta", dir = "in", dtype = k.dtype, shape = { k.H }, used = k.layer_norm_bias },
     { name = "gate_bias", dir = "in", dtype = k.dtype, shape = ibias, used = k.gate_bias },
     { name = "up_bias", dir = "in", dtype = k.dtype, shape = ibias, used = k.up_bias },
     { name = "down_bias", dir = "in", dtype = k.dtype, shape = { k.H }, used = k.down_bias },
@@ -295,7 +291,7 @@ end
 
 -- Bytes of a [K, N] weight as stored, with its MX scales (one per kb rows of a column).
 local function weight_bytes(k, K, N, kb)
-  local b = K * N * WFMT[k.weight_dtype].bits // 8
+  local b = ctypes.wt_bytes(k.weight_dtype, K * N)
   if k.quantization_type == "MX" then b = b + (K // kb) * N end
   return b
 end
@@ -311,7 +307,7 @@ function F.cost(k, n)
   local w = projs * weight_bytes(k, H, I, 32) + weight_bytes(k, I, H, 8)
   return {
     flops = T * (2 * H * I * (projs + 1) + I * (gated and 12 or 10) + H * 6),
-    read = x_read + (k.fused_add and T * H * in_b or 0) + w,
+    read = x_read + (k.fused_residual_add and T * H * in_b or 0) + w,
     written = T * H * out_b * (k.store_fused_add_result and 2 or 1),
   }
 end
@@ -319,31 +315,66 @@ end
 -- Tokens per block: a block's rows share one pass over each weight.
 local MB = 64
 
+-- The scratch of one call, in floats: parts with one row per token of a block (m rows, so a
+-- short call takes little), then parts converted once per call.
+local function scratch_layout(p)
+  local xrow_doc = p.ADD and "the add row" or "the row in stored (swizzled) order"
+  local rows = scratch.layout {
+    { "A", p.H, format("A [m, %d]: x, then the down projection's result", p.H) },
+    { "XR", p.XROW and p.H or 0, format("[m, %d]: %s", p.H, xrow_doc) },
+    { "G", p.GATED and p.I or 0, format("G [m, %d]: g", p.I) },
+    { "U", p.I, format("U [m, %d]: u, then h", p.I) },
+    { "DX", (p.XQ and p.ROW) and 1 or 0, "[m]: each row's dequant scale of x" },
+    { "DH", (p.XQ and p.ROW) and 1 or 0, "[m]: each row's dequant scale of h" },
+  }
+  local once = scratch.layout {
+    { "GAMMA", p.GAMMA and p.H or 0, format("gamma [%d] in fp32", p.H) },
+    { "BETA", p.BETA and p.H or 0, format("beta [%d] in fp32", p.H) },
+    { "GB", p.GB and p.I or 0, format("gate bias [%d] in fp32, logical order", p.I) },
+    { "UB", p.UB and p.I or 0, format("up bias [%d] in fp32, logical order", p.I) },
+    { "DB", p.DB and p.H or 0, format("down bias [%d] in fp32", p.H) },
+  }
+  return rows, once
+end
+
 function F.params(k)
   local q, cte = k.quantization_type, k.variant == "CTE"
   local dt, odt = ctypes.info(k.dtype), ctypes.info(k.out_dtype)
   local P, T5 = mx_geometry(k.I)
   local function clamp(v, off) if v == off then return nil end return v end
   local xq = cte and fp8_quant(q)
-  return {
+  local norm, row = k.normalization_type, q == "ROW"
+  local fp8 = ctypes.FP8[k.weight_dtype]
+  local p = {
     H = k.H, I = k.I, MB = MB, TKG = not cte,
     DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32,
     ODTYPE = k.out_dtype, OCT = odt.c, FROM_F32 = odt.from_f32,
-    WDTYPE = k.weight_dtype, WFMT = WFMT[k.weight_dtype].c,
+    WDTYPE = k.weight_dtype, WT_FMT = ctypes.WT[k.weight_dtype].fmt,
     GATED = not k.skip_gate_proj, ACT = ACT_PRIM[k.activation_fn], ACT_NAME = k.activation_fn,
-    NORM = k.normalization_type, EPS = k.eps, BETA = k.norm_bias,
-    ADD = k.fused_add, STORE = k.store_fused_add_result,
+    NORM = norm, EPS = k.eps, BETA = k.layer_norm_bias,
+    GAMMA = norm == "RMS_NORM" or norm == "LAYER_NORM",
+    RMS = norm == "RMS_NORM" or norm == "RMS_NORM_SKIP_GAMMA", LAYER = norm == "LAYER_NORM",
+    ADD = k.fused_residual_add, STORE = k.store_fused_add_result,
     GB = k.gate_bias, UB = k.up_bias, DB = k.down_bias,
     GLO = clamp(k.gate_clamp_lower_limit, -FLT_MAX), GHI = clamp(k.gate_clamp_upper_limit, FLT_MAX),
     ULO = clamp(k.up_clamp_lower_limit, -FLT_MAX), UHI = clamp(k.up_clamp_upper_limit, FLT_MAX),
     QUANT = q, XQ = xq, MX = q == "MX",
-    STATIC = q == "STATIC" or q == "STATIC_MX", ROW = q == "ROW",
-    FP8 = k.weight_dtype, FP8_FN = k.weight_dtype == "e4m3fn", FP8_MAX = k.fp8_max,
-    ROUND = k.weight_dtype == "e4m3fn" and "kgp_round_e4m3fn_f32" or "kgp_round_e4m3_f32",
+    STATIC = q == "STATIC" or q == "STATIC_MX", ROW = row,
+    FP8 = k.weight_dtype, QUANT_MAX = k.quant_max,
+    FP8_ROUND = fp8 and fp8.round, FP8_TO_F32 = fp8 and fp8.to_f32,
     CLIP = k.quant_clipping_bound > 0 and k.quant_clipping_bound or nil,
-    SWZ = k.mx_swizzled,
+    SWZ = k.is_input_swizzled,
     P = P, T5 = T5,
   }
+  -- a second fp32 row of H per token: the residual being added, or the row in stored order
+  p.XROW = p.ADD or p.SWZ
+  -- CTE fp8 input: codes, ROW's with the row's fp32 dequant scale in 4 more bytes
+  p.IN_COLS = (xq and row) and k.H + 4 or k.H
+  p.IN_CT = xq and "kg_u8" or dt.c
+  -- to_f32 widens the input rows, or (fp8 input) only the per-call tensors
+  p.NEED_TO_F32 = not xq or p.GAMMA or p.BETA or p.GB or p.UB or p.DB
+  p.SCRATCH_ROWS, p.SCRATCH = scratch_layout(p)
+  return p
 end
 
 return F

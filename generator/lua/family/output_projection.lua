@@ -9,6 +9,7 @@
 -- N*D % 32 for MX blocks, checked below), TKG's N*H <= 163840 / 81920 and B*S <= 128.
 
 local ctypes = require "ctypes"
+local scratch = require "scratch"
 
 local format = string.format
 
@@ -50,13 +51,8 @@ local QUANT_WEIGHTS = {
   MX = { set { "e2m1", "e4m3fn" }, "fp4 e2m1 or fp8 e4m3fn (MX weights)" },
 }
 
--- Quantizations that quantize activations per tensor with a clamp (fp8_max applies).
+-- Quantizations that quantize activations per tensor with a clamp (quant_max applies).
 local CLAMPED = set { "STATIC", "STATIC_MX" }
-
-local WT_FMT = { f32 = "KG_WT_F32", bf16 = "KG_WT_BF16", fp16 = "KG_WT_F16",
-                 e4m3 = "KG_WT_E4M3", e4m3fn = "KG_WT_E4M3FN", e2m1 = "KG_WT_E2M1" }
-local WT_BITS = { f32 = 32, bf16 = 16, fp16 = 16, e4m3 = 8, e4m3fn = 8, e2m1 = 4 }
-local FP8_MAX = { e4m3 = 240, e4m3fn = 448 }
 
 ---------------------------------------------------------------------------------------------
 -- Keys
@@ -107,9 +103,9 @@ F.keys = {
   { key = "lnc", kind = "int", min = 1, max = 2, default = 1, name = "lnc",
     omit_default = true,
     doc = "logical core count the TRANSPOSE_OUT layout is cut for" },
-  { key = "fp8_max", kind = "float", min = 1, name = "max",
-    default = function(k) return FP8_MAX[k.weight_dtype] or 240 end,
-    doc = "STATIC / STATIC_MX activation clamp +-fp8_max (default: the weight format's max)" },
+  { key = "quant_max", kind = "float", min = 1, name = "qmax",
+    default = function(k) return ctypes.quant_max(k.weight_dtype) end,
+    doc = "STATIC / STATIC_MX activation clamp +-quant_max (default: the weight format's max)" },
   { key = "B", kind = "int", min = 1, from = "limits.max_batch", default = 1,
     doc = "nominal batch per call, for the cost block" },
   { key = "S", kind = "int", min = 1, from = "limits.max_tokens", default = 128,
@@ -164,13 +160,13 @@ function F.check(k, fail)
   if k.transpose_out and k.H % (128 * k.lnc) ~= 0 then
     fail("H", format("TRANSPOSE_OUT needs H %% (128*lnc) == 0, H = %d, lnc = %d", k.H, k.lnc))
   end
-  local fmax = FP8_MAX[k.weight_dtype]
-  if CLAMPED[q] and k.fp8_max > fmax then
-    fail("fp8_max", format("%s exceeds the largest finite %s (%d)", format("%g", k.fp8_max),
-                           k.weight_dtype, fmax))
+  local fmax = ctypes.quant_max(k.weight_dtype)
+  if CLAMPED[q] and k.quant_max > fmax then
+    fail("quant_max", format("%s exceeds the largest finite %s (%d)", format("%g", k.quant_max),
+                             k.weight_dtype, fmax))
   end
-  if not CLAMPED[q] and k.fp8_max ~= (fmax or 240) then
-    fail("fp8_max", format("only STATIC and STATIC_MX clamp activations, not %s", q))
+  if not CLAMPED[q] and k.quant_max ~= fmax then
+    fail("quant_max", format("only STATIC and STATIC_MX clamp activations, not %s", q))
   end
 end
 
@@ -215,7 +211,7 @@ end
 function F.cost(k, n)
   local q, K, H, T = k.quantization_type, k.N * k.D, k.H, n.B * n.S
   local act = k.mx_prequant and (K + K // 32) or K * ctypes.info(k.dtype).bytes
-  local wbytes = K * H * WT_BITS[k.weight_dtype] // 8 + (q == "MX" and K // 32 * H or 0)
+  local wbytes = ctypes.wt_bytes(k.weight_dtype, K * H) + (q == "MX" and K // 32 * H or 0)
   local epi = (q == "NONE" and 0 or 1) + (k.bias and 1 or 0)
   return {
     flops = 2 * T * K * H + T * H * epi,
@@ -235,25 +231,49 @@ local function rows_per_block(K, H)
   return math.max(1, math.min(256, (1 << 20) // (K + H)))
 end
 
+-- The scratch of one call, in floats, each part on a 64-byte boundary (16 floats).
+local function scratch_layout(p)
+  local K, H, MB = p.K, p.H, p.MB
+  return scratch.layout({
+    { "A", p.A_DIRECT and 0 or MB * K, format("A [%d, %d]: a block's rows of attention", MB, K) },
+    { "C", p.C_DIRECT and 0 or MB * H, format("C [%d, %d]: A @ W", MB, H) },
+    { "BIAS", p.BIAS and H or 0, format("bias [%d] in fp32", H) },
+    { "RUN", p.RUNS and MB or 0, format("[%d]: one (b, n, d)'s run of tokens in fp32", MB) },
+    { "OROW", (p.TOUT and not p.F32_OUT) and H or 0,
+      format("[%d] %s: a row of y before TRANSPOSE_OUT's scatter", H, p.ODTYPE) },
+    { "CODES", (p.PREQ and p.LAYOUT == "BNDS") and K // 4 or 0,
+      format("[%d] bytes: one token's fp8 codes, gathered from the words", K) },
+  }, 16)
+end
+
 function F.params(k)
   local q, K = k.quantization_type, k.N * k.D
   local at, ot = ctypes.info(k.dtype), ctypes.info(k.out_dtype)
   local MB = rows_per_block(K, k.H)
   local tout = k.transpose_out
-  return {
+  local fp8 = ctypes.FP8[k.weight_dtype]
+  local p = {
     VARIANT = k.variant, QUANT = q, N = k.N, D = k.D, K = K, H = k.H,
     DTYPE = k.dtype, CT = at.c, TO_F32 = at.to_f32, F32_IN = k.dtype == "f32",
-    WDTYPE = k.weight_dtype, WT_FMT = WT_FMT[k.weight_dtype],
-    OUT_DTYPE = k.out_dtype, OCT = ot.c, FROM_F32 = ot.from_f32, F32_OUT = k.out_dtype == "f32",
+    WDTYPE = k.weight_dtype, WT_FMT = ctypes.WT[k.weight_dtype].fmt,
+    ODTYPE = k.out_dtype, OCT = ot.c, FROM_F32 = ot.from_f32, F32_OUT = k.out_dtype == "f32",
     LAYOUT = k.attn_layout, PREQ = k.mx_prequant, BIAS = k.bias,
     STATIC = CLAMPED[q] ~= nil, ROW = q == "ROW", MX = q == "MX",
-    ROUND = k.weight_dtype == "e4m3" and "kgp_round_e4m3_f32" or "kgp_round_e4m3fn_f32",
-    FP8_MAX = k.fp8_max, WEIGHT_LAYOUT = k.weight_layout,
+    FP8_ROUND = fp8 and fp8.round, QUANT_MAX = k.quant_max, WLAYOUT = k.weight_layout,
     TOUT = tout, LNC = k.lnc, R = tout and k.H // (128 * k.lnc) or 0,
     MB = MB,
-    -- tokens per call such that T * max(K, H) elements stay addressable in a long
-    TMAX = (1 << 62) // math.max(K, k.H),
+    -- the most tokens per call for which T * ROW_MAX, the largest index into A, C and the
+    -- tensors, stays inside a long (with a factor 2 to spare)
+    ROW_MAX = math.max(K, k.H), TMAX = (1 << 62) // math.max(K, k.H),
   }
+  -- A and C can live in the caller's tensors: A when fp32 attention rows are A's rows as they
+  -- are (BSND, no activation quantization), C when the output is fp32 [T, H].
+  p.A_DIRECT = p.F32_IN and p.LAYOUT == "BSND" and not p.PREQ and not p.STATIC and not p.MX
+  p.C_DIRECT = p.F32_OUT and not tout
+  -- a run of up to MB tokens of one (b, n, d), widened to fp32, for the strided layouts
+  p.RUNS = not p.PREQ and not p.F32_IN and p.LAYOUT ~= "BSND"
+  p.SCRATCH = scratch_layout(p)
+  return p
 end
 
 return F

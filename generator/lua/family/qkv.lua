@@ -5,6 +5,7 @@
 -- two kernels do; the math is the same. Semantics: shared/reference/qkv.md.
 
 local ctypes = require "ctypes"
+local scratch = require "scratch"
 
 local format = string.format
 
@@ -29,12 +30,12 @@ mlp_prev, attention_prev [B, S, H], gamma, beta [H], cos, sin [B, S, d], k_scale
 ---------------------------------------------------------------------------------------------
 
 local FLOAT = { bf16 = true, fp16 = true, f32 = true }
-local FP8 = { e4m3 = 240, e4m3fn = 448 }
+local FP8 = ctypes.FP8
+-- The KV cache's format (kv_dtype) is e4m3 (e5m2 is rejected, as upstream): its largest finite
+-- value bounds the clamp and is the clamp's default.
+local KV_FMT_MAX = FP8.e4m3.max
 
--- The kg_wt_fmt of each weight dtype, its bytes per element, and the stored layouts.
-local WT_FMT = { f32 = "KG_WT_F32", bf16 = "KG_WT_BF16", fp16 = "KG_WT_F16",
-                 e4m3 = "KG_WT_E4M3", e4m3fn = "KG_WT_E4M3FN" }
-local WT_BYTES = { f32 = 4, bf16 = 2, fp16 = 2, e4m3 = 1, e4m3fn = 1 }
+-- The stored layouts (upstream's QKVWeightLayout) as the packer names them.
 local WT_LAYOUT = { CONTIGUOUS = "kn", MX_CONTIGUOUS = "x4", MX_INTERLEAVED = "x4_interleaved" }
 
 local function is_mx(k) return k.quantization_type == "MX" end
@@ -79,14 +80,16 @@ F.keys = {
     values = { "NO_NORM", "RMS_NORM", "LAYER_NORM", "RMS_NORM_SKIP_GAMMA" }, default = "NO_NORM",
     name = { NO_NORM = "nonorm", RMS_NORM = "rms", LAYER_NORM = "ln",
              RMS_NORM_SKIP_GAMMA = "rmsskip" },
-    doc = "normalisation of each row before the matmul" },
+    doc = "normalisation of each row before the matmul (rmsnorm_quant's name; upstream qkv's "
+          .. "is fused_norm_type)" },
   { key = "layer_norm_bias", kind = "bool", default = false, name = "beta",
-    doc = "LAYER_NORM adds beta" },
+    doc = "LAYER_NORM adds beta (upstream's name)" },
   { key = "eps", kind = "float", min = 0, from = "model.rms_eps", default = 1e-6, name = "eps",
     doc = "norm epsilon" },
   { key = "bias", kind = "bool", default = false, name = "bias", doc = "add bias [I]" },
   { key = "fused_residual_add", kind = "bool", default = false, name = "add",
-    doc = "x = input + mlp_prev + attention_prev (TKG also returns it as fused_hidden)" },
+    doc = "x = input + mlp_prev + attention_prev (TKG also returns it as fused_hidden; "
+          .. "upstream's name)" },
   { key = "weight_layout", kind = "enum",
     values = { "CONTIGUOUS", "MX_CONTIGUOUS", "MX_INTERLEAVED" },
     default = function(k) return is_mx(k) and "MX_CONTIGUOUS" or "CONTIGUOUS" end,
@@ -94,11 +97,12 @@ F.keys = {
     omit_default = true,
     doc = "stored weight layout the handle is packed from (common.md QKVWeightLayout)" },
   { key = "is_input_swizzled", kind = "bool", default = false, name = "swz",
-    doc = "MX: input (and gamma, beta, residuals) stored with h = 512j+4p+q at q*H/4+128j+p" },
+    doc = "MX: input (and gamma, beta, residuals) stored with h = 512j+4p+q at q*H/4+128j+p "
+          .. "(upstream's name)" },
   { key = "mx_static_dequant", kind = "bool", default = false, name = "mxs",
     doc = "MX_INTERLEAVED + in_scale: x / s_in, MX quantize, y *= w_scale[Q|K|V] * s_in" },
   { key = "quant_max", kind = "float", min = 1, name = "qmax",
-    default = function(k) return FP8[k.weight_dtype] or 240 end,
+    default = function(k) return ctypes.quant_max(k.weight_dtype) end,
     doc = "STATIC (and MX static dequant) activation clamp +-quant_max" },
   { key = "fused_rope", kind = "bool", default = false, name = "rope",
     doc = "CTE: rotate the Q and K heads with cos, sin [B,S,d] (first halves used)" },
@@ -111,10 +115,10 @@ F.keys = {
     doc = "BLOCK: rows per cache block (cache [cache_len blocks, block_size, nkv*d]); else 0" },
   { key = "kv_dtype", kind = "enum", values = { "e4m3", "e5m2" }, default = "e4m3",
     doc = "KV-cache element format (e5m2 is rejected, as upstream)" },
-  { key = "fp8_max", kind = "float", default = 240, name = "kvmax",
-    doc = "KV-cache clamp upper bound" },
+  { key = "fp8_max", kind = "float", default = KV_FMT_MAX, name = "kvmax",
+    doc = "KV-cache clamp upper bound (upstream's name; not the activation range, quant_max)" },
   { key = "fp8_min", kind = "float", default = function(k) return -k.fp8_max end, name = "kvmin",
-    doc = "KV-cache clamp lower bound" },
+    doc = "KV-cache clamp lower bound (upstream's name)" },
   { key = "B", kind = "int", min = 1, from = "limits.max_batch", default = 1,
     doc = "nominal batch per call, for the cost block (a call may pass any B)" },
   { key = "S", kind = "int", min = 1, from = "limits.max_tokens", default = 128,
@@ -187,11 +191,12 @@ local function check_quant(k, fail)
     end
   end
   local static = q == "STATIC" or k.mx_static_dequant
-  if not static and k.quant_max ~= (FP8[w] or 240) then
+  if not static and k.quant_max ~= ctypes.quant_max(w) then
     fail("quant_max", "only STATIC and mx_static_dequant clamp the activations")
   end
-  if FP8[w] and k.quant_max > FP8[w] then
-    fail("quant_max", format("%g exceeds the largest finite %s (%d)", k.quant_max, w, FP8[w]))
+  if FP8[w] and k.quant_max > FP8[w].max then
+    fail("quant_max", format("%g exceeds the largest finite %s (%d)", k.quant_max, w,
+                             FP8[w].max))
   end
   if not FLOAT[k.dtype] then
     if q ~= "MX" then fail("dtype", "fp8 input needs quantization_type=MX") end
@@ -205,8 +210,12 @@ local function check_kv(k, fail)
   local kv = k.kv_cache
   if kv == "NONE" then
     if k.block_size ~= 0 then fail("block_size", "only kv_cache=BLOCK takes a block size") end
-    if k.fp8_max ~= 240 then fail("fp8_max", "only the KV-cache write (kv_cache) clamps") end
-    if k.fp8_min ~= -240 then fail("fp8_min", "only the KV-cache write (kv_cache) clamps") end
+    if k.fp8_max ~= KV_FMT_MAX then
+      fail("fp8_max", "only the KV-cache write (kv_cache) clamps")
+    end
+    if k.fp8_min ~= -KV_FMT_MAX then
+      fail("fp8_min", "only the KV-cache write (kv_cache) clamps")
+    end
     return
   end
   if k.output_layout ~= "BSD" then fail("output_layout", "the KV-cache write needs BSD") end
@@ -217,11 +226,11 @@ local function check_kv(k, fail)
   elseif kv == "FLAT" and k.block_size ~= 0 then
     fail("block_size", "only kv_cache=BLOCK takes a block size")
   end
-  if k.fp8_max <= 0 or k.fp8_max > 240 then
-    fail("fp8_max", format("%g is outside (0, 240] (float8_e4m3)", k.fp8_max))
+  if k.fp8_max <= 0 or k.fp8_max > KV_FMT_MAX then
+    fail("fp8_max", format("%g is outside (0, %d] (float8_e4m3)", k.fp8_max, KV_FMT_MAX))
   end
-  if k.fp8_min >= k.fp8_max or k.fp8_min < -240 then
-    fail("fp8_min", format("%g is outside [-240, fp8_max)", k.fp8_min))
+  if k.fp8_min >= k.fp8_max or k.fp8_min < -KV_FMT_MAX then
+    fail("fp8_min", format("%g is outside [-%d, fp8_max)", k.fp8_min, KV_FMT_MAX))
   end
 end
 
@@ -300,7 +309,7 @@ end
 -- Cost
 ---------------------------------------------------------------------------------------------
 
-local function bytes_of(dt) return WT_BYTES[dt] end
+local function bytes_of(dt) return ctypes.wt_bytes(dt, 1) end
 
 function F.cost(k, n)
   local nh, I, qd, kvd = dims(k)
@@ -326,11 +335,11 @@ end
 -- Template parameters
 ---------------------------------------------------------------------------------------------
 
--- How a row of dtype dt becomes fp32 (and back): the runtime's primitives, the template's
--- plain copy for f32, or the template's decoder for fp8 input.
+-- How a row of dtype dt becomes fp32 (and back): the runtime's primitives (fp8 input too), or
+-- the template's plain copy for f32.
 local function widen(dt)
   if dt == "f32" then return "copy_f32" end
-  if not FLOAT[dt] then return "cvt_fp8_f32" end
+  if not FLOAT[dt] then return FP8[dt].to_f32 end
   return ctypes.info(dt).to_f32
 end
 
@@ -338,32 +347,61 @@ local function narrow(dt) return dt == "f32" and "copy_f32" or ctypes.info(dt).f
 
 local function ctype(dt) return FLOAT[dt] and ctypes.info(dt).c or "kg_u8" end
 
+-- The scratch of one call, in floats: the block's A and C, then per-call rows.
+local function scratch_layout(p)
+  local H, I, MB = p.H, p.I, p.MB
+  local xrow_doc = p.ADD and "the residual being added" or "the row in stored (swizzled) order"
+  return scratch.layout {
+    { "A", MB * H, format("A [%d, %d]: the block's rows of x", MB, H) },
+    { "C", MB * I, format("C [%d, %d]: A @ W", MB, I) },
+    { "X", p.XROW and H or 0, format("[%d]: %s", H, xrow_doc) },
+    { "GAMMA", p.GAMMA and H or 0, format("gamma [%d] in fp32, logical order", H) },
+    { "BETA", p.BETA and H or 0, format("beta [%d] in fp32, logical order", H) },
+    { "BIAS", p.BIAS and I or 0, format("bias [%d] in fp32", I) },
+    { "CS", p.ROPE and p.D or 0, format("[%d]: a row's cos and sin halves", p.D) },
+    { "KV_TMP", (p.KVW and not p.KV_SYM) and p.KVD or 0,
+      format("[%d]: a K or V row scaled, before the asymmetric clamp", p.KVD) },
+  }
+end
+
 function F.params(k)
   local nh, I, qd, kvd = dims(k)
   local sd, od = side_dtype(k), out_dtype(k)
+  local norm, fp8w = k.norm_type, FP8[k.weight_dtype]
   local p = {
     TKG = k.variant == "TKG", VARIANT = k.variant,
     H = k.H, NQ = k.nq, NKV = k.nkv, D = k.d, HALF = k.d // 2, NH = nh, I = I, QD = qd,
     KVD = kvd, HACT = k.hidden_actual,
-    DTYPE = k.dtype, FP8_IN = not FLOAT[k.dtype], FP8_IN_FN = k.dtype == "e4m3fn",
-    SDTYPE = sd, ODTYPE = od, WDTYPE = k.weight_dtype, WT_FMT = WT_FMT[k.weight_dtype],
+    -- the most tokens a call may pass: T * max(H, I), the largest index into input, out and A/C
+    -- rows, must fit in a long
+    TMAX = (1 << 62) // math.max(k.H, I),
+    DTYPE = k.dtype, FP8_IN = not FLOAT[k.dtype],
+    SDTYPE = sd, ODTYPE = od, WDTYPE = k.weight_dtype,
+    WT_FMT = ctypes.WT[k.weight_dtype].fmt,
     WT_MX = is_mx(k) and not k.mx_static_dequant, WLAYOUT = k.weight_layout,
-    QUANT = k.quantization_type, MXS = k.mx_static_dequant, QMAX = k.quant_max,
-    STATIC_ROUND = k.weight_dtype == "e4m3fn" and "kgp_round_e4m3fn_f32" or "kgp_round_e4m3_f32",
-    NORM = k.norm_type, BETA = k.layer_norm_bias, EPS = k.eps,
-    GAMMA = k.norm_type == "RMS_NORM" or k.norm_type == "LAYER_NORM",
+    QUANT = k.quantization_type, MXS = k.mx_static_dequant, QUANT_MAX = k.quant_max,
+    -- STATIC: per-tensor activation scale and clamp (so does MX static dequant)
+    STATIC = k.quantization_type == "STATIC" or k.mx_static_dequant,
+    FP8_ROUND = fp8w and fp8w.round,
+    NORM = norm, BETA = k.layer_norm_bias, EPS = k.eps,
+    GAMMA = norm == "RMS_NORM" or norm == "LAYER_NORM",
+    RMS = norm == "RMS_NORM" or norm == "RMS_NORM_SKIP_GAMMA",
     BIAS = k.bias, ADD = k.fused_residual_add, SWZ = k.is_input_swizzled,
     ROPE = k.fused_rope, NBSD = k.output_layout == "NBSd",
-    KV = k.kv_cache, BS = k.block_size, KV_MAX = k.fp8_max, KV_MIN = k.fp8_min,
-    KV_SYM = k.fp8_min == -k.fp8_max,
+    KV = k.kv_cache, KVW = k.kv_cache ~= "NONE", BS = k.block_size,
+    KV_MAX = k.fp8_max, KV_MIN = k.fp8_min, KV_SYM = k.fp8_min == -k.fp8_max,
+    KV_QUANT = FP8.e4m3.quant, KV_FMT_MAX = KV_FMT_MAX,
     CT = ctype(k.dtype), SCT = ctype(sd), OCT = ctype(od),
     IN_WIDEN = widen(k.dtype), S_WIDEN = widen(sd), O_NARROW = narrow(od),
     IN_NARROW = FLOAT[k.dtype] and narrow(k.dtype) or nil,
     IN_ROUND = FLOAT[k.dtype] and ctypes.info(k.dtype).round or nil,
   }
   p.NEED_COPY = p.IN_WIDEN == "copy_f32" or p.S_WIDEN == "copy_f32" or p.O_NARROW == "copy_f32"
+  -- a second fp32 row of H: the residual being added, or the row in its stored (swizzled) order
+  p.XROW = p.ADD or p.SWZ
   -- token rows per block: A [MB, H] and C [MB, I] in fp32 take at most about 16 MiB
   p.MB = math.max(1, math.min(128, (4 * 1024 * 1024) // (k.H + I)))
+  p.SCRATCH = scratch_layout(p)
   return p
 end
 

@@ -23,26 +23,27 @@ F.keys = {
   { key = "H", kind = "int", min = 1, from = "model.hidden", default = 4096, name = "h",
     doc = "hidden size (last axis)" },
   { key = "norm_type", kind = "enum", values = { "RMS_NORM", "NO_NORM" }, default = "RMS_NORM",
-    name = { RMS_NORM = "rms", NO_NORM = "nonorm" }, doc = "normalisation before quantization" },
+    name = { RMS_NORM = "rms", NO_NORM = "nonorm" },
+    doc = "normalisation before quantization (upstream's name)" },
   { key = "quantization_type", kind = "enum", values = { "ROW", "STATIC" }, default = "ROW",
     name = { ROW = "row", STATIC = "static" },
     doc = "ROW: per-row scale packed after the row; STATIC: one given dequant scale" },
   { key = "lower_bound", kind = "float", min = 0, default = 0, name = "lb",
-    doc = "ROW only: clip bound c on |y| (active when c > 1e-6)" },
+    doc = "ROW only: clip bound c on |y|, active when c > 1e-6 (upstream's name)" },
   { key = "eps", kind = "float", min = 0, from = "model.rms_eps", default = 1e-6, name = "eps",
     doc = "added to mean(x^2) under the square root" },
-  { key = "fp8_max", kind = "float", min = 1, from = "fp8.max", name = "max",
+  { key = "quant_max", kind = "float", min = 1, from = "fp8.max", name = "qmax",
     default = function(k) return ctypes.FP8[k.fp8].max end,
-    doc = "quantization range +-fp8_max (at most the format's largest finite value)" },
+    doc = "quantization range +-quant_max (at most the format's largest finite value)" },
   { key = "rows", kind = "int", min = 1, from = "limits.max_tokens", default = 128,
     doc = "nominal rows per call, for the cost block (a call may pass any count)" },
 }
 
 function F.check(k, fail)
   local limit = ctypes.FP8[k.fp8].max
-  if k.fp8_max > limit then
-    fail("fp8_max", string.format("%s exceeds the largest finite %s (%d)",
-                                  string.format("%g", k.fp8_max), k.fp8, limit))
+  if k.quant_max > limit then
+    fail("quant_max", string.format("%s exceeds the largest finite %s (%d)",
+                                    string.format("%g", k.quant_max), k.fp8, limit))
   end
 end
 
@@ -77,8 +78,10 @@ function F.params(k)
   return {
     H = k.H, DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32,
     RMS = k.norm_type == "RMS_NORM", ROW = k.quantization_type == "ROW",
-    CLIP = k.quantization_type == "ROW" and k.lower_bound > 1e-6, LB = k.lower_bound,
-    EPS = k.eps, FP8 = k.fp8, FP8_MAX = k.fp8_max, QUANT = ctypes.FP8[k.fp8].quant,
+    -- ROW's clip bound on |y| (upstream's lower_bound), or nil: upstream clips above 1e-6
+    CLIP = (k.quantization_type == "ROW" and k.lower_bound > 1e-6) and k.lower_bound or nil,
+    EPS = k.eps, FP8 = k.fp8, QUANT_MAX = k.quant_max, FP8_QUANT = ctypes.FP8[k.fp8].quant,
+    OUT_COLS = k.quantization_type == "ROW" and k.H + 4 or k.H,
     -- rows per parallel task: about 32k elements, so a task outweighs its dispatch
     GRAIN = math.max(1, 32768 // k.H),
   }

@@ -65,11 +65,16 @@ function F.params(k)
   local dt = ctypes.info(k.dtype)
   -- positions per task: scratch of about 8k floats per tensor on the worker's stack
   local ch = math.max(1, 8192 // k.d)
-  return {
+  local p = {
     D = k.d, HALF = k.d // 2, N = k.N, DTYPE = k.dtype, CT = dt.c,
     TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32, F32 = k.dtype == "f32",
     BNSD = k.layout == "BNSd", CONTIG = k.contiguous_layout, CH = ch,
+    -- BNSd with contiguous pairing in bf16 rotates straight from x_in to x_out (one primitive
+    -- widens, rotates and rounds); the other narrow dtypes and layouts work on fp32 rows
+    FUSED = k.layout == "BNSd" and k.contiguous_layout and k.dtype == "bf16",
   }
+  p.F32_ROWS = not p.F32 and not p.FUSED
+  return p
 end
 
 return F

@@ -87,13 +87,21 @@ end
 
 function F.params(k)
   local dt = ctypes.info(k.dtype)
-  return {
+  local cache = k.tables == "cache"
+  local p = {
     D = k.d, HALF = k.d // 2, HQ = k.Hq, HK = k.Hk, DTYPE = k.dtype, CT = dt.c,
     TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32, F32 = k.dtype == "f32",
-    CACHE = k.tables == "cache", TBATCH = k.table_batch, BWD = k.backward,
+    CACHE = cache, TBATCH = k.table_batch, BWD = k.backward,
     -- positions per task: scratch of about 8k floats per tensor on the worker's stack
     CH = math.max(1, 8192 // k.d),
+    -- table rows are TW floats wide: d (cos, sin) or 2d (rope_cache: cos then sin)
+    TW = cache and 2 * k.d or k.d,
+    -- the forward pass in bf16 rotates straight from the inputs to the outputs (one primitive
+    -- widens, rotates and rounds); the backward pass and fp16 work on fp32 rows
+    FUSED = k.dtype == "bf16" and not k.backward,
   }
+  p.F32_ROWS = not p.F32 and not p.FUSED
+  return p
 end
 
 return F

@@ -73,6 +73,17 @@ typedef struct kg_wt {
     void *mem;          /* the runtime's allocation behind data and scale */
 } kg_wt;
 
+/* C [M, W->N] (row stride ldc) = A [M, W->K] (row stride lda) @ W in fp32, as kgp_gemm_f32
+ * computes each element, split over the runtime's threads in tasks of (132 rows) x (one column
+ * panel of W), row blocks outermost: decode (small M) splits by panels, prefill by rows and
+ * panels. Call it on the kernel's own thread, not inside a task. */
+void kgp_matmul_f32(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W);
+
+/* Whether W is the weight a kernel was generated for: [K, N], element format fmt (enum
+ * kg_wt_fmt), MX block scales or not (mx != 0). A kernel refuses any other handle with KG_EARG,
+ * so it never reads past a wrong weight's end. */
+int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
+
 /* ---- primitives ---------------------------------------------------------------------------- */
 /* The one list of primitives. Each has a scalar reference (kgp_NAME__scalar in the runtime) and
  * possibly SIMD versions; the runtime picks one per process at start-up. Generated code calls
@@ -84,6 +95,13 @@ typedef struct kg_wt {
     X(void, cvt_bf16_f32, (float *y, const kg_u16 *x, long n), (y, x, n))                      \
     /* y[i] = (float)fp16 x[i] */                                                               \
     X(void, cvt_f16_f32, (float *y, const kg_u16 *x, long n), (y, x, n))                       \
+    /* y[i] = (float)e4m3 x[i]: float8_e4m3 codes (bias 7, 0x78 inf, 0x79..0x7f NaN), exact */ \
+    X(void, cvt_e4m3_f32, (float *y, const kg_u8 *x, long n), (y, x, n))                       \
+    /* y[i] = (float)e4m3fn x[i]: float8_e4m3fn codes (no inf, 0x7f NaN), exact */               \
+    X(void, cvt_e4m3fn_f32, (float *y, const kg_u8 *x, long n), (y, x, n))                     \
+    /* y [H] in logical order from a 4H-swizzled row x (upstream's MX hidden layout): logical   \
+     * h = 512j + 4p + q is stored at q*H/4 + 128j + p, for j < H/512, p < 128, q < 4 */         \
+    X(void, unswizzle_4h_f32, (float *y, const float *x, long H), (y, x, H))                   \
     /* y[i] = bf16(x[i]), round to nearest even, NaN kept */                                    \
     X(void, cvt_f32_bf16, (kg_u16 *y, const float *x, long n), (y, x, n))                      \
     /* y[i] = fp16(x[i]), round to nearest even, overflow to inf, NaN kept */                   \

@@ -1,0 +1,45 @@
+/* matmul.c: the one matrix product every projection kernel and `kgen bench --gemm` call:
+ * kgp_gemm_f32 split over the runtime's threads, and the check that a packed weight is the one
+ * a kernel was generated for. */
+#include "kgen/abi.h"
+
+/* Rows of a task: one pass of the AVX-512 and AVX2 GEMMs (their register tiles are 6 rows;
+ * 132 = 22 tiles keeps a pass's A rows in L2 next to one weight panel). */
+enum { MM_ROWS = 132 };
+
+typedef struct mm {
+    float *C;
+    const float *A;
+    const kg_wt *W;
+    long ldc, lda, M, np;
+} mm;
+
+/* Tasks [t0, t1): task t is rows [t / np * MM_ROWS, +MM_ROWS) x panel t % np. A contiguous run
+ * of tasks inside one row block is one GEMM call over its run of panels. */
+static void mm_tasks(void *ctx, long t0, long t1)
+{
+    const mm *m = ctx;
+    while (t0 < t1) {
+        long r0 = t0 / m->np * MM_ROWS, p0 = t0 % m->np;
+        long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
+        long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
+        long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
+        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
+                     p0 * m->W->nr, n1);
+        t0 += p1 - p0;
+    }
+}
+
+/* Row blocks outermost: a thread's contiguous run of tasks is whole row blocks where there are
+ * enough of them (prefill), else runs of panels within one (decode), so each thread streams
+ * its part of the weight once per row block and writes its own rows or columns of C. */
+void kgp_matmul_f32(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
+{
+    mm m = { C, A, W, ldc, lda, M, (W->N + W->nr - 1) / W->nr };
+    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np, 1);
+}
+
+int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
+{
+    return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
+}
