@@ -29,14 +29,14 @@ return {
     -- mlp
     -- H must be a multiple of 128 (512 for MX); I = 5003 and I = 96 leave remainders
     { family = "mlp", variant = "CTE", H = 384, normalization_type = "LAYER_NORM",
-      norm_bias = true, skip_gate_proj = true, activation_fn = "GELU", up_bias = true,
+      layer_norm_bias = true, skip_gate_proj = true, activation_fn = "GELU", up_bias = true,
       down_bias = true },
     { family = "mlp", variant = "TKG", H = 384, quantization_type = "ROW",
       gate_clamp_upper_limit = 0.5, up_clamp_lower_limit = -0.5, activation_fn = "Swish" },
     { family = "mlp", variant = "CTE", H = 384, quantization_type = "STATIC",
       activation_fn = "GELU_Tanh_Approx", gate_bias = true },
     { family = "mlp", variant = "TKG", H = 512, I = 96, quantization_type = "MX",
-      weight_dtype = "e2m1", mx_swizzled = true, normalization_type = "RMS_NORM",
+      weight_dtype = "e2m1", is_input_swizzled = true, normalization_type = "RMS_NORM",
       gate_bias = true, up_bias = true },
     -- end mlp
     -- output_projection

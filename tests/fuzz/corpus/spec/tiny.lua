@@ -23,7 +23,7 @@ return {
     { family = "qkv", variant = "TKG", S = 64, norm_type = "RMS_NORM", fused_residual_add = true },
     -- end qkv
     -- mlp
-    { family = "mlp", variant = "TKG", normalization_type = "RMS_NORM", fused_add = true,
+    { family = "mlp", variant = "TKG", normalization_type = "RMS_NORM", fused_residual_add = true,
       store_fused_add_result = true },
     { family = "mlp", variant = "CTE", normalization_type = "RMS_NORM" },
     { family = "mlp", variant = "CTE", quantization_type = "ROW" },
