@@ -106,7 +106,10 @@ local function coerce(kd, raw, from_text)
   local v = raw
   if from_text then
     if kd.kind == "int" then v = match(raw, "^%-?%d+$") and math.tointeger(tonumber(raw))
-    elseif kd.kind == "float" then v = tonumber(raw)
+    elseif kd.kind == "float" then
+      v = tonumber(raw)
+      -- tonumber("-0") is the integer 0: keep the sign, so -0 names the same kernel both ways
+      if v == 0 and match(raw, "^%s*%-") then v = -0.0 end
     elseif kd.kind == "bool" then
       v = ({ ["true"] = true, ["1"] = true, ["false"] = false, ["0"] = false })[raw]
     end
