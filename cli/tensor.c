@@ -246,6 +246,7 @@ int kgbuf_from_f32(const char *dtype, const float *x, void *out, long n)
         case KG_U8: ((uint8_t *)out)[i] = (uint8_t)x[i]; break;
         case KG_I32: ((int32_t *)out)[i] = (int32_t)x[i]; break;
         case KG_I64: ((int64_t *)out)[i] = (int64_t)x[i]; break;
+        case KG_U32: ((uint32_t *)out)[i] = (uint32_t)x[i]; break;
         default: return -1;
         }
     }
@@ -266,6 +267,7 @@ int kgbuf_to_f32(const char *dtype, const void *in, float *y, long n)
         case KG_U8: y[i] = ((const uint8_t *)in)[i]; break;
         case KG_I32: y[i] = (float)((const int32_t *)in)[i]; break;
         case KG_I64: y[i] = (float)((const int64_t *)in)[i]; break;
+        case KG_U32: y[i] = (float)((const uint32_t *)in)[i]; break;
         default: return -1;
         }
     }
