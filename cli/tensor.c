@@ -144,8 +144,8 @@ static float *floats(long n)
     return malloc(bytes);
 }
 
-/* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale"; malloc'd, NULL if out of
- * memory. */
+/* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale", 0, 1, 2, ... for "slots",
+ * 1 for "ones", 0 for "zeros", 2^20 for "positions"; malloc'd, NULL if out of memory. */
 static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
 {
     float *x = floats(n);
@@ -156,6 +156,10 @@ static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
         double g = sqrt(-2.0 * log(uniform(&s))) * cos(6.283185307179586 * uniform(&s));
         x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g)
                : strcmp(a->init, "slots") == 0 ? (float)i /* distinct cache slots 0, 1, ... */
+               : strcmp(a->init, "ones") == 0 ? 1.0f  /* a mask that attends everywhere */
+               : strcmp(a->init, "zeros") == 0 ? 0.0f
+               /* positions past any context: every cache slot attends */
+               : strcmp(a->init, "positions") == 0 ? 1048576.0f
                : (float)g;
     }
     return x;

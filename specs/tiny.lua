@@ -38,5 +38,10 @@ return {
     { family = "output_projection", variant = "TKG", quantization_type = "ROW", transpose_out = true,
       lnc = 2, bias = true },
     -- end output_projection
+    -- attention_tkg
+    { family = "attention_tkg", n_kv = 2, s_active = 3, use_pos_id = true, fuse_rope = true,
+      sink = true },
+    { family = "attention_tkg", block_len = 16, use_pos_id = true, sliding_window = true },
+    -- end attention_tkg
   },
 }

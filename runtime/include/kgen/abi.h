@@ -240,5 +240,7 @@ float sqrtf(float);
 float expf(float);
 float tanhf(float);
 float erff(float);
+float sinf(float);
+float cosf(float);
 
 #endif /* KGEN_ABI_H */
