@@ -100,10 +100,10 @@ static void load_tile(float *kf, float *vf, const struct ctx *c, long b, long h,
     long first = c->sp - 7, np = first - k0 < n ? (first - k0 > 0 ? first - k0 : 0) : n;
     load_rows(vf, c->v_prior, c, b, h, k0, np);
     for (long t = 0; t < 34 && np > 0; t++)
-        kgp_cvt_f16_f32(kf + t * 32, c->k_prior + ((b * 1 + h) * 34 + t) * 33 + k0, np);
+        kgp_cvt_f16_f32(kf + t * 64, c->k_prior + ((b * 1 + h) * 34 + t) * 33 + k0, np);
     for (long j = np; j < n; j++) {
         for (long t = 0; t < 34; t++) {
-            kf[t * 32 + j] = pr[PAIR_KA + (k0 + j - first) * 34 + t];
+            kf[t * 64 + j] = pr[PAIR_KA + (k0 + j - first) * 34 + t];
             vf[j * 34 + t] = pr[PAIR_VA + (k0 + j - first) * 34 + t];
         }
     }
@@ -112,21 +112,22 @@ static void load_tile(float *kf, float *vf, const struct ctx *c, long b, long h,
 /* One tile of n slots from k0 into the task's running softmax (M, L, O). */
 static void tile_step(const struct ctx *c, long b, long h, long k0, long n, float *ts)
 {
-    float sc[672], kf[1088], vf[1088];
-    kg_u8 ok[672];
+    float sc[1344], kf[2176], vf[2176];
+    kg_u8 ok[1344];
     int any = 0;
+    int all = 0;
     for (long g = 0; g < 21; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 32 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
+            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
     if (!any)
         return; /* nothing here attends: the tile is never read */
     load_tile(kf, vf, c, b, h, k0, n);
     const float *q = c->pair + (b * 1 + h) * PAIR_FLOATS + PAIR_Q;
-    kgp_dot_cols_f32(sc, 32, q, 34, 21, kf, 32, n, 34);
+    kgp_dot_cols_f32(sc, 64, q, 34, 21, kf, 64, n, 34);
     for (long g = 0; g < 21; g++) {
-        float *s = sc + g * 32, *m = ts + TASK_M + g, a;
+        float *s = sc + g * 64, *m = ts + TASK_M + g, a;
         for (long j = 0; j < n; j++)
-            if (!ok[g * 32 + j])
+            if (!ok[g * 64 + j])
                 s[j] = -1.0f / 0.0f;
         float mt = kgp_max_f32(s, n), mn = mt > *m ? mt : *m;
         if (mn == -1.0f / 0.0f) { /* no slot of this row so far: P = 0 */
@@ -142,7 +143,7 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
             kgp_scale_mul_f32(ts + TASK_O + g * 34, ts + TASK_O + g * 34, a, 0, 34);
         *m = mn;
     }
-    kgp_axpy_rows_f32(ts + TASK_O, 34, sc, 32, 21, vf, 34, n, 34);
+    kgp_axpy_rows_f32(ts + TASK_O, 34, sc, 64, 21, vf, 34, n, 34);
 }
 
 /* Pass 2, tasks [t0, t1): task t is chunk t % nch of pair t / nch. */
@@ -157,8 +158,8 @@ static void run_tasks(void *ctx, long t0, long t1)
             ts[TASK_M + g] = -1.0f / 0.0f, ts[TASK_L + g] = 0.0f;
         for (long i = 0; i < 714; i++)
             ts[TASK_O + i] = 0.0f;
-        for (long k = k0; k < k1; k += 32)
-            tile_step(c, p / 1, p % 1, k, k1 - k < 32 ? k1 - k : 32, ts);
+        for (long k = k0; k < k1; k += 64)
+            tile_step(c, p / 1, p % 1, k, k1 - k < 64 ? k1 - k : 64, ts);
     }
 }
 

@@ -96,21 +96,22 @@ static void load_tile(float *kf, float *vf, const struct ctx *c, long b, long h,
 /* One tile of n slots from k0 into the task's running softmax (M, L, O). */
 static void tile_step(const struct ctx *c, long b, long h, long k0, long n, float *ts)
 {
-    float sc[32], kf[64], vf[64];
-    kg_u8 ok[32];
+    float sc[64], kf[128], vf[128];
+    kg_u8 ok[64];
     int any = 0;
+    int all = 0;
     for (long g = 0; g < 1; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 32 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
+            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
     if (!any)
         return; /* nothing here attends: the tile is never read */
     load_tile(kf, vf, c, b, h, k0, n);
     const float *q = c->pair + (b * 1 + h) * PAIR_FLOATS + PAIR_Q;
-    kgp_dot_rows_f32(sc, 32, q, 2, 1, kf, 2, n, 2);
+    kgp_dot_rows_f32(sc, 64, q, 2, 1, kf, 2, n, 2);
     for (long g = 0; g < 1; g++) {
-        float *s = sc + g * 32, *m = ts + TASK_M + g, a;
+        float *s = sc + g * 64, *m = ts + TASK_M + g, a;
         for (long j = 0; j < n; j++)
-            if (!ok[g * 32 + j])
+            if (!ok[g * 64 + j])
                 s[j] = -1.0f / 0.0f;
         float mt = kgp_max_f32(s, n), mn = mt > *m ? mt : *m;
         if (mn == -1.0f / 0.0f) { /* no slot of this row so far: P = 0 */
@@ -126,7 +127,7 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
             kgp_scale_mul_f32(ts + TASK_O + g * 2, ts + TASK_O + g * 2, a, 0, 2);
         *m = mn;
     }
-    kgp_axpy_rows_f32(ts + TASK_O, 2, sc, 32, 1, vf, 2, n, 2);
+    kgp_axpy_rows_f32(ts + TASK_O, 2, sc, 64, 1, vf, 2, n, 2);
 }
 
 /* Pass 2, tasks [t0, t1): task t is chunk t % nch of pair t / nch. */
@@ -141,8 +142,8 @@ static void run_tasks(void *ctx, long t0, long t1)
             ts[TASK_M + g] = -1.0f / 0.0f, ts[TASK_L + g] = 0.0f;
         for (long i = 0; i < 2; i++)
             ts[TASK_O + i] = 0.0f;
-        for (long k = k0; k < k1; k += 32)
-            tile_step(c, p / 1, p % 1, k, k1 - k < 32 ? k1 - k : 32, ts);
+        for (long k = k0; k < k1; k += 64)
+            tile_step(c, p / 1, p % 1, k, k1 - k < 64 ? k1 - k : 64, ts);
     }
 }
 

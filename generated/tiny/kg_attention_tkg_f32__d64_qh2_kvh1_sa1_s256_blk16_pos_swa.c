@@ -120,21 +120,22 @@ static void load_tile(float *kf, float *vf, const struct ctx *c, long b, long h,
 /* One tile of n slots from k0 into the task's running softmax (M, L, O). */
 static void tile_step(const struct ctx *c, long b, long h, long k0, long n, float *ts)
 {
-    float sc[64], kf[2048], vf[2048];
-    kg_u8 ok[64];
+    float sc[128], kf[4096], vf[4096];
+    kg_u8 ok[128];
     int any = 0;
+    int all = 0;
     for (long g = 0; g < 2; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 32 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
+            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
     if (!any)
         return; /* nothing here attends: the tile is never read */
     load_tile(kf, vf, c, b, h, k0, n);
     const float *q = c->pair + (b * 1 + h) * PAIR_FLOATS + PAIR_Q;
-    kgp_dot_rows_f32(sc, 32, q, 64, 2, kf, 64, n, 64);
+    kgp_dot_rows_f32(sc, 64, q, 64, 2, kf, 64, n, 64);
     for (long g = 0; g < 2; g++) {
-        float *s = sc + g * 32, *m = ts + TASK_M + g, a;
+        float *s = sc + g * 64, *m = ts + TASK_M + g, a;
         for (long j = 0; j < n; j++)
-            if (!ok[g * 32 + j])
+            if (!ok[g * 64 + j])
                 s[j] = -1.0f / 0.0f;
         float mt = kgp_max_f32(s, n), mn = mt > *m ? mt : *m;
         if (mn == -1.0f / 0.0f) { /* no slot of this row so far: P = 0 */
@@ -150,7 +151,7 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
             kgp_scale_mul_f32(ts + TASK_O + g * 64, ts + TASK_O + g * 64, a, 0, 64);
         *m = mn;
     }
-    kgp_axpy_rows_f32(ts + TASK_O, 64, sc, 32, 2, vf, 64, n, 64);
+    kgp_axpy_rows_f32(ts + TASK_O, 64, sc, 64, 2, vf, 64, n, 64);
 }
 
 /* Pass 2, tasks [t0, t1): task t is chunk t % nch of pair t / nch. */
@@ -165,8 +166,8 @@ static void run_tasks(void *ctx, long t0, long t1)
             ts[TASK_M + g] = -1.0f / 0.0f, ts[TASK_L + g] = 0.0f;
         for (long i = 0; i < 128; i++)
             ts[TASK_O + i] = 0.0f;
-        for (long k = k0; k < k1; k += 32)
-            tile_step(c, p / 1, p % 1, k, k1 - k < 32 ? k1 - k : 32, ts);
+        for (long k = k0; k < k1; k += 64)
+            tile_step(c, p / 1, p % 1, k, k1 - k < 64 ? k1 - k : 64, ts);
     }
 }
 

@@ -177,7 +177,7 @@ end
 local function ctype(dt) return ctypes.is_float(dt) and ctypes.info(dt).c or "kg_u8" end
 
 -- Context slots per task (the flash-decoding split) and per tile inside a task.
-local CHUNK, TILE = 512, 32
+local CHUNK, TILE = 512, 64
 
 function F.params(k)
   local d, sa = k.d_head, k.s_active
