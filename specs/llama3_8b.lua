@@ -51,6 +51,7 @@ return {
     -- decode attention of a whole layer in one call (8 KV heads of 4 query heads), s_active 1,
     -- nominal context 8192 (the cost block counts the KV bytes streamed)
     { family = "attention_tkg", n_kv = model.kv_heads, B = 1, use_pos_id = true },
+    { family = "gen_mask_tkg", B = 1 },
     -- end attention_tkg
   },
 }

@@ -42,6 +42,8 @@ return {
     { family = "attention_tkg", n_kv = 2, s_active = 3, use_pos_id = true, fuse_rope = true,
       sink = true },
     { family = "attention_tkg", block_len = 16, use_pos_id = true, sliding_window = true },
+    { family = "gen_mask_tkg", s_active = 3, sliding_window = true },
+    { family = "gen_mask_tkg", active_mask = false },
     -- end attention_tkg
   },
 }

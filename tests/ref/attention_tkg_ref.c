@@ -113,3 +113,27 @@ void attention_tkg_ref(float *out, float *k_out, const float *q, const float *k_
         }
     free(ka), free(qr), free(s);
 }
+
+/* gen_mask_tkg: mask [sp, B, H, sa] by step 4's rule (active part from act when given). */
+void gen_mask_tkg_ref(uint8_t *mask, const float *pos, const float *start, const uint8_t *act,
+                      long B, long H, long sa, long sp)
+{
+    for (long k = 0; k < sp; k++)
+        for (long b = 0; b < B; b++)
+            for (long h = 0; h < H; h++)
+                for (long i = 0; i < sa; i++) {
+                    uint8_t *m = mask + ((k * B + b) * H + h) * sa + i;
+                    long j = k - (sp - sa);
+                    if (act && j >= 0) {
+                        *m = act[((j * B + b) * H + h) * sa + i] != 0;
+                        continue;
+                    }
+                    float kf = (float)k;
+                    if (start) {
+                        float st = start[b * sa + i], en = pos[b * sa + i];
+                        *m = st <= en ? (st <= kf && kf < en) : (kf >= st || kf < en);
+                    } else {
+                        *m = kf < pos[b * sa];
+                    }
+                }
+}

@@ -81,6 +81,8 @@ void attention_tkg_ref(float *out, float *k_out, const float *q, const float *k_
                        const uint8_t *mask, const float *pos, const float *start,
                        const float *inv_freqs, const float *sink, const uint32_t *table,
                        const attn_tkg_ref_opts *o);
+void gen_mask_tkg_ref(uint8_t *mask, const float *pos, const float *start, const uint8_t *act,
+                      long B, long H, long sa, long sp);
 /* end attention_tkg */
 
 #endif

@@ -51,6 +51,17 @@ typedef int kg_cumsum_fn(
     const void *x,
     long rows);
 
+/* gen_mask_tkg: mask uint8 [s_prior, B, q_head, s_active] (1 = attend);
+ * pos_ids, start_pos [B, s_active] fp32;
+ * active_mask uint8 [s_active, B, q_head, s_active] (the last s_active slots). */
+typedef int kg_gen_mask_tkg_fn(
+    void *mask,
+    const void *pos_ids,
+    const void *start_pos,
+    const void *active_mask,
+    long B,
+    long s_prior);
+
 /* mlp: out [T, H] in the output dtype; add_out [T, H] (the fused-add sum, when stored); hidden
  * [T, H] (CTE ROW: [T, H+4] fp8 with the packed row scale); add [T, H]; gate_w, up_w W [H, I],
  * down_w W [I, H]; gate/up/down_scale (STATIC: element 0; ROW: per column); gate_up_in_scale,
