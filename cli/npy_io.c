@@ -1,5 +1,6 @@
 /* npy_io.c: kernel arguments from and to .npy files (kgio_), for `kgen exec`. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static const char *npy_type(kg_dtype t)
     case KG_U8: return "uint8";
     case KG_I32: return "int32";
     case KG_I64: return "int64";
+    case KG_U32: return "uint32";
     default: return "unknown";
     }
 }
@@ -60,6 +62,31 @@ static int is_byte_code(int t)
         || t == KG_U8;
 }
 
+static int is_int(int t)
+{
+    return t == KG_I32 || t == KG_U32 || t == KG_I64;
+}
+
+/* Integers into another integer type (an int64 file of position ids into an int32 argument, a
+ * uint32 block table into an int32 one): element by element, -1 if any value does not fit. */
+static int convert_int(const kg_npy *x, int t, void *buf, long n)
+{
+    for (long i = 0; i < n; i++) {
+        long long v = x->dtype == KG_I32   ? ((const int32_t *)x->data)[i]
+                      : x->dtype == KG_U32 ? (long long)((const uint32_t *)x->data)[i]
+                                           : (long long)((const int64_t *)x->data)[i];
+        if (t == KG_I64)
+            ((int64_t *)buf)[i] = v;
+        else if (t == KG_I32 && v >= INT32_MIN && v <= INT32_MAX)
+            ((int32_t *)buf)[i] = (int32_t)v;
+        else if (t == KG_U32 && v >= 0 && v <= (long long)UINT32_MAX)
+            ((uint32_t *)buf)[i] = (uint32_t)v;
+        else
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- inputs ------------------------------------------------------------------------------- */
 
 /* Copies (bit patterns, integers) or rounds (float values) the file's n elements into buf,
@@ -75,7 +102,9 @@ static int convert(const kg_npy *x, const kgg_arg *a, void *buf)
         return memcpy(buf, x->data, bytes), 0;
     if (rowscaled)
         return -1;
-    int same = (int)x->dtype == t && (t == KG_F16 || t == KG_I32 || t == KG_I64);
+    if (is_int((int)x->dtype) && is_int(t))
+        return convert_int(x, t, buf, n);
+    int same = (int)x->dtype == t && t == KG_F16;
     if (same || (x->dtype == KG_BF16 && (t == KG_BF16 || t == KG_F16)))
         return memcpy(buf, x->data, bytes), 0;
     if (x->dtype == KG_F32 && is_float(t))
@@ -362,7 +391,7 @@ static int write_plain(const char *dir, const kgg_arg *a, void *buf, int raw, ch
     kg_npy v = { (kg_dtype)t, a->rank, { 0 }, buf };
     memcpy(v.shape, a->shape, sizeof v.shape);
     snprintf(file, sizeof file, "%s.npy", a->name);
-    if (t == KG_F32 || t == KG_U8 || t == KG_I32 || t == KG_I64)
+    if (t == KG_F32 || t == KG_U8 || t == KG_I32 || t == KG_I64 || t == KG_U32)
         return save(dir, file, &v, list, len, err, errlen);
     if (raw && (t == KG_BF16 || t == KG_F16 || is_byte_code(t))) {
         v.dtype = kgbuf_dtype_bytes(a->dtype) == 2 ? KG_BF16 : KG_U8;

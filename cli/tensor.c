@@ -144,8 +144,8 @@ static float *floats(long n)
     return malloc(bytes);
 }
 
-/* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale"; malloc'd, NULL if out of
- * memory. */
+/* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale", 0, 1, 2, ... for "slots",
+ * 1 for "ones", 0 for "zeros", 2^20 for "positions"; malloc'd, NULL if out of memory. */
 static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
 {
     float *x = floats(n);
@@ -156,6 +156,10 @@ static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
         double g = sqrt(-2.0 * log(uniform(&s))) * cos(6.283185307179586 * uniform(&s));
         x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g)
                : strcmp(a->init, "slots") == 0 ? (float)i /* distinct cache slots 0, 1, ... */
+               : strcmp(a->init, "ones") == 0 ? 1.0f  /* a mask that attends everywhere */
+               : strcmp(a->init, "zeros") == 0 ? 0.0f
+               /* positions past any context: every cache slot attends */
+               : strcmp(a->init, "positions") == 0 ? 1048576.0f
                : (float)g;
     }
     return x;
@@ -246,6 +250,7 @@ int kgbuf_from_f32(const char *dtype, const float *x, void *out, long n)
         case KG_U8: ((uint8_t *)out)[i] = (uint8_t)x[i]; break;
         case KG_I32: ((int32_t *)out)[i] = (int32_t)x[i]; break;
         case KG_I64: ((int64_t *)out)[i] = (int64_t)x[i]; break;
+        case KG_U32: ((uint32_t *)out)[i] = (uint32_t)x[i]; break;
         default: return -1;
         }
     }
@@ -266,6 +271,7 @@ int kgbuf_to_f32(const char *dtype, const void *in, float *y, long n)
         case KG_U8: y[i] = ((const uint8_t *)in)[i]; break;
         case KG_I32: y[i] = (float)((const int32_t *)in)[i]; break;
         case KG_I64: y[i] = (float)((const int64_t *)in)[i]; break;
+        case KG_U32: y[i] = (float)((const uint32_t *)in)[i]; break;
         default: return -1;
         }
     }

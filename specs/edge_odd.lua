@@ -48,5 +48,10 @@ return {
       weight_dtype = "e4m3fn", attn_layout = "BSND" },
     { family = "output_projection", variant = "TKG", quantization_type = "ROW", bias = true },
     -- end output_projection
+    -- attention_tkg
+    { family = "attention_tkg", s_active = 7, tp_k_prior = false, use_pos_id = true,
+      sliding_window = true, sink = true },
+    { family = "attention_tkg", s_active = 2, fuse_rope = true, use_pos_id = true },
+    -- end attention_tkg
   },
 }

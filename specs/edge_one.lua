@@ -35,5 +35,8 @@ return {
     { family = "output_projection", variant = "CTE", quantization_type = "STATIC", bias = true },
     { family = "output_projection", variant = "TKG" },
     -- end output_projection
+    -- attention_tkg
+    { family = "attention_tkg" },
+    -- end attention_tkg
   },
 }

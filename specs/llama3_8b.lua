@@ -47,5 +47,11 @@ return {
     { family = "output_projection", variant = "TKG", B = 4, S = 32 },
     { family = "output_projection", variant = "TKG", quantization_type = "ROW", B = 4, S = 32 },
     -- end output_projection
+    -- attention_tkg
+    -- decode attention of a whole layer in one call (8 KV heads of 4 query heads), s_active 1,
+    -- nominal context 8192 (the cost block counts the KV bytes streamed)
+    { family = "attention_tkg", n_kv = model.kv_heads, B = 1, use_pos_id = true },
+    { family = "gen_mask_tkg", B = 1 },
+    -- end attention_tkg
   },
 }

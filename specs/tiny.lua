@@ -38,5 +38,12 @@ return {
     { family = "output_projection", variant = "TKG", quantization_type = "ROW", transpose_out = true,
       lnc = 2, bias = true },
     -- end output_projection
+    -- attention_tkg
+    { family = "attention_tkg", n_kv = 2, s_active = 3, use_pos_id = true, fuse_rope = true,
+      sink = true },
+    { family = "attention_tkg", block_len = 16, use_pos_id = true, sliding_window = true },
+    { family = "gen_mask_tkg", s_active = 3, sliding_window = true },
+    { family = "gen_mask_tkg", active_mask = false },
+    -- end attention_tkg
   },
 }

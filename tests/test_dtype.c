@@ -557,7 +557,7 @@ Test(E8M0, block_exponent_random)
 Test(dtype, names_roundtrip)
 {
     static const char *const want[KG_DTYPE_COUNT] = {
-        "f32", "bf16", "fp16", "e4m3", "e4m3fn", "e5m2", "e2m1", "e8m0", "u8", "i32", "i64"
+        "f32", "bf16", "fp16", "e4m3", "e4m3fn", "e5m2", "e2m1", "e8m0", "u8", "i32", "i64", "u32"
     };
     int t;
     for (t = 0; t < KG_DTYPE_COUNT; t++) {
@@ -584,7 +584,7 @@ Test(dtype, names_unknown)
 
 Test(dtype, bits)
 {
-    static const int want[KG_DTYPE_COUNT] = { 32, 16, 16, 8, 8, 8, 4, 8, 8, 32, 64 };
+    static const int want[KG_DTYPE_COUNT] = { 32, 16, 16, 8, 8, 8, 4, 8, 8, 32, 64, 32 };
     int t;
     for (t = 0; t < KG_DTYPE_COUNT; t++)
         cr_assert(kg_dtype_bits((kg_dtype)t) == want[t], "bits of %s: got %d want %d",

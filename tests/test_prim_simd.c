@@ -559,6 +559,132 @@ static void check_cumsum_rows_f32(const char *isa, void *impl, long n, uint64_t 
     free(x), free(yr1), free(yg1);
 }
 
+/* ---- attention's pieces -------------------------------------------------------------------- */
+
+static const long MROWS[] = { 1, 3, 4, 5, 9 };
+#define NMROWS (sizeof MROWS / sizeof MROWS[0])
+
+static float *rand_buf(long count, uint64_t *s, int plain)
+{
+    float *b = malloc((size_t)(count + PAD) * 4);
+    for (long i = 0; i < count + PAD; i++)
+        b[i] = plain ? normal(s) : special(s);
+    return b;
+}
+
+/* Scores within reordering of the reference: |got - want| <= 2 d 2^-23 sum |q k| (fp32 sums of
+ * d terms in any order), on keys of odd count and d along the sizes (d = 0 gives zeros); the
+ * canary after each row of s stays. */
+static void check_dot_rows_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_dot_rows_f32__scalar) *f = impl;
+    long d = n, nk = 7, ldq = d + 3, ldk = d + 1, lds = nk + 2;
+    for (size_t c = 0; c < NMROWS; c++) {
+        long m = MROWS[c];
+        uint64_t s = seed * 7 + c;
+        float *q = rand_buf(m * ldq, &s, 1), *k = rand_buf(nk * ldk, &s, 1);
+        float sr[9 * 9], sg[9 * 9];
+        memset(sr, 0x5a, sizeof sr), memset(sg, 0x5a, sizeof sg);
+        kgp_dot_rows_f32__scalar(sr, lds, q, ldq, m, k, ldk, nk, d);
+        f(sg, lds, q, ldq, m, k, ldk, nk, d);
+        for (long i = 0; i < m; i++)
+            for (long j = 0; j < lds; j++) {
+                float got = sg[i * lds + j], want = sr[i * lds + j];
+                if (j >= nk) {
+                    cr_assert(to_bits(got) == to_bits(want), "%s dot_rows_f32 wrote past n", isa);
+                    continue;
+                }
+                double mag = 0;
+                for (long t = 0; t < d; t++)
+                    mag += fabs((double)q[i * ldq + t] * k[j * ldk + t]);
+                cr_assert(fabs((double)got - want) <= 2.0 * d * 0x1p-23 * mag + 1e-30,
+                          "%s dot_rows_f32 d=%ld m=%ld (%ld,%ld): %.9g, want %.9g", isa, d, m, i,
+                          j, got, want);
+            }
+        free(q), free(k);
+    }
+}
+
+/* Bit for bit (each lane the reference's fma chain), n keys along the sizes, d odd. */
+static void check_dot_cols_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_dot_cols_f32__scalar) *f = impl;
+    long d = 1 + (long)(seed % 37), ldk = n + 5, ldq = d + 2, lds = n + PAD;
+    for (size_t c = 0; c < NMROWS; c++) {
+        long m = MROWS[c];
+        uint64_t s = seed * 11 + c;
+        float *q = rand_buf(m * ldq, &s, c & 1), *kt = rand_buf(d * ldk, &s, 1);
+        float *sr = malloc((size_t)(m * lds) * 4), *sg = malloc((size_t)(m * lds) * 4);
+        memset(sr, 0x5a, (size_t)(m * lds) * 4), memset(sg, 0x5a, (size_t)(m * lds) * 4);
+        kgp_dot_cols_f32__scalar(sr, lds, q, ldq, m, kt, ldk, n, d);
+        f(sg, lds, q, ldq, m, kt, ldk, n, d);
+        same_pad(isa, "dot_cols_f32", m * lds - PAD, PAD, sg, sr, 4, 1);
+        free(q), free(kt), free(sr), free(sg);
+    }
+}
+
+/* Bit for bit (each lane the reference's fma chain), d along the sizes, into outputs that
+ * start from values; specials in the probabilities of every other pass. */
+static void check_axpy_rows_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_axpy_rows_f32__scalar) *f = impl;
+    long d = n, nk = 5 + (long)(seed % 3), ldo = d + PAD, ldp = nk + 1, ldv = d + 3;
+    for (size_t c = 0; c < NMROWS; c++) {
+        long m = MROWS[c];
+        uint64_t s = seed * 13 + c;
+        float *p = rand_buf(m * ldp, &s, c & 1), *v = rand_buf(nk * ldv, &s, 1);
+        float *o0 = rand_buf(m * ldo, &s, 1);
+        float *orf = malloc((size_t)(m * ldo) * 4), *og = malloc((size_t)(m * ldo) * 4);
+        memcpy(orf, o0, (size_t)(m * ldo) * 4), memcpy(og, o0, (size_t)(m * ldo) * 4);
+        kgp_axpy_rows_f32__scalar(orf, ldo, p, ldp, m, v, ldv, nk, d);
+        f(og, ldo, p, ldp, m, v, ldv, nk, d);
+        same_pad(isa, "axpy_rows_f32", m * ldo - PAD, PAD, og, orf, 4, 1);
+        free(p), free(v), free(o0), free(orf), free(og);
+    }
+}
+
+/* Exact but for the sign of a zero maximum; -inf for n == 0; the first NaN. */
+static void check_max_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    float (*f)(const float *, long) = (float (*)(const float *, long))impl;
+    for (int plain = 0; plain < 2; plain++) {
+        fill(seed, plain);
+        for (int nan = 0; nan < 2; nan++) {
+            if (nan && (n == 0 || !plain))
+                continue;
+            if (nan)
+                X0[n - 1 - (long)(rnd(&seed) % (uint64_t)(n < 20 ? n : 20))] = -NAN;
+            float got = f(X0, n), want = kgp_max_f32__scalar(X0, n);
+            cr_assert(to_bits(got) == to_bits(want) || (got == 0.0f && want == 0.0f),
+                      "%s max_f32 n=%ld plain=%d nan=%d: 0x%x, want 0x%x", isa, n, plain, nan,
+                      to_bits(got), to_bits(want));
+        }
+    }
+    cr_assert(f(X0, 0) == -INFINITY, "%s max_f32 of nothing is not -inf", isa);
+}
+
+/* y bit for bit (NaN payloads aside), the sum within reordering; softmax-like rows (x - max
+ * in [-30, 0]), rows reaching the -87 / 88 cut-offs, and the specials (inf, NaN, -0); in place. */
+static void check_exp_sum_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_exp_sum_f32__scalar) *f = impl;
+    static const float MS[4] = { 0.0f, 3.5f, -40.0f, 0.0f };
+    for (int k = 0; k < 4; k++) {
+        fill(seed + k, k < 3);
+        for (long i = 0; i < n && k < 3; i++)
+            X0[i] = k == 2 ? X0[i] * 60.0f : X0[i] * 5.0f;
+        float want = kgp_exp_sum_f32__scalar(yr[0] + 1, X0, MS[k], n);
+        float got = f(yg[0] + 1, X0, MS[k], n);
+        same_arith(isa, "exp_sum_f32", n, yg[0] + 1, yr[0] + 1);
+        double mag = 0;
+        for (long i = 0; i < n; i++)
+            mag += fabs(yr[0][1 + i]);
+        close_sum(isa, "exp_sum_f32", n, "sum", got, want, mag);
+        got = f(X0, X0, MS[k], n);
+        same_arith_inplace(isa, "exp_sum_f32 in place", n, X0, yr[0] + 1);
+    }
+}
+
 /* ---- the table: every primitive but the GEMM (test_gemm.c) -------------------------------- */
 
 typedef struct checker { const char *name; check_fn *fn; } checker;
@@ -583,6 +709,9 @@ static const checker CHECKS[] = {
     { "scale_round_bf16_f32", check_scale_round_bf16_f32 },
     { "cvt_e4m3_f32", check_cvt_e4m3_f32 }, { "cvt_e4m3fn_f32", check_cvt_e4m3fn_f32 },
     { "unswizzle_4h_f32", check_unswizzle_4h_f32 },
+    { "dot_rows_f32", check_dot_rows_f32 }, { "dot_cols_f32", check_dot_cols_f32 },
+    { "axpy_rows_f32", check_axpy_rows_f32 }, { "max_f32", check_max_f32 },
+    { "exp_sum_f32", check_exp_sum_f32 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof CHECKS[0])
 
@@ -642,7 +771,9 @@ Test(prim_simd, simd_entries_are_not_scalar)
                                         "round_e4m3fn_f32", "round_mx_e4m3fn_f32", "silu_f32",
                                         "gelu_f32", "gelu_tanh_f32", "swish_f32",
                                         "cumsum_rows_f32", "rot_half_rows_f32",
-                                        "rot_half_rows_bf16", "scale_round_bf16_f32" };
+                                        "rot_half_rows_bf16", "scale_round_bf16_f32",
+                                        "dot_rows_f32", "dot_cols_f32", "axpy_rows_f32",
+                                        "max_f32", "exp_sum_f32" };
     for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
         if (!offered(ISAS[k]))
             continue;
@@ -808,6 +939,33 @@ Test(prim_simd, activations_within_1ulp_of_libm)
 
 /* KGEN_ISA and kg_prim_select: each ISA this CPU runs can be chosen, and then both the JIT's
  * symbol and the AOT entry point kgp_* go to that ISA's table. */
+/* kg_exp (exp_sum_f32 with m = 0) within 2 ulp of libm's double exp over [-87, 88], every
+ * 2^-10 step and its neighbours; 0 below -87 and at -inf, inf above 88. */
+Test(prim_simd, exp_within_2ulp)
+{
+    enum { N = 175 * 1024 };
+    float *x = malloc(N * 4), *y = malloc(N * 4);
+    for (long i = 0; i < N; i++)
+        x[i] = nextafterf(-87.0f + (float)i / 1024.0f, (i & 1) ? 1e9f : -1e9f);
+    x[0] = -87.0f, x[N - 1] = 88.0f;
+    kgp_exp_sum_f32__scalar(y, x, 0.0f, N);
+    double worst = 0;
+    for (long i = 0; i < N; i++) {
+        if (x[i] < -87.0f || x[i] > 88.0f)
+            continue;
+        double u = ulps(y[i], exp((double)x[i]));
+        worst = u > worst ? u : worst;
+        cr_assert(u >= 0 && u <= 2.0, "kg_exp(%.9g) = %.9g, want %.9g (%.2f ulp)", x[i], y[i],
+                  exp((double)x[i]), u);
+    }
+    cr_log_info("kg_exp worst %.3f ulp", worst);
+    float sp[4] = { -87.5f, -INFINITY, 88.5f, INFINITY }, ys[4];
+    kgp_exp_sum_f32__scalar(ys, sp, 0.0f, 4);
+    cr_assert(ys[0] == 0.0f && ys[1] == 0.0f && ys[2] == INFINITY && ys[3] == INFINITY,
+              "kg_exp cut-offs: %g %g %g %g", ys[0], ys[1], ys[2], ys[3]);
+    free(x), free(y);
+}
+
 Test(prim_simd, isa_selection)
 {
     static const char *const all[] = { "scalar", "avx2", "avx512" };

@@ -162,7 +162,12 @@ function M.normalize(fam, given, spec, from_text, fail)
   for _, kd in ipairs(fam.keys) do
     local raw = given[kd.key]
     local text = from_text
-    if raw == nil and spec and kd.from then raw = get_path(spec, kd.from); text = false end
+    if raw == nil and spec and kd.from then
+      -- a path into the spec, or a function of it (a value derived from two model fields,
+      -- `from_doc` saying which)
+      if type(kd.from) == "function" then raw = kd.from(spec) else raw = get_path(spec, kd.from) end
+      text = false
+    end
     if raw == nil then
       raw = kd.default
       if type(raw) == "function" then raw = raw(k) end

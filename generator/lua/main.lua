@@ -205,7 +205,7 @@ function M.describe(fname)
   for _, kd in ipairs(fam.keys) do
     local range = kd.kind == "enum" and ("{" .. concat(kd.values, "|") .. "}") or kd.kind
     if kd.kind == "bool" then range = "bool" end
-    local from = kd.from and ("; spec " .. kd.from) or ""
+    local from = kd.from and ("; spec " .. (kd.from_doc or kd.from)) or ""
     insert(out, format("  %-18s %-10s %-24s %s%s", kd.key, kernel.fmt_value(kd, k[kd.key]),
                        range, kd.doc or "", from))
   end

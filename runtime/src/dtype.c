@@ -9,10 +9,10 @@
 /* ---- names ------------------------------------------------------------------------------- */
 
 static const char *const dtype_names[KG_DTYPE_COUNT] = {
-    "f32", "bf16", "fp16", "e4m3", "e4m3fn", "e5m2", "e2m1", "e8m0", "u8", "i32", "i64"
+    "f32", "bf16", "fp16", "e4m3", "e4m3fn", "e5m2", "e2m1", "e8m0", "u8", "i32", "i64", "u32"
 };
 
-static const int dtype_bits[KG_DTYPE_COUNT] = { 32, 16, 16, 8, 8, 8, 4, 8, 8, 32, 64 };
+static const int dtype_bits[KG_DTYPE_COUNT] = { 32, 16, 16, 8, 8, 8, 4, 8, 8, 32, 64, 32 };
 
 const char *kg_dtype_name(kg_dtype t)
 {

@@ -64,6 +64,8 @@ static void add_symbols(TCCState *s)
     tcc_add_symbol(s, "expf", (void *)expf);
     tcc_add_symbol(s, "tanhf", (void *)tanhf);
     tcc_add_symbol(s, "erff", (void *)erff);
+    tcc_add_symbol(s, "sinf", (void *)sinf);
+    tcc_add_symbol(s, "cosf", (void *)cosf);
     tcc_add_symbol(s, "memcpy", (void *)memcpy);
     tcc_add_symbol(s, "memmove", (void *)memmove);
     tcc_add_symbol(s, "memset", (void *)memset);

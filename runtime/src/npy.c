@@ -25,7 +25,7 @@
 #define MAX_HEADER (1L << 20)    /* numpy writes headers of a few hundred bytes (and reads at
                                     most 10000 by default): a longer one is not a tensor file */
 #define MAX_DIM (1LL << 62)      /* a dimension with more digits is refused while it is read */
-#define ACCEPTED "little-endian <f4, <f2, <u2, |u1, |b1, <i4, <i8"
+#define ACCEPTED "little-endian <f4, <f2, <u2, |u1, |b1, <i4, <i8, <u4"
 
 /* ---- errors and dtype tables ----------------------------------------------------------- */
 
@@ -44,14 +44,14 @@ static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
 /* The descrs kg_npy_read accepts and the dtype each becomes. */
 static const struct { const char *descr; kg_dtype dtype; } read_types[] = {
     { "<f4", KG_F32 }, { "<f2", KG_F16 }, { "<u2", KG_BF16 }, { "|u1", KG_U8 },
-    { "<u1", KG_U8 },  { "|b1", KG_U8 },  { "<i4", KG_I32 },  { "<i8", KG_I64 },
+    { "<u1", KG_U8 },  { "|b1", KG_U8 },  { "<i4", KG_I32 },  { "<i8", KG_I64 }, { "<u4", KG_U32 },
 };
 
 /* Bytes per element as stored in kg_npy.data; 0 for e2m1 (packed nibbles: no .npy mapping). */
 static int elem_size(kg_dtype t)
 {
     switch (t) {
-    case KG_F32: case KG_I32: return 4;
+    case KG_F32: case KG_I32: case KG_U32: return 4;
     case KG_BF16: case KG_F16: return 2;
     case KG_E4M3: case KG_E4M3FN: case KG_E5M2: case KG_E8M0: case KG_U8: return 1;
     case KG_I64: return 8;
@@ -69,6 +69,7 @@ static const char *write_descr(kg_dtype t)
     case KG_E4M3: case KG_E4M3FN: case KG_E5M2: case KG_E8M0: case KG_U8: return "|u1";
     case KG_I32: return "<i4";
     case KG_I64: return "<i8";
+    case KG_U32: return "<u4";
     default: return NULL;
     }
 }

@@ -462,3 +462,94 @@ void kgp_gemm_f32__scalar(float *C, long ldc, const float *A, long lda, long M, 
         }
     }
 }
+
+/* ---- attention's pieces -------------------------------------------------------------------- */
+
+void kgp_dot_rows_f32__scalar(float *s, long lds, const float *q, long ldq, long m, const float *k,
+                              long ldk, long n, long d)
+{
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (long t = 0; t < d; t++)
+                acc += q[i * ldq + t] * k[j * ldk + t];
+            s[i * lds + j] = acc;
+        }
+}
+
+void kgp_dot_cols_f32__scalar(float *s, long lds, const float *q, long ldq, long m, const float *kt,
+                              long ldk, long n, long d)
+{
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (long t = 0; t < d; t++)
+                acc = fmaf(q[i * ldq + t], kt[t * ldk + j], acc);
+            s[i * lds + j] = acc;
+        }
+}
+
+void kgp_axpy_rows_f32__scalar(float *o, long ldo, const float *p, long ldp, long m, const float *v,
+                               long ldv, long n, long d)
+{
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++)
+            for (long t = 0; t < d; t++)
+                o[i * ldo + t] = fmaf(p[i * ldp + j], v[j * ldv + t], o[i * ldo + t]);
+}
+
+float kgp_max_f32__scalar(const float *x, long n)
+{
+    float m = -INFINITY;
+    for (long i = 0; i < n; i++) {
+        if (x[i] != x[i])
+            return x[i];
+        if (x[i] > m)
+            m = x[i];
+    }
+    return m;
+}
+
+/* kg_exp (kgen/abi.h, exp_sum_f32), the definition the SIMD versions follow operation for
+ * operation (prim_simd_body.h: change both). t = n ln2 + r with n = round(t log2 e) by the
+ * 1.5 * 2^23 shift; r = (t - n C1) - n C2 (C1 has 9 bits, so n C1 is exact); e^r by Cephes'
+ * degree-7 expf polynomial; 2^n from the shifted sum's low bits. */
+#define KG_EXP_SHIFT 0x1.8p23f
+#define KG_EXP_LOG2E 1.44269504088896341f
+#define KG_EXP_C1 0.693359375f
+#define KG_EXP_C2 -2.12194440e-4f
+#define KG_EXP_LO -87.0f
+#define KG_EXP_HI 88.0f
+static const float KG_EXP_P[6] = { 1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                   4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f };
+
+static float kg_exp(float t)
+{
+    if (t < KG_EXP_LO)
+        return 0.0f;
+    if (t > KG_EXP_HI)
+        return INFINITY;
+    float kd = t * KG_EXP_LOG2E + KG_EXP_SHIFT;
+    uint32_t nb;
+    memcpy(&nb, &kd, 4);
+    kd = kd - KG_EXP_SHIFT;
+    float r = (t - kd * KG_EXP_C1) - kd * KG_EXP_C2;
+    float p = KG_EXP_P[0];
+    for (int i = 1; i < 6; i++)
+        p = p * r + KG_EXP_P[i];
+    p = (p * (r * r) + r) + 1.0f;
+    uint32_t sb = (nb + 127u) << 23;
+    float sc;
+    memcpy(&sc, &sb, 4);
+    return p * sc;
+}
+
+float kgp_exp_sum_f32__scalar(float *y, const float *x, float m, long n)
+{
+    float acc = 0.0f;
+    for (long i = 0; i < n; i++) {
+        y[i] = kg_exp(x[i] - m);
+        acc += y[i];
+    }
+    return acc;
+}

@@ -70,4 +70,19 @@ void outproj_ref(float *y, float *A, const float *W, const float *w_scale, float
 void outproj_transpose_ref(float *o, const float *y, long T, long H, int lnc);
 /* end output_projection */
 
+/* attention_tkg_ref.c (shared/reference/attention_tkg.md) */
+typedef struct attn_tkg_ref_opts {
+    long B, nkv, qh, sa, d;    /* batch, KV heads per call, q heads per KV head, s_active, d */
+    long sp, S, blk, nblk;     /* curr_sprior, full_sprior, block_len (0: flat), table width */
+    int tpk, pos, swa, sink, rope;
+} attn_tkg_ref_opts;
+void attention_tkg_ref(float *out, float *k_out, const float *q, const float *k_active,
+                       const float *v_active, const float *k_prior, const float *v_prior,
+                       const uint8_t *mask, const float *pos, const float *start,
+                       const float *inv_freqs, const float *sink, const uint32_t *table,
+                       const attn_tkg_ref_opts *o);
+void gen_mask_tkg_ref(uint8_t *mask, const float *pos, const float *start, const uint8_t *act,
+                      long B, long H, long sa, long sp);
+/* end attention_tkg */
+
 #endif

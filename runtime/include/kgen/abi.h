@@ -186,7 +186,23 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
      * row), for r < rows, j < n; carry[r] becomes row r's last sum (kept if n == 0). y may be x  \
      * (with ldy == ldx). */                                                                    \
     X(void, cumsum_rows_f32, (float *y, long ldy, const float *x, long ldx, float *carry,       \
-                              long rows, long n), (y, ldy, x, ldx, carry, rows, n))
+                              long rows, long n), (y, ldy, x, ldx, carry, rows, n))             \
+    /* attention's pieces (an online-softmax tile: scores, max, exp, rescale, P @ V).           \
+     * dot_rows_f32: s[i*lds + j] = sum over t < d of q[i*ldq + t] * k[j*ldk + t], i < m,      \
+     * j < n (keys stored [n, d]); fp32 accumulation in the primitive's own order (SIMD         \
+     * versions sum lane-wise partial sums: within d * 2^-23 * sum |q k| of the reference) */   \
+    X(void, dot_rows_f32, (float *s, long lds, const float *q, long ldq, long m, const float *k, \
+                           long ldk, long n, long d), (s, lds, q, ldq, m, k, ldk, n, d))      \
+    /* dot_cols_f32: the same with keys stored [d, n]: s[i*lds + j] = fma chain over t          \
+     * ascending of q[i*ldq + t] * kt[t*ldk + j] from 0 (one rounding per step, fmaf's): the    \
+     * same bits on every ISA */                                                                \
+    X(void, dot_cols_f32, (float *s, long lds, const float *q, long ldq, long m, const float *kt,\
+                           long ldk, long n, long d), (s, lds, q, ldq, m, kt, ldk, n, d))     \
+    /* axpy_rows_f32: o[i*ldo + t] = fmaf(p[i*ldp + j], v[j*ldv + t], o[i*ldo + t]) for j       \
+     * ascending, i < m, t < d: probabilities times value rows added into m output rows; the    \
+     * same bits on every ISA */                                                                \
+    X(void, axpy_rows_f32, (float *o, long ldo, const float *p, long ldp, long m, const float *v,\
+                            long ldv, long n, long d), (o, ldo, p, ldp, m, v, ldv, n, d))
 
 #define KGP_LIST_FLOAT(X) \
     /* sum of x[i]^2, fp32 accumulation (order is the primitive's own) */                       \
@@ -202,7 +218,16 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
      * right in fp32; returns the last sum (carry if n == 0) */                                 \
     X(float, cumsum_f32, (float *y, const float *x, float carry, long n), (y, x, carry, n))   \
     /* sum of x[i], fp32 accumulation (order is the primitive's own) */                         \
-    X(float, sum_f32, (const float *x, long n), (x, n))
+    X(float, sum_f32, (const float *x, long n), (x, n))                                        \
+    /* max of x[i]: -inf for n == 0; the first NaN if any x[i] is NaN; a zero maximum may come  \
+     * back with either sign */                                                                 \
+    X(float, max_f32, (const float *x, long n), (x, n))                                        \
+    /* softmax's numerator: y[i] = kg_exp(x[i] - m), returns the sum of the y[i] (fp32, the     \
+     * primitive's own order). kg_exp(t) is one fixed fp32 algorithm (prim_scalar.c: t = n ln2  \
+     * + r, a degree-7 polynomial in r, times 2^n; no FMA), the same bits on every ISA, within  \
+     * 2 ulp of e^t for -87 <= t <= 88; 0 below -87 (and at -inf), +inf above 88, NaN kept.     \
+     * y may be x. */                                                                           \
+    X(float, exp_sum_f32, (float *y, const float *x, float m, long n), (y, x, m, n))
 
 #define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X)
 
@@ -215,5 +240,7 @@ float sqrtf(float);
 float expf(float);
 float tanhf(float);
 float erff(float);
+float sinf(float);
+float cosf(float);
 
 #endif /* KGEN_ABI_H */

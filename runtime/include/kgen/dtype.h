@@ -19,6 +19,7 @@ typedef enum kg_dtype {
     KG_U8,
     KG_I32,
     KG_I64,
+    KG_U32,     /* block tables, position ids */
     KG_DTYPE_COUNT
 } kg_dtype;
 

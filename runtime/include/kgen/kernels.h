@@ -18,11 +18,49 @@
 
 #include "kgen/abi.h" /* kg_wt: weights are packed handles (kg_wt_pack), never raw arrays */
 
+/* attention_tkg: out [B, Hq, d, s_active] (d before s_active), Hq = n_kv * q_head;
+ * k_out [B, n_kv, d, s_active] (fuse_rope); q [B, Hq, s_active, d];
+ * k_active, v_active [B, n_kv, s_active, d]; flat cache: k_prior [n_cache, n_kv, full_sprior, d]
+ * ([n_cache, n_kv, d, full_sprior] without tp_k_prior), v_prior [n_cache, n_kv, full_sprior, d];
+ * block cache: k_prior, v_prior [n_cache blocks, n_kv, block_len, d]; mask uint8
+ * [curr_sprior, B, Hq, s_active] (use_pos_id: its active part [s_active, B, Hq, s_active]);
+ * rope_pos_ids, start_pos_ids [B, s_active] fp32; inv_freqs [d/2, 1]; sink [Hq, 1];
+ * active_blocks_table [B, full_sprior / block_len] uint32. The active tokens are the last
+ * s_active of the curr_sprior slots; the cache is not written. */
+typedef int kg_attention_tkg_fn(
+    void *out,
+    void *k_out,
+    const void *q,
+    const void *k_active,
+    const void *v_active,
+    const void *k_prior,
+    const void *v_prior,
+    const void *mask,
+    const void *rope_pos_ids,
+    const void *start_pos_ids,
+    const void *inv_freqs,
+    const void *sink,
+    const void *active_blocks_table,
+    long B,
+    long curr_sprior,
+    long n_cache);
+
 /* cumsum: out, x [rows, H]; inclusive prefix sum along H. */
 typedef int kg_cumsum_fn(
     void *out,
     const void *x,
     long rows);
+
+/* gen_mask_tkg: mask uint8 [s_prior, B, q_head, s_active] (1 = attend);
+ * pos_ids, start_pos [B, s_active] fp32;
+ * active_mask uint8 [s_active, B, q_head, s_active] (the last s_active slots). */
+typedef int kg_gen_mask_tkg_fn(
+    void *mask,
+    const void *pos_ids,
+    const void *start_pos,
+    const void *active_mask,
+    long B,
+    long s_prior);
 
 /* mlp: out [T, H] in the output dtype; add_out [T, H] (the fused-add sum, when stored); hidden
  * [T, H] (CTE ROW: [T, H+4] fp8 with the packed row scale); add [T, H]; gate_w, up_w W [H, I],

@@ -12,7 +12,7 @@
  * (bool arrays are read as KG_U8; <u2 arrays as KG_BF16 bit patterns: a caller that knows the
  * bits are fp16 may set dtype = KG_F16, the bytes are the same). */
 typedef struct kg_npy {
-    kg_dtype dtype;        /* KG_F32, KG_U8, KG_I32, KG_I64, or KG_BF16/KG_F16 for uint16 files */
+    kg_dtype dtype;        /* KG_F32, KG_U8, KG_I32, KG_I64, KG_U32, or KG_BF16/KG_F16 for uint16 files */
     int rank;
     long shape[KG_NPY_MAX_RANK];
     void *data;            /* malloc'd; free with kg_npy_free */
@@ -23,12 +23,12 @@ typedef struct kg_npy {
 long kg_npy_count(const kg_npy *a);
 
 /* Reads `path`. Accepted descrs: <f4, <f2 (as KG_F16), <u2 (as KG_BF16: bit patterns),
- * |u1 / <u1 / |b1 (as KG_U8), <i4, <i8; fortran_order must be False. The file is untrusted:
+ * |u1 / <u1 / |b1 (as KG_U8), <i4, <i8, <u4; fortran_order must be False. The file is untrusted:
  * it must be a regular file (a directory or FIFO is refused without blocking), its header at
  * most 1 MiB, and the data the header declares must be in the file, checked before anything
  * is allocated, with every size formed by checked multiplication. On failure returns KG_EIO
  * (cannot open, not a regular file, bad magic or version, malformed or truncated header or
- * data) or KG_ESHAPE (other descr, e.g. big-endian or <u4; fortran order; rank >
+ * data) or KG_ESHAPE (other descr, e.g. big-endian or <u8; fortran order; rank >
  * KG_NPY_MAX_RANK; a dimension above 2^62 or a shape whose size overflows), leaves out->data
  * NULL, and writes a one-line message naming the file into err. */
 int kg_npy_read(const char *path, kg_npy *out, char *err, size_t errlen);
