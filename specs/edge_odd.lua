@@ -48,5 +48,9 @@ return {
       weight_dtype = "e4m3fn", attn_layout = "BSND" },
     { family = "output_projection", variant = "TKG", quantization_type = "ROW", bias = true },
     -- end output_projection
+    -- attention_cte (G = 3 query heads per kv head, d = 34, 17 queries: tile remainders)
+    { family = "attention_cte", scale = 0.25, sink = true },
+    { family = "attention_cte", sliding_window = 5, sequence_packing = true },
+    -- end attention_cte
   },
 }

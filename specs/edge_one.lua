@@ -35,5 +35,9 @@ return {
     { family = "output_projection", variant = "CTE", quantization_type = "STATIC", bias = true },
     { family = "output_projection", variant = "TKG" },
     -- end output_projection
+    -- attention_cte
+    { family = "attention_cte" },
+    { family = "attention_cte", causal_mask = false, sliding_window = 1 },
+    -- end attention_cte
   },
 }

@@ -47,5 +47,10 @@ return {
     { family = "output_projection", variant = "TKG", B = 4, S = 32 },
     { family = "output_projection", variant = "TKG", quantization_type = "ROW", B = 4, S = 32 },
     -- end output_projection
+    -- attention_cte
+    -- prefill attention: causal, GQA 32 q / 8 kv heads, scale 1/sqrt(128), nominal S = 512
+    { family = "attention_cte", scale = model.head_dim ^ -0.5, B = 1, Sq = 512,
+      Sk = 512 },
+    -- end attention_cte
   },
 }

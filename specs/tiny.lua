@@ -38,5 +38,10 @@ return {
     { family = "output_projection", variant = "TKG", quantization_type = "ROW", transpose_out = true,
       lnc = 2, bias = true },
     -- end output_projection
+    -- attention_cte
+    { family = "attention_cte", scale = 0.125 },
+    { family = "attention_cte", causal_mask = false, scale = 0.125, sink = true },
+    { family = "attention_cte", sliding_window = 64, sink = true },
+    -- end attention_cte
   },
 }

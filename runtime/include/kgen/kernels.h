@@ -18,6 +18,22 @@
 
 #include "kgen/abi.h" /* kg_wt: weights are packed handles (kg_wt_pack), never raw arrays */
 
+/* attention_cte: out [B, nq, Sq, d]; q [B, nq, Sq, d]; k [B, nkv, d, Sk]; v [B, nkv, Sk, d]
+ * (upstream's layouts with bs = B*nq, bs_kv = B*nkv); sink [B, nq] fp32 (one extra
+ * logit per head); bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max),
+ * sequence packing). */
+typedef int kg_attention_cte_fn(
+    void *out,
+    const void *q,
+    const void *k,
+    const void *v,
+    const void *sink,
+    const void *bound_min,
+    const void *bound_max,
+    long B,
+    long Sq,
+    long Sk);
+
 /* cumsum: out, x [rows, H]; inclusive prefix sum along H. */
 typedef int kg_cumsum_fn(
     void *out,

@@ -1,0 +1,157 @@
+-- attention_cte: softmax attention for prefill (context encoding), flash-attention style: tiles
+-- of queries x keys with an online softmax, so memory is bounded by the tiles and no Sq x Sk
+-- score matrix ever exists. Heads are a key (nq query heads, nkv key/value heads per call, any
+-- ratio: GQA); upstream folds batch x heads into one axis bs, which is B = 1, nq = bs here.
+-- Semantics: shared/reference/attention_cte.md.
+
+local ctypes = require "ctypes"
+local scratch = require "scratch"
+
+local format = string.format
+
+local F = {
+  family = "attention_cte",
+  template = "attention_cte.c.in",
+  doc = "softmax attention of q [B,nq,Sq,d] over k [B,nkv,d,Sk], v [B,nkv,Sk,d]",
+  calls = { "B", "Sq", "Sk" },
+  -- prefill attends the call's own tokens: at T tokens both the queries and the keys are T
+  tokens = { B = "batch", Sq = "seq", Sk = "seq" },
+  signature_doc = [[
+out [B, nq, Sq, d]; q [B, nq, Sq, d]; k [B, nkv, d, Sk]; v [B, nkv, Sk, d]
+(upstream's layouts with bs = B*nq, bs_kv = B*nkv); sink [B, nq] fp32 (one extra
+logit per head); bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max),
+sequence packing).]],
+}
+
+---------------------------------------------------------------------------------------------
+-- Keys
+---------------------------------------------------------------------------------------------
+
+F.keys = {
+  { key = "dtype", kind = "enum", values = ctypes.ACT, from = "dtype", default = "bf16",
+    name = "dtype", doc = "dtype of q, k, v and out" },
+  { key = "d", kind = "int", min = 1, max = 128, from = "model.head_dim", default = 128,
+    name = "d", doc = "head dimension (at most 128, as upstream)" },
+  { key = "nq", kind = "int", min = 1, from = "model.q_heads", default = 32, name = "nq",
+    doc = "query heads per call (upstream's bs is B * nq)" },
+  { key = "nkv", kind = "int", min = 1, from = "model.kv_heads", default = 8, name = "nkv",
+    doc = "key/value heads (nq a multiple of it; query head h reads kv head h / (nq / nkv))" },
+  { key = "scale", kind = "float", default = 1.0, name = "sc",
+    doc = "s = scale * q.k (upstream's name; it must be 1 with sliding_window: pre-scale q)" },
+  { key = "causal_mask", kind = "bool", default = true, name = "causal",
+    doc = "query i sees keys j <= i (upstream's name)" },
+  { key = "sliding_window", kind = "int", min = 0, max = 131072, default = 0, name = "swa",
+    omit_default = true,
+    doc = "W > 0: query i sees keys j with i - W < j, W keys with itself (upstream's name)" },
+  { key = "sink", kind = "bool", default = false, name = "sink",
+    doc = "one extra logit per head, sink [B, nq], in every row's softmax (upstream's name)" },
+  { key = "sequence_packing", kind = "bool", default = false, name = "pack",
+    doc = "query i sees keys bound_min[i] <= j < bound_max[i] (upstream's bound_min/max)" },
+  { key = "B", kind = "int", min = 1, from = "limits.max_batch", default = 1,
+    doc = "nominal batch per call, for the cost block (a call may pass any B)" },
+  { key = "Sq", kind = "int", min = 1, from = "limits.max_tokens", default = 512,
+    doc = "nominal queries per head per call, for the cost block" },
+  { key = "Sk", kind = "int", min = 1, from = "limits.max_tokens", default = 512,
+    doc = "nominal keys per head per call, for the cost block" },
+}
+
+---------------------------------------------------------------------------------------------
+-- Rejected combinations (shared/reference/attention_cte.md "Options", "Constraints")
+---------------------------------------------------------------------------------------------
+
+function F.check(k, fail)
+  if k.nq % k.nkv ~= 0 then
+    fail("nkv", format("nq = %d must be a multiple of nkv = %d", k.nq, k.nkv))
+  end
+  if k.scale ~= 1.0 and k.sliding_window > 0 then
+    fail("scale", "must be 1 with sliding_window (upstream's rule): pre-scale q instead")
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- Arguments
+---------------------------------------------------------------------------------------------
+
+-- Tensors in signature order (kgen/kernels.h's kg_attention_cte_fn is made from them).
+function F.args(k)
+  local dt = k.dtype
+  return {
+    { name = "out", dir = "out", dtype = dt, shape = { "B", k.nq, "Sq", k.d } },
+    { name = "q", dir = "in", dtype = dt, shape = { "B", k.nq, "Sq", k.d } },
+    { name = "k", dir = "in", dtype = dt, shape = { "B", k.nkv, k.d, "Sk" } },
+    { name = "v", dir = "in", dtype = dt, shape = { "B", k.nkv, "Sk", k.d } },
+    { name = "sink", dir = "in", dtype = "f32", shape = { "B", k.nq }, used = k.sink },
+    { name = "bound_min", dir = "in", dtype = "i32", shape = { "Sq", 1 },
+      used = k.sequence_packing },
+    { name = "bound_max", dir = "in", dtype = "i32", shape = { "Sq", 1 },
+      used = k.sequence_packing },
+  }
+end
+
+---------------------------------------------------------------------------------------------
+-- Cost
+---------------------------------------------------------------------------------------------
+
+-- The (query, key) pairs one head computes: with the causal mask query i sees keys j <= i, so
+-- at Sq = Sk = T that is T (T + 1) / 2, the causal half. The sliding window and the packing
+-- bounds are not counted (they depend on W against the call's length, or on run-time values):
+-- the figure is then an upper bound.
+local function pairs(k, Sq, Sk)
+  if not k.causal_mask then return Sq * Sk end
+  local full = math.min(Sq, Sk) -- rows i < Sk see i + 1 keys, the rest all Sk
+  return full * (full + 1) // 2 + (Sq - full) * Sk
+end
+
+-- Per pair: the q.k dot product and the p * v update, 2 d flops each.
+function F.cost(k, n)
+  local b = ctypes.info(k.dtype).bytes
+  local heads = n.B * k.nq
+  local read = (heads * n.Sq + 2 * n.B * k.nkv * n.Sk) * k.d * b
+               + (k.sink and heads * 4 or 0) + (k.sequence_packing and 2 * n.Sq * 4 or 0)
+  return {
+    flops = 4 * k.d * heads * pairs(k, n.Sq, n.Sk),
+    read = read,
+    written = heads * n.Sq * k.d * b,
+  }
+end
+
+---------------------------------------------------------------------------------------------
+-- Template parameters
+---------------------------------------------------------------------------------------------
+
+-- The rows of a task: the G = nq / nkv query heads that share one kv head, MQ queries of each
+-- (about 64 rows in all, so one K and V tile serves all of a group's heads); NT keys a tile.
+local ROWS, NT = 64, 64
+
+-- One task's working memory, in floats (a function of the tile sizes only).
+local function scratch_layout(p)
+  local MT, D = p.MT, p.D
+  return scratch.layout({
+    { "Q", MT * D, format("Q [%d, %d]: the task's query rows (G heads x MQ), times scale",
+                          MT, D) },
+    -- f32 tiles are read in place
+    { "K", p.F32 and 0 or D * NT,
+      format("K [%d, %d]: a key tile in fp32, upstream's [d, keys] layout", D, NT) },
+    { "V", p.F32 and 0 or NT * D, format("V [%d, %d]: its value rows in fp32", NT, D) },
+    { "S", MT * NT, format("S [%d, %d]: scores q.k, then their exp (P)", MT, NT) },
+    { "O", MT * D, format("O [%d, %d]: the unnormalized output rows", MT, D) },
+    { "M", MT, format("[%d]: each row's running max", MT) },
+    { "L", MT, format("[%d]: each row's running sum of exp(s - max)", MT) },
+  }, 16)
+end
+
+function F.params(k)
+  local dt = ctypes.info(k.dtype)
+  local G = k.nq // k.nkv
+  local p = {
+    DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32,
+    F32 = k.dtype == "f32", D = k.d, NQ = k.nq, NKV = k.nkv, G = G, SCALE = k.scale,
+    CAUSAL = k.causal_mask, W = k.sliding_window, SINK = k.sink, PACK = k.sequence_packing,
+    MQ = math.max(1, ROWS // G), NT = NT,
+  }
+  p.MT = G * p.MQ
+  p.SCRATCH = scratch_layout(p)
+  return p
+end
+
+return F
