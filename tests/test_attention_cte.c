@@ -33,23 +33,24 @@ typedef struct acase {
     long window;
     int sink, pack;
     long B, Sq, Sk;
+    long Sp, used; /* prefix caching: prior keys stored, used (Sp = 0: none) */
 } acase;
 
 static void problem_of(const acase *c, char *buf, size_t len)
 {
     snprintf(buf, len,
              "attention_cte:dtype=%s,d=%ld,nq=%ld,nkv=%ld,scale=%.9g,causal_mask=%d,"
-             "sliding_window=%ld,sink=%d,sequence_packing=%d",
+             "sliding_window=%ld,sink=%d,sequence_packing=%d,prefix_caching=%d",
              kg_dtype_name(c->t), c->d, c->nq, c->nkv, c->scale, c->causal, c->window, c->sink,
-             c->pack);
+             c->pack, c->Sp > 0);
 }
 
 /* A case's inputs as fp32 values (rounded to the dtype) and as the kernel reads them. */
 typedef struct arun {
-    long nq_el, nk_el; /* elements of q (and out), of k (and v) */
-    float *q, *k, *v, *sink;
-    int32_t *bmin, *bmax;
-    void *eq, *ek, *ev;
+    long nq_el, nk_el, np_el; /* elements of q (and out), of k (and v), of k_prior */
+    float *q, *k, *v, *kp, *vp, *sink;
+    int32_t *bmin, *bmax, used;
+    void *eq, *ek, *ev, *ekp, *evp;
 } arun;
 
 /* Packing bounds: the queries cut into segments of 1 to 9 (each sees its own segment); with
@@ -88,11 +89,20 @@ static void setup(arun *r, const acase *c, unsigned long long seed, int empty_ro
     }
     if (c->pack)
         make_bounds(r, c, seed + 4, empty_row);
+    if (c->Sp > 0) {
+        r->np_el = c->B * c->nkv * c->Sp * c->d;
+        r->kp = kgt_randn(c->t, r->np_el, seed + 5);
+        r->vp = kgt_randn(c->t, r->np_el, seed + 6);
+        r->ekp = kgt_encode(c->t, r->kp, r->np_el);
+        r->evp = kgt_encode(c->t, r->vp, r->np_el);
+        r->used = (int32_t)c->used;
+    }
 }
 
 static void teardown(arun *r)
 {
-    void *ps[] = { r->q, r->k, r->v, r->sink, r->bmin, r->bmax, r->eq, r->ek, r->ev };
+    void *ps[] = { r->q, r->k, r->v, r->kp, r->vp, r->sink, r->bmin, r->bmax, r->eq, r->ek,
+                   r->ev, r->ekp, r->evp };
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         free(ps[i]);
 }
@@ -102,13 +112,17 @@ static attention_cte_ref_opts ref_opts(const acase *c)
     attention_cte_ref_opts o = { 0 };
     o.B = c->B, o.nq = c->nq, o.nkv = c->nkv, o.Sq = c->Sq, o.Sk = c->Sk, o.d = c->d;
     o.scale = c->scale, o.causal = c->causal, o.window = c->window, o.cp_deg = 1;
+    o.Sp = c->Sp, o.prior_used = c->used;
     return o;
 }
 
 static int call(const kg_kernel *k, void *out, const arun *r, const acase *c)
 {
-    return ((kg_attention_cte_fn *)k->fn)(out, r->eq, r->ek, r->ev, r->sink, r->bmin, r->bmax,
-                                          c->B, c->Sq, c->Sk);
+    int prior = c->Sp > 0;
+    return ((kg_attention_cte_fn *)k->fn)(out, r->eq, r->ek, r->ev, prior ? r->ekp : NULL,
+                                          prior ? r->evp : NULL, prior ? &r->used : NULL,
+                                          r->sink, r->bmin, r->bmax, c->B, c->Sq, c->Sk,
+                                          c->Sp);
 }
 
 /* Runs the case's kernel and compares it with the reference: every row, or with row_step > 1
@@ -132,7 +146,7 @@ static void check_sampled(acase c, long row_step, int empty_row)
         for (long i = 0; i < c.Sq; i++) {
             if (row_step > 1 && i % row_step != 0 && i != c.Sq - 1)
                 continue;
-            attention_cte_ref_row(want, NULL, NULL, r.q, r.k, r.v, NULL, NULL, r.sink, r.bmin,
+            attention_cte_ref_row(want, NULL, NULL, r.q, r.k, r.v, r.kp, r.vp, r.sink, r.bmin,
                                   r.bmax, &o, bh / c.nq, bh % c.nq, i);
             long at = (bh * c.Sq + i) * c.d;
             for (long t = 0; t < c.d; t++, n++) {
@@ -153,7 +167,7 @@ static void check(acase c) { check_sampled(c, 1, 0); }
 
 static acase base(kg_dtype t, long d, long nq, long nkv, long B, long Sq, long Sk)
 {
-    acase c = { t, d, nq, nkv, 1.0f / sqrtf((float)d), 1, 0, 0, 0, B, Sq, Sk };
+    acase c = { t, d, nq, nkv, 1.0f / sqrtf((float)d), 1, 0, 0, 0, B, Sq, Sk, 0, 0 };
     return c;
 }
 
@@ -233,6 +247,24 @@ Test(attention_cte, packing_bounds_and_fully_masked_rows)
         }
 }
 
+/* Prefix caching: P used of Sp stored prior keys ahead of the active ones (P = 0, part, all;
+ * tiles straddling the prior/active boundary), causal or not, with a window that reaches into
+ * the prior keys and a sink (scale 1, as upstream requires with a prefix cache). */
+Test(attention_cte, prefix_caching)
+{
+    static const long pu[][2] = { { 5, 0 }, { 40, 23 }, { 100, 100 }, { 1, 1 }, { 150, 70 } };
+    for (size_t i = 0; i < sizeof pu / sizeof pu[0]; i++)
+        for (int causal = 0; causal < 2; causal++) {
+            acase c = base(i % 2 ? KG_BF16 : KG_F32, 32, 6, 2, 2, 50, 50);
+            c.scale = 1.0f, c.causal = causal, c.Sp = pu[i][0], c.used = pu[i][1];
+            check(c);
+            c.window = 30, c.sink = 1;
+            check(c);
+            c.Sk = 80, c.window = 0, c.t = KG_F16; /* more active keys than queries */
+            check(c);
+        }
+}
+
 /* ---- upstream's and Llama's shapes ------------------------------------------------------------ */
 
 /* attention_cte.md's test shapes without prefix caching or context parallelism, the sequence
@@ -253,6 +285,15 @@ Test(attention_cte, upstream_shapes, .timeout = 120)
     c = base(KG_BF16, 64, 8, 1, 1, 640, 640); /* GQA Liger: sink, SWA 128 */
     c.scale = 1.0f, c.sink = 1, c.window = 128;
     check_sampled(c, 16, 0);
+    c = base(KG_BF16, 64, 2, 2, 1, 512, 512); /* prefix, causal, sink */
+    c.scale = 1.0f, c.sink = 1, c.Sp = 1024, c.used = 512;
+    check_sampled(c, 16, 0);
+    c = base(KG_BF16, 64, 3, 3, 1, 401, 401); /* odd lengths, all prior used */
+    c.scale = 1.0f, c.Sp = c.used = 711;
+    check_sampled(c, 16, 0);
+    c = base(KG_BF16, 64, 2, 2, 1, 512, 512); /* GPT-OSS SWA: prefix 128 / 100, SWA 128, sink */
+    c.scale = 1.0f, c.sink = 1, c.window = 128, c.Sp = 128, c.used = 100;
+    check_sampled(c, 16, 0);
 }
 
 /* Llama-3-8B prefill: 32 query heads, 8 kv heads, d 128, causal, S 512 and 2048. */
@@ -268,26 +309,47 @@ Test(attention_cte, llama3_8b_s2048, .timeout = 120)
 
 /* ---- per-call sizes and bad problems ---------------------------------------------------------- */
 
+/* The kernel without a prefix cache. */
+static int plain(kg_attention_cte_fn *fn, void *o, const void *q, const void *k, const void *v,
+                 const void *sink, const void *b0, const void *b1, long B, long Sq, long Sk)
+{
+    return fn(o, q, k, v, NULL, NULL, NULL, sink, b0, b1, B, Sq, Sk, 0);
+}
+
 Test(attention_cte, per_call_sizes_and_pointers)
 {
     const kg_kernel *k = kgt_jit("attention_cte:dtype=f32,d=4,nq=2,nkv=1");
     kg_attention_cte_fn *fn = (kg_attention_cte_fn *)k->fn;
     float x[64] = { 0 }, y[64] = { 0 };
     int32_t b[4] = { 0 };
-    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, -1, 2, 2), KG_EARG, "B < 0");
-    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, 1, -2, 2), KG_EARG, "Sq < 0");
-    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, 1, 2, -2), KG_EARG, "Sk < 0");
-    cr_assert_eq(fn(NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 2, 2), KG_OK, "B = 0");
-    cr_assert_eq(fn(NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 0, 2), KG_OK, "Sq = 0");
-    cr_assert_eq(fn(y, x, NULL, x, NULL, NULL, NULL, 1, 2, 2), KG_EARG, "NULL k");
-    cr_assert_eq(fn(NULL, x, x, x, NULL, NULL, NULL, 1, 2, 2), KG_EARG, "NULL out");
-    cr_assert_eq(fn(y, x, x, x, x, NULL, NULL, 1, 2, 2), KG_EARG, "a sink without sink=true");
-    cr_assert_eq(fn(y, x, x, x, NULL, b, b, 1, 2, 2), KG_EARG, "bounds without packing");
+    cr_assert_eq(plain(fn, y, x, x, x, NULL, NULL, NULL, -1, 2, 2), KG_EARG, "B < 0");
+    cr_assert_eq(plain(fn, y, x, x, x, NULL, NULL, NULL, 1, -2, 2), KG_EARG, "Sq < 0");
+    cr_assert_eq(plain(fn, y, x, x, x, NULL, NULL, NULL, 1, 2, -2), KG_EARG, "Sk < 0");
+    cr_assert_eq(plain(fn, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 2, 2), KG_OK, "B = 0");
+    cr_assert_eq(plain(fn, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 0, 2), KG_OK, "Sq = 0");
+    cr_assert_eq(plain(fn, y, x, NULL, x, NULL, NULL, NULL, 1, 2, 2), KG_EARG, "NULL k");
+    cr_assert_eq(plain(fn, NULL, x, x, x, NULL, NULL, NULL, 1, 2, 2), KG_EARG, "NULL out");
+    cr_assert_eq(plain(fn, y, x, x, x, x, NULL, NULL, 1, 2, 2), KG_EARG, "a sink without sink=true");
+    cr_assert_eq(plain(fn, y, x, x, x, NULL, b, b, 1, 2, 2), KG_EARG, "bounds without packing");
     k = kgt_jit("attention_cte:dtype=f32,d=4,nq=2,nkv=1,sink=true,sequence_packing=true");
     fn = (kg_attention_cte_fn *)k->fn;
-    cr_assert_eq(fn(y, x, x, x, NULL, b, b, 1, 2, 2), KG_EARG, "sink=true without a sink");
-    cr_assert_eq(fn(y, x, x, x, x, b, NULL, 1, 2, 2), KG_EARG, "packing without bound_max");
-    cr_assert_eq(fn(y, x, x, x, x, b, b, 1, 2, 2), KG_OK, "all given");
+    cr_assert_eq(plain(fn, y, x, x, x, NULL, b, b, 1, 2, 2), KG_EARG, "sink=true without a sink");
+    cr_assert_eq(plain(fn, y, x, x, x, x, b, NULL, 1, 2, 2), KG_EARG, "packing without bound_max");
+    cr_assert_eq(plain(fn, y, x, x, x, x, b, b, 1, 2, 2), KG_OK, "all given");
+    int32_t used = 3;
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, x, b, b, 1, 2, 2, 4), KG_EARG, "a prefix cache");
+    k = kgt_jit("attention_cte:dtype=f32,d=4,nq=2,nkv=1,prefix_caching=true");
+    fn = (kg_attention_cte_fn *)k->fn;
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, 4), KG_OK, "3 of 4");
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, 2), KG_EARG, "3 of 2");
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, -1), KG_EARG, "Sp < 0");
+    used = -1;
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG, "used < 0");
+    used = 1;
+    cr_assert_eq(fn(y, x, x, x, NULL, x, &used, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+                 "NULL k_prior");
+    cr_assert_eq(fn(y, x, x, x, x, x, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+                 "NULL prior_used_len");
 }
 
 Test(attention_cte, bad_problems_name_the_key)
@@ -303,6 +365,9 @@ Test(attention_cte, bad_problems_name_the_key)
         { "attention_cte:scale=inf", "key 'scale'" },
         { "attention_cte:sink=2", "key 'sink'" },
         { "attention_cte:causal=true", "key 'causal'" },
+        { "attention_cte:prefix_caching=true,scale=0.5", "key 'scale'" },
+        { "attention_cte:prefix_caching=true,sequence_packing=true", "key 'sequence_packing'" },
+        { "attention_cte:Sp=5", "key 'Sp'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         kgt_problem_rejected(bad[i].problem, bad[i].want);
@@ -317,6 +382,7 @@ Test(attention_cte, names_parse_back_and_are_unique)
         acase c = base(kgt_float_dtypes[v % 3], v % 2 ? 128 : 7, 8, v % 4 < 2 ? 8 : 2, 1, 1, 1);
         c.causal = (v >> 2) & 1, c.sink = (v >> 3) & 1, c.pack = (v >> 4) & 1;
         c.window = (v >> 5) & 1 ? 16 : 0;
+        c.Sp = c.window && !c.pack ? 8 : 0;
         c.scale = c.window ? 1.0f : (v & 1 ? 0.125f : 1.0f);
         char problem[512];
         problem_of(&c, problem, sizeof problem);
@@ -357,7 +423,7 @@ static void run_vector(kgt_case *vc)
         cr_assert(bmin && bmax && bmin->dtype == KG_I32 && bmax->dtype == KG_I32,
                   "%s: bounds: %s", name, kgt_case_error(vc));
     }
-    static const char *unbuilt[] = { "k_prior", "v_prior", "prior_used_len", "cp_offset" };
+    static const char *unbuilt[] = { "cp_offset" };
     for (size_t i = 0; i < sizeof unbuilt / sizeof unbuilt[0]; i++)
         cr_assert_null(kgt_case_input_dtype(vc, unbuilt[i]), "%s: input %s is not mapped", name,
                        unbuilt[i]);
@@ -367,24 +433,36 @@ static void run_vector(kgt_case *vc)
     double deg = 1;
     cr_assert(!kgt_case_opt_num(vc, "global_cp_deg", &deg) || deg == 1,
               "%s: context parallelism is not mapped", name);
+    const kg_npy *kp = NULL, *vp = NULL, *used = NULL;
+    if (kgt_case_input_dtype(vc, "k_prior")) {
+        kp = kgt_case_input(vc, "k_prior"), vp = kgt_case_input(vc, "v_prior");
+        used = kgt_case_input(vc, "prior_used_len");
+        cr_assert(kp && vp && used && used->dtype == KG_I32 && kp->rank == 3,
+                  "%s: prefix cache: %s", name, kgt_case_error(vc));
+    }
     kg_dtype t = (kg_dtype)kg_dtype_from_name(kgt_case_input_dtype(vc, "q"));
     acase c = { t, (long)d, (long)bs, (long)bs_kv, (float)scale, causal, (long)window,
-                sink != NULL, bmin != NULL, 1, (long)Sq, (long)Sk };
+                sink != NULL, bmin != NULL, 1, (long)Sq, (long)Sk, kp ? kp->shape[2] : 0,
+                used ? *(const int32_t *)used->data : 0 };
     char problem[512];
     problem_of(&c, problem, sizeof problem);
     const kg_kernel *kern = kgt_jit(problem);
     long nq = kg_npy_count(q), nk = kg_npy_count(k);
     void *eq = kgt_encode(t, q->data, nq), *ek = kgt_encode(t, k->data, nk);
     void *ev = kgt_encode(t, v->data, nk), *out = kgt_poisoned(t, nq);
-    int rc = ((kg_attention_cte_fn *)kern->fn)(out, eq, ek, ev, sink ? sink->data : NULL,
+    void *ekp = kp ? kgt_encode(t, kp->data, kg_npy_count(kp)) : NULL;
+    void *evp = vp ? kgt_encode(t, vp->data, kg_npy_count(vp)) : NULL;
+    int rc = ((kg_attention_cte_fn *)kern->fn)(out, eq, ek, ev, ekp, evp,
+                                               used ? used->data : NULL,
+                                               sink ? sink->data : NULL,
                                                bmin ? bmin->data : NULL,
-                                               bmax ? bmax->data : NULL, 1, c.Sq, c.Sk);
+                                               bmax ? bmax->data : NULL, 1, c.Sq, c.Sk, c.Sp);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, kern->name, rc);
     char msg[1024];
     int ok = kgt_close_to_case(vc, "out_out", t, out, msg, sizeof msg);
     cr_assert(ok >= 0, "%s: no tolerance for out_out", name);
     cr_assert(ok, "vector %s (%s): %s", name, kern->name, msg);
-    free(eq), free(ek), free(ev), free(out);
+    free(eq), free(ek), free(ev), free(out), free(ekp), free(evp);
 }
 
 Test(attention_cte, shared_vectors) { kgt_each_case("attention_cte", run_vector); }
@@ -392,23 +470,27 @@ Test(attention_cte, shared_vectors) { kgt_each_case("attention_cte", run_vector)
 /* ---- JIT vs AOT ------------------------------------------------------------------------------- */
 
 /* Runs kernels a (AOT) and j (JIT) on the same inputs at B = 2, Sq = 70, Sk = 75 (past a tile
- * of queries and of keys); their outputs must be the same bytes. */
+ * of queries and of keys), 77 of 90 prior keys with a prefix cache; their outputs must be the
+ * same bytes. */
 static void compare_builds(const kg_kernel *a, const kg_kernel *j)
 {
     char dt[16];
     long d, nq, nkv, w;
-    char b1[8], b2[8], b3[8];
+    char b1[8], b2[8], b3[8], b4[8];
     cr_assert(kg_problem_long(a->problem, "d", &d) && kg_problem_long(a->problem, "nq", &nq) &&
               kg_problem_long(a->problem, "nkv", &nkv) &&
               kg_problem_long(a->problem, "sliding_window", &w) &&
               kg_problem_str(a->problem, "dtype", dt, sizeof dt) &&
               kg_problem_str(a->problem, "causal_mask", b1, sizeof b1) &&
               kg_problem_str(a->problem, "sink", b2, sizeof b2) &&
-              kg_problem_str(a->problem, "sequence_packing", b3, sizeof b3),
+              kg_problem_str(a->problem, "sequence_packing", b3, sizeof b3) &&
+              kg_problem_str(a->problem, "prefix_caching", b4, sizeof b4),
               "%s", a->problem);
     acase c = base((kg_dtype)kg_dtype_from_name(dt), d, nq, nkv, 2, 70, 75);
     c.causal = strcmp(b1, "true") == 0, c.sink = strcmp(b2, "true") == 0;
     c.pack = strcmp(b3, "true") == 0, c.window = w;
+    if (strcmp(b4, "true") == 0)
+        c.Sp = 90, c.used = 77; /* past a key tile, the boundary inside one */
     arun r;
     setup(&r, &c, 99, 0);
     void *oa = kgt_build_output(c.t, r.nq_el, KGT_AOT), *oj = kgt_build_output(c.t, r.nq_el,

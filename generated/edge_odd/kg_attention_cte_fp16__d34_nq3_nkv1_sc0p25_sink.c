@@ -15,7 +15,7 @@
  *   Sq=17,
  *   Sk=17
  *
- * cost per call at B=3, Sq=17, Sk=17:
+ * cost per call at B=3, Sq=17, Sk=17, Sp=1:
  *   flops 187272, bytes read 17376, bytes written 10404
  */
 #ifndef KGEN_ABI_H /* the JIT supplies kgen/abi.h itself */
@@ -25,13 +25,13 @@
 /* Attention CTE: out [B, 3, Sq, 34] = softmax(s) @ v, s = scale * q @ k + mask, for
  * q [B, 3, Sq, 34], k [B, 1, 34, Sk], v [B, 1, Sk, 34], all fp16;
  * query head h reads kv head h / 3; scale = 0.25f.
- * Query i sees keys j with j <= i (the others are -inf).
+ * Query i sees key columns j with j <= i (the others are -inf).
  * Each row's softmax takes one more logit, sink[b, h], which adds to its sum and no value.
  * Math in fp32, flash-attention style: a task is 21 queries of each of the 3 query heads
  * of one kv head, 63 rows; over the keys its rows see, 64 at a time, it takes the scores
- * (fma chains over d, as kgp_dot_cols_f32 defines them), updates each row's running max m and
- * sum l (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so
- * far scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_axpy_rows_f32); then
+ * S = Q @ K (kgp_tile_fma_f32: fma chains over d), updates each row's running max m and sum l
+ * (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so far
+ * scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_tile_fma_f32); then
  * out = O / l, rounded once to fp16. A row that sees no key (and no sink) is 0 / 0, NaN,
  * as the reference's softmax over -inf.
  * Tasks run on the runtime's threads; under the causal mask the query tiles are dealt from
@@ -55,14 +55,14 @@ struct ctx {
     const kg_u16 *q, *k, *v;
     kg_u16 *out;
     const float *sink;
-    long Sq, Sk;
-    long nt; /* query tiles of 21 per head */
+    long Sq, Sk, L; /* L: key columns in all */
+    long nt;        /* query tiles of 21 per head */
 };
 
 /* The keys query i sees: [*lo, *hi), empty if *lo >= *hi. */
 static void row_keys(const struct ctx *c, long i, long *lo, long *hi)
 {
-    long a = 0, e = c->Sk;
+    long a = 0, e = c->L;
     if (e > i + 1)
         e = i + 1;
     *lo = a;
@@ -105,7 +105,7 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     float *Q = scr + SCR_Q, *K = scr + SCR_K, *V = scr + SCR_V, *S = scr + SCR_S;
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
     long m = c->Sq - i0 < 21 ? c->Sq - i0 : 21, rows = 3 * m;
-    long lo[21], hi[21], jlo = c->Sk, jhi = 0;
+    long lo[21], hi[21], jlo = c->L, jhi = 0;
     for (long x = 0; x < m; x++) {
         row_keys(c, i0 + x, &lo[x], &hi[x]);
         if (lo[x] < hi[x]) {
@@ -124,20 +124,18 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     }
     for (long r = 0; r < rows * 34; r++)
         O[r] = 0.0f;
-    for (long j0 = jlo; j0 < jhi; j0 += 64) {
-        long n = jhi - j0 < 64 ? jhi - j0 : 64;
+    for (long j0 = jlo, n; j0 < jhi; j0 += n) {
+        n = jhi - j0 < 64 ? jhi - j0 : 64;
+        const kg_u16 *ks = c->k + grp * 34 * c->Sk + j0, *vs = c->v + (grp * c->Sk + j0) * 34;
+        long ls = c->Sk;
         /* the tile's keys as K [34, n] and values as V [n, 34], in fp32 */
         for (long t = 0; t < 34; t++)
-            kgp_cvt_f16_f32(K + t * n, c->k + (grp * 34 + t) * c->Sk + j0, n);
-        kgp_cvt_f16_f32(V, c->v + (grp * c->Sk + j0) * 34, n * 34);
+            kgp_cvt_f16_f32(K + t * n, ks + t * ls, n);
+        kgp_cvt_f16_f32(V, vs, n * 34);
         long ldk = n;
-        /* S = Q @ K as fma chains over d from 0: kgp_dot_cols_f32's bits, through
-         * kgp_axpy_rows_f32's register blocks (4 rows x 16 keys) */
-        for (long r = 0; r < rows * n; r++)
-            S[r] = 0.0f;
-        kgp_axpy_rows_f32(S, n, Q, 34, rows, K, ldk, 34, n);
+        kgp_tile_fma_f32(S, n, 0, Q, 34, rows, K, ldk, 34, n); /* S = Q @ K */
         tile_softmax(scr, lo, hi, m, j0, n);
-        kgp_axpy_rows_f32(O, 34, S, n, rows, V, 34, n, 34);
+        kgp_tile_fma_f32(O, 34, 1, S, n, rows, V, 34, n, 34); /* O += P @ V */
     }
     for (long h = 0; h < 3; h++) {
         float *o = O + h * m * 34;
@@ -166,12 +164,16 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink(
     const void *restrict q,
     const void *restrict k,
     const void *restrict v,
+    const void *restrict k_prior,
+    const void *restrict v_prior,
+    const void *restrict prior_used_len,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
     long B,
     long Sq,
-    long Sk)
+    long Sk,
+    long Sp)
 {
     struct ctx c;
     if (B < 0 || Sq < 0 || Sk < 0)
@@ -180,13 +182,15 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink(
         return KG_OK;
     if (!out || !q || !k || !v)
         return KG_EARG;
+    if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
     if (!sink)
         return KG_EARG;
     if (bound_min || bound_max)
         return KG_EARG;
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.sink = sink;
-    c.Sq = Sq, c.Sk = Sk;
+    c.Sq = Sq, c.Sk = Sk, c.L = Sk;
     c.nt = (Sq + 20) / 21;
     kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, 1);
     return KG_OK;
@@ -205,7 +209,11 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink__v(
         t[4],
         t[5],
         t[6],
+        t[7],
+        t[8],
+        t[9],
         n[0],
         n[1],
-        n[2]);
+        n[2],
+        n[3]);
 }

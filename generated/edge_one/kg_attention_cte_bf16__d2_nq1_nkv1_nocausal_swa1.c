@@ -13,7 +13,7 @@
  *   Sq=1,
  *   Sk=1
  *
- * cost per call at B=1, Sq=1, Sk=1:
+ * cost per call at B=1, Sq=1, Sk=1, Sp=1:
  *   flops 8, bytes read 12, bytes written 4
  */
 #ifndef KGEN_ABI_H /* the JIT supplies kgen/abi.h itself */
@@ -23,12 +23,12 @@
 /* Attention CTE: out [B, 1, Sq, 2] = softmax(s) @ v, s = scale * q @ k + mask, for
  * q [B, 1, Sq, 2], k [B, 1, 2, Sk], v [B, 1, Sk, 2], all bf16;
  * query head h reads kv head h / 1; scale = 1.0f.
- * Query i sees keys j with j > i - 1 (the others are -inf).
+ * Query i sees key columns j with j > i - 1 (the others are -inf).
  * Math in fp32, flash-attention style: a task is 64 queries of each of the 1 query heads
  * of one kv head, 64 rows; over the keys its rows see, 64 at a time, it takes the scores
- * (fma chains over d, as kgp_dot_cols_f32 defines them), updates each row's running max m and
- * sum l (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so
- * far scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_axpy_rows_f32); then
+ * S = Q @ K (kgp_tile_fma_f32: fma chains over d), updates each row's running max m and sum l
+ * (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so far
+ * scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_tile_fma_f32); then
  * out = O / l, rounded once to bf16. A row that sees no key (and no sink) is 0 / 0, NaN,
  * as the reference's softmax over -inf.
  * Tasks run on the runtime's threads; under the causal mask the query tiles are dealt from
@@ -51,14 +51,14 @@ enum {
 struct ctx {
     const kg_u16 *q, *k, *v;
     kg_u16 *out;
-    long Sq, Sk;
-    long nt; /* query tiles of 64 per head */
+    long Sq, Sk, L; /* L: key columns in all */
+    long nt;        /* query tiles of 64 per head */
 };
 
 /* The keys query i sees: [*lo, *hi), empty if *lo >= *hi. */
 static void row_keys(const struct ctx *c, long i, long *lo, long *hi)
 {
-    long a = 0, e = c->Sk;
+    long a = 0, e = c->L;
     if (a < i - 0)
         a = i - 0;
     *lo = a;
@@ -101,7 +101,7 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     float *Q = scr + SCR_Q, *K = scr + SCR_K, *V = scr + SCR_V, *S = scr + SCR_S;
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
     long m = c->Sq - i0 < 64 ? c->Sq - i0 : 64, rows = 1 * m;
-    long lo[64], hi[64], jlo = c->Sk, jhi = 0;
+    long lo[64], hi[64], jlo = c->L, jhi = 0;
     for (long x = 0; x < m; x++) {
         row_keys(c, i0 + x, &lo[x], &hi[x]);
         if (lo[x] < hi[x]) {
@@ -119,20 +119,18 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     }
     for (long r = 0; r < rows * 2; r++)
         O[r] = 0.0f;
-    for (long j0 = jlo; j0 < jhi; j0 += 64) {
-        long n = jhi - j0 < 64 ? jhi - j0 : 64;
+    for (long j0 = jlo, n; j0 < jhi; j0 += n) {
+        n = jhi - j0 < 64 ? jhi - j0 : 64;
+        const kg_u16 *ks = c->k + grp * 2 * c->Sk + j0, *vs = c->v + (grp * c->Sk + j0) * 2;
+        long ls = c->Sk;
         /* the tile's keys as K [2, n] and values as V [n, 2], in fp32 */
         for (long t = 0; t < 2; t++)
-            kgp_cvt_bf16_f32(K + t * n, c->k + (grp * 2 + t) * c->Sk + j0, n);
-        kgp_cvt_bf16_f32(V, c->v + (grp * c->Sk + j0) * 2, n * 2);
+            kgp_cvt_bf16_f32(K + t * n, ks + t * ls, n);
+        kgp_cvt_bf16_f32(V, vs, n * 2);
         long ldk = n;
-        /* S = Q @ K as fma chains over d from 0: kgp_dot_cols_f32's bits, through
-         * kgp_axpy_rows_f32's register blocks (4 rows x 16 keys) */
-        for (long r = 0; r < rows * n; r++)
-            S[r] = 0.0f;
-        kgp_axpy_rows_f32(S, n, Q, 2, rows, K, ldk, 2, n);
+        kgp_tile_fma_f32(S, n, 0, Q, 2, rows, K, ldk, 2, n); /* S = Q @ K */
         tile_softmax(scr, lo, hi, m, j0, n);
-        kgp_axpy_rows_f32(O, 2, S, n, rows, V, 2, n, 2);
+        kgp_tile_fma_f32(O, 2, 1, S, n, rows, V, 2, n, 2); /* O += P @ V */
     }
     for (long h = 0; h < 1; h++) {
         float *o = O + h * m * 2;
@@ -161,12 +159,16 @@ int kg_attention_cte_bf16__d2_nq1_nkv1_nocausal_swa1(
     const void *restrict q,
     const void *restrict k,
     const void *restrict v,
+    const void *restrict k_prior,
+    const void *restrict v_prior,
+    const void *restrict prior_used_len,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
     long B,
     long Sq,
-    long Sk)
+    long Sk,
+    long Sp)
 {
     struct ctx c;
     if (B < 0 || Sq < 0 || Sk < 0)
@@ -175,12 +177,14 @@ int kg_attention_cte_bf16__d2_nq1_nkv1_nocausal_swa1(
         return KG_OK;
     if (!out || !q || !k || !v)
         return KG_EARG;
+    if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
     if (sink) /* a sink the kernel was not generated for would be ignored */
         return KG_EARG;
     if (bound_min || bound_max)
         return KG_EARG;
     c.q = q, c.k = k, c.v = v, c.out = out;
-    c.Sq = Sq, c.Sk = Sk;
+    c.Sq = Sq, c.Sk = Sk, c.L = Sk;
     c.nt = (Sq + 63) / 64;
     kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, 1);
     return KG_OK;
@@ -199,7 +203,11 @@ int kg_attention_cte_bf16__d2_nq1_nkv1_nocausal_swa1__v(
         t[4],
         t[5],
         t[6],
+        t[7],
+        t[8],
+        t[9],
         n[0],
         n[1],
-        n[2]);
+        n[2],
+        n[3]);
 }

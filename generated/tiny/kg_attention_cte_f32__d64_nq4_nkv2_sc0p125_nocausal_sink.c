@@ -16,7 +16,7 @@
  *   Sq=256,
  *   Sk=256
  *
- * cost per call at B=2, Sq=256, Sk=256:
+ * cost per call at B=2, Sq=256, Sk=256, Sp=1:
  *   flops 134217728, bytes read 1048608, bytes written 524288
  */
 #ifndef KGEN_ABI_H /* the JIT supplies kgen/abi.h itself */
@@ -30,9 +30,9 @@
  * Each row's softmax takes one more logit, sink[b, h], which adds to its sum and no value.
  * Math in fp32, flash-attention style: a task is 32 queries of each of the 2 query heads
  * of one kv head, 64 rows; over the keys its rows see, 64 at a time, it takes the scores
- * (fma chains over d, as kgp_dot_cols_f32 defines them), updates each row's running max m and
- * sum l (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so
- * far scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_axpy_rows_f32); then
+ * S = Q @ K (kgp_tile_fma_f32: fma chains over d), updates each row's running max m and sum l
+ * (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so far
+ * scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_tile_fma_f32); then
  * out = O / l, rounded once to f32. A row that sees no key (and no sink) is 0 / 0, NaN,
  * as the reference's softmax over -inf.
  * Tasks run on the runtime's threads; under the causal mask the query tiles are dealt from
@@ -54,14 +54,14 @@ struct ctx {
     const float *q, *k, *v;
     float *out;
     const float *sink;
-    long Sq, Sk;
-    long nt; /* query tiles of 32 per head */
+    long Sq, Sk, L; /* L: key columns in all */
+    long nt;        /* query tiles of 32 per head */
 };
 
 /* The keys query i sees: [*lo, *hi), empty if *lo >= *hi. */
 static void row_keys(const struct ctx *c, long i, long *lo, long *hi)
 {
-    long a = 0, e = c->Sk;
+    long a = 0, e = c->L;
     *lo = a;
     *hi = e;
 }
@@ -102,7 +102,7 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     float *Q = scr + SCR_Q, *S = scr + SCR_S;
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
     long m = c->Sq - i0 < 32 ? c->Sq - i0 : 32, rows = 2 * m;
-    long lo[32], hi[32], jlo = c->Sk, jhi = 0;
+    long lo[32], hi[32], jlo = c->L, jhi = 0;
     for (long x = 0; x < m; x++) {
         row_keys(c, i0 + x, &lo[x], &hi[x]);
         if (lo[x] < hi[x]) {
@@ -121,18 +121,16 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     }
     for (long r = 0; r < rows * 64; r++)
         O[r] = 0.0f;
-    for (long j0 = jlo; j0 < jhi; j0 += 64) {
-        long n = jhi - j0 < 64 ? jhi - j0 : 64;
-        /* the tile's keys [64, n] (rows Sk apart) and value rows [n, 64], read in place */
-        const float *K = c->k + grp * 64 * c->Sk + j0, *V = c->v + (grp * c->Sk + j0) * 64;
-        long ldk = c->Sk;
-        /* S = Q @ K as fma chains over d from 0: kgp_dot_cols_f32's bits, through
-         * kgp_axpy_rows_f32's register blocks (4 rows x 16 keys) */
-        for (long r = 0; r < rows * n; r++)
-            S[r] = 0.0f;
-        kgp_axpy_rows_f32(S, n, Q, 64, rows, K, ldk, 64, n);
+    for (long j0 = jlo, n; j0 < jhi; j0 += n) {
+        n = jhi - j0 < 64 ? jhi - j0 : 64;
+        const float *ks = c->k + grp * 64 * c->Sk + j0, *vs = c->v + (grp * c->Sk + j0) * 64;
+        long ls = c->Sk;
+        /* the tile's keys [64, n] (rows ls apart) and value rows [n, 64], read in place */
+        const float *K = ks, *V = vs;
+        long ldk = ls;
+        kgp_tile_fma_f32(S, n, 0, Q, 64, rows, K, ldk, 64, n); /* S = Q @ K */
         tile_softmax(scr, lo, hi, m, j0, n);
-        kgp_axpy_rows_f32(O, 64, S, n, rows, V, 64, n, 64);
+        kgp_tile_fma_f32(O, 64, 1, S, n, rows, V, 64, n, 64); /* O += P @ V */
     }
     for (long h = 0; h < 2; h++) {
         float *o = O + h * m * 64;
@@ -160,12 +158,16 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_nocausal_sink(
     const void *restrict q,
     const void *restrict k,
     const void *restrict v,
+    const void *restrict k_prior,
+    const void *restrict v_prior,
+    const void *restrict prior_used_len,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
     long B,
     long Sq,
-    long Sk)
+    long Sk,
+    long Sp)
 {
     struct ctx c;
     if (B < 0 || Sq < 0 || Sk < 0)
@@ -174,13 +176,15 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_nocausal_sink(
         return KG_OK;
     if (!out || !q || !k || !v)
         return KG_EARG;
+    if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
     if (!sink)
         return KG_EARG;
     if (bound_min || bound_max)
         return KG_EARG;
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.sink = sink;
-    c.Sq = Sq, c.Sk = Sk;
+    c.Sq = Sq, c.Sk = Sk, c.L = Sk;
     c.nt = (Sq + 31) / 32;
     kgp_parallel_for(run_tasks, &c, B * 2 * c.nt, 1);
     return KG_OK;
@@ -199,7 +203,11 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_nocausal_sink__v(
         t[4],
         t[5],
         t[6],
+        t[7],
+        t[8],
+        t[9],
         n[0],
         n[1],
-        n[2]);
+        n[2],
+        n[3]);
 }

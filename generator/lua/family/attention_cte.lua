@@ -13,14 +13,16 @@ local F = {
   family = "attention_cte",
   template = "attention_cte.c.in",
   doc = "softmax attention of q [B,nq,Sq,d] over k [B,nkv,d,Sk], v [B,nkv,Sk,d]",
-  calls = { "B", "Sq", "Sk" },
-  -- prefill attends the call's own tokens: at T tokens both the queries and the keys are T
+  calls = { "B", "Sq", "Sk", "Sp" },
+  -- prefill attends the call's own tokens: at T tokens both the queries and the keys are T;
+  -- the prefix cache's length Sp is no token axis (it stays nominal)
   tokens = { B = "batch", Sq = "seq", Sk = "seq" },
   signature_doc = [[
 out [B, nq, Sq, d]; q [B, nq, Sq, d]; k [B, nkv, d, Sk]; v [B, nkv, Sk, d]
 (upstream's layouts with bs = B*nq, bs_kv = B*nkv); sink [B, nq] fp32 (one extra
-logit per head); bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max),
-sequence packing).]],
+logit per head); k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
+rows 0..prior_used_len[0]-1 used, ahead of k and v), prior_used_len [1] int32;
+bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max), sequence packing).]],
 }
 
 ---------------------------------------------------------------------------------------------
@@ -43,6 +45,9 @@ F.keys = {
   { key = "sliding_window", kind = "int", min = 0, max = 131072, default = 0, name = "swa",
     omit_default = true,
     doc = "W > 0: query i sees keys j with i - W < j, W keys with itself (upstream's name)" },
+  { key = "prefix_caching", kind = "bool", default = false, name = "prior",
+    doc = "prior keys k_prior, v_prior (the first prior_used_len[0] of Sp) before k, v: "
+          .. "never hidden by the causal mask, positions -P..-1 for the window" },
   { key = "sink", kind = "bool", default = false, name = "sink",
     doc = "one extra logit per head, sink [B, nq], in every row's softmax (upstream's name)" },
   { key = "sequence_packing", kind = "bool", default = false, name = "pack",
@@ -53,6 +58,10 @@ F.keys = {
     doc = "nominal queries per head per call, for the cost block" },
   { key = "Sk", kind = "int", min = 1, from = "limits.max_tokens", default = 512,
     doc = "nominal keys per head per call, for the cost block" },
+  { key = "Sp", kind = "int", min = 1,
+    default = function(k) return k.prefix_caching and k.Sk or 1 end,
+    doc = "nominal prior keys stored (and used) per call, for the cost block; without a "
+          .. "prefix cache 1, unused (a call passes any Sp then)" },
 }
 
 ---------------------------------------------------------------------------------------------
@@ -63,8 +72,15 @@ function F.check(k, fail)
   if k.nq % k.nkv ~= 0 then
     fail("nkv", format("nq = %d must be a multiple of nkv = %d", k.nq, k.nkv))
   end
-  if k.scale ~= 1.0 and k.sliding_window > 0 then
-    fail("scale", "must be 1 with sliding_window (upstream's rule): pre-scale q instead")
+  if k.scale ~= 1.0 and (k.sliding_window > 0 or k.prefix_caching) then
+    fail("scale", "must be 1 with sliding_window or prefix_caching (upstream's rule): "
+         .. "pre-scale q instead")
+  end
+  if k.sequence_packing and k.prefix_caching then
+    fail("sequence_packing", "packing bounds do not go with prefix_caching (upstream's rule)")
+  end
+  if k.Sp ~= 1 and not k.prefix_caching then
+    fail("Sp", "only prefix_caching has prior keys")
   end
 end
 
@@ -80,6 +96,12 @@ function F.args(k)
     { name = "q", dir = "in", dtype = dt, shape = { "B", k.nq, "Sq", k.d } },
     { name = "k", dir = "in", dtype = dt, shape = { "B", k.nkv, k.d, "Sk" } },
     { name = "v", dir = "in", dtype = dt, shape = { "B", k.nkv, "Sk", k.d } },
+    { name = "k_prior", dir = "in", dtype = dt, shape = { "B", k.nkv, k.d, "Sp" },
+      used = k.prefix_caching },
+    { name = "v_prior", dir = "in", dtype = dt, shape = { "B", k.nkv, "Sp", k.d },
+      used = k.prefix_caching },
+    { name = "prior_used_len", dir = "in", dtype = "i32", shape = { 1 }, scalar = true,
+      used = k.prefix_caching },
     { name = "sink", dir = "in", dtype = "f32", shape = { "B", k.nq }, used = k.sink },
     { name = "bound_min", dir = "in", dtype = "i32", shape = { "Sq", 1 },
       used = k.sequence_packing },
@@ -92,24 +114,27 @@ end
 -- Cost
 ---------------------------------------------------------------------------------------------
 
--- The (query, key) pairs one head computes: with the causal mask query i sees keys j <= i, so
--- at Sq = Sk = T that is T (T + 1) / 2, the causal half. The sliding window and the packing
--- bounds are not counted (they depend on W against the call's length, or on run-time values):
--- the figure is then an upper bound.
-local function pairs(k, Sq, Sk)
-  if not k.causal_mask then return Sq * Sk end
+-- The (query, key) pairs one head computes: with the causal mask query i sees active keys
+-- j <= i, so at Sq = Sk = T that is T (T + 1) / 2, the causal half, and all P prior keys (P:
+-- the nominal Sp, all used). The sliding window and the packing bounds are not counted (they
+-- depend on W against the call's length, or on run-time values): the figure is then an upper
+-- bound.
+local function pairs(k, Sq, Sk, P)
+  if not k.causal_mask then return Sq * (P + Sk) end
   local full = math.min(Sq, Sk) -- rows i < Sk see i + 1 keys, the rest all Sk
-  return full * (full + 1) // 2 + (Sq - full) * Sk
+  return Sq * P + full * (full + 1) // 2 + (Sq - full) * Sk -- prior keys: never masked
 end
 
 -- Per pair: the q.k dot product and the p * v update, 2 d flops each.
 function F.cost(k, n)
   local b = ctypes.info(k.dtype).bytes
   local heads = n.B * k.nq
-  local read = (heads * n.Sq + 2 * n.B * k.nkv * n.Sk) * k.d * b
+  local P = k.prefix_caching and n.Sp or 0
+  local read = (heads * n.Sq + 2 * n.B * k.nkv * (n.Sk + P)) * k.d * b
                + (k.sink and heads * 4 or 0) + (k.sequence_packing and 2 * n.Sq * 4 or 0)
+               + (k.prefix_caching and 4 or 0)
   return {
-    flops = 4 * k.d * heads * pairs(k, n.Sq, n.Sk),
+    flops = 4 * k.d * heads * pairs(k, n.Sq, n.Sk, P),
     read = read,
     written = heads * n.Sq * k.d * b,
   }
@@ -147,6 +172,7 @@ function F.params(k)
     DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32,
     F32 = k.dtype == "f32", D = k.d, NQ = k.nq, NKV = k.nkv, G = G, SCALE = k.scale,
     CAUSAL = k.causal_mask, W = k.sliding_window, SINK = k.sink, PACK = k.sequence_packing,
+    PRIOR = k.prefix_caching,
     MQ = math.max(1, ROWS // G), NT = NT,
   }
   p.MT = G * p.MQ
