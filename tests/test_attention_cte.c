@@ -34,22 +34,26 @@ typedef struct acase {
     int sink, pack;
     long B, Sq, Sk;
     long Sp, used; /* prefix caching: prior keys stored, used (Sp = 0: none) */
+    int cp;        /* context parallelism: query i at cp_off + i (* cp_deg if strided) */
+    long cp_off;
+    int cp_deg, cp_strided;
 } acase;
 
 static void problem_of(const acase *c, char *buf, size_t len)
 {
     snprintf(buf, len,
              "attention_cte:dtype=%s,d=%ld,nq=%ld,nkv=%ld,scale=%.9g,causal_mask=%d,"
-             "sliding_window=%ld,sink=%d,sequence_packing=%d,prefix_caching=%d",
+             "sliding_window=%ld,sink=%d,sequence_packing=%d,prefix_caching=%d,"
+             "context_parallel=%d,global_cp_deg=%d,cp_strided_q_slicing=%d",
              kg_dtype_name(c->t), c->d, c->nq, c->nkv, c->scale, c->causal, c->window, c->sink,
-             c->pack, c->Sp > 0);
+             c->pack, c->Sp > 0, c->cp, c->cp_deg > 1 ? c->cp_deg : 1, c->cp_strided);
 }
 
 /* A case's inputs as fp32 values (rounded to the dtype) and as the kernel reads them. */
 typedef struct arun {
     long nq_el, nk_el, np_el; /* elements of q (and out), of k (and v), of k_prior */
     float *q, *k, *v, *kp, *vp, *sink;
-    int32_t *bmin, *bmax, used;
+    int32_t *bmin, *bmax, used, cpo;
     void *eq, *ek, *ev, *ekp, *evp;
 } arun;
 
@@ -97,6 +101,7 @@ static void setup(arun *r, const acase *c, unsigned long long seed, int empty_ro
         r->evp = kgt_encode(c->t, r->vp, r->np_el);
         r->used = (int32_t)c->used;
     }
+    r->cpo = (int32_t)c->cp_off;
 }
 
 static void teardown(arun *r)
@@ -113,6 +118,8 @@ static attention_cte_ref_opts ref_opts(const acase *c)
     o.B = c->B, o.nq = c->nq, o.nkv = c->nkv, o.Sq = c->Sq, o.Sk = c->Sk, o.d = c->d;
     o.scale = c->scale, o.causal = c->causal, o.window = c->window, o.cp_deg = 1;
     o.Sp = c->Sp, o.prior_used = c->used;
+    o.cp_offset = c->cp ? c->cp_off : 0, o.cp_deg = c->cp_deg > 1 ? c->cp_deg : 1;
+    o.cp_strided = c->cp_strided;
     return o;
 }
 
@@ -121,7 +128,7 @@ static int call(const kg_kernel *k, void *out, const arun *r, const acase *c)
     int prior = c->Sp > 0;
     return ((kg_attention_cte_fn *)k->fn)(out, r->eq, r->ek, r->ev, prior ? r->ekp : NULL,
                                           prior ? r->evp : NULL, prior ? &r->used : NULL,
-                                          r->sink, r->bmin, r->bmax, c->B, c->Sq, c->Sk,
+                                          c->cp ? &r->cpo : NULL, r->sink, r->bmin, r->bmax, c->B, c->Sq, c->Sk,
                                           c->Sp);
 }
 
@@ -167,7 +174,8 @@ static void check(acase c) { check_sampled(c, 1, 0); }
 
 static acase base(kg_dtype t, long d, long nq, long nkv, long B, long Sq, long Sk)
 {
-    acase c = { t, d, nq, nkv, 1.0f / sqrtf((float)d), 1, 0, 0, 0, B, Sq, Sk, 0, 0 };
+    acase c = { t, d, nq, nkv, 1.0f / sqrtf((float)d), 1, 0, 0, 0, B, Sq, Sk,
+                0, 0, 0, 0, 1, 0 };
     return c;
 }
 
@@ -265,6 +273,24 @@ Test(attention_cte, prefix_caching)
         }
 }
 
+/* Context parallelism: this rank's queries at offsets 0, 13, 200 of a longer context,
+ * contiguous or every deg-th position, with the causal mask, a window, a prefix cache, a sink. */
+Test(attention_cte, context_parallelism)
+{
+    static const long off[] = { 0, 13, 200 };
+    static const int deg[] = { 1, 4, 16 };
+    for (size_t o = 0; o < 3; o++)
+        for (size_t g = 0; g < 3; g++)
+            for (int strided = 0; strided < 2; strided++) {
+                acase c = base(g % 2 ? KG_BF16 : KG_F32, 32, 4, 2, 1, 40, 300);
+                c.scale = 1.0f, c.cp = 1, c.cp_off = off[o], c.cp_deg = deg[g];
+                c.cp_strided = strided;
+                check(c);
+                c.window = 50, c.sink = 1, c.Sp = 20, c.used = 11;
+                check(c);
+            }
+}
+
 /* ---- upstream's and Llama's shapes ------------------------------------------------------------ */
 
 /* attention_cte.md's test shapes without prefix caching or context parallelism, the sequence
@@ -291,6 +317,14 @@ Test(attention_cte, upstream_shapes, .timeout = 120)
     c = base(KG_BF16, 64, 3, 3, 1, 401, 401); /* odd lengths, all prior used */
     c.scale = 1.0f, c.Sp = c.used = 711;
     check_sampled(c, 16, 0);
+    c = base(KG_BF16, 64, 4, 4, 1, 160, 2560); /* CP rank 13/16: prefix, sink, SWA 128 */
+    c.scale = 1.0f, c.sink = 1, c.window = 128, c.Sp = 2045, c.used = 234;
+    c.cp = 1, c.cp_off = 13 * 160, c.cp_deg = 16;
+    check_sampled(c, 16, 0);
+    c = base(KG_BF16, 128, 2, 2, 1, 256, 4096); /* CP rank 12/16, strided */
+    c.scale = 1.0f, c.Sp = 1024, c.used = 811, c.cp = 1, c.cp_off = 12, c.cp_deg = 16;
+    c.cp_strided = 1;
+    check_sampled(c, 16, 0);
     c = base(KG_BF16, 64, 2, 2, 1, 512, 512); /* GPT-OSS SWA: prefix 128 / 100, SWA 128, sink */
     c.scale = 1.0f, c.sink = 1, c.window = 128, c.Sp = 128, c.used = 100;
     check_sampled(c, 16, 0);
@@ -313,7 +347,7 @@ Test(attention_cte, llama3_8b_s2048, .timeout = 120)
 static int plain(kg_attention_cte_fn *fn, void *o, const void *q, const void *k, const void *v,
                  const void *sink, const void *b0, const void *b1, long B, long Sq, long Sk)
 {
-    return fn(o, q, k, v, NULL, NULL, NULL, sink, b0, b1, B, Sq, Sk, 0);
+    return fn(o, q, k, v, NULL, NULL, NULL, NULL, sink, b0, b1, B, Sq, Sk, 0);
 }
 
 Test(attention_cte, per_call_sizes_and_pointers)
@@ -337,19 +371,31 @@ Test(attention_cte, per_call_sizes_and_pointers)
     cr_assert_eq(plain(fn, y, x, x, x, x, b, NULL, 1, 2, 2), KG_EARG, "packing without bound_max");
     cr_assert_eq(plain(fn, y, x, x, x, x, b, b, 1, 2, 2), KG_OK, "all given");
     int32_t used = 3;
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, x, b, b, 1, 2, 2, 4), KG_EARG, "a prefix cache");
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, x, b, b, 1, 2, 2, 4), KG_EARG,
+                 "a prefix cache");
+    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, b, x, b, b, 1, 2, 2, 4), KG_EARG,
+                 "a cp_offset");
     k = kgt_jit("attention_cte:dtype=f32,d=4,nq=2,nkv=1,prefix_caching=true");
     fn = (kg_attention_cte_fn *)k->fn;
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, 4), KG_OK, "3 of 4");
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, 2), KG_EARG, "3 of 2");
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, -1), KG_EARG, "Sp < 0");
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_OK, "3/4");
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 2), KG_EARG,
+                 "3 of 2");
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, -1), KG_EARG,
+                 "Sp < 0");
     used = -1;
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG, "used < 0");
+    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+                 "used < 0");
     used = 1;
-    cr_assert_eq(fn(y, x, x, x, NULL, x, &used, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+    cr_assert_eq(fn(y, x, x, x, NULL, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
                  "NULL k_prior");
-    cr_assert_eq(fn(y, x, x, x, x, x, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+    cr_assert_eq(fn(y, x, x, x, x, x, NULL, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
                  "NULL prior_used_len");
+    k = kgt_jit("attention_cte:dtype=f32,d=4,nq=2,nkv=1,context_parallel=true");
+    fn = (kg_attention_cte_fn *)k->fn;
+    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 2, 2, 1), KG_EARG,
+                 "NULL cp_offset");
+    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, b, NULL, NULL, NULL, 1, 2, 2, 1), KG_OK,
+                 "cp_offset given");
 }
 
 Test(attention_cte, bad_problems_name_the_key)
@@ -368,6 +414,12 @@ Test(attention_cte, bad_problems_name_the_key)
         { "attention_cte:prefix_caching=true,scale=0.5", "key 'scale'" },
         { "attention_cte:prefix_caching=true,sequence_packing=true", "key 'sequence_packing'" },
         { "attention_cte:Sp=5", "key 'Sp'" },
+        { "attention_cte:context_parallel=true,scale=0.5", "key 'scale'" },
+        { "attention_cte:global_cp_deg=4", "key 'global_cp_deg'" },
+        { "attention_cte:context_parallel=true,global_cp_deg=33", "key 'global_cp_deg'" },
+        { "attention_cte:cp_strided_q_slicing=true", "key 'cp_strided_q_slicing'" },
+        { "attention_cte:context_parallel=true,global_cp_deg=2,sequence_packing=true",
+          "key 'sequence_packing'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         kgt_problem_rejected(bad[i].problem, bad[i].want);
@@ -423,16 +475,18 @@ static void run_vector(kgt_case *vc)
         cr_assert(bmin && bmax && bmin->dtype == KG_I32 && bmax->dtype == KG_I32,
                   "%s: bounds: %s", name, kgt_case_error(vc));
     }
-    static const char *unbuilt[] = { "cp_offset" };
-    for (size_t i = 0; i < sizeof unbuilt / sizeof unbuilt[0]; i++)
-        cr_assert_null(kgt_case_input_dtype(vc, unbuilt[i]), "%s: input %s is not mapped", name,
-                       unbuilt[i]);
     int flag = 0;
     cr_assert(!kgt_case_opt_bool(vc, "cache_softmax", &flag) || !flag,
               "%s: cache_softmax is not mapped", name);
     double deg = 1;
-    cr_assert(!kgt_case_opt_num(vc, "global_cp_deg", &deg) || deg == 1,
-              "%s: context parallelism is not mapped", name);
+    int strided = 0;
+    kgt_case_opt_num(vc, "global_cp_deg", &deg);
+    kgt_case_opt_bool(vc, "cp_strided_q_slicing", &strided);
+    const kg_npy *cpo = NULL;
+    if (kgt_case_input_dtype(vc, "cp_offset")) {
+        cpo = kgt_case_input(vc, "cp_offset");
+        cr_assert(cpo && cpo->dtype == KG_I32, "%s: cp_offset: %s", name, kgt_case_error(vc));
+    }
     const kg_npy *kp = NULL, *vp = NULL, *used = NULL;
     if (kgt_case_input_dtype(vc, "k_prior")) {
         kp = kgt_case_input(vc, "k_prior"), vp = kgt_case_input(vc, "v_prior");
@@ -443,7 +497,8 @@ static void run_vector(kgt_case *vc)
     kg_dtype t = (kg_dtype)kg_dtype_from_name(kgt_case_input_dtype(vc, "q"));
     acase c = { t, (long)d, (long)bs, (long)bs_kv, (float)scale, causal, (long)window,
                 sink != NULL, bmin != NULL, 1, (long)Sq, (long)Sk, kp ? kp->shape[2] : 0,
-                used ? *(const int32_t *)used->data : 0 };
+                used ? *(const int32_t *)used->data : 0, cpo != NULL,
+                cpo ? *(const int32_t *)cpo->data : 0, (int)deg, strided };
     char problem[512];
     problem_of(&c, problem, sizeof problem);
     const kg_kernel *kern = kgt_jit(problem);
@@ -454,6 +509,7 @@ static void run_vector(kgt_case *vc)
     void *evp = vp ? kgt_encode(t, vp->data, kg_npy_count(vp)) : NULL;
     int rc = ((kg_attention_cte_fn *)kern->fn)(out, eq, ek, ev, ekp, evp,
                                                used ? used->data : NULL,
+                                               cpo ? cpo->data : NULL,
                                                sink ? sink->data : NULL,
                                                bmin ? bmin->data : NULL,
                                                bmax ? bmax->data : NULL, 1, c.Sq, c.Sk, c.Sp);
@@ -476,7 +532,7 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
 {
     char dt[16];
     long d, nq, nkv, w;
-    char b1[8], b2[8], b3[8], b4[8];
+    char b1[8], b2[8], b3[8], b4[8], b5[8];
     cr_assert(kg_problem_long(a->problem, "d", &d) && kg_problem_long(a->problem, "nq", &nq) &&
               kg_problem_long(a->problem, "nkv", &nkv) &&
               kg_problem_long(a->problem, "sliding_window", &w) &&
@@ -484,13 +540,15 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
               kg_problem_str(a->problem, "causal_mask", b1, sizeof b1) &&
               kg_problem_str(a->problem, "sink", b2, sizeof b2) &&
               kg_problem_str(a->problem, "sequence_packing", b3, sizeof b3) &&
-              kg_problem_str(a->problem, "prefix_caching", b4, sizeof b4),
+              kg_problem_str(a->problem, "prefix_caching", b4, sizeof b4) &&
+              kg_problem_str(a->problem, "context_parallel", b5, sizeof b5),
               "%s", a->problem);
     acase c = base((kg_dtype)kg_dtype_from_name(dt), d, nq, nkv, 2, 70, 75);
     c.causal = strcmp(b1, "true") == 0, c.sink = strcmp(b2, "true") == 0;
     c.pack = strcmp(b3, "true") == 0, c.window = w;
     if (strcmp(b4, "true") == 0)
         c.Sp = 90, c.used = 77; /* past a key tile, the boundary inside one */
+    c.cp = strcmp(b5, "true") == 0, c.cp_off = 9; /* global_cp_deg: not in any spec */
     arun r;
     setup(&r, &c, 99, 0);
     void *oa = kgt_build_output(c.t, r.nq_el, KGT_AOT), *oj = kgt_build_output(c.t, r.nq_el,

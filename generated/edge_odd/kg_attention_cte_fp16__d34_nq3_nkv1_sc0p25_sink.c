@@ -63,8 +63,9 @@ struct ctx {
 static void row_keys(const struct ctx *c, long i, long *lo, long *hi)
 {
     long a = 0, e = c->L;
-    if (e > i + 1)
-        e = i + 1;
+  long qp = i; /* the query's position */
+    if (e > qp + 1)
+        e = qp + 1;
     *lo = a;
     *hi = e;
 }
@@ -167,6 +168,7 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink(
     const void *restrict k_prior,
     const void *restrict v_prior,
     const void *restrict prior_used_len,
+    const void *restrict cp_offset,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
@@ -183,6 +185,8 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink(
     if (!out || !q || !k || !v)
         return KG_EARG;
     if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
+    if (cp_offset) /* no context parallelism in this kernel */
         return KG_EARG;
     if (!sink)
         return KG_EARG;
@@ -212,6 +216,7 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink__v(
         t[7],
         t[8],
         t[9],
+        t[10],
         n[0],
         n[1],
         n[2],

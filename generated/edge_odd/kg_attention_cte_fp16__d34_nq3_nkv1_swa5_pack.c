@@ -62,10 +62,11 @@ struct ctx {
 static void row_keys(const struct ctx *c, long i, long *lo, long *hi)
 {
     long a = 0, e = c->L;
-    if (e > i + 1)
-        e = i + 1;
-    if (a < i - 4)
-        a = i - 4;
+  long qp = i; /* the query's position */
+    if (e > qp + 1)
+        e = qp + 1;
+    if (a < qp - 4)
+        a = qp - 4;
     if (a < c->bmin[i])
         a = c->bmin[i];
     if (e > c->bmax[i])
@@ -171,6 +172,7 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_swa5_pack(
     const void *restrict k_prior,
     const void *restrict v_prior,
     const void *restrict prior_used_len,
+    const void *restrict cp_offset,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
@@ -187,6 +189,8 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_swa5_pack(
     if (!out || !q || !k || !v)
         return KG_EARG;
     if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
+    if (cp_offset) /* no context parallelism in this kernel */
         return KG_EARG;
     if (sink) /* a sink the kernel was not generated for would be ignored */
         return KG_EARG;
@@ -216,6 +220,7 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_swa5_pack__v(
         t[7],
         t[8],
         t[9],
+        t[10],
         n[0],
         n[1],
         n[2],

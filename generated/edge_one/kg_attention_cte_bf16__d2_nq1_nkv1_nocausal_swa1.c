@@ -59,8 +59,9 @@ struct ctx {
 static void row_keys(const struct ctx *c, long i, long *lo, long *hi)
 {
     long a = 0, e = c->L;
-    if (a < i - 0)
-        a = i - 0;
+  long qp = i; /* the query's position */
+    if (a < qp - 0)
+        a = qp - 0;
     *lo = a;
     *hi = e;
 }
@@ -162,6 +163,7 @@ int kg_attention_cte_bf16__d2_nq1_nkv1_nocausal_swa1(
     const void *restrict k_prior,
     const void *restrict v_prior,
     const void *restrict prior_used_len,
+    const void *restrict cp_offset,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
@@ -178,6 +180,8 @@ int kg_attention_cte_bf16__d2_nq1_nkv1_nocausal_swa1(
     if (!out || !q || !k || !v)
         return KG_EARG;
     if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
+    if (cp_offset) /* no context parallelism in this kernel */
         return KG_EARG;
     if (sink) /* a sink the kernel was not generated for would be ignored */
         return KG_EARG;
@@ -206,6 +210,7 @@ int kg_attention_cte_bf16__d2_nq1_nkv1_nocausal_swa1__v(
         t[7],
         t[8],
         t[9],
+        t[10],
         n[0],
         n[1],
         n[2],

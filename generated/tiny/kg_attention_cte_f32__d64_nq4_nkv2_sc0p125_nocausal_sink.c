@@ -161,6 +161,7 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_nocausal_sink(
     const void *restrict k_prior,
     const void *restrict v_prior,
     const void *restrict prior_used_len,
+    const void *restrict cp_offset,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
@@ -177,6 +178,8 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_nocausal_sink(
     if (!out || !q || !k || !v)
         return KG_EARG;
     if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
+    if (cp_offset) /* no context parallelism in this kernel */
         return KG_EARG;
     if (!sink)
         return KG_EARG;
@@ -206,6 +209,7 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_nocausal_sink__v(
         t[7],
         t[8],
         t[9],
+        t[10],
         n[0],
         n[1],
         n[2],

@@ -61,10 +61,11 @@ struct ctx {
 static void row_keys(const struct ctx *c, long i, long *lo, long *hi)
 {
     long a = 0, e = c->L;
-    if (e > i + 1)
-        e = i + 1;
-    if (a < i - 63)
-        a = i - 63;
+  long qp = i; /* the query's position */
+    if (e > qp + 1)
+        e = qp + 1;
+    if (a < qp - 63)
+        a = qp - 63;
     *lo = a;
     *hi = e;
 }
@@ -164,6 +165,7 @@ int kg_attention_cte_f32__d64_nq4_nkv2_swa64_sink(
     const void *restrict k_prior,
     const void *restrict v_prior,
     const void *restrict prior_used_len,
+    const void *restrict cp_offset,
     const void *restrict sink,
     const void *restrict bound_min,
     const void *restrict bound_max,
@@ -180,6 +182,8 @@ int kg_attention_cte_f32__d64_nq4_nkv2_swa64_sink(
     if (!out || !q || !k || !v)
         return KG_EARG;
     if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
+        return KG_EARG;
+    if (cp_offset) /* no context parallelism in this kernel */
         return KG_EARG;
     if (!sink)
         return KG_EARG;
@@ -209,6 +213,7 @@ int kg_attention_cte_f32__d64_nq4_nkv2_swa64_sink__v(
         t[7],
         t[8],
         t[9],
+        t[10],
         n[0],
         n[1],
         n[2],

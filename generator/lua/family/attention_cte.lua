@@ -20,7 +20,8 @@ local F = {
   signature_doc = [[
 out [B, nq, Sq, d]; q [B, nq, Sq, d]; k [B, nkv, d, Sk]; v [B, nkv, Sk, d]
 (upstream's layouts with bs = B*nq, bs_kv = B*nkv); sink [B, nq] fp32 (one extra
-logit per head); k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
+logit per head); cp_offset [1, 1] int32 (the position of this rank's first query);
+k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
 rows 0..prior_used_len[0]-1 used, ahead of k and v), prior_used_len [1] int32;
 bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max), sequence packing).]],
 }
@@ -48,6 +49,13 @@ F.keys = {
   { key = "prefix_caching", kind = "bool", default = false, name = "prior",
     doc = "prior keys k_prior, v_prior (the first prior_used_len[0] of Sp) before k, v: "
           .. "never hidden by the causal mask, positions -P..-1 for the window" },
+  { key = "context_parallel", kind = "bool", default = false, name = "cp",
+    doc = "query i is at position cp_offset[0] + i (strided: + i * global_cp_deg), for the "
+          .. "causal mask and the window (upstream's cp_offset)" },
+  { key = "global_cp_deg", kind = "int", min = 1, max = 32, default = 1, name = "cpdeg",
+    omit_default = true, doc = "ranks of the context-parallel group (upstream's name)" },
+  { key = "cp_strided_q_slicing", kind = "bool", default = false, name = "cpstrided",
+    doc = "this rank's queries are every global_cp_deg-th position (upstream's name)" },
   { key = "sink", kind = "bool", default = false, name = "sink",
     doc = "one extra logit per head, sink [B, nq], in every row's softmax (upstream's name)" },
   { key = "sequence_packing", kind = "bool", default = false, name = "pack",
@@ -72,9 +80,19 @@ function F.check(k, fail)
   if k.nq % k.nkv ~= 0 then
     fail("nkv", format("nq = %d must be a multiple of nkv = %d", k.nq, k.nkv))
   end
-  if k.scale ~= 1.0 and (k.sliding_window > 0 or k.prefix_caching) then
-    fail("scale", "must be 1 with sliding_window or prefix_caching (upstream's rule): "
-         .. "pre-scale q instead")
+  if k.scale ~= 1.0 and (k.sliding_window > 0 or k.prefix_caching or k.context_parallel) then
+    fail("scale", "must be 1 with sliding_window, prefix_caching or context_parallel "
+         .. "(upstream's rule): pre-scale q instead")
+  end
+  if not k.context_parallel and k.global_cp_deg ~= 1 then
+    fail("global_cp_deg", "only context_parallel has a context-parallel group")
+  end
+  if not k.context_parallel and k.cp_strided_q_slicing then
+    fail("cp_strided_q_slicing", "only context_parallel slices the queries")
+  end
+  if k.sequence_packing and k.global_cp_deg > 1 then
+    fail("sequence_packing", "packing bounds do not go with global_cp_deg > 1 (upstream's "
+         .. "rule)")
   end
   if k.sequence_packing and k.prefix_caching then
     fail("sequence_packing", "packing bounds do not go with prefix_caching (upstream's rule)")
@@ -102,6 +120,8 @@ function F.args(k)
       used = k.prefix_caching },
     { name = "prior_used_len", dir = "in", dtype = "i32", shape = { 1 }, scalar = true,
       used = k.prefix_caching },
+    { name = "cp_offset", dir = "in", dtype = "i32", shape = { 1, 1 }, scalar = true,
+      used = k.context_parallel },
     { name = "sink", dir = "in", dtype = "f32", shape = { "B", k.nq }, used = k.sink },
     { name = "bound_min", dir = "in", dtype = "i32", shape = { "Sq", 1 },
       used = k.sequence_packing },
@@ -118,7 +138,7 @@ end
 -- j <= i, so at Sq = Sk = T that is T (T + 1) / 2, the causal half, and all P prior keys (P:
 -- the nominal Sp, all used). The sliding window and the packing bounds are not counted (they
 -- depend on W against the call's length, or on run-time values): the figure is then an upper
--- bound.
+-- bound. With context parallelism the pairs are counted at cp_offset 0.
 local function pairs(k, Sq, Sk, P)
   if not k.causal_mask then return Sq * (P + Sk) end
   local full = math.min(Sq, Sk) -- rows i < Sk see i + 1 keys, the rest all Sk
@@ -132,7 +152,7 @@ function F.cost(k, n)
   local P = k.prefix_caching and n.Sp or 0
   local read = (heads * n.Sq + 2 * n.B * k.nkv * (n.Sk + P)) * k.d * b
                + (k.sink and heads * 4 or 0) + (k.sequence_packing and 2 * n.Sq * 4 or 0)
-               + (k.prefix_caching and 4 or 0)
+               + (k.prefix_caching and 4 or 0) + (k.context_parallel and 4 or 0)
   return {
     flops = 4 * k.d * heads * pairs(k, n.Sq, n.Sk, P),
     read = read,
@@ -172,7 +192,8 @@ function F.params(k)
     DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32,
     F32 = k.dtype == "f32", D = k.d, NQ = k.nq, NKV = k.nkv, G = G, SCALE = k.scale,
     CAUSAL = k.causal_mask, W = k.sliding_window, SINK = k.sink, PACK = k.sequence_packing,
-    PRIOR = k.prefix_caching,
+    PRIOR = k.prefix_caching, CP = k.context_parallel,
+    CP_STRIDE = k.cp_strided_q_slicing and k.global_cp_deg or 1,
     MQ = math.max(1, ROWS // G), NT = NT,
   }
   p.MT = G * p.MQ

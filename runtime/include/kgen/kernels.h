@@ -20,7 +20,8 @@
 
 /* attention_cte: out [B, nq, Sq, d]; q [B, nq, Sq, d]; k [B, nkv, d, Sk]; v [B, nkv, Sk, d]
  * (upstream's layouts with bs = B*nq, bs_kv = B*nkv); sink [B, nq] fp32 (one extra
- * logit per head); k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
+ * logit per head); cp_offset [1, 1] int32 (the position of this rank's first query);
+ * k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
  * rows 0..prior_used_len[0]-1 used, ahead of k and v), prior_used_len [1] int32;
  * bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max), sequence packing). */
 typedef int kg_attention_cte_fn(
@@ -31,6 +32,7 @@ typedef int kg_attention_cte_fn(
     const void *k_prior,
     const void *v_prior,
     const void *prior_used_len,
+    const void *cp_offset,
     const void *sink,
     const void *bound_min,
     const void *bound_max,
