@@ -42,6 +42,7 @@ return {
     { family = "attention_cte", scale = 0.125 },
     { family = "attention_cte", causal_mask = false, scale = 0.125, sink = true },
     { family = "attention_cte", sliding_window = 64, sink = true },
+    { family = "attention_cte", scale = 0.125, cache_softmax = true, softmax_dtype = "bf16" },
     -- end attention_cte
   },
 }

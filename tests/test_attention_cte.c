@@ -34,6 +34,7 @@ typedef struct acase {
     int sink, pack;
     long B, Sq, Sk;
     long Sp, used; /* prefix caching: prior keys stored, used (Sp = 0: none) */
+    kg_dtype stats; /* cache_softmax in this dtype; KG_DTYPE_COUNT: none */
     int cp;        /* context parallelism: query i at cp_off + i (* cp_deg if strided) */
     long cp_off;
     int cp_deg, cp_strided;
@@ -44,9 +45,12 @@ static void problem_of(const acase *c, char *buf, size_t len)
     snprintf(buf, len,
              "attention_cte:dtype=%s,d=%ld,nq=%ld,nkv=%ld,scale=%.9g,causal_mask=%d,"
              "sliding_window=%ld,sink=%d,sequence_packing=%d,prefix_caching=%d,"
-             "context_parallel=%d,global_cp_deg=%d,cp_strided_q_slicing=%d",
+             "context_parallel=%d,global_cp_deg=%d,cp_strided_q_slicing=%d,"
+             "cache_softmax=%d,softmax_dtype=%s",
              kg_dtype_name(c->t), c->d, c->nq, c->nkv, c->scale, c->causal, c->window, c->sink,
-             c->pack, c->Sp > 0, c->cp, c->cp_deg > 1 ? c->cp_deg : 1, c->cp_strided);
+             c->pack, c->Sp > 0, c->cp, c->cp_deg > 1 ? c->cp_deg : 1, c->cp_strided,
+             c->stats != KG_DTYPE_COUNT,
+             kg_dtype_name(c->stats != KG_DTYPE_COUNT ? c->stats : KG_F32));
 }
 
 /* A case's inputs as fp32 values (rounded to the dtype) and as the kernel reads them. */
@@ -123,13 +127,14 @@ static attention_cte_ref_opts ref_opts(const acase *c)
     return o;
 }
 
-static int call(const kg_kernel *k, void *out, const arun *r, const acase *c)
+static int call(const kg_kernel *k, void *out, void *neg_max, void *recip, const arun *r,
+                const acase *c)
 {
     int prior = c->Sp > 0;
-    return ((kg_attention_cte_fn *)k->fn)(out, r->eq, r->ek, r->ev, prior ? r->ekp : NULL,
-                                          prior ? r->evp : NULL, prior ? &r->used : NULL,
-                                          c->cp ? &r->cpo : NULL, r->sink, r->bmin, r->bmax, c->B, c->Sq, c->Sk,
-                                          c->Sp);
+    return ((kg_attention_cte_fn *)k->fn)(out, neg_max, recip, r->eq, r->ek, r->ev,
+                                          prior ? r->ekp : NULL, prior ? r->evp : NULL,
+                                          prior ? &r->used : NULL, c->cp ? &r->cpo : NULL,
+                                          r->sink, r->bmin, r->bmax, c->B, c->Sq, c->Sk, c->Sp);
 }
 
 /* Runs the case's kernel and compares it with the reference: every row, or with row_step > 1
@@ -143,7 +148,11 @@ static void check_sampled(acase c, long row_step, int empty_row)
     arun r;
     setup(&r, &c, 1000003ull * (unsigned long long)(c.Sq * 7 + c.Sk) + (unsigned)c.t, empty_row);
     void *out = kgt_poisoned(c.t, r.nq_el);
-    int rc = call(k, out, &r, &c);
+    int st = c.stats != KG_DTYPE_COUNT;
+    long ns = c.B * c.nq * c.Sq;
+    void *nm = st ? kgt_poisoned(c.stats, ns) : NULL, *rc_ = st ? kgt_poisoned(c.stats, ns) : NULL;
+    float *want_nm = malloc((size_t)ns * sizeof *want_nm), *want_rc = malloc((size_t)ns * 4);
+    int rc = call(k, out, nm, rc_, &r, &c);
     cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
     attention_cte_ref_opts o = ref_opts(&c);
     float *want = malloc((size_t)r.nq_el * sizeof *want);
@@ -153,8 +162,8 @@ static void check_sampled(acase c, long row_step, int empty_row)
         for (long i = 0; i < c.Sq; i++) {
             if (row_step > 1 && i % row_step != 0 && i != c.Sq - 1)
                 continue;
-            attention_cte_ref_row(want, NULL, NULL, r.q, r.k, r.v, r.kp, r.vp, r.sink, r.bmin,
-                                  r.bmax, &o, bh / c.nq, bh % c.nq, i);
+            attention_cte_ref_row(want, want_nm, want_rc, r.q, r.k, r.v, r.kp, r.vp, r.sink,
+                                  r.bmin, r.bmax, &o, bh / c.nq, bh % c.nq, i);
             long at = (bh * c.Sq + i) * c.d;
             for (long t = 0; t < c.d; t++, n++) {
                 want[n] = kgt_round(c.t, want[at + t]);
@@ -166,7 +175,26 @@ static void check_sampled(acase c, long row_step, int empty_row)
     int ok = kgt_allclose_shaped(got, want, 2, shape, RTOL, ATOL, msg, sizeof msg);
     cr_assert(ok, "%s (B=%ld Sq=%ld Sk=%ld, checked rows in [b*nq+h, i] order, step %ld): %s",
               k->name, c.B, c.Sq, c.Sk, row_step, msg);
-    free(out), free(want), free(got);
+    if (st) { /* the statistics of every row */
+        for (long i = 0; i < ns; i++)
+            if (row_step > 1)
+                want_nm[i] = want_rc[i] = 0; /* rows not sampled: not compared */
+        float *gn = kgt_decode(c.stats, nm, ns), *gr = kgt_decode(c.stats, rc_, ns);
+        for (long bh = 0, n2 = 0; bh < c.B * c.nq; bh++)
+            for (long i = 0; i < c.Sq; i++, n2++)
+                if (row_step > 1 && i % row_step != 0 && i != c.Sq - 1)
+                    gn[n2] = gr[n2] = 0;
+        long sshape[1] = { ns };
+        for (long i = 0; i < ns; i++)
+            want_nm[i] = kgt_round(c.stats, want_nm[i]), want_rc[i] = kgt_round(c.stats,
+                                                                              want_rc[i]);
+        ok = kgt_allclose_shaped(gn, want_nm, 1, sshape, RTOL, ATOL, msg, sizeof msg);
+        cr_assert(ok, "%s: neg_max: %s", k->name, msg);
+        ok = kgt_allclose_shaped(gr, want_rc, 1, sshape, RTOL, ATOL, msg, sizeof msg);
+        cr_assert(ok, "%s: recip: %s", k->name, msg);
+        free(gn), free(gr);
+    }
+    free(out), free(want), free(got), free(nm), free(rc_), free(want_nm), free(want_rc);
     teardown(&r);
 }
 
@@ -175,7 +203,7 @@ static void check(acase c) { check_sampled(c, 1, 0); }
 static acase base(kg_dtype t, long d, long nq, long nkv, long B, long Sq, long Sk)
 {
     acase c = { t, d, nq, nkv, 1.0f / sqrtf((float)d), 1, 0, 0, 0, B, Sq, Sk,
-                0, 0, 0, 0, 1, 0 };
+                0, 0, KG_DTYPE_COUNT, 0, 0, 1, 0 };
     return c;
 }
 
@@ -273,6 +301,20 @@ Test(attention_cte, prefix_caching)
         }
 }
 
+/* cache_softmax: -max and 1 / sum of every row in each dtype, with a sink (in the sum), the
+ * causal mask, a window, a prefix cache. */
+Test(attention_cte, cache_softmax_statistics)
+{
+    for (size_t dt = 0; dt < KGT_FLOAT_DTYPES; dt++)
+        for (int sink = 0; sink < 2; sink++) {
+            acase c = base(KG_BF16, 64, 4, 2, 2, 70, 70);
+            c.stats = kgt_float_dtypes[dt], c.sink = sink;
+            check(c);
+            c.scale = 1.0f, c.window = 9, c.Sp = 30, c.used = 20;
+            check(c);
+        }
+}
+
 /* Context parallelism: this rank's queries at offsets 0, 13, 200 of a longer context,
  * contiguous or every deg-th position, with the causal mask, a window, a prefix cache, a sink. */
 Test(attention_cte, context_parallelism)
@@ -347,7 +389,7 @@ Test(attention_cte, llama3_8b_s2048, .timeout = 120)
 static int plain(kg_attention_cte_fn *fn, void *o, const void *q, const void *k, const void *v,
                  const void *sink, const void *b0, const void *b1, long B, long Sq, long Sk)
 {
-    return fn(o, q, k, v, NULL, NULL, NULL, NULL, sink, b0, b1, B, Sq, Sk, 0);
+    return fn(o, NULL, NULL, q, k, v, NULL, NULL, NULL, NULL, sink, b0, b1, B, Sq, Sk, 0);
 }
 
 Test(attention_cte, per_call_sizes_and_pointers)
@@ -371,30 +413,30 @@ Test(attention_cte, per_call_sizes_and_pointers)
     cr_assert_eq(plain(fn, y, x, x, x, x, b, NULL, 1, 2, 2), KG_EARG, "packing without bound_max");
     cr_assert_eq(plain(fn, y, x, x, x, x, b, b, 1, 2, 2), KG_OK, "all given");
     int32_t used = 3;
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, x, b, b, 1, 2, 2, 4), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, x, x, &used, NULL, x, b, b, 1, 2, 2, 4), KG_EARG,
                  "a prefix cache");
-    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, b, x, b, b, 1, 2, 2, 4), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, NULL, NULL, NULL, b, x, b, b, 1, 2, 2, 4), KG_EARG,
                  "a cp_offset");
     k = kgt_jit("attention_cte:dtype=f32,d=4,nq=2,nkv=1,prefix_caching=true");
     fn = (kg_attention_cte_fn *)k->fn;
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_OK, "3/4");
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 2), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_OK, "3/4");
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 2), KG_EARG,
                  "3 of 2");
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, -1), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, -1), KG_EARG,
                  "Sp < 0");
     used = -1;
-    cr_assert_eq(fn(y, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, x, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
                  "used < 0");
     used = 1;
-    cr_assert_eq(fn(y, x, x, x, NULL, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, NULL, x, &used, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
                  "NULL k_prior");
-    cr_assert_eq(fn(y, x, x, x, x, x, NULL, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, x, x, NULL, NULL, NULL, NULL, NULL, 1, 2, 2, 4), KG_EARG,
                  "NULL prior_used_len");
     k = kgt_jit("attention_cte:dtype=f32,d=4,nq=2,nkv=1,context_parallel=true");
     fn = (kg_attention_cte_fn *)k->fn;
-    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 2, 2, 1), KG_EARG,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 2, 2, 1), KG_EARG,
                  "NULL cp_offset");
-    cr_assert_eq(fn(y, x, x, x, NULL, NULL, NULL, b, NULL, NULL, NULL, 1, 2, 2, 1), KG_OK,
+    cr_assert_eq(fn(y, NULL, NULL, x, x, x, NULL, NULL, NULL, b, NULL, NULL, NULL, 1, 2, 2, 1), KG_OK,
                  "cp_offset given");
 }
 
@@ -497,7 +539,7 @@ static void run_vector(kgt_case *vc)
     kg_dtype t = (kg_dtype)kg_dtype_from_name(kgt_case_input_dtype(vc, "q"));
     acase c = { t, (long)d, (long)bs, (long)bs_kv, (float)scale, causal, (long)window,
                 sink != NULL, bmin != NULL, 1, (long)Sq, (long)Sk, kp ? kp->shape[2] : 0,
-                used ? *(const int32_t *)used->data : 0, cpo != NULL,
+                used ? *(const int32_t *)used->data : 0, KG_DTYPE_COUNT, cpo != NULL,
                 cpo ? *(const int32_t *)cpo->data : 0, (int)deg, strided };
     char problem[512];
     problem_of(&c, problem, sizeof problem);
@@ -507,7 +549,7 @@ static void run_vector(kgt_case *vc)
     void *ev = kgt_encode(t, v->data, nk), *out = kgt_poisoned(t, nq);
     void *ekp = kp ? kgt_encode(t, kp->data, kg_npy_count(kp)) : NULL;
     void *evp = vp ? kgt_encode(t, vp->data, kg_npy_count(vp)) : NULL;
-    int rc = ((kg_attention_cte_fn *)kern->fn)(out, eq, ek, ev, ekp, evp,
+    int rc = ((kg_attention_cte_fn *)kern->fn)(out, NULL, NULL, eq, ek, ev, ekp, evp,
                                                used ? used->data : NULL,
                                                cpo ? cpo->data : NULL,
                                                sink ? sink->data : NULL,
@@ -553,13 +595,28 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     setup(&r, &c, 99, 0);
     void *oa = kgt_build_output(c.t, r.nq_el, KGT_AOT), *oj = kgt_build_output(c.t, r.nq_el,
                                                                                  KGT_JIT);
-    cr_assert_eq(call(a, oa, &r, &c), KG_OK, "%s (AOT)", a->name);
-    cr_assert_eq(call(j, oj, &r, &c), KG_OK, "%s (JIT)", a->name);
+    int st = strstr(a->problem, "cache_softmax=true") != NULL;
+    char sd[16] = "f32";
+    cr_assert(kg_problem_str(a->problem, "softmax_dtype", sd, sizeof sd), "%s", a->problem);
+    kg_dtype smt = (kg_dtype)kg_dtype_from_name(sd);
+    long ns = c.B * c.nq * c.Sq;
+    void *na = st ? kgt_build_output(smt, ns, KGT_AOT) : NULL;
+    void *nj = st ? kgt_build_output(smt, ns, KGT_JIT) : NULL;
+    void *ra = st ? kgt_build_output(smt, ns, KGT_AOT) : NULL;
+    void *rj = st ? kgt_build_output(smt, ns, KGT_JIT) : NULL;
+    cr_assert_eq(call(a, oa, na, ra, &r, &c), KG_OK, "%s (AOT)", a->name);
+    cr_assert_eq(call(j, oj, nj, rj, &r, &c), KG_OK, "%s (JIT)", a->name);
     long dims[4] = { c.B, c.nq, c.Sq, c.d };
     char msg[1024];
     cr_assert(kgt_same_bytes(oj, oa, c.t, r.nq_el, 4, dims, msg, sizeof msg), "%s: %s", a->name,
               msg);
-    free(oa), free(oj);
+    if (st) {
+        cr_assert(kgt_same_bytes(nj, na, smt, ns, 3, dims, msg, sizeof msg), "%s: neg_max: %s",
+                  a->name, msg);
+        cr_assert(kgt_same_bytes(rj, ra, smt, ns, 3, dims, msg, sizeof msg), "%s: recip: %s",
+                  a->name, msg);
+    }
+    free(oa), free(oj), free(na), free(nj), free(ra), free(rj);
     teardown(&r);
 }
 

@@ -155,6 +155,8 @@ static void run_tasks(void *ctx, long t0, long t1)
 
 int kg_attention_cte_bf16__d2_nq1_nkv1(
     void *restrict out,
+    void *restrict neg_max,
+    void *restrict recip,
     const void *restrict q,
     const void *restrict k,
     const void *restrict v,
@@ -176,6 +178,8 @@ int kg_attention_cte_bf16__d2_nq1_nkv1(
     if (B == 0 || Sq == 0)
         return KG_OK;
     if (!out || !q || !k || !v)
+        return KG_EARG;
+    if (neg_max || recip) /* no statistics in this kernel */
         return KG_EARG;
     if (k_prior || v_prior || prior_used_len) /* no prefix cache in this kernel */
         return KG_EARG;
@@ -209,6 +213,8 @@ int kg_attention_cte_bf16__d2_nq1_nkv1__v(
         t[8],
         t[9],
         t[10],
+        t[11],
+        t[12],
         n[0],
         n[1],
         n[2],

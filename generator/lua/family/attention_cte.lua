@@ -18,12 +18,14 @@ local F = {
   -- the prefix cache's length Sp is no token axis (it stays nominal)
   tokens = { B = "batch", Sq = "seq", Sk = "seq" },
   signature_doc = [[
-out [B, nq, Sq, d]; q [B, nq, Sq, d]; k [B, nkv, d, Sk]; v [B, nkv, Sk, d]
-(upstream's layouts with bs = B*nq, bs_kv = B*nkv); sink [B, nq] fp32 (one extra
-logit per head); cp_offset [1, 1] int32 (the position of this rank's first query);
-k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
+out [B, nq, Sq, d]; neg_max, recip [B, nq, Sq] in softmax_dtype (cache_softmax:
+-max and 1 / sum of each row's softmax, the sink included); q [B, nq, Sq, d];
+k [B, nkv, d, Sk]; v [B, nkv, Sk, d] (upstream's layouts with bs = B*nq,
+bs_kv = B*nkv); k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
 rows 0..prior_used_len[0]-1 used, ahead of k and v), prior_used_len [1] int32;
-bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max), sequence packing).]],
+cp_offset [1, 1] int32 (the position of this rank's first query); sink [B, nq] fp32
+(one extra logit per head); bound_min, bound_max [Sq, 1] int32 (per-query key range
+[min, max), sequence packing).]],
 }
 
 ---------------------------------------------------------------------------------------------
@@ -60,6 +62,12 @@ F.keys = {
     doc = "one extra logit per head, sink [B, nq], in every row's softmax (upstream's name)" },
   { key = "sequence_packing", kind = "bool", default = false, name = "pack",
     doc = "query i sees keys bound_min[i] <= j < bound_max[i] (upstream's bound_min/max)" },
+  { key = "cache_softmax", kind = "bool", default = false, name = "stats",
+    doc = "also return each row's -max (neg_max) and 1 / sum (recip), [B, nq, Sq] (upstream's "
+          .. "name; its [bs, 128, Sq/128] packing is the hardware's)" },
+  { key = "softmax_dtype", kind = "enum", values = ctypes.ACT, default = "f32",
+    name = { f32 = "smf32", bf16 = "smbf16", fp16 = "smfp16" }, omit_default = true,
+    doc = "dtype of neg_max and recip (upstream's name)" },
   { key = "B", kind = "int", min = 1, from = "limits.max_batch", default = 1,
     doc = "nominal batch per call, for the cost block (a call may pass any B)" },
   { key = "Sq", kind = "int", min = 1, from = "limits.max_tokens", default = 512,
@@ -97,6 +105,9 @@ function F.check(k, fail)
   if k.sequence_packing and k.prefix_caching then
     fail("sequence_packing", "packing bounds do not go with prefix_caching (upstream's rule)")
   end
+  if k.softmax_dtype ~= "f32" and not k.cache_softmax then
+    fail("softmax_dtype", "only cache_softmax returns the statistics")
+  end
   if k.Sp ~= 1 and not k.prefix_caching then
     fail("Sp", "only prefix_caching has prior keys")
   end
@@ -111,6 +122,10 @@ function F.args(k)
   local dt = k.dtype
   return {
     { name = "out", dir = "out", dtype = dt, shape = { "B", k.nq, "Sq", k.d } },
+    { name = "neg_max", dir = "out", dtype = k.softmax_dtype, shape = { "B", k.nq, "Sq" },
+      used = k.cache_softmax },
+    { name = "recip", dir = "out", dtype = k.softmax_dtype, shape = { "B", k.nq, "Sq" },
+      used = k.cache_softmax },
     { name = "q", dir = "in", dtype = dt, shape = { "B", k.nq, "Sq", k.d } },
     { name = "k", dir = "in", dtype = dt, shape = { "B", k.nkv, k.d, "Sk" } },
     { name = "v", dir = "in", dtype = dt, shape = { "B", k.nkv, "Sk", k.d } },
@@ -156,7 +171,8 @@ function F.cost(k, n)
   return {
     flops = 4 * k.d * heads * pairs(k, n.Sq, n.Sk, P),
     read = read,
-    written = heads * n.Sq * k.d * b,
+    written = heads * n.Sq * (k.d * b
+                              + (k.cache_softmax and 2 * ctypes.info(k.softmax_dtype).bytes or 0)),
   }
 end
 
@@ -192,7 +208,9 @@ function F.params(k)
     DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32,
     F32 = k.dtype == "f32", D = k.d, NQ = k.nq, NKV = k.nkv, G = G, SCALE = k.scale,
     CAUSAL = k.causal_mask, W = k.sliding_window, SINK = k.sink, PACK = k.sequence_packing,
-    PRIOR = k.prefix_caching, CP = k.context_parallel,
+    PRIOR = k.prefix_caching, CP = k.context_parallel, STATS = k.cache_softmax,
+    SM_DTYPE = k.softmax_dtype, SM_CT = ctypes.info(k.softmax_dtype).c,
+    SM_FROM_F32 = ctypes.info(k.softmax_dtype).from_f32,
     CP_STRIDE = k.cp_strided_q_slicing and k.global_cp_deg or 1,
     MQ = math.max(1, ROWS // G), NT = NT,
   }

@@ -18,14 +18,18 @@
 
 #include "kgen/abi.h" /* kg_wt: weights are packed handles (kg_wt_pack), never raw arrays */
 
-/* attention_cte: out [B, nq, Sq, d]; q [B, nq, Sq, d]; k [B, nkv, d, Sk]; v [B, nkv, Sk, d]
- * (upstream's layouts with bs = B*nq, bs_kv = B*nkv); sink [B, nq] fp32 (one extra
- * logit per head); cp_offset [1, 1] int32 (the position of this rank's first query);
- * k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
+/* attention_cte: out [B, nq, Sq, d]; neg_max, recip [B, nq, Sq] in softmax_dtype (cache_softmax:
+ * -max and 1 / sum of each row's softmax, the sink included); q [B, nq, Sq, d];
+ * k [B, nkv, d, Sk]; v [B, nkv, Sk, d] (upstream's layouts with bs = B*nq,
+ * bs_kv = B*nkv); k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
  * rows 0..prior_used_len[0]-1 used, ahead of k and v), prior_used_len [1] int32;
- * bound_min, bound_max [Sq, 1] int32 (per-query key range [min, max), sequence packing). */
+ * cp_offset [1, 1] int32 (the position of this rank's first query); sink [B, nq] fp32
+ * (one extra logit per head); bound_min, bound_max [Sq, 1] int32 (per-query key range
+ * [min, max), sequence packing). */
 typedef int kg_attention_cte_fn(
     void *out,
+    void *neg_max,
+    void *recip,
     const void *q,
     const void *k,
     const void *v,
