@@ -38,6 +38,7 @@ return {
     -- attention_cte
     { family = "attention_cte" },
     { family = "attention_cte", causal_mask = false, sliding_window = 1 },
+    { family = "attention_cte", tp_q = false, tp_k = true, tp_out = true },
     -- end attention_cte
   },
 }

@@ -38,6 +38,7 @@ typedef struct acase {
     int cp;        /* context parallelism: query i at cp_off + i (* cp_deg if strided) */
     long cp_off;
     int cp_deg, cp_strided;
+    int ntq, tpk, tpout; /* layouts: q [.., d, Sq] (tp_q false), k [.., Sk, d], out [.., d, Sq] */
 } acase;
 
 static void problem_of(const acase *c, char *buf, size_t len)
@@ -46,11 +47,12 @@ static void problem_of(const acase *c, char *buf, size_t len)
              "attention_cte:dtype=%s,d=%ld,nq=%ld,nkv=%ld,scale=%.9g,causal_mask=%d,"
              "sliding_window=%ld,sink=%d,sequence_packing=%d,prefix_caching=%d,"
              "context_parallel=%d,global_cp_deg=%d,cp_strided_q_slicing=%d,"
-             "cache_softmax=%d,softmax_dtype=%s",
+             "cache_softmax=%d,softmax_dtype=%s,tp_q=%d,tp_k=%d,tp_out=%d",
              kg_dtype_name(c->t), c->d, c->nq, c->nkv, c->scale, c->causal, c->window, c->sink,
              c->pack, c->Sp > 0, c->cp, c->cp_deg > 1 ? c->cp_deg : 1, c->cp_strided,
              c->stats != KG_DTYPE_COUNT,
-             kg_dtype_name(c->stats != KG_DTYPE_COUNT ? c->stats : KG_F32));
+             kg_dtype_name(c->stats != KG_DTYPE_COUNT ? c->stats : KG_F32), !c->ntq, c->tpk,
+             c->tpout);
 }
 
 /* A case's inputs as fp32 values (rounded to the dtype) and as the kernel reads them. */
@@ -79,6 +81,28 @@ static void make_bounds(arun *r, const acase *c, unsigned long long seed, int em
         r->bmin[0] = r->bmax[0] = 0;
 }
 
+/* x [outer, a, b] as [outer, b, a]; malloc'd. */
+static float *swap_last2(const float *x, long outer, long a, long b)
+{
+    float *y = malloc((size_t)(outer * a * b > 0 ? outer * a * b : 1) * sizeof *y);
+    for (long o = 0; o < outer; o++)
+        for (long i = 0; i < a; i++)
+            for (long j = 0; j < b; j++)
+                y[(o * b + j) * a + i] = x[(o * a + i) * b + j];
+    return y;
+}
+
+/* x (logical layout [outer, a, b]) encoded as the kernel reads it, transposed if swap. */
+static void *encode_as(kg_dtype t, const float *x, long outer, long a, long b, int swap)
+{
+    if (!swap)
+        return kgt_encode(t, x, outer * a * b);
+    float *y = swap_last2(x, outer, a, b);
+    void *e = kgt_encode(t, y, outer * a * b);
+    free(y);
+    return e;
+}
+
 static void setup(arun *r, const acase *c, unsigned long long seed, int empty_row)
 {
     memset(r, 0, sizeof *r);
@@ -87,8 +111,8 @@ static void setup(arun *r, const acase *c, unsigned long long seed, int empty_ro
     r->q = kgt_randn(c->t, r->nq_el, seed);
     r->k = kgt_randn(c->t, r->nk_el, seed + 1);
     r->v = kgt_randn(c->t, r->nk_el, seed + 2);
-    r->eq = kgt_encode(c->t, r->q, r->nq_el);
-    r->ek = kgt_encode(c->t, r->k, r->nk_el);
+    r->eq = encode_as(c->t, r->q, c->B * c->nq, c->Sq, c->d, c->ntq);
+    r->ek = encode_as(c->t, r->k, c->B * c->nkv, c->d, c->Sk, c->tpk);
     r->ev = kgt_encode(c->t, r->v, r->nk_el);
     if (c->sink) {
         r->sink = kgt_randn(KG_F32, c->B * c->nq, seed + 3);
@@ -101,7 +125,7 @@ static void setup(arun *r, const acase *c, unsigned long long seed, int empty_ro
         r->np_el = c->B * c->nkv * c->Sp * c->d;
         r->kp = kgt_randn(c->t, r->np_el, seed + 5);
         r->vp = kgt_randn(c->t, r->np_el, seed + 6);
-        r->ekp = kgt_encode(c->t, r->kp, r->np_el);
+        r->ekp = encode_as(c->t, r->kp, c->B * c->nkv, c->d, c->Sp, c->tpk);
         r->evp = kgt_encode(c->t, r->vp, r->np_el);
         r->used = (int32_t)c->used;
     }
@@ -157,6 +181,11 @@ static void check_sampled(acase c, long row_step, int empty_row)
     attention_cte_ref_opts o = ref_opts(&c);
     float *want = malloc((size_t)r.nq_el * sizeof *want);
     float *got = kgt_decode(c.t, out, r.nq_el);
+    if (c.tpout) { /* [B, nq, d, Sq] back to [B, nq, Sq, d] */
+        float *g = swap_last2(got, c.B * c.nq, c.d, c.Sq);
+        free(got);
+        got = g;
+    }
     long n = 0;
     for (long bh = 0; bh < c.B * c.nq; bh++)
         for (long i = 0; i < c.Sq; i++) {
@@ -203,7 +232,7 @@ static void check(acase c) { check_sampled(c, 1, 0); }
 static acase base(kg_dtype t, long d, long nq, long nkv, long B, long Sq, long Sk)
 {
     acase c = { t, d, nq, nkv, 1.0f / sqrtf((float)d), 1, 0, 0, 0, B, Sq, Sk,
-                0, 0, KG_DTYPE_COUNT, 0, 0, 1, 0 };
+                0, 0, KG_DTYPE_COUNT, 0, 0, 1, 0, 0, 0, 0 };
     return c;
 }
 
@@ -311,6 +340,20 @@ Test(attention_cte, cache_softmax_statistics)
             c.stats = kgt_float_dtypes[dt], c.sink = sink;
             check(c);
             c.scale = 1.0f, c.window = 9, c.Sp = 30, c.used = 20;
+            check(c);
+        }
+}
+
+/* Upstream's layout flags: q [.., d, Sq] (tp_q false), k and k_prior [.., Sk, d] (tp_k),
+ * out [.., d, Sq] (tp_out), every combination in every dtype, with a prefix cache. */
+Test(attention_cte, transposed_layouts)
+{
+    for (size_t dt = 0; dt < KGT_FLOAT_DTYPES; dt++)
+        for (int v = 0; v < 8; v++) {
+            acase c = base(kgt_float_dtypes[dt], 24, 4, 2, 2, 45, 70);
+            c.ntq = v & 1, c.tpk = v >> 1 & 1, c.tpout = v >> 2 & 1;
+            check(c);
+            c.scale = 1.0f, c.Sp = 30, c.used = 19;
             check(c);
         }
 }
@@ -506,7 +549,6 @@ static void run_vector(kgt_case *vc)
     kgt_case_opt_bool(vc, "tp_q", &tp_q);
     kgt_case_opt_bool(vc, "tp_k", &tp_k);
     kgt_case_opt_bool(vc, "tp_out", &tp_out);
-    cr_assert(tp_q && !tp_k && !tp_out, "%s: transposed layouts are not built yet", name);
     const kg_npy *q = kgt_case_input(vc, "q"), *k = kgt_case_input(vc, "k");
     const kg_npy *v = kgt_case_input(vc, "v");
     cr_assert(q && k && v, "%s: %s", name, kgt_case_error(vc));
@@ -540,7 +582,7 @@ static void run_vector(kgt_case *vc)
     acase c = { t, (long)d, (long)bs, (long)bs_kv, (float)scale, causal, (long)window,
                 sink != NULL, bmin != NULL, 1, (long)Sq, (long)Sk, kp ? kp->shape[2] : 0,
                 used ? *(const int32_t *)used->data : 0, KG_DTYPE_COUNT, cpo != NULL,
-                cpo ? *(const int32_t *)cpo->data : 0, (int)deg, strided };
+                cpo ? *(const int32_t *)cpo->data : 0, (int)deg, strided, !tp_q, tp_k, tp_out };
     char problem[512];
     problem_of(&c, problem, sizeof problem);
     const kg_kernel *kern = kgt_jit(problem);
@@ -574,7 +616,7 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
 {
     char dt[16];
     long d, nq, nkv, w;
-    char b1[8], b2[8], b3[8], b4[8], b5[8];
+    char b1[8], b2[8], b3[8], b4[8], b5[8], b6[8], b7[8], b8[8];
     cr_assert(kg_problem_long(a->problem, "d", &d) && kg_problem_long(a->problem, "nq", &nq) &&
               kg_problem_long(a->problem, "nkv", &nkv) &&
               kg_problem_long(a->problem, "sliding_window", &w) &&
@@ -583,7 +625,10 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
               kg_problem_str(a->problem, "sink", b2, sizeof b2) &&
               kg_problem_str(a->problem, "sequence_packing", b3, sizeof b3) &&
               kg_problem_str(a->problem, "prefix_caching", b4, sizeof b4) &&
-              kg_problem_str(a->problem, "context_parallel", b5, sizeof b5),
+              kg_problem_str(a->problem, "context_parallel", b5, sizeof b5) &&
+              kg_problem_str(a->problem, "tp_q", b6, sizeof b6) &&
+              kg_problem_str(a->problem, "tp_k", b7, sizeof b7) &&
+              kg_problem_str(a->problem, "tp_out", b8, sizeof b8),
               "%s", a->problem);
     acase c = base((kg_dtype)kg_dtype_from_name(dt), d, nq, nkv, 2, 70, 75);
     c.causal = strcmp(b1, "true") == 0, c.sink = strcmp(b2, "true") == 0;
@@ -591,6 +636,8 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     if (strcmp(b4, "true") == 0)
         c.Sp = 90, c.used = 77; /* past a key tile, the boundary inside one */
     c.cp = strcmp(b5, "true") == 0, c.cp_off = 9; /* global_cp_deg: not in any spec */
+    c.ntq = strcmp(b6, "false") == 0, c.tpk = strcmp(b7, "true") == 0;
+    c.tpout = strcmp(b8, "true") == 0;
     arun r;
     setup(&r, &c, 99, 0);
     void *oa = kgt_build_output(c.t, r.nq_el, KGT_AOT), *oj = kgt_build_output(c.t, r.nq_el,

@@ -108,7 +108,9 @@ static void tile_softmax(float *scr, const long *lo, const long *hi, long m, lon
  * b * 1 + kv; its query heads are grp * 3 + h in upstream's bs order). */
 static void attend(const struct ctx *c, long grp, long i0, float *scr)
 {
-    float *Q = scr + SCR_Q, *K = scr + SCR_K, *V = scr + SCR_V, *S = scr + SCR_S;
+    float *Q = scr + SCR_Q, *S = scr + SCR_S;
+    float *Kb = scr + SCR_K; /* a key tile [34, n] */
+    float *Vb = scr + SCR_V; /* its values [n, 34] */
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
     long m = c->Sq - i0 < 21 ? c->Sq - i0 : 21, rows = 3 * m;
     long lo[21], hi[21], jlo = c->L, jhi = 0;
@@ -133,11 +135,13 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
         n = jhi - j0 < 64 ? jhi - j0 : 64;
         const kg_u16 *ks = c->k + grp * 34 * c->Sk + j0, *vs = c->v + (grp * c->Sk + j0) * 34;
         long ls = c->Sk;
-        /* the tile's keys as K [34, n] and values as V [n, 34], in fp32 */
+        /* the tile's keys as K [34, n] in fp32 */
         for (long t = 0; t < 34; t++)
-            kgp_cvt_f16_f32(K + t * n, ks + t * ls, n);
-        kgp_cvt_f16_f32(V, vs, n * 34);
+            kgp_cvt_f16_f32(Kb + t * n, ks + t * ls, n);
+        const float *K = Kb;
         long ldk = n;
+        kgp_cvt_f16_f32(Vb, vs, n * 34); /* value rows [n, 34] in fp32 */
+        const float *V = Vb;
         kgp_tile_fma_f32(S, n, 0, Q, 34, rows, K, ldk, 34, n); /* S = Q @ K */
         tile_softmax(scr, lo, hi, m, j0, n);
         kgp_tile_fma_f32(O, 34, 1, S, n, rows, V, 34, n, 34); /* O += P @ V */

@@ -93,7 +93,9 @@ static void tile_softmax(float *scr, const long *lo, const long *hi, long m, lon
  * b * 8 + kv; its query heads are grp * 4 + h in upstream's bs order). */
 static void attend(const struct ctx *c, long grp, long i0, float *scr)
 {
-    float *Q = scr + SCR_Q, *K = scr + SCR_K, *V = scr + SCR_V, *S = scr + SCR_S;
+    float *Q = scr + SCR_Q, *S = scr + SCR_S;
+    float *Kb = scr + SCR_K; /* a key tile [128, n] */
+    float *Vb = scr + SCR_V; /* its values [n, 128] */
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
     long m = c->Sq - i0 < 16 ? c->Sq - i0 : 16, rows = 4 * m;
     long lo[16], hi[16], jlo = c->L, jhi = 0;
@@ -119,11 +121,13 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
         n = jhi - j0 < 64 ? jhi - j0 : 64;
         const kg_u16 *ks = c->k + grp * 128 * c->Sk + j0, *vs = c->v + (grp * c->Sk + j0) * 128;
         long ls = c->Sk;
-        /* the tile's keys as K [128, n] and values as V [n, 128], in fp32 */
+        /* the tile's keys as K [128, n] in fp32 */
         for (long t = 0; t < 128; t++)
-            kgp_cvt_bf16_f32(K + t * n, ks + t * ls, n);
-        kgp_cvt_bf16_f32(V, vs, n * 128);
+            kgp_cvt_bf16_f32(Kb + t * n, ks + t * ls, n);
+        const float *K = Kb;
         long ldk = n;
+        kgp_cvt_bf16_f32(Vb, vs, n * 128); /* value rows [n, 128] in fp32 */
+        const float *V = Vb;
         kgp_tile_fma_f32(S, n, 0, Q, 128, rows, K, ldk, 128, n); /* S = Q @ K */
         tile_softmax(scr, lo, hi, m, j0, n);
         kgp_tile_fma_f32(O, 128, 1, S, n, rows, V, 128, n, 128); /* O += P @ V */

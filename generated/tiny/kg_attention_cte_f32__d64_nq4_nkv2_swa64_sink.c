@@ -129,9 +129,10 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
         n = jhi - j0 < 64 ? jhi - j0 : 64;
         const float *ks = c->k + grp * 64 * c->Sk + j0, *vs = c->v + (grp * c->Sk + j0) * 64;
         long ls = c->Sk;
-        /* the tile's keys [64, n] (rows ls apart) and value rows [n, 64], read in place */
-        const float *K = ks, *V = vs;
+        /* the tile's keys [64, n] (rows ls apart), read in place */
+        const float *K = ks;
         long ldk = ls;
+        const float *V = vs; /* value rows [n, 64], read in place */
         kgp_tile_fma_f32(S, n, 0, Q, 64, rows, K, ldk, 64, n); /* S = Q @ K */
         tile_softmax(scr, lo, hi, m, j0, n);
         kgp_tile_fma_f32(O, 64, 1, S, n, rows, V, 64, n, 64); /* O += P @ V */
