@@ -27,8 +27,8 @@
  * query head h reads kv head h / 3; scale = 0.25f.
  * Query i sees key columns j with j <= i (the others are -inf).
  * Each row's softmax takes one more logit, sink[b, h], which adds to its sum and no value.
- * Math in fp32, flash-attention style: a task is 21 queries of each of the 3 query heads
- * of one kv head, 63 rows; over the keys its rows see, 64 at a time, it takes the scores
+ * Math in fp32, flash-attention style: a task is 42 queries of each of the 3 query heads
+ * of one kv head, 126 rows; over the keys its rows see, 64 at a time, it takes the scores
  * S = Q @ K (kgp_tile_fma_f32: fma chains over d), updates each row's running max m and sum l
  * (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so far
  * scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_tile_fma_f32); then
@@ -40,14 +40,14 @@
 /* Scratch, in floats: one block per task, on the task's stack (a function of the tile sizes
  * only; no score matrix of Sq x Sk ever exists). */
 enum {
-    SCR_Q = 0,          /* Q [63, 34]: the task's query rows (G heads x MQ), times scale */
-    SCR_K = 2144,       /* K [34, 64]: a key tile in fp32, upstream's [d, keys] layout */
-    SCR_V = 4320,       /* V [64, 34]: its value rows in fp32 */
-    SCR_S = 6496,       /* S [63, 64]: scores q.k, then their exp (P) */
-    SCR_O = 10528,      /* O [63, 34]: the unnormalized output rows */
-    SCR_M = 12672,      /* [63]: each row's running max */
-    SCR_L = 12736,      /* [63]: each row's running sum of exp(s - max) */
-    SCR_FLOATS = 12800, /* in all */
+    SCR_Q = 0,          /* Q [126, 34]: the task's query rows (G heads x MQ), times scale */
+    SCR_K = 4288,       /* K [34, 64]: a key tile in fp32, upstream's [d, keys] layout */
+    SCR_V = 6464,       /* V [64, 34]: its value rows in fp32 */
+    SCR_S = 8640,       /* S [126, 64]: scores q.k, then their exp (P) */
+    SCR_O = 16704,      /* O [126, 34]: the unnormalized output rows */
+    SCR_M = 20992,      /* [126]: each row's running max */
+    SCR_L = 21120,      /* [126]: each row's running sum of exp(s - max) */
+    SCR_FLOATS = 21248, /* in all */
 };
 
 /* One call's tensors and sizes, as the tasks read them. */
@@ -56,7 +56,7 @@ struct ctx {
     kg_u16 *out;
     const float *sink;
     long Sq, Sk, L; /* L: key columns in all */
-    long nt;        /* query tiles of 21 per head */
+    long nt;        /* query tiles of 42 per head */
 };
 
 /* The keys query i sees: [*lo, *hi), empty if *lo >= *hi. */
@@ -107,8 +107,8 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     float *Kb = scr + SCR_K; /* a key tile [34, n] */
     float *Vb = scr + SCR_V; /* its values [n, 34] */
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
-    long m = c->Sq - i0 < 21 ? c->Sq - i0 : 21, rows = 3 * m;
-    long lo[21], hi[21], jlo = c->L, jhi = 0;
+    long m = c->Sq - i0 < 42 ? c->Sq - i0 : 42, rows = 3 * m;
+    long lo[42], hi[42], jlo = c->L, jhi = 0;
     for (long x = 0; x < m; x++) {
         row_keys(c, i0 + x, &lo[x], &hi[x]);
         if (lo[x] < hi[x]) {
@@ -160,7 +160,7 @@ static void run_tasks(void *ctx, long t0, long t1)
     for (long t = t0; t < t1; t++) {
         long u = t % c->nt;
         long qt = u % 2 == 0 ? u / 2 : c->nt - 1 - u / 2;
-        attend(c, t / c->nt, qt * 21, scr);
+        attend(c, t / c->nt, qt * 42, scr);
     }
 }
 
@@ -203,7 +203,7 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink(
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.sink = sink;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
-    c.nt = (Sq + 20) / 21;
+    c.nt = (Sq + 41) / 42;
     kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, 1);
     return KG_OK;
 }

@@ -22,8 +22,8 @@
  * q [B, 1, Sq, 2], k [B, 1, 2, Sk], v [B, 1, Sk, 2], all bf16;
  * query head h reads kv head h / 1; scale = 1.0f.
  * Query i sees key columns j with j <= i (the others are -inf).
- * Math in fp32, flash-attention style: a task is 64 queries of each of the 1 query heads
- * of one kv head, 64 rows; over the keys its rows see, 64 at a time, it takes the scores
+ * Math in fp32, flash-attention style: a task is 128 queries of each of the 1 query heads
+ * of one kv head, 128 rows; over the keys its rows see, 64 at a time, it takes the scores
  * S = Q @ K (kgp_tile_fma_f32: fma chains over d), updates each row's running max m and sum l
  * (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so far
  * scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_tile_fma_f32); then
@@ -35,14 +35,14 @@
 /* Scratch, in floats: one block per task, on the task's stack (a function of the tile sizes
  * only; no score matrix of Sq x Sk ever exists). */
 enum {
-    SCR_Q = 0,         /* Q [64, 2]: the task's query rows (G heads x MQ), times scale */
-    SCR_K = 128,       /* K [2, 64]: a key tile in fp32, upstream's [d, keys] layout */
-    SCR_V = 256,       /* V [64, 2]: its value rows in fp32 */
-    SCR_S = 384,       /* S [64, 64]: scores q.k, then their exp (P) */
-    SCR_O = 4480,      /* O [64, 2]: the unnormalized output rows */
-    SCR_M = 4608,      /* [64]: each row's running max */
-    SCR_L = 4672,      /* [64]: each row's running sum of exp(s - max) */
-    SCR_FLOATS = 4736, /* in all */
+    SCR_Q = 0,         /* Q [128, 2]: the task's query rows (G heads x MQ), times scale */
+    SCR_K = 256,       /* K [2, 64]: a key tile in fp32, upstream's [d, keys] layout */
+    SCR_V = 384,       /* V [64, 2]: its value rows in fp32 */
+    SCR_S = 512,       /* S [128, 64]: scores q.k, then their exp (P) */
+    SCR_O = 8704,      /* O [128, 2]: the unnormalized output rows */
+    SCR_M = 8960,      /* [128]: each row's running max */
+    SCR_L = 9088,      /* [128]: each row's running sum of exp(s - max) */
+    SCR_FLOATS = 9216, /* in all */
 };
 
 /* One call's tensors and sizes, as the tasks read them. */
@@ -50,7 +50,7 @@ struct ctx {
     const kg_u16 *q, *k, *v;
     kg_u16 *out;
     long Sq, Sk, L; /* L: key columns in all */
-    long nt;        /* query tiles of 64 per head */
+    long nt;        /* query tiles of 128 per head */
 };
 
 /* The keys query i sees: [*lo, *hi), empty if *lo >= *hi. */
@@ -101,8 +101,8 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     float *Kb = scr + SCR_K; /* a key tile [2, n] */
     float *Vb = scr + SCR_V; /* its values [n, 2] */
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
-    long m = c->Sq - i0 < 64 ? c->Sq - i0 : 64, rows = 1 * m;
-    long lo[64], hi[64], jlo = c->L, jhi = 0;
+    long m = c->Sq - i0 < 128 ? c->Sq - i0 : 128, rows = 1 * m;
+    long lo[128], hi[128], jlo = c->L, jhi = 0;
     for (long x = 0; x < m; x++) {
         row_keys(c, i0 + x, &lo[x], &hi[x]);
         if (lo[x] < hi[x]) {
@@ -153,7 +153,7 @@ static void run_tasks(void *ctx, long t0, long t1)
     for (long t = t0; t < t1; t++) {
         long u = t % c->nt;
         long qt = u % 2 == 0 ? u / 2 : c->nt - 1 - u / 2;
-        attend(c, t / c->nt, qt * 64, scr);
+        attend(c, t / c->nt, qt * 128, scr);
     }
 }
 
@@ -195,7 +195,7 @@ int kg_attention_cte_bf16__d2_nq1_nkv1(
         return KG_EARG;
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
-    c.nt = (Sq + 63) / 64;
+    c.nt = (Sq + 127) / 128;
     kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, 1);
     return KG_OK;
 }

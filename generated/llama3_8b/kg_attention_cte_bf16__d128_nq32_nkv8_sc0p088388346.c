@@ -18,8 +18,8 @@
  * q [B, 32, Sq, 128], k [B, 8, 128, Sk], v [B, 8, Sk, 128], all bf16;
  * query head h reads kv head h / 4; scale = 0.088388346f.
  * Query i sees key columns j with j <= i (the others are -inf).
- * Math in fp32, flash-attention style: a task is 16 queries of each of the 4 query heads
- * of one kv head, 64 rows; over the keys its rows see, 64 at a time, it takes the scores
+ * Math in fp32, flash-attention style: a task is 32 queries of each of the 4 query heads
+ * of one kv head, 128 rows; over the keys its rows see, 64 at a time, it takes the scores
  * S = Q @ K (kgp_tile_fma_f32: fma chains over d), updates each row's running max m and sum l
  * (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so far
  * scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_tile_fma_f32); then
@@ -31,14 +31,14 @@
 /* Scratch, in floats: one block per task, on the task's stack (a function of the tile sizes
  * only; no score matrix of Sq x Sk ever exists). */
 enum {
-    SCR_Q = 0,          /* Q [64, 128]: the task's query rows (G heads x MQ), times scale */
-    SCR_K = 8192,       /* K [128, 64]: a key tile in fp32, upstream's [d, keys] layout */
-    SCR_V = 16384,      /* V [64, 128]: its value rows in fp32 */
-    SCR_S = 24576,      /* S [64, 64]: scores q.k, then their exp (P) */
-    SCR_O = 28672,      /* O [64, 128]: the unnormalized output rows */
-    SCR_M = 36864,      /* [64]: each row's running max */
-    SCR_L = 36928,      /* [64]: each row's running sum of exp(s - max) */
-    SCR_FLOATS = 36992, /* in all */
+    SCR_Q = 0,          /* Q [128, 128]: the task's query rows (G heads x MQ), times scale */
+    SCR_K = 16384,      /* K [128, 64]: a key tile in fp32, upstream's [d, keys] layout */
+    SCR_V = 24576,      /* V [64, 128]: its value rows in fp32 */
+    SCR_S = 32768,      /* S [128, 64]: scores q.k, then their exp (P) */
+    SCR_O = 40960,      /* O [128, 128]: the unnormalized output rows */
+    SCR_M = 57344,      /* [128]: each row's running max */
+    SCR_L = 57472,      /* [128]: each row's running sum of exp(s - max) */
+    SCR_FLOATS = 57600, /* in all */
 };
 
 /* One call's tensors and sizes, as the tasks read them. */
@@ -46,7 +46,7 @@ struct ctx {
     const kg_u16 *q, *k, *v;
     kg_u16 *out;
     long Sq, Sk, L; /* L: key columns in all */
-    long nt;        /* query tiles of 16 per head */
+    long nt;        /* query tiles of 32 per head */
 };
 
 /* The keys query i sees: [*lo, *hi), empty if *lo >= *hi. */
@@ -97,8 +97,8 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
     float *Kb = scr + SCR_K; /* a key tile [128, n] */
     float *Vb = scr + SCR_V; /* its values [n, 128] */
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
-    long m = c->Sq - i0 < 16 ? c->Sq - i0 : 16, rows = 4 * m;
-    long lo[16], hi[16], jlo = c->L, jhi = 0;
+    long m = c->Sq - i0 < 32 ? c->Sq - i0 : 32, rows = 4 * m;
+    long lo[32], hi[32], jlo = c->L, jhi = 0;
     for (long x = 0; x < m; x++) {
         row_keys(c, i0 + x, &lo[x], &hi[x]);
         if (lo[x] < hi[x]) {
@@ -150,7 +150,7 @@ static void run_tasks(void *ctx, long t0, long t1)
     for (long t = t0; t < t1; t++) {
         long u = t % c->nt;
         long qt = u % 2 == 0 ? u / 2 : c->nt - 1 - u / 2;
-        attend(c, t / c->nt, qt * 16, scr);
+        attend(c, t / c->nt, qt * 32, scr);
     }
 }
 
@@ -192,7 +192,7 @@ int kg_attention_cte_bf16__d128_nq32_nkv8_sc0p088388346(
         return KG_EARG;
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
-    c.nt = (Sq + 15) / 16;
+    c.nt = (Sq + 31) / 32;
     kgp_parallel_for(run_tasks, &c, B * 8 * c.nt, 1);
     return KG_OK;
 }

@@ -29,8 +29,8 @@
  * Query i sees key columns j with j <= i (the others are -inf).
  * cache_softmax: neg_max [B, 4, Sq] = -m and recip = 1 / l of each row's softmax (m its
  * max, l its sum, the sink included), in bf16.
- * Math in fp32, flash-attention style: a task is 32 queries of each of the 2 query heads
- * of one kv head, 64 rows; over the keys its rows see, 64 at a time, it takes the scores
+ * Math in fp32, flash-attention style: a task is 64 queries of each of the 2 query heads
+ * of one kv head, 128 rows; over the keys its rows see, 64 at a time, it takes the scores
  * S = Q @ K (kgp_tile_fma_f32: fma chains over d), updates each row's running max m and sum l
  * (kgp_exp_sum_f32: the exp of the scores less the new max; the sum and the output so far
  * scaled by exp(m_old - m_new)) and adds P @ V into the rows (kgp_tile_fma_f32); then
@@ -42,12 +42,12 @@
 /* Scratch, in floats: one block per task, on the task's stack (a function of the tile sizes
  * only; no score matrix of Sq x Sk ever exists). */
 enum {
-    SCR_Q = 0,          /* Q [64, 64]: the task's query rows (G heads x MQ), times scale */
-    SCR_S = 4096,       /* S [64, 64]: scores q.k, then their exp (P) */
-    SCR_O = 8192,       /* O [64, 64]: the unnormalized output rows */
-    SCR_M = 12288,      /* [64]: each row's running max */
-    SCR_L = 12352,      /* [64]: each row's running sum of exp(s - max) */
-    SCR_FLOATS = 12416, /* in all */
+    SCR_Q = 0,          /* Q [128, 64]: the task's query rows (G heads x MQ), times scale */
+    SCR_S = 8192,       /* S [128, 64]: scores q.k, then their exp (P) */
+    SCR_O = 16384,      /* O [128, 64]: the unnormalized output rows */
+    SCR_M = 24576,      /* [128]: each row's running max */
+    SCR_L = 24704,      /* [128]: each row's running sum of exp(s - max) */
+    SCR_FLOATS = 24832, /* in all */
 };
 
 /* One call's tensors and sizes, as the tasks read them. */
@@ -56,7 +56,7 @@ struct ctx {
     float *out;
     kg_u16 *neg_max, *recip;
     long Sq, Sk, L; /* L: key columns in all */
-    long nt;        /* query tiles of 32 per head */
+    long nt;        /* query tiles of 64 per head */
 };
 
 /* The keys query i sees: [*lo, *hi), empty if *lo >= *hi. */
@@ -105,8 +105,8 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
 {
     float *Q = scr + SCR_Q, *S = scr + SCR_S;
     float *O = scr + SCR_O, *M = scr + SCR_M, *L = scr + SCR_L;
-    long m = c->Sq - i0 < 32 ? c->Sq - i0 : 32, rows = 2 * m;
-    long lo[32], hi[32], jlo = c->L, jhi = 0;
+    long m = c->Sq - i0 < 64 ? c->Sq - i0 : 64, rows = 2 * m;
+    long lo[64], hi[64], jlo = c->L, jhi = 0;
     for (long x = 0; x < m; x++) {
         row_keys(c, i0 + x, &lo[x], &hi[x]);
         if (lo[x] < hi[x]) {
@@ -143,7 +143,7 @@ static void attend(const struct ctx *c, long grp, long i0, float *scr)
         for (long x = 0; x < m; x++)
             kgp_scale_mul_f32(y + x * 64, o + x * 64, 1.0f / L[h * m + x], 0, 64);
         long at = (grp * 2 + h) * c->Sq + i0; /* neg_max[b, h, i0] */
-        float nm[32], rc[32];
+        float nm[64], rc[64];
         for (long x = 0; x < m; x++) {
             nm[x] = -M[h * m + x];
             rc[x] = 1.0f / L[h * m + x];
@@ -162,7 +162,7 @@ static void run_tasks(void *ctx, long t0, long t1)
     for (long t = t0; t < t1; t++) {
         long u = t % c->nt;
         long qt = u % 2 == 0 ? u / 2 : c->nt - 1 - u / 2;
-        attend(c, t / c->nt, qt * 32, scr);
+        attend(c, t / c->nt, qt * 64, scr);
     }
 }
 
@@ -205,7 +205,7 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_stats_smbf16(
         return KG_EARG;
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
-    c.nt = (Sq + 31) / 32;
+    c.nt = (Sq + 63) / 64;
     kgp_parallel_for(run_tasks, &c, B * 2 * c.nt, 1);
     return KG_OK;
 }

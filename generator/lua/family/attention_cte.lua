@@ -191,8 +191,9 @@ end
 ---------------------------------------------------------------------------------------------
 
 -- The rows of a task: the G = nq / nkv query heads that share one kv head, MQ queries of each
--- (about 64 rows in all, so one K and V tile serves all of a group's heads); NT keys a tile.
-local ROWS, NT = 64, 64
+-- (about 128 rows in all, so one K and V tile serves all of a group's heads and is widened
+-- once per 128 rows); NT keys a tile.
+local ROWS, NT = 128, 64
 
 -- One task's working memory, in floats (a function of the tile sizes only).
 local function scratch_layout(p)
