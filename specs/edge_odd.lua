@@ -53,5 +53,9 @@ return {
       sliding_window = true, sink = true },
     { family = "attention_tkg", s_active = 2, fuse_rope = true, use_pos_id = true },
     -- end attention_tkg
+    -- attention_cte (G = 3 query heads per kv head, d = 34, 17 queries: tile remainders)
+    { family = "attention_cte", scale = 0.25, sink = true },
+    { family = "attention_cte", sliding_window = 5, sequence_packing = true },
+    -- end attention_cte
   },
 }

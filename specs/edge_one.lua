@@ -38,5 +38,10 @@ return {
     -- attention_tkg
     { family = "attention_tkg" },
     -- end attention_tkg
+    -- attention_cte
+    { family = "attention_cte" },
+    { family = "attention_cte", causal_mask = false, sliding_window = 1 },
+    { family = "attention_cte", tp_q = false, tp_k = true, tp_out = true },
+    -- end attention_cte
   },
 }

@@ -53,5 +53,10 @@ return {
     { family = "attention_tkg", n_kv = model.kv_heads, B = 1, use_pos_id = true },
     { family = "gen_mask_tkg", B = 1 },
     -- end attention_tkg
+    -- attention_cte
+    -- prefill attention: causal, GQA 32 q / 8 kv heads, scale 1/sqrt(128), nominal S = 512
+    { family = "attention_cte", scale = model.head_dim ^ -0.5, B = 1, Sq = 512,
+      Sk = 512 },
+    -- end attention_cte
   },
 }

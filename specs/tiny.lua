@@ -45,5 +45,11 @@ return {
     { family = "gen_mask_tkg", s_active = 3, sliding_window = true },
     { family = "gen_mask_tkg", active_mask = false },
     -- end attention_tkg
+    -- attention_cte
+    { family = "attention_cte", scale = 0.125 },
+    { family = "attention_cte", causal_mask = false, scale = 0.125, sink = true },
+    { family = "attention_cte", sliding_window = 64, sink = true },
+    { family = "attention_cte", scale = 0.125, cache_softmax = true, softmax_dtype = "bf16" },
+    -- end attention_cte
   },
 }

@@ -6,6 +6,7 @@
 
 #include "kgen/kgen.h"
 #include "prim.h"
+#include "prim_attn.h"
 #include "registry.h"
 
 typedef struct table {
@@ -30,6 +31,9 @@ static void fill_simd_tables(void)
     avx2_table.gemm_f32 = kgp_gemm_f32__avx2;
     avx512_table = scalar_table;
     avx512_table.gemm_f32 = kgp_gemm_f32__avx512;
+    /* attention's tile product: the AVX2 register tile on both (prim_attn.h) */
+    avx2_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
+    avx512_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
 #define SET(name)                                  \
     avx2_table.name = kgp_##name##__avx2;          \
     avx512_table.name = kgp_##name##__avx512;
@@ -158,3 +162,4 @@ void kgr_wt_geometry(int fmt, long *nr, long *kg)
 KGP_LIST_VOID(WRAP_VOID)
 KGP_LIST_MATH(WRAP_VOID)
 KGP_LIST_FLOAT(WRAP_FLOAT)
+KGP_LIST_ATTN(WRAP_VOID)

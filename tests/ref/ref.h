@@ -84,5 +84,28 @@ void attention_tkg_ref(float *out, float *k_out, const float *q, const float *k_
 void gen_mask_tkg_ref(uint8_t *mask, const float *pos, const float *start, const uint8_t *act,
                       long B, long H, long sa, long sp);
 /* end attention_tkg */
+/* attention_cte_ref.c (shared/reference/attention_cte.md); layouts in the file's comment */
+typedef struct attention_cte_ref_opts {
+    long B, nq, nkv, Sq, Sk, d; /* nq a multiple of nkv */
+    float scale;
+    int causal;
+    long window;                /* sliding window W, 0: none */
+    long Sp, prior_used;        /* prior keys stored and used (0, 0: no prefix cache) */
+    long cp_offset;             /* context parallelism: query i is at cp_offset + i (* cp_deg) */
+    int cp_deg, cp_strided;
+} attention_cte_ref_opts;
+/* One query row (b, h, i) into out (and neg_max, recip unless NULL); sink and the bounds may be
+ * NULL (not given). */
+void attention_cte_ref_row(float *out, float *neg_max, float *recip, const float *q,
+                           const float *k, const float *v, const float *k_prior,
+                           const float *v_prior, const float *sink, const int32_t *bound_min,
+                           const int32_t *bound_max, const attention_cte_ref_opts *o, long b,
+                           long h, long i);
+/* Every row. */
+void attention_cte_ref(float *out, float *neg_max, float *recip, const float *q, const float *k,
+                       const float *v, const float *k_prior, const float *v_prior,
+                       const float *sink, const int32_t *bound_min, const int32_t *bound_max,
+                       const attention_cte_ref_opts *o);
+/* end attention_cte */
 
 #endif

@@ -229,7 +229,18 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
      * y may be x. */                                                                           \
     X(float, exp_sum_f32, (float *y, const float *x, float m, long n), (y, x, m, n))
 
-#define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X)
+/* The third: attention's tile-level product (runtime/src/prim_attn*.c). */
+#define KGP_LIST_ATTN(X) \
+    /* o[i*ldo + t] = fmaf(p[i*ldp + j], v[j*ldv + t], o[i*ldo + t]) for j ascending, i < m,     \
+     * t < d, starting from o (acc != 0) or from 0 (acc == 0: o is only written): o [m, d]      \
+     * (+)= p [m, n] @ v [n, d] on row-major tiles (kgp_axpy_rows_f32's bits, in register tiles \
+     * of 6 x 16); with acc == 0, p = q [m, d'] and v = keys [d', n] it is kgp_dot_cols_f32.    \
+     * The same bits on every ISA */                                                            \
+    X(void, tile_fma_f32, (float *o, long ldo, int acc, const float *p, long ldp, long m,         \
+                           const float *v, long ldv, long n, long d),                           \
+      (o, ldo, acc, p, ldp, m, v, ldv, n, d))
+
+#define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X) KGP_LIST_ATTN(X)
 
 #define KGP_DECLARE(ret, name, params, args) ret kgp_##name params;
 KGP_LIST(KGP_DECLARE)

@@ -18,6 +18,33 @@
 
 #include "kgen/abi.h" /* kg_wt: weights are packed handles (kg_wt_pack), never raw arrays */
 
+/* attention_cte: out [B, nq, Sq, d]; neg_max, recip [B, nq, Sq] in softmax_dtype (cache_softmax:
+ * -max and 1 / sum of each row's softmax, the sink included); q [B, nq, Sq, d];
+ * k [B, nkv, d, Sk]; v [B, nkv, Sk, d] (upstream's layouts with bs = B*nq,
+ * bs_kv = B*nkv); k_prior [B, nkv, d, Sp], v_prior [B, nkv, Sp, d] (the prefix cache,
+ * rows 0..prior_used_len[0]-1 used, ahead of k and v), prior_used_len [1] int32;
+ * cp_offset [1, 1] int32 (the position of this rank's first query); sink [B, nq] fp32
+ * (one extra logit per head); bound_min, bound_max [Sq, 1] int32 (per-query key range
+ * [min, max), sequence packing). */
+typedef int kg_attention_cte_fn(
+    void *out,
+    void *neg_max,
+    void *recip,
+    const void *q,
+    const void *k,
+    const void *v,
+    const void *k_prior,
+    const void *v_prior,
+    const void *prior_used_len,
+    const void *cp_offset,
+    const void *sink,
+    const void *bound_min,
+    const void *bound_max,
+    long B,
+    long Sq,
+    long Sk,
+    long Sp);
+
 /* attention_tkg: out [B, Hq, d, s_active] (d before s_active), Hq = n_kv * q_head;
  * k_out [B, n_kv, d, s_active] (fuse_rope); q [B, Hq, s_active, d];
  * k_active, v_active [B, n_kv, s_active, d]; flat cache: k_prior [n_cache, n_kv, full_sprior, d]
