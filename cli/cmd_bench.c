@@ -409,7 +409,7 @@ int kgc_bench(int argc, char **argv)
     kgc_kernels ks;
     if (!a.spec) {
         rc = bench(&a, a.regex ? &re : NULL, NULL, NULL, 0);
-    } else if ((rc = kgc_kernels_load(a.spec, !a.aot, &ks)) == KGC_OK) {
+    } else if ((rc = kgc_kernels_load(a.spec, 1, &ks)) == KGC_OK) {
         int *sel = calloc((size_t)ks.m->nkernels + 1, sizeof *sel), nsel = 0;
         for (int i = 0; i < ks.m->nkernels; i++)
             if (!a.regex || regexec(&re, ks.m->kernels[i].symbol, 0, NULL, 0) == 0)

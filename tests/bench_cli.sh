@@ -121,5 +121,17 @@ else
     echo "SKIP: --plot checks (gnuplot is not installed; scripts/setup-debian.sh installs it)"
 fi
 
+# ---- --aot: the same kernels built by gcc (kg_gcc_compile) --------------------------------
+# (it once crashed: the kernel texts were not loaded for --aot)
+run bench "$tiny" --aot --quick --threads 1 --kernel '^kg_cumsum_' \
+    --csv "$scratch/aot.csv"
+if [ "$rc" -ne 0 ]; then
+    fail "bench --aot: exit $rc: $err"
+elif ! grep -q '^kernel,kg_cumsum_' "$scratch/aot.csv"; then
+    fail "bench --aot: no cumsum row in its CSV"
+else
+    pass
+fi
+
 echo "bench_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
