@@ -36,7 +36,8 @@ float *kgt_randn(kg_dtype t, long n, unsigned long long seed)
 
 void *kgt_encode(kg_dtype t, const float *x, long n)
 {
-    void *p = malloc((size_t)(n ? n : 1) * kgt_dtype_size(t));
+    /* a negative count (a test of refused sizes) still gets one element, never a huge size */
+    void *p = malloc((size_t)(n > 0 ? n : 1) * kgt_dtype_size(t));
     for (long i = 0; i < n; i++) {
         if (t == KG_F32)
             ((float *)p)[i] = x[i];
