@@ -239,33 +239,9 @@ static void release_object(void *handle)
     dlclose(handle);
 }
 
-/* Looks up every kernel of the object before registering any (as jit.c does), so a failure
- * leaves no entry behind; the registry owns the handle from then on. */
-static int register_kernels(kg_registry *reg, void *so, int n, const kg_kernel_info *info,
-                            const char *const *labels)
+static void *lookup(void *so, const char *name)
 {
-    void (**fns)(void) = calloc((size_t)n + 1, sizeof *fns);
-    kg_kernel_v **calls = calloc((size_t)n + 1, sizeof *calls);
-    int rc = fns && calls ? KG_OK : kgr_fail(reg, KG_ENOMEM, "out of memory");
-    for (int i = 0; rc == KG_OK && i < n; i++) {
-        char vname[512];
-        snprintf(vname, sizeof vname, "%s__v", info[i].name);
-        void *fn = dlsym(so, info[i].name), *call = dlsym(so, vname);
-        if (!fn || !call)
-            rc = kgr_fail(reg, KG_ECOMPILE, "%s: does not define %s and %s", labels[i],
-                          info[i].name, vname);
-        /* object pointer to function pointer, as POSIX allows for dlsym */
-        memcpy(&fns[i], &fn, sizeof fns[i]);
-        memcpy(&calls[i], &call, sizeof calls[i]);
-    }
-    if (rc == KG_OK)
-        rc = kgr_own(reg, so, release_object);
-    else
-        dlclose(so);
-    for (int i = 0; rc == KG_OK && i < n; i++)
-        rc = kg_registry_add(reg, &info[i], fns[i], calls[i]);
-    free(fns), free(calls);
-    return rc;
+    return dlsym(so, name);
 }
 
 /* dlopen of the object; the primitives it calls must come from the loading executable. */
@@ -278,7 +254,11 @@ static int load(kg_registry *reg, const char *so, int n, const kg_kernel_info *i
     void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
     if (!h)
         return kgr_fail(reg, KG_ECOMPILE, "%s", dlerror());
-    return register_kernels(reg, h, n, info, labels);
+    int owned;
+    int rc = kgr_add_unit(reg, h, lookup, release_object, n, info, labels, &owned);
+    if (!owned)
+        dlclose(h);
+    return rc;
 }
 
 /* ---- the entry points ---------------------------------------------------------------------- */

@@ -82,6 +82,11 @@ static char *with_prelude(const char *label, const char *src)
     return text;
 }
 
+static void *lookup(void *s, const char *name)
+{
+    return tcc_get_symbol(s, name);
+}
+
 static int compile_locked(kg_registry *reg, TCCState *s, int n, const kg_kernel_info *info,
                           const char *const *labels, const char *const *sources,
                           double *seconds, char *first, int *owned)
@@ -107,32 +112,7 @@ static int compile_locked(kg_registry *reg, TCCState *s, int n, const kg_kernel_
         return kgr_fail(reg, KG_ECOMPILE, "JIT link: %s", first[0] ? first : "failed");
     if (seconds)
         seconds[n] = now() - t0;
-    /* Look every kernel up before registering any, so a failure leaves no dangling entry. */
-    void (**fns)(void) = calloc((size_t)n + 1, sizeof *fns);
-    kg_kernel_v **calls = calloc((size_t)n + 1, sizeof *calls);
-    int rc = fns && calls ? KG_OK : kgr_fail(reg, KG_ENOMEM, "out of memory");
-    for (int i = 0; rc == KG_OK && i < n; i++) {
-        char vname[512];
-        snprintf(vname, sizeof vname, "%s__v", info[i].name);
-        void *fn = tcc_get_symbol(s, info[i].name);
-        void *call = tcc_get_symbol(s, vname);
-        if (!fn || !call)
-            rc = kgr_fail(reg, KG_ECOMPILE, "%s: does not define %s and %s", labels[i],
-                          info[i].name, vname);
-        /* object pointer to function pointer, as POSIX allows for dlsym-style lookups */
-        memcpy(&fns[i], &fn, sizeof fns[i]);
-        memcpy(&calls[i], &call, sizeof calls[i]);
-    }
-    if (rc == KG_OK)
-        rc = kgr_own(reg, s, release_state);
-    if (rc == KG_OK) {
-        *owned = 1;
-        for (int i = 0; rc == KG_OK && i < n; i++)
-            rc = kg_registry_add(reg, &info[i], fns[i], calls[i]);
-    }
-    free(fns);
-    free(calls);
-    return rc;
+    return kgr_add_unit(reg, s, lookup, release_state, n, info, labels, owned);
 }
 
 int kg_jit_compile(kg_registry *reg, int n, const kg_kernel_info *info,

@@ -111,6 +111,33 @@ int kgr_own(kg_registry *reg, void *p, void (*release)(void *))
     return rc;
 }
 
+int kgr_add_unit(kg_registry *reg, void *unit, kgr_lookup *lookup, void (*release)(void *),
+                 int n, const kg_kernel_info *info, const char *const *labels, int *owned)
+{
+    void (**fns)(void) = calloc((size_t)n + 1, sizeof *fns);
+    kg_kernel_v **calls = calloc((size_t)n + 1, sizeof *calls);
+    int rc = fns && calls ? KG_OK : kgr_fail(reg, KG_ENOMEM, "out of memory");
+    *owned = 0;
+    for (int i = 0; rc == KG_OK && i < n; i++) {
+        char vname[512];
+        snprintf(vname, sizeof vname, "%s__v", info[i].name);
+        void *fn = lookup(unit, info[i].name), *call = lookup(unit, vname);
+        if (!fn || !call)
+            rc = kgr_fail(reg, KG_ECOMPILE, "%s: does not define %s and %s", labels[i],
+                          info[i].name, vname);
+        /* object pointer to function pointer, as POSIX allows for dlsym */
+        memcpy(&fns[i], &fn, sizeof fns[i]);
+        memcpy(&calls[i], &call, sizeof calls[i]);
+    }
+    if (rc == KG_OK && (rc = kgr_own(reg, unit, release)) == KG_OK)
+        *owned = 1;
+    for (int i = 0; rc == KG_OK && i < n; i++)
+        rc = kg_registry_add(reg, &info[i], fns[i], calls[i]);
+    free(fns);
+    free(calls);
+    return rc;
+}
+
 /* Linear search over the published entries: registries hold tens of kernels and lookups
  * happen once per kernel at start-up, after which callers keep the pointer. */
 static kg_kernel *find(const kg_registry *reg, const char *name)
