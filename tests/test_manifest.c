@@ -175,8 +175,10 @@ Test(manifest, sizes_out_of_bounds)
     refused("[0, 1, 0]", "[0, 1, 0, 5]", "cost_tokens.flops': 4 elements, more than 3");
     refused("[0, 1, 0]", "[0, 1]", "cost_tokens.flops': expected 3 coefficients, got 2");
     refused("\"flops\": 1,", "\"flops\": 1e300,", "cost.flops': 1e+300 is not a cost");
-    refused("\"name\": \"x\"", "\"name\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"", "args[0].name': longer than 63 characters");
+    /* argument names hold at most 63 characters (kg_manifest_arg.name is char[64]) */
+    refused("\"name\": \"x\"",
+            "\"name\": \"an_argument_name_of_sixty_four_characters_one_more_than_it_holds\"",
+            "args[0].name': longer than 63 characters");
     /* each size within bounds, but batch times sequence passes a long (found by fuzz_manifest:
      * kg_manifest_tokens overflowed) */
     refused("{\"name\": \"rows\", \"nominal\": 4, \"tokens\": \"seq\"}",

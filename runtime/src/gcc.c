@@ -217,7 +217,7 @@ static int build(kg_registry *reg, const char *cc, const char *so, int n,
                  const char *const *labels, const char *const *sources)
 {
     char dir[TMP_LEN], path[FILE_LEN];
-    snprintf(dir, sizeof dir, "%s.XXXXXX", so);
+    snprintf(dir, sizeof dir, "%s.XXXXXX", so); /* mkdtemp fills in the Xs */
     if (!mkdtemp(dir))
         return kgr_fail(reg, KG_EIO, "%s: cannot create a folder: %s", dir, strerror(errno));
     int rc = KG_OK, written = 0;
