@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kgen/ckd.h"
 #include "kgen/dtype.h"
@@ -50,25 +49,13 @@ static uint64_t next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Buffers of 4 MiB or more are 2 MiB-aligned and asked for huge pages, as the packed weights
- * and the kernels' arguments in `kgen bench` are: on 4 KiB pages the TLB misses of a streaming
- * GEMM would be measured as the GEMM's. */
-enum { HUGE_PAGE = 2 << 20 };
-
+/* On huge pages when large, like the kernels' arguments in `kgen bench` (kg_stream_alloc). */
 static float *floats(long n)
 {
-    size_t bytes, whole;
+    size_t bytes;
     if (n < 0 || kg_ckd_mul(&bytes, (size_t)n, sizeof(float)))
         return NULL;
-    if (bytes < 2 * HUGE_PAGE)
-        return malloc(bytes);
-    float *p = kg_ckd_round_up(&whole, bytes, HUGE_PAGE) ? NULL
-                                                         : aligned_alloc(HUGE_PAGE, whole);
-#ifdef MADV_HUGEPAGE
-    if (p)
-        madvise(p, whole, MADV_HUGEPAGE);
-#endif
-    return p;
+    return kg_stream_alloc(bytes);
 }
 
 /* n seeded floats, uniform in [-2, 2): within range of every weight format, no denormals. */

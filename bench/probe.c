@@ -4,9 +4,9 @@
 #include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "internal.h"
+#include "kgen/kgen.h" /* kg_stream_alloc */
 #include "kgen_bench.h"
 #include "prim.h" /* kgr_cpu_features: the runtime's reading of cpuid and xgetbv */
 
@@ -15,7 +15,6 @@ enum {
      * (the cpuid figure, 508 MiB, is not real): no pass can be served from a cache */
     READ_MIB = 512,
     QUICK_READ_MIB = 128,
-    HUGE_PAGE = 2 << 20,
     PASSES = 7,           /* timed passes per probe (plus one warm-up) */
     QUICK_PASSES = 3,
 };
@@ -115,12 +114,7 @@ static double read_pass(sum_fn *fn, const float *buf, long n, int threads, float
  * misses cost a fifth of the bandwidth (22 against 27 GB/s on one Zen 4 thread). */
 static float *alloc_read_buffer(size_t bytes)
 {
-    float *buf = aligned_alloc(HUGE_PAGE, bytes); /* bytes is a multiple of 2 MiB */
-#ifdef MADV_HUGEPAGE
-    if (buf)
-        madvise(buf, bytes, MADV_HUGEPAGE);
-#endif
-    return buf;
+    return kg_stream_alloc(bytes);
 }
 
 /* Read bandwidth in GB/s: the fastest timed pass (the one no other process slowed; every pass

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kgen/ckd.h"
 #include "kgen/dtype.h"
@@ -98,27 +97,15 @@ int kgbuf_budget(const char *who, const kgg_arg *args, int n, size_t *total, cha
     return KG_OK;
 }
 
-/* Buffers of 4 MiB or more are 2 MiB-aligned and asked for huge pages, like the packed weights
- * (kg_wt_pack) and the bench's read probe: on 4 KiB pages the TLB misses of a streaming kernel
- * cost a fifth of the bandwidth, which would be measured as the kernel's. */
-enum { HUGE_PAGE = 2 << 20 };
-
+/* Zeroed, on huge pages when large (kg_stream_alloc), like the packed weights and the bench's
+ * read probe, so a kernel's figure is not its arguments' TLB misses. */
 void *kgbuf_alloc(const kgg_arg *a)
 {
     if (a->weight)
         return calloc(1, sizeof(kg_wt));
-    size_t bytes = kgbuf_bytes(a), whole;
-    if (bytes == 0)
-        return NULL;
-    if (bytes < 2 * HUGE_PAGE)
-        return calloc(1, bytes);
-    void *p = kg_ckd_round_up(&whole, bytes, HUGE_PAGE) ? NULL : aligned_alloc(HUGE_PAGE, whole);
-    if (!p)
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, whole, MADV_HUGEPAGE);
-#endif
-    return memset(p, 0, whole);
+    size_t bytes = kgbuf_bytes(a);
+    void *p = kg_stream_alloc(bytes);
+    return p ? memset(p, 0, bytes) : NULL;
 }
 
 /* splitmix64, then Box-Muller: reproducible on every machine. */

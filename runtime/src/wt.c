@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kgen/ckd.h"
 #include "kgen/kgen.h"
@@ -412,27 +411,6 @@ static int pack_kn(const kg_wt_src *s, const plan *pl, kg_u8 *mem, kg_u8 *scale)
 
 /* ---- packing: the entry point ---------------------------------------------------------------- */
 
-enum { HUGE_PAGE = 2 << 20 };
-
-/* The packed weight's memory. A big one is every GEMV's whole read, so it asks for transparent
- * huge pages: fewer TLB misses while streaming it (the llama3_8b bf16 MLP GEMV read 20-25 GB/s
- * against 16-18 on 4 KiB pages, interleaved runs on one Zen 4 VM) and a fraction of the page
- * faults (a 4 KiB fault costs ~2.7 us in these VMs: 77 ms of first touch for a 112 MiB weight,
- * 14 ms with 2 MiB pages). Plain pages where the kernel has no THP; free() releases either. */
-static unsigned char *alloc_packed(size_t bytes)
-{
-    if (bytes < 2 * (size_t)HUGE_PAGE)
-        return aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (kg_ckd_round_up(&bytes, bytes, HUGE_PAGE))
-        return NULL;
-    unsigned char *p = aligned_alloc(HUGE_PAGE, bytes);
-#ifdef MADV_HUGEPAGE
-    if (p)
-        madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
 #define FAIL(code, ...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); return code; } while (0)
 
 int kg_wt_pack(kg_wt *w, const kg_wt_src *s, char *err, size_t errlen)
@@ -460,7 +438,8 @@ int kg_wt_pack(kg_wt *w, const kg_wt_src *s, char *err, size_t errlen)
     plan pl;
     if (make_plan(s, &pl))
         FAIL(KG_ESHAPE, "weight [%ld, %ld]: its packed size overflows", s->K, s->N);
-    unsigned char *mem = alloc_packed(pl.total);
+    /* a big packed weight is every GEMV's whole read: huge pages (kg_stream_alloc) */
+    unsigned char *mem = kg_stream_alloc(pl.total);
     if (!mem)
         FAIL(KG_ENOMEM, "out of memory packing a [%ld, %ld] weight", s->K, s->N);
     unsigned char *scale = pl.kb ? mem + pl.dalloc : NULL;

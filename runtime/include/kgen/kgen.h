@@ -157,6 +157,14 @@ int kg_wt_fmt_from_name(const char *name);
 const char *kg_wt_layout_name(int layout);
 int kg_wt_layout_from_name(const char *name);
 
+/* ---- memory for streamed buffers --------------------------------------------------------- */
+
+/* Memory for a buffer a kernel streams (packed weights, activations, a bandwidth probe's read
+ * buffer): 64-byte aligned; from 4 MiB up 2 MiB-aligned and asked for transparent huge pages,
+ * since on 4 KiB pages the TLB misses of a stream cost about a fifth of the bandwidth. NULL if
+ * bytes is 0 or cannot be had. Release with free(). */
+void *kg_stream_alloc(size_t bytes);
+
 /* ---- scratch ------------------------------------------------------------------------------ */
 
 /* Grows the calling thread's kernel scratch (kgp_scratch) to at least bytes now, so a service
