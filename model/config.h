@@ -1,0 +1,41 @@
+/* config.h: a Hugging Face config.json as the model library understands it (kgm_ prefix).
+ * LlamaForCausalLM and Qwen2ForCausalLM, recognised by `architectures` or, where that is null
+ * or absent, by `model_type`; everything else is refused with one line naming the field. */
+#ifndef KGEN_MODEL_CONFIG_H
+#define KGEN_MODEL_CONFIG_H
+
+#include <stddef.h>
+
+#include "kgen/dtype.h"
+
+typedef enum kgm_arch { KGM_LLAMA = 0, KGM_QWEN2 } kgm_arch;
+
+typedef enum kgm_rope_type {
+    KGM_ROPE_DEFAULT = 0, /* inv_freq[i] = theta^(-2i/d) */
+    KGM_ROPE_LLAMA3       /* Llama 3.1's smooth low/high frequency scaling */
+} kgm_rope_type;
+
+typedef struct kgm_config {
+    kgm_arch arch;
+    long hidden, intermediate, layers, q_heads, kv_heads, head_dim, vocab;
+    long max_position;        /* max_position_embeddings */
+    double rms_eps;
+    double rope_theta;        /* top level or rope_parameters.rope_theta */
+    kgm_rope_type rope_type;  /* rope_scaling / rope_parameters rope_type */
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    long rope_original_max_position;
+    int tie_embeddings;       /* tie_word_embeddings: lm_head is embed_tokens */
+    int qkv_bias;             /* Qwen2 always; Llama when attention_bias is true */
+    kg_dtype dtype;           /* torch_dtype / dtype: KG_F32, KG_BF16 or KG_F16 */
+} kgm_config;
+
+/* Reads DIR/config.json (or path itself if it names a file). Every size is bounded where it
+ * enters and every product the model forms from them (q_heads * head_dim, layers * ...) is
+ * checked. Returns KG_OK, KG_EIO, or KG_ESPEC with one line in err naming the file and
+ * field ("config.json: rope_scaling.rope_type \"yarn\" is not supported"). */
+int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen);
+
+/* The rotary inverse frequencies, d/2 of them, in double (default or llama3-scaled). */
+void kgm_rope_inv_freq(const kgm_config *c, double *inv_freq);
+
+#endif /* KGEN_MODEL_CONFIG_H */

@@ -1,0 +1,48 @@
+/* st.h: safetensors files, read (mmap'd, every header field bounds-checked) and written (kgst_
+ * prefix). A model's weights are one model.safetensors or a sharded set named by
+ * model.safetensors.index.json; both open as one kgst whose tensors point into the mappings. */
+#ifndef KGEN_MODEL_ST_H
+#define KGEN_MODEL_ST_H
+
+#include <stddef.h>
+
+#include "kgen/dtype.h"
+
+#define KGST_MAX_RANK 8
+
+/* One tensor. Safetensors dtypes map to kg_dtype: F32, BF16, F16, F8_E4M3 (torch's
+ * float8_e4m3fn, so KG_E4M3FN), F8_E5M2, U8, I32, U32, I64; any other dtype is refused. */
+typedef struct kgst_tensor {
+    const char *name;
+    kg_dtype dtype;
+    int rank;
+    long shape[KGST_MAX_RANK];
+    long count;          /* elements: the product of shape, checked */
+    const void *data;    /* inside the mapping: valid until kgst_close; may be unaligned */
+    size_t nbytes;       /* count * element size, equal to the header's offset span */
+} kgst_tensor;
+
+typedef struct kgst kgst;
+
+/* Opens path: a .safetensors file, a model.safetensors.index.json, or a directory holding one
+ * of the two (the index wins). Returns KG_OK, or KG_EIO (cannot open or map), KG_ESHAPE (a
+ * header that is not what the format says: length past the end, not JSON, offsets outside the
+ * data or overlapping, a shape whose count overflows or does not match its bytes, a duplicate
+ * name, an index naming a shard or tensor that is not there) or KG_ENOMEM, with one line in
+ * err naming the file and the tensor or field. *out is NULL on error. */
+int kgst_open(kgst **out, const char *path, char *err, size_t errlen);
+void kgst_close(kgst *st);
+
+/* The tensor called name, or NULL. */
+const kgst_tensor *kgst_find(const kgst *st, const char *name);
+/* Tensors in a fixed order (by name), for listing. */
+int kgst_count(const kgst *st);
+const kgst_tensor *kgst_at(const kgst *st, int i);
+
+/* Writes n tensors to path as one safetensors file (tensors laid out in the given order, data
+ * 8-byte aligned, header keys sorted so the file is a pure function of its inputs), through a
+ * temporary file renamed into place. t[i].data holds t[i].nbytes bytes; count and nbytes must
+ * agree with shape and dtype. Returns KG_OK, KG_ESHAPE or KG_EIO with one line in err. */
+int kgst_write(const char *path, const kgst_tensor *t, int n, char *err, size_t errlen);
+
+#endif /* KGEN_MODEL_ST_H */
