@@ -381,8 +381,10 @@ static int read_features(const reader *r, field top, kgm_config *c)
         rc = get_str(r, top, "hidden_act", &act);
     if (rc != KG_OK)
         return rc;
-    /* Qwen2's q/k/v projections always have a bias (its config has no field for it) */
+    /* Qwen2's q/k/v projections always have a bias (its config has no field for it), its o_proj
+     * never; Llama's attention_bias puts one on all four */
     c->qkv_bias = c->arch == KGM_QWEN2 || attention_bias;
+    c->o_bias = c->arch == KGM_LLAMA && attention_bias;
     if (mlp_bias)
         return bad(r, "mlp_bias", "true is not supported (kgen's MLP has no bias)");
     if (act && strcmp(act, "silu") != 0)
@@ -405,9 +407,9 @@ static int layer_params(const kgm_config *c, size_t *n)
         kg_ckd_mul(&o, q, H) || kg_ckd_mul(&mlp, H, (size_t)c->intermediate) ||
         kg_ckd_mul(&mlp, mlp, 3))
         return 1;
-    /* biases of q, k, v; the two norms' weights */
+    /* the two norms' weights; the biases of q, k, v and o */
     if (kg_ckd_add(&t, qkv, o) || kg_ckd_add(&t, t, mlp) || kg_ckd_add(&t, t, 2 * H) ||
-        (c->qkv_bias && kg_ckd_add(&t, t, q + 2 * kv)))
+        (c->qkv_bias && kg_ckd_add(&t, t, q + 2 * kv)) || (c->o_bias && kg_ckd_add(&t, t, H)))
         return 1;
     *n = t;
     return 0;
@@ -494,7 +496,7 @@ static int parse(const reader *r, json_t *root, kgm_config *c)
     return rc;
 }
 
-int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen)
+static int load(kgm_config *c, const char *path, char *err, size_t errlen)
 {
     char file[4096], dummy[1];
     struct stat st;
@@ -526,6 +528,23 @@ int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen)
     json_decref(root);
     if (rc != KG_OK)
         memset(c, 0, sizeof *c);
+    return rc;
+}
+
+/* Strings from the file are quoted in messages, and JSON lets them hold any character: a
+ * newline or an escape sequence in one would break the one-line message (or a terminal). */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen)
+{
+    int rc = load(c, path, err, errlen);
+    if (rc != KG_OK && err && errlen)
+        one_line(err);
     return rc;
 }
 
