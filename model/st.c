@@ -62,7 +62,7 @@ const kgst_tensor *kgst_at(const kgst *st, int i)
     return st && i >= 0 && i < st->n ? st->t[i] : NULL;
 }
 
-/* ---- one file ------------------------------------------------------------------------------- */
+/* ---- one file ---------------------------------------------------------------------------- */
 
 static kgst *alloc_kgst(int nfiles)
 {
@@ -94,7 +94,7 @@ static int open_single(kgst **out, const char *path, char *err, size_t errlen)
     return KG_OK;
 }
 
-/* ---- a sharded model -------------------------------------------------------------------------- */
+/* ---- a sharded model --------------------------------------------------------------------- */
 
 /* The index file's JSON, read whole if it is a regular file of at most KGST_MAX_INDEX bytes. */
 static int load_index(json_t **root, const char *path, char *err, size_t errlen)
@@ -238,7 +238,7 @@ static int open_sharded(kgst **out, const char *index, const json_t *root, char 
     return KG_OK;
 }
 
-/* ---- open ------------------------------------------------------------------------------------- */
+/* ---- open -------------------------------------------------------------------------------- */
 
 static int ends_with(const char *s, const char *suffix)
 {

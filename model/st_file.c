@@ -26,7 +26,7 @@
 
 #define DTYPES "F32, BF16, F16, F8_E4M3, F8_E5M2, U8, I32, U32, I64"
 
-/* ---- shared helpers (st_int.h) ------------------------------------------------------------ */
+/* ---- shared helpers (st_int.h) ----------------------------------------------------------- */
 
 static const struct { const char *name; kg_dtype dtype; } dtypes[] = {
     { "F32", KG_F32 },      { "BF16", KG_BF16 },    { "F16", KG_F16 },
@@ -93,7 +93,7 @@ const char *kgst_quote(const char *name, char *buf, size_t len)
     return buf;
 }
 
-/* ---- mapping ------------------------------------------------------------------------------ */
+/* ---- mapping ----------------------------------------------------------------------------- */
 
 /* Maps path if it is a regular file of at least 8 bytes. O_NONBLOCK so that a FIFO without a
  * writer is refused instead of blocking the open. */
@@ -134,7 +134,7 @@ void kgst_file_close(kgst_file *f)
     memset(f, 0, sizeof *f);
 }
 
-/* ---- one tensor entry ----------------------------------------------------------------------- */
+/* ---- one tensor entry -------------------------------------------------------------------- */
 
 /* What checking one header entry needs: the file, the data region, the entry's name. */
 typedef struct entry {
@@ -268,7 +268,7 @@ static int check_metadata(entry *e, const json_t *v)
     return KG_OK;
 }
 
-/* ---- the whole header ----------------------------------------------------------------------- */
+/* ---- the whole header -------------------------------------------------------------------- */
 
 static int by_name(const void *a, const void *b)
 {

@@ -16,7 +16,7 @@
 #include "kgen/abi.h"
 #include "kgen/ckd.h"
 
-/* ---- the header ----------------------------------------------------------------------------- */
+/* ---- the header -------------------------------------------------------------------------- */
 
 /* t agrees with itself: a dtype the format has, a rank kgen reads, count and nbytes equal to
  * what shape and dtype give. */
@@ -88,7 +88,7 @@ static int build_header(const kgst_tensor *t, int n, const char *path, char **te
     return KG_OK;
 }
 
-/* ---- the file ------------------------------------------------------------------------------- */
+/* ---- the file ---------------------------------------------------------------------------- */
 
 static int write_all(int fd, const void *buf, size_t len)
 {

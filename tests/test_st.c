@@ -15,7 +15,7 @@
 #include "model/st.h"
 #include "util/vectors.h"
 
-/* ---- fixtures and file helpers -------------------------------------------------------------- */
+/* ---- fixtures and file helpers ----------------------------------------------------------- */
 
 /* A fresh folder per test (each Criterion test runs in its own process). */
 static char g_tmp[64];
@@ -93,7 +93,7 @@ static void write_st(const char *path, const char *header, uint64_t hlen, size_t
     free(p);
 }
 
-/* ---- round trip ------------------------------------------------------------------------------ */
+/* ---- round trip -------------------------------------------------------------------------- */
 
 static kgst_tensor tensor(const char *name, kg_dtype t, int rank, const long *shape, int esize)
 {
@@ -226,7 +226,7 @@ Test(st, stream_equals_memory)
     free((void *)t[0].data), free((void *)t[1].data);
 }
 
-/* ---- the HF golden ------------------------------------------------------------------------- */
+/* ---- the HF golden ----------------------------------------------------------------------- */
 
 static const char *golden(const char *name)
 {
@@ -294,7 +294,7 @@ Test(st, golden_model)
     kgst_close(st);
 }
 
-/* ---- sharded ------------------------------------------------------------------------------ */
+/* ---- sharded ----------------------------------------------------------------------------- */
 
 static void write_shards(void)
 {
@@ -340,7 +340,7 @@ Test(st, sharded_round_trip)
     }
 }
 
-/* ---- bad input: one line, naming the file and the field ------------------------------------- */
+/* ---- bad input: one line, naming the file and the field ---------------------------------- */
 
 /* Opens path, expects code rc and a one-line message that starts with the file named (the
  * shard, for a bad shard of an index) and holds what. */
