@@ -251,7 +251,8 @@ static int read_sizes(const reader *r, field top, kgm_config *c)
 /* ---- rotary embeddings -------------------------------------------------------------------
  * Newer HF writes rope_parameters {rope_theta, rope_type, and the scaling's own fields}; older
  * configs have a top-level rope_theta and a rope_scaling object (or null) whose type is under
- * "rope_type" or, older still, "type". rope_parameters wins where both are present. */
+ * "rope_type" or, older still, "type". rope_parameters is read where both are present, and the
+ * other must agree with it. */
 
 static int read_llama3(const reader *r, field rs, kgm_config *c)
 {
@@ -286,11 +287,50 @@ static int check_partial(const reader *r, field f)
     return rc;
 }
 
+/* The rope type of rs ("rope_type", or the older "type"; absent is "default") into *type, and
+ * the key it was under into *tkey. */
+static int rope_kind(const reader *r, field rs, const char **tkey, const char **type)
+{
+    *tkey = opt(rs, "rope_type") ? "rope_type" : "type";
+    int rc = get_str(r, rs, *tkey, type);
+    if (rc == KG_OK && !*type)
+        *type = "default";
+    return rc;
+}
+
+/* Where a config has both forms, they must say the same (HF would read one of them; which one
+ * depends on its version, so kgen guesses neither). */
+static int check_both(const reader *r, field top, field rs, const char *type)
+{
+    /* both rope_theta values were read as numbers already */
+    const json_t *old = opt(top, "rope_scaling"), *t = opt(top, "rope_theta");
+    const json_t *t2 = opt(rs, "rope_theta");
+    field os = { old, "rope_scaling" };
+    const char *tkey, *otype;
+    char n[128];
+    int rc;
+    if (t && t2 && json_number_value(t) != json_number_value(t2))
+        return bad(r, "rope_theta", "%g contradicts rope_parameters.rope_theta %g",
+                   json_number_value(t), json_number_value(t2));
+    if (!old)
+        return KG_OK;
+    if (!json_is_object(old))
+        return bad(r, "rope_scaling", "expected an object, got %s", type_name(old));
+    if ((rc = rope_kind(r, os, &tkey, &otype)) != KG_OK)
+        return rc;
+    if (strcmp(otype, type) != 0)
+        return bad(r, fname(n, sizeof n, os, tkey), "\"%.60s\" contradicts "
+                   "rope_parameters.rope_type \"%.60s\"", otype, type);
+    return KG_OK;
+}
+
 static int read_rope(const reader *r, field top, kgm_config *c)
 {
     const char *key = opt(top, "rope_parameters") ? "rope_parameters" : "rope_scaling";
     const json_t *o = opt(top, key);
     field rs = { o, key };
+    const char *tkey, *type;
+    char n[128];
     if (o && !json_is_object(o))
         return bad(r, key, "expected an object, got %s", type_name(o));
     int rc = get_num(r, top, "rope_theta", 1, 0, 1e12, 10000, &c->rope_theta);
@@ -302,17 +342,17 @@ static int read_rope(const reader *r, field top, kgm_config *c)
         rc = check_partial(r, rs);
     if (rc != KG_OK || !o)
         return rc;
-    const char *tkey = opt(rs, "rope_type") ? "rope_type" : "type", *type;
-    if ((rc = get_str(r, rs, tkey, &type)) != KG_OK)
+    if ((rc = rope_kind(r, rs, &tkey, &type)) != KG_OK)
+        return rc;
+    if (strcmp(key, "rope_parameters") == 0 && (rc = check_both(r, top, rs, type)) != KG_OK)
         return rc;
     c->rope_type = KGM_ROPE_DEFAULT;
-    if (!type || strcmp(type, "default") == 0)
+    if (strcmp(type, "default") == 0)
         return KG_OK;
     if (strcmp(type, "llama3") == 0) {
         c->rope_type = KGM_ROPE_LLAMA3;
         return read_llama3(r, rs, c);
     }
-    char n[128];
     return bad(r, fname(n, sizeof n, rs, tkey), "\"%.60s\" is not supported (kgen runs "
                "\"default\" and \"llama3\")", type);
 }

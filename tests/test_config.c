@@ -238,7 +238,8 @@ Test(config, rope_llama3_inv_freq)
     assert_rel(f[31], 9.41830672543491e-08, 1e-13, "inv_freq[31] (divided)");
 }
 
-/* The same scaling in HF 5's form: everything inside rope_parameters. */
+/* The same scaling in HF 5's form: everything inside rope_parameters (an older rope_theta and
+ * rope_scaling beside it are accepted when they agree; tests/bad/configs has them disagreeing). */
 Test(config, rope_llama3_in_rope_parameters)
 {
     kgm_config c = load_text(
@@ -246,7 +247,8 @@ Test(config, rope_llama3_in_rope_parameters)
         " \"intermediate_size\": 688, \"num_hidden_layers\": 3, \"num_attention_heads\": 4,\n"
         " \"num_key_value_heads\": 2, \"head_dim\": 64, \"rope_parameters\": {\"rope_type\":\n"
         " \"llama3\", \"rope_theta\": 500000.0, \"factor\": 8.0, \"low_freq_factor\": 1.0,\n"
-        " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64}}\n");
+        " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64},\n"
+        " \"rope_theta\": 500000, \"rope_scaling\": {\"type\": \"llama3\"}}\n");
     cr_assert_eq(c.rope_type, KGM_ROPE_LLAMA3);
     cr_assert_eq(c.rope_theta, 500000.0);
     cr_assert_eq(c.rope_factor, 8.0);
