@@ -543,11 +543,18 @@ static int load(kgm_config *c, const char *path, char *err, size_t errlen)
     reader r = { file, err && errlen ? err : dummy, err && errlen ? errlen : sizeof dummy };
     memset(c, 0, sizeof *c);
     /* a folder holds config.json; anything else is the file itself */
+    int n;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(file, sizeof file, "%s%sconfig.json", path,
-                 path[0] && path[strlen(path) - 1] == '/' ? "" : "/");
+        n = snprintf(file, sizeof file, "%s%sconfig.json", path,
+                     path[0] && path[strlen(path) - 1] == '/' ? "" : "/");
     else
-        snprintf(file, sizeof file, "%s", path);
+        n = snprintf(file, sizeof file, "%s", path);
+    if (n < 0 || (size_t)n >= sizeof file) {
+        /* a cut path could name another file */
+        snprintf(r.err, r.errlen, "%.200s...: path longer than %zu bytes", path,
+                 sizeof file - 1);
+        return KG_EIO;
+    }
     char *text;
     size_t len;
     int rc = read_text(&r, &text, &len);

@@ -290,7 +290,8 @@ Test(config, bad_configs)
     cr_assert_geq(checked, 40, "only %d bad configs listed", checked);
 }
 
-/* Files that are not configs at all: a missing path, a folder without config.json, a FIFO. */
+/* Files that are not configs at all: a missing path, a folder without config.json, a FIFO, a
+ * file too large, a path too long. */
 Test(config, not_a_config_file)
 {
     char err[512];
@@ -309,5 +310,23 @@ Test(config, not_a_config_file)
     snprintf(want, sizeof want, "%s/config.json: not a regular file", dir);
     cr_assert_str_eq(err, want);
     unlink(fifo);
+    /* 5 MiB (one sparse hole) is no config.json: refused before anything is read */
+    FILE *f = fopen(fifo, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(ftruncate(fileno(f), 5L << 20), 0);
+    fclose(f);
+    cr_assert_eq(kgm_config_load(&c, dir, err, sizeof err), KG_EIO);
+    snprintf(want, sizeof want, "%s/config.json: 5242880 bytes is above kgen's limit of 4194304 "
+             "for a config.json", dir);
+    cr_assert_str_eq(err, want);
+    unlink(fifo);
     rmdir(dir);
+    /* a path too long to hold is refused, not cut (a cut path could name another file) */
+    char *longp = malloc(5000);
+    cr_assert_not_null(longp);
+    memset(longp, 'a', 4999);
+    longp[4999] = '\0';
+    cr_assert_eq(kgm_config_load(&c, longp, err, sizeof err), KG_EIO);
+    cr_assert(strstr(err, "...: path longer than 4095 bytes") != NULL, "%s", err);
+    free(longp);
 }
