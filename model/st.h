@@ -45,4 +45,15 @@ const kgst_tensor *kgst_at(const kgst *st, int i);
  * agree with shape and dtype. Returns KG_OK, KG_ESHAPE or KG_EIO with one line in err. */
 int kgst_write(const char *path, const kgst_tensor *t, int n, char *err, size_t errlen);
 
+/* kgst_write_stream's source of tensor data: fills buf with the len bytes of tensor i that
+ * start at byte off (chunks in file order, len at most KGST_CHUNK); returns KG_OK or a KG_E*
+ * code, which ends the write (the temporary file is removed). */
+#define KGST_CHUNK ((size_t)16 << 20)
+typedef int (*kgst_fill_fn)(void *ctx, int i, size_t off, void *buf, size_t len);
+
+/* kgst_write with the data produced in chunks by fill instead of read from t[i].data (which
+ * is ignored): a model of several GB is written without being held in memory. */
+int kgst_write_stream(const char *path, const kgst_tensor *t, int n, kgst_fill_fn fill,
+                      void *ctx, char *err, size_t errlen);
+
 #endif /* KGEN_MODEL_ST_H */

@@ -1,0 +1,286 @@
+/* st.c: a model's weights as one kgst (st.h): a single .safetensors file, or the shards that
+ * model.safetensors.index.json names (each opened once and checked whole), or a folder holding
+ * either. The tensors are listed by name; their data stays in the mappings. */
+#define _GNU_SOURCE
+#include "st_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kgen/abi.h"
+
+#define INDEX_NAME "model.safetensors.index.json"
+#define SINGLE_NAME "model.safetensors"
+
+struct kgst {
+    kgst_file *files;
+    int nfiles;
+    const kgst_tensor **t;  /* sorted by name */
+    int n;
+};
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const kgst_tensor *const *)a)->name,
+                  (*(const kgst_tensor *const *)b)->name);
+}
+
+void kgst_close(kgst *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < st->nfiles; i++)
+        kgst_file_close(&st->files[i]);
+    free(st->files);
+    free(st->t);
+    free(st);
+}
+
+const kgst_tensor *kgst_find(const kgst *st, const char *name)
+{
+    kgst_tensor key = { .name = name };
+    const kgst_tensor *k = &key;
+    if (!st || !name || st->n == 0)
+        return NULL;
+    const kgst_tensor **hit = bsearch(&k, st->t, (size_t)st->n, sizeof *st->t, by_name);
+    return hit ? *hit : NULL;
+}
+
+int kgst_count(const kgst *st)
+{
+    return st ? st->n : 0;
+}
+
+const kgst_tensor *kgst_at(const kgst *st, int i)
+{
+    return st && i >= 0 && i < st->n ? st->t[i] : NULL;
+}
+
+/* ---- one file ---------------------------------------------------------------------------- */
+
+static kgst *alloc_kgst(int nfiles)
+{
+    kgst *st = calloc(1, sizeof *st);
+    if (st && !(st->files = calloc((size_t)nfiles, sizeof *st->files))) {
+        free(st);
+        st = NULL;
+    }
+    return st;
+}
+
+static int open_single(kgst **out, const char *path, char *err, size_t errlen)
+{
+    kgst *st = alloc_kgst(1);
+    if (!st)
+        return kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
+    int rc = kgst_file_open(&st->files[0], path, err, errlen);
+    if (rc == KG_OK) {
+        st->nfiles = 1;
+        const kgst_file *f = &st->files[0];
+        if (!(st->t = malloc(((size_t)f->n + 1) * sizeof *st->t)))
+            rc = kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
+        for (int i = 0; rc == KG_OK && i < f->n; i++)
+            st->t[st->n++] = &f->t[i];
+    }
+    if (rc != KG_OK)
+        return kgst_close(st), rc;
+    *out = st;
+    return KG_OK;
+}
+
+/* ---- a sharded model --------------------------------------------------------------------- */
+
+/* The index file's JSON, read whole if it is a regular file of at most KGST_MAX_INDEX bytes. */
+static int load_index(json_t **root, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return kgst_fail(KG_EIO, err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    FILE *f = NULL;
+    int rc = KG_OK;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = kgst_fail(KG_EIO, err, errlen, "%s: not a regular file", path);
+    else if (st.st_size > KGST_MAX_INDEX)
+        rc = kgst_fail(KG_ESHAPE, err, errlen, "%s: %lld bytes, above kgen's limit of %ld for "
+                       "an index", path, (long long)st.st_size, KGST_MAX_INDEX);
+    else if (!(f = fdopen(fd, "rb")))
+        rc = kgst_fail(KG_EIO, err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+    if (rc != KG_OK) {
+        close(fd);
+        return rc;
+    }
+    json_error_t je;
+    *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!*root)
+        return kgst_fail(KG_ESHAPE, err, errlen, "%s: not JSON: %s (line %d, column %d)", path,
+                         je.text, je.line, je.column);
+    return KG_OK;
+}
+
+/* A shard is a plain file name in the index's folder: never a path that leaves it. */
+static int plain_name(const char *s)
+{
+    return *s && strlen(s) < 256 && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
+static int by_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct shard names of weight_map, sorted, checked plain; *n of them. */
+static int shard_names(const json_t *map, const char *path, const char ***names, int *n,
+                       char *err, size_t errlen)
+{
+    const char **v = malloc((json_object_size(map) + 1) * sizeof *v);
+    if (!v)
+        return kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
+    int k = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)map, key, val) {
+        char q[96], qs[96];
+        if (!json_is_string(val) || !plain_name(json_string_value(val))) {
+            free(v);
+            return kgst_fail(KG_ESHAPE, err, errlen, "%s: weight_map \"%s\": the shard is not "
+                             "a plain file name in the index's folder%s%s%s", path,
+                             kgst_quote(key, q, sizeof q), json_is_string(val) ? " (\"" : "",
+                             json_is_string(val) ? kgst_quote(json_string_value(val), qs,
+                                                              sizeof qs) : "",
+                             json_is_string(val) ? "\")" : "");
+        }
+        v[k++] = json_string_value(val);
+    }
+    qsort(v, (size_t)k, sizeof *v, by_str);
+    int u = 0;
+    for (int i = 0; i < k; i++)
+        if (u == 0 || strcmp(v[u - 1], v[i]) != 0)
+            v[u++] = v[i];
+    *names = v, *n = u;
+    return KG_OK;
+}
+
+/* Opens shard name beside the index; a shard that is not there is the index's fault. */
+static int open_shard(kgst_file *f, const char *index, const char *dir, const char *name,
+                      char *err, size_t errlen)
+{
+    char path[4096], q[96];
+    struct stat sb;
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return kgst_fail(KG_EIO, err, errlen, "%s: shard path too long", index);
+    if (stat(path, &sb) != 0 && errno == ENOENT)
+        return kgst_fail(KG_ESHAPE, err, errlen, "%s: weight_map names shard \"%s\", which is "
+                         "not in %s", index, kgst_quote(name, q, sizeof q), dir);
+    return kgst_file_open(f, path, err, errlen);
+}
+
+/* Every weight_map entry as the tensor of that name in its shard. */
+static int map_tensors(kgst *st, const json_t *map, const char **shards, const char *index,
+                       char *err, size_t errlen)
+{
+    if (!(st->t = malloc((json_object_size(map) + 1) * sizeof *st->t)))
+        return kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", index);
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)map, key, val) {
+        const char *shard = json_string_value(val);
+        const char **s = bsearch(&shard, shards, (size_t)st->nfiles, sizeof *shards, by_str);
+        const kgst_tensor *t = kgst_file_find(&st->files[s - shards], key);
+        if (!t) {
+            char q[96], qs[96];
+            return kgst_fail(KG_ESHAPE, err, errlen, "%s: weight_map \"%s\": the tensor is not "
+                             "in shard %s", index, kgst_quote(key, q, sizeof q),
+                             kgst_quote(shard, qs, sizeof qs));
+        }
+        st->t[st->n++] = t;
+    }
+    qsort(st->t, (size_t)st->n, sizeof *st->t, by_name);
+    return KG_OK;
+}
+
+static int open_sharded(kgst **out, const char *index, const json_t *root, char *err,
+                        size_t errlen)
+{
+    const json_t *map = json_object_get(root, "weight_map");
+    if (!json_is_object(root) || !json_is_object(map))
+        return kgst_fail(KG_ESHAPE, err, errlen, "%s: weight_map is missing or not a JSON "
+                         "object", index);
+    const char **shards = NULL;
+    int nshards = 0;
+    int rc = shard_names(map, index, &shards, &nshards, err, errlen);
+    if (rc != KG_OK)
+        return rc;
+    char dir[4096];
+    const char *slash = strrchr(index, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (slash == index ? 1 : (int)(slash - index)) : 1,
+             slash ? index : ".");
+    kgst *st = alloc_kgst(nshards + 1);
+    if (!st)
+        rc = kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", index);
+    for (int i = 0; rc == KG_OK && i < nshards; i++) {
+        rc = open_shard(&st->files[i], index, dir, shards[i], err, errlen);
+        st->nfiles += rc == KG_OK;
+    }
+    if (rc == KG_OK)
+        rc = map_tensors(st, map, shards, index, err, errlen);
+    free(shards);
+    if (rc != KG_OK)
+        return kgst_close(st), rc;
+    *out = st;
+    return KG_OK;
+}
+
+/* ---- open -------------------------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int open_index(kgst **out, const char *path, char *err, size_t errlen)
+{
+    json_t *root = NULL;
+    int rc = load_index(&root, path, err, errlen);
+    if (rc == KG_OK)
+        rc = open_sharded(out, path, root, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
+/* A folder: its index if it has one, else its model.safetensors. */
+static int open_folder(kgst **out, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat sb;
+    if (snprintf(path, sizeof path, "%s/" INDEX_NAME, dir) >= (int)sizeof path)
+        return kgst_fail(KG_EIO, err, errlen, "%s: path too long", dir);
+    if (stat(path, &sb) == 0)
+        return open_index(out, path, err, errlen);
+    snprintf(path, sizeof path, "%s/" SINGLE_NAME, dir);
+    if (stat(path, &sb) == 0)
+        return open_single(out, path, err, errlen);
+    return kgst_fail(KG_EIO, err, errlen, "%s: holds neither " SINGLE_NAME " nor " INDEX_NAME,
+                     dir);
+}
+
+int kgst_open(kgst **out, const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return open_folder(out, path, err, errlen);
+    if (ends_with(path, ".json"))
+        return open_index(out, path, err, errlen);
+    return open_single(out, path, err, errlen);
+}
