@@ -8,6 +8,18 @@
 
 #include "kgen/dtype.h"
 
+/* The largest value of each size the loader accepts (a config past one is refused naming the
+ * field). Chosen above every released Llama/Qwen2 model: Llama 3.1 405B has hidden 16384,
+ * intermediate 53248, 126 layers, 128 heads; Qwen2 has vocab 152064; head_dim is 64 or 128. */
+#define KGM_MAX_HIDDEN        65536L
+#define KGM_MAX_INTERMEDIATE  (1L << 18)
+#define KGM_MAX_LAYERS        1024L
+#define KGM_MAX_HEADS         1024L
+#define KGM_MAX_HEAD_DIM      512L
+#define KGM_MAX_VOCAB         (1L << 20)
+#define KGM_MAX_POSITION      (1L << 24)      /* max_position_embeddings and the original one */
+#define KGM_MAX_PARAMS        ((size_t)1 << 40) /* weight elements of the whole model */
+
 typedef enum kgm_arch { KGM_LLAMA = 0, KGM_QWEN2 } kgm_arch;
 
 typedef enum kgm_rope_type {
@@ -27,6 +39,8 @@ typedef struct kgm_config {
     int tie_embeddings;       /* tie_word_embeddings: lm_head is embed_tokens */
     int qkv_bias;             /* Qwen2 always; Llama when attention_bias is true */
     kg_dtype dtype;           /* torch_dtype / dtype: KG_F32, KG_BF16 or KG_F16 */
+    size_t params;            /* weight elements of the model (lm_head counted unless tied),
+                                 formed with checked products, <= KGM_MAX_PARAMS */
 } kgm_config;
 
 /* Reads DIR/config.json (or path itself if it names a file). Every size is bounded where it
@@ -34,6 +48,9 @@ typedef struct kgm_config {
  * checked. Returns KG_OK, KG_EIO, or KG_ESPEC with one line in err naming the file and
  * field ("config.json: rope_scaling.rope_type \"yarn\" is not supported"). */
 int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen);
+
+/* "LlamaForCausalLM" or "Qwen2ForCausalLM"; NULL for a value outside the enum. */
+const char *kgm_arch_name(kgm_arch a);
 
 /* The rotary inverse frequencies, d/2 of them, in double (default or llama3-scaled). */
 void kgm_rope_inv_freq(const kgm_config *c, double *inv_freq);
