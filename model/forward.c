@@ -2,7 +2,8 @@
  * in small models, tied embeddings), through the spec's kernels (model_int.h KGM_K_*).
  * Activations are f32; x is the residual stream [rows, H].
  *   prefill, per sequence b (the qkv NBSd and attention layouts hold one sequence per call):
- *     heads = qkv(rmsnorm(x_b))          [nq + 2 nkv, 1, P, d]
+ *     heads = qkv(rmsnorm(x_b))          [P, nq + 2 nkv, d], moved to [nq + 2 nkv, P, d]
+ *                                         (qkv's NBSd layout is for d = 128 only)
  *     q, k  = rope_hf(q, k)               HF rotate-half, tables of positions 0..P-1
  *     cache[b, :, 0:P] = k, v
  *     attn  = attention_cte(q, k, v)      causal, [1, nq, d, P]
@@ -10,6 +11,7 @@
  *   then for all rows: added = x + o; x = added + mlp(rmsnorm(added))
  *   decode, all sequences in one call except attention (one call per sequence, against its
  *   own cache rows; it rotates q and the new k itself and returns the rotated k). */
+#include <stdio.h>
 #include <string.h>
 
 #include "kgen/dtype.h"
@@ -80,6 +82,14 @@ static int head(kgm_model *m, const float *x, long n)
 
 /* ---- prefill --------------------------------------------------------------------------------- */
 
+/* dst [n, P, d] = src [P, n, d]: the heads of qkv's rows, head by head. */
+static void heads_first(float *dst, const float *src, long P, long n, long d)
+{
+    for (long h = 0; h < n; h++)
+        for (long p = 0; p < P; p++)
+            memcpy(dst + (h * P + p) * d, src + (p * n + h) * d, (size_t)d * sizeof(float));
+}
+
 /* Sequence b's attention block of layer L: rows b*P.. of x into rows b*P.. of o_out, its keys
  * and values into the cache. */
 static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
@@ -87,10 +97,12 @@ static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
     const kgm_config *c = &m->c;
     long H = c->hidden, d = c->head_dim, nq = c->q_heads, nkv = c->kv_heads;
     long C = m->lim.max_context;
+    long nh = nq + 2 * nkv;
     float *q = m->heads, *k = q + nq * P * d, *v = k + nkv * P * d;
-    CALL(m, KGM_K_QKV_CTE, kg_qkv_fn, m->heads, NULL, NULL, NULL, m->x + b * P * H, &L->qkv,
-         NULL, NULL, L->qkv_bias, NULL, NULL, L->ln1, NULL, NULL, NULL, NULL, NULL, NULL, 1, P,
-         0);
+    CALL(m, KGM_K_QKV_CTE, kg_qkv_fn, m->qkv_rows, NULL, NULL, NULL,
+         m->x + b * P * H, &L->qkv, NULL, NULL, L->qkv_bias, NULL, NULL, L->ln1, NULL, NULL,
+         NULL, NULL, NULL, NULL, 1, P, 0);
+    heads_first(m->heads, m->qkv_rows, P, nh, d);
     CALL(m, KGM_K_ROPE, kg_rope_hf_fn, m->q_rot, m->k_rot, q, k, m->cos, m->sin, 1, P, P);
     for (long h = 0; h < nkv; h++) {
         size_t at = (size_t)((b * nkv + h) * C) * (size_t)d, n = (size_t)(P * d) * 4;
@@ -100,7 +112,7 @@ static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
     CALL(m, KGM_K_ATTN_CTE, kg_attention_cte_fn, m->attn, NULL, NULL, m->q_rot, m->k_rot, v,
          NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, P, P, 1);
     CALL(m, KGM_K_OPROJ_CTE, kg_output_projection_fn, m->o_out + b * P * H, m->attn, &L->o,
-         NULL, NULL, NULL, 1, P);
+         NULL, NULL, L->o_bias, 1, P);
     return KG_OK;
 }
 
@@ -150,12 +162,10 @@ static int attend_decode(kgm_model *m, kgm_layer *L, long b, long pos)
     long d = c->head_dim, nq = c->q_heads, nkv = c->kv_heads, C = m->lim.max_context;
     long I = (nq + 2 * nkv) * d;
     const float *row = m->heads + b * I;
-    unsigned char mask[64];
-    memset(mask, 1, sizeof mask);
     float fpos = (float)pos;
     float *kc = L->k_cache + b * nkv * C * d, *vc = L->v_cache + b * nkv * C * d;
     CALL(m, KGM_K_ATTN_TKG, kg_attention_tkg_fn, m->attn + b * nq * d, m->k_rot, row,
-         row + nq * d, row + (nq + nkv) * d, kc, vc, mask, &fpos, NULL, m->inv_freq_f, NULL,
+         row + nq * d, row + (nq + nkv) * d, kc, vc, m->mask, &fpos, NULL, m->inv_freq_f, NULL,
          NULL, 1, pos + 1, 1);
     for (long h = 0; h < nkv; h++) {
         memcpy(kc + (h * C + pos) * d, m->k_rot + h * d, (size_t)d * sizeof(float));
@@ -180,7 +190,7 @@ int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids)
                 return rc;
         }
         CALL(m, KGM_K_OPROJ_TKG, kg_output_projection_fn, m->o_out, m->attn, &L->o, NULL,
-             NULL, NULL, B, 1);
+             NULL, L->o_bias, B, 1);
         int rc = mlp(m, KGM_K_MLP_TKG, L, B);
         if (rc != KG_OK)
             return rc;

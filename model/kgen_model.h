@@ -52,7 +52,7 @@ void kgm_options_default(kgm_options *o);
 
 /* ---- the spec of a config ------------------------------------------------------------------- */
 
-/* The Lua spec (the format of specs/*.lua) naming exactly the kernels the forward pass calls
+/* The Lua spec (the format of specs/NAME.lua) naming exactly the kernels the forward pass calls
  * for config c with options o (dtypes, limits); *text is malloc'd. KGM_OK, or KG_ESPEC /
  * KG_ENOMEM with one line in err. */
 int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *err,

@@ -158,6 +158,7 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     m->normed = floats(m, rows, c->hidden, 1, &bad);
     m->heads = floats(m, heads, C > m->lim.max_batch ? C : m->lim.max_batch, d, &bad);
     m->q_rot = floats(m, c->q_heads, C, d, &bad);
+    m->qkv_rows = floats(m, heads, C, d, &bad);
     m->k_rot = floats(m, c->kv_heads, C, d, &bad);
     m->attn = floats(m, m->lim.max_batch > 1 ? m->lim.max_batch : 1, c->q_heads * C, d, &bad);
     m->logits = floats(m, m->o.all_logits || m->o.keep_hidden ? rows : m->lim.max_batch,
@@ -168,7 +169,10 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     m->sin = floats(m, C, d, 1, &bad);
     m->inv_freq = calloc((size_t)d / 2 + 1, sizeof *m->inv_freq);
     m->inv_freq_f = calloc((size_t)d / 2 + 1, sizeof *m->inv_freq_f);
-    if (bad || !m->inv_freq || !m->inv_freq_f)
+    m->mask = malloc((size_t)(c->q_heads / c->kv_heads));
+    if (m->mask)
+        memset(m->mask, 1, (size_t)(c->q_heads / c->kv_heads));
+    if (bad || !m->inv_freq || !m->inv_freq_f || !m->mask)
         return fail(err, errlen, KG_ENOMEM, "out of memory for the KV cache and activations "
                     "(%ld sequences of %ld tokens)", m->lim.max_batch, C);
     kgm_rope_inv_freq(c, m->inv_freq);
@@ -238,11 +242,12 @@ void kgm_close(kgm_model *m)
     }
     free(m->layers);
     float *bufs[] = { m->x, m->o_out, m->mlp_out, m->added, m->normed, m->heads, m->q_rot,
-                      m->k_rot, m->attn, m->logits, m->hidden, m->cos, m->sin };
+                      m->k_rot, m->qkv_rows, m->attn, m->logits, m->hidden, m->cos, m->sin };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(m->inv_freq);
     free(m->inv_freq_f);
+    free(m->mask);
     kg_registry_free(m->reg);
     kgst_close(m->st);
     free(m);

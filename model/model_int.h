@@ -20,12 +20,12 @@ typedef struct kgm_limits { long max_context, max_batch; } kgm_limits;
 void kgm_limits_of(const kgm_config *c, const kgm_options *o, kgm_limits *l);
 /* The projection weights' format name ("f32", "bf16", "fp16"). */
 const char *kgm_weight_name(const kgm_config *c, const kgm_options *o);
-const char *kgm_arch_name(int arch);
 
 /* One decoder layer's weights (packed) and KV cache. */
 typedef struct kgm_layer {
     kg_wt qkv, o, gate, up, down; /* W [K, N]: qkv [H, (nq+2nkv)d], o [nq d, H], ... */
     float *qkv_bias;              /* [(nq+2nkv)d] or NULL */
+    float *o_bias;                /* [H] or NULL */
     float *ln1, *ln2;             /* input / post-attention RMSNorm weights [H] */
     float *k_cache, *v_cache;     /* [max_batch, nkv, max_context, d] */
 } kgm_layer;
@@ -44,7 +44,9 @@ struct kgm_model {
     double *inv_freq;          /* [d/2] */
     float *inv_freq_f;         /* [d/2]: the decode attention's fused rotation */
     float *cos, *sin;          /* [max_context, d]: HF's rotary tables, from inv_freq in double */
+    unsigned char *mask;       /* [q_heads / kv_heads] ones: the decode token sees itself */
     /* activations, sized for max_batch * max_context tokens */
+    float *qkv_rows;           /* [max_context, (nq + 2 nkv) d]: a prefill's qkv output */
     float *x, *o_out, *mlp_out, *added, *heads, *q_rot, *k_rot, *attn, *normed;
     float *logits;             /* [rows, V] */
     float *hidden;             /* [L+1, rows, H] (keep_hidden) */

@@ -1,4 +1,4 @@
-/* spec.c: the spec of a config (kgm_spec_text): a Lua spec in the format of specs/*.lua that
+/* spec.c: the spec of a config (kgm_spec_text): a Lua spec in the format of specs/NAME.lua that
  * names exactly the kernels the forward pass (forward.c) calls, in the order forward.c finds
  * them (KGM_K_* in model_int.h). */
 #include <stdarg.h>
@@ -36,27 +36,22 @@ static void put(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-const char *kgm_arch_name(int arch)
-{
-    return arch == KGM_QWEN2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-}
-
 /* The spec's kernels, one line each; forward.c reads them back by index (KGM_K_*). */
 static void kernels(buf *b, const kgm_config *c, const char *w)
 {
-    const char *bias = c->qkv_bias ? "true" : "false";
+    const char *bias = c->qkv_bias ? "true" : "false", *obias = "false";
     put(b, "  kernels = {\n");
     put(b, "    -- prefill, one sequence per call: the QKV projection with the input RMSNorm\n"
-           "    -- fused, heads out [heads, 1, S, d]; HF rotary embedding from position\n"
+           "    -- fused, out [1, S, (nq + 2 nkv) d]; HF rotary embedding from position\n"
            "    -- tables; causal GQA attention over the sequence, out [1, nq, d, S]; the output\n"
            "    -- projection; the MLP with its RMSNorm and the residual add fused\n");
-    put(b, "    { family = \"qkv\", norm_type = \"RMS_NORM\", output_layout = \"NBSd\", "
-           "bias = %s,\n      weight_dtype = \"%s\", B = 1 },\n", bias, w);
+    put(b, "    { family = \"qkv\", norm_type = \"RMS_NORM\", bias = %s, weight_dtype = \"%s\",\n"
+           "      B = 1 },\n", bias, w);
     put(b, "    { family = \"rope_hf\", table_batch = false, B = 1 },\n");
     put(b, "    { family = \"attention_cte\", scale = model.head_dim ^ -0.5, tp_k = true, "
            "tp_out = true, B = 1 },\n");
     put(b, "    { family = \"output_projection\", variant = \"CTE\", weight_dtype = \"%s\", "
-           "out_dtype = \"f32\",\n      B = 1 },\n", w);
+           "out_dtype = \"f32\",\n      bias = %s, B = 1 },\n", w, obias);
     put(b, "    { family = \"mlp\", variant = \"CTE\", normalization_type = \"RMS_NORM\",\n"
            "      fused_residual_add = true, store_fused_add_result = true, "
            "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
@@ -68,7 +63,7 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
     put(b, "    { family = \"attention_tkg\", n_kv = model.kv_heads, use_pos_id = true, "
            "fuse_rope = true,\n      kv_dtype = \"f32\", B = 1 },\n");
     put(b, "    { family = \"output_projection\", variant = \"TKG\", attn_layout = \"BNDS\", "
-           "weight_dtype = \"%s\" },\n", w);
+           "weight_dtype = \"%s\",\n      bias = %s },\n", w, obias);
     put(b, "    { family = \"mlp\", variant = \"TKG\", normalization_type = \"RMS_NORM\",\n"
            "      fused_residual_add = true, store_fused_add_result = true, "
            "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);

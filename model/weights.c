@@ -194,6 +194,11 @@ static int load_layer(loader *ld, long l)
     const char *o = nm[5], *g = nm[6], *u = nm[7], *dn = down;
     if (rc == KG_OK)
         rc = pack(ld, &L->o, 1, &o, nH, q);
+    if (rc == KG_OK && 0) {
+        char ob[96];
+        snprintf(ob, sizeof ob, "model.layers.%ld.self_attn.o_proj.bias", l);
+        rc = (L->o_bias = vec(ld, ob, H)) ? KG_OK : KG_ESHAPE;
+    }
     if (rc == KG_OK)
         rc = pack(ld, &L->gate, 1, &g, nI, H);
     if (rc == KG_OK)
@@ -233,7 +238,7 @@ void kgm_weights_free(kgm_model *m)
         kgm_layer *L = &m->layers[l];
         kg_wt_free(&L->qkv), kg_wt_free(&L->o), kg_wt_free(&L->gate);
         kg_wt_free(&L->up), kg_wt_free(&L->down);
-        free(L->qkv_bias), free(L->ln1), free(L->ln2);
+        free(L->qkv_bias), free(L->o_bias), free(L->ln1), free(L->ln2);
     }
     kg_wt_free(&m->lm_head);
     free(m->final_norm);
