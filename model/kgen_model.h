@@ -94,8 +94,8 @@ long kgm_position(const kgm_model *m);
 /* What start-up took and what the model holds. */
 typedef struct kgm_stats {
     double spec_ms, generate_ms, compile_ms, load_ms;
-    int kernels;
-    long spec_lines;
+    int kernels, aot;
+    long spec_lines, max_context, max_batch;
     size_t weight_bytes, cache_bytes, act_bytes;
     const char *weights; /* "f32", "bf16" or "fp16" */
 } kgm_stats;

@@ -227,6 +227,8 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
         return rc;
     }
     m->stats.weights = kgm_weight_name(&m->c, &m->o);
+    m->stats.aot = m->o.build == KGM_AOT;
+    m->stats.max_context = m->lim.max_context, m->stats.max_batch = m->lim.max_batch;
     *out = m;
     return KG_OK;
 }

@@ -72,6 +72,15 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
     put(b, "  },\n");
 }
 
+/* x as the shortest of %.15g / %.17g that reads back as the same double. */
+static const char *num(char *buf, size_t len, double x)
+{
+    snprintf(buf, len, "%.15g", x);
+    if (strtod(buf, NULL) != x)
+        snprintf(buf, len, "%.17g", x);
+    return buf;
+}
+
 int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *err,
                   size_t errlen)
 {
@@ -79,15 +88,16 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
     kgm_limits_of(c, o, &lim);
     const char *w = kgm_weight_name(c, o);
     buf b = { 0 };
+    char eps[40], theta[40];
     put(&b, "-- The kernels of a %s model (kgen spec --from-hf): hidden %ld, %ld layers,\n"
             "-- %ld query / %ld KV heads of %ld, vocabulary %ld; %s weights, f32 activations.\n",
         kgm_arch_name(c->arch), c->hidden, c->layers, c->q_heads, c->kv_heads, c->head_dim,
         c->vocab, w);
     put(&b, "local model = {\n"
             "  hidden = %ld, intermediate = %ld, q_heads = %ld, kv_heads = %ld, head_dim = %ld,\n"
-            "  layers = %ld, vocab = %ld, rms_eps = %.17g, rope_theta = %.17g,\n}\n\n",
+            "  layers = %ld, vocab = %ld, rms_eps = %s, rope_theta = %s,\n}\n\n",
         c->hidden, c->intermediate, c->q_heads, c->kv_heads, c->head_dim, c->layers, c->vocab,
-        c->rms_eps, c->rope_theta);
+        num(eps, sizeof eps, c->rms_eps), num(theta, sizeof theta, c->rope_theta));
     put(&b, "return {\n");
     put(&b, "  name = \"%s_h%ld_i%ld_q%ld_kv%ld_d%ld_v%ld_%s\",\n",
         c->arch == KGM_QWEN2 ? "qwen2" : "llama", c->hidden, c->intermediate, c->q_heads,
