@@ -117,9 +117,15 @@ static int parse(int argc, char **argv, const char **spec, int *aot, long *repea
 
 int kgc_run(int argc, char **argv)
 {
+    /* the options only a model run takes send the command line to run --model, which asks
+     * for --model DIR if it is missing */
+    static const char *const model_opts[] = { "--model", "--prompt-ids", "--max-new",
+                                              "--weights", "--max-context", "--input-ids",
+                                              "--prefill", "--decode", "--dump" };
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--model"))
-            return kgc_run_model(argc, argv);
+        for (size_t j = 0; j < sizeof model_opts / sizeof model_opts[0]; j++)
+            if (!strcmp(argv[i], model_opts[j]))
+                return kgc_run_model(argc, argv);
     long tokens = 0, repeat = 5, threads = 0;
     const char *spec = NULL;
     int aot = 0;
