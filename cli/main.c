@@ -47,6 +47,9 @@ static const command commands[] = {
                "[--csv FILE] [--plot FILE.png] [--quick] [--min-time S] [--min-runs N]",
       "time each kernel against this machine's roofline and OpenBLAS",
       kgc_bench, kgc_bench_help },
+    { "make-model", "PRESET -o DIR [--seed N] [--dtype T]\n--list",
+      "write a seeded random-weight model (config.json, model.safetensors) from a preset",
+      kgc_make_model, kgc_make_model_help },
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0], WIDTH = 92 };
 
