@@ -54,6 +54,9 @@ static const command commands[] = {
     { "spec", "--from-hf DIR [-o FILE] [--max-context N] [--max-batch N] [--weights bf16]",
       "print the spec of a Hugging Face model's config.json (the kernels run --model uses)",
       kgc_spec, kgc_spec_help },
+    { "make-model", "PRESET -o DIR [--seed N] [--dtype T]\n--list",
+      "write a seeded random-weight model (config.json, model.safetensors) from a preset",
+      kgc_make_model, kgc_make_model_help },
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0], WIDTH = 92 };
 
