@@ -251,7 +251,8 @@ static int read_sizes(const reader *r, field top, kgm_config *c)
 /* ---- rotary embeddings -------------------------------------------------------------------
  * Newer HF writes rope_parameters {rope_theta, rope_type, and the scaling's own fields}; older
  * configs have a top-level rope_theta and a rope_scaling object (or null) whose type is under
- * "rope_type" or, older still, "type". rope_parameters wins where both are present. */
+ * "rope_type" or, older still, "type". rope_parameters is read where both are present, and the
+ * other must agree with it. */
 
 static int read_llama3(const reader *r, field rs, kgm_config *c)
 {
@@ -286,11 +287,50 @@ static int check_partial(const reader *r, field f)
     return rc;
 }
 
+/* The rope type of rs ("rope_type", or the older "type"; absent is "default") into *type, and
+ * the key it was under into *tkey. */
+static int rope_kind(const reader *r, field rs, const char **tkey, const char **type)
+{
+    *tkey = opt(rs, "rope_type") ? "rope_type" : "type";
+    int rc = get_str(r, rs, *tkey, type);
+    if (rc == KG_OK && !*type)
+        *type = "default";
+    return rc;
+}
+
+/* Where a config has both forms, they must say the same (HF would read one of them; which one
+ * depends on its version, so kgen guesses neither). */
+static int check_both(const reader *r, field top, field rs, const char *type)
+{
+    /* both rope_theta values were read as numbers already */
+    const json_t *old = opt(top, "rope_scaling"), *t = opt(top, "rope_theta");
+    const json_t *t2 = opt(rs, "rope_theta");
+    field os = { old, "rope_scaling" };
+    const char *tkey, *otype;
+    char n[128];
+    int rc;
+    if (t && t2 && json_number_value(t) != json_number_value(t2))
+        return bad(r, "rope_theta", "%g contradicts rope_parameters.rope_theta %g",
+                   json_number_value(t), json_number_value(t2));
+    if (!old)
+        return KG_OK;
+    if (!json_is_object(old))
+        return bad(r, "rope_scaling", "expected an object, got %s", type_name(old));
+    if ((rc = rope_kind(r, os, &tkey, &otype)) != KG_OK)
+        return rc;
+    if (strcmp(otype, type) != 0)
+        return bad(r, fname(n, sizeof n, os, tkey), "\"%.60s\" contradicts "
+                   "rope_parameters.rope_type \"%.60s\"", otype, type);
+    return KG_OK;
+}
+
 static int read_rope(const reader *r, field top, kgm_config *c)
 {
     const char *key = opt(top, "rope_parameters") ? "rope_parameters" : "rope_scaling";
     const json_t *o = opt(top, key);
     field rs = { o, key };
+    const char *tkey, *type;
+    char n[128];
     if (o && !json_is_object(o))
         return bad(r, key, "expected an object, got %s", type_name(o));
     int rc = get_num(r, top, "rope_theta", 1, 0, 1e12, 10000, &c->rope_theta);
@@ -302,17 +342,17 @@ static int read_rope(const reader *r, field top, kgm_config *c)
         rc = check_partial(r, rs);
     if (rc != KG_OK || !o)
         return rc;
-    const char *tkey = opt(rs, "rope_type") ? "rope_type" : "type", *type;
-    if ((rc = get_str(r, rs, tkey, &type)) != KG_OK)
+    if ((rc = rope_kind(r, rs, &tkey, &type)) != KG_OK)
+        return rc;
+    if (strcmp(key, "rope_parameters") == 0 && (rc = check_both(r, top, rs, type)) != KG_OK)
         return rc;
     c->rope_type = KGM_ROPE_DEFAULT;
-    if (!type || strcmp(type, "default") == 0)
+    if (strcmp(type, "default") == 0)
         return KG_OK;
     if (strcmp(type, "llama3") == 0) {
         c->rope_type = KGM_ROPE_LLAMA3;
         return read_llama3(r, rs, c);
     }
-    char n[128];
     return bad(r, fname(n, sizeof n, rs, tkey), "\"%.60s\" is not supported (kgen runs "
                "\"default\" and \"llama3\")", type);
 }
@@ -381,8 +421,10 @@ static int read_features(const reader *r, field top, kgm_config *c)
         rc = get_str(r, top, "hidden_act", &act);
     if (rc != KG_OK)
         return rc;
-    /* Qwen2's q/k/v projections always have a bias (its config has no field for it) */
+    /* Qwen2's q/k/v projections always have a bias (its config has no field for it), its o_proj
+     * never; Llama's attention_bias puts one on all four */
     c->qkv_bias = c->arch == KGM_QWEN2 || attention_bias;
+    c->o_bias = c->arch == KGM_LLAMA && attention_bias;
     if (mlp_bias)
         return bad(r, "mlp_bias", "true is not supported (kgen's MLP has no bias)");
     if (act && strcmp(act, "silu") != 0)
@@ -405,9 +447,9 @@ static int layer_params(const kgm_config *c, size_t *n)
         kg_ckd_mul(&o, q, H) || kg_ckd_mul(&mlp, H, (size_t)c->intermediate) ||
         kg_ckd_mul(&mlp, mlp, 3))
         return 1;
-    /* biases of q, k, v; the two norms' weights */
+    /* the two norms' weights; the biases of q, k, v and o */
     if (kg_ckd_add(&t, qkv, o) || kg_ckd_add(&t, t, mlp) || kg_ckd_add(&t, t, 2 * H) ||
-        (c->qkv_bias && kg_ckd_add(&t, t, q + 2 * kv)))
+        (c->qkv_bias && kg_ckd_add(&t, t, q + 2 * kv)) || (c->o_bias && kg_ckd_add(&t, t, H)))
         return 1;
     *n = t;
     return 0;
@@ -494,7 +536,7 @@ static int parse(const reader *r, json_t *root, kgm_config *c)
     return rc;
 }
 
-int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen)
+static int load(kgm_config *c, const char *path, char *err, size_t errlen)
 {
     char file[4096], dummy[1];
     struct stat st;
@@ -526,6 +568,23 @@ int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen)
     json_decref(root);
     if (rc != KG_OK)
         memset(c, 0, sizeof *c);
+    return rc;
+}
+
+/* Strings from the file are quoted in messages, and JSON lets them hold any character: a
+ * newline or an escape sequence in one would break the one-line message (or a terminal). */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen)
+{
+    int rc = load(c, path, err, errlen);
+    if (rc != KG_OK && err && errlen)
+        one_line(err);
     return rc;
 }
 

@@ -38,6 +38,9 @@ typedef struct kgm_config {
     long rope_original_max_position;
     int tie_embeddings;       /* tie_word_embeddings: lm_head is embed_tokens */
     int qkv_bias;             /* Qwen2 always; Llama when attention_bias is true */
+    int o_bias;               /* o_proj has a bias: Llama when attention_bias is true (HF's
+                                 LlamaAttention gives all four projections the bias); never
+                                 Qwen2 */
     kg_dtype dtype;           /* torch_dtype / dtype: KG_F32, KG_BF16 or KG_F16 */
     size_t params;            /* weight elements of the model (lm_head counted unless tied),
                                  formed with checked products, <= KGM_MAX_PARAMS */

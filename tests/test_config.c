@@ -84,6 +84,7 @@ Test(config, golden_llama_gqa)
     cr_assert_eq(c.rope_type, KGM_ROPE_DEFAULT);
     cr_assert_eq(c.tie_embeddings, 0);
     cr_assert_eq(c.qkv_bias, 0);
+    cr_assert_eq(c.o_bias, 0);
     cr_assert_eq(c.dtype, KG_F32, "dtype null is float32");
     /* embed + lm_head 2 * 512 * 256, per layer q 256*256, k and v 128*256 each, o 256*256,
      * MLP 3 * 256 * 688, two norms 2 * 256; the final norm 256 */
@@ -127,6 +128,7 @@ Test(config, qwen2)
     cr_assert_eq(c.rope_type, KGM_ROPE_DEFAULT);
     cr_assert_eq(c.tie_embeddings, 1);
     cr_assert_eq(c.qkv_bias, 1);
+    cr_assert_eq(c.o_bias, 0, "Qwen2's o_proj has no bias");
     cr_assert_eq(c.dtype, KG_BF16);
     /* Qwen2.5-0.5B has 494,032,768 parameters (tied) */
     cr_assert_eq(c.params, 494032768, "params %zu", c.params);
@@ -167,6 +169,11 @@ Test(config, llama_model_type_fallback_and_attention_bias)
     cr_assert_eq(c.arch, KGM_LLAMA);
     cr_assert_str_eq(kgm_arch_name(c.arch), "LlamaForCausalLM");
     cr_assert_eq(c.qkv_bias, 1);
+    cr_assert_eq(c.o_bias, 1, "Llama's attention_bias is on o_proj too");
+    /* q, k, v [96 + 32 + 32, 48], o [48, 96], MLP 3 [100, 48], norms 2 * 48, biases 96 + 32 +
+     * 32 and 48; embed and lm_head 2 [64, 48]; the final norm 48 */
+    cr_assert_eq(c.params, 160 * 48 + 48 * 96 + 3 * 100 * 48 + 96 + 160 + 48 + 2 * 64 * 48 + 48,
+                 "params %zu", c.params);
     cr_assert_eq(c.head_dim, 16, "head_dim given (6 * 16 = 96 is not hidden 48)");
     cr_assert_eq(c.rope_theta, 10000.0);
     cr_assert_eq(c.max_position, 2048);
@@ -231,7 +238,8 @@ Test(config, rope_llama3_inv_freq)
     assert_rel(f[31], 9.41830672543491e-08, 1e-13, "inv_freq[31] (divided)");
 }
 
-/* The same scaling in HF 5's form: everything inside rope_parameters. */
+/* The same scaling in HF 5's form: everything inside rope_parameters (an older rope_theta and
+ * rope_scaling beside it are accepted when they agree; tests/bad/configs has them disagreeing). */
 Test(config, rope_llama3_in_rope_parameters)
 {
     kgm_config c = load_text(
@@ -239,7 +247,8 @@ Test(config, rope_llama3_in_rope_parameters)
         " \"intermediate_size\": 688, \"num_hidden_layers\": 3, \"num_attention_heads\": 4,\n"
         " \"num_key_value_heads\": 2, \"head_dim\": 64, \"rope_parameters\": {\"rope_type\":\n"
         " \"llama3\", \"rope_theta\": 500000.0, \"factor\": 8.0, \"low_freq_factor\": 1.0,\n"
-        " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64}}\n");
+        " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64},\n"
+        " \"rope_theta\": 500000, \"rope_scaling\": {\"type\": \"llama3\"}}\n");
     cr_assert_eq(c.rope_type, KGM_ROPE_LLAMA3);
     cr_assert_eq(c.rope_theta, 500000.0);
     cr_assert_eq(c.rope_factor, 8.0);
