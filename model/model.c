@@ -169,9 +169,9 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     m->sin = floats(m, C, d, 1, &bad);
     m->inv_freq = calloc((size_t)d / 2 + 1, sizeof *m->inv_freq);
     m->inv_freq_f = calloc((size_t)d / 2 + 1, sizeof *m->inv_freq_f);
-    m->mask = malloc((size_t)(c->q_heads / c->kv_heads));
+    m->mask = malloc((size_t)c->q_heads);
     if (m->mask)
-        memset(m->mask, 1, (size_t)(c->q_heads / c->kv_heads));
+        memset(m->mask, 1, (size_t)c->q_heads);
     if (bad || !m->inv_freq || !m->inv_freq_f || !m->mask)
         return fail(err, errlen, KG_ENOMEM, "out of memory for the KV cache and activations "
                     "(%ld sequences of %ld tokens)", m->lim.max_batch, C);

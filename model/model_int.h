@@ -44,7 +44,7 @@ struct kgm_model {
     double *inv_freq;          /* [d/2] */
     float *inv_freq_f;         /* [d/2]: the decode attention's fused rotation */
     float *cos, *sin;          /* [max_context, d]: HF's rotary tables, from inv_freq in double */
-    unsigned char *mask;       /* [q_heads / kv_heads] ones: the decode token sees itself */
+    unsigned char *mask;       /* [1, 1, q_heads, 1] ones: a decode token sees itself */
     /* activations, sized for max_batch * max_context tokens */
     float *qkv_rows;           /* [max_context, (nq + 2 nkv) d]: a prefill's qkv output */
     float *x, *o_out, *mlp_out, *added, *heads, *q_rot, *k_rot, *attn, *normed;

@@ -39,7 +39,7 @@ static void put(buf *b, const char *fmt, ...)
 /* The spec's kernels, one line each; forward.c reads them back by index (KGM_K_*). */
 static void kernels(buf *b, const kgm_config *c, const char *w)
 {
-    const char *bias = c->qkv_bias ? "true" : "false", *obias = "false";
+    const char *bias = c->qkv_bias ? "true" : "false", *obias = c->o_bias ? "true" : "false";
     put(b, "  kernels = {\n");
     put(b, "    -- prefill, one sequence per call: the QKV projection with the input RMSNorm\n"
            "    -- fused, out [1, S, (nq + 2 nkv) d]; HF rotary embedding from position\n"

@@ -194,7 +194,7 @@ static int load_layer(loader *ld, long l)
     const char *o = nm[5], *g = nm[6], *u = nm[7], *dn = down;
     if (rc == KG_OK)
         rc = pack(ld, &L->o, 1, &o, nH, q);
-    if (rc == KG_OK && 0) {
+    if (rc == KG_OK && c->o_bias) {
         char ob[96];
         snprintf(ob, sizeof ob, "model.layers.%ld.self_attn.o_proj.bias", l);
         rc = (L->o_bias = vec(ld, ob, H)) ? KG_OK : KG_ESHAPE;
