@@ -15,23 +15,59 @@
 #include <string.h>
 
 #include "kgen/dtype.h"
-#include "kgen/kernels.h"
 #include "model_int.h"
 
-#define K(m, i, type) ((type *)(m)->fn[i])
+/* ---- calling a kernel by its arguments' names ------------------------------------------------ */
+/* A kernel is called through its uniform entry point (kg_kernel_v): tensors in signature order,
+ * per-call sizes in manifest order. Both orders come from the manifest, so the arguments are
+ * bound by name here and no signature is typed twice (nor is kgen/kernels.h, generated, needed
+ * to build the library that the kgen binary links). */
 
-static int kernel_failed(kgm_model *m, int i, int rc)
+typedef struct bind { const char *name; const void *p; } bind;
+typedef struct size { const char *name; long v; } size;
+
+static int run(kgm_model *m, int k, const bind *a, int na, const size *s, int ns)
 {
-    snprintf(m->err, sizeof m->err, "kernel %s (%s) returned status %d",
-             kgm_kernel_family[i], i < KGM_K_QKV_TKG ? "prefill" : "decode", rc);
+    const kg_manifest_kernel *d = m->desc[k];
+    void *t[KG_MANIFEST_MAX_ARGS] = { 0 };
+    long n[KG_MANIFEST_MAX_CALLS] = { 0 };
+    for (int i = 0; i < na; i++) {
+        int j = 0;
+        while (j < d->nargs && strcmp(d->args[j].name, a[i].name) != 0)
+            j++;
+        if (j == d->nargs)
+            goto unknown;
+        t[j] = (void *)a[i].p;
+    }
+    for (int i = 0; i < ns; i++) {
+        int j = 0;
+        while (j < d->ncalls && strcmp(d->calls[j].name, s[i].name) != 0)
+            j++;
+        if (j == d->ncalls)
+            goto unknown;
+        n[j] = s[i].v;
+    }
+    int rc = m->call[k](t, n);
+    if (rc != KG_OK)
+        snprintf(m->err, sizeof m->err, "kernel %s returned status %d", d->symbol, rc);
     return rc;
+unknown:
+    snprintf(m->err, sizeof m->err, "kernel %s: an argument the model binds is not in its "
+             "signature", d->symbol);
+    return KG_ESPEC;
 }
 
-#define CALL(m, i, type, ...)                                                                \
-    do {                                                                                     \
-        int rc_ = K(m, i, type)(__VA_ARGS__);                                                \
-        if (rc_ != KG_OK)                                                                    \
-            return kernel_failed(m, i, rc_);                                                 \
+#define UNPAREN(...) __VA_ARGS__
+/* RUN(m, KGM_K_*, ({ "name", pointer }, ...), ({ "size", value }, ...)): returns the status
+ * from the enclosing function if the kernel fails. */
+#define RUN(m, k, ARGS, SIZES)                                                                \
+    do {                                                                                      \
+        const bind a_[] = { UNPAREN ARGS };                                                   \
+        const size s_[] = { UNPAREN SIZES };                                                  \
+        int rc_ = run(m, k, a_, (int)(sizeof a_ / sizeof a_[0]), s_,                          \
+                      (int)(sizeof s_ / sizeof s_[0]));                                       \
+        if (rc_ != KG_OK)                                                                     \
+            return rc_;                                                                       \
     } while (0)
 
 /* x [n, H] = the embeddings of ids [n] in f32. */
@@ -64,8 +100,10 @@ static void keep(kgm_model *m, long l, const float *x, long n)
 /* The residual stream after the MLP of all n rows: added = x + o, x = added + mlp(added). */
 static int mlp(kgm_model *m, int k, const kgm_layer *L, long n)
 {
-    CALL(m, k, kg_mlp_fn, m->mlp_out, m->added, m->o_out, m->x, &L->gate, &L->up, &L->down,
-         NULL, NULL, NULL, NULL, NULL, L->ln2, NULL, NULL, NULL, NULL, n);
+    RUN(m, k, ({ "out", m->mlp_out }, { "add_out", m->added }, { "hidden", m->o_out },
+               { "add", m->x }, { "gate_w", &L->gate }, { "up_w", &L->up },
+               { "down_w", &L->down }, { "gamma", L->ln2 }),
+        ({ "T", n }));
     for (long i = 0; i < n * m->c.hidden; i++)
         m->x[i] = m->added[i] + m->mlp_out[i];
     return KG_OK;
@@ -75,8 +113,9 @@ static int mlp(kgm_model *m, int k, const kgm_layer *L, long n)
 static int head(kgm_model *m, const float *x, long n)
 {
     float *normed = m->hidden ? (float *)kgm_hidden(m, m->c.layers) : m->normed;
-    CALL(m, KGM_K_LM_HEAD, kg_lm_head_fn, m->logits, normed, x, &m->lm_head, NULL,
-         m->final_norm, n);
+    RUN(m, KGM_K_LM_HEAD, ({ "logits", m->logits }, { "normed", normed }, { "hidden", x },
+                           { "weight", &m->lm_head }, { "gamma", m->final_norm }),
+        ({ "T", n }));
     return KG_OK;
 }
 
@@ -99,20 +138,24 @@ static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
     long C = m->lim.max_context;
     long nh = nq + 2 * nkv;
     float *q = m->heads, *k = q + nq * P * d, *v = k + nkv * P * d;
-    CALL(m, KGM_K_QKV_CTE, kg_qkv_fn, m->qkv_rows, NULL, NULL, NULL,
-         m->x + b * P * H, &L->qkv, NULL, NULL, L->qkv_bias, NULL, NULL, L->ln1, NULL, NULL,
-         NULL, NULL, NULL, NULL, 1, P, 0);
+    RUN(m, KGM_K_QKV_CTE, ({ "out", m->qkv_rows }, { "input", m->x + b * P * H },
+                           { "weight", &L->qkv }, { "bias", L->qkv_bias }, { "gamma", L->ln1 }),
+        ({ "B", 1 }, { "S", P }, { "cache_len", 0 }));
     heads_first(m->heads, m->qkv_rows, P, nh, d);
-    CALL(m, KGM_K_ROPE, kg_rope_hf_fn, m->q_rot, m->k_rot, q, k, m->cos, m->sin, 1, P, P);
+    RUN(m, KGM_K_ROPE, ({ "q_out", m->q_rot }, { "k_out", m->k_rot }, { "q", q }, { "k", k },
+                        { "cos", m->cos }, { "sin", m->sin }),
+        ({ "B", 1 }, { "S", P }, { "T", P }));
     for (long h = 0; h < nkv; h++) {
         size_t at = (size_t)((b * nkv + h) * C) * (size_t)d, n = (size_t)(P * d) * 4;
         memcpy(L->k_cache + at, m->k_rot + h * P * d, n);
         memcpy(L->v_cache + at, v + h * P * d, n);
     }
-    CALL(m, KGM_K_ATTN_CTE, kg_attention_cte_fn, m->attn, NULL, NULL, m->q_rot, m->k_rot, v,
-         NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, P, P, 1);
-    CALL(m, KGM_K_OPROJ_CTE, kg_output_projection_fn, m->o_out + b * P * H, m->attn, &L->o,
-         NULL, NULL, L->o_bias, 1, P);
+    RUN(m, KGM_K_ATTN_CTE, ({ "out", m->attn }, { "q", m->q_rot }, { "k", m->k_rot },
+                            { "v", v }),
+        ({ "B", 1 }, { "Sq", P }, { "Sk", P }, { "Sp", 1 }));
+    RUN(m, KGM_K_OPROJ_CTE, ({ "out", m->o_out + b * P * H }, { "attention", m->attn },
+                             { "weight", &L->o }, { "bias", L->o_bias }),
+        ({ "B", 1 }, { "S", P }));
     return KG_OK;
 }
 
@@ -164,9 +207,11 @@ static int attend_decode(kgm_model *m, kgm_layer *L, long b, long pos)
     const float *row = m->heads + b * I;
     float fpos = (float)pos;
     float *kc = L->k_cache + b * nkv * C * d, *vc = L->v_cache + b * nkv * C * d;
-    CALL(m, KGM_K_ATTN_TKG, kg_attention_tkg_fn, m->attn + b * nq * d, m->k_rot, row,
-         row + nq * d, row + (nq + nkv) * d, kc, vc, m->mask, &fpos, NULL, m->inv_freq_f, NULL,
-         NULL, 1, pos + 1, 1);
+    RUN(m, KGM_K_ATTN_TKG, ({ "out", m->attn + b * nq * d }, { "k_out", m->k_rot }, { "q", row },
+                            { "k_active", row + nq * d }, { "v_active", row + (nq + nkv) * d },
+                            { "k_prior", kc }, { "v_prior", vc }, { "mask", m->mask },
+                            { "rope_pos_ids", &fpos }, { "inv_freqs", m->inv_freq_f }),
+        ({ "B", 1 }, { "curr_sprior", pos + 1 }, { "n_cache", 1 }));
     for (long h = 0; h < nkv; h++) {
         memcpy(kc + (h * C + pos) * d, m->k_rot + h * d, (size_t)d * sizeof(float));
         memcpy(vc + (h * C + pos) * d, row + (nq + nkv + h) * d, (size_t)d * sizeof(float));
@@ -181,16 +226,17 @@ int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids)
     keep(m, 0, m->x, B);
     for (long l = 0; l < m->c.layers; l++) {
         kgm_layer *L = &m->layers[l];
-        CALL(m, KGM_K_QKV_TKG, kg_qkv_fn, m->heads, NULL, NULL, NULL, m->x, &L->qkv, NULL,
-             NULL, L->qkv_bias, NULL, NULL, L->ln1, NULL, NULL, NULL, NULL, NULL, NULL, B, 1,
-             0);
+        RUN(m, KGM_K_QKV_TKG, ({ "out", m->heads }, { "input", m->x }, { "weight", &L->qkv },
+                               { "bias", L->qkv_bias }, { "gamma", L->ln1 }),
+            ({ "B", B }, { "S", 1 }, { "cache_len", 0 }));
         for (long b = 0; b < B; b++) {
             int rc = attend_decode(m, L, b, pos);
             if (rc != KG_OK)
                 return rc;
         }
-        CALL(m, KGM_K_OPROJ_TKG, kg_output_projection_fn, m->o_out, m->attn, &L->o, NULL,
-             NULL, L->o_bias, B, 1);
+        RUN(m, KGM_K_OPROJ_TKG, ({ "out", m->o_out }, { "attention", m->attn },
+                                 { "weight", &L->o }, { "bias", L->o_bias }),
+            ({ "B", B }, { "S", 1 }));
         int rc = mlp(m, KGM_K_MLP_TKG, L, B);
         if (rc != KG_OK)
             return rc;

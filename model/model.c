@@ -112,8 +112,11 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
             rc = fail(err, errlen, KG_ESPEC, "kernel %d of the model's spec is not a %s kernel",
                       i, kgm_kernel_family[i]);
         else
-            m->fn[i] = k->fn;
+            m->call[i] = k->call, m->desc[i] = &ks.m->kernels[i];
     }
+    m->man = ks.m, ks.m = NULL; /* kept: forward.c binds arguments by their manifest names */
+    for (int i = 0; i < n; i++)
+        free(ks.text[i]), free(ks.label[i]), ks.text[i] = ks.label[i] = NULL;
     kgg_kernels_free(&ks);
     m->stats.compile_ms = (now() - t2) * 1e3;
     return rc;
@@ -251,6 +254,7 @@ void kgm_close(kgm_model *m)
     free(m->inv_freq_f);
     free(m->mask);
     kg_registry_free(m->reg);
+    kg_manifest_free(m->man);
     kgst_close(m->st);
     free(m);
 }

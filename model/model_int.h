@@ -4,6 +4,7 @@
 #define KGEN_MODEL_INT_H
 
 #include "kgen/kgen.h"
+#include "kgen/manifest.h"
 #include "kgen_model.h"
 #include "st.h"
 
@@ -36,7 +37,9 @@ struct kgm_model {
     kgm_limits lim;
     kgst *st;
     kg_registry *reg;
-    void (*fn[KGM_K_COUNT])(void);
+    kg_manifest *man;                        /* the spec's kernels: their arguments by name */
+    const kg_manifest_kernel *desc[KGM_K_COUNT];
+    kg_kernel_v *call[KGM_K_COUNT];          /* uniform entry points, bound by name (forward.c) */
     kgm_layer *layers;
     const kgst_tensor *embed;  /* [V, H] as stored */
     float *final_norm;         /* [H] */
