@@ -125,7 +125,7 @@ static int call_failed(kgm_model *m, int rc)
     return kgc_error(rc == KGM_EINPUT ? KGC_USAGE : KGC_FAIL, "run: %s", kgm_error(m));
 }
 
-/* ---- greedy decoding ------------------------------------------------------------------------- */
+/* ---- greedy decoding ------------------------------------------------------------------------ */
 
 static long argmax(const float *x, long n)
 {
@@ -210,7 +210,7 @@ static int generate(const opts *o)
     return rc;
 }
 
-/* ---- the checking interface ------------------------------------------------------------------ */
+/* ---- the checking interface ----------------------------------------------------------------- */
 
 /* Writes data as OUT/name.npy, f32 of the given shape; KGC_OK or the exit code, printed. */
 static int write_npy(const char *out, const char *name, const float *data, int rank,

@@ -17,7 +17,7 @@
 #include "kgen/dtype.h"
 #include "model_int.h"
 
-/* ---- calling a kernel by its arguments' names ------------------------------------------------ */
+/* ---- calling a kernel by its arguments' names ----------------------------------------------- */
 /* A kernel is called through its uniform entry point (kg_kernel_v): tensors in signature order,
  * per-call sizes in manifest order. Both orders come from the manifest, so the arguments are
  * bound by name here and no signature is typed twice (nor is kgen/kernels.h, generated, needed
@@ -119,7 +119,7 @@ static int head(kgm_model *m, const float *x, long n)
     return KG_OK;
 }
 
-/* ---- prefill --------------------------------------------------------------------------------- */
+/* ---- prefill -------------------------------------------------------------------------------- */
 
 /* dst [n, P, d] = src [P, n, d]: the heads of qkv's rows, head by head. */
 static void heads_first(float *dst, const float *src, long P, long n, long d)
@@ -195,7 +195,7 @@ int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids)
     return KG_OK;
 }
 
-/* ---- decode ---------------------------------------------------------------------------------- */
+/* ---- decode --------------------------------------------------------------------------------- */
 
 /* Sequence b's attention of one new token against its cache at position pos; the rotated key
  * and the value go into cache slot pos. heads holds qkv's [B, 1, (nq + 2 nkv) d]. */

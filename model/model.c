@@ -35,7 +35,7 @@ static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
     return status;
 }
 
-/* ---- options and limits ---------------------------------------------------------------------- */
+/* ---- options and limits --------------------------------------------------------------------- */
 
 void kgm_options_default(kgm_options *o)
 {
@@ -60,7 +60,7 @@ const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
     return c->dtype == KG_BF16 ? "bf16" : c->dtype == KG_F16 ? "fp16" : "f32";
 }
 
-/* ---- kernels --------------------------------------------------------------------------------- */
+/* ---- kernels -------------------------------------------------------------------------------- */
 
 /* The spec of m's config generated in memory and compiled (libtcc or gcc); each KGM_K_* kernel
  * looked up once. */
@@ -122,7 +122,7 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- buffers --------------------------------------------------------------------------------- */
+/* ---- buffers -------------------------------------------------------------------------------- */
 
 /* n floats (n = a * b * c, checked) from kg_stream_alloc, counted in m->act_bytes. */
 static float *floats(kgm_model *m, long a, long b, long c, int *bad)
@@ -192,7 +192,7 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     return KG_OK;
 }
 
-/* ---- open and close -------------------------------------------------------------------------- */
+/* ---- open and close ------------------------------------------------------------------------- */
 
 int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, size_t errlen)
 {
@@ -259,7 +259,7 @@ void kgm_close(kgm_model *m)
     free(m);
 }
 
-/* ---- calls ----------------------------------------------------------------------------------- */
+/* ---- calls ---------------------------------------------------------------------------------- */
 
 /* Every id of ids [n] inside the vocabulary. */
 static int ids_ok(kgm_model *m, long n, const int64_t *ids)
