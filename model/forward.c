@@ -168,9 +168,23 @@ static const float *last_rows(kgm_model *m, long B, long P)
     return m->added;
 }
 
+/* A progress line after layer l of a prefill that has taken over a second (then at most one
+ * a second). */
+static void progress(kgm_model *m, long l, double t0, double *shown)
+{
+    double t = kgm_now();
+    if (!m->o.progress || t - t0 < 1.0 || t - *shown < 1.0)
+        return;
+    char line[128];
+    snprintf(line, sizeof line, "prefill: layer %ld of %ld (%.1f s)", l + 1, m->c.layers, t - t0);
+    m->o.progress(m->o.progress_ud, line);
+    *shown = t;
+}
+
 int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids)
 {
     long n = B * P;
+    double t0 = kgm_now(), shown = 0;
     m->B = 0, m->pos = 0;
     embed(m, n, ids);
     keep(m, 0, m->x, n);
@@ -186,6 +200,7 @@ int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids)
             return rc;
         if (l + 1 < m->c.layers)
             keep(m, l + 1, m->x, n);
+        progress(m, l, t0, &shown);
     }
     int all = m->o.all_logits || m->hidden;
     int rc = all ? head(m, m->x, n) : head(m, last_rows(m, B, P), B);

@@ -32,7 +32,8 @@ enum kgm_build { KGM_JIT = 0, KGM_AOT };
  * stored otherwise is converted at load), or bf16. */
 enum kgm_weights { KGM_WEIGHTS_STORED = 0, KGM_WEIGHTS_BF16 };
 
-/* Progress of a step that takes long (weight loading): a line without its newline. */
+/* Progress of a step that takes over a second (weight loading, a long prefill): a line
+ * without its newline. */
 typedef void kgm_progress_fn(void *ud, const char *line);
 
 typedef struct kgm_options {

@@ -17,7 +17,7 @@ const char *const kgm_kernel_family[KGM_K_COUNT] = {
     "qkv", "attention_tkg", "output_projection", "mlp", "lm_head",
 };
 
-static double now(void)
+double kgm_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -67,13 +67,13 @@ const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
 static int build_kernels(kgm_model *m, char *err, size_t errlen)
 {
     char *text = NULL;
-    double t0 = now();
+    double t0 = kgm_now();
     int rc = kgm_spec_text(&m->c, &m->o, &text, err, errlen);
     if (rc != KG_OK)
         return rc;
     for (const char *p = text; *p; p++)
         m->stats.spec_lines += *p == '\n';
-    double t1 = now();
+    double t1 = kgm_now();
     m->stats.spec_ms = (t1 - t0) * 1e3;
     kgg *g = kgg_new();
     kgg_kernels ks;
@@ -89,7 +89,7 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
         return rc;
     }
     kgg_free(g);
-    double t2 = now();
+    double t2 = kgm_now();
     m->stats.generate_ms = (t2 - t1) * 1e3;
     int n = ks.m->nkernels;
     m->stats.kernels = n;
@@ -118,7 +118,7 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
     for (int i = 0; i < n; i++)
         free(ks.text[i]), free(ks.label[i]), ks.text[i] = ks.label[i] = NULL;
     kgg_kernels_free(&ks);
-    m->stats.compile_ms = (now() - t2) * 1e3;
+    m->stats.compile_ms = (kgm_now() - t2) * 1e3;
     return rc;
 }
 
@@ -219,10 +219,10 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
         rc = fail(err, errlen, KG_ENOMEM, "out of memory");
     if (rc == KG_OK)
         rc = build_kernels(m, err, errlen);
-    double t0 = now();
+    double t0 = kgm_now();
     if (rc == KG_OK)
         rc = kgm_weights_load(m, dir, err, errlen);
-    m->stats.load_ms = (now() - t0) * 1e3;
+    m->stats.load_ms = (kgm_now() - t0) * 1e3;
     if (rc == KG_OK)
         rc = make_buffers(m, err, errlen);
     if (rc != KG_OK) {

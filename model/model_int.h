@@ -64,6 +64,9 @@ struct kgm_model {
 int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen);
 void kgm_weights_free(kgm_model *m);
 
+/* Seconds on the monotonic clock. */
+double kgm_now(void);
+
 /* forward.c: a prefill of ids [B, P] and a decode step of ids [B], inputs already checked. */
 int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids);
 int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids);

@@ -155,3 +155,16 @@ Test(model_golden, full_prefill_agrees_with_prefill_and_decode, .timeout = 120 *
     kgm_close(m);
     kgst_close(g);
 }
+
+/* kgen spec --from-hf writes a spec the generator takes: kgen list reads it back with the ten
+ * kernels the forward pass calls. */
+Test(model_golden, spec_from_hf_is_a_spec, .timeout = 60 * KGT_TIME_SCALE)
+{
+    golden();
+    char spec[600], cmd[2048];
+    snprintf(spec, sizeof spec, "%s/golden_spec.lua", KGEN_TEST_TMP);
+    snprintf(cmd, sizeof cmd, "'%s' spec --from-hf '%s' -o '%s'", KGEN_EXE, GOLDEN, spec);
+    cr_assert_eq(system(cmd), 0, "failed: %s", cmd);
+    snprintf(cmd, sizeof cmd, "test \"$('%s' list '%s' | grep -c '^kg_')\" = 10", KGEN_EXE, spec);
+    cr_assert_eq(system(cmd), 0, "kgen list of the spec does not list 10 kernels: %s", cmd);
+}
