@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "kgen/dtype.h"
@@ -215,7 +216,12 @@ int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen)
         return rc;
     const kgm_config *c = &m->c;
     const char *w = kgm_weight_name(c, &m->o);
-    loader ld = { m, err, errlen, "model.safetensors",
+    /* errors name the file the tensors were looked up through: a sharded model's index */
+    char index[4096];
+    struct stat sb;
+    snprintf(index, sizeof index, "%s/model.safetensors.index.json", dir);
+    int sharded = stat(index, &sb) == 0;
+    loader ld = { m, err, errlen, sharded ? "model.safetensors.index.json" : "model.safetensors",
                   !strcmp(w, "bf16") ? KG_WT_BF16 : !strcmp(w, "fp16") ? KG_WT_F16 : KG_WT_F32,
                   0, 0 };
     if (!(m->embed = tensor(&ld, "model.embed_tokens.weight", c->vocab, c->hidden)))
