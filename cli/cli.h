@@ -18,9 +18,14 @@ int kgc_header(int argc, char **argv);
 int kgc_exec(int argc, char **argv);
 int kgc_run(int argc, char **argv);
 int kgc_bench(int argc, char **argv);
+int kgc_spec(int argc, char **argv);
+int kgc_make_model(int argc, char **argv);
+/* kgen run --model DIR (cmd_model.c), which kgc_run hands the command line to */
+int kgc_run_model(int argc, char **argv);
 
 extern const char kgc_generate_help[], kgc_check_help[], kgc_list_help[], kgc_header_help[],
-    kgc_exec_help[], kgc_run_help[], kgc_bench_help[];
+    kgc_exec_help[], kgc_run_help[], kgc_bench_help[], kgc_spec_help[],
+    kgc_make_model_help[];
 
 /* ---- what they share ---------------------------------------------------------------------- */
 

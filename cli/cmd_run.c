@@ -61,7 +61,27 @@ const char kgc_run_help[] =
     "                 its family declares) instead of the nominal sizes; flops and bytes are\n"
     "                 the manifest's cost at T tokens\n"
     "A kernel's arguments may take at most 8 GiB ($KGEN_MAX_ARG_BYTES sets another cap, e.g.\n"
-    "16G); a spec with a kernel past it is refused before anything is compiled.\n";
+    "16G); a spec with a kernel past it is refused before anything is compiled.\n"
+    "\n"
+    "With --model DIR (a Hugging Face folder: config.json, model.safetensors or its index):\n"
+    "derives the spec from config.json, generates and compiles its kernels, loads the\n"
+    "weights, and runs the model (model/kgen_model.h), printing a timing summary.\n"
+    "  --prompt-ids IDS  comma-separated token ids of the prompt (default 1)\n"
+    "  --max-new N       tokens to generate greedily (default 16)\n"
+    "  --threads N       threads of the kernels (1 to 1024)\n"
+    "  --jit | --aot     compile the kernels with libtcc (default) or gcc, as above\n"
+    "  --weights bf16    the projection weights in bf16 (default: as config.json's dtype)\n"
+    "  --max-context N   KV-cache positions (default: max_position_embeddings, at most\n"
+    "                    4096; with --input-ids, P + N)\n"
+    "  --input-ids IDS.npy --prefill P --decode N --dump OUT\n"
+    "                    the checking interface: IDS.npy int64 [B, P+N]; prefill the first\n"
+    "                    P ids of every row, then N decode steps feeding ids P.. (teacher\n"
+    "                    forcing); writes float32 OUT/prefill_logits.npy [B, P, V],\n"
+    "                    prefill_hidden.npy [L+1, B, P, H] and per step s\n"
+    "                    decode{s}_logits.npy [B, 1, V], decode{s}_hidden.npy [L+1, B, 1, H]\n"
+    "                    (hidden 0: the embeddings; L: the last layer after the final norm)\n"
+    "A token id outside the vocabulary, a prompt past the context, a missing tensor or one\n"
+    "whose shape contradicts config.json is refused with one line, exit 2.\n";
 
 /* Parses run's options; KGC_OK, or KGC_USAGE after printing why. */
 static int parse(int argc, char **argv, const char **spec, int *aot, long *repeat, long *tokens,
@@ -97,6 +117,15 @@ static int parse(int argc, char **argv, const char **spec, int *aot, long *repea
 
 int kgc_run(int argc, char **argv)
 {
+    /* the options only a model run takes send the command line to run --model, which asks
+     * for --model DIR if it is missing */
+    static const char *const model_opts[] = { "--model", "--prompt-ids", "--max-new",
+                                              "--weights", "--max-context", "--input-ids",
+                                              "--prefill", "--decode", "--dump" };
+    for (int i = 1; i < argc; i++)
+        for (size_t j = 0; j < sizeof model_opts / sizeof model_opts[0]; j++)
+            if (!strcmp(argv[i], model_opts[j]))
+                return kgc_run_model(argc, argv);
     long tokens = 0, repeat = 5, threads = 0;
     const char *spec = NULL;
     int aot = 0;

@@ -8,58 +8,34 @@
 #include "cli.h"
 #include "fsutil.h"
 #include "host.h"
+#include "kernels.h"
 
 /* ---- a spec's kernels --------------------------------------------------------------------- */
 
-/* The texts of ks's kernels from the generated files (in memory) by the names the manifest
- * gives; labels as if the files were in generated/<spec>/. */
-static int take_texts(kgc_kernels *ks, kgg_file *files, int nfiles)
-{
-    for (int i = 0; i < ks->m->nkernels; i++) {
-        const char *file = ks->m->kernels[i].file;
-        for (int f = 0; f < nfiles && !ks->text[i]; f++)
-            if (!strcmp(files[f].name, file))
-                ks->text[i] = files[f].text, files[f].text = NULL;
-        size_t len = strlen(ks->m->spec) + strlen(file) + 16;
-        if ((ks->label[i] = malloc(len)))
-            snprintf(ks->label[i], len, "generated/%s/%s", ks->m->spec, file);
-        if (!ks->text[i] || !ks->label[i])
-            return kgc_error(KGC_FAIL, "%s: the manifest lists %s, which was not generated",
-                             ks->m->source, file);
-    }
-    return KGC_OK;
-}
-
-/* SPEC.lua: generate in memory, parse the manifest text that came out. */
+/* SPEC.lua: generated in memory by the generator library (kgg_kernels); the manifest and the
+ * texts move into ks. */
 static int load_spec(const char *spec, int texts, kgc_kernels *ks)
 {
     kgg *g = kgg_new();
-    kgg_file *files = NULL;
-    int n = 0, rc;
-    char *name = NULL, err[1024], label[4200];
+    kgg_kernels gk;
     if (!g)
         return kgc_error(KGC_FAIL, "cannot start Lua");
-    rc = kgg_generate(g, spec, &files, &n, &name);
+    int rc = kgg_kernels_from_spec(g, spec, &gk);
     if (rc != KG_OK) {
         rc = kgc_error(kgc_exit_for(rc), "%s", kgg_error(g));
         kgg_free(g);
         return rc;
     }
     kgg_free(g);
-    int mi = 0;
-    while (mi < n && strcmp(files[mi].name, "manifest.json"))
-        mi++;
-    snprintf(label, sizeof label, "%s (manifest.json generated in memory)", spec);
-    if (mi == n)
-        rc = kgc_error(KGC_FAIL, "%s: no manifest.json was generated", spec);
-    else if ((rc = kg_manifest_parse(files[mi].text, files[mi].len, label, &ks->m, err,
-                                     sizeof err)) != KG_OK)
-        rc = kgc_error(KGC_FAIL, "%s", err);
-    if (rc == KGC_OK && texts)
-        rc = take_texts(ks, files, n);
-    kgg_files_free(files, n);
-    free(name);
-    return rc;
+    ks->m = gk.m, gk.m = NULL;
+    for (int i = 0; i < ks->m->nkernels; i++) {
+        if (texts)
+            ks->text[i] = gk.text[i], ks->label[i] = gk.label[i];
+        else
+            free(gk.text[i]), free(gk.label[i]);
+    }
+    free(gk.text), free(gk.label), free(gk.info);
+    return KGC_OK;
 }
 
 /* A generated folder: its manifest.json and the files it lists. */

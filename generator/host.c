@@ -40,6 +40,15 @@ static int fail(kgg *g, int status, const char *fmt, ...)
     return status;
 }
 
+int kgg_fail(kgg *g, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->error, sizeof g->error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
 const char *kgg_error(const kgg *g)
 {
     return g->error;
@@ -254,7 +263,20 @@ void kgg_display_name(const char *path, char *buf, size_t len)
     snprintf(buf, len, "%s%s", in_specs ? "specs/" : "", base);
 }
 
-/* Pushes main[fn](source, path, display) for a spec file. */
+/* Pushes main[fn](source, path, display) for a spec's text. */
+static int call_spec_text(kgg *g, const char *fn, const char *src, size_t n, const char *path,
+                          int nres)
+{
+    char display[512];
+    kgg_display_name(path, display, sizeof display);
+    push_main(g->L, fn);
+    lua_pushlstring(g->L, src, n);
+    lua_pushstring(g->L, path);
+    lua_pushstring(g->L, display);
+    return call(g, 3, nres, display);
+}
+
+/* The same for a spec file. */
 static int call_spec(kgg *g, const char *fn, const char *path, int nres)
 {
     size_t n;
@@ -262,14 +284,9 @@ static int call_spec(kgg *g, const char *fn, const char *path, int nres)
     char *src = kgf_read_file(path, KGF_MAX_SPEC, &n, why, sizeof why);
     if (!src)
         return fail(g, KG_EIO, "%s", why);
-    char display[512];
-    kgg_display_name(path, display, sizeof display);
-    push_main(g->L, fn);
-    lua_pushlstring(g->L, src, n);
-    lua_pushstring(g->L, path);
-    lua_pushstring(g->L, display);
+    int rc = call_spec_text(g, fn, src, n, path, nres);
     free(src);
-    return call(g, 3, nres, display);
+    return rc;
 }
 
 static char *field_str(lua_State *L, int idx, const char *key)
@@ -400,12 +417,11 @@ static int read_kernel(kgg *g, lua_State *L, kgg_kernel *k)
 
 /* ---- public calls ------------------------------------------------------------------------ */
 
-int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, char **spec_name)
+/* The files main.generate left on the stack (a list, then the spec's name on top). */
+static int take_files(kgg *g, const char *spec_path, kgg_file **files, int *nfiles,
+                      char **spec_name)
 {
     lua_State *L = g->L;
-    int rc = call_spec(g, "generate", spec_path, 2);
-    if (rc != KG_OK)
-        return rc;
     *spec_name = strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
     int n = (int)luaL_len(L, -1);
@@ -432,6 +448,22 @@ int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, c
     free(*spec_name);
     *files = NULL, *spec_name = NULL, *nfiles = 0;
     return fail(g, KG_ENOMEM, "%s: out of memory holding the generated files", spec_path);
+}
+
+int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, char **spec_name)
+{
+    int rc = call_spec(g, "generate", spec_path, 2);
+    return rc != KG_OK ? rc : take_files(g, spec_path, files, nfiles, spec_name);
+}
+
+int kgg_generate_text(kgg *g, const char *text, size_t len, const char *label, kgg_file **files,
+                      int *nfiles, char **spec_name)
+{
+    if (len > KGF_MAX_SPEC)
+        return fail(g, KG_ESPEC, "%s: a spec of %zu bytes is past the %u-byte limit", label,
+                    len, KGF_MAX_SPEC);
+    int rc = call_spec_text(g, "generate", text, len, label, 2);
+    return rc != KG_OK ? rc : take_files(g, label, files, nfiles, spec_name);
 }
 
 void kgg_files_free(kgg_file *files, int n)

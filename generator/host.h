@@ -38,12 +38,18 @@ typedef struct kgg_kernel {
 kgg *kgg_new(void);
 void kgg_free(kgg *g);
 const char *kgg_error(const kgg *g);
+/* Sets kgg_error(g) and returns status (for the generator library's other modules). */
+int kgg_fail(kgg *g, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The name a spec file goes by in generated text: "specs/<file>" for a file in a folder named
  * specs, else its file name; never an absolute path, so output does not depend on the cwd. */
 void kgg_display_name(const char *path, char *buf, size_t len);
 
 int kgg_generate(kgg *g, const char *spec_path, kgg_file **files, int *nfiles, char **spec_name);
+/* The same for a spec given as text (a spec made by a program: model/'s from a config.json);
+ * label names it in errors and in the generated preambles. */
+int kgg_generate_text(kgg *g, const char *text, size_t len, const char *label, kgg_file **files,
+                      int *nfiles, char **spec_name);
 void kgg_files_free(kgg_file *files, int n);
 
 /* The kernel of a problem string "family:key=value,...", its text rendered. What a spec's

@@ -24,8 +24,8 @@ static int check_tensor(const kgst_tensor *t, int i, const char *path, char *err
 {
     char q[96];
     size_t count, nbytes;
-    if (!t->name || !*t->name || strcmp(t->name, "__metadata__") == 0)
-        return kgst_fail(KG_ESHAPE, err, errlen, "%s: tensor %d: the name is empty or "
+    if (!t->name || strcmp(t->name, "__metadata__") == 0)
+        return kgst_fail(KG_ESHAPE, err, errlen, "%s: tensor %d: the name is missing or "
                          "reserved", path, i);
     const char *name = kgst_quote(t->name, q, sizeof q);
     if (!kgst_dtype_name(t->dtype))

@@ -51,5 +51,9 @@ return {
     { family = "attention_cte", sliding_window = 64, sink = true },
     { family = "attention_cte", scale = 0.125, cache_softmax = true, softmax_dtype = "bf16" },
     -- end attention_cte
+    -- lm_head
+    { family = "lm_head", weight_dtype = "f32", store_normed = true },
+    { family = "lm_head", weight_dtype = "e4m3" },
+    -- end lm_head
   },
 }

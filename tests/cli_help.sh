@@ -21,7 +21,7 @@ fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 none=$scratch/none/none.lua
 
 "$kgen" --help >"$scratch/help"
-cmds=$(grep -oE '^  kgen [a-z]+' "$scratch/help" | awk '{ print $2 }' | uniq)
+cmds=$(grep -oE '^  kgen [a-z][a-z-]*' "$scratch/help" | awk '{ print $2 }' | uniq)
 [ -n "$cmds" ] && pass || fail "kgen --help lists no command"
 
 # The synopsis lines of CMD in `kgen --help`: its "  kgen CMD" lines and their continuation

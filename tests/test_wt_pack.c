@@ -136,3 +136,101 @@ Test(wt_pack, kn_default_geometry)
         free(base);
     }
 }
+
+/* ---- nk: W stored transposed, [N, K] (a Hugging Face linear weight) ------------------------ */
+
+/* Packs s (an nk weight of whole bytes per element) and the same matrix written out [K, N]
+ * (kn): the packed bytes must be the same. */
+static void nk_equals_kn(const kg_wt_src *s)
+{
+    long K = s->K, N = s->N, es = FMT_BITS[s->fmt] / 8;
+    uint8_t *t = malloc((size_t)(K * N * es));
+    cr_assert(t);
+    for (long n = 0; n < N; n++)
+        for (long k = 0; k < K; k++)
+            memcpy(t + (k * N + n) * es, (const uint8_t *)s->data + (n * K + k) * es,
+                   (size_t)es);
+    kg_wt_src kn = *s;
+    kn.layout = KG_WL_KN, kn.data = t;
+    kg_wt a, b;
+    pack(&a, s, 0);
+    pack(&b, &kn, 0);
+    long bytes = (N + a.nr - 1) / a.nr * a.kpad * a.nr * es;
+    long d = first_diff(a.data, b.data, bytes);
+    cr_assert(d < 0, "%s [%ld, %ld] nr %ld kg %ld: nk packed byte %ld is 0x%02x, kn 0x%02x",
+              kg_wt_fmt_name(s->fmt), K, N, a.nr, a.kg, d, ((const uint8_t *)a.data)[d],
+              ((const uint8_t *)b.data)[d]);
+    kg_wt_free(&a);
+    kg_wt_free(&b);
+    free(t);
+}
+
+/* The parts [0, n1), [n1, n2), [n2, N) of s packed side by side (kg_wt_pack_parts) must equal
+ * s packed whole. */
+static void parts_equal_whole(const kg_wt_src *s, long n1, long n2)
+{
+    long bits = FMT_BITS[s->fmt], K = s->K;
+    kg_wt_src p[3] = { *s, *s, *s };
+    p[0].N = n1, p[1].N = n2 - n1, p[2].N = s->N - n2;
+    p[1].data = (const uint8_t *)s->data + n1 * K * bits / 8;
+    p[2].data = (const uint8_t *)s->data + n2 * K * bits / 8;
+    kg_wt a, b;
+    char err[256] = "";
+    cr_assert_eq(kg_wt_pack_parts(&a, p, 3, err, sizeof err), KG_OK, "%s", err);
+    pack(&b, s, 0);
+    long elems = (s->N + b.nr - 1) / b.nr * b.kpad * b.nr;
+    long d = first_diff(a.data, b.data, bits == 4 ? (elems + 1) / 2 : elems * bits / 8);
+    cr_assert(d < 0, "%s [%ld, %ld] parts at %ld, %ld: packed byte %ld differs",
+              kg_wt_fmt_name(s->fmt), K, s->N, n1, n2, d);
+    kg_wt_free(&a);
+    kg_wt_free(&b);
+}
+
+Test(wt_pack, nk)
+{
+    uint64_t seed = 11;
+    static const int fmts[] = { KG_WT_F32, KG_WT_BF16, KG_WT_E4M3, KG_WT_E2M1 };
+    int compared = 0;
+    for (long f = 0; f < COUNT(fmts); f++) {
+        for (long g = 0; g < COUNT(GEOMS); g++) {
+            for (long i = 0; i < COUNT(KS); i++) {
+                for (long j = 0; j < COUNT(NS); j++) {
+                    long K = KS[i], N = NS[j], n = K * N, bits = FMT_BITS[fmts[f]];
+                    if (bits == 4 && K % 2)
+                        continue; /* an fp4 row of odd K would start mid-byte */
+                    void *base;
+                    const uint8_t *data = random_bytes(bits == 4 ? (n + 1) / 2 : n * bits / 8,
+                                                       &seed, &base);
+                    kg_wt_src s = { fmts[f], KG_WL_NK, K, N, data, NULL, GEOMS[g][0],
+                                    GEOMS[g][1] };
+                    same_both_ways(&s);
+                    if (bits >= 8)
+                        nk_equals_kn(&s);
+                    if (N >= 3)
+                        parts_equal_whole(&s, N / 3, N / 3 + N / 2);
+                    free(base);
+                    compared++;
+                }
+            }
+        }
+    }
+    cr_assert_gt(compared, 100, "only %d nk weights compared", compared);
+}
+
+/* Parts must agree on the format, K and layout family; kn and nk parts may be mixed. */
+Test(wt_pack, parts_refused)
+{
+    float a[12] = { 0 }, b[12] = { 0 };
+    kg_wt w;
+    char err[256] = "";
+    kg_wt_src p[2] = { { KG_WT_F32, KG_WL_NK, 3, 4, a, NULL, 0, 0 },
+                       { KG_WT_F32, KG_WL_KN, 4, 3, b, NULL, 0, 0 } };
+    cr_assert_eq(kg_wt_pack_parts(&w, p, 2, err, sizeof err), KG_ESHAPE);
+    cr_assert(strstr(err, "part 1"), "%s", err);
+    p[1].K = 3, p[1].N = 4;
+    cr_assert_eq(kg_wt_pack_parts(&w, p, 2, err, sizeof err), KG_OK, "%s", err);
+    cr_assert_eq(w.N, 8);
+    kg_wt_free(&w);
+    p[1].fmt = KG_WT_BF16;
+    cr_assert_eq(kg_wt_pack_parts(&w, p, 2, err, sizeof err), KG_ESHAPE);
+}

@@ -19,7 +19,7 @@ static const int FMT_BITS[KG_WT_FMT_COUNT] = { 32, 16, 16, 8, 8, 8, 4 };
 
 static const char *const LAYOUT_NAMES[KG_WL_COUNT] = {
     "kn", "x4", "x4_interleaved", "mlp_mx_gate_up", "mlp_mx_down", "mlp_smx_gate_up",
-    "mlp_smx_down",
+    "mlp_smx_down", "nk",
 };
 
 const char *kg_wt_fmt_name(int fmt)
@@ -52,7 +52,8 @@ int kg_wt_layout_from_name(const char *name)
 
 static int is_x4(int layout)
 {
-    return layout != KG_WL_KN && layout != KG_WL_MLP_SMX_GATE_UP && layout != KG_WL_MLP_SMX_DOWN;
+    return layout != KG_WL_KN && layout != KG_WL_NK && layout != KG_WL_MLP_SMX_GATE_UP &&
+           layout != KG_WL_MLP_SMX_DOWN;
 }
 
 /* MLP-MX down: P rows of words per 512-row tile, T tiles. */
@@ -84,6 +85,8 @@ static const char *layout_misfit(const kg_wt_src *s)
         if (K % 512)
             return "mlp_smx_down needs K % 512 == 0";
         return s->scale ? "mlp_smx_down is a STATIC_MX layout: no MX scales" : NULL;
+    case KG_WL_NK:
+        return s->scale ? "nk holds no MX scales" : NULL;
     }
     return "unknown layout";
 }
@@ -117,6 +120,8 @@ static long data_index(const kg_wt_src *s, long k, long n)
     }
     case KG_WL_MLP_SMX_DOWN:
         return (((k / 4) % 128 * (K / 512) + k / 512) * N + n) * 4 + k % 4;
+    case KG_WL_NK:
+        return n * K + k;
     default:
         return k * N + n;
     }
@@ -159,6 +164,7 @@ int kg_wt_stored_shape(const kg_wt_src *s, int which, long shape[8])
             return 3;
         case KG_WL_MLP_SMX_GATE_UP:
         case KG_WL_MLP_SMX_DOWN:
+        case KG_WL_NK:
             return 0;
         default:
             shape[0] = K / 32, shape[1] = N;
@@ -186,6 +192,9 @@ int kg_wt_stored_shape(const kg_wt_src *s, int which, long shape[8])
     case KG_WL_MLP_SMX_DOWN:
         shape[0] = 128, shape[1] = K / 512, shape[2] = N, shape[3] = 4;
         return 4;
+    case KG_WL_NK:
+        shape[0] = N, shape[1] = K;
+        return 2;
     default:
         shape[0] = K, shape[1] = N;
         return 2;
@@ -409,11 +418,51 @@ static int pack_kn(const kg_wt_src *s, const plan *pl, kg_u8 *mem, kg_u8 *scale)
     return 0;
 }
 
+/* ---- packing: the nk fast path and concatenated parts --------------------------------------- */
+/* In the nk layout ([N, K], a Hugging Face linear weight) column n of W is stored row n, read
+ * front to back; its values go kg at a time into the panel's column, nr * kg elements apart. A
+ * panel (kpad * nr elements) stays in the cache while its nr columns are written. */
+
+#define DEF_COLUMN(name, T)                                                                 \
+    static void name(void *panel, const void *col, long K, long kg, long nr, long j)       \
+    {                                                                                       \
+        T *restrict d = (T *)panel + j * kg;                                                \
+        const T *x = col;                                                                   \
+        for (long k = 0; k < K; k++)                                                        \
+            d[(k / kg) * nr * kg + k % kg] = x[k];                                          \
+    }
+DEF_COLUMN(column_u8, u8a)
+DEF_COLUMN(column_u16, u16a)
+DEF_COLUMN(column_u32, u32a)
+#undef DEF_COLUMN
+
+/* Columns 0..N-1 of s into packed columns n_off.. of the zeroed panels at mem: the nk layout
+ * column by column, any other (non-MX) layout element by element. */
+static void pack_cols(const kg_wt_src *s, const plan *pl, kg_u8 *mem, long n_off)
+{
+    long nr = pl->nr, kg = pl->kg, kpad = pl->kpad, es = pl->bits / 8;
+    for (long n = 0; n < s->N; n++) {
+        long p = (n_off + n) / nr, j = (n_off + n) % nr;
+        if (s->layout == KG_WL_NK && pl->bits >= 8) {
+            void (*column)(void *, const void *, long, long, long, long) =
+                es == 1 ? column_u8 : es == 2 ? column_u16 : column_u32;
+            column(mem + p * kpad * nr * es, (const kg_u8 *)s->data + n * s->K * es, s->K, kg,
+                   nr, j);
+            continue;
+        }
+        for (long k = 0; k < s->K; k++)
+            put_code(mem, pl->bits, p * kpad * nr + (k / kg) * nr * kg + j * kg + k % kg,
+                     get_code(s->data, pl->bits, data_index(s, k, n)));
+    }
+}
+
 /* ---- packing: the entry point ---------------------------------------------------------------- */
 
 #define FAIL(code, ...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); return code; } while (0)
 
-int kg_wt_pack(kg_wt *w, const kg_wt_src *s, char *err, size_t errlen)
+/* Checks s, plans its packing into *pl and allocates w's memory (w's fields set, nothing
+ * packed yet). */
+static int prepare(kg_wt *w, const kg_wt_src *s, plan *pl, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
     if (s->fmt < 0 || s->fmt >= KG_WT_FMT_COUNT)
@@ -435,19 +484,61 @@ int kg_wt_pack(kg_wt *w, const kg_wt_src *s, char *err, size_t errlen)
     if (why)
         FAIL(KG_ESHAPE, "weight [%ld, %ld] in layout %s: %s", s->K, s->N,
              LAYOUT_NAMES[s->layout], why);
-    plan pl;
-    if (make_plan(s, &pl))
+    if (make_plan(s, pl))
         FAIL(KG_ESHAPE, "weight [%ld, %ld]: its packed size overflows", s->K, s->N);
     /* a big packed weight is every GEMV's whole read: huge pages (kg_stream_alloc) */
-    unsigned char *mem = kg_stream_alloc(pl.total);
+    unsigned char *mem = kg_stream_alloc(pl->total);
     if (!mem)
         FAIL(KG_ENOMEM, "out of memory packing a [%ld, %ld] weight", s->K, s->N);
-    unsigned char *scale = pl.kb ? mem + pl.dalloc : NULL;
-    if (pack_kn(s, &pl, mem, scale) != 0)
+    w->fmt = s->fmt, w->kb = pl->kb, w->K = s->K, w->N = s->N;
+    w->nr = pl->nr, w->kg = pl->kg, w->kpad = pl->kpad;
+    w->data = mem, w->scale = pl->kb ? mem + pl->dalloc : NULL, w->mem = mem;
+    return KG_OK;
+}
+
+int kg_wt_pack(kg_wt *w, const kg_wt_src *s, char *err, size_t errlen)
+{
+    plan pl;
+    int rc = prepare(w, s, &pl, err, errlen);
+    if (rc != KG_OK)
+        return rc;
+    unsigned char *mem = w->mem, *scale = (unsigned char *)w->scale;
+    const char *force = getenv("KGEN_WT_PACK");
+    if (s->layout == KG_WL_NK && !(force && strcmp(force, "generic") == 0)) {
+        memset(mem, 0, pl.dalloc);
+        pack_cols(s, &pl, mem, 0);
+    } else if (pack_kn(s, &pl, mem, scale) != 0) {
         pack_generic(s, &pl, mem, scale);
-    w->fmt = s->fmt, w->kb = pl.kb, w->K = s->K, w->N = s->N;
-    w->nr = pl.nr, w->kg = pl.kg, w->kpad = pl.kpad;
-    w->data = mem, w->scale = scale, w->mem = mem;
+    }
+    return KG_OK;
+}
+
+int kg_wt_pack_parts(kg_wt *w, const kg_wt_src *parts, int n, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof *w);
+    if (n < 1)
+        FAIL(KG_ESHAPE, "no weight parts to pack");
+    if (n == 1)
+        return kg_wt_pack(w, parts, err, errlen);
+    kg_wt_src all = parts[0];
+    size_t N = 0;
+    for (int i = 0; i < n; i++) {
+        const kg_wt_src *s = &parts[i];
+        if (s->fmt != all.fmt || s->K != all.K || s->nr != all.nr || s->kg != all.kg)
+            FAIL(KG_ESHAPE, "weight part %d: format, K or geometry differs from part 0", i);
+        if (s->scale || (s->layout != KG_WL_KN && s->layout != KG_WL_NK))
+            FAIL(KG_ESPEC, "weight part %d: parts must be kn or nk without MX scales", i);
+        if (s->N <= 0 || !s->data || kg_ckd_add(&N, N, (size_t)s->N) || N > (size_t)__LONG_MAX__)
+            FAIL(KG_ESHAPE, "weight part %d: N %ld or its data is not usable", i, s->N);
+    }
+    all.N = (long)N;
+    plan pl;
+    int rc = prepare(w, &all, &pl, err, errlen); /* checks K and the format, allocates */
+    if (rc != KG_OK)
+        return rc;
+    memset(w->mem, 0, pl.dalloc);
+    for (long i = 0, off = 0; i < n; off += parts[i].N, i++)
+        pack_cols(&parts[i], &pl, w->mem, off);
     return KG_OK;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/bad/run.sh KGEN WORKDIR: feeds kgen every bad input of tests/bad/cases.txt and checks
+# tests/bad/run.sh KGEN WORKDIR [SHARED]: feeds kgen every bad input of tests/bad/cases.txt and checks
 # that each ends in a clear refusal: exit 2 (no crash: a signal would give >= 128; no hang:
 # `timeout 10` gives 124), exactly one line on stderr, naming the input and saying what
 # cases.txt says, and nothing written. The .npy files, the FIFOs and the folders are made here
@@ -7,6 +7,7 @@
 set -u
 kgen=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 work=$2
+golden=${3:-}/golden/llama_gqa
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work"
 mkdir -p "$work"
@@ -61,6 +62,21 @@ chmod 555 "$work/readonly"
 npy "$work/sparse_9g.npy" 1 "$(dict '<u2' '(1179648, 4096)')"
 truncate -s $((128 + 1179648 * 4096 * 2)) "$work/sparse_9g.npy"
 
+# Hugging Face model folders that contradict their weights: the golden's config.json edited
+# (4 layers where the weights have 3; intermediate 600 where they have 688), its
+# model.safetensors linked
+if [ ! -f "$golden/config.json" ]; then
+  echo "FAIL: the HF golden is missing: $golden (pass the shared folder as argument 3)"
+  exit 1
+fi
+for v in "layers|num_hidden_layers\": 3|num_hidden_layers\": 4" \
+         "i600|intermediate_size\": 688|intermediate_size\": 600"; do
+  IFS='|' read -r name from to <<< "$v"
+  mkdir "$work/model_$name"
+  sed "s/$from/$to/" "$golden/config.json" > "$work/model_$name/config.json"
+  ln -s "$golden/model.safetensors" "$work/model_$name/model.safetensors"
+done
+
 # ---- one case --------------------------------------------------------------------------------
 
 pass=0
@@ -96,6 +112,7 @@ cd "$here"
 while IFS='|' read -r kind input text; do
   case "$kind" in ''|'#'*) continue ;; esac
   input=${input//@W/$work}
+  input=${input//@G/$golden}
   text=${text//@W/$work}
   out="$work/out"
   rm -rf "$out"

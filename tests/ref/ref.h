@@ -108,4 +108,9 @@ void attention_cte_ref(float *out, float *neg_max, float *recip, const float *q,
                        const attention_cte_ref_opts *o);
 /* end attention_cte */
 
+/* lm_head_ref.c (generator/lua/family/lm_head.lua) */
+void lm_head_ref(float *logits, float *normed, const float *x, const float *W,
+                 const float *w_scale, const float *gamma, float eps, float (*round_a)(float),
+                 long T, long H, long V);
+
 #endif

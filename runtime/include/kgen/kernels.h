@@ -191,4 +191,15 @@ typedef int kg_rope_hf_fn(
     long S,
     long T);
 
+/* lm_head: logits [T, V] fp32; normed [T, H] (the normed rows, store_normed); hidden [T, H];
+ * weight W [H, V]; w_scale [V] fp32 (fp8 weights: per-column dequant scales); gamma [H]. */
+typedef int kg_lm_head_fn(
+    void *logits,
+    void *normed,
+    const void *hidden,
+    const kg_wt *weight,
+    const void *w_scale,
+    const void *gamma,
+    long T);
+
 #endif /* KGEN_KERNELS_H */

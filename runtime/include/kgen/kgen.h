@@ -123,6 +123,8 @@ typedef enum kg_wt_layout {
                              [2, K/512, 128, 2, N/512, 128, 4], stored transposed (2,1,4,6,5,0,3) */
     KG_WL_MLP_SMX_DOWN,   /* MLP STATIC_MX down swizzle: logical [K, N] viewed as
                              [K/512, 128, 4, N], stored transposed (1,0,3,2) */
+    KG_WL_NK,             /* [N, K] row-major: W transposed, as a Hugging Face linear weight
+                             [out_features, in_features] is stored; no MX scales */
     KG_WL_COUNT
 } kg_wt_layout;
 
@@ -143,6 +145,10 @@ typedef struct kg_wt_src {
  * in the environment packs element by element (the reference the fast kn path is tested
  * against). */
 int kg_wt_pack(kg_wt *w, const kg_wt_src *src, char *err, size_t errlen);
+/* Packs W = [W_0 | W_1 | ... | W_{n-1}], the parts side by side along N (a fused QKV weight
+ * from its q, k and v projections), each part read in its own stored layout (kn or nk, no MX
+ * scales), all of one format and K; no concatenated copy is made. Returns as kg_wt_pack. */
+int kg_wt_pack_parts(kg_wt *w, const kg_wt_src *parts, int n, char *err, size_t errlen);
 void kg_wt_free(kg_wt *w);
 
 /* The stored shape of src's data (which = 0, in elements, or in x4 words for x4 layouts) or of
@@ -153,7 +159,7 @@ int kg_wt_stored_shape(const kg_wt_src *src, int which, long shape[8]);
 const char *kg_wt_fmt_name(int fmt);
 int kg_wt_fmt_from_name(const char *name);
 /* "kn", "x4", "x4_interleaved", "mlp_mx_gate_up", "mlp_mx_down", "mlp_smx_gate_up",
- * "mlp_smx_down" and back (-1 if unknown). */
+ * "mlp_smx_down", "nk" and back (-1 if unknown). */
 const char *kg_wt_layout_name(int layout);
 int kg_wt_layout_from_name(const char *name);
 

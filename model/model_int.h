@@ -1,0 +1,74 @@
+/* model_int.h: the model library's insides (kgm_ prefix, not installed): the kernels the
+ * forward pass calls, in the order the spec (spec.c) names them, and the model's state. */
+#ifndef KGEN_MODEL_INT_H
+#define KGEN_MODEL_INT_H
+
+#include "kgen/kgen.h"
+#include "kgen/manifest.h"
+#include "kgen_model.h"
+#include "st.h"
+
+/* The spec's kernels, in spec order: forward.c calls them by these indices. */
+enum {
+    KGM_K_QKV_CTE = 0, KGM_K_ROPE, KGM_K_ATTN_CTE, KGM_K_OPROJ_CTE, KGM_K_MLP_CTE,
+    KGM_K_QKV_TKG, KGM_K_ATTN_TKG, KGM_K_OPROJ_TKG, KGM_K_MLP_TKG, KGM_K_LM_HEAD,
+    KGM_K_COUNT
+};
+extern const char *const kgm_kernel_family[KGM_K_COUNT];
+
+/* The sizes a model is opened with, from the options and the config. */
+typedef struct kgm_limits { long max_context, max_batch; } kgm_limits;
+void kgm_limits_of(const kgm_config *c, const kgm_options *o, kgm_limits *l);
+/* The projection weights' format name ("f32", "bf16", "fp16"). */
+const char *kgm_weight_name(const kgm_config *c, const kgm_options *o);
+
+/* One decoder layer's weights (packed) and KV cache. */
+typedef struct kgm_layer {
+    kg_wt qkv, o, gate, up, down; /* W [K, N]: qkv [H, (nq+2nkv)d], o [nq d, H], ... */
+    float *qkv_bias;              /* [(nq+2nkv)d] or NULL */
+    float *o_bias;                /* [H] or NULL */
+    float *ln1, *ln2;             /* input / post-attention RMSNorm weights [H] */
+    float *k_cache, *v_cache;     /* [max_batch, nkv, max_context, d] */
+} kgm_layer;
+
+struct kgm_model {
+    kgm_config c;
+    kgm_options o;
+    kgm_limits lim;
+    kgst *st;
+    kg_registry *reg;
+    kg_manifest *man;                        /* the spec's kernels: their arguments by name */
+    const kg_manifest_kernel *desc[KGM_K_COUNT];
+    kg_kernel_v *call[KGM_K_COUNT];          /* uniform entry points, bound by name (forward.c) */
+    kgm_layer *layers;
+    const kgst_tensor *embed;  /* [V, H] as stored */
+    float *final_norm;         /* [H] */
+    kg_wt lm_head;             /* [H, V] */
+    double *inv_freq;          /* [d/2] */
+    float *inv_freq_f;         /* [d/2]: the decode attention's fused rotation */
+    float *cos, *sin;          /* [max_context, d]: HF's rotary tables, from inv_freq in double */
+    unsigned char *mask;       /* [1, 1, q_heads, 1] ones: a decode token sees itself */
+    /* activations, sized for max_batch * max_context tokens */
+    float *qkv_rows;           /* [max_context, (nq + 2 nkv) d]: a prefill's qkv output */
+    float *x, *o_out, *mlp_out, *added, *heads, *q_rot, *k_rot, *attn, *normed;
+    float *logits;             /* [rows, V] */
+    float *hidden;             /* [L+1, rows, H] (keep_hidden) */
+    long B, pos, last_T;       /* sequences, tokens in the cache, tokens of the last call */
+    kgm_stats stats;
+    size_t act_bytes;
+    char err[512];
+};
+
+/* weights.c: checks every tensor against the config and packs it; KG_OK or a status with one
+ * line in err naming the file and tensor. */
+int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen);
+void kgm_weights_free(kgm_model *m);
+
+/* Seconds on the monotonic clock. */
+double kgm_now(void);
+
+/* forward.c: a prefill of ids [B, P] and a decode step of ids [B], inputs already checked. */
+int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids);
+int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids);
+
+#endif

@@ -1,0 +1,118 @@
+/* spec.c: the spec of a config (kgm_spec_text): a Lua spec in the format of specs/NAME.lua that
+ * names exactly the kernels the forward pass (forward.c) calls, in the order forward.c finds
+ * them (KGM_K_* in model_int.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/abi.h"
+#include "model_int.h"
+
+/* A growing string. */
+typedef struct buf { char *s; size_t len, cap; int oom; } buf;
+
+static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->oom || n < 0)
+        return;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = (b->len + (size_t)n + 1) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s, b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* The spec's kernels, one line each; forward.c reads them back by index (KGM_K_*). */
+static void kernels(buf *b, const kgm_config *c, const char *w)
+{
+    const char *bias = c->qkv_bias ? "true" : "false", *obias = c->o_bias ? "true" : "false";
+    put(b, "  kernels = {\n");
+    put(b, "    -- prefill, one sequence per call: the QKV projection with the input RMSNorm\n"
+           "    -- fused, out [1, S, (nq + 2 nkv) d]; HF rotary embedding from position\n"
+           "    -- tables; causal GQA attention over the sequence, out [1, nq, d, S]; the output\n"
+           "    -- projection; the MLP with its RMSNorm and the residual add fused\n");
+    put(b, "    { family = \"qkv\", norm_type = \"RMS_NORM\", bias = %s, weight_dtype = \"%s\",\n"
+           "      B = 1 },\n", bias, w);
+    put(b, "    { family = \"rope_hf\", table_batch = false, B = 1 },\n");
+    put(b, "    { family = \"attention_cte\", scale = model.head_dim ^ -0.5, tp_k = true, "
+           "tp_out = true, B = 1 },\n");
+    put(b, "    { family = \"output_projection\", variant = \"CTE\", weight_dtype = \"%s\", "
+           "out_dtype = \"f32\",\n      bias = %s, B = 1 },\n", w, obias);
+    put(b, "    { family = \"mlp\", variant = \"CTE\", normalization_type = \"RMS_NORM\",\n"
+           "      fused_residual_add = true, store_fused_add_result = true, "
+           "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
+    put(b, "    -- decode, every sequence in one call: QKV out [B, 1, (nq + 2 nkv) d]; attention\n"
+           "    -- of each sequence against its KV cache with the rotary embedding fused (it\n"
+           "    -- returns the rotated key for the cache); output projection; MLP\n");
+    put(b, "    { family = \"qkv\", variant = \"TKG\", norm_type = \"RMS_NORM\", bias = %s,\n"
+           "      weight_dtype = \"%s\" },\n", bias, w);
+    put(b, "    { family = \"attention_tkg\", n_kv = model.kv_heads, use_pos_id = true, "
+           "fuse_rope = true,\n      kv_dtype = \"f32\", B = 1 },\n");
+    put(b, "    { family = \"output_projection\", variant = \"TKG\", attn_layout = \"BNDS\", "
+           "weight_dtype = \"%s\",\n      bias = %s },\n", w, obias);
+    put(b, "    { family = \"mlp\", variant = \"TKG\", normalization_type = \"RMS_NORM\",\n"
+           "      fused_residual_add = true, store_fused_add_result = true, "
+           "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
+    put(b, "    -- the final RMSNorm (kept: the last hidden state) and the LM head\n");
+    put(b, "    { family = \"lm_head\", store_normed = true, weight_dtype = \"%s\" },\n", w);
+    put(b, "  },\n");
+}
+
+/* x as the shortest of %.15g / %.17g that reads back as the same double. */
+static const char *num(char *buf, size_t len, double x)
+{
+    snprintf(buf, len, "%.15g", x);
+    if (strtod(buf, NULL) != x)
+        snprintf(buf, len, "%.17g", x);
+    return buf;
+}
+
+int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *err,
+                  size_t errlen)
+{
+    kgm_limits lim;
+    kgm_limits_of(c, o, &lim);
+    const char *w = kgm_weight_name(c, o);
+    buf b = { 0 };
+    char eps[40], theta[40];
+    put(&b, "-- The kernels of a %s model (kgen spec --from-hf): hidden %ld, %ld layers,\n"
+            "-- %ld query / %ld KV heads of %ld, vocabulary %ld; %s weights, f32 activations.\n",
+        kgm_arch_name(c->arch), c->hidden, c->layers, c->q_heads, c->kv_heads, c->head_dim,
+        c->vocab, w);
+    put(&b, "local model = {\n"
+            "  hidden = %ld, intermediate = %ld, q_heads = %ld, kv_heads = %ld, head_dim = %ld,\n"
+            "  layers = %ld, vocab = %ld, rms_eps = %s, rope_theta = %s,\n}\n\n",
+        c->hidden, c->intermediate, c->q_heads, c->kv_heads, c->head_dim, c->layers, c->vocab,
+        num(eps, sizeof eps, c->rms_eps), num(theta, sizeof theta, c->rope_theta));
+    put(&b, "return {\n");
+    put(&b, "  name = \"%s_h%ld_i%ld_q%ld_kv%ld_d%ld_v%ld_%s\",\n",
+        c->arch == KGM_QWEN2 ? "qwen2" : "llama", c->hidden, c->intermediate, c->q_heads,
+        c->kv_heads, c->head_dim, c->vocab, w);
+    put(&b, "  description = \"%s from config.json\",\n", kgm_arch_name(c->arch));
+    put(&b, "  model = model,\n  dtype = \"f32\",\n  fp8 = { format = \"e4m3\" },\n");
+    put(&b, "  limits = { max_tokens = %ld, max_batch = %ld, max_context = %ld },\n",
+        lim.max_context, lim.max_batch, lim.max_context);
+    kernels(&b, c, w);
+    put(&b, "}\n");
+    if (b.oom) {
+        free(b.s);
+        snprintf(err, errlen, "out of memory writing the spec");
+        return KG_ENOMEM;
+    }
+    *text = b.s;
+    return KGM_OK;
+}

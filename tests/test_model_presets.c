@@ -1,0 +1,205 @@
+/* tests/test_model_presets.c: the model library on the bundled presets (model/preset.h)
+ * against the plain-loop reference forward pass (tests/ref/model_ref.c, not the kernels under
+ * test): Llama, Qwen2 with its QKV bias and tied embeddings, and Llama with llama3 rope
+ * scaling; batch 2, a prefill of 5 tokens and 3 decode steps, logits and every hidden state.
+ * Then the bf16 paths with their stated tolerances, and JIT vs AOT bit-identity. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kgen_model.h"
+#include "model/preset.h"
+#include "ref/model_ref.h"
+#include "util/jitp.h"
+
+enum { B = 2, P = 5, N = 3, CTX = 16 };
+
+/* The preset written (once per dtype) under the test's folder; returns its path. */
+static const char *write_preset(const char *name, kg_dtype dt, char *dir, size_t len)
+{
+    const kgm_preset *p = kgm_preset_find(name);
+    cr_assert(p, "no preset %s", name);
+    snprintf(dir, len, "%s/preset_%s_%s", KGEN_TEST_TMP, name, kg_dtype_name(dt));
+    char err[512];
+    cr_assert_eq(kgm_preset_write(p, dt, 7, dir, NULL, err, sizeof err), KG_OK, "%s", err);
+    return dir;
+}
+
+/* Seeded ids [B, P + N] inside the vocabulary. */
+static void make_ids(int64_t *ids, long V)
+{
+    unsigned long long s = 12345;
+    for (long i = 0; i < B * (P + N); i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int64_t)((s >> 33) % (unsigned long long)V);
+    }
+}
+
+/* One run's outputs: prefill logits [B, P, V] and hidden [L+1, B, P, H], then per decode step
+ * logits [B, V] and hidden [L+1, B, H], all in one buffer per kind. */
+typedef struct outs { float *logits, *hidden; long V, H, L; } outs;
+
+static void outs_alloc(outs *o, const kgm_config *c)
+{
+    o->V = c->vocab, o->H = c->hidden, o->L = c->layers;
+    o->logits = calloc((size_t)(B * (P + N) * o->V), sizeof(float));
+    o->hidden = calloc((size_t)((o->L + 1) * B * (P + N) * o->H), sizeof(float));
+    cr_assert(o->logits && o->hidden);
+}
+
+/* The model library's run of dir (weights option w, build) into o. */
+static void run_model(const char *dir, int w, int build, const int64_t *ids, outs *o)
+{
+    kgm_options opt;
+    kgm_options_default(&opt);
+    opt.max_batch = B, opt.max_context = CTX, opt.all_logits = 1, opt.keep_hidden = 1;
+    opt.weights = w, opt.build = build;
+    kgm_model *m;
+    char err[512];
+    cr_assert_eq(kgm_open(&m, dir, &opt, err, sizeof err), KG_OK, "%s: %s", dir, err);
+    outs_alloc(o, kgm_config_of(m));
+    int64_t row[B * P];
+    for (long b = 0; b < B; b++)
+        memcpy(row + b * P, ids + b * (P + N), P * sizeof *row);
+    cr_assert_eq(kgm_prefill(m, B, P, row), KG_OK, "%s", kgm_error(m));
+    long V = o->V, H = o->H;
+    memcpy(o->logits, kgm_logits(m, NULL), (size_t)(B * P * V) * sizeof(float));
+    for (long l = 0; l <= o->L; l++)
+        memcpy(o->hidden + l * B * P * H, kgm_hidden(m, l), (size_t)(B * P * H) * 4);
+    float *lg = o->logits + B * P * V, *hd = o->hidden + (o->L + 1) * B * P * H;
+    for (long s = 0; s < N; s++, lg += B * V, hd += (o->L + 1) * B * H) {
+        for (long b = 0; b < B; b++)
+            row[b] = ids[b * (P + N) + P + s];
+        cr_assert_eq(kgm_decode(m, B, row), KG_OK, "%s", kgm_error(m));
+        memcpy(lg, kgm_logits(m, NULL), (size_t)(B * V) * sizeof(float));
+        for (long l = 0; l <= o->L; l++)
+            memcpy(hd + l * B * H, kgm_hidden(m, l), (size_t)(B * H) * 4);
+    }
+    kgm_close(m);
+}
+
+/* The reference's run of dir into o, in the same arrangement. */
+static void run_ref(const char *dir, const int64_t *ids, outs *o)
+{
+    kgm_config c;
+    kgst *st;
+    char err[512];
+    cr_assert_eq(kgm_config_load(&c, dir, err, sizeof err), KG_OK, "%s", err);
+    cr_assert_eq(kgst_open(&st, dir, err, sizeof err), KG_OK, "%s", err);
+    model_ref *r;
+    cr_assert_eq(model_ref_open(&r, &c, st, B, CTX, err, sizeof err), KG_OK, "%s", err);
+    outs_alloc(o, &c);
+    int64_t row[B * P];
+    for (long b = 0; b < B; b++)
+        memcpy(row + b * P, ids + b * (P + N), P * sizeof *row);
+    cr_assert_eq(model_ref_forward(r, row, P, o->logits, o->hidden, err, sizeof err), KG_OK,
+                 "%s", err);
+    long V = o->V, H = o->H;
+    float *lg = o->logits + B * P * V, *hd = o->hidden + (o->L + 1) * B * P * H;
+    for (long s = 0; s < N; s++, lg += B * V, hd += (o->L + 1) * B * H) {
+        for (long b = 0; b < B; b++)
+            row[b] = ids[b * (P + N) + P + s];
+        cr_assert_eq(model_ref_forward(r, row, 1, lg, hd, err, sizeof err), KG_OK, "%s", err);
+    }
+    model_ref_close(r);
+    kgst_close(st);
+}
+
+/* max |got - want| of a kind within atol + rtol * max |want|, the worst reported. */
+static void close_to(const char *what, const float *got, const float *want, long n,
+                     double atol, double rtol)
+{
+    double worst = -1, scale = 0;
+    long at = 0;
+    for (long i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= worst))
+            worst = d, at = i;
+    }
+    double bar = atol + rtol * scale;
+    cr_assert(n > 0 && worst <= bar, "%s: max |diff| %g at %ld (got %.7g, want %.7g), bar %g",
+              what, worst, at, got[at], want[at], bar);
+    cr_log_info("%s: max |diff| %.3g (max |want| %.3g) over %ld values", what, worst, scale, n);
+}
+
+static void compare(const char *name, const outs *got, const outs *want, double atol,
+                    double rtol)
+{
+    char what[128];
+    snprintf(what, sizeof what, "%s logits", name);
+    close_to(what, got->logits, want->logits, B * (P + N) * got->V, atol, rtol);
+    snprintf(what, sizeof what, "%s hidden states", name);
+    close_to(what, got->hidden, want->hidden, (got->L + 1) * B * (P + N) * got->H, atol, rtol);
+}
+
+static void outs_free(outs *o) { free(o->logits), free(o->hidden); }
+
+/* f32 weights: the kernels' f32 sums against the reference's double ones. */
+static void against_ref(const char *preset)
+{
+    char dir[512];
+    write_preset(preset, KG_F32, dir, sizeof dir);
+    const kgm_preset *p = kgm_preset_find(preset);
+    int64_t ids[B * (P + N)];
+    make_ids(ids, p->config.vocab);
+    outs got, want;
+    run_model(dir, KGM_WEIGHTS_STORED, KGM_JIT, ids, &got);
+    run_ref(dir, ids, &want);
+    compare(preset, &got, &want, 1e-4, 1e-4);
+    outs_free(&got), outs_free(&want);
+}
+
+Test(model_presets, llama_tiny, .timeout = 120 * KGT_TIME_SCALE) { against_ref("llama-tiny"); }
+Test(model_presets, qwen2_tiny_bias_tied, .timeout = 120 * KGT_TIME_SCALE)
+{
+    against_ref("qwen2-tiny");
+}
+Test(model_presets, llama3_rope_scaling, .timeout = 120 * KGT_TIME_SCALE)
+{
+    against_ref("llama3-tiny-rope");
+}
+
+/* bf16 weights (a bf16 checkpoint, and an f32 one with --weights bf16): the GEMMs round their
+ * activation operand to bf16 (8 bits of mantissa), so the outputs agree with the reference on
+ * the same weights within 2% of their largest magnitude. */
+Test(model_presets, bf16_weights, .timeout = 120 * KGT_TIME_SCALE)
+{
+    char d16[512], d32[512];
+    write_preset("qwen2-tiny", KG_BF16, d16, sizeof d16);
+    write_preset("qwen2-tiny", KG_F32, d32, sizeof d32);
+    int64_t ids[B * (P + N)];
+    make_ids(ids, kgm_preset_find("qwen2-tiny")->config.vocab);
+    outs got, want, got2, want2;
+    run_model(d16, KGM_WEIGHTS_STORED, KGM_JIT, ids, &got);
+    run_ref(d16, ids, &want);
+    compare("bf16 checkpoint", &got, &want, 1e-3, 2e-2);
+    run_model(d32, KGM_WEIGHTS_BF16, KGM_JIT, ids, &got2);
+    run_ref(d32, ids, &want2);
+    compare("f32 checkpoint, --weights bf16", &got2, &want2, 1e-3, 2e-2);
+    outs_free(&got), outs_free(&want), outs_free(&got2), outs_free(&want2);
+}
+
+/* The same model built by libtcc and by gcc gives the same bits (no FMA contraction). */
+Test(model_presets, jit_and_aot_bit_identical, .timeout = 300 * KGT_TIME_SCALE)
+{
+    char dir[512];
+    write_preset("llama-tiny", KG_F32, dir, sizeof dir);
+    int64_t ids[B * (P + N)];
+    make_ids(ids, kgm_preset_find("llama-tiny")->config.vocab);
+    outs jit, aot;
+    run_model(dir, KGM_WEIGHTS_STORED, KGM_JIT, ids, &jit);
+    run_model(dir, KGM_WEIGHTS_STORED, KGM_AOT, ids, &aot);
+    long n = B * (P + N) * jit.V;
+    cr_assert(memcmp(jit.logits, aot.logits, (size_t)n * sizeof(float)) == 0,
+              "JIT and AOT logits differ");
+    long nz = 0;
+    for (long i = 0; i < n; i++)
+        nz += jit.logits[i] != 0;
+    cr_assert_gt(nz, n / 2, "the logits are mostly zero: nothing was compared");
+    outs_free(&jit), outs_free(&aot);
+}
