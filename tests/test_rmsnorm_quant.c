@@ -188,23 +188,36 @@ Test(rmsnorm_quant, run_time_checks)
  * bits need not match). */
 static void run_vector(kgt_case *tc)
 {
-    const char *name = kgt_case_name(tc), *norm, *quant;
+    const char *name = kgt_case_name(tc), *norm = "RMS_NORM", *quant = "ROW";
     char p[512], msg[512];
-    double lb, eps;
-    cr_assert(kgt_case_opt_str(tc, "norm_type", &norm) &&
-              kgt_case_opt_str(tc, "quantization_type", &quant) &&
-              kgt_case_opt_num(tc, "lower_bound", &lb) && kgt_case_opt_num(tc, "eps", &eps),
-              "%s: options", name);
-    const kg_npy *x = kgt_case_input(tc, "inp"), *g = kgt_case_input(tc, "gamma");
-    cr_assert(x && g, "%s: inputs", name);
+    double lb = 0, eps = 1e-6; /* rmsnorm_quant.md's defaults */
+    kgt_case_opt_str(tc, "norm_type", &norm);
+    kgt_case_opt_str(tc, "quantization_type", &quant);
+    kgt_case_opt_num(tc, "lower_bound", &lb);
+    kgt_case_opt_num(tc, "eps", &eps);
+    const kg_npy *x = kgt_case_input(tc, "inp");
+    cr_assert(x, "%s: %s", name, kgt_case_error(tc));
+    static const char *const fl[] = { "inp", "gamma" };
+    int t = kgt_case_float_dtype(tc, fl, 2);
+    cr_assert(t >= 0, "%s: %s", name, kgt_case_error(tc));
     long H = x->shape[x->rank - 1], R = kg_npy_count(x) / H;
     int row = !strcmp(quant, "ROW");
-    snprintf(p, sizeof p, "rmsnorm_quant:dtype=bf16,H=%ld,norm_type=%s,quantization_type=%s,"
-             "lower_bound=%.9g,eps=%.9g", H, norm, quant, lb, eps);
+    snprintf(p, sizeof p, "rmsnorm_quant:dtype=%s,H=%ld,norm_type=%s,quantization_type=%s,"
+             "lower_bound=%.9g,eps=%.9g", kg_dtype_name((kg_dtype)t), H, norm, quant, lb, eps);
     const kg_kernel *k = kgt_jit(p);
-    void *xb = kgt_encode(KG_BF16, x->data, R * H), *gb = kgt_encode(KG_BF16, g->data, H);
-    const kg_npy *sc = kgt_case_input(tc, "input_dequant_scale");
-    float s = sc ? ((const float *)sc->data)[0] : 1.0f;
+    float *xf = kgt_case_as(tc, "inp", KG_F32);
+    float *gf = kgt_case_input_dtype(tc, "gamma") ? kgt_case_as(tc, "gamma", KG_F32) : NULL;
+    cr_assert(xf && (gf || !kgt_case_input_dtype(tc, "gamma")), "%s: %s", name,
+              kgt_case_error(tc));
+    void *xb = kgt_encode((kg_dtype)t, xf, R * H), *gb = gf ? kgt_encode((kg_dtype)t, gf, H) : NULL;
+    free(xf), free(gf);
+    float s = 1.0f;
+    if (kgt_case_input_dtype(tc, "input_dequant_scale")) {
+        float *sc = kgt_case_as(tc, "input_dequant_scale", KG_F32);
+        cr_assert_not_null(sc, "%s: %s", name, kgt_case_error(tc));
+        s = sc[0];
+        free(sc);
+    }
     uint8_t *q = poisoned_bytes(R * (H + 4));
     int rc = ((kg_rmsnorm_quant_fn *)k->fn)(q, xb, gb, &s, R);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, k->name, rc);
