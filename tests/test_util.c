@@ -418,6 +418,30 @@ Test(npy, rejects_truncated_files, .init = make_tmp, .fini = drop_tmp)
     expect_reject(tmp("len.npy"), KG_EIO, "truncated header");
 }
 
+/* The reader's own cap on the data it allocates: a caller's max_bytes, or KG_NPY_MAX_BYTES for
+ * kg_npy_read, checked against what the header declares before the data is allocated, even
+ * when the file really holds that much (a sparse file of 8 GiB + 4 bytes here: the test would
+ * need 8 GiB if the cap were checked after the allocation). */
+Test(npy, cap_on_the_data, .init = make_tmp, .fini = drop_tmp)
+{
+    make_npy(tmp("six.npy"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,)}\n",
+             six, sizeof six);
+    char err[512] = "";
+    kg_npy a;
+    cr_assert_eq(kg_npy_read_max(tmp("six.npy"), 24, &a, err, sizeof err), KG_OK, "%s", err);
+    cr_assert(a.rank == 1 && a.shape[0] == 6 && ((float *)a.data)[5] == 5.0f);
+    kg_npy_free(&a);
+    cr_assert_eq(kg_npy_read_max(tmp("six.npy"), 23, &a, err, sizeof err), KG_ESHAPE);
+    cr_assert_null(a.data);
+    cr_assert(strstr(err, "six.npy: the data takes 24 bytes, above the limit of 23"), "%s", err);
+
+    const char *hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (2147483649,)}\n";
+    make_npy(tmp("big.npy"), 1, hdr, NULL, 0);
+    cr_assert_eq(truncate(tmp("big.npy"), (off_t)(10 + strlen(hdr)) + 4 * 2147483649LL), 0);
+    expect_reject(tmp("big.npy"), KG_ESHAPE,
+                  "the data takes 8589934596 bytes, above the limit of 8589934592");
+}
+
 Test(npy, rejects_bad_magic_version_and_dict, .init = make_tmp, .fini = drop_tmp)
 {
     write_bytes(tmp("magic.npy"), "\x93NUMPZ\x01\x00\x10\x00{}", 12);
