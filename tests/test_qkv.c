@@ -15,6 +15,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -962,6 +963,54 @@ static void run_tkg_vector(kgt_case *c) { run_vector_of(c, 1); }
 
 Test(qkv, shared_vectors_cte) { kgt_each_case("qkv_cte", run_cte_vector); }
 Test(qkv, shared_vectors_tkg) { kgt_each_case("qkv_tkg", run_tkg_vector); }
+
+/* A synthetic qkv_cte case in the vector format for options the shared sample lacks: STATIC
+ * quantization (fp8 e4m3 weights, qkv_w_scale [128, 3] and qkv_in_scale [128, 1], qkv.md's
+ * names) with fused RoPE (cos_cache / sin_cache [B, S, d], HF duplicated halves) after an RMS
+ * norm; the expected output from tests/ref. */
+Test(qkv, synthetic_vector_cte_static_fused_rope)
+{
+    enum { B = 1, S = 5, H = 128, NQ = 2, NKV = 1, D = 32, I = (NQ + 2 * NKV) * D };
+    float *x = kgt_randn(KG_BF16, B * S * H, 501), *gam = kgt_randn(KG_BF16, H, 502);
+    float *W = kgt_randn(KG_F32, H * I, 503);
+    for (long i = 0; i < H * I; i++)
+        W[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(W[i] * 16.0f));
+    float ws[128 * 3], is[128], cs[B * S * D], sn[B * S * D];
+    for (int r = 0; r < 128; r++) {
+        ws[r * 3] = 0.004f, ws[r * 3 + 1] = 0.003f, ws[r * 3 + 2] = 0.005f;
+        is[r] = 0.02f;
+    }
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < D; j++) { /* angles s / 10000^(2(j mod D/2)/D), both halves alike */
+            float a = (float)s * powf(10000.0f, -2.0f * (float)(j % (D / 2)) / D);
+            cs[s * D + j] = kgt_round_bf16(cosf(a)), sn[s * D + j] = kgt_round_bf16(sinf(a));
+        }
+    float *want = malloc(sizeof(float) * B * S * I);
+    qkv_ref_opts o = { 0, H, NQ, NKV, D, H, 1, 1, 0, 0, 240.0f, 1e-6f, 0, 1, 0, 0, 0, 0,
+                       240.0f, -240.0f, kgt_round_bf16 };
+    qkv_ref(want, NULL, NULL, NULL, x, W, ws, is[0], NULL, NULL, NULL, gam, NULL, cs, sn, 1.0f,
+            1.0f, NULL, &o, B, S, 0);
+    kgt_casew *w = kgt_casew_new("qkv_cte", "rms_norm_static_rope_b1_s5");
+    long xs[3] = { B, S, H }, wsh[2] = { H, I }, gs[2] = { 1, H }, ss[2] = { 128, 3 };
+    long iss[2] = { 128, 1 }, ts[3] = { B, S, D }, os[3] = { B, S, I };
+    kgt_casew_input(w, "hidden", "bf16", x, 3, xs);
+    kgt_casew_input(w, "qkv_weights", "fp8_e4m3", W, 2, wsh);
+    kgt_casew_input(w, "gamma", "bf16", gam, 2, gs);
+    kgt_casew_input(w, "qkv_w_scale", "f32", ws, 2, ss);
+    kgt_casew_input(w, "qkv_in_scale", "f32", is, 2, iss);
+    kgt_casew_input(w, "cos_cache", "bf16", cs, 3, ts);
+    kgt_casew_input(w, "sin_cache", "bf16", sn, 3, ts);
+    kgt_casew_opt_num(w, "d_head", D), kgt_casew_opt_num(w, "n_q_heads", NQ);
+    kgt_casew_opt_num(w, "n_kv_heads", NKV), kgt_casew_opt_num(w, "eps", 1e-6);
+    kgt_casew_opt_str(w, "norm_type", "RMS_NORM");
+    kgt_casew_opt_str(w, "quantization_type", "STATIC");
+    kgt_casew_opt_str(w, "output_layout", "BSD");
+    kgt_casew_opt_bool(w, "bias", 0), kgt_casew_opt_bool(w, "fused_rope", 1);
+    kgt_casew_output(w, "out_out", want, 3, os, 5e-2, 2e-2);
+    kgt_run_case(kgt_casew_finish(w), run_cte_vector);
+    kgt_casew_free(w);
+    free(x), free(gam), free(W), free(want);
+}
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 
