@@ -16,6 +16,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -450,6 +451,41 @@ static void run_tkg(kgt_case *c) { run_vector(c, "TKG"); }
 
 Test(output_projection, shared_vectors_cte) { kgt_each_case("output_projection_cte", run_cte); }
 Test(output_projection, shared_vectors_tkg) { kgt_each_case("output_projection_tkg", run_tkg); }
+
+/* A synthetic output_projection_tkg case for what the shared sample lacks: f32 activations and
+ * bias, ROW fp8 weights, and TRANSPOSE_OUT without an "lnc" (the torch reference's guess: 2
+ * when H % 256 == 0), so the output is [128, 2, H / 256, B * S]; expected from tests/ref. */
+Test(output_projection, synthetic_vector_tkg_f32_row_transpose_out)
+{
+    enum { B = 2, S = 3, N = 2, D = 64, H = 256, K = N * D, T = B * S };
+    float *attn = kgt_randn(KG_F32, D * B * N * S, 601), *bias = kgt_randn(KG_F32, H, 602);
+    float *W = kgt_randn(KG_F32, K * H, 603), *ws = malloc(sizeof(float) * 128 * H);
+    for (long i = 0; i < K * H; i++)
+        W[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(W[i] * 20.0f));
+    for (long r = 0; r < 128; r++)
+        for (long h = 0; h < H; h++)
+            ws[r * H + h] = 0.002f + 0.00001f * (float)h;
+    float *A = malloc(sizeof(float) * T * K), *y = malloc(sizeof(float) * T * H);
+    float *o = malloc(sizeof(float) * T * H);
+    outproj_gather_ref(A, attn, 1, B, S, N, D);
+    outproj_ref(y, A, W, ws, 1.0f, bias, 2, 0, 240.0f, T, K, H);
+    outproj_transpose_ref(o, y, T, H, 2);
+    kgt_casew *w = kgt_casew_new("output_projection_tkg", "row_f32_tout_b2_s3");
+    long as[4] = { D, B, N, S }, wsh[2] = { K, H }, bs[2] = { 1, H }, ss[2] = { 128, H };
+    long os[4] = { 128, 2, H / 256, T };
+    kgt_casew_input(w, "attention", "f32", attn, 4, as);
+    kgt_casew_input(w, "weight", "fp8_e4m3", W, 2, wsh);
+    kgt_casew_input(w, "weight_scale", "f32", ws, 2, ss);
+    kgt_casew_input(w, "bias", "f32", bias, 2, bs);
+    kgt_casew_opt_num(w, "B", B), kgt_casew_opt_num(w, "S", S), kgt_casew_opt_num(w, "N", N);
+    kgt_casew_opt_num(w, "D", D), kgt_casew_opt_num(w, "H", H);
+    kgt_casew_opt_bool(w, "bias", 1), kgt_casew_opt_str(w, "quantization_type", "ROW");
+    kgt_casew_opt_bool(w, "TRANSPOSE_OUT", 1);
+    kgt_casew_output(w, "out_out", o, 4, os, 5e-2, 1e-5);
+    kgt_run_case(kgt_casew_finish(w), run_tkg);
+    kgt_casew_free(w);
+    free(attn), free(bias), free(W), free(ws), free(A), free(y), free(o);
+}
 
 /* ---- names ----------------------------------------------------------------------------------- */
 
