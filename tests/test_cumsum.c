@@ -15,6 +15,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -216,6 +217,23 @@ static void run_vector(kgt_case *c)
 }
 
 Test(cumsum, shared_vectors) { kgt_each_case("cumsum", run_vector); }
+
+/* A synthetic case: the last axis spelled as rank - 1 (axis = 2 of a 3-D f32 input), which
+ * cumsum.md accepts like -1; expected from tests/ref. */
+Test(cumsum, synthetic_vector_axis_rank_minus_one)
+{
+    enum { A = 2, B = 3, H = 37 };
+    float *x = kgt_randn(KG_F32, A * B * H, 801), *want = malloc(sizeof(float) * A * B * H);
+    cumsum_ref(want, x, A * B, H, NULL);
+    kgt_casew *w = kgt_casew_new("cumsum", "2x3x37_f32_axis2");
+    long xs[3] = { A, B, H };
+    kgt_casew_input(w, "x", "f32", x, 3, xs);
+    kgt_casew_opt_num(w, "axis", 2);
+    kgt_casew_output(w, "out_output_0", want, 3, xs, 1e-3, 1e-3);
+    kgt_run_case(kgt_casew_finish(w), run_vector);
+    kgt_casew_free(w);
+    free(x), free(want);
+}
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 

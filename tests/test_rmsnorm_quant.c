@@ -10,6 +10,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -238,6 +239,32 @@ static void run_vector(kgt_case *tc)
         kgt_case_compared(tc, "out_dequant_scale");
     }
     free(xb), free(gb), free(q), free(vals), free(scale);
+}
+
+/* A synthetic case for what the shared sample lacks: fp16 input (the upstream fp16 tests), no
+ * gamma with NO_NORM, and no eps / lower_bound options (the doc's defaults 1e-6 / 0); expected
+ * from tests/ref, 3 rows of 200. */
+Test(rmsnorm_quant, synthetic_vector_fp16_no_gamma_defaults, .init = kgt_suite_init,
+     .fini = kgt_suite_fini)
+{
+    enum { R = 3, H = 200 };
+    float *x = kgt_randn(KG_F16, R * H, 701);
+    for (long i = 0; i < R * H; i++)
+        x[i] = kgt_round_f16(x[i] * 3.0f);
+    uint8_t *q = malloc(R * (H + 4));
+    rmsnorm_quant_ref(q, x, NULL, 1.0f, 0, 1, 0, 0.0f, 1e-6f, 240.0f, R, H);
+    float *vals = malloc(sizeof(float) * R * H), *scale = malloc(sizeof(float) * R);
+    unpack(q, 1, 0, R, H, vals, scale);
+    kgt_casew *w = kgt_casew_new("rmsnorm_quant", "row_no_norm_fp16_r3_h200");
+    long xs[3] = { 1, R, H }, ss[3] = { 1, R, 1 };
+    kgt_casew_input(w, "inp", "fp16", x, 3, xs);
+    kgt_casew_opt_str(w, "norm_type", "NO_NORM");
+    kgt_casew_opt_str(w, "quantization_type", "ROW");
+    kgt_casew_output(w, "out_out_f32", vals, 3, xs, 0.072, 1e-8);
+    kgt_casew_output(w, "out_dequant_scale", scale, 3, ss, 0.007, 1e-8);
+    kgt_run_case(kgt_casew_finish(w), run_vector);
+    kgt_casew_free(w);
+    free(x), free(q), free(vals), free(scale);
 }
 
 /* The upstream reference outputs of shared/vectors/rmsnorm_quant. */
