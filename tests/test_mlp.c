@@ -769,7 +769,8 @@ static void vector_problem(kgt_case *c, const vhid *h, const char *variant, char
     const kg_npy *hid = kgt_case_input(c, h->x), *up = kgt_case_input(c, "up");
     cr_assert(hid && up && up->rank == 2, "%s: hidden / up: %s", name, kgt_case_error(c));
     int gb = kgt_case_input_dtype(c, "gate_b") != NULL;
-    int ub = kgt_case_input_dtype(c, "up_b") != NULL, db = kgt_case_input_dtype(c, "down_b") != NULL;
+    int ub = kgt_case_input_dtype(c, "up_b") != NULL;
+    int db = kgt_case_input_dtype(c, "down_b") != NULL;
     cr_assert(biases < 0 || biases == (gb || ub || db), "%s: biases=%d, bias inputs %d%d%d",
               name, biases, gb, ub, db);
     snprintf(p, len, "mlp:variant=%s,dtype=%s,H=%ld,I=%ld,activation_fn=%s,normalization_type=%s,"

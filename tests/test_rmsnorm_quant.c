@@ -210,7 +210,8 @@ static void run_vector(kgt_case *tc)
     float *gf = kgt_case_input_dtype(tc, "gamma") ? kgt_case_as(tc, "gamma", KG_F32) : NULL;
     cr_assert(xf && (gf || !kgt_case_input_dtype(tc, "gamma")), "%s: %s", name,
               kgt_case_error(tc));
-    void *xb = kgt_encode((kg_dtype)t, xf, R * H), *gb = gf ? kgt_encode((kg_dtype)t, gf, H) : NULL;
+    void *xb = kgt_encode((kg_dtype)t, xf, R * H);
+    void *gb = gf ? kgt_encode((kg_dtype)t, gf, H) : NULL;
     free(xf), free(gf);
     float s = 1.0f;
     if (kgt_case_input_dtype(tc, "input_dequant_scale")) {

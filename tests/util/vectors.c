@@ -389,7 +389,7 @@ const char *kgt_case_uncompared(const kgt_case *c)
     return NULL;
 }
 
-/* ---- dtypes and conversions ------------------------------------------------------------------ */
+/* ---- dtypes and conversions ----------------------------------------------------------------- */
 
 /* The case.json dtype names (conventions.json) and the spellings of kg_dtype_name. */
 static const struct { const char *name; kg_dtype t; } DTYPES[] = {
@@ -539,7 +539,7 @@ void *kgt_case_as(const kgt_case *cc, const char *name, kg_dtype t)
     return dst;
 }
 
-/* ---- list inputs ----------------------------------------------------------------------------- */
+/* ---- list inputs ---------------------------------------------------------------------------- */
 
 /* "list_inputs"[name], if the case has it as an array. */
 static json_t *list_entry(const kgt_case *c, const char *name)
@@ -583,7 +583,7 @@ int kgt_case_has_output(const kgt_case *c, const char *out_name)
     return find_named(c->root, "outputs", out_name) != NULL;
 }
 
-/* ---- what the adapter left unmapped ------------------------------------------------------------ */
+/* ---- what the adapter left unmapped --------------------------------------------------------- */
 
 int kgt_case_unmapped(const kgt_case *c, char *buf, size_t len)
 {
