@@ -719,12 +719,18 @@ static int vector_weight_fmt(kgt_case *c, const char *quant)
 static void vector_variants(kgt_case *c, const char *quant, int *tkg, int *cte)
 {
     const char *name = kgt_case_name(c), *v;
+    int force_cte = 0;
     *tkg = 1, *cte = !strcmp(quant, "NONE");
     if (kgt_case_opt_str(c, "variant", &v)) {
         int is_tkg = !strncmp(v, "TKG", 3), is_cte = !strncmp(v, "CTE", 3);
         cr_assert(is_tkg || is_cte, "%s: variant '%s' is not mapped", name, v);
         *tkg = is_tkg, *cte = is_cte;
     }
+    /* upstream's dispatcher override: the CTE variant (its quantization semantics) */
+    if (kgt_case_opt_bool(c, "force_cte_mode", &force_cte) && force_cte)
+        *tkg = 0, *cte = 1;
+    /* hardware placement of the output (mlp.md): no effect on the values */
+    kgt_case_opt_has(c, "store_output_in_sbuf");
     cr_assert(!strcmp(quant, "NONE") || !strcmp(quant, "STATIC") || !strcmp(quant, "ROW"),
               "%s: quantization_type %s is not mapped (MX weights have no vector convention "
               "yet)", name, quant);

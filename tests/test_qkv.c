@@ -895,6 +895,11 @@ static void run_vector_of(kgt_case *vc, int tkg)
     kgt_case_opt_bool(vc, "bias", &bias);
     kgt_case_opt_bool(vc, "fused_residual_add", &add);
     kgt_case_opt_bool(vc, "fused_rope", &rope);
+    /* hardware placement and loading (qkv.md): no effect on the values */
+    static const char *const hw[] = { "store_output_in_sbuf", "use_auto_allocation",
+                                      "load_input_with_DMA_transpose" };
+    for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
+        kgt_case_opt_has(vc, hw[i]);
     int q8 = !strcmp(quant, "STATIC") || !strcmp(quant, "ROW");
     cr_assert(q8 || !strcmp(quant, "NONE"), "%s: quantization_type %s is not mapped (MX "
               "weights have no vector convention yet)", name, quant);
