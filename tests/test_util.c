@@ -831,13 +831,13 @@ Test(vectors, float_dtype_is_the_narrowest_exact_one)
 /* List inputs by "list_inputs", or by NAME_0, NAME_1, ... in "inputs" when a case has none. */
 Test(vectors, list_inputs_listed_or_numbered)
 {
-    static const float v[2] = { 1.0f, 2.0f };
+    static const float v0[2] = { 1.0f, 1.5f }, v1[2] = { 2.0f, 2.5f };
     long s[1] = { 2 };
     for (int listed = 0; listed < 2; listed++) {
         kgt_casew *w = kgt_casew_new("k", "lists");
-        kgt_casew_input(w, "h_0", "bf16", v, 1, s);
-        kgt_casew_input(w, "h_1", "bf16", v + 1, 1, s);
-        kgt_casew_input(w, "h_3", "bf16", v, 1, s);
+        kgt_casew_input(w, "h_0", "bf16", v0, 1, s);
+        kgt_casew_input(w, "h_1", "bf16", v1, 1, s);
+        kgt_casew_input(w, "h_3", "bf16", v0, 1, s);
         if (listed)
             kgt_casew_list(w, "h", 2);
         char err[512];
