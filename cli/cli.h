@@ -47,10 +47,9 @@ int kgc_seconds_option(const char *cmd, const char *opt, const char *value, doub
 /* A single-valued option given again: "cmd: opt given twice" and KGC_USAGE when *slot is
  * already set, else stores value in *slot and returns KGC_OK. */
 int kgc_set_once(const char *cmd, const char *opt, const char **slot, const char *value);
-/* The bounds: threads (100000 makes libgomp fail to start its team; 1024 is far past any
- * machine kgen targets), timed calls and samples, tokens (a per-call size is an int32 at most),
- * and the longest --min-time. */
-enum { KGC_MAX_THREADS = 1024, KGC_MAX_RUNS = 1000000, KGC_MAX_TOKENS = 2147483647 };
+/* The bounds: threads (the runtime's KG_MAX_THREADS, kgen.h), timed calls and samples, tokens
+ * (a per-call size is an int32 at most), and the longest --min-time. */
+enum { KGC_MAX_THREADS = KG_MAX_THREADS, KGC_MAX_RUNS = 1000000, KGC_MAX_TOKENS = 2147483647 };
 #define KGC_MAX_SECONDS 3600.0
 /* Whether path can be written as a file (its folder exists and is writable, and it is not a
  * folder); KGC_OK, or one line "cmd: opt PATH: cannot write (reason)" and KGC_USAGE. Checked at

@@ -279,9 +279,9 @@ static int make_tensors(const kgg_arg *args, int nargs, int nin, const char *con
     return rc;
 }
 
-/* The input files' data is read whole (kg_npy_read) before the kernel is bound: their sizes
- * count against the cap on argument memory first, so a 100 GiB file (a sparse one is cheap to
- * make) is refused before it is read. *total gets their sum. */
+/* The input files' data is read whole (kg_npy_read_max, at the same cap) before the kernel is
+ * bound: their sizes count against the cap on argument memory first, so a 100 GiB file (a
+ * sparse one is cheap to make) is refused before it is read. *total gets their sum. */
 static int budget_files(int nin, const char *const *names, const char *const *files,
                         size_t *total, char *err, size_t errlen)
 {
@@ -313,7 +313,7 @@ int kgio_bind(kgg *g, const kgg_kernel *k, int nin, const char *const *names,
         rc = budget_files(nin, names, files, &total, err, errlen);
     memset(in, 0, sizeof in);
     for (int i = 0; i < nin && rc == KG_OK; i++)
-        if ((rc = kg_npy_read(files[i], &in[i], why, sizeof why)) != KG_OK)
+        if ((rc = kg_npy_read_max(files[i], kgbuf_limit(), &in[i], why, sizeof why)) != KG_OK)
             fail(rc, err, errlen, "input '%s': %s", names[i], why);
     if (rc == KG_OK)
         rc = bind_shapes(g, k, nin, names, in, args, nargs, n, ncalls, err, errlen);

@@ -16,6 +16,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
 #include "util/vectors.h"
@@ -532,14 +533,64 @@ Test(attention_cte, names_parse_back_and_are_unique)
 
 /* ---- shared/vectors/attention_cte ------------------------------------------------------------- */
 
-/* Upstream's layouts: q [bs, Sq, d], k [bs_kv, d, Sk], v [bs_kv, Sk, d], out [bs, Sq, d]; here
- * B = 1, nq = bs, nkv = bs_kv (the same bytes). Every option a case sets is mapped, or the case
- * fails. */
-static void run_vector(kgt_case *vc)
+/* The case's float input `name` encoded in t; NULL if the case has none. */
+static void *vector_tensor(kgt_case *vc, const char *name, kg_dtype t)
+{
+    if (!kgt_case_input_dtype(vc, name))
+        return NULL;
+    float *x = kgt_case_as(vc, name, KG_F32);
+    cr_assert_not_null(x, "%s: %s", kgt_case_name(vc), kgt_case_error(vc));
+    void *e = kgt_encode(t, x, kg_npy_count(kgt_case_input(vc, name)));
+    free(x);
+    return e;
+}
+
+/* An integer input as int32 (the reference's tests pass bound_min / bound_max as fp32: whole
+ * numbers in any stored dtype are taken); NULL if the case has none. */
+static int32_t *vector_ints(kgt_case *vc, const char *name)
+{
+    if (!kgt_case_input_dtype(vc, name))
+        return NULL;
+    int32_t *v = kgt_case_as(vc, name, KG_I32);
+    cr_assert_not_null(v, "%s: %s", kgt_case_name(vc), kgt_case_error(vc));
+    return v;
+}
+
+/* Compares a cache_softmax statistic (the kernel's [bs, Sq] in dtype st) with the case's
+ * out_name: upstream's [bs, 128, Sq/128] (element [b, p, g] is query g*128 + p) or [bs, Sq]. */
+static void vector_stats(kgt_case *vc, const char *kname, const char *out_name, kg_dtype st,
+                         const void *got, long bs, long Sq)
 {
     const char *name = kgt_case_name(vc);
-    double bs, bs_kv, Sq, Sk, d, scale = 1.0, window = 0;
-    int causal = 1, tp_q = 1, tp_k = 0, tp_out = 0;
+    const kg_npy *want = kgt_case_output(vc, out_name);
+    double rtol, atol;
+    cr_assert(want && kgt_case_tol(vc, out_name, &rtol, &atol), "%s: %s with a tolerance: %s",
+              name, out_name, kgt_case_error(vc));
+    cr_assert_eq(kg_npy_count(want), bs * Sq, "%s: %s shape", name, out_name);
+    int packed = want->rank == 3 && want->shape[1] == 128;
+    float *g = kgt_decode(st, got, bs * Sq), *p = malloc((size_t)(bs * Sq) * sizeof *p);
+    for (long b = 0; b < bs; b++)
+        for (long i = 0; i < Sq; i++)
+            p[packed ? b * Sq + (i % 128) * (Sq / 128) + i / 128 : b * Sq + i] = g[b * Sq + i];
+    float *gold = malloc((size_t)(bs * Sq) * sizeof *gold);
+    for (long i = 0; i < bs * Sq; i++)
+        gold[i] = kgt_round(st, ((const float *)want->data)[i]);
+    char msg[1024];
+    cr_assert(kgt_allclose_shaped(p, gold, want->rank, want->shape, rtol, atol, msg, sizeof msg),
+              "vector %s (%s): %s: %s", name, kname, out_name, msg);
+    kgt_case_compared(vc, out_name);
+    free(g), free(p), free(gold);
+}
+
+/* Upstream's layouts: q [bs, Sq, d] (tp_q; else [bs, d, Sq]), k [bs_kv, d, Sk] (else tp_k
+ * [bs_kv, Sk, d]), v [bs_kv, Sk, d], out [bs, Sq, d] (tp_out: [bs, d, Sq]); here B = 1, nq = bs,
+ * nkv = bs_kv (the same bytes). Every option and input a case has is mapped, or the case
+ * fails by name. */
+static void run_vector(kgt_case *vc)
+{
+    const char *name = kgt_case_name(vc), *sdt = "f32";
+    double bs, bs_kv, Sq, Sk, d, scale = 1.0, window = 0, deg = 1;
+    int causal = 1, tp_q = 1, tp_k = 0, tp_out = 0, stats = 0, strided = 0;
     cr_assert(kgt_case_opt_num(vc, "bs", &bs) && kgt_case_opt_num(vc, "bs_kv", &bs_kv) &&
               kgt_case_opt_num(vc, "Sq", &Sq) && kgt_case_opt_num(vc, "Sk", &Sk) &&
               kgt_case_opt_num(vc, "d", &d), "%s: shape options", name);
@@ -549,63 +600,147 @@ static void run_vector(kgt_case *vc)
     kgt_case_opt_bool(vc, "tp_q", &tp_q);
     kgt_case_opt_bool(vc, "tp_k", &tp_k);
     kgt_case_opt_bool(vc, "tp_out", &tp_out);
-    const kg_npy *q = kgt_case_input(vc, "q"), *k = kgt_case_input(vc, "k");
-    const kg_npy *v = kgt_case_input(vc, "v");
-    cr_assert(q && k && v, "%s: %s", name, kgt_case_error(vc));
-    const kg_npy *sink = kgt_case_input_dtype(vc, "sink") ? kgt_case_input(vc, "sink") : NULL;
-    const kg_npy *bmin = NULL, *bmax = NULL;
-    if (kgt_case_input_dtype(vc, "bound_min")) {
-        bmin = kgt_case_input(vc, "bound_min"), bmax = kgt_case_input(vc, "bound_max");
-        cr_assert(bmin && bmax && bmin->dtype == KG_I32 && bmax->dtype == KG_I32,
-                  "%s: bounds: %s", name, kgt_case_error(vc));
-    }
-    int flag = 0;
-    cr_assert(!kgt_case_opt_bool(vc, "cache_softmax", &flag) || !flag,
-              "%s: cache_softmax is not mapped", name);
-    double deg = 1;
-    int strided = 0;
+    kgt_case_opt_bool(vc, "cache_softmax", &stats);
+    kgt_case_opt_str(vc, "softmax_dtype", &sdt);
     kgt_case_opt_num(vc, "global_cp_deg", &deg);
     kgt_case_opt_bool(vc, "cp_strided_q_slicing", &strided);
-    const kg_npy *cpo = NULL;
-    if (kgt_case_input_dtype(vc, "cp_offset")) {
-        cpo = kgt_case_input(vc, "cp_offset");
-        cr_assert(cpo && cpo->dtype == KG_I32, "%s: cp_offset: %s", name, kgt_case_error(vc));
-    }
-    const kg_npy *kp = NULL, *vp = NULL, *used = NULL;
-    if (kgt_case_input_dtype(vc, "k_prior")) {
-        kp = kgt_case_input(vc, "k_prior"), vp = kgt_case_input(vc, "v_prior");
-        used = kgt_case_input(vc, "prior_used_len");
-        cr_assert(kp && vp && used && used->dtype == KG_I32 && kp->rank == 3,
-                  "%s: prefix cache: %s", name, kgt_case_error(vc));
-    }
-    kg_dtype t = (kg_dtype)kg_dtype_from_name(kgt_case_input_dtype(vc, "q"));
+    /* hardware: PSUM accumulation dtype (fp32 on every CPU path, attention_cte.md) */
+    kgt_case_opt_has(vc, "mm_out_dtype");
+    int st = kgt_case_dtype_from_name(sdt);
+    cr_assert(st == KG_F32 || st == KG_BF16 || st == KG_F16, "%s: softmax_dtype '%s'", name,
+              sdt);
+    const kg_npy *q = kgt_case_input(vc, "q"), *k = kgt_case_input(vc, "k");
+    cr_assert(q && k && kgt_case_input(vc, "v"), "%s: %s", name, kgt_case_error(vc));
+    static const char *const fl[] = { "q", "k", "v", "k_prior", "v_prior" };
+    int ti = kgt_case_float_dtype(vc, fl, 5);
+    cr_assert(ti >= 0, "%s: %s", name, kgt_case_error(vc));
+    kg_dtype t = (kg_dtype)ti;
+    float *sink = kgt_case_input_dtype(vc, "sink") ? kgt_case_as(vc, "sink", KG_F32) : NULL;
+    int32_t *bmin = vector_ints(vc, "bound_min"), *bmax = vector_ints(vc, "bound_max");
+    int32_t *cpo = vector_ints(vc, "cp_offset"), *used = vector_ints(vc, "prior_used_len");
+    cr_assert(!bmin == !bmax, "%s: bound_min and bound_max come together", name);
+    const kg_npy *kp = kgt_case_input_dtype(vc, "k_prior") ? kgt_case_input(vc, "k_prior") : NULL;
+    cr_assert(!kp || (kp->rank == 3 && used && kgt_case_input_dtype(vc, "v_prior")),
+              "%s: prefix cache needs k_prior [bs_kv, ., .], v_prior, prior_used_len", name);
+    /* the prior's length is its S axis: [bs_kv, d, Sp] like k, or [bs_kv, Sp, d] with tp_k */
+    long Sp = kp ? kp->shape[tp_k ? 1 : 2] : 0;
     acase c = { t, (long)d, (long)bs, (long)bs_kv, (float)scale, causal, (long)window,
-                sink != NULL, bmin != NULL, 1, (long)Sq, (long)Sk, kp ? kp->shape[2] : 0,
-                used ? *(const int32_t *)used->data : 0, KG_DTYPE_COUNT, cpo != NULL,
-                cpo ? *(const int32_t *)cpo->data : 0, (int)deg, strided, !tp_q, tp_k, tp_out };
+                sink != NULL, bmin != NULL, 1, (long)Sq, (long)Sk, Sp, used ? used[0] : 0,
+                stats ? (kg_dtype)st : KG_DTYPE_COUNT, cpo != NULL, cpo ? cpo[0] : 0, (int)deg,
+                strided, !tp_q, tp_k, tp_out };
     char problem[512];
     problem_of(&c, problem, sizeof problem);
     const kg_kernel *kern = kgt_jit(problem);
-    long nq = kg_npy_count(q), nk = kg_npy_count(k);
-    void *eq = kgt_encode(t, q->data, nq), *ek = kgt_encode(t, k->data, nk);
-    void *ev = kgt_encode(t, v->data, nk), *out = kgt_poisoned(t, nq);
-    void *ekp = kp ? kgt_encode(t, kp->data, kg_npy_count(kp)) : NULL;
-    void *evp = vp ? kgt_encode(t, vp->data, kg_npy_count(vp)) : NULL;
-    int rc = ((kg_attention_cte_fn *)kern->fn)(out, NULL, NULL, eq, ek, ev, ekp, evp,
-                                               used ? used->data : NULL,
-                                               cpo ? cpo->data : NULL,
-                                               sink ? sink->data : NULL,
-                                               bmin ? bmin->data : NULL,
-                                               bmax ? bmax->data : NULL, 1, c.Sq, c.Sk, c.Sp);
+    long nq = kg_npy_count(q);
+    void *eq = vector_tensor(vc, "q", t), *ek = vector_tensor(vc, "k", t);
+    void *ev = vector_tensor(vc, "v", t), *out = kgt_poisoned(t, nq);
+    void *ekp = vector_tensor(vc, "k_prior", t), *evp = vector_tensor(vc, "v_prior", t);
+    void *nm = stats ? kgt_poisoned((kg_dtype)st, c.nq * c.Sq) : NULL;
+    void *rc_ = stats ? kgt_poisoned((kg_dtype)st, c.nq * c.Sq) : NULL;
+    int rc = ((kg_attention_cte_fn *)kern->fn)(out, nm, rc_, eq, ek, ev, ekp, evp, used, cpo,
+                                               sink, bmin, bmax, 1, c.Sq, c.Sk, c.Sp);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, kern->name, rc);
     char msg[1024];
     int ok = kgt_close_to_case(vc, "out_out", t, out, msg, sizeof msg);
     cr_assert(ok >= 0, "%s: no tolerance for out_out", name);
     cr_assert(ok, "vector %s (%s): %s", name, kern->name, msg);
-    free(eq), free(ek), free(ev), free(out), free(ekp), free(evp);
+    if (stats) {
+        vector_stats(vc, kern->name, "out_neg_max", (kg_dtype)st, nm, c.nq, c.Sq);
+        vector_stats(vc, kern->name, "out_recip", (kg_dtype)st, rc_, c.nq, c.Sq);
+    }
+    free(eq), free(ek), free(ev), free(out), free(ekp), free(evp), free(nm), free(rc_);
+    free(sink), free(bmin), free(bmax), free(cpo), free(used);
 }
 
 Test(attention_cte, shared_vectors) { kgt_each_case("attention_cte", run_vector); }
+
+/* [n0, n1, n2] -> [n0, n2, n1]: the tp_k layouts from the reference's. */
+static float *swap12(const float *x, long n0, long n1, long n2)
+{
+    float *y = malloc((size_t)(n0 * n1 * n2) * sizeof *y);
+    for (long a = 0; a < n0; a++)
+        for (long i = 0; i < n1; i++)
+            for (long j = 0; j < n2; j++)
+                y[(a * n2 + j) * n1 + i] = x[(a * n1 + i) * n2 + j];
+    return y;
+}
+
+/* Synthetic cases in the vector format for what the shared sample lacks (expected outputs from
+ * tests/ref): packing bounds stored as fp32 (as upstream's tests pass them) with cache_softmax
+ * in upstream's [bs, 128, Sq/128] layout; a prefix cache with tp_k layouts, a used length
+ * and a context-parallel offset given as int32 tensors. */
+Test(attention_cte, synthetic_vectors_bounds_stats_prefix_cp)
+{
+    for (int v = 0; v < 2; v++) {
+        attention_cte_ref_opts o = { 1, 2, 1, v ? 33 : 256, v ? 40 : 256, 16, v ? 1.0f : 0.25f,
+                                     1, 0, v ? 24 : 0, v ? 17 : 0, v ? 5 : 0, 1, 0 };
+        long nqe = o.nq * o.Sq * o.d, nke = o.nkv * o.Sk * o.d, npe = o.nkv * o.Sp * o.d;
+        float *q = kgt_randn(KG_BF16, nqe, 11 + v), *k = kgt_randn(KG_BF16, nke, 12 + v);
+        float *vv = kgt_randn(KG_BF16, nke, 13 + v);
+        float *kp = v ? kgt_randn(KG_BF16, npe, 14) : NULL, *vp = v ? kgt_randn(KG_BF16, npe, 15)
+                                                                   : NULL;
+        int32_t *bmin = malloc((size_t)o.Sq * 4), *bmax = malloc((size_t)o.Sq * 4);
+        float *fmin = malloc((size_t)o.Sq * 4), *fmax = malloc((size_t)o.Sq * 4);
+        for (long i = 0; i < o.Sq; i++) { /* segments of 16 queries, each its own keys */
+            bmin[i] = (int32_t)(i / 16 * 16), bmax[i] = (int32_t)(i / 16 * 16 + 16);
+            fmin[i] = (float)bmin[i], fmax[i] = (float)bmax[i];
+        }
+        float *out = malloc((size_t)nqe * 4), *nm = malloc((size_t)(o.nq * o.Sq) * 4);
+        float *rc = malloc((size_t)(o.nq * o.Sq) * 4);
+        attention_cte_ref(out, nm, rc, q, k, vv, kp, vp, NULL, v ? NULL : bmin,
+                          v ? NULL : bmax, &o);
+        kgt_casew *w = kgt_casew_new("attention_cte", v ? "prefix_cp_tpk" : "bounds_f32_stats");
+        long qs[3] = { o.nq, o.Sq, o.d }, ks[3] = { o.nkv, o.Sk, o.d };
+        long vs[3] = { o.nkv, o.Sk, o.d }, bs[2] = { o.Sq, 1 };
+        kgt_casew_input(w, "q", "bf16", q, 3, qs);
+        float *kt = v ? swap12(k, o.nkv, o.d, o.Sk) : NULL; /* tp_k: [bs_kv, Sk, d] */
+        if (!v)
+            ks[1] = o.d, ks[2] = o.Sk;
+        kgt_casew_input(w, "k", "bf16", v ? kt : k, 3, ks);
+        kgt_casew_input(w, "v", "bf16", vv, 3, vs);
+        float *kpt = v ? swap12(kp, o.nkv, o.d, o.Sp) : NULL;
+        if (v) {
+            long ps[3] = { o.nkv, o.Sp, o.d };
+            kgt_casew_input(w, "k_prior", "bf16", kpt, 3, ps);
+            kgt_casew_input(w, "v_prior", "bf16", vp, 3, ps);
+            int32_t used = (int32_t)o.prior_used, off = (int32_t)o.cp_offset;
+            kg_npy u = { .dtype = KG_I32, .rank = 1, .shape = { 1 }, .data = &used };
+            kg_npy cpo = { .dtype = KG_I32, .rank = 2, .shape = { 1, 1 }, .data = &off };
+            kgt_casew_input_npy(w, "prior_used_len", "i32", &u);
+            kgt_casew_input_npy(w, "cp_offset", "i32", &cpo);
+            kgt_casew_opt_num(w, "global_cp_deg", 1);
+            kgt_casew_opt_bool(w, "cp_strided_q_slicing", 0);
+        } else {
+            kgt_casew_input(w, "bound_min", "f32", fmin, 2, bs);
+            kgt_casew_input(w, "bound_max", "f32", fmax, 2, bs);
+            /* upstream's stats layout: [b, p, g] holds query g*128 + p */
+            long ss[3] = { o.nq, 128, o.Sq / 128 };
+            float *pn = malloc((size_t)(o.nq * o.Sq) * 4), *pr = malloc((size_t)(o.nq * o.Sq) * 4);
+            for (long b = 0; b < o.nq; b++)
+                for (long i = 0; i < o.Sq; i++) {
+                    long at = b * o.Sq + (i % 128) * (o.Sq / 128) + i / 128;
+                    pn[at] = nm[b * o.Sq + i], pr[at] = rc[b * o.Sq + i];
+                }
+            kgt_casew_opt_bool(w, "cache_softmax", 1);
+            kgt_casew_opt_str(w, "softmax_dtype", "f32");
+            kgt_casew_output(w, "out_neg_max", pn, 3, ss, 1e-5, 1e-5);
+            kgt_casew_output(w, "out_recip", pr, 3, ss, 1e-4, 1e-6);
+            free(pn), free(pr);
+        }
+        kgt_casew_opt_num(w, "bs", (double)o.nq), kgt_casew_opt_num(w, "bs_kv", (double)o.nkv);
+        kgt_casew_opt_num(w, "Sq", (double)o.Sq), kgt_casew_opt_num(w, "Sk", (double)o.Sk);
+        kgt_casew_opt_num(w, "d", (double)o.d), kgt_casew_opt_num(w, "scale", o.scale);
+        kgt_casew_opt_bool(w, "causal_mask", o.causal);
+        kgt_casew_opt_num(w, "sliding_window", 0);
+        kgt_casew_opt_bool(w, "tp_q", 1), kgt_casew_opt_bool(w, "tp_k", v);
+        kgt_casew_opt_bool(w, "tp_out", 0);
+        kgt_casew_output(w, "out_out", out, 3, qs, 2e-2, 1e-5);
+        kgt_run_case(kgt_casew_finish(w), run_vector);
+        kgt_casew_free(w);
+        free(q), free(k), free(vv), free(kp), free(vp), free(kt), free(kpt);
+        free(bmin), free(bmax), free(fmin), free(fmax), free(out), free(nm), free(rc);
+    }
+}
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------- */
 

@@ -17,6 +17,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -336,20 +337,20 @@ static int opt_bool(kgt_case *c, const char *key)
     return v;
 }
 
-/* An input's values as a malloc'd copy (NULL if the case has no such input). */
+/* An input's values converted to `want` (kgt_case_as: positions or block ids stored as any
+ * integer or float dtype, masks as u8 or bool), malloc'd; NULL if the case has no such input. */
 static void *input_copy(kgt_case *c, const char *name, kg_dtype want)
 {
     if (!kgt_case_input_dtype(c, name))
         return NULL;
-    const kg_npy *a = kgt_case_input(c, name);
-    cr_assert(a, "%s: %s", kgt_case_name(c), kgt_case_error(c));
-    cr_assert_eq(a->dtype, want, "%s: %s stored as %d", kgt_case_name(c), name, a->dtype);
-    size_t bytes = (size_t)kg_npy_count(a) * (want == KG_U8 ? 1 : 4);
-    void *p = malloc(bytes ? bytes : 1);
-    memcpy(p, a->data, bytes);
+    void *p = kgt_case_as(c, name, want);
+    cr_assert_not_null(p, "%s: %s", kgt_case_name(c), kgt_case_error(c));
     return p;
 }
 
+/* Upstream's layouts (attention_tkg.md), one KV head per call (n_kv = 1). Every option is
+ * mapped or refused by name: the hardware ones (SBUF placement, matmul striding, flash tiling
+ * of the prior) have no effect on the values. */
 static void run_vector(kgt_case *vc)
 {
     const char *name = kgt_case_name(vc);
@@ -362,12 +363,20 @@ static void run_vector(kgt_case *vc)
     o->nblk = o->blk ? o->S / o->blk : 0;
     o->tpk = opt_bool(vc, "tp_k_prior"), o->pos = opt_bool(vc, "use_pos_id");
     o->rope = opt_bool(vc, "fuse_rope");
+    static const char *const hw[] = { "strided_mm1", "use_gpsimd_sb2sb", "qk_in_sb",
+                                      "k_out_in_sb", "out_in_sb", "enable_fa_s_prior_tiling" };
+    for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
+        kgt_case_opt_has(vc, hw[i]);
     const char *qdt = kgt_case_input_dtype(vc, "q"), *kdt = kgt_case_input_dtype(vc, "k_prior");
     cr_assert(qdt && kdt, "%s: no q / k_prior", name);
-    int t = kg_dtype_from_name(qdt);
-    cr_assert(t == KG_BF16 || t == KG_F32, "%s: q dtype %s", name, qdt);
-    c.fp8 = strcmp(kdt, "fp8_e4m3") == 0;
-    cr_assert(c.fp8 || strcmp(kdt, qdt) == 0, "%s: KV dtype %s", name, kdt);
+    c.fp8 = kgt_case_dtype(vc, "k_prior") == KG_E4M3;
+    static const char *const fl[] = { "q", "k_active", "v_active", "k_prior", "v_prior" };
+    int t = kgt_case_float_dtype(vc, fl, c.fp8 ? 1 : 5);
+    cr_assert(t == KG_BF16 || t == KG_F32, "%s: q / KV dtypes %s, %s: %s", name, qdt, kdt,
+              kgt_case_error(vc));
+    for (int i = 1; c.fp8 && i < 5; i++)
+        cr_assert_eq(kgt_case_dtype(vc, fl[i]), KG_E4M3, "%s: fp8 KV: %s is %s", name, fl[i],
+                     kgt_case_input_dtype(vc, fl[i]));
     c.q = input_copy(vc, "q", KG_F32), c.ka = input_copy(vc, "k_active", KG_F32);
     c.va = input_copy(vc, "v_active", KG_F32), c.kp = input_copy(vc, "k_prior", KG_F32);
     c.vp = input_copy(vc, "v_prior", KG_F32), c.mask = input_copy(vc, "mask", KG_U8);
@@ -401,6 +410,61 @@ static void run_vector(kgt_case *vc)
 }
 
 Test(attention_tkg, shared_vectors) { kgt_each_case("attention_tkg", run_vector); }
+
+/* An integer tensor of the vectors' kind stored as int32 (the sample stores u32 / fp32). */
+static void add_i32(kgt_casew *w, const char *name, const int32_t *v, int rank, const long *shape)
+{
+    kg_npy a = { .dtype = KG_I32, .rank = rank, .data = (void *)v };
+    memcpy(a.shape, shape, (size_t)rank * sizeof *shape);
+    kgt_casew_input_npy(w, name, "i32", &a);
+}
+
+/* A synthetic case in the vector format for what the shared sample lacks: an fp8 (e4m3) KV
+ * cache in blocks, sliding window with start_pos_ids, a sink, and the positions and the block
+ * table stored as int32 (the sample stores them as fp32 and u32); expected from tests/ref. */
+Test(attention_tkg, synthetic_vector_fp8_block_swa_int32_positions)
+{
+    attn_tkg_ref_opts o = { 2, 1, 2, 3, 64, 32, 32, 4, 8, 1, 1, 1, 1, 0 };
+    call c;
+    make_call(&c, &o, 1, KG_BF16, 4242, 0);
+    long H = heads(&o), no = n_q(&c);
+    float *want = malloc(sizeof(float) * (size_t)no);
+    attention_tkg_ref(want, NULL, c.q, c.ka, c.va, c.kp, c.vp, c.mask, c.pos, c.start, c.inv,
+                      c.sink, c.table, &o);
+    kgt_casew *w = kgt_casew_new("attention_tkg", "fp8_blockkv_swa_sink_i32");
+    long qs[4] = { o.B, H, o.sa, o.d }, as[4] = { o.B, 1, o.sa, o.d };
+    long cs[3] = { c.n_cache, o.blk, o.d };
+    long ps[2] = { o.B, o.sa }, ts[2] = { o.B, o.nblk }, ss[2] = { H, 1 };
+    kgt_casew_input(w, "q", "bf16", c.q, 4, qs);
+    kgt_casew_input(w, "k_active", "fp8_e4m3", c.ka, 4, as);
+    kgt_casew_input(w, "v_active", "fp8_e4m3", c.va, 4, as);
+    kgt_casew_input(w, "k_prior", "fp8_e4m3", c.kp, 3, cs);
+    kgt_casew_input(w, "v_prior", "fp8_e4m3", c.vp, 3, cs);
+    kg_npy m = { .dtype = KG_U8, .rank = 4, .shape = { o.sa, o.B, H, o.sa }, .data = c.mask };
+    kgt_casew_input_npy(w, "mask", "u8", &m);
+    int32_t pos[64], start[64], table[64];
+    for (long i = 0; i < o.B * o.sa; i++)
+        pos[i] = (int32_t)c.pos[i], start[i] = (int32_t)c.start[i];
+    for (long i = 0; i < o.B * o.nblk; i++)
+        table[i] = (int32_t)c.table[i];
+    add_i32(w, "rope_pos_ids", pos, 2, ps);
+    add_i32(w, "start_pos_ids", start, 2, ps);
+    add_i32(w, "active_blocks_table", table, 2, ts);
+    kgt_casew_input(w, "sink", "f32", c.sink, 2, ss);
+    kgt_casew_opt_num(w, "bs", (double)o.B), kgt_casew_opt_num(w, "q_head", (double)o.qh);
+    kgt_casew_opt_num(w, "s_active", (double)o.sa);
+    kgt_casew_opt_num(w, "curr_sprior", (double)o.sp);
+    kgt_casew_opt_num(w, "full_sprior", (double)o.S), kgt_casew_opt_num(w, "d_head", (double)o.d);
+    kgt_casew_opt_num(w, "block_len", (double)o.blk);
+    kgt_casew_opt_bool(w, "tp_k_prior", 1), kgt_casew_opt_bool(w, "use_pos_id", 1);
+    kgt_casew_opt_bool(w, "fuse_rope", 0), kgt_casew_opt_bool(w, "qk_in_sb", 1);
+    long os[4] = { o.B, H, o.d, o.sa };
+    kgt_casew_output(w, "out_out", want, 4, os, 3e-2, 3e-2);
+    kgt_run_case(kgt_casew_finish(w), run_vector);
+    kgt_casew_free(w);
+    free(want);
+    call_free(&c);
+}
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 

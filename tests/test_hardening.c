@@ -85,3 +85,35 @@ Test(problem, numbers_must_be_whole_and_in_range)
     cr_expect_eq(kg_problem_double("f:x=0.5,y=nan,z=1e999", "y", &d), 0);
     cr_expect_eq(kg_problem_double("f:x=0.5,y=nan,z=1e999", "z", &d), 0);
 }
+
+/* Context for the range recorder below. */
+typedef struct ranges { long calls, covered; } ranges;
+
+static void record(void *ctx, long b, long e)
+{
+    ranges *r = ctx;
+    __atomic_add_fetch(&r->calls, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&r->covered, e - b, __ATOMIC_RELAXED);
+}
+
+/* The thread count is bounded in the runtime itself, not only by the CLI's --threads: a count
+ * outside 0 .. KG_MAX_THREADS is refused and changes nothing (100000 made libgomp abort). */
+Test(threads, count_is_bounded_by_the_runtime)
+{
+    cr_assert_eq(kg_set_threads(3), KG_OK);
+    cr_assert_eq(kg_threads(), 3);
+    cr_assert_eq(kg_set_threads(KG_MAX_THREADS + 1), KG_EARG);
+    cr_assert_eq(kg_set_threads(100000), KG_EARG);
+    cr_assert_eq(kg_set_threads(-1), KG_EARG);
+    cr_assert_eq(kg_set_threads(INT_MIN), KG_EARG);
+    cr_assert_eq(kg_threads(), 3, "a refused count changed the one in force");
+    cr_assert_eq(kg_set_threads(KG_MAX_THREADS), KG_OK);
+    cr_assert_eq(kg_threads(), KG_MAX_THREADS);
+    cr_assert_eq(kg_set_threads(0), KG_OK);
+    cr_assert(kg_threads() >= 1 && kg_threads() <= KG_MAX_THREADS, "default %d", kg_threads());
+    /* the work is still split and covered at the default */
+    ranges r = { 0, 0 };
+    kgp_parallel_for(record, &r, 1000, 1);
+    cr_assert_eq(r.covered, 1000);
+    cr_assert(r.calls >= 1 && r.calls <= KG_MAX_THREADS);
+}

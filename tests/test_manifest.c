@@ -2,10 +2,12 @@
  * and describes kernels that make sense (files present, shapes positive, token axes, the cost
  * polynomial agreeing with the nominal cost block), and malformed manifests are refused with
  * one line naming the file and the field. */
+#define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kgen/manifest.h"
@@ -209,5 +211,83 @@ Test(manifest, missing_files)
     char err[512];
     kg_manifest *m;
     cr_assert_eq(kg_manifest_load("/nonexistent", &m, err, sizeof err), KG_EIO);
-    cr_assert(strstr(err, "/nonexistent/manifest.json: cannot read"), "%s", err);
+    cr_assert(strstr(err, "/nonexistent/manifest.json: cannot open (No such file"), "%s", err);
+}
+
+/* A temp folder for the file-kind cases, removed by the test. */
+static char g_dir[64];
+static void make_dir(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/kgt_manifest_XXXXXX");
+    cr_assert_not_null(mkdtemp(g_dir));
+}
+
+/* "DIR/NAME" in a static buffer. */
+static const char *in_dir(const char *name)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    return path;
+}
+
+/* A FIFO (no writer: reading would block forever), a folder and a file over the cap in place of
+ * manifest.json are refused at once, naming the file, as the other readers of untrusted files
+ * do; the cap is checked before anything is allocated (the big file is one sparse hole). */
+Test(manifest, not_a_regular_file_or_too_big, .init = make_dir, .timeout = 10)
+{
+    char err[512];
+    kg_manifest *m;
+    cr_assert_eq(mkfifo(in_dir("manifest.json"), 0600), 0);
+    cr_assert_eq(kg_manifest_load(g_dir, &m, err, sizeof err), KG_EIO);
+    cr_assert(strstr(err, "manifest.json: not a regular file"), "%s", err);
+    cr_assert_null(m);
+    unlink(in_dir("manifest.json"));
+
+    cr_assert_eq(mkdir(in_dir("manifest.json"), 0700), 0);
+    cr_assert_eq(kg_manifest_load(g_dir, &m, err, sizeof err), KG_EIO);
+    cr_assert(strstr(err, "manifest.json: not a regular file"), "%s", err);
+    rmdir(in_dir("manifest.json"));
+
+    FILE *f = fopen(in_dir("manifest.json"), "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    cr_assert_eq(truncate(in_dir("manifest.json"), (off_t)KG_MANIFEST_MAX_BYTES + 1), 0);
+    cr_assert_eq(kg_manifest_load(g_dir, &m, err, sizeof err), KG_EIO);
+    cr_assert(strstr(err, "manifest.json: 67108865 bytes, above the limit of 67108864"), "%s",
+              err);
+    cr_assert_eq(truncate(in_dir("manifest.json"), 0), 0);
+    cr_assert_eq(kg_manifest_load(g_dir, &m, err, sizeof err), KG_ESPEC, "an empty file is "
+                 "read, and is not JSON");
+    unlink(in_dir("manifest.json"));
+    rmdir(g_dir);
+}
+
+/* The same for a kernel source a manifest lists (kg_jit_load_dir): a FIFO is refused, not
+ * waited on. The manifest is edge_one's, its first kernel's file a FIFO. */
+Test(manifest, jit_load_dir_refuses_a_fifo_source, .init = make_dir, .timeout = 10)
+{
+    char src[4096], err[512];
+    snprintf(src, sizeof src, "%s/generated/edge_one", kgt_source_dir());
+    kg_manifest *m;
+    cr_assert_eq(kg_manifest_load(src, &m, err, sizeof err), KG_OK, "%s", err);
+    snprintf(src, sizeof src, "%s/generated/edge_one/manifest.json", kgt_source_dir());
+    FILE *in = fopen(src, "rb"), *out = fopen(in_dir("manifest.json"), "wb");
+    cr_assert(in && out);
+    int ch;
+    while ((ch = fgetc(in)) != EOF)
+        fputc(ch, out);
+    fclose(in), fclose(out);
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s", in_dir(m->kernels[0].file));
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    kg_registry *reg = kg_registry_new();
+    cr_assert_eq(kg_jit_load_dir(reg, g_dir, NULL), KG_EIO);
+    cr_assert(strstr(kg_registry_error(reg), "not a regular file (listed in"), "%s",
+              kg_registry_error(reg));
+    cr_assert(strstr(kg_registry_error(reg), m->kernels[0].file), "%s", kg_registry_error(reg));
+    kg_registry_free(reg);
+    kg_manifest_free(m);
+    unlink(fifo);
+    unlink(in_dir("manifest.json"));
+    rmdir(g_dir);
 }

@@ -16,6 +16,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -353,51 +354,95 @@ Test(output_projection, llama3_8b_tkg_t1_bf16_none_and_fp8_row)
 
 /* ---- shared/vectors/output_projection_{cte,tkg} ---------------------------------------------- */
 
-static const kg_npy *input_or_null(kgt_case *c, const char *name)
+/* The case's float input `name` encoded in t; NULL if the case has none. */
+static void *vector_tensor(kgt_case *c, const char *name, kg_dtype t)
 {
-    return kgt_case_input_dtype(c, name) ? kgt_case_input(c, name) : NULL;
+    if (!kgt_case_input_dtype(c, name))
+        return NULL;
+    float *x = kgt_case_as(c, name, KG_F32);
+    cr_assert_not_null(x, "%s: %s", kgt_case_name(c), kgt_case_error(c));
+    void *e = kgt_encode(t, x, kg_npy_count(kgt_case_input(c, name)));
+    free(x);
+    return e;
 }
 
+/* The TKG TRANSPOSE_OUT option (either spelling) and its core count: the case's "lnc", else
+ * the torch reference's guess (2 when H % 256 == 0, output_projection.md). */
+static int vector_transpose_out(kgt_case *c, long H, int *lnc)
+{
+    int tout = 0;
+    double l = 0;
+    if (!kgt_case_opt_bool(c, "TRANSPOSE_OUT", &tout))
+        kgt_case_opt_bool(c, "transpose_out", &tout);
+    kgt_case_opt_num(c, "lnc", &l);
+    *lnc = l > 0 ? (int)l : H % 256 == 0 ? 2 : 1;
+    return tout;
+}
+
+/* One case of output_projection_cte / _tkg: every option mapped to its key (quantization NONE,
+ * STATIC, ROW; output dtype; TKG TRANSPOSE_OUT), the dtypes from the case. MX / STATIC_MX
+ * weights have no vector convention yet: such a case fails by name. */
 static void run_vector(kgt_case *c, const char *variant)
 {
-    const char *name = kgt_case_name(c), *quant;
+    const char *name = kgt_case_name(c), *quant = "NONE", *odt = NULL;
     double B, S, N, D, H;
-    int bias;
+    int bias = 0;
     cr_assert(kgt_case_opt_num(c, "B", &B) && kgt_case_opt_num(c, "S", &S) &&
               kgt_case_opt_num(c, "N", &N) && kgt_case_opt_num(c, "D", &D) &&
-              kgt_case_opt_num(c, "H", &H) && kgt_case_opt_bool(c, "bias", &bias) &&
-              kgt_case_opt_str(c, "quantization_type", &quant), "%s: options", name);
+              kgt_case_opt_num(c, "H", &H), "%s: shape options", name);
+    kgt_case_opt_bool(c, "bias", &bias);
+    kgt_case_opt_str(c, "quantization_type", &quant);
+    kgt_case_opt_str(c, "output_dtype", &odt);
+    /* hardware placement of the output (SBUF instead of HBM): no effect on the values */
+    kgt_case_opt_has(c, "OUT_IN_SB");
+    int fp8 = !strcmp(quant, "STATIC") || !strcmp(quant, "ROW");
+    cr_assert(fp8 || !strcmp(quant, "NONE"), "%s: quantization_type %s is not mapped (MX "
+              "weights have no vector convention yet)", name, quant);
     int tkg = strcmp(variant, "TKG") == 0;
     const char *sname = tkg ? "weight_scale" : "weight_scales";
     const char *iname = tkg ? "input_scale" : "input_scales";
     const kg_npy *attn = kgt_case_input(c, "attention"), *wt = kgt_case_input(c, "weight");
-    cr_assert(attn && wt, "%s: %s", name, kgt_case_error(c));
-    cr_assert_str_eq(kgt_case_input_dtype(c, "attention"), "bf16", "%s", name);
-    const char *wdt = kgt_case_input_dtype(c, "weight");
-    int fp8 = strcmp(wdt, "fp8_e4m3") == 0;
-    cr_assert(fp8 || strcmp(wdt, "bf16") == 0, "%s: weight dtype %s", name, wdt);
+    cr_assert(attn && wt && (!bias || kgt_case_input_dtype(c, "bias")), "%s: %s", name,
+              kgt_case_error(c));
+    static const char *const fl[] = { "attention", "bias" };
+    int t = kgt_case_float_dtype(c, fl, 2);
+    cr_assert(t >= 0, "%s: %s", name, kgt_case_error(c));
+    static const char *const wl[] = { "weight" };
+    int wdt = fp8 ? kgt_case_dtype(c, "weight") : kgt_case_float_dtype(c, wl, 1);
+    cr_assert(fp8 ? wdt == KG_E4M3 || wdt == KG_E4M3FN : wdt >= 0, "%s: weight dtype %s for %s",
+              name, kgt_case_input_dtype(c, "weight"), quant);
+    int ot = odt ? kgt_case_dtype_from_name(odt) : t;
+    cr_assert(ot >= 0, "%s: output_dtype '%s'", name, odt);
+    int lnc, tout = vector_transpose_out(c, (long)H, &lnc);
 
-    char problem[256];
-    snprintf(problem, sizeof problem, P "variant=%s,quantization_type=%s,dtype=bf16,N=%ld,"
-             "D=%ld,H=%ld,bias=%s", variant, quant, (long)N, (long)D, (long)H,
-             bias ? "true" : "false");
+    char problem[320];
+    snprintf(problem, sizeof problem, P "variant=%s,quantization_type=%s,dtype=%s,weight_dtype=%s,"
+             "out_dtype=%s,N=%ld,D=%ld,H=%ld,bias=%s", variant, quant, kg_dtype_name((kg_dtype)t),
+             kg_dtype_name((kg_dtype)wdt), kg_dtype_name((kg_dtype)ot), (long)N, (long)D,
+             (long)H, bias ? "true" : "false");
+    if (tout)
+        snprintf(problem + strlen(problem), sizeof problem - strlen(problem),
+                 ",transpose_out=true,lnc=%d", lnc);
     const kg_kernel *k = kgt_jit(problem);
     long K = (long)(N * D), T = (long)(B * S);
     kg_wt w;
-    kgt_wt_from_values(&w, fp8 ? KG_WT_E4M3 : KG_WT_BF16, KG_WL_KN, K, (long)H, wt->data);
-    void *ae = kgt_encode(KG_BF16, attn->data, kg_npy_count(attn));
-    const kg_npy *bn = bias ? kgt_case_input(c, "bias") : NULL;
-    void *be = bn ? kgt_encode(KG_BF16, bn->data, (long)H) : NULL;
-    const kg_npy *ws = input_or_null(c, sname), *is = input_or_null(c, iname);
-    void *out = kgt_poisoned(KG_BF16, T * (long)H);
-    int rc = ((kg_output_projection_fn *)k->fn)(out, ae, &w, ws ? ws->data : NULL,
-                                                is ? is->data : NULL, be, (long)B, (long)S);
+    float *wf = kgt_case_as(c, "weight", KG_F32);
+    cr_assert_not_null(wf, "%s: %s", name, kgt_case_error(c));
+    kgt_wt_from_values(&w, kg_wt_fmt_from_name(kg_dtype_name((kg_dtype)wdt)), KG_WL_KN, K,
+                       (long)H, wf);
+    free(wf);
+    void *ae = vector_tensor(c, "attention", (kg_dtype)t);
+    void *be = bias ? vector_tensor(c, "bias", (kg_dtype)t) : NULL;
+    float *ws = kgt_case_input_dtype(c, sname) ? kgt_case_as(c, sname, KG_F32) : NULL;
+    float *is = kgt_case_input_dtype(c, iname) ? kgt_case_as(c, iname, KG_F32) : NULL;
+    void *out = kgt_poisoned((kg_dtype)ot, T * (long)H);
+    int rc = ((kg_output_projection_fn *)k->fn)(out, ae, &w, ws, is, be, (long)B, (long)S);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, k->name, rc);
     char msg[1024];
-    int ok = kgt_close_to_case(c, "out_out", KG_BF16, out, msg, sizeof msg);
+    int ok = kgt_close_to_case(c, "out_out", (kg_dtype)ot, out, msg, sizeof msg);
     cr_assert(ok >= 0, "%s: no tolerance", name);
     cr_assert(ok, "vector %s/%s (%s): %s", variant, name, k->name, msg);
-    free(ae), free(be), free(out);
+    free(ae), free(be), free(ws), free(is), free(out);
     kg_wt_free(&w);
 }
 
@@ -406,6 +451,41 @@ static void run_tkg(kgt_case *c) { run_vector(c, "TKG"); }
 
 Test(output_projection, shared_vectors_cte) { kgt_each_case("output_projection_cte", run_cte); }
 Test(output_projection, shared_vectors_tkg) { kgt_each_case("output_projection_tkg", run_tkg); }
+
+/* A synthetic output_projection_tkg case for what the shared sample lacks: f32 activations and
+ * bias, ROW fp8 weights, and TRANSPOSE_OUT without an "lnc" (the torch reference's guess: 2
+ * when H % 256 == 0), so the output is [128, 2, H / 256, B * S]; expected from tests/ref. */
+Test(output_projection, synthetic_vector_tkg_f32_row_transpose_out)
+{
+    enum { B = 2, S = 3, N = 2, D = 64, H = 256, K = N * D, T = B * S };
+    float *attn = kgt_randn(KG_F32, D * B * N * S, 601), *bias = kgt_randn(KG_F32, H, 602);
+    float *W = kgt_randn(KG_F32, K * H, 603), *ws = malloc(sizeof(float) * 128 * H);
+    for (long i = 0; i < K * H; i++)
+        W[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(W[i] * 20.0f));
+    for (long r = 0; r < 128; r++)
+        for (long h = 0; h < H; h++)
+            ws[r * H + h] = 0.002f + 0.00001f * (float)h;
+    float *A = malloc(sizeof(float) * T * K), *y = malloc(sizeof(float) * T * H);
+    float *o = malloc(sizeof(float) * T * H);
+    outproj_gather_ref(A, attn, 1, B, S, N, D);
+    outproj_ref(y, A, W, ws, 1.0f, bias, 2, 0, 240.0f, T, K, H);
+    outproj_transpose_ref(o, y, T, H, 2);
+    kgt_casew *w = kgt_casew_new("output_projection_tkg", "row_f32_tout_b2_s3");
+    long as[4] = { D, B, N, S }, wsh[2] = { K, H }, bs[2] = { 1, H }, ss[2] = { 128, H };
+    long os[4] = { 128, 2, H / 256, T };
+    kgt_casew_input(w, "attention", "f32", attn, 4, as);
+    kgt_casew_input(w, "weight", "fp8_e4m3", W, 2, wsh);
+    kgt_casew_input(w, "weight_scale", "f32", ws, 2, ss);
+    kgt_casew_input(w, "bias", "f32", bias, 2, bs);
+    kgt_casew_opt_num(w, "B", B), kgt_casew_opt_num(w, "S", S), kgt_casew_opt_num(w, "N", N);
+    kgt_casew_opt_num(w, "D", D), kgt_casew_opt_num(w, "H", H);
+    kgt_casew_opt_bool(w, "bias", 1), kgt_casew_opt_str(w, "quantization_type", "ROW");
+    kgt_casew_opt_bool(w, "TRANSPOSE_OUT", 1);
+    kgt_casew_output(w, "out_out", o, 4, os, 5e-2, 1e-5);
+    kgt_run_case(kgt_casew_finish(w), run_tkg);
+    kgt_casew_free(w);
+    free(attn), free(bias), free(W), free(ws), free(A), free(y), free(o);
+}
 
 /* ---- names ----------------------------------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -831,56 +832,122 @@ Test(qkv, run_time_checks_kv_cache)
 
 /* ---- shared/vectors/qkv_cte and qkv_tkg ------------------------------------------------------ */
 
-/* The case's inputs under their per-kernel names (CTE first, TKG second). */
-static const kg_npy *input_of(kgt_case *c, const char *cte, const char *tkg, int is_tkg)
+/* The first of the names the case lists (the variants' references name the same argument
+ * differently), or NULL. */
+static const char *listed(kgt_case *c, const char *const *names, int n)
 {
-    return kgt_case_input(c, is_tkg ? tkg : cte);
+    for (int i = 0; i < n; i++)
+        if (names[i] && kgt_case_input_dtype(c, names[i]))
+            return names[i];
+    return NULL;
 }
 
+/* The case's float input `name` encoded in t (NULL for a NULL name). */
+static void *vector_tensor(kgt_case *c, const char *name, kg_dtype t)
+{
+    if (!name)
+        return NULL;
+    float *x = kgt_case_as(c, name, KG_F32);
+    cr_assert_not_null(x, "%s: %s", kgt_case_name(c), kgt_case_error(c));
+    void *e = kgt_encode(t, x, kg_npy_count(kgt_case_input(c, name)));
+    free(x);
+    return e;
+}
+
+/* The vector names of each argument: CTE's reference, TKG's, then qkv.md's. */
+typedef struct vnames {
+    const char *x, *w, *g, *be, *bi, *mlp, *attn, *ws, *is, *cos, *sin;
+} vnames;
+
+static vnames vector_names(kgt_case *c)
+{
+    static const char *const x[] = { "hidden", "input" };
+    static const char *const w[] = { "qkv_weights", "qkv_w", "fused_qkv_weights" };
+    static const char *const g[] = { "gamma", "norm_w", "gamma_norm_weights" };
+    static const char *const be[] = { "norm_b", "norm_bias", "layer_norm_bias" };
+    static const char *const bi[] = { "bias", "qkv_bias" };
+    static const char *const mlp[] = { "mlp_prev" };
+    static const char *const attn[] = { "attn_prev", "attention_prev" };
+    static const char *const ws[] = { "qkv_w_scale", "w_scale" };
+    static const char *const is[] = { "qkv_in_scale", "in_scale" };
+    static const char *const cs[] = { "cos_cache", "cos" }, *const sn[] = { "sin_cache", "sin" };
+    vnames v = { listed(c, x, 2), listed(c, w, 3), listed(c, g, 3), listed(c, be, 3),
+                 listed(c, bi, 2), listed(c, mlp, 1), listed(c, attn, 2), listed(c, ws, 2),
+                 listed(c, is, 2), listed(c, cs, 2), listed(c, sn, 2) };
+    return v;
+}
+
+/* One case of qkv_cte / qkv_tkg: every option mapped to its key (quantization STATIC / ROW
+ * with fp8 weights and their scales, fused RoPE, the fused add), every input read. The fp8
+ * KV-cache write and MX have no vector convention yet: such a case fails by name. */
 static void run_vector_of(kgt_case *vc, int tkg)
 {
-    const char *name = kgt_case_name(vc), *norm = "NO_NORM", *layout = "BSD";
+    const char *name = kgt_case_name(vc), *norm = "NO_NORM", *layout = "BSD", *quant = "NONE";
     double dh, nq, nkv, eps = 1e-6, hact = 0;
-    int bias = 0, add = 0;
+    int bias = 0, add = 0, rope = 0;
     cr_assert(kgt_case_opt_num(vc, "d_head", &dh) && kgt_case_opt_num(vc, "n_q_heads", &nq) &&
               kgt_case_opt_num(vc, "n_kv_heads", &nkv), "%s: head options", name);
     kgt_case_opt_str(vc, "norm_type", &norm);
     kgt_case_opt_str(vc, "output_layout", &layout);
+    kgt_case_opt_str(vc, "quantization_type", &quant);
     kgt_case_opt_num(vc, "eps", &eps);
     kgt_case_opt_num(vc, "hidden_actual", &hact);
     kgt_case_opt_bool(vc, "bias", &bias);
     kgt_case_opt_bool(vc, "fused_residual_add", &add);
-    const kg_npy *x = input_of(vc, "hidden", "hidden", tkg);
-    const kg_npy *wv = input_of(vc, "qkv_weights", "qkv_w", tkg);
-    const kg_npy *g = input_of(vc, "gamma", "norm_w", tkg);
-    const kg_npy *be = input_of(vc, "norm_b", "norm_bias", tkg);
-    const kg_npy *bi = input_of(vc, "bias", "qkv_bias", tkg);
-    const kg_npy *mlp = add ? kgt_case_input(vc, "mlp_prev") : NULL;
-    const kg_npy *attn = add ? kgt_case_input(vc, "attn_prev") : NULL;
-    cr_assert(x && wv && (!add || (mlp && attn)), "%s: %s", name, kgt_case_error(vc));
-    kg_dtype t = (kg_dtype)kg_dtype_from_name(kgt_case_input_dtype(vc, "hidden"));
+    kgt_case_opt_bool(vc, "fused_rope", &rope);
+    /* hardware placement and loading (qkv.md): no effect on the values */
+    static const char *const hw[] = { "store_output_in_sbuf", "use_auto_allocation",
+                                      "load_input_with_DMA_transpose" };
+    for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
+        kgt_case_opt_has(vc, hw[i]);
+    int q8 = !strcmp(quant, "STATIC") || !strcmp(quant, "ROW");
+    cr_assert(q8 || !strcmp(quant, "NONE"), "%s: quantization_type %s is not mapped (MX "
+              "weights have no vector convention yet)", name, quant);
+    vnames n = vector_names(vc);
+    const kg_npy *x = n.x ? kgt_case_input(vc, n.x) : NULL;
+    const kg_npy *wv = n.w ? kgt_case_input(vc, n.w) : NULL;
+    cr_assert(x && wv && (!add || (n.mlp && n.attn)) && (!bias || n.bi) &&
+              (!rope || (n.cos && n.sin)) && (!q8 || n.ws),
+              "%s: inputs of the options: %s", name, kgt_case_error(vc));
+    const char *const fl[] = { n.x, n.g, n.be, n.bi, n.mlp, n.attn, n.cos, n.sin };
+    int ti = kgt_case_float_dtype(vc, (const char *const *)fl, 8);
+    cr_assert(ti >= 0, "%s: %s", name, kgt_case_error(vc));
+    kg_dtype t = (kg_dtype)ti;
+    const char *const wl[] = { n.w };
+    int wt = q8 ? kgt_case_dtype(vc, n.w) : kgt_case_float_dtype(vc, wl, 1);
+    cr_assert(q8 ? (wt == KG_E4M3 || wt == KG_E4M3FN) : wt >= 0, "%s: weight dtype %s for %s",
+              name, kgt_case_input_dtype(vc, n.w), quant);
     long B = x->shape[0], S = x->shape[1], H = x->shape[2], I = wv->shape[1];
     int ln = strcmp(norm, "LAYER_NORM") == 0;
 
     char problem[512];
     snprintf(problem, sizeof problem,
-             "qkv:variant=%s,dtype=%s,H=%ld,nq=%d,nkv=%d,d=%d,hidden_actual=%ld,"
-             "output_layout=%s,norm_type=%s,layer_norm_bias=%d,eps=%.9g,bias=%d,"
-             "fused_residual_add=%d", tkg ? "TKG" : "CTE", kg_dtype_name(t), H, (int)nq,
-             (int)nkv, (int)dh, hact > 0 ? (long)hact : H, layout, norm, ln && be, eps, bias,
-             add);
+             "qkv:variant=%s,dtype=%s,quantization_type=%s,weight_dtype=%s,H=%ld,nq=%d,nkv=%d,"
+             "d=%d,hidden_actual=%ld,output_layout=%s,norm_type=%s,layer_norm_bias=%d,eps=%.9g,"
+             "bias=%d,fused_residual_add=%d,fused_rope=%d", tkg ? "TKG" : "CTE",
+             kg_dtype_name(t), quant, kg_dtype_name((kg_dtype)wt), H, (int)nq, (int)nkv, (int)dh,
+             hact > 0 ? (long)hact : H, layout, norm, ln && n.be, eps, bias, add, rope);
     const kg_kernel *k = kgt_jit(problem);
     kg_wt w;
-    kgt_wt_from_values(&w, KG_WT_BF16, KG_WL_KN, H, I, wv->data);
-    void *ex = kgt_encode(t, x->data, B * S * H), *out = kgt_poisoned(t, B * S * I);
-    void *eg = g ? kgt_encode(t, g->data, H) : NULL;
-    void *ebe = ln && be ? kgt_encode(t, be->data, H) : NULL;
-    void *ebi = bias ? kgt_encode(t, bi->data, I) : NULL;
-    void *em = add ? kgt_encode(t, mlp->data, B * S * H) : NULL;
-    void *ea = add ? kgt_encode(t, attn->data, B * S * H) : NULL;
+    float *wf = kgt_case_as(vc, n.w, KG_F32);
+    cr_assert_not_null(wf, "%s: %s", name, kgt_case_error(vc));
+    kgt_wt_from_values(&w, kg_wt_fmt_from_name(kg_dtype_name((kg_dtype)wt)), KG_WL_KN, H, I, wf);
+    free(wf);
+    void *ex = vector_tensor(vc, n.x, t), *out = kgt_poisoned(t, B * S * I);
+    void *eg = vector_tensor(vc, n.g, t);
+    void *ebe = ln ? vector_tensor(vc, n.be, t) : NULL;
+    void *ebi = bias ? vector_tensor(vc, n.bi, t) : NULL;
+    void *em = add ? vector_tensor(vc, n.mlp, t) : NULL;
+    void *ea = add ? vector_tensor(vc, n.attn, t) : NULL;
+    void *ec = rope ? vector_tensor(vc, n.cos, t) : NULL;
+    void *es = rope ? vector_tensor(vc, n.sin, t) : NULL;
+    /* [1, 3] / [128, 3] (STATIC) or [1, I] / [128, I] (ROW): rows identical, row 0 read */
+    float *ews = q8 ? kgt_case_as(vc, n.ws, KG_F32) : NULL;
+    float *eis = n.is ? kgt_case_as(vc, n.is, KG_F32) : NULL;
+    cr_assert(!q8 || ews, "%s: %s", name, kgt_case_error(vc));
     void *fused = tkg && add ? kgt_poisoned(t, B * S * H) : NULL;
-    int rc = ((kg_qkv_fn *)k->fn)(out, fused, NULL, NULL, ex, &w, NULL, NULL, ebi, em, ea, eg,
-                                  ebe, NULL, NULL, NULL, NULL, NULL, B, S, 0);
+    int rc = ((kg_qkv_fn *)k->fn)(out, fused, NULL, NULL, ex, &w, ews, eis, ebi, em, ea, eg,
+                                  ebe, ec, es, NULL, NULL, NULL, B, S, 0);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, k->name, rc);
     char msg[1024];
     int ok = kgt_close_to_case(vc, "out_out", t, out, msg, sizeof msg);
@@ -890,7 +957,7 @@ static void run_vector_of(kgt_case *vc, int tkg)
         ok = kgt_close_to_case(vc, "out_fused_hidden", t, fused, msg, sizeof msg);
         cr_assert(ok == 1, "vector %s (%s): fused_hidden: %s", name, k->name, msg);
     }
-    void *ps[] = { ex, out, eg, ebe, ebi, em, ea, fused };
+    void *ps[] = { ex, out, eg, ebe, ebi, em, ea, ec, es, ews, eis, fused };
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         free(ps[i]);
     kg_wt_free(&w);
@@ -901,6 +968,54 @@ static void run_tkg_vector(kgt_case *c) { run_vector_of(c, 1); }
 
 Test(qkv, shared_vectors_cte) { kgt_each_case("qkv_cte", run_cte_vector); }
 Test(qkv, shared_vectors_tkg) { kgt_each_case("qkv_tkg", run_tkg_vector); }
+
+/* A synthetic qkv_cte case in the vector format for options the shared sample lacks: STATIC
+ * quantization (fp8 e4m3 weights, qkv_w_scale [128, 3] and qkv_in_scale [128, 1], qkv.md's
+ * names) with fused RoPE (cos_cache / sin_cache [B, S, d], HF duplicated halves) after an RMS
+ * norm; the expected output from tests/ref. */
+Test(qkv, synthetic_vector_cte_static_fused_rope)
+{
+    enum { B = 1, S = 5, H = 128, NQ = 2, NKV = 1, D = 32, I = (NQ + 2 * NKV) * D };
+    float *x = kgt_randn(KG_BF16, B * S * H, 501), *gam = kgt_randn(KG_BF16, H, 502);
+    float *W = kgt_randn(KG_F32, H * I, 503);
+    for (long i = 0; i < H * I; i++)
+        W[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(W[i] * 16.0f));
+    float ws[128 * 3], is[128], cs[B * S * D], sn[B * S * D];
+    for (int r = 0; r < 128; r++) {
+        ws[r * 3] = 0.004f, ws[r * 3 + 1] = 0.003f, ws[r * 3 + 2] = 0.005f;
+        is[r] = 0.02f;
+    }
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < D; j++) { /* angles s / 10000^(2(j mod D/2)/D), both halves alike */
+            float a = (float)s * powf(10000.0f, -2.0f * (float)(j % (D / 2)) / D);
+            cs[s * D + j] = kgt_round_bf16(cosf(a)), sn[s * D + j] = kgt_round_bf16(sinf(a));
+        }
+    float *want = malloc(sizeof(float) * B * S * I);
+    qkv_ref_opts o = { 0, H, NQ, NKV, D, H, 1, 1, 0, 0, 240.0f, 1e-6f, 0, 1, 0, 0, 0, 0,
+                       240.0f, -240.0f, kgt_round_bf16 };
+    qkv_ref(want, NULL, NULL, NULL, x, W, ws, is[0], NULL, NULL, NULL, gam, NULL, cs, sn, 1.0f,
+            1.0f, NULL, &o, B, S, 0);
+    kgt_casew *w = kgt_casew_new("qkv_cte", "rms_norm_static_rope_b1_s5");
+    long xs[3] = { B, S, H }, wsh[2] = { H, I }, gs[2] = { 1, H }, ss[2] = { 128, 3 };
+    long iss[2] = { 128, 1 }, ts[3] = { B, S, D }, os[3] = { B, S, I };
+    kgt_casew_input(w, "hidden", "bf16", x, 3, xs);
+    kgt_casew_input(w, "qkv_weights", "fp8_e4m3", W, 2, wsh);
+    kgt_casew_input(w, "gamma", "bf16", gam, 2, gs);
+    kgt_casew_input(w, "qkv_w_scale", "f32", ws, 2, ss);
+    kgt_casew_input(w, "qkv_in_scale", "f32", is, 2, iss);
+    kgt_casew_input(w, "cos_cache", "bf16", cs, 3, ts);
+    kgt_casew_input(w, "sin_cache", "bf16", sn, 3, ts);
+    kgt_casew_opt_num(w, "d_head", D), kgt_casew_opt_num(w, "n_q_heads", NQ);
+    kgt_casew_opt_num(w, "n_kv_heads", NKV), kgt_casew_opt_num(w, "eps", 1e-6);
+    kgt_casew_opt_str(w, "norm_type", "RMS_NORM");
+    kgt_casew_opt_str(w, "quantization_type", "STATIC");
+    kgt_casew_opt_str(w, "output_layout", "BSD");
+    kgt_casew_opt_bool(w, "bias", 0), kgt_casew_opt_bool(w, "fused_rope", 1);
+    kgt_casew_output(w, "out_out", want, 3, os, 5e-2, 2e-2);
+    kgt_run_case(kgt_casew_finish(w), run_cte_vector);
+    kgt_casew_free(w);
+    free(x), free(gam), free(W), free(want);
+}
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 

@@ -10,6 +10,7 @@
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
@@ -188,23 +189,37 @@ Test(rmsnorm_quant, run_time_checks)
  * bits need not match). */
 static void run_vector(kgt_case *tc)
 {
-    const char *name = kgt_case_name(tc), *norm, *quant;
+    const char *name = kgt_case_name(tc), *norm = "RMS_NORM", *quant = "ROW";
     char p[512], msg[512];
-    double lb, eps;
-    cr_assert(kgt_case_opt_str(tc, "norm_type", &norm) &&
-              kgt_case_opt_str(tc, "quantization_type", &quant) &&
-              kgt_case_opt_num(tc, "lower_bound", &lb) && kgt_case_opt_num(tc, "eps", &eps),
-              "%s: options", name);
-    const kg_npy *x = kgt_case_input(tc, "inp"), *g = kgt_case_input(tc, "gamma");
-    cr_assert(x && g, "%s: inputs", name);
+    double lb = 0, eps = 1e-6; /* rmsnorm_quant.md's defaults */
+    kgt_case_opt_str(tc, "norm_type", &norm);
+    kgt_case_opt_str(tc, "quantization_type", &quant);
+    kgt_case_opt_num(tc, "lower_bound", &lb);
+    kgt_case_opt_num(tc, "eps", &eps);
+    const kg_npy *x = kgt_case_input(tc, "inp");
+    cr_assert(x, "%s: %s", name, kgt_case_error(tc));
+    static const char *const fl[] = { "inp", "gamma" };
+    int t = kgt_case_float_dtype(tc, fl, 2);
+    cr_assert(t >= 0, "%s: %s", name, kgt_case_error(tc));
     long H = x->shape[x->rank - 1], R = kg_npy_count(x) / H;
     int row = !strcmp(quant, "ROW");
-    snprintf(p, sizeof p, "rmsnorm_quant:dtype=bf16,H=%ld,norm_type=%s,quantization_type=%s,"
-             "lower_bound=%.9g,eps=%.9g", H, norm, quant, lb, eps);
+    snprintf(p, sizeof p, "rmsnorm_quant:dtype=%s,H=%ld,norm_type=%s,quantization_type=%s,"
+             "lower_bound=%.9g,eps=%.9g", kg_dtype_name((kg_dtype)t), H, norm, quant, lb, eps);
     const kg_kernel *k = kgt_jit(p);
-    void *xb = kgt_encode(KG_BF16, x->data, R * H), *gb = kgt_encode(KG_BF16, g->data, H);
-    const kg_npy *sc = kgt_case_input(tc, "input_dequant_scale");
-    float s = sc ? ((const float *)sc->data)[0] : 1.0f;
+    float *xf = kgt_case_as(tc, "inp", KG_F32);
+    float *gf = kgt_case_input_dtype(tc, "gamma") ? kgt_case_as(tc, "gamma", KG_F32) : NULL;
+    cr_assert(xf && (gf || !kgt_case_input_dtype(tc, "gamma")), "%s: %s", name,
+              kgt_case_error(tc));
+    void *xb = kgt_encode((kg_dtype)t, xf, R * H);
+    void *gb = gf ? kgt_encode((kg_dtype)t, gf, H) : NULL;
+    free(xf), free(gf);
+    float s = 1.0f;
+    if (kgt_case_input_dtype(tc, "input_dequant_scale")) {
+        float *sc = kgt_case_as(tc, "input_dequant_scale", KG_F32);
+        cr_assert_not_null(sc, "%s: %s", name, kgt_case_error(tc));
+        s = sc[0];
+        free(sc);
+    }
     uint8_t *q = poisoned_bytes(R * (H + 4));
     int rc = ((kg_rmsnorm_quant_fn *)k->fn)(q, xb, gb, &s, R);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, k->name, rc);
@@ -225,6 +240,32 @@ static void run_vector(kgt_case *tc)
         kgt_case_compared(tc, "out_dequant_scale");
     }
     free(xb), free(gb), free(q), free(vals), free(scale);
+}
+
+/* A synthetic case for what the shared sample lacks: fp16 input (the upstream fp16 tests), no
+ * gamma with NO_NORM, and no eps / lower_bound options (the doc's defaults 1e-6 / 0); expected
+ * from tests/ref, 3 rows of 200. */
+Test(rmsnorm_quant, synthetic_vector_fp16_no_gamma_defaults, .init = kgt_suite_init,
+     .fini = kgt_suite_fini)
+{
+    enum { R = 3, H = 200 };
+    float *x = kgt_randn(KG_F16, R * H, 701);
+    for (long i = 0; i < R * H; i++)
+        x[i] = kgt_round_f16(x[i] * 3.0f);
+    uint8_t *q = malloc(R * (H + 4));
+    rmsnorm_quant_ref(q, x, NULL, 1.0f, 0, 1, 0, 0.0f, 1e-6f, 240.0f, R, H);
+    float *vals = malloc(sizeof(float) * R * H), *scale = malloc(sizeof(float) * R);
+    unpack(q, 1, 0, R, H, vals, scale);
+    kgt_casew *w = kgt_casew_new("rmsnorm_quant", "row_no_norm_fp16_r3_h200");
+    long xs[3] = { 1, R, H }, ss[3] = { 1, R, 1 };
+    kgt_casew_input(w, "inp", "fp16", x, 3, xs);
+    kgt_casew_opt_str(w, "norm_type", "NO_NORM");
+    kgt_casew_opt_str(w, "quantization_type", "ROW");
+    kgt_casew_output(w, "out_out_f32", vals, 3, xs, 0.072, 1e-8);
+    kgt_casew_output(w, "out_dequant_scale", scale, 3, ss, 0.007, 1e-8);
+    kgt_run_case(kgt_casew_finish(w), run_vector);
+    kgt_casew_free(w);
+    free(x), free(q), free(vals), free(scale);
 }
 
 /* The upstream reference outputs of shared/vectors/rmsnorm_quant. */

@@ -252,32 +252,50 @@ static void vector_output(kgt_case *c, const char *kname, kg_dtype t, const char
     cr_assert(ok, "vector %s %s (%s): %s", kgt_case_name(c), out, kname, msg);
 }
 
-/* The case's tables are cos/sin or rope_cache, [B, T, w] or [T, w]: the problem follows. */
+/* A float input of the case encoded in t (NULL if the case has none). */
+static void *vector_tensor(kgt_case *c, const char *name, kg_dtype t)
+{
+    if (!kgt_case_input_dtype(c, name))
+        return NULL;
+    float *x = kgt_case_as(c, name, KG_F32);
+    cr_assert_not_null(x, "%s: %s", kgt_case_name(c), kgt_case_error(c));
+    void *e = kgt_encode(t, x, kg_npy_count(kgt_case_input(c, name)));
+    free(x);
+    return e;
+}
+
+/* The case's tables are cos/sin or rope_cache, [B, T, w] or [T, w]: the problem follows (the
+ * "tables" option says which in words; it must agree with the inputs). */
 static void run_vector(kgt_case *c)
 {
-    const char *name = kgt_case_name(c);
+    const char *name = kgt_case_name(c), *tables;
     opts o = { 0, 1, 0 };
     kgt_case_opt_bool(c, "backward", &o.backward);
+    o.cache = kgt_case_input_dtype(c, "rope_cache") != NULL;
+    if (kgt_case_opt_str(c, "tables", &tables))
+        cr_assert(!strncmp(tables, o.cache ? "rope_cache" : "cos/sin", o.cache ? 10 : 7),
+                  "%s: tables '%s' but the inputs are %s", name, tables,
+                  o.cache ? "rope_cache" : "cos/sin");
     const kg_npy *q = kgt_case_input(c, "q"), *k = kgt_case_input(c, "k");
-    const kg_npy *cs = kgt_case_input(c, "cos"), *sn = kgt_case_input(c, "sin");
-    if (!cs) {
-        cs = kgt_case_input(c, "rope_cache");
-        o.cache = 1;
-    }
-    cr_assert(q && k && cs && (o.cache || sn), "%s: %s", name, kgt_case_error(c));
+    const kg_npy *cs = kgt_case_input(c, o.cache ? "rope_cache" : "cos");
+    cr_assert(q && k && cs && (o.cache || kgt_case_input(c, "sin")), "%s: %s", name,
+              kgt_case_error(c));
     cr_assert(q->rank == 4 && k->rank == 4 && (cs->rank == 2 || cs->rank == 3), "%s", name);
     o.table_batch = cs->rank == 3;
-    int t = kg_dtype_from_name(kgt_case_input_dtype(c, "q"));
-    cr_assert(t == KG_F32 || t == KG_BF16 || t == KG_F16, "%s: dtype", name);
+    static const char *const fl[] = { "q", "k", "cos", "sin", "rope_cache" };
+    int ti = kgt_case_float_dtype(c, fl, 5);
+    cr_assert(ti >= 0, "%s: %s", name, kgt_case_error(c));
+    kg_dtype t = (kg_dtype)ti;
     shape s = { (int)q->shape[3], (int)q->shape[0], (int)q->shape[1], (int)k->shape[1],
                 (int)q->shape[2], (int)cs->shape[cs->rank - 2] };
 
     char problem[256];
     problem_of(problem, sizeof problem, t, o, s.d, s.Hq, s.Hk);
     const kg_kernel *kk = kgt_jit(problem);
-    long nq = kg_npy_count(q), nk = kg_npy_count(k), nt = kg_npy_count(cs);
-    void *qe = kgt_encode(t, q->data, nq), *ke = kgt_encode(t, k->data, nk);
-    void *ce = kgt_encode(t, cs->data, nt), *se = o.cache ? NULL : kgt_encode(t, sn->data, nt);
+    long nq = kg_npy_count(q), nk = kg_npy_count(k);
+    void *qe = vector_tensor(c, "q", t), *ke = vector_tensor(c, "k", t);
+    void *ce = vector_tensor(c, o.cache ? "rope_cache" : "cos", t);
+    void *se = o.cache ? NULL : vector_tensor(c, "sin", t);
     void *qo = kgt_poisoned(t, nq), *ko = kgt_poisoned(t, nk);
     cr_assert_eq(((kg_rope_hf_fn *)kk->fn)(qo, ko, qe, ke, ce, se, s.B, s.S, s.T), KG_OK);
     vector_output(c, kk->name, t, "out_q_out", qo);

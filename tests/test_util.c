@@ -15,6 +15,7 @@
 
 #include "kgen/abi.h"
 #include "kgen/npy.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/vectors.h"
 
@@ -417,6 +418,30 @@ Test(npy, rejects_truncated_files, .init = make_tmp, .fini = drop_tmp)
     expect_reject(tmp("len.npy"), KG_EIO, "truncated header");
 }
 
+/* The reader's own cap on the data it allocates: a caller's max_bytes, or KG_NPY_MAX_BYTES for
+ * kg_npy_read, checked against what the header declares before the data is allocated, even
+ * when the file really holds that much (a sparse file of 8 GiB + 4 bytes here: the test would
+ * need 8 GiB if the cap were checked after the allocation). */
+Test(npy, cap_on_the_data, .init = make_tmp, .fini = drop_tmp)
+{
+    make_npy(tmp("six.npy"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,)}\n",
+             six, sizeof six);
+    char err[512] = "";
+    kg_npy a;
+    cr_assert_eq(kg_npy_read_max(tmp("six.npy"), 24, &a, err, sizeof err), KG_OK, "%s", err);
+    cr_assert(a.rank == 1 && a.shape[0] == 6 && ((float *)a.data)[5] == 5.0f);
+    kg_npy_free(&a);
+    cr_assert_eq(kg_npy_read_max(tmp("six.npy"), 23, &a, err, sizeof err), KG_ESHAPE);
+    cr_assert_null(a.data);
+    cr_assert(strstr(err, "six.npy: the data takes 24 bytes, above the limit of 23"), "%s", err);
+
+    const char *hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (2147483649,)}\n";
+    make_npy(tmp("big.npy"), 1, hdr, NULL, 0);
+    cr_assert_eq(truncate(tmp("big.npy"), (off_t)(10 + strlen(hdr)) + 4 * 2147483649LL), 0);
+    expect_reject(tmp("big.npy"), KG_ESHAPE,
+                  "the data takes 8589934596 bytes, above the limit of 8589934592");
+}
+
 Test(npy, rejects_bad_magic_version_and_dict, .init = make_tmp, .fini = drop_tmp)
 {
     write_bytes(tmp("magic.npy"), "\x93NUMPZ\x01\x00\x10\x00{}", 12);
@@ -682,6 +707,159 @@ Test(vectors, u32_file_reads)
     const kg_npy *a = kgt_case_input(c, "kv_cache_update_idx");
     cr_assert_not_null(a, "%s", kgt_case_error(c));
     cr_assert_eq(a->dtype, KG_U32);
+    kgt_case_free(c);
+}
+
+/* ---- vectors: what an adapter maps ---------------------------------------------------------- */
+
+/* A case with options a (string) and b (number), float input x (bf16) and integer input n. */
+static kgt_case *small_case(kgt_casew **w)
+{
+    static const float x[4] = { 1.0f, -2.0f, 0.5f, 3.0f };
+    static const int32_t n[2] = { 7, -1 };
+    long xs[1] = { 4 };
+    *w = kgt_casew_new("k", "small");
+    kgt_casew_opt_str(*w, "a", "A");
+    kgt_casew_opt_num(*w, "b", 2.5);
+    kgt_casew_input(*w, "x", "bf16", x, 1, xs);
+    kg_npy a = { .dtype = KG_I32, .rank = 1, .shape = { 2 }, .data = (void *)n };
+    kgt_casew_input_npy(*w, "n", "i32", &a);
+    char err[512] = "";
+    kgt_case *c = kgt_case_load(kgt_casew_finish(*w), err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    return c;
+}
+
+/* Each option and input the adapter did not read is named, in order, until all are read. */
+Test(vectors, unmapped_options_and_inputs)
+{
+    kgt_casew *w;
+    kgt_case *c = small_case(&w);
+    char buf[256];
+    const char *s;
+    cr_assert(kgt_case_unmapped(c, buf, sizeof buf));
+    cr_assert_str_eq(buf, "option 'a' (= \"A\")");
+    double x;
+    cr_assert_not(kgt_case_opt_num(c, "a", &x), "a is a string");
+    cr_assert(kgt_case_unmapped(c, buf, sizeof buf));
+    cr_assert_str_eq(buf, "option 'b' (= 2.5)", "asking for a with the wrong type reads it");
+    cr_assert_not(kgt_case_opt_str(c, "absent", &s));
+    cr_assert(kgt_case_opt_has(c, "b"));
+    cr_assert(kgt_case_unmapped(c, buf, sizeof buf));
+    cr_assert_str_eq(buf, "input 'x'");
+    cr_assert_not_null(kgt_case_input_dtype(c, "x"));
+    cr_assert(kgt_case_unmapped(c, buf, sizeof buf), "a dtype look-up is not a read");
+    cr_assert_not_null(kgt_case_input(c, "x"));
+    cr_assert(kgt_case_unmapped(c, buf, sizeof buf));
+    cr_assert_str_eq(buf, "input 'n'");
+    free(kgt_case_as(c, "n", KG_I64));
+    cr_assert_not(kgt_case_unmapped(c, buf, sizeof buf), "%s", buf);
+    cr_assert_str_eq(buf, "");
+    kgt_case_free(c);
+    kgt_casew_free(w);
+}
+
+/* Conversions keep exact values only, and name the element that is not one. */
+Test(vectors, case_as_converts_exact_values_only)
+{
+    kgt_casew *w;
+    kgt_case *c = small_case(&w);
+    float *n = kgt_case_as(c, "n", KG_F32);
+    cr_assert(n && n[0] == 7.0f && n[1] == -1.0f);
+    free(n);
+    cr_assert_null(kgt_case_as(c, "n", KG_U32), "-1 is no u32");
+    cr_assert_not_null(strstr(kgt_case_error(c), "'n' element 1 (-1)"), "%s", kgt_case_error(c));
+    cr_assert_null(kgt_case_as(c, "x", KG_I32), "0.5 is no integer");
+    cr_assert_not_null(strstr(kgt_case_error(c), "'x' element 2 (0.5)"), "%s",
+                       kgt_case_error(c));
+    cr_assert_null(kgt_case_as(c, "x", KG_I64), "nor an i64");
+    cr_assert_null(kgt_case_as(c, "x", KG_BF16), "only f32 and the integers are targets");
+    cr_assert_null(kgt_case_as(c, "none", KG_F32));
+    kgt_case_free(c);
+    kgt_casew_free(w);
+
+    /* fp32-stored whole numbers (upstream's bounds) become integers; 2^31 is no i32 */
+    static const float f[3] = { 3.0f, -4.0f, 2147483648.0f };
+    long fs[1] = { 3 };
+    w = kgt_casew_new("k", "floats");
+    kgt_casew_input(w, "f", "f32", f, 1, fs);
+    char err[512];
+    c = kgt_case_load(kgt_casew_finish(w), err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    int64_t *l = kgt_case_as(c, "f", KG_I64);
+    cr_assert(l && l[0] == 3 && l[1] == -4 && l[2] == 2147483648ll);
+    free(l);
+    cr_assert_null(kgt_case_as(c, "f", KG_I32));
+    kgt_case_free(c);
+    kgt_casew_free(w);
+}
+
+/* The kernel dtype that holds every listed input exactly. */
+Test(vectors, float_dtype_is_the_narrowest_exact_one)
+{
+    static const float v[1] = { 1.0f };
+    long s1[1] = { 1 };
+    kgt_casew *w = kgt_casew_new("k", "dtypes");
+    static const char *const dt[] = { "bf16", "fp16", "f32", "fp8_e4m3", "i32", "q4" };
+    static const char *const nm[] = { "b", "h", "f", "e", "i", "q" };
+    for (int i = 0; i < 6; i++)
+        kgt_casew_input(w, nm[i], dt[i], v, 1, s1);
+    char err[512];
+    kgt_case *c = kgt_case_load(kgt_casew_finish(w), err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    const char *const be[] = { "b", "e", "absent" }, *const eh[] = { "e", "h" };
+    const char *const bh[] = { "b", "h" }, *const bf[] = { "b", NULL, "f" };
+    cr_assert_eq(kgt_case_float_dtype(c, be, 3), KG_BF16);
+    cr_assert_eq(kgt_case_float_dtype(c, eh, 2), KG_F16);
+    cr_assert_eq(kgt_case_float_dtype(c, bh, 2), KG_F32, "bf16 and fp16 values need f32");
+    cr_assert_eq(kgt_case_float_dtype(c, bf, 3), KG_F32);
+    const char *const i[] = { "b", "i" }, *const q[] = { "q" }, *const none[] = { "absent" };
+    cr_assert_eq(kgt_case_float_dtype(c, i, 2), -1);
+    cr_assert_not_null(strstr(kgt_case_error(c), "'i' has dtype 'i32', not a float"), "%s",
+                       kgt_case_error(c));
+    cr_assert_eq(kgt_case_float_dtype(c, q, 1), -1);
+    cr_assert_not_null(strstr(kgt_case_error(c), "'q' has dtype 'q4', which no convention"),
+                       "%s", kgt_case_error(c));
+    cr_assert_eq(kgt_case_float_dtype(c, none, 1), -1);
+    cr_assert_eq(kgt_case_dtype(c, "e"), KG_E4M3);
+    cr_assert_eq(kgt_case_dtype_from_name("u32"), KG_U32);
+    cr_assert_eq(kgt_case_dtype_from_name("float32"), -1);
+    kgt_case_free(c);
+    kgt_casew_free(w);
+}
+
+/* List inputs by "list_inputs", or by NAME_0, NAME_1, ... in "inputs" when a case has none. */
+Test(vectors, list_inputs_listed_or_numbered)
+{
+    static const float v0[2] = { 1.0f, 1.5f }, v1[2] = { 2.0f, 2.5f };
+    long s[1] = { 2 };
+    for (int listed = 0; listed < 2; listed++) {
+        kgt_casew *w = kgt_casew_new("k", "lists");
+        kgt_casew_input(w, "h_0", "bf16", v0, 1, s);
+        kgt_casew_input(w, "h_1", "bf16", v1, 1, s);
+        kgt_casew_input(w, "h_3", "bf16", v0, 1, s);
+        if (listed)
+            kgt_casew_list(w, "h", 2);
+        char err[512];
+        kgt_case *c = kgt_case_load(kgt_casew_finish(w), err, sizeof err);
+        cr_assert_not_null(c, "%s", err);
+        cr_assert_eq(kgt_case_list_len(c, "h"), 2, "h_3 does not follow h_1");
+        cr_assert_eq(kgt_case_list_len(c, "g"), 0);
+        cr_assert_str_eq(kgt_case_list_name(c, "h", 1), "h_1");
+        const kg_npy *a = kgt_case_list_input(c, "h", 1);
+        cr_assert(a && ((const float *)a->data)[0] == 2.0f, "%s", kgt_case_error(c));
+        cr_assert_null(kgt_case_list_input(c, "h", 2));
+        cr_assert(kgt_case_has_output(c, "nothing") == 0);
+        kgt_case_free(c);
+        kgt_casew_free(w);
+    }
+    char err[512];
+    kgt_case *c = kgt_case_load(vec("transformer_tkg/l2_b2_s1_pos"), err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(kgt_case_list_len(c, "W_qkvs"), 2);
+    cr_assert_not_null(kgt_case_list_input(c, "K_caches", 1), "%s", kgt_case_error(c));
+    cr_assert(kgt_case_has_output(c, "out_K_cache_1"));
+    cr_assert_not(kgt_case_has_output(c, "K_caches_1"), "an input is not an output");
     kgt_case_free(c);
 }
 

@@ -1,31 +1,14 @@
 /* load_dir.c: JIT-compiles a generated folder: the kernels its manifest.json lists, each from
- * the file the manifest names beside it. */
+ * the file the manifest names beside it (read by kgrf_read: a FIFO or a folder in its place is
+ * refused, not waited on). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kgen/kgen.h"
 #include "kgen/manifest.h"
+#include "readfile.h"
 #include "registry.h"
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
 
 int kg_jit_load_dir(kg_registry *reg, const char *dir, double *seconds_total)
 {
@@ -48,8 +31,8 @@ int kg_jit_load_dir(kg_registry *reg, const char *dir, double *seconds_total)
         info[i] = kg_manifest_info(&m->kernels[i]);
         snprintf(path, sizeof path, "%s/%s", dir, m->kernels[i].file);
         labels[i] = strdup(path);
-        if (!(srcs[i] = read_text(path)))
-            rc = kgr_fail(reg, KG_EIO, "%s: cannot read (listed in %s)", path, m->source);
+        if (!(srcs[i] = kgrf_read(path, KGRF_MAX_FILE, NULL, err, sizeof err)))
+            rc = kgr_fail(reg, KG_EIO, "%s (listed in %s)", err, m->source);
     }
     if (rc == KG_OK)
         rc = kg_jit_compile(reg, n, info, (const char *const *)labels,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kgen/manifest.h"
+#include "readfile.h"
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
@@ -376,21 +377,11 @@ int kg_manifest_load(const char *dir, kg_manifest **m, char *err, size_t errlen)
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     *m = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return snprintf(err, errlen, "%s: cannot read", path), KG_EIO;
-    char *text = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len + 65536 > cap && !(text = realloc(text, cap = 2 * cap + 65536)))
-            break;
-        got = fread(text + len, 1, cap - len, f);
-        len += got;
-    } while (got > 0);
-    int ok = text && !ferror(f);
-    fclose(f);
-    int rc = ok ? kg_manifest_parse(text, len, path, m, err, errlen)
-                : (snprintf(err, errlen, "%s: cannot read", path), KG_EIO);
+    size_t len;
+    char *text = kgrf_read(path, KG_MANIFEST_MAX_BYTES, &len, err, errlen);
+    if (!text)
+        return KG_EIO;
+    int rc = kg_manifest_parse(text, len, path, m, err, errlen);
     free(text);
     return rc;
 }

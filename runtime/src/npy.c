@@ -345,10 +345,11 @@ static long long data_bytes(const header *h, int elem)
     return (long long)bytes;
 }
 
-/* Turns the header text into out's dtype/rank/shape, rejecting what kgen does not read and a
- * shape whose data the file does not hold (avail: the bytes after the header). */
-static int parse_header(const char *text, const char *path, long long avail, kg_npy *out,
-                        char *err, size_t errlen)
+/* Turns the header text into out's dtype/rank/shape, rejecting what kgen does not read, a
+ * shape whose data the file does not hold (avail: the bytes after the header) and one whose
+ * data is over max bytes. */
+static int parse_header(const char *text, const char *path, long long avail, size_t max,
+                        kg_npy *out, char *err, size_t errlen)
 {
     header h;
     if (scan_header(text, &h) < 0)
@@ -377,6 +378,9 @@ static int parse_header(const char *text, const char *path, long long avail, kg_
     if (bytes > avail)
         return fail(KG_EIO, err, errlen, "%s: truncated data (%lld of %lld bytes)", path,
                     avail, bytes);
+    if ((unsigned long long)bytes > max)
+        return fail(KG_ESHAPE, err, errlen, "%s: the data takes %lld bytes, above the limit of "
+                    "%zu", path, bytes, max);
     out->dtype = read_types[i].dtype;
     out->rank = h.rank;
     for (int d = 0; d < h.rank; d++)
@@ -403,6 +407,11 @@ static int read_data(FILE *f, const char *path, kg_npy *out, char *err, size_t e
 
 int kg_npy_read(const char *path, kg_npy *out, char *err, size_t errlen)
 {
+    return kg_npy_read_max(path, KG_NPY_MAX_BYTES, out, err, errlen);
+}
+
+int kg_npy_read_max(const char *path, size_t max_bytes, kg_npy *out, char *err, size_t errlen)
+{
     memset(out, 0, sizeof *out);
     long long fsize = 0, used = 0;
     FILE *f = open_regular(path, &fsize, err, errlen);
@@ -411,7 +420,7 @@ int kg_npy_read(const char *path, kg_npy *out, char *err, size_t errlen)
     char *text = NULL;
     int rc = read_header_text(f, path, fsize, &text, &used, err, errlen);
     if (rc == KG_OK)
-        rc = parse_header(text, path, fsize - used, out, err, errlen);
+        rc = parse_header(text, path, fsize - used, max_bytes, out, err, errlen);
     if (rc == KG_OK)
         rc = read_data(f, path, out, err, errlen);
     free(text);

@@ -9,15 +9,21 @@
  * relaxed is enough: it guards no other data, a call sees the old count or the new one. */
 static _Atomic int nthreads;
 
-void kg_set_threads(int n)
+int kg_set_threads(int n)
 {
-    atomic_store_explicit(&nthreads, n > 0 ? n : 0, memory_order_relaxed);
+    if (n < 0 || n > KG_MAX_THREADS)
+        return KG_EARG;
+    atomic_store_explicit(&nthreads, n, memory_order_relaxed);
+    return KG_OK;
 }
 
 int kg_threads(void)
 {
     int n = atomic_load_explicit(&nthreads, memory_order_relaxed);
-    return n > 0 ? n : omp_get_max_threads();
+    if (n > 0)
+        return n;
+    n = omp_get_max_threads(); /* OMP_NUM_THREADS may ask for any count: bounded here too */
+    return n < 1 ? 1 : n > KG_MAX_THREADS ? KG_MAX_THREADS : n;
 }
 
 void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain)

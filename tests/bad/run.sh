@@ -53,6 +53,9 @@ printf '\x00' | dd of="$work/nul_in_header.npy" bs=1 seek=12 conv=notrunc 2>/dev
 printf 'PK\x03\x04 not a numpy file' > "$work/bad_magic.npy"
 mkdir "$work/folder.npy" "$work/folder.lua"
 mkfifo "$work/fifo.npy" "$work/fifo.lua"
+# generated folders whose manifest.json is a FIFO, a folder
+mkdir -p "$work/fifo_manifest" "$work/folder_manifest/manifest.json"
+mkfifo "$work/fifo_manifest/manifest.json"
 truncate -s 17M "$work/huge.lua"
 # for the command-line cases: a regular file where a folder is wanted, a read-only folder, and
 # a 9 GiB .npy that is one sparse hole (cheap to make, 9 GiB to read)

@@ -104,6 +104,20 @@ void kgt_name_parses_back(const char *problem, char *name, size_t len)
     kgg_kernel_clear(&k);
 }
 
+void kgt_run_case(const char *dir, void (*run)(kgt_case *c))
+{
+    char err[512] = "";
+    kgt_case *c = kgt_case_load(dir, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    run(c);
+    char unmapped[512];
+    cr_assert_not(kgt_case_unmapped(c, unmapped, sizeof unmapped),
+                  "%s: the adapter did not map %s", dir, unmapped);
+    const char *missed = kgt_case_uncompared(c);
+    cr_assert_null(missed, "%s: the expected output %s was never compared", dir, missed);
+    kgt_case_free(c);
+}
+
 /* An empty or missing folder fails the test: a vector set that silently vanished tests nothing. */
 void kgt_each_case(const char *kernel, void (*run)(kgt_case *c))
 {
@@ -115,14 +129,7 @@ void kgt_each_case(const char *kernel, void (*run)(kgt_case *c))
     for (int i = 0; i < count; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        char err[512] = "";
-        kgt_case *c = kgt_case_load(path, err, sizeof err);
-        cr_assert_not_null(c, "%s", err);
-        run(c);
-        const char *missed = kgt_case_uncompared(c);
-        cr_assert_null(missed, "%s: the expected output %s was never compared", names[i],
-                       missed);
-        kgt_case_free(c);
+        kgt_run_case(path, run);
     }
     kgt_case_list_free(names, count);
 }

@@ -40,9 +40,12 @@ void kgt_problem_rejected(const char *problem, const char *want);
 void kgt_name_parses_back(const char *problem, char *name, size_t len);
 
 /* Loads each case of shared/vectors/<kernel>/ (there must be one at least) and calls run on it;
- * then asserts run compared every output the case gives a tolerance (kgt_case_uncompared) and
- * frees the case. */
+ * then asserts run read every option and input of the case (kgt_case_unmapped: an unknown one
+ * fails the case, never skips it) and compared every output the case gives a tolerance
+ * (kgt_case_uncompared), and frees the case. */
 void kgt_each_case(const char *kernel, void (*run)(kgt_case *c));
+/* The same for the one case in folder dir (a synthetic case, util/casew.h). */
+void kgt_run_case(const char *dir, void (*run)(kgt_case *c));
 
 /* Calls fn(aot, jit) for each `family` kernel of every AOT-built spec, jit being the same kernel
  * JIT-compiled from generated/<spec>/ (it must be there); returns how many pairs it ran. Asserts

@@ -5,7 +5,9 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,8 @@ struct kgt_case {
     json_t *root;        /* case.json */
     loaded *arrays;
     json_t *compared;    /* output name -> true, as the test records comparisons */
+    json_t *read;        /* "o:KEY" / "i:NAME" -> true: the options and inputs the adapter read */
+    char list_name[256]; /* kgt_case_list_name's answer */
     char err[512];       /* why the last array look-up failed */
 };
 
@@ -206,6 +210,7 @@ void kgt_case_free(kgt_case *c)
     }
     json_decref(c->root);
     json_decref(c->compared);
+    json_decref(c->read);
     free(c->dir);
     free(c->base);
     free(c);
@@ -220,6 +225,25 @@ const char *kgt_case_name(const kgt_case *c)
 const char *kgt_case_error(const kgt_case *c)
 {
     return c->err;
+}
+
+/* Records that the adapter read option or input `name` (kind 'o' or 'i'). Through a const case
+ * as get_array caches: the case is never const at allocation. */
+static void mark_read(const kgt_case *cc, char kind, const char *name)
+{
+    kgt_case *c = (kgt_case *)cc;
+    char key[300];
+    snprintf(key, sizeof key, "%c:%s", kind, name);
+    if (!c->read)
+        c->read = json_object();
+    json_object_set_new(c->read, key, json_true());
+}
+
+static int was_read(const kgt_case *c, char kind, const char *name)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%c:%s", kind, name);
+    return json_object_get(c->read, key) != NULL;
 }
 
 /* The array `name` if it is listed in c's `list`: from the cache, else read from NAME.npy.
@@ -257,6 +281,8 @@ static const kg_npy *get_array(const kgt_case *cc, const char *list, const char 
 
 const kg_npy *kgt_case_input(const kgt_case *c, const char *name)
 {
+    if (find_named(c->root, "inputs", name))
+        mark_read(c, 'i', name);
     return get_array(c, "inputs", name);
 }
 
@@ -274,7 +300,13 @@ const char *kgt_case_input_dtype(const kgt_case *c, const char *name)
 
 static json_t *option(const kgt_case *c, const char *key)
 {
+    mark_read(c, 'o', key);
     return json_object_get(json_object_get(c->root, "options"), key);
+}
+
+int kgt_case_opt_has(const kgt_case *c, const char *key)
+{
+    return option(c, key) != NULL;
 }
 
 int kgt_case_opt_str(const kgt_case *c, const char *key, const char **val)
@@ -355,4 +387,224 @@ const char *kgt_case_uncompared(const kgt_case *c)
             return name;
     }
     return NULL;
+}
+
+/* ---- dtypes and conversions ----------------------------------------------------------------- */
+
+/* The case.json dtype names (conventions.json) and the spellings of kg_dtype_name. */
+static const struct { const char *name; kg_dtype t; } DTYPES[] = {
+    { "bf16", KG_BF16 }, { "f32", KG_F32 }, { "fp32", KG_F32 }, { "fp16", KG_F16 },
+    { "f16", KG_F16 }, { "fp8_e4m3", KG_E4M3 }, { "fp8_e4m3fn", KG_E4M3FN },
+    { "fp8_e5m2", KG_E5M2 }, { "u8", KG_U8 }, { "i32", KG_I32 }, { "i64", KG_I64 },
+    { "u32", KG_U32 },
+};
+
+int kgt_case_dtype_from_name(const char *d)
+{
+    for (size_t i = 0; d && i < sizeof DTYPES / sizeof DTYPES[0]; i++)
+        if (strcmp(d, DTYPES[i].name) == 0)
+            return (int)DTYPES[i].t;
+    return -1;
+}
+
+int kgt_case_dtype(const kgt_case *cc, const char *name)
+{
+    kgt_case *c = (kgt_case *)cc;
+    const char *d = kgt_case_input_dtype(c, name);
+    if (!find_named(c->root, "inputs", name)) {
+        snprintf(c->err, sizeof c->err, "%s: no input named '%s' in case.json", c->dir, name);
+        return -1;
+    }
+    int t = kgt_case_dtype_from_name(d);
+    if (t >= 0)
+        return t;
+    snprintf(c->err, sizeof c->err, "%s: input '%s' has dtype '%s', which no convention names",
+             c->dir, name, d ? d : "(none)");
+    return -1;
+}
+
+int kgt_case_float_dtype(const kgt_case *cc, const char *const *names, int n)
+{
+    kgt_case *c = (kgt_case *)cc;
+    int any = 0, bf16 = 0, f16 = 0, f32 = 0;
+    for (int i = 0; i < n; i++) {
+        if (!names[i] || !find_named(c->root, "inputs", names[i]))
+            continue;
+        int t = kgt_case_dtype(c, names[i]);
+        if (t < 0)
+            return -1;
+        if (t != KG_BF16 && t != KG_F16 && t != KG_F32 && t != KG_E4M3 && t != KG_E4M3FN &&
+            t != KG_E5M2) {
+            snprintf(c->err, sizeof c->err, "%s: input '%s' has dtype '%s', not a float", c->dir,
+                     names[i], kgt_case_input_dtype(c, names[i]));
+            return -1;
+        }
+        any = 1;  /* fp8 values fit bf16 and fp16 alike */
+        bf16 |= t == KG_BF16, f16 |= t == KG_F16, f32 |= t == KG_F32;
+    }
+    if (!any) {
+        snprintf(c->err, sizeof c->err, "%s: none of the inputs %s... is listed", c->dir,
+                 n ? names[0] : "");
+        return -1;
+    }
+    return f32 || (bf16 && f16) ? KG_F32 : f16 ? KG_F16 : KG_BF16;
+}
+
+/* Element i of a, which is an integer array, as int64. */
+static int64_t int_at(const kg_npy *a, long i)
+{
+    switch (a->dtype) {
+    case KG_U8: return ((const uint8_t *)a->data)[i];
+    case KG_I32: return ((const int32_t *)a->data)[i];
+    case KG_U32: return ((const uint32_t *)a->data)[i];
+    default: return ((const int64_t *)a->data)[i];
+    }
+}
+
+static double float_at(const kg_npy *a, long i)
+{
+    if (a->dtype == KG_F32)
+        return ((const float *)a->data)[i];
+    uint16_t h = ((const uint16_t *)a->data)[i];
+    return a->dtype == KG_BF16 ? kg_bf16_to_f32(h) : kg_f16_to_f32(h);
+}
+
+static int is_int_dtype(kg_dtype t)
+{
+    return t == KG_U8 || t == KG_I32 || t == KG_U32 || t == KG_I64;
+}
+
+/* Stores v (exact: checked by the caller) as element i of dst in dtype t. */
+static void put(void *dst, kg_dtype t, long i, int64_t iv, double fv)
+{
+    switch (t) {
+    case KG_F32: ((float *)dst)[i] = (float)fv; break;
+    case KG_U8: ((uint8_t *)dst)[i] = (uint8_t)iv; break;
+    case KG_I32: ((int32_t *)dst)[i] = (int32_t)iv; break;
+    case KG_U32: ((uint32_t *)dst)[i] = (uint32_t)iv; break;
+    default: ((int64_t *)dst)[i] = iv; break;
+    }
+}
+
+/* 1 if the whole number v fits integer dtype t. */
+static int int_fits(kg_dtype t, int64_t v)
+{
+    switch (t) {
+    case KG_U8: return v >= 0 && v <= UINT8_MAX;
+    case KG_I32: return v >= INT32_MIN && v <= INT32_MAX;
+    case KG_U32: return v >= 0 && v <= (int64_t)UINT32_MAX;
+    default: return 1;
+    }
+}
+
+void *kgt_case_as(const kgt_case *cc, const char *name, kg_dtype t)
+{
+    kgt_case *c = (kgt_case *)cc;
+    if (t != KG_F32 && !is_int_dtype(t)) {
+        snprintf(c->err, sizeof c->err, "%s: kgt_case_as to %s", c->dir, kg_dtype_name(t));
+        return NULL;
+    }
+    const kg_npy *a = kgt_case_input(c, name);
+    if (!a)
+        return NULL;
+    long n = kg_npy_count(a);
+    size_t w = t == KG_U8 ? 1 : t == KG_I64 ? 8 : 4;
+    void *dst = malloc((size_t)(n > 0 ? n : 1) * w);
+    if (!dst) {
+        snprintf(c->err, sizeof c->err, "%s: out of memory", c->dir);
+        return NULL;
+    }
+    int src_int = is_int_dtype(a->dtype);
+    for (long i = 0; i < n; i++) {
+        int64_t iv = src_int ? int_at(a, i) : 0;
+        double fv = src_int ? (double)iv : float_at(a, i);
+        int ok;
+        if (t == KG_F32)
+            ok = !src_int || (iv >= -(1 << 24) && iv <= (1 << 24));
+        else if (src_int)
+            ok = int_fits(t, iv);
+        else {
+            ok = isfinite(fv) && fv == floor(fv) && fabs(fv) < 9.2e18;
+            iv = ok ? (int64_t)fv : 0;
+            ok = ok && int_fits(t, iv);
+        }
+        if (!ok) {
+            snprintf(c->err, sizeof c->err, "%s: input '%s' element %ld (%.17g) is not a %s "
+                     "value", c->dir, name, i, fv, kg_dtype_name(t));
+            free(dst);
+            return NULL;
+        }
+        put(dst, t, i, iv, fv);
+    }
+    return dst;
+}
+
+/* ---- list inputs ---------------------------------------------------------------------------- */
+
+/* "list_inputs"[name], if the case has it as an array. */
+static json_t *list_entry(const kgt_case *c, const char *name)
+{
+    json_t *l = json_object_get(json_object_get(c->root, "list_inputs"), name);
+    return json_is_array(l) ? l : NULL;
+}
+
+const char *kgt_case_list_name(const kgt_case *cc, const char *name, int i)
+{
+    kgt_case *c = (kgt_case *)cc;
+    json_t *l = list_entry(c, name);
+    const char *listed = l ? json_string_value(json_array_get(l, (size_t)i)) : NULL;
+    if (listed)
+        snprintf(c->list_name, sizeof c->list_name, "%s", listed);
+    else
+        snprintf(c->list_name, sizeof c->list_name, "%s_%d", name, i);
+    return c->list_name;
+}
+
+int kgt_case_list_len(const kgt_case *c, const char *name)
+{
+    json_t *l = list_entry(c, name);
+    if (l)
+        return (int)json_array_size(l);
+    int n = 0;
+    while (find_named(c->root, "inputs", kgt_case_list_name(c, name, n)))
+        n++;
+    return n;
+}
+
+const kg_npy *kgt_case_list_input(const kgt_case *c, const char *name, int i)
+{
+    char elem[256];
+    snprintf(elem, sizeof elem, "%s", kgt_case_list_name(c, name, i));
+    return kgt_case_input(c, elem);
+}
+
+int kgt_case_has_output(const kgt_case *c, const char *out_name)
+{
+    return find_named(c->root, "outputs", out_name) != NULL;
+}
+
+/* ---- what the adapter left unmapped --------------------------------------------------------- */
+
+int kgt_case_unmapped(const kgt_case *c, char *buf, size_t len)
+{
+    const char *key;
+    json_t *v, *item;
+    size_t i;
+    buf[0] = '\0';
+    json_object_foreach(json_object_get(c->root, "options"), key, v) {
+        if (was_read(c, 'o', key))
+            continue;
+        char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        snprintf(buf, len, "option '%s' (= %s)", key, text ? text : "?");
+        free(text);
+        return 1;
+    }
+    json_array_foreach(json_object_get(c->root, "inputs"), i, item) {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        if (name && !was_read(c, 'i', name)) {
+            snprintf(buf, len, "input '%s'", name);
+            return 1;
+        }
+    }
+    return 0;
 }

@@ -95,8 +95,14 @@ const char *kg_prim_isa(void);
 /* The address of primitive "kgp_NAME" as currently selected, or NULL. */
 void *kg_prim_lookup(const char *symbol);
 
-/* Threads used by kgp_parallel_for (default: OpenMP's default, usually one per core). */
-void kg_set_threads(int n);
+/* The most threads kgp_parallel_for starts (libgomp fails to start a team of 100000; 1024 is
+ * far past any machine kgen targets). */
+#define KG_MAX_THREADS 1024
+
+/* Threads used by kgp_parallel_for. n in 1 .. KG_MAX_THREADS sets the count; 0 restores the
+ * default (OpenMP's, usually one per core, at most KG_MAX_THREADS); any other n returns
+ * KG_EARG and changes nothing. kg_threads is the count in force (1 .. KG_MAX_THREADS). */
+int kg_set_threads(int n);
 int kg_threads(void);
 
 /* ---- weights ----------------------------------------------------------------------------- */

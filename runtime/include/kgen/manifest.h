@@ -20,6 +20,8 @@ extern "C" {
 #define KG_MANIFEST_MAX_CALLS 4
 #define KG_MANIFEST_MAX_RANK 8
 #define KG_MANIFEST_MAX_DIM (1L << 40)
+/* The largest manifest.json kg_manifest_load reads (4096 kernels take a few MiB). */
+#define KG_MANIFEST_MAX_BYTES ((size_t)64 << 20)
 
 /* How a per-call size moves with the tokens of a call: at T tokens batch axes are 1 and
  * sequence axes T; other sizes keep their nominal value. */
@@ -66,8 +68,9 @@ typedef struct kg_manifest {
     kg_manifest_kernel *kernels;
 } kg_manifest;
 
-/* Reads DIR/manifest.json. Returns KG_OK, KG_EIO (unreadable) or KG_ESPEC (malformed), with
- * "<file>: <field>: <why>" in err. */
+/* Reads DIR/manifest.json. Returns KG_OK, KG_EIO (cannot open; not a regular file: a FIFO or a
+ * directory is refused without blocking; over KG_MANIFEST_MAX_BYTES, refused before anything
+ * is allocated) or KG_ESPEC (malformed), with "<file>: <field>: <why>" in err. */
 int kg_manifest_load(const char *dir, kg_manifest **m, char *err, size_t errlen);
 /* Parses manifest text (e.g. what kgen generates in memory); label names it in errors. */
 int kg_manifest_parse(const char *text, size_t len, const char *label, kg_manifest **m,
