@@ -102,6 +102,15 @@ static void prepare(void *ctx, long p0, long p1)
     }
 }
 
+/* Query row (b, hq, i)'s attention output acc [34] as out[b, hq, :, i]. */
+static void put_out(const struct ctx *c, long b, long hq, long i, const float *acc)
+{
+    kg_u16 row[34];
+    kgp_cvt_f32_f16(row, acc, 34);
+    for (long t = 0; t < 34; t++)
+        c->out[((b * 3 + hq) * 34 + t) * 2 + i] = row[t];
+}
+
 /* Whether query row g (head hh = g / 2, token i = g % 2) of pair (b, h) attends slot k. */
 static int attends(const struct ctx *c, long b, long h, long g, long k)
 {
@@ -189,13 +198,12 @@ static void run_tasks(void *ctx, long t0, long t1)
     }
 }
 
-/* Pass 3, pairs [p0, p1): each row's chunks combined (weights exp(M_c - M) / L), written as
- * out [b, h, :, i]. */
+/* Pass 3, pairs [p0, p1): each row's chunks combined (weights exp(M_c - M) / L), handed to
+ * put_out. */
 static void combine(void *ctx, long p0, long p1)
 {
     struct ctx *c = ctx;
     float w[1], acc[34];
-    kg_u16 row[34];
     for (long p = p0; p < p1; p++) {
         long b = p / 1, h = p % 1;
         const float *tp = c->task + p * c->nch * TASK_FLOATS;
@@ -217,9 +225,7 @@ static void combine(void *ctx, long p0, long p1)
                 kgp_axpy_rows_f32(acc, 34, w, 1, 1, tp + TASK_O + g * 34, TASK_FLOATS, c->nch,
                                   34);
             }
-            kgp_cvt_f32_f16(row, acc, 34);
-            for (long t = 0; t < 34; t++)
-                c->out[((b * 3 + hq) * 34 + t) * 2 + i] = row[t];
+            put_out(c, b, hq, i, acc);
         }
     }
 }

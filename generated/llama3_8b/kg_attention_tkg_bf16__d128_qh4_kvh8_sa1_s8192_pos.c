@@ -63,6 +63,15 @@ static void prepare(void *ctx, long p0, long p1)
     }
 }
 
+/* Query row (b, hq, i)'s attention output acc [128] as out[b, hq, :, i]. */
+static void put_out(const struct ctx *c, long b, long hq, long i, const float *acc)
+{
+    kg_u16 row[128];
+    kgp_cvt_f32_bf16(row, acc, 128);
+    for (long t = 0; t < 128; t++)
+        c->out[((b * 32 + hq) * 128 + t) * 1 + i] = row[t];
+}
+
 /* Whether query row g (head hh = g / 1, token i = g % 1) of pair (b, h) attends slot k. */
 static int attends(const struct ctx *c, long b, long h, long g, long k)
 {
@@ -150,13 +159,12 @@ static void run_tasks(void *ctx, long t0, long t1)
     }
 }
 
-/* Pass 3, pairs [p0, p1): each row's chunks combined (weights exp(M_c - M) / L), written as
- * out [b, h, :, i]. */
+/* Pass 3, pairs [p0, p1): each row's chunks combined (weights exp(M_c - M) / L), handed to
+ * put_out. */
 static void combine(void *ctx, long p0, long p1)
 {
     struct ctx *c = ctx;
     float w[16], acc[128];
-    kg_u16 row[128];
     for (long p = p0; p < p1; p++) {
         long b = p / 8, h = p % 8;
         const float *tp = c->task + p * c->nch * TASK_FLOATS;
@@ -178,9 +186,7 @@ static void combine(void *ctx, long p0, long p1)
                 kgp_axpy_rows_f32(acc, 128, w, 1, 1, tp + TASK_O + g * 128, TASK_FLOATS, c->nch,
                                   128);
             }
-            kgp_cvt_f32_bf16(row, acc, 128);
-            for (long t = 0; t < 128; t++)
-                c->out[((b * 32 + hq) * 128 + t) * 1 + i] = row[t];
+            put_out(c, b, hq, i, acc);
         }
     }
 }

@@ -112,6 +112,15 @@ static void prepare(void *ctx, long p0, long p1)
     }
 }
 
+/* Query row (b, hq, i)'s attention output acc [64] as out[b, hq, :, i]. */
+static void put_out(const struct ctx *c, long b, long hq, long i, const float *acc)
+{
+    float row[64];
+    copy_f32(row, acc, 64);
+    for (long t = 0; t < 64; t++)
+        c->out[((b * 4 + hq) * 64 + t) * 3 + i] = row[t];
+}
+
 /* Whether query row g (head hh = g / 3, token i = g % 3) of pair (b, h) attends slot k. */
 static int attends(const struct ctx *c, long b, long h, long g, long k)
 {
@@ -199,13 +208,12 @@ static void run_tasks(void *ctx, long t0, long t1)
     }
 }
 
-/* Pass 3, pairs [p0, p1): each row's chunks combined (weights exp(M_c - M) / L), written as
- * out [b, h, :, i]. */
+/* Pass 3, pairs [p0, p1): each row's chunks combined (weights exp(M_c - M) / L), handed to
+ * put_out. */
 static void combine(void *ctx, long p0, long p1)
 {
     struct ctx *c = ctx;
     float w[1], acc[64];
-    float row[64];
     for (long p = p0; p < p1; p++) {
         long b = p / 2, h = p % 2;
         const float *tp = c->task + p * c->nch * TASK_FLOATS;
@@ -230,9 +238,7 @@ static void combine(void *ctx, long p0, long p1)
                 kgp_axpy_rows_f32(acc, 64, w, 1, 1, tp + TASK_O + g * 64, TASK_FLOATS, c->nch,
                                   64);
             }
-            copy_f32(row, acc, 64);
-            for (long t = 0; t < 64; t++)
-                c->out[((b * 4 + hq) * 64 + t) * 3 + i] = row[t];
+            put_out(c, b, hq, i, acc);
         }
     }
 }
