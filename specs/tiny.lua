@@ -45,6 +45,10 @@ return {
     { family = "gen_mask_tkg", s_active = 3, sliding_window = true },
     { family = "gen_mask_tkg", active_mask = false },
     -- end attention_tkg
+    -- attention_block_tkg (one KV head of 2 query heads, as the golden model's GQA ratio)
+    { family = "attention_block_tkg", S_tkg = 2, rmsnorm_X_enabled = true, rmsnorm_X_eps = 1e-5,
+      softmax_scale = 0.1 },
+    -- end attention_block_tkg
     -- attention_cte
     { family = "attention_cte", scale = 0.125 },
     { family = "attention_cte", causal_mask = false, scale = 0.125, sink = true },

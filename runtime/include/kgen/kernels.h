@@ -191,4 +191,31 @@ typedef int kg_rope_hf_fn(
     long S,
     long T);
 
+/* attention_block_tkg: X_out [B, S_tkg, H] (W_out) or [B, q_heads, d_head, S_tkg];
+ * K_tkg [d_head, B, S_tkg], V_tkg [B, 1, S_tkg, d_head] (the new K and V without
+ * update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head], written in place with
+ * update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv [H, (q_heads + 2) * d_head]
+ * (columns: the Q heads, K, V); cos, sin [d_head / 2, B, S_tkg]; attention_mask uint8
+ * [S_ctx, B, q_heads, S_tkg] (1: attend); kv_cache_update_idx [B, 1] uint32 (the write
+ * position, 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new
+ * tokens occupy the last S_tkg of the S_ctx window slots. */
+typedef int kg_attention_block_tkg_fn(
+    void *X_out,
+    void *K_tkg,
+    void *V_tkg,
+    void *K_cache,
+    void *V_cache,
+    const void *X,
+    const void *rmsnorm_X_gamma,
+    const kg_wt *W_qkv,
+    const void *cos,
+    const void *sin,
+    const void *attention_mask,
+    const void *kv_cache_update_idx,
+    const kg_wt *W_out,
+    const void *bias_out,
+    long B,
+    long S_ctx,
+    long n_cache);
+
 #endif /* KGEN_KERNELS_H */

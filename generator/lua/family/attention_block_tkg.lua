@@ -1,0 +1,187 @@
+-- attention_block_tkg: one decode step of a whole attention block for one KV head and its
+-- q_heads query heads (a tensor-parallel rank's share): optional RMSNorm of X, the fused QKV
+-- projection, RoPE, attention over the KV cache plus the new tokens (the attention_tkg core,
+-- templates/attn_tkg_core.c.in), the cache write and the output projection.
+-- Semantics: shared/reference/attention_block_tkg.md. Keys carry upstream's argument names.
+
+local ctypes = require "ctypes"
+local scratch = require "scratch"
+local attn = require "attn_tkg"
+local f32 = require "f32"
+local format = string.format
+
+-- the default epsilons (as the keys hold them: rounded to float32)
+local EPS = f32.round(1e-6)
+
+local F = {
+  family = "attention_block_tkg",
+  template = "attention_block_tkg.c.in",
+  doc = "decode attention block: X [B,S_tkg,H] -> RMSNorm, QKV, RoPE, attention over the KV "
+        .. "cache, cache write, output projection",
+  calls = { "B", "S_ctx", "n_cache" },
+  -- a decode call's tokens are its sequences (S_tkg is fixed): at T tokens, B = T
+  tokens = { B = "seq" },
+  signature_doc = [[
+X_out [B, S_tkg, H] (W_out) or [B, q_heads, d_head, S_tkg];
+K_tkg [d_head, B, S_tkg], V_tkg [B, 1, S_tkg, d_head] (the new K and V without
+update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head], written in place with
+update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv [H, (q_heads + 2) * d_head]
+(columns: the Q heads, K, V); cos, sin [d_head / 2, B, S_tkg]; attention_mask uint8
+[S_ctx, B, q_heads, S_tkg] (1: attend); kv_cache_update_idx [B, 1] uint32 (the write
+position, 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new
+tokens occupy the last S_tkg of the S_ctx window slots.]],
+}
+
+F.keys = {
+  { key = "dtype", kind = "enum", values = ctypes.ACT, from = "dtype", default = "bf16",
+    name = "dtype", doc = "dtype of X, X_out, the gammas, biases and RoPE tables" },
+  { key = "H", kind = "int", min = 1, from = "model.hidden", default = 4096, name = "h",
+    doc = "hidden size" },
+  { key = "q_heads", kind = "int", min = 1, default = 4, name = "nq",
+    from = function(s) return s.model.q_heads // s.model.kv_heads end,
+    from_doc = "model.q_heads / model.kv_heads",
+    doc = "query heads of the call's one KV head (upstream's name)" },
+  { key = "d_head", kind = "int", min = 2, max = 128, from = "model.head_dim", default = 128,
+    name = "d", doc = "head dimension (upstream's name), even, at most 128" },
+  { key = "S_tkg", kind = "int", min = 1, max = 8, default = 1, name = "s",
+    doc = "new tokens per sequence, 1 to 8" },
+  { key = "S_max", kind = "int", min = 1, from = "limits.max_context", default = 8192,
+    name = "smax", doc = "cache slots per sequence (the flat cache's row stride)" },
+  { key = "rmsnorm_X_enabled", kind = "bool", default = false, name = "norm",
+    doc = "RMSNorm of X with rmsnorm_X_gamma before the projection (upstream's name)" },
+  { key = "rmsnorm_X_eps", kind = "float", min = 0, default = 1e-6, name = "eps",
+    omit_default = true, doc = "its epsilon (upstream's name)" },
+  { key = "rope", kind = "bool", default = true, name = "rope",
+    doc = "rotate the Q heads and K with cos, sin (upstream: cos and sin given)" },
+  { key = "rope_contiguous_layout", kind = "bool", default = true, name = "ctg",
+    doc = "RoPE pairs (i, i + d/2) (true) or (2i, 2i + 1) (upstream's name)" },
+  { key = "softmax_scale", kind = "float", name = "sc", omit_default = true,
+    default = function(k) return 1 / math.sqrt(k.d_head) end,
+    doc = "q = Q * softmax_scale (upstream's name; default 1/sqrt(d_head))" },
+  { key = "update_cache", kind = "bool", default = true, name = "upd",
+    doc = "write the new K, V into the caches at kv_cache_update_idx after attention, else "
+          .. "return them as K_tkg, V_tkg (upstream's name)" },
+  { key = "W_out", kind = "bool", default = true, name = "wo",
+    doc = "project the attention with W_out (upstream: W_out given)" },
+  { key = "bias_out", kind = "bool", default = false, name = "bo",
+    doc = "add bias_out after W_out (upstream: bias_out given)" },
+  { key = "B", kind = "int", min = 1, from = "limits.max_batch", default = 1,
+    doc = "nominal batch per call, for the cost block" },
+  { key = "S_ctx", kind = "int", min = 1, default = function(k) return k.S_max end,
+    doc = "nominal context window per call (<= S_max), for the cost block" },
+  { key = "n_cache", kind = "int", min = 1, default = function(k) return k.B end,
+    doc = "nominal leading dimension of the caches (>= B), for the cost block" },
+}
+
+function F.check(k, fail)
+  if k.d_head % 2 ~= 0 then
+    fail("d_head", format("d_head must be even (upstream), got %d", k.d_head))
+  end
+  if not k.rmsnorm_X_enabled and k.rmsnorm_X_eps ~= EPS then
+    fail("rmsnorm_X_eps", "only rmsnorm_X_enabled reads an epsilon")
+  end
+  if not k.rope and not k.rope_contiguous_layout then
+    fail("rope_contiguous_layout", "a RoPE layout needs rope")
+  end
+  if k.bias_out and not k.W_out then fail("bias_out", "bias_out goes with W_out") end
+  if k.S_ctx > k.S_max then
+    fail("S_ctx", format("%d exceeds S_max %d", k.S_ctx, k.S_max))
+  end
+  if k.S_ctx < k.S_tkg then
+    fail("S_ctx", format("%d slots cannot hold the %d new tokens", k.S_ctx, k.S_tkg))
+  end
+end
+
+function F.call_check(k, n)
+  if n.S_ctx > k.S_max then return format("S_ctx = %d exceeds S_max = %d", n.S_ctx, k.S_max) end
+  if n.S_ctx < k.S_tkg then return format("S_ctx = %d < S_tkg = %d", n.S_ctx, k.S_tkg) end
+  if n.n_cache < n.B then
+    return format("n_cache = %d < B = %d: the flat cache holds a row per sequence", n.n_cache,
+                  n.B)
+  end
+  return nil
+end
+
+local function dims(k)
+  return (k.q_heads + 2) * k.d_head, k.q_heads * k.d_head
+end
+
+-- Tensors in signature order (kgen/kernels.h's kg_attention_block_tkg_fn is made from them).
+function F.args(k)
+  local d, n, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
+  local I, nd = dims(k)
+  local cache = { "n_cache", 1, k.S_max, d }
+  return {
+    { name = "X_out", dir = "out", dtype = k.dtype,
+      shape = k.W_out and { "B", s, H } or { "B", n, d, s } },
+    { name = "K_tkg", dir = "out", dtype = k.dtype, shape = { d, "B", s },
+      used = not k.update_cache },
+    { name = "V_tkg", dir = "out", dtype = k.dtype, shape = { "B", 1, s, d },
+      used = not k.update_cache },
+    { name = "K_cache", dir = "inout", dtype = k.dtype, shape = cache },
+    { name = "V_cache", dir = "inout", dtype = k.dtype, shape = cache },
+    { name = "X", dir = "in", dtype = k.dtype, shape = { "B", s, H } },
+    { name = "rmsnorm_X_gamma", dir = "in", dtype = k.dtype, shape = { H },
+      used = k.rmsnorm_X_enabled },
+    { name = "W_qkv", dir = "in", dtype = k.dtype, shape = { H, I },
+      weight = { layout = "kn", mx = false } },
+    { name = "cos", dir = "in", dtype = k.dtype, shape = { d // 2, "B", s }, used = k.rope },
+    { name = "sin", dir = "in", dtype = k.dtype, shape = { d // 2, "B", s }, used = k.rope },
+    { name = "attention_mask", dir = "in", dtype = "u8", init = "ones",
+      shape = { "S_ctx", "B", n, s } },
+    { name = "kv_cache_update_idx", dir = "in", dtype = "u32", init = "slots",
+      shape = { "B", 1 }, used = k.update_cache },
+    { name = "W_out", dir = "in", dtype = k.dtype, shape = { nd, H },
+      weight = { layout = "kn", mx = false }, used = k.W_out },
+    { name = "bias_out", dir = "in", dtype = k.dtype, shape = { H }, used = k.bias_out },
+  }
+end
+
+local function bytes_of(dt) return ctypes.wt_bytes(dt, 1) end
+
+-- What a call reads and computes: X, both weights once, the K and V cache rows of its window
+-- once, the mask; the two GEMMs, QK^T and PV (2 flops per product each).
+function F.cost(k, n)
+  local d, N, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
+  local I, nd = dims(k)
+  local T, b = n.B * s, bytes_of(k.dtype)
+  local flops = 2 * T * H * I + 4 * n.B * N * s * n.S_ctx * d + (k.W_out and 2 * T * nd * H or 0)
+  local read = T * H * b + H * I * b + (k.W_out and nd * H * b or 0)
+               + 2 * n.B * n.S_ctx * d * b + n.S_ctx * n.B * N * s
+  local written = (k.W_out and T * H or T * nd) * b + 2 * T * d * b
+  return { flops = flops, read = read, written = written }
+end
+
+function F.params(k)
+  local d, N, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
+  local I, nd = dims(k)
+  local p = attn.params {
+    d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = 0, tpk = true, kv_dtype = k.dtype,
+    q_doc = " (scaled), then the attention output", k_doc = " (rounded to the cache dtype)",
+  }
+  p.POS, p.SWA, p.SINK = false, false, false
+  p.H, p.N, p.I, p.ND, p.HALF = H, N, I, nd, d // 2
+  p.DTYPE, p.CT = k.dtype, attn.ctype(k.dtype)
+  p.WIDEN = attn.widen(k.dtype)
+  p.NARROW = k.dtype == "f32" and "copy_f32" or ctypes.info(k.dtype).from_f32
+  p.ROUND = k.dtype ~= "f32" and ctypes.info(k.dtype).round or nil
+  p.WT_FMT = ctypes.WT[k.dtype].fmt
+  p.NORM, p.EPS = k.rmsnorm_X_enabled, k.rmsnorm_X_eps
+  p.ROPE, p.CONTIG = k.rope, k.rope_contiguous_layout
+  p.SCALE, p.UPDATE, p.WOUT, p.BOUT = k.softmax_scale, k.update_cache, k.W_out, k.bias_out
+  p.NEED_COPY = p.WIDEN == "copy_f32"
+  -- token rows per GEMM block: A [MB, max(H, N*D)] and C [MB, max(I, H)] in fp32 take at
+  -- most about 16 MiB
+  local wa, wc = math.max(H, nd), math.max(I, H)
+  p.MB = math.max(1, math.min(128, (4 * 1024 * 1024) // (wa + wc)))
+  p.WA, p.WC = wa, wc
+  -- per call (the GEMM blocks A [m, WA] and C [m, WC], m = min(B * S_tkg, MB), follow them)
+  p.SCRATCH = scratch.layout {
+    { "GAMMA", p.NORM and H or 0, format("rmsnorm_X_gamma [%d] in fp32", H) },
+    { "BIAS_OUT", p.BOUT and H or 0, format("bias_out [%d] in fp32", H) },
+    { "CS", p.ROPE and d or 0, format("[%d]: a token's cos and sin", d) },
+  }
+  return p
+end
+
+return F
