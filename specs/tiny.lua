@@ -48,6 +48,10 @@ return {
     -- attention_block_tkg (one KV head of 2 query heads, as the golden model's GQA ratio)
     { family = "attention_block_tkg", S_tkg = 2, rmsnorm_X_enabled = true, rmsnorm_X_eps = 1e-5,
       softmax_scale = 0.1 },
+    { family = "attention_block_tkg", bias_qkv = true, rmsnorm_QK_enabled = true,
+      rmsnorm_QK_post_rope_enabled = true, sink = true, K_cache_transposed = true },
+    { family = "attention_block_tkg", skip_attention = true, update_cache = false,
+      rope_contiguous_layout = false },
     -- end attention_block_tkg
     -- attention_cte
     { family = "attention_cte", scale = 0.125 },

@@ -28,7 +28,8 @@
 typedef struct call {
     attn_block_ref_opts o;
     kg_dtype t;
-    float *X, *gamma, *W_qkv, *cos, *sin, *K_cache, *V_cache, *W_out, *bias_out;
+    float *X, *gamma, *W_qkv, *bias_qkv, *gq_pre, *gk_pre, *gq_post, *gk_post, *cos, *sin;
+    float *K_cache, *V_cache, *sink, *W_out, *bias_out;
     uint8_t *mask;
     uint32_t *idx;
 } call;
@@ -45,6 +46,8 @@ static void call_free(call *c)
 {
     free(c->X), free(c->gamma), free(c->W_qkv), free(c->cos), free(c->sin), free(c->K_cache);
     free(c->V_cache), free(c->W_out), free(c->bias_out), free(c->mask), free(c->idx);
+    free(c->bias_qkv), free(c->gq_pre), free(c->gk_pre), free(c->gq_post), free(c->gk_post);
+    free(c->sink);
 }
 
 static const char *tf(int b) { return b ? "true" : "false"; }
@@ -56,12 +59,20 @@ static void problem_of(const call *c, char *buf, size_t len)
     int n = snprintf(buf, len, "attention_block_tkg:dtype=%s,H=%ld,q_heads=%ld,d_head=%ld,"
                      "S_tkg=%ld,S_max=%ld,rmsnorm_X_enabled=%s,rope=%s,"
                      "rope_contiguous_layout=%s,softmax_scale=%.9g,update_cache=%s,W_out=%s,"
-                     "bias_out=%s,S_ctx=%ld",
+                     "bias_out=%s,S_ctx=%ld,bias_qkv=%s,rmsnorm_QK_enabled=%s,"
+                     "rmsnorm_QK_post_rope_enabled=%s,sink=%s,K_cache_transposed=%s,"
+                     "skip_attention=%s",
                      kg_dtype_name(c->t), o->H, o->N, o->D, o->S, o->S_max, tf(o->norm),
                      tf(o->rope), tf(o->contig), (double)o->scale, tf(o->update), tf(o->wout),
-                     tf(o->bout), o->S_ctx);
+                     tf(o->bout), o->S_ctx, tf(o->bias_qkv), tf(o->qk_pre), tf(o->qk_post),
+                     tf(o->sink), tf(o->tpk_t), tf(o->skip));
     if (o->norm)
-        snprintf(buf + n, len - (size_t)n, ",rmsnorm_X_eps=%.9g", (double)o->eps);
+        n += snprintf(buf + n, len - (size_t)n, ",rmsnorm_X_eps=%.9g", (double)o->eps);
+    if (o->qk_pre)
+        n += snprintf(buf + n, len - (size_t)n, ",rmsnorm_QK_eps=%.9g", (double)o->qk_pre_eps);
+    if (o->qk_post)
+        snprintf(buf + n, len - (size_t)n, ",rmsnorm_QK_post_rope_eps=%.9g",
+                 (double)o->qk_post_eps);
 }
 
 /* A weight [K, N] of values on t's grid packed for the kernel's GEMM. */
@@ -80,21 +91,29 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void *kc, vo
     kg_dtype t = c->t;
     long T = n_tok(c), hc = o->D / 2 * T;
     void *X = kgt_encode(t, c->X, T * o->H);
-    void *g = c->gamma ? kgt_encode(t, c->gamma, o->H) : NULL;
+    void *gx = c->gamma ? kgt_encode(t, c->gamma, o->H) : NULL;
     void *cs = c->cos ? kgt_encode(t, c->cos, hc) : NULL, *sn = c->sin ? kgt_encode(t, c->sin, hc)
                                                                        : NULL;
     void *bo = c->bias_out ? kgt_encode(t, c->bias_out, o->H) : NULL;
+    void *bq = c->bias_qkv ? kgt_encode(t, c->bias_qkv, n_qkv(c)) : NULL;
+    void *g[4] = { NULL, NULL, NULL, NULL };
+    const float *gs[4] = { c->gq_pre, c->gk_pre, c->gq_post, c->gk_post };
+    for (int i = 0; i < 4; i++)
+        g[i] = gs[i] ? kgt_encode(t, gs[i], o->D) : NULL;
     kg_wt wq, wo;
     pack(&wq, t, o->H, n_qkv(c), c->W_qkv);
     if (c->W_out)
         pack(&wo, t, o->N * o->D, o->H, c->W_out);
-    int rc = ((kg_attention_block_tkg_fn *)k->fn)(out, kt, vt, kc, vc, X, g, &wq, cs, sn, c->mask,
-                                                  c->idx, c->W_out ? &wo : NULL, bo, o->B,
-                                                  o->S_ctx, o->n_cache);
+    int rc = ((kg_attention_block_tkg_fn *)k->fn)(out, kt, vt, kc, vc, X, gx, &wq, bq, g[0], g[1],
+                                                  cs, sn, g[2], g[3], c->mask, c->sink, c->idx,
+                                                  c->W_out ? &wo : NULL, bo, o->B, o->S_ctx,
+                                                  o->n_cache);
     kg_wt_free(&wq);
     if (c->W_out)
         kg_wt_free(&wo);
-    free(X), free(g), free(cs), free(sn), free(bo);
+    free(X), free(gx), free(cs), free(sn), free(bo), free(bq);
+    for (int i = 0; i < 4; i++)
+        free(g[i]);
     return rc;
 }
 
@@ -129,6 +148,16 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
             c->cos[i] = kgt_round(t, cosf(a)), c->sin[i] = kgt_round(t, sinf(a));
         }
     }
+    c->bias_qkv = o->bias_qkv ? randn(t, n_qkv(c), seed + 7, 0.5f) : NULL;
+    float **gs[4] = { &c->gq_pre, &c->gk_pre, &c->gq_post, &c->gk_post };
+    for (int i = 0; i < 4; i++) {
+        if (!(i < 2 ? o->qk_pre : o->qk_post))
+            continue;
+        *gs[i] = randn(t, o->D, seed + 8 + (unsigned long long)i, 0.3f);
+        for (long d = 0; d < o->D; d++)
+            (*gs[i])[d] = kgt_round(t, (*gs[i])[d] + 1.0f);
+    }
+    c->sink = o->sink ? randn(KG_F32, N, seed + 12, 2.0f) : NULL;
     c->K_cache = randn(t, n_cache_el(c), seed + 3, 1.0f);
     c->V_cache = randn(t, n_cache_el(c), seed + 4, 1.0f);
     c->W_out = o->wout ? randn(t, N * o->D * o->H, seed + 5, 1.0f / sqrtf((float)(N * o->D)))
@@ -174,7 +203,9 @@ static void check(const attn_block_ref_opts *o0, kg_dtype t)
     attn_block_ref_in in = { .X = c.X, .gamma = c.gamma, .W_qkv = c.W_qkv, .cos = c.cos,
                              .sin = c.sin, .K_cache = c.K_cache, .V_cache = c.V_cache,
                              .W_out = c.W_out, .bias_out = c.bias_out, .mask = c.mask,
-                             .idx = c.idx };
+                             .idx = c.idx, .bias_qkv = c.bias_qkv, .gq_pre = c.gq_pre,
+                             .gk_pre = c.gk_pre, .gq_post = c.gq_post, .gk_post = c.gk_post,
+                             .sink = c.sink };
     attention_block_tkg_ref(want, kw, vw, &in, &o);
     char msg[1024];
     long xs[2] = { 1, nx }, ks[2] = { 1, nko };
@@ -215,7 +246,7 @@ Test(attention_block_tkg, base_every_dtype)
 /* Each option off its default, alone, in bf16 (S_tkg 1 and 7). */
 Test(attention_block_tkg, options_one_by_one)
 {
-    for (int opt = 0; opt < 7; opt++)
+    for (int opt = 0; opt < 14; opt++)
         for (long S = 1; S <= 7; S += 6) {
             attn_block_ref_opts o = base();
             o.S = S;
@@ -227,6 +258,13 @@ Test(attention_block_tkg, options_one_by_one)
             case 4: o.update = 0; break;
             case 5: o.wout = 0; break;
             case 6: o.bout = 1; break;
+            case 7: o.bias_qkv = 1; break;
+            case 8: o.qk_pre = o.qk_pre_gamma = 1, o.qk_pre_eps = 1e-3f; break;
+            case 9: o.qk_post = o.qk_post_gamma = 1, o.qk_post_eps = 1e-5f; break;
+            case 10: o.sink = 1; break;
+            case 11: o.tpk_t = 1; break;
+            case 12: o.skip = 1; break;
+            case 13: o.tpk_t = 1, o.update = 0; break;
             }
             check(&o, KG_BF16);
         }
@@ -302,6 +340,10 @@ Test(attention_block_tkg, bad_problems_name_the_key)
         { "attention_block_tkg:W_out=false,bias_out=true", "key 'bias_out'" },
         { "attention_block_tkg:S_max=64,S_ctx=65", "key 'S_ctx'" },
         { "attention_block_tkg:S_max=4,S_tkg=5", "key 'S_ctx'" },
+        { "attention_block_tkg:rmsnorm_QK_eps=0.001", "key 'rmsnorm_QK_eps'" },
+        { "attention_block_tkg:rmsnorm_QK_post_rope_eps=0.001",
+          "key 'rmsnorm_QK_post_rope_eps'" },
+        { "attention_block_tkg:skip_attention=true,sink=true", "key 'sink'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         kgt_problem_rejected(bad[i].problem, bad[i].want);
@@ -316,8 +358,12 @@ Test(attention_block_tkg, names_parse_back_and_are_unique)
         "attention_block_tkg:rmsnorm_X_enabled=true", "attention_block_tkg:softmax_scale=0.1",
         "attention_block_tkg:update_cache=false", "attention_block_tkg:W_out=false",
         "attention_block_tkg:bias_out=true", "attention_block_tkg:S_tkg=7,q_heads=2,d_head=64",
+        "attention_block_tkg:bias_qkv=true", "attention_block_tkg:rmsnorm_QK_enabled=true",
+        "attention_block_tkg:rmsnorm_QK_enabled=true,rmsnorm_QK_eps=0.001",
+        "attention_block_tkg:rmsnorm_QK_post_rope_enabled=true", "attention_block_tkg:sink=true",
+        "attention_block_tkg:K_cache_transposed=true", "attention_block_tkg:skip_attention=true",
     };
-    char names[10][256];
+    char names[17][256];
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         kgt_name_parses_back(P[i], names[i], sizeof names[0]);
         for (size_t j = 0; j < i; j++)
@@ -422,10 +468,27 @@ static void run_vector(kgt_case *vc)
                   "%s: softmax_scale", name);
         o->scale = 1.0f / sqrtf((float)o->D);
     }
-    static const char *const UNMAPPED[] = { "bias_qkv", "quantization", "rmsnorm_QK_pre_rope",
-                                            "rmsnorm_QK_post_rope", "fp8_kv", "sink",
-                                            "K_cache_transposed", "skip_attention", "KVDP",
-                                            "block_len", "quantization_out" };
+    int flag;
+    o->bias_qkv = kgt_case_opt_bool(vc, "bias_qkv", &flag) && flag;
+    o->sink = kgt_case_opt_bool(vc, "sink", &flag) && flag;
+    o->tpk_t = kgt_case_opt_bool(vc, "K_cache_transposed", &flag) && flag;
+    o->skip = kgt_case_opt_bool(vc, "skip_attention", &flag) && flag;
+    o->qk_pre = kgt_case_opt_bool(vc, "rmsnorm_QK_pre_rope", &flag) && flag;
+    o->qk_post = kgt_case_opt_bool(vc, "rmsnorm_QK_post_rope", &flag) && flag;
+    o->qk_pre_gamma = o->qk_pre, o->qk_post_gamma = o->qk_post;
+    o->qk_pre_eps = o->qk_post_eps = 1e-6f;
+    if (o->qk_pre) {
+        cr_assert(kgt_case_opt_num(vc, "rmsnorm_QK_eps", &eps), "%s: rmsnorm_QK_eps", name);
+        o->qk_pre_eps = (float)eps;
+    }
+    if (o->qk_post) {
+        cr_assert(kgt_case_opt_num(vc, "rmsnorm_QK_post_rope_eps", &eps),
+                  "%s: rmsnorm_QK_post_rope_eps", name);
+        o->qk_post_eps = (float)eps;
+    }
+    static const char *const UNMAPPED[] = { "quantization", "quantization_qkv",
+                                            "quantization_out", "fp8_kv", "KVDP", "block_len",
+                                            "transposed_out", "out_in_sb" };
     for (size_t i = 0; i < sizeof UNMAPPED / sizeof UNMAPPED[0]; i++)
         opt_unmapped(vc, UNMAPPED[i]);
     const char *xdt = kgt_case_input_dtype(vc, "X");
@@ -439,14 +502,26 @@ static void run_vector(kgt_case *vc)
     c.gamma = input_copy(vc, "rmsnorm_X_gamma", KG_F32);
     c.cos = input_copy(vc, "cos", KG_F32), c.sin = input_copy(vc, "sin", KG_F32);
     c.W_out = input_copy(vc, "W_out", KG_F32), c.bias_out = input_copy(vc, "bias_out", KG_F32);
+    c.bias_qkv = input_copy(vc, "bias_qkv", KG_F32), c.sink = input_copy(vc, "sink", KG_F32);
+    c.gq_pre = input_copy(vc, "W_rmsnorm_Q_pre_rope", KG_F32);
+    c.gk_pre = input_copy(vc, "W_rmsnorm_K_pre_rope", KG_F32);
+    c.gq_post = input_copy(vc, "W_rmsnorm_Q_post_rope", KG_F32);
+    c.gk_post = input_copy(vc, "W_rmsnorm_K_post_rope", KG_F32);
+    cr_assert(!o->bias_qkv || c.bias_qkv, "%s: bias_qkv", name);
+    cr_assert(!o->sink || c.sink, "%s: sink", name);
+    cr_assert(!o->qk_pre || (c.gq_pre && c.gk_pre), "%s: pre-RoPE QK norm without gammas is "
+              "not mapped", name);
+    cr_assert(!o->qk_post || (c.gq_post && c.gk_post), "%s: post-RoPE QK norm without gammas "
+              "is not mapped", name);
     cr_assert(c.X && c.W_qkv && c.K_cache && c.V_cache && c.mask && c.idx, "%s: inputs", name);
     cr_assert(!o->norm || c.gamma, "%s: rmsnorm_X_gamma", name);
     cr_assert(!o->rope || (c.cos && c.sin), "%s: cos, sin", name);
     cr_assert(!o->wout || c.W_out, "%s: W_out", name);
     cr_assert(!o->bout || c.bias_out, "%s: bias_out", name);
     const kg_npy *kcn = kgt_case_input(vc, "K_cache");
-    cr_assert(kcn->rank == 4 && kcn->shape[1] == 1 && kcn->shape[2] == o->S_max &&
-              kcn->shape[3] == o->D, "%s: K_cache [B, 1, S_max, D]", name);
+    cr_assert(kcn->rank == 4 && kcn->shape[1] == 1 &&
+              kcn->shape[2] == (o->tpk_t ? o->D : o->S_max) &&
+              kcn->shape[3] == (o->tpk_t ? o->S_max : o->D), "%s: K_cache shape", name);
     o->n_cache = kcn->shape[0];
     cr_assert_eq(kg_npy_count(kgt_case_input(vc, "attention_mask")), o->S_ctx * o->B * o->N * o->S,
                  "%s: mask shape", name);
@@ -506,6 +581,14 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     o.norm = key_bool(p, "rmsnorm_X_enabled"), o.rope = key_bool(p, "rope");
     o.contig = key_bool(p, "rope_contiguous_layout"), o.update = key_bool(p, "update_cache");
     o.wout = key_bool(p, "W_out"), o.bout = key_bool(p, "bias_out");
+    o.bias_qkv = key_bool(p, "bias_qkv"), o.sink = key_bool(p, "sink");
+    o.tpk_t = key_bool(p, "K_cache_transposed"), o.skip = key_bool(p, "skip_attention");
+    o.qk_pre = o.qk_pre_gamma = key_bool(p, "rmsnorm_QK_enabled");
+    o.qk_post = o.qk_post_gamma = key_bool(p, "rmsnorm_QK_post_rope_enabled");
+    cr_assert(kg_problem_double(p, "rmsnorm_QK_eps", &v), "%s", p);
+    o.qk_pre_eps = (float)v;
+    cr_assert(kg_problem_double(p, "rmsnorm_QK_post_rope_eps", &v), "%s", p);
+    o.qk_post_eps = (float)v;
     cr_assert(kg_problem_double(p, "softmax_scale", &v), "%s", p);
     o.scale = (float)v;
     if (o.norm) {

@@ -25,7 +25,8 @@
 /* Attention block, decode (one KV head, 3 query heads of 34): X [B, 2, 2063] fp16
  * -> X_out [B, 3, 34, 2], per token row t = b * 2 + s, in fp32:
  *   x = X[t] * rsqrt(sum(X[t]^2) / 2063 + eps) * rmsnorm_X_gamma, eps = 1e-06f;
- *   y = x @ W_qkv [2063, 170]: Q heads 0..2 (34 columns each), then K, then V;
+ *   y = x @ W_qkv [2063, 170]: Q heads 0..2 (34 columns each),
+ *   then K, then V;
  *   Q heads and K rotated by pairs (j, j + 17): c = cos[j, b, s], sn = sin[j, b, s],
  *   y1, y2 = y1*c - y2*sn, y1*sn + y2*c;
  *   K and V rounded to the cache dtype fp16 (the attention sees what the cache will hold);
@@ -228,8 +229,7 @@ static void store_row(const struct ctx *c, long t, float *y)
     rope_heads(c, y);
     kgp_round_f16_f32(y + 102, y + 102, 68);
     for (long n = 0; n < 3; n++)
-        kgp_scale_mul_f32(pr + PAIR_Q + (n * 2 + s) * 34, y + n * 34, 0.17149858f, 0,
-                          34);
+        kgp_scale_mul_f32(pr + PAIR_Q + (n * 2 + s) * 34, y + n * 34, 0.17149858f, 0, 34);
     for (long t2 = 0; t2 < 34; t2++) {
         pr[PAIR_KA + s * 34 + t2] = y[102 + t2];
         pr[PAIR_VA + s * 34 + t2] = y[136 + t2];
@@ -259,9 +259,15 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_sc0p17149858_nowo(
     const void *restrict X,
     const void *restrict rmsnorm_X_gamma,
     const kg_wt *restrict W_qkv,
+    const void *restrict bias_qkv,
+    const void *restrict W_rmsnorm_Q_pre_rope,
+    const void *restrict W_rmsnorm_K_pre_rope,
     const void *restrict cos,
     const void *restrict sin,
+    const void *restrict W_rmsnorm_Q_post_rope,
+    const void *restrict W_rmsnorm_K_post_rope,
     const void *restrict attention_mask,
+    const void *restrict sink,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -274,7 +280,9 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_sc0p17149858_nowo(
         return KG_EARG;
     if (B == 0)
         return KG_OK;
-    if (!X_out || !K_cache || !V_cache || !X || !attention_mask)
+    if (!X_out || !K_cache || !V_cache || !X)
+        return KG_EARG;
+    if (!attention_mask)
         return KG_EARG;
     if (!kgp_wt_is(W_qkv, 2063, 170, KG_WT_F16, 0))
         return KG_EARG;
@@ -353,6 +361,12 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_sc0p17149858_nowo_
         t[11],
         t[12],
         t[13],
+        t[14],
+        t[15],
+        t[16],
+        t[17],
+        t[18],
+        t[19],
         n[0],
         n[1],
         n[2]);

@@ -20,7 +20,8 @@
 /* Attention block, decode (one KV head, 1 query heads of 2): X [B, 1, 1] bf16
  * -> X_out [B, 1, 1], per token row t = b * 1 + s, in fp32:
  *   x = X[t];
- *   y = x @ W_qkv [1, 6]: Q heads 0..0 (2 columns each), then K, then V;
+ *   y = x @ W_qkv [1, 6]: Q heads 0..0 (2 columns each),
+ *   then K, then V;
  *   Q heads and K rotated by pairs (j, j + 1): c = cos[j, b, s], sn = sin[j, b, s],
  *   y1, y2 = y1*c - y2*sn, y1*sn + y2*c;
  *   K and V rounded to the cache dtype bf16 (the attention sees what the cache will hold);
@@ -220,8 +221,7 @@ static void store_row(const struct ctx *c, long t, float *y)
     rope_heads(c, y);
     kgp_round_bf16_f32(y + 2, y + 2, 4);
     for (long n = 0; n < 1; n++)
-        kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 2, y + n * 2, 0.70710677f, 0,
-                          2);
+        kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 2, y + n * 2, 0.70710677f, 0, 2);
     for (long t2 = 0; t2 < 2; t2++) {
         pr[PAIR_KA + s * 2 + t2] = y[2 + t2];
         pr[PAIR_VA + s * 2 + t2] = y[4 + t2];
@@ -251,9 +251,15 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1_sc0p70710677(
     const void *restrict X,
     const void *restrict rmsnorm_X_gamma,
     const kg_wt *restrict W_qkv,
+    const void *restrict bias_qkv,
+    const void *restrict W_rmsnorm_Q_pre_rope,
+    const void *restrict W_rmsnorm_K_pre_rope,
     const void *restrict cos,
     const void *restrict sin,
+    const void *restrict W_rmsnorm_Q_post_rope,
+    const void *restrict W_rmsnorm_K_post_rope,
     const void *restrict attention_mask,
+    const void *restrict sink,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -266,7 +272,9 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1_sc0p70710677(
         return KG_EARG;
     if (B == 0)
         return KG_OK;
-    if (!X_out || !K_cache || !V_cache || !X || !attention_mask)
+    if (!X_out || !K_cache || !V_cache || !X)
+        return KG_EARG;
+    if (!attention_mask)
         return KG_EARG;
     if (!kgp_wt_is(W_qkv, 1, 6, KG_WT_BF16, 0))
         return KG_EARG;
@@ -349,6 +357,12 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1_sc0p70710677__v(
         t[11],
         t[12],
         t[13],
+        t[14],
+        t[15],
+        t[16],
+        t[17],
+        t[18],
+        t[19],
         n[0],
         n[1],
         n[2]);

@@ -19,7 +19,8 @@
 /* Attention block, decode (one KV head, 4 query heads of 128): X [B, 1, 4096] bf16
  * -> X_out [B, 1, 4096], per token row t = b * 1 + s, in fp32:
  *   x = X[t] * rsqrt(sum(X[t]^2) / 4096 + eps) * rmsnorm_X_gamma, eps = 1e-05f;
- *   y = x @ W_qkv [4096, 768]: Q heads 0..3 (128 columns each), then K, then V;
+ *   y = x @ W_qkv [4096, 768]: Q heads 0..3 (128 columns each),
+ *   then K, then V;
  *   Q heads and K rotated by pairs (j, j + 64): c = cos[j, b, s], sn = sin[j, b, s],
  *   y1, y2 = y1*c - y2*sn, y1*sn + y2*c;
  *   K and V rounded to the cache dtype bf16 (the attention sees what the cache will hold);
@@ -223,8 +224,7 @@ static void store_row(const struct ctx *c, long t, float *y)
     rope_heads(c, y);
     kgp_round_bf16_f32(y + 512, y + 512, 256);
     for (long n = 0; n < 4; n++)
-        kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 128, y + n * 128, 0.088388346f, 0,
-                          128);
+        kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 128, y + n * 128, 0.088388346f, 0, 128);
     for (long t2 = 0; t2 < 128; t2++) {
         pr[PAIR_KA + s * 128 + t2] = y[512 + t2];
         pr[PAIR_VA + s * 128 + t2] = y[640 + t2];
@@ -254,9 +254,15 @@ int kg_attention_block_tkg_bf16__h4096_nq4_d128_s1_smax8192_norm_eps1em05_sc0p08
     const void *restrict X,
     const void *restrict rmsnorm_X_gamma,
     const kg_wt *restrict W_qkv,
+    const void *restrict bias_qkv,
+    const void *restrict W_rmsnorm_Q_pre_rope,
+    const void *restrict W_rmsnorm_K_pre_rope,
     const void *restrict cos,
     const void *restrict sin,
+    const void *restrict W_rmsnorm_Q_post_rope,
+    const void *restrict W_rmsnorm_K_post_rope,
     const void *restrict attention_mask,
+    const void *restrict sink,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -269,7 +275,9 @@ int kg_attention_block_tkg_bf16__h4096_nq4_d128_s1_smax8192_norm_eps1em05_sc0p08
         return KG_EARG;
     if (B == 0)
         return KG_OK;
-    if (!X_out || !K_cache || !V_cache || !X || !attention_mask)
+    if (!X_out || !K_cache || !V_cache || !X)
+        return KG_EARG;
+    if (!attention_mask)
         return KG_EARG;
     if (!kgp_wt_is(W_qkv, 4096, 768, KG_WT_BF16, 0))
         return KG_EARG;
@@ -356,6 +364,12 @@ int kg_attention_block_tkg_bf16__h4096_nq4_d128_s1_smax8192_norm_eps1em05_sc0p08
         t[11],
         t[12],
         t[13],
+        t[14],
+        t[15],
+        t[16],
+        t[17],
+        t[18],
+        t[19],
         n[0],
         n[1],
         n[2]);

@@ -51,13 +51,32 @@ F.keys = {
     doc = "RMSNorm of X with rmsnorm_X_gamma before the projection (upstream's name)" },
   { key = "rmsnorm_X_eps", kind = "float", min = 0, default = 1e-6, name = "eps",
     omit_default = true, doc = "its epsilon (upstream's name)" },
+  { key = "bias_qkv", kind = "bool", default = false, name = "bq",
+    doc = "add bias_qkv [(q_heads + 2) * d_head] after the projection (upstream: given)" },
+  { key = "rmsnorm_QK_enabled", kind = "bool", default = false, name = "qkpre",
+    doc = "RMSNorm of each Q head and K over d_head before RoPE, gammas W_rmsnorm_Q_pre_rope, "
+          .. "W_rmsnorm_K_pre_rope (upstream's name)" },
+  { key = "rmsnorm_QK_eps", kind = "float", min = 0, default = 1e-6, name = "qkeps",
+    omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "rope", kind = "bool", default = true, name = "rope",
     doc = "rotate the Q heads and K with cos, sin (upstream: cos and sin given)" },
   { key = "rope_contiguous_layout", kind = "bool", default = true, name = "ctg",
     doc = "RoPE pairs (i, i + d/2) (true) or (2i, 2i + 1) (upstream's name)" },
+  { key = "rmsnorm_QK_post_rope_enabled", kind = "bool", default = false, name = "qkpost",
+    doc = "the same after RoPE, gammas W_rmsnorm_Q_post_rope, W_rmsnorm_K_post_rope "
+          .. "(upstream's name)" },
+  { key = "rmsnorm_QK_post_rope_eps", kind = "float", min = 0, default = 1e-6, name = "qkpeps",
+    omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "softmax_scale", kind = "float", name = "sc", omit_default = true,
     default = function(k) return 1 / math.sqrt(k.d_head) end,
     doc = "q = Q * softmax_scale (upstream's name; default 1/sqrt(d_head))" },
+  { key = "sink", kind = "bool", default = false, name = "sink",
+    doc = "a per-head sink logit sink [q_heads, 1] joins the softmax, not the value sum" },
+  { key = "K_cache_transposed", kind = "bool", default = false, name = "kt",
+    doc = "K_cache stored [n_cache, 1, d_head, S_max] (upstream's name)" },
+  { key = "skip_attention", kind = "bool", default = false, name = "skip",
+    doc = "no attention: the unscaled, rotated (and normed) Q replaces its output (upstream's "
+          .. "name)" },
   { key = "update_cache", kind = "bool", default = true, name = "upd",
     doc = "write the new K, V into the caches at kv_cache_update_idx after attention, else "
           .. "return them as K_tkg, V_tkg (upstream's name)" },
@@ -83,6 +102,13 @@ function F.check(k, fail)
   if not k.rope and not k.rope_contiguous_layout then
     fail("rope_contiguous_layout", "a RoPE layout needs rope")
   end
+  if not k.rmsnorm_QK_enabled and k.rmsnorm_QK_eps ~= EPS then
+    fail("rmsnorm_QK_eps", "only rmsnorm_QK_enabled reads an epsilon")
+  end
+  if not k.rmsnorm_QK_post_rope_enabled and k.rmsnorm_QK_post_rope_eps ~= EPS then
+    fail("rmsnorm_QK_post_rope_eps", "only rmsnorm_QK_post_rope_enabled reads an epsilon")
+  end
+  if k.skip_attention and k.sink then fail("sink", "skip_attention reads no sink") end
   if k.bias_out and not k.W_out then fail("bias_out", "bias_out goes with W_out") end
   if k.S_ctx > k.S_max then
     fail("S_ctx", format("%d exceeds S_max %d", k.S_ctx, k.S_max))
@@ -110,7 +136,9 @@ end
 function F.args(k)
   local d, n, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
-  local cache = { "n_cache", 1, k.S_max, d }
+  local vcache = { "n_cache", 1, k.S_max, d }
+  local kcache = k.K_cache_transposed and { "n_cache", 1, d, k.S_max } or vcache
+  local pre, post = k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
   return {
     { name = "X_out", dir = "out", dtype = k.dtype,
       shape = k.W_out and { "B", s, H } or { "B", n, d, s } },
@@ -118,17 +146,23 @@ function F.args(k)
       used = not k.update_cache },
     { name = "V_tkg", dir = "out", dtype = k.dtype, shape = { "B", 1, s, d },
       used = not k.update_cache },
-    { name = "K_cache", dir = "inout", dtype = k.dtype, shape = cache },
-    { name = "V_cache", dir = "inout", dtype = k.dtype, shape = cache },
+    { name = "K_cache", dir = "inout", dtype = k.dtype, shape = kcache },
+    { name = "V_cache", dir = "inout", dtype = k.dtype, shape = vcache },
     { name = "X", dir = "in", dtype = k.dtype, shape = { "B", s, H } },
     { name = "rmsnorm_X_gamma", dir = "in", dtype = k.dtype, shape = { H },
       used = k.rmsnorm_X_enabled },
     { name = "W_qkv", dir = "in", dtype = k.dtype, shape = { H, I },
       weight = { layout = "kn", mx = false } },
+    { name = "bias_qkv", dir = "in", dtype = k.dtype, shape = { I }, used = k.bias_qkv },
+    { name = "W_rmsnorm_Q_pre_rope", dir = "in", dtype = k.dtype, shape = { d }, used = pre },
+    { name = "W_rmsnorm_K_pre_rope", dir = "in", dtype = k.dtype, shape = { d }, used = pre },
     { name = "cos", dir = "in", dtype = k.dtype, shape = { d // 2, "B", s }, used = k.rope },
     { name = "sin", dir = "in", dtype = k.dtype, shape = { d // 2, "B", s }, used = k.rope },
+    { name = "W_rmsnorm_Q_post_rope", dir = "in", dtype = k.dtype, shape = { d }, used = post },
+    { name = "W_rmsnorm_K_post_rope", dir = "in", dtype = k.dtype, shape = { d }, used = post },
     { name = "attention_mask", dir = "in", dtype = "u8", init = "ones",
-      shape = { "S_ctx", "B", n, s } },
+      shape = { "S_ctx", "B", n, s }, used = not k.skip_attention },
+    { name = "sink", dir = "in", dtype = "f32", shape = { n, 1 }, used = k.sink },
     { name = "kv_cache_update_idx", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", 1 }, used = k.update_cache },
     { name = "W_out", dir = "in", dtype = k.dtype, shape = { nd, H },
@@ -145,9 +179,11 @@ function F.cost(k, n)
   local d, N, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
   local T, b = n.B * s, bytes_of(k.dtype)
-  local flops = 2 * T * H * I + 4 * n.B * N * s * n.S_ctx * d + (k.W_out and 2 * T * nd * H or 0)
+  local att = k.skip_attention and 0 or 1
+  local flops = 2 * T * H * I + att * 4 * n.B * N * s * n.S_ctx * d
+                + (k.W_out and 2 * T * nd * H or 0)
   local read = T * H * b + H * I * b + (k.W_out and nd * H * b or 0)
-               + 2 * n.B * n.S_ctx * d * b + n.S_ctx * n.B * N * s
+               + att * (2 * n.B * n.S_ctx * d * b + n.S_ctx * n.B * N * s)
   local written = (k.W_out and T * H or T * nd) * b + 2 * T * d * b
   return { flops = flops, read = read, written = written }
 end
@@ -156,10 +192,11 @@ function F.params(k)
   local d, N, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
   local p = attn.params {
-    d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = 0, tpk = true, kv_dtype = k.dtype,
+    d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = 0, tpk = not k.K_cache_transposed,
+    kv_dtype = k.dtype,
     q_doc = " (scaled), then the attention output", k_doc = " (rounded to the cache dtype)",
   }
-  p.POS, p.SWA, p.SINK = false, false, false
+  p.POS, p.SWA, p.SINK, p.SKIP = false, false, k.sink, k.skip_attention
   p.H, p.N, p.I, p.ND, p.HALF = H, N, I, nd, d // 2
   p.DTYPE, p.CT = k.dtype, attn.ctype(k.dtype)
   p.WIDEN = attn.widen(k.dtype)
@@ -168,6 +205,8 @@ function F.params(k)
   p.WT_FMT = ctypes.WT[k.dtype].fmt
   p.NORM, p.EPS = k.rmsnorm_X_enabled, k.rmsnorm_X_eps
   p.ROPE, p.CONTIG = k.rope, k.rope_contiguous_layout
+  p.BQKV, p.QK_PRE, p.QK_POST = k.bias_qkv, k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
+  p.QK_PRE_EPS, p.QK_POST_EPS = k.rmsnorm_QK_eps, k.rmsnorm_QK_post_rope_eps
   p.SCALE, p.UPDATE, p.WOUT, p.BOUT = k.softmax_scale, k.update_cache, k.W_out, k.bias_out
   p.NEED_COPY = p.WIDEN == "copy_f32"
   -- token rows per GEMM block: A [MB, max(H, N*D)] and C [MB, max(I, H)] in fp32 take at
@@ -178,6 +217,9 @@ function F.params(k)
   -- per call (the GEMM blocks A [m, WA] and C [m, WC], m = min(B * S_tkg, MB), follow them)
   p.SCRATCH = scratch.layout {
     { "GAMMA", p.NORM and H or 0, format("rmsnorm_X_gamma [%d] in fp32", H) },
+    { "BIAS_QKV", p.BQKV and I or 0, format("bias_qkv [%d] in fp32", I) },
+    { "QK_PRE", p.QK_PRE and 2 * d or 0, format("[2, %d]: the Q and K gammas before RoPE", d) },
+    { "QK_POST", p.QK_POST and 2 * d or 0, format("[2, %d]: the Q and K gammas after RoPE", d) },
     { "BIAS_OUT", p.BOUT and H or 0, format("bias_out [%d] in fp32", H) },
     { "CS", p.ROPE and d or 0, format("[%d]: a token's cos and sin", d) },
   }
