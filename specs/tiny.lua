@@ -52,6 +52,7 @@ return {
       rmsnorm_QK_post_rope_enabled = true, sink = true, K_cache_transposed = true },
     { family = "attention_block_tkg", skip_attention = true, update_cache = false,
       rope_contiguous_layout = false },
+    { family = "attention_block_tkg", block_len = 16, S_tkg = 3 },
     -- end attention_block_tkg
     -- attention_cte
     { family = "attention_cte", scale = 0.125 },

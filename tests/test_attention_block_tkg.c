@@ -31,11 +31,14 @@ typedef struct call {
     float *X, *gamma, *W_qkv, *bias_qkv, *gq_pre, *gk_pre, *gq_post, *gk_post, *cos, *sin;
     float *K_cache, *V_cache, *sink, *W_out, *bias_out;
     uint8_t *mask;
-    uint32_t *idx;
+    uint32_t *idx, *table;
 } call;
 
 static long n_tok(const call *c) { return c->o.B * c->o.S; }
-static long n_cache_el(const call *c) { return c->o.n_cache * c->o.S_max * c->o.D; }
+static long n_cache_el(const call *c)
+{
+    return c->o.n_cache * (c->o.blk ? c->o.blk : c->o.S_max) * c->o.D;
+}
 static long n_xout(const call *c)
 {
     return c->o.wout ? n_tok(c) * c->o.H : n_tok(c) * c->o.N * c->o.D;
@@ -47,7 +50,7 @@ static void call_free(call *c)
     free(c->X), free(c->gamma), free(c->W_qkv), free(c->cos), free(c->sin), free(c->K_cache);
     free(c->V_cache), free(c->W_out), free(c->bias_out), free(c->mask), free(c->idx);
     free(c->bias_qkv), free(c->gq_pre), free(c->gk_pre), free(c->gq_post), free(c->gk_post);
-    free(c->sink);
+    free(c->sink), free(c->table);
 }
 
 static const char *tf(int b) { return b ? "true" : "false"; }
@@ -61,11 +64,11 @@ static void problem_of(const call *c, char *buf, size_t len)
                      "rope_contiguous_layout=%s,softmax_scale=%.9g,update_cache=%s,W_out=%s,"
                      "bias_out=%s,S_ctx=%ld,bias_qkv=%s,rmsnorm_QK_enabled=%s,"
                      "rmsnorm_QK_post_rope_enabled=%s,sink=%s,K_cache_transposed=%s,"
-                     "skip_attention=%s",
+                     "skip_attention=%s,block_len=%ld",
                      kg_dtype_name(c->t), o->H, o->N, o->D, o->S, o->S_max, tf(o->norm),
                      tf(o->rope), tf(o->contig), (double)o->scale, tf(o->update), tf(o->wout),
                      tf(o->bout), o->S_ctx, tf(o->bias_qkv), tf(o->qk_pre), tf(o->qk_post),
-                     tf(o->sink), tf(o->tpk_t), tf(o->skip));
+                     tf(o->sink), tf(o->tpk_t), tf(o->skip), o->blk);
     if (o->norm)
         n += snprintf(buf + n, len - (size_t)n, ",rmsnorm_X_eps=%.9g", (double)o->eps);
     if (o->qk_pre)
@@ -105,7 +108,8 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void *kc, vo
     if (c->W_out)
         pack(&wo, t, o->N * o->D, o->H, c->W_out);
     int rc = ((kg_attention_block_tkg_fn *)k->fn)(out, kt, vt, kc, vc, X, gx, &wq, bq, g[0], g[1],
-                                                  cs, sn, g[2], g[3], c->mask, c->sink, c->idx,
+                                                  cs, sn, g[2], g[3], c->mask, c->sink, c->table,
+                                                  c->idx,
                                                   c->W_out ? &wo : NULL, bo, o->B, o->S_ctx,
                                                   o->n_cache);
     kg_wt_free(&wq);
@@ -177,6 +181,13 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
     c->idx = malloc(sizeof(uint32_t) * (size_t)o->B);
     for (long b = 0; b < o->B; b++) /* each write at the sequence's cache length */
         c->idx[b] = (uint32_t)(W - S - b > 0 ? W - S - b : 0);
+    if (o->blk) { /* blocks shuffled through the cache; writes anywhere in the pool */
+        c->table = malloc(sizeof(uint32_t) * (size_t)(o->B * o->nblk));
+        for (long i = 0; i < o->B * o->nblk; i++)
+            c->table[i] = (uint32_t)((i * 7 + 3) % o->n_cache);
+        for (long b = 0; b < o->B; b++)
+            c->idx[b] = (uint32_t)((b * 13 + 2) % (o->n_cache * o->blk - S + 1));
+    }
     if (o->B > 2)
         c->idx[2] = 0xFFFFFFFFu; /* a sequence that writes nothing */
 }
@@ -186,7 +197,8 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
 static void check(const attn_block_ref_opts *o0, kg_dtype t)
 {
     attn_block_ref_opts o = *o0;
-    o.n_cache = o.B + 1;
+    o.nblk = o.blk ? o.S_max / o.blk : 0;
+    o.n_cache = o.blk ? o.B * o.nblk + 3 : o.B + 1;
     call c;
     make_call(&c, &o, t, 100 + (unsigned long long)(o.S_ctx * 31 + o.D * 7 + o.S));
     char problem[1024];
@@ -205,7 +217,7 @@ static void check(const attn_block_ref_opts *o0, kg_dtype t)
                              .W_out = c.W_out, .bias_out = c.bias_out, .mask = c.mask,
                              .idx = c.idx, .bias_qkv = c.bias_qkv, .gq_pre = c.gq_pre,
                              .gk_pre = c.gk_pre, .gq_post = c.gq_post, .gk_post = c.gk_post,
-                             .sink = c.sink };
+                             .sink = c.sink, .table = c.table };
     attention_block_tkg_ref(want, kw, vw, &in, &o);
     char msg[1024];
     long xs[2] = { 1, nx }, ks[2] = { 1, nko };
@@ -246,7 +258,7 @@ Test(attention_block_tkg, base_every_dtype)
 /* Each option off its default, alone, in bf16 (S_tkg 1 and 7). */
 Test(attention_block_tkg, options_one_by_one)
 {
-    for (int opt = 0; opt < 14; opt++)
+    for (int opt = 0; opt < 17; opt++)
         for (long S = 1; S <= 7; S += 6) {
             attn_block_ref_opts o = base();
             o.S = S;
@@ -265,6 +277,9 @@ Test(attention_block_tkg, options_one_by_one)
             case 11: o.tpk_t = 1; break;
             case 12: o.skip = 1; break;
             case 13: o.tpk_t = 1, o.update = 0; break;
+            case 14: o.blk = 8; break;
+            case 15: o.blk = 16, o.update = 0, o.sink = 1; break;
+            case 16: o.blk = 1; break;
             }
             check(&o, KG_BF16);
         }
@@ -328,6 +343,34 @@ Test(attention_block_tkg, per_call_checks)
     call_free(&c);
 }
 
+/* Block caches: a table entry past the cache and a write past the pool are refused. */
+Test(attention_block_tkg, per_call_checks_block)
+{
+    attn_block_ref_opts o = base();
+    o.blk = 8, o.nblk = o.S_max / 8, o.n_cache = o.B * o.nblk;
+    call c;
+    make_call(&c, &o, KG_F32, 6);
+    char problem[1024];
+    problem_of(&c, problem, sizeof problem);
+    const kg_kernel *k = kgt_jit(problem);
+    long nc = n_cache_el(&c);
+    float *out = malloc(sizeof(float) * (size_t)n_xout(&c));
+    float *kc = malloc(sizeof(float) * (size_t)nc), *vc = malloc(sizeof(float) * (size_t)nc);
+    memcpy(kc, c.K_cache, sizeof(float) * (size_t)nc);
+    memcpy(vc, c.V_cache, sizeof(float) * (size_t)nc);
+    cr_assert_eq(run_kernel(k, &c, out, kc, vc, NULL, NULL), KG_OK);
+    uint32_t keep = c.table[1];
+    c.table[1] = (uint32_t)o.n_cache;
+    cr_assert_eq(run_kernel(k, &c, out, kc, vc, NULL, NULL), KG_EARG, "a block past the cache");
+    c.table[1] = keep;
+    c.idx[0] = (uint32_t)(o.n_cache * o.blk - o.S + 1);
+    cr_assert_eq(run_kernel(k, &c, out, kc, vc, NULL, NULL), KG_EARG, "a write past the pool");
+    c.idx[0] = (uint32_t)(o.n_cache * o.blk - o.S);
+    cr_assert_eq(run_kernel(k, &c, out, kc, vc, NULL, NULL), KG_OK, "the pool's last rows");
+    free(out), free(kc), free(vc);
+    call_free(&c);
+}
+
 Test(attention_block_tkg, bad_problems_name_the_key)
 {
     static const struct { const char *problem, *want; } bad[] = {
@@ -344,6 +387,8 @@ Test(attention_block_tkg, bad_problems_name_the_key)
         { "attention_block_tkg:rmsnorm_QK_post_rope_eps=0.001",
           "key 'rmsnorm_QK_post_rope_eps'" },
         { "attention_block_tkg:skip_attention=true,sink=true", "key 'sink'" },
+        { "attention_block_tkg:block_len=16,K_cache_transposed=true", "key 'K_cache_transposed'" },
+        { "attention_block_tkg:block_len=48,S_max=100", "key 'block_len'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         kgt_problem_rejected(bad[i].problem, bad[i].want);
@@ -362,8 +407,9 @@ Test(attention_block_tkg, names_parse_back_and_are_unique)
         "attention_block_tkg:rmsnorm_QK_enabled=true,rmsnorm_QK_eps=0.001",
         "attention_block_tkg:rmsnorm_QK_post_rope_enabled=true", "attention_block_tkg:sink=true",
         "attention_block_tkg:K_cache_transposed=true", "attention_block_tkg:skip_attention=true",
+        "attention_block_tkg:block_len=32",
     };
-    char names[17][256];
+    char names[18][256];
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         kgt_name_parses_back(P[i], names[i], sizeof names[0]);
         for (size_t j = 0; j < i; j++)
@@ -487,7 +533,7 @@ static void run_vector(kgt_case *vc)
         o->qk_post_eps = (float)eps;
     }
     static const char *const UNMAPPED[] = { "quantization", "quantization_qkv",
-                                            "quantization_out", "fp8_kv", "KVDP", "block_len",
+                                            "quantization_out", "fp8_kv", "KVDP",
                                             "transposed_out", "out_in_sb" };
     for (size_t i = 0; i < sizeof UNMAPPED / sizeof UNMAPPED[0]; i++)
         opt_unmapped(vc, UNMAPPED[i]);
@@ -518,10 +564,19 @@ static void run_vector(kgt_case *vc)
     cr_assert(!o->rope || (c.cos && c.sin), "%s: cos, sin", name);
     cr_assert(!o->wout || c.W_out, "%s: W_out", name);
     cr_assert(!o->bout || c.bias_out, "%s: bias_out", name);
+    double blk = 0;
+    kgt_case_opt_num(vc, "block_len", &blk);
+    o->blk = (long)blk, o->nblk = o->blk ? o->S_max / o->blk : 0;
+    c.table = input_copy(vc, "active_blocks_table", KG_U32);
     const kg_npy *kcn = kgt_case_input(vc, "K_cache");
-    cr_assert(kcn->rank == 4 && kcn->shape[1] == 1 &&
-              kcn->shape[2] == (o->tpk_t ? o->D : o->S_max) &&
-              kcn->shape[3] == (o->tpk_t ? o->S_max : o->D), "%s: K_cache shape", name);
+    if (o->blk)
+        cr_assert(c.table && kcn->rank == 3 && kcn->shape[1] == o->blk && kcn->shape[2] == o->D &&
+                  kg_npy_count(kgt_case_input(vc, "active_blocks_table")) == o->B * o->nblk,
+                  "%s: block caches [blocks, block_len, D], table [B, S_max / block_len]", name);
+    else
+        cr_assert(kcn->rank == 4 && kcn->shape[1] == 1 &&
+                  kcn->shape[2] == (o->tpk_t ? o->D : o->S_max) &&
+                  kcn->shape[3] == (o->tpk_t ? o->S_max : o->D), "%s: K_cache shape", name);
     o->n_cache = kcn->shape[0];
     cr_assert_eq(kg_npy_count(kgt_case_input(vc, "attention_mask")), o->S_ctx * o->B * o->N * o->S,
                  "%s: mask shape", name);
@@ -577,7 +632,8 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     cr_assert(kg_problem_str(p, "dtype", dt, sizeof dt), "%s", p);
     o.H = key_long(p, "H"), o.N = key_long(p, "q_heads"), o.D = key_long(p, "d_head");
     o.S = key_long(p, "S_tkg"), o.S_max = key_long(p, "S_max");
-    o.S_ctx = o.S_max < 600 ? o.S_max : 600, o.B = 3, o.n_cache = 4;
+    o.S_ctx = o.S_max < 600 ? o.S_max : 600, o.B = 3, o.blk = key_long(p, "block_len");
+    o.nblk = o.blk ? o.S_max / o.blk : 0, o.n_cache = o.blk ? o.B * o.nblk + 3 : 4;
     o.norm = key_bool(p, "rmsnorm_X_enabled"), o.rope = key_bool(p, "rope");
     o.contig = key_bool(p, "rope_contiguous_layout"), o.update = key_bool(p, "update_cache");
     o.wout = key_bool(p, "W_out"), o.bout = key_bool(p, "bias_out");

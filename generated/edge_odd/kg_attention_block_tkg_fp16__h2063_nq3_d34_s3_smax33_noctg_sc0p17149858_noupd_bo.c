@@ -258,6 +258,7 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s3_smax33_noctg_sc0p17149858_noup
     const void *restrict W_rmsnorm_K_post_rope,
     const void *restrict attention_mask,
     const void *restrict sink,
+    const void *restrict active_blocks_table,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -360,6 +361,7 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s3_smax33_noctg_sc0p17149858_noup
         t[17],
         t[18],
         t[19],
+        t[20],
         n[0],
         n[1],
         n[2]);

@@ -260,6 +260,7 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1_sc0p70710677(
     const void *restrict W_rmsnorm_K_post_rope,
     const void *restrict attention_mask,
     const void *restrict sink,
+    const void *restrict active_blocks_table,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -363,6 +364,7 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1_sc0p70710677__v(
         t[17],
         t[18],
         t[19],
+        t[20],
         n[0],
         n[1],
         n[2]);

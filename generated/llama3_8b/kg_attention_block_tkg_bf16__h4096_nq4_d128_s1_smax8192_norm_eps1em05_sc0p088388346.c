@@ -263,6 +263,7 @@ int kg_attention_block_tkg_bf16__h4096_nq4_d128_s1_smax8192_norm_eps1em05_sc0p08
     const void *restrict W_rmsnorm_K_post_rope,
     const void *restrict attention_mask,
     const void *restrict sink,
+    const void *restrict active_blocks_table,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -370,6 +371,7 @@ int kg_attention_block_tkg_bf16__h4096_nq4_d128_s1_smax8192_norm_eps1em05_sc0p08
         t[17],
         t[18],
         t[19],
+        t[20],
         n[0],
         n[1],
         n[2]);

@@ -24,12 +24,15 @@ local F = {
   signature_doc = [[
 X_out [B, S_tkg, H] (W_out) or [B, q_heads, d_head, S_tkg];
 K_tkg [d_head, B, S_tkg], V_tkg [B, 1, S_tkg, d_head] (the new K and V without
-update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head], written in place with
-update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv [H, (q_heads + 2) * d_head]
-(columns: the Q heads, K, V); cos, sin [d_head / 2, B, S_tkg]; attention_mask uint8
-[S_ctx, B, q_heads, S_tkg] (1: attend); kv_cache_update_idx [B, 1] uint32 (the write
-position, 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new
-tokens occupy the last S_tkg of the S_ctx window slots.]],
+update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head] (K_cache_transposed:
+K [n_cache, 1, d_head, S_max]; block_len: [n_cache blocks, block_len, d_head]), written in
+place with update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv
+[H, (q_heads + 2) * d_head] (columns: the Q heads, K, V); bias_qkv [(q_heads + 2) * d_head];
+W_rmsnorm_{Q,K}_{pre,post}_rope [d_head]; cos, sin [d_head / 2, B, S_tkg]; attention_mask
+uint8 [S_ctx, B, q_heads, S_tkg] (1: attend); sink [q_heads, 1] fp32; active_blocks_table
+[B, S_max / block_len] uint32; kv_cache_update_idx [B, 1] uint32 (the write position, or
+the block pool's row; 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The
+new tokens occupy the last S_tkg of the S_ctx window slots.]],
 }
 
 F.keys = {
@@ -74,6 +77,9 @@ F.keys = {
     doc = "a per-head sink logit sink [q_heads, 1] joins the softmax, not the value sum" },
   { key = "K_cache_transposed", kind = "bool", default = false, name = "kt",
     doc = "K_cache stored [n_cache, 1, d_head, S_max] (upstream's name)" },
+  { key = "block_len", kind = "int", min = 0, default = 0, name = "blk", omit_default = true,
+    doc = "0: flat caches; else caches of n_cache blocks [block_len, d_head] through "
+          .. "active_blocks_table, S_max the most window slots (upstream's name)" },
   { key = "skip_attention", kind = "bool", default = false, name = "skip",
     doc = "no attention: the unscaled, rotated (and normed) Q replaces its output (upstream's "
           .. "name)" },
@@ -88,8 +94,11 @@ F.keys = {
     doc = "nominal batch per call, for the cost block" },
   { key = "S_ctx", kind = "int", min = 1, default = function(k) return k.S_max end,
     doc = "nominal context window per call (<= S_max), for the cost block" },
-  { key = "n_cache", kind = "int", min = 1, default = function(k) return k.B end,
-    doc = "nominal leading dimension of the caches (>= B), for the cost block" },
+  { key = "n_cache", kind = "int", min = 1,
+    default = function(k)
+      return k.block_len > 0 and k.B * (k.S_max // math.max(k.block_len, 1)) or k.B
+    end,
+    doc = "nominal leading dimension of the caches: sequences (flat, >= B) or blocks" },
 }
 
 function F.check(k, fail)
@@ -108,6 +117,13 @@ function F.check(k, fail)
   if not k.rmsnorm_QK_post_rope_enabled and k.rmsnorm_QK_post_rope_eps ~= EPS then
     fail("rmsnorm_QK_post_rope_eps", "only rmsnorm_QK_post_rope_enabled reads an epsilon")
   end
+  if k.block_len > 0 and k.K_cache_transposed then
+    fail("K_cache_transposed", "a block KV cache stores K as [block_len, d_head] (upstream)")
+  end
+  if k.block_len > 0 and k.S_max % k.block_len ~= 0 then
+    fail("block_len", format("S_max %d is not a multiple of block_len %d", k.S_max,
+                             k.block_len))
+  end
   if k.skip_attention and k.sink then fail("sink", "skip_attention reads no sink") end
   if k.bias_out and not k.W_out then fail("bias_out", "bias_out goes with W_out") end
   if k.S_ctx > k.S_max then
@@ -121,7 +137,7 @@ end
 function F.call_check(k, n)
   if n.S_ctx > k.S_max then return format("S_ctx = %d exceeds S_max = %d", n.S_ctx, k.S_max) end
   if n.S_ctx < k.S_tkg then return format("S_ctx = %d < S_tkg = %d", n.S_ctx, k.S_tkg) end
-  if n.n_cache < n.B then
+  if k.block_len == 0 and n.n_cache < n.B then
     return format("n_cache = %d < B = %d: the flat cache holds a row per sequence", n.n_cache,
                   n.B)
   end
@@ -136,7 +152,8 @@ end
 function F.args(k)
   local d, n, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
-  local vcache = { "n_cache", 1, k.S_max, d }
+  local blk = k.block_len > 0
+  local vcache = blk and { "n_cache", k.block_len, d } or { "n_cache", 1, k.S_max, d }
   local kcache = k.K_cache_transposed and { "n_cache", 1, d, k.S_max } or vcache
   local pre, post = k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
   return {
@@ -163,6 +180,8 @@ function F.args(k)
     { name = "attention_mask", dir = "in", dtype = "u8", init = "ones",
       shape = { "S_ctx", "B", n, s }, used = not k.skip_attention },
     { name = "sink", dir = "in", dtype = "f32", shape = { n, 1 }, used = k.sink },
+    { name = "active_blocks_table", dir = "in", dtype = "u32", init = "slots",
+      shape = { "B", blk and k.S_max // k.block_len or 1 }, used = blk and not k.skip_attention },
     { name = "kv_cache_update_idx", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", 1 }, used = k.update_cache },
     { name = "W_out", dir = "in", dtype = k.dtype, shape = { nd, H },
@@ -192,7 +211,8 @@ function F.params(k)
   local d, N, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
   local p = attn.params {
-    d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = 0, tpk = not k.K_cache_transposed,
+    d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = k.block_len,
+    tpk = not k.K_cache_transposed,
     kv_dtype = k.dtype,
     q_doc = " (scaled), then the attention output", k_doc = " (rounded to the cache dtype)",
   }

@@ -193,12 +193,15 @@ typedef int kg_rope_hf_fn(
 
 /* attention_block_tkg: X_out [B, S_tkg, H] (W_out) or [B, q_heads, d_head, S_tkg];
  * K_tkg [d_head, B, S_tkg], V_tkg [B, 1, S_tkg, d_head] (the new K and V without
- * update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head], written in place with
- * update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv [H, (q_heads + 2) * d_head]
- * (columns: the Q heads, K, V); cos, sin [d_head / 2, B, S_tkg]; attention_mask uint8
- * [S_ctx, B, q_heads, S_tkg] (1: attend); kv_cache_update_idx [B, 1] uint32 (the write
- * position, 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new
- * tokens occupy the last S_tkg of the S_ctx window slots. */
+ * update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head] (K_cache_transposed:
+ * K [n_cache, 1, d_head, S_max]; block_len: [n_cache blocks, block_len, d_head]), written in
+ * place with update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv
+ * [H, (q_heads + 2) * d_head] (columns: the Q heads, K, V); bias_qkv [(q_heads + 2) * d_head];
+ * W_rmsnorm_{Q,K}_{pre,post}_rope [d_head]; cos, sin [d_head / 2, B, S_tkg]; attention_mask
+ * uint8 [S_ctx, B, q_heads, S_tkg] (1: attend); sink [q_heads, 1] fp32; active_blocks_table
+ * [B, S_max / block_len] uint32; kv_cache_update_idx [B, 1] uint32 (the write position, or
+ * the block pool's row; 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The
+ * new tokens occupy the last S_tkg of the S_ctx window slots. */
 typedef int kg_attention_block_tkg_fn(
     void *X_out,
     void *K_tkg,
@@ -217,6 +220,7 @@ typedef int kg_attention_block_tkg_fn(
     const void *W_rmsnorm_K_post_rope,
     const void *attention_mask,
     const void *sink,
+    const void *active_blocks_table,
     const void *kv_cache_update_idx,
     const kg_wt *W_out,
     const void *bias_out,
