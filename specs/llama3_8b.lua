@@ -58,6 +58,9 @@ return {
     -- share): input RMSNorm, QKV, RoPE, attention, cache write, output projection
     { family = "attention_block_tkg", S_tkg = 1, rmsnorm_X_enabled = true,
       rmsnorm_X_eps = model.rms_eps },
+    -- the same over an fp8 e4m3 KV cache in blocks of 32 slots
+    { family = "attention_block_tkg", S_tkg = 1, rmsnorm_X_enabled = true,
+      rmsnorm_X_eps = model.rms_eps, kv_dtype = "e4m3", block_len = 32 },
     -- end attention_block_tkg
     -- attention_cte
     -- prefill attention: causal, GQA 32 q / 8 kv heads, scale 1/sqrt(128), nominal S = 512

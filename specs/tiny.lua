@@ -53,6 +53,7 @@ return {
     { family = "attention_block_tkg", skip_attention = true, update_cache = false,
       rope_contiguous_layout = false },
     { family = "attention_block_tkg", block_len = 16, S_tkg = 3 },
+    { family = "attention_block_tkg", kv_dtype = "e4m3", update_cache = false },
     -- end attention_block_tkg
     -- attention_cte
     { family = "attention_cte", scale = 0.125 },

@@ -27,7 +27,8 @@
  * and the kernel's dtype. */
 typedef struct call {
     attn_block_ref_opts o;
-    kg_dtype t;
+    kg_dtype t;            /* X's dtype; the caches are t, or e4m3 codes with o.fp8 */
+    float k_scale, v_scale;
     float *X, *gamma, *W_qkv, *bias_qkv, *gq_pre, *gk_pre, *gq_post, *gk_post, *cos, *sin;
     float *K_cache, *V_cache, *sink, *W_out, *bias_out;
     uint8_t *mask;
@@ -55,6 +56,54 @@ static void call_free(call *c)
 
 static const char *tf(int b) { return b ? "true" : "false"; }
 
+/* ---- the KV tensors: dtype t, or e4m3 codes ---------------------------------------------------- */
+
+static size_t kv_size(const call *c) { return c->o.fp8 ? 1 : kgt_dtype_size(c->t); }
+
+/* n values x (on the caches' grid) as the kernel reads them. */
+static void *kv_encode(const call *c, const float *x, long n)
+{
+    if (!c->o.fp8)
+        return kgt_encode(c->t, x, n);
+    uint8_t *e = malloc((size_t)(n > 0 ? n : 1));
+    for (long i = 0; i < n; i++)
+        e[i] = kg_f32_to_e4m3(x[i]);
+    return e;
+}
+
+/* n KV elements at p as fp32; malloc'd. */
+static float *kv_decode(const call *c, const void *p, long n)
+{
+    if (!c->o.fp8)
+        return kgt_decode(c->t, p, n);
+    float *y = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    for (long i = 0; i < n; i++)
+        y[i] = kg_e4m3_to_f32(((const uint8_t *)p)[i]);
+    return y;
+}
+
+/* An output of n KV elements that starts as NaN in either format (0xff bytes). */
+static void *kv_poisoned(const call *c, long n)
+{
+    void *p = malloc((size_t)(n > 0 ? n : 1) * kv_size(c));
+    memset(p, 0xff, (size_t)(n > 0 ? n : 1) * kv_size(c));
+    return p;
+}
+
+/* The kernel's KV output got (n elements) against the reference's want: the vectors'
+ * comparator; fp8 at rtol 0.07 and atol 1 (an e4m3 step at |x| < 16: the two round K * k_scale
+ * computed in different orders). */
+static int kv_close(const call *c, const void *got, float *want, long n, char *msg, size_t len)
+{
+    long shape[1] = { n };
+    if (!c->o.fp8)
+        return kgt_close_to_ref(c->t, got, want, 1, shape, 1.5e-2, 1e-5, msg, len);
+    float *g = kv_decode(c, got, n);
+    int ok = kgt_allclose(g, want, n, 0.07, 1.0, msg, len);
+    free(g);
+    return ok;
+}
+
 /* The problem string of c's kernel. */
 static void problem_of(const call *c, char *buf, size_t len)
 {
@@ -64,11 +113,12 @@ static void problem_of(const call *c, char *buf, size_t len)
                      "rope_contiguous_layout=%s,softmax_scale=%.9g,update_cache=%s,W_out=%s,"
                      "bias_out=%s,S_ctx=%ld,bias_qkv=%s,rmsnorm_QK_enabled=%s,"
                      "rmsnorm_QK_post_rope_enabled=%s,sink=%s,K_cache_transposed=%s,"
-                     "skip_attention=%s,block_len=%ld",
+                     "skip_attention=%s,block_len=%ld,kv_dtype=%s",
                      kg_dtype_name(c->t), o->H, o->N, o->D, o->S, o->S_max, tf(o->norm),
                      tf(o->rope), tf(o->contig), (double)o->scale, tf(o->update), tf(o->wout),
                      tf(o->bout), o->S_ctx, tf(o->bias_qkv), tf(o->qk_pre), tf(o->qk_post),
-                     tf(o->sink), tf(o->tpk_t), tf(o->skip), o->blk);
+                     tf(o->sink), tf(o->tpk_t), tf(o->skip), o->blk,
+                     o->fp8 ? "e4m3" : kg_dtype_name(c->t));
     if (o->norm)
         n += snprintf(buf + n, len - (size_t)n, ",rmsnorm_X_eps=%.9g", (double)o->eps);
     if (o->qk_pre)
@@ -109,7 +159,7 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void *kc, vo
         pack(&wo, t, o->N * o->D, o->H, c->W_out);
     int rc = ((kg_attention_block_tkg_fn *)k->fn)(out, kt, vt, kc, vc, X, gx, &wq, bq, g[0], g[1],
                                                   cs, sn, g[2], g[3], c->mask, c->sink, c->table,
-                                                  c->idx,
+                                                  &c->k_scale, &c->v_scale, c->idx,
                                                   c->W_out ? &wo : NULL, bo, o->B, o->S_ctx,
                                                   o->n_cache);
     kg_wt_free(&wq);
@@ -164,6 +214,11 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
     c->sink = o->sink ? randn(KG_F32, N, seed + 12, 2.0f) : NULL;
     c->K_cache = randn(t, n_cache_el(c), seed + 3, 1.0f);
     c->V_cache = randn(t, n_cache_el(c), seed + 4, 1.0f);
+    c->k_scale = 2.0f, c->v_scale = 0.75f;
+    for (long i = 0; o->fp8 && i < n_cache_el(c); i++) { /* on the e4m3 grid, scaled */
+        c->K_cache[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->K_cache[i] * c->k_scale));
+        c->V_cache[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->V_cache[i] * c->v_scale));
+    }
     c->W_out = o->wout ? randn(t, N * o->D * o->H, seed + 5, 1.0f / sqrtf((float)(N * o->D)))
                        : NULL;
     c->bias_out = o->bout ? randn(t, o->H, seed + 6, 1.0f) : NULL;
@@ -206,8 +261,8 @@ static void check(const attn_block_ref_opts *o0, kg_dtype t)
     const kg_kernel *k = kgt_jit(problem);
     long nx = n_xout(&c), nc = n_cache_el(&c), nk = n_tok(&c) * o.D;
     void *out = kgt_poisoned(t, nx);
-    void *kc = kgt_encode(t, c.K_cache, nc), *vc = kgt_encode(t, c.V_cache, nc);
-    void *kt = o.update ? NULL : kgt_poisoned(t, nk), *vt = o.update ? NULL : kgt_poisoned(t, nk);
+    void *kc = kv_encode(&c, c.K_cache, nc), *vc = kv_encode(&c, c.V_cache, nc);
+    void *kt = o.update ? NULL : kv_poisoned(&c, nk), *vt = o.update ? NULL : kv_poisoned(&c, nk);
     cr_assert_eq(run_kernel(k, &c, out, kc, vc, kt, vt), KG_OK, "%s refused the call", k->name);
     long nko = o.update ? nc : nk;
     float *want = malloc(sizeof(float) * (size_t)nx);
@@ -217,17 +272,18 @@ static void check(const attn_block_ref_opts *o0, kg_dtype t)
                              .W_out = c.W_out, .bias_out = c.bias_out, .mask = c.mask,
                              .idx = c.idx, .bias_qkv = c.bias_qkv, .gq_pre = c.gq_pre,
                              .gk_pre = c.gk_pre, .gq_post = c.gq_post, .gk_post = c.gk_post,
-                             .sink = c.sink, .table = c.table };
+                             .sink = c.sink, .table = c.table, .k_scale = c.k_scale,
+                             .v_scale = c.v_scale };
     attention_block_tkg_ref(want, kw, vw, &in, &o);
     char msg[1024];
-    long xs[2] = { 1, nx }, ks[2] = { 1, nko };
-    double rtol = 1.5e-2, atol = 1e-5;
+    long xs[2] = { 1, nx };
+    double rtol = o.fp8 ? 0.07 : 1.5e-2, atol = 1e-5; /* the vectors' tolerances */
     cr_assert(kgt_close_to_ref(t, out, want, 2, xs, rtol, atol, msg, sizeof msg), "%s: X_out %s",
               k->name, msg);
-    cr_assert(kgt_close_to_ref(t, o.update ? kc : kt, kw, 2, ks, rtol, atol, msg, sizeof msg),
-              "%s: K %s", k->name, msg);
-    cr_assert(kgt_close_to_ref(t, o.update ? vc : vt, vw, 2, ks, rtol, atol, msg, sizeof msg),
-              "%s: V %s", k->name, msg);
+    cr_assert(kv_close(&c, o.update ? kc : kt, kw, nko, msg, sizeof msg), "%s: K %s", k->name,
+              msg);
+    cr_assert(kv_close(&c, o.update ? vc : vt, vw, nko, msg, sizeof msg), "%s: V %s", k->name,
+              msg);
     free(out), free(kc), free(vc), free(kt), free(vt), free(want), free(kw), free(vw);
     call_free(&c);
 }
@@ -258,7 +314,7 @@ Test(attention_block_tkg, base_every_dtype)
 /* Each option off its default, alone, in bf16 (S_tkg 1 and 7). */
 Test(attention_block_tkg, options_one_by_one)
 {
-    for (int opt = 0; opt < 17; opt++)
+    for (int opt = 0; opt < 20; opt++)
         for (long S = 1; S <= 7; S += 6) {
             attn_block_ref_opts o = base();
             o.S = S;
@@ -280,6 +336,9 @@ Test(attention_block_tkg, options_one_by_one)
             case 14: o.blk = 8; break;
             case 15: o.blk = 16, o.update = 0, o.sink = 1; break;
             case 16: o.blk = 1; break;
+            case 17: o.fp8 = 1; break;
+            case 18: o.fp8 = 1, o.update = 0, o.tpk_t = 1; break;
+            case 19: o.fp8 = 1, o.blk = 8; break;
             }
             check(&o, KG_BF16);
         }
@@ -389,6 +448,8 @@ Test(attention_block_tkg, bad_problems_name_the_key)
         { "attention_block_tkg:skip_attention=true,sink=true", "key 'sink'" },
         { "attention_block_tkg:block_len=16,K_cache_transposed=true", "key 'K_cache_transposed'" },
         { "attention_block_tkg:block_len=48,S_max=100", "key 'block_len'" },
+        { "attention_block_tkg:kv_dtype=e5m2", "key 'kv_dtype'" },
+        { "attention_block_tkg:dtype=bf16,kv_dtype=fp16", "key 'kv_dtype'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         kgt_problem_rejected(bad[i].problem, bad[i].want);
@@ -407,9 +468,9 @@ Test(attention_block_tkg, names_parse_back_and_are_unique)
         "attention_block_tkg:rmsnorm_QK_enabled=true,rmsnorm_QK_eps=0.001",
         "attention_block_tkg:rmsnorm_QK_post_rope_enabled=true", "attention_block_tkg:sink=true",
         "attention_block_tkg:K_cache_transposed=true", "attention_block_tkg:skip_attention=true",
-        "attention_block_tkg:block_len=32",
+        "attention_block_tkg:block_len=32", "attention_block_tkg:kv_dtype=e4m3",
     };
-    char names[18][256];
+    char names[19][256];
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         kgt_name_parses_back(P[i], names[i], sizeof names[0]);
         for (size_t j = 0; j < i; j++)
@@ -486,6 +547,19 @@ static void expect(kgt_case *vc, const char *out_name, kg_dtype t, const void *g
               kname, out_name, cs);
 }
 
+/* A KV output of n elements (dtype t, or e4m3 codes decoded first). */
+static void expect_kv(const call *c, kgt_case *vc, const char *out_name, const void *got, long n,
+                      const char *kname)
+{
+    if (!c->o.fp8) {
+        expect(vc, out_name, c->t, got, kname);
+        return;
+    }
+    float *g = kv_decode(c, got, n);
+    expect(vc, out_name, KG_F32, g, kname);
+    free(g);
+}
+
 static void run_vector(kgt_case *vc)
 {
     const char *name = kgt_case_name(vc);
@@ -532,8 +606,17 @@ static void run_vector(kgt_case *vc)
                   "%s: rmsnorm_QK_post_rope_eps", name);
         o->qk_post_eps = (float)eps;
     }
+    o->fp8 = kgt_case_opt_bool(vc, "fp8_kv", &flag) && flag;
+    if (o->fp8) {
+        const char *kd = kgt_case_input_dtype(vc, "K_cache");
+        cr_assert(kd && !strcmp(kd, "fp8_e4m3"), "%s: fp8_kv caches are %s", name, kd);
+        float *ks = input_copy(vc, "k_scale", KG_F32), *vs = input_copy(vc, "v_scale", KG_F32);
+        cr_assert(ks && vs, "%s: k_scale, v_scale", name);
+        c.k_scale = ks[0], c.v_scale = vs[0];
+        free(ks), free(vs);
+    }
     static const char *const UNMAPPED[] = { "quantization", "quantization_qkv",
-                                            "quantization_out", "fp8_kv", "KVDP",
+                                            "quantization_out", "KVDP",
                                             "transposed_out", "out_in_sb" };
     for (size_t i = 0; i < sizeof UNMAPPED / sizeof UNMAPPED[0]; i++)
         opt_unmapped(vc, UNMAPPED[i]);
@@ -585,19 +668,16 @@ static void run_vector(kgt_case *vc)
     const kg_kernel *k = kgt_jit(problem);
     long nc = n_cache_el(&c), nk = n_tok(&c) * o->D;
     void *out = kgt_poisoned(c.t, n_xout(&c));
-    void *kc = kgt_encode(c.t, c.K_cache, nc), *vc2 = kgt_encode(c.t, c.V_cache, nc);
-    void *kt = o->update ? NULL : kgt_poisoned(c.t, nk);
-    void *vt = o->update ? NULL : kgt_poisoned(c.t, nk);
+    void *kc = kv_encode(&c, c.K_cache, nc), *vc2 = kv_encode(&c, c.V_cache, nc);
+    void *kt = o->update ? NULL : kv_poisoned(&c, nk);
+    void *vt = o->update ? NULL : kv_poisoned(&c, nk);
     cr_assert_eq(run_kernel(k, &c, out, kc, vc2, kt, vt), KG_OK, "%s: %s refused", name,
                  k->name);
     expect(vc, "out_X_out", c.t, out, k->name);
-    if (o->update) {
-        expect(vc, "out_K_cache_updated", c.t, kc, k->name);
-        expect(vc, "out_V_cache_updated", c.t, vc2, k->name);
-    } else {
-        expect(vc, "out_K_tkg", c.t, kt, k->name);
-        expect(vc, "out_V_tkg", c.t, vt, k->name);
-    }
+    expect_kv(&c, vc, o->update ? "out_K_cache_updated" : "out_K_tkg", o->update ? kc : kt,
+              o->update ? nc : nk, k->name);
+    expect_kv(&c, vc, o->update ? "out_V_cache_updated" : "out_V_tkg", o->update ? vc2 : vt,
+              o->update ? nc : nk, k->name);
     free(out), free(kc), free(vc2), free(kt), free(vt);
     call_free(&c);
 }
@@ -634,6 +714,9 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     o.S = key_long(p, "S_tkg"), o.S_max = key_long(p, "S_max");
     o.S_ctx = o.S_max < 600 ? o.S_max : 600, o.B = 3, o.blk = key_long(p, "block_len");
     o.nblk = o.blk ? o.S_max / o.blk : 0, o.n_cache = o.blk ? o.B * o.nblk + 3 : 4;
+    char kdt[16];
+    cr_assert(kg_problem_str(p, "kv_dtype", kdt, sizeof kdt), "%s", p);
+    o.fp8 = !strcmp(kdt, "e4m3");
     o.norm = key_bool(p, "rmsnorm_X_enabled"), o.rope = key_bool(p, "rope");
     o.contig = key_bool(p, "rope_contiguous_layout"), o.update = key_bool(p, "update_cache");
     o.wout = key_bool(p, "W_out"), o.bout = key_bool(p, "bias_out");
@@ -656,26 +739,22 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     make_call(&c, &o, t, 77);
     long nx = n_xout(&c), nc = n_cache_el(&c), nk = n_tok(&c) * o.D;
     void *oa = kgt_build_output(t, nx, KGT_AOT), *oj = kgt_build_output(t, nx, KGT_JIT);
-    void *ka = kgt_encode(t, c.K_cache, nc), *kj = kgt_encode(t, c.K_cache, nc);
-    void *va = kgt_encode(t, c.V_cache, nc), *vj = kgt_encode(t, c.V_cache, nc);
-    void *kta = kgt_build_output(t, nk, KGT_AOT), *ktj = kgt_build_output(t, nk, KGT_JIT);
-    void *vta = kgt_build_output(t, nk, KGT_AOT), *vtj = kgt_build_output(t, nk, KGT_JIT);
+    size_t w = kv_size(&c);
+    void *ka = kv_encode(&c, c.K_cache, nc), *kj = kv_encode(&c, c.K_cache, nc);
+    void *va = kv_encode(&c, c.V_cache, nc), *vj = kv_encode(&c, c.V_cache, nc);
+    void *kta = kgt_filled((size_t)nk * w, KGT_AOT), *ktj = kgt_filled((size_t)nk * w, KGT_JIT);
+    void *vta = kgt_filled((size_t)nk * w, KGT_AOT), *vtj = kgt_filled((size_t)nk * w, KGT_JIT);
     cr_assert_eq(run_kernel(a, &c, oa, ka, va, kta, vta), KG_OK, "%s (AOT)", a->name);
     cr_assert_eq(run_kernel(j, &c, oj, kj, vj, ktj, vtj), KG_OK, "%s (JIT)", a->name);
     char msg[1024];
-    long xs[1] = { nx }, cs[1] = { nc }, ks[1] = { nk };
+    long xs[1] = { nx };
     cr_assert(kgt_same_bytes(oj, oa, t, nx, 1, xs, msg, sizeof msg), "%s: %s", a->name, msg);
-    if (o.update) {
-        cr_assert(kgt_same_bytes(kj, ka, t, nc, 1, cs, msg, sizeof msg), "%s K: %s", a->name,
-                  msg);
-        cr_assert(kgt_same_bytes(vj, va, t, nc, 1, cs, msg, sizeof msg), "%s V: %s", a->name,
-                  msg);
-    } else {
-        cr_assert(kgt_same_bytes(ktj, kta, t, nk, 1, ks, msg, sizeof msg), "%s K_tkg: %s",
-                  a->name, msg);
-        cr_assert(kgt_same_bytes(vtj, vta, t, nk, 1, ks, msg, sizeof msg), "%s V_tkg: %s",
-                  a->name, msg);
-    }
+    /* the caches (updated in place) or K_tkg, V_tkg: elements of w bytes */
+    long n = o.update ? nc : nk;
+    cr_assert(kgt_builds_equal(o.update ? kj : ktj, o.update ? ka : kta, n, w, msg, sizeof msg),
+              "%s K: %s", a->name, msg);
+    cr_assert(kgt_builds_equal(o.update ? vj : vtj, o.update ? va : vta, n, w, msg, sizeof msg),
+              "%s V: %s", a->name, msg);
     free(oa), free(oj), free(ka), free(kj), free(va), free(vj);
     free(kta), free(ktj), free(vta), free(vtj);
     call_free(&c);

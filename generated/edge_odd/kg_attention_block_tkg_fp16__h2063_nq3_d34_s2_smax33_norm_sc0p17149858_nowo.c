@@ -71,6 +71,7 @@ struct ctx {
     float *cs; /* [34]: a token's cos, then sin */
 };
 
+
 /* The attention output of row (b, n, s) replaces its query row (combine runs after every task
  * has read the queries). */
 static void put_out(const struct ctx *c, long b, long hq, long i, const float *acc)
@@ -238,7 +239,8 @@ static void store_row(const struct ctx *c, long t, float *y)
 
 /* The new K and V rows of each sequence into its cache rows idx[b] + s (after attention, which
  * read the old ones); idx[b] = 0xFFFFFFFF writes nothing. */
-static void write_cache(const struct ctx *c, kg_u16 *k_cache, kg_u16 *v_cache, const kg_u32 *idx)
+static void write_cache(const struct ctx *c, kg_u16 *k_cache, kg_u16 *v_cache,
+                        const kg_u32 *idx)
 {
     for (long b = 0; b < c->B; b++) {
         if (idx[b] == 0xFFFFFFFFu)
@@ -269,6 +271,8 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_sc0p17149858_nowo(
     const void *restrict attention_mask,
     const void *restrict sink,
     const void *restrict active_blocks_table,
+    const void *restrict k_scale,
+    const void *restrict v_scale,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -369,6 +373,8 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_sc0p17149858_nowo_
         t[18],
         t[19],
         t[20],
+        t[21],
+        t[22],
         n[0],
         n[1],
         n[2]);

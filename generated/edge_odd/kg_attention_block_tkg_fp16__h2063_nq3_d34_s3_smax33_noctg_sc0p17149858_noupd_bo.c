@@ -72,6 +72,7 @@ struct ctx {
     kg_u16 *k_tkg, *v_tkg;
 };
 
+
 /* The attention output of row (b, n, s) replaces its query row (combine runs after every task
  * has read the queries). */
 static void put_out(const struct ctx *c, long b, long hq, long i, const float *acc)
@@ -259,6 +260,8 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s3_smax33_noctg_sc0p17149858_noup
     const void *restrict attention_mask,
     const void *restrict sink,
     const void *restrict active_blocks_table,
+    const void *restrict k_scale,
+    const void *restrict v_scale,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -362,6 +365,8 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s3_smax33_noctg_sc0p17149858_noup
         t[18],
         t[19],
         t[20],
+        t[21],
+        t[22],
         n[0],
         n[1],
         n[2]);

@@ -65,6 +65,7 @@ struct ctx {
     float *cs; /* [2]: a token's cos, then sin */
 };
 
+
 /* The attention output of row (b, n, s) replaces its query row (combine runs after every task
  * has read the queries). */
 static void put_out(const struct ctx *c, long b, long hq, long i, const float *acc)
@@ -230,7 +231,8 @@ static void store_row(const struct ctx *c, long t, float *y)
 
 /* The new K and V rows of each sequence into its cache rows idx[b] + s (after attention, which
  * read the old ones); idx[b] = 0xFFFFFFFF writes nothing. */
-static void write_cache(const struct ctx *c, kg_u16 *k_cache, kg_u16 *v_cache, const kg_u32 *idx)
+static void write_cache(const struct ctx *c, kg_u16 *k_cache, kg_u16 *v_cache,
+                        const kg_u32 *idx)
 {
     for (long b = 0; b < c->B; b++) {
         if (idx[b] == 0xFFFFFFFFu)
@@ -261,6 +263,8 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1_sc0p70710677(
     const void *restrict attention_mask,
     const void *restrict sink,
     const void *restrict active_blocks_table,
+    const void *restrict k_scale,
+    const void *restrict v_scale,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
     const void *restrict bias_out,
@@ -365,6 +369,8 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1_sc0p70710677__v(
         t[18],
         t[19],
         t[20],
+        t[21],
+        t[22],
         n[0],
         n[1],
         n[2]);

@@ -38,6 +38,11 @@ new tokens occupy the last S_tkg of the S_ctx window slots.]],
 F.keys = {
   { key = "dtype", kind = "enum", values = ctypes.ACT, from = "dtype", default = "bf16",
     name = "dtype", doc = "dtype of X, X_out, the gammas, biases and RoPE tables" },
+  { key = "kv_dtype", kind = "enum", values = { "bf16", "fp16", "f32", "e4m3", "e5m2" },
+    default = function(k) return k.dtype end, omit_default = true,
+    name = { bf16 = "kvbf16", fp16 = "kvfp16", f32 = "kvf32", e4m3 = "kve4m3", e5m2 = "kve5m2" },
+    doc = "dtype of the caches and K_tkg, V_tkg: dtype, or e4m3 (fp8 KV: K, V times k_scale, "
+          .. "v_scale, clamped to +-240; e5m2 refused)" },
   { key = "H", kind = "int", min = 1, from = "model.hidden", default = 4096, name = "h",
     doc = "hidden size" },
   { key = "q_heads", kind = "int", min = 1, default = 4, name = "nq",
@@ -102,6 +107,13 @@ F.keys = {
 }
 
 function F.check(k, fail)
+  if k.kv_dtype == "e5m2" then
+    fail("kv_dtype", "an e5m2 KV cache is refused (upstream: float8_e4m3 only)")
+  end
+  if k.kv_dtype ~= "e4m3" and k.kv_dtype ~= k.dtype then
+    fail("kv_dtype", format("kv_dtype %s: the caches are dtype (%s) or e4m3", k.kv_dtype,
+                            k.dtype))
+  end
   if k.d_head % 2 ~= 0 then
     fail("d_head", format("d_head must be even (upstream), got %d", k.d_head))
   end
@@ -156,15 +168,16 @@ function F.args(k)
   local vcache = blk and { "n_cache", k.block_len, d } or { "n_cache", 1, k.S_max, d }
   local kcache = k.K_cache_transposed and { "n_cache", 1, d, k.S_max } or vcache
   local pre, post = k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
+  local fp8 = k.kv_dtype == "e4m3"
   return {
     { name = "X_out", dir = "out", dtype = k.dtype,
       shape = k.W_out and { "B", s, H } or { "B", n, d, s } },
-    { name = "K_tkg", dir = "out", dtype = k.dtype, shape = { d, "B", s },
+    { name = "K_tkg", dir = "out", dtype = k.kv_dtype, shape = { d, "B", s },
       used = not k.update_cache },
-    { name = "V_tkg", dir = "out", dtype = k.dtype, shape = { "B", 1, s, d },
+    { name = "V_tkg", dir = "out", dtype = k.kv_dtype, shape = { "B", 1, s, d },
       used = not k.update_cache },
-    { name = "K_cache", dir = "inout", dtype = k.dtype, shape = kcache },
-    { name = "V_cache", dir = "inout", dtype = k.dtype, shape = vcache },
+    { name = "K_cache", dir = "inout", dtype = k.kv_dtype, shape = kcache },
+    { name = "V_cache", dir = "inout", dtype = k.kv_dtype, shape = vcache },
     { name = "X", dir = "in", dtype = k.dtype, shape = { "B", s, H } },
     { name = "rmsnorm_X_gamma", dir = "in", dtype = k.dtype, shape = { H },
       used = k.rmsnorm_X_enabled },
@@ -182,6 +195,10 @@ function F.args(k)
     { name = "sink", dir = "in", dtype = "f32", shape = { n, 1 }, used = k.sink },
     { name = "active_blocks_table", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", blk and k.S_max // k.block_len or 1 }, used = blk and not k.skip_attention },
+    { name = "k_scale", dir = "in", dtype = "f32", shape = { 1 }, scalar = true, init = "scale",
+      used = fp8 },
+    { name = "v_scale", dir = "in", dtype = "f32", shape = { 1 }, scalar = true, init = "scale",
+      used = fp8 },
     { name = "kv_cache_update_idx", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", 1 }, used = k.update_cache },
     { name = "W_out", dir = "in", dtype = k.dtype, shape = { nd, H },
@@ -197,13 +214,13 @@ local function bytes_of(dt) return ctypes.wt_bytes(dt, 1) end
 function F.cost(k, n)
   local d, N, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
-  local T, b = n.B * s, bytes_of(k.dtype)
+  local T, b, kb = n.B * s, bytes_of(k.dtype), bytes_of(k.kv_dtype)
   local att = k.skip_attention and 0 or 1
   local flops = 2 * T * H * I + att * 4 * n.B * N * s * n.S_ctx * d
                 + (k.W_out and 2 * T * nd * H or 0)
   local read = T * H * b + H * I * b + (k.W_out and nd * H * b or 0)
-               + att * (2 * n.B * n.S_ctx * d * b + n.S_ctx * n.B * N * s)
-  local written = (k.W_out and T * H or T * nd) * b + 2 * T * d * b
+               + att * (2 * n.B * n.S_ctx * d * kb + n.S_ctx * n.B * N * s)
+  local written = (k.W_out and T * H or T * nd) * b + 2 * T * d * kb
   return { flops = flops, read = read, written = written }
 end
 
@@ -212,8 +229,7 @@ function F.params(k)
   local I, nd = dims(k)
   local p = attn.params {
     d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = k.block_len,
-    tpk = not k.K_cache_transposed,
-    kv_dtype = k.dtype,
+    tpk = not k.K_cache_transposed, kv_dtype = k.kv_dtype,
     q_doc = " (scaled), then the attention output", k_doc = " (rounded to the cache dtype)",
   }
   p.POS, p.SWA, p.SINK, p.SKIP = false, false, k.sink, k.skip_attention
@@ -228,6 +244,9 @@ function F.params(k)
   p.BQKV, p.QK_PRE, p.QK_POST = k.bias_qkv, k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
   p.QK_PRE_EPS, p.QK_POST_EPS = k.rmsnorm_QK_eps, k.rmsnorm_QK_post_rope_eps
   p.SCALE, p.UPDATE, p.WOUT, p.BOUT = k.softmax_scale, k.update_cache, k.W_out, k.bias_out
+  p.FP8 = k.kv_dtype == "e4m3"
+  p.FP8_MAX = ctypes.FP8.e4m3.max
+  p.KV_NARROW = p.FP8 and "kv_narrow" or p.NARROW
   p.NEED_COPY = p.WIDEN == "copy_f32"
   -- token rows per GEMM block: A [MB, max(H, N*D)] and C [MB, max(I, H)] in fp32 take at
   -- most about 16 MiB

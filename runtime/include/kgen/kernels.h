@@ -221,6 +221,8 @@ typedef int kg_attention_block_tkg_fn(
     const void *attention_mask,
     const void *sink,
     const void *active_blocks_table,
+    const void *k_scale,
+    const void *v_scale,
     const void *kv_cache_update_idx,
     const kg_wt *W_out,
     const void *bias_out,
