@@ -76,7 +76,7 @@ F.keys = {
   { key = "rmsnorm_QK_post_rope_eps", kind = "float", min = 0, default = 1e-6, name = "qkpeps",
     omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "softmax_scale", kind = "float", name = "sc", omit_default = true,
-    default = function(k) return 1 / math.sqrt(k.d_head) end,
+    default = function(k) return f32.round(1 / math.sqrt(k.d_head)) end,
     doc = "q = Q * softmax_scale (upstream's name; default 1/sqrt(d_head))" },
   { key = "sink", kind = "bool", default = false, name = "sink",
     doc = "a per-head sink logit sink [q_heads, 1] joins the softmax, not the value sum" },
