@@ -54,6 +54,8 @@ return {
       rope_contiguous_layout = false },
     { family = "attention_block_tkg", block_len = 16, S_tkg = 3 },
     { family = "attention_block_tkg", kv_dtype = "e4m3", update_cache = false },
+    { family = "attention_block_tkg", quantization_type_qkv = "STATIC",
+      quantization_type_out = "STATIC", bias_out = true },
     -- end attention_block_tkg
     -- attention_cte
     { family = "attention_cte", scale = 0.125 },

@@ -28,7 +28,8 @@
 typedef struct call {
     attn_block_ref_opts o;
     kg_dtype t;            /* X's dtype; the caches are t, or e4m3 codes with o.fp8 */
-    float k_scale, v_scale;
+    float kv_scale[2];       /* k_scale, v_scale */
+    float w_qkv[3], s_qkv, w_out, s_out; /* STATIC dequant scales */
     float *X, *gamma, *W_qkv, *bias_qkv, *gq_pre, *gk_pre, *gq_post, *gk_post, *cos, *sin;
     float *K_cache, *V_cache, *sink, *W_out, *bias_out;
     uint8_t *mask;
@@ -113,12 +114,14 @@ static void problem_of(const call *c, char *buf, size_t len)
                      "rope_contiguous_layout=%s,softmax_scale=%.9g,update_cache=%s,W_out=%s,"
                      "bias_out=%s,S_ctx=%ld,bias_qkv=%s,rmsnorm_QK_enabled=%s,"
                      "rmsnorm_QK_post_rope_enabled=%s,sink=%s,K_cache_transposed=%s,"
-                     "skip_attention=%s,block_len=%ld,kv_dtype=%s",
+                     "skip_attention=%s,block_len=%ld,kv_dtype=%s,quantization_type_qkv=%s,"
+                     "quantization_type_out=%s",
                      kg_dtype_name(c->t), o->H, o->N, o->D, o->S, o->S_max, tf(o->norm),
                      tf(o->rope), tf(o->contig), (double)o->scale, tf(o->update), tf(o->wout),
                      tf(o->bout), o->S_ctx, tf(o->bias_qkv), tf(o->qk_pre), tf(o->qk_post),
                      tf(o->sink), tf(o->tpk_t), tf(o->skip), o->blk,
-                     o->fp8 ? "e4m3" : kg_dtype_name(c->t));
+                     o->fp8 ? "e4m3" : kg_dtype_name(c->t), o->static_qkv ? "STATIC" : "NONE",
+                     o->static_out ? "STATIC" : "NONE");
     if (o->norm)
         n += snprintf(buf + n, len - (size_t)n, ",rmsnorm_X_eps=%.9g", (double)o->eps);
     if (o->qk_pre)
@@ -128,10 +131,10 @@ static void problem_of(const call *c, char *buf, size_t len)
                  (double)o->qk_post_eps);
 }
 
-/* A weight [K, N] of values on t's grid packed for the kernel's GEMM. */
-static void pack(kg_wt *w, kg_dtype t, long K, long N, const float *vals)
+/* A weight [K, N] of values on t's grid (fp8: e4m3's) packed for the kernel's GEMM. */
+static void pack(kg_wt *w, kg_dtype t, int fp8, long K, long N, const float *vals)
 {
-    int fmt = t == KG_F32 ? KG_WT_F32 : t == KG_F16 ? KG_WT_F16 : KG_WT_BF16;
+    int fmt = fp8 ? KG_WT_E4M3 : t == KG_F32 ? KG_WT_F32 : t == KG_F16 ? KG_WT_F16 : KG_WT_BF16;
     kgt_wt_from_values(w, fmt, KG_WL_KN, K, N, vals);
 }
 
@@ -149,25 +152,30 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void *kc, vo
                                                                        : NULL;
     void *bo = c->bias_out ? kgt_encode(t, c->bias_out, o->H) : NULL;
     void *bq = c->bias_qkv ? kgt_encode(t, c->bias_qkv, n_qkv(c)) : NULL;
-    void *g[4] = { NULL, NULL, NULL, NULL };
+    /* W_rmsnorm_QK_{pre,post}_rope [2, D]: Q's gamma, then K's */
+    void *g[2] = { NULL, NULL };
     const float *gs[4] = { c->gq_pre, c->gk_pre, c->gq_post, c->gk_post };
-    for (int i = 0; i < 4; i++)
-        g[i] = gs[i] ? kgt_encode(t, gs[i], o->D) : NULL;
+    for (int i = 0; i < 2; i++)
+        if (gs[2 * i]) {
+            float *two = malloc(sizeof(float) * (size_t)(2 * o->D));
+            memcpy(two, gs[2 * i], sizeof(float) * (size_t)o->D);
+            memcpy(two + o->D, gs[2 * i + 1], sizeof(float) * (size_t)o->D);
+            g[i] = kgt_encode(t, two, 2 * o->D);
+            free(two);
+        }
     kg_wt wq, wo;
-    pack(&wq, t, o->H, n_qkv(c), c->W_qkv);
+    pack(&wq, t, o->static_qkv, o->H, n_qkv(c), c->W_qkv);
     if (c->W_out)
-        pack(&wo, t, o->N * o->D, o->H, c->W_out);
-    int rc = ((kg_attention_block_tkg_fn *)k->fn)(out, kt, vt, kc, vc, X, gx, &wq, bq, g[0], g[1],
-                                                  cs, sn, g[2], g[3], c->mask, c->sink, c->table,
-                                                  &c->k_scale, &c->v_scale, c->idx,
-                                                  c->W_out ? &wo : NULL, bo, o->B, o->S_ctx,
-                                                  o->n_cache);
+        pack(&wo, t, o->static_out, o->N * o->D, o->H, c->W_out);
+    int rc = ((kg_attention_block_tkg_fn *)k->fn)(
+        out, kt, vt, kc, vc, X, gx, &wq, c->w_qkv, &c->s_qkv, bq, g[0], cs, sn, g[1], c->mask,
+        c->sink, c->table, c->kv_scale, c->idx, c->W_out ? &wo : NULL,
+        &c->w_out, &c->s_out, bo, o->B, o->S_ctx, o->n_cache);
     kg_wt_free(&wq);
     if (c->W_out)
         kg_wt_free(&wo);
     free(X), free(gx), free(cs), free(sn), free(bo), free(bq);
-    for (int i = 0; i < 4; i++)
-        free(g[i]);
+    free(g[0]), free(g[1]);
     return rc;
 }
 
@@ -195,6 +203,10 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
         for (long h = 0; h < o->H; h++)
             c->gamma[h] = kgt_round(t, c->gamma[h] + 1.0f);
     c->W_qkv = randn(t, o->H * n_qkv(c), seed + 2, 1.0f / sqrtf((float)o->H));
+    c->w_qkv[0] = 0.5f, c->w_qkv[1] = 0.25f, c->w_qkv[2] = 0.375f, c->s_qkv = 0.02f;
+    c->w_out = 0.5f, c->s_out = 0.01f;
+    for (long i = 0; o->static_qkv && i < o->H * n_qkv(c); i++) /* fp8 values of w * W */
+        c->W_qkv[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->W_qkv[i] * 8.0f));
     if (o->rope) {
         c->cos = malloc(sizeof(float) * (size_t)hc), c->sin = malloc(sizeof(float) * (size_t)hc);
         for (long i = 0; i < hc; i++) {
@@ -214,13 +226,15 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
     c->sink = o->sink ? randn(KG_F32, N, seed + 12, 2.0f) : NULL;
     c->K_cache = randn(t, n_cache_el(c), seed + 3, 1.0f);
     c->V_cache = randn(t, n_cache_el(c), seed + 4, 1.0f);
-    c->k_scale = 2.0f, c->v_scale = 0.75f;
+    c->kv_scale[0] = 2.0f, c->kv_scale[1] = 0.75f;
     for (long i = 0; o->fp8 && i < n_cache_el(c); i++) { /* on the e4m3 grid, scaled */
-        c->K_cache[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->K_cache[i] * c->k_scale));
-        c->V_cache[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->V_cache[i] * c->v_scale));
+        c->K_cache[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->K_cache[i] * c->kv_scale[0]));
+        c->V_cache[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->V_cache[i] * c->kv_scale[1]));
     }
     c->W_out = o->wout ? randn(t, N * o->D * o->H, seed + 5, 1.0f / sqrtf((float)(N * o->D)))
                        : NULL;
+    for (long i = 0; o->static_out && i < N * o->D * o->H; i++)
+        c->W_out[i] = kg_e4m3_to_f32(kg_f32_to_e4m3(c->W_out[i] * 16.0f));
     c->bias_out = o->bout ? randn(t, o->H, seed + 6, 1.0f) : NULL;
     c->mask = malloc((size_t)(W * o->B * N * S));
     unsigned long long r = seed * 2654435761ull + 7;
@@ -272,12 +286,14 @@ static void check(const attn_block_ref_opts *o0, kg_dtype t)
                              .W_out = c.W_out, .bias_out = c.bias_out, .mask = c.mask,
                              .idx = c.idx, .bias_qkv = c.bias_qkv, .gq_pre = c.gq_pre,
                              .gk_pre = c.gk_pre, .gq_post = c.gq_post, .gk_post = c.gk_post,
-                             .sink = c.sink, .table = c.table, .k_scale = c.k_scale,
-                             .v_scale = c.v_scale };
+                             .sink = c.sink, .table = c.table, .k_scale = c.kv_scale[0],
+                             .v_scale = c.kv_scale[1], .w_qkv = c.w_qkv, .s_qkv = c.s_qkv,
+                             .w_out = &c.w_out, .s_out = c.s_out };
     attention_block_tkg_ref(want, kw, vw, &in, &o);
     char msg[1024];
     long xs[2] = { 1, nx };
-    double rtol = o.fp8 ? 0.07 : 1.5e-2, atol = 1e-5; /* the vectors' tolerances */
+    int any8 = o.fp8 || o.static_qkv || o.static_out;
+    double rtol = any8 ? 0.07 : 1.5e-2, atol = 1e-5; /* the vectors' tolerances */
     cr_assert(kgt_close_to_ref(t, out, want, 2, xs, rtol, atol, msg, sizeof msg), "%s: X_out %s",
               k->name, msg);
     cr_assert(kv_close(&c, o.update ? kc : kt, kw, nko, msg, sizeof msg), "%s: K %s", k->name,
@@ -314,7 +330,7 @@ Test(attention_block_tkg, base_every_dtype)
 /* Each option off its default, alone, in bf16 (S_tkg 1 and 7). */
 Test(attention_block_tkg, options_one_by_one)
 {
-    for (int opt = 0; opt < 20; opt++)
+    for (int opt = 0; opt < 23; opt++)
         for (long S = 1; S <= 7; S += 6) {
             attn_block_ref_opts o = base();
             o.S = S;
@@ -339,6 +355,9 @@ Test(attention_block_tkg, options_one_by_one)
             case 17: o.fp8 = 1; break;
             case 18: o.fp8 = 1, o.update = 0, o.tpk_t = 1; break;
             case 19: o.fp8 = 1, o.blk = 8; break;
+            case 20: o.static_qkv = 1; break;
+            case 21: o.static_out = 1, o.bout = 1; break;
+            case 22: o.static_qkv = o.static_out = 1, o.fp8 = 1, o.bias_qkv = 1; break;
             }
             check(&o, KG_BF16);
         }
@@ -449,6 +468,8 @@ Test(attention_block_tkg, bad_problems_name_the_key)
         { "attention_block_tkg:block_len=16,K_cache_transposed=true", "key 'K_cache_transposed'" },
         { "attention_block_tkg:block_len=48,S_max=100", "key 'block_len'" },
         { "attention_block_tkg:kv_dtype=e5m2", "key 'kv_dtype'" },
+        { "attention_block_tkg:W_out=false,quantization_type_out=STATIC",
+          "key 'quantization_type_out'" },
         { "attention_block_tkg:dtype=bf16,kv_dtype=fp16", "key 'kv_dtype'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -469,8 +490,10 @@ Test(attention_block_tkg, names_parse_back_and_are_unique)
         "attention_block_tkg:rmsnorm_QK_post_rope_enabled=true", "attention_block_tkg:sink=true",
         "attention_block_tkg:K_cache_transposed=true", "attention_block_tkg:skip_attention=true",
         "attention_block_tkg:block_len=32", "attention_block_tkg:kv_dtype=e4m3",
+        "attention_block_tkg:quantization_type_qkv=STATIC",
+        "attention_block_tkg:quantization_type_out=STATIC",
     };
-    char names[19][256];
+    char names[21][256];
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         kgt_name_parses_back(P[i], names[i], sizeof names[0]);
         for (size_t j = 0; j < i; j++)
@@ -612,12 +635,38 @@ static void run_vector(kgt_case *vc)
         cr_assert(kd && !strcmp(kd, "fp8_e4m3"), "%s: fp8_kv caches are %s", name, kd);
         float *ks = input_copy(vc, "k_scale", KG_F32), *vs = input_copy(vc, "v_scale", KG_F32);
         cr_assert(ks && vs, "%s: k_scale, v_scale", name);
-        c.k_scale = ks[0], c.v_scale = vs[0];
+        c.kv_scale[0] = ks[0], c.kv_scale[1] = vs[0];
         free(ks), free(vs);
     }
-    static const char *const UNMAPPED[] = { "quantization", "quantization_qkv",
-                                            "quantization_out", "KVDP",
-                                            "transposed_out", "out_in_sb" };
+    /* "quantization" (the vectors' name) quantizes both projections that exist, or upstream's
+     * quantization_type_qkv / _out one each */
+    const char *q;
+    if (kgt_case_opt_str(vc, "quantization", &q)) {
+        cr_assert(!strcmp(q, "NONE") || !strcmp(q, "STATIC"), "%s: quantization %s", name, q);
+        o->static_qkv = !strcmp(q, "STATIC"), o->static_out = o->static_qkv && o->wout;
+    }
+    if (kgt_case_opt_str(vc, "quantization_type_qkv", &q))
+        o->static_qkv = !strcmp(q, "STATIC");
+    if (kgt_case_opt_str(vc, "quantization_type_out", &q))
+        o->static_out = !strcmp(q, "STATIC");
+    if (o->static_qkv) {
+        float *w = input_copy(vc, "weight_dequant_scale_qkv", KG_F32);
+        float *si = input_copy(vc, "input_dequant_scale_qkv", KG_F32);
+        cr_assert(w && si, "%s: the STATIC qkv scales", name);
+        c.w_qkv[0] = w[0], c.w_qkv[1] = w[1], c.w_qkv[2] = w[2], c.s_qkv = si[0];
+        free(w), free(si);
+    }
+    if (o->static_out) {
+        float *w = input_copy(vc, "weight_dequant_scale_out", KG_F32);
+        float *si = input_copy(vc, "input_dequant_scale_out", KG_F32);
+        cr_assert(w && si, "%s: the STATIC out scales", name);
+        c.w_out = w[0], c.s_out = si[0];
+        free(w), free(si);
+    }
+    double kvdp = 1;
+    cr_assert(!kgt_case_opt_num(vc, "KVDP", &kvdp) || kvdp == 1, "%s: KVDP = %g is not mapped",
+              name, kvdp);
+    static const char *const UNMAPPED[] = { "KVDP", "transposed_out", "out_in_sb" };
     for (size_t i = 0; i < sizeof UNMAPPED / sizeof UNMAPPED[0]; i++)
         opt_unmapped(vc, UNMAPPED[i]);
     const char *xdt = kgt_case_input_dtype(vc, "X");
@@ -717,6 +766,10 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     char kdt[16];
     cr_assert(kg_problem_str(p, "kv_dtype", kdt, sizeof kdt), "%s", p);
     o.fp8 = !strcmp(kdt, "e4m3");
+    cr_assert(kg_problem_str(p, "quantization_type_qkv", kdt, sizeof kdt), "%s", p);
+    o.static_qkv = !strcmp(kdt, "STATIC");
+    cr_assert(kg_problem_str(p, "quantization_type_out", kdt, sizeof kdt), "%s", p);
+    o.static_out = !strcmp(kdt, "STATIC");
     o.norm = key_bool(p, "rmsnorm_X_enabled"), o.rope = key_bool(p, "rope");
     o.contig = key_bool(p, "rope_contiguous_layout"), o.update = key_bool(p, "update_cache");
     o.wout = key_bool(p, "W_out"), o.bout = key_bool(p, "bias_out");

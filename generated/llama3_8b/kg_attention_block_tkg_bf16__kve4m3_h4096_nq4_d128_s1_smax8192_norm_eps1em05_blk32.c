@@ -25,8 +25,8 @@
  *   then K, then V;
  *   Q heads and K rotated by pairs (j, j + 64): c = cos[j, b, s], sn = sin[j, b, s],
  *   y1, y2 = y1*c - y2*sn, y1*sn + y2*c;
- *   K = e4m3(clamp(K * k_scale, +-240)), V = e4m3(clamp(V * v_scale, +-240)) (no
- *   descaling: the caller folds 1 / k_scale, 1 / v_scale elsewhere), as the caches hold them;
+ *   K = e4m3(clamp(K * kv_scale[0], +-240)), V = e4m3(clamp(V * kv_scale[1], +-240))
+ *   (no descaling: the caller folds the inverse scales elsewhere), as the caches hold them;
  *   q = Q * 0.088388346f (softmax_scale).
  * Attention of sequence b over its window of S_ctx slots: slots 0..S_ctx-2 from the cache
  * K_cache, V_cache [n_cache blocks, 32, 128], slot j of sequence b in block
@@ -276,20 +276,21 @@ int kg_attention_block_tkg_bf16__kve4m3_h4096_nq4_d128_s1_smax8192_norm_eps1em05
     const void *restrict X,
     const void *restrict rmsnorm_X_gamma,
     const kg_wt *restrict W_qkv,
+    const void *restrict weight_dequant_scale_qkv,
+    const void *restrict input_dequant_scale_qkv,
     const void *restrict bias_qkv,
-    const void *restrict W_rmsnorm_Q_pre_rope,
-    const void *restrict W_rmsnorm_K_pre_rope,
+    const void *restrict W_rmsnorm_QK_pre_rope,
     const void *restrict cos,
     const void *restrict sin,
-    const void *restrict W_rmsnorm_Q_post_rope,
-    const void *restrict W_rmsnorm_K_post_rope,
+    const void *restrict W_rmsnorm_QK_post_rope,
     const void *restrict attention_mask,
     const void *restrict sink,
     const void *restrict active_blocks_table,
-    const void *restrict k_scale,
-    const void *restrict v_scale,
+    const void *restrict kv_scale,
     const void *restrict kv_cache_update_idx,
     const kg_wt *restrict W_out,
+    const void *restrict weight_dequant_scale_out,
+    const void *restrict input_dequant_scale_out,
     const void *restrict bias_out,
     long B,
     long S_ctx,
@@ -312,7 +313,7 @@ int kg_attention_block_tkg_bf16__kve4m3_h4096_nq4_d128_s1_smax8192_norm_eps1em05
         for (long j = 0; j < (S_ctx - 1 + 32 - 1) / 32; j++)
             if ((long)table[b * 256 + j] >= n_cache)
                 return KG_EARG;
-    if (!k_scale || !v_scale)
+    if (!kv_scale)
         return KG_EARG;
     if (!kgp_wt_is(W_qkv, 4096, 768, KG_WT_BF16, 0))
         return KG_EARG;
@@ -345,7 +346,7 @@ int kg_attention_block_tkg_bf16__kve4m3_h4096_nq4_d128_s1_smax8192_norm_eps1em05
     c.B = B, c.sp = S_ctx;
     c.pair = C + mb * 4096, c.task = c.pair + B * PAIR_FLOATS;
     c.X = X;
-    c.k_scale = *(const float *)k_scale, c.v_scale = *(const float *)v_scale;
+    c.k_scale = ((const float *)kv_scale)[0], c.v_scale = ((const float *)kv_scale)[1];
     c.table = table;
     kgp_cvt_bf16_f32(mem + SCR_GAMMA, rmsnorm_X_gamma, 4096);
     c.gamma = mem + SCR_GAMMA;
@@ -410,6 +411,7 @@ int kg_attention_block_tkg_bf16__kve4m3_h4096_nq4_d128_s1_smax8192_norm_eps1em05
         t[20],
         t[21],
         t[22],
+        t[23],
         n[0],
         n[1],
         n[2]);

@@ -28,11 +28,14 @@ update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head] (K_cache_transp
 K [n_cache, 1, d_head, S_max]; block_len: [n_cache blocks, block_len, d_head]), written in
 place with update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv
 [H, (q_heads + 2) * d_head] (columns: the Q heads, K, V); bias_qkv [(q_heads + 2) * d_head];
-W_rmsnorm_{Q,K}_{pre,post}_rope [d_head]; cos, sin [d_head / 2, B, S_tkg]; attention_mask
-uint8 [S_ctx, B, q_heads, S_tkg] (1: attend); sink [q_heads, 1] fp32; active_blocks_table
-[B, S_max / block_len] uint32; kv_cache_update_idx [B, 1] uint32 (the write position, or
-the block pool's row; 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The
-new tokens occupy the last S_tkg of the S_ctx window slots.]],
+W_rmsnorm_QK_{pre,post}_rope [2, d_head] (upstream's W_rmsnorm_Q_*, W_rmsnorm_K_*);
+cos, sin [d_head / 2, B, S_tkg]; attention_mask uint8 [S_ctx, B, q_heads, S_tkg]
+(1: attend); sink [q_heads, 1] fp32; active_blocks_table [B, S_max / block_len] uint32;
+kv_scale [2] fp32 (upstream's k_scale, v_scale); weight_dequant_scale_qkv [3],
+input_dequant_scale_qkv, weight_dequant_scale_out, input_dequant_scale_out (element 0)
+fp32 (STATIC); kv_cache_update_idx [B, 1] uint32 (the write position, or the block pool's
+row; 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new tokens
+occupy the last S_tkg of the S_ctx window slots.]],
 }
 
 F.keys = {
@@ -41,8 +44,8 @@ F.keys = {
   { key = "kv_dtype", kind = "enum", values = { "bf16", "fp16", "f32", "e4m3", "e5m2" },
     default = function(k) return k.dtype end, omit_default = true,
     name = { bf16 = "kvbf16", fp16 = "kvfp16", f32 = "kvf32", e4m3 = "kve4m3", e5m2 = "kve5m2" },
-    doc = "dtype of the caches and K_tkg, V_tkg: dtype, or e4m3 (fp8 KV: K, V times k_scale, "
-          .. "v_scale, clamped to +-240; e5m2 refused)" },
+    doc = "dtype of the caches and K_tkg, V_tkg: dtype, or e4m3 (fp8 KV: K, V times kv_scale[0], "
+          .. "kv_scale[1], clamped to +-240; e5m2 refused)" },
   { key = "H", kind = "int", min = 1, from = "model.hidden", default = 4096, name = "h",
     doc = "hidden size" },
   { key = "q_heads", kind = "int", min = 1, default = 4, name = "nq",
@@ -61,9 +64,13 @@ F.keys = {
     omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "bias_qkv", kind = "bool", default = false, name = "bq",
     doc = "add bias_qkv [(q_heads + 2) * d_head] after the projection (upstream: given)" },
+  { key = "quantization_type_qkv", kind = "enum", values = { "NONE", "STATIC" },
+    default = "NONE", name = { NONE = "noq", STATIC = "sq" }, omit_default = true,
+    doc = "STATIC: W_qkv fp8 e4m3, x quantized as e4m3(clamp(x / s_in, +-240)), the Q, K, V "
+          .. "columns times weight_dequant_scale_qkv[0|1|2] * s_in (upstream's name)" },
   { key = "rmsnorm_QK_enabled", kind = "bool", default = false, name = "qkpre",
-    doc = "RMSNorm of each Q head and K over d_head before RoPE, gammas W_rmsnorm_Q_pre_rope, "
-          .. "W_rmsnorm_K_pre_rope (upstream's name)" },
+    doc = "RMSNorm of each Q head and K over d_head before RoPE, gammas W_rmsnorm_QK_pre_rope "
+          .. "[Q's, K's] (upstream's name)" },
   { key = "rmsnorm_QK_eps", kind = "float", min = 0, default = 1e-6, name = "qkeps",
     omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "rope", kind = "bool", default = true, name = "rope",
@@ -71,8 +78,7 @@ F.keys = {
   { key = "rope_contiguous_layout", kind = "bool", default = true, name = "ctg",
     doc = "RoPE pairs (i, i + d/2) (true) or (2i, 2i + 1) (upstream's name)" },
   { key = "rmsnorm_QK_post_rope_enabled", kind = "bool", default = false, name = "qkpost",
-    doc = "the same after RoPE, gammas W_rmsnorm_Q_post_rope, W_rmsnorm_K_post_rope "
-          .. "(upstream's name)" },
+    doc = "the same after RoPE, gammas W_rmsnorm_QK_post_rope [Q's, K's] (upstream's name)" },
   { key = "rmsnorm_QK_post_rope_eps", kind = "float", min = 0, default = 1e-6, name = "qkpeps",
     omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "softmax_scale", kind = "float", name = "sc", omit_default = true,
@@ -93,6 +99,10 @@ F.keys = {
           .. "return them as K_tkg, V_tkg (upstream's name)" },
   { key = "W_out", kind = "bool", default = true, name = "wo",
     doc = "project the attention with W_out (upstream: W_out given)" },
+  { key = "quantization_type_out", kind = "enum", values = { "NONE", "STATIC" },
+    default = "NONE", name = { NONE = "noqo", STATIC = "sqo" }, omit_default = true,
+    doc = "STATIC: W_out fp8 e4m3, the attention quantized as e4m3(clamp(a / s_in, +-240)), "
+          .. "times weight_dequant_scale_out * s_in (upstream's name)" },
   { key = "bias_out", kind = "bool", default = false, name = "bo",
     doc = "add bias_out after W_out (upstream: bias_out given)" },
   { key = "B", kind = "int", min = 1, from = "limits.max_batch", default = 1,
@@ -137,6 +147,9 @@ function F.check(k, fail)
                              k.block_len))
   end
   if k.skip_attention and k.sink then fail("sink", "skip_attention reads no sink") end
+  if k.quantization_type_out ~= "NONE" and not k.W_out then
+    fail("quantization_type_out", "quantizing the output projection needs W_out")
+  end
   if k.bias_out and not k.W_out then fail("bias_out", "bias_out goes with W_out") end
   if k.S_ctx > k.S_max then
     fail("S_ctx", format("%d exceeds S_max %d", k.S_ctx, k.S_max))
@@ -169,6 +182,7 @@ function F.args(k)
   local kcache = k.K_cache_transposed and { "n_cache", 1, d, k.S_max } or vcache
   local pre, post = k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
   local fp8 = k.kv_dtype == "e4m3"
+  local sq, so = k.quantization_type_qkv == "STATIC", k.quantization_type_out == "STATIC"
   return {
     { name = "X_out", dir = "out", dtype = k.dtype,
       shape = k.W_out and { "B", s, H } or { "B", n, d, s } },
@@ -181,28 +195,33 @@ function F.args(k)
     { name = "X", dir = "in", dtype = k.dtype, shape = { "B", s, H } },
     { name = "rmsnorm_X_gamma", dir = "in", dtype = k.dtype, shape = { H },
       used = k.rmsnorm_X_enabled },
-    { name = "W_qkv", dir = "in", dtype = k.dtype, shape = { H, I },
+    { name = "W_qkv", dir = "in", dtype = sq and "e4m3" or k.dtype, shape = { H, I },
       weight = { layout = "kn", mx = false } },
+    { name = "weight_dequant_scale_qkv", dir = "in", dtype = "f32", shape = { 3 },
+      init = "scale", used = sq },
+    { name = "input_dequant_scale_qkv", dir = "in", dtype = "f32", shape = { 1 }, scalar = true,
+      init = "scale", used = sq },
     { name = "bias_qkv", dir = "in", dtype = k.dtype, shape = { I }, used = k.bias_qkv },
-    { name = "W_rmsnorm_Q_pre_rope", dir = "in", dtype = k.dtype, shape = { d }, used = pre },
-    { name = "W_rmsnorm_K_pre_rope", dir = "in", dtype = k.dtype, shape = { d }, used = pre },
+    { name = "W_rmsnorm_QK_pre_rope", dir = "in", dtype = k.dtype, shape = { 2, d },
+      used = pre },
     { name = "cos", dir = "in", dtype = k.dtype, shape = { d // 2, "B", s }, used = k.rope },
     { name = "sin", dir = "in", dtype = k.dtype, shape = { d // 2, "B", s }, used = k.rope },
-    { name = "W_rmsnorm_Q_post_rope", dir = "in", dtype = k.dtype, shape = { d }, used = post },
-    { name = "W_rmsnorm_K_post_rope", dir = "in", dtype = k.dtype, shape = { d }, used = post },
+    { name = "W_rmsnorm_QK_post_rope", dir = "in", dtype = k.dtype, shape = { 2, d },
+      used = post },
     { name = "attention_mask", dir = "in", dtype = "u8", init = "ones",
       shape = { "S_ctx", "B", n, s }, used = not k.skip_attention },
     { name = "sink", dir = "in", dtype = "f32", shape = { n, 1 }, used = k.sink },
     { name = "active_blocks_table", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", blk and k.S_max // k.block_len or 1 }, used = blk and not k.skip_attention },
-    { name = "k_scale", dir = "in", dtype = "f32", shape = { 1 }, scalar = true, init = "scale",
-      used = fp8 },
-    { name = "v_scale", dir = "in", dtype = "f32", shape = { 1 }, scalar = true, init = "scale",
-      used = fp8 },
+    { name = "kv_scale", dir = "in", dtype = "f32", shape = { 2 }, init = "scale", used = fp8 },
     { name = "kv_cache_update_idx", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", 1 }, used = k.update_cache },
-    { name = "W_out", dir = "in", dtype = k.dtype, shape = { nd, H },
+    { name = "W_out", dir = "in", dtype = so and "e4m3" or k.dtype, shape = { nd, H },
       weight = { layout = "kn", mx = false }, used = k.W_out },
+    { name = "weight_dequant_scale_out", dir = "in", dtype = "f32", shape = { 1 }, scalar = true,
+      init = "scale", used = so },
+    { name = "input_dequant_scale_out", dir = "in", dtype = "f32", shape = { 1 }, scalar = true,
+      init = "scale", used = so },
     { name = "bias_out", dir = "in", dtype = k.dtype, shape = { H }, used = k.bias_out },
   }
 end
@@ -218,7 +237,9 @@ function F.cost(k, n)
   local att = k.skip_attention and 0 or 1
   local flops = 2 * T * H * I + att * 4 * n.B * N * s * n.S_ctx * d
                 + (k.W_out and 2 * T * nd * H or 0)
-  local read = T * H * b + H * I * b + (k.W_out and nd * H * b or 0)
+  local wq = k.quantization_type_qkv == "STATIC" and 1 or b
+  local wo = k.quantization_type_out == "STATIC" and 1 or b
+  local read = T * H * b + H * I * wq + (k.W_out and nd * H * wo or 0)
                + att * (2 * n.B * n.S_ctx * d * kb + n.S_ctx * n.B * N * s)
   local written = (k.W_out and T * H or T * nd) * b + 2 * T * d * kb
   return { flops = flops, read = read, written = written }
@@ -238,7 +259,9 @@ function F.params(k)
   p.WIDEN = attn.widen(k.dtype)
   p.NARROW = k.dtype == "f32" and "copy_f32" or ctypes.info(k.dtype).from_f32
   p.ROUND = k.dtype ~= "f32" and ctypes.info(k.dtype).round or nil
-  p.WT_FMT = ctypes.WT[k.dtype].fmt
+  p.SQKV, p.SOUT = k.quantization_type_qkv == "STATIC", k.quantization_type_out == "STATIC"
+  p.WT_FMT = ctypes.WT[p.SQKV and "e4m3" or k.dtype].fmt
+  p.WT_FMT_OUT = ctypes.WT[p.SOUT and "e4m3" or k.dtype].fmt
   p.NORM, p.EPS = k.rmsnorm_X_enabled, k.rmsnorm_X_eps
   p.ROPE, p.CONTIG = k.rope, k.rope_contiguous_layout
   p.BQKV, p.QK_PRE, p.QK_POST = k.bias_qkv, k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
