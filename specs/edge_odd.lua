@@ -56,7 +56,8 @@ return {
     -- attention_block_tkg (hidden 2063, 3 query heads of 34)
     { family = "attention_block_tkg", S_tkg = 3, rope_contiguous_layout = false,
       update_cache = false, bias_out = true },
-    { family = "attention_block_tkg", S_tkg = 2, W_out = false, rmsnorm_X_enabled = true },
+    { family = "attention_block_tkg", S_tkg = 2, W_out = false, rmsnorm_X_enabled = true,
+      X_hidden_dim_actual = 2001, rmsnorm_QK_enabled = true, rmsnorm_QK_gamma = false },
     -- end attention_block_tkg
     -- attention_cte (G = 3 query heads per kv head, d = 34, 17 queries: tile remainders)
     { family = "attention_cte", scale = 0.25, sink = true },

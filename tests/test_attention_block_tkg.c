@@ -57,7 +57,7 @@ static void call_free(call *c)
 
 static const char *tf(int b) { return b ? "true" : "false"; }
 
-/* ---- the KV tensors: dtype t, or e4m3 codes ---------------------------------------------------- */
+/* ---- the KV tensors: dtype t, or e4m3 codes -------------------------------------------------- */
 
 static size_t kv_size(const call *c) { return c->o.fp8 ? 1 : kgt_dtype_size(c->t); }
 
@@ -115,15 +115,19 @@ static void problem_of(const call *c, char *buf, size_t len)
                      "bias_out=%s,S_ctx=%ld,bias_qkv=%s,rmsnorm_QK_enabled=%s,"
                      "rmsnorm_QK_post_rope_enabled=%s,sink=%s,K_cache_transposed=%s,"
                      "skip_attention=%s,block_len=%ld,kv_dtype=%s,quantization_type_qkv=%s,"
-                     "quantization_type_out=%s",
+                     "quantization_type_out=%s,rmsnorm_QK_gamma=%s,"
+                     "rmsnorm_QK_post_rope_gamma=%s",
                      kg_dtype_name(c->t), o->H, o->N, o->D, o->S, o->S_max, tf(o->norm),
                      tf(o->rope), tf(o->contig), (double)o->scale, tf(o->update), tf(o->wout),
                      tf(o->bout), o->S_ctx, tf(o->bias_qkv), tf(o->qk_pre), tf(o->qk_post),
                      tf(o->sink), tf(o->tpk_t), tf(o->skip), o->blk,
                      o->fp8 ? "e4m3" : kg_dtype_name(c->t), o->static_qkv ? "STATIC" : "NONE",
-                     o->static_out ? "STATIC" : "NONE");
+                     o->static_out ? "STATIC" : "NONE", tf(!o->qk_pre || o->qk_pre_gamma),
+                     tf(!o->qk_post || o->qk_post_gamma));
     if (o->norm)
         n += snprintf(buf + n, len - (size_t)n, ",rmsnorm_X_eps=%.9g", (double)o->eps);
+    if (o->hact)
+        n += snprintf(buf + n, len - (size_t)n, ",X_hidden_dim_actual=%ld", o->hact);
     if (o->qk_pre)
         n += snprintf(buf + n, len - (size_t)n, ",rmsnorm_QK_eps=%.9g", (double)o->qk_pre_eps);
     if (o->qk_post)
@@ -198,6 +202,9 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
     c->t = t;
     long T = n_tok(c), N = o->N, S = o->S, W = o->S_ctx, hc = o->D / 2 * T;
     c->X = randn(t, T * o->H, seed, 1.0f);
+    for (long i = 0; o->hact && i < T * o->H; i++) /* zero padding past the actual size */
+        if (i % o->H >= o->hact)
+            c->X[i] = 0.0f;
     c->gamma = o->norm ? randn(t, o->H, seed + 1, 0.5f) : NULL;
     if (c->gamma)
         for (long h = 0; h < o->H; h++)
@@ -217,7 +224,7 @@ static void make_call(call *c, const attn_block_ref_opts *o, kg_dtype t, unsigne
     c->bias_qkv = o->bias_qkv ? randn(t, n_qkv(c), seed + 7, 0.5f) : NULL;
     float **gs[4] = { &c->gq_pre, &c->gk_pre, &c->gq_post, &c->gk_post };
     for (int i = 0; i < 4; i++) {
-        if (!(i < 2 ? o->qk_pre : o->qk_post))
+        if (!(i < 2 ? o->qk_pre && o->qk_pre_gamma : o->qk_post && o->qk_post_gamma))
             continue;
         *gs[i] = randn(t, o->D, seed + 8 + (unsigned long long)i, 0.3f);
         for (long d = 0; d < o->D; d++)
@@ -330,7 +337,7 @@ Test(attention_block_tkg, base_every_dtype)
 /* Each option off its default, alone, in bf16 (S_tkg 1 and 7). */
 Test(attention_block_tkg, options_one_by_one)
 {
-    for (int opt = 0; opt < 23; opt++)
+    for (int opt = 0; opt < 26; opt++)
         for (long S = 1; S <= 7; S += 6) {
             attn_block_ref_opts o = base();
             o.S = S;
@@ -358,6 +365,9 @@ Test(attention_block_tkg, options_one_by_one)
             case 20: o.static_qkv = 1; break;
             case 21: o.static_out = 1, o.bout = 1; break;
             case 22: o.static_qkv = o.static_out = 1, o.fp8 = 1, o.bias_qkv = 1; break;
+            case 23: o.norm = 1, o.hact = 77; break;
+            case 24: o.qk_pre = 1, o.qk_pre_eps = 1e-3f; break; /* no gammas */
+            case 25: o.qk_post = 1, o.qk_post_eps = 1e-3f, o.qk_pre = o.qk_pre_gamma = 1; break;
             }
             check(&o, KG_BF16);
         }
@@ -468,6 +478,12 @@ Test(attention_block_tkg, bad_problems_name_the_key)
         { "attention_block_tkg:block_len=16,K_cache_transposed=true", "key 'K_cache_transposed'" },
         { "attention_block_tkg:block_len=48,S_max=100", "key 'block_len'" },
         { "attention_block_tkg:kv_dtype=e5m2", "key 'kv_dtype'" },
+        { "attention_block_tkg:H=64,rmsnorm_X_enabled=true,X_hidden_dim_actual=65",
+          "key 'X_hidden_dim_actual'" },
+        { "attention_block_tkg:H=64,X_hidden_dim_actual=63", "key 'X_hidden_dim_actual'" },
+        { "attention_block_tkg:rmsnorm_QK_gamma=false", "key 'rmsnorm_QK_gamma'" },
+        { "attention_block_tkg:rmsnorm_QK_post_rope_gamma=false",
+          "key 'rmsnorm_QK_post_rope_gamma'" },
         { "attention_block_tkg:W_out=false,quantization_type_out=STATIC",
           "key 'quantization_type_out'" },
         { "attention_block_tkg:dtype=bf16,kv_dtype=fp16", "key 'kv_dtype'" },
@@ -492,8 +508,10 @@ Test(attention_block_tkg, names_parse_back_and_are_unique)
         "attention_block_tkg:block_len=32", "attention_block_tkg:kv_dtype=e4m3",
         "attention_block_tkg:quantization_type_qkv=STATIC",
         "attention_block_tkg:quantization_type_out=STATIC",
+        "attention_block_tkg:rmsnorm_X_enabled=true,X_hidden_dim_actual=4000",
+        "attention_block_tkg:rmsnorm_QK_enabled=true,rmsnorm_QK_gamma=false",
     };
-    char names[21][256];
+    char names[23][256];
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         kgt_name_parses_back(P[i], names[i], sizeof names[0]);
         for (size_t j = 0; j < i; j++)
@@ -687,10 +705,13 @@ static void run_vector(kgt_case *vc)
     c.gk_post = input_copy(vc, "W_rmsnorm_K_post_rope", KG_F32);
     cr_assert(!o->bias_qkv || c.bias_qkv, "%s: bias_qkv", name);
     cr_assert(!o->sink || c.sink, "%s: sink", name);
-    cr_assert(!o->qk_pre || (c.gq_pre && c.gk_pre), "%s: pre-RoPE QK norm without gammas is "
-              "not mapped", name);
-    cr_assert(!o->qk_post || (c.gq_post && c.gk_post), "%s: post-RoPE QK norm without gammas "
-              "is not mapped", name);
+    /* a norm's gammas are optional upstream, but Q's and K's go together here */
+    cr_assert(!c.gq_pre == !c.gk_pre && !c.gq_post == !c.gk_post,
+              "%s: a Q gamma without the K gamma (or the reverse) is not mapped", name);
+    o->qk_pre_gamma = c.gq_pre != NULL, o->qk_post_gamma = c.gq_post != NULL;
+    double hact;
+    if (kgt_case_opt_num(vc, "X_hidden_dim_actual", &hact) && (long)hact != o->H)
+        o->hact = (long)hact;
     cr_assert(c.X && c.W_qkv && c.K_cache && c.V_cache && c.mask && c.idx, "%s: inputs", name);
     cr_assert(!o->norm || c.gamma, "%s: rmsnorm_X_gamma", name);
     cr_assert(!o->rope || (c.cos && c.sin), "%s: cos, sin", name);
@@ -775,8 +796,12 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     o.wout = key_bool(p, "W_out"), o.bout = key_bool(p, "bias_out");
     o.bias_qkv = key_bool(p, "bias_qkv"), o.sink = key_bool(p, "sink");
     o.tpk_t = key_bool(p, "K_cache_transposed"), o.skip = key_bool(p, "skip_attention");
-    o.qk_pre = o.qk_pre_gamma = key_bool(p, "rmsnorm_QK_enabled");
-    o.qk_post = o.qk_post_gamma = key_bool(p, "rmsnorm_QK_post_rope_enabled");
+    o.qk_pre = key_bool(p, "rmsnorm_QK_enabled");
+    o.qk_post = key_bool(p, "rmsnorm_QK_post_rope_enabled");
+    o.qk_pre_gamma = key_bool(p, "rmsnorm_QK_gamma");
+    o.qk_post_gamma = key_bool(p, "rmsnorm_QK_post_rope_gamma");
+    o.hact = key_long(p, "X_hidden_dim_actual");
+    o.hact = o.hact == o.H ? 0 : o.hact;
     cr_assert(kg_problem_double(p, "rmsnorm_QK_eps", &v), "%s", p);
     o.qk_pre_eps = (float)v;
     cr_assert(kg_problem_double(p, "rmsnorm_QK_post_rope_eps", &v), "%s", p);

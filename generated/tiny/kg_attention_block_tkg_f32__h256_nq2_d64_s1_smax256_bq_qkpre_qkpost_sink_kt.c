@@ -238,13 +238,13 @@ static void rope_heads(const struct ctx *c, float *y)
 }
 
 /* Each of the 3 heads of 64 at y (the Q heads, then K) RMS-normed with eps and the gammas
- * g [2, 64] (Q's, K's). */
+ * g [2, 64] (Q's, K's; none if g is 0). */
 static void norm_heads(float *y, float eps, const float *g)
 {
     for (long h = 0; h <= 2; h++) {
         float *v = y + h * 64;
         float inv = 1.0f / sqrtf(kgp_sumsq_f32(v, 64) / 64.0f + eps);
-        kgp_scale_mul_f32(v, v, inv, g + (h < 2 ? 0 : 64), 64);
+        kgp_scale_mul_f32(v, v, inv, g ? g + (h < 2 ? 0 : 64) : 0, 64);
     }
 }
 

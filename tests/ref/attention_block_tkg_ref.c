@@ -46,7 +46,7 @@ static void project(float *y, const attn_block_ref_in *in, const attn_block_ref_
     double ss = 0;
     for (long h = 0; h < H; h++)
         ss += (double)in->X[t * H + h] * in->X[t * H + h];
-    float r = (float)(1.0 / sqrt(ss / (double)H + o->eps));
+    float r = (float)(1.0 / sqrt(ss / (double)(o->hact ? o->hact : H) + o->eps));
     for (long h = 0; h < H; h++) {
         x[h] = o->norm ? in->X[t * H + h] * r * in->gamma[h] : in->X[t * H + h];
         if (o->static_qkv)

@@ -113,7 +113,8 @@ typedef struct attn_block_ref_opts {
     long B, S, H, N, D;     /* batch, new tokens S_tkg, hidden, query heads, head dim */
     long S_ctx, S_max, blk; /* window slots, flat cache slots a sequence, block_len (0: flat) */
     long n_cache, nblk;     /* cache rows (flat: sequences, block: blocks), table width */
-    int norm;               /* RMSNorm of X */
+    int norm;               /* RMSNorm of X, divisor hact (0: H) */
+    long hact;
     float eps;
     int bias_qkv, static_qkv, static_out; /* STATIC: fp8 e4m3 operands, clamp +-240 */
     int qk_pre, qk_post;    /* per-head RMSNorm of Q and K before / after RoPE */

@@ -62,6 +62,10 @@ F.keys = {
     doc = "RMSNorm of X with rmsnorm_X_gamma before the projection (upstream's name)" },
   { key = "rmsnorm_X_eps", kind = "float", min = 0, default = 1e-6, name = "eps",
     omit_default = true, doc = "its epsilon (upstream's name)" },
+  { key = "X_hidden_dim_actual", kind = "int", min = 1, name = "ha", omit_default = true,
+    default = function(k) return k.H end,
+    doc = "the RMSNorm divisor: X's unpadded hidden size (columns past it are zero; upstream's "
+          .. "name)" },
   { key = "bias_qkv", kind = "bool", default = false, name = "bq",
     doc = "add bias_qkv [(q_heads + 2) * d_head] after the projection (upstream: given)" },
   { key = "quantization_type_qkv", kind = "enum", values = { "NONE", "STATIC" },
@@ -71,6 +75,8 @@ F.keys = {
   { key = "rmsnorm_QK_enabled", kind = "bool", default = false, name = "qkpre",
     doc = "RMSNorm of each Q head and K over d_head before RoPE, gammas W_rmsnorm_QK_pre_rope "
           .. "[Q's, K's] (upstream's name)" },
+  { key = "rmsnorm_QK_gamma", kind = "bool", default = true, name = "qkg",
+    doc = "the pre-RoPE norm multiplies by W_rmsnorm_QK_pre_rope (upstream: the gammas given)" },
   { key = "rmsnorm_QK_eps", kind = "float", min = 0, default = 1e-6, name = "qkeps",
     omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "rope", kind = "bool", default = true, name = "rope",
@@ -79,6 +85,8 @@ F.keys = {
     doc = "RoPE pairs (i, i + d/2) (true) or (2i, 2i + 1) (upstream's name)" },
   { key = "rmsnorm_QK_post_rope_enabled", kind = "bool", default = false, name = "qkpost",
     doc = "the same after RoPE, gammas W_rmsnorm_QK_post_rope [Q's, K's] (upstream's name)" },
+  { key = "rmsnorm_QK_post_rope_gamma", kind = "bool", default = true, name = "qkpg",
+    doc = "the post-RoPE norm multiplies by W_rmsnorm_QK_post_rope (upstream: the gammas given)" },
   { key = "rmsnorm_QK_post_rope_eps", kind = "float", min = 0, default = 1e-6, name = "qkpeps",
     omit_default = true, doc = "its epsilon (upstream's name)" },
   { key = "softmax_scale", kind = "float", name = "sc", omit_default = true,
@@ -133,6 +141,19 @@ function F.check(k, fail)
   if not k.rope and not k.rope_contiguous_layout then
     fail("rope_contiguous_layout", "a RoPE layout needs rope")
   end
+  if k.X_hidden_dim_actual > k.H then
+    fail("X_hidden_dim_actual", format("%d exceeds H = %d", k.X_hidden_dim_actual, k.H))
+  end
+  if k.X_hidden_dim_actual ~= k.H and not k.rmsnorm_X_enabled then
+    fail("X_hidden_dim_actual", "only rmsnorm_X_enabled reads the actual hidden size")
+  end
+  if not k.rmsnorm_QK_enabled and not k.rmsnorm_QK_gamma then
+    fail("rmsnorm_QK_gamma", "a gamma of the pre-RoPE norm needs rmsnorm_QK_enabled")
+  end
+  if not k.rmsnorm_QK_post_rope_enabled and not k.rmsnorm_QK_post_rope_gamma then
+    fail("rmsnorm_QK_post_rope_gamma", "a gamma of the post-RoPE norm needs "
+         .. "rmsnorm_QK_post_rope_enabled")
+  end
   if not k.rmsnorm_QK_enabled and k.rmsnorm_QK_eps ~= EPS then
     fail("rmsnorm_QK_eps", "only rmsnorm_QK_enabled reads an epsilon")
   end
@@ -180,7 +201,8 @@ function F.args(k)
   local blk = k.block_len > 0
   local vcache = blk and { "n_cache", k.block_len, d } or { "n_cache", 1, k.S_max, d }
   local kcache = k.K_cache_transposed and { "n_cache", 1, d, k.S_max } or vcache
-  local pre, post = k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
+  local pre = k.rmsnorm_QK_enabled and k.rmsnorm_QK_gamma
+  local post = k.rmsnorm_QK_post_rope_enabled and k.rmsnorm_QK_post_rope_gamma
   local fp8 = k.kv_dtype == "e4m3"
   local sq, so = k.quantization_type_qkv == "STATIC", k.quantization_type_out == "STATIC"
   return {
@@ -262,7 +284,9 @@ function F.params(k)
   p.SQKV, p.SOUT = k.quantization_type_qkv == "STATIC", k.quantization_type_out == "STATIC"
   p.WT_FMT = ctypes.WT[p.SQKV and "e4m3" or k.dtype].fmt
   p.WT_FMT_OUT = ctypes.WT[p.SOUT and "e4m3" or k.dtype].fmt
-  p.NORM, p.EPS = k.rmsnorm_X_enabled, k.rmsnorm_X_eps
+  p.NORM, p.EPS, p.HACT = k.rmsnorm_X_enabled, k.rmsnorm_X_eps, k.X_hidden_dim_actual
+  p.QK_PRE_G = k.rmsnorm_QK_enabled and k.rmsnorm_QK_gamma
+  p.QK_POST_G = k.rmsnorm_QK_post_rope_enabled and k.rmsnorm_QK_post_rope_gamma
   p.ROPE, p.CONTIG = k.rope, k.rope_contiguous_layout
   p.BQKV, p.QK_PRE, p.QK_POST = k.bias_qkv, k.rmsnorm_QK_enabled, k.rmsnorm_QK_post_rope_enabled
   p.QK_PRE_EPS, p.QK_POST_EPS = k.rmsnorm_QK_eps, k.rmsnorm_QK_post_rope_eps
@@ -280,8 +304,10 @@ function F.params(k)
   p.SCRATCH = scratch.layout {
     { "GAMMA", p.NORM and H or 0, format("rmsnorm_X_gamma [%d] in fp32", H) },
     { "BIAS_QKV", p.BQKV and I or 0, format("bias_qkv [%d] in fp32", I) },
-    { "QK_PRE", p.QK_PRE and 2 * d or 0, format("[2, %d]: the Q and K gammas before RoPE", d) },
-    { "QK_POST", p.QK_POST and 2 * d or 0, format("[2, %d]: the Q and K gammas after RoPE", d) },
+    { "QK_PRE", p.QK_PRE_G and 2 * d or 0,
+      format("[2, %d]: the Q and K gammas before RoPE", d) },
+    { "QK_POST", p.QK_POST_G and 2 * d or 0,
+      format("[2, %d]: the Q and K gammas after RoPE", d) },
     { "BIAS_OUT", p.BOUT and H or 0, format("bias_out [%d] in fp32", H) },
     { "CS", p.ROPE and d or 0, format("[%d]: a token's cos and sin", d) },
   }
