@@ -238,18 +238,20 @@ static void store_row(const struct ctx *c, long t, float *y)
     float *pr = c->pair + b * PAIR_FLOATS;
     norm_heads(y, 1e-06f, 0);
     /* cos, sin [17, B, 2]: entry j of token (b, s) at (j * B + b) * 2 + s */
+    kg_u16 cv[17], sv[17];
     for (long j = 0; j < 17; j++) {
-        kg_u16 cv = c->cos[(j * c->B + b) * 2 + s], sv = c->sin[(j * c->B + b) * 2 + s];
-        kgp_cvt_f16_f32(c->cs + j, &cv, 1);
-        kgp_cvt_f16_f32(c->cs + 17 + j, &sv, 1);
+        cv[j] = c->cos[(j * c->B + b) * 2 + s];
+        sv[j] = c->sin[(j * c->B + b) * 2 + s];
     }
+    kgp_cvt_f16_f32(c->cs, cv, 17);
+    kgp_cvt_f16_f32(c->cs + 17, sv, 17);
     rope_heads(c, y);
     kgp_round_f16_f32(y + 102, y + 102, 68);
     for (long n = 0; n < 3; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 2 + s) * 34, y + n * 34, 0.17149858f, 0, 34);
-    for (long t2 = 0; t2 < 34; t2++) {
-        pr[PAIR_KA + s * 34 + t2] = y[102 + t2];
-        pr[PAIR_VA + s * 34 + t2] = y[136 + t2];
+    for (long i = 0; i < 34; i++) {
+        pr[PAIR_KA + s * 34 + i] = y[102 + i];
+        pr[PAIR_VA + s * 34 + i] = y[136 + i];
     }
 }
 

@@ -220,24 +220,26 @@ static void store_row(const struct ctx *c, long t, float *y)
     long b = t / 3, s = t % 3;
     float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [17, B, 3]: entry j of token (b, s) at (j * B + b) * 3 + s */
+    kg_u16 cv[17], sv[17];
     for (long j = 0; j < 17; j++) {
-        kg_u16 cv = c->cos[(j * c->B + b) * 3 + s], sv = c->sin[(j * c->B + b) * 3 + s];
-        kgp_cvt_f16_f32(c->cs + j, &cv, 1);
-        kgp_cvt_f16_f32(c->cs + 17 + j, &sv, 1);
+        cv[j] = c->cos[(j * c->B + b) * 3 + s];
+        sv[j] = c->sin[(j * c->B + b) * 3 + s];
     }
+    kgp_cvt_f16_f32(c->cs, cv, 17);
+    kgp_cvt_f16_f32(c->cs + 17, sv, 17);
     rope_heads(c, y);
     kgp_round_f16_f32(y + 102, y + 102, 68);
     for (long n = 0; n < 3; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 3 + s) * 34, y + n * 34, 0.17149858f, 0, 34);
-    for (long t2 = 0; t2 < 34; t2++) {
-        pr[PAIR_KA + s * 34 + t2] = y[102 + t2];
-        pr[PAIR_VA + s * 34 + t2] = y[136 + t2];
+    for (long i = 0; i < 34; i++) {
+        pr[PAIR_KA + s * 34 + i] = y[102 + i];
+        pr[PAIR_VA + s * 34 + i] = y[136 + i];
     }
     /* K_tkg [34, B, 3], V_tkg [B, 1, 3, 34] */
     kg_u16 kr[34];
     kgp_cvt_f32_f16(kr, y + 102, 34);
-    for (long t2 = 0; t2 < 34; t2++)
-        c->k_tkg[(t2 * c->B + b) * 3 + s] = kr[t2];
+    for (long i = 0; i < 34; i++)
+        c->k_tkg[(i * c->B + b) * 3 + s] = kr[i];
     kgp_cvt_f32_f16(c->v_tkg + t * 34, y + 136, 34);
 }
 

@@ -214,18 +214,20 @@ static void store_row(const struct ctx *c, long t, float *y)
     long b = t / 1, s = t % 1;
     float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [1, B, 1]: entry j of token (b, s) at (j * B + b) * 1 + s */
+    kg_u16 cv[1], sv[1];
     for (long j = 0; j < 1; j++) {
-        kg_u16 cv = c->cos[(j * c->B + b) * 1 + s], sv = c->sin[(j * c->B + b) * 1 + s];
-        kgp_cvt_bf16_f32(c->cs + j, &cv, 1);
-        kgp_cvt_bf16_f32(c->cs + 1 + j, &sv, 1);
+        cv[j] = c->cos[(j * c->B + b) * 1 + s];
+        sv[j] = c->sin[(j * c->B + b) * 1 + s];
     }
+    kgp_cvt_bf16_f32(c->cs, cv, 1);
+    kgp_cvt_bf16_f32(c->cs + 1, sv, 1);
     rope_heads(c, y);
     kgp_round_bf16_f32(y + 2, y + 2, 4);
     for (long n = 0; n < 1; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 2, y + n * 2, 0.70710677f, 0, 2);
-    for (long t2 = 0; t2 < 2; t2++) {
-        pr[PAIR_KA + s * 2 + t2] = y[2 + t2];
-        pr[PAIR_VA + s * 2 + t2] = y[4 + t2];
+    for (long i = 0; i < 2; i++) {
+        pr[PAIR_KA + s * 2 + i] = y[2 + i];
+        pr[PAIR_VA + s * 2 + i] = y[4 + i];
     }
 }
 

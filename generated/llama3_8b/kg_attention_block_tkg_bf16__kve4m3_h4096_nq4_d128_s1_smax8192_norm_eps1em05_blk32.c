@@ -236,19 +236,21 @@ static void store_row(const struct ctx *c, long t, float *y)
     long b = t / 1, s = t % 1;
     float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [64, B, 1]: entry j of token (b, s) at (j * B + b) * 1 + s */
+    kg_u16 cv[64], sv[64];
     for (long j = 0; j < 64; j++) {
-        kg_u16 cv = c->cos[(j * c->B + b) * 1 + s], sv = c->sin[(j * c->B + b) * 1 + s];
-        kgp_cvt_bf16_f32(c->cs + j, &cv, 1);
-        kgp_cvt_bf16_f32(c->cs + 64 + j, &sv, 1);
+        cv[j] = c->cos[(j * c->B + b) * 1 + s];
+        sv[j] = c->sin[(j * c->B + b) * 1 + s];
     }
+    kgp_cvt_bf16_f32(c->cs, cv, 64);
+    kgp_cvt_bf16_f32(c->cs + 64, sv, 64);
     rope_heads(c, y);
     kgp_round_e4m3_f32(y + 512, y + 512, c->k_scale, 240.0f, 128);
     kgp_round_e4m3_f32(y + 640, y + 640, c->v_scale, 240.0f, 128);
     for (long n = 0; n < 4; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 128, y + n * 128, 0.088388346f, 0, 128);
-    for (long t2 = 0; t2 < 128; t2++) {
-        pr[PAIR_KA + s * 128 + t2] = y[512 + t2];
-        pr[PAIR_VA + s * 128 + t2] = y[640 + t2];
+    for (long i = 0; i < 128; i++) {
+        pr[PAIR_KA + s * 128 + i] = y[512 + i];
+        pr[PAIR_VA + s * 128 + i] = y[640 + i];
     }
 }
 

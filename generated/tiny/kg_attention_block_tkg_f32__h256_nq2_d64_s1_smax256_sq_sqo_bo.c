@@ -234,17 +234,19 @@ static void store_row(const struct ctx *c, long t, float *y)
     kgp_scale_mul_f32(y + 128, y + 128, c->scale[1], 0, 64);
     kgp_scale_mul_f32(y + 192, y + 192, c->scale[2], 0, 64);
     /* cos, sin [32, B, 1]: entry j of token (b, s) at (j * B + b) * 1 + s */
+    float cv[32], sv[32];
     for (long j = 0; j < 32; j++) {
-        float cv = c->cos[(j * c->B + b) * 1 + s], sv = c->sin[(j * c->B + b) * 1 + s];
-        copy_f32(c->cs + j, &cv, 1);
-        copy_f32(c->cs + 32 + j, &sv, 1);
+        cv[j] = c->cos[(j * c->B + b) * 1 + s];
+        sv[j] = c->sin[(j * c->B + b) * 1 + s];
     }
+    copy_f32(c->cs, cv, 32);
+    copy_f32(c->cs + 32, sv, 32);
     rope_heads(c, y);
     for (long n = 0; n < 2; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 64, y + n * 64, 0.125f, 0, 64);
-    for (long t2 = 0; t2 < 64; t2++) {
-        pr[PAIR_KA + s * 64 + t2] = y[128 + t2];
-        pr[PAIR_VA + s * 64 + t2] = y[192 + t2];
+    for (long i = 0; i < 64; i++) {
+        pr[PAIR_KA + s * 64 + i] = y[128 + i];
+        pr[PAIR_VA + s * 64 + i] = y[192 + i];
     }
 }
 

@@ -233,17 +233,19 @@ static void store_row(const struct ctx *c, long t, float *y)
     long b = t / 3, s = t % 3;
     float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [32, B, 3]: entry j of token (b, s) at (j * B + b) * 3 + s */
+    float cv[32], sv[32];
     for (long j = 0; j < 32; j++) {
-        float cv = c->cos[(j * c->B + b) * 3 + s], sv = c->sin[(j * c->B + b) * 3 + s];
-        copy_f32(c->cs + j, &cv, 1);
-        copy_f32(c->cs + 32 + j, &sv, 1);
+        cv[j] = c->cos[(j * c->B + b) * 3 + s];
+        sv[j] = c->sin[(j * c->B + b) * 3 + s];
     }
+    copy_f32(c->cs, cv, 32);
+    copy_f32(c->cs + 32, sv, 32);
     rope_heads(c, y);
     for (long n = 0; n < 2; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 3 + s) * 64, y + n * 64, 0.125f, 0, 64);
-    for (long t2 = 0; t2 < 64; t2++) {
-        pr[PAIR_KA + s * 64 + t2] = y[128 + t2];
-        pr[PAIR_VA + s * 64 + t2] = y[192 + t2];
+    for (long i = 0; i < 64; i++) {
+        pr[PAIR_KA + s * 64 + i] = y[128 + i];
+        pr[PAIR_VA + s * 64 + i] = y[192 + i];
     }
 }
 

@@ -233,25 +233,27 @@ static void store_row(const struct ctx *c, long t, float *y)
     long b = t / 1, s = t % 1;
     float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [32, B, 1]: entry j of token (b, s) at (j * B + b) * 1 + s */
+    float cv[32], sv[32];
     for (long j = 0; j < 32; j++) {
-        float cv = c->cos[(j * c->B + b) * 1 + s], sv = c->sin[(j * c->B + b) * 1 + s];
-        copy_f32(c->cs + j, &cv, 1);
-        copy_f32(c->cs + 32 + j, &sv, 1);
+        cv[j] = c->cos[(j * c->B + b) * 1 + s];
+        sv[j] = c->sin[(j * c->B + b) * 1 + s];
     }
+    copy_f32(c->cs, cv, 32);
+    copy_f32(c->cs + 32, sv, 32);
     rope_heads(c, y);
     kgp_round_e4m3_f32(y + 128, y + 128, c->k_scale, 240.0f, 64);
     kgp_round_e4m3_f32(y + 192, y + 192, c->v_scale, 240.0f, 64);
     for (long n = 0; n < 2; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 64, y + n * 64, 0.125f, 0, 64);
-    for (long t2 = 0; t2 < 64; t2++) {
-        pr[PAIR_KA + s * 64 + t2] = y[128 + t2];
-        pr[PAIR_VA + s * 64 + t2] = y[192 + t2];
+    for (long i = 0; i < 64; i++) {
+        pr[PAIR_KA + s * 64 + i] = y[128 + i];
+        pr[PAIR_VA + s * 64 + i] = y[192 + i];
     }
     /* K_tkg [64, B, 1], V_tkg [B, 1, 1, 64] */
     kg_u8 kr[64];
     kv_narrow(kr, y + 128, 64);
-    for (long t2 = 0; t2 < 64; t2++)
-        c->k_tkg[(t2 * c->B + b) * 1 + s] = kr[t2];
+    for (long i = 0; i < 64; i++)
+        c->k_tkg[(i * c->B + b) * 1 + s] = kr[i];
     kv_narrow(c->v_tkg + t * 64, y + 192, 64);
 }
 
