@@ -53,6 +53,12 @@ return {
       sliding_window = true, sink = true },
     { family = "attention_tkg", s_active = 2, fuse_rope = true, use_pos_id = true },
     -- end attention_tkg
+    -- attention_block_tkg (hidden 2063, 3 query heads of 34)
+    { family = "attention_block_tkg", S_tkg = 3, rope_contiguous_layout = false,
+      update_cache = false, bias_out = true },
+    { family = "attention_block_tkg", S_tkg = 2, W_out = false, rmsnorm_X_enabled = true,
+      X_hidden_dim_actual = 2001, rmsnorm_QK_enabled = true, rmsnorm_QK_gamma = false },
+    -- end attention_block_tkg
     -- attention_cte (G = 3 query heads per kv head, d = 34, 17 queries: tile remainders)
     { family = "attention_cte", scale = 0.25, sink = true },
     { family = "attention_cte", sliding_window = 5, sequence_packing = true },

@@ -38,6 +38,9 @@ return {
     -- attention_tkg
     { family = "attention_tkg" },
     -- end attention_tkg
+    -- attention_block_tkg
+    { family = "attention_block_tkg" },
+    -- end attention_block_tkg
     -- attention_cte
     { family = "attention_cte" },
     { family = "attention_cte", causal_mask = false, sliding_window = 1 },

@@ -53,6 +53,15 @@ return {
     { family = "attention_tkg", n_kv = model.kv_heads, B = 1, use_pos_id = true },
     { family = "gen_mask_tkg", B = 1 },
     -- end attention_tkg
+    -- attention_block_tkg
+    -- a whole decode attention block of one KV head and its 4 query heads (a TP-8 rank's
+    -- share): input RMSNorm, QKV, RoPE, attention, cache write, output projection
+    { family = "attention_block_tkg", S_tkg = 1, rmsnorm_X_enabled = true,
+      rmsnorm_X_eps = model.rms_eps },
+    -- the same over an fp8 e4m3 KV cache in blocks of 32 slots
+    { family = "attention_block_tkg", S_tkg = 1, rmsnorm_X_enabled = true,
+      rmsnorm_X_eps = model.rms_eps, kv_dtype = "e4m3", block_len = 32 },
+    -- end attention_block_tkg
     -- attention_cte
     -- prefill attention: causal, GQA 32 q / 8 kv heads, scale 1/sqrt(128), nominal S = 512
     { family = "attention_cte", scale = model.head_dim ^ -0.5, B = 1, Sq = 512,

@@ -45,6 +45,18 @@ return {
     { family = "gen_mask_tkg", s_active = 3, sliding_window = true },
     { family = "gen_mask_tkg", active_mask = false },
     -- end attention_tkg
+    -- attention_block_tkg (one KV head of 2 query heads, as the golden model's GQA ratio)
+    { family = "attention_block_tkg", S_tkg = 2, rmsnorm_X_enabled = true, rmsnorm_X_eps = 1e-5,
+      softmax_scale = 0.1 },
+    { family = "attention_block_tkg", bias_qkv = true, rmsnorm_QK_enabled = true,
+      rmsnorm_QK_post_rope_enabled = true, sink = true, K_cache_transposed = true },
+    { family = "attention_block_tkg", skip_attention = true, update_cache = false,
+      rope_contiguous_layout = false },
+    { family = "attention_block_tkg", block_len = 16, S_tkg = 3 },
+    { family = "attention_block_tkg", kv_dtype = "e4m3", update_cache = false },
+    { family = "attention_block_tkg", quantization_type_qkv = "STATIC",
+      quantization_type_out = "STATIC", bias_out = true },
+    -- end attention_block_tkg
     -- attention_cte
     { family = "attention_cte", scale = 0.125 },
     { family = "attention_cte", causal_mask = false, scale = 0.125, sink = true },

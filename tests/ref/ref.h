@@ -112,5 +112,39 @@ void attention_cte_ref(float *out, float *neg_max, float *recip, const float *q,
 void lm_head_ref(float *logits, float *normed, const float *x, const float *W,
                  const float *w_scale, const float *gamma, float eps, float (*round_a)(float),
                  long T, long H, long V);
+/* end lm_head */
+
+/* attention_block_tkg_ref.c (shared/reference/attention_block_tkg.md) */
+typedef struct attn_block_ref_opts {
+    long B, S, H, N, D;     /* batch, new tokens S_tkg, hidden, query heads, head dim */
+    long S_ctx, S_max, blk; /* window slots, flat cache slots a sequence, block_len (0: flat) */
+    long n_cache, nblk;     /* cache rows (flat: sequences, block: blocks), table width */
+    int norm;               /* RMSNorm of X, divisor hact (0: H) */
+    long hact;
+    float eps;
+    int bias_qkv, static_qkv, static_out; /* STATIC: fp8 e4m3 operands, clamp +-240 */
+    int qk_pre, qk_post;    /* per-head RMSNorm of Q and K before / after RoPE */
+    int qk_pre_gamma, qk_post_gamma;
+    float qk_pre_eps, qk_post_eps;
+    int rope, contig;       /* RoPE on; pairs (i, i + D/2) or (2i, 2i + 1) */
+    float scale;            /* softmax_scale */
+    int sink, tpk_t, fp8;   /* sink; K cache [D, S_max] (transposed); fp8 e4m3 KV */
+    int update, skip, wout, bout;
+} attn_block_ref_opts;
+/* Every tensor of one call in fp32 (NULL where the options do not read it): W_qkv [H, I],
+ * w_qkv [3] and s_qkv the STATIC scales; gammas [D]; cos, sin [D/2, B, S]; caches as the options
+ * lay them out; table [B, nblk]; mask [S_ctx, B, N, S]; W_out [N*D, H], w_out and s_out. */
+typedef struct attn_block_ref_in {
+    const float *X, *gamma, *W_qkv, *bias_qkv, *w_qkv, *gq_pre, *gk_pre, *gq_post, *gk_post;
+    const float *cos, *sin, *K_cache, *V_cache, *sink, *W_out, *bias_out, *w_out;
+    const uint8_t *mask;
+    const uint32_t *table, *idx;
+    float s_qkv, s_out, k_scale, v_scale;
+} attn_block_ref_in;
+/* x_out: [B*S, H] (wout) or [B, N, D, S]; k_out, v_out: the updated caches (update) or the new
+ * K [D, B, S] and V [B, S, D]. */
+void attention_block_tkg_ref(float *x_out, float *k_out, float *v_out,
+                             const attn_block_ref_in *in, const attn_block_ref_opts *o);
+/* end attention_block_tkg */
 
 #endif

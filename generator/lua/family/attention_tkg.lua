@@ -3,7 +3,7 @@
 -- n_kv = 1 is upstream's layout (one call per KV head); a CPU call covers a layer's n_kv heads.
 
 local ctypes = require "ctypes"
-local scratch = require "scratch"
+local attn = require "attn_tkg"
 local format = string.format
 
 local F = {
@@ -167,45 +167,18 @@ function F.cost(k, n)
            written = n.B * hq * sa * d * qb + (k.fuse_rope and n.B * k.n_kv * sa * d * qb or 0) }
 end
 
--- How a row of dtype dt becomes fp32: the runtime's primitives, or a plain copy for f32.
-local function widen(dt)
-  if dt == "f32" then return "copy_f32" end
-  if dt == "e4m3" then return ctypes.FP8.e4m3.to_f32 end
-  return ctypes.info(dt).to_f32
-end
-
-local function ctype(dt) return ctypes.is_float(dt) and ctypes.info(dt).c or "kg_u8" end
-
--- Context slots per task (the flash-decoding split) and per tile inside a task.
-local CHUNK, TILE = 512, 64
-
 function F.params(k)
-  local d, sa = k.d_head, k.s_active
-  local p = {
-    D = d, HALF = d // 2, QH = k.q_head, NKV = k.n_kv, HQ = heads(k), SA = sa,
-    G = k.q_head * sa, S = k.full_sprior, BLK = k.block_len, NBLK = k.block_len > 0
-      and k.full_sprior // k.block_len or 0,
-    TPK = k.tp_k_prior, POS = k.use_pos_id, SWA = k.sliding_window, SINK = k.sink,
-    ROPE = k.fuse_rope, DTYPE = k.dtype, KV_DTYPE = k.kv_dtype,
-    CT = ctype(k.dtype), KCT = ctype(k.kv_dtype),
-    Q_WIDEN = widen(k.dtype), KV_WIDEN = widen(k.kv_dtype),
-    O_NARROW = k.dtype == "f32" and "copy_f32" or ctypes.info(k.dtype).from_f32,
-    CHUNK = CHUNK, TILE = TILE, QSCALE = 1 / math.sqrt(d),
+  local p = attn.params {
+    d = k.d_head, qh = k.q_head, nkv = k.n_kv, sa = k.s_active, S = k.full_sprior,
+    blk = k.block_len, tpk = k.tp_k_prior, kv_dtype = k.kv_dtype,
+    q_doc = " (rotated and scaled with fuse_rope)", k_doc = " (rotated with fuse_rope)",
   }
+  p.HALF = k.d_head // 2
+  p.POS, p.SWA, p.SINK, p.ROPE = k.use_pos_id, k.sliding_window, k.sink, k.fuse_rope
+  p.DTYPE, p.CT, p.Q_WIDEN = k.dtype, attn.ctype(k.dtype), attn.widen(k.dtype)
+  p.O_NARROW = k.dtype == "f32" and "copy_f32" or ctypes.info(k.dtype).from_f32
+  p.QSCALE = 1 / math.sqrt(k.d_head)
   p.NEED_COPY = p.Q_WIDEN == "copy_f32" or p.KV_WIDEN == "copy_f32"
-  -- per (sequence, KV head): its G query rows and s_active active K and V rows in fp32
-  p.SCRATCH_ROWS = scratch.layout {
-    { "Q", p.G * d, format("Q [%d, %d]: the query rows (rotated and scaled with fuse_rope)",
-                           p.G, d) },
-    { "KA", sa * d, format("[%d, %d]: the active K rows (rotated with fuse_rope)", sa, d) },
-    { "VA", sa * d, format("[%d, %d]: the active V rows", sa, d) },
-  }
-  -- per task (sequence, KV head, chunk of CHUNK slots): the partial softmax of its G rows
-  p.SCRATCH = scratch.layout {
-    { "M", p.G, format("[%d]: each row's running max over the chunk", p.G) },
-    { "L", p.G, format("[%d]: each row's sum of exp(s - M)", p.G) },
-    { "O", p.G * d, format("[%d, %d]: each row's sum of exp(s - M) v", p.G, d) },
-  }
   return p
 end
 

@@ -202,4 +202,47 @@ typedef int kg_lm_head_fn(
     const void *gamma,
     long T);
 
+/* attention_block_tkg: X_out [B, S_tkg, H] (W_out) or [B, q_heads, d_head, S_tkg];
+ * K_tkg [d_head, B, S_tkg], V_tkg [B, 1, S_tkg, d_head] (the new K and V without
+ * update_cache); K_cache, V_cache [n_cache >= B, 1, S_max, d_head] (K_cache_transposed:
+ * K [n_cache, 1, d_head, S_max]; block_len: [n_cache blocks, block_len, d_head]), written in
+ * place with update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv
+ * [H, (q_heads + 2) * d_head] (columns: the Q heads, K, V); bias_qkv [(q_heads + 2) * d_head];
+ * W_rmsnorm_QK_{pre,post}_rope [2, d_head] (upstream's W_rmsnorm_Q_*, W_rmsnorm_K_*);
+ * cos, sin [d_head / 2, B, S_tkg]; attention_mask uint8 [S_ctx, B, q_heads, S_tkg]
+ * (1: attend); sink [q_heads, 1] fp32; active_blocks_table [B, S_max / block_len] uint32;
+ * kv_scale [2] fp32 (upstream's k_scale, v_scale); weight_dequant_scale_qkv [3],
+ * input_dequant_scale_qkv, weight_dequant_scale_out, input_dequant_scale_out (element 0)
+ * fp32 (STATIC); kv_cache_update_idx [B, 1] uint32 (the write position, or the block pool's
+ * row; 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new tokens
+ * occupy the last S_tkg of the S_ctx window slots. */
+typedef int kg_attention_block_tkg_fn(
+    void *X_out,
+    void *K_tkg,
+    void *V_tkg,
+    void *K_cache,
+    void *V_cache,
+    const void *X,
+    const void *rmsnorm_X_gamma,
+    const kg_wt *W_qkv,
+    const void *weight_dequant_scale_qkv,
+    const void *input_dequant_scale_qkv,
+    const void *bias_qkv,
+    const void *W_rmsnorm_QK_pre_rope,
+    const void *cos,
+    const void *sin,
+    const void *W_rmsnorm_QK_post_rope,
+    const void *attention_mask,
+    const void *sink,
+    const void *active_blocks_table,
+    const void *kv_scale,
+    const void *kv_cache_update_idx,
+    const kg_wt *W_out,
+    const void *weight_dequant_scale_out,
+    const void *input_dequant_scale_out,
+    const void *bias_out,
+    long B,
+    long S_ctx,
+    long n_cache);
+
 #endif /* KGEN_KERNELS_H */

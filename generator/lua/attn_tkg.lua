@@ -1,0 +1,50 @@
+-- kgen.attn_tkg: the template parameters of the decode-attention core (templates/
+-- attn_tkg_core.c.in), shared by the families that include it (attention_tkg,
+-- attention_block_tkg): the tiling, the fp32 scratch of a (sequence, KV head) pair and of a
+-- task, and how the KV cache widens to fp32.
+
+local ctypes = require "ctypes"
+local scratch = require "scratch"
+local format = string.format
+
+local M = {}
+
+-- Context slots per task (the flash-decoding split) and per tile inside a task.
+M.CHUNK, M.TILE = 512, 64
+
+-- How a row of dtype dt becomes fp32: the runtime's primitives, or a plain copy for f32.
+function M.widen(dt)
+  if dt == "f32" then return "copy_f32" end
+  if ctypes.FP8[dt] then return ctypes.FP8[dt].to_f32 end
+  return ctypes.info(dt).to_f32
+end
+
+function M.ctype(dt) return ctypes.is_float(dt) and ctypes.info(dt).c or "kg_u8" end
+
+-- The core's parameters for d_head d, q_head query heads of each of n_kv KV heads, s_active
+-- tokens, a cache of S slots a sequence (block_len > 0: in blocks), K stored as rows (tpk) or
+-- columns, and a kv_dtype cache. Other keys (POS, SWA, SINK) the family adds.
+function M.params(o)
+  local d, sa, g = o.d, o.sa, o.qh * o.sa
+  local p = {
+    D = d, QH = o.qh, NKV = o.nkv, HQ = o.nkv * o.qh, SA = sa, G = g, S = o.S,
+    BLK = o.blk, NBLK = o.blk > 0 and o.S // o.blk or 0, TPK = o.tpk,
+    KV_DTYPE = o.kv_dtype, KCT = M.ctype(o.kv_dtype), KV_WIDEN = M.widen(o.kv_dtype),
+    CHUNK = M.CHUNK, TILE = M.TILE,
+  }
+  -- per (sequence, KV head): its G query rows and s_active active K and V rows in fp32
+  p.PAIR = scratch.layout {
+    { "Q", g * d, format("Q [%d, %d]: the query rows%s", g, d, o.q_doc or "") },
+    { "KA", sa * d, format("[%d, %d]: the active K rows%s", sa, d, o.k_doc or "") },
+    { "VA", sa * d, format("[%d, %d]: the active V rows", sa, d) },
+  }
+  -- per task (sequence, KV head, chunk of CHUNK slots): the partial softmax of its G rows
+  p.TASK = scratch.layout {
+    { "M", g, format("[%d]: each row's running max over the chunk", g) },
+    { "L", g, format("[%d]: each row's sum of exp(s - M)", g) },
+    { "O", g * d, format("[%d, %d]: each row's sum of exp(s - M) v", g, d) },
+  }
+  return p
+end
+
+return M
