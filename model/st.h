@@ -39,6 +39,18 @@ const kgst_tensor *kgst_find(const kgst *st, const char *name);
 int kgst_count(const kgst *st);
 const kgst_tensor *kgst_at(const kgst *st, int i);
 
+/* The file that holds t (a shard of an index, or the file opened), for messages; NULL if t is
+ * not one of st's tensors. */
+const char *kgst_path(const kgst *st, const kgst_tensor *t);
+
+/* The tensor called name, checked against what the model needs of it: rank and shape exactly,
+ * and a dtype in the set dtypes (bits 1u << kg_dtype; 0 takes any). Returns KG_OK with *out
+ * set, or KG_ESHAPE with one line naming the file: "PATH: tensor \"NAME\" is missing" (PATH the
+ * path opened), "FILE: tensor \"NAME\": shape [a, b], the model needs [c, d]" or "...: dtype
+ * F64..., the model needs one of F32, BF16" (FILE the file that holds it). */
+int kgst_expect(const kgst *st, const char *name, unsigned dtypes, int rank, const long *shape,
+                const kgst_tensor **out, char *err, size_t errlen);
+
 /* Writes n tensors to path as one safetensors file (tensors laid out in the given order, data
  * 8-byte aligned, header keys sorted so the file is a pure function of its inputs), through a
  * temporary file renamed into place. t[i].data holds t[i].nbytes bytes; count and nbytes must

@@ -16,6 +16,7 @@
 
 /* One mapped safetensors file and its tensors, sorted by name (names malloc'd). */
 typedef struct kgst_file {
+    char *path;             /* as opened, for messages */
     void *map;
     size_t len;
     kgst_tensor *t;

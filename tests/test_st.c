@@ -487,3 +487,42 @@ Test(st, bad_indexes)
     refused_naming(index, tmp("model-00002-of-00002.safetensors"), KG_ESHAPE,
                    "model-00002-of-00002.safetensors: header length 1000 is past");
 }
+
+/* ---- what a model needs of a tensor ------------------------------------------------------- */
+
+Test(st, expect_names_the_file_and_the_tensor)
+{
+    write_shards();
+    write_index("{\"w.c\": " SHARD2 ", \"w.a\": " SHARD1 ", \"w.b\": " SHARD1 "}");
+    const char *index = tmp("model.safetensors.index.json");
+    const char *shard2 = tmp("model-00002-of-00002.safetensors");
+    kgst *st = NULL;
+    char err[512] = "";
+    cr_assert_eq(kgst_open(&st, index, err, sizeof err), KG_OK, "%s", err);
+    const kgst_tensor *t = NULL;
+    static const long s4[] = { 4 }, s22[] = { 2, 2 }, s5[] = { 5 };
+    cr_assert_eq(kgst_expect(st, "w.c", 1u << KG_I64, 1, s4, &t, err, sizeof err), KG_OK, "%s",
+                 err);
+    cr_assert(t && t == kgst_find(st, "w.c"));
+    cr_assert_str_eq(kgst_path(st, t), shard2);
+    cr_assert_eq(kgst_expect(st, "w.b", 0, 2, s22, &t, err, sizeof err), KG_OK, "%s", err);
+    cr_assert_str_eq(kgst_path(st, t), tmp("model-00001-of-00002.safetensors"));
+    cr_assert_null(kgst_path(st, (const kgst_tensor *)&st));
+
+    cr_assert_eq(kgst_expect(st, "w.z", 0, 1, s4, &t, err, sizeof err), KG_ESHAPE);
+    cr_assert_null(t);
+    char want[512];
+    snprintf(want, sizeof want, "%s: tensor \"w.z\" is missing", index);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(kgst_expect(st, "w.c", 0, 1, s5, &t, err, sizeof err), KG_ESHAPE);
+    snprintf(want, sizeof want, "%s: tensor \"w.c\": shape [4], the model needs [5]", shard2);
+    cr_assert_str_eq(err, want);
+    cr_assert_eq(kgst_expect(st, "w.c", 0, 2, s22, &t, err, sizeof err), KG_ESHAPE);
+    cr_assert(strstr(err, "shape [4], the model needs [2, 2]"), "%s", err);
+    cr_assert_eq(kgst_expect(st, "w.c", 1u << KG_F32 | 1u << KG_BF16, 1, s4, &t, err,
+                             sizeof err), KG_ESHAPE);
+    snprintf(want, sizeof want, "%s: tensor \"w.c\": dtype I64, the model needs one of F32, "
+             "BF16", shard2);
+    cr_assert_str_eq(err, want);
+    kgst_close(st);
+}
