@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,5 +357,39 @@ int kgst_expect(const kgst *st, const char *name, unsigned dtypes, int rank, con
                          "%s", file, q, shape_text(have, sizeof have, t->rank, t->shape),
                          shape_text(want, sizeof want, rank, shape));
     *out = t;
+    return KG_OK;
+}
+
+/* ---- decoding ------------------------------------------------------------------------------ */
+
+/* Element k of t as f32. */
+static float element(const kgst_tensor *t, long k)
+{
+    const unsigned char *p = (const unsigned char *)t->data;
+    uint16_t h;
+    uint32_t u;
+    int32_t i;
+    int64_t l;
+    float f;
+    switch (t->dtype) {
+    case KG_F32: memcpy(&f, p + 4 * k, 4); return f;
+    case KG_BF16: memcpy(&h, p + 2 * k, 2); return kg_bf16_to_f32(h);
+    case KG_F16: memcpy(&h, p + 2 * k, 2); return kg_f16_to_f32(h);
+    case KG_E4M3FN: return kg_e4m3fn_to_f32(p[k]);
+    case KG_E5M2: return kg_e5m2_to_f32(p[k]);
+    case KG_U8: return (float)p[k];
+    case KG_I32: memcpy(&i, p + 4 * k, 4); return (float)i;
+    case KG_U32: memcpy(&u, p + 4 * k, 4); return (float)u;
+    case KG_I64: memcpy(&l, p + 8 * k, 8); return (float)l;
+    default: return 0.0f;   /* kgst_file_open admits no other dtype */
+    }
+}
+
+int kgst_to_f32(const kgst_tensor *t, long first, long n, float *out)
+{
+    if (!t || first < 0 || n < 0 || first > t->count || n > t->count - first)
+        return KG_EARG;
+    for (long k = 0; k < n; k++)
+        out[k] = element(t, first + k);
     return KG_OK;
 }

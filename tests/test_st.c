@@ -528,3 +528,33 @@ Test(st, expect_names_the_file_and_the_tensor)
     cr_assert_str_eq(err, want);
     kgst_close(st);
 }
+
+/* kgst_to_f32 decodes every dtype, at an unaligned address too, and refuses a range outside. */
+Test(st, to_f32_every_dtype)
+{
+    static const struct { kg_dtype t; int size; unsigned char bytes[8]; float want; } v[] = {
+        { KG_F32, 4, { 0x00, 0x00, 0xc0, 0x3f }, 1.5f },
+        { KG_BF16, 2, { 0xc0, 0xbf }, -1.5f },
+        { KG_F16, 2, { 0x00, 0x3e }, 1.5f },
+        { KG_E4M3FN, 1, { 0x3c }, 1.5f },
+        { KG_E5M2, 1, { 0xbe }, -1.5f },
+        { KG_U8, 1, { 200 }, 200.0f },
+        { KG_I32, 4, { 0xfe, 0xff, 0xff, 0xff }, -2.0f },
+        { KG_U32, 4, { 0x00, 0x00, 0x00, 0x80 }, 2147483648.0f },
+        { KG_I64, 8, { 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, -3.0f },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        unsigned char buf[1 + 2 * 8];
+        memcpy(buf + 1, v[i].bytes, (size_t)v[i].size);       /* unaligned, element 0 */
+        memcpy(buf + 1 + v[i].size, v[i].bytes, (size_t)v[i].size);
+        kgst_tensor t = { .name = "x", .dtype = v[i].t, .rank = 1, .shape = { 2 }, .count = 2,
+                          .data = buf + 1, .nbytes = 2 * (size_t)v[i].size };
+        float out[2] = { 0, 0 };
+        cr_assert_eq(kgst_to_f32(&t, 0, 2, out), KG_OK);
+        cr_assert(out[0] == v[i].want && out[1] == v[i].want, "dtype %d: %g, want %g",
+                  (int)v[i].t, out[0], v[i].want);
+        cr_assert_eq(kgst_to_f32(&t, 1, 2, out), KG_EARG);
+        cr_assert_eq(kgst_to_f32(&t, -1, 1, out), KG_EARG);
+        cr_assert_eq(kgst_to_f32(&t, 2, 0, out), KG_OK);
+    }
+}
