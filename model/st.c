@@ -209,6 +209,16 @@ static int map_tensors(kgst *st, const json_t *map, const char **shards, const c
     return KG_OK;
 }
 
+/* The folder part of path: "." if it has none, "/" for a file at the root. */
+static void folder_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else
+        snprintf(dir, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 static int open_sharded(kgst **out, const char *index, const json_t *root, char *err,
                         size_t errlen)
 {
@@ -222,9 +232,7 @@ static int open_sharded(kgst **out, const char *index, const json_t *root, char 
     if (rc != KG_OK)
         return rc;
     char dir[4096];
-    const char *slash = strrchr(index, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (slash == index ? 1 : (int)(slash - index)) : 1,
-             slash ? index : ".");
+    folder_of(index, dir, sizeof dir);
     kgst *st = alloc_kgst(nshards + 1);
     if (!st)
         rc = kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", index);
