@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #define SINGLE_NAME "model.safetensors"
 
 struct kgst {
+    char *path;             /* as opened: the file, the index or the folder */
     kgst_file *files;
     int nfiles;
     const kgst_tensor **t;  /* sorted by name */
@@ -39,6 +41,7 @@ void kgst_close(kgst *st)
         kgst_file_close(&st->files[i]);
     free(st->files);
     free(st->t);
+    free(st->path);
     free(st);
 }
 
@@ -206,6 +209,16 @@ static int map_tensors(kgst *st, const json_t *map, const char **shards, const c
     return KG_OK;
 }
 
+/* The folder part of path: "." if it has none, "/" for a file at the root. */
+static void folder_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else
+        snprintf(dir, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 static int open_sharded(kgst **out, const char *index, const json_t *root, char *err,
                         size_t errlen)
 {
@@ -219,9 +232,7 @@ static int open_sharded(kgst **out, const char *index, const json_t *root, char 
     if (rc != KG_OK)
         return rc;
     char dir[4096];
-    const char *slash = strrchr(index, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (slash == index ? 1 : (int)(slash - index)) : 1,
-             slash ? index : ".");
+    folder_of(index, dir, sizeof dir);
     kgst *st = alloc_kgst(nshards + 1);
     if (!st)
         rc = kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", index);
@@ -272,15 +283,121 @@ static int open_folder(kgst **out, const char *dir, char *err, size_t errlen)
                      dir);
 }
 
-int kgst_open(kgst **out, const char *path, char *err, size_t errlen)
+static int open_any(kgst **out, const char *path, char *err, size_t errlen)
 {
     struct stat sb;
-    *out = NULL;
-    if (err && errlen)
-        err[0] = '\0';
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         return open_folder(out, path, err, errlen);
     if (ends_with(path, ".json"))
         return open_index(out, path, err, errlen);
     return open_single(out, path, err, errlen);
+}
+
+int kgst_open(kgst **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    int rc = open_any(out, path, err, errlen);
+    if (rc == KG_OK && !((*out)->path = strdup(path))) {
+        kgst_close(*out);
+        *out = NULL;
+        rc = kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
+    }
+    return rc;
+}
+
+/* ---- what a model needs of a tensor -------------------------------------------------------- */
+
+const char *kgst_path(const kgst *st, const kgst_tensor *t)
+{
+    for (int i = 0; st && t && i < st->nfiles; i++) {
+        const kgst_file *f = &st->files[i];
+        if (f->n > 0 && t >= f->t && t < f->t + f->n)
+            return f->path;
+    }
+    return NULL;
+}
+
+/* "[a, b, c]" into buf. */
+static const char *shape_text(char *buf, size_t len, int rank, const long *shape)
+{
+    size_t n = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < rank && n < len; d++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%ld", d ? ", " : "", shape[d]);
+    if (n < len)
+        snprintf(buf + n, len - n, "]");
+    return buf;
+}
+
+/* The safetensors names of the dtypes in the set, ", "-separated. */
+static const char *dtypes_text(char *buf, size_t len, unsigned dtypes)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < KG_DTYPE_COUNT && n < len; t++)
+        if (dtypes >> t & 1u && kgst_dtype_name((kg_dtype)t))
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "",
+                                  kgst_dtype_name((kg_dtype)t));
+    return buf;
+}
+
+int kgst_expect(const kgst *st, const char *name, unsigned dtypes, int rank, const long *shape,
+                const kgst_tensor **out, char *err, size_t errlen)
+{
+    char q[96], have[160], want[160];
+    const kgst_tensor *t = kgst_find(st, name);
+    *out = NULL;
+    if (!t)
+        return kgst_fail(KG_ESHAPE, err, errlen, "%s: tensor \"%s\" is missing",
+                         st ? st->path : "(no model)", kgst_quote(name, q, sizeof q));
+    const char *file = kgst_path(st, t);
+    kgst_quote(name, q, sizeof q);
+    if (dtypes && !(dtypes >> t->dtype & 1u))
+        return kgst_fail(KG_ESHAPE, err, errlen, "%s: tensor \"%s\": dtype %s, the model needs "
+                         "one of %s", file, q, kgst_dtype_name(t->dtype),
+                         dtypes_text(want, sizeof want, dtypes));
+    int same = t->rank == rank;
+    for (int d = 0; same && d < rank; d++)
+        same = t->shape[d] == shape[d];
+    if (!same)
+        return kgst_fail(KG_ESHAPE, err, errlen, "%s: tensor \"%s\": shape %s, the model needs "
+                         "%s", file, q, shape_text(have, sizeof have, t->rank, t->shape),
+                         shape_text(want, sizeof want, rank, shape));
+    *out = t;
+    return KG_OK;
+}
+
+/* ---- decoding ------------------------------------------------------------------------------ */
+
+/* Element k of t as f32. */
+static float element(const kgst_tensor *t, long k)
+{
+    const unsigned char *p = (const unsigned char *)t->data;
+    uint16_t h;
+    uint32_t u;
+    int32_t i;
+    int64_t l;
+    float f;
+    switch (t->dtype) {
+    case KG_F32: memcpy(&f, p + 4 * k, 4); return f;
+    case KG_BF16: memcpy(&h, p + 2 * k, 2); return kg_bf16_to_f32(h);
+    case KG_F16: memcpy(&h, p + 2 * k, 2); return kg_f16_to_f32(h);
+    case KG_E4M3FN: return kg_e4m3fn_to_f32(p[k]);
+    case KG_E5M2: return kg_e5m2_to_f32(p[k]);
+    case KG_U8: return (float)p[k];
+    case KG_I32: memcpy(&i, p + 4 * k, 4); return (float)i;
+    case KG_U32: memcpy(&u, p + 4 * k, 4); return (float)u;
+    case KG_I64: memcpy(&l, p + 8 * k, 8); return (float)l;
+    default: return 0.0f;   /* kgst_file_open admits no other dtype */
+    }
+}
+
+int kgst_to_f32(const kgst_tensor *t, long first, long n, float *out)
+{
+    if (!t || first < 0 || n < 0 || first > t->count || n > t->count - first)
+        return KG_EARG;
+    for (long k = 0; k < n; k++)
+        out[k] = element(t, first + k);
+    return KG_OK;
 }

@@ -39,6 +39,24 @@ const kgst_tensor *kgst_find(const kgst *st, const char *name);
 int kgst_count(const kgst *st);
 const kgst_tensor *kgst_at(const kgst *st, int i);
 
+/* The file that holds t (a shard of an index, or the file opened), for messages; NULL if t is
+ * not one of st's tensors. */
+const char *kgst_path(const kgst *st, const kgst_tensor *t);
+
+/* The tensor called name, checked against what the model needs of it: rank and shape exactly,
+ * and a dtype in the set dtypes (bits 1u << kg_dtype; 0 takes any). Returns KG_OK with *out
+ * set, or KG_ESHAPE with one line naming the file: "PATH: tensor \"NAME\" is missing" (PATH the
+ * path opened), "FILE: tensor \"NAME\": shape [a, b], the model needs [c, d]" or "...: dtype
+ * F64..., the model needs one of F32, BF16" (FILE the file that holds it). */
+int kgst_expect(const kgst *st, const char *name, unsigned dtypes, int rank, const long *shape,
+                const kgst_tensor **out, char *err, size_t errlen);
+
+/* Elements [first, first + n) of t (in row-major order) decoded to f32 into out: F32, BF16,
+ * F16, F8_E4M3, F8_E5M2 exactly; U8, I32, U32 and I64 converted (the integers above 2^24 are
+ * rounded). Reads the possibly unaligned data byte-wise. Returns KG_OK, or KG_EARG for a range
+ * outside the tensor. */
+int kgst_to_f32(const kgst_tensor *t, long first, long n, float *out);
+
 /* Writes n tensors to path as one safetensors file (tensors laid out in the given order, data
  * 8-byte aligned, header keys sorted so the file is a pure function of its inputs), through a
  * temporary file renamed into place. t[i].data holds t[i].nbytes bytes; count and nbytes must

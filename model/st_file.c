@@ -69,9 +69,9 @@ int kgst_fail(int code, char *err, size_t errlen, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
-        for (char *p = err; *p; p++)
-            if (*p == '\n' || *p == '\r')
-                *p = ' ';
+        for (char *p = err; *p; p++)   /* jansson quotes the bad bytes it stopped at */
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
     }
     return code;
 }
@@ -129,6 +129,7 @@ void kgst_file_close(kgst_file *f)
     for (int i = 0; i < f->n; i++)
         free((char *)f->t[i].name);
     free(f->t);
+    free(f->path);
     if (f->map)
         munmap(f->map, f->len);
     memset(f, 0, sizeof *f);
@@ -386,6 +387,8 @@ int kgst_file_open(kgst_file *f, const char *path, char *err, size_t errlen)
         rc = read_entries(f, path, root, (const char *)f->map + 8 + hlen, f->len - 8 - hlen,
                           err, errlen);
     json_decref(root);
+    if (rc == KG_OK && !(f->path = strdup(path)))
+        rc = kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
     if (rc != KG_OK)
         kgst_file_close(f);
     return rc;

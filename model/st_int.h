@@ -16,6 +16,7 @@
 
 /* One mapped safetensors file and its tensors, sorted by name (names malloc'd). */
 typedef struct kgst_file {
+    char *path;             /* as opened, for messages */
     void *map;
     size_t len;
     kgst_tensor *t;
@@ -36,7 +37,8 @@ const char *kgst_dtype_name(kg_dtype t);
 /* The kg_dtype of a safetensors dtype name, -1 if kgen does not read it. */
 int kgst_dtype_from_name(const char *name);
 
-/* Writes fmt into err (one line) and returns code, so callers can `return kgst_fail(...)`. */
+/* Writes fmt into err, control bytes made '?' so it is one printable line, and returns code,
+ * so callers can `return kgst_fail(...)`. */
 int kgst_fail(int code, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* name quoted for a one-line message: control bytes and '"' as '?', cut at 80 bytes with

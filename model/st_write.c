@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,30 +105,89 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* The data of every tensor, from memory or chunk by chunk from fill. */
+/* One chunk being written by a thread of its own while the next one is filled. */
+typedef struct pending {
+    pthread_t thread;
+    int fd, active, failed, errnum;
+    const char *buf;
+    size_t len;
+} pending;
+
+static void *write_job(void *arg)
+{
+    pending *p = arg;
+    p->failed = write_all(p->fd, p->buf, p->len) != 0;
+    p->errnum = errno;
+    return NULL;
+}
+
+/* Waits for the chunk in flight; KG_EIO with the reason if it failed. */
+static int finish(pending *p, const char *path, char *err, size_t errlen)
+{
+    if (!p->active)
+        return KG_OK;
+    pthread_join(p->thread, NULL);
+    p->active = 0;
+    if (p->failed)
+        return kgst_fail(KG_EIO, err, errlen, "%s: cannot write (%s)", path,
+                         strerror(p->errnum));
+    return KG_OK;
+}
+
+/* Hands buf to a writing thread (or writes it here if no thread can start). */
+static int start(pending *p, const char *buf, size_t len, const char *path, char *err,
+                 size_t errlen)
+{
+    p->buf = buf, p->len = len, p->failed = 0;
+    if (pthread_create(&p->thread, NULL, write_job, p) == 0) {
+        p->active = 1;
+        return KG_OK;
+    }
+    if (write_all(p->fd, buf, len) != 0)
+        return kgst_fail(KG_EIO, err, errlen, "%s: cannot write (%s)", path, strerror(errno));
+    return KG_OK;
+}
+
+/* The data of every tensor from fill, chunk by chunk: two buffers, so that making a chunk
+ * (for a random-weight model, as slow as the disk) overlaps writing the one before. */
+static int stream_data(int fd, const kgst_tensor *t, int n, kgst_fill_fn fill, void *ctx,
+                       const char *path, char *err, size_t errlen)
+{
+    char *buf[2] = { malloc(KGST_CHUNK), malloc(KGST_CHUNK) };
+    pending p = { .fd = fd };
+    int rc = buf[0] && buf[1] ? KG_OK
+                              : kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
+    int cur = 0;
+    for (int i = 0; rc == KG_OK && i < n; i++) {
+        for (size_t off = 0; rc == KG_OK && off < t[i].nbytes; off += KGST_CHUNK) {
+            size_t len = t[i].nbytes - off < KGST_CHUNK ? t[i].nbytes - off : KGST_CHUNK;
+            char q[96];
+            if ((rc = fill(ctx, i, off, buf[cur], len)) != KG_OK) {
+                kgst_fail(rc, err, errlen, "%s: tensor \"%s\": its data could not be made",
+                          path, kgst_quote(t[i].name, q, sizeof q));
+                break;
+            }
+            if ((rc = finish(&p, path, err, errlen)) == KG_OK)
+                rc = start(&p, buf[cur], len, path, err, errlen);
+            cur ^= 1;
+        }
+    }
+    int last = finish(&p, path, err, errlen);
+    free(buf[0]), free(buf[1]);
+    return rc != KG_OK ? rc : last;
+}
+
+/* The data of every tensor, from memory or from fill. */
 static int write_data(int fd, const kgst_tensor *t, int n, kgst_fill_fn fill, void *ctx,
                       const char *path, char *err, size_t errlen)
 {
-    char *buf = fill ? malloc(KGST_CHUNK) : NULL;
-    if (fill && !buf)
-        return kgst_fail(KG_ENOMEM, err, errlen, "%s: out of memory", path);
-    int rc = KG_OK;
-    for (int i = 0; rc == KG_OK && i < n; i++) {
-        if (!fill && t[i].nbytes && write_all(fd, t[i].data, t[i].nbytes) != 0)
-            rc = kgst_fail(KG_EIO, err, errlen, "%s: cannot write (%s)", path, strerror(errno));
-        for (size_t off = 0; fill && rc == KG_OK && off < t[i].nbytes; off += KGST_CHUNK) {
-            size_t len = t[i].nbytes - off < KGST_CHUNK ? t[i].nbytes - off : KGST_CHUNK;
-            char q[96];
-            if ((rc = fill(ctx, i, off, buf, len)) != KG_OK)
-                kgst_fail(rc, err, errlen, "%s: tensor \"%s\": its data could not be made",
-                          path, kgst_quote(t[i].name, q, sizeof q));
-            else if (write_all(fd, buf, len) != 0)
-                rc = kgst_fail(KG_EIO, err, errlen, "%s: cannot write (%s)", path,
-                               strerror(errno));
-        }
-    }
-    free(buf);
-    return rc;
+    if (fill)
+        return stream_data(fd, t, n, fill, ctx, path, err, errlen);
+    for (int i = 0; i < n; i++)
+        if (t[i].nbytes && write_all(fd, t[i].data, t[i].nbytes) != 0)
+            return kgst_fail(KG_EIO, err, errlen, "%s: cannot write (%s)", path,
+                             strerror(errno));
+    return KG_OK;
 }
 
 /* The length, the header, the data, into a temporary file beside path, renamed over it. */

@@ -2,7 +2,8 @@
  * weights come from elsewhere: any file must be read or refused with one line naming it, and
  * what it accepts must hold every promise of st.h (sorted names, counts and byte lengths that
  * agree, data inside the mapping). An accepted file is written back with kgst_write and read
- * again, which must give the same tensors: the writer is fuzzed through the reader. */
+ * again, which must give the same tensors: the writer is fuzzed through the reader. An input
+ * that starts with '{' is a model.safetensors.index.json instead, beside two valid shards. */
 #include "fuzz.h"
 
 #include "kgen/abi.h"
@@ -102,21 +103,74 @@ static void round_trip(const kgst *st)
     free(t);
 }
 
+/* A folder in memory holding two valid shards (tensors a, b and c); the index goes beside
+ * them. Returns the index's path. */
+static char index_dir[] = "/dev/shm/kgen-fuzz-st-index-XXXXXX", index_file[96];
+
+static void remove_index_dir(void)
+{
+    static const char *const names[] = { "model.safetensors.index.json",
+                                         "model-00001.safetensors", "model-00002.safetensors" };
+    char path[128];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", index_dir, names[i]);
+        unlink(path);
+    }
+    rmdir(index_dir);
+}
+
+static const char *index_path(void)
+{
+    static const float a[4] = { 1, 2, 3, 4 };
+    static const uint16_t b[2] = { 0x3f80, 0x4000 };
+    static const int64_t c[1] = { 7 };
+    const kgst_tensor s1[] = {
+        { .name = "a", .dtype = KG_F32, .rank = 2, .shape = { 2, 2 }, .count = 4, .data = a,
+          .nbytes = sizeof a },
+        { .name = "b", .dtype = KG_BF16, .rank = 1, .shape = { 2 }, .count = 2, .data = b,
+          .nbytes = sizeof b },
+    };
+    const kgst_tensor s2[] = { { .name = "c", .dtype = KG_I64, .rank = 0, .count = 1,
+                                 .data = c, .nbytes = sizeof c } };
+    if (index_file[0])
+        return index_file;
+    char path[128], err[512] = "";
+    FZ_CHECK(mkdtemp(index_dir) != NULL, "mkdtemp failed");
+    atexit(remove_index_dir);
+    snprintf(path, sizeof path, "%s/model-00001.safetensors", index_dir);
+    FZ_CHECK(kgst_write(path, s1, 2, err, sizeof err) == KG_OK, "%s", err);
+    snprintf(path, sizeof path, "%s/model-00002.safetensors", index_dir);
+    FZ_CHECK(kgst_write(path, s2, 1, err, sizeof err) == KG_OK, "%s", err);
+    snprintf(index_file, sizeof index_file, "%s/model.safetensors.index.json", index_dir);
+    return index_file;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *path = fz_file(data, size);
+    const char *path = fz_file(data, size), *named = path;
+    if (size > 0 && data[0] == '{') {
+        path = index_path();
+        named = index_dir;   /* the index, or a shard beside it */
+        FILE *f = fopen(path, "wb");
+        FZ_CHECK(f && fwrite(data, 1, size, f) == size && fclose(f) == 0, "cannot write %s",
+                 path);
+    }
     char err[512] = "";
     kgst *st = (kgst *)&err; /* must be overwritten */
     int rc = kgst_open(&st, path, err, sizeof err);
     if (rc != KG_OK) {
         FZ_CHECK(rc == KG_ESHAPE || rc == KG_EIO, "rc %d: %s", rc, err);
         FZ_CHECK(st == NULL, "a refused file returned a model");
-        FZ_CHECK(strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':',
-                 "the message does not start with the file: %s", err);
-        FZ_CHECK(strchr(err, '\n') == NULL, "the message is not one line: %s", err);
+        FZ_CHECK(strncmp(err, named, strlen(named)) == 0, "the message does not start with the "
+                 "file: %s", err);
+        for (const char *c = err; *c; c++)
+            FZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f,
+                     "the message is not one printable line: %s", err);
         return 0;
     }
     check_listing(st);
+    for (int i = 0; i < kgst_count(st); i++)
+        FZ_CHECK(kgst_path(st, kgst_at(st, i)) != NULL, "a tensor without a file");
     round_trip(st);
     kgst_close(st);
     return 0;
