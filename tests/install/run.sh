@@ -48,3 +48,4 @@ grep -qx "kgen_DIR:PATH=$prefix/$libdir/cmake/kgen" "$work/cmake/CMakeCache.txt"
 "$cmake" --build "$work/cmake" >"$work/build.log" ||
     fail "the find_package build failed: $(tail -5 "$work/build.log")"
 check find_package "$("$work/cmake/demo" "$work/model" $prompt)"
+"$work/cmake/aot" tiny || fail "kgen::aot: the tiny spec's kernels are not there"
