@@ -3,7 +3,8 @@
 # `cmake --install`, writes the llama-tiny model with the installed kgen, then builds demo.c
 # twice against the installed tree, with `cc $(pkg-config --cflags --libs --static kgen)` and
 # with a CMake project using find_package(kgen), and checks that both print the token ids
-# `kgen run --model` prints for the same prompt. Any failing step fails the test.
+# `kgen run --model` prints for the same prompt; the CMake project also links kgen::aot
+# (aot.c). Any failing step fails the test.
 # usage: run.sh CMAKE BUILD_DIR SOURCE_DIR WORK CC LIBDIR (LIBDIR: CMAKE_INSTALL_LIBDIR)
 set -euo pipefail
 cmake=$1 build=$2 src=$3 work=$4 cc=$5 libdir=$6
