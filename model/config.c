@@ -1,4 +1,4 @@
-/* config.c: a Hugging Face config.json read with jansson into a kgm_config (model/config.h).
+/* config.c: a Hugging Face config.json read with jansson into a kgm_config (model/hf_config.h).
  * The file is input a user did not write: every size is bounded where it enters, every product
  * the model forms from them is checked, and anything kgen cannot run exactly as HF would (another
  * architecture, a rope scaling it does not implement, sliding-window attention) is refused with
@@ -16,7 +16,7 @@
 
 #include "kgen/abi.h"
 #include "kgen/ckd.h"
-#include "model/config.h"
+#include "model/hf_config.h"
 
 /* config.json files are a few kilobytes; a larger file is not one */
 #define MAX_FILE (4L << 20)

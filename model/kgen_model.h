@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "hf_config.h"
+#include "kgen/abi.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/config.h"
+#include "model/hf_config.h"
 
 typedef struct kgm_preset {
     const char *name;

@@ -1,4 +1,4 @@
-/* test_config.c: the HF config reader (model/config.h). The golden model's config (HF 5's
+/* test_config.c: the HF config reader (model/hf_config.h). The golden model's config (HF 5's
  * rope_parameters form), Qwen2 and Llama 3 configs written here, the model_type fallback, the
  * rotary inverse frequencies (llama3's three bands against values worked out by hand), and
  * every bad config of tests/bad/configs/ refused with its exact one-line message. */
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "kgen/abi.h"
-#include "model/config.h"
+#include "model/hf_config.h"
 #include "util/jitp.h"
 #include "util/vectors.h"
 

@@ -13,7 +13,7 @@
 
 #include "kgen/abi.h"
 #include "kgen/dtype.h"
-#include "model/config.h"
+#include "model/hf_config.h"
 #include "model/st.h"
 #include "ref/model_ref.h"
 #include "util/jitp.h"

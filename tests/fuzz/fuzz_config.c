@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "kgen/abi.h"
-#include "model/config.h"
+#include "model/hf_config.h"
 
 static void check_accepted(const kgm_config *c)
 {

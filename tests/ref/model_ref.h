@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/config.h"
+#include "model/hf_config.h"
 #include "model/st.h"
 
 typedef struct model_ref model_ref;

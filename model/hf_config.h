@@ -1,8 +1,8 @@
-/* config.h: a Hugging Face config.json as the model library understands it (kgm_ prefix).
+/* hf_config.h: a Hugging Face config.json as the model library understands it (kgm_ prefix).
  * LlamaForCausalLM and Qwen2ForCausalLM, recognised by `architectures` or, where that is null
  * or absent, by `model_type`; everything else is refused with one line naming the field. */
-#ifndef KGEN_MODEL_CONFIG_H
-#define KGEN_MODEL_CONFIG_H
+#ifndef KGEN_MODEL_HF_CONFIG_H
+#define KGEN_MODEL_HF_CONFIG_H
 
 #include <stddef.h>
 
@@ -58,4 +58,4 @@ const char *kgm_arch_name(kgm_arch a);
 /* The rotary inverse frequencies, d/2 of them, in double (default or llama3-scaled). */
 void kgm_rope_inv_freq(const kgm_config *c, double *inv_freq);
 
-#endif /* KGEN_MODEL_CONFIG_H */
+#endif /* KGEN_MODEL_HF_CONFIG_H */
