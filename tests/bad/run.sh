@@ -83,6 +83,27 @@ for v in "layers|num_hidden_layers\": 3|num_hidden_layers\": 4" \
   ln -s "$golden/model.safetensors" "$work/model_$name/model.safetensors"
 done
 
+# Model folders whose model.safetensors is malformed (the golden's config.json beside it): each
+# file is an 8-byte little-endian header length, the JSON header, then the data.
+st() { # st NAME HEADER DATA-BYTES [HEADER-LENGTH]: writes $work/st_NAME/model.safetensors
+  local d=$work/st_$1 n=${4:-${#2}}
+  mkdir "$d"
+  cp "$golden/config.json" "$d/config.json"
+  { printf "$(printf '\\x%02x' $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) \
+      $((n >> 24 & 255)) 0 0 0 0)"; printf '%s' "$2"; head -c "$3" /dev/zero; } \
+    > "$d/model.safetensors"
+}
+f32() { printf '"%s":{"dtype":"%s","shape":[%s],"data_offsets":[%s]}' "$@"; }
+st truncated '' 0
+truncate -s 3 "$work/st_truncated/model.safetensors"
+st length_past_end '{}' 0 4096
+st not_json 'nope!!' 0
+st out_of_range "{$(f32 a F32 2 0,8)}" 4
+st overlap "{$(f32 a F32 2 0,8),$(f32 b F32 2 4,12)}" 12
+st count_overflow "{$(f32 a F32 4294967296,4294967296 0,8)}" 8
+st bytes_mismatch "{$(f32 a F32 3 0,8)}" 8
+st dtype "{$(f32 a Q4_K 2 0,8)}" 8
+
 # ---- one case --------------------------------------------------------------------------------
 
 pass=0
