@@ -117,7 +117,12 @@ static int open_model(const opts *o, long max_batch, long min_ctx, int check, kg
     mo.progress = on_progress;
     char err[1024];
     int rc = kgm_open(m, o->dir, &mo, err, sizeof err);
-    return rc == KG_OK ? KGC_OK : kgc_error(kgc_exit_for(rc), "%s: %s", o->dir, err);
+    if (rc == KG_OK)
+        return KGC_OK;
+    /* the reader's and the config's messages name their file, inside the folder, already */
+    if (!strncmp(err, o->dir, strlen(o->dir)))
+        return kgc_error(kgc_exit_for(rc), "%s", err);
+    return kgc_error(kgc_exit_for(rc), "%s: %s", o->dir, err);
 }
 
 static int call_failed(kgm_model *m, int rc)
