@@ -44,7 +44,7 @@ static void kernels(buf *b, const kgm_config *c, const char *w, const char *hw)
 {
     const char *bias = c->qkv_bias ? "true" : "false", *obias = c->o_bias ? "true" : "false";
     int fp8 = !strcmp(w, "e4m3");
-    const char *q = fp8 ? "quantization_type = \"ROW\", " : "";
+    const char *q = fp8 ? "quantization_type = \"ROW\",\n      " : "";
     put(b, "  kernels = {\n");
     if (fp8)
         put(b, "    -- fp8 weights: e4m3 with per-column scales (quantization_type ROW); the\n"
@@ -74,8 +74,8 @@ static void kernels(buf *b, const kgm_config *c, const char *w, const char *hw)
            "      %sweight_dtype = \"%s\" },\n", bias, q, w);
     put(b, "    { family = \"attention_tkg\", n_kv = model.kv_heads, use_pos_id = true, "
            "fuse_rope = true,\n      kv_dtype = \"f32\", B = 1 },\n");
-    put(b, "    { family = \"output_projection\", variant = \"TKG\", attn_layout = \"BNDS\", "
-           "%sweight_dtype = \"%s\",\n      bias = %s },\n", q, w, obias);
+    put(b, "    { family = \"output_projection\", variant = \"TKG\", attn_layout = \"BNDS\",%s"
+           "%sweight_dtype = \"%s\",\n      bias = %s },\n", fp8 ? "\n      " : " ", q, w, obias);
     put(b, "    { family = \"mlp\", variant = \"TKG\", normalization_type = \"RMS_NORM\",\n"
            "      fused_residual_add = true, store_fused_add_result = true, %s"
            "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", q, w);
