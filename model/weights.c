@@ -1,6 +1,8 @@
 /* weights.c: a model's weights from its safetensors (st.h): every tensor the layer graph needs,
  * checked against config.json (name, rank, shape, dtype), the projections packed (kg_wt) from
- * their Hugging Face layout [out, in] directly (layout nk), norms and biases widened to f32. */
+ * their Hugging Face layout [out, in] directly (layout nk), norms and biases widened to f32.
+ * With fp8 weights each layer projection is quantized to e4m3 codes first (per output column
+ * scales kept beside the packed codes), one tensor at a time. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
