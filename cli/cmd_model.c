@@ -57,8 +57,8 @@ static int parse(int argc, char **argv, opts *o)
     if (check && (o->prompt || o->max_new))
         return kgc_error(KGC_USAGE, "run: --prompt-ids and --max-new do not go with "
                          "--input-ids");
-    if (o->weights && strcmp(o->weights, "bf16") != 0)
-        return kgc_error(KGC_USAGE, "run: --weights wants bf16, not '%s'", o->weights);
+    if (o->weights && strcmp(o->weights, "bf16") != 0 && strcmp(o->weights, "fp8") != 0)
+        return kgc_error(KGC_USAGE, "run: --weights wants bf16 or fp8, not '%s'", o->weights);
     if (o->dump)
         return kgc_folder_writable("run", "--dump", o->dump);
     return KGC_OK;
@@ -112,7 +112,8 @@ static int open_model(const opts *o, long max_batch, long min_ctx, int check, kg
         mo.max_context = min_ctx;
     mo.max_batch = max_batch;
     mo.build = o->aot ? KGM_AOT : KGM_JIT;
-    mo.weights = o->weights ? KGM_WEIGHTS_BF16 : KGM_WEIGHTS_STORED;
+    mo.weights = !o->weights ? KGM_WEIGHTS_STORED
+                 : !strcmp(o->weights, "fp8") ? KGM_WEIGHTS_FP8 : KGM_WEIGHTS_BF16;
     mo.all_logits = mo.keep_hidden = check;
     mo.progress = on_progress;
     char err[1024];

@@ -17,7 +17,8 @@ const char kgc_spec_help[] =
     "  --max-context N   the KV-cache positions per sequence the limits name (default: the\n"
     "                    model's max_position_embeddings, at most 4096)\n"
     "  --max-batch N     sequences per call (default 1)\n"
-    "  --weights bf16    the projections in bf16 (default: as config.json's dtype)\n";
+    "  --weights bf16|fp8  the projections in bf16, or in fp8: e4m3 with per-column scales\n"
+    "                    (default: as config.json's dtype)\n";
 
 int kgc_spec(int argc, char **argv)
 {
@@ -42,9 +43,10 @@ int kgc_spec(int argc, char **argv)
                             &opt.max_context);
     if (!rc && batch)
         rc = kgc_int_option("spec", "--max-batch", batch, 1, 1024, &opt.max_batch);
-    if (!rc && weights && strcmp(weights, "bf16") != 0)
-        rc = kgc_error(KGC_USAGE, "spec: --weights wants bf16, not '%s'", weights);
-    opt.weights = weights ? KGM_WEIGHTS_BF16 : KGM_WEIGHTS_STORED;
+    if (!rc && weights && strcmp(weights, "bf16") != 0 && strcmp(weights, "fp8") != 0)
+        rc = kgc_error(KGC_USAGE, "spec: --weights wants bf16 or fp8, not '%s'", weights);
+    opt.weights = !weights ? KGM_WEIGHTS_STORED
+                  : !strcmp(weights, "fp8") ? KGM_WEIGHTS_FP8 : KGM_WEIGHTS_BF16;
     if (!rc && !dir)
         rc = kgc_error(KGC_USAGE, "spec: expected --from-hf DIR (see kgen spec --help)");
     if (!rc && out)

@@ -9,6 +9,7 @@
  *     attn  = attention_cte(q, k, v)      causal, [1, nq, d, P]
  *     o_b   = o_proj(attn)                [P, H]
  *   then for all rows: added = x + o; x = added + mlp(rmsnorm(added))
+ *   fp8 weights: prefill's output projection and MLP are the TKG kernels (model_int.h)
  *   decode, all sequences in one call except attention (one call per sequence, against its
  *   own cache rows; it rotates q and the new k itself and returns the rotated k). */
 #include <stdio.h>
@@ -102,7 +103,8 @@ static int mlp(kgm_model *m, int k, const kgm_layer *L, long n)
 {
     RUN(m, k, ({ "out", m->mlp_out }, { "add_out", m->added }, { "hidden", m->o_out },
                { "add", m->x }, { "gate_w", &L->gate }, { "up_w", &L->up },
-               { "down_w", &L->down }, { "gamma", L->ln2 }),
+               { "down_w", &L->down }, { "gate_scale", L->gate_s }, { "up_scale", L->up_s },
+               { "down_scale", L->down_s }, { "gamma", L->ln2 }),
         ({ "T", n }));
     for (long i = 0; i < n * m->c.hidden; i++)
         m->x[i] = m->added[i] + m->mlp_out[i];
@@ -139,7 +141,8 @@ static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
     long nh = nq + 2 * nkv;
     float *q = m->heads, *k = q + nq * P * d, *v = k + nkv * P * d;
     RUN(m, KGM_K_QKV_CTE, ({ "out", m->qkv_rows }, { "input", m->x + b * P * H },
-                           { "weight", &L->qkv }, { "bias", L->qkv_bias }, { "gamma", L->ln1 }),
+                           { "weight", &L->qkv }, { "w_scale", L->qkv_s },
+                           { "bias", L->qkv_bias }, { "gamma", L->ln1 }),
         ({ "B", 1 }, { "S", P }, { "cache_len", 0 }));
     heads_first(m->heads, m->qkv_rows, P, nh, d);
     RUN(m, KGM_K_ROPE, ({ "q_out", m->q_rot }, { "k_out", m->k_rot }, { "q", q }, { "k", k },
@@ -154,7 +157,7 @@ static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
                             { "v", v }),
         ({ "B", 1 }, { "Sq", P }, { "Sk", P }, { "Sp", 1 }));
     RUN(m, KGM_K_OPROJ_CTE, ({ "out", m->o_out + b * P * H }, { "attention", m->attn },
-                             { "weight", &L->o }, { "bias", L->o_bias }),
+                             { "weight", &L->o }, { "w_scale", L->o_s }, { "bias", L->o_bias }),
         ({ "B", 1 }, { "S", P }));
     return KG_OK;
 }
@@ -242,7 +245,8 @@ int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids)
     for (long l = 0; l < m->c.layers; l++) {
         kgm_layer *L = &m->layers[l];
         RUN(m, KGM_K_QKV_TKG, ({ "out", m->heads }, { "input", m->x }, { "weight", &L->qkv },
-                               { "bias", L->qkv_bias }, { "gamma", L->ln1 }),
+                               { "w_scale", L->qkv_s }, { "bias", L->qkv_bias },
+                               { "gamma", L->ln1 }),
             ({ "B", B }, { "S", 1 }, { "cache_len", 0 }));
         for (long b = 0; b < B; b++) {
             int rc = attend_decode(m, L, b, pos);
@@ -250,7 +254,8 @@ int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids)
                 return rc;
         }
         RUN(m, KGM_K_OPROJ_TKG, ({ "out", m->o_out }, { "attention", m->attn },
-                                 { "weight", &L->o }, { "bias", L->o_bias }),
+                                 { "weight", &L->o }, { "w_scale", L->o_s },
+                                 { "bias", L->o_bias }),
             ({ "B", B }, { "S", 1 }));
         int rc = mlp(m, KGM_K_MLP_TKG, L, B);
         if (rc != KG_OK)

@@ -30,8 +30,11 @@ enum {
 enum kgm_build { KGM_JIT = 0, KGM_AOT };
 
 /* The projection weights' format in memory: the config's dtype (f32, bf16 or fp16; a tensor
- * stored otherwise is converted at load), or bf16. */
-enum kgm_weights { KGM_WEIGHTS_STORED = 0, KGM_WEIGHTS_BF16 };
+ * stored otherwise is converted at load), bf16, or fp8: each layer's seven projections (q, k,
+ * v, o, gate, up, down) quantized at load to e4m3 with one f32 scale per output column
+ * (max |column| / 240, round to nearest even), run through the kernels' weight-only ROW path;
+ * the embeddings and the LM head stay as stored. */
+enum kgm_weights { KGM_WEIGHTS_STORED = 0, KGM_WEIGHTS_BF16, KGM_WEIGHTS_FP8 };
 
 /* Progress of a step that takes over a second (weight loading, a long prefill): a line
  * without its newline. */
@@ -99,7 +102,7 @@ typedef struct kgm_stats {
     int kernels, aot;
     long spec_lines, max_context, max_batch;
     size_t weight_bytes, cache_bytes, act_bytes;
-    const char *weights; /* "f32", "bf16" or "fp16" */
+    const char *weights; /* "f32", "bf16", "fp16" or "e4m3" (the projections' format) */
 } kgm_stats;
 void kgm_stats_of(const kgm_model *m, kgm_stats *s);
 

@@ -53,11 +53,29 @@ void kgm_limits_of(const kgm_config *c, const kgm_options *o, kgm_limits *l)
     l->max_batch = o && o->max_batch > 0 ? o->max_batch : 1;
 }
 
-const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
+const char *kgm_head_weight_name(const kgm_config *c, const kgm_options *o)
 {
     if (o && o->weights == KGM_WEIGHTS_BF16)
         return "bf16";
     return c->dtype == KG_BF16 ? "bf16" : c->dtype == KG_F16 ? "fp16" : "f32";
+}
+
+const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
+{
+    return o && o->weights == KGM_WEIGHTS_FP8 ? "e4m3" : kgm_head_weight_name(c, o);
+}
+
+int kgm_spec_count(const kgm_options *o)
+{
+    return o && o->weights == KGM_WEIGHTS_FP8 ? KGM_K_COUNT - 2 : KGM_K_COUNT;
+}
+
+int kgm_spec_index(const kgm_options *o, int k)
+{
+    /* fp8: qkv CTE, rope, attention CTE, then the decode kernels; the two CTE projections
+     * missing are the TKG ones */
+    static const int fp8[KGM_K_COUNT] = { 0, 1, 2, 5, 6, 3, 4, 5, 6, 7 };
+    return o && o->weights == KGM_WEIGHTS_FP8 ? fp8[k] : k;
 }
 
 /* ---- kernels -------------------------------------------------------------------------------- */
@@ -93,10 +111,10 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
     m->stats.generate_ms = (t2 - t1) * 1e3;
     int n = ks.m->nkernels;
     m->stats.kernels = n;
-    if (n != KGM_K_COUNT) {
+    if (n != kgm_spec_count(&m->o)) {
         kgg_kernels_free(&ks);
         return fail(err, errlen, KG_ESPEC, "the model's spec gave %d kernels, not %d", n,
-                    KGM_K_COUNT);
+                    kgm_spec_count(&m->o));
     }
     m->reg = kg_registry_new();
     const char *const *labels = (const char *const *)ks.label;
@@ -106,13 +124,14 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
                                  : kg_jit_compile(m->reg, n, ks.info, labels, texts, NULL);
     if (rc != KG_OK)
         fail(err, errlen, rc, "%s", m->reg ? kg_registry_error(m->reg) : "out of memory");
-    for (int i = 0; rc == KG_OK && i < n; i++) {
-        const kg_kernel *k = kg_registry_find(m->reg, ks.m->kernels[i].symbol);
+    for (int i = 0; rc == KG_OK && i < KGM_K_COUNT; i++) {
+        int at = kgm_spec_index(&m->o, i);
+        const kg_kernel *k = kg_registry_find(m->reg, ks.m->kernels[at].symbol);
         if (!k || strcmp(k->family, kgm_kernel_family[i]) != 0)
             rc = fail(err, errlen, KG_ESPEC, "kernel %d of the model's spec is not a %s kernel",
-                      i, kgm_kernel_family[i]);
+                      at, kgm_kernel_family[i]);
         else
-            m->call[i] = k->call, m->desc[i] = &ks.m->kernels[i];
+            m->call[i] = k->call, m->desc[i] = &ks.m->kernels[at];
     }
     m->man = ks.m, ks.m = NULL; /* kept: forward.c binds arguments by their manifest names */
     for (int i = 0; i < n; i++)

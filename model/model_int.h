@@ -15,18 +15,27 @@ enum {
     KGM_K_COUNT
 };
 extern const char *const kgm_kernel_family[KGM_K_COUNT];
+/* With fp8 weights the spec has no output projection CTE nor MLP CTE (their CTE kernels have no
+ * weight-only ROW path): prefill calls the TKG kernels, which take any token count. The spec
+ * position of kernel k is then kgm_spec_index(o, k); the spec has kgm_spec_count(o) kernels. */
+int kgm_spec_index(const kgm_options *o, int k);
+int kgm_spec_count(const kgm_options *o);
 
 /* The sizes a model is opened with, from the options and the config. */
 typedef struct kgm_limits { long max_context, max_batch; } kgm_limits;
 void kgm_limits_of(const kgm_config *c, const kgm_options *o, kgm_limits *l);
-/* The projection weights' format name ("f32", "bf16", "fp16"). */
+/* The projection weights' format name ("f32", "bf16", "fp16", "e4m3"), and the LM head's (as
+ * the projections' but never fp8: the logits keep the checkpoint's precision). */
 const char *kgm_weight_name(const kgm_config *c, const kgm_options *o);
+const char *kgm_head_weight_name(const kgm_config *c, const kgm_options *o);
 
 /* One decoder layer's weights (packed) and KV cache. */
 typedef struct kgm_layer {
     kg_wt qkv, o, gate, up, down; /* W [K, N]: qkv [H, (nq+2nkv)d], o [nq d, H], ... */
     float *qkv_bias;              /* [(nq+2nkv)d] or NULL */
     float *o_bias;                /* [H] or NULL */
+    float *qkv_s, *o_s;           /* fp8: per-column dequant scales [(nq+2nkv)d], [H]; else NULL */
+    float *gate_s, *up_s, *down_s;/* fp8: [I], [I], [H]; else NULL */
     float *ln1, *ln2;             /* input / post-attention RMSNorm weights [H] */
     float *k_cache, *v_cache;     /* [max_batch, nkv, max_context, d] */
 } kgm_layer;

@@ -36,39 +36,51 @@ static void put(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* The spec's kernels, one line each; forward.c reads them back by index (KGM_K_*). */
-static void kernels(buf *b, const kgm_config *c, const char *w)
+/* The spec's kernels, one line each; forward.c reads them back by index (KGM_K_*, through
+ * kgm_spec_index). w: the projections' weight format; fp8 ("e4m3") runs them through the
+ * weight-only ROW path, prefill's output projection and MLP included (TKG kernels, as their
+ * CTE kernels quantize the activations too). */
+static void kernels(buf *b, const kgm_config *c, const char *w, const char *hw)
 {
     const char *bias = c->qkv_bias ? "true" : "false", *obias = c->o_bias ? "true" : "false";
+    int fp8 = !strcmp(w, "e4m3");
+    const char *q = fp8 ? "quantization_type = \"ROW\",\n      " : "";
     put(b, "  kernels = {\n");
+    if (fp8)
+        put(b, "    -- fp8 weights: e4m3 with per-column scales (quantization_type ROW); the\n"
+               "    -- activations stay f32 (weight-only), so prefill's output projection and\n"
+               "    -- MLP are the decode kernels below, called with every prompt token\n");
     put(b, "    -- prefill, one sequence per call: the QKV projection with the input RMSNorm\n"
            "    -- fused, out [1, S, (nq + 2 nkv) d]; HF rotary embedding from position\n"
-           "    -- tables; causal GQA attention over the sequence, out [1, nq, d, S]; the output\n"
-           "    -- projection; the MLP with its RMSNorm and the residual add fused\n");
-    put(b, "    { family = \"qkv\", norm_type = \"RMS_NORM\", bias = %s, weight_dtype = \"%s\",\n"
-           "      B = 1 },\n", bias, w);
+           "    -- tables; causal GQA attention over the sequence, out [1, nq, d, S]%s\n",
+        fp8 ? "" : "; the output\n"
+                   "    -- projection; the MLP with its RMSNorm and the residual add fused");
+    put(b, "    { family = \"qkv\", norm_type = \"RMS_NORM\", bias = %s, %sweight_dtype = "
+           "\"%s\",\n      B = 1 },\n", bias, q, w);
     put(b, "    { family = \"rope_hf\", table_batch = false, B = 1 },\n");
     put(b, "    { family = \"attention_cte\", scale = model.head_dim ^ -0.5, tp_k = true, "
            "tp_out = true, B = 1 },\n");
-    put(b, "    { family = \"output_projection\", variant = \"CTE\", weight_dtype = \"%s\", "
-           "out_dtype = \"f32\",\n      bias = %s, B = 1 },\n", w, obias);
-    put(b, "    { family = \"mlp\", variant = \"CTE\", normalization_type = \"RMS_NORM\",\n"
-           "      fused_residual_add = true, store_fused_add_result = true, "
-           "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
+    if (!fp8) {
+        put(b, "    { family = \"output_projection\", variant = \"CTE\", weight_dtype = \"%s\", "
+               "out_dtype = \"f32\",\n      bias = %s, B = 1 },\n", w, obias);
+        put(b, "    { family = \"mlp\", variant = \"CTE\", normalization_type = \"RMS_NORM\",\n"
+               "      fused_residual_add = true, store_fused_add_result = true, "
+               "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
+    }
     put(b, "    -- decode, every sequence in one call: QKV out [B, 1, (nq + 2 nkv) d]; attention\n"
            "    -- of each sequence against its KV cache with the rotary embedding fused (it\n"
            "    -- returns the rotated key for the cache); output projection; MLP\n");
     put(b, "    { family = \"qkv\", variant = \"TKG\", norm_type = \"RMS_NORM\", bias = %s,\n"
-           "      weight_dtype = \"%s\" },\n", bias, w);
+           "      %sweight_dtype = \"%s\" },\n", bias, q, w);
     put(b, "    { family = \"attention_tkg\", n_kv = model.kv_heads, use_pos_id = true, "
            "fuse_rope = true,\n      kv_dtype = \"f32\", B = 1 },\n");
-    put(b, "    { family = \"output_projection\", variant = \"TKG\", attn_layout = \"BNDS\", "
-           "weight_dtype = \"%s\",\n      bias = %s },\n", w, obias);
+    put(b, "    { family = \"output_projection\", variant = \"TKG\", attn_layout = \"BNDS\",%s"
+           "%sweight_dtype = \"%s\",\n      bias = %s },\n", fp8 ? "\n      " : " ", q, w, obias);
     put(b, "    { family = \"mlp\", variant = \"TKG\", normalization_type = \"RMS_NORM\",\n"
-           "      fused_residual_add = true, store_fused_add_result = true, "
-           "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
+           "      fused_residual_add = true, store_fused_add_result = true, %s"
+           "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", q, w);
     put(b, "    -- the final RMSNorm (kept: the last hidden state) and the LM head\n");
-    put(b, "    { family = \"lm_head\", store_normed = true, weight_dtype = \"%s\" },\n", w);
+    put(b, "    { family = \"lm_head\", store_normed = true, weight_dtype = \"%s\" },\n", hw);
     put(b, "  },\n");
 }
 
@@ -106,7 +118,7 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
     put(&b, "  model = model,\n  dtype = \"f32\",\n  fp8 = { format = \"e4m3\" },\n");
     put(&b, "  limits = { max_tokens = %ld, max_batch = %ld, max_context = %ld },\n",
         lim.max_context, lim.max_batch, lim.max_context);
-    kernels(&b, c, w);
+    kernels(&b, c, w, kgm_head_weight_name(c, o));
     put(&b, "}\n");
     if (b.oom) {
         free(b.s);

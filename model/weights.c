@@ -1,6 +1,9 @@
 /* weights.c: a model's weights from its safetensors (st.h): every tensor the layer graph needs,
  * checked against config.json (name, rank, shape, dtype), the projections packed (kg_wt) from
- * their Hugging Face layout [out, in] directly (layout nk), norms and biases widened to f32. */
+ * their Hugging Face layout [out, in] directly (layout nk), norms and biases widened to f32.
+ * With fp8 weights each layer projection is quantized to e4m3 codes first (per output column
+ * scales kept beside the packed codes), one tensor at a time. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +80,13 @@ static float *vec(loader *ld, const char *name, long n)
     return v;
 }
 
+/* The packed format of a weight format name (kgm_weight_name). */
+static int fmt_of(const char *w)
+{
+    return !strcmp(w, "e4m3") ? KG_WT_E4M3 : !strcmp(w, "bf16") ? KG_WT_BF16
+           : !strcmp(w, "fp16") ? KG_WT_F16 : KG_WT_F32;
+}
+
 static kg_dtype fmt_dtype(int fmt)
 {
     return fmt == KG_WT_BF16 ? KG_BF16 : fmt == KG_WT_F16 ? KG_F16 : KG_F32;
@@ -107,22 +117,59 @@ static const void *in_format(const kgst_tensor *t, int fmt, void **copy)
     return c;
 }
 
+/* The largest finite e4m3 (float8_e4m3, not e4m3fn): a column's largest |w| maps to it. */
+#define E4M3_MAX 240.0f
+
+/* t [N, K] (HF's [out, in]: row n is output column n of W) quantized to e4m3 codes [N, K]
+ * (malloc'd) with one scale per column, scale[n] = max_k |t[n, k]| / 240 (1 for an all-zero
+ * column), each code the nearest even of t[n, k] / scale[n]; NULL when out of memory. */
+static unsigned char *quantize(const kgst_tensor *t, long N, long K, float *scale)
+{
+    unsigned char *q = malloc((size_t)N * (size_t)K);
+    float *row = malloc((size_t)K * sizeof *row);
+    for (long n = 0; q && row && n < N; n++) {
+        float amax = 0;
+        for (long k = 0; k < K; k++) {
+            row[k] = value(t, n * K + k);
+            amax = fabsf(row[k]) > amax ? fabsf(row[k]) : amax;
+        }
+        scale[n] = amax > 0 ? amax / E4M3_MAX : 1.0f;
+        for (long k = 0; k < K; k++)
+            q[n * K + k] = kg_f32_to_e4m3(row[k] / scale[n]);
+    }
+    free(row);
+    if (!row)
+        free(q), q = NULL;
+    return q;
+}
+
 /* Packs W [K, N] = the side-by-side parts named names[i], each stored [n[i], K] (HF's [out,
- * in]), into w. */
+ * in]), into w. In fp8 (ld->fmt e4m3) each part is quantized first and *scale (malloc'd) gets
+ * W's per-column scales [N]; else scale is NULL and untouched. */
 static int pack(loader *ld, kg_wt *w, int nparts, const char *const *names, const long *n,
-                long K)
+                long K, float **scale)
 {
     kg_wt_src src[3];
     void *copy[3] = { 0 };
     int rc = KG_OK;
-    for (int i = 0; i < nparts && rc == KG_OK; i++) {
+    long N = 0;
+    for (int i = 0; i < nparts; i++)
+        N += n[i];
+    int fp8 = ld->fmt == KG_WT_E4M3;
+    if (fp8 && !(*scale = malloc((size_t)N * sizeof **scale))) {
+        snprintf(ld->err, ld->errlen, "out of memory quantizing %s", names[0]);
+        return KG_ENOMEM;
+    }
+    long at = 0;
+    for (int i = 0; i < nparts && rc == KG_OK; at += n[i], i++) {
         const kgst_tensor *t = tensor(ld, names[i], n[i], K);
         if (!t) {
             rc = KG_ESHAPE;
             break;
         }
-        src[i] = (kg_wt_src){ ld->fmt, KG_WL_NK, K, n[i], in_format(t, ld->fmt, &copy[i]),
-                              NULL, 0, 0 };
+        const void *data = fp8 ? (copy[i] = quantize(t, n[i], K, *scale + at))
+                               : in_format(t, ld->fmt, &copy[i]);
+        src[i] = (kg_wt_src){ ld->fmt, KG_WL_NK, K, n[i], data, NULL, 0, 0 };
         if (!src[i].data)
             rc = KG_ENOMEM, snprintf(ld->err, ld->errlen, "out of memory converting %s",
                                      names[i]);
@@ -133,7 +180,8 @@ static int pack(loader *ld, kg_wt *w, int nparts, const char *const *names, cons
     for (int i = 0; i < nparts; i++)
         free(copy[i]);
     if (rc == KG_OK)
-        ld->m->stats.weight_bytes += (size_t)K * (size_t)w->N * (ld->fmt == KG_WT_F32 ? 4 : 2);
+        ld->m->stats.weight_bytes += fp8 ? (size_t)K * (size_t)N + (size_t)N * 4
+                                         : (size_t)K * (size_t)N * (ld->fmt == KG_WT_F32 ? 4 : 2);
     return rc;
 }
 
@@ -179,7 +227,7 @@ static int load_layer(loader *ld, long l)
         return KG_ESHAPE;
     const char *qkv[3] = { w[0], w[1], w[2] };
     long nq[3] = { q, kv, kv }, nI[1] = { I }, nH[1] = { H };
-    int rc = pack(ld, &L->qkv, 3, qkv, nq, H);
+    int rc = pack(ld, &L->qkv, 3, qkv, nq, H, &L->qkv_s);
     if (rc == KG_OK && c->qkv_bias) {
         float *bq = vec(ld, b[0], q), *bk = bq ? vec(ld, b[1], kv) : NULL;
         float *bv = bk ? vec(ld, b[2], kv) : NULL;
@@ -194,18 +242,18 @@ static int load_layer(loader *ld, long l)
     }
     const char *o = nm[5], *g = nm[6], *u = nm[7], *dn = down;
     if (rc == KG_OK)
-        rc = pack(ld, &L->o, 1, &o, nH, q);
+        rc = pack(ld, &L->o, 1, &o, nH, q, &L->o_s);
     if (rc == KG_OK && c->o_bias) {
         char ob[96];
         snprintf(ob, sizeof ob, "model.layers.%ld.self_attn.o_proj.bias", l);
         rc = (L->o_bias = vec(ld, ob, H)) ? KG_OK : KG_ESHAPE;
     }
     if (rc == KG_OK)
-        rc = pack(ld, &L->gate, 1, &g, nI, H);
+        rc = pack(ld, &L->gate, 1, &g, nI, H, &L->gate_s);
     if (rc == KG_OK)
-        rc = pack(ld, &L->up, 1, &u, nI, H);
+        rc = pack(ld, &L->up, 1, &u, nI, H, &L->up_s);
     if (rc == KG_OK)
-        rc = pack(ld, &L->down, 1, &dn, nH, I);
+        rc = pack(ld, &L->down, 1, &dn, nH, I, &L->down_s);
     return rc;
 }
 
@@ -215,15 +263,14 @@ int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen)
     if (rc != KG_OK)
         return rc;
     const kgm_config *c = &m->c;
-    const char *w = kgm_weight_name(c, &m->o);
+    const char *w = kgm_weight_name(c, &m->o), *hw = kgm_head_weight_name(c, &m->o);
     /* errors name the file the tensors were looked up through: a sharded model's index */
     char index[4096];
     struct stat sb;
     snprintf(index, sizeof index, "%s/model.safetensors.index.json", dir);
     int sharded = stat(index, &sb) == 0;
     loader ld = { m, err, errlen, sharded ? "model.safetensors.index.json" : "model.safetensors",
-                  !strcmp(w, "bf16") ? KG_WT_BF16 : !strcmp(w, "fp16") ? KG_WT_F16 : KG_WT_F32,
-                  0, 0 };
+                  fmt_of(w), 0, 0 };
     if (!(m->embed = tensor(&ld, "model.embed_tokens.weight", c->vocab, c->hidden)))
         return KG_ESHAPE;
     for (long l = 0; l < c->layers; l++) {
@@ -235,7 +282,8 @@ int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen)
         return KG_ESHAPE;
     const char *head = c->tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
     long V = c->vocab;
-    return pack(&ld, &m->lm_head, 1, &head, &V, c->hidden);
+    ld.fmt = fmt_of(hw); /* never fp8: no scales */
+    return pack(&ld, &m->lm_head, 1, &head, &V, c->hidden, NULL);
 }
 
 void kgm_weights_free(kgm_model *m)
@@ -245,6 +293,7 @@ void kgm_weights_free(kgm_model *m)
         kg_wt_free(&L->qkv), kg_wt_free(&L->o), kg_wt_free(&L->gate);
         kg_wt_free(&L->up), kg_wt_free(&L->down);
         free(L->qkv_bias), free(L->o_bias), free(L->ln1), free(L->ln2);
+        free(L->qkv_s), free(L->o_s), free(L->gate_s), free(L->up_s), free(L->down_s);
     }
     kg_wt_free(&m->lm_head);
     free(m->final_norm);
