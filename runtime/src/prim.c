@@ -34,6 +34,11 @@ static void fill_simd_tables(void)
     /* attention's tile product: the AVX2 register tile on both (prim_attn.h) */
     avx2_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
     avx512_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
+#define SET_ATTN(name)                             \
+    avx2_table.name = kgp_##name##__avx2;          \
+    avx512_table.name = kgp_##name##__avx2;
+    SET_ATTN(qk_f32) SET_ATTN(qk_bf16) SET_ATTN(qk_e4m3) SET_ATTN(pv_bf16) SET_ATTN(pv_e4m3)
+#undef SET_ATTN
 #define SET(name)                                  \
     avx2_table.name = kgp_##name##__avx2;          \
     avx512_table.name = kgp_##name##__avx512;

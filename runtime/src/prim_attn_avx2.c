@@ -2,11 +2,17 @@
  * columns, 2R accumulators each one lane-wise fma chain over n ascending (vfmadd rounds once,
  * as fmaf), so the bits are the scalar reference's. Each step loads two vectors of a v row and
  * broadcasts R values of p: 2R FMAs for R + 2 loads, enough independent chains to keep both FMA
- * pipes busy at R = 6. Columns past the last whole 8 go to the reference. */
+ * pipes busy at R = 6. Columns past the last whole 8 go to the reference.
+ * Also decode's passes over stored key and value rows, kgp_qk_* and kgp_pv_*: each row widened
+ * once (exactly) inside the loop that uses it for up to 4 query rows, no fp32 copy of the
+ * cache. */
 #include <immintrin.h>
+#include <math.h>
 
+#include "kgen/dtype.h"
 #include "prim.h"
 #include "prim_attn.h"
+#include "prim_avx2_fp8.h"
 
 /* Rows [0, R) x columns [t, t + 8 * V) of o, V = 1 or 2 vectors. */
 static inline __attribute__((always_inline)) void tile(float *o, long ldo, int from_o,
@@ -64,4 +70,215 @@ void kgp_tile_fma_f32__avx2(float *o, long ldo, int acc, const float *p, long ld
     long t = d / 8 * 8;
     if (t < d)
         kgp_tile_fma_f32__scalar(o + t, ldo, acc, p, ldp, m, v + t, ldv, n, d - t);
+}
+
+/* ---- decode's score and value passes on stored rows (kgp_qk_*, kgp_pv_*) ------------------ */
+
+enum { F32, BF16, E4M3 }; /* the stored format of the key and value rows */
+
+static inline __attribute__((always_inline)) const void *elem(int fmt, const void *x, long e)
+{
+    return (const char *)x + e * (fmt == F32 ? 4 : fmt == BF16 ? 2 : 1);
+}
+
+/* Element e of a row, exactly widened (the scalar references' conversions). */
+static inline __attribute__((always_inline)) float widen1(int fmt, const void *x, long e)
+{
+    if (fmt == F32)
+        return ((const float *)x)[e];
+    if (fmt == BF16)
+        return kg_bf16_to_f32(((const kg_u16 *)x)[e]);
+    return kg_e4m3_to_f32(((const kg_u8 *)x)[e]);
+}
+
+/* 8 consecutive elements as fp32, exactly: bf16 by a shift, e4m3 through fp16 bits. */
+static inline __attribute__((always_inline)) __m256 widen8(int fmt, const void *x)
+{
+    if (fmt == F32)
+        return _mm256_loadu_ps(x);
+    if (fmt == BF16)
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
+    __m256i h = fp8_to_f16(KG_WT_E4M3, _mm256_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)x)));
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_set1_ps(256.0f));
+}
+
+/* 16 consecutive elements: *a the first 8, *b the next 8 (e4m3 widens 16 codes at once). */
+static inline __attribute__((always_inline)) void widen16(int fmt, const void *x, __m256 *a,
+                                                          __m256 *b)
+{
+    if (fmt != E4M3) {
+        *a = widen8(fmt, x), *b = widen8(fmt, elem(fmt, x, 8));
+        return;
+    }
+    __m256i h = fp8_to_f16(KG_WT_E4M3, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x)));
+    *a = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_set1_ps(256.0f));
+    *b = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), _mm256_set1_ps(256.0f));
+}
+
+/* Scores of R query rows (R <= 4) against KB keys (1 or 2): 4 x KB lane-chain accumulators,
+ * each key's 16 elements widened once for the R rows; three hadds give each row's
+ * ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)), the reference's order. */
+static inline __attribute__((always_inline)) void qk_block(int fmt, float *s, long lds,
+    const float *q, long ldq, const void *k, long ldk, long d, int R, int KB)
+{
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++)
+        acc[a][0] = acc[a][1] = _mm256_setzero_ps();
+    long t = 0;
+    for (; t + 16 <= d; t += 16) {
+        __m256 kv[2][2];
+#pragma GCC unroll 2
+        for (int b = 0; b < KB; b++)
+            widen16(fmt, elem(fmt, k, b * ldk + t), &kv[b][0], &kv[b][1]);
+#pragma GCC unroll 4
+        for (int a = 0; a < R; a++) {
+            __m256 q0 = _mm256_loadu_ps(q + a * ldq + t), q1 = _mm256_loadu_ps(q + a * ldq + t + 8);
+#pragma GCC unroll 2
+            for (int b = 0; b < KB; b++)
+                acc[a][b] = _mm256_fmadd_ps(q1, kv[b][1], _mm256_fmadd_ps(q0, kv[b][0], acc[a][b]));
+        }
+    }
+    if (t + 8 <= d) {
+#pragma GCC unroll 2
+        for (int b = 0; b < KB; b++) {
+            __m256 kv = widen8(fmt, elem(fmt, k, b * ldk + t));
+#pragma GCC unroll 4
+            for (int a = 0; a < R; a++)
+                acc[a][b] = _mm256_fmadd_ps(_mm256_loadu_ps(q + a * ldq + t), kv, acc[a][b]);
+        }
+        t += 8;
+    }
+#pragma GCC unroll 2
+    for (int b = 0; b < KB; b++) {
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0][b], acc[1][b]),
+                                  _mm256_hadd_ps(acc[2][b], acc[3][b]));
+        float r[4];
+        _mm_storeu_ps(r, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+        for (int a = 0; a < R; a++) {
+            for (long u = t; u < d; u++)
+                r[a] = fmaf(q[a * ldq + u], widen1(fmt, k, b * ldk + u), r[a]);
+            s[a * lds + b] = r[a];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void qk_rows(int fmt, float *s, long lds,
+    const float *q, long ldq, long n, const void *k, long ldk, long d, int R)
+{
+    long j = 0;
+    for (; j + 2 <= n; j += 2)
+        qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 2);
+    if (j < n)
+        qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 1);
+}
+
+/* Rows in blocks of 4, each key row widened once per block (d = 128, the 4 query heads of a
+ * KV head in one block: once). */
+static inline __attribute__((always_inline)) void qk(int fmt, float *s, long lds,
+    const float *q, long ldq, long m, const void *k, long ldk, long n, long d)
+{
+    long i = 0;
+    for (; i + 4 <= m; i += 4)
+        qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 4);
+    switch (m - i) {
+    case 3: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 3); break;
+    case 2: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 2); break;
+    case 1: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 1); break;
+    default: break;
+    }
+}
+
+void kgp_qk_f32__avx2(float *s, long lds, const float *q, long ldq, long m, const float *k,
+                      long ldk, long n, long d)
+{
+    qk(F32, s, lds, q, ldq, m, k, ldk, n, d);
+}
+
+void kgp_qk_bf16__avx2(float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,
+                       long ldk, long n, long d)
+{
+    qk(BF16, s, lds, q, ldq, m, k, ldk, n, d);
+}
+
+void kgp_qk_e4m3__avx2(float *s, long lds, const float *q, long ldq, long m, const kg_u8 *k,
+                       long ldk, long n, long d)
+{
+    qk(E4M3, s, lds, q, ldq, m, k, ldk, n, d);
+}
+
+/* Columns [t, t + 8 * TB) of R output rows (R <= 4, TB 1 or 2) over the n value rows: each
+ * value vector widened once for the R rows, each lane the reference's fmaf chain over j. */
+static inline __attribute__((always_inline)) void pv_block(int fmt, float *o, long ldo,
+    const float *p, long ldp, const void *v, long ldv, long n, long t, int R, int TB)
+{
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int a = 0; a < R; a++)
+#pragma GCC unroll 2
+        for (int b = 0; b < TB; b++)
+            acc[a][b] = _mm256_loadu_ps(o + a * ldo + t + 8 * b);
+    for (long j = 0; j < n; j++) {
+        __m256 w0, w1;
+        if (TB == 2)
+            widen16(fmt, elem(fmt, v, j * ldv + t), &w0, &w1);
+        else
+            w0 = w1 = widen8(fmt, elem(fmt, v, j * ldv + t));
+#pragma GCC unroll 4
+        for (int a = 0; a < R; a++) {
+            __m256 x = _mm256_broadcast_ss(p + a * ldp + j);
+            acc[a][0] = _mm256_fmadd_ps(x, w0, acc[a][0]);
+            if (TB == 2)
+                acc[a][1] = _mm256_fmadd_ps(x, w1, acc[a][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < R; a++)
+#pragma GCC unroll 2
+        for (int b = 0; b < TB; b++)
+            _mm256_storeu_ps(o + a * ldo + t + 8 * b, acc[a][b]);
+}
+
+static inline __attribute__((always_inline)) void pv_rows(int fmt, float *o, long ldo,
+    const float *p, long ldp, const void *v, long ldv, long n, long d, int R)
+{
+    long t = 0;
+    for (; t + 16 <= d; t += 16)
+        pv_block(fmt, o, ldo, p, ldp, v, ldv, n, t, R, 2);
+    if (t + 8 <= d)
+        pv_block(fmt, o, ldo, p, ldp, v, ldv, n, t, R, 1);
+}
+
+/* Rows in blocks of 4; the last d % 8 columns go to the reference. */
+static inline __attribute__((always_inline)) void pv(int fmt, float *o, long ldo,
+    const float *p, long ldp, long m, const void *v, long ldv, long n, long d)
+{
+    long i = 0;
+    for (; i + 4 <= m; i += 4)
+        pv_rows(fmt, o + i * ldo, ldo, p + i * ldp, ldp, v, ldv, n, d, 4);
+    switch (m - i) {
+    case 3: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp, ldp, v, ldv, n, d, 3); break;
+    case 2: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp, ldp, v, ldv, n, d, 2); break;
+    case 1: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp, ldp, v, ldv, n, d, 1); break;
+    default: break;
+    }
+}
+
+void kgp_pv_bf16__avx2(float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,
+                       long ldv, long n, long d)
+{
+    pv(BF16, o, ldo, p, ldp, m, v, ldv, n, d);
+    long t = d / 8 * 8;
+    if (t < d)
+        kgp_pv_bf16__scalar(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
+}
+
+void kgp_pv_e4m3__avx2(float *o, long ldo, const float *p, long ldp, long m, const kg_u8 *v,
+                       long ldv, long n, long d)
+{
+    pv(E4M3, o, ldo, p, ldp, m, v, ldv, n, d);
+    long t = d / 8 * 8;
+    if (t < d)
+        kgp_pv_e4m3__scalar(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
 }
