@@ -3,11 +3,12 @@
  * is one fmaf chain), on shapes that leave remainders in the 6-row and 8- and 16-column
  * register tiles, with row strides wider than the rows, accumulating and not; and the scalar
  * reference against the plain sum it rounds (the chain's result within a few ulp of a
- * double-precision sum). Decode's kgp_qk_* and kgp_pv_* on f32, bf16 and e4m3 rows: every ISA
- * bit for bit against the reference (a NaN only as a NaN: its payload may differ), on shapes
- * that leave remainders in the 4-row, 2-key, 16- and 8-element steps, every e4m3 code among
- * the keys and values; the references against fp32 rows widened first (pv_*: the bits of
- * kgp_axpy_rows_f32; qk_*: of kgp_qk_f32) and kgp_qk_f32 against a double sum. */
+ * double-precision sum). Decode's kgp_qk_* and kgp_pv_* on f32, bf16, fp16 and e4m3 rows:
+ * every ISA bit for bit against the reference (a NaN only as a NaN: its payload may differ),
+ * on shapes that leave remainders in the 4-row, 2-key, 16- and 8-element steps and the
+ * 64-row value groups, every e4m3 code among the keys and values; the references against fp32
+ * rows widened first (pv_*: the bits of kgp_axpy_rows_f32; qk_*: of kgp_qk_f32) and kgp_qk_f32
+ * against a double sum. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -102,16 +103,16 @@ Test(prim_attn, scalar_reference_is_the_product)
     free(p), free(v), free(o), free(o0);
 }
 
-/* ---- decode's passes on stored rows: kgp_qk_*, kgp_pv_* -------------------------------------- */
+/* ---- decode's passes on stored rows: kgp_qk_*, kgp_pv_* ------------------------------------ */
 
 typedef void qk_fn(float *s, long lds, const float *q, long ldq, long m, const void *k, long ldk,
                    long n, long d);
 typedef void pv_fn(float *o, long ldo, const float *p, long ldp, long m, const void *v, long ldv,
                    long n, long d);
 
-enum { F32, BF16, E4M3 };
-static const char *const fmt_name[] = { "f32", "bf16", "e4m3" };
-static const size_t fmt_size[] = { 4, 2, 1 };
+enum { F32, BF16, F16, E4M3 };
+static const char *const fmt_name[] = { "f32", "bf16", "fp16", "e4m3" };
+static const size_t fmt_size[] = { 4, 2, 2, 1 };
 
 /* n stored elements of format fmt from values(n, seed); e4m3 rows hold every code in turn
  * (inf and NaN among them) when all_codes is set, else the finite codes of the values. */
@@ -124,6 +125,8 @@ static void *stored(int fmt, long n, unsigned seed, int all_codes)
             ((float *)r)[i] = x[i];
         else if (fmt == BF16)
             ((kg_u16 *)r)[i] = kg_f32_to_bf16(x[i]);
+        else if (fmt == F16)
+            ((kg_u16 *)r)[i] = kg_f32_to_f16(x[i]);
         else
             ((kg_u8 *)r)[i] = all_codes ? (kg_u8)(i * 37 + seed) : kg_f32_to_e4m3(x[i] * 64);
     }
@@ -137,6 +140,8 @@ static float widened(int fmt, const void *x, long i)
         return ((const float *)x)[i];
     if (fmt == BF16)
         return kg_bf16_to_f32(((const kg_u16 *)x)[i]);
+    if (fmt == F16)
+        return kg_f16_to_f32(((const kg_u16 *)x)[i]);
     return kg_e4m3_to_f32(((const kg_u8 *)x)[i]);
 }
 
@@ -148,12 +153,12 @@ static int same(float a, float b)
 
 static const long pass_shapes[][3] = { /* m, n, d */
     { 1, 1, 1 }, { 4, 64, 128 }, { 8, 64, 128 }, { 5, 7, 17 }, { 3, 3, 24 }, { 2, 2, 8 },
-    { 9, 33, 136 }, { 7, 5, 7 }, { 4, 0, 16 }, { 1, 9, 64 }, { 6, 4, 40 },
+    { 9, 33, 136 }, { 7, 5, 7 }, { 4, 0, 16 }, { 1, 9, 64 }, { 6, 4, 40 }, { 4, 150, 40 },
 };
 #define NSHAPES (sizeof pass_shapes / sizeof pass_shapes[0])
 
-static const char *qk_names[] = { "qk_f32", "qk_bf16", "qk_e4m3" };
-static const char *pv_names[] = { NULL, "pv_bf16", "pv_e4m3" };
+static const char *qk_names[] = { "qk_f32", "qk_bf16", "qk_f16", "qk_e4m3" };
+static const char *pv_names[] = { NULL, "pv_bf16", "pv_f16", "pv_e4m3" };
 
 /* fn against the scalar reference on one shape: s starts as NaN bytes and keeps them outside
  * the [m, n] block; returns the number of scores compared. */
@@ -225,7 +230,8 @@ Test(prim_attn, decode_passes_read_the_widened_rows)
 {
     long m = 5, n = 21, d = 133, ld = d + 2;
     float *q = values(m * ld, 31), *o = values(m * ld, 33), *p = values(m * n, 34);
-    float *kw = malloc((size_t)(n * ld) * sizeof *kw), *want = malloc((size_t)(m * ld) * sizeof *want);
+    float *kw = malloc((size_t)(n * ld) * sizeof *kw);
+    float *want = malloc((size_t)(m * ld) * sizeof *want);
     float *got = malloc((size_t)(m * ld) * sizeof *got);
     for (int fmt = BF16; fmt <= E4M3; fmt++) {
         void *k = stored(fmt, n * ld, 32, fmt == E4M3);

@@ -37,7 +37,8 @@ static void fill_simd_tables(void)
 #define SET_ATTN(name)                             \
     avx2_table.name = kgp_##name##__avx2;          \
     avx512_table.name = kgp_##name##__avx2;
-    SET_ATTN(qk_f32) SET_ATTN(qk_bf16) SET_ATTN(qk_e4m3) SET_ATTN(pv_bf16) SET_ATTN(pv_e4m3)
+    SET_ATTN(qk_f32) SET_ATTN(qk_bf16) SET_ATTN(qk_f16) SET_ATTN(qk_e4m3) SET_ATTN(pv_bf16)
+    SET_ATTN(pv_f16) SET_ATTN(pv_e4m3)
 #undef SET_ATTN
 #define SET(name)                                  \
     avx2_table.name = kgp_##name##__avx2;          \

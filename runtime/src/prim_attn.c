@@ -24,6 +24,7 @@ void kgp_tile_fma_f32__scalar(float *o, long ldo, int acc, const float *p, long 
 
 static float widen_f32(const float *k, long t) { return k[t]; }
 static float widen_bf16(const kg_u16 *k, long t) { return kg_bf16_to_f32(k[t]); }
+static float widen_f16(const kg_u16 *k, long t) { return kg_f16_to_f32(k[t]); }
 static float widen_e4m3(const kg_u8 *k, long t) { return kg_e4m3_to_f32(k[t]); }
 
 /* The score pass in the order kgen/abi.h states (kgp_qk_f32): eight lane chains, their fixed
@@ -54,6 +55,12 @@ void kgp_qk_bf16__scalar(float *s, long lds, const float *q, long ldq, long m, c
     QK_BODY(widen_bf16)
 }
 
+void kgp_qk_f16__scalar(float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,
+                        long ldk, long n, long d)
+{
+    QK_BODY(widen_f16)
+}
+
 void kgp_qk_e4m3__scalar(float *s, long lds, const float *q, long ldq, long m, const kg_u8 *k,
                          long ldk, long n, long d)
 {
@@ -71,6 +78,12 @@ void kgp_pv_bf16__scalar(float *o, long ldo, const float *p, long ldp, long m, c
                          long ldv, long n, long d)
 {
     PV_BODY(widen_bf16)
+}
+
+void kgp_pv_f16__scalar(float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,
+                        long ldv, long n, long d)
+{
+    PV_BODY(widen_f16)
 }
 
 void kgp_pv_e4m3__scalar(float *o, long ldo, const float *p, long ldp, long m, const kg_u8 *v,

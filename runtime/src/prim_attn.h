@@ -13,10 +13,14 @@ void kgp_qk_f32__avx2(float *s, long lds, const float *q, long ldq, long m, cons
                       long ldk, long n, long d);
 void kgp_qk_bf16__avx2(float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,
                        long ldk, long n, long d);
+void kgp_qk_f16__avx2(float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,
+                      long ldk, long n, long d);
 void kgp_qk_e4m3__avx2(float *s, long lds, const float *q, long ldq, long m, const kg_u8 *k,
                        long ldk, long n, long d);
 void kgp_pv_bf16__avx2(float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,
                        long ldv, long n, long d);
+void kgp_pv_f16__avx2(float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,
+                      long ldv, long n, long d);
 void kgp_pv_e4m3__avx2(float *o, long ldo, const float *p, long ldp, long m, const kg_u8 *v,
                        long ldv, long n, long d);
 

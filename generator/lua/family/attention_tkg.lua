@@ -193,13 +193,18 @@ function F.params(k)
     CHUNK = CHUNK, TILE = TILE, QSCALE = 1 / math.sqrt(d),
   }
   p.NEED_COPY = p.Q_WIDEN == "copy_f32" or p.KV_WIDEN == "copy_f32"
-  -- per (sequence, KV head): its G query rows and s_active active K and V rows in fp32
-  p.SCRATCH_ROWS = scratch.layout {
-    { "Q", p.G * d, format("Q [%d, %d]: the query rows (rotated and scaled with fuse_rope)",
-                           p.G, d) },
-    { "KA", sa * d, format("[%d, %d]: the active K rows (rotated with fuse_rope)", sa, d) },
-    { "VA", sa * d, format("[%d, %d]: the active V rows", sa, d) },
-  }
+  -- the score and value passes on the cache rows as stored (fp32 rows: P @ V is axpy_rows_f32,
+  -- the bits of every pv_*)
+  local sfx = ({ f32 = "f32", bf16 = "bf16", fp16 = "f16", e4m3 = "e4m3" })[k.kv_dtype]
+  p.QK = "kgp_qk_" .. sfx
+  p.PV = k.kv_dtype == "f32" and "kgp_axpy_rows_f32" or "kgp_pv_" .. sfx
+  -- per (sequence, KV head): its G query rows in fp32, with fuse_rope the rotated active K
+  local rows = { { "Q", p.G * d, format("Q [%d, %d]: the query rows (rotated and scaled with "
+                                         .. "fuse_rope)", p.G, d) } }
+  if k.fuse_rope then
+    rows[2] = { "KA", sa * d, format("[%d, %d]: the active K rows, rotated", sa, d) }
+  end
+  p.SCRATCH_ROWS = scratch.layout(rows)
   -- per task (sequence, KV head, chunk of CHUNK slots): the partial softmax of its G rows
   p.SCRATCH = scratch.layout {
     { "M", p.G, format("[%d]: each row's running max over the chunk", p.G) },
