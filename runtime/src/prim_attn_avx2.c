@@ -74,11 +74,15 @@ void kgp_tile_fma_f32__avx2(float *o, long ldo, int acc, const float *p, long ld
 
 /* ---- decode's score and value passes on stored rows (kgp_qk_*, kgp_pv_*) ------------------ */
 
-enum { F32, BF16, F16, E4M3 }; /* the stored format of the key and value rows */
+/* The stored format of the key and value rows. E4M3S: e4m3 codes known to be finite, widened
+ * to their value / 2^8 (fp16's reading of the code, no multiply), the other operand scaled by
+ * 2^8 instead: (2^8 x) (y / 2^8) is x y exactly, so every fmaf rounds the same (see e4m3s_f16,
+ * scaled_rows). */
+enum { F32, BF16, F16, E4M3, E4M3S };
 
 static inline __attribute__((always_inline)) const void *elem(int fmt, const void *x, long e)
 {
-    return (const char *)x + e * (fmt == F32 ? 4 : fmt == E4M3 ? 1 : 2);
+    return (const char *)x + e * (fmt == F32 ? 4 : fmt >= E4M3 ? 1 : 2);
 }
 
 /* Element e of a row, exactly widened (the scalar references' conversions). */
@@ -90,7 +94,16 @@ static inline __attribute__((always_inline)) float widen1(int fmt, const void *x
         return kg_bf16_to_f32(((const kg_u16 *)x)[e]);
     if (fmt == F16)
         return kg_f16_to_f32(((const kg_u16 *)x)[e]);
+    if (fmt == E4M3S)
+        return kg_e4m3_to_f32(((const kg_u8 *)x)[e]) * 0x1p-8f;
     return kg_e4m3_to_f32(((const kg_u8 *)x)[e]);
+}
+
+/* fp16 bits of 16 finite e4m3 codes (sign-extended to 16-bit lanes): the value / 2^8, as
+ * fp8_to_f16 without its lift of exponent 15. */
+static inline __attribute__((always_inline)) __m256i e4m3s_f16(__m256i c)
+{
+    return _mm256_and_si256(_mm256_slli_epi16(c, 7), _mm256_set1_epi16((short)0xbf80));
 }
 
 /* 8 consecutive elements as fp32, exactly: bf16 by a shift, fp16 by vcvtph2ps, e4m3 through
@@ -104,6 +117,9 @@ static inline __attribute__((always_inline)) __m256 widen8(int fmt, const void *
             _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
     if (fmt == F16)
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x));
+    if (fmt == E4M3S)
+        return _mm256_cvtph_ps(_mm256_castsi256_si128(
+            e4m3s_f16(_mm256_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)x)))));
     __m256i h = fp8_to_f16(KG_WT_E4M3, _mm256_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)x)));
     return _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_set1_ps(256.0f));
 }
@@ -112,6 +128,12 @@ static inline __attribute__((always_inline)) __m256 widen8(int fmt, const void *
 static inline __attribute__((always_inline)) void widen16(int fmt, const void *x, __m256 *a,
                                                           __m256 *b)
 {
+    if (fmt == E4M3S) {
+        __m256i h = e4m3s_f16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x)));
+        *a = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+        *b = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+        return;
+    }
     if (fmt != E4M3) {
         *a = widen8(fmt, x), *b = widen8(fmt, elem(fmt, x, 8));
         return;
@@ -181,19 +203,79 @@ static inline __attribute__((always_inline)) void qk_rows(int fmt, float *s, lon
         qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 1);
 }
 
+/* R = r (1 to 4) rows as a constant. */
+static inline __attribute__((always_inline)) void qk_some_rows(int fmt, float *s, long lds,
+    const float *q, long ldq, long n, const void *k, long ldk, long d, long r)
+{
+    switch (r) {
+    case 4: qk_rows(fmt, s, lds, q, ldq, n, k, ldk, d, 4); break;
+    case 3: qk_rows(fmt, s, lds, q, ldq, n, k, ldk, d, 3); break;
+    case 2: qk_rows(fmt, s, lds, q, ldq, n, k, ldk, d, 2); break;
+    default: qk_rows(fmt, s, lds, q, ldq, n, k, ldk, d, 1); break;
+    }
+}
+
+/* The fast e4m3 path's limit: rows of at most E4M3S_D elements are scaled on the stack. */
+enum { E4M3S_D = 256 };
+
+/* Whether n rows of d e4m3 codes (row stride ld) are all finite (magnitude code < 0x78). The
+ * scan is also the rows' first touch, bringing them into L1 for the pass. */
+static int e4m3_finite(const kg_u8 *x, long ld, long n, long d)
+{
+    __m256i bad = _mm256_setzero_si256();
+    for (long j = 0; j < n; j++) {
+        const kg_u8 *r = x + j * ld;
+        long t = 0;
+        for (; t + 32 <= d; t += 32) {
+            __m256i c = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(r + t)),
+                                         _mm256_set1_epi8(0x7f));
+            bad = _mm256_or_si256(bad, _mm256_cmpgt_epi8(c, _mm256_set1_epi8(0x77)));
+        }
+        for (; t < d; t++)
+            if ((r[t] & 0x7f) >= 0x78)
+                return 0;
+    }
+    return _mm256_testz_si256(bad, bad);
+}
+
+/* y [r, n] = 2^8 x [r, n] (row stride ldx; y's is n); 0 if some finite |x| >= 2^120, whose
+ * scaled value would overflow where x did not (the exact path runs instead). */
+static int scaled_rows(float *y, const float *x, long ldx, long r, long n)
+{
+    const __m256 lo = _mm256_set1_ps(0x1p120f), hi = _mm256_set1_ps(0x1.fffffep127f);
+    const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 bad = _mm256_setzero_ps();
+    for (long i = 0; i < r; i++) {
+        long t = 0;
+        for (; t + 8 <= n; t += 8) {
+            __m256 v = _mm256_loadu_ps(x + i * ldx + t), a = _mm256_and_ps(v, abs);
+            bad = _mm256_or_ps(bad, _mm256_and_ps(_mm256_cmp_ps(a, lo, _CMP_GE_OQ),
+                                                  _mm256_cmp_ps(a, hi, _CMP_LE_OQ)));
+            _mm256_storeu_ps(y + i * n + t, _mm256_mul_ps(v, _mm256_set1_ps(256.0f)));
+        }
+        for (; t < n; t++) {
+            float v = x[i * ldx + t], a = fabsf(v);
+            if (a >= 0x1p120f && a <= 0x1.fffffep127f)
+                return 0;
+            y[i * n + t] = v * 256.0f;
+        }
+    }
+    return _mm256_testz_ps(bad, bad);
+}
+
 /* Rows in blocks of 4, each key row widened once per block (d = 128, the 4 query heads of a
- * KV head in one block: once). */
+ * KV head in one block: once). Finite e4m3 keys take the E4M3S path (q scaled instead). */
 static inline __attribute__((always_inline)) void qk(int fmt, float *s, long lds,
     const float *q, long ldq, long m, const void *k, long ldk, long n, long d)
 {
-    long i = 0;
-    for (; i + 4 <= m; i += 4)
-        qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 4);
-    switch (m - i) {
-    case 3: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 3); break;
-    case 2: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 2); break;
-    case 1: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 1); break;
-    default: break;
+    int fast = fmt == E4M3 && d <= E4M3S_D && e4m3_finite(k, ldk, n, d);
+    for (long i = 0; i < m; i += 4) {
+        long r = m - i < 4 ? m - i : 4;
+        float qs[4 * E4M3S_D];
+        if (fast && scaled_rows(qs, q + i * ldq, ldq, r, d))
+            qk_some_rows(E4M3S, s + i * lds, lds, qs, d, n, k, ldk, d, r);
+        else
+            qk_some_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, r);
     }
 }
 
@@ -263,9 +345,22 @@ static inline __attribute__((always_inline)) void pv_rows(int fmt, float *o, lon
         pv_block(fmt, o, ldo, p, ldp, v, ldv, n, t, R, 1);
 }
 
+/* R = r (1 to 4) rows as a constant. */
+static inline __attribute__((always_inline)) void pv_some_rows(int fmt, float *o, long ldo,
+    const float *p, long ldp, const void *v, long ldv, long n, long d, long r)
+{
+    switch (r) {
+    case 4: pv_rows(fmt, o, ldo, p, ldp, v, ldv, n, d, 4); break;
+    case 3: pv_rows(fmt, o, ldo, p, ldp, v, ldv, n, d, 3); break;
+    case 2: pv_rows(fmt, o, ldo, p, ldp, v, ldv, n, d, 2); break;
+    default: pv_rows(fmt, o, ldo, p, ldp, v, ldv, n, d, 1); break;
+    }
+}
+
 /* Value rows are consumed 16 columns at a time down all the rows of a group, a strided order
  * the hardware prefetchers follow poorly (the pass ran at 0.6 of the read probe); a group is
- * prefetched row by row first, PV_GROUP rows of at most 256 bytes staying well inside L1. */
+ * prefetched row by row first, PV_GROUP rows of at most 256 bytes staying well inside L1.
+ * Finite e4m3 groups take the E4M3S path (p scaled instead). */
 enum { PV_GROUP = 64 };
 
 /* Rows in blocks of 4 over groups of value rows in order (o accumulates, so each element's
@@ -280,14 +375,14 @@ static inline __attribute__((always_inline)) void pv(int fmt, float *o, long ldo
         for (long j = 0; j < nj; j++)
             for (long b = 0; b < row_bytes; b += 64)
                 _mm_prefetch((const char *)elem(fmt, vj, j * ldv) + b, _MM_HINT_T0);
-        long i = 0;
-        for (; i + 4 <= m; i += 4)
-            pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 4);
-        switch (m - i) {
-        case 3: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 3); break;
-        case 2: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 2); break;
-        case 1: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 1); break;
-        default: break;
+        int fast = fmt == E4M3 && e4m3_finite(vj, ldv, nj, d);
+        for (long i = 0; i < m; i += 4) {
+            long r = m - i < 4 ? m - i : 4;
+            float ps[4 * PV_GROUP];
+            if (fast && scaled_rows(ps, p + i * ldp + j0, ldp, r, nj))
+                pv_some_rows(E4M3S, o + i * ldo, ldo, ps, nj, vj, ldv, nj, d, r);
+            else
+                pv_some_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, r);
         }
     }
 }
