@@ -160,12 +160,13 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
 {
     float sc[384];
     kg_u8 ok[384];
-    int any = 0;
-    /* a tile of prior slots all below the cache length: every row attends every slot */
+    /* a tile of prior slots all below the cache length: every row attends every slot (the
+     * common decode tile, which then neither asks nor masks slot by slot) */
     int all = k0 + n <= c->sp - 2 && (float)(k0 + n - 1) < c->pos[b * 2];
-    for (long g = 0; g < 6; g++)
+    int any = all;
+    for (long g = 0; g < 6 && !all; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
+            any |= ok[g * 64 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
     if (!any)
         return; /* nothing here attends: the tile is never read */
     /* the tile's first np slots are prior (in the cache), the rest active */

@@ -135,11 +135,11 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
 {
     float sc[128];
     kg_u8 ok[128];
-    int any = 0;
     int all = 0;
-    for (long g = 0; g < 2; g++)
+    int any = all;
+    for (long g = 0; g < 2 && !all; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
+            any |= ok[g * 64 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
     if (!any)
         return; /* nothing here attends: the tile is never read */
     /* the tile's first np slots are prior (in the cache), the rest active */
