@@ -272,9 +272,13 @@ int kg_attention_tkg_f32__d64_qh2_kvh1_sa1_s256_blk16_pos_swa(
     c.table = table;
     c.B = B, c.sp = curr_sprior;
     c.pair = mem, c.task = mem + B * 1 * PAIR_FLOATS;
-    kgp_parallel_for(prepare, &c, B * 1, 1);
+    /* Passes 1 and 3 cost microseconds a pair: split only from 64 pairs on (below, they run on
+     * this thread), so a call of few sequences forks the team once, for the pass that reads
+     * the cache (each join waits for the slowest thread, which on a busy machine may be
+     * descheduled) */
+    kgp_parallel_for(prepare, &c, B * 1, 64);
     kgp_parallel_for(run_tasks, &c, B * 1 * c.nch, 1);
-    kgp_parallel_for(combine, &c, B * 1, 1);
+    kgp_parallel_for(combine, &c, B * 1, 64);
     return KG_OK;
 }
 
