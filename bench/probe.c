@@ -23,42 +23,67 @@ enum {
 
 /* ---- read bandwidth ------------------------------------------------------------------------ */
 
-typedef float sum_fn(const float *p, long n);
+/* The read loops: a sum of n floats (n a multiple of 128 * streams) with 8 independent vector
+ * accumulators, the buffer read as `streams` equal parts advancing together, 256 bytes of each
+ * per step; with pf, each stream also prefetches 2 KiB ahead. One stream is the plain sequential
+ * read; the kernels read several at once (decode attention: its K and V rows; the GEMV: a
+ * panel and its activations), and on some machines (Zen 5) that, or a software prefetch, draws
+ * more bandwidth than one stream: the probe takes the best of these patterns, so no streaming
+ * kernel reads faster than the roofline it is measured against. */
+typedef float sum_fn(const float *p, long n, int streams, int pf);
 
-/* Sums of n floats (n a multiple of 128) with 8 independent vector accumulators. */
-__attribute__((target("avx512f"))) static float sum_avx512(const float *p, long n)
+enum { PF_FLOATS = 512 }; /* the prefetch distance, 2 KiB */
+
+__attribute__((target("avx512f"))) static float sum_avx512(const float *p, long n, int streams,
+                                                           int pf)
 {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
            a7 = a0;
-    for (long i = 0; i < n; i += 128) {
-        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
-        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
-        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
-        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
-        a4 = _mm512_add_ps(a4, _mm512_loadu_ps(p + i + 64));
-        a5 = _mm512_add_ps(a5, _mm512_loadu_ps(p + i + 80));
-        a6 = _mm512_add_ps(a6, _mm512_loadu_ps(p + i + 96));
-        a7 = _mm512_add_ps(a7, _mm512_loadu_ps(p + i + 112));
-    }
+    long len = n / streams;
+    for (long i = 0; i < len; i += 128)
+        for (int k = 0; k < streams; k++) {
+            const float *q = p + k * len + i;
+            if (pf)
+                _mm_prefetch((const char *)(q + PF_FLOATS), _MM_HINT_T0);
+            a0 = _mm512_add_ps(a0, _mm512_loadu_ps(q));
+            a1 = _mm512_add_ps(a1, _mm512_loadu_ps(q + 16));
+            a2 = _mm512_add_ps(a2, _mm512_loadu_ps(q + 32));
+            a3 = _mm512_add_ps(a3, _mm512_loadu_ps(q + 48));
+            if (pf)
+                _mm_prefetch((const char *)(q + PF_FLOATS + 64), _MM_HINT_T0);
+            a4 = _mm512_add_ps(a4, _mm512_loadu_ps(q + 64));
+            a5 = _mm512_add_ps(a5, _mm512_loadu_ps(q + 80));
+            a6 = _mm512_add_ps(a6, _mm512_loadu_ps(q + 96));
+            a7 = _mm512_add_ps(a7, _mm512_loadu_ps(q + 112));
+        }
     a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                        _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
     return _mm512_reduce_add_ps(a0);
 }
 
-__attribute__((target("avx2"))) static float sum_avx2(const float *p, long n)
+__attribute__((target("avx2"))) static float sum_avx2(const float *p, long n, int streams,
+                                                      int pf)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
            a7 = a0;
-    for (long i = 0; i < n; i += 64) {
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
-        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
-        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
-        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
-        a4 = _mm256_add_ps(a4, _mm256_loadu_ps(p + i + 32));
-        a5 = _mm256_add_ps(a5, _mm256_loadu_ps(p + i + 40));
-        a6 = _mm256_add_ps(a6, _mm256_loadu_ps(p + i + 48));
-        a7 = _mm256_add_ps(a7, _mm256_loadu_ps(p + i + 56));
-    }
+    long len = n / streams;
+    for (long i = 0; i < len; i += 128)
+        for (int k = 0; k < streams; k++)
+            for (int h = 0; h < 128; h += 64) {
+                const float *q = p + k * len + i + h;
+                if (pf)
+                    _mm_prefetch((const char *)(q + PF_FLOATS), _MM_HINT_T0);
+                a0 = _mm256_add_ps(a0, _mm256_loadu_ps(q));
+                a1 = _mm256_add_ps(a1, _mm256_loadu_ps(q + 8));
+                a2 = _mm256_add_ps(a2, _mm256_loadu_ps(q + 16));
+                a3 = _mm256_add_ps(a3, _mm256_loadu_ps(q + 24));
+                if (pf)
+                    _mm_prefetch((const char *)(q + PF_FLOATS + 32), _MM_HINT_T0);
+                a4 = _mm256_add_ps(a4, _mm256_loadu_ps(q + 32));
+                a5 = _mm256_add_ps(a5, _mm256_loadu_ps(q + 40));
+                a6 = _mm256_add_ps(a6, _mm256_loadu_ps(q + 48));
+                a7 = _mm256_add_ps(a7, _mm256_loadu_ps(q + 56));
+            }
     a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                        _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
     float v[8];
@@ -66,20 +91,25 @@ __attribute__((target("avx2"))) static float sum_avx2(const float *p, long n)
     return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
 }
 
-static float sum_sse2(const float *p, long n)
+static float sum_sse2(const float *p, long n, int streams, int pf)
 {
     __m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
            a7 = a0;
-    for (long i = 0; i < n; i += 32) {
-        a0 = _mm_add_ps(a0, _mm_loadu_ps(p + i));
-        a1 = _mm_add_ps(a1, _mm_loadu_ps(p + i + 4));
-        a2 = _mm_add_ps(a2, _mm_loadu_ps(p + i + 8));
-        a3 = _mm_add_ps(a3, _mm_loadu_ps(p + i + 12));
-        a4 = _mm_add_ps(a4, _mm_loadu_ps(p + i + 16));
-        a5 = _mm_add_ps(a5, _mm_loadu_ps(p + i + 20));
-        a6 = _mm_add_ps(a6, _mm_loadu_ps(p + i + 24));
-        a7 = _mm_add_ps(a7, _mm_loadu_ps(p + i + 28));
-    }
+    long len = n / streams;
+    for (long i = 0; i < len; i += 32)
+        for (int k = 0; k < streams; k++) {
+            const float *q = p + k * len + i;
+            if (pf && i % 64 == 0)
+                _mm_prefetch((const char *)(q + PF_FLOATS), _MM_HINT_T0);
+            a0 = _mm_add_ps(a0, _mm_loadu_ps(q));
+            a1 = _mm_add_ps(a1, _mm_loadu_ps(q + 4));
+            a2 = _mm_add_ps(a2, _mm_loadu_ps(q + 8));
+            a3 = _mm_add_ps(a3, _mm_loadu_ps(q + 12));
+            a4 = _mm_add_ps(a4, _mm_loadu_ps(q + 16));
+            a5 = _mm_add_ps(a5, _mm_loadu_ps(q + 20));
+            a6 = _mm_add_ps(a6, _mm_loadu_ps(q + 24));
+            a7 = _mm_add_ps(a7, _mm_loadu_ps(q + 28));
+        }
     a0 = _mm_add_ps(_mm_add_ps(_mm_add_ps(a0, a1), _mm_add_ps(a2, a3)),
                     _mm_add_ps(_mm_add_ps(a4, a5), _mm_add_ps(a6, a7)));
     float v[4];
@@ -87,20 +117,28 @@ static float sum_sse2(const float *p, long n)
     return v[0] + v[1] + v[2] + v[3];
 }
 
+/* The patterns the probe tries, in turn: streams, prefetch. */
+static const struct { int streams, pf; } patterns[] = { { 1, 0 }, { 2, 0 }, { 4, 0 }, { 1, 1 },
+                                                         { 4, 1 } };
+#define NPATTERNS (int)(sizeof patterns / sizeof patterns[0])
+
 /* Seconds for `threads` threads to read n floats once, each its own contiguous part, from the
  * moment all of them have started (a barrier) to the end of the slowest. */
-static double read_pass(sum_fn *fn, const float *buf, long n, int threads, float *sink)
+static double read_pass(sum_fn *fn, const float *buf, long n, int threads, int pattern,
+                        float *sink)
 {
     float total = 0;
     double t0 = 0, t1 = 0;
+    int streams = patterns[pattern].streams, pf = patterns[pattern].pf;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
     {
-        long i = omp_get_thread_num(), nt = omp_get_num_threads(), blocks = n / 128;
-        long b = blocks * i / nt * 128, e = blocks * (i + 1) / nt * 128;
+        /* whole blocks of 128 floats per stream */
+        long i = omp_get_thread_num(), nt = omp_get_num_threads(), blocks = n / 128 / streams;
+        long b = blocks * i / nt * 128 * streams, e = blocks * (i + 1) / nt * 128 * streams;
 #pragma omp barrier
 #pragma omp single
         t0 = kgbi_now(); /* the single's implied barrier starts everyone together */
-        total += fn(buf + b, e - b);
+        total += fn(buf + b, e - b, streams, pf);
 #pragma omp barrier
 #pragma omp single
         t1 = kgbi_now();
@@ -118,7 +156,8 @@ static float *alloc_read_buffer(size_t bytes)
 }
 
 /* Read bandwidth in GB/s: the fastest timed pass (the one no other process slowed; every pass
- * reads the same bytes from DRAM), after one that warms the TLB. Passes go on for o->min_time,
+ * reads the same bytes from DRAM), after one that warms the TLB; the passes take the read
+ * patterns in turn, each at least twice (once with --quick). Passes go on for o->min_time,
  * the window each kernel is timed over, so the probe has as many chances as a kernel to run
  * while the machine is quiet (on a shared VM a neighbour's burst can halve any one pass). */
 static int probe_read(const kgb_options *o, int features, kgb_roofline *r, float *sink)
@@ -134,10 +173,11 @@ static int probe_read(const kgb_options *o, int features, kgb_roofline *r, float
     sum_fn *fn = features & KGR_CPU_AVX512 ? sum_avx512
                : features & KGR_CPU_AVX2   ? sum_avx2 : sum_sse2;
     double best = 1e30, start;
-    read_pass(fn, buf, n, o->threads, sink);
+    read_pass(fn, buf, n, o->threads, 0, sink);
     start = kgbi_now();
-    for (int p = 0; p < passes || kgbi_now() - start < o->min_time; p++) {
-        double t = read_pass(fn, buf, n, o->threads, sink);
+    int each = o->quick ? 1 : 2, least = passes > each * NPATTERNS ? passes : each * NPATTERNS;
+    for (int p = 0; p < least || kgbi_now() - start < o->min_time; p++) {
+        double t = read_pass(fn, buf, n, o->threads, p % NPATTERNS, sink);
         best = t < best ? t : best;
     }
     free(buf);

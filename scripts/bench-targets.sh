@@ -4,6 +4,8 @@
 # probed in the same run. Nothing is asserted; the machine decides the numbers. Takes a few
 # minutes; run it on a quiet machine.
 # usage: scripts/bench-targets.sh [BUILD_DIR]   (default: build)
+# The attention figures time bench/specs/attention.lua (the issue's shapes: decode at three
+# contexts with bf16 and fp8 KV, prefill at S 2048).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kgen=${1:-build}/kgen
@@ -26,6 +28,10 @@ for round in 1 2; do
     "$kgen" bench "$spec" --threads 1 --jit --csv "$out/jit$round.csv" >/dev/null
     "$kgen" bench "$spec" --threads 1 --aot --csv "$out/aot$round.csv" >/dev/null
 done
+step "attention (bench/specs/attention.lua): decode at context 1024/4096/8192 with bf16 and fp8 KV," \
+     "causal prefill at S 2048, on 1 and 2 threads"
+"$kgen" bench bench/specs/attention.lua --threads 1 --csv "$out/att1.csv" >/dev/null
+"$kgen" bench bench/specs/attention.lua --threads 2 --csv "$out/att2.csv" >/dev/null
 step "JIT start-up of $spec"
 jit_ms=$("$kgen" run "$spec" --threads 1 --tokens 1 --repeat 1 |
          sed -n 's/.* JIT \([0-9.]*\) ms.*/\1/p' | head -n 1)
@@ -88,3 +94,36 @@ echo "| 2 threads vs 1, decode GEMV bf16 M=1 | >= 1.6x |" \
      "($(roof "$out/g2.csv" '^gemm_bf16_m1_') of the 2-thread read bw) |" \
      "read 2 threads $(probe "$out/g2.csv" read_bandwidth 6) GB/s |"
 echo "| JIT of every kernel of llama3_8b, one core | <= 50 ms | ${jit_ms:-?} ms | - |"
+# attention: decode (TKG) per context, bf16 and fp8 KV; prefill (CTE) causal S 2048
+bwa1=$(probe "$out/att1.csv" read_bandwidth 6)
+bwa2=$(probe "$out/att2.csv" read_bandwidth 6)
+for c in 1024 4096 8192; do
+    b="^kg_attention_tkg_bf16__d128_qh4_kvh8_sa1_s${c}_pos\$"
+    f="^kg_attention_tkg_bf16__kve4m3_d128_qh4_kvh8_sa1_s${c}_pos\$"
+    echo "| attention TKG ctx $c bf16 KV, 1 thread | >= 0.70 of read bw |" \
+         "$(roof "$out/att1.csv" "$b") ($(field2 "$out/att1.csv" kernel "$b" 6) GB/s) |" \
+         "read $bwa1 GB/s |"
+    echo "| attention TKG ctx $c fp8 KV, 1 thread | - |" \
+         "$(roof "$out/att1.csv" "$f") ($(field2 "$out/att1.csv" kernel "$f" 6) GB/s) |" \
+         "read $bwa1 GB/s |"
+    [ "$c" = 8192 ] && t=">= 1.6x faster" || t="-"
+    echo "| attention TKG ctx $c fp8 vs bf16 KV, 1 thread | $t |" \
+         "$(ratio "$(us "$out/att1.csv" "$b")" "$(us "$out/att1.csv" "$f")")x | - |"
+    for k in "$b" "$f"; do
+        [ "$k" = "$b" ] && kv=bf16 || kv=fp8
+        echo "| attention TKG ctx $c $kv KV, 2 threads vs 1 | >= 1.6x |" \
+             "$(ratio "$(us "$out/att1.csv" "$k")" "$(us "$out/att2.csv" "$k")")x" \
+             "($(roof "$out/att2.csv" "$k") of the 2-thread read bw) |" \
+             "read 2 threads $bwa2 GB/s |"
+    done
+done
+cte='^kg_attention_cte_bf16__d128_nq32_nkv8_'
+echo "| attention CTE causal S 2048 bf16, 1 thread | >= 0.60 of the dot peak (causal flops) |" \
+     "$(roof "$out/att1.csv" "$cte") ($(field2 "$out/att1.csv" kernel "$cte" 5) GFLOP/s," \
+     "bound $(field "$out/att1.csv" kernel "$cte" 8)) |" \
+     "fp32 $(probe "$out/att1.csv" fp32_fma_peak 5)," \
+     "bf16 $(probe "$out/att1.csv" bf16_dot_peak 5) GFLOP/s |"
+echo "| attention CTE causal S 2048, 2 threads vs 1 | >= 1.8x |" \
+     "$(ratio "$(us "$out/att1.csv" "$cte")" "$(us "$out/att2.csv" "$cte")")x" \
+     "($(roof "$out/att2.csv" "$cte") of the 2-thread peak) |" \
+     "fp32 2 threads $(probe "$out/att2.csv" fp32_fma_peak 5) GFLOP/s |"

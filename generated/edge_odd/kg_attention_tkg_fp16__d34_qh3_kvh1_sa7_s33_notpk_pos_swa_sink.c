@@ -33,17 +33,16 @@
  * mask[j, b, h, i] != 0 (the active part [7, B, 3, 7]).
  * Sink: logit sink[h] joins each row's max and sum, not the value sum.
  * A row no slot attends to (and no sink) gives zeros, the limit of a sink at -inf.
- * fp32 throughout: scores by kgp_dot_cols_f32, the online softmax by
- * kgp_max_f32 / kgp_exp_sum_f32, P @ V by kgp_axpy_rows_f32. Scratch (kgp_scratch, per call):
- * B * 1 pairs of PAIR_FLOATS and B * 1 * ceil(curr_sprior / 512) tasks of
- * TASK_FLOATS floats. */
+ * fp32 arithmetic on the cache rows as stored, each read once for the 21 query rows of its
+ * KV head: scores by kgp_dot_cols_f32 (K columns widened per tile),
+ * the online softmax by kgp_max_f32 / kgp_exp_sum_f32, P @ V by kgp_pv_f16. Scratch
+ * (kgp_scratch, per call): B * 1 pairs of PAIR_FLOATS and B * 1 *
+ * ceil(curr_sprior / 512) tasks of TASK_FLOATS floats. */
 
 /* Scratch, in floats: per (sequence, KV head) pair, then per task (pair x chunk). */
 enum {
     PAIR_Q = 0, /* Q [21, 34]: the query rows (rotated and scaled with fuse_rope) */
-    PAIR_KA = 714, /* [7, 34]: the active K rows (rotated with fuse_rope) */
-    PAIR_VA = 952, /* [7, 34]: the active V rows */
-    PAIR_FLOATS = 1190,
+    PAIR_FLOATS = 714,
     TASK_M = 0, /* [21]: each row's running max over the chunk */
     TASK_L = 21, /* [21]: each row's sum of exp(s - M) */
     TASK_O = 42, /* [21, 34]: each row's sum of exp(s - M) v */
@@ -62,16 +61,14 @@ struct ctx {
     float *pair, *task;
 };
 
-/* Pass 1, pairs [p0, p1): the pair's query rows and active K, V rows in fp32. */
+/* Pass 1, pairs [p0, p1): the pair's query rows in fp32 (and with ROPE its rotated active K). */
 static void prepare(void *ctx, long p0, long p1)
 {
     struct ctx *c = ctx;
     for (long p = p0; p < p1; p++) {
-        long b = p / 1, h = p % 1;
+        long b = p / 1;
         float *pr = c->pair + p * PAIR_FLOATS;
-        kgp_cvt_f16_f32(pr + PAIR_Q, c->q + (b * 3 + h * 3) * 7 * 34, 714);
-        kgp_cvt_f16_f32(pr + PAIR_KA, c->k_active + p * 238, 238);
-        kgp_cvt_f16_f32(pr + PAIR_VA, c->v_active + p * 238, 238);
+        kgp_cvt_f16_f32(pr + PAIR_Q, c->q + (b * 3 + p % 1 * 3) * 7 * 34, 714);
     }
 }
 
@@ -84,6 +81,12 @@ static void put_out(const struct ctx *c, long b, long hq, long i, const float *a
         c->out[((b * 3 + hq) * 34 + t) * 7 + i] = row[t];
 }
 
+/* Passes over pairs that cost microseconds a pair (the query rows' preparation, the combine)
+ * split over threads only from SPLIT_PAIRS pairs on (below, they run on the calling thread),
+ * so a call of few sequences forks the team once, for the pass that reads the cache (each join
+ * waits for the slowest thread, which on a busy machine may be descheduled). */
+enum { SPLIT_PAIRS = 64 };
+
 /* Whether query row g (head hh = g / 7, token i = g % 7) of pair (b, h) attends slot k. */
 static int attends(const struct ctx *c, long b, long h, long g, long k)
 {
@@ -94,48 +97,74 @@ static int attends(const struct ctx *c, long b, long h, long g, long k)
     return st <= en ? st <= kf && kf < en : kf >= st || kf < en;
 }
 
-/* Widens n cache rows of 34 from slot k on (prior slots only) into y, row stride 34. */
-static void load_rows(float *y, const kg_u16 *cache, const struct ctx *c, long b, long h, long k,
-                      long n)
+/* Prior slot k of pair (b, h): its row of 34 in cache. */
+static const kg_u16 *cache_row(const kg_u16 *cache, const struct ctx *c, long b, long h, long k)
 {
-    kgp_cvt_f16_f32(y, cache + ((b * 1 + h) * 33 + k) * 34, n * 34);
+    (void)c;
+    return cache + ((b * 1 + h) * 33 + k) * 34;
 }
 
-/* The tile's K and V in fp32 (K as rows [n, 34] or columns [34, TILE]),
- * the active slots from the pair's rows. */
-static void load_tile(float *kf, float *vf, const struct ctx *c, long b, long h, long k0, long n)
+/* How many of the n prior slots from k on are stored one after the other
+ * (all: the flat cache). */
+static long cache_run(long k, long n)
 {
-    const float *pr = c->pair + (b * 1 + h) * PAIR_FLOATS;
-    long first = c->sp - 7, np = first - k0 < n ? (first - k0 > 0 ? first - k0 : 0) : n;
-    load_rows(vf, c->v_prior, c, b, h, k0, np);
+    (void)k;
+    return n;
+}
+
+/* Scores sc [21, TILE] of the pair's query rows against the tile's n slots from k0, the
+ * first np of them prior (read from the cache as stored), the rest active. */
+static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long n, long np)
+{
+    long p = b * 1 + h, first = c->sp - 7;
+    const float *q = c->pair + p * PAIR_FLOATS + PAIR_Q;
+    float kf[2176]; /* K^T [34, n]: the cache's columns widened, then the active keys */
     for (long t = 0; t < 34 && np > 0; t++)
-        kgp_cvt_f16_f32(kf + t * 64, c->k_prior + ((b * 1 + h) * 34 + t) * 33 + k0, np);
+        kgp_cvt_f16_f32(kf + t * 64, c->k_prior + (p * 34 + t) * 33 + k0, np);
     for (long j = np; j < n; j++) {
-        for (long t = 0; t < 34; t++) {
-            kf[t * 64 + j] = pr[PAIR_KA + (k0 + j - first) * 34 + t];
-            vf[j * 34 + t] = pr[PAIR_VA + (k0 + j - first) * 34 + t];
-        }
+      float ka[34];
+      kgp_cvt_f16_f32(ka, c->k_active + (p * 7 + k0 + j - first) * 34, 34);
+        for (long t = 0; t < 34; t++)
+            kf[t * 64 + j] = ka[t];
     }
+    kgp_dot_cols_f32(sc, 64, q, 34, 21, kf, 64, n, 34);
+}
+
+/* o [21, 34] += P [21, TILE] @ the tile's V rows, in slot order (one fmaf chain per
+ * element). */
+static void values(float *o, const float *sc, const struct ctx *c, long b, long h, long k0,
+                   long n, long np)
+{
+    long p = b * 1 + h, first = c->sp - 7;
+    for (long j = 0, run; j < np; j += run) {
+        run = cache_run(k0 + j, np - j);
+        kgp_pv_f16(o, 34, sc + j, 64, 21, cache_row(c->v_prior, c, b, h, k0 + j), 34, run,
+              34);
+    }
+    if (n == np)
+        return;
+    kgp_pv_f16(o, 34, sc + np, 64, 21, c->v_active + (p * 7 + k0 + np - first) * 34,
+          34, n - np, 34);
 }
 
 /* One tile of n slots from k0 into the task's running softmax (M, L, O). */
 static void tile_step(const struct ctx *c, long b, long h, long k0, long n, float *ts)
 {
-    float sc[1344], kf[2176], vf[2176];
+    float sc[1344];
     kg_u8 ok[1344];
-    int any = 0;
     int all = 0;
-    for (long g = 0; g < 21; g++)
+    int any = all;
+    for (long g = 0; g < 21 && !all; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
+            any |= ok[g * 64 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
     if (!any)
         return; /* nothing here attends: the tile is never read */
-    load_tile(kf, vf, c, b, h, k0, n);
-    const float *q = c->pair + (b * 1 + h) * PAIR_FLOATS + PAIR_Q;
-    kgp_dot_cols_f32(sc, 64, q, 34, 21, kf, 64, n, 34);
+    /* the tile's first np slots are prior (in the cache), the rest active */
+    long first = c->sp - 7, np = first - k0 < n ? (first - k0 > 0 ? first - k0 : 0) : n;
+    scores(sc, c, b, h, k0, n, np);
     for (long g = 0; g < 21; g++) {
         float *s = sc + g * 64, *m = ts + TASK_M + g, a;
-        for (long j = 0; j < n; j++)
+        for (long j = 0; j < n && !all; j++)
             if (!ok[g * 64 + j])
                 s[j] = -1.0f / 0.0f;
         float mt = kgp_max_f32(s, n), mn = mt > *m ? mt : *m;
@@ -152,7 +181,7 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
             kgp_scale_mul_f32(ts + TASK_O + g * 34, ts + TASK_O + g * 34, a, 0, 34);
         *m = mn;
     }
-    kgp_axpy_rows_f32(ts + TASK_O, 34, sc, 64, 21, vf, 34, n, 34);
+    values(ts + TASK_O, sc, c, b, h, k0, n, np);
 }
 
 /* Pass 2, tasks [t0, t1): task t is chunk t % nch of pair t / nch. */
@@ -207,6 +236,13 @@ static void combine(void *ctx, long p0, long p1)
     }
 }
 
+/* Passes 2 and 3: each query row's attention, handed to put_out. */
+static void attend(struct ctx *c)
+{
+    kgp_parallel_for(run_tasks, c, c->B * 1 * c->nch, 1);
+    kgp_parallel_for(combine, c, c->B * 1, SPLIT_PAIRS);
+}
+
 int kg_attention_tkg_fp16__d34_qh3_kvh1_sa7_s33_notpk_pos_swa_sink(
     void *restrict out,
     void *restrict k_out,
@@ -256,9 +292,8 @@ int kg_attention_tkg_fp16__d34_qh3_kvh1_sa7_s33_notpk_pos_swa_sink(
     c.sink = sink;
     c.B = B, c.sp = curr_sprior;
     c.pair = mem, c.task = mem + B * 1 * PAIR_FLOATS;
-    kgp_parallel_for(prepare, &c, B * 1, 1);
-    kgp_parallel_for(run_tasks, &c, B * 1 * c.nch, 1);
-    kgp_parallel_for(combine, &c, B * 1, 1);
+    kgp_parallel_for(prepare, &c, B * 1, SPLIT_PAIRS);
+    attend(&c);
     return KG_OK;
 }
 

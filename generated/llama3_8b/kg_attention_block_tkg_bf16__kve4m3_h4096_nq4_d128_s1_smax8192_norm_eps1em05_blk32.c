@@ -90,6 +90,12 @@ static void put_out(const struct ctx *c, long b, long hq, long i, const float *a
         q[t] = acc[t];
 }
 
+/* Passes over pairs that cost microseconds a pair (the query rows' preparation, the combine)
+ * split over threads only from SPLIT_PAIRS pairs on (below, they run on the calling thread),
+ * so a call of few sequences forks the team once, for the pass that reads the cache (each join
+ * waits for the slowest thread, which on a busy machine may be descheduled). */
+enum { SPLIT_PAIRS = 64 };
+
 /* Whether query row g (head hh = g / 1, token i = g % 1) of pair (b, h) attends slot k. */
 static int attends(const struct ctx *c, long b, long h, long g, long k)
 {
@@ -98,52 +104,72 @@ static int attends(const struct ctx *c, long b, long h, long g, long k)
     return c->mask[((k * c->B + b) * 4 + hq) * 1 + i] != 0;
 }
 
-/* Widens n cache rows of 128 from slot k on (prior slots only) into y, row stride 128. */
-static void load_rows(float *y, const kg_u8 *cache, const struct ctx *c, long b, long h, long k,
-                      long n)
+/* Prior slot k of pair (b, h): its row of 128 in cache. */
+static const kg_u8 *cache_row(const kg_u8 *cache, const struct ctx *c, long b, long h, long k)
 {
-    while (n > 0) {
-        long blk = (long)c->table[b * 256 + k / 32], r = k % 32;
-        long run = 32 - r < n ? 32 - r : n;
-        kgp_cvt_e4m3_f32(y, cache + ((blk * 1 + h) * 32 + r) * 128, run * 128);
-        y += run * 128, k += run, n -= run;
-    }
+    long blk = (long)c->table[b * 256 + k / 32];
+    return cache + ((blk * 1 + h) * 32 + k % 32) * 128;
 }
 
-/* The tile's K and V in fp32 (K as rows [n, 128]),
- * the active slots from the pair's rows. */
-static void load_tile(float *kf, float *vf, const struct ctx *c, long b, long h, long k0, long n)
+/* How many of the n prior slots from k on are stored one after the other
+ * (to the end of k's block). */
+static long cache_run(long k, long n)
 {
-    const float *pr = c->pair + (b * 1 + h) * PAIR_FLOATS;
-    long first = c->sp - 1, np = first - k0 < n ? (first - k0 > 0 ? first - k0 : 0) : n;
-    load_rows(vf, c->v_prior, c, b, h, k0, np);
-    load_rows(kf, c->k_prior, c, b, h, k0, np);
-    for (long j = np; j < n; j++) {
-        for (long t = 0; t < 128; t++) {
-            kf[j * 128 + t] = pr[PAIR_KA + (k0 + j - first) * 128 + t];
-            vf[j * 128 + t] = pr[PAIR_VA + (k0 + j - first) * 128 + t];
-        }
+    return 32 - k % 32 < n ? 32 - k % 32 : n;
+}
+
+/* Scores sc [4, TILE] of the pair's query rows against the tile's n slots from k0, the
+ * first np of them prior (read from the cache as stored), the rest active. */
+static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long n, long np)
+{
+    long p = b * 1 + h, first = c->sp - 1;
+    const float *q = c->pair + p * PAIR_FLOATS + PAIR_Q;
+    for (long j = 0, run; j < np; j += run) {
+        run = cache_run(k0 + j, np - j);
+        kgp_qk_e4m3(sc + j, 64, q, 128, 4, cache_row(c->k_prior, c, b, h, k0 + j), 128, run,
+              128);
     }
+    if (n == np)
+        return;
+    kgp_qk_f32(sc + np, 64, q, 128, 4, c->pair + p * PAIR_FLOATS + PAIR_KA
+               + (k0 + np - first) * 128, 128, n - np, 128);
+}
+
+/* o [4, 128] += P [4, TILE] @ the tile's V rows, in slot order (one fmaf chain per
+ * element). */
+static void values(float *o, const float *sc, const struct ctx *c, long b, long h, long k0,
+                   long n, long np)
+{
+    long p = b * 1 + h, first = c->sp - 1;
+    for (long j = 0, run; j < np; j += run) {
+        run = cache_run(k0 + j, np - j);
+        kgp_pv_e4m3(o, 128, sc + j, 64, 4, cache_row(c->v_prior, c, b, h, k0 + j), 128, run,
+              128);
+    }
+    if (n == np)
+        return;
+    kgp_axpy_rows_f32(o, 128, sc + np, 64, 4, c->pair + p * PAIR_FLOATS + PAIR_VA
+                      + (k0 + np - first) * 128, 128, n - np, 128);
 }
 
 /* One tile of n slots from k0 into the task's running softmax (M, L, O). */
 static void tile_step(const struct ctx *c, long b, long h, long k0, long n, float *ts)
 {
-    float sc[256], kf[8192], vf[8192];
+    float sc[256];
     kg_u8 ok[256];
-    int any = 0;
     int all = 0;
-    for (long g = 0; g < 4; g++)
+    int any = all;
+    for (long g = 0; g < 4 && !all; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
+            any |= ok[g * 64 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
     if (!any)
         return; /* nothing here attends: the tile is never read */
-    load_tile(kf, vf, c, b, h, k0, n);
-    const float *q = c->pair + (b * 1 + h) * PAIR_FLOATS + PAIR_Q;
-    kgp_dot_rows_f32(sc, 64, q, 128, 4, kf, 128, n, 128);
+    /* the tile's first np slots are prior (in the cache), the rest active */
+    long first = c->sp - 1, np = first - k0 < n ? (first - k0 > 0 ? first - k0 : 0) : n;
+    scores(sc, c, b, h, k0, n, np);
     for (long g = 0; g < 4; g++) {
         float *s = sc + g * 64, *m = ts + TASK_M + g, a;
-        for (long j = 0; j < n; j++)
+        for (long j = 0; j < n && !all; j++)
             if (!ok[g * 64 + j])
                 s[j] = -1.0f / 0.0f;
         float mt = kgp_max_f32(s, n), mn = mt > *m ? mt : *m;
@@ -160,7 +186,7 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
             kgp_scale_mul_f32(ts + TASK_O + g * 128, ts + TASK_O + g * 128, a, 0, 128);
         *m = mn;
     }
-    kgp_axpy_rows_f32(ts + TASK_O, 128, sc, 64, 4, vf, 128, n, 128);
+    values(ts + TASK_O, sc, c, b, h, k0, n, np);
 }
 
 /* Pass 2, tasks [t0, t1): task t is chunk t % nch of pair t / nch. */
@@ -210,6 +236,13 @@ static void combine(void *ctx, long p0, long p1)
             put_out(c, b, hq, i, acc);
         }
     }
+}
+
+/* Passes 2 and 3: each query row's attention, handed to put_out. */
+static void attend(struct ctx *c)
+{
+    kgp_parallel_for(run_tasks, c, c->B * 1 * c->nch, 1);
+    kgp_parallel_for(combine, c, c->B * 1, SPLIT_PAIRS);
 }
 
 /* Token row t of X through the prologue into a [4096] (fp32). */
@@ -363,8 +396,7 @@ int kg_attention_block_tkg_bf16__kve4m3_h4096_nq4_d128_s1_smax8192_norm_eps1em05
             store_row(&c, t0 + r, C + r * 768);
     }
     /* passes 2 and 3: attention, the outputs replacing the query rows */
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
-    kgp_parallel_for(combine, &c, B, 1);
+    attend(&c);
     write_cache(&c, K_cache, V_cache, idx);
     /* the output projection: A[t, n*128 + d] = head n's row of token t */
     for (long t0 = 0; t0 < T; t0 += 128) {

@@ -94,6 +94,12 @@ static void put_out(const struct ctx *c, long b, long hq, long i, const float *a
         q[t] = acc[t];
 }
 
+/* Passes over pairs that cost microseconds a pair (the query rows' preparation, the combine)
+ * split over threads only from SPLIT_PAIRS pairs on (below, they run on the calling thread),
+ * so a call of few sequences forks the team once, for the pass that reads the cache (each join
+ * waits for the slowest thread, which on a busy machine may be descheduled). */
+enum { SPLIT_PAIRS = 64 };
+
 /* Whether query row g (head hh = g / 1, token i = g % 1) of pair (b, h) attends slot k. */
 static int attends(const struct ctx *c, long b, long h, long g, long k)
 {
@@ -102,47 +108,73 @@ static int attends(const struct ctx *c, long b, long h, long g, long k)
     return c->mask[((k * c->B + b) * 2 + hq) * 1 + i] != 0;
 }
 
-/* Widens n cache rows of 64 from slot k on (prior slots only) into y, row stride 64. */
-static void load_rows(float *y, const kg_u8 *cache, const struct ctx *c, long b, long h, long k,
-                      long n)
+/* Prior slot k of pair (b, h): its row of 64 in cache. */
+static const kg_u8 *cache_row(const kg_u8 *cache, const struct ctx *c, long b, long h, long k)
 {
-    kgp_cvt_e4m3_f32(y, cache + ((b * 1 + h) * 256 + k) * 64, n * 64);
+    (void)c;
+    return cache + ((b * 1 + h) * 256 + k) * 64;
 }
 
-/* The tile's K and V in fp32 (K as rows [n, 64]),
- * the active slots from the pair's rows. */
-static void load_tile(float *kf, float *vf, const struct ctx *c, long b, long h, long k0, long n)
+/* How many of the n prior slots from k on are stored one after the other
+ * (all: the flat cache). */
+static long cache_run(long k, long n)
 {
-    const float *pr = c->pair + (b * 1 + h) * PAIR_FLOATS;
-    long first = c->sp - 1, np = first - k0 < n ? (first - k0 > 0 ? first - k0 : 0) : n;
-    load_rows(vf, c->v_prior, c, b, h, k0, np);
-    load_rows(kf, c->k_prior, c, b, h, k0, np);
-    for (long j = np; j < n; j++) {
-        for (long t = 0; t < 64; t++) {
-            kf[j * 64 + t] = pr[PAIR_KA + (k0 + j - first) * 64 + t];
-            vf[j * 64 + t] = pr[PAIR_VA + (k0 + j - first) * 64 + t];
-        }
+    (void)k;
+    return n;
+}
+
+/* Scores sc [2, TILE] of the pair's query rows against the tile's n slots from k0, the
+ * first np of them prior (read from the cache as stored), the rest active. */
+static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long n, long np)
+{
+    long p = b * 1 + h, first = c->sp - 1;
+    const float *q = c->pair + p * PAIR_FLOATS + PAIR_Q;
+    for (long j = 0, run; j < np; j += run) {
+        run = cache_run(k0 + j, np - j);
+        kgp_qk_e4m3(sc + j, 64, q, 64, 2, cache_row(c->k_prior, c, b, h, k0 + j), 64, run,
+              64);
     }
+    if (n == np)
+        return;
+    kgp_qk_f32(sc + np, 64, q, 64, 2, c->pair + p * PAIR_FLOATS + PAIR_KA
+               + (k0 + np - first) * 64, 64, n - np, 64);
+}
+
+/* o [2, 64] += P [2, TILE] @ the tile's V rows, in slot order (one fmaf chain per
+ * element). */
+static void values(float *o, const float *sc, const struct ctx *c, long b, long h, long k0,
+                   long n, long np)
+{
+    long p = b * 1 + h, first = c->sp - 1;
+    for (long j = 0, run; j < np; j += run) {
+        run = cache_run(k0 + j, np - j);
+        kgp_pv_e4m3(o, 64, sc + j, 64, 2, cache_row(c->v_prior, c, b, h, k0 + j), 64, run,
+              64);
+    }
+    if (n == np)
+        return;
+    kgp_axpy_rows_f32(o, 64, sc + np, 64, 2, c->pair + p * PAIR_FLOATS + PAIR_VA
+                      + (k0 + np - first) * 64, 64, n - np, 64);
 }
 
 /* One tile of n slots from k0 into the task's running softmax (M, L, O). */
 static void tile_step(const struct ctx *c, long b, long h, long k0, long n, float *ts)
 {
-    float sc[128], kf[4096], vf[4096];
+    float sc[128];
     kg_u8 ok[128];
-    int any = 0;
     int all = 0;
-    for (long g = 0; g < 2; g++)
+    int any = all;
+    for (long g = 0; g < 2 && !all; g++)
         for (long j = 0; j < n; j++)
-            any |= ok[g * 64 + j] = (kg_u8)(all || attends(c, b, h, g, k0 + j));
+            any |= ok[g * 64 + j] = (kg_u8)attends(c, b, h, g, k0 + j);
     if (!any)
         return; /* nothing here attends: the tile is never read */
-    load_tile(kf, vf, c, b, h, k0, n);
-    const float *q = c->pair + (b * 1 + h) * PAIR_FLOATS + PAIR_Q;
-    kgp_dot_rows_f32(sc, 64, q, 64, 2, kf, 64, n, 64);
+    /* the tile's first np slots are prior (in the cache), the rest active */
+    long first = c->sp - 1, np = first - k0 < n ? (first - k0 > 0 ? first - k0 : 0) : n;
+    scores(sc, c, b, h, k0, n, np);
     for (long g = 0; g < 2; g++) {
         float *s = sc + g * 64, *m = ts + TASK_M + g, a;
-        for (long j = 0; j < n; j++)
+        for (long j = 0; j < n && !all; j++)
             if (!ok[g * 64 + j])
                 s[j] = -1.0f / 0.0f;
         float mt = kgp_max_f32(s, n), mn = mt > *m ? mt : *m;
@@ -159,7 +191,7 @@ static void tile_step(const struct ctx *c, long b, long h, long k0, long n, floa
             kgp_scale_mul_f32(ts + TASK_O + g * 64, ts + TASK_O + g * 64, a, 0, 64);
         *m = mn;
     }
-    kgp_axpy_rows_f32(ts + TASK_O, 64, sc, 64, 2, vf, 64, n, 64);
+    values(ts + TASK_O, sc, c, b, h, k0, n, np);
 }
 
 /* Pass 2, tasks [t0, t1): task t is chunk t % nch of pair t / nch. */
@@ -209,6 +241,13 @@ static void combine(void *ctx, long p0, long p1)
             put_out(c, b, hq, i, acc);
         }
     }
+}
+
+/* Passes 2 and 3: each query row's attention, handed to put_out. */
+static void attend(struct ctx *c)
+{
+    kgp_parallel_for(run_tasks, c, c->B * 1 * c->nch, 1);
+    kgp_parallel_for(combine, c, c->B * 1, SPLIT_PAIRS);
 }
 
 /* Token row t of X through the prologue into a [256] (fp32). */
@@ -334,8 +373,7 @@ int kg_attention_block_tkg_f32__kve4m3_h256_nq2_d64_s1_smax256_noupd(
             store_row(&c, t0 + r, C + r * 256);
     }
     /* passes 2 and 3: attention, the outputs replacing the query rows */
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
-    kgp_parallel_for(combine, &c, B, 1);
+    attend(&c);
     /* the output projection: A[t, n*64 + d] = head n's row of token t */
     for (long t0 = 0; t0 < T; t0 += 128) {
         long m = T - t0 < 128 ? T - t0 : 128;

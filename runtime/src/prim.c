@@ -31,9 +31,16 @@ static void fill_simd_tables(void)
     avx2_table.gemm_f32 = kgp_gemm_f32__avx2;
     avx512_table = scalar_table;
     avx512_table.gemm_f32 = kgp_gemm_f32__avx512;
-    /* attention's tile product: the AVX2 register tile on both (prim_attn.h) */
+    /* attention's tile product: the AVX2 register tile on both (prim_attn.h); decode's passes
+     * (qk_*, pv_*) have their own */
     avx2_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
     avx512_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
+#define SET_ATTN(name)                             \
+    avx2_table.name = kgp_##name##__avx2;          \
+    avx512_table.name = kgp_##name##__avx512;
+    SET_ATTN(qk_f32) SET_ATTN(qk_bf16) SET_ATTN(qk_f16) SET_ATTN(qk_e4m3) SET_ATTN(pv_bf16)
+    SET_ATTN(pv_f16) SET_ATTN(pv_e4m3)
+#undef SET_ATTN
 #define SET(name)                                  \
     avx2_table.name = kgp_##name##__avx2;          \
     avx512_table.name = kgp_##name##__avx512;

@@ -273,6 +273,8 @@ function F.params(k)
   local p = attn.params {
     d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = k.block_len,
     tpk = not k.K_cache_transposed, kv_dtype = k.kv_dtype,
+    -- the new K and V rows, rounded to the cache dtype, stay fp32 in the pair's scratch
+    ka_pair = true, va_pair = true,
     q_doc = " (scaled), then the attention output", k_doc = " (rounded to the cache dtype)",
   }
   p.POS, p.SWA, p.SINK, p.SKIP = false, false, k.sink, k.skip_attention

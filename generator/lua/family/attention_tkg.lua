@@ -171,7 +171,10 @@ function F.params(k)
   local p = attn.params {
     d = k.d_head, qh = k.q_head, nkv = k.n_kv, sa = k.s_active, S = k.full_sprior,
     blk = k.block_len, tpk = k.tp_k_prior, kv_dtype = k.kv_dtype,
-    q_doc = " (rotated and scaled with fuse_rope)", k_doc = " (rotated with fuse_rope)",
+    -- the active K rows are read from the pair's scratch only once rotated; the active V
+    -- rows always from v_active as stored
+    ka_pair = k.fuse_rope, va_pair = false,
+    q_doc = " (rotated and scaled with fuse_rope)", k_doc = ", rotated",
   }
   p.HALF = k.d_head // 2
   p.POS, p.SWA, p.SINK, p.ROPE = k.use_pos_id, k.sliding_window, k.sink, k.fuse_rope

@@ -229,7 +229,7 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
      * y may be x. */                                                                           \
     X(float, exp_sum_f32, (float *y, const float *x, float m, long n), (y, x, m, n))
 
-/* The third: attention's tile-level product (runtime/src/prim_attn*.c). */
+/* The third: attention's tile-level products (runtime/src/prim_attn*.c). */
 #define KGP_LIST_ATTN(X) \
     /* o[i*ldo + t] = fmaf(p[i*ldp + j], v[j*ldv + t], o[i*ldo + t]) for j ascending, i < m,     \
      * t < d, starting from o (acc != 0) or from 0 (acc == 0: o is only written): o [m, d]      \
@@ -238,7 +238,31 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
      * The same bits on every ISA */                                                            \
     X(void, tile_fma_f32, (float *o, long ldo, int acc, const float *p, long ldp, long m,         \
                            const float *v, long ldv, long n, long d),                           \
-      (o, ldo, acc, p, ldp, m, v, ldv, n, d))
+      (o, ldo, acc, p, ldp, m, v, ldv, n, d))                                                   \
+    /* decode's score pass on keys in their stored format, each key row read once for the m     \
+     * query rows: s[i*lds + j] = q_i . k_j, i < m, j < n, k_j row j of k [n, d] (stride ldk    \
+     * elements) widened exactly to fp32. Fixed order: eight lanes, lane l the fmaf chain over  \
+     * t = l, l + 8, ... below d8 = d / 8 * 8 from 0, summed ((a0 + a1) + (a2 + a3)) + ((a4 +   \
+     * a5) + (a6 + a7)), then fmaf(q[t], k[t], .) for t = d8 .. d - 1: the same bits on every   \
+     * ISA (a NaN stays a NaN, its payload may differ). f32, bf16, fp16 and e4m3 keys */        \
+    X(void, qk_f32, (float *s, long lds, const float *q, long ldq, long m, const float *k,      \
+                     long ldk, long n, long d), (s, lds, q, ldq, m, k, ldk, n, d))              \
+    X(void, qk_bf16, (float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,    \
+                      long ldk, long n, long d), (s, lds, q, ldq, m, k, ldk, n, d))             \
+    X(void, qk_f16, (float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,     \
+                     long ldk, long n, long d), (s, lds, q, ldq, m, k, ldk, n, d))              \
+    X(void, qk_e4m3, (float *s, long lds, const float *q, long ldq, long m, const kg_u8 *k,     \
+                      long ldk, long n, long d), (s, lds, q, ldq, m, k, ldk, n, d))             \
+    /* decode's value pass, each value row read once for the m rows: kgp_axpy_rows_f32 on v     \
+     * [n, d] (stride ldv elements) in bf16, fp16 or e4m3, widened exactly: o[i*ldo + t] =      \
+     * fmaf(p[i*ldp + j], v[j*ldv + t], o[i*ldo + t]) for j ascending, the same bits on every   \
+     * ISA (and as axpy_rows_f32 on the widened rows) */                                       \
+    X(void, pv_bf16, (float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,    \
+                      long ldv, long n, long d), (o, ldo, p, ldp, m, v, ldv, n, d))             \
+    X(void, pv_f16, (float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,     \
+                     long ldv, long n, long d), (o, ldo, p, ldp, m, v, ldv, n, d))              \
+    X(void, pv_e4m3, (float *o, long ldo, const float *p, long ldp, long m, const kg_u8 *v,     \
+                      long ldv, long n, long d), (o, ldo, p, ldp, m, v, ldv, n, d))
 
 #define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X) KGP_LIST_ATTN(X)
 

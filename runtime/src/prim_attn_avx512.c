@@ -1,0 +1,253 @@
+/* prim_attn_avx512.c: decode's passes over stored key and value rows (kgp_qk_*, kgp_pv_* in
+ * kgen/abi.h) on AVX-512, the same bits as the scalar references. The value pass runs 16-lane
+ * fmaf chains (R rows by 32 columns). The score pass must keep the reference's eight lanes, so
+ * a zmm holds two keys: its low half the 8 lanes of key j, its high half those of key j + 1,
+ * both against the same 8 query elements (broadcast to both halves); the halves are then summed
+ * in the reference's order. Widening is exact: bf16 by a shift, fp16 by vcvtph2ps, e4m3
+ * through fp16 bits (prim_avx2_fp8.h). */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kgen/dtype.h"
+#include "prim.h"
+#include "prim_attn.h"
+#include "prim_avx2_fp8.h"
+
+#define AI static inline __attribute__((always_inline))
+
+enum { F32, BF16, F16, E4M3 }; /* the stored format of the key and value rows */
+
+AI const void *elem(int fmt, const void *x, long e)
+{
+    return (const char *)x + e * (fmt == F32 ? 4 : fmt == E4M3 ? 1 : 2);
+}
+
+AI float widen1(int fmt, const void *x, long e)
+{
+    if (fmt == F32)
+        return ((const float *)x)[e];
+    if (fmt == BF16)
+        return kg_bf16_to_f32(((const kg_u16 *)x)[e]);
+    if (fmt == F16)
+        return kg_f16_to_f32(((const kg_u16 *)x)[e]);
+    return kg_e4m3_to_f32(((const kg_u8 *)x)[e]);
+}
+
+/* 16 narrow elements as fp32: codes in 16-bit lanes (bf16, fp16; e4m3 sign-extended). */
+AI __m512 widen_codes(int fmt, __m256i c)
+{
+    if (fmt == BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(c), 16));
+    if (fmt == F16)
+        return _mm512_cvtph_ps(c);
+    return _mm512_mul_ps(_mm512_cvtph_ps(fp8_to_f16(KG_WT_E4M3, c)), _mm512_set1_ps(256.0f));
+}
+
+/* 16 consecutive elements of a row. */
+AI __m512 widen16(int fmt, const void *x)
+{
+    if (fmt == F32)
+        return _mm512_loadu_ps(x);
+    if (fmt == E4M3)
+        return widen_codes(fmt, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x)));
+    return widen_codes(fmt, _mm256_loadu_si256((const __m256i *)x));
+}
+
+/* 8 consecutive elements of row x in the low half, 8 of row y in the high half. */
+AI __m512 widen8x2(int fmt, const void *x, const void *y)
+{
+    if (fmt == F32)
+        return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(x)),
+                                  _mm256_loadu_ps(y), 1);
+    if (fmt == E4M3) {
+        __m128i b = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)x),
+                                       _mm_loadl_epi64((const __m128i *)y));
+        return widen_codes(fmt, _mm256_cvtepi8_epi16(b));
+    }
+    __m256i c = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x)),
+        _mm_loadu_si128((const __m128i *)y), 1);
+    return widen_codes(fmt, c);
+}
+
+/* ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) of 4 rows' 8-lane accumulators at once. */
+AI __m128 sum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* Scores of R query rows (R <= 4) against 2 * KP keys (KP 1 or 2 zmm of key pairs), or against
+ * one key (KP = 1, single: the high half repeats it and is dropped). */
+AI void qk_block(int fmt, float *s, long lds, const float *q, long ldq, const void *k, long ldk,
+                 long d, int R, int KP, int single)
+{
+    __m512 acc[4][2];
+    for (int a = 0; a < 4; a++)
+        acc[a][0] = acc[a][1] = _mm512_setzero_ps();
+    long t = 0;
+    for (; t + 8 <= d; t += 8) {
+        __m512 kv[2];
+        for (int b = 0; b < KP; b++) {
+            const void *x = elem(fmt, k, 2 * b * ldk + t);
+            kv[b] = widen8x2(fmt, x, single ? x : elem(fmt, k, (2 * b + 1) * ldk + t));
+        }
+        for (int a = 0; a < R; a++) {
+            __m512 qv = _mm512_broadcast_f32x8(_mm256_loadu_ps(q + a * ldq + t));
+            for (int b = 0; b < KP; b++)
+                acc[a][b] = _mm512_fmadd_ps(qv, kv[b], acc[a][b]);
+        }
+    }
+    for (int b = 0; b < KP; b++)
+        for (int half = 0; half < (single ? 1 : 2); half++) {
+            __m256 x[4];
+            for (int a = 0; a < 4; a++)
+                x[a] = half ? _mm512_extractf32x8_ps(acc[a][b], 1)
+                            : _mm512_castps512_ps256(acc[a][b]);
+            float r[4];
+            _mm_storeu_ps(r, sum8x4(x[0], x[1], x[2], x[3]));
+            long key = 2 * b + half;
+            for (int a = 0; a < R; a++) {
+                for (long u = t; u < d; u++)
+                    r[a] = fmaf(q[a * ldq + u], widen1(fmt, k, key * ldk + u), r[a]);
+                s[a * lds + key] = r[a];
+            }
+        }
+}
+
+AI void qk_rows(int fmt, float *s, long lds, const float *q, long ldq, long n, const void *k,
+                long ldk, long d, int R)
+{
+    long j = 0;
+    for (; j + 4 <= n; j += 4)
+        qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 2, 0);
+    for (; j + 2 <= n; j += 2)
+        qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 1, 0);
+    if (j < n)
+        qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 1, 1);
+}
+
+AI void qk(int fmt, float *s, long lds, const float *q, long ldq, long m, const void *k,
+           long ldk, long n, long d)
+{
+    long i = 0;
+    for (; i + 4 <= m; i += 4)
+        qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 4);
+    switch (m - i) {
+    case 3: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 3); break;
+    case 2: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 2); break;
+    case 1: qk_rows(fmt, s + i * lds, lds, q + i * ldq, ldq, n, k, ldk, d, 1); break;
+    default: break;
+    }
+}
+
+void kgp_qk_f32__avx512(float *s, long lds, const float *q, long ldq, long m, const float *k,
+                        long ldk, long n, long d)
+{
+    qk(F32, s, lds, q, ldq, m, k, ldk, n, d);
+}
+
+void kgp_qk_bf16__avx512(float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,
+                         long ldk, long n, long d)
+{
+    qk(BF16, s, lds, q, ldq, m, k, ldk, n, d);
+}
+
+void kgp_qk_f16__avx512(float *s, long lds, const float *q, long ldq, long m, const kg_u16 *k,
+                        long ldk, long n, long d)
+{
+    qk(F16, s, lds, q, ldq, m, k, ldk, n, d);
+}
+
+void kgp_qk_e4m3__avx512(float *s, long lds, const float *q, long ldq, long m, const kg_u8 *k,
+                         long ldk, long n, long d)
+{
+    qk(E4M3, s, lds, q, ldq, m, k, ldk, n, d);
+}
+
+/* Columns [t, t + 16 * TB) of R output rows (R <= 4, TB 1 or 2) over the n value rows. */
+AI void pv_block(int fmt, float *o, long ldo, const float *p, long ldp, const void *v, long ldv,
+                 long n, long t, int R, int TB)
+{
+    __m512 acc[4][2];
+    for (int a = 0; a < R; a++)
+        for (int b = 0; b < TB; b++)
+            acc[a][b] = _mm512_loadu_ps(o + a * ldo + t + 16 * b);
+    for (long j = 0; j < n; j++) {
+        __m512 w[2];
+        for (int b = 0; b < TB; b++)
+            w[b] = widen16(fmt, elem(fmt, v, j * ldv + t + 16 * b));
+        for (int a = 0; a < R; a++) {
+            __m512 x = _mm512_set1_ps(p[a * ldp + j]);
+            for (int b = 0; b < TB; b++)
+                acc[a][b] = _mm512_fmadd_ps(x, w[b], acc[a][b]);
+        }
+    }
+    for (int a = 0; a < R; a++)
+        for (int b = 0; b < TB; b++)
+            _mm512_storeu_ps(o + a * ldo + t + 16 * b, acc[a][b]);
+}
+
+AI void pv_rows(int fmt, float *o, long ldo, const float *p, long ldp, const void *v, long ldv,
+                long n, long d, int R)
+{
+    long t = 0;
+    for (; t + 32 <= d; t += 32)
+        pv_block(fmt, o, ldo, p, ldp, v, ldv, n, t, R, 2);
+    if (t + 16 <= d)
+        pv_block(fmt, o, ldo, p, ldp, v, ldv, n, t, R, 1);
+}
+
+/* As the AVX2 version: groups of PV_GROUP value rows, each prefetched row by row first (the
+ * column-block order defeats the hardware prefetchers). */
+enum { PV_GROUP = 64 };
+
+AI void pv(int fmt, float *o, long ldo, const float *p, long ldp, long m, const void *v,
+           long ldv, long n, long d)
+{
+    long row_bytes = (const char *)elem(fmt, v, d) - (const char *)v;
+    for (long j0 = 0; j0 < n; j0 += PV_GROUP) {
+        long nj = n - j0 < PV_GROUP ? n - j0 : PV_GROUP;
+        const void *vj = elem(fmt, v, j0 * ldv);
+        for (long j = 0; j < nj; j++)
+            for (long b = 0; b < row_bytes; b += 64)
+                _mm_prefetch((const char *)elem(fmt, vj, j * ldv) + b, _MM_HINT_T0);
+        long i = 0;
+        for (; i + 4 <= m; i += 4)
+            pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 4);
+        switch (m - i) {
+        case 3: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 3); break;
+        case 2: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 2); break;
+        case 1: pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 1); break;
+        default: break;
+        }
+    }
+}
+
+/* The columns past the last whole 16 go to the AVX2 version (8 wide, then the reference). */
+void kgp_pv_bf16__avx512(float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,
+                         long ldv, long n, long d)
+{
+    pv(BF16, o, ldo, p, ldp, m, v, ldv, n, d);
+    long t = d / 16 * 16;
+    if (t < d)
+        kgp_pv_bf16__avx2(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
+}
+
+void kgp_pv_f16__avx512(float *o, long ldo, const float *p, long ldp, long m, const kg_u16 *v,
+                        long ldv, long n, long d)
+{
+    pv(F16, o, ldo, p, ldp, m, v, ldv, n, d);
+    long t = d / 16 * 16;
+    if (t < d)
+        kgp_pv_f16__avx2(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
+}
+
+void kgp_pv_e4m3__avx512(float *o, long ldo, const float *p, long ldp, long m, const kg_u8 *v,
+                         long ldv, long n, long d)
+{
+    pv(E4M3, o, ldo, p, ldp, m, v, ldv, n, d);
+    long t = d / 16 * 16;
+    if (t < d)
+        kgp_pv_e4m3__avx2(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
+}
