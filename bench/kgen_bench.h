@@ -110,6 +110,8 @@ void kgb_blas_close(kgb_blas *b);
 
 /* ---- reports ------------------------------------------------------------------------------- */
 
+/* The probed roofline and machine balance, two lines. */
+void kgb_print_roofline(FILE *f, const kgb_roofline *roof);
 /* The probed roofline, then one line per kernel: us/call, GFLOP/s, GB/s, bound, ratio to the
  * roofline, ratio to OpenBLAS (its time / the kernel's). blas: kgb_blas_describe or a reason. */
 void kgb_print_table(FILE *f, const kgb_roofline *roof, const char *blas, const kgb_result *r,

@@ -31,8 +31,7 @@ static double blas_ratio(const kgb_result *r)
 
 /* ---- table --------------------------------------------------------------------------------- */
 
-void kgb_print_table(FILE *f, const kgb_roofline *roof, const char *blas, const kgb_result *r,
-                     int n)
+void kgb_print_roofline(FILE *f, const kgb_roofline *roof)
 {
     fprintf(f, "roofline (probed in this run, %d thread%s): read %.1f GB/s (%.0f MiB buffer), "
             "fp32 FMA %.1f GFLOP/s (%s), ", roof->threads, roof->threads == 1 ? "" : "s",
@@ -44,7 +43,14 @@ void kgb_print_table(FILE *f, const kgb_roofline *roof, const char *blas, const 
     fprintf(f, "machine balance: %.1f flop/byte (fp32)", roof->fp32_gflops / roof->read_gbs);
     if (roof->bf16_gflops > 0)
         fprintf(f, ", %.1f (bf16)", roof->bf16_gflops / roof->read_gbs);
-    fprintf(f, "; primitives: %s\nOpenBLAS: %s\n\n", kg_prim_isa(), blas);
+    fprintf(f, "; primitives: %s\n", kg_prim_isa());
+}
+
+void kgb_print_table(FILE *f, const kgb_roofline *roof, const char *blas, const kgb_result *r,
+                     int n)
+{
+    kgb_print_roofline(f, roof);
+    fprintf(f, "OpenBLAS: %s\n\n", blas);
     int w = 6;
     for (int i = 0; i < n; i++)
         w = (int)strlen(r[i].name) > w ? (int)strlen(r[i].name) : w;

@@ -24,6 +24,8 @@ const char kgc_bench_help[] =
     "cost block, the bound that applies and the ratio to it, and where the kernel is a GEMM on\n"
     "weights [K, N], the ratio of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the\n"
     "kernel's time.\n"
+    "  --roofline      only probe the roofline and print it (with --csv, its three probe\n"
+    "                  rows): for scripts that time something else against it\n"
     "  --gemm          also (or, without SPEC, only) time the runtime's GEMM on the reference\n"
     "                  shapes: K 4096, N 14336 (an 8B model's MLP up projection), M 1 (decode)\n"
     "                  and 512 (prefill), bf16, e4m3 and f32 weights\n"
@@ -45,7 +47,7 @@ const char kgc_bench_help[] =
 typedef struct bench_args {
     const char *spec, *regex, *csv, *plot;
     long tokens;
-    int threads, aot, gemm;
+    int threads, aot, gemm, roofline;
     kgb_options o;
 } bench_args;
 
@@ -95,6 +97,8 @@ static int parse(int argc, char **argv, bench_args *a)
             a->aot = !strcmp(o, "--aot");
         else if (!strcmp(o, "--gemm"))
             a->gemm = 1;
+        else if (!strcmp(o, "--roofline"))
+            a->roofline = 1;
         else if (!strcmp(o, "--quick"))
             a->o.quick = 1, a->o.min_time = 0.05, a->o.min_runs = 5;
         else if (o[0] != '-' && !a->spec)
@@ -106,7 +110,10 @@ static int parse(int argc, char **argv, bench_args *a)
         else if (kgc_set_once("bench", o, valued[v].slot, argv[++i]) != KGC_OK)
             return KGC_USAGE;
     }
-    if (!a->spec && !a->gemm)
+    if (a->roofline && (a->spec || a->gemm || a->regex || tokens || a->plot))
+        return kgc_error(KGC_USAGE, "bench: --roofline takes no SPEC, --gemm, --kernel, --tokens "
+                         "or --plot");
+    if (!a->spec && !a->gemm && !a->roofline)
         return kgc_error(KGC_USAGE, "bench: expected SPEC or --gemm (see kgen bench --help)");
     return numbers(a, tokens, threads, min_time, min_runs);
 }
@@ -254,6 +261,23 @@ static void compare_blas(const bench_args *a, kgb_result *r, int n, char *blas, 
     kgb_blas_close(b);
 }
 
+/* With --csv, the probes and the n results as CSV; KGC_OK or KGC_USAGE, printed. */
+static int write_csv(const bench_args *a, const kgb_roofline *roof, const kgb_result *r, int n)
+{
+    if (!a->csv)
+        return KGC_OK;
+    FILE *f = fopen(a->csv, "w");
+    if (!f)
+        return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
+                         strerror(errno));
+    kgb_write_csv(f, roof, r, n);
+    int bad = ferror(f), closed = fclose(f);
+    if (bad || closed != 0)
+        return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
+                         strerror(bad ? EIO : errno));
+    return KGC_OK;
+}
+
 /* The reports: table on stdout, then CSV and chart if asked for. The last ngemm of the n lines
  * are reference GEMMs. */
 static int report(const bench_args *a, const char *spec_name, const kgb_roofline *roof,
@@ -272,17 +296,9 @@ static int report(const bench_args *a, const char *spec_name, const kgb_roofline
         printf("the runtime's GEMM on %d reference shape%s; ", ngemm, ngemm == 1 ? "" : "s");
     printf("threads: %d\n", kg_threads());
     kgb_print_table(stdout, roof, blas, r, n);
-    if (a->csv) {
-        FILE *f = fopen(a->csv, "w");
-        if (!f)
-            return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
-                             strerror(errno));
-        kgb_write_csv(f, roof, r, n);
-        int bad = ferror(f), closed = fclose(f);
-        if (bad || closed != 0)
-            return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
-                             strerror(bad ? EIO : errno));
-    }
+    int rc = write_csv(a, roof, r, n);
+    if (rc != KGC_OK)
+        return rc;
     if (a->plot) {
         snprintf(title, sizeof title, "kgen bench %s: %s, %d thread%s, primitives %s",
                  spec_name ? spec_name : "--gemm", sizes, roof->threads,
@@ -341,6 +357,20 @@ static int measure_gemms(const bench_args *a, const regex_t *re, kgb_result *r, 
         return KGC_OK;
     progress(NULL, i, n);
     return kgc_error(KGC_FAIL, "bench --gemm: %s", err);
+}
+
+/* --roofline: the probes alone, printed (and written as CSV if asked). */
+static int roofline_only(const bench_args *a)
+{
+    kgb_roofline roof;
+    progress("probing the roofline", 0, 1);
+    int probed = kgb_probe(&a->o, &roof);
+    progress(NULL, 0, 1);
+    if (probed != 0)
+        return kgc_error(KGC_FAIL, "bench: no memory for the probes");
+    printf("threads: %d\n", kg_threads());
+    kgb_print_roofline(stdout, &roof);
+    return write_csv(a, &roof, NULL, 0);
 }
 
 /* Probes, measures the selected kernels (and with --gemm the reference GEMMs after them),
@@ -407,7 +437,9 @@ int kgc_bench(int argc, char **argv)
     a.o.threads = kg_threads();
 
     kgc_kernels ks;
-    if (!a.spec) {
+    if (a.roofline) {
+        rc = roofline_only(&a);
+    } else if (!a.spec) {
         rc = bench(&a, a.regex ? &re : NULL, NULL, NULL, 0);
     } else if ((rc = kgc_kernels_load(a.spec, 1, &ks)) == KGC_OK) {
         int *sel = calloc((size_t)ks.m->nkernels + 1, sizeof *sel), nsel = 0;

@@ -48,7 +48,8 @@ static const command commands[] = {
       "      Hugging Face model (greedy decoding), or dump its logits and hidden states",
       kgc_run, kgc_run_help },
     { "bench", "[SPEC|DIR] [--gemm] [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot] "
-               "[--csv FILE] [--plot FILE.png] [--quick] [--min-time S] [--min-runs N]",
+               "[--csv FILE] [--plot FILE.png] [--quick] [--min-time S] [--min-runs N]\n"
+               "--roofline [--threads N] [--csv FILE] [--quick] [--min-time S] [--min-runs N]",
       "time each kernel against this machine's roofline and OpenBLAS",
       kgc_bench, kgc_bench_help },
     { "spec", "--from-hf DIR [-o FILE] [--max-context N] [--max-batch N] [--weights bf16|fp8]",

@@ -99,6 +99,19 @@ rows=$(grep -c '^kernel,' "$gcsv" || true)
 if [ "$rows" -eq 3 ]; then pass; else fail "bench --gemm --kernel _m1_: $rows rows, expected 3"; fi
 expect_error "no GEMM match" 2 "reference GEMM" bench --gemm --quick --kernel '^nothing$'
 
+# ---- --roofline: the probes alone (what bench/run-vs-torch.sh reads) --------------------------
+rcsv=$scratch/roofline.csv
+run bench --roofline --quick --threads 1 --csv "$rcsv"
+if [ "$rc" -eq 0 ] && [[ $out == *"roofline (probed in this run, 1 thread): read "* ]]; then
+    pass; else fail "bench --roofline: exit $rc: $out $err"; fi
+IFS=, read -r _ _ th _ _ bw _ < <(grep '^probe,read_bandwidth,' "$rcsv" || true)
+if positive "${bw:-}" && [ "${th:-}" = 1 ]; then pass; else
+    fail "bench --roofline: read '${bw:-}' GB/s on '${th:-}' threads"; fi
+if [ "$(grep -c '^probe,' "$rcsv")" -eq 3 ] && ! grep -q '^kernel,' "$rcsv"; then pass; else
+    fail "bench --roofline: expected 3 probe rows and no kernel row: $(cat "$rcsv")"; fi
+expect_error "roofline and a spec" 2 "--roofline takes no SPEC" bench --roofline "$tiny"
+expect_error "roofline and --gemm" 2 "--roofline takes no SPEC" bench --roofline --gemm
+
 # ---- usage errors: exit 2 with one message -------------------------------------------------
 expect_error "no spec" 2 "SPEC or --gemm" bench
 expect_error "bad regex" 2 "regex" bench "$tiny" --kernel 'rope('

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/bad/run.sh KGEN WORKDIR [SHARED]: feeds kgen every bad input of tests/bad/cases.txt and checks
+# tests/bad/run.sh KGEN WORKDIR [SHARED]: feeds kgen every bad input of tests/bad/cases.txt (and
+# every bad config.json of tests/bad/configs/cases.txt, through kgen spec --from-hf) and checks
 # that each ends in a clear refusal: exit 2 (no crash: a signal would give >= 128; no hang:
 # `timeout $limit` gives 124), exactly one line on stderr, naming the input and saying what
 # cases.txt says, and nothing written. The .npy files, the FIFOs and the folders are made here
@@ -129,6 +130,10 @@ check() {
   if ! grep -qF -- "$text" "$err"; then
     bad "$name" "stderr lacks '$text': $(cat "$err")"; return
   fi
+  # WHOLE (set for one call: WHOLE=LINE check ...): the line must be exactly LINE
+  if [ -n "${WHOLE:-}" ] && [ "$(cat "$err")" != "$WHOLE" ]; then
+    bad "$name" "stderr is not exactly '$WHOLE': $(cat "$err")"; return
+  fi
   if [ -n "$outdir" ] && [ -n "$(ls -A "$outdir" 2>/dev/null)" ]; then
     bad "$name" "wrote into $outdir: $(ls "$outdir")"; return
   fi
@@ -176,6 +181,19 @@ while IFS='|' read -r kind input text; do
   esac
 done < "$here/cases.txt"
 
+# bad config.json files (configs/cases.txt, which tests/test_config.c checks through the library):
+# through the CLI, each is one line, exactly "kgen: PATH: TEXT", exit 2
+configs=0
+while IFS='|' read -r file text; do
+  case "$file" in ''|'#'*) continue ;; esac
+  WHOLE="kgen: configs/$file: $text" check "spec --from-hf configs/$file" "configs/$file: " \
+    "$text" "" -- "$kgen" spec --from-hf "configs/$file"
+  configs=$((configs + 1))
+done < "$here/configs/cases.txt"
+if [ "$configs" -lt 40 ]; then
+  bad "configs/cases.txt" "only $configs bad configs listed"
+fi
+
 # the inputs themselves are good: the same commands accept the good ones (so a refusal above
 # is about the bad part, not the harness)
 rm -rf "$work/out"
@@ -184,6 +202,13 @@ if timeout $limit "$kgen" exec rmsnorm_quant:H=4,norm_type=NO_NORM --in "hidden=
   pass=$((pass + 1))
 else
   bad "exec ok.npy" "the good .npy is refused: the harness is wrong"
+fi
+
+if timeout 10 "$kgen" spec --from-hf "$golden" > "$work/stdout" 2>&1 \
+     && grep -q 'llama' "$work/stdout"; then
+  pass=$((pass + 1))
+else
+  bad "spec --from-hf golden" "a good config.json is refused: the harness is wrong"
 fi
 
 sed 's|0 / 0 --\[\[ BAD: NaN \]\]|1e-5|' specs/nan_eps.lua > "$work/good.lua"
