@@ -115,12 +115,26 @@ AI void qk_block(int fmt, float *s, long lds, const float *q, long ldq, const vo
         }
 }
 
+/* The lines of rows [j, j + cnt) of x: a prefetch never faults, so rows past the caller's n
+ * (the next tile's, in a flat cache) cost nothing when absent. */
+AI void prefetch_rows(int fmt, const void *x, long ldx, long j, long cnt, long d)
+{
+    long row_bytes = (const char *)elem(fmt, x, d) - (const char *)x;
+    for (long r = j; r < j + cnt; r++)
+        for (long b = 0; b < row_bytes; b += 64)
+            _mm_prefetch((const char *)elem(fmt, x, r * ldx) + b, _MM_HINT_T0);
+}
+
+enum { QK_AHEAD = 16 }; /* key rows prefetched ahead of the block being scored */
+
 AI void qk_rows(int fmt, float *s, long lds, const float *q, long ldq, long n, const void *k,
                 long ldk, long d, int R)
 {
     long j = 0;
-    for (; j + 4 <= n; j += 4)
+    for (; j + 4 <= n; j += 4) {
+        prefetch_rows(fmt, k, ldk, j + QK_AHEAD, 4, d);
         qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 2, 0);
+    }
     for (; j + 2 <= n; j += 2)
         qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 1, 0);
     if (j < n)
@@ -205,13 +219,12 @@ enum { PV_GROUP = 64 };
 AI void pv(int fmt, float *o, long ldo, const float *p, long ldp, long m, const void *v,
            long ldv, long n, long d)
 {
-    long row_bytes = (const char *)elem(fmt, v, d) - (const char *)v;
     for (long j0 = 0; j0 < n; j0 += PV_GROUP) {
         long nj = n - j0 < PV_GROUP ? n - j0 : PV_GROUP;
         const void *vj = elem(fmt, v, j0 * ldv);
-        for (long j = 0; j < nj; j++)
-            for (long b = 0; b < row_bytes; b += 64)
-                _mm_prefetch((const char *)elem(fmt, vj, j * ldv) + b, _MM_HINT_T0);
+        if (j0 == 0)
+            prefetch_rows(fmt, vj, ldv, 0, nj, d);
+        prefetch_rows(fmt, vj, ldv, PV_GROUP, PV_GROUP, d);
         long i = 0;
         for (; i + 4 <= m; i += 4)
             pv_rows(fmt, o + i * ldo, ldo, p + i * ldp + j0, ldp, vj, ldv, nj, d, 4);
