@@ -77,6 +77,47 @@ AI __m128 sum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+/* Per 128-bit block: [x0 + x1, x2 + x3, y0 + y1, y2 + y3] (the reference's first two levels). */
+AI __m512 hadd512(__m512 x, __m512 y)
+{
+    return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xDD));
+}
+
+/* The 16 scores of 4 rows x 4 keys from their accumulators acc[a][b] (keys 2b and 2b + 1 in
+ * the low and high halves), summed in the reference's tree without leaving the registers:
+ * pairs, then quads (lanes 0-3 and 4-7 of a key in 128-bit blocks of their own), then the two
+ * quads; then the tail t .. d - 1 by fmaf as the reference does. Rows a >= R are not stored. */
+AI void reduce4x4(float *s, long lds, __m512 acc[4][2], int fmt, const float *q, long ldq,
+                  const void *k, long ldk, long t, long d, int R)
+{
+    __m512 r01 = hadd512(hadd512(acc[0][0], acc[0][1]), hadd512(acc[1][0], acc[1][1]));
+    __m512 r23 = hadd512(hadd512(acc[2][0], acc[2][1]), hadd512(acc[3][0], acc[3][1]));
+    __m512 z = _mm512_add_ps(_mm512_shuffle_f32x4(r01, r23, 0x88),
+                             _mm512_shuffle_f32x4(r01, r23, 0xDD));
+    /* z's lanes: blocks [r0 k0 k2 r1 k0 k2], [r0 k1 k3 r1 k1 k3], then rows 2 and 3 */
+    z = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14,
+                                                11, 15), z);
+    if (t == d) {
+        _mm_storeu_ps(s, _mm512_castps512_ps128(z));
+        if (R > 1)
+            _mm_storeu_ps(s + lds, _mm512_extractf32x4_ps(z, 1));
+        if (R > 2)
+            _mm_storeu_ps(s + 2 * lds, _mm512_extractf32x4_ps(z, 2));
+        if (R > 3)
+            _mm_storeu_ps(s + 3 * lds, _mm512_extractf32x4_ps(z, 3));
+        return;
+    }
+    float r[16];
+    _mm512_storeu_ps(r, z);
+    for (int a = 0; a < R; a++)
+        for (long key = 0; key < 4; key++) {
+            float x = r[a * 4 + key];
+            for (long u = t; u < d; u++)
+                x = fmaf(q[a * ldq + u], widen1(fmt, k, key * ldk + u), x);
+            s[a * lds + key] = x;
+        }
+}
+
 /* Scores of R query rows (R <= 4) against 2 * KP keys (KP 1 or 2 zmm of key pairs), or against
  * one key (KP = 1, single: the high half repeats it and is dropped). */
 AI void qk_block(int fmt, float *s, long lds, const float *q, long ldq, const void *k, long ldk,
@@ -97,6 +138,10 @@ AI void qk_block(int fmt, float *s, long lds, const float *q, long ldq, const vo
             for (int b = 0; b < KP; b++)
                 acc[a][b] = _mm512_fmadd_ps(qv, kv[b], acc[a][b]);
         }
+    }
+    if (KP == 2) {
+        reduce4x4(s, lds, acc, fmt, q, ldq, k, ldk, t, d, R);
+        return;
     }
     for (int b = 0; b < KP; b++)
         for (int half = 0; half < (single ? 1 : 2); half++) {
