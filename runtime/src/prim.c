@@ -31,10 +31,9 @@ static void fill_simd_tables(void)
     avx2_table.gemm_f32 = kgp_gemm_f32__avx2;
     avx512_table = scalar_table;
     avx512_table.gemm_f32 = kgp_gemm_f32__avx512;
-    /* attention's tile product: the AVX2 register tile on both (prim_attn.h); decode's passes
-     * (qk_*, pv_*) have their own */
+    /* attention's tile product and decode's passes (qk_*, pv_*): each ISA its own */
     avx2_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
-    avx512_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
+    avx512_table.tile_fma_f32 = kgp_tile_fma_f32__avx512;
 #define SET_ATTN(name)                             \
     avx2_table.name = kgp_##name##__avx2;          \
     avx512_table.name = kgp_##name##__avx512;

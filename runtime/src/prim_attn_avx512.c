@@ -309,3 +309,62 @@ void kgp_pv_e4m3__avx512(float *o, long ldo, const float *p, long ldp, long m, c
     if (t < d)
         kgp_pv_e4m3__avx2(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
 }
+
+/* ---- attention's tile product (kgp_tile_fma_f32) ----------------------------------------- */
+
+/* Rows [0, R) x columns [t, t + 16 * V) of o, V = 1 or 2 zmm: the AVX2 register tile at twice
+ * the width (2R lane-wise fma chains over n ascending, the reference's bits). Zen 5 runs
+ * 512-bit FMAs at full width, so this doubles the product there; on Zen 4 (two halves) it
+ * matches the AVX2 tile. */
+AI void tile(float *o, long ldo, int from_o, const float *p, long ldp, const float *v, long ldv,
+             long n, long t, int R, int V)
+{
+    __m512 acc[6][2];
+    for (int a = 0; a < R; a++)
+        for (int b = 0; b < V; b++)
+            acc[a][b] = from_o ? _mm512_loadu_ps(o + a * ldo + t + 16 * b) : _mm512_setzero_ps();
+    for (long j = 0; j < n; j++) {
+        __m512 w0 = _mm512_loadu_ps(v + j * ldv + t);
+        __m512 w1 = V > 1 ? _mm512_loadu_ps(v + j * ldv + t + 16) : w0;
+        for (int a = 0; a < R; a++) {
+            __m512 x = _mm512_set1_ps(p[a * ldp + j]);
+            acc[a][0] = _mm512_fmadd_ps(x, w0, acc[a][0]);
+            if (V > 1)
+                acc[a][1] = _mm512_fmadd_ps(x, w1, acc[a][1]);
+        }
+    }
+    for (int a = 0; a < R; a++)
+        for (int b = 0; b < V; b++)
+            _mm512_storeu_ps(o + a * ldo + t + 16 * b, acc[a][b]);
+}
+
+/* All whole zmm of columns for R rows. */
+AI void tile_rows(float *o, long ldo, int acc, const float *p, long ldp, const float *v,
+                  long ldv, long n, long d, int R)
+{
+    long t = 0;
+    for (; t + 32 <= d; t += 32)
+        tile(o, ldo, acc, p, ldp, v, ldv, n, t, R, 2);
+    if (t + 16 <= d)
+        tile(o, ldo, acc, p, ldp, v, ldv, n, t, R, 1);
+}
+
+/* The columns past the last whole 16 go to the AVX2 version (8 wide, then the reference). */
+void kgp_tile_fma_f32__avx512(float *o, long ldo, int acc, const float *p, long ldp, long m,
+                              const float *v, long ldv, long n, long d)
+{
+    long i = 0;
+    for (; i + 6 <= m; i += 6)
+        tile_rows(o + i * ldo, ldo, acc, p + i * ldp, ldp, v, ldv, n, d, 6);
+    switch (m - i) { /* the last 1 to 5 rows in one tile */
+    case 5: tile_rows(o + i * ldo, ldo, acc, p + i * ldp, ldp, v, ldv, n, d, 5); break;
+    case 4: tile_rows(o + i * ldo, ldo, acc, p + i * ldp, ldp, v, ldv, n, d, 4); break;
+    case 3: tile_rows(o + i * ldo, ldo, acc, p + i * ldp, ldp, v, ldv, n, d, 3); break;
+    case 2: tile_rows(o + i * ldo, ldo, acc, p + i * ldp, ldp, v, ldv, n, d, 2); break;
+    case 1: tile_rows(o + i * ldo, ldo, acc, p + i * ldp, ldp, v, ldv, n, d, 1); break;
+    default: break;
+    }
+    long t = d / 16 * 16;
+    if (t < d)
+        kgp_tile_fma_f32__avx2(o + t, ldo, acc, p, ldp, m, v + t, ldv, n, d - t);
+}
