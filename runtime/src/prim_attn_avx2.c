@@ -193,12 +193,21 @@ static inline __attribute__((always_inline)) void qk_block(int fmt, float *s, lo
     }
 }
 
+/* Key rows prefetched ahead of the pair being scored: a prefetch never faults, so rows past
+ * the caller's n (the next tile's, in a flat cache) cost nothing when absent. */
+enum { QK_AHEAD = 16 };
+
 static inline __attribute__((always_inline)) void qk_rows(int fmt, float *s, long lds,
     const float *q, long ldq, long n, const void *k, long ldk, long d, int R)
 {
+    long row_bytes = (const char *)elem(fmt, k, d) - (const char *)k;
     long j = 0;
-    for (; j + 2 <= n; j += 2)
+    for (; j + 2 <= n; j += 2) {
+        for (long r = j + QK_AHEAD; r < j + QK_AHEAD + 2; r++)
+            for (long b = 0; b < row_bytes; b += 64)
+                _mm_prefetch((const char *)elem(fmt, k, r * ldk) + b, _MM_HINT_T0);
         qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 2);
+    }
     if (j < n)
         qk_block(fmt, s + j, lds, q, ldq, elem(fmt, k, j * ldk), ldk, d, R, 1);
 }
