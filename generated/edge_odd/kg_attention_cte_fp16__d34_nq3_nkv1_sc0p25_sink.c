@@ -204,7 +204,8 @@ int kg_attention_cte_fp16__d34_nq3_nkv1_sc0p25_sink(
     c.sink = sink;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
     c.nt = (Sq + 41) / 42;
-    kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, 1);
+    /* a task's work: the FMAs (4 a byte) of its rows against every key */
+    kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, KGP_GRAIN(c.L * 2142 + 1));
     return KG_OK;
 }
 

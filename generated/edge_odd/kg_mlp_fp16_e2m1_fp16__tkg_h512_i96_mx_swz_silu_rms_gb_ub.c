@@ -204,12 +204,13 @@ int kg_mlp_fp16_e2m1_fp16__tkg_h512_i96_mx_swz_silu_rms_gb_ub(
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(4096));
         kgp_matmul_f32(c.G, 96, c.A, 512, mb, gate_w);
         kgp_matmul_f32(c.U, 96, c.A, 512, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, 1);
+        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(1152));
         kgp_matmul_f32(c.A, 512, c.U, 96, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, 1);
+        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(4096));
     }
     return KG_OK;
 }

@@ -161,12 +161,13 @@ int kg_mlp_fp16_e4m3fn_fp16__cte_h384_i5003_static_gelutanh_nonorm_gb(
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(3072));
         kgp_matmul_f32(c.G, 5003, c.A, 384, mb, gate_w);
         kgp_matmul_f32(c.U, 5003, c.A, 384, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, 1);
+        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(60036));
         kgp_matmul_f32(c.A, 384, c.U, 5003, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, 1);
+        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(3072));
     }
     return KG_OK;
 }

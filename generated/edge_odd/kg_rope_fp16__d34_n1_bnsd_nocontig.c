@@ -82,7 +82,7 @@ int kg_rope_fp16__d34_n1_bnsd_nocontig(
     c.B = B;
     c.S = S;
     c.nch = (S + 239) / 240;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(32640));
     return KG_OK;
 }
 

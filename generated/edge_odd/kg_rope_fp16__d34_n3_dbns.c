@@ -87,7 +87,7 @@ int kg_rope_fp16__d34_n3_dbns(
     c.B = B;
     c.S = S;
     c.nch = (S + 239) / 240;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(97920));
     return KG_OK;
 }
 

@@ -95,7 +95,7 @@ int kg_rope_hf_fp16__d34_hq3_hk1_cache_notbatch_bwd(
     c.S = S;
     c.T = T;
     c.nch = (S + 239) / 240;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(130560));
     return KG_OK;
 }
 

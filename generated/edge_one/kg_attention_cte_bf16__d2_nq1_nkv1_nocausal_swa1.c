@@ -198,7 +198,8 @@ int kg_attention_cte_bf16__d2_nq1_nkv1_nocausal_swa1(
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
     c.nt = (Sq + 127) / 128;
-    kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, 1);
+    /* a task's work: the FMAs (4 a byte) of its rows against every key */
+    kgp_parallel_for(run_tasks, &c, B * 1 * c.nt, KGP_GRAIN(c.L * 128 + 1));
     return KG_OK;
 }
 

@@ -136,12 +136,13 @@ int kg_mlp_bf16_bf16_bf16__tkg_h128_i1_none_silu_nonorm(
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(1024));
         kgp_matmul_f32(c.G, 1, c.A, 128, mb, gate_w);
         kgp_matmul_f32(c.U, 1, c.A, 128, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, 1);
+        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(12));
         kgp_matmul_f32(c.A, 128, c.U, 1, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, 1);
+        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(1024));
     }
     return KG_OK;
 }

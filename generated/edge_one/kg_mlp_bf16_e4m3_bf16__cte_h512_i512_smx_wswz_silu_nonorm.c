@@ -146,12 +146,13 @@ int kg_mlp_bf16_e4m3_bf16__cte_h512_i512_smx_wswz_silu_nonorm(
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(4096));
         kgp_matmul_f32(c.G, 512, c.A, 512, mb, gate_w);
         kgp_matmul_f32(c.U, 512, c.A, 512, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, 1);
+        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(6144));
         kgp_matmul_f32(c.A, 512, c.U, 512, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, 1);
+        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(4096));
     }
     return KG_OK;
 }

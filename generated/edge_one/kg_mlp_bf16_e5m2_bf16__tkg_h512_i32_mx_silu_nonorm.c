@@ -161,12 +161,13 @@ int kg_mlp_bf16_e5m2_bf16__tkg_h512_i32_mx_silu_nonorm(
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(4096));
         kgp_matmul_f32(c.G, 32, c.A, 512, mb, gate_w);
         kgp_matmul_f32(c.U, 32, c.A, 512, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, 1);
+        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(384));
         kgp_matmul_f32(c.A, 512, c.U, 32, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, 1);
+        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(4096));
     }
     return KG_OK;
 }

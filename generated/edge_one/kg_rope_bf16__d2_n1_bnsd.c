@@ -75,7 +75,7 @@ int kg_rope_bf16__d2_n1_bnsd(
     c.B = B;
     c.S = S;
     c.nch = (S + 4095) / 4096;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(32768));
     return KG_OK;
 }
 

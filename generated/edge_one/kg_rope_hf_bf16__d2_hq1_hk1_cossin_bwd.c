@@ -90,7 +90,7 @@ int kg_rope_hf_bf16__d2_hq1_hk1_cossin_bwd(
     c.S = S;
     c.T = T;
     c.nch = (S + 4095) / 4096;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(65536));
     return KG_OK;
 }
 

@@ -193,7 +193,8 @@ int kg_attention_cte_bf16__d128_nq32_nkv8_sc0p088388346(
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
     c.nt = (Sq + 31) / 32;
-    kgp_parallel_for(run_tasks, &c, B * 8 * c.nt, 1);
+    /* a task's work: the FMAs (4 a byte) of its rows against every key */
+    kgp_parallel_for(run_tasks, &c, B * 8 * c.nt, KGP_GRAIN(c.L * 8192 + 1));
     return KG_OK;
 }
 

@@ -224,7 +224,10 @@ static void combine(void *ctx, long p0, long p1)
 /* Passes 2 and 3: each query row's attention, handed to put_out. */
 static void attend(struct ctx *c)
 {
-    kgp_parallel_for(run_tasks, c, c->B * 8 * c->nch, 1);
+    /* a task's work: its slots' K and V rows, and their FMAs (4 a byte) for the G rows */
+    long slots = c->sp < 512 ? c->sp : 512;
+    kgp_parallel_for(run_tasks, c, c->B * 8 * c->nch,
+                     KGP_GRAIN((slots > 0 ? slots : 1) * 768));
     kgp_parallel_for(combine, c, c->B * 8, SPLIT_PAIRS);
 }
 

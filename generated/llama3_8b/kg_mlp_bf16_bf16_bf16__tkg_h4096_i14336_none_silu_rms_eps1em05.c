@@ -145,12 +145,13 @@ int kg_mlp_bf16_bf16_bf16__tkg_h4096_i14336_none_silu_rms_eps1em05(
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(32768));
         kgp_matmul_f32(c.G, 14336, c.A, 4096, mb, gate_w);
         kgp_matmul_f32(c.U, 14336, c.A, 4096, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, 1);
+        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(172032));
         kgp_matmul_f32(c.A, 4096, c.U, 14336, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, 1);
+        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(32768));
     }
     return KG_OK;
 }

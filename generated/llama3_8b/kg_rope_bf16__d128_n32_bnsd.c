@@ -74,7 +74,7 @@ int kg_rope_bf16__d128_n32_bnsd(
     c.B = B;
     c.S = S;
     c.nch = (S + 63) / 64;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(1048576));
     return KG_OK;
 }
 

@@ -84,7 +84,7 @@ int kg_rope_hf_bf16__d128_hq32_hk8_cossin(
     c.S = S;
     c.T = T;
     c.nch = (S + 63) / 64;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(1310720));
     return KG_OK;
 }
 

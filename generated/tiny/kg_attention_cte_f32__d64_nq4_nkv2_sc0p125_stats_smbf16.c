@@ -206,7 +206,8 @@ int kg_attention_cte_f32__d64_nq4_nkv2_sc0p125_stats_smbf16(
     c.q = q, c.k = k, c.v = v, c.out = out;
     c.Sq = Sq, c.Sk = Sk, c.L = Sk;
     c.nt = (Sq + 63) / 64;
-    kgp_parallel_for(run_tasks, &c, B * 2 * c.nt, 1);
+    /* a task's work: the FMAs (4 a byte) of its rows against every key */
+    kgp_parallel_for(run_tasks, &c, B * 2 * c.nt, KGP_GRAIN(c.L * 4096 + 1));
     return KG_OK;
 }
 

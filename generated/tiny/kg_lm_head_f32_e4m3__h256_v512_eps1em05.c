@@ -88,7 +88,7 @@ int kg_lm_head_f32_e4m3__h256_v512_eps1em05(
         long mb = T - t0 < 64 ? T - t0 : 64;
         float *l = (float *)logits + t0 * 512;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(2048)); /* a row read and written */
         kgp_matmul_f32(l, 512, c.A, 256, mb, weight);
         for (long r = 0; r < mb; r++)
             kgp_mul_f32(l + r * 512, l + r * 512, w_scale, 512);

@@ -98,7 +98,7 @@ int kg_lm_head_f32_f32__h256_v512_eps1em05_stnorm(
         long mb = T - t0 < 64 ? T - t0 : 64;
         float *l = (float *)logits + t0 * 512;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(2048)); /* a row read and written */
         kgp_matmul_f32(l, 512, c.A, 256, mb, weight);
     }
     return KG_OK;

@@ -156,12 +156,13 @@ int kg_mlp_f32_e4m3_f32__cte_h256_i688_row_silu_nonorm(
     for (long t0 = 0; t0 < T; t0 += 64) {
         long mb = T - t0 < 64 ? T - t0 : 64;
         c.t0 = t0;
-        kgp_parallel_for(prologue, &c, mb, 1);
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(2048));
         kgp_matmul_f32(c.G, 688, c.A, 256, mb, gate_w);
         kgp_matmul_f32(c.U, 688, c.A, 256, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, 1);
+        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(8256));
         kgp_matmul_f32(c.A, 256, c.U, 688, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, 1);
+        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(2048));
     }
     return KG_OK;
 }

@@ -80,7 +80,7 @@ int kg_rope_f32__d64_n2_dbns_nocontig(
     c.B = B;
     c.S = S;
     c.nch = (S + 127) / 128;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(131072));
     return KG_OK;
 }
 

@@ -85,7 +85,7 @@ int kg_rope_hf_f32__d64_hq4_hk2_cossin(
     c.S = S;
     c.T = T;
     c.nch = (S + 127) / 128;
-    kgp_parallel_for(run_tasks, &c, B * c.nch, 1);
+    kgp_parallel_for(run_tasks, &c, B * c.nch, KGP_GRAIN(393216));
     return KG_OK;
 }
 

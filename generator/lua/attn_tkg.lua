@@ -40,6 +40,7 @@ function M.params(o)
     KV_DTYPE = o.kv_dtype, KCT = M.ctype(o.kv_dtype), KV_WIDEN = M.widen(o.kv_dtype),
     QK = M.qk(o.kv_dtype), PV = M.pv(o.kv_dtype), KA_PAIR = o.ka_pair, VA_PAIR = o.va_pair,
     CHUNK = M.CHUNK, TILE = M.TILE,
+    KVB = ctypes.is_float(o.kv_dtype) and ctypes.info(o.kv_dtype).bytes or 1,
   }
   -- per (sequence, KV head): its G query rows in fp32, and the active K, V rows read from it
   p.PAIR = scratch.layout {

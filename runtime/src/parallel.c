@@ -32,7 +32,7 @@ void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain)
         return;
     if (grain < 1)
         grain = 1;
-    long tasks = (n + grain - 1) / grain;
+    long tasks = n / grain; /* each at least grain long */
     int t = kg_threads();
     if (tasks < t)
         t = (int)tasks;

@@ -69,6 +69,7 @@ function F.params(k)
     D = k.d, HALF = k.d // 2, N = k.N, DTYPE = k.dtype, CT = dt.c,
     TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32, F32 = k.dtype == "f32",
     BNSD = k.layout == "BNSd", CONTIG = k.contiguous_layout, CH = ch,
+    ROW_BYTES = 2 * k.N * k.d * dt.bytes, -- a position's heads read and written
     -- BNSd with contiguous pairing in bf16 rotates straight from x_in to x_out (one primitive
     -- widens, rotates and rounds); the other narrow dtypes and layouts work on fp32 rows
     FUSED = k.layout == "BNSd" and k.contiguous_layout and k.dtype == "bf16",

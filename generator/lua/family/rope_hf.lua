@@ -94,6 +94,7 @@ function F.params(k)
     CACHE = cache, TBATCH = k.table_batch, BWD = k.backward,
     -- positions per task: scratch of about 8k floats per tensor on the worker's stack
     CH = math.max(1, 8192 // k.d),
+    ROW_BYTES = 2 * (k.Hq + k.Hk) * k.d * dt.bytes, -- a position's heads read and written
     -- table rows are TW floats wide: d (cos, sin) or 2d (rope_cache: cos then sin)
     TW = cache and 2 * k.d or k.d,
     -- the forward pass in bf16 rotates straight from the inputs to the outputs (one primitive

@@ -25,9 +25,18 @@ enum kg_status {
 
 /* ---- parallel-for ------------------------------------------------------------------------ */
 /* Runs fn(ctx, begin, end) over disjoint sub-ranges covering [0, n), each at least `grain`
- * long (but the last), on the runtime's threads; returns when all are done. */
+ * long (one range, on the calling thread, if n < 2 grain), on the runtime's threads; returns
+ * when all are done. */
 typedef void kg_range_fn(void *ctx, long begin, long end);
 void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain);
+
+/* The least work worth a thread of its own, in bytes streamed from memory or their time's
+ * worth of arithmetic (about 4 fp32 FMAs a byte on one core): some 8 us, several times a
+ * team's fork and join. Below it a thread costs more than it saves, and on a busy machine far
+ * more: every join waits for the slowest thread, which may be descheduled. */
+#define KGP_MIN_WORK (256L << 10)
+/* The grain for items of w (> 0) such units of work each. */
+#define KGP_GRAIN(w) ((w) >= KGP_MIN_WORK ? 1L : (KGP_MIN_WORK + (w) - 1) / (w))
 
 /* ---- scratch memory ------------------------------------------------------------------------ */
 /* A kernel never calls malloc: it asks the runtime once per call for one block of scratch of at
