@@ -87,13 +87,44 @@ Test(problem, numbers_must_be_whole_and_in_range)
 }
 
 /* Context for the range recorder below. */
-typedef struct ranges { long calls, covered; } ranges;
+typedef struct ranges { long calls, covered, shortest; } ranges;
 
 static void record(void *ctx, long b, long e)
 {
     ranges *r = ctx;
     __atomic_add_fetch(&r->calls, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&r->covered, e - b, __ATOMIC_RELAXED);
+    long s = __atomic_load_n(&r->shortest, __ATOMIC_RELAXED);
+    while ((s == 0 || e - b < s) &&
+           !__atomic_compare_exchange_n(&r->shortest, &s, e - b, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
+}
+
+/* Every range is at least grain long: work below two grains stays on the calling thread (a
+ * second thread for it cost more than it saved; on a busy machine, 100 times more). */
+Test(threads, ranges_are_at_least_a_grain)
+{
+    cr_assert_eq(kg_set_threads(2), KG_OK);
+    static const long cases[][3] = { /* n, grain, ranges */
+        { 11, 8, 1 }, { 15, 8, 1 }, { 16, 8, 2 }, { 1000, 1, 2 }, { 1, 1, 1 }, { 3, 100, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ranges r = { 0, 0, 0 };
+        kgp_parallel_for(record, &r, cases[i][0], cases[i][1]);
+        cr_assert_eq(r.covered, cases[i][0], "n %ld grain %ld", cases[i][0], cases[i][1]);
+        cr_assert_eq(r.calls, cases[i][2], "n %ld grain %ld: %ld ranges", cases[i][0],
+                     cases[i][1], r.calls);
+        cr_assert(r.calls == 1 || r.shortest >= cases[i][1], "n %ld grain %ld: a range of %ld",
+                  cases[i][0], cases[i][1], r.shortest);
+    }
+    /* the grain of items of w units: tasks of at least KGP_MIN_WORK */
+    cr_assert_eq(KGP_GRAIN(KGP_MIN_WORK), 1);
+    cr_assert_eq(KGP_GRAIN(4 * KGP_MIN_WORK), 1);
+    cr_assert_eq(KGP_GRAIN(1), KGP_MIN_WORK);
+    cr_assert_eq(KGP_GRAIN(1000) * 1000 >= KGP_MIN_WORK && (KGP_GRAIN(1000) - 1) * 1000 <
+                 KGP_MIN_WORK, 1);
+    cr_assert_eq(kg_set_threads(0), KG_OK);
 }
 
 /* The thread count is bounded in the runtime itself, not only by the CLI's --threads: a count
@@ -112,7 +143,7 @@ Test(threads, count_is_bounded_by_the_runtime)
     cr_assert_eq(kg_set_threads(0), KG_OK);
     cr_assert(kg_threads() >= 1 && kg_threads() <= KG_MAX_THREADS, "default %d", kg_threads());
     /* the work is still split and covered at the default */
-    ranges r = { 0, 0 };
+    ranges r = { 0, 0, 0 };
     kgp_parallel_for(record, &r, 1000, 1);
     cr_assert_eq(r.covered, 1000);
     cr_assert(r.calls >= 1 && r.calls <= KG_MAX_THREADS);
