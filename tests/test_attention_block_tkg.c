@@ -17,6 +17,7 @@
 #include "ref/ref.h"
 #include "util/compare.h"
 #include "util/jitp.h"
+#include "util/ranks.h"
 #include "util/tensors.h"
 #include "util/vectors.h"
 #include "util/weights.h"
@@ -753,6 +754,358 @@ static void run_vector(kgt_case *vc)
 }
 
 Test(attention_block_tkg, shared_vectors) { kgt_each_case("attention_block_tkg", run_vector); }
+
+/* ---- KV data parallelism (kvdp > 1) --------------------------------------------------------- */
+/* A group of G ranks (threads as ranks, util/ranks.h) of B = G * bl sequences: rank r owns the
+ * caches of sequences r * bl .. r * bl + bl - 1 and holds its own Q columns of W_qkv and its own
+ * W_out; all share X, cos, sin and the KV head's K and V columns. Rank r's outputs must be the
+ * bits of the kvdp = 1 kernel on rank r's whole problem (all B sequences, the caches of the
+ * group put together, rank r's heads of the group's mask and sinks), which itself is held to
+ * the plain-loop reference. */
+
+enum { KVDP_MAX = 4 };
+
+typedef struct group {
+    int G;
+    long bl, P;                    /* sequences a rank; blocks in a rank's pool (block caches) */
+    call c;                        /* the whole problem, rank 0's weights */
+    float *Wq[KVDP_MAX], *Wo[KVDP_MAX]; /* rank r's W_qkv [H, I] and W_out [N*D, H] */
+    uint8_t *gmask;                /* [S_ctx, B, G*N, S]: the group's heads, rank-major */
+    float *gsink;                  /* [G*N] */
+} group;
+
+static float *copy_f(const float *x, long n)
+{
+    float *y = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    memcpy(y, x, sizeof(float) * (size_t)n);
+    return y;
+}
+
+static void make_group(group *g, const attn_block_ref_opts *o0, kg_dtype t, int G, long bl,
+                       unsigned long long seed)
+{
+    attn_block_ref_opts o = *o0;
+    memset(g, 0, sizeof *g);
+    g->G = G, g->bl = bl;
+    o.B = G * bl, o.nblk = o.blk ? o.S_max / o.blk : 0;
+    g->P = o.blk ? bl * o.nblk + 1 : 0;
+    o.n_cache = o.blk ? G * g->P : o.B;
+    make_call(&g->c, &o, t, seed);
+    call *c = &g->c;
+    long I = n_qkv(c), ND = o.N * o.D, GN = G * o.N, W = o.S_ctx, S = o.S;
+    for (int r = 0; r < G; r++) {
+        g->Wq[r] = copy_f(c->W_qkv, o.H * I);
+        float *q = randn(t, o.H * ND, seed + 40 + (unsigned long long)r, 1 / sqrtf((float)o.H));
+        for (long h = 0; r > 0 && h < o.H; h++) /* rank r's own Q columns */
+            for (long j = 0; j < ND; j++)
+                g->Wq[r][h * I + j] = o.static_qkv ? kg_e4m3_to_f32(kg_f32_to_e4m3(
+                                                         q[h * ND + j] * 8.0f))
+                                                   : q[h * ND + j];
+        free(q);
+        g->Wo[r] = o.wout ? randn(t, ND * o.H, seed + 50 + (unsigned long long)r,
+                                  1 / sqrtf((float)ND)) : NULL;
+        for (long i = 0; o.static_out && i < ND * o.H; i++)
+            g->Wo[r][i] = kg_e4m3_to_f32(kg_f32_to_e4m3(g->Wo[r][i] * 16.0f));
+    }
+    g->gmask = malloc((size_t)(W * o.B * GN * S));
+    unsigned long long z = seed * 2862933555777941757ull + 3;
+    for (long j = 0; j < W; j++)
+        for (long b = 0; b < o.B; b++)
+            for (long n = 0; n < GN; n++)
+                for (long s = 0; s < S; s++) {
+                    long len = W - S - b > 0 ? W - S - b : 0;
+                    z = z * 6364136223846793005ull + 1442695040888963407ull;
+                    int on = j < len || (j >= W - S && j - (W - S) <= s);
+                    g->gmask[((j * o.B + b) * GN + n) * S + s] = (uint8_t)(on && (z >> 33) % 8);
+                }
+    g->gsink = o.sink ? randn(KG_F32, GN, seed + 60, 2.0f) : NULL;
+    for (long b = 0; o.blk && b < o.B; b++) { /* rank r's sequences use blocks of its pool */
+        long r = b / bl, lb = b % bl;
+        for (long j = 0; j < o.nblk; j++)
+            c->table[b * o.nblk + j] = (uint32_t)(r * g->P + ((lb * o.nblk + j) * 7 + 3) % g->P);
+        c->idx[b] = (uint32_t)(r * g->P * o.blk + (lb * 13 + 2) % (g->P * o.blk - S + 1));
+    }
+    if (o.B > 2)
+        c->idx[2] = 0xFFFFFFFFu;
+}
+
+static void group_free(group *g)
+{
+    for (int r = 0; r < g->G; r++)
+        free(g->Wq[r]), free(g->Wo[r]);
+    free(g->gmask), free(g->gsink);
+    call_free(&g->c);
+}
+
+/* Rank r's whole problem for the kvdp = 1 kernel (shallow: free its mask only). */
+static call whole_of(const group *g, int r)
+{
+    call w = g->c;
+    const attn_block_ref_opts *o = &g->c.o;
+    long W = o->S_ctx, N = o->N, S = o->S, GN = g->G * N;
+    w.W_qkv = g->Wq[r], w.W_out = g->Wo[r], w.sink = g->gsink ? g->gsink + r * N : NULL;
+    w.mask = malloc((size_t)(W * o->B * N * S));
+    for (long j = 0; j < W; j++)
+        for (long b = 0; b < o->B; b++)
+            for (long n = 0; n < N; n++)
+                for (long s = 0; s < S; s++)
+                    w.mask[((j * o->B + b) * N + n) * S + s] =
+                        g->gmask[((j * o->B + b) * GN + r * N + n) * S + s];
+    return w;
+}
+
+/* Where rank r's cache starts in the whole problem's: element offset. */
+static long cache_offset(const group *g, int r)
+{
+    const attn_block_ref_opts *o = &g->c.o;
+    return o->blk ? r * g->P * o->blk * o->D : r * g->bl * o->S_max * o->D;
+}
+
+/* Rank r's call of the kvdp kernel (shallow: free its mask, idx and table): B all sequences,
+ * its caches, indices, table and mask rows, the group's sinks. */
+static call rank_of(const group *g, int r)
+{
+    call c = g->c;
+    const attn_block_ref_opts *o = &g->c.o;
+    long W = o->S_ctx, S = o->S, GN = g->G * o->N, bl = g->bl, b0 = r * bl;
+    c.o.n_cache = o->blk ? g->P : bl;
+    c.W_qkv = g->Wq[r], c.W_out = g->Wo[r], c.sink = g->gsink;
+    c.K_cache = g->c.K_cache + cache_offset(g, r), c.V_cache = g->c.V_cache + cache_offset(g, r);
+    c.mask = malloc((size_t)(W * bl * GN * S));
+    for (long j = 0; j < W; j++)
+        memcpy(c.mask + j * bl * GN * S, g->gmask + (j * o->B + b0) * GN * S,
+               (size_t)(bl * GN * S));
+    c.idx = malloc(sizeof(uint32_t) * (size_t)bl);
+    for (long lb = 0; lb < bl; lb++) {
+        uint32_t v = g->c.idx[b0 + lb];
+        c.idx[lb] = v == 0xFFFFFFFFu || !o->blk ? v : v - (uint32_t)(r * g->P * o->blk);
+    }
+    c.table = NULL;
+    if (o->blk) {
+        c.table = malloc(sizeof(uint32_t) * (size_t)(bl * o->nblk));
+        for (long i = 0; i < bl * o->nblk; i++)
+            c.table[i] = g->c.table[b0 * o->nblk + i] - (uint32_t)(r * g->P);
+    }
+    return c;
+}
+
+/* One group's KVDP call: per rank its call, buffers and the kernel's status. */
+typedef struct kvdp_run {
+    const kg_kernel *k;
+    int G;
+    call rc[KVDP_MAX];
+    void *out[KVDP_MAX], *kc[KVDP_MAX], *vc[KVDP_MAX], *kt[KVDP_MAX], *vt[KVDP_MAX];
+    int status[KVDP_MAX];
+} kvdp_run;
+
+static void kvdp_rank(kg_coll *comm, int r, void *arg)
+{
+    kvdp_run *a = arg;
+    (void)comm; /* the kernel finds it bound to this thread (kgp_coll) */
+    a->status[r] = run_kernel(a->k, &a->rc[r], a->out[r], a->kc[r], a->vc[r], a->kt[r],
+                              a->vt[r]);
+}
+
+/* Kernel k's (kvdp = g->G) calls on the group, outputs started as build's fill. */
+static void prepare_group(kvdp_run *a, const kg_kernel *k, const group *g, int build)
+{
+    memset(a, 0, sizeof *a);
+    a->k = k, a->G = g->G;
+    long nk = g->bl * g->c.o.S * g->c.o.D;
+    size_t w = kv_size(&g->c);
+    for (int r = 0; r < g->G; r++) {
+        call *c = &a->rc[r];
+        *c = rank_of(g, r);
+        long nc = n_cache_el(c);
+        a->out[r] = kgt_build_output(c->t, n_xout(c), build);
+        a->kc[r] = kv_encode(c, c->K_cache, nc), a->vc[r] = kv_encode(c, c->V_cache, nc);
+        a->kt[r] = c->o.update ? NULL : kgt_filled((size_t)nk * w, build);
+        a->vt[r] = c->o.update ? NULL : kgt_filled((size_t)nk * w, build);
+    }
+}
+
+static void run_group(kvdp_run *a, const kg_kernel *k, const group *g, int build)
+{
+    prepare_group(a, k, g, build);
+    cr_assert_eq(kgt_run_ranks(g->G, kvdp_rank, a), 0, "the ranks' threads");
+}
+
+static void run_free(kvdp_run *a)
+{
+    for (int r = 0; r < a->G; r++) {
+        free(a->out[r]), free(a->kc[r]), free(a->vc[r]), free(a->kt[r]), free(a->vt[r]);
+        free(a->rc[r].mask), free(a->rc[r].idx), free(a->rc[r].table);
+    }
+}
+
+/* The problem strings of the group's kernels: kvdp = 1 and kvdp = G. */
+static void group_problems(const group *g, char *plain, char *kv, size_t len)
+{
+    problem_of(&g->c, plain, len);
+    snprintf(kv, len, "%s,kvdp=%d,B=%ld", plain, g->G, g->c.o.B);
+}
+
+/* Rank r of run a against the kvdp = 1 kernel on rank r's whole problem, bit for bit (X_out,
+ * the rank's caches or K_tkg, V_tkg); that kernel's X_out against the reference. */
+static void check_rank(const group *g, const kvdp_run *a, const kg_kernel *plain, int r)
+{
+    const attn_block_ref_opts *o = &g->c.o;
+    call w = whole_of(g, r);
+    long nx = n_xout(&w), nc = n_cache_el(&w), nk = n_tok(&w) * o->D;
+    size_t kw = kv_size(&w);
+    void *out = kgt_build_output(w.t, nx, KGT_AOT);
+    void *kc = kv_encode(&w, w.K_cache, nc), *vc = kv_encode(&w, w.V_cache, nc);
+    void *kt = o->update ? NULL : kgt_filled((size_t)nk * kw, KGT_AOT);
+    void *vt = o->update ? NULL : kgt_filled((size_t)nk * kw, KGT_AOT);
+    cr_assert_eq(a->status[r], KG_OK, "%s rank %d refused its call", a->k->name, r);
+    cr_assert_eq(run_kernel(plain, &w, out, kc, vc, kt, vt), KG_OK, "%s", plain->name);
+    char msg[1024];
+    cr_assert(kgt_builds_equal(a->out[r], out, nx, kgt_dtype_size(w.t), msg, sizeof msg),
+              "%s rank %d of %d: X_out against %s: %s", a->k->name, r, g->G, plain->name, msg);
+    long bl = g->bl, S = o->S, D = o->D;
+    if (o->update) {
+        long off = cache_offset(g, r), n = n_cache_el(&a->rc[r]);
+        cr_assert(kgt_builds_equal(a->kc[r], (char *)kc + (size_t)off * kw, n, kw, msg,
+                                   sizeof msg), "%s rank %d: K_cache: %s", a->k->name, r, msg);
+        cr_assert(kgt_builds_equal(a->vc[r], (char *)vc + (size_t)off * kw, n, kw, msg,
+                                   sizeof msg), "%s rank %d: V_cache: %s", a->k->name, r, msg);
+    } else {
+        /* K_tkg [D, bl, S] of the rank against [D, B, S]; V_tkg rows r * bl .. */
+        char *ks = malloc((size_t)(D * bl * S) * kw);
+        for (long i = 0; i < D; i++)
+            memcpy(ks + (size_t)(i * bl * S) * kw,
+                   (char *)kt + (size_t)((i * o->B + r * bl) * S) * kw, (size_t)(bl * S) * kw);
+        cr_assert(kgt_builds_equal(a->kt[r], ks, D * bl * S, kw, msg, sizeof msg),
+                  "%s rank %d: K_tkg: %s", a->k->name, r, msg);
+        cr_assert(kgt_builds_equal(a->vt[r], (char *)vt + (size_t)(r * bl * S * D) * kw,
+                                   bl * S * D, kw, msg, sizeof msg), "%s rank %d: V_tkg: %s",
+                  a->k->name, r, msg);
+        free(ks);
+    }
+    /* the whole problem against the plain loops, as check() does */
+    float *want = malloc(sizeof(float) * (size_t)nx);
+    long nko = o->update ? nc : nk;
+    float *kwant = malloc(sizeof(float) * (size_t)nko), *vwant = malloc(sizeof(float) * (size_t)nko);
+    attn_block_ref_in in = { .X = w.X, .gamma = w.gamma, .W_qkv = w.W_qkv, .cos = w.cos,
+                             .sin = w.sin, .K_cache = w.K_cache, .V_cache = w.V_cache,
+                             .W_out = w.W_out, .bias_out = w.bias_out, .mask = w.mask,
+                             .idx = w.idx, .bias_qkv = w.bias_qkv, .gq_pre = w.gq_pre,
+                             .gk_pre = w.gk_pre, .gq_post = w.gq_post, .gk_post = w.gk_post,
+                             .sink = w.sink, .table = w.table, .k_scale = w.kv_scale[0],
+                             .v_scale = w.kv_scale[1], .w_qkv = w.w_qkv, .s_qkv = w.s_qkv,
+                             .w_out = &w.w_out, .s_out = w.s_out };
+    attention_block_tkg_ref(want, kwant, vwant, &in, o);
+    long xs[2] = { 1, nx };
+    int any8 = o->fp8 || o->static_qkv || o->static_out;
+    cr_assert(kgt_close_to_ref(w.t, out, want, 2, xs, any8 ? 0.07 : 1.5e-2, 1e-5, msg,
+                               sizeof msg), "%s (rank %d's whole problem): X_out %s",
+              plain->name, r, msg);
+    cr_assert(kv_close(&w, o->update ? kc : kt, kwant, nko, msg, sizeof msg), "%s: K %s",
+              plain->name, msg);
+    free(want), free(kwant), free(vwant);
+    free(out), free(kc), free(vc), free(kt), free(vt), free(w.mask);
+}
+
+/* The group of G ranks of bl sequences each on options o (dtype t), every rank checked. */
+static void check_kvdp(const attn_block_ref_opts *o, kg_dtype t, int G, long bl)
+{
+    group g;
+    make_group(&g, o, t, G, bl, 300 + (unsigned long long)(G * 17 + o->S));
+    char plain[1024], kv[1100];
+    group_problems(&g, plain, kv, sizeof kv);
+    const kg_kernel *kk = kgt_jit(kv), *kp = kgt_jit(plain);
+    kvdp_run a;
+    run_group(&a, kk, &g, KGT_JIT);
+    for (int r = 0; r < G; r++)
+        check_rank(&g, &a, kp, r);
+    run_free(&a);
+    group_free(&g);
+}
+
+/* Options of the KVDP cases: flat, fp8 and block caches, K_tkg outputs, sinks, STATIC. */
+static attn_block_ref_opts kvdp_opts(int i)
+{
+    attn_block_ref_opts o = base();
+    switch (i) {
+    case 0: break;
+    case 1: o.fp8 = 1; break;
+    case 2: o.blk = 8; break;
+    case 3: o.fp8 = 1, o.blk = 8, o.update = 0, o.sink = 1; break;
+    case 4: o.wout = 0, o.update = 0, o.tpk_t = 1, o.sink = 1; break;
+    case 5: o.static_qkv = o.static_out = 1, o.bias_qkv = o.bout = 1, o.S = 1; break;
+    case 6: o.skip = 1, o.norm = 1; break;
+    }
+    return o;
+}
+enum { KVDP_CASES = 7 };
+
+Test(attention_block_tkg, kvdp_threads_as_ranks, .timeout = 300 * KGT_TIME_SCALE)
+{
+    static const int GROUPS[] = { 2, 4 };
+    for (size_t gi = 0; gi < 2; gi++)
+        for (int i = 0; i < KVDP_CASES; i++) {
+            attn_block_ref_opts o = kvdp_opts(i);
+            check_kvdp(&o, i == 5 ? KG_F32 : KG_BF16, GROUPS[gi], gi == 0 ? 2 : 1);
+        }
+}
+
+/* One rank of three sequences each and S_tkg 7, in fp16. */
+Test(attention_block_tkg, kvdp_odd_shapes, .timeout = 120 * KGT_TIME_SCALE)
+{
+    attn_block_ref_opts o = base();
+    o.S = 7, o.N = 1, o.D = 2, o.H = 8, o.S_ctx = 9, o.S_max = 9, o.scale = 0.7f;
+    check_kvdp(&o, KG_F16, 2, 3);
+    o.N = 5, o.D = 34, o.H = 130, o.S = 1, o.S_ctx = 600, o.S_max = 650, o.blk = 13;
+    check_kvdp(&o, KG_BF16, 2, 1);
+}
+
+/* ---- KVDP refusals ---------------------------------------------------------------------------- */
+
+Test(attention_block_tkg, kvdp_refusals)
+{
+    group g;
+    attn_block_ref_opts o = base();
+    make_group(&g, &o, KG_BF16, 2, 2, 9);
+    char plain[1024], kv[1100], bad[1100];
+    group_problems(&g, plain, kv, sizeof kv);
+    /* generation time: B a multiple of kvdp, kvdp at least 1 */
+    snprintf(bad, sizeof bad, "%s,kvdp=2,B=3", plain);
+    kgt_problem_rejected(bad, "kvdp");
+    snprintf(bad, sizeof bad, "%s,kvdp=0", plain);
+    kgt_problem_rejected(bad, "kvdp");
+    const kg_kernel *kk = kgt_jit(kv);
+    kvdp_run a;
+    /* call time, every rank: B not a multiple of kvdp */
+    prepare_group(&a, kk, &g, KGT_JIT);
+    for (int r = 0; r < 2; r++)
+        a.rc[r].o.B = 3;
+    cr_assert_eq(kgt_run_ranks(2, kvdp_rank, &a), 0);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(a.status[r], KG_EARG, "rank %d: B = 3 with kvdp = 2", r);
+    run_free(&a);
+    /* one rank's bad write index fails every rank, before anything is written */
+    prepare_group(&a, kk, &g, KGT_JIT);
+    a.rc[1].idx[0] = (uint32_t)(o.S_max - o.S + 1);
+    void *keep = kv_encode(&a.rc[0], a.rc[0].K_cache, n_cache_el(&a.rc[0]));
+    cr_assert_eq(kgt_run_ranks(2, kvdp_rank, &a), 0);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(a.status[r], KG_EARG, "rank %d: rank 1 writes past its row", r);
+    cr_assert_eq(memcmp(keep, a.kc[0], (size_t)n_cache_el(&a.rc[0]) * kv_size(&a.rc[0])), 0,
+                 "rank 0 wrote its cache although the group refused the call");
+    free(keep);
+    run_free(&a);
+    /* ... and the group's next good call runs */
+    run_group(&a, kk, &g, KGT_JIT);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(a.status[r], KG_OK, "rank %d after the refusals", r);
+    run_free(&a);
+    /* a thread whose communicator has another size (here the single rank) */
+    prepare_group(&a, kk, &g, KGT_JIT);
+    cr_assert_eq(run_kernel(kk, &a.rc[0], a.out[0], a.kc[0], a.vc[0], a.kt[0], a.vt[0]), KG_EARG,
+                 "a kvdp = 2 kernel on a single rank");
+    run_free(&a);
+    group_free(&g);
+}
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 
