@@ -998,7 +998,8 @@ static void check_rank(const group *g, const kvdp_run *a, const kg_kernel *plain
     /* the whole problem against the plain loops, as check() does */
     float *want = malloc(sizeof(float) * (size_t)nx);
     long nko = o->update ? nc : nk;
-    float *kwant = malloc(sizeof(float) * (size_t)nko), *vwant = malloc(sizeof(float) * (size_t)nko);
+    float *kwant = malloc(sizeof(float) * (size_t)nko);
+    float *vwant = malloc(sizeof(float) * (size_t)nko);
     attn_block_ref_in in = { .X = w.X, .gamma = w.gamma, .W_qkv = w.W_qkv, .cos = w.cos,
                              .sin = w.sin, .K_cache = w.K_cache, .V_cache = w.V_cache,
                              .W_out = w.W_out, .bias_out = w.bias_out, .mask = w.mask,
@@ -1132,7 +1133,7 @@ Test(attention_block_tkg, kvdp_jit_and_aot_are_bit_identical, .timeout = 300 * K
     kg_registry_free(reg);
 }
 
-/* ---- KVDP refusals ---------------------------------------------------------------------------- */
+/* ---- KVDP refusals --------------------------------------------------------------------------- */
 
 Test(attention_block_tkg, kvdp_refusals)
 {
@@ -1180,7 +1181,7 @@ Test(attention_block_tkg, kvdp_refusals)
     group_free(&g);
 }
 
-/* ---- KVDP in the vector adapter ---------------------------------------------------------------- */
+/* ---- KVDP in the vector adapter -------------------------------------------------------------- */
 /* A vector case with option KVDP = G > 1 holds the whole group of G ranks, one set of tensors:
  * the inputs that differ between ranks carry a leading axis of G, rank-major, in front of the
  * shape one rank's kernel reads (the reference section's per-rank shapes):
@@ -1294,7 +1295,8 @@ static void kvdp_case(const group *g, const char *name)
     long nx = n_xout(c), nk = bl * S * o->D, nkv = o->update ? nc_r * (o->blk ? o->blk : o->S_max)
                                                                    * o->D : nk;
     float *xo = malloc(sizeof(float) * (size_t)(G * nx));
-    float *ko = malloc(sizeof(float) * (size_t)(G * nkv)), *vo = malloc(sizeof(float) * (size_t)(G * nkv));
+    float *ko = malloc(sizeof(float) * (size_t)(G * nkv));
+    float *vo = malloc(sizeof(float) * (size_t)(G * nkv));
     for (int r = 0; r < G; r++) {
         call rc = rank_of(g, r), w = whole_of(g, r);
         memcpy((uint8_t *)mask.data + r * W * bl * GN * S, rc.mask, (size_t)(W * bl * GN * S));

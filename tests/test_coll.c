@@ -16,7 +16,7 @@
 static const long SIZES[] = { 0, 1, 7, 33, 1001 };
 #define NSIZES (sizeof SIZES / sizeof SIZES[0])
 
-/* ---- one group's run -------------------------------------------------------------------------- */
+/* ---- one group's run ------------------------------------------------------------------------- */
 
 typedef struct run {
     int R, dtype;
@@ -71,7 +71,7 @@ static void check_run(run *a)
     free(want_red), free(want_gat);
 }
 
-/* ---- the back ends against the references ----------------------------------------------------- */
+/* ---- the back ends against the references ---------------------------------------------------- */
 
 Test(coll, single_rank)
 {
@@ -129,7 +129,7 @@ Test(coll, bf16_rounded_once)
     }
 }
 
-/* ---- bad arguments ------------------------------------------------------------------------------ */
+/* ---- bad arguments --------------------------------------------------------------------------- */
 
 typedef struct bad {
     int kind, R;

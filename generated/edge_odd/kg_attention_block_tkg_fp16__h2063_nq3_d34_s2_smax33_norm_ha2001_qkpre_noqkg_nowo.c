@@ -41,8 +41,8 @@
  * Then the new K and V rows go to cache slots kv_cache_update_idx[b] + s (0xFFFFFFFF: none).
  * X_out[b, n, :, s] = the attention of head n, token s.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 2063] and
- * C [m, 2063], m = min(B * 2, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512)
- * tasks of TASK_FLOATS.
+ * C [m, 2063], m = min(B * 2, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
  */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */

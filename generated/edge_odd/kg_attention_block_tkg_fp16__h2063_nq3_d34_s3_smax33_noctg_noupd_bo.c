@@ -34,12 +34,13 @@
  * Attention of sequence b over its window of S_ctx slots: slots 0..S_ctx-4 from the cache
  * K_cache, V_cache [n_cache >= B, 1, 33, 34], the last 3 the new tokens; slot j attends
  * for (b, head n, token s) iff attention_mask[j, b, n, s] != 0 ([S_ctx, B, 3, 3]).
- * The cache is only read; K_tkg [34, B, 3] and V_tkg [B, 1, 3, 34] get the new K, V.
+ * The cache is only read; K_tkg [34, B, 3] and V_tkg [B, 1, 3, 34] get the
+ * new K, V.
  * X_out[t] = A[t] @ W_out [102, 2063] + bias_out, A[t, n*34 + d] the
  * attention of head n.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 2063] and
- * C [m, 2063], m = min(B * 3, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512)
- * tasks of TASK_FLOATS.
+ * C [m, 2063], m = min(B * 3, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
  */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */

@@ -39,8 +39,8 @@
  * X_out[t] = A[t] @ W_out [128, 256], A[t, n*64 + d] the
  * attention of head n.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 256] and
- * C [m, 256], m = min(B * 2, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512)
- * tasks of TASK_FLOATS.
+ * C [m, 256], m = min(B * 2, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
  */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */

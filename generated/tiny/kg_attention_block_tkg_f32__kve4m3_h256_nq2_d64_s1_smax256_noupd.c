@@ -34,12 +34,13 @@
  * Attention of sequence b over its window of S_ctx slots: slots 0..S_ctx-2 from the cache
  * K_cache, V_cache [n_cache >= B, 1, 256, 64], the last 1 the new tokens; slot j attends
  * for (b, head n, token s) iff attention_mask[j, b, n, s] != 0 ([S_ctx, B, 2, 1]).
- * The cache is only read; K_tkg [64, B, 1] and V_tkg [B, 1, 1, 64] get the new K, V.
+ * The cache is only read; K_tkg [64, B, 1] and V_tkg [B, 1, 1, 64] get the
+ * new K, V.
  * X_out[t] = A[t] @ W_out [128, 256], A[t, n*64 + d] the
  * attention of head n.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 256] and
- * C [m, 256], m = min(B * 1, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512)
- * tasks of TASK_FLOATS.
+ * C [m, 256], m = min(B * 1, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
  */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */

@@ -38,7 +38,7 @@ static void narrow(void *y, const float *acc, long n, int dtype)
     }
 }
 
-/* ---- the single rank -------------------------------------------------------------------------- */
+/* ---- the single rank ------------------------------------------------------------------------- */
 
 static int single_gather(kg_coll *c, void *y, const void *x, long bytes)
 {
@@ -73,7 +73,7 @@ static kg_coll single = { &single_ops, 0, 1, NULL };
 
 kg_coll *kg_coll_single(void) { return &single; }
 
-/* ---- binding ---------------------------------------------------------------------------------- */
+/* ---- binding --------------------------------------------------------------------------------- */
 
 static _Thread_local kg_coll *bound;
 
@@ -95,7 +95,7 @@ void kg_coll_free(kg_coll *c)
         c->ops->release(c);
 }
 
-/* ---- the collectives -------------------------------------------------------------------------- */
+/* ---- the collectives ------------------------------------------------------------------------- */
 /* A rank whose own arguments are bad still takes part, with a size of -1: every rank then sees
  * sizes that disagree (or are negative) and returns KG_EARG, so none is left waiting. */
 
