@@ -6,6 +6,7 @@ packages=(cmake gcc make pkg-config diffutils liblua5.4-dev libtcc-dev libcriter
           libjansson-dev nettle-dev
           libopenblas-dev gnuplot-nox    # kgen bench: the OpenBLAS baseline, --plot
           valgrind                       # the valgrind_cli test
+          libopenmpi-dev openmpi-bin     # the collectives' MPI back end and its mpirun test
           clang libclang-rt-14-dev libomp-dev)  # tests/fuzz: libFuzzer, clang's OpenMP
 
 missing=()

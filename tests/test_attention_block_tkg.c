@@ -12,11 +12,14 @@
 
 #include "host.h"
 #include "kgen/dtype.h"
+#include "kgen/gcc.h"
 #include "kgen/kernels.h"
 #include "kgen/kgen.h"
 #include "ref/ref.h"
+#include "util/casew.h"
 #include "util/compare.h"
 #include "util/jitp.h"
+#include "util/ranks.h"
 #include "util/tensors.h"
 #include "util/vectors.h"
 #include "util/weights.h"
@@ -601,6 +604,9 @@ static void expect_kv(const call *c, kgt_case *vc, const char *out_name, const v
     free(g);
 }
 
+enum { KVDP_MAX = 4 }; /* the largest KV-data-parallel group the tests run */
+static void run_vector_kvdp(kgt_case *vc, call *c, int G);
+
 static void run_vector(kgt_case *vc)
 {
     const char *name = kgt_case_name(vc);
@@ -681,10 +687,13 @@ static void run_vector(kgt_case *vc)
         c.w_out = w[0], c.s_out = si[0];
         free(w), free(si);
     }
+    /* KVDP = G > 1: the case holds the whole group, see run_vector_kvdp */
     double kvdp = 1;
-    cr_assert(!kgt_case_opt_num(vc, "KVDP", &kvdp) || kvdp == 1, "%s: KVDP = %g is not mapped",
-              name, kvdp);
-    static const char *const UNMAPPED[] = { "KVDP", "transposed_out", "out_in_sb" };
+    kgt_case_opt_num(vc, "KVDP", &kvdp);
+    int G = (int)kvdp, lead = G > 1;
+    cr_assert(kvdp == G && G >= 1 && G <= KVDP_MAX && o->B % G == 0,
+              "%s: KVDP = %g (B = %ld) is not mapped", name, kvdp, o->B);
+    static const char *const UNMAPPED[] = { "transposed_out", "out_in_sb" };
     for (size_t i = 0; i < sizeof UNMAPPED / sizeof UNMAPPED[0]; i++)
         opt_unmapped(vc, UNMAPPED[i]);
     const char *xdt = kgt_case_input_dtype(vc, "X");
@@ -722,17 +731,24 @@ static void run_vector(kgt_case *vc)
     o->blk = (long)blk, o->nblk = o->blk ? o->S_max / o->blk : 0;
     c.table = input_copy(vc, "active_blocks_table", KG_U32);
     const kg_npy *kcn = kgt_case_input(vc, "K_cache");
+    cr_assert(!lead || kcn->shape[0] == G, "%s: KVDP caches [KVDP, ...]", name);
     if (o->blk)
-        cr_assert(c.table && kcn->rank == 3 && kcn->shape[1] == o->blk && kcn->shape[2] == o->D &&
+        cr_assert(c.table && kcn->rank == 3 + lead && kcn->shape[lead + 1] == o->blk &&
+                  kcn->shape[lead + 2] == o->D &&
                   kg_npy_count(kgt_case_input(vc, "active_blocks_table")) == o->B * o->nblk,
                   "%s: block caches [blocks, block_len, D], table [B, S_max / block_len]", name);
     else
-        cr_assert(kcn->rank == 4 && kcn->shape[1] == 1 &&
-                  kcn->shape[2] == (o->tpk_t ? o->D : o->S_max) &&
-                  kcn->shape[3] == (o->tpk_t ? o->S_max : o->D), "%s: K_cache shape", name);
-    o->n_cache = kcn->shape[0];
-    cr_assert_eq(kg_npy_count(kgt_case_input(vc, "attention_mask")), o->S_ctx * o->B * o->N * o->S,
-                 "%s: mask shape", name);
+        cr_assert(kcn->rank == 4 + lead && kcn->shape[lead + 1] == 1 &&
+                  kcn->shape[lead + 2] == (o->tpk_t ? o->D : o->S_max) &&
+                  kcn->shape[lead + 3] == (o->tpk_t ? o->S_max : o->D), "%s: K_cache shape",
+                  name);
+    o->n_cache = kcn->shape[lead];
+    cr_assert_eq(kg_npy_count(kgt_case_input(vc, "attention_mask")),
+                 o->S_ctx * o->B * o->N * o->S * G, "%s: mask shape", name);
+    if (G > 1) {
+        run_vector_kvdp(vc, &c, G);
+        return;
+    }
     char problem[1024];
     problem_of(&c, problem, sizeof problem);
     const kg_kernel *k = kgt_jit(problem);
@@ -753,6 +769,598 @@ static void run_vector(kgt_case *vc)
 }
 
 Test(attention_block_tkg, shared_vectors) { kgt_each_case("attention_block_tkg", run_vector); }
+
+/* ---- KV data parallelism (kvdp > 1) --------------------------------------------------------- */
+/* A group of G ranks (threads as ranks, util/ranks.h) of B = G * bl sequences: rank r owns the
+ * caches of sequences r * bl .. r * bl + bl - 1 and holds its own Q columns of W_qkv and its own
+ * W_out; all share X, cos, sin and the KV head's K and V columns. Rank r's outputs must be the
+ * bits of the kvdp = 1 kernel on rank r's whole problem (all B sequences, the caches of the
+ * group put together, rank r's heads of the group's mask and sinks), which itself is held to
+ * the plain-loop reference. */
+
+typedef struct group {
+    int G;
+    long bl, P;                    /* sequences a rank; blocks in a rank's pool (block caches) */
+    call c;                        /* the whole problem, rank 0's weights */
+    float *Wq[KVDP_MAX], *Wo[KVDP_MAX]; /* rank r's W_qkv [H, I] and W_out [N*D, H] */
+    uint8_t *gmask;                /* [S_ctx, B, G*N, S]: the group's heads, rank-major */
+    float *gsink;                  /* [G*N] */
+} group;
+
+static float *copy_f(const float *x, long n)
+{
+    float *y = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    memcpy(y, x, sizeof(float) * (size_t)n);
+    return y;
+}
+
+static void make_group(group *g, const attn_block_ref_opts *o0, kg_dtype t, int G, long bl,
+                       unsigned long long seed)
+{
+    attn_block_ref_opts o = *o0;
+    memset(g, 0, sizeof *g);
+    g->G = G, g->bl = bl;
+    o.B = G * bl, o.nblk = o.blk ? o.S_max / o.blk : 0;
+    g->P = o.blk ? bl * o.nblk + 1 : 0;
+    o.n_cache = o.blk ? G * g->P : o.B;
+    make_call(&g->c, &o, t, seed);
+    call *c = &g->c;
+    long I = n_qkv(c), ND = o.N * o.D, GN = G * o.N, W = o.S_ctx, S = o.S;
+    for (int r = 0; r < G; r++) {
+        g->Wq[r] = copy_f(c->W_qkv, o.H * I);
+        float *q = randn(t, o.H * ND, seed + 40 + (unsigned long long)r, 1 / sqrtf((float)o.H));
+        for (long h = 0; r > 0 && h < o.H; h++) /* rank r's own Q columns */
+            for (long j = 0; j < ND; j++)
+                g->Wq[r][h * I + j] = o.static_qkv ? kg_e4m3_to_f32(kg_f32_to_e4m3(
+                                                         q[h * ND + j] * 8.0f))
+                                                   : q[h * ND + j];
+        free(q);
+        g->Wo[r] = o.wout ? randn(t, ND * o.H, seed + 50 + (unsigned long long)r,
+                                  1 / sqrtf((float)ND)) : NULL;
+        for (long i = 0; o.static_out && i < ND * o.H; i++)
+            g->Wo[r][i] = kg_e4m3_to_f32(kg_f32_to_e4m3(g->Wo[r][i] * 16.0f));
+    }
+    g->gmask = malloc((size_t)(W * o.B * GN * S));
+    unsigned long long z = seed * 2862933555777941757ull + 3;
+    for (long j = 0; j < W; j++)
+        for (long b = 0; b < o.B; b++)
+            for (long n = 0; n < GN; n++)
+                for (long s = 0; s < S; s++) {
+                    long len = W - S - b > 0 ? W - S - b : 0;
+                    z = z * 6364136223846793005ull + 1442695040888963407ull;
+                    int on = j < len || (j >= W - S && j - (W - S) <= s);
+                    g->gmask[((j * o.B + b) * GN + n) * S + s] = (uint8_t)(on && (z >> 33) % 8);
+                }
+    g->gsink = o.sink ? randn(KG_F32, GN, seed + 60, 2.0f) : NULL;
+    for (long b = 0; o.blk && b < o.B; b++) { /* rank r's sequences use blocks of its pool */
+        long r = b / bl, lb = b % bl;
+        for (long j = 0; j < o.nblk; j++)
+            c->table[b * o.nblk + j] = (uint32_t)(r * g->P + ((lb * o.nblk + j) * 7 + 3) % g->P);
+        c->idx[b] = (uint32_t)(r * g->P * o.blk + (lb * 13 + 2) % (g->P * o.blk - S + 1));
+    }
+    if (o.B > 2)
+        c->idx[2] = 0xFFFFFFFFu;
+}
+
+static void group_free(group *g)
+{
+    for (int r = 0; r < g->G; r++)
+        free(g->Wq[r]), free(g->Wo[r]);
+    free(g->gmask), free(g->gsink);
+    call_free(&g->c);
+}
+
+/* Rank r's whole problem for the kvdp = 1 kernel (shallow: free its mask only). */
+static call whole_of(const group *g, int r)
+{
+    call w = g->c;
+    const attn_block_ref_opts *o = &g->c.o;
+    long W = o->S_ctx, N = o->N, S = o->S, GN = g->G * N;
+    w.W_qkv = g->Wq[r], w.W_out = g->Wo[r], w.sink = g->gsink ? g->gsink + r * N : NULL;
+    w.mask = malloc((size_t)(W * o->B * N * S));
+    for (long j = 0; j < W; j++)
+        for (long b = 0; b < o->B; b++)
+            for (long n = 0; n < N; n++)
+                for (long s = 0; s < S; s++)
+                    w.mask[((j * o->B + b) * N + n) * S + s] =
+                        g->gmask[((j * o->B + b) * GN + r * N + n) * S + s];
+    return w;
+}
+
+/* Where rank r's cache starts in the whole problem's: element offset. */
+static long cache_offset(const group *g, int r)
+{
+    const attn_block_ref_opts *o = &g->c.o;
+    return o->blk ? r * g->P * o->blk * o->D : r * g->bl * o->S_max * o->D;
+}
+
+/* Rank r's call of the kvdp kernel (shallow: free its mask, idx and table): B all sequences,
+ * its caches, indices, table and mask rows, the group's sinks. */
+static call rank_of(const group *g, int r)
+{
+    call c = g->c;
+    const attn_block_ref_opts *o = &g->c.o;
+    long W = o->S_ctx, S = o->S, GN = g->G * o->N, bl = g->bl, b0 = r * bl;
+    c.o.n_cache = o->blk ? g->P : bl;
+    c.W_qkv = g->Wq[r], c.W_out = g->Wo[r], c.sink = g->gsink;
+    c.K_cache = g->c.K_cache + cache_offset(g, r), c.V_cache = g->c.V_cache + cache_offset(g, r);
+    c.mask = malloc((size_t)(W * bl * GN * S));
+    for (long j = 0; j < W; j++)
+        memcpy(c.mask + j * bl * GN * S, g->gmask + (j * o->B + b0) * GN * S,
+               (size_t)(bl * GN * S));
+    c.idx = malloc(sizeof(uint32_t) * (size_t)bl);
+    for (long lb = 0; lb < bl; lb++) {
+        uint32_t v = g->c.idx[b0 + lb];
+        c.idx[lb] = v == 0xFFFFFFFFu || !o->blk ? v : v - (uint32_t)(r * g->P * o->blk);
+    }
+    c.table = NULL;
+    if (o->blk) {
+        c.table = malloc(sizeof(uint32_t) * (size_t)(bl * o->nblk));
+        for (long i = 0; i < bl * o->nblk; i++)
+            c.table[i] = g->c.table[b0 * o->nblk + i] - (uint32_t)(r * g->P);
+    }
+    return c;
+}
+
+/* One group's KVDP call: per rank its call, buffers and the kernel's status. */
+typedef struct kvdp_run {
+    const kg_kernel *k;
+    int G;
+    call rc[KVDP_MAX];
+    void *out[KVDP_MAX], *kc[KVDP_MAX], *vc[KVDP_MAX], *kt[KVDP_MAX], *vt[KVDP_MAX];
+    int status[KVDP_MAX];
+} kvdp_run;
+
+static void kvdp_rank(kg_coll *comm, int r, void *arg)
+{
+    kvdp_run *a = arg;
+    (void)comm; /* the kernel finds it bound to this thread (kgp_coll) */
+    a->status[r] = run_kernel(a->k, &a->rc[r], a->out[r], a->kc[r], a->vc[r], a->kt[r],
+                              a->vt[r]);
+}
+
+/* Kernel k's (kvdp = g->G) calls on the group, outputs started as build's fill. */
+static void prepare_group(kvdp_run *a, const kg_kernel *k, const group *g, int build)
+{
+    memset(a, 0, sizeof *a);
+    a->k = k, a->G = g->G;
+    long nk = g->bl * g->c.o.S * g->c.o.D;
+    size_t w = kv_size(&g->c);
+    for (int r = 0; r < g->G; r++) {
+        call *c = &a->rc[r];
+        *c = rank_of(g, r);
+        long nc = n_cache_el(c);
+        a->out[r] = kgt_build_output(c->t, n_xout(c), build);
+        a->kc[r] = kv_encode(c, c->K_cache, nc), a->vc[r] = kv_encode(c, c->V_cache, nc);
+        a->kt[r] = c->o.update ? NULL : kgt_filled((size_t)nk * w, build);
+        a->vt[r] = c->o.update ? NULL : kgt_filled((size_t)nk * w, build);
+    }
+}
+
+static void run_group(kvdp_run *a, const kg_kernel *k, const group *g, int build)
+{
+    prepare_group(a, k, g, build);
+    cr_assert_eq(kgt_run_ranks(g->G, kvdp_rank, a), 0, "the ranks' threads");
+}
+
+static void run_free(kvdp_run *a)
+{
+    for (int r = 0; r < a->G; r++) {
+        free(a->out[r]), free(a->kc[r]), free(a->vc[r]), free(a->kt[r]), free(a->vt[r]);
+        free(a->rc[r].mask), free(a->rc[r].idx), free(a->rc[r].table);
+    }
+}
+
+/* The problem strings of the group's kernels: kvdp = 1 and kvdp = G. */
+static void group_problems(const group *g, char *plain, char *kv, size_t len)
+{
+    problem_of(&g->c, plain, len);
+    snprintf(kv, len, "%s,kvdp=%d,B=%ld", plain, g->G, g->c.o.B);
+}
+
+/* Rank r of run a against the kvdp = 1 kernel on rank r's whole problem, bit for bit (X_out,
+ * the rank's caches or K_tkg, V_tkg); that kernel's X_out against the reference. */
+static void check_rank(const group *g, const kvdp_run *a, const kg_kernel *plain, int r)
+{
+    const attn_block_ref_opts *o = &g->c.o;
+    call w = whole_of(g, r);
+    long nx = n_xout(&w), nc = n_cache_el(&w), nk = n_tok(&w) * o->D;
+    size_t kw = kv_size(&w);
+    void *out = kgt_build_output(w.t, nx, KGT_AOT);
+    void *kc = kv_encode(&w, w.K_cache, nc), *vc = kv_encode(&w, w.V_cache, nc);
+    void *kt = o->update ? NULL : kgt_filled((size_t)nk * kw, KGT_AOT);
+    void *vt = o->update ? NULL : kgt_filled((size_t)nk * kw, KGT_AOT);
+    cr_assert_eq(a->status[r], KG_OK, "%s rank %d refused its call", a->k->name, r);
+    cr_assert_eq(run_kernel(plain, &w, out, kc, vc, kt, vt), KG_OK, "%s", plain->name);
+    char msg[1024];
+    cr_assert(kgt_builds_equal(a->out[r], out, nx, kgt_dtype_size(w.t), msg, sizeof msg),
+              "%s rank %d of %d: X_out against %s: %s", a->k->name, r, g->G, plain->name, msg);
+    long bl = g->bl, S = o->S, D = o->D;
+    if (o->update) {
+        long off = cache_offset(g, r), n = n_cache_el(&a->rc[r]);
+        cr_assert(kgt_builds_equal(a->kc[r], (char *)kc + (size_t)off * kw, n, kw, msg,
+                                   sizeof msg), "%s rank %d: K_cache: %s", a->k->name, r, msg);
+        cr_assert(kgt_builds_equal(a->vc[r], (char *)vc + (size_t)off * kw, n, kw, msg,
+                                   sizeof msg), "%s rank %d: V_cache: %s", a->k->name, r, msg);
+    } else {
+        /* K_tkg [D, bl, S] of the rank against [D, B, S]; V_tkg rows r * bl .. */
+        char *ks = malloc((size_t)(D * bl * S) * kw);
+        for (long i = 0; i < D; i++)
+            memcpy(ks + (size_t)(i * bl * S) * kw,
+                   (char *)kt + (size_t)((i * o->B + r * bl) * S) * kw, (size_t)(bl * S) * kw);
+        cr_assert(kgt_builds_equal(a->kt[r], ks, D * bl * S, kw, msg, sizeof msg),
+                  "%s rank %d: K_tkg: %s", a->k->name, r, msg);
+        cr_assert(kgt_builds_equal(a->vt[r], (char *)vt + (size_t)(r * bl * S * D) * kw,
+                                   bl * S * D, kw, msg, sizeof msg), "%s rank %d: V_tkg: %s",
+                  a->k->name, r, msg);
+        free(ks);
+    }
+    /* the whole problem against the plain loops, as check() does */
+    float *want = malloc(sizeof(float) * (size_t)nx);
+    long nko = o->update ? nc : nk;
+    float *kwant = malloc(sizeof(float) * (size_t)nko);
+    float *vwant = malloc(sizeof(float) * (size_t)nko);
+    attn_block_ref_in in = { .X = w.X, .gamma = w.gamma, .W_qkv = w.W_qkv, .cos = w.cos,
+                             .sin = w.sin, .K_cache = w.K_cache, .V_cache = w.V_cache,
+                             .W_out = w.W_out, .bias_out = w.bias_out, .mask = w.mask,
+                             .idx = w.idx, .bias_qkv = w.bias_qkv, .gq_pre = w.gq_pre,
+                             .gk_pre = w.gk_pre, .gq_post = w.gq_post, .gk_post = w.gk_post,
+                             .sink = w.sink, .table = w.table, .k_scale = w.kv_scale[0],
+                             .v_scale = w.kv_scale[1], .w_qkv = w.w_qkv, .s_qkv = w.s_qkv,
+                             .w_out = &w.w_out, .s_out = w.s_out };
+    attention_block_tkg_ref(want, kwant, vwant, &in, o);
+    long xs[2] = { 1, nx };
+    int any8 = o->fp8 || o->static_qkv || o->static_out;
+    cr_assert(kgt_close_to_ref(w.t, out, want, 2, xs, any8 ? 0.07 : 1.5e-2, 1e-5, msg,
+                               sizeof msg), "%s (rank %d's whole problem): X_out %s",
+              plain->name, r, msg);
+    cr_assert(kv_close(&w, o->update ? kc : kt, kwant, nko, msg, sizeof msg), "%s: K %s",
+              plain->name, msg);
+    free(want), free(kwant), free(vwant);
+    free(out), free(kc), free(vc), free(kt), free(vt), free(w.mask);
+}
+
+/* The group of G ranks of bl sequences each on options o (dtype t), every rank checked. */
+static void check_kvdp(const attn_block_ref_opts *o, kg_dtype t, int G, long bl)
+{
+    group g;
+    make_group(&g, o, t, G, bl, 300 + (unsigned long long)(G * 17 + o->S));
+    char plain[1024], kv[1100];
+    group_problems(&g, plain, kv, sizeof kv);
+    const kg_kernel *kk = kgt_jit(kv), *kp = kgt_jit(plain);
+    kvdp_run a;
+    run_group(&a, kk, &g, KGT_JIT);
+    for (int r = 0; r < G; r++)
+        check_rank(&g, &a, kp, r);
+    run_free(&a);
+    group_free(&g);
+}
+
+/* Options of the KVDP cases: flat, fp8 and block caches, K_tkg outputs, sinks, STATIC. */
+static attn_block_ref_opts kvdp_opts(int i)
+{
+    attn_block_ref_opts o = base();
+    switch (i) {
+    case 0: break;
+    case 1: o.fp8 = 1; break;
+    case 2: o.blk = 8; break;
+    case 3: o.fp8 = 1, o.blk = 8, o.update = 0, o.sink = 1; break;
+    case 4: o.wout = 0, o.update = 0, o.tpk_t = 1, o.sink = 1; break;
+    case 5: o.static_qkv = o.static_out = 1, o.bias_qkv = o.bout = 1, o.S = 1; break;
+    case 6: o.skip = 1, o.norm = 1; break;
+    }
+    return o;
+}
+enum { KVDP_CASES = 7 };
+
+Test(attention_block_tkg, kvdp_threads_as_ranks, .timeout = 300 * KGT_TIME_SCALE)
+{
+    static const int GROUPS[] = { 2, 4 };
+    for (size_t gi = 0; gi < 2; gi++)
+        for (int i = 0; i < KVDP_CASES; i++) {
+            attn_block_ref_opts o = kvdp_opts(i);
+            check_kvdp(&o, i == 5 ? KG_F32 : KG_BF16, GROUPS[gi], gi == 0 ? 2 : 1);
+        }
+}
+
+/* One rank of three sequences each and S_tkg 7, in fp16. */
+Test(attention_block_tkg, kvdp_odd_shapes, .timeout = 120 * KGT_TIME_SCALE)
+{
+    attn_block_ref_opts o = base();
+    o.S = 7, o.N = 1, o.D = 2, o.H = 8, o.S_ctx = 9, o.S_max = 9, o.scale = 0.7f;
+    check_kvdp(&o, KG_F16, 2, 3);
+    o.N = 5, o.D = 34, o.H = 130, o.S = 1, o.S_ctx = 600, o.S_max = 650, o.blk = 13;
+    check_kvdp(&o, KG_BF16, 2, 1);
+}
+
+/* kvdp kernels are in no bundled spec (a tool running every kernel of a spec on one process
+ * would see them refuse), so their AOT build here is gcc's at run time (kgen/gcc.h, the AOT
+ * library's flags): each rank's outputs from both builds, byte for byte. */
+static const kg_kernel *gcc_build(kg_registry *reg, const char *problem)
+{
+    kgg_kernel k;
+    cr_assert_eq(kgg_problem(kgt_gen(), problem, &k), KG_OK, "%s: %s", problem,
+                 kgg_error(kgt_gen()));
+    kg_kernel_info info = { k.family, k.name, k.problem, k.flops, k.read, k.written };
+    char label[512];
+    snprintf(label, sizeof label, "%s.c", k.name);
+    const char *labels[1] = { label }, *srcs[1] = { k.text };
+    kg_gcc_options opt = { .cache_dir = KGEN_TEST_CACHE_DIR, .cc = NULL };
+    cr_assert_eq(kg_gcc_compile_with(reg, &opt, 1, &info, labels, srcs, NULL), KG_OK,
+                 "gcc build of %s: %s", k.name, kg_registry_error(reg));
+    const kg_kernel *found = kg_registry_find(reg, k.name);
+    kgg_kernel_clear(&k);
+    return found;
+}
+
+Test(attention_block_tkg, kvdp_jit_and_aot_are_bit_identical, .timeout = 300 * KGT_TIME_SCALE)
+{
+    static const int CASES[] = { 0, 3, 4, 5 };
+    kg_registry *reg = kg_registry_new();
+    long compared = kgt_builds_compared();
+    for (int G = 2; G <= 4; G += 2)
+        for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+            attn_block_ref_opts o = kvdp_opts(CASES[i]);
+            group g;
+            make_group(&g, &o, CASES[i] == 5 ? KG_F32 : KG_BF16, G, 4 / G, 500 + (unsigned)i);
+            char plain[1024], kv[1100];
+            group_problems(&g, plain, kv, sizeof kv);
+            const kg_kernel *kj = kgt_jit(kv), *ka = gcc_build(reg, kv);
+            kvdp_run a, j;
+            run_group(&a, ka, &g, KGT_AOT);
+            run_group(&j, kj, &g, KGT_JIT);
+            char msg[1024];
+            for (int r = 0; r < G; r++) {
+                const call *c = &a.rc[r];
+                size_t w = kv_size(c);
+                cr_assert(a.status[r] == KG_OK && j.status[r] == KG_OK, "%s rank %d", kj->name,
+                          r);
+                cr_assert(kgt_builds_equal(j.out[r], a.out[r], n_xout(c), kgt_dtype_size(c->t),
+                                           msg, sizeof msg), "%s rank %d X_out: %s", kj->name,
+                          r, msg);
+                long n = c->o.update ? n_cache_el(c) : g.bl * c->o.S * c->o.D;
+                cr_assert(kgt_builds_equal(c->o.update ? j.kc[r] : j.kt[r],
+                                           c->o.update ? a.kc[r] : a.kt[r], n, w, msg,
+                                           sizeof msg), "%s rank %d K: %s", kj->name, r, msg);
+                cr_assert(kgt_builds_equal(c->o.update ? j.vc[r] : j.vt[r],
+                                           c->o.update ? a.vc[r] : a.vt[r], n, w, msg,
+                                           sizeof msg), "%s rank %d V: %s", kj->name, r, msg);
+            }
+            run_free(&a), run_free(&j);
+            group_free(&g);
+        }
+    cr_assert_eq(kgt_builds_compared() - compared, 3 * (2 + 4) * 4, "every rank compared");
+    kg_registry_free(reg);
+}
+
+/* ---- KVDP refusals --------------------------------------------------------------------------- */
+
+Test(attention_block_tkg, kvdp_refusals)
+{
+    group g;
+    attn_block_ref_opts o = base();
+    make_group(&g, &o, KG_BF16, 2, 2, 9);
+    char plain[1024], kv[1100], bad[1100];
+    group_problems(&g, plain, kv, sizeof kv);
+    /* generation time: B a multiple of kvdp, kvdp at least 1 */
+    snprintf(bad, sizeof bad, "%s,kvdp=2,B=3", plain);
+    kgt_problem_rejected(bad, "kvdp");
+    snprintf(bad, sizeof bad, "%s,kvdp=0", plain);
+    kgt_problem_rejected(bad, "kvdp");
+    const kg_kernel *kk = kgt_jit(kv);
+    kvdp_run a;
+    /* call time, every rank: B not a multiple of kvdp */
+    prepare_group(&a, kk, &g, KGT_JIT);
+    for (int r = 0; r < 2; r++)
+        a.rc[r].o.B = 3;
+    cr_assert_eq(kgt_run_ranks(2, kvdp_rank, &a), 0);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(a.status[r], KG_EARG, "rank %d: B = 3 with kvdp = 2", r);
+    run_free(&a);
+    /* one rank's bad write index fails every rank, before anything is written */
+    prepare_group(&a, kk, &g, KGT_JIT);
+    a.rc[1].idx[0] = (uint32_t)(o.S_max - o.S + 1);
+    void *keep = kv_encode(&a.rc[0], a.rc[0].K_cache, n_cache_el(&a.rc[0]));
+    cr_assert_eq(kgt_run_ranks(2, kvdp_rank, &a), 0);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(a.status[r], KG_EARG, "rank %d: rank 1 writes past its row", r);
+    cr_assert_eq(memcmp(keep, a.kc[0], (size_t)n_cache_el(&a.rc[0]) * kv_size(&a.rc[0])), 0,
+                 "rank 0 wrote its cache although the group refused the call");
+    free(keep);
+    run_free(&a);
+    /* ... and the group's next good call runs */
+    run_group(&a, kk, &g, KGT_JIT);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(a.status[r], KG_OK, "rank %d after the refusals", r);
+    run_free(&a);
+    /* a thread whose communicator has another size (here the single rank) */
+    prepare_group(&a, kk, &g, KGT_JIT);
+    cr_assert_eq(run_kernel(kk, &a.rc[0], a.out[0], a.kc[0], a.vc[0], a.kt[0], a.vt[0]), KG_EARG,
+                 "a kvdp = 2 kernel on a single rank");
+    run_free(&a);
+    group_free(&g);
+}
+
+/* ---- KVDP in the vector adapter -------------------------------------------------------------- */
+/* A vector case with option KVDP = G > 1 holds the whole group of G ranks, one set of tensors:
+ * the inputs that differ between ranks carry a leading axis of G, rank-major, in front of the
+ * shape one rank's kernel reads (the reference section's per-rank shapes):
+ *   W_qkv [G, H, (N + 2) D] (rank r's own Q heads; the K, V columns are the group's KV head),
+ *   W_out [G, N D, H], K_cache, V_cache [G, n_cache, ...] (rank r's B / G sequences),
+ *   attention_mask [G, S_ctx, B / G, G N, S_tkg] (rank r's sequences, the group's heads),
+ *   kv_cache_update_idx [G, B / G, 1], active_blocks_table [G, B / G, S_max / block_len];
+ * the others are the same on every rank and appear once: X [B, S_tkg, H], cos, sin, the gammas,
+ * biases and scales, and sink [G N, 1] (the group's heads, as the mask). Each output is the ranks'
+ * outputs stacked the same way: out_X_out [G, ...] (rank r's projection of its heads of all B),
+ * out_K_cache_updated [G, n_cache, ...], out_K_tkg [G, D, B / G, S_tkg], out_V_tkg
+ * [G, B / G, S_tkg, D]. The adapter runs the kvdp = G kernel on G threads as ranks. */
+static void run_vector_kvdp(kgt_case *vc, call *c, int G)
+{
+    const attn_block_ref_opts *o = &c->o;
+    long bl = o->B / G, I = n_qkv(c), ND = o->N * o->D, GN = G * o->N;
+    char plain[1024], kv[1100];
+    problem_of(c, plain, sizeof plain);
+    snprintf(kv, sizeof kv, "%s,kvdp=%d,B=%ld", plain, G, o->B);
+    kvdp_run a;
+    memset(&a, 0, sizeof a);
+    a.k = kgt_jit(kv), a.G = G;
+    long nc = n_cache_el(c), nx = n_xout(c), nk = bl * o->S * o->D;
+    size_t w = kv_size(c), xw = kgt_dtype_size(c->t);
+    for (int r = 0; r < G; r++) {
+        call *rc = &a.rc[r];
+        *rc = *c;
+        rc->W_qkv = c->W_qkv + r * o->H * I, rc->W_out = c->W_out ? c->W_out + r * ND * o->H : NULL;
+        rc->K_cache = c->K_cache + r * nc, rc->V_cache = c->V_cache + r * nc;
+        rc->mask = c->mask + r * o->S_ctx * bl * GN * o->S, rc->idx = c->idx + r * bl;
+        rc->table = c->table ? c->table + r * bl * o->nblk : NULL;
+        a.out[r] = kgt_poisoned(c->t, nx);
+        a.kc[r] = kv_encode(rc, rc->K_cache, nc), a.vc[r] = kv_encode(rc, rc->V_cache, nc);
+        a.kt[r] = o->update ? NULL : kv_poisoned(rc, nk);
+        a.vt[r] = o->update ? NULL : kv_poisoned(rc, nk);
+    }
+    cr_assert_eq(kgt_run_ranks(G, kvdp_rank, &a), 0);
+    /* the ranks' outputs stacked as the case stacks them */
+    long nkv = o->update ? nc : nk;
+    char *x = malloc((size_t)(G * nx) * xw), *ks = malloc((size_t)(G * nkv) * w);
+    char *vs = malloc((size_t)(G * nkv) * w);
+    for (int r = 0; r < G; r++) {
+        cr_assert_eq(a.status[r], KG_OK, "%s: %s rank %d refused", kgt_case_name(vc), a.k->name,
+                     r);
+        memcpy(x + (size_t)(r * nx) * xw, a.out[r], (size_t)nx * xw);
+        memcpy(ks + (size_t)(r * nkv) * w, o->update ? a.kc[r] : a.kt[r], (size_t)nkv * w);
+        memcpy(vs + (size_t)(r * nkv) * w, o->update ? a.vc[r] : a.vt[r], (size_t)nkv * w);
+        free(a.out[r]), free(a.kc[r]), free(a.vc[r]), free(a.kt[r]), free(a.vt[r]);
+    }
+    expect(vc, "out_X_out", c->t, x, a.k->name);
+    expect_kv(c, vc, o->update ? "out_K_cache_updated" : "out_K_tkg", ks, G * nkv, a.k->name);
+    expect_kv(c, vc, o->update ? "out_V_cache_updated" : "out_V_tkg", vs, G * nkv, a.k->name);
+    free(x), free(ks), free(vs);
+    call_free(c);
+}
+
+/* Writes group g as a KVDP vector case by the convention above (expected outputs from the
+ * reference on each rank's whole problem) and runs the adapter on it. */
+static void kvdp_case(const group *g, const char *name)
+{
+    const call *c = &g->c;
+    const attn_block_ref_opts *o = &c->o;
+    int G = g->G;
+    long bl = g->bl, I = n_qkv(c), ND = o->N * o->D, GN = G * o->N, W = o->S_ctx, S = o->S;
+    const char *dt = kg_dtype_name(c->t), *kdt = o->fp8 ? "fp8_e4m3" : dt;
+    kgt_casew *cw = kgt_casew_new("attention_block_tkg", name);
+    kgt_casew_opt_num(cw, "B", (double)o->B), kgt_casew_opt_num(cw, "H", (double)o->H);
+    kgt_casew_opt_num(cw, "S_tkg", (double)S), kgt_casew_opt_num(cw, "S_ctx", (double)W);
+    kgt_casew_opt_num(cw, "S_max", (double)o->S_max);
+    kgt_casew_opt_num(cw, "q_heads", (double)o->N), kgt_casew_opt_num(cw, "d_head", (double)o->D);
+    kgt_casew_opt_num(cw, "KVDP", G), kgt_casew_opt_num(cw, "softmax_scale", (double)o->scale);
+    kgt_casew_opt_bool(cw, "rmsnorm_X_enabled", 0), kgt_casew_opt_bool(cw, "W_out", o->wout);
+    kgt_casew_opt_bool(cw, "update_cache", o->update), kgt_casew_opt_bool(cw, "bias_out", 0);
+    kgt_casew_opt_bool(cw, "sink", o->sink), kgt_casew_opt_bool(cw, "fp8_kv", o->fp8);
+    kgt_casew_opt_str(cw, "rope", "contig");
+    if (o->blk)
+        kgt_casew_opt_num(cw, "block_len", (double)o->blk);
+    long T = o->B * S, hc = o->D / 2 * T;
+    kgt_casew_input(cw, "X", dt, c->X, 3, (long[]){ o->B, S, o->H });
+    kgt_casew_input(cw, "cos", dt, c->cos, 3, (long[]){ o->D / 2, o->B, S });
+    kgt_casew_input(cw, "sin", dt, c->sin, 3, (long[]){ o->D / 2, o->B, S });
+    (void)hc;
+    float *wq = malloc(sizeof(float) * (size_t)(G * o->H * I));
+    float *wo = malloc(sizeof(float) * (size_t)(G * ND * o->H));
+    for (int r = 0; r < G; r++) {
+        memcpy(wq + r * o->H * I, g->Wq[r], sizeof(float) * (size_t)(o->H * I));
+        memcpy(wo + r * ND * o->H, g->Wo[r], sizeof(float) * (size_t)(ND * o->H));
+    }
+    kgt_casew_input(cw, "W_qkv", dt, wq, 3, (long[]){ G, o->H, I });
+    kgt_casew_input(cw, "W_out", dt, wo, 3, (long[]){ G, ND, o->H });
+    long nc_r = o->blk ? g->P : bl;
+    if (o->blk) {
+        kgt_casew_input(cw, "K_cache", kdt, c->K_cache, 4, (long[]){ G, nc_r, o->blk, o->D });
+        kgt_casew_input(cw, "V_cache", kdt, c->V_cache, 4, (long[]){ G, nc_r, o->blk, o->D });
+    } else {
+        kgt_casew_input(cw, "K_cache", kdt, c->K_cache, 5, (long[]){ G, nc_r, 1, o->S_max, o->D });
+        kgt_casew_input(cw, "V_cache", kdt, c->V_cache, 5, (long[]){ G, nc_r, 1, o->S_max, o->D });
+    }
+    if (o->fp8) {
+        kgt_casew_input(cw, "k_scale", "f32", &c->kv_scale[0], 1, (long[]){ 1 });
+        kgt_casew_input(cw, "v_scale", "f32", &c->kv_scale[1], 1, (long[]){ 1 });
+    }
+    if (o->sink)
+        kgt_casew_input(cw, "sink", "f32", g->gsink, 2, (long[]){ GN, 1 });
+    /* the per-rank integer inputs, from each rank's call */
+    kg_npy mask = { KG_U8, 5, { G, W, bl, GN, S }, malloc((size_t)(G * W * bl * GN * S)) };
+    kg_npy idx = { KG_U32, 3, { G, bl, 1 }, malloc(sizeof(uint32_t) * (size_t)(G * bl)) };
+    kg_npy tab = { KG_U32, 3, { G, bl, o->nblk }, malloc(sizeof(uint32_t) * (size_t)(G * bl
+                                                                                  * o->nblk + 1)) };
+    /* expected outputs: rank r's slice of the reference on its whole problem */
+    long nx = n_xout(c), nk = bl * S * o->D, nkv = o->update ? nc_r * (o->blk ? o->blk : o->S_max)
+                                                                   * o->D : nk;
+    float *xo = malloc(sizeof(float) * (size_t)(G * nx));
+    float *ko = malloc(sizeof(float) * (size_t)(G * nkv));
+    float *vo = malloc(sizeof(float) * (size_t)(G * nkv));
+    for (int r = 0; r < G; r++) {
+        call rc = rank_of(g, r), w = whole_of(g, r);
+        memcpy((uint8_t *)mask.data + r * W * bl * GN * S, rc.mask, (size_t)(W * bl * GN * S));
+        memcpy((uint32_t *)idx.data + r * bl, rc.idx, sizeof(uint32_t) * (size_t)bl);
+        if (o->blk)
+            memcpy((uint32_t *)tab.data + r * bl * o->nblk, rc.table,
+                   sizeof(uint32_t) * (size_t)(bl * o->nblk));
+        long nw = o->update ? n_cache_el(&w) : n_tok(&w) * o->D;
+        float *kw = malloc(sizeof(float) * (size_t)nw), *vw = malloc(sizeof(float) * (size_t)nw);
+        attn_block_ref_in in = { .X = w.X, .W_qkv = w.W_qkv, .cos = w.cos, .sin = w.sin,
+                                 .K_cache = w.K_cache, .V_cache = w.V_cache, .W_out = w.W_out,
+                                 .mask = w.mask, .idx = w.idx, .sink = w.sink, .table = w.table,
+                                 .k_scale = w.kv_scale[0], .v_scale = w.kv_scale[1] };
+        attention_block_tkg_ref(xo + r * nx, kw, vw, &in, o);
+        if (o->update) {
+            memcpy(ko + r * nkv, kw + cache_offset(g, r), sizeof(float) * (size_t)nkv);
+            memcpy(vo + r * nkv, vw + cache_offset(g, r), sizeof(float) * (size_t)nkv);
+        } else { /* K [D, B, S] -> [D, bl, S]; V [B, S, D] rows r * bl .. */
+            for (long i = 0; i < o->D; i++)
+                memcpy(ko + r * nkv + i * bl * S, kw + (i * o->B + r * bl) * S,
+                       sizeof(float) * (size_t)(bl * S));
+            memcpy(vo + r * nkv, vw + r * bl * S * o->D, sizeof(float) * (size_t)nkv);
+        }
+        free(kw), free(vw), free(w.mask), free(rc.mask), free(rc.idx), free(rc.table);
+    }
+    kgt_casew_input_npy(cw, "attention_mask", "u8", &mask);
+    kgt_casew_input_npy(cw, "kv_cache_update_idx", "u32", &idx);
+    if (o->blk)
+        kgt_casew_input_npy(cw, "active_blocks_table", "u32", &tab);
+    double rtol = o->fp8 ? 0.07 : 1.5e-2;
+    long xs_w[3] = { G, T, o->H }, xs_n[5] = { G, o->B, o->N, o->D, S };
+    kgt_casew_output(cw, "out_X_out", xo, o->wout ? 3 : 5, o->wout ? xs_w : xs_n, rtol, 1e-5);
+    long kshape[5] = { G, nc_r, 1, o->S_max, o->D }, bshape[4] = { G, nc_r, o->blk, o->D };
+    long ktshape[4] = { G, o->D, bl, S }, vtshape[5] = { G, bl, 1, S, o->D };
+    double katol = o->fp8 ? 1.0 : 1e-5;
+    if (o->update) {
+        kgt_casew_output(cw, "out_K_cache_updated", ko, o->blk ? 4 : 5, o->blk ? bshape : kshape,
+                         rtol, katol);
+        kgt_casew_output(cw, "out_V_cache_updated", vo, o->blk ? 4 : 5, o->blk ? bshape : kshape,
+                         rtol, katol);
+    } else {
+        kgt_casew_output(cw, "out_K_tkg", ko, 4, ktshape, rtol, katol);
+        kgt_casew_output(cw, "out_V_tkg", vo, 5, vtshape, rtol, katol);
+    }
+    kgt_run_case(kgt_casew_finish(cw), run_vector);
+    kgt_casew_free(cw);
+    free(wq), free(wo), free(xo), free(ko), free(vo);
+    free(mask.data), free(idx.data), free(tab.data);
+}
+
+/* The adapter's KVDP convention, proven on synthetic group cases (the shared sample has none):
+ * flat bf16 caches updated in place; fp8 block caches with K_tkg, V_tkg and sinks. */
+Test(attention_block_tkg, kvdp_vector_convention, .timeout = 120 * KGT_TIME_SCALE)
+{
+    attn_block_ref_opts o = base();
+    group g;
+    make_group(&g, &o, KG_BF16, 2, 2, 71);
+    kvdp_case(&g, "kvdp2_flat_update");
+    group_free(&g);
+    o.fp8 = 1, o.blk = 8, o.update = 0, o.sink = 1;
+    make_group(&g, &o, KG_BF16, 4, 1, 72);
+    kvdp_case(&g, "kvdp4_fp8_block_sink_noupdate");
+    group_free(&g);
+}
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */
 

@@ -41,8 +41,9 @@
  * Then the new K and V rows go to cache slots kv_cache_update_idx[b] + s (0xFFFFFFFF: none).
  * X_out[b, n, :, s] = the attention of head n, token s.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 2063] and
- * C [m, 2063], m = min(B * 2, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512) tasks
- * of TASK_FLOATS. */
+ * C [m, 2063], m = min(B * 2, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
+ */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */
 enum {
@@ -277,7 +278,6 @@ static void norm_heads(float *y, float eps, const float *g)
 static void store_row(const struct ctx *c, long t, float *y)
 {
     long b = t / 2, s = t % 2;
-    float *pr = c->pair + b * PAIR_FLOATS;
     norm_heads(y, 1e-06f, 0);
     /* cos, sin [17, B, 2]: entry j of token (b, s) at (j * B + b) * 2 + s */
     kg_u16 cv[17], sv[17];
@@ -289,6 +289,7 @@ static void store_row(const struct ctx *c, long t, float *y)
     kgp_cvt_f16_f32(c->cs + 17, sv, 17);
     rope_heads(c, y);
     kgp_round_f16_f32(y + 102, y + 102, 68);
+    float *pr = c->pair + b * PAIR_FLOATS;
     for (long n = 0; n < 3; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 2 + s) * 34, y + n * 34, 0.17149858f, 0, 34);
     for (long i = 0; i < 34; i++) {
@@ -310,6 +311,60 @@ static void write_cache(const struct ctx *c, kg_u16 *k_cache, kg_u16 *v_cache,
         kgp_cvt_f32_f16(k_cache + row * 34, pr + PAIR_KA, 68);
         kgp_cvt_f32_f16(v_cache + row * 34, pr + PAIR_VA, 68);
     }
+}
+
+/* The call's sizes and pointers: KG_OK or KG_EARG, before anything is read or written. */
+static int check_call(
+    void *restrict X_out,
+    void *restrict K_tkg,
+    void *restrict V_tkg,
+    void *restrict K_cache,
+    void *restrict V_cache,
+    const void *restrict X,
+    const void *restrict rmsnorm_X_gamma,
+    const kg_wt *restrict W_qkv,
+    const void *restrict weight_dequant_scale_qkv,
+    const void *restrict input_dequant_scale_qkv,
+    const void *restrict bias_qkv,
+    const void *restrict W_rmsnorm_QK_pre_rope,
+    const void *restrict cos,
+    const void *restrict sin,
+    const void *restrict W_rmsnorm_QK_post_rope,
+    const void *restrict attention_mask,
+    const void *restrict sink,
+    const void *restrict active_blocks_table,
+    const void *restrict kv_scale,
+    const void *restrict kv_cache_update_idx,
+    const kg_wt *restrict W_out,
+    const void *restrict weight_dequant_scale_out,
+    const void *restrict input_dequant_scale_out,
+    const void *restrict bias_out,
+    long B,
+    long S_ctx,
+    long n_cache)
+{
+    if (B < 0 || S_ctx < 2 || S_ctx > 33 || n_cache < B)
+        return KG_EARG;
+    if (B == 0)
+        return KG_OK;
+    if (!X_out || !K_cache || !V_cache || !X)
+        return KG_EARG;
+    if (!attention_mask)
+        return KG_EARG;
+    if (!kgp_wt_is(W_qkv, 2063, 170, KG_WT_F16, 0))
+        return KG_EARG;
+    if (!rmsnorm_X_gamma)
+        return KG_EARG;
+    if (!cos || !sin)
+        return KG_EARG;
+    /* every write inside its sequence's cache row before anything is written */
+    const kg_u32 *idx = kv_cache_update_idx;
+    if (!idx)
+        return KG_EARG;
+    for (long b = 0; b < B; b++)
+        if (idx[b] != 0xFFFFFFFFu && idx[b] > 31u)
+            return KG_EARG;
+    return KG_OK;
 }
 
 int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_ha2001_qkpre_noqkg_nowo(
@@ -342,42 +397,31 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_ha2001_qkpre_noqkg
     long n_cache)
 {
     struct ctx c;
-    if (B < 0 || S_ctx < 2 || S_ctx > 33 || n_cache < B)
-        return KG_EARG;
-    if (B == 0)
-        return KG_OK;
-    if (!X_out || !K_cache || !V_cache || !X)
-        return KG_EARG;
-    if (!attention_mask)
-        return KG_EARG;
-    if (!kgp_wt_is(W_qkv, 2063, 170, KG_WT_F16, 0))
-        return KG_EARG;
-    if (!rmsnorm_X_gamma)
-        return KG_EARG;
-    if (!cos || !sin)
-        return KG_EARG;
-    /* every write inside its sequence's cache row before anything is written */
-    const kg_u32 *idx = kv_cache_update_idx;
-    if (!idx)
-        return KG_EARG;
-    for (long b = 0; b < B; b++)
-        if (idx[b] != 0xFFFFFFFFu && idx[b] > 31u)
-            return KG_EARG;
+    int rc = check_call(
+        X_out, K_tkg, V_tkg, K_cache, V_cache, X, rmsnorm_X_gamma, W_qkv,
+        weight_dequant_scale_qkv, input_dequant_scale_qkv, bias_qkv, W_rmsnorm_QK_pre_rope, cos,
+        sin, W_rmsnorm_QK_post_rope, attention_mask, sink, active_blocks_table, kv_scale,
+        kv_cache_update_idx, W_out, weight_dequant_scale_out, input_dequant_scale_out, bias_out,
+        B, S_ctx, n_cache);
+    long nb = B; /* the sequences attended here */
+    float *mem = 0;
     c.nch = (S_ctx + 512 - 1) / 512;
     /* the scratch's floats (the header's list): refuse a B that overflows them */
-    if (B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 528128L)
+    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 528128L)
             / (PAIR_FLOATS + c.nch * TASK_FLOATS))
-        return KG_EARG;
+        rc = KG_EARG;
     long T = B * 2, mb = T < 128 ? T : 128;
-    long floats = SCR_FLOATS + mb * 4126 + B * (PAIR_FLOATS + c.nch * TASK_FLOATS);
-    float *mem = kgp_scratch(floats * (long)sizeof(float));
-    if (!mem)
-        return KG_ENOMEM;
+    long floats = SCR_FLOATS + mb * 4126 + nb * (PAIR_FLOATS + c.nch * TASK_FLOATS);
+    if (rc == KG_OK && B > 0 && !(mem = kgp_scratch(floats * (long)sizeof(float))))
+        rc = KG_ENOMEM;
+    if (rc != KG_OK || B == 0)
+        return rc;
+    const kg_u32 *idx = kv_cache_update_idx;
     float *A = mem + SCR_FLOATS, *C = A + mb * 2063;
     kg_u16 *out = X_out;
     c.k_prior = K_cache, c.v_prior = V_cache, c.mask = attention_mask;
     c.B = B, c.sp = S_ctx;
-    c.pair = C + mb * 2063, c.task = c.pair + B * PAIR_FLOATS;
+    c.pair = C + mb * 2063, c.task = c.pair + nb * PAIR_FLOATS;
     c.X = X;
     kgp_cvt_f16_f32(mem + SCR_GAMMA, rmsnorm_X_gamma, 2063);
     c.gamma = mem + SCR_GAMMA;
@@ -398,8 +442,9 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s2_smax33_norm_ha2001_qkpre_noqkg
     for (long b = 0; b < B; b++)
         for (long n = 0; n < 3; n++)
             for (long s = 0; s < 2; s++) {
+                const float *ob = c.pair + b * PAIR_FLOATS + PAIR_Q;
                 kg_u16 row[34];
-                kgp_cvt_f32_f16(row, c.pair + b * PAIR_FLOATS + PAIR_Q + (n * 2 + s) * 34, 34);
+                kgp_cvt_f32_f16(row, ob + (n * 2 + s) * 34, 34);
                 for (long t = 0; t < 34; t++)
                     out[((b * 3 + n) * 34 + t) * 2 + s] = row[t];
             }

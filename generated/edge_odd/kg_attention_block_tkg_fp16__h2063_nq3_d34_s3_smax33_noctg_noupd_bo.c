@@ -34,12 +34,14 @@
  * Attention of sequence b over its window of S_ctx slots: slots 0..S_ctx-4 from the cache
  * K_cache, V_cache [n_cache >= B, 1, 33, 34], the last 3 the new tokens; slot j attends
  * for (b, head n, token s) iff attention_mask[j, b, n, s] != 0 ([S_ctx, B, 3, 3]).
- * The cache is only read; K_tkg [34, B, 3] and V_tkg [B, 1, 3, 34] get the new K, V.
+ * The cache is only read; K_tkg [34, B, 3] and V_tkg [B, 1, 3, 34] get the
+ * new K, V.
  * X_out[t] = A[t] @ W_out [102, 2063] + bias_out, A[t, n*34 + d] the
  * attention of head n.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 2063] and
- * C [m, 2063], m = min(B * 3, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512) tasks
- * of TASK_FLOATS. */
+ * C [m, 2063], m = min(B * 3, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
+ */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */
 enum {
@@ -260,7 +262,6 @@ static void rope_heads(const struct ctx *c, float *y)
 static void store_row(const struct ctx *c, long t, float *y)
 {
     long b = t / 3, s = t % 3;
-    float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [17, B, 3]: entry j of token (b, s) at (j * B + b) * 3 + s */
     kg_u16 cv[17], sv[17];
     for (long j = 0; j < 17; j++) {
@@ -271,6 +272,7 @@ static void store_row(const struct ctx *c, long t, float *y)
     kgp_cvt_f16_f32(c->cs + 17, sv, 17);
     rope_heads(c, y);
     kgp_round_f16_f32(y + 102, y + 102, 68);
+    float *pr = c->pair + b * PAIR_FLOATS;
     for (long n = 0; n < 3; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 3 + s) * 34, y + n * 34, 0.17149858f, 0, 34);
     for (long i = 0; i < 34; i++) {
@@ -283,6 +285,57 @@ static void store_row(const struct ctx *c, long t, float *y)
     for (long i = 0; i < 34; i++)
         c->k_tkg[(i * c->B + b) * 3 + s] = kr[i];
     kgp_cvt_f32_f16(c->v_tkg + t * 34, y + 136, 34);
+}
+
+/* The call's sizes and pointers: KG_OK or KG_EARG, before anything is read or written. */
+static int check_call(
+    void *restrict X_out,
+    void *restrict K_tkg,
+    void *restrict V_tkg,
+    void *restrict K_cache,
+    void *restrict V_cache,
+    const void *restrict X,
+    const void *restrict rmsnorm_X_gamma,
+    const kg_wt *restrict W_qkv,
+    const void *restrict weight_dequant_scale_qkv,
+    const void *restrict input_dequant_scale_qkv,
+    const void *restrict bias_qkv,
+    const void *restrict W_rmsnorm_QK_pre_rope,
+    const void *restrict cos,
+    const void *restrict sin,
+    const void *restrict W_rmsnorm_QK_post_rope,
+    const void *restrict attention_mask,
+    const void *restrict sink,
+    const void *restrict active_blocks_table,
+    const void *restrict kv_scale,
+    const void *restrict kv_cache_update_idx,
+    const kg_wt *restrict W_out,
+    const void *restrict weight_dequant_scale_out,
+    const void *restrict input_dequant_scale_out,
+    const void *restrict bias_out,
+    long B,
+    long S_ctx,
+    long n_cache)
+{
+    if (B < 0 || S_ctx < 3 || S_ctx > 33 || n_cache < B)
+        return KG_EARG;
+    if (B == 0)
+        return KG_OK;
+    if (!X_out || !K_cache || !V_cache || !X)
+        return KG_EARG;
+    if (!attention_mask)
+        return KG_EARG;
+    if (!kgp_wt_is(W_qkv, 2063, 170, KG_WT_F16, 0))
+        return KG_EARG;
+    if (!cos || !sin)
+        return KG_EARG;
+    if (!K_tkg || !V_tkg)
+        return KG_EARG;
+    if (!kgp_wt_is(W_out, 102, 2063, KG_WT_F16, 0))
+        return KG_EARG;
+    if (!bias_out)
+        return KG_EARG;
+    return KG_OK;
 }
 
 int kg_attention_block_tkg_fp16__h2063_nq3_d34_s3_smax33_noctg_noupd_bo(
@@ -315,39 +368,30 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s3_smax33_noctg_noupd_bo(
     long n_cache)
 {
     struct ctx c;
-    if (B < 0 || S_ctx < 3 || S_ctx > 33 || n_cache < B)
-        return KG_EARG;
-    if (B == 0)
-        return KG_OK;
-    if (!X_out || !K_cache || !V_cache || !X)
-        return KG_EARG;
-    if (!attention_mask)
-        return KG_EARG;
-    if (!kgp_wt_is(W_qkv, 2063, 170, KG_WT_F16, 0))
-        return KG_EARG;
-    if (!cos || !sin)
-        return KG_EARG;
-    if (!K_tkg || !V_tkg)
-        return KG_EARG;
-    if (!kgp_wt_is(W_out, 102, 2063, KG_WT_F16, 0))
-        return KG_EARG;
-    if (!bias_out)
-        return KG_EARG;
+    int rc = check_call(
+        X_out, K_tkg, V_tkg, K_cache, V_cache, X, rmsnorm_X_gamma, W_qkv,
+        weight_dequant_scale_qkv, input_dequant_scale_qkv, bias_qkv, W_rmsnorm_QK_pre_rope, cos,
+        sin, W_rmsnorm_QK_post_rope, attention_mask, sink, active_blocks_table, kv_scale,
+        kv_cache_update_idx, W_out, weight_dequant_scale_out, input_dequant_scale_out, bias_out,
+        B, S_ctx, n_cache);
+    long nb = B; /* the sequences attended here */
+    float *mem = 0;
     c.nch = (S_ctx + 512 - 1) / 512;
     /* the scratch's floats (the header's list): refuse a B that overflows them */
-    if (B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 528128L)
+    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 528128L)
             / (PAIR_FLOATS + c.nch * TASK_FLOATS))
-        return KG_EARG;
+        rc = KG_EARG;
     long T = B * 3, mb = T < 128 ? T : 128;
-    long floats = SCR_FLOATS + mb * 4126 + B * (PAIR_FLOATS + c.nch * TASK_FLOATS);
-    float *mem = kgp_scratch(floats * (long)sizeof(float));
-    if (!mem)
-        return KG_ENOMEM;
+    long floats = SCR_FLOATS + mb * 4126 + nb * (PAIR_FLOATS + c.nch * TASK_FLOATS);
+    if (rc == KG_OK && B > 0 && !(mem = kgp_scratch(floats * (long)sizeof(float))))
+        rc = KG_ENOMEM;
+    if (rc != KG_OK || B == 0)
+        return rc;
     float *A = mem + SCR_FLOATS, *C = A + mb * 2063;
     kg_u16 *out = X_out;
     c.k_prior = K_cache, c.v_prior = V_cache, c.mask = attention_mask;
     c.B = B, c.sp = S_ctx;
-    c.pair = C + mb * 2063, c.task = c.pair + B * PAIR_FLOATS;
+    c.pair = C + mb * 2063, c.task = c.pair + nb * PAIR_FLOATS;
     c.X = X;
     c.cos = cos, c.sin = sin, c.cs = mem + SCR_CS;
     c.k_tkg = K_tkg, c.v_tkg = V_tkg;
@@ -368,10 +412,10 @@ int kg_attention_block_tkg_fp16__h2063_nq3_d34_s3_smax33_noctg_noupd_bo(
         long m = T - t0 < 128 ? T - t0 : 128;
         for (long r = 0; r < m; r++) {
             long b = (t0 + r) / 3, s = (t0 + r) % 3;
+            const float *ob = c.pair + b * PAIR_FLOATS + PAIR_Q;
             for (long n = 0; n < 3; n++)
                 for (long t = 0; t < 34; t++)
-                    A[r * 102 + n * 34 + t] =
-                        c.pair[b * PAIR_FLOATS + PAIR_Q + (n * 3 + s) * 34 + t];
+                    A[r * 102 + n * 34 + t] = ob[(n * 3 + s) * 34 + t];
         }
         kgp_matmul_f32(C, 2063, A, 102, m, W_out);
         for (long r = 0; r < m; r++) {

@@ -33,8 +33,9 @@
  * X_out[t] = A[t] @ W_out [2, 1], A[t, n*2 + d] the
  * attention of head n.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 2] and
- * C [m, 6], m = min(B * 1, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512) tasks
- * of TASK_FLOATS. */
+ * C [m, 6], m = min(B * 1, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
+ */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */
 enum {
@@ -254,7 +255,6 @@ static void rope_heads(const struct ctx *c, float *y)
 static void store_row(const struct ctx *c, long t, float *y)
 {
     long b = t / 1, s = t % 1;
-    float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [1, B, 1]: entry j of token (b, s) at (j * B + b) * 1 + s */
     kg_u16 cv[1], sv[1];
     for (long j = 0; j < 1; j++) {
@@ -265,6 +265,7 @@ static void store_row(const struct ctx *c, long t, float *y)
     kgp_cvt_bf16_f32(c->cs + 1, sv, 1);
     rope_heads(c, y);
     kgp_round_bf16_f32(y + 2, y + 2, 4);
+    float *pr = c->pair + b * PAIR_FLOATS;
     for (long n = 0; n < 1; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 1 + s) * 2, y + n * 2, 0.70710677f, 0, 2);
     for (long i = 0; i < 2; i++) {
@@ -286,6 +287,60 @@ static void write_cache(const struct ctx *c, kg_u16 *k_cache, kg_u16 *v_cache,
         kgp_cvt_f32_bf16(k_cache + row * 2, pr + PAIR_KA, 2);
         kgp_cvt_f32_bf16(v_cache + row * 2, pr + PAIR_VA, 2);
     }
+}
+
+/* The call's sizes and pointers: KG_OK or KG_EARG, before anything is read or written. */
+static int check_call(
+    void *restrict X_out,
+    void *restrict K_tkg,
+    void *restrict V_tkg,
+    void *restrict K_cache,
+    void *restrict V_cache,
+    const void *restrict X,
+    const void *restrict rmsnorm_X_gamma,
+    const kg_wt *restrict W_qkv,
+    const void *restrict weight_dequant_scale_qkv,
+    const void *restrict input_dequant_scale_qkv,
+    const void *restrict bias_qkv,
+    const void *restrict W_rmsnorm_QK_pre_rope,
+    const void *restrict cos,
+    const void *restrict sin,
+    const void *restrict W_rmsnorm_QK_post_rope,
+    const void *restrict attention_mask,
+    const void *restrict sink,
+    const void *restrict active_blocks_table,
+    const void *restrict kv_scale,
+    const void *restrict kv_cache_update_idx,
+    const kg_wt *restrict W_out,
+    const void *restrict weight_dequant_scale_out,
+    const void *restrict input_dequant_scale_out,
+    const void *restrict bias_out,
+    long B,
+    long S_ctx,
+    long n_cache)
+{
+    if (B < 0 || S_ctx < 1 || S_ctx > 1 || n_cache < B)
+        return KG_EARG;
+    if (B == 0)
+        return KG_OK;
+    if (!X_out || !K_cache || !V_cache || !X)
+        return KG_EARG;
+    if (!attention_mask)
+        return KG_EARG;
+    if (!kgp_wt_is(W_qkv, 1, 6, KG_WT_BF16, 0))
+        return KG_EARG;
+    if (!cos || !sin)
+        return KG_EARG;
+    /* every write inside its sequence's cache row before anything is written */
+    const kg_u32 *idx = kv_cache_update_idx;
+    if (!idx)
+        return KG_EARG;
+    for (long b = 0; b < B; b++)
+        if (idx[b] != 0xFFFFFFFFu && idx[b] > 0u)
+            return KG_EARG;
+    if (!kgp_wt_is(W_out, 2, 1, KG_WT_BF16, 0))
+        return KG_EARG;
+    return KG_OK;
 }
 
 int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1(
@@ -318,42 +373,31 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1(
     long n_cache)
 {
     struct ctx c;
-    if (B < 0 || S_ctx < 1 || S_ctx > 1 || n_cache < B)
-        return KG_EARG;
-    if (B == 0)
-        return KG_OK;
-    if (!X_out || !K_cache || !V_cache || !X)
-        return KG_EARG;
-    if (!attention_mask)
-        return KG_EARG;
-    if (!kgp_wt_is(W_qkv, 1, 6, KG_WT_BF16, 0))
-        return KG_EARG;
-    if (!cos || !sin)
-        return KG_EARG;
-    /* every write inside its sequence's cache row before anything is written */
-    const kg_u32 *idx = kv_cache_update_idx;
-    if (!idx)
-        return KG_EARG;
-    for (long b = 0; b < B; b++)
-        if (idx[b] != 0xFFFFFFFFu && idx[b] > 0u)
-            return KG_EARG;
-    if (!kgp_wt_is(W_out, 2, 1, KG_WT_BF16, 0))
-        return KG_EARG;
+    int rc = check_call(
+        X_out, K_tkg, V_tkg, K_cache, V_cache, X, rmsnorm_X_gamma, W_qkv,
+        weight_dequant_scale_qkv, input_dequant_scale_qkv, bias_qkv, W_rmsnorm_QK_pre_rope, cos,
+        sin, W_rmsnorm_QK_post_rope, attention_mask, sink, active_blocks_table, kv_scale,
+        kv_cache_update_idx, W_out, weight_dequant_scale_out, input_dequant_scale_out, bias_out,
+        B, S_ctx, n_cache);
+    long nb = B; /* the sequences attended here */
+    float *mem = 0;
     c.nch = (S_ctx + 512 - 1) / 512;
     /* the scratch's floats (the header's list): refuse a B that overflows them */
-    if (B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 1024L)
+    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 1024L)
             / (PAIR_FLOATS + c.nch * TASK_FLOATS))
-        return KG_EARG;
+        rc = KG_EARG;
     long T = B * 1, mb = T < 128 ? T : 128;
-    long floats = SCR_FLOATS + mb * 8 + B * (PAIR_FLOATS + c.nch * TASK_FLOATS);
-    float *mem = kgp_scratch(floats * (long)sizeof(float));
-    if (!mem)
-        return KG_ENOMEM;
+    long floats = SCR_FLOATS + mb * 8 + nb * (PAIR_FLOATS + c.nch * TASK_FLOATS);
+    if (rc == KG_OK && B > 0 && !(mem = kgp_scratch(floats * (long)sizeof(float))))
+        rc = KG_ENOMEM;
+    if (rc != KG_OK || B == 0)
+        return rc;
+    const kg_u32 *idx = kv_cache_update_idx;
     float *A = mem + SCR_FLOATS, *C = A + mb * 2;
     kg_u16 *out = X_out;
     c.k_prior = K_cache, c.v_prior = V_cache, c.mask = attention_mask;
     c.B = B, c.sp = S_ctx;
-    c.pair = C + mb * 6, c.task = c.pair + B * PAIR_FLOATS;
+    c.pair = C + mb * 6, c.task = c.pair + nb * PAIR_FLOATS;
     c.X = X;
     c.cos = cos, c.sin = sin, c.cs = mem + SCR_CS;
     /* pass 1: the projection, in blocks of 128 token rows */
@@ -373,10 +417,10 @@ int kg_attention_block_tkg_bf16__h1_nq1_d2_s1_smax1(
         long m = T - t0 < 128 ? T - t0 : 128;
         for (long r = 0; r < m; r++) {
             long b = (t0 + r) / 1, s = (t0 + r) % 1;
+            const float *ob = c.pair + b * PAIR_FLOATS + PAIR_Q;
             for (long n = 0; n < 1; n++)
                 for (long t = 0; t < 2; t++)
-                    A[r * 2 + n * 2 + t] =
-                        c.pair[b * PAIR_FLOATS + PAIR_Q + (n * 1 + s) * 2 + t];
+                    A[r * 2 + n * 2 + t] = ob[(n * 1 + s) * 2 + t];
         }
         kgp_matmul_f32(C, 1, A, 2, m, W_out);
         for (long r = 0; r < m; r++) {

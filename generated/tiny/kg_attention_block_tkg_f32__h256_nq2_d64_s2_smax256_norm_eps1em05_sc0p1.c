@@ -39,8 +39,9 @@
  * X_out[t] = A[t] @ W_out [128, 256], A[t, n*64 + d] the
  * attention of head n.
  * Scratch (kgp_scratch, per call), in floats: SCR_FLOATS; the GEMM blocks A [m, 256] and
- * C [m, 256], m = min(B * 2, 128); B pairs of PAIR_FLOATS; B * ceil(S_ctx / 512) tasks
- * of TASK_FLOATS. */
+ * C [m, 256], m = min(B * 2, 128); B pairs of PAIR_FLOATS;
+ * B * ceil(S_ctx / 512) tasks of TASK_FLOATS.
+ */
 
 /* Scratch, in floats: the per-call rows from SCR_X on. */
 enum {
@@ -270,7 +271,6 @@ static void rope_heads(const struct ctx *c, float *y)
 static void store_row(const struct ctx *c, long t, float *y)
 {
     long b = t / 2, s = t % 2;
-    float *pr = c->pair + b * PAIR_FLOATS;
     /* cos, sin [32, B, 2]: entry j of token (b, s) at (j * B + b) * 2 + s */
     float cv[32], sv[32];
     for (long j = 0; j < 32; j++) {
@@ -280,6 +280,7 @@ static void store_row(const struct ctx *c, long t, float *y)
     copy_f32(c->cs, cv, 32);
     copy_f32(c->cs + 32, sv, 32);
     rope_heads(c, y);
+    float *pr = c->pair + b * PAIR_FLOATS;
     for (long n = 0; n < 2; n++)
         kgp_scale_mul_f32(pr + PAIR_Q + (n * 2 + s) * 64, y + n * 64, 0.1f, 0, 64);
     for (long i = 0; i < 64; i++) {
@@ -301,6 +302,62 @@ static void write_cache(const struct ctx *c, float *k_cache, float *v_cache,
         copy_f32(k_cache + row * 64, pr + PAIR_KA, 128);
         copy_f32(v_cache + row * 64, pr + PAIR_VA, 128);
     }
+}
+
+/* The call's sizes and pointers: KG_OK or KG_EARG, before anything is read or written. */
+static int check_call(
+    void *restrict X_out,
+    void *restrict K_tkg,
+    void *restrict V_tkg,
+    void *restrict K_cache,
+    void *restrict V_cache,
+    const void *restrict X,
+    const void *restrict rmsnorm_X_gamma,
+    const kg_wt *restrict W_qkv,
+    const void *restrict weight_dequant_scale_qkv,
+    const void *restrict input_dequant_scale_qkv,
+    const void *restrict bias_qkv,
+    const void *restrict W_rmsnorm_QK_pre_rope,
+    const void *restrict cos,
+    const void *restrict sin,
+    const void *restrict W_rmsnorm_QK_post_rope,
+    const void *restrict attention_mask,
+    const void *restrict sink,
+    const void *restrict active_blocks_table,
+    const void *restrict kv_scale,
+    const void *restrict kv_cache_update_idx,
+    const kg_wt *restrict W_out,
+    const void *restrict weight_dequant_scale_out,
+    const void *restrict input_dequant_scale_out,
+    const void *restrict bias_out,
+    long B,
+    long S_ctx,
+    long n_cache)
+{
+    if (B < 0 || S_ctx < 2 || S_ctx > 256 || n_cache < B)
+        return KG_EARG;
+    if (B == 0)
+        return KG_OK;
+    if (!X_out || !K_cache || !V_cache || !X)
+        return KG_EARG;
+    if (!attention_mask)
+        return KG_EARG;
+    if (!kgp_wt_is(W_qkv, 256, 256, KG_WT_F32, 0))
+        return KG_EARG;
+    if (!rmsnorm_X_gamma)
+        return KG_EARG;
+    if (!cos || !sin)
+        return KG_EARG;
+    /* every write inside its sequence's cache row before anything is written */
+    const kg_u32 *idx = kv_cache_update_idx;
+    if (!idx)
+        return KG_EARG;
+    for (long b = 0; b < B; b++)
+        if (idx[b] != 0xFFFFFFFFu && idx[b] > 254u)
+            return KG_EARG;
+    if (!kgp_wt_is(W_out, 128, 256, KG_WT_F32, 0))
+        return KG_EARG;
+    return KG_OK;
 }
 
 int kg_attention_block_tkg_f32__h256_nq2_d64_s2_smax256_norm_eps1em05_sc0p1(
@@ -333,44 +390,31 @@ int kg_attention_block_tkg_f32__h256_nq2_d64_s2_smax256_norm_eps1em05_sc0p1(
     long n_cache)
 {
     struct ctx c;
-    if (B < 0 || S_ctx < 2 || S_ctx > 256 || n_cache < B)
-        return KG_EARG;
-    if (B == 0)
-        return KG_OK;
-    if (!X_out || !K_cache || !V_cache || !X)
-        return KG_EARG;
-    if (!attention_mask)
-        return KG_EARG;
-    if (!kgp_wt_is(W_qkv, 256, 256, KG_WT_F32, 0))
-        return KG_EARG;
-    if (!rmsnorm_X_gamma)
-        return KG_EARG;
-    if (!cos || !sin)
-        return KG_EARG;
-    /* every write inside its sequence's cache row before anything is written */
-    const kg_u32 *idx = kv_cache_update_idx;
-    if (!idx)
-        return KG_EARG;
-    for (long b = 0; b < B; b++)
-        if (idx[b] != 0xFFFFFFFFu && idx[b] > 254u)
-            return KG_EARG;
-    if (!kgp_wt_is(W_out, 128, 256, KG_WT_F32, 0))
-        return KG_EARG;
+    int rc = check_call(
+        X_out, K_tkg, V_tkg, K_cache, V_cache, X, rmsnorm_X_gamma, W_qkv,
+        weight_dequant_scale_qkv, input_dequant_scale_qkv, bias_qkv, W_rmsnorm_QK_pre_rope, cos,
+        sin, W_rmsnorm_QK_post_rope, attention_mask, sink, active_blocks_table, kv_scale,
+        kv_cache_update_idx, W_out, weight_dequant_scale_out, input_dequant_scale_out, bias_out,
+        B, S_ctx, n_cache);
+    long nb = B; /* the sequences attended here */
+    float *mem = 0;
     c.nch = (S_ctx + 512 - 1) / 512;
     /* the scratch's floats (the header's list): refuse a B that overflows them */
-    if (B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 65536L)
+    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 4 - SCR_FLOATS - 65536L)
             / (PAIR_FLOATS + c.nch * TASK_FLOATS))
-        return KG_EARG;
+        rc = KG_EARG;
     long T = B * 2, mb = T < 128 ? T : 128;
-    long floats = SCR_FLOATS + mb * 512 + B * (PAIR_FLOATS + c.nch * TASK_FLOATS);
-    float *mem = kgp_scratch(floats * (long)sizeof(float));
-    if (!mem)
-        return KG_ENOMEM;
+    long floats = SCR_FLOATS + mb * 512 + nb * (PAIR_FLOATS + c.nch * TASK_FLOATS);
+    if (rc == KG_OK && B > 0 && !(mem = kgp_scratch(floats * (long)sizeof(float))))
+        rc = KG_ENOMEM;
+    if (rc != KG_OK || B == 0)
+        return rc;
+    const kg_u32 *idx = kv_cache_update_idx;
     float *A = mem + SCR_FLOATS, *C = A + mb * 256;
     float *out = X_out;
     c.k_prior = K_cache, c.v_prior = V_cache, c.mask = attention_mask;
     c.B = B, c.sp = S_ctx;
-    c.pair = C + mb * 256, c.task = c.pair + B * PAIR_FLOATS;
+    c.pair = C + mb * 256, c.task = c.pair + nb * PAIR_FLOATS;
     c.X = X;
     copy_f32(mem + SCR_GAMMA, rmsnorm_X_gamma, 256);
     c.gamma = mem + SCR_GAMMA;
@@ -392,10 +436,10 @@ int kg_attention_block_tkg_f32__h256_nq2_d64_s2_smax256_norm_eps1em05_sc0p1(
         long m = T - t0 < 128 ? T - t0 : 128;
         for (long r = 0; r < m; r++) {
             long b = (t0 + r) / 2, s = (t0 + r) % 2;
+            const float *ob = c.pair + b * PAIR_FLOATS + PAIR_Q;
             for (long n = 0; n < 2; n++)
                 for (long t = 0; t < 64; t++)
-                    A[r * 128 + n * 64 + t] =
-                        c.pair[b * PAIR_FLOATS + PAIR_Q + (n * 2 + s) * 64 + t];
+                    A[r * 128 + n * 64 + t] = ob[(n * 2 + s) * 64 + t];
         }
         kgp_matmul_f32(C, 256, A, 128, m, W_out);
         for (long r = 0; r < m; r++) {

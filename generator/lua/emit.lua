@@ -32,6 +32,26 @@ local function params_c(rec)
   return "\n    " .. concat(ps, ",\n    ")
 end
 
+-- The parameters' names in order, for a template that passes them all on (`check_call(${ARGS})`):
+-- on continuation lines of at most 96 columns.
+local function args_c(rec)
+  local as = {}
+  for _, a in ipairs(rec.args) do insert(as, a.name) end
+  for _, c in ipairs(rec.calls) do insert(as, c) end
+  local lines, line = {}, ""
+  for i, a in ipairs(as) do
+    local piece = a .. (i < #as and "," or "")
+    if line ~= "" and 8 + #line + 1 + #piece > 96 then
+      insert(lines, line)
+      line = piece
+    else
+      line = line == "" and piece or line .. " " .. piece
+    end
+  end
+  insert(lines, line)
+  return "\n        " .. concat(lines, "\n        ")
+end
+
 -- The uniform entry point that tools (exec, run, tests, bench) call: same kernel, arguments
 -- from arrays in signature order, one to a line like the signature's.
 local function entry_point(rec)
@@ -170,6 +190,7 @@ function M.render(rec, ctx)
   local params = rec.fam.params(rec.k)
   params.NAME = rec.name
   params.PARAMS = params_c(rec)
+  params.ARGS = args_c(rec)
   local ok, body = pcall(template.render, rec.template, params, host.template, "templates/")
   if not ok then error(ctx.where .. ": " .. body, 0) end
   local text = preamble(rec, ctx) .. body .. entry_point(rec)

@@ -47,8 +47,8 @@ static void release_state(void *s)
 }
 
 /* Everything generated code may call: the primitives in force, the parallel-for, scratch, the
- * threaded matmul and the weight check, and the few libc/libm functions that tcc itself may
- * emit calls to or that abi.h declares. Linking with -nostdlib and handing these over means
+ * threaded matmul and the weight check, the collectives, and the few libc/libm functions that
+ * tcc itself may emit calls to or that abi.h declares. Linking with -nostdlib and handing these over means
  * no libtcc1.a or libc path can break the JIT. */
 static void add_symbols(TCCState *s)
 {
@@ -60,6 +60,12 @@ static void add_symbols(TCCState *s)
     tcc_add_symbol(s, "kgp_scratch", (void *)kgp_scratch);
     tcc_add_symbol(s, "kgp_matmul_f32", (void *)kgp_matmul_f32);
     tcc_add_symbol(s, "kgp_wt_is", (void *)kgp_wt_is);
+    tcc_add_symbol(s, "kgp_coll", (void *)kgp_coll);
+    tcc_add_symbol(s, "kgp_coll_rank", (void *)kgp_coll_rank);
+    tcc_add_symbol(s, "kgp_coll_size", (void *)kgp_coll_size);
+    tcc_add_symbol(s, "kgp_all_reduce", (void *)kgp_all_reduce);
+    tcc_add_symbol(s, "kgp_all_gather", (void *)kgp_all_gather);
+    tcc_add_symbol(s, "kgp_barrier", (void *)kgp_barrier);
     tcc_add_symbol(s, "sqrtf", (void *)sqrtf);
     tcc_add_symbol(s, "expf", (void *)expf);
     tcc_add_symbol(s, "tanhf", (void *)tanhf);

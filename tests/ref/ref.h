@@ -147,4 +147,9 @@ void attention_block_tkg_ref(float *x_out, float *k_out, float *v_out,
                              const attn_block_ref_in *in, const attn_block_ref_opts *o);
 /* end attention_block_tkg */
 
+/* coll_ref.c: all-reduce (sum in rank order, fp32, one rounding to dtype: 0 f32, 1 bf16, 2 fp16)
+ * and all-gather (rank-major) of x[0 .. R) */
+void all_reduce_ref(void *y, const void *const *x, int R, long n, int dtype);
+void all_gather_ref(void *y, const void *const *x, int R, long bytes);
+
 #endif

@@ -35,7 +35,10 @@ kv_scale [2] fp32 (upstream's k_scale, v_scale); weight_dequant_scale_qkv [3],
 input_dequant_scale_qkv, weight_dequant_scale_out, input_dequant_scale_out (element 0)
 fp32 (STATIC); kv_cache_update_idx [B, 1] uint32 (the write position, or the block pool's
 row; 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new tokens
-occupy the last S_tkg of the S_ctx window slots.]],
+occupy the last S_tkg of the S_ctx window slots. With kvdp > 1 (a KV-data-parallel group,
+the calling thread's communicator kgp_coll()) the caches, the table, kv_cache_update_idx,
+K_tkg and V_tkg hold the rank's B / kvdp sequences, the mask is [S_ctx, B / kvdp,
+kvdp * q_heads, S_tkg] and sink [kvdp * q_heads, 1] (the group's heads, rank-major).]],
 }
 
 F.keys = {
@@ -113,15 +116,22 @@ F.keys = {
           .. "times weight_dequant_scale_out * s_in (upstream's name)" },
   { key = "bias_out", kind = "bool", default = false, name = "bo",
     doc = "add bias_out after W_out (upstream: bias_out given)" },
+  { key = "kvdp", kind = "int", min = 1, max = 256, default = 1, name = "kvdp",
+    omit_default = true,
+    doc = "KV data parallelism (upstream's KVDP): a group of kvdp ranks (the calling thread's "
+          .. "communicator) each holding the caches of B / kvdp sequences; each attends its own "
+          .. "for the group's kvdp * q_heads query heads (gathered), and projects its own heads "
+          .. "of all B" },
   { key = "B", kind = "int", min = 1, from = "limits.max_batch", default = 1,
     doc = "nominal batch per call, for the cost block" },
   { key = "S_ctx", kind = "int", min = 1, default = function(k) return k.S_max end,
     doc = "nominal context window per call (<= S_max), for the cost block" },
   { key = "n_cache", kind = "int", min = 1,
     default = function(k)
-      return k.block_len > 0 and k.B * (k.S_max // math.max(k.block_len, 1)) or k.B
+      local b = math.max(k.B // k.kvdp, 1)
+      return k.block_len > 0 and b * (k.S_max // math.max(k.block_len, 1)) or b
     end,
-    doc = "nominal leading dimension of the caches: sequences (flat, >= B) or blocks" },
+    doc = "nominal leading dimension of the caches: sequences (flat, >= B / kvdp) or blocks" },
 }
 
 function F.check(k, fail)
@@ -178,14 +188,21 @@ function F.check(k, fail)
   if k.S_ctx < k.S_tkg then
     fail("S_ctx", format("%d slots cannot hold the %d new tokens", k.S_ctx, k.S_tkg))
   end
+  if k.B % k.kvdp ~= 0 then
+    fail("kvdp", format("B = %d is not a multiple of kvdp = %d (each rank owns B / kvdp "
+                        .. "sequences)", k.B, k.kvdp))
+  end
 end
 
 function F.call_check(k, n)
   if n.S_ctx > k.S_max then return format("S_ctx = %d exceeds S_max = %d", n.S_ctx, k.S_max) end
   if n.S_ctx < k.S_tkg then return format("S_ctx = %d < S_tkg = %d", n.S_ctx, k.S_tkg) end
-  if k.block_len == 0 and n.n_cache < n.B then
-    return format("n_cache = %d < B = %d: the flat cache holds a row per sequence", n.n_cache,
-                  n.B)
+  if n.B % k.kvdp ~= 0 then
+    return format("B = %d is not a multiple of kvdp = %d", n.B, k.kvdp)
+  end
+  if k.block_len == 0 and n.n_cache < n.B // k.kvdp then
+    return format("n_cache = %d < B / kvdp = %d: the flat cache holds a row per sequence",
+                  n.n_cache, n.B // k.kvdp)
   end
   return nil
 end
@@ -195,6 +212,8 @@ local function dims(k)
 end
 
 -- Tensors in signature order (kgen/kernels.h's kg_attention_block_tkg_fn is made from them).
+-- With kvdp > 1 the per-rank tensors (caches, table, indices, mask, K_tkg, V_tkg) hold B / kvdp
+-- sequences; a shape names per-call sizes only, so theirs say B, a bound.
 function F.args(k)
   local d, n, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
@@ -231,8 +250,8 @@ function F.args(k)
     { name = "W_rmsnorm_QK_post_rope", dir = "in", dtype = k.dtype, shape = { 2, d },
       used = post },
     { name = "attention_mask", dir = "in", dtype = "u8", init = "ones",
-      shape = { "S_ctx", "B", n, s }, used = not k.skip_attention },
-    { name = "sink", dir = "in", dtype = "f32", shape = { n, 1 }, used = k.sink },
+      shape = { "S_ctx", "B", k.kvdp * n, s }, used = not k.skip_attention },
+    { name = "sink", dir = "in", dtype = "f32", shape = { k.kvdp * n, 1 }, used = k.sink },
     { name = "active_blocks_table", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", blk and k.S_max // k.block_len or 1 }, used = blk and not k.skip_attention },
     { name = "kv_scale", dir = "in", dtype = "f32", shape = { 2 }, init = "scale", used = fp8 },
@@ -257,13 +276,19 @@ function F.cost(k, n)
   local I, nd = dims(k)
   local T, b, kb = n.B * s, bytes_of(k.dtype), bytes_of(k.kv_dtype)
   local att = k.skip_attention and 0 or 1
+  -- a KVDP rank attends B / kvdp sequences for kvdp * N heads: the same products as B for N;
+  -- it reads and writes B / kvdp sequences' K and V (costs are integer polynomials in B: where
+  -- kvdp does not divide a sequence's bytes, they count as B's, a bound)
+  local function own(bytes)
+    return bytes % k.kvdp == 0 and n.B * (bytes // k.kvdp) or n.B * bytes
+  end
   local flops = 2 * T * H * I + att * 4 * n.B * N * s * n.S_ctx * d
                 + (k.W_out and 2 * T * nd * H or 0)
   local wq = k.quantization_type_qkv == "STATIC" and 1 or b
   local wo = k.quantization_type_out == "STATIC" and 1 or b
   local read = T * H * b + H * I * wq + (k.W_out and nd * H * wo or 0)
-               + att * (2 * n.B * n.S_ctx * d * kb + n.S_ctx * n.B * N * s)
-  local written = (k.W_out and T * H or T * nd) * b + 2 * T * d * kb
+               + att * (own(2 * n.S_ctx * d * kb) + n.S_ctx * n.B * N * s)
+  local written = (k.W_out and T * H or T * nd) * b + own(2 * s * d * kb)
   return { flops = flops, read = read, written = written }
 end
 
@@ -271,7 +296,7 @@ function F.params(k)
   local d, N, s, H = k.d_head, k.q_heads, k.S_tkg, k.H
   local I, nd = dims(k)
   local p = attn.params {
-    d = d, qh = N, nkv = 1, sa = s, S = k.S_max, blk = k.block_len,
+    d = d, qh = k.kvdp * N, nkv = 1, sa = s, S = k.S_max, blk = k.block_len,
     tpk = not k.K_cache_transposed, kv_dtype = k.kv_dtype,
     -- the new K and V rows, rounded to the cache dtype, stay fp32 in the pair's scratch
     ka_pair = true, va_pair = true,
@@ -279,6 +304,7 @@ function F.params(k)
   }
   p.POS, p.SWA, p.SINK, p.SKIP = false, false, k.sink, k.skip_attention
   p.H, p.N, p.I, p.ND, p.HALF = H, N, I, nd, d // 2
+  p.KVDP = k.kvdp
   p.DTYPE, p.CT = k.dtype, attn.ctype(k.dtype)
   p.WIDEN = attn.widen(k.dtype)
   p.NARROW = k.dtype == "f32" and "copy_f32" or ctypes.info(k.dtype).from_f32

@@ -46,6 +46,34 @@ void kgp_parallel_for(kg_range_fn *fn, void *ctx, long n, long grain);
  * kernel then returns KG_ENOMEM). Call it on the kernel's own thread, not inside a task. */
 void *kgp_scratch(long bytes);
 
+/* ---- collectives ---------------------------------------------------------------------------- */
+/* A communicator: `size` ranks (a KV-data-parallel group, say), this caller being rank `rank`.
+ * kgen/coll.h makes them (one process; threads as ranks; MPI) and binds one to a thread. A
+ * kernel uses the calling thread's, kgp_coll(): a single rank unless the caller bound another.
+ * Every rank of a communicator makes the same calls in the same order, each with the same n;
+ * a call returns KG_OK, or KG_EARG on every rank (n < 0, a NULL buffer, n differing between
+ * ranks). The threads back end blocks until all ranks arrive: call on the kernel's own thread,
+ * never inside a kgp_parallel_for task. */
+typedef struct kg_coll kg_coll;
+kg_coll *kgp_coll(void);
+int kgp_coll_rank(const kg_coll *c);
+int kgp_coll_size(const kg_coll *c);
+
+/* Element formats of an all-reduce (the activation dtypes). */
+enum kg_coll_dtype { KG_COLL_F32 = 0, KG_COLL_BF16, KG_COLL_F16 };
+
+/* y [n] = the sum over ranks of x [n], elements of format dtype: each element widened to fp32,
+ * added in rank order 0, 1, .. size-1 in fp32, the sum rounded once to dtype (round to nearest
+ * even). So every back end and every rank gets the same bits. y may be x. */
+int kgp_all_reduce(kg_coll *c, void *y, const void *x, long n, int dtype);
+
+/* y [size * bytes] = every rank's x [bytes], rank-major (rank r's at y + r * bytes). y must not
+ * overlap x. */
+int kgp_all_gather(kg_coll *c, void *y, const void *x, long bytes);
+
+/* Returns when every rank has called it. */
+int kgp_barrier(kg_coll *c);
+
 /* ---- packed weights ------------------------------------------------------------------------ */
 /* Element formats of a weight matrix, kept as stored: the GEMM primitive decodes them inside
  * its loads, so no dequantized copy of a matrix ever exists. */

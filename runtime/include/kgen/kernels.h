@@ -215,7 +215,10 @@ typedef int kg_lm_head_fn(
  * input_dequant_scale_qkv, weight_dequant_scale_out, input_dequant_scale_out (element 0)
  * fp32 (STATIC); kv_cache_update_idx [B, 1] uint32 (the write position, or the block pool's
  * row; 0xFFFFFFFF: no write); W_out [q_heads * d_head, H]; bias_out [H]. The new tokens
- * occupy the last S_tkg of the S_ctx window slots. */
+ * occupy the last S_tkg of the S_ctx window slots. With kvdp > 1 (a KV-data-parallel group,
+ * the calling thread's communicator kgp_coll()) the caches, the table, kv_cache_update_idx,
+ * K_tkg and V_tkg hold the rank's B / kvdp sequences, the mask is [S_ctx, B / kvdp,
+ * kvdp * q_heads, S_tkg] and sink [kvdp * q_heads, 1] (the group's heads, rank-major). */
 typedef int kg_attention_block_tkg_fn(
     void *X_out,
     void *K_tkg,
