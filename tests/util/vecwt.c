@@ -79,6 +79,20 @@ static uint32_t code_at(const kgt_case *c, const char *name, const kg_npy *a, lo
     return code;
 }
 
+int kgt_case_x4_word_fmt(const kgt_case *c, const char *name)
+{
+    const kg_npy *a = kgt_case_input(c, name);
+    cr_assert(a, "%s: %s", kgt_case_name(c), kgt_case_error(c));
+    if (!is_int_npy(a))
+        return -1;
+    for (long i = 0; i < kg_npy_count(a); i++) {
+        int64_t v = int_at(a, i);
+        if (v < 0 || v > 0xffff)
+            return KG_WT_E4M3FN;
+    }
+    return KG_WT_E2M1;
+}
+
 /* Writes code v as element e of an array of `bits`-bit elements (fp4: low nibble first). */
 static void put(void *p, int bits, long e, uint32_t v)
 {

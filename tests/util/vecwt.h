@@ -15,6 +15,11 @@
  * or bf16 / f32 / fp16; -1 if it names no format (an integer dtype: "u32", "i32", "u8"). */
 int kgt_case_wt_fmt(const kgt_case *c, const char *name);
 
+/* For integer x4 words whose dtype names no format ("u32", "i32"): KG_WT_E4M3FN if a word passes
+ * 16 bits (an int32 view of one is negative), else KG_WT_E2M1 (fp4 words are 16 bits); -1 if the
+ * input is not integers. The MX formats output_projection and mlp take by default. */
+int kgt_case_x4_word_fmt(const kgt_case *c, const char *name);
+
 /* The weight `name` of case c, W [K, N] of format fmt, packed into w from the kernel's stored
  * `layout` (kg_wt_layout). Accepted, told apart by the array's dtype and shape:
  *  - the logical matrix [K, N]: float values on fmt's grid, or integer codes;
