@@ -554,63 +554,13 @@ Test(output_projection, synthetic_vector_tkg_f32_row_transpose_out)
     free(attn), free(bias), free(W), free(ws), free(A), free(y), free(o);
 }
 
-/* The ways a synthetic case stores a quantized weight (kgt_case_wt). */
-enum { OP_WORDS_U32, OP_WORDS_I32, OP_LOGICAL_F32, OP_UNPACKED_F32, OP_REPS };
-
-/* Adds the weight of codes [K, H] in format fmt (x4 layout) to case w as representation rep;
- * the MX scales e8 [K/32, H] (NULL: none) as u8 (words) or whole float32 values (floats). */
-static void op_add_weight(kgt_casew *w, int fmt, const uint32_t *codes, const uint8_t *e8,
-                          int rep, long K, long H)
-{
-    void *sc = NULL;
-    uint32_t *st = kgt_wt_store(fmt, KG_WL_X4, K, H, codes, e8, e8 ? &sc : NULL);
-    int fp4 = fmt == KG_WT_E2M1;
-    const char *fname = fp4 ? "float4_e2m1fn_x4" : "float8_e4m3fn_x4";
-    if (rep == OP_WORDS_U32 || rep == OP_WORDS_I32) {
-        uint32_t *words = malloc(sizeof(uint32_t) * (size_t)(K / 4 * H));
-        for (long i = 0; i < K / 4 * H; i++) /* fp4 words are 16 bits */
-            words[i] = fp4 ? ((uint16_t *)st)[i] : st[i];
-        kg_npy a = { rep == OP_WORDS_U32 ? KG_U32 : KG_I32, 2, { K / 4, H }, words };
-        kgt_casew_input_npy(w, "weight", rep == OP_WORDS_U32 ? fname : "i32", &a);
-        free(words);
-    } else {
-        float *v = malloc(sizeof(float) * (size_t)(K * H));
-        for (long i = 0; i < K * H; i++) {
-            uint32_t c = codes[i];
-            if (rep == OP_UNPACKED_F32) { /* [K/4, H, 4]: element q of word i/4 */
-                uint32_t word = fp4 ? ((uint16_t *)st)[i / 4] : st[i / 4];
-                c = (word >> ((fp4 ? 4 : 8) * (i % 4))) & (fp4 ? 0xf : 0xff);
-            }
-            v[i] = fp4 ? kg_e2m1_to_f32((uint8_t)c) : kg_e4m3fn_to_f32((uint8_t)c);
-        }
-        long ls[2] = { K, H }, us[3] = { K / 4, H, 4 };
-        kgt_casew_input(w, "weight", fp4 ? "fp4_e2m1" : "fp8_e4m3fn", v,
-                        rep == OP_LOGICAL_F32 ? 2 : 3, rep == OP_LOGICAL_F32 ? ls : us);
-        free(v);
-    }
-    if (e8) {
-        long ss[2] = { K / 32, H };
-        if (rep == OP_WORDS_U32 || rep == OP_WORDS_I32) {
-            kg_npy a = { KG_U8, 2, { K / 32, H }, sc };
-            kgt_casew_input_npy(w, "weight_scales", "u8", &a);
-        } else {
-            float *f = malloc(sizeof(float) * (size_t)(K / 32 * H));
-            for (long i = 0; i < K / 32 * H; i++)
-                f[i] = e8[i];
-            kgt_casew_input(w, "weight_scales", "f32", f, 2, ss);
-            free(f);
-        }
-    }
-    free(st), free(sc);
-}
-
 /* Synthetic output_projection_cte cases for MX (online: fp4 and fp8 weights; pre-quantized
  * attention as x4 words or logical fp8 values with E8M0 input scales) and STATIC_MX (e4m3fn,
  * clamp 448), each weight representation once; expected from tests/ref. */
 Test(output_projection, synthetic_vector_cte_mx_and_static_mx)
 {
     enum { B = 2, S = 3, N = 2, D = 64, H = 40, K = N * D, T = B * S };
-    for (int rep = 0; rep < OP_REPS; rep++)
+    for (int rep = 0; rep < KGT_WREP_COUNT; rep++)
         for (int kind = 0; kind < 3; kind++) { /* 0 MX online, 1 MX pre-quantized, 2 STATIC_MX */
             int mx = kind < 2, fmt = mx && rep % 2 == 0 ? KG_WT_E2M1 : KG_WT_E4M3FN;
             unsigned long long seed = 800 + 10 * (unsigned long long)rep + (unsigned)kind;
@@ -675,7 +625,7 @@ Test(output_projection, synthetic_vector_cte_mx_and_static_mx)
                     outproj_mx_quant_ref(A, T, K);
             }
             outproj_ref(y, A, W, &ws, is, bias, kind == 1 ? 0 : mx ? 3 : 4, 1, 448.0f, T, K, H);
-            op_add_weight(w, fmt, codes, e8, rep, K, H);
+            kgt_casew_wt(w, "weight", "weight_scales", fmt, KG_WL_X4, K, H, codes, e8, rep);
             if (kind == 2) {
                 float wsv[128], isv[128];
                 long s1[2] = { 128, 1 };

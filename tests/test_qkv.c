@@ -1178,43 +1178,6 @@ static void mxw_make(mxw *m, long H, long I, unsigned long long seed)
 
 static void mxw_free(mxw *m) { free(m->codes), free(m->e8), free(m->vals); }
 
-/* The ways a vector case may store an MX weight and its scales (kgt_case_wt). */
-enum { MX_WORDS_U32, MX_WORDS_I32, MX_LOGICAL_F32, MX_UNPACKED_F32, MX_REPS };
-
-/* Adds the MX weight m [H, I] (stored in `layout`) to case w as representation rep, with its
- * scales (u8 stored, or float32 / logical for the float forms). */
-static void mxw_add(kgt_casew *w, const mxw *m, int rep, int layout, long H, long I)
-{
-    void *sc = NULL;
-    uint32_t *words = kgt_wt_store(KG_WT_E4M3FN, layout, H, I, m->codes, m->e8, &sc);
-    long n = H * I, ss[2] = { H / 32, I };
-    if (rep == MX_WORDS_U32 || rep == MX_WORDS_I32) {
-        kg_npy a = { rep == MX_WORDS_U32 ? KG_U32 : KG_I32, 2, { H / 4, I }, words };
-        kgt_casew_input_npy(w, "qkv_weights", rep == MX_WORDS_U32 ? "float8_e4m3fn_x4" : "i32",
-                            &a);
-    } else {
-        float *v = malloc((size_t)n * sizeof *v);
-        for (long i = 0; i < n; i++) /* logical [H, I], or word by word [H/4, I, 4] */
-            v[i] = kg_e4m3fn_to_f32(rep == MX_LOGICAL_F32 ? (uint8_t)m->codes[i]
-                                    : (uint8_t)(words[i / 4] >> (8 * (i % 4))));
-        long ls[2] = { H, I }, us[3] = { H / 4, I, 4 };
-        kgt_casew_input(w, "qkv_weights", "fp8_e4m3fn", v, rep == MX_LOGICAL_F32 ? 2 : 3,
-                        rep == MX_LOGICAL_F32 ? ls : us);
-        free(v);
-    }
-    if (rep == MX_WORDS_U32 || rep == MX_LOGICAL_F32) {
-        kg_npy a = { KG_U8, 2, { H / 32, I }, sc };
-        kgt_casew_input_npy(w, "qkv_w_scale", "u8", &a);
-    } else {
-        float *f = malloc((size_t)(H / 32 * I) * sizeof *f);
-        for (long i = 0; i < H / 32 * I; i++)
-            f[i] = ((uint8_t *)sc)[i];
-        kgt_casew_input(w, "qkv_w_scale", "f32", f, 2, ss);
-        free(f);
-    }
-    free(words), free(sc);
-}
-
 /* Synthetic qkv MX cases (qkv.md's MX path: per-token MXFP8 activations, x4 e4m3fn weights with
  * E8M0 scales [H/32, I]), the weight in each representation a vector case may use, both MX
  * layouts, CTE (SKIP_GAMMA, bias) and TKG (RMS norm, swizzled input and gamma). */
@@ -1222,7 +1185,7 @@ Test(qkv, synthetic_vector_mx_weight_representations)
 {
     enum { B = 1, S = 2, H = 512, NQ = 2, NKV = 1, D = 32, I = (NQ + 2 * NKV) * D };
     static const char *const wl[2] = { "MX_CONTIGUOUS", "MX_INTERLEAVED" };
-    for (int rep = 0; rep < MX_REPS; rep++)
+    for (int rep = 0; rep < KGT_WREP_COUNT; rep++)
         for (int tkg = 0; tkg < 2; tkg++) {
             int layout = rep % 2 ? KG_WL_X4_INTERLEAVED : KG_WL_X4;
             mxw m;
@@ -1246,7 +1209,8 @@ Test(qkv, synthetic_vector_mx_weight_representations)
             kgt_casew_input(w, "bias", "bf16", bi, 2, bs);
             if (tkg)
                 kgt_casew_input(w, "gamma", "bf16", gam, 2, gs);
-            mxw_add(w, &m, rep, layout, H, I);
+            kgt_casew_wt(w, "qkv_weights", "qkv_w_scale", KG_WT_E4M3FN, layout, H, I, m.codes,
+                         m.e8, rep);
             kgt_casew_opt_num(w, "d_head", D), kgt_casew_opt_num(w, "n_q_heads", NQ);
             kgt_casew_opt_num(w, "n_kv_heads", NKV), kgt_casew_opt_num(w, "eps", 1e-6);
             kgt_casew_opt_str(w, "norm_type", tkg ? "RMS_NORM" : "RMS_NORM_SKIP_GAMMA");
