@@ -1228,6 +1228,57 @@ Test(qkv, synthetic_vector_mx_weight_representations)
         }
 }
 
+/* Synthetic qkv_cte MX cases of the other MX inputs (qkv.md "MX path"): an fp8 e4m3fn input
+ * (values on the grid, its companions bf16, the output bf16) and the MX static dequant variant
+ * (MX_INTERLEAVED e4m3fn weights without block scales, qkv_in_scale [128, 1], qkv_w_scale
+ * [1, 3]); the weight as x4 words; expected from tests/ref. */
+Test(qkv, synthetic_vector_cte_mx_fp8_input_and_static_dequant)
+{
+    enum { B = 1, S = 3, H = 512, NQ = 2, NKV = 1, D = 32, I = (NQ + 2 * NKV) * D };
+    for (int mxs = 0; mxs < 2; mxs++) {
+        unsigned long long seed = 680 + (unsigned long long)mxs;
+        mxw m;
+        mxw_make(&m, H, I, seed);
+        if (mxs) /* no block scales: the plain codes' values */
+            for (long i = 0; i < H * I; i++)
+                m.vals[i] = kg_e4m3fn_to_f32((uint8_t)m.codes[i]);
+        float *x = malloc(sizeof(float) * B * S * H), *bi = kgt_randn(KG_BF16, I, seed + 1);
+        for (long i = 0; i < B * S * H; i++) /* fp8: grid values; MX static: bf16 */
+            x[i] = mxs ? kgt_round_bf16(kgt_normal(&seed))
+                       : kg_e4m3fn_to_f32(kg_f32_to_e4m3fn(4.0f * kgt_normal(&seed)));
+        float ws[3] = { 0.004f, 0.003f, 0.005f }, is[128];
+        for (int r = 0; r < 128; r++)
+            is[r] = 1.0f / 64.0f;
+        float *want = malloc(sizeof(float) * B * S * I);
+        qkv_ref_opts o = { .H = H, .nq = NQ, .nkv = NKV, .d = D, .hidden_actual = H,
+                           .quant = 3, .mx_static = mxs, .static_fn = 1, .quant_max = 448.0f,
+                           .eps = 1e-6f, .kv_max = 240.0f, .kv_min = -240.0f,
+                           .round_in = mxs ? kgt_round_bf16 : NULL };
+        qkv_ref(want, NULL, NULL, NULL, x, m.vals, mxs ? ws : NULL, mxs ? is[0] : 1.0f, bi, NULL,
+                NULL, NULL, NULL, NULL, NULL, 1.0f, 1.0f, NULL, &o, B, S, 0);
+        kgt_casew *w = kgt_casew_new("qkv_cte", mxs ? "mx_static_dequant" : "mx_fp8_input");
+        long xs[3] = { B, S, H }, bs[2] = { 1, I }, os[3] = { B, S, I }, s3[2] = { 1, 3 };
+        long s1[2] = { 128, 1 };
+        kgt_casew_input(w, "hidden", mxs ? "bf16" : "fp8_e4m3fn", x, 3, xs);
+        kgt_casew_input(w, "bias", "bf16", bi, 2, bs);
+        kgt_casew_wt(w, "qkv_weights", "qkv_w_scale", KG_WT_E4M3FN,
+                     mxs ? KG_WL_X4_INTERLEAVED : KG_WL_X4, H, I, m.codes, mxs ? NULL : m.e8,
+                     KGT_WREP_WORDS);
+        if (mxs) {
+            kgt_casew_input(w, "qkv_w_scale", "f32", ws, 2, s3);
+            kgt_casew_input(w, "qkv_in_scale", "f32", is, 2, s1);
+            kgt_casew_opt_str(w, "weight_layout", "MX_INTERLEAVED");
+        }
+        kgt_casew_opt_num(w, "d_head", D), kgt_casew_opt_num(w, "n_q_heads", NQ);
+        kgt_casew_opt_num(w, "n_kv_heads", NKV);
+        kgt_casew_opt_str(w, "quantization_type", "MX"), kgt_casew_opt_bool(w, "bias", 1);
+        kgt_casew_output(w, "out_out", want, 3, os, 5e-2, 1e-2);
+        kgt_run_case(kgt_casew_finish(w), run_cte_vector);
+        kgt_casew_free(w);
+        mxw_free(&m), free(x), free(bi), free(want);
+    }
+}
+
 /* A synthetic qkv_cte case with the fp8 KV-cache write (qkv.md step 8), flat and block: the
  * caches come in as fp8 values, k_scale / v_scale [128, 1], slot_mapping [B, S]; the expected
  * outputs are the Q part (out_q) and the updated caches as decoded values. */
