@@ -978,6 +978,28 @@ static void vector_cache_compare(kgt_case *c, const char *kname, const char *cac
     cr_assert(compared, "%s: no expected out_%s with a tolerance", kgt_case_name(c), cache);
 }
 
+/* Option a, else its other spelling b (both given: they must agree); 1 if either is. */
+static int opt_num2(kgt_case *c, const char *a, const char *b, double *v)
+{
+    double x, y;
+    int ha = kgt_case_opt_num(c, a, &x), hb = kgt_case_opt_num(c, b, &y);
+    cr_assert(!ha || !hb || x == y, "%s: %s = %g but %s = %g", kgt_case_name(c), a, x, b, y);
+    if (ha || hb)
+        *v = ha ? x : y;
+    return ha || hb;
+}
+
+static int opt_str2(kgt_case *c, const char *a, const char *b, const char **v)
+{
+    const char *x, *y;
+    int ha = kgt_case_opt_str(c, a, &x), hb = kgt_case_opt_str(c, b, &y);
+    cr_assert(!ha || !hb || !strcmp(x, y), "%s: %s = %s but %s = %s", kgt_case_name(c), a, x, b,
+              y);
+    if (ha || hb)
+        *v = ha ? x : y;
+    return ha || hb;
+}
+
 /* One case of qkv_cte / qkv_tkg: every option mapped to its key (quantization STATIC / ROW
  * with fp8 weights and their scales, MX with its weight layouts, swizzled / fp8 input and the
  * static-dequant variant, fused RoPE, the fused add, the fp8 KV-cache write), every input read;
@@ -987,12 +1009,14 @@ static void run_vector_of(kgt_case *vc, int tkg)
     const char *name = kgt_case_name(vc), *norm = "NO_NORM", *layout = "BSD", *quant = "NONE";
     double dh, nq, nkv, eps = 1e-6, hact = 0;
     int bias = 0, add = 0, rope = 0, swz = 0, swz4 = 0;
-    cr_assert(kgt_case_opt_num(vc, "d_head", &dh) && kgt_case_opt_num(vc, "n_q_heads", &nq) &&
-              kgt_case_opt_num(vc, "n_kv_heads", &nkv), "%s: head options", name);
-    kgt_case_opt_str(vc, "norm_type", &norm);
+    /* the vectors' names (the references'), or qkv.md's (upstream qkv's) */
+    cr_assert(kgt_case_opt_num(vc, "d_head", &dh) &&
+              opt_num2(vc, "n_q_heads", "num_q_heads", &nq) &&
+              opt_num2(vc, "n_kv_heads", "num_kv_heads", &nkv), "%s: head options", name);
+    opt_str2(vc, "norm_type", "fused_norm_type", &norm);
     kgt_case_opt_str(vc, "output_layout", &layout);
     kgt_case_opt_str(vc, "quantization_type", &quant);
-    kgt_case_opt_num(vc, "eps", &eps);
+    opt_num2(vc, "eps", "norm_eps", &eps);
     kgt_case_opt_num(vc, "hidden_actual", &hact);
     kgt_case_opt_bool(vc, "bias", &bias);
     kgt_case_opt_bool(vc, "fused_residual_add", &add);
@@ -1269,8 +1293,10 @@ Test(qkv, synthetic_vector_cte_mx_fp8_input_and_static_dequant)
             kgt_casew_input(w, "qkv_in_scale", "f32", is, 2, s1);
             kgt_casew_opt_str(w, "weight_layout", "MX_INTERLEAVED");
         }
-        kgt_casew_opt_num(w, "d_head", D), kgt_casew_opt_num(w, "n_q_heads", NQ);
-        kgt_casew_opt_num(w, "n_kv_heads", NKV);
+        /* qkv.md's option names (upstream qkv's), not the references' */
+        kgt_casew_opt_num(w, "d_head", D), kgt_casew_opt_num(w, "num_q_heads", NQ);
+        kgt_casew_opt_num(w, "num_kv_heads", NKV), kgt_casew_opt_num(w, "norm_eps", 1e-6);
+        kgt_casew_opt_str(w, "fused_norm_type", "NO_NORM");
         kgt_casew_opt_str(w, "quantization_type", "MX"), kgt_casew_opt_bool(w, "bias", 1);
         kgt_casew_output(w, "out_out", want, 3, os, 5e-2, 1e-2);
         kgt_run_case(kgt_casew_finish(w), run_cte_vector);
