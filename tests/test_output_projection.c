@@ -417,13 +417,14 @@ static uint8_t *vector_prequant(kgt_case *c, long B, long S, long N, long D)
     return x;
 }
 
-/* The weight format of a quantized case: its dtype's name; x4 words without one are fp8 when a
- * word passes 16 bits, else fp4 (MX's two formats). */
+/* The weight format of a quantized case: its dtype's name; integer codes without one are e4m3
+ * (STATIC, ROW) or e4m3fn (STATIC_MX), x4 words fp8 when a word passes 16 bits, else fp4 (MX's
+ * two formats). */
 static int vector_wt_fmt(kgt_case *c, const char *quant)
 {
     int f = kgt_case_wt_fmt(c, "weight");
     if (f >= 0 || strcmp(quant, "MX"))
-        return f >= 0 ? f : KG_WT_E4M3FN; /* STATIC_MX: e4m3fn */
+        return f >= 0 ? f : !strcmp(quant, "STATIC_MX") ? KG_WT_E4M3FN : KG_WT_E4M3;
     f = kgt_case_x4_word_fmt(c, "weight");
     cr_assert(f >= 0, "%s: MX weight of dtype %s names no format", kgt_case_name(c),
               kgt_case_input_dtype(c, "weight"));

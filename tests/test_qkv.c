@@ -1052,15 +1052,15 @@ static void run_vector_of(kgt_case *vc, int tkg)
     cr_assert(!fp8_in || t == KG_BF16, "%s: fp8 input with %s companions (qkv.md: bf16)", name,
               kg_dtype_name(t));
     kg_dtype tout = fp8_in || (!tkg && !strcmp(quant, "STATIC") && !kv.on) ? KG_BF16 : t;
-    /* the weight format: named by its dtype; integer words take MX's (e4m3fn) */
+    /* the weight format: named by its dtype; integer codes or words take the scheme's */
     int wfmt = kgt_case_wt_fmt(vc, n.w);
     if (!q8 && !mx && wfmt >= KG_WT_E4M3) /* fp8 values fit bf16 */
         wfmt = KG_WT_BF16;
     if (!q8 && !mx)
         cr_assert(wfmt == KG_WT_F32 || wfmt == KG_WT_BF16 || wfmt == KG_WT_F16,
                   "%s: weight dtype %s for %s", name, kgt_case_input_dtype(vc, n.w), quant);
-    else if (mx && wfmt < 0)
-        wfmt = KG_WT_E4M3FN;
+    else if (wfmt < 0) /* integer codes or words: the scheme's default format */
+        wfmt = mx ? KG_WT_E4M3FN : KG_WT_E4M3;
     cr_assert(!(q8 || mx) || wfmt == KG_WT_E4M3 || wfmt == KG_WT_E4M3FN, "%s: weight dtype %s "
               "for %s", name, kgt_case_input_dtype(vc, n.w), quant);
     long B = x->shape[0], S = x->shape[1], H = x->shape[2];
