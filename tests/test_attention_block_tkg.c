@@ -159,14 +159,17 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void *kc, vo
                                                                        : NULL;
     void *bo = c->bias_out ? kgt_encode(t, c->bias_out, o->H) : NULL;
     void *bq = c->bias_qkv ? kgt_encode(t, c->bias_qkv, n_qkv(c)) : NULL;
-    /* W_rmsnorm_QK_{pre,post}_rope [2, D]: Q's gamma, then K's */
+    /* W_rmsnorm_QK_{pre,post}_rope [2, D]: Q's gamma, then K's. Each is optional on its own
+     * (attention_block_tkg.md 4: v * w / sqrt(mean(v^2) + eps), "gamma optional"): an absent one
+     * scales by nothing, which ones do exactly */
     void *g[2] = { NULL, NULL };
     const float *gs[4] = { c->gq_pre, c->gk_pre, c->gq_post, c->gk_post };
     for (int i = 0; i < 2; i++)
-        if (gs[2 * i]) {
+        if (gs[2 * i] || gs[2 * i + 1]) {
             float *two = malloc(sizeof(float) * (size_t)(2 * o->D));
-            memcpy(two, gs[2 * i], sizeof(float) * (size_t)o->D);
-            memcpy(two + o->D, gs[2 * i + 1], sizeof(float) * (size_t)o->D);
+            for (int h = 0; h < 2; h++)
+                for (long d = 0; d < o->D; d++)
+                    two[h * o->D + d] = gs[2 * i + h] ? gs[2 * i + h][d] : 1.0f;
             g[i] = kgt_encode(t, two, 2 * o->D);
             free(two);
         }
@@ -538,17 +541,6 @@ static int opt_bool(kgt_case *c, const char *key)
     return v;
 }
 
-/* An option the adapter does not map yet must be absent or off: a case that sets it fails. */
-static void opt_unmapped(kgt_case *c, const char *key)
-{
-    int v = 0;
-    const char *str;
-    cr_assert(!kgt_case_opt_bool(c, key, &v) || !v, "%s: option %s is not mapped",
-              kgt_case_name(c), key);
-    cr_assert(!kgt_case_opt_str(c, key, &str) || !strcmp(str, "NONE"),
-              "%s: option %s = %s is not mapped", kgt_case_name(c), key, str);
-}
-
 /* An input's values as a malloc'd copy (NULL if the case has no such input). */
 static void *input_copy(kgt_case *c, const char *name, kg_dtype want)
 {
@@ -606,6 +598,47 @@ static void expect_kv(const call *c, kgt_case *vc, const char *out_name, const v
 
 enum { KVDP_MAX = 4 }; /* the largest KV-data-parallel group the tests run */
 static void run_vector_kvdp(kgt_case *vc, call *c, int G);
+
+/* X_out against the case's out_X_out in the layout it is stored in: logical ([B*S, H] with
+ * W_out, [B, N, D, S] without), transposed_out's [128, lnc, H/(128 lnc), B*S] (out_T[h0, l, h1,
+ * t] = out[t, l*H/lnc + h0*H/(128 lnc) + h1]) or out_in_sb's [D, B*N*S] (column (b*N + n)*S +
+ * s), attention_block_tkg.md "Layout-only variants". */
+static void expect_out(const call *c, kgt_case *vc, const void *out, const char *kname)
+{
+    const attn_block_ref_opts *o = &c->o;
+    const kg_npy *w = kgt_case_output(vc, "out_X_out");
+    cr_assert(w, "%s: %s", kgt_case_name(vc), kgt_case_error(vc));
+    long n = n_xout(c), T = n_tok(c);
+    int tout = o->wout && w->rank == 4 && w->shape[0] == 128;
+    int sb = !o->wout && w->rank == 2 && w->shape[0] == o->D;
+    if (!tout && !sb) {
+        expect(vc, "out_X_out", c->t, out, kname);
+        return;
+    }
+    float *g = kgt_decode(c->t, out, n), *p = malloc(sizeof(float) * (size_t)n);
+    cr_assert(p && kg_npy_count(w) == n, "%s: out_X_out has %ld elements, X_out %ld",
+              kgt_case_name(vc), kg_npy_count(w), n);
+    if (tout) {
+        long lnc = w->shape[1], R = o->H / (128 * lnc);
+        cr_assert(w->shape[2] == R && w->shape[3] == T, "%s: transposed out_X_out shape",
+                  kgt_case_name(vc));
+        for (long h0 = 0; h0 < 128; h0++)
+            for (long l = 0; l < lnc; l++)
+                for (long h1 = 0; h1 < R; h1++)
+                    for (long t = 0; t < T; t++)
+                        p[((h0 * lnc + l) * R + h1) * T + t] =
+                            g[t * o->H + l * (o->H / lnc) + h0 * R + h1];
+    } else {
+        long BN = o->B * o->N;
+        for (long bn = 0; bn < BN; bn++)
+            for (long d = 0; d < o->D; d++)
+                for (long s = 0; s < o->S; s++)
+                    p[d * BN * o->S + bn * o->S + s] = g[(bn * o->D + d) * o->S + s];
+    }
+    void *e = kgt_encode(c->t, p, n); /* the values are the kernel's: exact in its dtype */
+    expect(vc, "out_X_out", c->t, e, kname);
+    free(g), free(p), free(e);
+}
 
 static void run_vector(kgt_case *vc)
 {
@@ -669,10 +702,16 @@ static void run_vector(kgt_case *vc)
         cr_assert(!strcmp(q, "NONE") || !strcmp(q, "STATIC"), "%s: quantization %s", name, q);
         o->static_qkv = !strcmp(q, "STATIC"), o->static_out = o->static_qkv && o->wout;
     }
-    if (kgt_case_opt_str(vc, "quantization_type_qkv", &q))
+    if (kgt_case_opt_str(vc, "quantization_type_qkv", &q)) {
+        cr_assert(!strcmp(q, "NONE") || !strcmp(q, "STATIC"), "%s: quantization_type_qkv %s "
+                  "is not mapped", name, q);
         o->static_qkv = !strcmp(q, "STATIC");
-    if (kgt_case_opt_str(vc, "quantization_type_out", &q))
+    }
+    if (kgt_case_opt_str(vc, "quantization_type_out", &q)) {
+        cr_assert(!strcmp(q, "NONE") || !strcmp(q, "STATIC"), "%s: quantization_type_out %s "
+                  "is not mapped", name, q);
         o->static_out = !strcmp(q, "STATIC");
+    }
     if (o->static_qkv) {
         float *w = input_copy(vc, "weight_dequant_scale_qkv", KG_F32);
         float *si = input_copy(vc, "input_dequant_scale_qkv", KG_F32);
@@ -693,9 +732,17 @@ static void run_vector(kgt_case *vc)
     int G = (int)kvdp, lead = G > 1;
     cr_assert(kvdp == G && G >= 1 && G <= KVDP_MAX && o->B % G == 0,
               "%s: KVDP = %g (B = %ld) is not mapped", name, kvdp, o->B);
-    static const char *const UNMAPPED[] = { "transposed_out", "out_in_sb" };
-    for (size_t i = 0; i < sizeof UNMAPPED / sizeof UNMAPPED[0]; i++)
-        opt_unmapped(vc, UNMAPPED[i]);
+    /* hardware (attention_block_tkg.md: SBUF placement, flash tiling of S_ctx): no effect on
+     * the values; transposed_out and out_in_sb only permute X_out, which expect_out reads in
+     * whichever layout the case stores it */
+    static const char *const hw[] = { "sbm", "X_in_sb", "out_in_sb", "transposed_out",
+                                      "enable_fa_s_prior_tiling" };
+    for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
+        kgt_case_opt_has(vc, hw[i]);
+    /* upstream's spelling of the RoPE pairing (the vectors' "rope" says it too) */
+    if (kgt_case_opt_bool(vc, "rope_contiguous_layout", &flag))
+        cr_assert(!o->rope || flag == o->contig, "%s: rope_contiguous_layout and rope = %s "
+                  "disagree", name, rope);
     const char *xdt = kgt_case_input_dtype(vc, "X");
     cr_assert(xdt, "%s: no X", name);
     c.t = (kg_dtype)kg_dtype_from_name(xdt);
@@ -714,10 +761,9 @@ static void run_vector(kgt_case *vc)
     c.gk_post = input_copy(vc, "W_rmsnorm_K_post_rope", KG_F32);
     cr_assert(!o->bias_qkv || c.bias_qkv, "%s: bias_qkv", name);
     cr_assert(!o->sink || c.sink, "%s: sink", name);
-    /* a norm's gammas are optional upstream, but Q's and K's go together here */
-    cr_assert(!c.gq_pre == !c.gk_pre && !c.gq_post == !c.gk_post,
-              "%s: a Q gamma without the K gamma (or the reverse) is not mapped", name);
-    o->qk_pre_gamma = c.gq_pre != NULL, o->qk_post_gamma = c.gq_post != NULL;
+    /* each gamma is optional on its own: the kernel multiplies by the pair, an absent one
+     * being ones (run_kernel) */
+    o->qk_pre_gamma = c.gq_pre || c.gk_pre, o->qk_post_gamma = c.gq_post || c.gk_post;
     double hact;
     if (kgt_case_opt_num(vc, "X_hidden_dim_actual", &hact) && (long)hact != o->H)
         o->hact = (long)hact;
@@ -759,7 +805,7 @@ static void run_vector(kgt_case *vc)
     void *vt = o->update ? NULL : kv_poisoned(&c, nk);
     cr_assert_eq(run_kernel(k, &c, out, kc, vc2, kt, vt), KG_OK, "%s: %s refused", name,
                  k->name);
-    expect(vc, "out_X_out", c.t, out, k->name);
+    expect_out(&c, vc, out, k->name);
     expect_kv(&c, vc, o->update ? "out_K_cache_updated" : "out_K_tkg", o->update ? kc : kt,
               o->update ? nc : nk, k->name);
     expect_kv(&c, vc, o->update ? "out_V_cache_updated" : "out_V_tkg", o->update ? vc2 : vt,
@@ -1360,6 +1406,74 @@ Test(attention_block_tkg, kvdp_vector_convention, .timeout = 120 * KGT_TIME_SCAL
     make_group(&g, &o, KG_BF16, 4, 1, 72);
     kvdp_case(&g, "kvdp4_fp8_block_sink_noupdate");
     group_free(&g);
+}
+
+/* A synthetic case for what the sample lacks: a pre-RoPE Q gamma without K's and a post-RoPE
+ * K gamma without Q's (each optional on its own), X_out stored transposed_out ([128, lnc, H /
+ * (128 lnc), B*S], lnc 2), and the hardware flags; expected from tests/ref. */
+Test(attention_block_tkg, synthetic_vector_lone_gammas_transposed_out)
+{
+    attn_block_ref_opts o = base();
+    o.B = 2, o.S = 2, o.H = 256, o.N = 2, o.D = 64, o.S_ctx = 32, o.S_max = 40;
+    o.qk_pre = o.qk_pre_gamma = 1, o.qk_post = o.qk_post_gamma = 1;
+    o.qk_pre_eps = 1e-5f, o.qk_post_eps = 1e-3f, o.n_cache = o.B;
+    call c;
+    make_call(&c, &o, KG_BF16, 4242);
+    free(c.gk_pre), free(c.gq_post);
+    c.gk_pre = c.gq_post = NULL;
+    long T = n_tok(&c), nx = n_xout(&c), nc = n_cache_el(&c);
+    float *want = malloc(sizeof(float) * (size_t)nx), *tw = malloc(sizeof(float) * (size_t)nx);
+    float *kw = malloc(sizeof(float) * (size_t)nc), *vw = malloc(sizeof(float) * (size_t)nc);
+    attn_block_ref_in in = { .X = c.X, .W_qkv = c.W_qkv, .cos = c.cos, .sin = c.sin,
+                             .K_cache = c.K_cache, .V_cache = c.V_cache, .W_out = c.W_out,
+                             .mask = c.mask, .idx = c.idx, .gq_pre = c.gq_pre,
+                             .gk_post = c.gk_post };
+    attention_block_tkg_ref(want, kw, vw, &in, &o);
+    long lnc = 2, R = o.H / (128 * lnc);
+    for (long h0 = 0; h0 < 128; h0++)
+        for (long l = 0; l < lnc; l++)
+            for (long h1 = 0; h1 < R; h1++)
+                for (long t = 0; t < T; t++)
+                    tw[((h0 * lnc + l) * R + h1) * T + t] =
+                        want[t * o.H + l * (o.H / lnc) + h0 * R + h1];
+    kgt_casew *w = kgt_casew_new("attention_block_tkg", "lone_gammas_tout");
+    long xs[3] = { o.B, o.S, o.H }, ws[2] = { o.H, n_qkv(&c) }, cs[4] = { o.B, 1, o.S_max, o.D };
+    long ms[4] = { o.S_ctx, o.B, o.N, o.S }, rs[3] = { o.D / 2, o.B, o.S };
+    long gs[2] = { 1, o.D }, wos[2] = { o.N * o.D, o.H }, os[4] = { 128, lnc, R, T };
+    kgt_casew_input(w, "X", "bf16", c.X, 3, xs);
+    kgt_casew_input(w, "W_qkv", "bf16", c.W_qkv, 2, ws);
+    kgt_casew_input(w, "K_cache", "bf16", c.K_cache, 4, cs);
+    kgt_casew_input(w, "V_cache", "bf16", c.V_cache, 4, cs);
+    kg_npy m = { KG_U8, 4, { ms[0], ms[1], ms[2], ms[3] }, c.mask };
+    kgt_casew_input_npy(w, "attention_mask", "u8", &m);
+    kg_npy ix = { KG_U32, 2, { o.B, 1 }, c.idx };
+    kgt_casew_input_npy(w, "kv_cache_update_idx", "u32", &ix);
+    kgt_casew_input(w, "cos", "bf16", c.cos, 3, rs);
+    kgt_casew_input(w, "sin", "bf16", c.sin, 3, rs);
+    kgt_casew_input(w, "W_rmsnorm_Q_pre_rope", "bf16", c.gq_pre, 2, gs);
+    kgt_casew_input(w, "W_rmsnorm_K_post_rope", "bf16", c.gk_post, 2, gs);
+    kgt_casew_input(w, "W_out", "bf16", c.W_out, 2, wos);
+    static const char *const nums[] = { "B", "H", "S_tkg", "S_ctx", "S_max", "q_heads", "d_head" };
+    const long nv[] = { o.B, o.H, o.S, o.S_ctx, o.S_max, o.N, o.D };
+    for (int i = 0; i < 7; i++)
+        kgt_casew_opt_num(w, nums[i], (double)nv[i]);
+    kgt_casew_opt_bool(w, "rmsnorm_X_enabled", 0), kgt_casew_opt_bool(w, "update_cache", 1);
+    kgt_casew_opt_bool(w, "W_out", 1), kgt_casew_opt_bool(w, "bias_out", 0);
+    kgt_casew_opt_str(w, "rope", o.contig ? "contig" : "interleaved");
+    kgt_casew_opt_num(w, "softmax_scale", o.scale);
+    kgt_casew_opt_bool(w, "rmsnorm_QK_pre_rope", 1), kgt_casew_opt_num(w, "rmsnorm_QK_eps", 1e-5);
+    kgt_casew_opt_bool(w, "rmsnorm_QK_post_rope", 1);
+    kgt_casew_opt_num(w, "rmsnorm_QK_post_rope_eps", 1e-3);
+    kgt_casew_opt_bool(w, "transposed_out", 1), kgt_casew_opt_bool(w, "sbm", 1);
+    kgt_casew_opt_bool(w, "enable_fa_s_prior_tiling", 1);
+    kgt_casew_opt_str(w, "quantization_type_qkv", "NONE");
+    kgt_casew_output(w, "out_X_out", tw, 4, os, 1.5e-2, 1e-5);
+    kgt_casew_output(w, "out_K_cache_updated", kw, 4, cs, 1.5e-2, 1e-5);
+    kgt_casew_output(w, "out_V_cache_updated", vw, 4, cs, 1.5e-2, 1e-5);
+    kgt_run_case(kgt_casew_finish(w), run_vector);
+    kgt_casew_free(w);
+    free(want), free(tw), free(kw), free(vw);
+    call_free(&c);
 }
 
 /* ---- JIT vs AOT ------------------------------------------------------------------------------ */

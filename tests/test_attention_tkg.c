@@ -350,7 +350,7 @@ static void *input_copy(kgt_case *c, const char *name, kg_dtype want)
 
 /* Upstream's layouts (attention_tkg.md), one KV head per call (n_kv = 1). Every option is
  * mapped or refused by name: the hardware ones (SBUF placement, matmul striding, flash tiling
- * of the prior) have no effect on the values. */
+ * of the prior, SBUF management, debug tensors) have no effect on the values. */
 static void run_vector(kgt_case *vc)
 {
     const char *name = kgt_case_name(vc);
@@ -364,7 +364,8 @@ static void run_vector(kgt_case *vc)
     o->tpk = opt_bool(vc, "tp_k_prior"), o->pos = opt_bool(vc, "use_pos_id");
     o->rope = opt_bool(vc, "fuse_rope");
     static const char *const hw[] = { "strided_mm1", "use_gpsimd_sb2sb", "qk_in_sb",
-                                      "k_out_in_sb", "out_in_sb", "enable_fa_s_prior_tiling" };
+                                      "k_out_in_sb", "out_in_sb", "enable_fa_s_prior_tiling",
+                                      "sbm", "DBG_TENSORS" };
     for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
         kgt_case_opt_has(vc, hw[i]);
     const char *qdt = kgt_case_input_dtype(vc, "q"), *kdt = kgt_case_input_dtype(vc, "k_prior");

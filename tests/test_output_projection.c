@@ -21,6 +21,7 @@
 #include "util/jitp.h"
 #include "util/tensors.h"
 #include "util/vectors.h"
+#include "util/vecwt.h"
 #include "util/weights.h"
 
 /* ---- one kernel's options, read back from its problem string (never retyped) ----------------- */
@@ -379,9 +380,62 @@ static int vector_transpose_out(kgt_case *c, long H, int *lnc)
     return tout;
 }
 
+/* MX pre-quantized attention (output_projection.md 6) as the kernel reads it: e4m3fn codes of
+ * feature k = n*D + d at [b, k/4, s, k%4] (x4 words [B, 1, N*D/4, S]); from the words
+ * (integers), their elements [B, 1, N*D/4, S, 4], or the logical [B, N, D, S] (fp8 values or
+ * codes). malloc'd. */
+static uint8_t *vector_prequant(kgt_case *c, long B, long S, long N, long D)
+{
+    const char *name = kgt_case_name(c);
+    const kg_npy *a = kgt_case_input(c, "attention");
+    long K = N * D, n = B * K * S;
+    cr_assert(a && kg_npy_count(a) * (a->rank == 4 && a->shape[1] == 1 ? 4 : 1) == n,
+              "%s: pre-quantized attention of %ld values: %s", name, n, kgt_case_error(c));
+    uint8_t *x = malloc((size_t)n);
+    cr_assert(x);
+    if (a->rank == 4 && a->shape[1] == 1) { /* words [B, 1, K/4, S] */
+        uint32_t *wd = kgt_case_as(c, "attention", KG_U32);
+        cr_assert(wd, "%s: %s", name, kgt_case_error(c));
+        for (long i = 0; i < n / 4; i++)
+            for (int q = 0; q < 4; q++)
+                x[4 * i + q] = (uint8_t)(wd[i] >> (8 * q));
+        free(wd);
+        return x;
+    }
+    uint8_t *q = kgt_case_codes8(c, "attention", KG_WT_E4M3FN);
+    if (a->rank == 5) { /* [B, 1, K/4, S, 4]: the words' elements in order */
+        memcpy(x, q, (size_t)n);
+    } else {
+        cr_assert(a->rank == 4 && a->shape[0] == B && a->shape[1] == N && a->shape[2] == D &&
+                  a->shape[3] == S, "%s: pre-quantized attention [B, N, D, S]", name);
+        for (long b = 0; b < B; b++)
+            for (long k = 0; k < K; k++)
+                for (long s = 0; s < S; s++)
+                    x[((b * (K / 4) + k / 4) * S + s) * 4 + k % 4] = q[(b * K + k) * S + s];
+    }
+    free(q);
+    return x;
+}
+
+/* The weight format of a quantized case: its dtype's name; integer codes without one are e4m3
+ * (STATIC, ROW) or e4m3fn (STATIC_MX), x4 words fp8 when a word passes 16 bits, else fp4 (MX's
+ * two formats). */
+static int vector_wt_fmt(kgt_case *c, const char *quant)
+{
+    int f = kgt_case_wt_fmt(c, "weight");
+    if (f >= 0 || strcmp(quant, "MX"))
+        return f >= 0 ? f : !strcmp(quant, "STATIC_MX") ? KG_WT_E4M3FN : KG_WT_E4M3;
+    f = kgt_case_x4_word_fmt(c, "weight");
+    cr_assert(f >= 0, "%s: MX weight of dtype %s names no format", kgt_case_name(c),
+              kgt_case_input_dtype(c, "weight"));
+    return f;
+}
+
 /* One case of output_projection_cte / _tkg: every option mapped to its key (quantization NONE,
- * STATIC, ROW; output dtype; TKG TRANSPOSE_OUT), the dtypes from the case. MX / STATIC_MX
- * weights have no vector convention yet: such a case fails by name. */
+ * STATIC, ROW, STATIC_MX, MX online or with pre-quantized attention; output dtype; TKG
+ * TRANSPOSE_OUT), the dtypes from the case, the weight in any representation kgt_case_wt
+ * accepts (STATIC_MX / MX: a [N*D, H] weight is the logical one, x4 words or their elements the
+ * stored one). */
 static void run_vector(kgt_case *c, const char *variant)
 {
     const char *name = kgt_case_name(c), *quant = "NONE", *odt = NULL;
@@ -393,48 +447,62 @@ static void run_vector(kgt_case *c, const char *variant)
     kgt_case_opt_bool(c, "bias", &bias);
     kgt_case_opt_str(c, "quantization_type", &quant);
     kgt_case_opt_str(c, "output_dtype", &odt);
-    /* hardware placement of the output (SBUF instead of HBM): no effect on the values */
+    /* hardware placement of the output (SBUF instead of HBM), SBUF management: no effect on
+     * the values (output_projection.md) */
     kgt_case_opt_has(c, "OUT_IN_SB");
-    int fp8 = !strcmp(quant, "STATIC") || !strcmp(quant, "ROW");
-    cr_assert(fp8 || !strcmp(quant, "NONE"), "%s: quantization_type %s is not mapped (MX "
-              "weights have no vector convention yet)", name, quant);
+    kgt_case_opt_has(c, "sbm");
+    int fp8 = !strcmp(quant, "STATIC") || !strcmp(quant, "ROW"), mx = !strcmp(quant, "MX");
+    int smx = !strcmp(quant, "STATIC_MX");
+    cr_assert(fp8 || mx || smx || !strcmp(quant, "NONE"), "%s: quantization_type %s is not "
+              "mapped", name, quant);
     int tkg = strcmp(variant, "TKG") == 0;
     const char *sname = tkg ? "weight_scale" : "weight_scales";
     const char *iname = tkg ? "input_scale" : "input_scales";
     const kg_npy *attn = kgt_case_input(c, "attention"), *wt = kgt_case_input(c, "weight");
     cr_assert(attn && wt && (!bias || kgt_case_input_dtype(c, "bias")), "%s: %s", name,
               kgt_case_error(c));
-    static const char *const fl[] = { "attention", "bias" };
-    int t = kgt_case_float_dtype(c, fl, 2);
+    /* MX with fp8 or integer attention: pre-quantized (x4 words and E8M0 input scales) */
+    int at = kgt_case_dtype(c, "attention");
+    int preq = mx && (at < 0 || at == KG_E4M3FN || at == KG_E4M3 || at == KG_U8 ||
+                      at == KG_I32 || at == KG_U32 || at == KG_I64);
+    const char *const fl[] = { preq ? NULL : "attention", "bias" };
+    int t = preq && !bias ? KG_BF16 : kgt_case_float_dtype(c, fl, 2);
     cr_assert(t >= 0, "%s: %s", name, kgt_case_error(c));
-    static const char *const wl[] = { "weight" };
-    int wdt = fp8 ? kgt_case_dtype(c, "weight") : kgt_case_float_dtype(c, wl, 1);
-    cr_assert(fp8 ? wdt == KG_E4M3 || wdt == KG_E4M3FN : wdt >= 0, "%s: weight dtype %s for %s",
-              name, kgt_case_input_dtype(c, "weight"), quant);
-    int ot = odt ? kgt_case_dtype_from_name(odt) : t;
+    int wfmt;
+    if (fp8 || mx || smx) {
+        wfmt = vector_wt_fmt(c, quant);
+    } else {
+        static const char *const wl[] = { "weight" };
+        int wdt = kgt_case_float_dtype(c, wl, 1);
+        cr_assert(wdt >= 0, "%s: %s", name, kgt_case_error(c));
+        wfmt = kg_wt_fmt_from_name(kg_dtype_name((kg_dtype)wdt));
+    }
+    int ot = odt ? kgt_case_dtype_from_name(odt) : mx ? KG_BF16 : t;
     cr_assert(ot >= 0, "%s: output_dtype '%s'", name, odt);
     int lnc, tout = vector_transpose_out(c, (long)H, &lnc);
 
     char problem[320];
     snprintf(problem, sizeof problem, P "variant=%s,quantization_type=%s,dtype=%s,weight_dtype=%s,"
-             "out_dtype=%s,N=%ld,D=%ld,H=%ld,bias=%s", variant, quant, kg_dtype_name((kg_dtype)t),
-             kg_dtype_name((kg_dtype)wdt), kg_dtype_name((kg_dtype)ot), (long)N, (long)D,
-             (long)H, bias ? "true" : "false");
+             "out_dtype=%s,N=%ld,D=%ld,H=%ld,bias=%s,mx_prequant=%s", variant, quant,
+             kg_dtype_name((kg_dtype)t), kg_wt_fmt_name(wfmt), kg_dtype_name((kg_dtype)ot),
+             (long)N, (long)D, (long)H, bias ? "true" : "false", preq ? "true" : "false");
     if (tout)
         snprintf(problem + strlen(problem), sizeof problem - strlen(problem),
                  ",transpose_out=true,lnc=%d", lnc);
     const kg_kernel *k = kgt_jit(problem);
     long K = (long)(N * D), T = (long)(B * S);
     kg_wt w;
-    float *wf = kgt_case_as(c, "weight", KG_F32);
-    cr_assert_not_null(wf, "%s: %s", name, kgt_case_error(c));
-    kgt_wt_from_values(&w, kg_wt_fmt_from_name(kg_dtype_name((kg_dtype)wdt)), KG_WL_KN, K,
-                       (long)H, wf);
-    free(wf);
-    void *ae = vector_tensor(c, "attention", (kg_dtype)t);
+    long Hw = kgt_case_wt(c, "weight", mx ? sname : NULL, wfmt, mx || smx ? KG_WL_X4 : KG_WL_KN,
+                          K, &w);
+    cr_assert_eq(Hw, (long)H, "%s: weight of %ld columns for H = %g", name, Hw, H);
+    void *ae = preq ? vector_prequant(c, (long)B, (long)S, (long)N, (long)D)
+                    : vector_tensor(c, "attention", (kg_dtype)t);
     void *be = bias ? vector_tensor(c, "bias", (kg_dtype)t) : NULL;
-    float *ws = kgt_case_input_dtype(c, sname) ? kgt_case_as(c, sname, KG_F32) : NULL;
-    float *is = kgt_case_input_dtype(c, iname) ? kgt_case_as(c, iname, KG_F32) : NULL;
+    float *ws = !mx && kgt_case_input_dtype(c, sname) ? kgt_case_as(c, sname, KG_F32) : NULL;
+    void *is = kgt_case_input_dtype(c, iname) ? kgt_case_as(c, iname, preq ? KG_U8 : KG_F32)
+                                              : NULL;
+    cr_assert(!preq || is, "%s: pre-quantized MX attention needs %s [B, N*D/32, S]: %s", name,
+              iname, kgt_case_error(c));
     void *out = kgt_poisoned((kg_dtype)ot, T * (long)H);
     int rc = ((kg_output_projection_fn *)k->fn)(out, ae, &w, ws, is, be, (long)B, (long)S);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, k->name, rc);
@@ -485,6 +553,98 @@ Test(output_projection, synthetic_vector_tkg_f32_row_transpose_out)
     kgt_run_case(kgt_casew_finish(w), run_tkg);
     kgt_casew_free(w);
     free(attn), free(bias), free(W), free(ws), free(A), free(y), free(o);
+}
+
+/* Synthetic output_projection_cte cases for MX (online: fp4 and fp8 weights; pre-quantized
+ * attention as x4 words or logical fp8 values with E8M0 input scales) and STATIC_MX (e4m3fn,
+ * clamp 448), each weight representation once; expected from tests/ref. */
+Test(output_projection, synthetic_vector_cte_mx_and_static_mx)
+{
+    enum { B = 2, S = 3, N = 2, D = 64, H = 40, K = N * D, T = B * S };
+    for (int rep = 0; rep < KGT_WREP_COUNT; rep++)
+        for (int kind = 0; kind < 3; kind++) { /* 0 MX online, 1 MX pre-quantized, 2 STATIC_MX */
+            int mx = kind < 2, fmt = mx && rep % 2 == 0 ? KG_WT_E2M1 : KG_WT_E4M3FN;
+            unsigned long long seed = 800 + 10 * (unsigned long long)rep + (unsigned)kind;
+            uint32_t *codes = malloc(sizeof(uint32_t) * K * H);
+            uint8_t *e8 = mx ? malloc(K / 32 * H) : NULL;
+            float *W = malloc(sizeof(float) * K * H);
+            for (long b = 0; mx && b < K / 32 * H; b++)
+                e8[b] = (uint8_t)(122 + (b * 7 + rep) % 8);
+            for (long i = 0; i < K * H; i++) {
+                float v = kgt_normal(&seed) * (fmt == KG_WT_E2M1 ? 2.0f : 8.0f), m = 6.0f;
+                if (fmt != KG_WT_E2M1)
+                    m = 448.0f;
+                v = v > m ? m : v < -m ? -m : v;
+                kgt_wt_code(fmt, v, &codes[i]);
+                W[i] = (fmt == KG_WT_E2M1 ? kg_e2m1_to_f32((uint8_t)codes[i])
+                                          : kg_e4m3fn_to_f32((uint8_t)codes[i])) *
+                       (mx ? kg_e8m0_to_f32(e8[(i / H / 32) * H + i % H]) : 1.0f);
+            }
+            float *attn = kgt_randn(KG_BF16, B * N * D * S, seed + 1);
+            float *bias = kgt_randn(KG_BF16, H, seed + 2);
+            float *A = malloc(sizeof(float) * T * K), *y = malloc(sizeof(float) * T * H);
+            outproj_gather_ref(A, attn, 0, B, S, N, D);
+            kgt_casew *w = kgt_casew_new("output_projection_cte", "mx_synthetic");
+            long as[4] = { B, N, D, S }, bs[2] = { 1, H }, os[3] = { B, S, H };
+            float ws = 0.02f, is = 0.015f;
+            if (kind == 1) { /* attention MX-quantized here: codes and scales [B, K/32, S] */
+                float *codes8 = malloc(sizeof(float) * B * K * S), *sc = malloc(sizeof(float) *
+                                                                               B * K / 32 * S);
+                for (long t = 0; t < T; t++)
+                    for (long k0 = 0; k0 < K; k0 += 32) {
+                        uint8_t e = kg_e8m0_block_exponent(A + t * K + k0, 32, 8);
+                        long b = t / S, s = t % S;
+                        sc[(b * (K / 32) + k0 / 32) * S + s] = e;
+                        for (long k = k0; k < k0 + 32; k++) {
+                            float c = A[t * K + k] / kg_e8m0_to_f32(e);
+                            c = kg_e4m3fn_to_f32(kg_f32_to_e4m3fn(c > 448 ? 448 : c < -448 ? -448
+                                                                                         : c));
+                            codes8[(b * K + k) * S + s] = c;
+                            A[t * K + k] = c * kg_e8m0_to_f32(e);
+                        }
+                    }
+                long ss[3] = { B, K / 32, S };
+                if (rep % 2) { /* the logical [B, N, D, S] fp8 values */
+                    kgt_casew_input(w, "attention", "fp8_e4m3fn", codes8, 4, as);
+                } else { /* x4 words [B, 1, K/4, S] */
+                    uint32_t *wd = calloc((size_t)(B * K / 4 * S), 4);
+                    for (long b = 0; b < B; b++)
+                        for (long k = 0; k < K; k++)
+                            for (long s = 0; s < S; s++)
+                                wd[(b * (K / 4) + k / 4) * S + s] |=
+                                    (uint32_t)kg_f32_to_e4m3fn(codes8[(b * K + k) * S + s])
+                                    << (8 * (k % 4));
+                    kg_npy a = { KG_U32, 4, { B, 1, K / 4, S }, wd };
+                    kgt_casew_input_npy(w, "attention", "float8_e4m3fn_x4", &a);
+                    free(wd);
+                }
+                kgt_casew_input(w, "input_scales", "u8", sc, 3, ss);
+                free(codes8), free(sc);
+            } else {
+                kgt_casew_input(w, "attention", "bf16", attn, 4, as);
+                if (kind == 0)
+                    outproj_mx_quant_ref(A, T, K);
+            }
+            outproj_ref(y, A, W, &ws, is, bias, kind == 1 ? 0 : mx ? 3 : 4, 1, 448.0f, T, K, H);
+            kgt_casew_wt(w, "weight", "weight_scales", fmt, KG_WL_X4, K, H, codes, e8, rep);
+            if (kind == 2) {
+                float wsv[128], isv[128];
+                long s1[2] = { 128, 1 };
+                for (int r = 0; r < 128; r++)
+                    wsv[r] = ws, isv[r] = is;
+                kgt_casew_input(w, "weight_scales", "f32", wsv, 2, s1);
+                kgt_casew_input(w, "input_scales", "f32", isv, 2, s1);
+            }
+            kgt_casew_input(w, "bias", "bf16", bias, 2, bs);
+            kgt_casew_opt_num(w, "B", B), kgt_casew_opt_num(w, "S", S);
+            kgt_casew_opt_num(w, "N", N), kgt_casew_opt_num(w, "D", D);
+            kgt_casew_opt_num(w, "H", H), kgt_casew_opt_bool(w, "bias", 1);
+            kgt_casew_opt_str(w, "quantization_type", mx ? "MX" : "STATIC_MX");
+            kgt_casew_output(w, "out_out", y, 3, os, 5e-2, 1e-5);
+            kgt_run_case(kgt_casew_finish(w), run_cte);
+            kgt_casew_free(w);
+            free(codes), free(e8), free(W), free(attn), free(bias), free(A), free(y);
+        }
 }
 
 /* ---- names ----------------------------------------------------------------------------------- */

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kgen/dtype.h"
 #include "kgen/kgen.h"
+#include "util/weights.h"
 
 struct kgt_casew {
     char root[64];       /* the mkdtemp folder */
@@ -139,4 +141,101 @@ void kgt_casew_free(kgt_casew *w)
     rmdir(w->root);
     json_decref(w->j);
     free(w);
+}
+
+/* The value of code c of format fmt (an 8- or 4-bit format, or bf16 / fp16 / f32 bits). */
+static float code_value(int fmt, uint32_t c)
+{
+    float f;
+    switch (fmt) {
+    case KG_WT_F32: memcpy(&f, &c, 4); return f;
+    case KG_WT_BF16: return kg_bf16_to_f32((uint16_t)c);
+    case KG_WT_F16: return kg_f16_to_f32((uint16_t)c);
+    case KG_WT_E4M3: return kg_e4m3_to_f32((uint8_t)c);
+    case KG_WT_E4M3FN: return kg_e4m3fn_to_f32((uint8_t)c);
+    case KG_WT_E5M2: return kg_e5m2_to_f32((uint8_t)c);
+    default: return kg_e2m1_to_f32((uint8_t)c);
+    }
+}
+
+static int is_x4_layout(int layout)
+{
+    return layout == KG_WL_X4 || layout == KG_WL_X4_INTERLEAVED ||
+           layout == KG_WL_MLP_MX_GATE_UP || layout == KG_WL_MLP_MX_DOWN;
+}
+
+void kgt_casew_wt(kgt_casew *w, const char *name, const char *scale_name, int fmt, int layout,
+                  long K, long N, const uint32_t *codes, const uint8_t *e8, int rep)
+{
+    static const char *const x4name[KG_WT_FMT_COUNT] = {
+        "f32", "bf16", "fp16", "float8_e4m3_x4", "float8_e4m3fn_x4", "float8_e5m2_x4",
+        "float4_e2m1fn_x4" };
+    static const char *const vname[KG_WT_FMT_COUNT] = {
+        "f32", "bf16", "fp16", "fp8_e4m3", "fp8_e4m3fn", "fp8_e5m2", "fp4_e2m1" };
+    int bits = fmt == KG_WT_E2M1 ? 4 : fmt >= KG_WT_E4M3 ? 8 : fmt == KG_WT_F32 ? 32 : 16;
+    int x4 = is_x4_layout(layout);
+    cr_assert(x4 || rep >= KGT_WREP_LOGICAL, "kgt_casew_wt: words of a non-x4 layout");
+    void *sc = NULL;
+    void *st = kgt_wt_store(fmt, layout, K, N, codes, e8, e8 ? &sc : NULL);
+    kg_wt_src src = { fmt, layout, K, N, NULL, NULL, 0, 0 };
+    kg_npy a = { KG_F32, 0, { 0 }, NULL };
+    a.rank = kg_wt_stored_shape(&src, 0, a.shape);
+    long n = kg_npy_count(&a); /* words (x4) or elements */
+    if (rep == KGT_WREP_WORDS || rep == KGT_WREP_WORDS_I32) {
+        uint32_t *wd = malloc((size_t)n * sizeof *wd);
+        cr_assert(wd);
+        for (long i = 0; i < n; i++) /* fp4 words are 16 bits */
+            wd[i] = bits == 4 ? ((uint16_t *)st)[i] : ((uint32_t *)st)[i];
+        a.dtype = rep == KGT_WREP_WORDS ? KG_U32 : KG_I32, a.data = wd;
+        kgt_casew_input_npy(w, name, rep == KGT_WREP_WORDS ? x4name[fmt] : "i32", &a);
+        free(wd);
+    } else if (rep == KGT_WREP_LOGICAL) {
+        float *v = malloc((size_t)(K * N) * sizeof *v);
+        cr_assert(v);
+        for (long i = 0; i < K * N; i++)
+            v[i] = code_value(fmt, codes[i]);
+        long ls[2] = { K, N };
+        kgt_casew_input(w, name, vname[fmt], v, 2, ls);
+        free(v);
+    } else {
+        long m = x4 ? 4 * n : n;
+        float *v = malloc((size_t)m * sizeof *v);
+        cr_assert(v);
+        for (long i = 0; i < m; i++) {
+            uint32_t c;
+            if (x4) { /* element q of word i/4 */
+                uint32_t word = bits == 4 ? ((uint16_t *)st)[i / 4] : ((uint32_t *)st)[i / 4];
+                c = (word >> (bits * (i % 4))) & ((1u << bits) - 1);
+            } else if (bits == 4) {
+                c = (((uint8_t *)st)[i / 2] >> (4 * (i % 2))) & 0xf;
+            } else {
+                c = 0;
+                memcpy(&c, (char *)st + i * (bits / 8), (size_t)(bits / 8));
+            }
+            v[i] = code_value(fmt, c);
+        }
+        if (x4)
+            a.shape[a.rank++] = 4;
+        kgt_casew_input(w, name, vname[fmt], v, a.rank, a.shape);
+        free(v);
+    }
+    if (e8) {
+        kg_npy s = { KG_U8, 0, { 0 }, sc };
+        s.rank = kg_wt_stored_shape(&src, 1, s.shape);
+        long kb = kgt_wt_kb(layout), ls[2] = { (K + kb - 1) / kb, N };
+        if (rep == KGT_WREP_WORDS || rep == KGT_WREP_WORDS_I32) {
+            kgt_casew_input_npy(w, scale_name, "u8", &s);
+        } else {
+            int logical = rep == KGT_WREP_LOGICAL;
+            long m = logical ? ls[0] * N : kg_npy_count(&s);
+            float *f = malloc((size_t)m * sizeof *f);
+            cr_assert(f);
+            for (long i = 0; i < m; i++)
+                f[i] = logical ? e8[i] : ((uint8_t *)sc)[i];
+            kgt_casew_input(w, scale_name, "f32", f, logical ? 2 : s.rank,
+                            logical ? ls : s.shape);
+            free(f);
+        }
+    }
+    free(st), free(sc);
 }

@@ -4,6 +4,8 @@
 #ifndef KGT_CASEW_H
 #define KGT_CASEW_H
 
+#include <stdint.h>
+
 #include "kgen/npy.h"
 
 typedef struct kgt_casew kgt_casew;
@@ -24,6 +26,22 @@ void kgt_casew_input(kgt_casew *w, const char *name, const char *dtype, const fl
 void kgt_casew_input_npy(kgt_casew *w, const char *name, const char *dtype, const kg_npy *a);
 /* "list_inputs"[name] = [name_0, ..., name_{n-1}] (the elements added with kgt_casew_input). */
 void kgt_casew_list(kgt_casew *w, const char *name, int n);
+
+/* How kgt_casew_wt stores a quantized weight (the representations kgt_case_wt reads). */
+enum kgt_wrep {
+    KGT_WREP_WORDS,     /* x4 words as uint32, dtype the format's x4 name; scales u8, stored */
+    KGT_WREP_WORDS_I32, /* the same words as int32 (negative past 2^31), dtype "i32" */
+    KGT_WREP_LOGICAL,   /* float32 values [K, N]; scales float32, logical [ceil(K/kb), N] */
+    KGT_WREP_UNPACKED,  /* float32 values in the stored shape (x4 layouts: [..words.., 4]);
+                           scales float32, stored */
+    KGT_WREP_COUNT
+};
+
+/* The weight of codes [K, N] (kgt_wt_store's codes) in format fmt and stored layout, as input
+ * `name` in representation rep, with its E8M0 scales e8 (NULL: none; one per logical block,
+ * as kgt_wt_store takes them) as input scale_name. */
+void kgt_casew_wt(kgt_casew *w, const char *name, const char *scale_name, int fmt, int layout,
+                  long K, long N, const uint32_t *codes, const uint8_t *e8, int rep);
 
 /* An expected output (float32) with its "tolerance" entry (max mode). */
 void kgt_casew_output(kgt_casew *w, const char *name, const float *x, int rank,

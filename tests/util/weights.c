@@ -221,6 +221,13 @@ float *kgt_wt_random(kg_wt *w, int fmt, int layout, long K, long N, int mx, floa
     return vals;
 }
 
+int kgt_wt_code(int fmt, float v, uint32_t *code)
+{
+    float back;
+    *code = encode(fmt, v, &back);
+    return back == v || (back != back && v != v);
+}
+
 void kgt_wt_from_values(kg_wt *w, int fmt, int layout, long K, long N, const float *vals)
 {
     uint32_t *codes = malloc((size_t)(K * N) * sizeof *codes);

@@ -26,6 +26,10 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
 float *kgt_wt_random(kg_wt *w, int fmt, int layout, long K, long N, int mx, float scale,
                      unsigned long long seed, long nr, long kg);
 
+/* The code of value v in format fmt (as kgt_wt_store takes it) in *code; 1 if v is on fmt's
+ * grid (the code decodes to v exactly), else 0. */
+int kgt_wt_code(int fmt, float v, uint32_t *code);
+
 /* Packs exact logical values vals [K, N] (each on fmt's grid; no MX) from `layout` into w. */
 void kgt_wt_from_values(kg_wt *w, int fmt, int layout, long K, long N, const float *vals);
 

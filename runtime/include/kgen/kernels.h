@@ -208,7 +208,8 @@ typedef int kg_lm_head_fn(
  * K [n_cache, 1, d_head, S_max]; block_len: [n_cache blocks, block_len, d_head]), written in
  * place with update_cache; X [B, S_tkg, H]; rmsnorm_X_gamma [H]; W_qkv
  * [H, (q_heads + 2) * d_head] (columns: the Q heads, K, V); bias_qkv [(q_heads + 2) * d_head];
- * W_rmsnorm_QK_{pre,post}_rope [2, d_head] (upstream's W_rmsnorm_Q_*, W_rmsnorm_K_*);
+ * W_rmsnorm_QK_{pre,post}_rope [2, d_head] (upstream's W_rmsnorm_Q_*, W_rmsnorm_K_*, each
+ * optional: an absent one scales by nothing, so its row is passed as ones);
  * cos, sin [d_head / 2, B, S_tkg]; attention_mask uint8 [S_ctx, B, q_heads, S_tkg]
  * (1: attend); sink [q_heads, 1] fp32; active_blocks_table [B, S_max / block_len] uint32;
  * kv_scale [2] fp32 (upstream's k_scale, v_scale); weight_dequant_scale_qkv [3],
