@@ -17,8 +17,8 @@ const char kgc_spec_help[] =
     "  --max-context N   the KV-cache positions per sequence the limits name (default: the\n"
     "                    model's max_position_embeddings, at most 4096)\n"
     "  --max-batch N     sequences per call (default 1)\n"
-    "  --weights bf16|fp8  the projections in bf16, or in fp8: e4m3 with per-column scales\n"
-    "                    (default: as config.json's dtype)\n";
+    "  --weights bf16|fp8  the projections and the LM head in bf16, or in fp8: e4m3 with\n"
+    "                    per-column scales (default: as config.json's dtype)\n";
 
 int kgc_spec(int argc, char **argv)
 {

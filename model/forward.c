@@ -9,7 +9,8 @@
  *     attn  = attention_cte(q, k, v)      causal, [1, nq, d, P]
  *     o_b   = o_proj(attn)                [P, H]
  *   then for all rows: added = x + o; x = added + mlp(rmsnorm(added))
- *   fp8 weights: prefill's output projection and MLP are the TKG kernels (model_int.h)
+ *   fp8 weights: prefill's output projection and MLP are the TKG kernels (model_int.h); the
+ *   LM head is fp8 too (its scales bound as w_scale), the embeddings are read as stored
  *   decode, all sequences in one call except attention (one call per sequence, against its
  *   own cache rows; it rotates q and the new k itself and returns the rotated k). */
 #include <stdio.h>
@@ -116,7 +117,8 @@ static int head(kgm_model *m, const float *x, long n)
 {
     float *normed = m->hidden ? (float *)kgm_hidden(m, m->c.layers) : m->normed;
     RUN(m, KGM_K_LM_HEAD, ({ "logits", m->logits }, { "normed", normed }, { "hidden", x },
-                           { "weight", &m->lm_head }, { "gamma", m->final_norm }),
+                           { "weight", &m->lm_head }, { "w_scale", m->lm_head_s },
+                           { "gamma", m->final_norm }),
         ({ "T", n }));
     return KG_OK;
 }

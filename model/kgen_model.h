@@ -29,11 +29,12 @@ enum {
  * (kgen/gcc.h). */
 enum kgm_build { KGM_JIT = 0, KGM_AOT };
 
-/* The projection weights' format in memory: the config's dtype (f32, bf16 or fp16; a tensor
- * stored otherwise is converted at load), bf16, or fp8: each layer's seven projections (q, k,
- * v, o, gate, up, down) quantized at load to e4m3 with one f32 scale per output column
- * (max |column| / 240, round to nearest even), run through the kernels' weight-only ROW path;
- * the embeddings and the LM head stay as stored. */
+/* The packed weights' format in memory (the layers' projections and the LM head): the config's
+ * dtype (f32, bf16 or fp16; a tensor stored otherwise is converted at load), bf16, or fp8: each
+ * layer's seven projections (q, k, v, o, gate, up, down) and the LM head quantized at load to
+ * e4m3 with one f32 scale per output column (max |column| / 240, round to nearest even; the
+ * runtime's SIMD quantizer on the runtime's threads), run through the kernels' weight-only ROW
+ * path. The embeddings stay as stored (tied ones too: the LM head is then a quantized copy). */
 enum kgm_weights { KGM_WEIGHTS_STORED = 0, KGM_WEIGHTS_BF16, KGM_WEIGHTS_FP8 };
 
 /* Progress of a step that takes over a second (weight loading, a long prefill): a line
@@ -102,7 +103,8 @@ typedef struct kgm_stats {
     int kernels, aot;
     long spec_lines, max_context, max_batch;
     size_t weight_bytes, cache_bytes, act_bytes;
-    const char *weights; /* "f32", "bf16", "fp16" or "e4m3" (the projections' format) */
+    const char *weights; /* "f32", "bf16", "fp16" or "e4m3" (the projections' and the LM
+                            head's format) */
 } kgm_stats;
 void kgm_stats_of(const kgm_model *m, kgm_stats *s);
 

@@ -53,16 +53,13 @@ void kgm_limits_of(const kgm_config *c, const kgm_options *o, kgm_limits *l)
     l->max_batch = o && o->max_batch > 0 ? o->max_batch : 1;
 }
 
-const char *kgm_head_weight_name(const kgm_config *c, const kgm_options *o)
+const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
 {
+    if (o && o->weights == KGM_WEIGHTS_FP8)
+        return "e4m3";
     if (o && o->weights == KGM_WEIGHTS_BF16)
         return "bf16";
     return c->dtype == KG_BF16 ? "bf16" : c->dtype == KG_F16 ? "fp16" : "f32";
-}
-
-const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
-{
-    return o && o->weights == KGM_WEIGHTS_FP8 ? "e4m3" : kgm_head_weight_name(c, o);
 }
 
 int kgm_spec_count(const kgm_options *o)

@@ -24,10 +24,9 @@ int kgm_spec_count(const kgm_options *o);
 /* The sizes a model is opened with, from the options and the config. */
 typedef struct kgm_limits { long max_context, max_batch; } kgm_limits;
 void kgm_limits_of(const kgm_config *c, const kgm_options *o, kgm_limits *l);
-/* The projection weights' format name ("f32", "bf16", "fp16", "e4m3"), and the LM head's (as
- * the projections' but never fp8: the logits keep the checkpoint's precision). */
+/* The packed weights' format name ("f32", "bf16", "fp16", "e4m3"): the layers' projections
+ * and the LM head alike. */
 const char *kgm_weight_name(const kgm_config *c, const kgm_options *o);
-const char *kgm_head_weight_name(const kgm_config *c, const kgm_options *o);
 
 /* One decoder layer's weights (packed) and KV cache. */
 typedef struct kgm_layer {
@@ -52,7 +51,8 @@ struct kgm_model {
     kgm_layer *layers;
     const kgst_tensor *embed;  /* [V, H] as stored */
     float *final_norm;         /* [H] */
-    kg_wt lm_head;             /* [H, V] */
+    kg_wt lm_head;             /* [H, V]: with tied embeddings a packed copy of embed */
+    float *lm_head_s;          /* fp8: its per-column dequant scales [V]; else NULL */
     double *inv_freq;          /* [d/2] */
     float *inv_freq_f;         /* [d/2]: the decode attention's fused rotation */
     float *cos, *sin;          /* [max_context, d]: HF's rotary tables, from inv_freq in double */
@@ -72,6 +72,11 @@ struct kgm_model {
  * line in err naming the file and tensor. */
 int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen);
 void kgm_weights_free(kgm_model *m);
+
+/* quant.c: t [N, K] (a float tensor, HF's [out, in]) to e4m3 codes q [N, K] and one scale per
+ * row (output column), kgp_quant_rows_e4m3_*'s bits, rows split over the runtime's threads.
+ * KG_OK, KG_ESHAPE (t is not N x K floats) or KG_ENOMEM. */
+int kgm_quant_e4m3(const kgst_tensor *t, long N, long K, unsigned char *q, float *scale);
 
 /* Seconds on the monotonic clock. */
 double kgm_now(void);

@@ -37,19 +37,21 @@ static void put(buf *b, const char *fmt, ...)
 }
 
 /* The spec's kernels, one line each; forward.c reads them back by index (KGM_K_*, through
- * kgm_spec_index). w: the projections' weight format; fp8 ("e4m3") runs them through the
- * weight-only ROW path, prefill's output projection and MLP included (TKG kernels, as their
- * CTE kernels quantize the activations too). */
-static void kernels(buf *b, const kgm_config *c, const char *w, const char *hw)
+ * kgm_spec_index). w: the weight format of the projections and the LM head; fp8 ("e4m3") runs
+ * them through the weight-only ROW path, prefill's output projection and MLP included (TKG
+ * kernels, as their CTE kernels quantize the activations too), and the LM head's fp8 kernel
+ * (per-column scales w_scale, the same GEMM and dequant as the ROW projections). */
+static void kernels(buf *b, const kgm_config *c, const char *w)
 {
     const char *bias = c->qkv_bias ? "true" : "false", *obias = c->o_bias ? "true" : "false";
     int fp8 = !strcmp(w, "e4m3");
     const char *q = fp8 ? "quantization_type = \"ROW\",\n      " : "";
     put(b, "  kernels = {\n");
     if (fp8)
-        put(b, "    -- fp8 weights: e4m3 with per-column scales (quantization_type ROW); the\n"
-               "    -- activations stay f32 (weight-only), so prefill's output projection and\n"
-               "    -- MLP are the decode kernels below, called with every prompt token\n");
+        put(b, "    -- fp8 weights: e4m3 with per-column scales (quantization_type ROW; the LM\n"
+               "    -- head's too); the activations stay f32 (weight-only), so prefill's output\n"
+               "    -- projection and MLP are the decode kernels below, called with every prompt\n"
+               "    -- token\n");
     put(b, "    -- prefill, one sequence per call: the QKV projection with the input RMSNorm\n"
            "    -- fused, out [1, S, (nq + 2 nkv) d]; HF rotary embedding from position\n"
            "    -- tables; causal GQA attention over the sequence, out [1, nq, d, S]%s\n",
@@ -79,8 +81,9 @@ static void kernels(buf *b, const kgm_config *c, const char *w, const char *hw)
     put(b, "    { family = \"mlp\", variant = \"TKG\", normalization_type = \"RMS_NORM\",\n"
            "      fused_residual_add = true, store_fused_add_result = true, %s"
            "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", q, w);
-    put(b, "    -- the final RMSNorm (kept: the last hidden state) and the LM head\n");
-    put(b, "    { family = \"lm_head\", store_normed = true, weight_dtype = \"%s\" },\n", hw);
+    put(b, "    -- the final RMSNorm (kept: the last hidden state) and the LM head%s\n",
+        fp8 ? " (fp8: w_scale)" : "");
+    put(b, "    { family = \"lm_head\", store_normed = true, weight_dtype = \"%s\" },\n", w);
     put(b, "  },\n");
 }
 
@@ -118,7 +121,7 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
     put(&b, "  model = model,\n  dtype = \"f32\",\n  fp8 = { format = \"e4m3\" },\n");
     put(&b, "  limits = { max_tokens = %ld, max_batch = %ld, max_context = %ld },\n",
         lim.max_context, lim.max_batch, lim.max_context);
-    kernels(&b, c, w, kgm_head_weight_name(c, o));
+    kernels(&b, c, w);
     put(&b, "}\n");
     if (b.oom) {
         free(b.s);

@@ -1,9 +1,9 @@
 /* weights.c: a model's weights from its safetensors (st.h): every tensor the layer graph needs,
  * checked against config.json (name, rank, shape, dtype), the projections packed (kg_wt) from
  * their Hugging Face layout [out, in] directly (layout nk), norms and biases widened to f32.
- * With fp8 weights each layer projection is quantized to e4m3 codes first (per output column
- * scales kept beside the packed codes), one tensor at a time. */
-#include <math.h>
+ * With fp8 weights each layer projection and the LM head are quantized to e4m3 codes first
+ * (per output column scales kept beside the packed codes; quant.c), one tensor at a time. With
+ * tied embeddings the LM head is a packed copy: the embedding lookup reads the stored rows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,28 +117,15 @@ static const void *in_format(const kgst_tensor *t, int fmt, void **copy)
     return c;
 }
 
-/* The largest finite e4m3 (float8_e4m3, not e4m3fn): a column's largest |w| maps to it. */
-#define E4M3_MAX 240.0f
-
 /* t [N, K] (HF's [out, in]: row n is output column n of W) quantized to e4m3 codes [N, K]
- * (malloc'd) with one scale per column, scale[n] = max_k |t[n, k]| / 240 (1 for an all-zero
- * column), each code the nearest even of t[n, k] / scale[n]; NULL when out of memory. */
+ * (freed with free) with one scale per column, scale[n] = max_k |t[n, k]| / 240 (1 for an
+ * all-zero column), each code the nearest even of t[n, k] / scale[n] (kgm_quant_e4m3); NULL
+ * when out of memory. The codes are written once and packed once: huge pages
+ * (kg_stream_alloc) spare most of the first-touch page faults of up to 0.5 GB (an LM head). */
 static unsigned char *quantize(const kgst_tensor *t, long N, long K, float *scale)
 {
-    unsigned char *q = malloc((size_t)N * (size_t)K);
-    float *row = malloc((size_t)K * sizeof *row);
-    for (long n = 0; q && row && n < N; n++) {
-        float amax = 0;
-        for (long k = 0; k < K; k++) {
-            row[k] = value(t, n * K + k);
-            amax = fabsf(row[k]) > amax ? fabsf(row[k]) : amax;
-        }
-        scale[n] = amax > 0 ? amax / E4M3_MAX : 1.0f;
-        for (long k = 0; k < K; k++)
-            q[n * K + k] = kg_f32_to_e4m3(row[k] / scale[n]);
-    }
-    free(row);
-    if (!row)
+    unsigned char *q = kg_stream_alloc((size_t)N * (size_t)K);
+    if (q && kgm_quant_e4m3(t, N, K, q, scale) != KG_OK)
         free(q), q = NULL;
     return q;
 }
@@ -263,7 +250,7 @@ int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen)
     if (rc != KG_OK)
         return rc;
     const kgm_config *c = &m->c;
-    const char *w = kgm_weight_name(c, &m->o), *hw = kgm_head_weight_name(c, &m->o);
+    const char *w = kgm_weight_name(c, &m->o);
     /* errors name the file the tensors were looked up through: a sharded model's index */
     char index[4096];
     struct stat sb;
@@ -282,8 +269,7 @@ int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen)
         return KG_ESHAPE;
     const char *head = c->tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
     long V = c->vocab;
-    ld.fmt = fmt_of(hw); /* never fp8: no scales */
-    return pack(&ld, &m->lm_head, 1, &head, &V, c->hidden, NULL);
+    return pack(&ld, &m->lm_head, 1, &head, &V, c->hidden, &m->lm_head_s);
 }
 
 void kgm_weights_free(kgm_model *m)
@@ -296,5 +282,6 @@ void kgm_weights_free(kgm_model *m)
         free(L->qkv_s), free(L->o_s), free(L->gate_s), free(L->up_s), free(L->down_s);
     }
     kg_wt_free(&m->lm_head);
+    free(m->lm_head_s);
     free(m->final_norm);
 }

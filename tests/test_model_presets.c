@@ -210,10 +210,13 @@ Test(model_presets, jit_and_aot_bit_identical, .timeout = 300 * KGT_TIME_SCALE)
  * on average, so each quantized matmul's output is off by about 3% RMS, and a layer's update
  * (qkv then o, gate/up then down: two in series) by 4-5%. Measured on these presets (2-4
  * layers, batch 2, 5 prefill + 3 decode tokens): hidden states 4% RMS after the first layer,
- * 6-7% after the last, logits 6.5% RMS and their largest error 9% of the largest logit. The
- * bars: 12% RMS of each layer's hidden state and of the logits, and 20% of the largest value
- * for any single one. Dropping the per-column scales (codes read as values, ~5000x too big)
- * or leaving one projection unscaled fails them by orders of magnitude. */
+ * 6-7% after the last; the logits, whose LM head is fp8 too (one more quantized matmul, ~3% RMS
+ * of its own, adding in quadrature: 5.1-6.5% RMS with a bf16/f32 head before, 5.7-6.9% now),
+ * 6-7% RMS and their largest error 6-9% of the largest logit. The bars, unchanged: 12% RMS of
+ * each layer's hidden state and of the logits, and 20% of the largest value for any single one.
+ * Dropping the per-column scales (codes read as values, ~5000x too big) or leaving one
+ * projection (or the LM head) unscaled fails them by orders of magnitude. The embeddings (hidden
+ * state 0) are read as stored, tied to the fp8 LM head or not: the same bits in both runs. */
 static void rms_close(const char *what, const float *got, const float *want, long n)
 {
     double e = 0, w2 = 0, worst = 0, scale = 0;
@@ -235,6 +238,13 @@ static void fp8_compare(const char *name, const outs *got, const outs *want)
 {
     char what[160];
     long H = got->H, L = got->L;
+    for (long s = 0; s <= N; s++) { /* the prefill's embeddings, then each decode step's */
+        long at = s ? (L + 1) * B * P * H + (s - 1) * (L + 1) * B * H : 0;
+        cr_assert(memcmp(got->hidden + at, want->hidden + at,
+                         (size_t)(s ? B * H : B * P * H) * sizeof(float)) == 0,
+                  "%s: the embeddings of step %ld differ from the unquantized run's: the lookup "
+                  "does not read the stored rows", name, s);
+    }
     snprintf(what, sizeof what, "%s logits", name);
     rms_close(what, got->logits, want->logits, B * (P + N) * got->V);
     for (long l = 0; l <= L; l++) { /* the prefill's hidden states [L+1, B, P, H] */
@@ -270,28 +280,89 @@ Test(model_presets, fp8_weights_qwen2_bias_tied, .timeout = 120 * KGT_TIME_SCALE
     fp8_against("qwen2-tiny", KG_F32);
 }
 
+/* The weight bytes a model reports: every layer's seven projections and the LM head (a packed
+ * copy of the embeddings when tied), each [K, N] at `bytes` a weight, plus N f32 scales in fp8. */
+static size_t weight_bytes(const kgm_config *c, size_t bytes, int fp8)
+{
+    long H = c->hidden, I = c->intermediate, q = c->q_heads * c->head_dim;
+    long kv = c->kv_heads * c->head_dim;
+    long kn[6][2] = { { H, q + 2 * kv }, { q, H }, { H, I }, { H, I }, { I, H }, { H, c->vocab } };
+    size_t sum = 0;
+    for (int i = 0; i < 6; i++) {
+        size_t one = (size_t)kn[i][0] * (size_t)kn[i][1] * bytes + (fp8 ? 4 * (size_t)kn[i][1] : 0);
+        sum += i < 5 ? (size_t)c->layers * one : one;
+    }
+    return sum;
+}
+
+/* --weights fp8 quantizes the LM head too: the weight bytes are those of fp8 codes and scales
+ * for every projection and the head (a bf16 or f32 head would add 1 or 3 bytes per element),
+ * the spec names the fp8 LM head kernel, and the stats say e4m3. Untied and tied. */
+static void head_is_fp8(const char *preset)
+{
+    char dir[512], err[512];
+    write_preset(preset, KG_BF16, dir, sizeof dir);
+    kgm_options opt;
+    kgm_options_default(&opt);
+    opt.max_context = CTX, opt.weights = KGM_WEIGHTS_FP8;
+    kgm_model *m;
+    cr_assert_eq(kgm_open(&m, dir, &opt, err, sizeof err), KG_OK, "%s: %s", dir, err);
+    kgm_stats s;
+    kgm_stats_of(m, &s);
+    const kgm_config *c = kgm_config_of(m);
+    cr_assert_str_eq(s.weights, "e4m3");
+    size_t want = weight_bytes(c, 1, 1), HV = (size_t)c->hidden * (size_t)c->vocab;
+    cr_assert_eq(s.weight_bytes, want, "%s fp8: %zu weight bytes, want %zu (a bf16 LM head: %zu)",
+                 preset, s.weight_bytes, want, want + HV - 4 * (size_t)c->vocab);
+    char *text;
+    cr_assert_eq(kgm_spec_text(c, &opt, &text, err, sizeof err), KG_OK, "%s", err);
+    cr_assert(strstr(text, "{ family = \"lm_head\", store_normed = true, "
+                           "weight_dtype = \"e4m3\" }"),
+              "%s: the fp8 spec has no fp8 LM head:\n%s", preset, text);
+    free(text);
+    kgm_close(m);
+    /* the same model unquantized: two bytes a weight, no scales (the formula holds there too) */
+    opt.weights = KGM_WEIGHTS_STORED;
+    cr_assert_eq(kgm_open(&m, dir, &opt, err, sizeof err), KG_OK, "%s: %s", dir, err);
+    kgm_stats_of(m, &s);
+    cr_assert_eq(s.weight_bytes, weight_bytes(kgm_config_of(m), 2, 0));
+    kgm_close(m);
+}
+
+Test(model_presets, fp8_lm_head_untied, .timeout = 60 * KGT_TIME_SCALE)
+{
+    head_is_fp8("llama-tiny");
+}
+Test(model_presets, fp8_lm_head_tied, .timeout = 60 * KGT_TIME_SCALE)
+{
+    cr_assert(kgm_preset_find("qwen2-tiny")->config.tie_embeddings, "qwen2-tiny is not tied");
+    head_is_fp8("qwen2-tiny");
+}
+
 /* fp8 of a bf16 checkpoint (the case --weights fp8 is for) against its bf16 run, same bars. */
 Test(model_presets, fp8_weights_of_bf16_checkpoint, .timeout = 120 * KGT_TIME_SCALE)
 {
     fp8_against("llama-tiny", KG_BF16);
 }
 
-/* A checkpoint whose projections are already on the fp8 grid: each row n (output column) of
- * an f32 [out, in] projection replaced by e4m3(w / s_n) * s_n, s_n = max |row| / 240, the
- * quantization --weights fp8 does. Loading it as fp8 then finds the same codes and scales, so
- * the fp8 run differs from the f32 run only where the GEMM rounds its activation operand to
- * bf16 for fp8 weights (kgp_gemm_f32's contract: 2^-9 relative per element): measured 0.3% of
- * the largest logit; bar 1%. A quantization without the per-column scales (plain e4m3 of the
- * weights) is off by about 6% here, so this pins the scales, their orientation (per output
- * column) and every projection's use of them, which the tolerance test above cannot tell from
- * cruder quantizations. */
+/* A checkpoint whose projections and LM head are already on the fp8 grid: each row n (output
+ * column) of an f32 [out, in] projection replaced by e4m3(w / s_n) * s_n, s_n = max |row| /
+ * 240, the quantization --weights fp8 does (the embeddings too: tied, they are the LM head).
+ * Loading it as fp8 then finds the same codes and scales, so the fp8 run differs from the f32
+ * run only where the GEMM rounds its activation operand to bf16 for fp8 weights
+ * (kgp_gemm_f32's contract: 2^-9 relative per element): measured 0.3% of the largest logit;
+ * bar 1%. A quantization without the per-column scales (plain e4m3 of the weights) is off by
+ * about 6% here, so this pins the scales, their orientation (per output column) and every
+ * projection's use of them, the LM head's included, which the tolerance test above cannot
+ * tell from cruder quantizations. */
 static int is_projection(const char *name)
 {
     static const char *const ends[] = { "q_proj.weight", "k_proj.weight", "v_proj.weight",
                                         "o_proj.weight", "gate_proj.weight", "up_proj.weight",
-                                        "down_proj.weight" };
+                                        "down_proj.weight", "lm_head.weight",
+                                        "embed_tokens.weight" };
     size_t n = strlen(name);
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 9; i++) {
         size_t e = strlen(ends[i]);
         if (n >= e && !strcmp(name + n - e, ends[i]))
             return 1;

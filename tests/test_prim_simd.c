@@ -286,6 +286,69 @@ static const float QMAX_E4M3FN[NQ] = { 448.0f, 464.0f, INFINITY, 1e30f, -3.0f, 0
 QUANT(quant_e4m3_f32, QMAX_E4M3)
 QUANT(quant_e4m3fn_f32, QMAX_E4M3FN)
 
+/* Row r of x [2, k]: its largest magnitude a first, then values whose quotient by the row's
+ * scale a / 240 lands on e4m3 rounding ties or an fp32 ulp either side: there x * (1 / s) in
+ * place of x / s flips codes. */
+static void near_ties(float *x, long k, uint64_t *seed)
+{
+    for (long r = 0; r < 2; r++) {
+        float a = 1.0f + (float)(rnd(seed) % 100000) * 1e-3f, s = a / 240.0f;
+        x[r * k] = a;
+        for (long j = 1; j < k; j++) {
+            int c = 8 + (int)(rnd(seed) % 0x6e); /* normal codes 8..0x75 and the next */
+            float t = 0.5f * (kg_e4m3_to_f32((uint8_t)c) + kg_e4m3_to_f32((uint8_t)(c + 1)));
+            x[r * k + j] = from_bits(to_bits(t * s) + (uint32_t)(rnd(seed) % 3) - 1);
+        }
+    }
+}
+
+/* A loader's per-row quantizer (2 rows of n): special values (scales of inf and NaN rows),
+ * plain rows with a NaN somewhere (passed over by the row's max) and the largest value last
+ * (in the scalar tail), an all-zero row (+-0: scale 1) beside a plain one, tiny values, and
+ * quotients at rounding ties. Codes and scales exact, nothing written past either. */
+static void check_quant_rows(const char *isa, void *impl, long n, uint64_t seed, int bf16)
+{
+    enum { ROWS = 2 };
+    long k = n, all = ROWS * n;
+    for (int v = 0; v < 5; v++) {
+        fill(seed + (uint64_t)v, v != 0);
+        float *x = X0;
+        kg_u16 *h = hs + 1;
+        if (v == 1 && k > 0) {
+            x[rnd(&seed) % (uint64_t)all] = rnd(&seed) & 1 ? -NAN : NAN;
+            x[2 * k - 1] = 1000.0f;
+        }
+        for (long i = 0; v == 2 && i < k; i++)
+            x[i] = i & 1 ? -0.0f : 0.0f;
+        for (long i = 0; v == 3 && i < all; i++)
+            x[i] *= 1e-30f;
+        if (v == 4 && k > 0)
+            near_ties(x, k, &seed);
+        for (long i = 0; bf16 && v != 0 && i < all; i++)
+            h[i] = kg_f32_to_bf16(x[i]); /* v == 0: random bits, NaN and inf among them */
+        if (bf16) {
+            kgp_quant_rows_e4m3_bf16__scalar(qr + 1, yr[0] + 1, h, ROWS, k);
+            ((__typeof__(kgp_quant_rows_e4m3_bf16__scalar) *)impl)(qg + 1, yg[0] + 1, h, ROWS, k);
+        } else {
+            kgp_quant_rows_e4m3_f32__scalar(qr + 1, yr[0] + 1, x, ROWS, k);
+            ((__typeof__(kgp_quant_rows_e4m3_f32__scalar) *)impl)(qg + 1, yg[0] + 1, x, ROWS, k);
+        }
+        const char *name = bf16 ? "quant_rows_e4m3_bf16" : "quant_rows_e4m3_f32";
+        same(isa, name, all, qg + 1, qr + 1, 1);
+        same(isa, name, ROWS, yg[0] + 1, yr[0] + 1, 4);
+    }
+}
+
+static void check_quant_rows_e4m3_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    check_quant_rows(isa, impl, n, seed, 0);
+}
+
+static void check_quant_rows_e4m3_bf16(const char *isa, void *impl, long n, uint64_t seed)
+{
+    check_quant_rows(isa, impl, n, seed, 1);
+}
+
 /* quantize-dequantize: also in place */
 #define ROUND_FP8(name, maxes)                                                                 \
     static void check_##name(const char *isa, void *impl, long n, uint64_t seed)               \
@@ -712,6 +775,8 @@ static const checker CHECKS[] = {
     { "dot_rows_f32", check_dot_rows_f32 }, { "dot_cols_f32", check_dot_cols_f32 },
     { "axpy_rows_f32", check_axpy_rows_f32 }, { "max_f32", check_max_f32 },
     { "exp_sum_f32", check_exp_sum_f32 },
+    { "quant_rows_e4m3_f32", check_quant_rows_e4m3_f32 },
+    { "quant_rows_e4m3_bf16", check_quant_rows_e4m3_bf16 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof CHECKS[0])
 
@@ -776,7 +841,8 @@ Test(prim_simd, simd_entries_are_not_scalar)
                                         "cumsum_rows_f32", "rot_half_rows_f32",
                                         "rot_half_rows_bf16", "scale_round_bf16_f32",
                                         "dot_rows_f32", "dot_cols_f32", "axpy_rows_f32",
-                                        "max_f32", "exp_sum_f32" };
+                                        "max_f32", "exp_sum_f32", "quant_rows_e4m3_f32",
+                                        "quant_rows_e4m3_bf16" };
     for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
         if (!offered(ISAS[k]))
             continue;

@@ -114,6 +114,37 @@ void kgp_quant_e4m3fn_f32__scalar(kg_u8 *q, const float *x, float s, float m, lo
         q[i] = kg_f32_to_e4m3fn(clampf(x[i] * s, -m, m));
 }
 
+/* The per-row quantizer of a loader: the row's largest magnitude (a NaN fails the compare and
+ * is passed over), its scale, the codes. Written as the model loader's own quantizer was, so
+ * --weights fp8 keeps its bits (tests/test_model_quant.c). */
+#define E4M3_MAX 240.0f
+
+static float rows_scale(float a) { return a > 0 ? a / E4M3_MAX : 1.0f; }
+
+void kgp_quant_rows_e4m3_f32__scalar(kg_u8 *q, float *s, const float *x, long n, long k)
+{
+    for (long r = 0; r < n; r++, x += k, q += k) {
+        float a = 0;
+        for (long j = 0; j < k; j++)
+            a = fabsf(x[j]) > a ? fabsf(x[j]) : a;
+        s[r] = rows_scale(a);
+        for (long j = 0; j < k; j++)
+            q[j] = kg_f32_to_e4m3(x[j] / s[r]);
+    }
+}
+
+void kgp_quant_rows_e4m3_bf16__scalar(kg_u8 *q, float *s, const kg_u16 *x, long n, long k)
+{
+    for (long r = 0; r < n; r++, x += k, q += k) {
+        float a = 0;
+        for (long j = 0; j < k; j++)
+            a = fabsf(kg_bf16_to_f32(x[j])) > a ? fabsf(kg_bf16_to_f32(x[j])) : a;
+        s[r] = rows_scale(a);
+        for (long j = 0; j < k; j++)
+            q[j] = kg_f32_to_e4m3(kg_bf16_to_f32(x[j]) / s[r]);
+    }
+}
+
 /* Rotations read all inputs of an element before writing, so y may alias x. */
 void kgp_rot_rows_f32__scalar(float *y0, float *y1, const float *x0, const float *x1,
                               const float *c, const float *s, long n)

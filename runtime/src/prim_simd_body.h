@@ -476,6 +476,41 @@ void FN(quant_e4m3fn_f32)(kg_u8 *q, const float *x, float s, float m, long n)
     kgp_quant_e4m3fn_f32__scalar(q + i, x + i, s, m, n - i);
 }
 
+/* quant_rows_e4m3_*: per row, the largest magnitude (exact in any order: a max of values >= 0;
+ * vmax(v, m) returns m where v is NaN, as the reference's compare passes a NaN over), the
+ * scale as the reference computes it, then the codes of x / s (one correctly rounded division
+ * each, as the reference's). LOAD(p) gives W fp32 values at p; VAL(p, j) one. */
+#define QUANT_ROWS(name, T, LOAD, VAL)                                                        \
+    void FN(name)(kg_u8 *q, float *s, const T *x, long n, long k)                             \
+    {                                                                                         \
+        for (long r = 0; r < n; r++, x += k, q += k) {                                        \
+            long i = 0;                                                                       \
+            vf m = set1(0.0f);                                                                \
+            for (; i + W <= k; i += W)                                                        \
+                m = vmax(vabs(LOAD(x + i)), m);                                               \
+            float a = hmax(m);                                                                \
+            for (; i < k; i++)                                                                \
+                a = __builtin_fabsf(VAL(x, i)) > a ? __builtin_fabsf(VAL(x, i)) : a;          \
+            float sc = a > 0 ? a / 240.0f : 1.0f;                                             \
+            vf vs = set1(sc);                                                                 \
+            vi mag;                                                                           \
+            s[r] = sc;                                                                        \
+            for (i = 0; i + W <= k; i += W)                                                   \
+                st8(q + i, e4m3_code(bits(vdiv(LOAD(x + i), vs)), &mag));                     \
+            for (; i < k; i++)                                                                \
+                q[i] = kg_f32_to_e4m3(VAL(x, i) / sc);                                        \
+        }                                                                                     \
+    }
+
+static inline vf ld_bf16(const kg_u16 *p) { return fbits(slli(ld16(p), 16)); }
+#define VAL_F32(x, i) ((x)[i])
+#define VAL_BF16(x, i) kg_bf16_to_f32((x)[i])
+QUANT_ROWS(quant_rows_e4m3_f32, float, ld, VAL_F32)
+QUANT_ROWS(quant_rows_e4m3_bf16, kg_u16, ld_bf16, VAL_BF16)
+#undef QUANT_ROWS
+#undef VAL_F32
+#undef VAL_BF16
+
 /* The decoded value of e4m3 code (magnitude mag): 0x78 is inf, 0x7c NaN (0x7fc00000 | sign). */
 static inline vf e4m3_value(vi code, vi mag)
 {

@@ -420,28 +420,36 @@ static int pack_kn(const kg_wt_src *s, const plan *pl, kg_u8 *mem, kg_u8 *scale)
 
 /* ---- packing: the nk fast path and concatenated parts --------------------------------------- */
 /* In the nk layout ([N, K], a Hugging Face linear weight) column n of W is stored row n, read
- * front to back; its values go kg at a time into the panel's column, nr * kg elements apart. A
- * panel (kpad * nr elements) stays in the cache while its nr columns are written. */
+ * front to back; its values go kg at a time into the panel's column, nr * kg elements apart
+ * (stepped, not divided: a division an element cost more than the copy). A panel (kpad * nr
+ * elements) stays in the cache while its nr columns are written. */
 
 #define DEF_COLUMN(name, T)                                                                 \
     static void name(void *panel, const void *col, long K, long kg, long nr, long j)       \
     {                                                                                       \
         T *restrict d = (T *)panel + j * kg;                                                \
         const T *x = col;                                                                   \
-        for (long k = 0; k < K; k++)                                                        \
-            d[(k / kg) * nr * kg + k % kg] = x[k];                                          \
+        for (long k = 0; k < K; d += nr * kg)                                               \
+            for (long r = 0; r < kg && k < K; r++, k++)                                     \
+                d[r] = x[k];                                                                \
     }
 DEF_COLUMN(column_u8, u8a)
 DEF_COLUMN(column_u16, u16a)
 DEF_COLUMN(column_u32, u32a)
 #undef DEF_COLUMN
 
-/* Columns 0..N-1 of s into packed columns n_off.. of the zeroed panels at mem: the nk layout
- * column by column, any other (non-MX) layout element by element. */
-static void pack_cols(const kg_wt_src *s, const plan *pl, kg_u8 *mem, long n_off)
+typedef struct cols { const kg_wt_src *s; const plan *pl; kg_u8 *mem; long n_off; } cols;
+
+/* Columns [n0, n1) of s into packed columns n_off + n0.. of the zeroed panels at mem: the nk
+ * layout column by column, any other (non-MX) layout element by element. */
+static void cols_range(void *ctx, long n0, long n1)
 {
-    long nr = pl->nr, kg = pl->kg, kpad = pl->kpad, es = pl->bits / 8;
-    for (long n = 0; n < s->N; n++) {
+    const cols *c = ctx;
+    const kg_wt_src *s = c->s;
+    const plan *pl = c->pl;
+    kg_u8 *mem = c->mem;
+    long n_off = c->n_off, nr = pl->nr, kg = pl->kg, kpad = pl->kpad, es = pl->bits / 8;
+    for (long n = n0; n < n1; n++) {
         long p = (n_off + n) / nr, j = (n_off + n) % nr;
         if (s->layout == KG_WL_NK && pl->bits >= 8) {
             void (*column)(void *, const void *, long, long, long, long) =
@@ -454,6 +462,18 @@ static void pack_cols(const kg_wt_src *s, const plan *pl, kg_u8 *mem, long n_off
             put_code(mem, pl->bits, p * kpad * nr + (k / kg) * nr * kg + j * kg + k % kg,
                      get_code(s->data, pl->bits, data_index(s, k, n)));
     }
+}
+
+/* All columns of s, split over the runtime's threads where each column is whole bytes (nk):
+ * a thread's columns are whole panels but at its range's ends, and columns never share an
+ * element. fp4 codes share bytes, so fp4 runs on one thread. */
+static void pack_cols(const kg_wt_src *s, const plan *pl, kg_u8 *mem, long n_off)
+{
+    cols c = { s, pl, mem, n_off };
+    if (s->layout == KG_WL_NK && pl->bits >= 8)
+        kgp_parallel_for(cols_range, &c, s->N, pl->nr);
+    else
+        cols_range(&c, 0, s->N);
 }
 
 /* ---- packing: the entry point ---------------------------------------------------------------- */

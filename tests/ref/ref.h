@@ -114,6 +114,11 @@ void lm_head_ref(float *logits, float *normed, const float *x, const float *W,
                  long T, long H, long V);
 /* end lm_head */
 
+/* quant_ref.c: a model loader's --weights fp8 quantizer of a weight stored [N, K] (HF's [out,
+ * in]) at dtype (0 f32, 1 bf16, 2 fp16; data possibly unaligned): q [N, K] e4m3 codes, scale
+ * [N] = max |row| / 240 (1 for a zero row, NaN passed over), q = e4m3(w / scale). */
+void quant_ref_e4m3(uint8_t *q, float *scale, const void *data, int dtype, long N, long K);
+
 /* attention_block_tkg_ref.c (shared/reference/attention_block_tkg.md) */
 typedef struct attn_block_ref_opts {
     long B, S, H, N, D;     /* batch, new tokens S_tkg, hidden, query heads, head dim */

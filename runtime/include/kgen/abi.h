@@ -157,6 +157,15 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
     /* q[i] = e4m3fn(clamp(x[i] * s, -m, m)): OCP float8_e4m3fn (no inf, NaN = 0x7f/0xff) */    \
     X(void, quant_e4m3fn_f32, (kg_u8 *q, const float *x, float s, float m, long n),            \
       (q, x, s, m, n))                                                                          \
+    /* a weight stored [out, in] to e4m3 with one scale per output column (per row r < n of   \
+     * x [n, k], row stride k): a = max |x[r*k + j]| over j (NaN ignored), s[r] = a / 240 (1 if \
+     * a is 0), q[r*k + j] = e4m3(x[r*k + j] / s[r]) as kg_f32_to_e4m3; the same bits on every  \
+     * ISA. A model loader's quantizer (--weights fp8), not a kernel's */                      \
+    X(void, quant_rows_e4m3_f32, (kg_u8 *q, float *s, const float *x, long n, long k),         \
+      (q, s, x, n, k))                                                                          \
+    /* the same of bf16 x (its exact fp32 values) */                                            \
+    X(void, quant_rows_e4m3_bf16, (kg_u8 *q, float *s, const kg_u16 *x, long n, long k),       \
+      (q, s, x, n, k))                                                                          \
     /* y0[i] = x0[i]*c[i] - x1[i]*s[i]; y1[i] = x1[i]*c[i] + x0[i]*s[i] (rotate n pairs) */     \
     X(void, rot_rows_f32, (float *y0, float *y1, const float *x0, const float *x1,             \
                            const float *c, const float *s, long n), (y0, y1, x0, x1, c, s, n)) \

@@ -147,7 +147,8 @@ typedef struct kg_wt_src {
 /* Packs src into w (allocating; free with kg_wt_free). Returns KG_OK, or KG_ESHAPE /
  * KG_ESPEC with a one-line reason in err (sizes the layout cannot hold, MX scales on a format
  * without them), or KG_ENOMEM. The packed layout is documented at kg_wt in kgen/abi.h.
- * Packed weights of 4 MiB or more sit on huge pages where the OS grants them. KGEN_WT_PACK=generic
+ * Packed weights of 4 MiB or more sit on huge pages where the OS grants them. An nk weight of
+ * whole-byte elements is packed on the runtime's threads (kgp_parallel_for). KGEN_WT_PACK=generic
  * in the environment packs element by element (the reference the fast kn path is tested
  * against). */
 int kg_wt_pack(kg_wt *w, const kg_wt_src *src, char *err, size_t errlen);
