@@ -11,9 +11,12 @@
 #include "prim.h" /* kgr_cpu_features: the runtime's reading of cpuid and xgetbv */
 
 enum {
-    /* 16x the ~32 MiB the L3 of these machines holds in practice, and still 4x a 128 MiB one
-     * (the cpuid figure, 508 MiB, is not real): no pass can be served from a cache */
-    READ_MIB = 512,
+    /* The size of the weights the decode GEMVs stream (an 8B model's MLP projection: 112 MiB),
+     * 4x the ~32 MiB the L3 of these machines holds in practice, so the probe meets the memory
+     * the kernels do. A 512 MiB buffer read slower on one Zen 5 VM (37.7-46.6 GB/s over a
+     * session) than the bf16 GEMV on its 112 MiB (46-48.6 GB/s: ratios up to 1.24); at 128 MiB
+     * the probe read 47.6-50.8 and the GEMV's ratio stayed at or below 0.97. */
+    READ_MIB = 128,
     QUICK_READ_MIB = 128,
     PASSES = 7,           /* timed passes per probe (plus one warm-up) */
     QUICK_PASSES = 3,
