@@ -93,21 +93,6 @@ int kgt_case_x4_word_fmt(const kgt_case *c, const char *name)
     return KG_WT_E2M1;
 }
 
-/* Writes code v as element e of an array of `bits`-bit elements (fp4: low nibble first). */
-static void put(void *p, int bits, long e, uint32_t v)
-{
-    unsigned char *b = p;
-    if (bits == 32)
-        memcpy(b + 4 * e, &v, 4);
-    else if (bits == 16) {
-        uint16_t h = (uint16_t)v;
-        memcpy(b + 2 * e, &h, 2);
-    } else if (bits == 8)
-        b[e] = (unsigned char)v;
-    else
-        b[e / 2] |= (unsigned char)((v & 0xf) << (e % 2 * 4));
-}
-
 static int same_shape(const kg_npy *a, const long *shape, int rank)
 {
     if (a->rank != rank)
@@ -211,7 +196,7 @@ long kgt_case_wt(const kgt_case *c, const char *name, const char *scale_name, in
                 v += (int64_t)1 << 32;
             cr_assert(v >= 0 && v < ((int64_t)1 << (4 * bits)), "%s: %s word %ld = %lld is no "
                       "%d-bit x4 word", cn, name, i, (long long)v, 4 * bits);
-            put(data, 4 * bits, i, (uint32_t)v);
+            kgt_put_code(data, 4 * bits, i, (uint32_t)v);
         }
     } else if (rep == UNPACKED) {
         data = calloc((size_t)(n / 4), 4);
@@ -220,13 +205,13 @@ long kgt_case_wt(const kgt_case *c, const char *name, const char *scale_name, in
             uint32_t word = 0;
             for (int q = 0; q < 4; q++)
                 word |= code_at(c, name, a, 4 * i + q, fmt) << (bits * q);
-            put(data, 4 * bits, i, word);
+            kgt_put_code(data, 4 * bits, i, word);
         }
     } else {
         data = calloc((size_t)n + 1, 4);
         cr_assert(data);
         for (long i = 0; i < n; i++)
-            put(data, bits, i, code_at(c, name, a, i, fmt));
+            kgt_put_code(data, bits, i, code_at(c, name, a, i, fmt));
     }
     uint8_t *sc = scale_name ? stored_scales(c, scale_name, fmt, layout, K, N) : NULL;
     kg_wt_src src = { fmt, layout, K, N, data, sc, 0, 0 };

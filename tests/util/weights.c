@@ -21,8 +21,7 @@ int kgt_wt_kb(int layout)
     return layout == KG_WL_MLP_MX_DOWN ? 8 : 32;
 }
 
-/* Writes code v as element e of an array of `bits`-bit codes (fp4: low nibble first). */
-static void put(void *p, int bits, long e, uint32_t v)
+void kgt_put_code(void *p, int bits, long e, uint32_t v)
 {
     unsigned char *b = p;
     if (bits == 32)
@@ -59,7 +58,7 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
     switch (layout) {
     case KG_WL_KN:
         for (long i = 0; i < K * N; i++)
-            put(d, bits, i, codes[i]);
+            kgt_put_code(d, bits, i, codes[i]);
         if (e8)
             memcpy(sc, e8, (size_t)(K / 32 * N));
         break;
@@ -78,7 +77,7 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
         for (long r = 0; r < K / 4; r++)
             for (long n = 0; n < N; n++) {
                 long rows[4] = { perm[4 * r], perm[4 * r + 1], perm[4 * r + 2], perm[4 * r + 3] };
-                put(d, wbits, e++, word4(codes, N, rows, n, bits));
+                kgt_put_code(d, wbits, e++, word4(codes, N, rows, n, bits));
             }
         free(perm);
         if (e8)
@@ -93,7 +92,7 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
                 for (long n = 0; n < N; n++) {
                     long h = 512 * j + 4 * p;
                     long rows[4] = { h, h + 1, h + 2, h + 3 };
-                    put(d, wbits, e++, word4(codes, N, rows, n, bits));
+                    kgt_put_code(d, wbits, e++, word4(codes, N, rows, n, bits));
                 }
         if (e8)
             for (long s = 0, i = 0; s < 16; s++)
@@ -111,7 +110,7 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
                     long rows[4];
                     for (int q = 0; q < 4; q++)
                         rows[q] = K >= 512 ? 512 * t + 128 * q + p : q * (K / 4) + p;
-                    put(d, wbits, e++, word4(codes, N, rows, n, bits));
+                    kgt_put_code(d, wbits, e++, word4(codes, N, rows, n, bits));
                 }
         if (e8)
             for (long s = 0, i = 0; s < P / 8; s++)
@@ -133,7 +132,7 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
         for (long a0 = 0; a0 < 2; a0++)
         for (long a3 = 0; a3 < 2; a3++) {
             long flat = (((((a0 * H5 + a1) * 128 + a2) * 2 + a3) * I5 + a4) * 128 + a5) * 4 + a6;
-            put(d, bits, e++, codes[flat]);
+            kgt_put_code(d, bits, e++, codes[flat]);
         }
         break;
     }
@@ -143,7 +142,7 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
             for (long b0 = 0; b0 < K / 512; b0++)
                 for (long n = 0; n < N; n++)
                     for (long b2 = 0; b2 < 4; b2++)
-                        put(d, bits, e++, codes[((b0 * 128 + b1) * 4 + b2) * N + n]);
+                        kgt_put_code(d, bits, e++, codes[((b0 * 128 + b1) * 4 + b2) * N + n]);
         break;
     default:
         cr_assert_fail("kgt_wt_store: layout %d", layout);

@@ -11,6 +11,10 @@
 /* The block length of an MX weight's scales in `layout` (8 for mlp_mx_down, else 32). */
 int kgt_wt_kb(int layout);
 
+/* Writes code v as element e of an array of `bits`-bit codes (fp4: low nibble first; the
+ * array's byte starts zeroed). */
+void kgt_put_code(void *p, int bits, long e, uint32_t v);
+
 /* Stores the logical codes of W [K, N] in `layout`: codes[k*N + n] is the element's code (fp32
  * bits for f32, 16-bit for bf16/fp16, 8-bit for fp8, 4-bit for fp4); e8 (NULL, or one E8M0
  * per logical block: e8[(k/kb)*N + n]) goes to the layout's scale arrangement. Returns the
