@@ -234,3 +234,13 @@ Test(wt_pack, parts_refused)
     p[1].fmt = KG_WT_BF16;
     cr_assert_eq(kg_wt_pack_parts(&w, p, 2, err, sizeof err), KG_ESHAPE);
 }
+
+/* The element widths the packer and the GEMM split read (kg_wt_fmt_bits). */
+Test(wt_pack, format_bits)
+{
+    static const int want[KG_WT_FMT_COUNT] = { 32, 16, 16, 8, 8, 8, 4 };
+    for (int f = 0; f < KG_WT_FMT_COUNT; f++)
+        cr_assert_eq(kg_wt_fmt_bits(f), want[f], "%s", kg_wt_fmt_name(f));
+    cr_assert_eq(kg_wt_fmt_bits(-1), 0);
+    cr_assert_eq(kg_wt_fmt_bits(KG_WT_FMT_COUNT), 0);
+}

@@ -2,6 +2,7 @@
  * kgp_gemm_f32 split over the runtime's threads, and the check that a packed weight is the one
  * a kernel was generated for. */
 #include "kgen/abi.h"
+#include "kgen/kgen.h"
 
 /* Rows of a task: one pass of the AVX-512 and AVX2 GEMMs (their register tiles are 6 rows;
  * 132 = 22 tiles keeps a pass's A rows in L2 next to one weight panel). */
@@ -30,12 +31,6 @@ static void mm_tasks(void *ctx, long t0, long t1)
     }
 }
 
-/* Bytes of one stored weight element (fp4's half byte counted as one). */
-static long wt_bytes(int fmt)
-{
-    return fmt == KG_WT_F32 ? 4 : fmt == KG_WT_BF16 || fmt == KG_WT_F16 ? 2 : 1;
-}
-
 /* Row blocks outermost: a thread's contiguous run of tasks is whole row blocks where there are
  * enough of them (prefill), else runs of panels within one (decode), so each thread streams
  * its part of the weight once per row block and writes its own rows or columns of C. */
@@ -43,7 +38,7 @@ void kgp_matmul_f32(float *C, long ldc, const float *A, long lda, long M, const 
 {
     mm m = { C, A, W, ldc, lda, M, (W->N + W->nr - 1) / W->nr };
     /* a task's work: its panel streamed, or its FMAs at 4 a byte (K, nr, M are bounded) */
-    long rows = M < MM_ROWS ? M : MM_ROWS, eb = wt_bytes(W->fmt);
+    long rows = M < MM_ROWS ? M : MM_ROWS, eb = (kg_wt_fmt_bits(W->fmt) + 7) / 8;
     long task = W->K * W->nr * (rows / 4 > eb ? rows / 4 : eb);
     kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np,
                      task > 0 ? KGP_GRAIN(task) : 1);

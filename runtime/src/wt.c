@@ -27,6 +27,11 @@ const char *kg_wt_fmt_name(int fmt)
     return fmt >= 0 && fmt < KG_WT_FMT_COUNT ? FMT_NAMES[fmt] : NULL;
 }
 
+int kg_wt_fmt_bits(int fmt)
+{
+    return fmt >= 0 && fmt < KG_WT_FMT_COUNT ? FMT_BITS[fmt] : 0;
+}
+
 int kg_wt_fmt_from_name(const char *name)
 {
     for (int i = 0; name && i < KG_WT_FMT_COUNT; i++)

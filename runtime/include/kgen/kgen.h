@@ -165,6 +165,8 @@ int kg_wt_stored_shape(const kg_wt_src *src, int which, long shape[8]);
 /* "f32", "bf16", "fp16", "e4m3", "e4m3fn", "e5m2", "e2m1" and back (-1 if unknown). */
 const char *kg_wt_fmt_name(int fmt);
 int kg_wt_fmt_from_name(const char *name);
+/* Bits of one stored element of format fmt (e2m1: 4), 0 for an unknown format. */
+int kg_wt_fmt_bits(int fmt);
 /* "kn", "x4", "x4_interleaved", "mlp_mx_gate_up", "mlp_mx_down", "mlp_smx_gate_up",
  * "mlp_smx_down", "nk" and back (-1 if unknown). */
 const char *kg_wt_layout_name(int layout);
