@@ -68,12 +68,12 @@ static int parse(int argc, char **argv, opts *o)
 static int parse_ids(const char *s, int64_t **ids, long *n)
 {
     long cap = 1;
+    *ids = NULL, *n = 0; /* set on every path, the refusals' too */
     for (const char *p = s; *p; p++)
         cap += *p == ',';
     if (cap > MAX_PROMPT)
         return kgc_error(KGC_USAGE, "run: --prompt-ids: more than %d ids", MAX_PROMPT);
     *ids = malloc((size_t)cap * sizeof **ids);
-    *n = 0;
     for (const char *p = s; *ids;) {
         char *end;
         long long v = strtoll(p, &end, 10);

@@ -128,6 +128,7 @@ static int get_array(const reader *r, const json_t *o, const char *path, const c
                      size_t max, json_t **a, int *n)
 {
     char f[256];
+    *n = 0; /* on every path: a caller that stops at an error never reads a stale count */
     int rc = get(r, o, path, key, a);
     if (rc != KG_OK)
         return rc;

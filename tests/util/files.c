@@ -31,7 +31,9 @@ static void remove_tmp_dir(const char *dir)
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof path)
+            continue; /* cut short it would name another file; left, as the folder then is */
         if (unlink(path) != 0)
             remove_tmp_dir(path);
     }
