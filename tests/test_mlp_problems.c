@@ -1,6 +1,6 @@
 /* tests/test_mlp_problems.c: what the mlp generator refuses (every rejected option combination
  * of shared/reference/mlp.md, each message naming its key) and kernel names that parse back. The
- * kernels themselves are tested in test_mlp.c. */
+ * kernels themselves are tested in test_mlp.c (sweeps) and test_mlp_vectors.c. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>

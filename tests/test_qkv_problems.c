@@ -1,6 +1,6 @@
 /* tests/test_qkv_problems.c: what the qkv generator refuses (every rejected option combination
  * of shared/reference/qkv.md, each message naming its key) and kernel names that parse back. The
- * kernels themselves are tested in test_qkv.c. */
+ * kernels themselves are tested in test_qkv.c (sweeps) and test_qkv_vectors.c. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
