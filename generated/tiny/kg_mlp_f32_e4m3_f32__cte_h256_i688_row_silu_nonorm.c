@@ -106,6 +106,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(2048));
+        kgp_matmul_f32(c->G, 688, c->A, 256, mb, gate_w);
+        kgp_matmul_f32(c->U, 688, c->A, 256, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(8256));
+        kgp_matmul_f32(c->A, 256, c->U, 688, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(2048));
+    }
+}
+
 int kg_mlp_f32_e4m3_f32__cte_h256_i688_row_silu_nonorm(
     void *restrict out,
     void *restrict add_out,
@@ -153,17 +170,7 @@ int kg_mlp_f32_e4m3_f32__cte_h256_i688_row_silu_nonorm(
     c.dx = p + m * ROW_DX;
     c.dh = p + m * ROW_DH;
     c.sg = gate_scale, c.su = up_scale, c.sd = down_scale;
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(2048));
-        kgp_matmul_f32(c.G, 688, c.A, 256, mb, gate_w);
-        kgp_matmul_f32(c.U, 688, c.A, 256, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(8256));
-        kgp_matmul_f32(c.A, 256, c.U, 688, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(2048));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 

@@ -111,6 +111,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(2048));
+        kgp_matmul_f32(c->G, 688, c->A, 256, mb, gate_w);
+        kgp_matmul_f32(c->U, 688, c->A, 256, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(8256));
+        kgp_matmul_f32(c->A, 256, c->U, 688, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(2048));
+    }
+}
+
 int kg_mlp_f32_f32_f32__tkg_h256_i688_none_silu_rms_eps1em05_add_store(
     void *restrict out,
     void *restrict add_out,
@@ -149,8 +166,8 @@ int kg_mlp_f32_f32_f32__tkg_h256_i688_none_silu_rms_eps1em05_add_store(
     float *p = kgp_scratch((m * ROW_FLOATS + SCR_FLOATS) * (long)sizeof(float));
     if (!p)
         return KG_ENOMEM;
-    float *once = p + m * ROW_FLOATS;
     struct ctx c;
+    float *once = p + m * ROW_FLOATS;
     c.hidden = hidden;
     c.add = add;
     c.out = out;
@@ -161,17 +178,7 @@ int kg_mlp_f32_f32_f32__tkg_h256_i688_none_silu_rms_eps1em05_add_store(
     c.U = p + m * ROW_U;
     c.gamma = once + SCR_GAMMA;
     to_f32(once + SCR_GAMMA, gamma, 256);
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(2048));
-        kgp_matmul_f32(c.G, 688, c.A, 256, mb, gate_w);
-        kgp_matmul_f32(c.U, 688, c.A, 256, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(8256));
-        kgp_matmul_f32(c.A, 256, c.U, 688, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(2048));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 
