@@ -24,9 +24,7 @@ local host = host -- provided by the C side: version, sha256(s), template(name)
 local function params_c(rec)
   local ps = {}
   for _, a in ipairs(rec.args) do
-    local ct = a.weight and "const kg_wt *restrict "
-               or a.dir == "in" and "const void *restrict " or "void *restrict "
-    insert(ps, ct .. a.name)
+    insert(ps, signature.c_type(a, true) .. a.name)
   end
   for _, c in ipairs(rec.calls) do insert(ps, "long " .. c) end
   return "\n    " .. concat(ps, ",\n    ")
