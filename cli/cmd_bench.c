@@ -163,7 +163,11 @@ static void gemm_shapes(const kg_manifest_kernel *d, const long *n, kgb_result *
         const kg_manifest_arg *w = &d->args[i];
         if (!w->used || !w->weight)
             continue;
-        r->narrow |= narrow_format(w->dtype);
+        r->narrow |= narrow_format(w->dtype) || (w->list_alt && narrow_format(w->alt_dtype));
+        if (w->list) { /* a layer's weights each: not one GEMM over the tokens */
+            plain = 0;
+            continue;
+        }
         if (kg_manifest_shape(w, n, shape) != 2 || r->ngemm == KGB_MAX_GEMMS) {
             plain = 0;
             continue;

@@ -36,11 +36,14 @@ local function view(rec, text)
       if type(d) == "string" then d = rec.nominal[match(d, "^%.*(.*)$")] end
       shape[i] = d
     end
+    local li = emit.list_info(a, rec.k) or { count = 0, given = 0, alt_dtype = a.dtype, alt = 0 }
     insert(args, { name = a.name, dir = a.dir, dtype = a.dtype, shape = shape,
                    used = a.used ~= false, scalar = a.scalar or a.first_row or false,
                    init = a.init or "normal",
                    weight_layout = a.weight and a.weight.layout or nil,
-                   weight_mx = a.weight and a.weight.mx or false })
+                   weight_mx = a.weight and a.weight.mx or false,
+                   list = li.count, list_given = li.given, list_alt = li.alt,
+                   alt_dtype = li.alt_dtype })
   end
   local nominal = {}
   for i, c in ipairs(rec.calls) do nominal[i] = rec.nominal[c] end
@@ -183,10 +186,13 @@ function M.bind(str, given)
         for _, x in ipairs(lead[match(d, "^%.%.%.(.*)$")] or {}) do insert(s, x) end
       else insert(s, val[d]) end
     end
+    local li = emit.list_info(a, k) or { count = 0, given = 0, alt_dtype = a.dtype, alt = 0 }
     insert(shapes, { name = a.name, dir = a.dir, dtype = a.dtype, shape = s,
                      used = a.used ~= false, scalar = a.scalar or a.first_row or false,
                      weight_layout = a.weight and a.weight.layout or nil,
-                     weight_mx = a.weight and a.weight.mx or false })
+                     weight_mx = a.weight and a.weight.mx or false,
+                     list = li.count, list_given = li.given, list_alt = li.alt,
+                     alt_dtype = li.alt_dtype })
   end
   return n, shapes
 end
