@@ -26,7 +26,7 @@
 #include "util/vectors.h"
 #include "util/weights.h"
 
-enum { LMAX = 4, GMAX = 4 };
+enum { LMAX = 4, GMAX = 4, EMAX = 16 }; /* layers, ranks, (layer, KV head) pairs */
 
 /* ---- one call's tensors ---------------------------------------------------------------------- */
 
@@ -38,23 +38,27 @@ typedef struct call {
     float *X, *cos, *sin;
     uint8_t *mask;
     uint32_t *pos;
-    float *Wqkv[LMAX], *Wout[LMAX], *Wg[LMAX], *Wu[LMAX], *Wd[LMAX], *gq[LMAX], *gm[LMAX];
-    float *sg[LMAX], *su[LMAX], *sd[LMAX], *K[LMAX], *V[LMAX];
+    float *Wg[LMAX], *Wu[LMAX], *Wd[LMAX], *gq[LMAX], *gm[LMAX], *sg[LMAX], *su[LMAX], *sd[LMAX];
+    /* per (layer l, KV head g), element l * nkv + g */
+    float *Wqkv[EMAX], *Wout[EMAX], *K[EMAX], *V[EMAX];
 } call;
 
 static long n_tok(const call *c) { return c->o.B * c->o.S; }
 static long n_cache(const call *c) { return c->o.B * c->o.D * c->o.S_max; }
 static long n_qkv(const call *c) { return (c->o.N + 2) * c->o.D; }
 static int is_fp8(const call *c, int l) { return (c->o.fp8 >> l) & 1; }
+static int n_kv(const call *c) { return c->o.nkv > 0 ? c->o.nkv : 1; }
+static int n_el(const call *c) { return c->o.L * n_kv(c); } /* elements of the [lg] lists */
 
 static void call_free(call *c)
 {
     free(c->X), free(c->cos), free(c->sin), free(c->mask), free(c->pos);
     for (int l = 0; l < LMAX; l++) {
-        free(c->Wqkv[l]), free(c->Wout[l]), free(c->Wg[l]), free(c->Wu[l]), free(c->Wd[l]);
+        free(c->Wg[l]), free(c->Wu[l]), free(c->Wd[l]);
         free(c->gq[l]), free(c->gm[l]), free(c->sg[l]), free(c->su[l]), free(c->sd[l]);
-        free(c->K[l]), free(c->V[l]);
     }
+    for (int e = 0; e < EMAX; e++)
+        free(c->Wqkv[e]), free(c->Wout[e]), free(c->K[e]), free(c->V[e]);
 }
 
 static float *dup(const float *x, long n)
@@ -107,8 +111,6 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
     }
     for (int l = 0; l < o->L; l++) {
         unsigned long long s = seed + 100 * (unsigned long long)(l + 1);
-        c->Wqkv[l] = randn(t, H * n_qkv(c), s, 1.0f / sqrtf((float)H));
-        c->Wout[l] = randn(t, ND * H, s + 1, 1.0f / sqrtf((float)ND));
         if (is_fp8(c, l)) {
             c->Wg[l] = randn_e4m3(H * I, s + 2, 1.0f / sqrtf((float)H));
             c->Wu[l] = randn_e4m3(H * I, s + 3, 1.0f / sqrtf((float)H));
@@ -124,16 +126,22 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
             c->gq[l][h] = kgt_round(t, c->gq[l][h] + 1.0f);
             c->gm[l][h] = kgt_round(t, c->gm[l][h] + 1.0f);
         }
-        c->K[l] = randn(t, n_cache(c), s + 10, 1.0f), c->V[l] = randn(t, n_cache(c), s + 11, 1.0f);
     }
-    c->mask = malloc((size_t)(W * B * o->N * S));
+    for (int e = 0; e < n_el(c); e++) {
+        unsigned long long s = seed + 1000 + 100 * (unsigned long long)e;
+        c->Wqkv[e] = randn(t, H * n_qkv(c), s, 1.0f / sqrtf((float)H));
+        c->Wout[e] = randn(t, ND * H, s + 1, 1.0f / sqrtf((float)ND));
+        c->K[e] = randn(t, n_cache(c), s + 10, 1.0f), c->V[e] = randn(t, n_cache(c), s + 11, 1.0f);
+    }
+    long NQ = n_kv(c) * o->N; /* every KV head's query heads */
+    c->mask = malloc((size_t)(W * B * NQ * S));
     for (long j = 0; j < W; j++)
         for (long b = 0; b < B; b++)
-            for (long n = 0; n < o->N; n++)
+            for (long n = 0; n < NQ; n++)
                 for (long s = 0; s < S; s++) {
-                    long len = W - S - b > 0 ? W - S - b : 0;
+                    long len = W - S - b - n % 3 > 0 ? W - S - b - n % 3 : 0;
                     int on = j < len || (j >= W - S && j - (W - S) <= s);
-                    c->mask[((j * B + b) * o->N + n) * S + s] = (uint8_t)on;
+                    c->mask[((j * B + b) * NQ + n) * S + s] = (uint8_t)on;
                 }
     c->pos = malloc(sizeof(uint32_t) * (size_t)B);
     for (long b = 0; b < B; b++)
@@ -149,15 +157,16 @@ static void problem_of(const call *c, char *buf, size_t len)
     const tkg_ref_opts *o = &c->o;
     snprintf(buf, len, "transformer_tkg:dtype=%s,H=%ld,I=%ld,q_heads=%ld,d_head=%ld,S_tkg=%ld,"
              "S_max=%ld,num_layers=%d,eps=%.9g,fp8_layers=%u,clamp_bound=%.9g,tp=%d,"
-             "update_cache=%s", kg_dtype_name(c->t), o->H, o->I, o->N, o->D, o->S, o->S_max,
-             o->L, (double)o->eps, o->fp8, (double)o->clamp, c->tp, tf(o->update));
+             "update_cache=%s,kv_heads=%d", kg_dtype_name(c->t), o->H, o->I, o->N, o->D, o->S,
+             o->S_max, o->L, (double)o->eps, o->fp8, (double)o->clamp, c->tp, tf(o->update),
+             n_kv(c));
 }
 
 static int wt_fmt(kg_dtype t) { return t == KG_F32 ? KG_WT_F32 : t == KG_F16 ? KG_WT_F16 : KG_WT_BF16; }
 
 /* A call's weights packed for the kernels, per layer. */
 typedef struct packed {
-    kg_wt qkv[LMAX], out[LMAX], g[LMAX], u[LMAX], d[LMAX];
+    kg_wt qkv[EMAX], out[EMAX], g[LMAX], u[LMAX], d[LMAX];
     void *gq[LMAX], *gm[LMAX];
 } packed;
 
@@ -167,22 +176,25 @@ static void pack_call(packed *p, const call *c)
     int f = wt_fmt(c->t);
     for (int l = 0; l < o->L; l++) {
         int fm = is_fp8(c, l) ? KG_WT_E4M3 : f;
-        kgt_wt_from_values(&p->qkv[l], f, KG_WL_KN, o->H, n_qkv(c), c->Wqkv[l]);
-        kgt_wt_from_values(&p->out[l], f, KG_WL_KN, o->N * o->D, o->H, c->Wout[l]);
         kgt_wt_from_values(&p->g[l], fm, KG_WL_KN, o->H, o->I, c->Wg[l]);
         kgt_wt_from_values(&p->u[l], fm, KG_WL_KN, o->H, o->I, c->Wu[l]);
         kgt_wt_from_values(&p->d[l], fm, KG_WL_KN, o->I, o->H, c->Wd[l]);
         p->gq[l] = kgt_encode(c->t, c->gq[l], o->H), p->gm[l] = kgt_encode(c->t, c->gm[l], o->H);
     }
+    for (int e = 0; e < n_el(c); e++) {
+        kgt_wt_from_values(&p->qkv[e], f, KG_WL_KN, o->H, n_qkv(c), c->Wqkv[e]);
+        kgt_wt_from_values(&p->out[e], f, KG_WL_KN, o->N * o->D, o->H, c->Wout[e]);
+    }
 }
 
-static void pack_free(packed *p, int L)
+static void pack_free(packed *p, const call *c)
 {
-    for (int l = 0; l < L; l++) {
-        kg_wt_free(&p->qkv[l]), kg_wt_free(&p->out[l]), kg_wt_free(&p->g[l]);
-        kg_wt_free(&p->u[l]), kg_wt_free(&p->d[l]);
+    for (int l = 0; l < c->o.L; l++) {
+        kg_wt_free(&p->g[l]), kg_wt_free(&p->u[l]), kg_wt_free(&p->d[l]);
         free(p->gq[l]), free(p->gm[l]);
     }
+    for (int e = 0; e < n_el(c); e++)
+        kg_wt_free(&p->qkv[e]), kg_wt_free(&p->out[e]);
 }
 
 /* Runs the megakernel k on c: out, the caches kc[l], vc[l] (encoded, updated in place). */
@@ -192,10 +204,12 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void **kc, v
     long hc = o->D / 2 * n_tok(c);
     packed p;
     pack_call(&p, c);
-    const kg_wt *wq[LMAX], *wo[LMAX], *wg[LMAX], *wu[LMAX], *wd[LMAX];
+    const kg_wt *wq[EMAX], *wo[EMAX], *wg[LMAX], *wu[LMAX], *wd[LMAX];
     const void *gq[LMAX], *gm[LMAX], *sg[LMAX], *su[LMAX], *sd[LMAX];
+    for (int e = 0; e < n_el(c); e++)
+        wq[e] = &p.qkv[e], wo[e] = &p.out[e];
     for (int l = 0; l < o->L; l++) {
-        wq[l] = &p.qkv[l], wo[l] = &p.out[l], wg[l] = &p.g[l], wu[l] = &p.u[l], wd[l] = &p.d[l];
+        wg[l] = &p.g[l], wu[l] = &p.u[l], wd[l] = &p.d[l];
         gq[l] = p.gq[l], gm[l] = p.gm[l];
         sg[l] = c->sg[l], su[l] = c->su[l], sd[l] = c->sd[l]; /* NULL on plain layers */
     }
@@ -205,7 +219,7 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void **kc, v
                                               c->mask, o->update ? c->pos : NULL, sg, su, sd,
                                               o->B, o->S_ctx);
     free(X), free(cs), free(sn);
-    pack_free(&p, o->L);
+    pack_free(&p, c);
     return rc;
 }
 
@@ -213,8 +227,8 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void **kc, v
 static float *run_ref(const call *c, float **kw, float **vw)
 {
     const tkg_ref_opts *o = &c->o;
-    for (int l = 0; l < o->L; l++)
-        kw[l] = dup(c->K[l], n_cache(c)), vw[l] = dup(c->V[l], n_cache(c));
+    for (int e = 0; e < n_el(c); e++)
+        kw[e] = dup(c->K[e], n_cache(c)), vw[e] = dup(c->V[e], n_cache(c));
     tkg_ref_in in = { .X = c->X, .cos = c->cos, .sin = c->sin, .mask = c->mask, .pos = c->pos,
                       .W_qkv = (const float *const *)c->Wqkv,
                       .W_out = (const float *const *)c->Wout,
@@ -240,21 +254,21 @@ static void check(const tkg_ref_opts *o, kg_dtype t)
     problem_of(&c, problem, sizeof problem);
     const kg_kernel *k = kgt_jit(problem);
     long nx = n_tok(&c) * o->H, nc = n_cache(&c);
-    void *out = kgt_poisoned(t, nx), *kc[LMAX], *vc[LMAX];
-    for (int l = 0; l < o->L; l++)
-        kc[l] = kgt_encode(t, c.K[l], nc), vc[l] = kgt_encode(t, c.V[l], nc);
+    void *out = kgt_poisoned(t, nx), *kc[EMAX], *vc[EMAX];
+    for (int e = 0; e < n_el(&c); e++)
+        kc[e] = kgt_encode(t, c.K[e], nc), vc[e] = kgt_encode(t, c.V[e], nc);
     cr_assert_eq(run_kernel(k, &c, out, kc, vc), KG_OK, "%s refused the call", k->name);
-    float *kw[LMAX], *vw[LMAX], *want = run_ref(&c, kw, vw);
+    float *kw[EMAX], *vw[EMAX], *want = run_ref(&c, kw, vw);
     char msg[1024];
     long xs[2] = { n_tok(&c), o->H }, cshape[1] = { nc };
     cr_assert(kgt_close_to_ref(t, out, want, 2, xs, RTOL, ATOL, msg, sizeof msg), "%s: out %s",
               k->name, msg);
-    for (int l = 0; l < o->L; l++) {
-        cr_assert(kgt_close_to_ref(t, kc[l], kw[l], 1, cshape, RTOL, ATOL, msg, sizeof msg),
-                  "%s: K_caches[%d] %s", k->name, l, msg);
-        cr_assert(kgt_close_to_ref(t, vc[l], vw[l], 1, cshape, RTOL, ATOL, msg, sizeof msg),
-                  "%s: V_caches[%d] %s", k->name, l, msg);
-        free(kc[l]), free(vc[l]), free(kw[l]), free(vw[l]);
+    for (int e = 0; e < n_el(&c); e++) {
+        cr_assert(kgt_close_to_ref(t, kc[e], kw[e], 1, cshape, RTOL, ATOL, msg, sizeof msg),
+                  "%s: K_caches[%d] %s", k->name, e, msg);
+        cr_assert(kgt_close_to_ref(t, vc[e], vw[e], 1, cshape, RTOL, ATOL, msg, sizeof msg),
+                  "%s: V_caches[%d] %s", k->name, e, msg);
+        free(kc[e]), free(vc[e]), free(kw[e]), free(vw[e]);
     }
     free(out), free(want);
     call_free(&c);
@@ -341,12 +355,34 @@ static void run_chain(const call *c, void *out, void **kc, void **vc)
     void *h1 = kgt_poisoned(t, T * H);
     void *cs = kgt_encode(t, c->cos, hc), *sn = kgt_encode(t, c->sin, hc);
     void *kt = kgt_poisoned(t, nk), *vt = kgt_poisoned(t, nk);
+    /* KV head g's mask: query heads g * N .. of [S_ctx, B, nkv * N, S] */
+    int G = n_kv(c);
+    long NS = o->N * o->S, nm = o->S_ctx * o->B * NS;
+    uint8_t *mk = malloc((size_t)(G * nm));
+    for (int g = 0; g < G; g++)
+        for (long jb = 0; jb < o->S_ctx * o->B; jb++)
+            memcpy(mk + g * nm + jb * NS, c->mask + (jb * G + g) * NS, (size_t)NS);
+    float *acc = malloc(sizeof(float) * (size_t)(T * H));
     for (int l = 0; l < o->L; l++) {
-        cr_assert_eq(((kg_attention_block_tkg_fn *)ka->fn)(
-                         a, kt, vt, kc[l], vc[l], h, p.gq[l], &p.qkv[l], NULL, NULL, NULL, NULL,
-                         cs, sn, NULL, c->mask, NULL, NULL, NULL, o->update ? c->pos : NULL,
-                         &p.out[l], NULL, NULL, NULL, o->B, o->S_ctx, o->B), KG_OK,
-                     "%s layer %d", ka->name, l);
+        /* the KV heads' attention blocks, their partials summed in fp32 and rounded once */
+        for (int g = 0; g < G; g++) {
+            int e = l * G + g;
+            cr_assert_eq(((kg_attention_block_tkg_fn *)ka->fn)(
+                             a, kt, vt, kc[e], vc[e], h, p.gq[l], &p.qkv[e], NULL, NULL, NULL,
+                             NULL, cs, sn, NULL, mk + g * nm, NULL, NULL, NULL,
+                             o->update ? c->pos : NULL, &p.out[e], NULL, NULL, NULL, o->B,
+                             o->S_ctx, o->B), KG_OK, "%s layer %d", ka->name, l);
+            float *fa = kgt_decode(t, a, T * H);
+            for (long i = 0; i < T * H; i++)
+                acc[i] = g == 0 ? fa[i] : acc[i] + fa[i];
+            free(fa);
+        }
+        if (G > 1) {
+            free(a);
+            for (long i = 0; i < T * H; i++)
+                acc[i] = kgt_round(t, acc[i]);
+            a = kgt_encode(t, acc, T * H);
+        }
         const kg_kernel *m = is_fp8(c, l) ? km8 : km;
         cr_assert_eq(((kg_mlp_fn *)m->fn)(y, h1, a, h, &p.g[l], &p.u[l], &p.d[l], c->sg[l],
                                           c->su[l], c->sd[l], NULL, NULL, p.gm[l], NULL, NULL,
@@ -359,8 +395,9 @@ static void run_chain(const call *c, void *out, void **kc, void **vc)
         free(f1), free(fy);
     }
     memcpy(out, h, (size_t)(T * H) * kgt_dtype_size(t));
-    free(h), free(a), free(y), free(h1), free(cs), free(sn), free(kt), free(vt);
-    pack_free(&p, o->L);
+    free(h), free(a), free(y), free(h1), free(cs), free(sn), free(kt), free(vt), free(mk);
+    free(acc);
+    pack_free(&p, c);
 }
 
 static void check_chain(const tkg_ref_opts *o, kg_dtype t)
@@ -372,20 +409,20 @@ static void check_chain(const tkg_ref_opts *o, kg_dtype t)
     const kg_kernel *k = kgt_jit(problem);
     long nx = n_tok(&c) * o->H, nc = n_cache(&c);
     void *out = kgt_poisoned(t, nx), *cout = kgt_poisoned(t, nx);
-    void *kc[LMAX], *vc[LMAX], *kc2[LMAX], *vc2[LMAX];
-    for (int l = 0; l < o->L; l++) {
-        kc[l] = kgt_encode(t, c.K[l], nc), vc[l] = kgt_encode(t, c.V[l], nc);
-        kc2[l] = kgt_encode(t, c.K[l], nc), vc2[l] = kgt_encode(t, c.V[l], nc);
+    void *kc[EMAX], *vc[EMAX], *kc2[EMAX], *vc2[EMAX];
+    for (int e = 0; e < n_el(&c); e++) {
+        kc[e] = kgt_encode(t, c.K[e], nc), vc[e] = kgt_encode(t, c.V[e], nc);
+        kc2[e] = kgt_encode(t, c.K[e], nc), vc2[e] = kgt_encode(t, c.V[e], nc);
     }
     cr_assert_eq(run_kernel(k, &c, out, kc, vc), KG_OK, "%s refused the call", k->name);
     run_chain(&c, cout, kc2, vc2);
     size_t w = kgt_dtype_size(t);
     cr_assert_eq(memcmp(out, cout, (size_t)nx * w), 0, "%s: out differs from the chain's",
                  k->name);
-    for (int l = 0; l < o->L; l++) {
-        cr_assert_eq(memcmp(kc[l], kc2[l], (size_t)nc * w), 0, "%s: K_caches[%d]", k->name, l);
-        cr_assert_eq(memcmp(vc[l], vc2[l], (size_t)nc * w), 0, "%s: V_caches[%d]", k->name, l);
-        free(kc[l]), free(vc[l]), free(kc2[l]), free(vc2[l]);
+    for (int e = 0; e < n_el(&c); e++) {
+        cr_assert_eq(memcmp(kc[e], kc2[e], (size_t)nc * w), 0, "%s: K_caches[%d]", k->name, e);
+        cr_assert_eq(memcmp(vc[e], vc2[e], (size_t)nc * w), 0, "%s: V_caches[%d]", k->name, e);
+        free(kc[e]), free(vc[e]), free(kc2[e]), free(vc2[e]);
     }
     free(out), free(cout);
     call_free(&c);
@@ -402,6 +439,18 @@ Test(transformer_tkg, chain_of_single_ops_bit_for_bit, .timeout = 120 * KGT_TIME
     o = base();
     o.L = 1, o.B = 4, o.S = 3;
     check_chain(&o, KG_F16);
+    o = base();
+    o.nkv = 3, o.fp8 = 1; /* three KV heads: three attention blocks a layer, summed */
+    check_chain(&o, KG_BF16);
+}
+
+Test(transformer_tkg, kv_heads)
+{
+    tkg_ref_opts o = base();
+    o.nkv = 2;
+    check(&o, KG_BF16);
+    o.nkv = 4, o.L = 3, o.B = 3, o.S = 2, o.fp8 = 2, o.update = 0;
+    check(&o, KG_F32);
 }
 
 /* ---- tensor parallelism: threads as ranks -------------------------------------------------- */
@@ -770,7 +819,7 @@ Test(transformer_tkg, jit_and_aot_are_bit_identical, .timeout = 300 * KGT_TIME_S
         tkg_ref_opts o = base();
         kg_dtype t = i == 2 ? KG_F32 : KG_BF16;
         if (i == 1)
-            o.L = 3, o.fp8 = 6, o.clamp = 0.5f, o.B = 3, o.S = 2;
+            o.L = 3, o.fp8 = 6, o.clamp = 0.5f, o.B = 3, o.S = 2, o.nkv = 2;
         if (i == 2)
             o.update = 0, o.fp8 = 1;
         call c;
@@ -780,29 +829,29 @@ Test(transformer_tkg, jit_and_aot_are_bit_identical, .timeout = 300 * KGT_TIME_S
         const kg_kernel *kj = kgt_jit(problem), *ka = gcc_build(reg, problem);
         long nx = n_tok(&c) * o.H, nc = n_cache(&c);
         size_t w = kgt_dtype_size(t);
-        void *out[2], *kc[2][LMAX], *vc[2][LMAX];
+        void *out[2], *kc[2][EMAX], *vc[2][EMAX];
         const kg_kernel *ks[2] = { kj, ka };
         for (int b = 0; b < 2; b++) {
             out[b] = kgt_build_output(t, nx, b == 0 ? KGT_JIT : KGT_AOT);
-            for (int l = 0; l < o.L; l++)
-                kc[b][l] = kgt_encode(t, c.K[l], nc), vc[b][l] = kgt_encode(t, c.V[l], nc);
+            for (int e = 0; e < n_el(&c); e++)
+                kc[b][e] = kgt_encode(t, c.K[e], nc), vc[b][e] = kgt_encode(t, c.V[e], nc);
             cr_assert_eq(run_kernel(ks[b], &c, out[b], kc[b], vc[b]), KG_OK, "%s", kj->name);
         }
         char msg[1024];
         cr_assert(kgt_builds_equal(out[0], out[1], nx, w, msg, sizeof msg), "%s out: %s",
                   kj->name, msg);
-        for (int l = 0; l < o.L; l++) {
-            cr_assert(kgt_builds_equal(kc[0][l], kc[1][l], nc, w, msg, sizeof msg), "%s K[%d]: %s",
-                      kj->name, l, msg);
-            cr_assert(kgt_builds_equal(vc[0][l], vc[1][l], nc, w, msg, sizeof msg), "%s V[%d]: %s",
-                      kj->name, l, msg);
+        for (int e = 0; e < n_el(&c); e++) {
+            cr_assert(kgt_builds_equal(kc[0][e], kc[1][e], nc, w, msg, sizeof msg), "%s K[%d]: %s",
+                      kj->name, e, msg);
+            cr_assert(kgt_builds_equal(vc[0][e], vc[1][e], nc, w, msg, sizeof msg), "%s V[%d]: %s",
+                      kj->name, e, msg);
             for (int b = 0; b < 2; b++)
-                free(kc[b][l]), free(vc[b][l]);
+                free(kc[b][e]), free(vc[b][e]);
         }
         free(out[0]), free(out[1]);
         call_free(&c);
     }
-    cr_assert_eq(kgt_builds_compared() - compared, 1 + 2 * 2 + 1 + 2 * 3 + 1 + 2 * 2,
+    cr_assert_eq(kgt_builds_compared() - compared, 1 + 2 * 2 + 1 + 2 * 6 + 1 + 2 * 2,
                  "every output compared");
     kg_registry_free(reg);
 }

@@ -261,12 +261,14 @@ end
 
 local function obj(keys, t) t.__keys = keys; return t end
 
--- A list argument's elements (F.args `list = key`: k[key] of them): { count, given (mask of the
+-- A list argument's elements (F.args `list = key`: k[key] of them; `list = { key, key2 }`:
+-- their product, element (i, j) at i * k[key2] + j): { count, given (mask of the
 -- elements given; the others are NULL), alt_dtype, alt (mask of the elements stored in
 -- alt_dtype instead of the argument's dtype) }, or nil for a plain argument.
 function M.list_info(a, k)
   if not a.list then return nil end
-  local n = k[a.list]
+  local n = 1
+  for _, key in ipairs(type(a.list) == "table" and a.list or { a.list }) do n = n * k[key] end
   local all = (1 << n) - 1
   return { count = n, given = a.list_mask or all,
            alt_dtype = a.list_alt and a.list_alt.dtype or a.dtype,

@@ -122,6 +122,10 @@ function M.bind(str, given)
       known[a.name] = true
       local s = given[a.name]
       local want = shape_str(a.shape)
+      if not s and a.list then
+        error(format("input '%s_0' is missing (list %s: one %s %s a layer, %s_0, %s_1, ...)",
+                     a.name, a.name, a.dtype, want, a.name, a.name), 0)
+      end
       if not s then error(format("input '%s' is missing (expected %s %s)", a.name, a.dtype, want), 0) end
       local bad = format("input '%s' has shape %s, expected %s", a.name, shape_str(s), want)
       local first = a.shape[1]

@@ -36,16 +36,17 @@ static void matmul(float *y, const float *x, const float *W, long T, long K, lon
 
 static float clip(float v, float c) { return c > 0 ? (v > c ? c : v < -c ? -c : v) : v; }
 
-/* Math 1-8: the attention partial of layer l into part [T, H]; the caches written after. */
-static void attention(float *part, float *kc, float *vc, const float *h, int l,
+/* Math 1-8 for KV head g of layer l (element e = l * nkv + g): its attention partial added
+ * into part [T, H]; its caches written after. */
+static void attention(float *part, float *kc, float *vc, const float *h, int l, int g,
                       const tkg_ref_in *in, const tkg_ref_opts *o)
 {
     long B = o->B, S = o->S, H = o->H, N = o->N, D = o->D, T = B * S, W = o->S_ctx;
-    long Q = (N + 2) * D, half = D / 2;
+    long Q = (N + 2) * D, half = D / 2, nkv = o->nkv > 0 ? o->nkv : 1, e = l * nkv + g;
     float *xn = tk_alloc(T * H), *qkv = tk_alloc(T * Q), *att = tk_alloc(T * N * D);
-    float *sc = tk_alloc(W);
+    float *sc = tk_alloc(W), *p = tk_alloc(T * H);
     rms_rows(xn, h, in->g_qkv[l], T, H, o->eps);
-    matmul(qkv, xn, in->W_qkv[l], T, H, Q);
+    matmul(qkv, xn, in->W_qkv[e], T, H, Q);
     /* 3, 4: RoPE on each Q head and K (pairs i, i + D/2; cos[i, b, s]), Q / sqrt(D) */
     for (long b = 0; b < B; b++)
         for (long s = 0; s < S; s++) {
@@ -67,7 +68,7 @@ static void attention(float *part, float *kc, float *vc, const float *h, int l,
                 const float *q = qkv + (b * S + s) * Q + n * D;
                 float mx = -INFINITY;
                 for (long j = 0; j < W; j++) {
-                    if (!in->mask[((j * B + b) * N + n) * S + s]) {
+                    if (!in->mask[((j * B + b) * nkv * N + g * N + n) * S + s]) {
                         sc[j] = -INFINITY;
                         continue;
                     }
@@ -97,7 +98,9 @@ static void attention(float *part, float *kc, float *vc, const float *h, int l,
                 }
             }
     /* 6: the partial, rows b * S + s, columns n * D + d */
-    matmul(part, att, in->W_out[l], T, N * D, H);
+    matmul(p, att, in->W_out[e], T, N * D, H);
+    for (long i = 0; i < T * H; i++)
+        part[i] += p[i];
     /* 7: the cache write at pos_b + s, after attention */
     for (long b = 0; o->update && b < B; b++) {
         if (in->pos[b] == 0xFFFFFFFFu)
@@ -110,7 +113,7 @@ static void attention(float *part, float *kc, float *vc, const float *h, int l,
             }
         }
     }
-    free(xn), free(qkv), free(att), free(sc);
+    free(xn), free(qkv), free(att), free(sc), free(p);
 }
 
 /* Math 9-10: the MLP partial of layer l into y [T, H]. */
@@ -145,8 +148,11 @@ void transformer_tkg_ref(float *out, float *const *K_cache, float *const *V_cach
     long T = o->B * o->S, H = o->H;
     float *h = tk_alloc(T * H), *p = tk_alloc(T * H);
     memcpy(h, in->X, sizeof(float) * (size_t)(T * H));
+    int nkv = o->nkv > 0 ? o->nkv : 1;
     for (int l = 0; l < o->L; l++) {
-        attention(p, K_cache[l], V_cache[l], h, l, in, o);
+        memset(p, 0, sizeof(float) * (size_t)(T * H));
+        for (int g = 0; g < nkv; g++) /* the KV heads' partials summed */
+            attention(p, K_cache[l * nkv + g], V_cache[l * nkv + g], h, l, g, in, o);
         for (long i = 0; i < T * H; i++) /* 8 */
             h[i] += p[i];
         mlp(p, h, l, in, o);

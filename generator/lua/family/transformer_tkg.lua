@@ -19,16 +19,16 @@ local F = {
   calls = { "B", "S_ctx" },
   tokens = { B = "seq" },
   signature_doc = [[
-out [B, S_tkg, H]; K_caches[l] [B, 1, d_head, S_max] (transposed), V_caches[l]
-[B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H]; W_qkvs[l]
-[H, (q_heads + 2) * d_head] (the rank's Q heads, K, V); W_outs[l] [q_heads * d_head, H];
+out [B, S_tkg, H]; K_caches[lg] [B, 1, d_head, S_max] (transposed), V_caches[lg]
+[B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H]; W_qkvs[lg]
+[H, (q_heads + 2) * d_head] (KV head g's Q heads, K, V); W_outs[lg] [q_heads * d_head, H];
 W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8 layers); W_gamma_qkvs[l],
 W_gamma_mlps[l] [H]; RoPE_cos, RoPE_sin [d_head / 2, B, S_tkg]; mask_cache uint8
-[S_ctx, B, q_heads, S_tkg] (1: attend; the new tokens are the last S_tkg slots);
-position_ids [B, 1] uint32 (the write position); W_gate_scales[l], W_up_scales[l] [I],
-W_down_scales[l] [H] fp32 (fp8 layers; NULL on the others). A list (`[l]`) is an array of
-num_layers pointers. With tp > 1 the calling thread's communicator kgp_coll() is the
-replica group.]],
+[S_ctx, B, kv_heads * q_heads, S_tkg] (1: attend; the new tokens are the last S_tkg
+slots); position_ids [B, 1] uint32 (the write position); W_gate_scales[l], W_up_scales[l]
+[I], W_down_scales[l] [H] fp32 (fp8 layers; NULL on the others). A list is an array of
+pointers: [l] num_layers of them, [lg] num_layers * kv_heads (layer l's KV head g at
+l * kv_heads + g). With tp > 1 the calling thread's communicator kgp_coll() is the group.]],
 }
 
 F.keys = {
@@ -42,6 +42,10 @@ F.keys = {
     from = function(s) return s.model.q_heads // s.model.kv_heads end,
     from_doc = "model.q_heads / model.kv_heads",
     doc = "query heads of the rank's one KV head (q_heads_per_rank)" },
+  { key = "kv_heads", kind = "int", min = 1, max = 64, default = 1, name = "kv",
+    omit_default = true,
+    doc = "KV heads of the rank (upstream: 1), each with its q_heads query heads: the attention "
+          .. "block runs per KV head (its own W_qkvs, W_outs, caches) and the partials add up" },
   { key = "d_head", kind = "int", min = 2, max = 128, from = "model.head_dim", default = 128,
     name = "d", doc = "head dimension, even, at most 128" },
   { key = "S_tkg", kind = "int", min = 1, max = 8, default = 1, name = "s",
@@ -104,6 +108,10 @@ end
 local function layer_is_fp8(k, l) return (k.fp8_layers >> l) & 1 == 1 end
 
 function F.check(k, fail)
+  if k.num_layers * k.kv_heads > 63 then
+    fail("kv_heads", format("num_layers * kv_heads = %d: a list holds at most 63 elements",
+                            k.num_layers * k.kv_heads))
+  end
   if k.fp8_layers >= (1 << k.num_layers) then
     fail("fp8_layers", format("bit set past layer %d (num_layers = %d)", k.num_layers - 1,
                               k.num_layers))
@@ -133,9 +141,11 @@ function F.args(k)
   local mixed = f8 ~= 0 and { dtype = "e4m3", mask = f8 } or nil
   local mlp_dt = f8 == all and "e4m3" or dt
   if f8 == all then mixed = nil end
+  -- the attention's lists have an element per (layer, KV head): l * kv_heads + g
+  local LG = { "num_layers", "kv_heads" }
   local function wt(name, K, N, fp8able)
     return { name = name, dir = "in", dtype = fp8able and mlp_dt or dt, shape = { K, N },
-             weight = { layout = "kn", mx = false }, list = "num_layers",
+             weight = { layout = "kn", mx = false }, list = fp8able and "num_layers" or LG,
              list_alt = fp8able and mixed or nil }
   end
   local function scale(name, N)
@@ -144,10 +154,8 @@ function F.args(k)
   end
   return {
     { name = "out", dir = "out", dtype = dt, shape = { "B", s, H } },
-    { name = "K_caches", dir = "inout", dtype = dt, shape = { "B", 1, d, k.S_max },
-      list = "num_layers" },
-    { name = "V_caches", dir = "inout", dtype = dt, shape = { "B", 1, k.S_max, d },
-      list = "num_layers" },
+    { name = "K_caches", dir = "inout", dtype = dt, shape = { "B", 1, d, k.S_max }, list = LG },
+    { name = "V_caches", dir = "inout", dtype = dt, shape = { "B", 1, k.S_max, d }, list = LG },
     { name = "X", dir = "in", dtype = dt, shape = { "B", s, H } },
     wt("W_qkvs", H, (n + 2) * d, false),
     wt("W_outs", n * d, H, false),
@@ -159,7 +167,7 @@ function F.args(k)
     { name = "RoPE_cos", dir = "in", dtype = dt, shape = { d // 2, "B", s } },
     { name = "RoPE_sin", dir = "in", dtype = dt, shape = { d // 2, "B", s } },
     { name = "mask_cache", dir = "in", dtype = "u8", init = "ones",
-      shape = { "S_ctx", "B", n, s } },
+      shape = { "S_ctx", "B", k.kv_heads * n, s } },
     { name = "position_ids", dir = "in", dtype = "u32", init = "slots", shape = { "B", 1 },
       used = k.update_cache },
     scale("W_gate_scales", I),
@@ -178,13 +186,14 @@ function F.cost(k, n)
   local fm = kernel.family("mlp")
   for l = 0, k.num_layers - 1 do
     local a = fa.cost(ka, { B = n.B, S_ctx = n.S_ctx, n_cache = n.B })
+    for _, f in ipairs({ "flops", "read", "written" }) do a[f] = a[f] * k.kv_heads end
     local km = kernel.normalize(fm, mlp_keys(k, layer_is_fp8(k, l)), nil, false, error)
     local m = fm.cost(km, { T = n.B * k.S_tkg })
     local act = n.B * k.S_tkg * k.H * ctypes.info(k.dtype).bytes
     flops = flops + a.flops + m.flops
     -- the attention's X and the MLP's two inputs are the kernel's scratch, not read again
-    read = read + a.read - act + m.read - 2 * act
-    written = written + a.written - act
+    read = read + a.read - k.kv_heads * act + m.read - 2 * act
+    written = written + a.written - k.kv_heads * act
   end
   local act = n.B * k.S_tkg * k.H * ctypes.info(k.dtype).bytes
   return { flops = flops, read = read + act, written = written + act }
@@ -211,7 +220,7 @@ function F.params(k)
   end
   return {
     ATTN = A, MLP = M, MLP8 = M8,
-    H = k.H, I = k.I, N = k.q_heads, D = k.d_head, SA = k.S_tkg, S = k.S_max,
+    H = k.H, I = k.I, N = k.q_heads, KV = k.kv_heads, D = k.d_head, SA = k.S_tkg, S = k.S_max,
     L = k.num_layers, FP8 = fp8, FP8_INIT = table.concat(init, ", "), ANY_FP8 = k.fp8_layers ~= 0, TP = k.tp,
     UPDATE = k.update_cache, EPS = k.eps, CB = k.clamp_bound,
     DTYPE = k.dtype, CT = dt.c, BYTES = dt.bytes,
