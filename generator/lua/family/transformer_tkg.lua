@@ -19,8 +19,8 @@ local F = {
   calls = { "B", "S_ctx" },
   tokens = { B = "seq" },
   signature_doc = [[
-out [B, S_tkg, H]; K_caches[lg] [B, 1, d_head, S_max] (transposed), V_caches[lg]
-[B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H]; W_qkvs[lg]
+out [B, S_tkg, H]; K_caches[lg] [B, 1, d_head, S_max] (transposed),
+V_caches[lg] [B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H]; W_qkvs[lg]
 [H, (q_heads + 2) * d_head] (KV head g's Q heads, K, V); W_outs[lg] [q_heads * d_head, H];
 W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8 layers); W_gamma_qkvs[l],
 W_gamma_mlps[l] [H]; RoPE_cos, RoPE_sin [d_head / 2, B, S_tkg]; mask_cache uint8
