@@ -20,15 +20,15 @@ local F = {
   tokens = { B = "seq" },
   signature_doc = [[
 out [B, S_tkg, H]; K_caches[lg] [B, 1, d_head, S_max] (transposed),
-V_caches[lg] [B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H]; W_qkvs[lg]
-[H, (q_heads + 2) * d_head] (KV head g's Q heads, K, V); W_outs[lg] [q_heads * d_head, H];
-W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8 layers); W_gamma_qkvs[l],
-W_gamma_mlps[l] [H]; RoPE_cos, RoPE_sin [d_head / 2, B, S_tkg]; mask_cache uint8
-[S_ctx, B, kv_heads * q_heads, S_tkg] (1: attend; the new tokens are the last S_tkg
-slots); position_ids [B, 1] uint32 (the write position); W_gate_scales[l], W_up_scales[l]
-[I], W_down_scales[l] [H] fp32 (fp8 layers; NULL on the others). A list is an array of
-pointers: [l] num_layers of them, [lg] num_layers * kv_heads (layer l's KV head g at
-l * kv_heads + g). With tp > 1 the calling thread's communicator kgp_coll() is the group.]],
+V_caches[lg] [B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H];
+W_qkvs[lg] [H, (q_heads + 2) * d_head] (KV head g's Q heads, K, V); W_outs[lg]
+[q_heads * d_head, H]; W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8
+layers); W_gamma_qkvs[l], W_gamma_mlps[l] [H]; RoPE_cos, RoPE_sin [d_head / 2, B, S_tkg];
+mask_cache uint8 [S_ctx, B, kv_heads * q_heads, S_tkg] (1: attend; the new tokens are the
+last S_tkg slots); position_ids [B, 1] uint32 (the write position); W_gate_scales[l],
+W_up_scales[l] [I], W_down_scales[l] [H] fp32 (fp8 layers; NULL on the others). A list is
+an array of pointers: [l] num_layers of them, [lg] num_layers * kv_heads (layer l's KV
+head g at l * kv_heads + g). With tp > 1 the calling thread's kgp_coll() is the group.]],
 }
 
 F.keys = {
