@@ -249,6 +249,17 @@ function M.describe(fname)
   return concat(out, "\n") .. "\n"
 end
 
+-- The chain of single-op kernels a megakernel's problem equals (its family's F.chain), as
+-- lines "CALLS PROBLEM": each stage's kernel, called CALLS times in a row, stages in order; ""
+-- for a family without one.
+function M.chain(str)
+  local k, fam = kernel.parse_problem(str)
+  if not fam.chain then return "" end
+  local lines = {}
+  for _, st in ipairs(fam.chain(k)) do insert(lines, format("%d %s", st.calls, st.problem)) end
+  return concat(lines, "\n") .. "\n"
+end
+
 function M.families() return kernel.FAMILIES end
 
 -- The text of runtime/include/kgen/kernels.h, derived from the family descriptors.

@@ -199,6 +199,20 @@ function F.cost(k, n)
   return { flops = flops, read = read + act, written = written + act }
 end
 
+-- The chain of single-op kernels that computes the same layers (what kgen bench times the
+-- megakernel against): per layer, kv_heads calls of the attention block, then one of the MLP
+-- (the residual add after it is the caller's). A list of { calls, problem string }.
+function F.chain(k)
+  local out = {}
+  local fa, ka = sub_keys("attention_block_tkg", attn_keys(k), error)
+  for l = 0, k.num_layers - 1 do
+    local fm, km = sub_keys("mlp", mlp_keys(k, layer_is_fp8(k, l)), error)
+    out[#out + 1] = { calls = k.kv_heads, problem = kernel.problem_string(fa, ka) }
+    out[#out + 1] = { calls = 1, problem = kernel.problem_string(fm, km) }
+  end
+  return out
+end
+
 function F.params(k)
   local fa, ka = sub_keys("attention_block_tkg", attn_keys(k), error)
   local fm, km = sub_keys("mlp", mlp_keys(k, false), error)
