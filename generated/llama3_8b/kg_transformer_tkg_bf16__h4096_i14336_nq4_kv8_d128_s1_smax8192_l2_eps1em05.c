@@ -33,7 +33,9 @@
  *   y = the TKG MLP of mlp (its code) on h1: RMSNorm(h1, W_gamma_mlps[l], 1e-05f),
  *       SiLU(x @ W_gates[l]) * (x @ W_ups[l]) @ W_downs[l], rounded to bf16;
  *   h = round(h1 + y) to bf16 (the last layer's into out).
- * Weights are packed kg_wt handles; the lists hold one pointer a layer.
+ * Weights are packed kg_wt handles; the lists hold one pointer a layer. Before a layer's
+ * attention the first 256 KiB of its W_gates and W_ups panels are prefetched,
+ * before its MLP those of the next layer's W_qkvs (kgp_prefetch_wt: hints, no value changes).
  * Scratch (kgp_scratch, per call): the activations h, a, y (bf16 [B * 1, 4096]), two fp32
  * rows, then the larger of the attention's and the MLP's scratch (they run one after the
  * other). */
@@ -595,6 +597,9 @@ int kg_transformer_tkg_bf16__h4096_i14336_nq4_kv8_d128_s1_smax8192_l2_eps1em05(
     const kg_u16 *cur = X; /* the layer's input: X, then h */
     kg_u16 *dst = out;
     for (long l = 0; l < 2; l++) {
+        /* while the attention streams the KV cache, the first panels of this layer's MLP
+         * weights are on their way (a hint) */
+        kgp_prefetch_wt(W_gates[l], 262144L), kgp_prefetch_wt(W_ups[l], 262144L);
         /* each KV head's attention block; a = their partials' fp32 sum, rounded once */
         for (long g = 0; g < 8; g++) {
             long e = l * 8 + g;
@@ -613,6 +618,9 @@ int kg_transformer_tkg_bf16__h4096_i14336_nq4_kv8_d128_s1_smax8192_l2_eps1em05(
         }
         for (long t = 0; t < T; t++)
             kgp_cvt_f32_bf16(a + t * 4096, acc + t * 4096, 4096);
+        /* and while the MLP runs, the next layer's first QKV panels */
+        if (l + 1 < 2)
+            kgp_prefetch_wt(W_qkvs[(l + 1) * 8], 262144L);
         /* h1 = h + a into h (add_out), y = MLP(h1) */
         tk_mlp(wk, T, y, h, a, cur, W_gates[l], W_ups[l], W_downs[l], W_gamma_mlps[l]);
         /* the residual: h = h1 + y, the last layer's into out */

@@ -37,7 +37,9 @@
  *   y = the TKG MLP of mlp (its code) on h1: RMSNorm(h1, W_gamma_mlps[l], 1e-05f),
  *       SiLU(x @ W_gates[l]) * (x @ W_ups[l]) @ W_downs[l], rounded to f32;
  *   h = round(h1 + y) to f32 (the last layer's into out).
- * Weights are packed kg_wt handles; the lists hold one pointer a layer.
+ * Weights are packed kg_wt handles; the lists hold one pointer a layer. Before a layer's
+ * attention the first 256 KiB of its W_gates and W_ups panels are prefetched,
+ * before its MLP those of the next layer's W_qkvs (kgp_prefetch_wt: hints, no value changes).
  * Scratch (kgp_scratch, per call): the activations h, a, y (f32 [B * 1, 256]), two fp32
  * rows, then the larger of the attention's and the MLP's scratch (they run one after the
  * other). */
@@ -601,12 +603,18 @@ int kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_eps1em05(
     const float *cur = X; /* the layer's input: X, then h */
     float *dst = out;
     for (long l = 0; l < 2; l++) {
+        /* while the attention streams the KV cache, the first panels of this layer's MLP
+         * weights are on their way (a hint) */
+        kgp_prefetch_wt(W_gates[l], 262144L), kgp_prefetch_wt(W_ups[l], 262144L);
         rc = tk_attention(wk, B, S_ctx, a, ((float *const *)K_caches)[l],
                           ((float *const *)V_caches)[l], kt, vt,
                           cur, W_gamma_qkvs[l], W_qkvs[l], RoPE_cos, RoPE_sin, mask_cache,
                           position_ids, W_outs[l]);
         if (rc != KG_OK)
             return rc;
+        /* and while the MLP runs, the next layer's first QKV panels */
+        if (l + 1 < 2)
+            kgp_prefetch_wt(W_qkvs[(l + 1) * 1], 262144L);
         /* h1 = h + a into h (add_out), y = MLP(h1) */
         tk_mlp(wk, T, y, h, a, cur, W_gates[l], W_ups[l], W_downs[l], W_gamma_mlps[l]);
         /* the residual: h = h1 + y, the last layer's into out */

@@ -45,7 +45,9 @@
  *       on the fp8 layers (1) the weights are e4m3 and each projection's
  *       columns are scaled by W_gate_scales[l], W_up_scales[l], W_down_scales[l];
  *   h = round(h1 + y) to f32 (the last layer's into out).
- * Weights are packed kg_wt handles; the lists hold one pointer a layer.
+ * Weights are packed kg_wt handles; the lists hold one pointer a layer. Before a layer's
+ * attention the first 256 KiB of its W_gates and W_ups panels are prefetched,
+ * before its MLP those of the next layer's W_qkvs (kgp_prefetch_wt: hints, no value changes).
  * Scratch (kgp_scratch, per call): the activations h, a, y (f32 [B * 2, 256]), two fp32
  * rows, then the larger of the attention's and the MLP's scratch (they run one after the
  * other). */
@@ -726,6 +728,9 @@ int kg_transformer_tkg_f32__h256_i688_nq2_kv2_d64_s2_smax256_l3_eps1em05_fp8l2_n
     const float *cur = X; /* the layer's input: X, then h */
     float *dst = out;
     for (long l = 0; l < 3; l++) {
+        /* while the attention streams the KV cache, the first panels of this layer's MLP
+         * weights are on their way (a hint) */
+        kgp_prefetch_wt(W_gates[l], 262144L), kgp_prefetch_wt(W_ups[l], 262144L);
         /* each KV head's attention block; a = their partials' fp32 sum, rounded once */
         for (long g = 0; g < 2; g++) {
             long e = l * 2 + g;
@@ -744,6 +749,9 @@ int kg_transformer_tkg_f32__h256_i688_nq2_kv2_d64_s2_smax256_l3_eps1em05_fp8l2_n
         }
         for (long t = 0; t < T; t++)
             tk_copy(a + t * 256, acc + t * 256, 256);
+        /* and while the MLP runs, the next layer's first QKV panels */
+        if (l + 1 < 3)
+            kgp_prefetch_wt(W_qkvs[(l + 1) * 2], 262144L);
         /* h1 = h + a into h (add_out), y = MLP(h1) */
         if (tk_fp8[l])
             tk_mlp8(wk, T, y, h, a, cur, W_gates[l], W_ups[l], W_downs[l], W_gamma_mlps[l],

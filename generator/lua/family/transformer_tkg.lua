@@ -243,6 +243,8 @@ function F.params(k)
     WT_FMT = ctypes.WT[k.dtype].fmt, WT_FMT8 = ctypes.WT.e4m3.fmt,
     COLL = ({ f32 = "KG_COLL_F32", bf16 = "KG_COLL_BF16", fp16 = "KG_COLL_F16" })[k.dtype],
     MB = M.MB, AMB = A.MB, AWC = A.WA + A.WC, CHUNK = A.CHUNK,
+    -- bytes of a weight's first panels prefetched ahead of its stage: an L2's worth
+    PREFETCH = 256 * 1024,
   }
 end
 
