@@ -535,8 +535,8 @@ static int tk_check(
         if (!W_gamma_qkvs[l] || !W_gamma_mlps[l])
             return KG_EARG;
         int fmt = tk_fp8[l] ? KG_WT_E4M3 : KG_WT_F32;
-        if (!kgp_wt_is(W_gates[l], 256, 688, fmt, 0) || !kgp_wt_is(W_ups[l], 256, 688, fmt, 0) ||
-            !kgp_wt_is(W_downs[l], 688, 256, fmt, 0))
+        if (!kgp_wt_is(W_gates[l], 256, 688, fmt, 0) ||
+            !kgp_wt_is(W_ups[l], 256, 688, fmt, 0) || !kgp_wt_is(W_downs[l], 688, 256, fmt, 0))
             return KG_EARG;
     }
     /* every write inside its sequence's cache row before anything is written */
