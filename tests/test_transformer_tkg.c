@@ -162,7 +162,10 @@ static void problem_of(const call *c, char *buf, size_t len)
              n_kv(c));
 }
 
-static int wt_fmt(kg_dtype t) { return t == KG_F32 ? KG_WT_F32 : t == KG_F16 ? KG_WT_F16 : KG_WT_BF16; }
+static int wt_fmt(kg_dtype t)
+{
+    return t == KG_F32 ? KG_WT_F32 : t == KG_F16 ? KG_WT_F16 : KG_WT_BF16;
+}
 
 /* A call's weights packed for the kernels, per layer. */
 typedef struct packed {

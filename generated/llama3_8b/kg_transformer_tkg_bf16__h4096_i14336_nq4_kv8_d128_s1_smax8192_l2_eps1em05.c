@@ -519,7 +519,8 @@ static int tk_check(
             return KG_EARG;
         int fmt = tk_fp8[l] ? KG_WT_E4M3 : KG_WT_BF16;
         if (!kgp_wt_is(W_gates[l], 4096, 14336, fmt, 0) ||
-            !kgp_wt_is(W_ups[l], 4096, 14336, fmt, 0) || !kgp_wt_is(W_downs[l], 14336, 4096, fmt, 0))
+            !kgp_wt_is(W_ups[l], 4096, 14336, fmt, 0) ||
+            !kgp_wt_is(W_downs[l], 14336, 4096, fmt, 0))
             return KG_EARG;
     }
     /* every write inside its sequence's cache row before anything is written */
@@ -577,7 +578,8 @@ int kg_transformer_tkg_bf16__h4096_i14336_nq4_kv8_d128_s1_smax8192_l2_eps1em05(
         long m = T < 64 ? T : 64, wm = m * mlp_ROW_FLOATS + mlp_SCR_FLOATS;
         work = tk_attn_floats(B, nch);
         work = work > wm ? work : wm;
-        if (!(mem = kgp_scratch((3 * act + 2 * kv + 8192 + heads + work) * (long)sizeof(float))))
+        long floats = 3 * act + 2 * kv + 8192 + heads + work;
+        if (!(mem = kgp_scratch(floats * (long)sizeof(float))))
             rc = KG_ENOMEM;
     }
     if (rc != KG_OK || B == 0)
@@ -588,7 +590,8 @@ int kg_transformer_tkg_bf16__h4096_i14336_nq4_kv8_d128_s1_smax8192_l2_eps1em05(
     kg_u16 *ag = (kg_u16 *)(r1 + 4096);
     float *acc = r1 + 4096 + act;
     kg_u8 *mk = (kg_u8 *)(acc + T * 4096);
-    /* mask_cache [S_ctx, B, 32, 1] as KV head g's [S_ctx, B, 4, 1] at mk + g * nm */
+    /* mask_cache [S_ctx, B, 32, 1] as KV head g's [S_ctx, B, 4, 1] at
+     * mk + g * nm */
     const kg_u8 *mc = mask_cache;
     for (long g = 0; g < 8; g++)
         for (long jb = 0; jb < S_ctx * B; jb++)

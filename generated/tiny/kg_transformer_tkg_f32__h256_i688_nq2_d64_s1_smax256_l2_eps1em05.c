@@ -536,7 +536,8 @@ static int tk_check(
             return KG_EARG;
         int fmt = tk_fp8[l] ? KG_WT_E4M3 : KG_WT_F32;
         if (!kgp_wt_is(W_gates[l], 256, 688, fmt, 0) ||
-            !kgp_wt_is(W_ups[l], 256, 688, fmt, 0) || !kgp_wt_is(W_downs[l], 688, 256, fmt, 0))
+            !kgp_wt_is(W_ups[l], 256, 688, fmt, 0) ||
+            !kgp_wt_is(W_downs[l], 688, 256, fmt, 0))
             return KG_EARG;
     }
     /* every write inside its sequence's cache row before anything is written */
@@ -592,7 +593,8 @@ int kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_eps1em05(
         long m = T < 64 ? T : 64, wm = m * mlp_ROW_FLOATS + mlp_SCR_FLOATS;
         work = tk_attn_floats(B, nch);
         work = work > wm ? work : wm;
-        if (!(mem = kgp_scratch((3 * act + 2 * kv + 512 + heads + work) * (long)sizeof(float))))
+        long floats = 3 * act + 2 * kv + 512 + heads + work;
+        if (!(mem = kgp_scratch(floats * (long)sizeof(float))))
             rc = KG_ENOMEM;
     }
     if (rc != KG_OK || B == 0)

@@ -653,7 +653,8 @@ static int tk_check(
             return KG_EARG;
         int fmt = tk_fp8[l] ? KG_WT_E4M3 : KG_WT_F32;
         if (!kgp_wt_is(W_gates[l], 256, 688, fmt, 0) ||
-            !kgp_wt_is(W_ups[l], 256, 688, fmt, 0) || !kgp_wt_is(W_downs[l], 688, 256, fmt, 0))
+            !kgp_wt_is(W_ups[l], 256, 688, fmt, 0) ||
+            !kgp_wt_is(W_downs[l], 688, 256, fmt, 0))
             return KG_EARG;
         if (tk_fp8[l] && (!W_gate_scales[l] || !W_up_scales[l] || !W_down_scales[l]))
             return KG_EARG;
@@ -708,7 +709,8 @@ int kg_transformer_tkg_f32__h256_i688_nq2_kv2_d64_s2_smax256_l3_eps1em05_fp8l2_n
         wm = wm > w8 ? wm : w8;
         work = tk_attn_floats(B, nch);
         work = work > wm ? work : wm;
-        if (!(mem = kgp_scratch((3 * act + 2 * kv + 512 + heads + work) * (long)sizeof(float))))
+        long floats = 3 * act + 2 * kv + 512 + heads + work;
+        if (!(mem = kgp_scratch(floats * (long)sizeof(float))))
             rc = KG_ENOMEM;
     }
     if (rc != KG_OK || B == 0)
@@ -719,7 +721,8 @@ int kg_transformer_tkg_f32__h256_i688_nq2_kv2_d64_s2_smax256_l3_eps1em05_fp8l2_n
     float *ag = (float *)(r1 + 256);
     float *acc = r1 + 256 + act;
     kg_u8 *mk = (kg_u8 *)(acc + T * 256);
-    /* mask_cache [S_ctx, B, 4, 2] as KV head g's [S_ctx, B, 2, 2] at mk + g * nm */
+    /* mask_cache [S_ctx, B, 4, 2] as KV head g's [S_ctx, B, 2, 2] at
+     * mk + g * nm */
     const kg_u8 *mc = mask_cache;
     for (long g = 0; g < 2; g++)
         for (long jb = 0; jb < S_ctx * B; jb++)

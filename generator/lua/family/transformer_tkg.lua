@@ -235,7 +235,8 @@ function F.params(k)
   return {
     ATTN = A, MLP = M, MLP8 = M8,
     H = k.H, I = k.I, N = k.q_heads, KV = k.kv_heads, D = k.d_head, SA = k.S_tkg, S = k.S_max,
-    L = k.num_layers, FP8 = fp8, FP8_INIT = table.concat(init, ", "), ANY_FP8 = k.fp8_layers ~= 0, TP = k.tp,
+    L = k.num_layers, FP8 = fp8, FP8_INIT = table.concat(init, ", "),
+    ANY_FP8 = k.fp8_layers ~= 0, TP = k.tp,
     UPDATE = k.update_cache, EPS = k.eps, CB = k.clamp_bound,
     DTYPE = k.dtype, CT = dt.c, BYTES = dt.bytes,
     WIDEN = k.dtype == "f32" and "tk_copy" or dt.to_f32,
