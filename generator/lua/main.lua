@@ -232,6 +232,11 @@ function M.describe(fname)
         local note = a.used == false and "  (unused at these defaults)" or ""
         if a.scalar then note = note .. "  (element 0 is read; any shape)" end
         if a.first_row then note = note .. "  (rows identical: any leading axes, row 0 read)" end
+        local li = emit.list_info(a, k)
+        if li then
+          note = note .. format("  (a list of %d: --in %s_0 .. %s_%d)", li.count, a.name, a.name,
+                                li.count - 1)
+        end
         if a.weight then
           note = note .. format("  (packed weight [K, N], stored %s%s)", a.weight.layout,
                                 a.weight.mx and ", MX scales" or "")
