@@ -15,10 +15,9 @@
 #include "kgen/abi.h"
 #endif
 
-/* Transformer decode step, 2 layers (one tensor-parallel rank of a
- * replica group of 1, 8 KV heads): X [B, 1, 4096] bf16 -> out [B, 1, 4096].
- * Per layer l, on
- * h (bf16, [B * 1, 4096], h = X before layer 0), token rows t = b * 1 + s:
+/* Transformer decode step: 2 layers of one tensor-parallel rank (a replica group of 1;
+ * 8 KV heads), X [B, 1, 4096] bf16 -> out [B, 1, 4096]. Per layer l, on h (bf16,
+ * [B * 1, 4096], h = X before layer 0), token rows t = b * 1 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
  *       1e-05f); QKV = x @ W_qkvs[l] (4 Q heads of 128, K, V); RoPE on pairs (j, j + 64)
  *       by RoPE_cos, RoPE_sin [64, B, 1]; Q / sqrt(128); softmax attention of each Q head

@@ -21,10 +21,9 @@
 #include "kgen/abi.h"
 #endif
 
-/* Transformer decode step, 2 layers (one tensor-parallel rank of a
- * replica group of 1, 1 KV head): X [B, 1, 256] f32 -> out [B, 1, 256].
- * Per layer l, on
- * h (f32, [B * 1, 256], h = X before layer 0), token rows t = b * 1 + s:
+/* Transformer decode step: 2 layers of one tensor-parallel rank (a replica group of 1;
+ * 1 KV head), X [B, 1, 256] f32 -> out [B, 1, 256]. Per layer l, on h (f32,
+ * [B * 1, 256], h = X before layer 0), token rows t = b * 1 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
  *       1e-05f); QKV = x @ W_qkvs[l] (2 Q heads of 64, K, V); RoPE on pairs (j, j + 32)
  *       by RoPE_cos, RoPE_sin [32, B, 1]; Q / sqrt(64); softmax attention of each Q head

@@ -26,10 +26,9 @@
 #include "kgen/abi.h"
 #endif
 
-/* Transformer decode step, 3 layers (one tensor-parallel rank of a
- * replica group of 1, 2 KV heads): X [B, 2, 256] f32 -> out [B, 2, 256].
- * Per layer l, on
- * h (f32, [B * 2, 256], h = X before layer 0), token rows t = b * 2 + s:
+/* Transformer decode step: 3 layers of one tensor-parallel rank (a replica group of 1;
+ * 2 KV heads), X [B, 2, 256] f32 -> out [B, 2, 256]. Per layer l, on h (f32,
+ * [B * 2, 256], h = X before layer 0), token rows t = b * 2 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
  *       1e-05f); QKV = x @ W_qkvs[l] (2 Q heads of 64, K, V); RoPE on pairs (j, j + 32)
  *       by RoPE_cos, RoPE_sin [32, B, 2]; Q / sqrt(64); softmax attention of each Q head
