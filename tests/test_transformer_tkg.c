@@ -647,6 +647,8 @@ Test(transformer_tkg, bad_problems_name_the_key)
         { "transformer_tkg:S_max=64,S_ctx=65", "key 'S_ctx'" },
         { "transformer_tkg:tp=0", "key 'tp'" },
         { "transformer_tkg:num_layers=33", "key 'num_layers'" },
+        { "transformer_tkg:num_layers=16,kv_heads=4", "key 'kv_heads'" },
+        { "transformer_tkg:I=0", "key 'I'" },
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)
         kgt_problem_rejected(BAD[i][0], BAD[i][1]);
