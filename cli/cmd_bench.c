@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_chain.h"
 #include "cli.h"
 #include "host.h"
 #include "kernel_args.h"
@@ -163,7 +164,11 @@ static void gemm_shapes(const kg_manifest_kernel *d, const long *n, kgb_result *
         const kg_manifest_arg *w = &d->args[i];
         if (!w->used || !w->weight)
             continue;
-        r->narrow |= narrow_format(w->dtype);
+        r->narrow |= narrow_format(w->dtype) || (w->list_alt && narrow_format(w->alt_dtype));
+        if (w->list) { /* a layer's weights each: not one GEMM over the tokens */
+            plain = 0;
+            continue;
+        }
         if (kg_manifest_shape(w, n, shape) != 2 || r->ngemm == KGB_MAX_GEMMS) {
             plain = 0;
             continue;
@@ -222,6 +227,80 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
     return rc == KG_OK ? KGC_OK : KGC_FAIL;
 }
 
+/* ---- megakernels against their chains ------------------------------------------------------ */
+
+/* A megakernel's timing against the chain of its single-op kernels (bench_chain.h). */
+typedef struct chain_line {
+    int has;          /* the family has a chain and it was timed */
+    int calls;        /* kernel calls of one pass of the chain */
+    double seconds;   /* median per pass */
+} chain_line;
+
+static void progress(const char *what, int i, int n);
+
+/* Times the chain of each selected kernel whose family has one, at the nominal sizes (the
+ * chain's kernels run at theirs); KGC_OK, or the exit code with the reason printed. */
+static int measure_chains(const bench_args *a, const kgc_kernels *ks, const int *sel,
+                          const kgb_result *r, chain_line *cl, int n)
+{
+    char err[512];
+    for (int i = 0; i < n; i++) {
+        const kg_manifest_kernel *d = &ks->m->kernels[sel[i]];
+        if (r[i].skip || a->tokens)
+            continue;
+        size_t set_bytes;
+        if (kgargs_bytes(d, &set_bytes, err, sizeof err) != KG_OK)
+            continue; /* measure refused it already */
+        progress("the chain of single-op kernels", i + 1, n);
+        int rc = kgbc_time(&a->o, d->problem, a->aot, set_count(r[i].bytes, set_bytes),
+                           &cl[i].seconds, &cl[i].calls, err, sizeof err);
+        if (rc == KG_ENOTFOUND)
+            continue;
+        progress(NULL, i, n);
+        if (rc != KG_OK)
+            return kgc_error(kgc_exit_for(rc), "bench: the chain of %s: %s", d->symbol, err);
+        cl[i].has = 1;
+    }
+    return KGC_OK;
+}
+
+/* "num_layers=L" of a problem string, else 1. */
+static long layers_of(const char *problem)
+{
+    const char *p = strstr(problem, "num_layers=");
+    long l = p ? strtol(p + 11, NULL, 10) : 1;
+    return l > 0 ? l : 1;
+}
+
+/* The megakernels' lines against their chains: time per call and a layer, the ratio, and the
+ * read bandwidth each reaches over the bytes a call reads (weights, KV cache, inputs). */
+static void print_chains(const kgc_kernels *ks, const int *sel, const kgb_result *r,
+                         const chain_line *cl, int n, const kgb_roofline *roof)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        if (!cl[i].has)
+            continue;
+        const kg_manifest_kernel *d = &ks->m->kernels[sel[i]];
+        long L = layers_of(d->problem);
+        double bytes = d->cost[KG_COST_READ], mega = r[i].seconds, ch = cl[i].seconds;
+        if (!any)
+            printf("\nmegakernels against the chain of their single-op kernels (the same "
+                   "layers, each call its own\nweights and caches, as many argument sets, "
+                   "nominal sizes; the residual adds between them\nnot timed):\n");
+        any = 1;
+        printf("  %s: %ld layer%s, %.1f MB read a call\n", d->symbol, L, L == 1 ? "" : "s",
+               bytes / 1e6);
+        printf("    megakernel %10.1f us (%9.1f us a layer), %6.1f GB/s = %.2f of the read "
+               "roofline\n", mega * 1e6, mega * 1e6 / (double)L, bytes / mega / 1e9,
+               bytes / mega / 1e9 / roof->read_gbs);
+        printf("    chain      %10.1f us (%9.1f us a layer), %6.1f GB/s = %.2f of the read "
+               "roofline, %d calls\n", ch * 1e6, ch * 1e6 / (double)L, bytes / ch / 1e9,
+               bytes / ch / 1e9 / roof->read_gbs, cl[i].calls);
+        printf("    chain / megakernel time: %.3f\n", ch / mega);
+    }
+}
+
 /* ---- the run ------------------------------------------------------------------------------ */
 
 /* Compiles the selected kernels (indices sel[0..n) of ks) into reg, with libtcc or (aot) gcc;
@@ -278,11 +357,13 @@ static int write_csv(const bench_args *a, const kgb_roofline *roof, const kgb_re
     return KGC_OK;
 }
 
-/* The reports: table on stdout, then CSV and chart if asked for. The last ngemm of the n lines
- * are reference GEMMs. */
-static int report(const bench_args *a, const char *spec_name, const kgb_roofline *roof,
-                  const char *blas, const kgb_result *r, int n, int ngemm)
+/* The reports: table on stdout (and the megakernels against their chains), then CSV and chart
+ * if asked for. The last ngemm of the n lines are reference GEMMs. */
+static int report(const bench_args *a, const kgc_kernels *ks, const int *sel,
+                  const chain_line *cl, const kgb_roofline *roof, const char *blas,
+                  const kgb_result *r, int n, int ngemm)
 {
+    const char *spec_name = ks ? ks->m->spec : NULL;
     char title[256], err[512], sizes[64];
     if (a->tokens)
         snprintf(sizes, sizeof sizes, "%ld tokens", a->tokens);
@@ -296,6 +377,8 @@ static int report(const bench_args *a, const char *spec_name, const kgb_roofline
         printf("the runtime's GEMM on %d reference shape%s; ", ngemm, ngemm == 1 ? "" : "s");
     printf("threads: %d\n", kg_threads());
     kgb_print_table(stdout, roof, blas, r, n);
+    if (ks)
+        print_chains(ks, sel, r, cl, n - ngemm, roof);
     int rc = write_csv(a, roof, r, n);
     if (rc != KGC_OK)
         return rc;
@@ -378,10 +461,10 @@ static int roofline_only(const bench_args *a)
 static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, const int *sel,
                  int nk)
 {
-    const char *spec_name = ks ? ks->m->spec : NULL;
     kg_registry *reg = kg_registry_new();
     int n = nk + (a->gemm ? KGB_REF_GEMMS : 0);
     kgb_result *r = calloc((size_t)n, sizeof *r);
+    chain_line *cl = calloc((size_t)nk + 1, sizeof *cl);
     kgb_roofline roof;
     char blas[320];
     char err[512];   /* every selected kernel's arguments within the cap, before compiling */
@@ -400,6 +483,8 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
     }
     if (rc == KGC_OK)
         rc = measure_all(reg, a, ks, sel, r, nk);
+    if (rc == KGC_OK && nk > 0)
+        rc = measure_chains(a, ks, sel, r, cl, nk);
     int ng = 0;
     if (rc == KGC_OK && a->gemm)
         rc = measure_gemms(a, re, r + nk, &ng, nk, n);
@@ -412,9 +497,10 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
         progress(NULL, n, n);
         for (int i = 0; i < n; i++)
             kgb_classify(&r[i], &roof);
-        rc = report(a, spec_name, &roof, blas, r, n, ng);
+        rc = report(a, ks, sel, cl, &roof, blas, r, n, ng);
     }
     free(r);
+    free(cl);
     kg_registry_free(reg);
     return rc;
 }

@@ -41,8 +41,8 @@ const char kgc_exec_help[] =
 typedef struct opts {
     const char *kernel, *out, *describe;
     int nin, aot, raw;
-    char in_name[KGG_MAX_ARGS][64];
-    const char *in_file[KGG_MAX_ARGS];
+    char in_name[KGIO_MAX_INPUTS][64];
+    const char *in_file[KGIO_MAX_INPUTS];
 } opts;
 
 /* Splits "NAME=FILE" into the next input slot; rejects duplicates and malformed values. */
@@ -54,8 +54,8 @@ static int add_input(opts *o, const char *spec)
     size_t len = (size_t)(eq - spec);
     if (len >= sizeof o->in_name[0])
         return kgc_error(KGC_USAGE, "exec: --in '%s': input name too long", spec);
-    if (o->nin == KGG_MAX_ARGS)
-        return kgc_error(KGC_USAGE, "exec: more than %d inputs", KGG_MAX_ARGS);
+    if (o->nin == KGIO_MAX_INPUTS)
+        return kgc_error(KGC_USAGE, "exec: more than %d inputs", KGIO_MAX_INPUTS);
     char *name = o->in_name[o->nin];
     memcpy(name, spec, len);
     name[len] = '\0';

@@ -9,7 +9,8 @@
 /* ---- sizes and arguments ------------------------------------------------------------------ */
 
 _Static_assert(KG_MANIFEST_MAX_RANK <= KGG_MAX_RANK && KG_MANIFEST_MAX_ARGS <= KGG_MAX_ARGS &&
-               KG_MANIFEST_MAX_CALLS <= KGG_MAX_CALLS, "a manifest's kernel fits a kgg_kernel");
+               KG_MANIFEST_MAX_CALLS <= KGG_MAX_CALLS && KG_MANIFEST_MAX_LIST <= KGG_MAX_LIST,
+               "a manifest's kernel fits a kgg_kernel");
 
 void kgargs_arg_at(const kg_manifest_kernel *k, int i, const long *n, kgg_arg *a)
 {
@@ -26,6 +27,8 @@ void kgargs_arg_at(const kg_manifest_kernel *k, int i, const long *n, kgg_arg *a
     a->weight = m->weight;
     a->wt_mx = m->wt_mx;
     a->rank = kg_manifest_shape(m, n, a->shape);
+    a->list = m->list, a->list_given = m->list_given, a->list_alt = m->list_alt;
+    snprintf(a->alt_dtype, sizeof a->alt_dtype, "%s", m->alt_dtype);
 }
 
 int kgargs_call_sizes(const kg_manifest_kernel *k, long tokens, long *n)

@@ -1,4 +1,5 @@
 /* npy_io.c: kernel arguments from and to .npy files (kgio_), for `kgen exec`. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,6 +216,33 @@ static int is_scale(const kgg_kernel *k, const char *name)
     return 0;
 }
 
+/* The list argument an input NAME_l is element l of (its index in k, l in *l), or -1. */
+static int list_of(const kgg_kernel *k, const char *name, int *l)
+{
+    for (int i = 0; i < k->nargs; i++) {
+        const kgg_arg *a = &k->args[i];
+        size_t n = strlen(a->name);
+        char *end;
+        if (!a->list || strncmp(name, a->name, n) != 0 || name[n] != '_' || !isdigit(name[n + 1]))
+            continue;
+        long v = strtol(name + n + 1, &end, 10);
+        if (*end == '\0' && v < a->list) {
+            *l = (int)v;
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The first element of list a that is given (the others may be NULL). */
+static int first_given(const kgg_arg *a)
+{
+    for (int l = 0; l < a->list; l++)
+        if ((a->list_given >> l) & 1)
+            return l;
+    return 0;
+}
+
 /* Matches the inputs' shapes to the kernel (kgg_bind). An MX weight's scales travel with the
  * weight; a weight's dims are the kernel's constants (its file is checked when packed). */
 static int bind_shapes(kgg *g, const kgg_kernel *k, int nin, const char *const *names,
@@ -224,14 +252,25 @@ static int bind_shapes(kgg *g, const kgg_kernel *k, int nin, const char *const *
     const char *bnames[KGG_MAX_ARGS];
     int ranks[KGG_MAX_ARGS], nb = 0;
     long shapes[KGG_MAX_ARGS][KGG_MAX_RANK];
+    char lnames[KGG_MAX_ARGS][64];
     for (int i = 0; i < nin; i++) {
         if (is_scale(k, names[i]))
             continue;
-        bnames[nb] = names[i];
+        int l, a = list_of(k, names[i], &l);
+        if (a >= 0 && l != first_given(&k->args[a]))
+            continue; /* a list binds by its first element; each is checked when made */
+        if (nb == KGG_MAX_ARGS)
+            return fail(KG_ESPEC, err, errlen, "too many inputs");
+        if (a >= 0) {
+            snprintf(lnames[nb], sizeof lnames[nb], "%s", k->args[a].name);
+            bnames[nb] = lnames[nb];
+        } else {
+            bnames[nb] = names[i];
+        }
         ranks[nb] = in[i].rank;
         memcpy(shapes[nb], in[i].shape, sizeof shapes[nb]);
         for (int a = 0; a < k->nargs; a++)
-            if (k->args[a].weight && !strcmp(k->args[a].name, names[i])) {
+            if (k->args[a].weight && !strcmp(k->args[a].name, bnames[nb])) {
                 ranks[nb] = k->args[a].rank;
                 memcpy(shapes[nb], k->args[a].shape, sizeof shapes[nb]);
             }
@@ -252,8 +291,44 @@ static int bind_shapes(kgg *g, const kgg_kernel *k, int nin, const char *const *
  * look computed. */
 enum { UNWRITTEN = 0xff };
 
+/* A list argument's array: element l from input NAME_l (each given element must be there, no
+ * other may be), or an output's elements filled with UNWRITTEN. */
+static int make_list(const kgg_arg *a, int nin, const char *const *names,
+                     const char *const *files, const kg_npy *in, void **buf, char *err,
+                     size_t errlen)
+{
+    kgg_arg e;
+    if (a->out) {
+        if (!(*buf = kgbuf_alloc(a)))
+            return fail(KG_ENOMEM, err, errlen, "output '%s': out of memory", a->name);
+        for (int l = 0; l < a->list; l++)
+            if (kgbuf_elem(a, l, &e))
+                memset(((void **)*buf)[l], UNWRITTEN, kgbuf_bytes(&e));
+        return KG_OK;
+    }
+    void **p = calloc((size_t)a->list, sizeof(void *));
+    int rc = p ? KG_OK : fail(KG_ENOMEM, err, errlen, "input '%s': out of memory", a->name);
+    *buf = p;
+    for (int l = 0; l < a->list && rc == KG_OK; l++) {
+        char name[80];
+        snprintf(name, sizeof name, "%.60s_%d", a->name, l);
+        int k = input_index(nin, names, name), given = kgbuf_elem(a, l, &e);
+        if (!given && k < nin)
+            rc = fail(KG_ESHAPE, err, errlen, "input '%s': element %d of list %s is not used "
+                      "by this kernel (it is NULL)", name, l, a->name);
+        else if (given && k == nin)
+            rc = fail(KG_ESHAPE, err, errlen, "input '%s' is missing (list %s has %d elements: "
+                      "%s_0 .. %s_%d)", name, a->name, a->list, a->name, a->name, a->list - 1);
+        else if (given && a->weight)
+            rc = make_weight(&e, &in[k], files[k], NULL, &p[l], err, errlen);
+        else if (given)
+            rc = make_input(&e, &in[k], files[k], &p[l], err, errlen);
+    }
+    return rc;
+}
+
 /* Fills t[]: converted inputs, packed weights, outputs filled with UNWRITTEN, NULL for unused
- * arguments. */
+ * arguments; a list argument an array of its elements. */
 static int make_tensors(const kgg_arg *args, int nargs, int nin, const char *const *names,
                         const char *const *files, const kg_npy *in, void **t, char *err,
                         size_t errlen)
@@ -264,6 +339,10 @@ static int make_tensors(const kgg_arg *args, int nargs, int nin, const char *con
         int k = input_index(nin, names, a->name);
         if (!a->used)
             continue;
+        if (a->list) {
+            rc = make_list(a, nin, names, files, in, &t[i], err, errlen);
+            continue;
+        }
         if (a->out && !(t[i] = kgbuf_alloc(a)))
             rc = fail(KG_ENOMEM, err, errlen, "output '%s': out of memory", a->name);
         else if (a->out && !a->weight)
@@ -305,13 +384,14 @@ int kgio_bind(kgg *g, const kgg_kernel *k, int nin, const char *const *names,
               const char *const *files, kgg_arg *args, int *nargs, long *n, int *ncalls,
               void **t, char *err, size_t errlen)
 {
-    kg_npy in[KGG_MAX_ARGS];
     char why[512];
     size_t total = 0;
-    int rc = nin <= KGG_MAX_ARGS ? KG_OK : fail(KG_ESPEC, err, errlen, "too many inputs");
+    int rc = nin <= KGIO_MAX_INPUTS ? KG_OK : fail(KG_ESPEC, err, errlen, "too many inputs");
+    kg_npy *in = rc == KG_OK ? calloc((size_t)(nin > 0 ? nin : 1), sizeof *in) : NULL;
+    if (rc == KG_OK && !in)
+        rc = fail(KG_ENOMEM, err, errlen, "out of memory");
     if (rc == KG_OK)
         rc = budget_files(nin, names, files, &total, err, errlen);
-    memset(in, 0, sizeof in);
     for (int i = 0; i < nin && rc == KG_OK; i++)
         if ((rc = kg_npy_read_max(files[i], kgbuf_limit(), &in[i], why, sizeof why)) != KG_OK)
             fail(rc, err, errlen, "input '%s': %s", names[i], why);
@@ -321,8 +401,9 @@ int kgio_bind(kgg *g, const kgg_kernel *k, int nin, const char *const *names,
         rc = kgbuf_budget(k->name, args, *nargs, &total, err, errlen);
     if (rc == KG_OK)
         rc = make_tensors(args, *nargs, nin, names, files, in, t, err, errlen);
-    for (int i = 0; i < nin && i < KGG_MAX_ARGS; i++)
+    for (int i = 0; in && i < nin; i++)
         kg_npy_free(&in[i]);
+    free(in);
     return rc;
 }
 
@@ -416,6 +497,14 @@ static int write_plain(const char *dir, const kgg_arg *a, void *buf, int raw, ch
 int kgio_write(const char *dir, const kgg_arg *a, void *buf, int raw, char *list, size_t len,
                char *err, size_t errlen)
 {
+    if (a->list) {
+        kgg_arg e;
+        int rc = KG_OK;
+        for (int l = 0; l < a->list && rc == KG_OK; l++)
+            if (kgbuf_elem(a, l, &e))
+                rc = kgio_write(dir, &e, ((void **)buf)[l], raw, list, len, err, errlen);
+        return rc;
+    }
     int rowscaled;
     base_dtype(a->dtype, &rowscaled);
     return rowscaled ? write_rowscaled(dir, a, buf, raw, list, len, err, errlen)

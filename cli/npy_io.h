@@ -12,6 +12,10 @@
 #include "host.h"
 #include "kgen/npy.h"
 
+/* The most input files one exec reads: a list argument (per-layer weights) takes one file an
+ * element, NAME_0 .. NAME_{L-1}. */
+#define KGIO_MAX_INPUTS 512
+
 /* The kernel k's tensors from nin .npy files (names[i]: the argument it is for, or an MX
  * weight's scales NAME_scale): reads them, binds k to their shapes (kgg_bind: args[0 ..
  * *nargs) as bound, per-call sizes n[0 .. *ncalls)) and fills t[] (KGG_MAX_ARGS slots, NULL
@@ -20,7 +24,9 @@
  * reads element 0. A weight of layout kn takes [K, N] values (rounded to its format) or its
  * codes; other layouts take the stored codes as bytes (uint8, x4 words little-endian), since
  * numpy has no fp8/fp4 dtypes. Outputs start as 0xff bytes (NaN in every float dtype, -1 in
- * the integer ones), so what a kernel leaves unwritten is plain. Before anything is allocated
+ * the integer ones), so what a kernel leaves unwritten is plain. A list argument NAME reads
+ * NAME_0 .. NAME_{L-1} (the elements its kernel leaves NULL must not be given); its outputs
+ * are written as NAME_l.npy. Before anything is allocated
  * the arguments' bytes are checked against the cap (tensor.h: kgbuf_budget). A file that
  * cannot be read is named with its input. */
 int kgio_bind(kgg *g, const kgg_kernel *k, int nin, const char *const *names,

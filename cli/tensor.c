@@ -36,13 +36,43 @@ long kgbuf_count(const kgg_arg *a)
     return (long)n;
 }
 
-size_t kgbuf_bytes(const kgg_arg *a)
+int kgbuf_elem(const kgg_arg *a, int l, kgg_arg *e)
+{
+    *e = *a;
+    e->list = 0, e->list_given = e->list_alt = 0;
+    if (!a->list)
+        return 1;
+    if (l < 0 || l >= a->list || !((a->list_given >> l) & 1))
+        return 0;
+    if ((a->list_alt >> l) & 1)
+        snprintf(e->dtype, sizeof e->dtype, "%s", a->alt_dtype);
+    snprintf(e->name, sizeof e->name, "%.50s_%d", a->name, l);
+    return 1;
+}
+
+/* One tensor's bytes (not a list). */
+static size_t tensor_bytes(const kgg_arg *a)
 {
     long n = kgbuf_count(a);
     size_t bytes;
     if (n < 0 || kg_ckd_mul(&bytes, (size_t)(n > 0 ? n : 1), (size_t)kgbuf_dtype_bytes(a->dtype)))
         return 0;
     return bytes;
+}
+
+size_t kgbuf_bytes(const kgg_arg *a)
+{
+    if (!a->list)
+        return tensor_bytes(a);
+    size_t sum = (size_t)a->list * sizeof(void *);
+    kgg_arg e;
+    for (int l = 0; l < a->list; l++)
+        if (kgbuf_elem(a, l, &e)) {
+            size_t b = tensor_bytes(&e);
+            if (!b || kg_ckd_add(&sum, sum, b))
+                return 0;
+        }
+    return sum;
 }
 
 /* ---- the cap on argument memory ----------------------------------------------------------- */
@@ -101,6 +131,16 @@ int kgbuf_budget(const char *who, const kgg_arg *args, int n, size_t *total, cha
  * read probe, so a kernel's figure is not its arguments' TLB misses. */
 void *kgbuf_alloc(const kgg_arg *a)
 {
+    if (a->list) {
+        void **p = calloc((size_t)a->list, sizeof(void *));
+        kgg_arg e;
+        for (int l = 0; p && l < a->list; l++)
+            if (kgbuf_elem(a, l, &e) && !(p[l] = kgbuf_alloc(&e))) {
+                kgbuf_free(a, p);
+                return NULL;
+            }
+        return p;
+    }
     if (a->weight)
         return calloc(1, sizeof(kg_wt));
     size_t bytes = kgbuf_bytes(a);
@@ -203,6 +243,15 @@ static int fill_weight(const kgg_arg *a, void *buf, unsigned long long seed, cha
 
 int kgbuf_fill(const kgg_arg *a, void *buf, unsigned long long seed, char *err, size_t errlen)
 {
+    if (a->list) {
+        kgg_arg e;
+        for (int l = 0; l < a->list; l++)
+            if (kgbuf_elem(a, l, &e) &&
+                kgbuf_fill(&e, ((void **)buf)[l], seed + 0x100000ull * (unsigned)(l + 1), err,
+                           errlen))
+                return -1;
+        return 0;
+    }
     if (a->weight)
         return fill_weight(a, buf, seed, err, errlen);
     long n = kgbuf_count(a);
@@ -218,6 +267,14 @@ int kgbuf_fill(const kgg_arg *a, void *buf, unsigned long long seed, char *err, 
 
 void kgbuf_free(const kgg_arg *a, void *buf)
 {
+    if (a && a->list && buf) {
+        kgg_arg e;
+        for (int l = 0; l < a->list; l++)
+            if (kgbuf_elem(a, l, &e))
+                kgbuf_free(&e, ((void **)buf)[l]);
+        free(buf);
+        return;
+    }
     if (a && a->weight && buf)
         kg_wt_free(buf);
     free(buf);

@@ -9,10 +9,16 @@
 
 /* Bytes per element of a kernel dtype name ("bf16", "e4m3_rowscaled", ...); 0 if unknown. */
 int kgbuf_dtype_bytes(const char *dtype);
-/* Elements of the argument at its shape; -1 if the product does not fit (kgen/ckd.h). */
+/* A list argument's buffer is an array of a->list pointers, one a layer, each a buffer of
+ * element l's description: kgbuf_elem gives it (a copy of a, not a list, dtype alt_dtype for
+ * the elements in list_alt, name NAME_l) and returns 1, or 0 for an element not given (its
+ * pointer stays NULL). For a plain argument, a copy and 1. */
+int kgbuf_elem(const kgg_arg *a, int l, kgg_arg *e);
+/* Elements of the argument at its shape (of one element, for a list); -1 if the product does
+ * not fit (kgen/ckd.h). */
 long kgbuf_count(const kgg_arg *a);
-/* The bytes the argument's buffer takes (at least one element; a weight: its codes); 0 if the
- * size cannot be formed. */
+/* The bytes the argument's buffer takes (at least one element; a weight: its codes; a list:
+ * its elements' and the pointers); 0 if the size cannot be formed. */
 size_t kgbuf_bytes(const kgg_arg *a);
 /* A zeroed buffer for the argument (at least one element); for a weight, an empty kg_wt. NULL
  * if out of memory or the size cannot be formed. */

@@ -344,6 +344,17 @@ static void read_arg(lua_State *L, kgg_arg *a)
     a->wt_mx = field_bool(L, t, "weight_mx");
     a->used = field_bool(L, t, "used");
     a->scalar = field_bool(L, t, "scalar");
+    lua_getfield(L, t, "list");
+    lua_Integer nl = lua_tointeger(L, -1);
+    a->list = nl > 0 && nl <= KGG_MAX_LIST ? (int)nl : 0;
+    lua_pop(L, 1);
+    lua_getfield(L, t, "list_given");
+    a->list_given = (unsigned long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, t, "list_alt");
+    a->list_alt = (unsigned long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    field_buf(L, t, "alt_dtype", a->alt_dtype, sizeof a->alt_dtype);
     lua_getfield(L, t, "shape");
     a->rank = (int)luaL_len(L, -1);
     if (a->rank > KGG_MAX_RANK)

@@ -8,6 +8,7 @@
 #define KGG_MAX_ARGS 24
 #define KGG_MAX_CALLS 4
 #define KGG_MAX_RANK 8
+#define KGG_MAX_LIST 63 /* elements of a list argument (its masks are unsigned long bits) */
 
 typedef struct kgg kgg;
 
@@ -21,7 +22,13 @@ typedef struct kgg_arg {
     int inout;          /* updated in place: an input that is also an output */
     int weight, wt_mx;  /* a packed weight (kg_wt) of dtype's format, stored in wt_layout */
     char wt_layout[24];
-    long shape[KGG_MAX_RANK];
+    long shape[KGG_MAX_RANK];   /* of one element, for a list */
+    /* list > 0: a list argument, an array of `list` pointers (one a layer) to tensors of this
+     * shape; the elements outside the mask list_given are NULL, those in list_alt are stored
+     * in alt_dtype instead of dtype */
+    int list;
+    unsigned long list_given, list_alt;
+    char alt_dtype[32];
 } kgg_arg;
 
 typedef struct kgg_kernel {

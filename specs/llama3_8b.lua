@@ -62,6 +62,12 @@ return {
     { family = "attention_block_tkg", S_tkg = 1, rmsnorm_X_enabled = true,
       rmsnorm_X_eps = model.rms_eps, kv_dtype = "e4m3", block_len = 32 },
     -- end attention_block_tkg
+    -- transformer_tkg
+    -- the decode megakernel: 2 whole layers on one rank (8 KV heads of 4 query heads each,
+    -- the full MLP), batch 1, 8192 context slots; kgen bench times it against the chain of
+    -- its attention_block_tkg and mlp kernels on the same layers
+    { family = "transformer_tkg", num_layers = 2, kv_heads = model.kv_heads, B = 1 },
+    -- end transformer_tkg
     -- attention_cte
     -- prefill attention: causal, GQA 32 q / 8 kv heads, scale 1/sqrt(128), nominal S = 512
     { family = "attention_cte", scale = model.head_dim ^ -0.5, B = 1, Sq = 512,

@@ -57,6 +57,12 @@ return {
     { family = "attention_block_tkg", quantization_type_qkv = "STATIC",
       quantization_type_out = "STATIC", bias_out = true },
     -- end attention_block_tkg
+    -- transformer_tkg (the decode megakernel: 2 layers; 3 layers of 2 KV heads, layer 1's MLP
+    -- ROW fp8, 2 new tokens, the caches only read)
+    { family = "transformer_tkg", num_layers = 2 },
+    { family = "transformer_tkg", num_layers = 3, kv_heads = 2, fp8_layers = 2, S_tkg = 2,
+      update_cache = false },
+    -- end transformer_tkg
     -- attention_cte
     { family = "attention_cte", scale = 0.125 },
     { family = "attention_cte", causal_mask = false, scale = 0.125, sink = true },

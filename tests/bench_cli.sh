@@ -44,6 +44,13 @@ expect_error() {
 # A positive number?
 positive() { awk -v x="$1" 'BEGIN { exit !(x + 0 > 0) }'; }
 
+# ---- a megakernel against the chain of its single-op kernels -----------------------------------
+run bench "$specs/tiny.lua" --quick --threads 1 --min-runs 2 --min-time 0.01 \
+    --kernel '^kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_'
+if [ "$rc" -eq 0 ] && [[ $out == *"megakernels against the chain"* ]] &&
+   [[ $out == *"chain / megakernel time: "* ]] && [[ $out == *"4 calls"* ]]; then pass; else
+    fail "bench of a megakernel: exit $rc: $out $err"; fi
+
 # ---- a run with a kernel filter and CSV ------------------------------------------------------
 tiny=$specs/tiny.lua
 filter='^kg_(rope|cumsum)_'

@@ -129,6 +129,32 @@ expect_error "weight file of the wrong size" 2 weight exec "$wproblem" \
 expect_error "[128, H] scale of the wrong width" 2 w_scale exec "$wproblem" \
     --in "attention=$wvec/attention.npy" --in "weight=$wvec/weight.npy" \
     --in "w_scale=$wvec/attention.npy" --in "bias=$wvec/bias.npy" --out "$scratch/bad"
+# list arguments (transformer_tkg's per-layer weights and caches): NAME_0 .. NAME_{L-1} in,
+# the updated caches out as K_caches_0.npy ..
+tvec=$3/vectors/transformer_tkg/l2_b2_s1_pos
+tproblem=transformer_tkg:H=256,I=256,q_heads=2,d_head=64,S_tkg=1,S_max=24,num_layers=2
+tinputs=()
+for f in "$tvec"/*.npy; do
+    n=$(basename "$f" .npy)
+    case $n in out_* | mask_active) continue ;; esac
+    tinputs+=(--in "$n=$f")
+done
+expect_ok "list jit run" exec "$tproblem" "${tinputs[@]}" --out "$scratch/tjit"
+expect_ok "list aot run" exec "$tproblem" "${tinputs[@]}" --out "$scratch/taot" --aot
+for f in out.npy K_caches_0.npy K_caches_1.npy V_caches_0.npy V_caches_1.npy; do
+    expect_computed "list jit run" "$scratch/tjit/$f"
+    cmp -s "$scratch/tjit/$f" "$scratch/taot/$f" && pass || fail "list: jit and aot $f differ"
+done
+tmissing=()
+for f in "$tvec"/*.npy; do
+    n=$(basename "$f" .npy)
+    case $n in out_* | mask_active | W_ups_1) continue ;; esac
+    tmissing+=(--in "$n=$f")
+done
+expect_error "list element missing" 2 W_ups_1 exec "$tproblem" "${tmissing[@]}" \
+    --out "$scratch/tbad"
+expect_error "list element past the list" 2 W_ups_2 exec "$tproblem" "${tinputs[@]}" \
+    --in "W_ups_2=$tvec/W_ups_1.npy" --out "$scratch/tbad"
 expect_ok "describe weights" exec --describe output_projection
 [[ $out == *"packed weight"* ]] && pass || fail "describe does not show the packed weight"
 

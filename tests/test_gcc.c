@@ -142,15 +142,23 @@ static void compare_kernel(const kg_manifest_kernel *d, const kg_kernel *jit,
         kgargs_arg_at(d, i, sizes, &a);
         if (!a.used || (!a.out && !a.inout))
             continue;
-        size_t n = arg_bytes(&a);
-        const unsigned char *x = tj[i], *y = tg[i];
-        size_t at = 0;
-        while (at < n && x[at] == y[at])
-            at++;
-        cr_assert_eq(at, n, "%s: output %s differs at byte %zu of %zu: JIT 0x%02x, gcc 0x%02x",
-                     d->symbol, a.name, at, n, at < n ? x[at] : 0, at < n ? y[at] : 0);
-        compared += n;
-        written += nonzero(y, n);
+        /* a list argument: each element given (kgbuf_elem), a plain one: itself */
+        for (int l = 0; l < (a.list ? a.list : 1); l++) {
+            kgg_arg e;
+            if (!kgbuf_elem(&a, l, &e))
+                continue;
+            size_t n = arg_bytes(&e);
+            const unsigned char *x = a.list ? ((void **)tj[i])[l] : tj[i];
+            const unsigned char *y = a.list ? ((void **)tg[i])[l] : tg[i];
+            size_t at = 0;
+            while (at < n && x[at] == y[at])
+                at++;
+            cr_assert_eq(at, n, "%s: output %s differs at byte %zu of %zu: JIT 0x%02x, gcc "
+                         "0x%02x", d->symbol, e.name, at, n, at < n ? x[at] : 0,
+                         at < n ? y[at] : 0);
+            compared += n;
+            written += nonzero(y, n);
+        }
     }
     cr_assert_gt(compared, 0, "%s has no output to compare", d->symbol);
     cr_assert_gt(written, 0, "%s wrote only zeros", d->symbol);

@@ -156,6 +156,38 @@ Test(manifest, base_variant_is_valid)
     free(text);
 }
 
+/* A list argument: its count, the elements given and the ones of another dtype; the bundled
+ * megakernels carry them. */
+Test(manifest, list_arguments)
+{
+    char *text = variant("\"mx\": false}}", "\"mx\": false}, \"list\": {\"count\": 3, "
+                         "\"given\": 5, \"alt_dtype\": \"e4m3\", \"alt\": 4}}"), err[512];
+    kg_manifest *m;
+    cr_assert_eq(kg_manifest_parse(text, strlen(text), "b.json", &m, err, sizeof err), KG_OK,
+                 "%s", err);
+    const kg_manifest_arg *a = &m->kernels[0].args[0];
+    cr_assert(a->list == 3 && a->list_given == 5 && a->list_alt == 4, "list %d given %lu alt %lu",
+              a->list, a->list_given, a->list_alt);
+    cr_assert_str_eq(a->alt_dtype, "e4m3");
+    kg_manifest_free(m);
+    free(text);
+    refused("\"mx\": false}}", "\"mx\": false}, \"list\": {\"count\": 64, \"given\": 1, "
+            "\"alt_dtype\": \"bf16\", \"alt\": 0}}", "list.count': 64 is outside");
+    refused("\"mx\": false}}", "\"mx\": false}, \"list\": {\"count\": 2, \"given\": 4, "
+            "\"alt_dtype\": \"bf16\", \"alt\": 0}}", "list.given': 4 is outside");
+    refused("\"mx\": false}}", "\"mx\": false}, \"list\": {\"count\": 2, \"given\": 3}}",
+            "list.alt': missing");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/generated/tiny", kgt_source_dir());
+    cr_assert_eq(kg_manifest_load(dir, &m, err, sizeof err), KG_OK, "%s", err);
+    int lists = 0;
+    for (int i = 0; i < m->nkernels; i++)
+        for (int j = 0; j < m->kernels[i].nargs; j++)
+            lists += m->kernels[i].args[j].list > 0;
+    cr_assert_eq(lists, 2 * 12, "tiny's two megakernels have 12 list arguments each: %d", lists);
+    kg_manifest_free(m);
+}
+
 Test(manifest, missing_fields)
 {
     refused("\"symbol\": \"kg_x\", ", "", "field 'kernels[0].symbol': missing");

@@ -748,6 +748,24 @@ static void check_exp_sum_f32(const char *isa, void *impl, long n, uint64_t seed
     }
 }
 
+/* prefetch_wt is a hint: it reads nothing into any value and writes nothing (a weight of n
+ * columns of f32, asked for more bytes than it has, none, or NULL). */
+static void check_prefetch_wt(const char *isa, void *impl, long n, uint64_t seed)
+{
+    void (*f)(const kg_wt *, long) = (void (*)(const kg_wt *, long))impl;
+    float *x = malloc(sizeof(float) * (size_t)(n + 1));
+    for (long i = 0; i <= n; i++)
+        x[i] = (float)(seed % 97) + (float)i;
+    kg_wt w = { .fmt = KG_WT_F32, .K = 1, .N = n, .nr = 1, .kg = 1, .kpad = 1, .data = x };
+    f(&w, 1L << 40);
+    f(&w, 0);
+    f(NULL, 64);
+    for (long i = 0; i <= n; i++)
+        cr_assert(x[i] == (float)(seed % 97) + (float)i, "%s prefetch_wt n=%ld wrote x[%ld]",
+                  isa, n, i);
+    free(x);
+}
+
 /* ---- the table: every primitive but the GEMM (test_gemm.c) -------------------------------- */
 
 typedef struct checker { const char *name; check_fn *fn; } checker;
@@ -771,7 +789,7 @@ static const checker CHECKS[] = {
     { "rot_half_rows_bf16", check_rot_half_rows_bf16 },
     { "scale_round_bf16_f32", check_scale_round_bf16_f32 },
     { "cvt_e4m3_f32", check_cvt_e4m3_f32 }, { "cvt_e4m3fn_f32", check_cvt_e4m3fn_f32 },
-    { "unswizzle_4h_f32", check_unswizzle_4h_f32 },
+    { "unswizzle_4h_f32", check_unswizzle_4h_f32 }, { "prefetch_wt", check_prefetch_wt },
     { "dot_rows_f32", check_dot_rows_f32 }, { "dot_cols_f32", check_dot_cols_f32 },
     { "axpy_rows_f32", check_axpy_rows_f32 }, { "max_f32", check_max_f32 },
     { "exp_sum_f32", check_exp_sum_f32 },

@@ -149,6 +149,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(4096));
+        kgp_matmul_f32(c->G, 96, c->A, 512, mb, gate_w);
+        kgp_matmul_f32(c->U, 96, c->A, 512, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(1152));
+        kgp_matmul_f32(c->A, 512, c->U, 96, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(4096));
+    }
+}
+
 int kg_mlp_fp16_e2m1_fp16__tkg_h512_i96_mx_swz_silu_rms_gb_ub(
     void *restrict out,
     void *restrict add_out,
@@ -187,8 +204,8 @@ int kg_mlp_fp16_e2m1_fp16__tkg_h512_i96_mx_swz_silu_rms_gb_ub(
     float *p = kgp_scratch((m * ROW_FLOATS + SCR_FLOATS) * (long)sizeof(float));
     if (!p)
         return KG_ENOMEM;
-    float *once = p + m * ROW_FLOATS;
     struct ctx c;
+    float *once = p + m * ROW_FLOATS;
     c.hidden = hidden;
     c.out = out;
     c.A = p + m * ROW_A;
@@ -201,17 +218,7 @@ int kg_mlp_fp16_e2m1_fp16__tkg_h512_i96_mx_swz_silu_rms_gb_ub(
     bias_from_upstream(once + SCR_GB, gate_bias);
     c.ub = once + SCR_UB;
     bias_from_upstream(once + SCR_UB, up_bias);
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(4096));
-        kgp_matmul_f32(c.G, 96, c.A, 512, mb, gate_w);
-        kgp_matmul_f32(c.U, 96, c.A, 512, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(1152));
-        kgp_matmul_f32(c.A, 512, c.U, 96, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(4096));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 

@@ -111,6 +111,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(3072));
+        kgp_matmul_f32(c->G, 5003, c->A, 384, mb, gate_w);
+        kgp_matmul_f32(c->U, 5003, c->A, 384, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(60036));
+        kgp_matmul_f32(c->A, 384, c->U, 5003, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(3072));
+    }
+}
+
 int kg_mlp_fp16_e4m3fn_fp16__tkg_h384_i5003_row_swish_nonorm_gchi0p5_uclom0p5(
     void *restrict out,
     void *restrict add_out,
@@ -156,17 +173,7 @@ int kg_mlp_fp16_e4m3fn_fp16__tkg_h384_i5003_row_swish_nonorm_gchi0p5_uclom0p5(
     c.G = p + m * ROW_G;
     c.U = p + m * ROW_U;
     c.sg = gate_scale, c.su = up_scale, c.sd = down_scale;
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(3072));
-        kgp_matmul_f32(c.G, 5003, c.A, 384, mb, gate_w);
-        kgp_matmul_f32(c.U, 5003, c.A, 384, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(60036));
-        kgp_matmul_f32(c.A, 384, c.U, 5003, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(3072));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 

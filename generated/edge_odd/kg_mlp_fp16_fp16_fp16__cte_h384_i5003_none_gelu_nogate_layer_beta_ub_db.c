@@ -108,6 +108,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    (void)gate_w;
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(3072));
+        kgp_matmul_f32(c->U, 5003, c->A, 384, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(60036));
+        kgp_matmul_f32(c->A, 384, c->U, 5003, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(3072));
+    }
+}
+
 int kg_mlp_fp16_fp16_fp16__cte_h384_i5003_none_gelu_nogate_layer_beta_ub_db(
     void *restrict out,
     void *restrict add_out,
@@ -144,8 +161,8 @@ int kg_mlp_fp16_fp16_fp16__cte_h384_i5003_none_gelu_nogate_layer_beta_ub_db(
     float *p = kgp_scratch((m * ROW_FLOATS + SCR_FLOATS) * (long)sizeof(float));
     if (!p)
         return KG_ENOMEM;
-    float *once = p + m * ROW_FLOATS;
     struct ctx c;
+    float *once = p + m * ROW_FLOATS;
     c.hidden = hidden;
     c.out = out;
     c.A = p + m * ROW_A;
@@ -158,16 +175,7 @@ int kg_mlp_fp16_fp16_fp16__cte_h384_i5003_none_gelu_nogate_layer_beta_ub_db(
     to_f32(once + SCR_UB, up_bias, 5003);
     c.db = once + SCR_DB;
     to_f32(once + SCR_DB, down_bias, 384);
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(3072));
-        kgp_matmul_f32(c.U, 5003, c.A, 384, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(60036));
-        kgp_matmul_f32(c.A, 384, c.U, 5003, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(3072));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 

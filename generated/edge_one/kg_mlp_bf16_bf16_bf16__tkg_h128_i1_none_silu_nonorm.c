@@ -91,6 +91,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(1024));
+        kgp_matmul_f32(c->G, 1, c->A, 128, mb, gate_w);
+        kgp_matmul_f32(c->U, 1, c->A, 128, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(12));
+        kgp_matmul_f32(c->A, 128, c->U, 1, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(1024));
+    }
+}
+
 int kg_mlp_bf16_bf16_bf16__tkg_h128_i1_none_silu_nonorm(
     void *restrict out,
     void *restrict add_out,
@@ -133,17 +150,7 @@ int kg_mlp_bf16_bf16_bf16__tkg_h128_i1_none_silu_nonorm(
     c.A = p + m * ROW_A;
     c.G = p + m * ROW_G;
     c.U = p + m * ROW_U;
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(1024));
-        kgp_matmul_f32(c.G, 1, c.A, 128, mb, gate_w);
-        kgp_matmul_f32(c.U, 1, c.A, 128, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(12));
-        kgp_matmul_f32(c.A, 128, c.U, 1, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(1024));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 

@@ -108,6 +108,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(1024));
+        kgp_matmul_f32(c->G, 1, c->A, 128, mb, gate_w);
+        kgp_matmul_f32(c->U, 1, c->A, 128, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(12));
+        kgp_matmul_f32(c->A, 128, c->U, 1, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(1024));
+    }
+}
+
 int kg_mlp_bf16_e4m3_bf16__cte_h128_i1_row_silu_nonorm_clip0p5(
     void *restrict out,
     void *restrict add_out,
@@ -155,17 +172,7 @@ int kg_mlp_bf16_e4m3_bf16__cte_h128_i1_row_silu_nonorm_clip0p5(
     c.dx = p + m * ROW_DX;
     c.dh = p + m * ROW_DH;
     c.sg = gate_scale, c.su = up_scale, c.sd = down_scale;
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(1024));
-        kgp_matmul_f32(c.G, 1, c.A, 128, mb, gate_w);
-        kgp_matmul_f32(c.U, 1, c.A, 128, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(12));
-        kgp_matmul_f32(c.A, 128, c.U, 1, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(1024));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 

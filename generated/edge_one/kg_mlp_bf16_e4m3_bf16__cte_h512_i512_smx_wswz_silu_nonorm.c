@@ -93,6 +93,23 @@ static void epilogue(void *vc, long r0, long r1)
     }
 }
 
+/* T tokens in blocks of up to 64: a block is one pass over each weight. */
+static void blocks(struct ctx *c, long T, const kg_wt *gate_w,
+                   const kg_wt *up_w, const kg_wt *down_w)
+{
+    for (long t0 = 0; t0 < T; t0 += 64) {
+        long mb = T - t0 < 64 ? T - t0 : 64;
+        c->t0 = t0;
+        /* row passes: a token's row read and written (and its norm) is its work */
+        kgp_parallel_for(prologue, c, mb, KGP_GRAIN(4096));
+        kgp_matmul_f32(c->G, 512, c->A, 512, mb, gate_w);
+        kgp_matmul_f32(c->U, 512, c->A, 512, mb, up_w);
+        kgp_parallel_for(middle, c, mb, KGP_GRAIN(6144));
+        kgp_matmul_f32(c->A, 512, c->U, 512, mb, down_w);
+        kgp_parallel_for(epilogue, c, mb, KGP_GRAIN(4096));
+    }
+}
+
 int kg_mlp_bf16_e4m3_bf16__cte_h512_i512_smx_wswz_silu_nonorm(
     void *restrict out,
     void *restrict add_out,
@@ -143,17 +160,7 @@ int kg_mlp_bf16_e4m3_bf16__cte_h512_i512_smx_wswz_silu_nonorm(
     c.su = *(const float *)up_scale * s_gu;
     c.sd = *(const float *)down_scale * s_down;
     c.inv_s_down = 1.0f / s_down;
-    for (long t0 = 0; t0 < T; t0 += 64) {
-        long mb = T - t0 < 64 ? T - t0 : 64;
-        c.t0 = t0;
-        /* row passes: a token's row read and written (and its norm) is its work */
-        kgp_parallel_for(prologue, &c, mb, KGP_GRAIN(4096));
-        kgp_matmul_f32(c.G, 512, c.A, 512, mb, gate_w);
-        kgp_matmul_f32(c.U, 512, c.A, 512, mb, up_w);
-        kgp_parallel_for(middle, &c, mb, KGP_GRAIN(6144));
-        kgp_matmul_f32(c.A, 512, c.U, 512, mb, down_w);
-        kgp_parallel_for(epilogue, &c, mb, KGP_GRAIN(4096));
-    }
+    blocks(&c, T, gate_w, up_w, down_w);
     return KG_OK;
 }
 

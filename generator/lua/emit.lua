@@ -24,9 +24,7 @@ local host = host -- provided by the C side: version, sha256(s), template(name)
 local function params_c(rec)
   local ps = {}
   for _, a in ipairs(rec.args) do
-    local ct = a.weight and "const kg_wt *restrict "
-               or a.dir == "in" and "const void *restrict " or "void *restrict "
-    insert(ps, ct .. a.name)
+    insert(ps, signature.c_type(a, true) .. a.name)
   end
   for _, c in ipairs(rec.calls) do insert(ps, "long " .. c) end
   return "\n    " .. concat(ps, ",\n    ")
@@ -263,9 +261,23 @@ end
 
 local function obj(keys, t) t.__keys = keys; return t end
 
+-- A list argument's elements (F.args `list = key`: k[key] of them; `list = { key, key2 }`:
+-- their product, element (i, j) at i * k[key2] + j): { count, given (mask of the
+-- elements given; the others are NULL), alt_dtype, alt (mask of the elements stored in
+-- alt_dtype instead of the argument's dtype) }, or nil for a plain argument.
+function M.list_info(a, k)
+  if not a.list then return nil end
+  local n = 1
+  for _, key in ipairs(type(a.list) == "table" and a.list or { a.list }) do n = n * k[key] end
+  local all = (1 << n) - 1
+  return { count = n, given = a.list_mask or all,
+           alt_dtype = a.list_alt and a.list_alt.dtype or a.dtype,
+           alt = a.list_alt and a.list_alt.mask or 0 }
+end
+
 -- One argument: shape symbolic as F.args gives it (numbers, per-call size names, "...rows":
 -- any leading axes flattened into rows), and what a tool needs to make and fill its buffer.
-local function manifest_arg(a)
+local function manifest_arg(a, k)
   local shape = {}
   for _, d in ipairs(a.shape) do insert(shape, d) end
   local arg = obj({ "name", "dir", "dtype", "shape", "used", "scalar", "first_row", "init" }, {
@@ -275,6 +287,11 @@ local function manifest_arg(a)
   if a.weight then
     insert(arg.__keys, "weight")
     arg.weight = obj({ "layout", "mx" }, { layout = a.weight.layout, mx = a.weight.mx or false })
+  end
+  local li = M.list_info(a, k)
+  if li then
+    insert(arg.__keys, "list")
+    arg.list = obj({ "count", "given", "alt_dtype", "alt" }, li)
   end
   return arg
 end
@@ -287,7 +304,7 @@ function M.manifest_kernel(r)
     insert(calls, obj({ "name", "nominal", "tokens" },
                       { name = c, nominal = r.nominal[c], tokens = r.tokens[c] or NULL }))
   end
-  for _, a in ipairs(r.args) do insert(args, manifest_arg(a)) end
+  for _, a in ipairs(r.args) do insert(args, manifest_arg(a, r.k)) end
   local p = r.cost_tokens
   return obj({ "symbol", "family", "problem", "file", "template", "calls", "args", "cost",
                "cost_tokens" }, {

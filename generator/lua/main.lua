@@ -36,11 +36,14 @@ local function view(rec, text)
       if type(d) == "string" then d = rec.nominal[match(d, "^%.*(.*)$")] end
       shape[i] = d
     end
+    local li = emit.list_info(a, rec.k) or { count = 0, given = 0, alt_dtype = a.dtype, alt = 0 }
     insert(args, { name = a.name, dir = a.dir, dtype = a.dtype, shape = shape,
                    used = a.used ~= false, scalar = a.scalar or a.first_row or false,
                    init = a.init or "normal",
                    weight_layout = a.weight and a.weight.layout or nil,
-                   weight_mx = a.weight and a.weight.mx or false })
+                   weight_mx = a.weight and a.weight.mx or false,
+                   list = li.count, list_given = li.given, list_alt = li.alt,
+                   alt_dtype = li.alt_dtype })
   end
   local nominal = {}
   for i, c in ipairs(rec.calls) do nominal[i] = rec.nominal[c] end
@@ -119,6 +122,10 @@ function M.bind(str, given)
       known[a.name] = true
       local s = given[a.name]
       local want = shape_str(a.shape)
+      if not s and a.list then
+        error(format("input '%s_0' is missing (list %s: one %s %s a layer, %s_0, %s_1, ...)",
+                     a.name, a.name, a.dtype, want, a.name, a.name), 0)
+      end
       if not s then error(format("input '%s' is missing (expected %s %s)", a.name, a.dtype, want), 0) end
       local bad = format("input '%s' has shape %s, expected %s", a.name, shape_str(s), want)
       local first = a.shape[1]
@@ -183,10 +190,13 @@ function M.bind(str, given)
         for _, x in ipairs(lead[match(d, "^%.%.%.(.*)$")] or {}) do insert(s, x) end
       else insert(s, val[d]) end
     end
+    local li = emit.list_info(a, k) or { count = 0, given = 0, alt_dtype = a.dtype, alt = 0 }
     insert(shapes, { name = a.name, dir = a.dir, dtype = a.dtype, shape = s,
                      used = a.used ~= false, scalar = a.scalar or a.first_row or false,
                      weight_layout = a.weight and a.weight.layout or nil,
-                     weight_mx = a.weight and a.weight.mx or false })
+                     weight_mx = a.weight and a.weight.mx or false,
+                     list = li.count, list_given = li.given, list_alt = li.alt,
+                     alt_dtype = li.alt_dtype })
   end
   return n, shapes
 end
@@ -222,6 +232,11 @@ function M.describe(fname)
         local note = a.used == false and "  (unused at these defaults)" or ""
         if a.scalar then note = note .. "  (element 0 is read; any shape)" end
         if a.first_row then note = note .. "  (rows identical: any leading axes, row 0 read)" end
+        local li = emit.list_info(a, k)
+        if li then
+          note = note .. format("  (a list of %d: --in %s_0 .. %s_%d)", li.count, a.name, a.name,
+                                li.count - 1)
+        end
         if a.weight then
           note = note .. format("  (packed weight [K, N], stored %s%s)", a.weight.layout,
                                 a.weight.mx and ", MX scales" or "")
@@ -237,6 +252,17 @@ function M.describe(fname)
   insert(out, "per-call sizes (taken from the inputs' shapes): " .. concat(fam.calls, ", "))
   insert(out, "'...rows' means any leading axes, flattened into rows.")
   return concat(out, "\n") .. "\n"
+end
+
+-- The chain of single-op kernels a megakernel's problem equals (its family's F.chain), as
+-- lines "CALLS PROBLEM": each stage's kernel, called CALLS times in a row, stages in order; ""
+-- for a family without one.
+function M.chain(str)
+  local k, fam = kernel.parse_problem(str)
+  if not fam.chain then return "" end
+  local lines = {}
+  for _, st in ipairs(fam.chain(k)) do insert(lines, format("%d %s", st.calls, st.problem)) end
+  return concat(lines, "\n") .. "\n"
 end
 
 function M.families() return kernel.FAMILIES end

@@ -49,14 +49,26 @@ function M.of(fam)
   end)
   local args = {}
   for _, a in ipairs(fam.args(k)) do
-    insert(args, { name = a.slot or a.name, dir = a.dir, weight = a.weight ~= nil })
+    insert(args, { name = a.slot or a.name, dir = a.dir, weight = a.weight ~= nil,
+                   list = a.list ~= nil })
   end
   fam.signature_cache = { args = args, calls = fam.calls }
   return fam.signature_cache
 end
 
 local function describe_arg(a)
-  return format("'%s' (%s%s)", a.name, a.dir, a.weight and ", a weight" or "")
+  return format("'%s' (%s%s%s)", a.name, a.dir, a.weight and ", a weight" or "",
+                a.list and ", a list" or "")
+end
+
+-- The C type of an argument slot (before its name): a tensor is an untyped pointer, a weight a
+-- packed handle; a list argument (`list = key` in F.args) is an array of such pointers, one an
+-- element (a layer), and the slot points to its first.
+function M.c_type(a, restrict)
+  local r = restrict and "restrict " or ""
+  local base = a.weight and "const kg_wt *" or a.dir == "in" and "const void *" or "void *"
+  if a.list then return base .. "const *" .. r end
+  return base .. r
 end
 
 -- Raises "<where>: kernel <name>: ..." unless `args` (F.args of one kernel) match the family's
@@ -72,8 +84,10 @@ function M.check(fam, args, name, where)
     local s, a = sig[i], args[i]
     if not s then fail(format("argument %d %s is not in the signature", i, describe_arg(a))) end
     if not a then fail(format("argument %d %s is missing", i, describe_arg(s))) end
-    local got = { name = a.slot or a.name, dir = a.dir, weight = a.weight ~= nil }
-    if got.name ~= s.name or got.dir ~= s.dir or got.weight ~= s.weight then
+    local got = { name = a.slot or a.name, dir = a.dir, weight = a.weight ~= nil,
+                  list = a.list ~= nil }
+    if got.name ~= s.name or got.dir ~= s.dir or got.weight ~= s.weight
+       or got.list ~= s.list then
       fail(format("argument %d is %s where the signature has %s", i, describe_arg(got),
                   describe_arg(s)))
     end
@@ -98,7 +112,9 @@ local HEADER_TOP = [[
  * they stay in their stored format (bf16, fp8, fp4 with MX scales) and are decoded inside the
  * GEMM primitive. Arguments an option does not use may be NULL. Per-tensor and per-column
  * dequant scales and the activation scales are plain fp32 arrays (a [128, N] scale passes its
- * first row). A generated kernel returns KG_OK or KG_EARG. The AOT build checks every
+ * first row). A list argument (per-layer weights and caches: `const kg_wt *const *W_qkvs`)
+ * is an array of pointers, one an element; an element an option does not use may be NULL.
+ * A generated kernel returns KG_OK or KG_EARG. The AOT build checks every
  * generated kernel against these typedefs. */
 #ifndef KGEN_KERNELS_H
 #define KGEN_KERNELS_H
@@ -124,8 +140,7 @@ local function typedef(fam)
   insert(lines, format("typedef int kg_%s_fn(", fam.family))
   local params = {}
   for _, a in ipairs(sig.args) do
-    local ct = a.weight and "const kg_wt *" or a.dir == "in" and "const void *" or "void *"
-    insert(params, "    " .. ct .. a.name)
+    insert(params, "    " .. M.c_type(a, false) .. a.name)
   end
   for _, c in ipairs(sig.calls) do insert(params, "    long " .. c) end
   insert(lines, concat(params, ",\n") .. ");")

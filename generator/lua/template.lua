@@ -183,31 +183,42 @@ end
 -- `prefix` (optional) goes before template names in messages, e.g. "templates/".
 function M.render(name, params, loader, prefix)
   prefix = prefix or ""
-  local buf, env = {}, {}
-  for k, v in next, SAFE do env[k] = v end
-  for k, v in next, params do env[k] = v end
-  env._o = function(...)
-    for i = 1, select("#", ...) do buf[#buf + 1] = select(i, ...) end
-  end
-  env._s = subst
-  env.f32 = M.f32
-  env.assert = function(cond, msg)
-    if not cond then error(msg or "assertion failed", 2) end
-    return cond
-  end
+  local buf, env = {}, nil
   -- a partial that includes itself (directly or not) would recurse until Lua's stack runs out,
   -- minutes later: a real template nests partials one or two deep
   local depth, chunks = 0, { ["@" .. prefix .. name] = true }
-  env.include = function(pname)
-    if depth >= M.MAX_INCLUDE_DEPTH then
-      error(format("include('%s'): partials nested more than %d deep (one includes itself?)",
-                   tostring(pname), M.MAX_INCLUDE_DEPTH), 2)
+  -- A partial runs in the includer's environment, or with `sub` (a table of plain data) in a
+  -- fresh one holding only sub's parameters: one template can then instantiate another
+  -- family's code (a megakernel's attention and MLP) under that family's own parameters.
+  local function environment(vars)
+    local e = {}
+    for k, v in next, SAFE do e[k] = v end
+    for k, v in next, vars do e[k] = v end
+    e._o = function(...)
+      for i = 1, select("#", ...) do buf[#buf + 1] = select(i, ...) end
     end
-    depth = depth + 1
-    chunks["@" .. prefix .. tostring(pname)] = true
-    M.compile(loader(pname), prefix .. pname, env)()
-    depth = depth - 1
+    e._s = subst
+    e.f32 = M.f32
+    e.assert = function(cond, msg)
+      if not cond then error(msg or "assertion failed", 2) end
+      return cond
+    end
+    e.include = function(pname, sub)
+      if depth >= M.MAX_INCLUDE_DEPTH then
+        error(format("include('%s'): partials nested more than %d deep (one includes itself?)",
+                     tostring(pname), M.MAX_INCLUDE_DEPTH), 2)
+      end
+      if sub ~= nil and type(sub) ~= "table" then
+        error(format("include('%s', params): params must be a table", tostring(pname)), 2)
+      end
+      depth = depth + 1
+      chunks["@" .. prefix .. tostring(pname)] = true
+      M.compile(loader(pname), prefix .. pname, sub and environment(sub) or e)()
+      depth = depth - 1
+    end
+    return e
   end
+  env = environment(params)
   run_bounded(M.compile(loader(name), prefix .. name, env), chunks)
   return concat(buf)
 end

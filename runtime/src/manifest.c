@@ -228,6 +228,33 @@ static int read_weight(const reader *r, const json_t *o, const char *path, kg_ma
     return rc;
 }
 
+/* "list": { count, given, alt_dtype, alt } of a list argument (absent: a plain one). */
+static int read_list(const reader *r, const json_t *o, const char *path, kg_manifest_arg *a)
+{
+    char f[256], g[300];
+    json_t *l = json_object_get(o, "list"), *v;
+    long count, given, alt;
+    a->list = 0, a->list_given = a->list_alt = 0;
+    snprintf(a->alt_dtype, sizeof a->alt_dtype, "%s", a->dtype);
+    if (!l)
+        return KG_OK;
+    join(f, sizeof f, path, "list");
+    int rc = expect_object(r, l, f);
+    if (rc == KG_OK && (rc = get(r, l, f, "count", &v)) == KG_OK)
+        rc = as_long(r, v, join(g, sizeof g, f, "count"), 1, KG_MANIFEST_MAX_LIST, &count);
+    long all = rc == KG_OK ? (long)((1UL << count) - 1UL) : 0;
+    if (rc == KG_OK && (rc = get(r, l, f, "given", &v)) == KG_OK)
+        rc = as_long(r, v, join(g, sizeof g, f, "given"), 0, all, &given);
+    if (rc == KG_OK && (rc = get(r, l, f, "alt", &v)) == KG_OK)
+        rc = as_long(r, v, join(g, sizeof g, f, "alt"), 0, all, &alt);
+    if (rc == KG_OK)
+        rc = get_str(r, l, f, "alt_dtype", a->alt_dtype, sizeof a->alt_dtype, NULL);
+    if (rc == KG_OK)
+        a->list = (int)count, a->list_given = (unsigned long)given,
+        a->list_alt = (unsigned long)alt;
+    return rc;
+}
+
 static int read_arg(const reader *r, const json_t *o, const char *path,
                     const kg_manifest_kernel *k, kg_manifest_arg *a)
 {
@@ -255,6 +282,7 @@ static int read_arg(const reader *r, const json_t *o, const char *path,
         (rc = get_bool(r, o, path, "scalar", &a->scalar)) != KG_OK ||
         (rc = get_bool(r, o, path, "first_row", &a->first_row)) != KG_OK ||
         (rc = read_weight(r, o, path, a)) != KG_OK ||
+        (rc = read_list(r, o, path, a)) != KG_OK ||
         (rc = get_array(r, o, path, "shape", KG_MANIFEST_MAX_RANK, &shape, &a->rank)) != KG_OK)
         return rc;
     for (int i = 0; i < a->rank && rc == KG_OK; i++) {

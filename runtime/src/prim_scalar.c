@@ -6,6 +6,7 @@
 
 #include "kgen/abi.h"
 #include "kgen/dtype.h"
+#include "kgen/kgen.h"
 #include "prim.h"
 
 void kgp_cvt_bf16_f32__scalar(float *y, const kg_u16 *x, long n)
@@ -46,6 +47,17 @@ void kgp_cvt_e4m3fn_f32__scalar(float *y, const kg_u8 *x, long n)
 
 /* Logical h = 512j + 4p + q from stored q*H/4 + 128j + p: four strided reads per output run,
  * in output order so y is written once, front to back. */
+void kgp_prefetch_wt__scalar(const kg_wt *W, long bytes)
+{
+    if (!W || !W->data || bytes <= 0 || W->nr <= 0)
+        return;
+    /* the panels' bytes: within what kg_wt_pack allocated, so no line past them is asked for */
+    long size = (W->N + W->nr - 1) / W->nr * W->kpad * W->nr / 8 * kg_wt_fmt_bits(W->fmt);
+    const char *p = W->data;
+    for (long b = 0; b < (bytes < size ? bytes : size); b += 64)
+        __builtin_prefetch(p + b, 0, 2);
+}
+
 void kgp_unswizzle_4h_f32__scalar(float *y, const float *x, long H)
 {
     long q4 = H / 4;

@@ -152,6 +152,31 @@ void attention_block_tkg_ref(float *x_out, float *k_out, float *v_out,
                              const attn_block_ref_in *in, const attn_block_ref_opts *o);
 /* end attention_block_tkg */
 
+/* transformer_tkg_ref.c (shared/reference/transformer_tkg.md), one rank */
+typedef struct tkg_ref_opts {
+    long B, S, H, I, N, D; /* batch, S_tkg, hidden, MLP intermediate, query heads, head dim */
+    long S_ctx, S_max;     /* window slots, cache slots a sequence */
+    int L, update;         /* layers; cache write at pos */
+    int nkv;               /* KV heads (0: 1), each with N query heads */
+    unsigned fp8;          /* bit l: layer l's MLP is ROW (columns times the scales) */
+    float eps, clamp;      /* both RMSNorms; fp8 layers' clip (0: none) */
+} tkg_ref_opts;
+/* Per layer l (arrays of L): W_gate, W_up [H, I], W_down [I, H] (fp8 layers: the e4m3 values),
+ * g_qkv, g_mlp [H], s_gate, s_up [I], s_down [H] (fp8 layers); per layer l and KV head g (arrays
+ * of L * nkv, element l * nkv + g): W_qkv [H, (N + 2) D] (g's Q heads, K, V), W_out [N D, H],
+ * the caches; cos, sin [D/2, B, S]; mask [S_ctx, B, nkv N, S]; pos [B]. */
+typedef struct tkg_ref_in {
+    const float *X, *cos, *sin;
+    const uint8_t *mask;
+    const uint32_t *pos;
+    const float *const *W_qkv, *const *W_out, *const *W_gate, *const *W_up, *const *W_down;
+    const float *const *g_qkv, *const *g_mlp, *const *s_gate, *const *s_up, *const *s_down;
+} tkg_ref_in;
+/* out [B S, H] (fp32, not rounded); the caches K_cache[e] [B, D, S_max], V_cache[e]
+ * [B, S_max, D] updated in place. */
+void transformer_tkg_ref(float *out, float *const *K_cache, float *const *V_cache,
+                         const tkg_ref_in *in, const tkg_ref_opts *o);
+
 /* coll_ref.c: all-reduce (sum in rank order, fp32, one rounding to dtype: 0 f32, 1 bf16, 2 fp16)
  * and all-gather (rank-major) of x[0 .. R) */
 void all_reduce_ref(void *y, const void *const *x, int R, long n, int dtype);

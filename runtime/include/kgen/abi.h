@@ -136,6 +136,10 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
     X(void, cvt_e4m3_f32, (float *y, const kg_u8 *x, long n), (y, x, n))                       \
     /* y[i] = (float)e4m3fn x[i]: float8_e4m3fn codes (no inf, 0x7f NaN), exact */               \
     X(void, cvt_e4m3fn_f32, (float *y, const kg_u8 *x, long n), (y, x, n))                     \
+    /* a hint that changes no value: the first `bytes` of W's panels (at most all of them)     \
+     * prefetched toward the caches, for a kernel that reads W after other work (a megakernel's \
+     * next stage); W may be NULL */                                                            \
+    X(void, prefetch_wt, (const kg_wt *W, long bytes), (W, bytes))                              \
     /* y [H] in logical order from a 4H-swizzled row x (upstream's MX hidden layout): logical   \
      * h = 512j + 4p + q is stored at q*H/4 + 128j + p, for j < H/512, p < 128, q < 4 */         \
     X(void, unswizzle_4h_f32, (float *y, const float *x, long H), (y, x, H))                   \

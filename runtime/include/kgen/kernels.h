@@ -11,7 +11,9 @@
  * they stay in their stored format (bf16, fp8, fp4 with MX scales) and are decoded inside the
  * GEMM primitive. Arguments an option does not use may be NULL. Per-tensor and per-column
  * dequant scales and the activation scales are plain fp32 arrays (a [128, N] scale passes its
- * first row). A generated kernel returns KG_OK or KG_EARG. The AOT build checks every
+ * first row). A list argument (per-layer weights and caches: `const kg_wt *const *W_qkvs`)
+ * is an array of pointers, one an element; an element an option does not use may be NULL.
+ * A generated kernel returns KG_OK or KG_EARG. The AOT build checks every
  * generated kernel against these typedefs. */
 #ifndef KGEN_KERNELS_H
 #define KGEN_KERNELS_H
@@ -248,5 +250,37 @@ typedef int kg_attention_block_tkg_fn(
     long B,
     long S_ctx,
     long n_cache);
+
+/* transformer_tkg: out [B, S_tkg, H]; K_caches[lg] [B, 1, d_head, S_max] (transposed),
+ * V_caches[lg] [B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H];
+ * W_qkvs[lg] [H, (q_heads + 2) * d_head] (KV head g's Q heads, K, V); W_outs[lg]
+ * [q_heads * d_head, H]; W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8
+ * layers); W_gamma_qkvs[l], W_gamma_mlps[l] [H]; RoPE_cos, RoPE_sin [d_head / 2, B, S_tkg];
+ * mask_cache uint8 [S_ctx, B, kv_heads * q_heads, S_tkg] (1: attend; the new tokens are the
+ * last S_tkg slots); position_ids [B, 1] uint32 (the write position); W_gate_scales[l],
+ * W_up_scales[l] [I], W_down_scales[l] [H] fp32 (fp8 layers; NULL on the others). A list is
+ * an array of pointers: [l] num_layers of them, [lg] num_layers * kv_heads (layer l's KV
+ * head g at l * kv_heads + g). With tp > 1 the calling thread's kgp_coll() is the group. */
+typedef int kg_transformer_tkg_fn(
+    void *out,
+    void *const *K_caches,
+    void *const *V_caches,
+    const void *X,
+    const kg_wt *const *W_qkvs,
+    const kg_wt *const *W_outs,
+    const kg_wt *const *W_gates,
+    const kg_wt *const *W_ups,
+    const kg_wt *const *W_downs,
+    const void *const *W_gamma_qkvs,
+    const void *const *W_gamma_mlps,
+    const void *RoPE_cos,
+    const void *RoPE_sin,
+    const void *mask_cache,
+    const void *position_ids,
+    const void *const *W_gate_scales,
+    const void *const *W_up_scales,
+    const void *const *W_down_scales,
+    long B,
+    long S_ctx);
 
 #endif /* KGEN_KERNELS_H */

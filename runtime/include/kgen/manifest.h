@@ -20,6 +20,7 @@ extern "C" {
 #define KG_MANIFEST_MAX_CALLS 4
 #define KG_MANIFEST_MAX_RANK 8
 #define KG_MANIFEST_MAX_DIM (1L << 40)
+#define KG_MANIFEST_MAX_LIST 63 /* elements of a list argument (masks of unsigned long bits) */
 /* The largest manifest.json kg_manifest_load reads (4096 kernels take a few MiB). */
 #define KG_MANIFEST_MAX_BYTES ((size_t)64 << 20)
 
@@ -48,7 +49,13 @@ typedef struct kg_manifest_arg {
     int weight, wt_mx;                  /* a packed kg_wt, stored in wt_layout (MX scales) */
     char wt_layout[24];
     int rank;
-    kg_manifest_dim shape[KG_MANIFEST_MAX_RANK];
+    kg_manifest_dim shape[KG_MANIFEST_MAX_RANK]; /* of one element, for a list */
+    /* list > 0: the argument is an array of `list` pointers (one a layer), each to a tensor of
+     * this shape; elements outside list_given are NULL, those in list_alt are stored in
+     * alt_dtype instead of dtype */
+    int list;
+    unsigned long list_given, list_alt;
+    char alt_dtype[32];
 } kg_manifest_arg;
 
 typedef struct kg_manifest_kernel {
