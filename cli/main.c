@@ -113,8 +113,14 @@ static int wants_help(int argc, char **argv)
 
 /* ---- what the commands share -------------------------------------------------------------- */
 
+static _Thread_local int quiet;
+
+void kgc_quiet(int q) { quiet = q; }
+
 int kgc_error(int code, const char *fmt, ...)
 {
+    if (quiet)
+        return code;
     va_list ap;
     fputs("kgen: ", stderr);
     va_start(ap, fmt);
