@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kgen/dtype.h"
 #include "model_int.h"
@@ -178,6 +180,19 @@ static kgst_tensor view(loader *ld, const kgst_tensor *t, const part *p, void **
     return v;
 }
 
+/* The whole pages of the mapping that rows [r0, r0 + n) of t span, released from this process
+ * once packed: they stay in the page cache (read again if touched: the embeddings' rows), but
+ * a rank's resident memory is then its packed shard, not that plus the file pages it read. */
+static void release(const kgst_tensor *t, long r0, long n, long C)
+{
+    size_t es = t->dtype == KG_F32 ? 4 : 2, page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data + (size_t)r0 * (size_t)C * es;
+    uintptr_t b = a + (size_t)n * (size_t)C * es;
+    a = (a + page - 1) / page * page, b = b / page * page;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Packs W [K, N] = the side-by-side parts p[i] (each [nr, K], K = nc), into w. In fp8
  * (ld->fmt e4m3) each part is quantized first and *scale (malloc'd) gets W's per-column
  * scales [N]; else scale is NULL and untouched. */
@@ -213,8 +228,13 @@ static int pack(loader *ld, kg_wt *w, int nparts, const part *p, float **scale)
     char why[256];
     if (rc == KG_OK && (rc = kg_wt_pack_parts(w, src, nparts, why, sizeof why)) != KG_OK)
         snprintf(ld->err, ld->errlen, "%s: %s: %s", ld->file, p[0].name, why);
-    for (int i = 0; i < nparts; i++)
+    for (int i = 0; i < nparts; i++) {
         free(copy[i]), free(cut[i]);
+        const kgst_tensor *t = rc == KG_OK ? kgst_find(ld->m->st, p[i].name) : NULL;
+        long have = t && p[i].r0 < p[i].R ? p[i].R - p[i].r0 : 0;
+        if (t)
+            release(t, p[i].r0, have < p[i].nr ? have : p[i].nr, p[i].C);
+    }
     if (rc == KG_OK)
         ld->m->stats.weight_bytes += fp8 ? (size_t)K * (size_t)N + (size_t)N * 4
                                          : (size_t)K * (size_t)N * (ld->fmt == KG_WT_F32 ? 4 : 2);
