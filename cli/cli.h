@@ -76,8 +76,11 @@ typedef int kgc_rank_fn(const kgc_rank *r, void *arg);
  * mpirun (found from its environment) one rank a process, MPI's world size having to be tp;
  * else tp threads of this process (tp 1: fn on the calling thread). Ranks other than 0 are
  * quiet (kgc_quiet). Returns rank 0's exit code, or another's if rank 0's is KGC_OK; errors
- * of the launch itself printed (cmd names the command) with their exit code. */
-int kgc_ranks_run(const char *cmd, long tp, kgc_rank_fn *fn, void *arg);
+ * of the launch itself printed (cmd and opt name the command and its option giving tp) with
+ * their exit code. */
+int kgc_ranks_run(const char *cmd, const char *opt, long tp, kgc_rank_fn *fn, void *arg);
+/* kgen bench --coll (bench_coll.c): the all-reduce's latency over --ranks N (default 2) */
+int kgc_bench_coll(int argc, char **argv);
 
 /* A spec's kernels: the manifest, and (if asked for) each kernel's C text and the file name
  * compile errors are reported against, in manifest order. */

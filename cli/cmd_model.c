@@ -356,5 +356,5 @@ int kgc_run_model(int argc, char **argv)
     long tp = 1;
     if (o.tp && kgc_int_option("run", "--tp", o.tp, 1, KGM_MAX_TP, &tp))
         return KGC_USAGE;
-    return kgc_ranks_run("run", tp, run_rank, &o);
+    return kgc_ranks_run("run", "--tp", tp, run_rank, &o);
 }

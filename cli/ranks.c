@@ -81,7 +81,7 @@ static int run_threads(const char *cmd, int tp, kgc_rank_fn *fn, void *arg)
 
 /* ---- MPI -------------------------------------------------------------------------------- */
 
-static int run_mpi(const char *cmd, long tp, kgc_rank_fn *fn, void *arg)
+static int run_mpi(const char *cmd, const char *opt, long tp, kgc_rank_fn *fn, void *arg)
 {
 #ifdef KGEN_HAVE_MPI
     int provided, rank = 0, size = 0;
@@ -93,8 +93,8 @@ static int run_mpi(const char *cmd, long tp, kgc_rank_fn *fn, void *arg)
     int code;
     kg_coll *c = NULL;
     if (size != tp) {
-        code = kgc_error(KGC_USAGE, "%s: --tp %ld, but mpirun started %d processes (one rank "
-                         "a process: mpirun -np %ld)", cmd, tp, size, tp);
+        code = kgc_error(KGC_USAGE, "%s: %s %ld, but mpirun started %d processes (one rank "
+                         "a process: mpirun -np %ld)", cmd, opt, tp, size, tp);
     } else if (kg_coll_mpi_world(&c) != KG_OK) {
         code = kgc_error(KGC_FAIL, "%s: out of memory", cmd);
     } else {
@@ -111,19 +111,20 @@ static int run_mpi(const char *cmd, long tp, kgc_rank_fn *fn, void *arg)
     (void)fn, (void)arg;
     const char *me = getenv("OMPI_COMM_WORLD_RANK");
     kgc_quiet(me && strcmp(me, "0") != 0);
-    int code = kgc_error(KGC_USAGE, "%s: --tp %ld under mpirun, but this kgen was built without "
-                         "MPI (libopenmpi-dev); without mpirun the ranks are threads", cmd, tp);
+    int code = kgc_error(KGC_USAGE, "%s: %s %ld under mpirun, but this kgen was built without "
+                         "MPI (libopenmpi-dev); without mpirun the ranks are threads", cmd, opt,
+                         tp);
     kgc_quiet(0);
     return code;
 #endif
 }
 
-int kgc_ranks_run(const char *cmd, long tp, kgc_rank_fn *fn, void *arg)
+int kgc_ranks_run(const char *cmd, const char *opt, long tp, kgc_rank_fn *fn, void *arg)
 {
     long world = mpi_world();
     /* mpirun -np 1 of a whole model needs no MPI */
     if (world > 1 || (world == 1 && tp > 1))
-        return run_mpi(cmd, tp, fn, arg);
+        return run_mpi(cmd, opt, tp, fn, arg);
     if (tp > 1)
         return run_threads(cmd, (int)tp, fn, arg);
     kgc_rank r = { 0, 1, 0, 0 };

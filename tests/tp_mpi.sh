@@ -67,4 +67,10 @@ mpi 2 "$kgen" run --model "$golden" --prompt-ids 1 --tp 2 --max-context 999999 \
 rc=$?
 [ "$rc" = 2 ] || fail "mpirun -np 2 kgen run --tp 2 --max-context 999999: exit $rc, not 2"
 [ "$(grep -c '^kgen: ' "$work/bad2.err")" = 1 ] || fail "not one line: $(cat "$work/bad2.err")"
+# kgen bench --coll over MPI: rank 0 prints the three sizes once
+mpi 2 "$kgen" bench --coll --calls 210 > "$work/coll.out" 2> "$work/coll.err" \
+  || { cat "$work/coll.err"; fail "mpirun -np 2 kgen bench --coll failed"; }
+grep -q '^all-reduce (sum, fp32), 2 ranks (MPI' "$work/coll.out" \
+  && [ "$(grep -c ' us (' "$work/coll.out")" = 3 ] \
+  || fail "bench --coll under MPI: $(cat "$work/coll.out")"
 echo "tp_mpi: MPI and threads agree"
