@@ -288,8 +288,22 @@ static int read_ids(const char *path, long P, long N, int64_t **ids, long *B, lo
     return *ids ? KGC_OK : kgc_error(KGC_FAIL, "run: out of memory");
 }
 
+/* rc where every rank of r's group got KGC_OK too (one all-reduce of a flag when tp > 1), else
+ * KGC_FAIL on the ranks that did (the failing one has said why): a step only rank 0 takes
+ * (writing a file) or one that fails on one rank alone (memory) stops the whole group, where
+ * the others would wait for it in the next collective. */
+static int agreed(const kgc_rank *r, int rc)
+{
+    if (r->tp == 1)
+        return rc;
+    float bad = rc != KGC_OK, any = 1;
+    if (kgp_all_reduce(kgp_coll(), &any, &bad, 1, KG_COLL_F32) != KG_OK && rc == KGC_OK)
+        return kgc_error(KGC_FAIL, "run: the ranks could not agree");
+    return rc != KGC_OK ? rc : any > 0 ? KGC_FAIL : KGC_OK;
+}
+
 /* Prefill the first P ids of every row, then N teacher-forced decode steps; each call's
- * logits and hidden states dumped. */
+ * logits and hidden states dumped (by rank 0). */
 static int check(const opts *o, const kgc_rank *r)
 {
     int say = r->rank == 0; /* rank 0 writes the files; the others run the same steps */
@@ -312,7 +326,7 @@ static int check(const opts *o, const kgc_rank *r)
     if (rc == KGC_OK && say && mkdir(o->dump, 0777) != 0 &&
         kgc_folder_writable("run", "--dump", o->dump) != KGC_OK)
         rc = KGC_USAGE;
-    if (rc == KGC_OK)
+    if ((rc = agreed(r, rc)) == KGC_OK)
         rc = open_model(o, r, B, P + N, 1, &m);
     for (long b = 0; rc == KGC_OK && b < B; b++)
         memcpy(row + b * P, ids + b * cols, (size_t)P * sizeof *row);
@@ -321,6 +335,8 @@ static int check(const opts *o, const kgc_rank *r)
         rc = call_failed(m, st);
     if (rc == KGC_OK && say)
         rc = dump(m, o->dump, "prefill", B, P);
+    if (m)
+        rc = agreed(r, rc);
     for (long s = 0; rc == KGC_OK && s < N; s++) {
         for (long b = 0; b < B; b++)
             row[b] = ids[b * cols + P + s];
@@ -332,6 +348,7 @@ static int check(const opts *o, const kgc_rank *r)
         snprintf(what, sizeof what, "decode%ld", s);
         if (say)
             rc = dump(m, o->dump, what, B, 1);
+        rc = agreed(r, rc);
     }
     kgm_close(m);
     free(row);
