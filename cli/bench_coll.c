@@ -64,12 +64,15 @@ static int rank_bench(const kgc_rank *r, void *arg)
 int kgc_bench_coll(int argc, char **argv)
 {
     const char *ranks = NULL, *calls = NULL;
+    int coll = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char **slot = !strcmp(o, "--ranks") ? &ranks : !strcmp(o, "--calls") ? &calls
                                                                                      : NULL;
-        if (!strcmp(o, "--coll"))
+        if (!strcmp(o, "--coll")) {
+            coll = 1;
             continue;
+        }
         if (!slot)
             return kgc_error(KGC_USAGE, "bench: --coll takes only --ranks N and --calls N, not "
                              "'%s'", o);
@@ -78,6 +81,8 @@ int kgc_bench_coll(int argc, char **argv)
         if (kgc_set_once("bench", o, slot, argv[++i]) != KGC_OK)
             return KGC_USAGE;
     }
+    if (!coll)
+        return kgc_error(KGC_USAGE, "bench: --ranks and --calls go with --coll");
     long tp = 2;
     coll_args a = { 20000 };
     if (ranks && kgc_int_option("bench", "--ranks", ranks, 1, KG_COLL_MAX_RANKS, &tp))

@@ -425,8 +425,9 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
 
 int kgc_bench(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--coll"))
+    for (int i = 1; i < argc; i++) /* --coll's options send the line there too */
+        if (!strcmp(argv[i], "--coll") || !strcmp(argv[i], "--ranks") ||
+            !strcmp(argv[i], "--calls"))
             return kgc_bench_coll(argc, argv);
     bench_args a;
     int rc = parse(argc, argv, &a);
