@@ -29,8 +29,10 @@ extern const char kgc_generate_help[], kgc_check_help[], kgc_list_help[], kgc_he
 
 /* ---- what they share ---------------------------------------------------------------------- */
 
-/* Prints "kgen: <message>" to stderr and returns code. */
+/* Prints "kgen: <message>" to stderr and returns code; prints nothing on a thread that
+ * called kgc_quiet(1) (a tensor-parallel rank other than 0). */
 int kgc_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kgc_quiet(int quiet);
 /* The usage error for an argument cmd does not take: "unknown option" for one that starts
  * with '-', else "unexpected argument"; returns KGC_USAGE. */
 int kgc_bad_argument(const char *cmd, const char *arg);
@@ -61,6 +63,24 @@ int kgc_writable(const char *cmd, const char *opt, const char *path);
 int kgc_folder_writable(const char *cmd, const char *opt, const char *path);
 /* Seconds on the monotonic clock. */
 double kgc_now(void);
+
+/* ---- tensor-parallel ranks (ranks.c) -------------------------------------------------------- */
+
+/* How a command runs as a group of tp ranks: rank r of tp, over MPI (one process a rank) or
+ * as threads of this process; threads: the kernel threads a rank gets when --threads does
+ * not say (the default split over the ranks that share the process). */
+typedef struct kgc_rank { int rank, tp, mpi, threads; } kgc_rank;
+typedef int kgc_rank_fn(const kgc_rank *r, void *arg);
+
+/* Runs fn on each rank of tp with its communicator bound to its thread (kgen/coll.h): under
+ * mpirun (found from its environment) one rank a process, MPI's world size having to be tp;
+ * else tp threads of this process (tp 1: fn on the calling thread). Ranks other than 0 are
+ * quiet (kgc_quiet). Returns rank 0's exit code, or another's if rank 0's is KGC_OK; errors
+ * of the launch itself printed (cmd and opt name the command and its option giving tp) with
+ * their exit code. */
+int kgc_ranks_run(const char *cmd, const char *opt, long tp, kgc_rank_fn *fn, void *arg);
+/* kgen bench --coll (bench_coll.c): the all-reduce's latency over --ranks N (default 2) */
+int kgc_bench_coll(int argc, char **argv);
 
 /* A spec's kernels: the manifest, and (if asked for) each kernel's C text and the file name
  * compile errors are reported against, in manifest order. */

@@ -42,6 +42,10 @@ const char kgc_bench_help[] =
     "  --quick         short probes and measurements (CI: the numbers are rough)\n"
     "  --min-time S, --min-runs N   how long each measurement samples (defaults 1, 20;\n"
     "                  S at most 3600, N at most 10^6)\n"
+    "  --coll [--ranks N] [--calls C]   instead: the latency of the collectives' all-reduce\n"
+    "                  (fp32 sum) of [1], [1, 4096] and [16, 4096] over N ranks (default 2):\n"
+    "                  threads of this process, or under `mpirun -np N` one process a rank;\n"
+    "                  C calls a size (default 20000) in 21 timed blocks\n"
     "One set of a kernel's arguments may take at most 8 GiB ($KGEN_MAX_ARG_BYTES sets another\n"
     "cap, e.g. 16G); a kernel past it is refused before anything is compiled.\n";
 
@@ -507,6 +511,10 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
 
 int kgc_bench(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* --coll's options send the line there too */
+        if (!strcmp(argv[i], "--coll") || !strcmp(argv[i], "--ranks") ||
+            !strcmp(argv[i], "--calls"))
+            return kgc_bench_coll(argc, argv);
     bench_args a;
     int rc = parse(argc, argv, &a);
     if (rc != KGC_OK)

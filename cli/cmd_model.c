@@ -1,7 +1,9 @@
 /* cmd_model.c: kgen run --model DIR: a Hugging Face model run through the model library
  * (model/kgen_model.h): greedy decoding of a prompt with a timing summary, or the checking
  * interface (--input-ids, --dump) that writes the logits and hidden states of a prefill and
- * of teacher-forced decode steps as .npy files. */
+ * of teacher-forced decode steps as .npy files. With --tp N the model is split over N ranks
+ * (ranks.c: threads, or MPI processes under mpirun), each running the same steps; rank 0
+ * prints and writes, the others are quiet. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@
 /* The options of run --model, as given. */
 typedef struct opts {
     const char *dir, *prompt, *max_new, *threads, *weights, *ctx, *ids, *prefill, *decode,
-        *dump;
+        *dump, *tp;
     int aot;
 } opts;
 
@@ -38,7 +40,8 @@ static int parse(int argc, char **argv, opts *o)
                             : !strcmp(a, "--input-ids") ? &o->ids
                             : !strcmp(a, "--prefill") ? &o->prefill
                             : !strcmp(a, "--decode") ? &o->decode
-                            : !strcmp(a, "--dump") ? &o->dump : NULL;
+                            : !strcmp(a, "--dump") ? &o->dump
+                            : !strcmp(a, "--tp") ? &o->tp : NULL;
         if (slot && i + 1 == argc)
             return kgc_error(KGC_USAGE, "run: %s needs a value", a);
         if (slot)
@@ -96,15 +99,17 @@ static void on_progress(void *ud, const char *line)
     fprintf(stderr, "kgen: %s\n", line);
 }
 
-/* Opens the model with o's options; KGC_OK or the exit code with the error printed. */
-static int open_model(const opts *o, long max_batch, long min_ctx, int check, kgm_model **m)
+/* Opens the model with o's options as rank r; KGC_OK or the exit code with the error printed. */
+static int open_model(const opts *o, const kgc_rank *r, long max_batch, long min_ctx,
+                      int check, kgm_model **m)
 {
     kgm_options mo;
     kgm_options_default(&mo);
     long v;
     if (o->threads && kgc_int_option("run", "--threads", o->threads, 1, KGC_MAX_THREADS, &v))
         return KGC_USAGE;
-    mo.threads = o->threads ? (int)v : 0;
+    mo.threads = o->threads ? (int)v : r->threads;
+    mo.tp = r->tp;
     if (o->ctx && kgc_int_option("run", "--max-context", o->ctx, 1, KGM_MAX_POSITION,
                                  &mo.max_context))
         return KGC_USAGE;
@@ -115,7 +120,7 @@ static int open_model(const opts *o, long max_batch, long min_ctx, int check, kg
     mo.weights = !o->weights ? KGM_WEIGHTS_STORED
                  : !strcmp(o->weights, "fp8") ? KGM_WEIGHTS_FP8 : KGM_WEIGHTS_BF16;
     mo.all_logits = mo.keep_hidden = check;
-    mo.progress = on_progress;
+    mo.progress = r->rank == 0 ? on_progress : NULL;
     char err[1024];
     int rc = kgm_open(m, o->dir, &mo, err, sizeof err);
     if (rc == KG_OK)
@@ -142,7 +147,8 @@ static long argmax(const float *x, long n)
     return best;
 }
 
-static void print_summary(kgm_model *m, long P, double prefill_s, long steps, double decode_s)
+static void print_summary(kgm_model *m, const kgc_rank *r, long P, double prefill_s,
+                          long steps, double decode_s)
 {
     kgm_stats s;
     kgm_stats_of(m, &s);
@@ -161,15 +167,21 @@ static void print_summary(kgm_model *m, long P, double prefill_s, long steps, do
     if (steps > 0)
         printf("decode: %ld tokens, %.2f ms/token, %.1f tokens/s\n", steps,
                decode_s * 1e3 / steps, steps / decode_s);
-    printf("memory: weights %.1f MiB, KV cache %.1f MiB, activations %.1f MiB; "
-           "peak RSS %.1f MiB\n", s.weight_bytes / 1048576.0, s.cache_bytes / 1048576.0,
-           s.act_bytes / 1048576.0, ru.ru_maxrss / 1024.0);
+    if (r->tp > 1)
+        printf("tensor parallelism: %d ranks (%s); rank 0 read %.1f MiB of weights\n", r->tp,
+               r->mpi ? "MPI, one process a rank" : "threads of one process",
+               s.read_bytes / 1048576.0);
+    printf("memory%s: weights %.1f MiB, KV cache %.1f MiB, activations %.1f MiB; "
+           "peak RSS %.1f MiB%s\n", r->tp > 1 ? " (rank 0)" : "", s.weight_bytes / 1048576.0,
+           s.cache_bytes / 1048576.0, s.act_bytes / 1048576.0, ru.ru_maxrss / 1024.0,
+           r->tp > 1 && !r->mpi ? " (the process: every rank)" : "");
 }
 
 /* Greedy decoding: the prompt's prefill, then up to max_new tokens, each the argmax of the
  * last logits (the last one needs no decode step), within the context. */
-static int generate(const opts *o)
+static int generate(const opts *o, const kgc_rank *r)
 {
+    int say = r->rank == 0; /* rank 0 prints; the others run the same steps quietly */
     long max_new = 16, P;
     int64_t *ids = NULL;
     if (o->max_new && kgc_int_option("run", "--max-new", o->max_new, 1, MAX_PROMPT, &max_new))
@@ -177,7 +189,7 @@ static int generate(const opts *o)
     if (parse_ids(o->prompt ? o->prompt : "1", &ids, &P) != KGC_OK)
         return KGC_USAGE;
     kgm_model *m;
-    int rc = open_model(o, 1, 0, 0, &m);
+    int rc = open_model(o, r, 1, 0, 0, &m);
     if (rc != KGC_OK) {
         free(ids);
         return rc;
@@ -188,7 +200,7 @@ static int generate(const opts *o)
     int st = kgm_prefill(m, 1, P, ids);
     double prefill_s = kgc_now() - t0, decode_s = 0;
     long steps = 0;
-    if (st == KG_OK) {
+    if (st == KG_OK && say) {
         printf("tokens:");
         for (long i = 0; i < P; i++)
             printf(" %lld", (long long)ids[i]);
@@ -196,8 +208,10 @@ static int generate(const opts *o)
     }
     for (long n = 0; st == KG_OK && n < max_new; n++) {
         int64_t next = argmax(kgm_logits(m, NULL), kgm_config_of(m)->vocab);
-        printf(" %lld", (long long)next);
-        fflush(stdout);
+        if (say) {
+            printf(" %lld", (long long)next);
+            fflush(stdout);
+        }
         if (n + 1 == max_new || kgm_position(m) >= s.max_context)
             break; /* done, or the context is full */
         double t = kgc_now();
@@ -205,10 +219,10 @@ static int generate(const opts *o)
         decode_s += kgc_now() - t;
         steps++;
     }
-    if (st == KG_OK) {
+    if (st == KG_OK && say) {
         printf("\n");
-        print_summary(m, P, prefill_s, steps, decode_s);
-    } else {
+        print_summary(m, r, P, prefill_s, steps, decode_s);
+    } else if (st != KG_OK) {
         rc = call_failed(m, st);
     }
     kgm_close(m);
@@ -274,10 +288,25 @@ static int read_ids(const char *path, long P, long N, int64_t **ids, long *B, lo
     return *ids ? KGC_OK : kgc_error(KGC_FAIL, "run: out of memory");
 }
 
-/* Prefill the first P ids of every row, then N teacher-forced decode steps; each call's
- * logits and hidden states dumped. */
-static int check(const opts *o)
+/* rc where every rank of r's group got KGC_OK too (one all-reduce of a flag when tp > 1), else
+ * KGC_FAIL on the ranks that did (the failing one has said why): a step only rank 0 takes
+ * (writing a file) or one that fails on one rank alone (memory) stops the whole group, where
+ * the others would wait for it in the next collective. */
+static int agreed(const kgc_rank *r, int rc)
 {
+    if (r->tp == 1)
+        return rc;
+    float bad = rc != KGC_OK, any = 1;
+    if (kgp_all_reduce(kgp_coll(), &any, &bad, 1, KG_COLL_F32) != KG_OK && rc == KGC_OK)
+        return kgc_error(KGC_FAIL, "run: the ranks could not agree");
+    return rc != KGC_OK ? rc : any > 0 ? KGC_FAIL : KGC_OK;
+}
+
+/* Prefill the first P ids of every row, then N teacher-forced decode steps; each call's
+ * logits and hidden states dumped (by rank 0). */
+static int check(const opts *o, const kgc_rank *r)
+{
+    int say = r->rank == 0; /* rank 0 writes the files; the others run the same steps */
     long P, N, B = 0, cols = 0;
     if (kgc_int_option("run", "--prefill", o->prefill, 1, KGM_MAX_POSITION, &P) ||
         kgc_int_option("run", "--decode", o->decode, 0, KGM_MAX_POSITION, &N))
@@ -294,18 +323,20 @@ static int check(const opts *o)
     row = malloc((size_t)(B * P) * sizeof *row);
     if (!row)
         rc = kgc_error(KGC_FAIL, "run: out of memory");
-    if (rc == KGC_OK && mkdir(o->dump, 0777) != 0 && kgc_folder_writable("run", "--dump",
-                                                                          o->dump) != KGC_OK)
+    if (rc == KGC_OK && say && mkdir(o->dump, 0777) != 0 &&
+        kgc_folder_writable("run", "--dump", o->dump) != KGC_OK)
         rc = KGC_USAGE;
-    if (rc == KGC_OK)
-        rc = open_model(o, B, P + N, 1, &m);
+    if ((rc = agreed(r, rc)) == KGC_OK)
+        rc = open_model(o, r, B, P + N, 1, &m);
     for (long b = 0; rc == KGC_OK && b < B; b++)
         memcpy(row + b * P, ids + b * cols, (size_t)P * sizeof *row);
     int st = rc == KGC_OK ? kgm_prefill(m, B, P, row) : KG_OK;
     if (st != KG_OK)
         rc = call_failed(m, st);
-    if (rc == KGC_OK)
+    if (rc == KGC_OK && say)
         rc = dump(m, o->dump, "prefill", B, P);
+    if (m)
+        rc = agreed(r, rc);
     for (long s = 0; rc == KGC_OK && s < N; s++) {
         for (long b = 0; b < B; b++)
             row[b] = ids[b * cols + P + s];
@@ -315,12 +346,20 @@ static int check(const opts *o)
         }
         char what[32];
         snprintf(what, sizeof what, "decode%ld", s);
-        rc = dump(m, o->dump, what, B, 1);
+        if (say)
+            rc = dump(m, o->dump, what, B, 1);
+        rc = agreed(r, rc);
     }
     kgm_close(m);
     free(row);
     free(ids);
     return rc;
+}
+
+static int run_rank(const kgc_rank *r, void *arg)
+{
+    const opts *o = arg;
+    return o->ids ? check(o, r) : generate(o, r);
 }
 
 int kgc_run_model(int argc, char **argv)
@@ -331,5 +370,8 @@ int kgc_run_model(int argc, char **argv)
         return rc;
     if (!o.dir)
         return kgc_error(KGC_USAGE, "run: expected --model DIR (see kgen run --help)");
-    return o.ids ? check(&o) : generate(&o);
+    long tp = 1;
+    if (o.tp && kgc_int_option("run", "--tp", o.tp, 1, KGM_MAX_TP, &tp))
+        return KGC_USAGE;
+    return kgc_ranks_run("run", "--tp", tp, run_rank, &o);
 }

@@ -81,6 +81,14 @@ const char kgc_run_help[] =
     "                    prefill_hidden.npy [L+1, B, P, H] and per step s\n"
     "                    decode{s}_logits.npy [B, 1, V], decode{s}_hidden.npy [L+1, B, 1, H]\n"
     "                    (hidden 0: the embeddings; L: the last layer after the final norm)\n"
+    "  --tp N            tensor parallelism over N ranks (Megatron: each holds 1/N of the\n"
+    "                    heads, the MLP and the vocabulary, and reads only that from the\n"
+    "                    files): N threads of this process, or under `mpirun -np N` one\n"
+    "                    process a rank (N must be the number of processes); rank 0 prints\n"
+    "                    and writes --dump, the same files as without --tp. --threads is per\n"
+    "                    rank (default: the cores split over the ranks of the process).\n"
+    "                    Query heads, KV heads (or ranks over KV heads) and intermediate_size\n"
+    "                    must divide by N, else refused naming the dimension, exit 2\n"
     "A token id outside the vocabulary, a prompt past the context, a missing tensor or one\n"
     "whose shape contradicts config.json is refused with one line, exit 2.\n";
 
@@ -122,7 +130,7 @@ int kgc_run(int argc, char **argv)
      * for --model DIR if it is missing */
     static const char *const model_opts[] = { "--model", "--prompt-ids", "--max-new",
                                               "--weights", "--max-context", "--input-ids",
-                                              "--prefill", "--decode", "--dump" };
+                                              "--prefill", "--decode", "--dump", "--tp" };
     for (int i = 1; i < argc; i++)
         for (size_t j = 0; j < sizeof model_opts / sizeof model_opts[0]; j++)
             if (!strcmp(argv[i], model_opts[j]))

@@ -18,18 +18,22 @@ const char kgc_spec_help[] =
     "                    model's max_position_embeddings, at most 4096)\n"
     "  --max-batch N     sequences per call (default 1)\n"
     "  --weights bf16|fp8  the projections and the LM head in bf16, or in fp8: e4m3 with\n"
-    "                    per-column scales (default: as config.json's dtype)\n";
+    "                    per-column scales (default: as config.json's dtype)\n"
+    "  --tp N            the kernels of one rank of N (tensor parallelism, as kgen run --tp:\n"
+    "                    its heads, intermediate columns and vocabulary slice)\n";
 
 int kgc_spec(int argc, char **argv)
 {
-    const char *dir = NULL, *out = NULL, *ctx = NULL, *batch = NULL, *weights = NULL;
+    const char *dir = NULL, *out = NULL, *ctx = NULL, *batch = NULL, *weights = NULL,
+               *tp = NULL;
     int rc = KGC_OK;
     for (int i = 1; i < argc && rc == KGC_OK; i++) {
         const char *o = argv[i];
         const char **slot = !strcmp(o, "--from-hf") ? &dir : !strcmp(o, "-o") ? &out
                             : !strcmp(o, "--max-context") ? &ctx
                             : !strcmp(o, "--max-batch") ? &batch
-                            : !strcmp(o, "--weights") ? &weights : NULL;
+                            : !strcmp(o, "--weights") ? &weights
+                            : !strcmp(o, "--tp") ? &tp : NULL;
         if (!slot)
             return kgc_bad_argument("spec", o);
         if (i + 1 == argc)
@@ -43,6 +47,10 @@ int kgc_spec(int argc, char **argv)
                             &opt.max_context);
     if (!rc && batch)
         rc = kgc_int_option("spec", "--max-batch", batch, 1, 1024, &opt.max_batch);
+    long ranks = 1;
+    if (!rc && tp)
+        rc = kgc_int_option("spec", "--tp", tp, 1, KGM_MAX_TP, &ranks);
+    opt.tp = (int)ranks;
     if (!rc && weights && strcmp(weights, "bf16") != 0 && strcmp(weights, "fp8") != 0)
         rc = kgc_error(KGC_USAGE, "spec: --weights wants bf16 or fp8, not '%s'", weights);
     opt.weights = !weights ? KGM_WEIGHTS_STORED

@@ -42,17 +42,20 @@ static const command commands[] = {
       kgc_exec, kgc_exec_help },
     { "run", "SPEC|DIR [--jit|--aot] [--repeat N] [--threads N] [--tokens T]\n"
              "--model DIR [--prompt-ids IDS] [--max-new N] [--threads N] [--jit|--aot] "
-             "[--weights bf16|fp8] [--max-context N]\n"
-             "--model DIR --input-ids IDS.npy --prefill P --decode N --dump OUT [--jit|--aot]",
+             "[--weights bf16|fp8] [--max-context N] [--tp N]\n"
+             "--model DIR --input-ids IDS.npy --prefill P --decode N --dump OUT [--jit|--aot] "
+             "[--tp N]",
       "compile every kernel of SPEC, run each on seeded inputs, print timings; or run a\n"
       "      Hugging Face model (greedy decoding), or dump its logits and hidden states",
       kgc_run, kgc_run_help },
     { "bench", "[SPEC|DIR] [--gemm] [--kernel REGEX] [--tokens T] [--threads N] [--jit|--aot] "
                "[--csv FILE] [--plot FILE.png] [--quick] [--min-time S] [--min-runs N]\n"
-               "--roofline [--threads N] [--csv FILE] [--quick] [--min-time S] [--min-runs N]",
+               "--roofline [--threads N] [--csv FILE] [--quick] [--min-time S] [--min-runs N]\n"
+               "--coll [--ranks N] [--calls C]",
       "time each kernel against this machine's roofline and OpenBLAS",
       kgc_bench, kgc_bench_help },
-    { "spec", "--from-hf DIR [-o FILE] [--max-context N] [--max-batch N] [--weights bf16|fp8]",
+    { "spec", "--from-hf DIR [-o FILE] [--max-context N] [--max-batch N] [--weights bf16|fp8] "
+              "[--tp N]",
       "print the spec of a Hugging Face model's config.json (the kernels run --model uses)",
       kgc_spec, kgc_spec_help },
     { "make-model", "PRESET -o DIR [--seed N] [--dtype T]\n--list",
@@ -113,8 +116,14 @@ static int wants_help(int argc, char **argv)
 
 /* ---- what the commands share -------------------------------------------------------------- */
 
+static _Thread_local int quiet;
+
+void kgc_quiet(int q) { quiet = q; }
+
 int kgc_error(int code, const char *fmt, ...)
 {
+    if (quiet)
+        return code;
     va_list ap;
     fputs("kgen: ", stderr);
     va_start(ap, fmt);

@@ -12,7 +12,11 @@
  *   fp8 weights: prefill's output projection and MLP are the TKG kernels (model_int.h); the
  *   LM head is fp8 too (its scales bound as w_scale), the embeddings are read as stored
  *   decode, all sequences in one call except attention (one call per sequence, against its
- *   own cache rows; it rotates q and the new k itself and returns the rotated k). */
+ *   own cache rows; it rotates q and the new k itself and returns the rotated k).
+ * Tensor parallelism (kgm_shard): a rank runs its own heads, its MLP columns and its
+ * vocabulary slice; the output projection's and the MLP's partial sums are all-reduced (fp32,
+ * rank order: the same bits on every rank) before each residual add, and the logits
+ * all-gathered, in prefill and decode alike. */
 #include <stdio.h>
 #include <string.h>
 
@@ -99,15 +103,58 @@ static void keep(kgm_model *m, long l, const float *x, long n)
         memcpy((float *)kgm_hidden(m, l), x, (size_t)(n * m->c.hidden) * sizeof(float));
 }
 
-/* The residual stream after the MLP of all n rows: added = x + o, x = added + mlp(added). */
+/* ---- tensor parallelism ---------------------------------------------------------------------- */
+
+/* y [n] = the sum over the ranks of each rank's y (tp > 1; nothing with one rank). */
+static int all_reduce(kgm_model *m, float *y, long n)
+{
+    if (!m->coll)
+        return KG_OK;
+    int rc = kgp_all_reduce(m->coll, y, y, n, KG_COLL_F32);
+    if (rc != KG_OK)
+        snprintf(m->err, sizeof m->err, "tensor parallelism: all-reduce of %ld values returned "
+                 "status %d", n, rc);
+    return rc;
+}
+
+/* logits [n, V] from every rank's slice logits_r [n, sh.V] (tp > 1): gathered rank-major,
+ * then each row's slices put side by side, the last one's padding dropped. */
+static int gather_logits(kgm_model *m, long n)
+{
+    const kgm_shard *sh = &m->sh;
+    long V = m->c.vocab;
+    size_t bytes = (size_t)(n * sh->V) * sizeof(float);
+    int rc = kgp_all_gather(m->coll, m->gather, m->logits_r, (long)bytes);
+    if (rc != KG_OK) {
+        snprintf(m->err, sizeof m->err, "tensor parallelism: all-gather of the logits returned "
+                 "status %d", rc);
+        return rc;
+    }
+    for (int r = 0; r < sh->tp; r++) {
+        long v0 = r * sh->V, len = v0 >= V ? 0 : V - v0 < sh->V ? V - v0 : sh->V;
+        const float *from = m->gather + (size_t)r * (size_t)(n * sh->V);
+        for (long t = 0; t < n && len > 0; t++)
+            memcpy(m->logits + t * V + v0, from + t * sh->V, (size_t)len * sizeof(float));
+    }
+    return KG_OK;
+}
+
+/* The residual stream after the MLP of all n rows: added = x + o, x = added + mlp(added),
+ * o and the MLP's output summed over the ranks first. */
 static int mlp(kgm_model *m, int k, const kgm_layer *L, long n)
 {
+    long H = m->c.hidden;
+    int rc = all_reduce(m, m->o_out, n * H);
+    if (rc != KG_OK)
+        return rc;
     RUN(m, k, ({ "out", m->mlp_out }, { "add_out", m->added }, { "hidden", m->o_out },
                { "add", m->x }, { "gate_w", &L->gate }, { "up_w", &L->up },
                { "down_w", &L->down }, { "gate_scale", L->gate_s }, { "up_scale", L->up_s },
                { "down_scale", L->down_s }, { "gamma", L->ln2 }),
         ({ "T", n }));
-    for (long i = 0; i < n * m->c.hidden; i++)
+    if ((rc = all_reduce(m, m->mlp_out, n * H)) != KG_OK)
+        return rc;
+    for (long i = 0; i < n * H; i++)
         m->x[i] = m->added[i] + m->mlp_out[i];
     return KG_OK;
 }
@@ -116,11 +163,12 @@ static int mlp(kgm_model *m, int k, const kgm_layer *L, long n)
 static int head(kgm_model *m, const float *x, long n)
 {
     float *normed = m->hidden ? (float *)kgm_hidden(m, m->c.layers) : m->normed;
-    RUN(m, KGM_K_LM_HEAD, ({ "logits", m->logits }, { "normed", normed }, { "hidden", x },
+    float *logits = m->coll ? m->logits_r : m->logits;
+    RUN(m, KGM_K_LM_HEAD, ({ "logits", logits }, { "normed", normed }, { "hidden", x },
                            { "weight", &m->lm_head }, { "w_scale", m->lm_head_s },
                            { "gamma", m->final_norm }),
         ({ "T", n }));
-    return KG_OK;
+    return m->coll ? gather_logits(m, n) : KG_OK;
 }
 
 /* ---- prefill -------------------------------------------------------------------------------- */
@@ -138,7 +186,7 @@ static void heads_first(float *dst, const float *src, long P, long n, long d)
 static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
 {
     const kgm_config *c = &m->c;
-    long H = c->hidden, d = c->head_dim, nq = c->q_heads, nkv = c->kv_heads;
+    long H = c->hidden, d = c->head_dim, nq = m->sh.nq, nkv = m->sh.nkv;
     long C = m->lim.max_context;
     long nh = nq + 2 * nkv;
     float *q = m->heads, *k = q + nq * P * d, *v = k + nkv * P * d;
@@ -222,7 +270,7 @@ int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids)
 static int attend_decode(kgm_model *m, kgm_layer *L, long b, long pos)
 {
     const kgm_config *c = &m->c;
-    long d = c->head_dim, nq = c->q_heads, nkv = c->kv_heads, C = m->lim.max_context;
+    long d = c->head_dim, nq = m->sh.nq, nkv = m->sh.nkv, C = m->lim.max_context;
     long I = (nq + 2 * nkv) * d;
     const float *row = m->heads + b * I;
     float fpos = (float)pos;

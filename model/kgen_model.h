@@ -49,9 +49,14 @@ typedef struct kgm_options {
     int weights;        /* enum kgm_weights */
     int all_logits;     /* prefill computes the logits of every position (else the last) */
     int keep_hidden;    /* keep every layer's output (kgm_hidden) */
+    int tp;             /* tensor parallelism: the model split over tp ranks (0 or 1: whole);
+                           see kgm_open */
     kgm_progress_fn *progress;
     void *progress_ud;
 } kgm_options;
+
+/* The most ranks of tensor parallelism (kgen/coll.h's KG_COLL_MAX_RANKS). */
+#define KGM_MAX_TP 256
 
 /* The defaults: JIT, weights as stored. Activations and the KV cache are f32. */
 void kgm_options_default(kgm_options *o);
@@ -72,7 +77,20 @@ typedef struct kgm_model kgm_model;
  * generates and compiles its kernels, loads and packs the weights, sizes the KV cache. On
  * error *m is NULL and err holds one line naming the file and the field or tensor: KG_EIO,
  * KG_ESPEC (an unsupported config), KG_ESHAPE (a tensor missing or contradicting the config),
- * KG_ECOMPILE, KG_ENOMEM. */
+ * KG_ECOMPILE, KG_ENOMEM.
+ *
+ * Tensor parallelism (o->tp > 1): each of tp ranks opens its own model with the group's
+ * communicator (kgen/coll.h: threads as ranks, or MPI) bound to the calling thread; its
+ * size must be tp, and its rank is the model's. Megatron sharding: a rank holds q_heads/tp
+ * query heads and their KV heads (replicated on the ranks sharing one when tp > kv_heads),
+ * the matching rows of o_proj, intermediate/tp columns of gate and up and rows of down,
+ * and ceil(vocab/tp) columns of the LM head; it reads only those rows and columns of the
+ * safetensors files (the embeddings a token row at a time). Sharding that does not divide is
+ * refused (KG_ESPEC naming the dimension). Every rank makes the same calls with the same
+ * inputs: the partial sums of o_proj and the MLP are all-reduced (fp32) before the residual
+ * adds, the logits all-gathered, so every rank ends each call with the whole model's logits
+ * and hidden states. The ranks agree before returning: if one fails, every one returns its
+ * status and line ("rank R: ..." for another rank's), so none waits for the others later. */
 int kgm_open(kgm_model **m, const char *dir, const kgm_options *o, char *err, size_t errlen);
 void kgm_close(kgm_model *m);
 
@@ -103,6 +121,9 @@ typedef struct kgm_stats {
     int kernels, aot;
     long spec_lines, max_context, max_batch;
     size_t weight_bytes, cache_bytes, act_bytes;
+    size_t read_bytes;   /* bytes of tensor data loading read from the safetensors files
+                            (this rank's shard; the embeddings are read per token later) */
+    int tp, tp_rank;
     const char *weights; /* "f32", "bf16", "fp16" or "e4m3" (the projections' and the LM
                             head's format) */
 } kgm_stats;

@@ -9,6 +9,7 @@
 
 #include "kernels.h"
 #include "kgen/ckd.h"
+#include "kgen/coll.h"
 #include "kgen/gcc.h"
 #include "model_int.h"
 
@@ -157,17 +158,19 @@ static float *floats(kgm_model *m, long a, long b, long c, int *bad)
     return p;
 }
 
-/* The KV caches, the activations and the rotary tables. */
+/* The KV caches, the activations and the rotary tables: the rank's heads (kgm_shard), the
+ * whole hidden size. */
 static int make_buffers(kgm_model *m, char *err, size_t errlen)
 {
     const kgm_config *c = &m->c;
+    const kgm_shard *sh = &m->sh;
     long C = m->lim.max_context, rows = m->lim.max_batch * C, d = c->head_dim;
-    long heads = c->q_heads + 2 * c->kv_heads;
+    long heads = sh->nq + 2 * sh->nkv;
     int bad = 0;
     size_t before = m->act_bytes;
     for (long l = 0; l < c->layers; l++) {
-        m->layers[l].k_cache = floats(m, m->lim.max_batch * c->kv_heads, C, d, &bad);
-        m->layers[l].v_cache = floats(m, m->lim.max_batch * c->kv_heads, C, d, &bad);
+        m->layers[l].k_cache = floats(m, m->lim.max_batch * sh->nkv, C, d, &bad);
+        m->layers[l].v_cache = floats(m, m->lim.max_batch * sh->nkv, C, d, &bad);
     }
     m->stats.cache_bytes = m->act_bytes - before;
     m->x = floats(m, rows, c->hidden, 1, &bad);
@@ -176,21 +179,25 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     m->added = floats(m, rows, c->hidden, 1, &bad);
     m->normed = floats(m, rows, c->hidden, 1, &bad);
     m->heads = floats(m, heads, C > m->lim.max_batch ? C : m->lim.max_batch, d, &bad);
-    m->q_rot = floats(m, c->q_heads, C, d, &bad);
+    m->q_rot = floats(m, sh->nq, C, d, &bad);
     m->qkv_rows = floats(m, heads, C, d, &bad);
-    m->k_rot = floats(m, c->kv_heads, C, d, &bad);
-    m->attn = floats(m, m->lim.max_batch > 1 ? m->lim.max_batch : 1, c->q_heads * C, d, &bad);
-    m->logits = floats(m, m->o.all_logits || m->o.keep_hidden ? rows : m->lim.max_batch,
-                       c->vocab, 1, &bad);
+    m->k_rot = floats(m, sh->nkv, C, d, &bad);
+    m->attn = floats(m, m->lim.max_batch > 1 ? m->lim.max_batch : 1, sh->nq * C, d, &bad);
+    long lrows = m->o.all_logits || m->o.keep_hidden ? rows : m->lim.max_batch;
+    m->logits = floats(m, lrows, c->vocab, 1, &bad);
+    if (sh->tp > 1) {
+        m->logits_r = floats(m, lrows, sh->V, 1, &bad);
+        m->gather = floats(m, sh->tp, lrows, sh->V, &bad);
+    }
     if (m->o.keep_hidden)
         m->hidden = floats(m, c->layers + 1, rows, c->hidden, &bad);
     m->cos = floats(m, C, d, 1, &bad);
     m->sin = floats(m, C, d, 1, &bad);
     m->inv_freq = calloc((size_t)d / 2 + 1, sizeof *m->inv_freq);
     m->inv_freq_f = calloc((size_t)d / 2 + 1, sizeof *m->inv_freq_f);
-    m->mask = malloc((size_t)c->q_heads);
+    m->mask = malloc((size_t)sh->nq);
     if (m->mask)
-        memset(m->mask, 1, (size_t)c->q_heads);
+        memset(m->mask, 1, (size_t)sh->nq);
     if (bad || !m->inv_freq || !m->inv_freq_f || !m->mask)
         return fail(err, errlen, KG_ENOMEM, "out of memory for the KV cache and activations "
                     "(%ld sequences of %ld tokens)", m->lim.max_batch, C);
@@ -210,6 +217,50 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
 
 /* ---- open and close ------------------------------------------------------------------------- */
 
+/* Tensor parallelism: the group's communicator, the one bound to the calling thread, must
+ * have tp ranks. */
+static int join_group(kgm_model *m, char *err, size_t errlen)
+{
+    int tp = m->o.tp > 1 ? m->o.tp : 1;
+    if (tp == 1)
+        return KG_OK;
+    kg_coll *g = kgp_coll();
+    if (kgp_coll_size(g) != tp)
+        return fail(err, errlen, KG_EARG, "tensor parallelism over %d ranks, but the "
+                    "communicator bound to this thread has %d", tp, kgp_coll_size(g));
+    m->coll = g;
+    return KG_OK;
+}
+
+/* What one rank sends the others when the group agrees on the open. */
+typedef struct verdict { int rc; char err[500]; } verdict;
+
+/* Every rank learns every rank's outcome; the lowest failing rank's status and line become
+ * each rank's ("rank R: ..." on the others), so no rank goes on to wait for a failed one. */
+static int agree(kgm_model *m, int rc, char *err, size_t errlen)
+{
+    int tp = kgp_coll_size(m->coll), me = kgp_coll_rank(m->coll);
+    verdict v = { rc, "" }, *all = calloc((size_t)tp, sizeof *all);
+    snprintf(v.err, sizeof v.err, "%s", rc == KG_OK ? "" : err);
+    if (!all || kgp_all_gather(m->coll, all, &v, sizeof v) != KG_OK) {
+        /* the gather has failed on every rank alike (kgen/abi.h), or this rank's memory: the
+         * others then fail theirs */
+        free(all);
+        return fail(err, errlen, KG_ENOMEM, "tensor parallelism: the ranks could not agree "
+                    "on opening the model");
+    }
+    for (int r = 0; r < tp; r++) {
+        if (all[r].rc == KG_OK)
+            continue;
+        rc = all[r].rc;
+        if (r != me)
+            fail(err, errlen, rc, "rank %d: %s", r, all[r].err);
+        break;
+    }
+    free(all);
+    return rc;
+}
+
 int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, size_t errlen)
 {
     *out = NULL;
@@ -218,7 +269,12 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
         return fail(err, errlen, KG_ENOMEM, "out of memory");
     if (o)
         m->o = *o;
-    int rc = kgm_config_load(&m->c, dir, err, errlen);
+    int rc = join_group(m, err, errlen);
+    if (rc != KG_OK) {
+        free(m);
+        return rc;
+    }
+    rc = kgm_config_load(&m->c, dir, err, errlen);
     if (rc == KG_OK) {
         kgm_limits_of(&m->c, &m->o, &m->lim);
         if (m->lim.max_batch > MAX_BATCH)
@@ -228,6 +284,9 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
             rc = fail(err, errlen, KG_ESPEC, "max_context %ld is past the model's "
                       "max_position_embeddings %ld", m->lim.max_context, m->c.max_position);
     }
+    if (rc == KG_OK)
+        rc = kgm_shard_of(&m->c, m->o.tp, m->coll ? kgp_coll_rank(m->coll) : 0, &m->sh, err,
+                          errlen);
     if (rc == KG_OK && m->o.threads > 0)
         kg_set_threads(m->o.threads);
     m->layers = rc == KG_OK ? calloc((size_t)m->c.layers, sizeof *m->layers) : NULL;
@@ -241,6 +300,8 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
     m->stats.load_ms = (kgm_now() - t0) * 1e3;
     if (rc == KG_OK)
         rc = make_buffers(m, err, errlen);
+    if (m->coll)
+        rc = agree(m, rc, err, errlen);
     if (rc != KG_OK) {
         kgm_close(m);
         return rc;
@@ -248,6 +309,7 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
     m->stats.weights = kgm_weight_name(&m->c, &m->o);
     m->stats.aot = m->o.build == KGM_AOT;
     m->stats.max_context = m->lim.max_context, m->stats.max_batch = m->lim.max_batch;
+    m->stats.tp = m->sh.tp, m->stats.tp_rank = m->sh.rank;
     *out = m;
     return KG_OK;
 }
@@ -263,7 +325,8 @@ void kgm_close(kgm_model *m)
     }
     free(m->layers);
     float *bufs[] = { m->x, m->o_out, m->mlp_out, m->added, m->normed, m->heads, m->q_rot,
-                      m->k_rot, m->qkv_rows, m->attn, m->logits, m->hidden, m->cos, m->sin };
+                      m->k_rot, m->qkv_rows, m->attn, m->logits, m->logits_r, m->gather,
+                      m->hidden, m->cos, m->sin };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(m->inv_freq);

@@ -28,11 +28,23 @@ void kgm_limits_of(const kgm_config *c, const kgm_options *o, kgm_limits *l);
  * and the LM head alike. */
 const char *kgm_weight_name(const kgm_config *c, const kgm_options *o);
 
+/* shard.c: what rank `rank` of `tp` holds (Megatron tensor parallelism): nq query heads from
+ * q0, nkv KV heads from kv0 (one, shared with the other ranks of its group, when tp > kv
+ * heads), I intermediate columns from i0, V vocabulary columns from v0 of which v_len are the
+ * model's (the rest zero padding). tp 1: the whole model. KG_OK, or KG_ESPEC with one line in
+ * err naming the dimension that does not divide. */
+typedef struct kgm_shard {
+    int tp, rank;
+    long nq, q0, nkv, kv0, I, i0, V, v0, v_len;
+} kgm_shard;
+int kgm_shard_of(const kgm_config *c, int tp, int rank, kgm_shard *s, char *err, size_t errlen);
+
 /* One decoder layer's weights (packed) and KV cache. */
 typedef struct kgm_layer {
+    /* the rank's shard (kgm_shard: nq, nkv, I its own) */
     kg_wt qkv, o, gate, up, down; /* W [K, N]: qkv [H, (nq+2nkv)d], o [nq d, H], ... */
     float *qkv_bias;              /* [(nq+2nkv)d] or NULL */
-    float *o_bias;                /* [H] or NULL */
+    float *o_bias;                /* [H] or NULL; zeros on ranks other than 0 (added once) */
     float *qkv_s, *o_s;           /* fp8: per-column dequant scales [(nq+2nkv)d], [H]; else NULL */
     float *gate_s, *up_s, *down_s;/* fp8: [I], [I], [H]; else NULL */
     float *ln1, *ln2;             /* input / post-attention RMSNorm weights [H] */
@@ -40,9 +52,11 @@ typedef struct kgm_layer {
 } kgm_layer;
 
 struct kgm_model {
-    kgm_config c;
+    kgm_config c;              /* the whole model's, as config.json says */
     kgm_options o;
     kgm_limits lim;
+    kgm_shard sh;              /* this rank's part (the kernels' sizes); tp 1: the whole */
+    kg_coll *coll;             /* the tensor-parallel group (tp > 1), else NULL */
     kgst *st;
     kg_registry *reg;
     kg_manifest *man;                        /* the spec's kernels: their arguments by name */
@@ -51,8 +65,8 @@ struct kgm_model {
     kgm_layer *layers;
     const kgst_tensor *embed;  /* [V, H] as stored */
     float *final_norm;         /* [H] */
-    kg_wt lm_head;             /* [H, V]: with tied embeddings a packed copy of embed */
-    float *lm_head_s;          /* fp8: its per-column dequant scales [V]; else NULL */
+    kg_wt lm_head;             /* [H, sh.V]: with tied embeddings a packed copy of embed */
+    float *lm_head_s;          /* fp8: its per-column dequant scales [sh.V]; else NULL */
     double *inv_freq;          /* [d/2] */
     float *inv_freq_f;         /* [d/2]: the decode attention's fused rotation */
     float *cos, *sin;          /* [max_context, d]: HF's rotary tables, from inv_freq in double */
@@ -61,6 +75,7 @@ struct kgm_model {
     float *qkv_rows;           /* [max_context, (nq + 2 nkv) d]: a prefill's qkv output */
     float *x, *o_out, *mlp_out, *added, *heads, *q_rot, *k_rot, *attn, *normed;
     float *logits;             /* [rows, V] */
+    float *logits_r, *gather;  /* tp > 1: the rank's [rows, sh.V], all ranks' [tp, rows, sh.V] */
     float *hidden;             /* [L+1, rows, H] (keep_hidden) */
     long B, pos, last_T;       /* sequences, tokens in the cache, tokens of the last call */
     kgm_stats stats;

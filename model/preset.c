@@ -143,6 +143,8 @@ static void add_layer(plan *p, const kgm_config *c, int l)
             add(p, 0, out, 0, "model.layers.%d.self_attn.%s_proj.bias", l, qkv[j]);
     }
     add(p, 0, h, q, "model.layers.%d.self_attn.o_proj.weight", l);
+    if (c->o_bias) /* Llama's attention_bias gives o_proj one too */
+        add(p, 0, h, 0, "model.layers.%d.self_attn.o_proj.bias", l);
     add(p, 1, h, 0, "model.layers.%d.post_attention_layernorm.weight", l);
     add(p, 0, c->intermediate, h, "model.layers.%d.mlp.gate_proj.weight", l);
     add(p, 0, c->intermediate, h, "model.layers.%d.mlp.up_proj.weight", l);
@@ -161,7 +163,7 @@ static void plan_free(plan *p)
 static int plan_model(plan *p, const kgm_config *c, kg_dtype dtype, uint64_t seed)
 {
     memset(p, 0, sizeof *p);
-    p->cap = 3 + (int)c->layers * 12;
+    p->cap = 3 + (int)c->layers * 13;
     p->t = calloc((size_t)p->cap, sizeof *p->t);
     p->names = calloc((size_t)p->cap, sizeof *p->names);
     p->norm = calloc((size_t)p->cap, sizeof *p->norm);

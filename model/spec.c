@@ -101,22 +101,33 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
 {
     kgm_limits lim;
     kgm_limits_of(c, o, &lim);
+    /* tensor parallelism: every rank's kernels have one rank's sizes (the same on all) */
+    kgm_shard sh;
+    int rc = kgm_shard_of(c, o ? o->tp : 1, 0, &sh, err, errlen);
+    if (rc != KG_OK)
+        return rc;
     const char *w = kgm_weight_name(c, o);
     buf b = { 0 };
-    char eps[40], theta[40];
+    char eps[40], theta[40], tp[64] = "";
     put(&b, "-- The kernels of a %s model (kgen spec --from-hf): hidden %ld, %ld layers,\n"
             "-- %ld query / %ld KV heads of %ld, vocabulary %ld; %s weights, f32 activations.\n",
         kgm_arch_name(c->arch), c->hidden, c->layers, c->q_heads, c->kv_heads, c->head_dim,
         c->vocab, w);
+    if (sh.tp > 1) {
+        put(&b, "-- Tensor parallelism over %d ranks (Megatron): the sizes below are one "
+                "rank's,\n-- its query heads, KV heads, intermediate columns and vocabulary "
+                "slice (padded).\n", sh.tp);
+        snprintf(tp, sizeof tp, "_tp%d", sh.tp);
+    }
     put(&b, "local model = {\n"
             "  hidden = %ld, intermediate = %ld, q_heads = %ld, kv_heads = %ld, head_dim = %ld,\n"
             "  layers = %ld, vocab = %ld, rms_eps = %s, rope_theta = %s,\n}\n\n",
-        c->hidden, c->intermediate, c->q_heads, c->kv_heads, c->head_dim, c->layers, c->vocab,
+        c->hidden, sh.I, sh.nq, sh.nkv, c->head_dim, c->layers, sh.V,
         num(eps, sizeof eps, c->rms_eps), num(theta, sizeof theta, c->rope_theta));
     put(&b, "return {\n");
-    put(&b, "  name = \"%s_h%ld_i%ld_q%ld_kv%ld_d%ld_v%ld_%s\",\n",
-        c->arch == KGM_QWEN2 ? "qwen2" : "llama", c->hidden, c->intermediate, c->q_heads,
-        c->kv_heads, c->head_dim, c->vocab, w);
+    put(&b, "  name = \"%s_h%ld_i%ld_q%ld_kv%ld_d%ld_v%ld_%s%s\",\n",
+        c->arch == KGM_QWEN2 ? "qwen2" : "llama", c->hidden, sh.I, sh.nq, sh.nkv, c->head_dim,
+        sh.V, w, tp);
     put(&b, "  description = \"%s from config.json\",\n", kgm_arch_name(c->arch));
     put(&b, "  model = model,\n  dtype = \"f32\",\n  fp8 = { format = \"e4m3\" },\n");
     put(&b, "  limits = { max_tokens = %ld, max_batch = %ld, max_context = %ld },\n",

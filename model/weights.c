@@ -3,12 +3,17 @@
  * their Hugging Face layout [out, in] directly (layout nk), norms and biases widened to f32.
  * With fp8 weights each layer projection and the LM head are quantized to e4m3 codes first
  * (per output column scales kept beside the packed codes; quant.c), one tensor at a time. With
- * tied embeddings the LM head is a packed copy: the embedding lookup reads the stored rows. */
+ * tied embeddings the LM head is a packed copy: the embedding lookup reads the stored rows.
+ * Tensor parallelism: a rank packs only its shard (kgm_shard: rows of the projections it
+ * splits by output, columns of those it splits by input, its slice of the vocabulary) and
+ * reads only those bytes of the mapping (stats.read_bytes counts them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kgen/dtype.h"
 #include "model_int.h"
@@ -68,16 +73,25 @@ static float value(const kgst_tensor *t, long i)
     return t->dtype == KG_BF16 ? kg_bf16_to_f32(h) : kg_f16_to_f32(h);
 }
 
-/* A vector tensor [n] widened to f32 (malloc'd), or NULL with err. */
-static float *vec(loader *ld, const char *name, long n)
+/* Elements [first, first + n) of the vector tensor name [len] widened to f32 (malloc'd), or
+ * NULL with err. */
+static float *vec_part(loader *ld, const char *name, long len, long first, long n)
 {
-    const kgst_tensor *t = tensor(ld, name, n, 0);
-    float *v = t ? malloc((size_t)n * sizeof *v) : NULL;
+    const kgst_tensor *t = tensor(ld, name, len, 0);
+    float *v = t ? malloc((size_t)(n > 0 ? n : 1) * sizeof *v) : NULL;
     if (t && !v)
         snprintf(ld->err, ld->errlen, "out of memory loading %s", name);
     for (long i = 0; v && i < n; i++)
-        v[i] = value(t, i);
+        v[i] = value(t, first + i);
+    if (v)
+        ld->m->stats.read_bytes += (size_t)n * (t->dtype == KG_F32 ? 4 : 2);
     return v;
+}
+
+/* A vector tensor [n] widened to f32 (malloc'd), or NULL with err. */
+static float *vec(loader *ld, const char *name, long n)
+{
+    return vec_part(ld, name, n, 0, n);
 }
 
 /* The packed format of a weight format name (kgm_weight_name). */
@@ -130,42 +144,97 @@ static unsigned char *quantize(const kgst_tensor *t, long N, long K, float *scal
     return q;
 }
 
-/* Packs W [K, N] = the side-by-side parts named names[i], each stored [n[i], K] (HF's [out,
- * in]), into w. In fp8 (ld->fmt e4m3) each part is quantized first and *scale (malloc'd) gets
- * W's per-column scales [N]; else scale is NULL and untouched. */
-static int pack(loader *ld, kg_wt *w, int nparts, const char *const *names, const long *n,
-                long K, float **scale)
+/* One part of a packed weight: rows [r0, r0 + nr) and columns [c0, c0 + nc) of the stored
+ * tensor name [R, C] (HF's [out, in]: its rows are W's output columns, its columns W's
+ * contraction); rows past R are zeros (the padding of the last rank's vocabulary slice). */
+typedef struct part { const char *name; long R, C, r0, nr, c0, nc; } part;
+
+/* The whole tensor name [R, C] as a part. */
+static part whole(const char *name, long R, long C) { return (part){ name, R, C, 0, R, 0, C }; }
+
+/* Part p of t as a tensor [nr, nc] of t's dtype: a view into the mapping when it is whole rows
+ * of t, else a copy gathered row by row (*copy, for the caller to free), so that only the
+ * part's bytes of the file are read (counted in stats.read_bytes). data is NULL when out of
+ * memory. The sizes are the config's, whose products are checked (config.c). */
+static kgst_tensor view(loader *ld, const kgst_tensor *t, const part *p, void **copy)
+{
+    size_t es = t->dtype == KG_F32 ? 4 : 2;
+    long have = p->r0 >= p->R ? 0 : p->R - p->r0 < p->nr ? p->R - p->r0 : p->nr;
+    kgst_tensor v = *t;
+    v.shape[0] = p->nr, v.shape[1] = p->nc, v.count = p->nr * p->nc;
+    v.nbytes = (size_t)v.count * es;
+    *copy = NULL;
+    if (p->c0 == 0 && p->nc == p->C && have == p->nr) {
+        v.data = (const unsigned char *)t->data + (size_t)p->r0 * (size_t)p->C * es;
+    } else {
+        unsigned char *c = calloc(v.nbytes ? v.nbytes : 1, 1);
+        const unsigned char *from = t->data;
+        for (long r = 0; c && r < have; r++)
+            memcpy(c + (size_t)r * (size_t)p->nc * es,
+                   from + ((size_t)(p->r0 + r) * (size_t)p->C + (size_t)p->c0) * es,
+                   (size_t)p->nc * es);
+        v.data = *copy = c;
+    }
+    if (v.data)
+        ld->m->stats.read_bytes += (size_t)have * (size_t)p->nc * es;
+    return v;
+}
+
+/* The whole pages of the mapping that rows [r0, r0 + n) of t span, released from this process
+ * once packed: they stay in the page cache (read again if touched: the embeddings' rows), but
+ * a rank's resident memory is then its packed shard, not that plus the file pages it read. */
+static void release(const kgst_tensor *t, long r0, long n, long C)
+{
+    size_t es = t->dtype == KG_F32 ? 4 : 2, page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data + (size_t)r0 * (size_t)C * es;
+    uintptr_t b = a + (size_t)n * (size_t)C * es;
+    a = (a + page - 1) / page * page, b = b / page * page;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Packs W [K, N] = the side-by-side parts p[i] (each [nr, K], K = nc), into w. In fp8
+ * (ld->fmt e4m3) each part is quantized first and *scale (malloc'd) gets W's per-column
+ * scales [N]; else scale is NULL and untouched. */
+static int pack(loader *ld, kg_wt *w, int nparts, const part *p, float **scale)
 {
     kg_wt_src src[3];
-    void *copy[3] = { 0 };
+    void *copy[3] = { 0 }, *cut[3] = { 0 };
     int rc = KG_OK;
-    long N = 0;
+    long N = 0, K = p[0].nc;
     for (int i = 0; i < nparts; i++)
-        N += n[i];
+        N += p[i].nr;
     int fp8 = ld->fmt == KG_WT_E4M3;
-    if (fp8 && !(*scale = malloc((size_t)N * sizeof **scale))) {
-        snprintf(ld->err, ld->errlen, "out of memory quantizing %s", names[0]);
+    if (fp8 && !(*scale = malloc((size_t)(N > 0 ? N : 1) * sizeof **scale))) {
+        snprintf(ld->err, ld->errlen, "out of memory quantizing %s", p[0].name);
         return KG_ENOMEM;
     }
     long at = 0;
-    for (int i = 0; i < nparts && rc == KG_OK; at += n[i], i++) {
-        const kgst_tensor *t = tensor(ld, names[i], n[i], K);
+    for (int i = 0; i < nparts && rc == KG_OK; at += p[i].nr, i++) {
+        const kgst_tensor *t = tensor(ld, p[i].name, p[i].R, p[i].C);
         if (!t) {
             rc = KG_ESHAPE;
             break;
         }
-        const void *data = fp8 ? (copy[i] = quantize(t, n[i], K, *scale + at))
-                               : in_format(t, ld->fmt, &copy[i]);
-        src[i] = (kg_wt_src){ ld->fmt, KG_WL_NK, K, n[i], data, NULL, 0, 0 };
+        kgst_tensor v = view(ld, t, &p[i], &cut[i]);
+        const void *data = !v.data ? NULL
+                           : fp8   ? (copy[i] = quantize(&v, p[i].nr, K, *scale + at))
+                                   : in_format(&v, ld->fmt, &copy[i]);
+        src[i] = (kg_wt_src){ ld->fmt, KG_WL_NK, K, p[i].nr, data, NULL, 0, 0 };
         if (!src[i].data)
             rc = KG_ENOMEM, snprintf(ld->err, ld->errlen, "out of memory converting %s",
-                                     names[i]);
+                                     p[i].name);
     }
     char why[256];
     if (rc == KG_OK && (rc = kg_wt_pack_parts(w, src, nparts, why, sizeof why)) != KG_OK)
-        snprintf(ld->err, ld->errlen, "%s: %s: %s", ld->file, names[0], why);
-    for (int i = 0; i < nparts; i++)
-        free(copy[i]);
+        snprintf(ld->err, ld->errlen, "%s: %s: %s", ld->file, p[0].name, why);
+    for (int i = 0; i < nparts; i++) {
+        free(copy[i]), free(cut[i]);
+        const kgst_tensor *t = rc == KG_OK ? kgst_find(ld->m->st, p[i].name) : NULL;
+        long have = t && p[i].r0 < p[i].R ? p[i].R - p[i].r0 : 0;
+        if (t)
+            release(t, p[i].r0, have < p[i].nr ? have : p[i].nr, p[i].C);
+    }
     if (rc == KG_OK)
         ld->m->stats.weight_bytes += fp8 ? (size_t)K * (size_t)N + (size_t)N * 4
                                          : (size_t)K * (size_t)N * (ld->fmt == KG_WT_F32 ? 4 : 2);
@@ -189,13 +258,15 @@ static void progress(loader *ld, long l)
     }
 }
 
-/* Layer l: its norms, the fused QKV weight (and bias), o, gate, up, down. */
+/* Layer l: its norms, the fused QKV weight (and bias), o, gate, up, down: the rank's shard
+ * of each (kgm_shard), the norms whole. */
 static int load_layer(loader *ld, long l)
 {
     const kgm_config *c = &ld->m->c;
+    const kgm_shard *s = &ld->m->sh;
     kgm_layer *L = &ld->m->layers[l];
-    long H = c->hidden, I = c->intermediate, q = c->q_heads * c->head_dim;
-    long kv = c->kv_heads * c->head_dim;
+    long H = c->hidden, I = c->intermediate, d = c->head_dim, q = c->q_heads * d;
+    long kv = c->kv_heads * d;
     char nm[8][96];
     static const char *const parts[8] = {
         "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj",
@@ -212,35 +283,44 @@ static int load_layer(loader *ld, long l)
     snprintf(down, sizeof down, "model.layers.%ld.mlp.down_proj.weight", l);
     if (!(L->ln1 = vec(ld, nm[0], H)) || !(L->ln2 = vec(ld, nm[1], H)))
         return KG_ESHAPE;
-    const char *qkv[3] = { w[0], w[1], w[2] };
-    long nq[3] = { q, kv, kv }, nI[1] = { I }, nH[1] = { H };
-    int rc = pack(ld, &L->qkv, 3, qkv, nq, H, &L->qkv_s);
+    /* the rank's query heads and their KV heads: rows of q, k and v (columns of W) */
+    long q0 = s->q0 * d, nq = s->nq * d, k0 = s->kv0 * d, nk = s->nkv * d;
+    const part qkv[3] = { { w[0], q, H, q0, nq, 0, H }, { w[1], kv, H, k0, nk, 0, H },
+                          { w[2], kv, H, k0, nk, 0, H } };
+    int rc = pack(ld, &L->qkv, 3, qkv, &L->qkv_s);
     if (rc == KG_OK && c->qkv_bias) {
-        float *bq = vec(ld, b[0], q), *bk = bq ? vec(ld, b[1], kv) : NULL;
-        float *bv = bk ? vec(ld, b[2], kv) : NULL;
-        L->qkv_bias = bv ? malloc((size_t)(q + 2 * kv) * sizeof(float)) : NULL;
+        float *bq = vec_part(ld, b[0], q, q0, nq), *bk = bq ? vec_part(ld, b[1], kv, k0, nk) : NULL;
+        float *bv = bk ? vec_part(ld, b[2], kv, k0, nk) : NULL;
+        L->qkv_bias = bv ? malloc((size_t)(nq + 2 * nk) * sizeof(float)) : NULL;
         if (L->qkv_bias) {
-            memcpy(L->qkv_bias, bq, (size_t)q * sizeof(float));
-            memcpy(L->qkv_bias + q, bk, (size_t)kv * sizeof(float));
-            memcpy(L->qkv_bias + q + kv, bv, (size_t)kv * sizeof(float));
+            memcpy(L->qkv_bias, bq, (size_t)nq * sizeof(float));
+            memcpy(L->qkv_bias + nq, bk, (size_t)nk * sizeof(float));
+            memcpy(L->qkv_bias + nq + nk, bv, (size_t)nk * sizeof(float));
         }
         rc = L->qkv_bias ? KG_OK : bv ? KG_ENOMEM : KG_ESHAPE;
         free(bq), free(bk), free(bv);
     }
-    const char *o = nm[5], *g = nm[6], *u = nm[7], *dn = down;
+    /* o_proj: the rows of W for the rank's heads (columns of the stored [H, q]) */
+    const part o = { nm[5], H, q, 0, H, q0, nq };
     if (rc == KG_OK)
-        rc = pack(ld, &L->o, 1, &o, nH, q, &L->o_s);
+        rc = pack(ld, &L->o, 1, &o, &L->o_s);
     if (rc == KG_OK && c->o_bias) {
+        /* added once to the sum of the ranks' partial outputs: rank 0's, zeros elsewhere */
         char ob[96];
         snprintf(ob, sizeof ob, "model.layers.%ld.self_attn.o_proj.bias", l);
-        rc = (L->o_bias = vec(ld, ob, H)) ? KG_OK : KG_ESHAPE;
+        L->o_bias = s->rank == 0 ? vec(ld, ob, H)
+                    : tensor(ld, ob, H, 0) ? calloc((size_t)H, sizeof(float)) : NULL;
+        rc = L->o_bias ? KG_OK : KG_ESHAPE;
     }
+    /* the MLP: columns i0.. of gate and up (rows of the stored), rows of down (columns) */
+    const part g = { nm[6], I, H, s->i0, s->I, 0, H }, u = { nm[7], I, H, s->i0, s->I, 0, H };
+    const part dn = { down, H, I, 0, H, s->i0, s->I };
     if (rc == KG_OK)
-        rc = pack(ld, &L->gate, 1, &g, nI, H, &L->gate_s);
+        rc = pack(ld, &L->gate, 1, &g, &L->gate_s);
     if (rc == KG_OK)
-        rc = pack(ld, &L->up, 1, &u, nI, H, &L->up_s);
+        rc = pack(ld, &L->up, 1, &u, &L->up_s);
     if (rc == KG_OK)
-        rc = pack(ld, &L->down, 1, &dn, nH, I, &L->down_s);
+        rc = pack(ld, &L->down, 1, &dn, &L->down_s);
     return rc;
 }
 
@@ -267,9 +347,11 @@ int kgm_weights_load(kgm_model *m, const char *dir, char *err, size_t errlen)
     }
     if (!(m->final_norm = vec(&ld, "model.norm.weight", c->hidden)))
         return KG_ESHAPE;
+    /* the rank's vocabulary slice: rows v0.. of the stored [V, H], zeros past V */
     const char *head = c->tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-    long V = c->vocab;
-    return pack(&ld, &m->lm_head, 1, &head, &V, c->hidden, &m->lm_head_s);
+    part lm = whole(head, c->vocab, c->hidden);
+    lm.r0 = m->sh.v0, lm.nr = m->sh.V;
+    return pack(&ld, &m->lm_head, 1, &lm, &m->lm_head_s);
 }
 
 void kgm_weights_free(kgm_model *m)

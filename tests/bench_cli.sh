@@ -153,5 +153,19 @@ else
     pass
 fi
 
+# ---- --coll: the all-reduce's latency over threads as ranks (MPI: tests/tp_mpi.sh) --------
+run bench --coll --ranks 2 --calls 210
+if [ "$rc" -ne 0 ]; then
+    fail "bench --coll: exit $rc: $err"
+elif ! grep -q '^all-reduce (sum, fp32), 2 ranks (threads' <<< "$out" ||
+     [ "$(grep -cE '^  \[(1|1, 4096|16, 4096)\] +fp32 \( *[0-9]+ bytes\): +[0-9.]+ us' \
+          <<< "$out")" != 3 ]; then
+    fail "bench --coll: not the three sizes' times: $out"
+else
+    pass
+fi
+expect_error "coll ranks" 2 "--ranks" bench --coll --ranks 0
+expect_error "coll option" 2 "--coll takes only" bench --coll --gemm
+
 echo "bench_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

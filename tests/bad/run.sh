@@ -77,12 +77,16 @@ if [ ! -f "$golden/config.json" ]; then
   exit 1
 fi
 for v in "layers|num_hidden_layers\": 3|num_hidden_layers\": 4" \
-         "i600|intermediate_size\": 688|intermediate_size\": 600"; do
+         "i600|intermediate_size\": 688|intermediate_size\": 600" \
+         "i690|intermediate_size\": 688|intermediate_size\": 690" \
+         "kv3|num_key_value_heads\": 2|num_key_value_heads\": 3"; do
   IFS='|' read -r name from to <<< "$v"
   mkdir "$work/model_$name"
   sed "s/$from/$to/" "$golden/config.json" > "$work/model_$name/config.json"
   ln -s "$golden/model.safetensors" "$work/model_$name/model.safetensors"
 done
+# 6 query heads, 3 KV heads: --tp 2 divides the first, not the second (nor 2 the 3)
+sed -i 's/num_attention_heads": 4/num_attention_heads": 6/' "$work/model_kv3/config.json"
 
 # Model folders whose model.safetensors is malformed (the golden's config.json beside it): each
 # file is an 8-byte little-endian header length, the JSON header, then the data.

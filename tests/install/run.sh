@@ -50,3 +50,16 @@ grep -qx "kgen_DIR:PATH=$prefix/$libdir/cmake/kgen" "$work/cmake/CMakeCache.txt"
     fail "the find_package build failed: $(tail -5 "$work/build.log")"
 check find_package "$("$work/cmake/demo" "$work/model" $prompt)"
 "$work/cmake/aot" tiny || fail "kgen::aot: the tiny spec's kernels are not there"
+
+# the MPI back end of the collectives, when this build has it: installed, found by
+# find_package(kgen) as kgen::coll_mpi, and a program linking it runs (a singleton MPI rank)
+if [ -f "$build/libkgen_coll_mpi.a" ]; then
+    [ -f "$prefix/$libdir/libkgen_coll_mpi.a" ] || fail "libkgen_coll_mpi.a is not installed"
+    [ -x "$work/cmake/mpi" ] || fail "kgen::coll_mpi: the find_package project built no mpi"
+    # (a sanitizer build: OpenMPI's own allocations are not kgen's leaks, as for coll_mpi)
+    out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+          ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$work/cmake/mpi") ||
+        fail "kgen::coll_mpi: mpi failed: $out"
+    [ "$out" = "mpi: ok" ] || fail "kgen::coll_mpi: mpi printed '$out'"
+    echo "$out"
+fi
