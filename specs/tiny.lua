@@ -67,5 +67,11 @@ return {
     { family = "lm_head", weight_dtype = "f32", store_normed = true },
     { family = "lm_head", weight_dtype = "e4m3" },
     -- end lm_head
+    -- router_topk (8 and 6 experts: softmax ACT1 with the norm, sigmoid ACT2 on x [H, T])
+    { family = "router_topk", E = 8, k = 2, norm_topk_prob = true, bias = true,
+      return_eager_affi = true },
+    { family = "router_topk", E = 6, k = 3, act_fn = "SIGMOID", router_pre_norm = false,
+      x_layout = "HT", out_dtype = "bf16" },
+    -- end router_topk
   },
 }

@@ -249,4 +249,18 @@ typedef int kg_attention_block_tkg_fn(
     long S_ctx,
     long n_cache);
 
+/* router_topk: router_logits, expert_affinities [T, E] in the output dtype; expert_index [T, K]
+ * uint32 (column 0 the best expert); eager_affinities [T, K] fp32 (the selected experts'
+ * affinities in selection order); x [T, H] (x_layout HT: [H, T]); w W [H, E];
+ * w_bias [E]. */
+typedef int kg_router_topk_fn(
+    void *router_logits,
+    void *expert_index,
+    void *expert_affinities,
+    void *eager_affinities,
+    const void *x,
+    const kg_wt *w,
+    const void *w_bias,
+    long T);
+
 #endif /* KGEN_KERNELS_H */
