@@ -68,5 +68,9 @@ return {
       skip_store_expert_index = true, return_eager_affi = true },
     { family = "router_topk", E = 13, k = 5, bias = true, x_layout = "HT" },
     -- end router_topk
+    -- moe_tkg (K = E = 3, I = 17)
+    { family = "moe_tkg", I = 17, E = 3, K = 3, expert_affinities_scaling_mode = "NO_SCALE",
+      activation_fn = "GELU_Tanh_Approx", out_dtype = "f32" },
+    -- end moe_tkg
   },
 }

@@ -49,5 +49,8 @@ return {
     -- router_topk
     { family = "router_topk", E = 1, k = 1, return_eager_affi = true },
     -- end router_topk
+    -- moe_tkg
+    { family = "moe_tkg", E = 1, K = 1, is_all_expert = true },
+    -- end moe_tkg
   },
 }
