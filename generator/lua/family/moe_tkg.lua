@@ -23,7 +23,7 @@ local F = {
   template = "moe_tkg.c.in",
   doc = "MoE experts (decode): out[t] = sum over t's experts e of c * MLP_e(hidden[t])",
   calls = { "T" },
-  tokens = { T = "batch" },
+  tokens = { T = "seq" },
   signature_doc = [[
 output [T, H] in the output dtype; hidden_input [T, H];
 expert_gate_up_weights W [H, E_L * GP], expert_down_weights W [I, E_L * DP] (every local
@@ -212,11 +212,11 @@ function F.args(k)
   }
 end
 
--- The nominal call: selective reads its tokens' K experts (at most T*K distinct), all-expert
--- every local expert.
+-- Selective reads its tokens' K experts (at most T*K distinct, counted at the nominal T so the
+-- cost stays a polynomial in the tokens of a call), all-expert every local expert.
 function F.cost(k, n)
   local T, H, I = n.T, k.H, k.I
-  local experts = k.is_all_expert and k.E_L or math.min(k.E_L, T * k.K)
+  local experts = k.is_all_expert and k.E_L or math.min(k.E_L, k.T * k.K)
   local pairs = k.is_all_expert and T * k.E_L or T * k.K
   local b = ctypes.info(k.dtype).bytes
   local w = ctypes.wt_bytes(k.weight_dtype, 3 * H * I)
