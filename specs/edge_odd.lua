@@ -63,5 +63,14 @@ return {
     { family = "attention_cte", scale = 0.25, sink = true },
     { family = "attention_cte", sliding_window = 5, sequence_packing = true },
     -- end attention_cte
+    -- router_topk (k = E = 7; indices not stored)
+    { family = "router_topk", E = 7, k = 7, act_fn = "SIGMOID", router_pre_norm = false,
+      skip_store_expert_index = true, return_eager_affi = true },
+    { family = "router_topk", E = 13, k = 5, bias = true, x_layout = "HT" },
+    -- end router_topk
+    -- moe_tkg (K = E = 3, I = 17)
+    { family = "moe_tkg", I = 17, E = 3, K = 3, expert_affinities_scaling_mode = "NO_SCALE",
+      activation_fn = "GELU_Tanh_Approx", out_dtype = "f32" },
+    -- end moe_tkg
   },
 }

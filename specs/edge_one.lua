@@ -46,5 +46,11 @@ return {
     { family = "attention_cte", causal_mask = false, sliding_window = 1 },
     { family = "attention_cte", tp_q = false, tp_k = true, tp_out = true },
     -- end attention_cte
+    -- router_topk
+    { family = "router_topk", E = 1, k = 1, return_eager_affi = true },
+    -- end router_topk
+    -- moe_tkg
+    { family = "moe_tkg", E = 1, K = 1, is_all_expert = true },
+    -- end moe_tkg
   },
 }

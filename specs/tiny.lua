@@ -73,5 +73,19 @@ return {
     { family = "lm_head", weight_dtype = "f32", store_normed = true },
     { family = "lm_head", weight_dtype = "e4m3" },
     -- end lm_head
+    -- router_topk (8 and 6 experts: softmax ACT1 with the norm, sigmoid ACT2 on x [H, T])
+    { family = "router_topk", E = 8, k = 2, norm_topk_prob = true, bias = true,
+      return_eager_affi = true },
+    { family = "router_topk", E = 6, k = 3, act_fn = "SIGMOID", router_pre_norm = false,
+      x_layout = "HT", out_dtype = "bf16" },
+    -- end router_topk
+    -- moe_tkg (4 experts of I 688, selective with biases and a clamp; 8 experts in two ranks,
+    -- all-expert masked, fp8 ROW weights)
+    { family = "moe_tkg", E = 4, K = 2, gate_up_bias = true, down_bias = true,
+      gate_clamp_upper_limit = 7 },
+    { family = "moe_tkg", E = 8, E_L = 4, K = 2, is_all_expert = true,
+      mask_unselected_experts = true, quantization_type = "ROW", affinity_dtype = "bf16",
+      activation_fn = "Swish" },
+    -- end moe_tkg
   },
 }

@@ -283,4 +283,40 @@ typedef int kg_transformer_tkg_fn(
     long B,
     long S_ctx);
 
+/* router_topk: router_logits, expert_affinities [T, E] in the output dtype; expert_index [T, K]
+ * uint32 (column 0 the best expert); eager_affinities [T, K] fp32 (the selected experts'
+ * affinities in selection order); x [T, H] (x_layout HT: [H, T]); w W [H, E];
+ * w_bias [E]. */
+typedef int kg_router_topk_fn(
+    void *router_logits,
+    void *expert_index,
+    void *expert_affinities,
+    void *eager_affinities,
+    const void *x,
+    const kg_wt *w,
+    const void *w_bias,
+    long T);
+
+/* moe_tkg: output [T, H] in the output dtype; hidden_input [T, H];
+ * expert_gate_up_weights W [H, E_L * GP], expert_down_weights W [I, E_L * DP] (every local
+ * expert side by side, each padded to a multiple of 64 columns: GP = roundup(2I, 64),
+ * DP = roundup(H, 64)); expert_affinities [T, E]; expert_index [T, K] uint32; rank_id [1]
+ * uint32; expert_gate_up_bias [E_L, 2, I]; expert_down_bias [E_L, H];
+ * expert_gate_up_weights_scale [E_L, 2, I] and expert_down_weights_scale [E_L, H] fp32 (ROW);
+ * expert_affinities_eager [T, K] fp32. */
+typedef int kg_moe_tkg_fn(
+    void *output,
+    const void *hidden_input,
+    const kg_wt *expert_gate_up_weights,
+    const kg_wt *expert_down_weights,
+    const void *expert_affinities,
+    const void *expert_index,
+    const void *rank_id,
+    const void *expert_gate_up_bias,
+    const void *expert_down_bias,
+    const void *expert_gate_up_weights_scale,
+    const void *expert_down_weights_scale,
+    const void *expert_affinities_eager,
+    long T);
+
 #endif /* KGEN_KERNELS_H */

@@ -1,0 +1,24 @@
+/* tests/util/experts.h: packed expert weights as moe_tkg takes them: every local expert's
+ * [K, N] matrix side by side along N in one kg_wt, each expert's columns padded to a multiple
+ * of 64 (generator/lua/family/moe_tkg.lua), and the weights' values drawn on a format's grid. */
+#ifndef KGT_EXPERTS_H
+#define KGT_EXPERTS_H
+
+#include "kgen/kgen.h"
+
+/* Columns of one expert in a packed expert weight: n rounded up to a multiple of 64. */
+long kgt_expert_cols(long n);
+
+/* Packs vals [E, K, N] (each value on fmt's grid) into w as W [K, E * kgt_expert_cols(N)]:
+ * expert e's columns from e * kgt_expert_cols(N) on, the pad columns zero. Asserts on failure. */
+void kgt_pack_experts(kg_wt *w, int fmt, long E, long K, long N, const float *vals);
+
+/* The bytes of expert e's panels in w (packed by kgt_pack_experts with N columns an expert):
+ * *off the first, returns the count. For poisoning an expert a test says is never read. */
+long kgt_expert_bytes(const kg_wt *w, long e, long N, long *off);
+
+/* n normal values times scale, rounded to weight format fmt (f32, bf16, fp16, e4m3, e4m3fn);
+ * malloc'd. */
+float *kgt_randn_fmt(int fmt, long n, float scale, unsigned long long seed);
+
+#endif /* KGT_EXPERTS_H */
