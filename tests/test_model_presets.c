@@ -57,6 +57,7 @@ static void run_model(const char *dir, int w, int build, const int64_t *ids, out
     kgm_options opt;
     kgm_options_default(&opt);
     opt.max_batch = B, opt.max_context = CTX, opt.all_logits = 1, opt.keep_hidden = 1;
+    opt.no_megakernel = 1; /* every decode hidden state compared (test_model_mega: the logits) */
     opt.weights = w, opt.build = build;
     kgm_model *m;
     char err[512];
