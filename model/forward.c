@@ -12,7 +12,9 @@
  *   fp8 weights: prefill's output projection and MLP are the TKG kernels (model_int.h); the
  *   LM head is fp8 too (its scales bound as w_scale), the embeddings are read as stored
  *   decode, all sequences in one call except attention (one call per sequence, against its
- *   own cache rows; it rotates q and the new k itself and returns the rotated k).
+ *   own cache rows; it rotates q and the new k itself and returns the rotated k);
+ *   or, where the transformer_tkg megakernel covers the model (kgm_megakernel), every layer
+ *   in one call of it against its own caches (kgm_mega; prefill fills them).
  * Tensor parallelism (kgm_shard): a rank runs its own heads, its MLP columns and its
  * vocabulary slice; the output projection's and the MLP's partial sums are all-reduced (fp32,
  * rank order: the same bits on every rank) before each residual add, and the logits
