@@ -106,9 +106,9 @@ const char *kgm_error(const kgm_model *m);
  * vocabulary (nothing is computed then). */
 int kgm_prefill(kgm_model *m, long B, long P, const int64_t *ids);
 /* Decode runs every layer in one call of the transformer_tkg megakernel where it covers the
- * model (Llama-style: no QKV or o_proj bias; f32 weights; head_dim even, at most 128; hidden
- * a multiple of 128; at most 32 layers) unless no_megakernel; else, and always in prefill,
- * the chain of single-op kernels. kgm_stats says which. */
+ * model (Llama-style: no QKV or o_proj bias; weights not fp8; head_dim even, at most 128;
+ * hidden a multiple of 128; at most 32 layers) unless no_megakernel; else, and always in
+ * prefill, the chain of single-op kernels. kgm_stats says which. */
 int kgm_decode(kgm_model *m, long B, const int64_t *ids);
 
 /* The logits of the last call, [B, T, V] fp32: T = P for a prefill with all_logits, else 1

@@ -26,10 +26,9 @@ int kgm_spec_count(const kgm_options *o);
 struct kgm_shard;
 /* Whether decode runs through the transformer_tkg megakernel (KGM_K_MEGA) for config c with
  * options o and rank shard sh: o->no_megakernel unset and the architecture covered (no QKV
- * or o_proj bias, f32 weights: the megakernel's plain weights are in its dtype, f32 as the
- * runner's activations; head_dim even and at most 128, hidden a multiple of 128, at most 32
- * layers and 63 (layer, KV head) pairs of the rank). 0 with why (if not NULL) set to the
- * reason otherwise. */
+ * or o_proj bias; weights f32, bf16 or fp16, not fp8; head_dim even and at most 128, hidden
+ * a multiple of 128, at most 32 layers and 63 (layer, KV head) pairs of the rank). 0 with
+ * why (if not NULL) set to the reason otherwise. */
 int kgm_megakernel(const kgm_config *c, const kgm_options *o, const struct kgm_shard *sh,
                    const char **why);
 

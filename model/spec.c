@@ -95,8 +95,8 @@ int kgm_megakernel(const kgm_config *c, const kgm_options *o, const kgm_shard *s
         no = "turned off (no_megakernel)";
     else if (c->qkv_bias || c->o_bias)
         no = "a QKV or o_proj bias";
-    else if (strcmp(w, "f32") != 0)
-        no = "weights not f32 (the megakernel's plain weights are in its dtype, f32)";
+    else if (!strcmp(w, "e4m3"))
+        no = "fp8 weights (the megakernel's fp8 MLP layers are not the runner's fp8)";
     else if (c->head_dim % 2 || c->head_dim > 128)
         no = "head_dim odd or past 128";
     else if (c->hidden % 128)
@@ -109,17 +109,19 @@ int kgm_megakernel(const kgm_config *c, const kgm_options *o, const kgm_shard *s
 }
 
 /* The megakernel's line: every layer of a decode step, one rank's sizes (the model table's),
- * f32 as the chain's activations. */
-static void megakernel(buf *b, const kgm_shard *sh)
+ * f32 as the chain's activations, the weights in format w. */
+static void megakernel(buf *b, const kgm_shard *sh, const char *w)
 {
-    char tp[32] = "";
+    char tp[32] = "", wd[40] = "";
     if (sh->tp > 1)
         snprintf(tp, sizeof tp, ", tp = %d", sh->tp);
+    if (strcmp(w, "f32") != 0)
+        snprintf(wd, sizeof wd, ", weight_dtype = \"%s\"", w);
     put(b, "-- decode through one kernel (kgen run --no-megakernel: the chain above): every\n"
            "-- layer's attention block and MLP, the residual adds and, with tp > 1, the\n"
            "-- all-reduces; transposed K caches per (layer, KV head)\n");
-    put(b, "table.insert(spec.kernels, { family = \"transformer_tkg\", dtype = \"f32\",\n"
-           "  kv_heads = model.kv_heads, num_layers = model.layers%s })\n", tp);
+    put(b, "table.insert(spec.kernels, { family = \"transformer_tkg\", dtype = \"f32\"%s,\n"
+           "  kv_heads = model.kv_heads, num_layers = model.layers%s })\n", wd, tp);
 }
 
 /* x as the shortest of %.15g / %.17g that reads back as the same double. */
@@ -170,7 +172,7 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
     kernels(&b, c, w);
     put(&b, "}\n");
     if (kgm_megakernel(c, o, &sh, NULL))
-        megakernel(&b, &sh);
+        megakernel(&b, &sh, w);
     put(&b, "return spec\n");
     if (b.oom) {
         free(b.s);

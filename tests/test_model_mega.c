@@ -179,11 +179,14 @@ Test(model_mega, presets, .timeout = 300 * KGT_TIME_SCALE)
     /* llama 3 rope scaling: the tables from the scaled inv_freq */
     write_preset("llama3-tiny-rope", KG_F32, dir, sizeof dir);
     mega_vs_chain("llama3-tiny-rope", dir, 1, 1);
-    /* not covered: Qwen2's QKV bias, bf16 weights: the chain decodes */
+    /* bf16 weights (weight_dtype): the same GEMM as the chain's, its activation operand
+     * rounded to bf16 alike */
+    write_preset("llama-tiny", KG_BF16, dir, sizeof dir);
+    mega_vs_chain("llama-tiny bf16", dir, 1, 1);
+    mega_vs_chain("llama-tiny bf16", dir, 2, 1);
+    /* not covered: Qwen2's QKV bias: the chain decodes */
     write_preset("qwen2-tiny", KG_F32, dir, sizeof dir);
     mega_vs_chain("qwen2-tiny", dir, 1, 0);
-    write_preset("llama-tiny", KG_BF16, dir, sizeof dir);
-    mega_vs_chain("llama-tiny bf16", dir, 1, 0);
 }
 
 /* The spec names the megakernel where it covers the model, and not with no_megakernel. */
