@@ -168,9 +168,10 @@ static void print_summary(kgm_model *m, const kgc_rank *r, long P, double prefil
     printf("prefill: %ld tokens in %.2f ms, %.1f tokens/s\n", P, prefill_s * 1e3,
            P / prefill_s);
     if (steps > 0)
-        printf("decode: %ld tokens, %.2f ms/token, %.1f tokens/s (%s)\n", steps,
+        printf("decode: %ld tokens, %.2f ms/token, %.1f tokens/s (%s%s)\n", steps,
                decode_s * 1e3 / steps, steps / decode_s,
-               s.megakernel ? "megakernel transformer_tkg" : "chain of single-op kernels");
+               s.megakernel ? "megakernel transformer_tkg" : "chain of single-op kernels: ",
+               s.megakernel ? "" : s.megakernel_off);
     if (r->tp > 1)
         printf("tensor parallelism: %d ranks (%s); rank 0 read %.1f MiB of weights\n", r->tp,
                r->mpi ? "MPI, one process a rank" : "threads of one process",

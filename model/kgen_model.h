@@ -134,6 +134,8 @@ typedef struct kgm_stats {
     const char *weights; /* "f32", "bf16", "fp16" or "e4m3" (the projections' and the LM
                             head's format) */
     int megakernel;      /* decode runs through the transformer_tkg megakernel */
+    const char *megakernel_off; /* else why the chain decodes (static text), e.g. "a QKV or
+                                   o_proj bias"; NULL with the megakernel */
     long megakernel_steps; /* decode steps the megakernel has run */
 } kgm_stats;
 void kgm_stats_of(const kgm_model *m, kgm_stats *s);

@@ -331,6 +331,8 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
     m->stats.max_context = m->lim.max_context, m->stats.max_batch = m->lim.max_batch;
     m->stats.tp = m->sh.tp, m->stats.tp_rank = m->sh.rank;
     m->stats.megakernel = m->mega_on;
+    if (!m->mega_on)
+        kgm_megakernel(&m->c, &m->o, &m->sh, &m->stats.megakernel_off);
     *out = m;
     return KG_OK;
 }

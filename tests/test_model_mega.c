@@ -140,6 +140,9 @@ static void mega_vs_chain(const char *name, const char *dir, int tp, int covered
                      "megakernel ran %ld decode steps of %d", name, tp, r,
                      mega.o[r].st.megakernel_steps, N);
         cr_assert_eq(chain.o[r].st.megakernel, 0);
+        cr_assert(chain.o[r].st.megakernel_off &&
+                  strstr(chain.o[r].st.megakernel_off, "no_megakernel"));
+        cr_assert(covered ? !mega.o[r].st.megakernel_off : mega.o[r].st.megakernel_off != NULL);
         cr_assert_eq(chain.o[r].st.megakernel_steps, 0);
         cr_assert(memcmp(mega.o[r].logits, mega.o[0].logits,
                          (size_t)(N * B * c.vocab) * 4) == 0,
