@@ -19,7 +19,7 @@
 typedef struct opts {
     const char *dir, *prompt, *max_new, *threads, *weights, *ctx, *ids, *prefill, *decode,
         *dump, *tp;
-    int aot;
+    int aot, no_mega;
 } opts;
 
 /* Longest prompt --prompt-ids takes (the context limit bounds it further). */
@@ -48,6 +48,8 @@ static int parse(int argc, char **argv, opts *o)
             rc = kgc_set_once("run", a, slot, argv[++i]);
         else if (!strcmp(a, "--aot") || !strcmp(a, "--jit"))
             o->aot = !strcmp(a, "--aot");
+        else if (!strcmp(a, "--no-megakernel"))
+            o->no_mega = 1;
         else
             return kgc_bad_argument("run", a);
     }
@@ -120,6 +122,7 @@ static int open_model(const opts *o, const kgc_rank *r, long max_batch, long min
     mo.weights = !o->weights ? KGM_WEIGHTS_STORED
                  : !strcmp(o->weights, "fp8") ? KGM_WEIGHTS_FP8 : KGM_WEIGHTS_BF16;
     mo.all_logits = mo.keep_hidden = check;
+    mo.no_megakernel = o->no_mega;
     mo.progress = r->rank == 0 ? on_progress : NULL;
     char err[1024];
     int rc = kgm_open(m, o->dir, &mo, err, sizeof err);
@@ -165,8 +168,10 @@ static void print_summary(kgm_model *m, const kgc_rank *r, long P, double prefil
     printf("prefill: %ld tokens in %.2f ms, %.1f tokens/s\n", P, prefill_s * 1e3,
            P / prefill_s);
     if (steps > 0)
-        printf("decode: %ld tokens, %.2f ms/token, %.1f tokens/s\n", steps,
-               decode_s * 1e3 / steps, steps / decode_s);
+        printf("decode: %ld tokens, %.2f ms/token, %.1f tokens/s (%s%s)\n", steps,
+               decode_s * 1e3 / steps, steps / decode_s,
+               s.megakernel ? "megakernel transformer_tkg" : "chain of single-op kernels: ",
+               s.megakernel ? "" : s.megakernel_off);
     if (r->tp > 1)
         printf("tensor parallelism: %d ranks (%s); rank 0 read %.1f MiB of weights\n", r->tp,
                r->mpi ? "MPI, one process a rank" : "threads of one process",

@@ -89,6 +89,11 @@ const char kgc_run_help[] =
     "                    rank (default: the cores split over the ranks of the process).\n"
     "                    Query heads, KV heads (or ranks over KV heads) and intermediate_size\n"
     "                    must divide by N, else refused naming the dimension, exit 2\n"
+    "  --no-megakernel   decode through the chain of single-op kernels; by default a model\n"
+    "                    the transformer_tkg megakernel covers (no QKV / o_proj bias, not\n"
+    "                    --weights fp8, head_dim even <= 128, hidden a multiple of 128, <= 32\n"
+    "                    layers) decodes every layer in one call of it (--dump's decode\n"
+    "                    hidden states 1..L-1 are then NaN: the megakernel keeps none)\n"
     "A token id outside the vocabulary, a prompt past the context, a missing tensor or one\n"
     "whose shape contradicts config.json is refused with one line, exit 2.\n";
 
@@ -130,7 +135,8 @@ int kgc_run(int argc, char **argv)
      * for --model DIR if it is missing */
     static const char *const model_opts[] = { "--model", "--prompt-ids", "--max-new",
                                               "--weights", "--max-context", "--input-ids",
-                                              "--prefill", "--decode", "--dump", "--tp" };
+                                              "--prefill", "--decode", "--dump", "--tp",
+                                              "--no-megakernel" };
     for (int i = 1; i < argc; i++)
         for (size_t j = 0; j < sizeof model_opts / sizeof model_opts[0]; j++)
             if (!strcmp(argv[i], model_opts[j]))

@@ -20,15 +20,21 @@ const char kgc_spec_help[] =
     "  --weights bf16|fp8  the projections and the LM head in bf16, or in fp8: e4m3 with\n"
     "                    per-column scales (default: as config.json's dtype)\n"
     "  --tp N            the kernels of one rank of N (tensor parallelism, as kgen run --tp:\n"
-    "                    its heads, intermediate columns and vocabulary slice)\n";
+    "                    its heads, intermediate columns and vocabulary slice)\n"
+    "  --no-megakernel   no transformer_tkg decode megakernel (else added where the model is\n"
+    "                    covered, as kgen run decodes with it)\n";
 
 int kgc_spec(int argc, char **argv)
 {
     const char *dir = NULL, *out = NULL, *ctx = NULL, *batch = NULL, *weights = NULL,
                *tp = NULL;
-    int rc = KGC_OK;
+    int rc = KGC_OK, no_mega = 0;
     for (int i = 1; i < argc && rc == KGC_OK; i++) {
         const char *o = argv[i];
+        if (!strcmp(o, "--no-megakernel")) {
+            no_mega = 1;
+            continue;
+        }
         const char **slot = !strcmp(o, "--from-hf") ? &dir : !strcmp(o, "-o") ? &out
                             : !strcmp(o, "--max-context") ? &ctx
                             : !strcmp(o, "--max-batch") ? &batch
@@ -51,6 +57,7 @@ int kgc_spec(int argc, char **argv)
     if (!rc && tp)
         rc = kgc_int_option("spec", "--tp", tp, 1, KGM_MAX_TP, &ranks);
     opt.tp = (int)ranks;
+    opt.no_megakernel = no_mega;
     if (!rc && weights && strcmp(weights, "bf16") != 0 && strcmp(weights, "fp8") != 0)
         rc = kgc_error(KGC_USAGE, "spec: --weights wants bf16 or fp8, not '%s'", weights);
     opt.weights = !weights ? KGM_WEIGHTS_STORED

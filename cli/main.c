@@ -42,9 +42,9 @@ static const command commands[] = {
       kgc_exec, kgc_exec_help },
     { "run", "SPEC|DIR [--jit|--aot] [--repeat N] [--threads N] [--tokens T]\n"
              "--model DIR [--prompt-ids IDS] [--max-new N] [--threads N] [--jit|--aot] "
-             "[--weights bf16|fp8] [--max-context N] [--tp N]\n"
+             "[--weights bf16|fp8] [--max-context N] [--tp N] [--no-megakernel]\n"
              "--model DIR --input-ids IDS.npy --prefill P --decode N --dump OUT [--jit|--aot] "
-             "[--tp N]",
+             "[--tp N] [--no-megakernel]",
       "compile every kernel of SPEC, run each on seeded inputs, print timings; or run a\n"
       "      Hugging Face model (greedy decoding), or dump its logits and hidden states",
       kgc_run, kgc_run_help },
@@ -55,7 +55,7 @@ static const command commands[] = {
       "time each kernel against this machine's roofline and OpenBLAS",
       kgc_bench, kgc_bench_help },
     { "spec", "--from-hf DIR [-o FILE] [--max-context N] [--max-batch N] [--weights bf16|fp8] "
-              "[--tp N]",
+              "[--tp N] [--no-megakernel]",
       "print the spec of a Hugging Face model's config.json (the kernels run --model uses)",
       kgc_spec, kgc_spec_help },
     { "make-model", "PRESET -o DIR [--seed N] [--dtype T]\n--list",

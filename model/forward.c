@@ -12,11 +12,14 @@
  *   fp8 weights: prefill's output projection and MLP are the TKG kernels (model_int.h); the
  *   LM head is fp8 too (its scales bound as w_scale), the embeddings are read as stored
  *   decode, all sequences in one call except attention (one call per sequence, against its
- *   own cache rows; it rotates q and the new k itself and returns the rotated k).
+ *   own cache rows; it rotates q and the new k itself and returns the rotated k);
+ *   or, where the transformer_tkg megakernel covers the model (kgm_megakernel), every layer
+ *   in one call of it against its own caches (kgm_mega; prefill fills them).
  * Tensor parallelism (kgm_shard): a rank runs its own heads, its MLP columns and its
  * vocabulary slice; the output projection's and the MLP's partial sums are all-reduced (fp32,
  * rank order: the same bits on every rank) before each residual add, and the logits
  * all-gathered, in prefill and decode alike. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -181,6 +184,22 @@ static void heads_first(float *dst, const float *src, long P, long n, long d)
             memcpy(dst + (h * P + p) * d, src + (p * n + h) * d, (size_t)d * sizeof(float));
 }
 
+/* The megakernel's caches of layer l, sequence b: positions 0..P-1 of each KV head's rotated
+ * keys (k_rot [nkv, P, d]) into K [b, 0, :, p] (transposed) and values v [nkv, P, d] into
+ * V [b, 0, p, :]. */
+static void mega_cache_write(kgm_model *m, long l, long b, long P, const float *v)
+{
+    long d = m->c.head_dim, nkv = m->sh.nkv, C = m->lim.max_context;
+    for (long h = 0; h < nkv; h++) {
+        float *kc = m->mega.k[l * nkv + h] + b * d * C, *vc = m->mega.v[l * nkv + h] + b * C * d;
+        const float *k = m->k_rot + h * P * d;
+        for (long p = 0; p < P; p++)
+            for (long i = 0; i < d; i++)
+                kc[i * C + p] = k[p * d + i];
+        memcpy(vc, v + h * P * d, (size_t)(P * d) * sizeof(float));
+    }
+}
+
 /* Sequence b's attention block of layer L: rows b*P.. of x into rows b*P.. of o_out, its keys
  * and values into the cache. */
 static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
@@ -198,11 +217,13 @@ static int attend_prefill(kgm_model *m, kgm_layer *L, long b, long P)
     RUN(m, KGM_K_ROPE, ({ "q_out", m->q_rot }, { "k_out", m->k_rot }, { "q", q }, { "k", k },
                         { "cos", m->cos }, { "sin", m->sin }),
         ({ "B", 1 }, { "S", P }, { "T", P }));
-    for (long h = 0; h < nkv; h++) {
+    for (long h = 0; h < nkv && !m->mega_on; h++) {
         size_t at = (size_t)((b * nkv + h) * C) * (size_t)d, n = (size_t)(P * d) * 4;
         memcpy(L->k_cache + at, m->k_rot + h * P * d, n);
         memcpy(L->v_cache + at, v + h * P * d, n);
     }
+    if (m->mega_on)
+        mega_cache_write(m, L - m->layers, b, P, v);
     RUN(m, KGM_K_ATTN_CTE, ({ "out", m->attn }, { "q", m->q_rot }, { "k", m->k_rot },
                             { "v", v }),
         ({ "B", 1 }, { "Sq", P }, { "Sk", P }, { "Sp", 1 }));
@@ -287,11 +308,51 @@ static int attend_decode(kgm_model *m, kgm_layer *L, long b, long pos)
     return KG_OK;
 }
 
+/* A decode step through the megakernel: every layer in one call, x [B, H] in, mega.out out;
+ * RoPE tables of position pos (the prefill's, from inv_freq in double), the window all ones
+ * (S_ctx = pos + 1: the cache's pos slots and the new token), the new K, V written at pos.
+ * The layer outputs in between are not seen: kept hidden states 1..L-1 are NaN. */
+static int decode_mega(kgm_model *m, long B, long pos)
+{
+    kgm_mega *g = &m->mega;
+    long d = m->c.head_dim, H = m->c.hidden;
+    for (long i = 0; i < d / 2; i++)
+        for (long b = 0; b < B; b++) {
+            g->cos[i * B + b] = m->cos[pos * d + i];
+            g->sin[i * B + b] = m->sin[pos * d + i];
+        }
+    for (long b = 0; b < B; b++)
+        g->pos[b] = (kg_u32)pos;
+    RUN(m, KGM_K_MEGA, ({ "out", g->out }, { "K_caches", g->k }, { "V_caches", g->v },
+                        { "X", m->x }, { "W_qkvs", g->qkv }, { "W_outs", g->o },
+                        { "W_gates", g->gate }, { "W_ups", g->up }, { "W_downs", g->down },
+                        { "W_gamma_qkvs", g->ln1 }, { "W_gamma_mlps", g->ln2 },
+                        { "RoPE_cos", g->cos }, { "RoPE_sin", g->sin },
+                        { "mask_cache", g->mask }, { "position_ids", g->pos }),
+        ({ "B", B }, { "S_ctx", pos + 1 }));
+    for (long l = 1; m->hidden && l < m->c.layers; l++) {
+        float *h = (float *)kgm_hidden(m, l);
+        for (long i = 0; i < B * H; i++)
+            h[i] = NAN;
+    }
+    m->stats.megakernel_steps++;
+    return KG_OK;
+}
+
 int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids)
 {
     long pos = m->pos;
     embed(m, B, ids);
     keep(m, 0, m->x, B);
+    if (m->mega_on) {
+        int rc = decode_mega(m, B, pos);
+        if (rc == KG_OK)
+            rc = head(m, m->mega.out, B);
+        if (rc != KG_OK)
+            return rc;
+        m->pos = pos + 1, m->last_T = 1;
+        return KG_OK;
+    }
     for (long l = 0; l < m->c.layers; l++) {
         kgm_layer *L = &m->layers[l];
         RUN(m, KGM_K_QKV_TKG, ({ "out", m->heads }, { "input", m->x }, { "weight", &L->qkv },

@@ -51,6 +51,8 @@ typedef struct kgm_options {
     int keep_hidden;    /* keep every layer's output (kgm_hidden) */
     int tp;             /* tensor parallelism: the model split over tp ranks (0 or 1: whole);
                            see kgm_open */
+    int no_megakernel;  /* decode through the chain of single-op kernels even where the
+                           transformer_tkg megakernel covers the model (see kgm_decode) */
     kgm_progress_fn *progress;
     void *progress_ud;
 } kgm_options;
@@ -103,6 +105,10 @@ const char *kgm_error(const kgm_model *m);
  * KGM_EINPUT when B, P or the context would pass the limits or an id is outside the
  * vocabulary (nothing is computed then). */
 int kgm_prefill(kgm_model *m, long B, long P, const int64_t *ids);
+/* Decode runs every layer in one call of the transformer_tkg megakernel where it covers the
+ * model (Llama-style: no QKV or o_proj bias; weights not fp8; head_dim even, at most 128;
+ * hidden a multiple of 128; at most 32 layers) unless no_megakernel; else, and always in
+ * prefill, the chain of single-op kernels. kgm_stats says which. */
 int kgm_decode(kgm_model *m, long B, const int64_t *ids);
 
 /* The logits of the last call, [B, T, V] fp32: T = P for a prefill with all_logits, else 1
@@ -110,7 +116,8 @@ int kgm_decode(kgm_model *m, long B, const int64_t *ids);
 const float *kgm_logits(const kgm_model *m, long *T);
 /* Layer l's output of the last call, [B, S, H] fp32 (S its tokens per row): l = 0 the
  * embeddings, l = L the last layer's after the final norm (as HF returns them); NULL
- * without keep_hidden. */
+ * without keep_hidden. A decode step through the megakernel has no layer outputs in between:
+ * layers 1 to L-1 are NaN then (no_megakernel for them). */
 const float *kgm_hidden(const kgm_model *m, long l);
 /* Tokens each sequence holds in the cache. */
 long kgm_position(const kgm_model *m);
@@ -126,6 +133,10 @@ typedef struct kgm_stats {
     int tp, tp_rank;
     const char *weights; /* "f32", "bf16", "fp16" or "e4m3" (the projections' and the LM
                             head's format) */
+    int megakernel;      /* decode runs through the transformer_tkg megakernel */
+    const char *megakernel_off; /* else why the chain decodes (static text), e.g. "a QKV or
+                                   o_proj bias"; NULL with the megakernel */
+    long megakernel_steps; /* decode steps the megakernel has run */
 } kgm_stats;
 void kgm_stats_of(const kgm_model *m, kgm_stats *s);
 

@@ -15,7 +15,7 @@
 
 const char *const kgm_kernel_family[KGM_K_COUNT] = {
     "qkv", "rope_hf", "attention_cte", "output_projection", "mlp",
-    "qkv", "attention_tkg", "output_projection", "mlp", "lm_head",
+    "qkv", "attention_tkg", "output_projection", "mlp", "lm_head", "transformer_tkg",
 };
 
 double kgm_now(void)
@@ -63,16 +63,17 @@ const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
     return c->dtype == KG_BF16 ? "bf16" : c->dtype == KG_F16 ? "fp16" : "f32";
 }
 
+/* The chain's kernels (the megakernel, when the spec has it, comes after them). */
 int kgm_spec_count(const kgm_options *o)
 {
-    return o && o->weights == KGM_WEIGHTS_FP8 ? KGM_K_COUNT - 2 : KGM_K_COUNT;
+    return o && o->weights == KGM_WEIGHTS_FP8 ? KGM_K_COUNT - 3 : KGM_K_COUNT - 1;
 }
 
 int kgm_spec_index(const kgm_options *o, int k)
 {
     /* fp8: qkv CTE, rope, attention CTE, then the decode kernels; the two CTE projections
      * missing are the TKG ones */
-    static const int fp8[KGM_K_COUNT] = { 0, 1, 2, 5, 6, 3, 4, 5, 6, 7 };
+    static const int fp8[KGM_K_COUNT] = { 0, 1, 2, 5, 6, 3, 4, 5, 6, 7, 8 };
     return o && o->weights == KGM_WEIGHTS_FP8 ? fp8[k] : k;
 }
 
@@ -109,10 +110,10 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
     m->stats.generate_ms = (t2 - t1) * 1e3;
     int n = ks.m->nkernels;
     m->stats.kernels = n;
-    if (n != kgm_spec_count(&m->o)) {
+    if (n != kgm_spec_count(&m->o) + m->mega_on) {
         kgg_kernels_free(&ks);
         return fail(err, errlen, KG_ESPEC, "the model's spec gave %d kernels, not %d", n,
-                    kgm_spec_count(&m->o));
+                    kgm_spec_count(&m->o) + m->mega_on);
     }
     m->reg = kg_registry_new();
     const char *const *labels = (const char *const *)ks.label;
@@ -122,7 +123,7 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
                                  : kg_jit_compile(m->reg, n, ks.info, labels, texts, NULL);
     if (rc != KG_OK)
         fail(err, errlen, rc, "%s", m->reg ? kg_registry_error(m->reg) : "out of memory");
-    for (int i = 0; rc == KG_OK && i < KGM_K_COUNT; i++) {
+    for (int i = 0; rc == KG_OK && i < KGM_K_COUNT - !m->mega_on; i++) {
         int at = kgm_spec_index(&m->o, i);
         const kg_kernel *k = kg_registry_find(m->reg, ks.m->kernels[at].symbol);
         if (!k || strcmp(k->family, kgm_kernel_family[i]) != 0)
@@ -168,9 +169,13 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     long heads = sh->nq + 2 * sh->nkv;
     int bad = 0;
     size_t before = m->act_bytes;
-    for (long l = 0; l < c->layers; l++) {
+    for (long l = 0; l < c->layers && !m->mega_on; l++) {
         m->layers[l].k_cache = floats(m, m->lim.max_batch * sh->nkv, C, d, &bad);
         m->layers[l].v_cache = floats(m, m->lim.max_batch * sh->nkv, C, d, &bad);
+    }
+    for (long e = 0; m->mega_on && e < c->layers * sh->nkv; e++) {
+        m->mega.k[e] = floats(m, m->lim.max_batch, d, C, &bad);
+        m->mega.v[e] = floats(m, m->lim.max_batch, C, d, &bad);
     }
     m->stats.cache_bytes = m->act_bytes - before;
     m->x = floats(m, rows, c->hidden, 1, &bad);
@@ -198,6 +203,17 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     m->mask = malloc((size_t)sh->nq);
     if (m->mask)
         memset(m->mask, 1, (size_t)sh->nq);
+    if (m->mega_on) {
+        kgm_mega *g = &m->mega;
+        g->cos = floats(m, d / 2, m->lim.max_batch, 1, &bad);
+        g->sin = floats(m, d / 2, m->lim.max_batch, 1, &bad);
+        g->out = floats(m, m->lim.max_batch, c->hidden, 1, &bad);
+        g->pos = calloc((size_t)m->lim.max_batch, sizeof *g->pos);
+        size_t mb = (size_t)C * (size_t)m->lim.max_batch * (size_t)sh->nq;
+        if ((g->mask = malloc(mb)) != NULL)
+            memset(g->mask, 1, mb); /* every slot of the window: the step's token is the last */
+        bad |= !g->pos || !g->mask;
+    }
     if (bad || !m->inv_freq || !m->inv_freq_f || !m->mask)
         return fail(err, errlen, KG_ENOMEM, "out of memory for the KV cache and activations "
                     "(%ld sequences of %ld tokens)", m->lim.max_batch, C);
@@ -289,6 +305,8 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
                           errlen);
     if (rc == KG_OK && m->o.threads > 0)
         kg_set_threads(m->o.threads);
+    if (rc == KG_OK && kgm_megakernel(&m->c, &m->o, &m->sh, NULL))
+        rc = kgm_mega_alloc(m, err, errlen);
     m->layers = rc == KG_OK ? calloc((size_t)m->c.layers, sizeof *m->layers) : NULL;
     if (rc == KG_OK && !m->layers)
         rc = fail(err, errlen, KG_ENOMEM, "out of memory");
@@ -300,6 +318,8 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
     m->stats.load_ms = (kgm_now() - t0) * 1e3;
     if (rc == KG_OK)
         rc = make_buffers(m, err, errlen);
+    if (rc == KG_OK)
+        kgm_mega_bind(m);
     if (m->coll)
         rc = agree(m, rc, err, errlen);
     if (rc != KG_OK) {
@@ -310,6 +330,9 @@ int kgm_open(kgm_model **out, const char *dir, const kgm_options *o, char *err, 
     m->stats.aot = m->o.build == KGM_AOT;
     m->stats.max_context = m->lim.max_context, m->stats.max_batch = m->lim.max_batch;
     m->stats.tp = m->sh.tp, m->stats.tp_rank = m->sh.rank;
+    m->stats.megakernel = m->mega_on;
+    if (!m->mega_on)
+        kgm_megakernel(&m->c, &m->o, &m->sh, &m->stats.megakernel_off);
     *out = m;
     return KG_OK;
 }
@@ -332,6 +355,7 @@ void kgm_close(kgm_model *m)
     free(m->inv_freq);
     free(m->inv_freq_f);
     free(m->mask);
+    kgm_mega_free(m);
     kg_registry_free(m->reg);
     kg_manifest_free(m->man);
     kgst_close(m->st);

@@ -12,6 +12,8 @@
 enum {
     KGM_K_QKV_CTE = 0, KGM_K_ROPE, KGM_K_ATTN_CTE, KGM_K_OPROJ_CTE, KGM_K_MLP_CTE,
     KGM_K_QKV_TKG, KGM_K_ATTN_TKG, KGM_K_OPROJ_TKG, KGM_K_MLP_TKG, KGM_K_LM_HEAD,
+    KGM_K_MEGA, /* transformer_tkg: every layer of a decode step, last in the spec; only when
+                   kgm_megakernel says so */
     KGM_K_COUNT
 };
 extern const char *const kgm_kernel_family[KGM_K_COUNT];
@@ -20,6 +22,15 @@ extern const char *const kgm_kernel_family[KGM_K_COUNT];
  * position of kernel k is then kgm_spec_index(o, k); the spec has kgm_spec_count(o) kernels. */
 int kgm_spec_index(const kgm_options *o, int k);
 int kgm_spec_count(const kgm_options *o);
+
+struct kgm_shard;
+/* Whether decode runs through the transformer_tkg megakernel (KGM_K_MEGA) for config c with
+ * options o and rank shard sh: o->no_megakernel unset and the architecture covered (no QKV
+ * or o_proj bias; weights f32, bf16 or fp16, not fp8; head_dim even and at most 128, hidden
+ * a multiple of 128, at most 32 layers and 63 (layer, KV head) pairs of the rank). 0 with
+ * why (if not NULL) set to the reason otherwise. */
+int kgm_megakernel(const kgm_config *c, const kgm_options *o, const struct kgm_shard *sh,
+                   const char **why);
 
 /* The sizes a model is opened with, from the options and the config. */
 typedef struct kgm_limits { long max_context, max_batch; } kgm_limits;
@@ -48,8 +59,27 @@ typedef struct kgm_layer {
     float *qkv_s, *o_s;           /* fp8: per-column dequant scales [(nq+2nkv)d], [H]; else NULL */
     float *gate_s, *up_s, *down_s;/* fp8: [I], [I], [H]; else NULL */
     float *ln1, *ln2;             /* input / post-attention RMSNorm weights [H] */
-    float *k_cache, *v_cache;     /* [max_batch, nkv, max_context, d] */
+    float *k_cache, *v_cache;     /* [max_batch, nkv, max_context, d]; NULL with the
+                                     megakernel (its caches are kgm_mega's) */
 } kgm_layer;
+
+/* The megakernel's list arguments (transformer_tkg: an array of pointers, [lg] element
+ * l * nkv + g for layer l's KV head g of the rank). Its caches replace the layers' own:
+ * K [max_batch, 1, d, max_context] (transposed), V [max_batch, 1, max_context, d]. With one
+ * KV head on the rank its QKV and o weights are the layer's own; with more, each head's
+ * are packed apart (qkv: its query heads, K, V; o: its heads' rows), beside the layer's
+ * fused ones that prefill uses. */
+typedef struct kgm_mega {
+    float **k, **v;                      /* [L nkv] */
+    const kg_wt **qkv, **o;              /* [L nkv] */
+    kg_wt *own_qkv, *own_o;              /* [L nkv] when nkv > 1, else NULL */
+    const kg_wt **gate, **up, **down;    /* [L] */
+    const float **ln1, **ln2;            /* [L] */
+    float *cos, *sin;                    /* [d/2, max_batch]: the step's RoPE tables */
+    unsigned char *mask;                 /* [max_context, max_batch, nq] ones */
+    kg_u32 *pos;                         /* [max_batch] */
+    float *out;                          /* [max_batch, H] */
+} kgm_mega;
 
 struct kgm_model {
     kgm_config c;              /* the whole model's, as config.json says */
@@ -61,6 +91,8 @@ struct kgm_model {
     kg_registry *reg;
     kg_manifest *man;                        /* the spec's kernels: their arguments by name */
     const kg_manifest_kernel *desc[KGM_K_COUNT];
+    int mega_on;                             /* decode through KGM_K_MEGA (kgm_megakernel) */
+    kgm_mega mega;
     kg_kernel_v *call[KGM_K_COUNT];          /* uniform entry points, bound by name (forward.c) */
     kgm_layer *layers;
     const kgst_tensor *embed;  /* [V, H] as stored */
@@ -82,6 +114,12 @@ struct kgm_model {
     size_t act_bytes;
     char err[512];
 };
+
+/* mega.c: the megakernel's lists allocated (mega_on set; KG_OK or KG_ENOMEM with err), bound
+ * to the loaded layers, freed (own_qkv / own_o are freed with the weights). */
+int kgm_mega_alloc(kgm_model *m, char *err, size_t errlen);
+void kgm_mega_bind(kgm_model *m);
+void kgm_mega_free(kgm_model *m);
 
 /* weights.c: checks every tensor against the config and packs it; KG_OK or a status with one
  * line in err naming the file and tensor. */

@@ -87,6 +87,43 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
     put(b, "  },\n");
 }
 
+int kgm_megakernel(const kgm_config *c, const kgm_options *o, const kgm_shard *sh,
+                   const char **why)
+{
+    const char *no = NULL, *w = kgm_weight_name(c, o);
+    if (o && o->no_megakernel)
+        no = "turned off (no_megakernel)";
+    else if (c->qkv_bias || c->o_bias)
+        no = "a QKV or o_proj bias";
+    else if (!strcmp(w, "e4m3"))
+        no = "fp8 weights (the megakernel's fp8 MLP layers are not the runner's fp8)";
+    else if (c->head_dim % 2 || c->head_dim > 128)
+        no = "head_dim odd or past 128";
+    else if (c->hidden % 128)
+        no = "hidden size not a multiple of 128";
+    else if (c->layers > 32 || c->layers * sh->nkv > 63)
+        no = "more than 32 layers or 63 (layer, KV head) pairs on a rank";
+    if (why)
+        *why = no;
+    return !no;
+}
+
+/* The megakernel's line: every layer of a decode step, one rank's sizes (the model table's),
+ * f32 as the chain's activations, the weights in format w. */
+static void megakernel(buf *b, const kgm_shard *sh, const char *w)
+{
+    char tp[32] = "", wd[40] = "";
+    if (sh->tp > 1)
+        snprintf(tp, sizeof tp, ", tp = %d", sh->tp);
+    if (strcmp(w, "f32") != 0)
+        snprintf(wd, sizeof wd, ", weight_dtype = \"%s\"", w);
+    put(b, "-- decode through one kernel (kgen run --no-megakernel: the chain above): every\n"
+           "-- layer's attention block and MLP, the residual adds and, with tp > 1, the\n"
+           "-- all-reduces; transposed K caches per (layer, KV head)\n");
+    put(b, "table.insert(spec.kernels, { family = \"transformer_tkg\", dtype = \"f32\"%s,\n"
+           "  kv_heads = model.kv_heads, num_layers = model.layers%s })\n", wd, tp);
+}
+
 /* x as the shortest of %.15g / %.17g that reads back as the same double. */
 static const char *num(char *buf, size_t len, double x)
 {
@@ -124,7 +161,7 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
             "  layers = %ld, vocab = %ld, rms_eps = %s, rope_theta = %s,\n}\n\n",
         c->hidden, sh.I, sh.nq, sh.nkv, c->head_dim, c->layers, sh.V,
         num(eps, sizeof eps, c->rms_eps), num(theta, sizeof theta, c->rope_theta));
-    put(&b, "return {\n");
+    put(&b, "local spec = {\n");
     put(&b, "  name = \"%s_h%ld_i%ld_q%ld_kv%ld_d%ld_v%ld_%s%s\",\n",
         c->arch == KGM_QWEN2 ? "qwen2" : "llama", c->hidden, sh.I, sh.nq, sh.nkv, c->head_dim,
         sh.V, w, tp);
@@ -134,6 +171,9 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
         lim.max_context, lim.max_batch, lim.max_context);
     kernels(&b, c, w);
     put(&b, "}\n");
+    if (kgm_megakernel(c, o, &sh, NULL))
+        megakernel(&b, &sh, w);
+    put(&b, "return spec\n");
     if (b.oom) {
         free(b.s);
         snprintf(err, errlen, "out of memory writing the spec");

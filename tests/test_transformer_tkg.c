@@ -33,7 +33,7 @@ enum { LMAX = 4, GMAX = 4, EMAX = 16 }; /* layers, ranks, (layer, KV head) pairs
 /* The inputs of one call in fp32 (on the grids of their dtypes), per layer l < o.L. */
 typedef struct call {
     tkg_ref_opts o;
-    kg_dtype t;
+    kg_dtype t, wt; /* the activations' dtype, the plain weights' (weight_dtype) */
     int tp;
     float *X, *cos, *sin;
     uint8_t *mask;
@@ -94,6 +94,10 @@ static float *scales(long n, unsigned long long seed)
     return s;
 }
 
+/* The plain weights' dtype of the next calls made (weight_dtype); unset: the dtype's. */
+static int plain_weights_set;
+static kg_dtype plain_weights;
+
 /* Random inputs: weights N(0, 1/sqrt(fan_in)), gammas around 1, caches and X N(0, 1);
  * sequence b's cache length S_ctx - S - b (at least 0), its mask the prior slots below it and
  * the causal tail. */
@@ -101,6 +105,8 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
 {
     memset(c, 0, sizeof *c);
     c->o = *o, c->t = t, c->tp = 1;
+    c->wt = plain_weights_set ? plain_weights : t;
+    kg_dtype w = c->wt;
     long T = n_tok(c), H = o->H, I = o->I, ND = o->N * o->D, B = o->B, S = o->S, W = o->S_ctx;
     long hc = o->D / 2 * T;
     c->X = randn(t, T * H, seed, 1.0f);
@@ -117,9 +123,9 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
             c->Wd[l] = randn_e4m3(I * H, s + 4, 1.0f / sqrtf((float)I));
             c->sg[l] = scales(I, s + 5), c->su[l] = scales(I, s + 6), c->sd[l] = scales(H, s + 7);
         } else {
-            c->Wg[l] = randn(t, H * I, s + 2, 1.0f / sqrtf((float)H));
-            c->Wu[l] = randn(t, H * I, s + 3, 1.0f / sqrtf((float)H));
-            c->Wd[l] = randn(t, I * H, s + 4, 1.0f / sqrtf((float)I));
+            c->Wg[l] = randn(w, H * I, s + 2, 1.0f / sqrtf((float)H));
+            c->Wu[l] = randn(w, H * I, s + 3, 1.0f / sqrtf((float)H));
+            c->Wd[l] = randn(w, I * H, s + 4, 1.0f / sqrtf((float)I));
         }
         c->gq[l] = randn(t, H, s + 8, 0.25f), c->gm[l] = randn(t, H, s + 9, 0.25f);
         for (long h = 0; h < H; h++) {
@@ -129,8 +135,8 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
     }
     for (int e = 0; e < n_el(c); e++) {
         unsigned long long s = seed + 1000 + 100 * (unsigned long long)e;
-        c->Wqkv[e] = randn(t, H * n_qkv(c), s, 1.0f / sqrtf((float)H));
-        c->Wout[e] = randn(t, ND * H, s + 1, 1.0f / sqrtf((float)ND));
+        c->Wqkv[e] = randn(w, H * n_qkv(c), s, 1.0f / sqrtf((float)H));
+        c->Wout[e] = randn(w, ND * H, s + 1, 1.0f / sqrtf((float)ND));
         c->K[e] = randn(t, n_cache(c), s + 10, 1.0f), c->V[e] = randn(t, n_cache(c), s + 11, 1.0f);
     }
     long NQ = n_kv(c) * o->N; /* every KV head's query heads */
@@ -160,6 +166,9 @@ static void problem_of(const call *c, char *buf, size_t len)
              "update_cache=%s,kv_heads=%d", kg_dtype_name(c->t), o->H, o->I, o->N, o->D, o->S,
              o->S_max, o->L, (double)o->eps, o->fp8, (double)o->clamp, c->tp, tf(o->update),
              n_kv(c));
+    size_t n = strlen(buf);
+    if (c->wt != c->t && n < len)
+        snprintf(buf + n, len - n, ",weight_dtype=%s", kg_dtype_name(c->wt));
 }
 
 static int wt_fmt(kg_dtype t)
@@ -176,7 +185,7 @@ typedef struct packed {
 static void pack_call(packed *p, const call *c)
 {
     const tkg_ref_opts *o = &c->o;
-    int f = wt_fmt(c->t);
+    int f = wt_fmt(c->wt);
     for (int l = 0; l < o->L; l++) {
         int fm = is_fp8(c, l) ? KG_WT_E4M3 : f;
         kgt_wt_from_values(&p->g[l], fm, KG_WL_KN, o->H, o->I, c->Wg[l]);
@@ -295,6 +304,23 @@ Test(transformer_tkg, every_dtype)
         tkg_ref_opts o = base();
         check(&o, T[i]);
     }
+}
+
+/* weight_dtype: f32 activations with bf16 (or fp16) weights, as the model runner decodes;
+ * the GEMM rounds its activation operand to the weights' format. */
+Test(transformer_tkg, weight_dtype)
+{
+    static const kg_dtype W[] = { KG_BF16, KG_F16 };
+    for (size_t i = 0; i < 2; i++) {
+        plain_weights_set = 1, plain_weights = W[i];
+        tkg_ref_opts o = base();
+        check(&o, KG_F32);
+        o.fp8 = 2; /* layer 1's MLP fp8, its attention bf16 */
+        check(&o, KG_F32);
+        o.fp8 = 0, o.nkv = 2;
+        check(&o, KG_F32);
+    }
+    plain_weights_set = 0;
 }
 
 Test(transformer_tkg, sweeps, .timeout = 300 * KGT_TIME_SCALE)

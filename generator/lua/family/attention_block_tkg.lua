@@ -45,6 +45,11 @@ kvdp * q_heads, S_tkg] and sink [kvdp * q_heads, 1] (the group's heads, rank-maj
 F.keys = {
   { key = "dtype", kind = "enum", values = ctypes.ACT, from = "dtype", default = "bf16",
     name = "dtype", doc = "dtype of X, X_out, the gammas, biases and RoPE tables" },
+  { key = "weight_dtype", kind = "enum", values = { "bf16", "fp16", "f32" },
+    default = function(k) return k.dtype end, omit_default = true,
+    name = { bf16 = "wbf16", fp16 = "wfp16", f32 = "wf32" },
+    doc = "format of the plain (not STATIC) W_qkv and W_out, default dtype (the GEMM reads "
+          .. "any: f32 activations with bf16 weights as the model runner's)" },
   { key = "kv_dtype", kind = "enum", values = { "bf16", "fp16", "f32", "e4m3", "e5m2" },
     default = function(k) return k.dtype end, omit_default = true,
     name = { bf16 = "kvbf16", fp16 = "kvfp16", f32 = "kvf32", e4m3 = "kve4m3", e5m2 = "kve5m2" },
@@ -237,7 +242,7 @@ function F.args(k)
     { name = "X", dir = "in", dtype = k.dtype, shape = { "B", s, H } },
     { name = "rmsnorm_X_gamma", dir = "in", dtype = k.dtype, shape = { H },
       used = k.rmsnorm_X_enabled },
-    { name = "W_qkv", dir = "in", dtype = sq and "e4m3" or k.dtype, shape = { H, I },
+    { name = "W_qkv", dir = "in", dtype = sq and "e4m3" or k.weight_dtype, shape = { H, I },
       weight = { layout = "kn", mx = false } },
     { name = "weight_dequant_scale_qkv", dir = "in", dtype = "f32", shape = { 3 },
       init = "scale", used = sq },
@@ -258,7 +263,7 @@ function F.args(k)
     { name = "kv_scale", dir = "in", dtype = "f32", shape = { 2 }, init = "scale", used = fp8 },
     { name = "kv_cache_update_idx", dir = "in", dtype = "u32", init = "slots",
       shape = { "B", 1 }, used = k.update_cache },
-    { name = "W_out", dir = "in", dtype = so and "e4m3" or k.dtype, shape = { nd, H },
+    { name = "W_out", dir = "in", dtype = so and "e4m3" or k.weight_dtype, shape = { nd, H },
       weight = { layout = "kn", mx = false }, used = k.W_out },
     { name = "weight_dequant_scale_out", dir = "in", dtype = "f32", shape = { 1 }, scalar = true,
       init = "scale", used = so },
@@ -285,8 +290,9 @@ function F.cost(k, n)
   end
   local flops = 2 * T * H * I + att * 4 * n.B * N * s * n.S_ctx * d
                 + (k.W_out and 2 * T * nd * H or 0)
-  local wq = k.quantization_type_qkv == "STATIC" and 1 or b
-  local wo = k.quantization_type_out == "STATIC" and 1 or b
+  local wb = bytes_of(k.weight_dtype)
+  local wq = k.quantization_type_qkv == "STATIC" and 1 or wb
+  local wo = k.quantization_type_out == "STATIC" and 1 or wb
   local read = T * H * b + H * I * wq + (k.W_out and nd * H * wo or 0)
                + att * (own(2 * n.S_ctx * d * kb) + n.S_ctx * n.B * N * s)
   local written = (k.W_out and T * H or T * nd) * b + own(2 * s * d * kb)
@@ -311,8 +317,8 @@ function F.params(k)
   p.NARROW = k.dtype == "f32" and "copy_f32" or ctypes.info(k.dtype).from_f32
   p.ROUND = k.dtype ~= "f32" and ctypes.info(k.dtype).round or nil
   p.SQKV, p.SOUT = k.quantization_type_qkv == "STATIC", k.quantization_type_out == "STATIC"
-  p.WT_FMT = ctypes.WT[p.SQKV and "e4m3" or k.dtype].fmt
-  p.WT_FMT_OUT = ctypes.WT[p.SOUT and "e4m3" or k.dtype].fmt
+  p.WT_FMT = ctypes.WT[p.SQKV and "e4m3" or k.weight_dtype].fmt
+  p.WT_FMT_OUT = ctypes.WT[p.SOUT and "e4m3" or k.weight_dtype].fmt
   p.NORM, p.EPS, p.HACT = k.rmsnorm_X_enabled, k.rmsnorm_X_eps, k.X_hidden_dim_actual
   p.QK_PRE_G = k.rmsnorm_QK_enabled and k.rmsnorm_QK_gamma
   p.QK_POST_G = k.rmsnorm_QK_post_rope_enabled and k.rmsnorm_QK_post_rope_gamma

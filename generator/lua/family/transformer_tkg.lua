@@ -34,6 +34,11 @@ head g at l * kv_heads + g). With tp > 1 the calling thread's kgp_coll() is the 
 F.keys = {
   { key = "dtype", kind = "enum", values = ctypes.ACT, from = "dtype", default = "bf16",
     name = "dtype", doc = "dtype of X, out, the caches, gammas, RoPE tables and plain weights" },
+  { key = "weight_dtype", kind = "enum", values = { "bf16", "fp16", "f32" },
+    default = function(k) return k.dtype end, omit_default = true,
+    name = { bf16 = "wbf16", fp16 = "wfp16", f32 = "wf32" },
+    doc = "format of the plain weights (not the fp8 layers' MLP), default dtype: f32 "
+          .. "activations with bf16 weights as the model runner's" },
   { key = "H", kind = "int", min = 1, from = "model.hidden", default = 4096, name = "h",
     doc = "hidden size (a multiple of 128)" },
   { key = "I", kind = "int", min = 1, from = "model.intermediate", default = 14336, name = "i",
@@ -81,6 +86,7 @@ local function attn_keys(k)
     dtype = k.dtype, H = k.H, q_heads = k.q_heads, d_head = k.d_head, S_tkg = k.S_tkg,
     S_max = k.S_max, rmsnorm_X_enabled = true, rmsnorm_X_eps = k.eps,
     K_cache_transposed = true, update_cache = k.update_cache, B = k.B, S_ctx = k.S_ctx,
+    weight_dtype = k.weight_dtype,
   }
 end
 
@@ -91,6 +97,7 @@ local function mlp_keys(k, fp8)
     variant = "TKG", dtype = k.dtype, H = k.H, I = k.I, normalization_type = "RMS_NORM",
     eps = k.eps, fused_residual_add = true, store_fused_add_result = true,
     quantization_type = fp8 and "ROW" or "NONE", T = k.B * k.S_tkg,
+    weight_dtype = not fp8 and k.weight_dtype or nil,
   }
 end
 
@@ -139,12 +146,13 @@ function F.args(k)
   local dt, all = k.dtype, (1 << L) - 1
   local f8 = k.fp8_layers
   local mixed = f8 ~= 0 and { dtype = "e4m3", mask = f8 } or nil
-  local mlp_dt = f8 == all and "e4m3" or dt
+  local wd = k.weight_dtype
+  local mlp_dt = f8 == all and "e4m3" or wd
   if f8 == all then mixed = nil end
   -- the attention's lists have an element per (layer, KV head): l * kv_heads + g
   local LG = { "num_layers", "kv_heads" }
   local function wt(name, K, N, fp8able)
-    return { name = name, dir = "in", dtype = fp8able and mlp_dt or dt, shape = { K, N },
+    return { name = name, dir = "in", dtype = fp8able and mlp_dt or wd, shape = { K, N },
              weight = { layout = "kn", mx = false }, list = fp8able and "num_layers" or LG,
              list_alt = fp8able and mixed or nil }
   end
@@ -241,7 +249,7 @@ function F.params(k)
     DTYPE = k.dtype, CT = dt.c, BYTES = dt.bytes,
     WIDEN = k.dtype == "f32" and "tk_copy" or dt.to_f32,
     NARROW = k.dtype == "f32" and "tk_copy" or dt.from_f32,
-    WT_FMT = ctypes.WT[k.dtype].fmt, WT_FMT8 = ctypes.WT.e4m3.fmt,
+    WT_FMT = ctypes.WT[k.weight_dtype].fmt, WT_FMT8 = ctypes.WT.e4m3.fmt,
     COLL = ({ f32 = "KG_COLL_F32", bf16 = "KG_COLL_BF16", fp16 = "KG_COLL_F16" })[k.dtype],
     MB = M.MB, AMB = A.MB, AWC = A.WA + A.WC, CHUNK = A.CHUNK,
     -- bytes of a weight's first panels prefetched ahead of its stage: an L2's worth
