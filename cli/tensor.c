@@ -171,8 +171,27 @@ static float *floats(long n)
     return malloc(bytes);
 }
 
+/* Block tables (moe_cte's): "cycle:A:M:P" is i % M for the first A slots, P after them (tokens
+ * then padding); "spread:NB:E" is i * E / NB, at most E - 1 (NB blocks over E experts in
+ * ascending order, the rest on the last). 1 and the value if init is one of them. */
+static int table_value(const char *init, long i, float *v)
+{
+    long a, m, p;
+    if (sscanf(init, "cycle:%ld:%ld:%ld", &a, &m, &p) == 3 && m > 0) {
+        *v = (float)(i < a ? i % m : p);
+        return 1;
+    }
+    if (sscanf(init, "spread:%ld:%ld", &a, &m) == 2 && a > 0 && m > 0) {
+        long e = i < a ? (long)((double)i * (double)m / (double)a) : m - 1;
+        *v = (float)(e < m ? e : m - 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* n seeded values: normal(0,1), or 0.5 +- 0.1 for init "scale", 0, 1, 2, ... for "slots",
- * 1 for "ones", 0 for "zeros", 2^20 for "positions"; malloc'd, NULL if out of memory. */
+ * 1 for "ones", 0 for "zeros", 2^20 for "positions", the block tables of table_value;
+ * malloc'd, NULL if out of memory. */
 static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
 {
     float *x = floats(n);
@@ -180,6 +199,8 @@ static float *seeded(const kgg_arg *a, long n, unsigned long long seed)
     if (!x)
         return NULL;
     for (long i = 0; i < n; i++) {
+        if (table_value(a->init, i, &x[i]))
+            continue;
         double g = sqrt(-2.0 * log(uniform(&s))) * cos(6.283185307179586 * uniform(&s));
         x[i] = strcmp(a->init, "scale") == 0 ? (float)(0.5 + 0.1 * g)
                : strcmp(a->init, "slots") == 0 ? (float)i /* distinct cache slots 0, 1, ... */

@@ -17,7 +17,7 @@ typedef struct kgg_file { char *name; char *text; size_t len; } kgg_file;
 /* One argument of a kernel: shape at nominal sizes (kgg_problem) or as bound (kgg_bind). The
  * CLI's tensor buffers are made from it (kgen run and bench fill it from a manifest). */
 typedef struct kgg_arg {
-    char name[64], dtype[32], init[16];
+    char name[64], dtype[32], init[32];
     int out, used, scalar, rank;
     int inout;          /* updated in place: an input that is also an output */
     int weight, wt_mx;  /* a packed weight (kg_wt) of dtype's format, stored in wt_layout */

@@ -72,5 +72,10 @@ return {
     { family = "moe_tkg", I = 17, E = 3, K = 3, expert_affinities_scaling_mode = "NO_SCALE",
       activation_fn = "GELU_Tanh_Approx", out_dtype = "f32" },
     -- end moe_tkg
+    -- moe_cte (E = 3, K = 3, I = 17, blocks of 5, skip_token, overwriting updates)
+    { family = "moe_cte", I = 17, E = 3, K = 3, B = 5, skip_token = true,
+      is_tensor_update_accumulating = false, expert_affinities_scaling_mode = "NO_SCALE",
+      activation_function = "GELU_Tanh_Approx", dtype = "f32" },
+    -- end moe_cte
   },
 }

@@ -52,5 +52,8 @@ return {
     -- moe_tkg
     { family = "moe_tkg", E = 1, K = 1, is_all_expert = true },
     -- end moe_tkg
+    -- moe_cte
+    { family = "moe_cte", E = 1, K = 1, B = 1 },
+    -- end moe_cte
   },
 }

@@ -87,5 +87,12 @@ return {
       mask_unselected_experts = true, quantization_type = "ROW", affinity_dtype = "bf16",
       activation_fn = "Swish" },
     -- end moe_tkg
+    -- moe_cte (8 experts top-2 in blocks of 16, SiLU POST_SCALE; 4 experts dropping, fp8
+    -- weights, Swish PRE_SCALE with biases, clamps and the checkpoints)
+    { family = "moe_cte", E = 8, K = 2, B = 16, conditions = true },
+    { family = "moe_cte", E = 4, K = 2, B = 8, capacity_dropping = true, weight_dtype = "e4m3",
+      activation_function = "Swish", expert_affinities_scaling_mode = "PRE_SCALE", bias = true,
+      gate_clamp_upper_limit = 7, up_clamp_lower_limit = -7, checkpoint_activation = true },
+    -- end moe_cte
   },
 }

@@ -319,4 +319,30 @@ typedef int kg_moe_tkg_fn(
     const void *expert_affinities_eager,
     long T);
 
+/* moe_cte: output [T, H] (updated in place; row T of upstream's [T + 1, H] is not touched);
+ * hidden_states [T, H]; expert_affinities_masked [T, E]; gate_up_proj_weight W [H, E * GP],
+ * down_proj_weight W [I, E * DP] (every expert side by side, each padded to a multiple of 64
+ * columns: GP = roundup(2I, 64), DP = roundup(H, 64)); token_position_to_id [N, B] int32 (padding:
+ * T, or -1 with skip_token); block_to_expert [N] int32; conditions [N] int32 (upstream's [N + 1]:
+ * the last entry is not read); gate_and_up_proj_bias [E, 2, I]; down_proj_bias [E, H];
+ * gate_up_proj_scale [E, 2I] and down_proj_scale [E, H] fp32 ([1, .] with shared_scales);
+ * gate_up_activations_T [N, 2, I, B] and down_activations [N, B, H] (checkpoint_activation). */
+typedef int kg_moe_cte_fn(
+    void *output,
+    const void *hidden_states,
+    const void *expert_affinities_masked,
+    const kg_wt *gate_up_proj_weight,
+    const kg_wt *down_proj_weight,
+    const void *token_position_to_id,
+    const void *block_to_expert,
+    const void *conditions,
+    const void *gate_and_up_proj_bias,
+    const void *down_proj_bias,
+    const void *gate_up_proj_scale,
+    const void *down_proj_scale,
+    void *gate_up_activations_T,
+    void *down_activations,
+    long T,
+    long N);
+
 #endif /* KGEN_KERNELS_H */

@@ -41,7 +41,7 @@ typedef struct kg_manifest_call {
 typedef struct kg_manifest_dim { long value; int call, lead; } kg_manifest_dim;
 
 typedef struct kg_manifest_arg {
-    char name[64], dtype[32], init[16]; /* init: how tools fill it (normal, scale, slots) */
+    char name[64], dtype[32], init[32]; /* init: how tools fill it (normal, scale, slots) */
     int dir;                            /* KG_ARG_* */
     int used;                           /* 0: the kernel ignores it (may be NULL) */
     int scalar;                         /* element 0 is read, whatever the shape */
