@@ -1,6 +1,6 @@
 /* moe_ref.h: the hand-written references of the Mixture-of-Experts families (plain loops, never
  * generated): router_topk_ref.c (shared/reference/router_topk.md), moe_tkg_ref.c
- * (shared/reference/moe_tkg.md). */
+ * (shared/reference/moe_tkg.md), moe_cte_ref.c (shared/reference/moe_cte.md). */
 #ifndef KGEN_TEST_MOE_REF_H
 #define KGEN_TEST_MOE_REF_H
 
@@ -39,5 +39,29 @@ void moe_tkg_ref(float *out, const float *x, const float *wgu, const float *wd,
                  const float *aff, const int32_t *idx, long rank, const float *bgu,
                  const float *bd, const float *sgu, const float *sd, const float *eager,
                  const moe_ref_opts *o, long T, long H, long I, long E, long EL, long K);
+
+/* The options of one MoE CTE problem, as the reference reads them. */
+typedef struct moe_cte_ref_opts {
+    int act;        /* ActFnType: 0 SiLU, 1 GELU, 2 GELU_Tanh_Approx, 3 Swish */
+    int mode;       /* ExpertAffinityScaleMode: 0 NO_SCALE, 1 POST_SCALE, 2 PRE_SCALE,
+                       3 PRE_SCALE_DELAYED (as PRE_SCALE) */
+    int acc;        /* is_tensor_update_accumulating */
+    int moi;        /* expert_affinity_multiply_on_I */
+    int skip_token; /* padding slots hold -1 and are skipped; no row T */
+    float glo, ghi, ulo, uhi;  /* clamps; -INFINITY / INFINITY: none */
+    float (*round_a)(float);   /* the GEMM's rounding of its operands, or NULL */
+    float (*round_o)(float);   /* the output dtype's rounding, or NULL (fp32) */
+} moe_cte_ref_opts;
+
+/* R = T + 1 rows (row T: the padding token), T with skip_token. out [R, H] (updated; the
+ * caller zero-fills it); gu_ckpt [N, 2, I, B], d_ckpt [N, B, H] (each NULL: not stored);
+ * x [R, H]; aff [R, E]; wgu [E, H, 2, I]; wd [E, I, H]; tpi [N, B]; b2e [N] (NULL: block b is
+ * expert b, the dropping variant); cond [N] (NULL: every block); bgu [E, 2, I], bd [E, H],
+ * sgu [SE, 2I], sd [SE, H] (fp8 scales, SE = E, or 1 with shared): each or NULL. */
+void moe_cte_ref(float *out, float *gu_ckpt, float *d_ckpt, const float *x, const float *aff,
+                 const float *wgu, const float *wd, const int32_t *tpi, const int32_t *b2e,
+                 const int32_t *cond, const float *bgu, const float *bd, const float *sgu,
+                 const float *sd, int shared, const moe_cte_ref_opts *o, long T, long H, long I,
+                 long E, long B, long N);
 
 #endif /* KGEN_TEST_MOE_REF_H */
