@@ -244,3 +244,190 @@ Test(wt_pack, format_bits)
     cr_assert_eq(kg_wt_fmt_bits(-1), 0);
     cr_assert_eq(kg_wt_fmt_bits(KG_WT_FMT_COUNT), 0);
 }
+
+/* ---- expert weights side by side (kg_wt_pack_experts) ---------------------------------------- */
+
+/* E experts of nparts kn or nk parts (MX kn scales if mx) packed side by side must equal the
+ * whole [K, E * P] matrix written out kn, each expert's parts' columns in order and zero pad
+ * columns (scale 127), packed by the element-by-element reference. */
+static void experts_equal_whole(int fmt, int layout, int mx, long K, long E, int nparts,
+                                const long *ns, long nr, long kg, uint64_t *seed)
+{
+    long bits = FMT_BITS[fmt], cols = 0;
+    for (int q = 0; q < nparts; q++)
+        cols += ns[q];
+    long P = kg_wt_expert_cols(cols), W = E * P;
+    cr_assert_eq(P, (cols + 63) / 64 * 64);
+    /* the whole, logical kn codes (one byte-aligned code per element: fp4 is built unpacked and
+     * packed two a byte below), scales [K/32, W] */
+    uint32_t *whole = calloc((size_t)(K * W), sizeof *whole);
+    uint8_t *wsc = mx ? malloc((size_t)(K / 32 * W)) : NULL;
+    kg_wt_src *parts = calloc((size_t)(E * nparts), sizeof *parts);
+    void **bases = calloc((size_t)(2 * E * nparts), sizeof *bases);
+    cr_assert(whole && parts && bases && (!mx || wsc));
+    if (mx)
+        memset(wsc, 127, (size_t)(K / 32 * W));
+    uint32_t mask = bits == 32 ? 0xffffffffu : (1u << bits) - 1;
+    for (long e = 0, i = 0; e < E; e++) {
+        for (int q = 0, off = 0; q < nparts; off += (int)ns[q], q++, i++) {
+            long N = ns[q], n = K * N;
+            uint8_t *d = random_bytes(bits == 4 ? (n + 1) / 2 : n * bits / 8, seed,
+                                      &bases[2 * i]);
+            uint8_t *sc = mx ? random_bytes(K / 32 * N, seed, &bases[2 * i + 1]) : NULL;
+            if (bits == 4 && n % 2)
+                d[n / 2] &= 0xf; /* the last byte's unused high nibble */
+            for (long k = 0; k < K; k++)
+                for (long c = 0; c < N; c++) {
+                    long s = layout == KG_WL_NK ? c * K + k : k * N + c;
+                    uint32_t v = 0;
+                    if (bits == 4)
+                        v = (d[s / 2] >> (s % 2 * 4)) & 0xf;
+                    else
+                        memcpy(&v, d + s * bits / 8, (size_t)(bits / 8));
+                    whole[k * W + e * P + off + c] = v & mask;
+                    if (mx && k % 32 == 0)
+                        wsc[(k / 32) * W + e * P + off + c] = sc[(k / 32) * N + c];
+                }
+            parts[i] = (kg_wt_src){ fmt, layout, K, N, d, sc, nr, kg };
+        }
+    }
+    long wn = K * W;
+    uint8_t *wd = calloc((size_t)(bits == 4 ? (wn + 1) / 2 : wn * bits / 8) + 1, 1);
+    cr_assert(wd);
+    for (long i = 0; i < wn; i++) {
+        if (bits == 4)
+            wd[i / 2] |= (uint8_t)(whole[i] << (i % 2 * 4));
+        else
+            memcpy(wd + i * bits / 8, &whole[i], (size_t)(bits / 8));
+    }
+    kg_wt_src ws = { fmt, KG_WL_KN, K, W, wd, wsc, nr, kg };
+    kg_wt a, b;
+    char err[256] = "";
+    cr_assert_eq(kg_wt_pack_experts(&a, parts, (int)E, nparts, err, sizeof err), KG_OK, "%s",
+                 err);
+    pack(&b, &ws, 1);
+    cr_assert(a.N == W && a.K == K && a.kb == b.kb && a.nr == b.nr && a.kpad == b.kpad,
+              "experts: N %ld (want %ld), kb %d / %d", a.N, W, a.kb, b.kb);
+    long elems = W / b.nr * b.kpad * b.nr;
+    long d = first_diff(a.data, b.data, bits == 4 ? (elems + 1) / 2 : elems * bits / 8);
+    cr_assert(d < 0, "%s %s E %ld K %ld parts %d nr %ld kg %ld: packed byte %ld differs",
+              kg_wt_fmt_name(fmt), kg_wt_layout_name(layout), E, K, nparts, nr, kg, d);
+    if (mx) {
+        d = first_diff(a.scale, b.scale, elems / b.kb);
+        cr_assert(d < 0, "%s MX E %ld K %ld: scale byte %ld differs", kg_wt_fmt_name(fmt), E,
+                  K, d);
+    }
+    kg_wt_free(&a);
+    kg_wt_free(&b);
+    for (long i = 0; i < 2 * E * nparts; i++)
+        free(bases[i]);
+    free(bases), free(parts), free(whole), free(wsc), free(wd);
+}
+
+Test(wt_pack, experts)
+{
+    uint64_t seed = 77;
+    static const long ns1[] = { 17 }, ns2[] = { 5, 5 }, ns3[] = { 64, 3, 70 };
+    static const long geoms[][2] = { { 16, 1 }, { 16, 2 }, { 64, 1 }, { 8, 4 }, { 0, 0 } };
+    static const int fmts[] = { KG_WT_F32, KG_WT_BF16, KG_WT_E4M3, KG_WT_E4M3FN, KG_WT_E2M1 };
+    int compared = 0;
+    for (long g = 0; g < COUNT(geoms); g++)
+        for (long f = 0; f < COUNT(fmts); f++)
+            for (int lay = 0; lay < 2; lay++) {
+                int layout = lay ? KG_WL_NK : KG_WL_KN, fp4 = fmts[f] == KG_WT_E2M1;
+                long nr = geoms[g][0], kg = geoms[g][1];
+                if (fp4 && layout == KG_WL_NK)
+                    continue; /* an fp4 nk part starts each column on a byte: K even below */
+                experts_equal_whole(fmts[f], layout, 0, 3, 1, 1, ns1, nr, kg, &seed);
+                experts_equal_whole(fmts[f], layout, 0, 33, 3, 2, ns2, nr, kg, &seed);
+                experts_equal_whole(fmts[f], layout, 0, 64, 2, 3, ns3, nr, kg, &seed);
+                compared += 3;
+                if (fmts[f] == KG_WT_E4M3FN || fp4) { /* MX: kn scales, kb 32 */
+                    if (layout == KG_WL_KN) {
+                        experts_equal_whole(fmts[f], layout, 1, 64, 3, 2, ns2, nr, kg, &seed);
+                        experts_equal_whole(fmts[f], layout, 1, 96, 2, 1, ns1, nr, kg, &seed);
+                        compared += 2;
+                    }
+                }
+            }
+    cr_assert_gt(compared, 100, "only %d expert weights compared", compared);
+}
+
+/* An MX layout with kb 8 (mlp_mx_down): each expert's panels are that expert's weight packed
+ * alone (kg_wt_pack), then zero panels to its 64 columns (scale 127). */
+Test(wt_pack, experts_mx_down)
+{
+    uint64_t seed = 78;
+    const long K = 512, N = 40, E = 3; /* mlp_mx_down: K % 512 == 0 */
+    kg_wt_src parts[3];
+    void *bases[6];
+    for (long e = 0; e < E; e++) {
+        const uint8_t *d = random_bytes(K * N, &seed, &bases[2 * e]);
+        const uint8_t *sc = random_bytes(128 / 8 * N, &seed, &bases[2 * e + 1]);
+        parts[e] = (kg_wt_src){ KG_WT_E4M3FN, KG_WL_MLP_MX_DOWN, K, N, d, sc, 16, 4 };
+    }
+    kg_wt a;
+    char err[256] = "";
+    cr_assert_eq(kg_wt_pack_experts(&a, parts, (int)E, 1, err, sizeof err), KG_OK, "%s", err);
+    cr_assert_eq(a.kb, 8);
+    long pan = a.kpad * a.nr, span = a.kpad / a.kb * a.nr, per = 64 / a.nr;
+    const uint8_t *ad = a.data;
+    for (long e = 0; e < E; e++) {
+        kg_wt b;
+        pack(&b, &parts[e], 0);
+        long used = (N + b.nr - 1) / b.nr;
+        long d = first_diff(ad + e * per * pan, b.data, used * pan);
+        cr_assert(d < 0, "expert %ld: packed byte %ld differs", e, d);
+        d = first_diff(a.scale + e * per * span, b.scale, used * span);
+        cr_assert(d < 0, "expert %ld: scale byte %ld differs", e, d);
+        for (long i = used * pan; i < per * pan; i++)
+            cr_assert_eq(ad[e * per * pan + i], 0, "expert %ld: pad byte %ld", e, i);
+        for (long i = used * span; i < per * span; i++)
+            cr_assert_eq(a.scale[e * per * span + i], 127, "expert %ld: pad scale %ld", e, i);
+        kg_wt_free(&b);
+    }
+    kg_wt_free(&a);
+    for (int i = 0; i < 6; i++)
+        free(bases[i]);
+}
+
+/* Mismatched parts, bad counts, a panel width that splits an expert and overflowing sizes are
+ * refused, naming the part. */
+Test(wt_pack, experts_refused)
+{
+    float a[64] = { 0 };
+    kg_wt w;
+    char err[256] = "";
+    kg_wt_src p[4] = { { KG_WT_F32, KG_WL_KN, 4, 4, a, NULL, 16, 1 },
+                       { KG_WT_F32, KG_WL_KN, 4, 4, a, NULL, 16, 1 },
+                       { KG_WT_F32, KG_WL_KN, 4, 4, a, NULL, 16, 1 },
+                       { KG_WT_F32, KG_WL_KN, 4, 4, a, NULL, 16, 1 } };
+    cr_assert_eq(kg_wt_pack_experts(&w, p, 2, 2, err, sizeof err), KG_OK, "%s", err);
+    cr_assert_eq(w.N, 128);
+    kg_wt_free(&w);
+    cr_assert_eq(kg_wt_pack_experts(&w, p, 0, 1, err, sizeof err), KG_ESHAPE);
+    cr_assert_eq(kg_wt_pack_experts(&w, p, 1, 0, err, sizeof err), KG_ESHAPE);
+    p[3].N = 3;
+    cr_assert_eq(kg_wt_pack_experts(&w, p, 2, 2, err, sizeof err), KG_ESHAPE);
+    cr_assert(strstr(err, "expert 1 part 1"), "%s", err);
+    p[3].N = 4, p[2].fmt = KG_WT_BF16;
+    cr_assert_eq(kg_wt_pack_experts(&w, p, 2, 2, err, sizeof err), KG_ESHAPE);
+    cr_assert(strstr(err, "expert 1 part 0"), "%s", err);
+    p[2].fmt = KG_WT_F32, p[1].K = -1;
+    cr_assert_eq(kg_wt_pack_experts(&w, p, 2, 2, err, sizeof err), KG_ESHAPE);
+    cr_assert(strstr(err, "expert 0 part 1"), "%s", err);
+    p[1].K = 4;
+    for (int i = 0; i < 4; i++)
+        p[i].nr = 3; /* 64 columns are not whole panels of 3 */
+    cr_assert_eq(kg_wt_pack_experts(&w, p, 2, 2, err, sizeof err), KG_ESHAPE);
+    cr_assert(strstr(err, "panel width"), "%s", err);
+    /* 2^62 columns an expert, 4 experts: the packed N overflows */
+    kg_wt_src big[4];
+    for (int i = 0; i < 4; i++)
+        big[i] = (kg_wt_src){ KG_WT_E4M3, KG_WL_KN, 1, 1L << 62, a, NULL, 0, 0 };
+    cr_assert_eq(kg_wt_pack_experts(&w, big, 4, 1, err, sizeof err), KG_ESHAPE);
+    cr_assert(strstr(err, "overflow"), "%s", err);
+    cr_assert_eq(kg_wt_expert_cols(0), -1);
+    cr_assert_eq(kg_wt_expert_cols(65), 128);
+    cr_assert_eq(kg_wt_expert_cols(__LONG_MAX__), -1);
+}

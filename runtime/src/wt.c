@@ -430,13 +430,14 @@ static int pack_kn(const kg_wt_src *s, const plan *pl, kg_u8 *mem, kg_u8 *scale)
  * elements) stays in the cache while its nr columns are written. */
 
 #define DEF_COLUMN(name, T)                                                                 \
-    static void name(void *panel, const void *col, long K, long kg, long nr, long j)       \
+    static void name(void *panel, const void *col, long xs, long K, long kg, long nr,      \
+                     long j)                                                                \
     {                                                                                       \
         T *restrict d = (T *)panel + j * kg;                                                \
         const T *x = col;                                                                   \
         for (long k = 0; k < K; d += nr * kg)                                               \
             for (long r = 0; r < kg && k < K; r++, k++)                                     \
-                d[r] = x[k];                                                                \
+                d[r] = x[k * xs];                                                           \
     }
 DEF_COLUMN(column_u8, u8a)
 DEF_COLUMN(column_u16, u16a)
@@ -446,7 +447,9 @@ DEF_COLUMN(column_u32, u32a)
 typedef struct cols { const kg_wt_src *s; const plan *pl; kg_u8 *mem; long n_off; } cols;
 
 /* Columns [n0, n1) of s into packed columns n_off + n0.. of the zeroed panels at mem: the nk
- * layout column by column, any other (non-MX) layout element by element. */
+ * and kn layouts of whole-byte elements column by column (a column is contiguous in nk, N
+ * elements apart in kn), any other layout element by element. MX scales are not written here
+ * (pack_col_scales). */
 static void cols_range(void *ctx, long n0, long n1)
 {
     const cols *c = ctx;
@@ -456,11 +459,12 @@ static void cols_range(void *ctx, long n0, long n1)
     long n_off = c->n_off, nr = pl->nr, kg = pl->kg, kpad = pl->kpad, es = pl->bits / 8;
     for (long n = n0; n < n1; n++) {
         long p = (n_off + n) / nr, j = (n_off + n) % nr;
-        if (s->layout == KG_WL_NK && pl->bits >= 8) {
-            void (*column)(void *, const void *, long, long, long, long) =
+        if ((s->layout == KG_WL_NK || s->layout == KG_WL_KN) && pl->bits >= 8) {
+            void (*column)(void *, const void *, long, long, long, long, long) =
                 es == 1 ? column_u8 : es == 2 ? column_u16 : column_u32;
-            column(mem + p * kpad * nr * es, (const kg_u8 *)s->data + n * s->K * es, s->K, kg,
-                   nr, j);
+            int nk = s->layout == KG_WL_NK;
+            column(mem + p * kpad * nr * es, (const kg_u8 *)s->data + n * (nk ? s->K : 1) * es,
+                   nk ? 1 : s->N, s->K, kg, nr, j);
             continue;
         }
         for (long k = 0; k < s->K; k++)
@@ -469,13 +473,25 @@ static void cols_range(void *ctx, long n0, long n1)
     }
 }
 
-/* All columns of s, split over the runtime's threads where each column is whole bytes (nk):
+/* The MX scales of s into packed columns n_off.. of the scales at scale (already 127). */
+static void pack_col_scales(const kg_wt_src *s, const plan *pl, kg_u8 *scale, long n_off)
+{
+    long nr = pl->nr, kb = pl->kb, rows = pl->kpad / kb;
+    const kg_u8 *src = s->scale;
+    for (long n = 0; n < s->N; n++) {
+        long p = (n_off + n) / nr, j = (n_off + n) % nr;
+        for (long k = 0; k < s->K; k += kb)
+            scale[(p * rows + k / kb) * nr + j] = src[scale_index(s, k, n)];
+    }
+}
+
+/* All columns of s, split over the runtime's threads where each column is whole bytes (nk, kn):
  * a thread's columns are whole panels but at its range's ends, and columns never share an
  * element. fp4 codes share bytes, so fp4 runs on one thread. */
 static void pack_cols(const kg_wt_src *s, const plan *pl, kg_u8 *mem, long n_off)
 {
     cols c = { s, pl, mem, n_off };
-    if (s->layout == KG_WL_NK && pl->bits >= 8)
+    if ((s->layout == KG_WL_NK || s->layout == KG_WL_KN) && pl->bits >= 8)
         kgp_parallel_for(cols_range, &c, s->N, pl->nr);
     else
         cols_range(&c, 0, s->N);
@@ -485,11 +501,31 @@ static void pack_cols(const kg_wt_src *s, const plan *pl, kg_u8 *mem, long n_off
 
 #define FAIL(code, ...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); return code; } while (0)
 
+static int check_src(const kg_wt_src *s, char *err, size_t errlen);
+
 /* Checks s, plans its packing into *pl and allocates w's memory (w's fields set, nothing
  * packed yet). */
 static int prepare(kg_wt *w, const kg_wt_src *s, plan *pl, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
+    int rc = check_src(s, err, errlen);
+    if (rc != KG_OK)
+        return rc;
+    if (make_plan(s, pl))
+        FAIL(KG_ESHAPE, "weight [%ld, %ld]: its packed size overflows", s->K, s->N);
+    /* a big packed weight is every GEMV's whole read: huge pages (kg_stream_alloc) */
+    unsigned char *mem = kg_stream_alloc(pl->total);
+    if (!mem)
+        FAIL(KG_ENOMEM, "out of memory packing a [%ld, %ld] weight", s->K, s->N);
+    w->fmt = s->fmt, w->kb = pl->kb, w->K = s->K, w->N = s->N;
+    w->nr = pl->nr, w->kg = pl->kg, w->kpad = pl->kpad;
+    w->data = mem, w->scale = pl->kb ? mem + pl->dalloc : NULL, w->mem = mem;
+    return KG_OK;
+}
+
+/* Whether s is a weight kg_wt_pack can read: KG_OK, or the error with its reason in err. */
+static int check_src(const kg_wt_src *s, char *err, size_t errlen)
+{
     if (s->fmt < 0 || s->fmt >= KG_WT_FMT_COUNT)
         FAIL(KG_ESPEC, "weight format %d is not a kg_wt_fmt", s->fmt);
     if (s->layout < 0 || s->layout >= KG_WL_COUNT)
@@ -509,15 +545,6 @@ static int prepare(kg_wt *w, const kg_wt_src *s, plan *pl, char *err, size_t err
     if (why)
         FAIL(KG_ESHAPE, "weight [%ld, %ld] in layout %s: %s", s->K, s->N,
              LAYOUT_NAMES[s->layout], why);
-    if (make_plan(s, pl))
-        FAIL(KG_ESHAPE, "weight [%ld, %ld]: its packed size overflows", s->K, s->N);
-    /* a big packed weight is every GEMV's whole read: huge pages (kg_stream_alloc) */
-    unsigned char *mem = kg_stream_alloc(pl->total);
-    if (!mem)
-        FAIL(KG_ENOMEM, "out of memory packing a [%ld, %ld] weight", s->K, s->N);
-    w->fmt = s->fmt, w->kb = pl->kb, w->K = s->K, w->N = s->N;
-    w->nr = pl->nr, w->kg = pl->kg, w->kpad = pl->kpad;
-    w->data = mem, w->scale = pl->kb ? mem + pl->dalloc : NULL, w->mem = mem;
     return KG_OK;
 }
 
@@ -564,6 +591,77 @@ int kg_wt_pack_parts(kg_wt *w, const kg_wt_src *parts, int n, char *err, size_t 
     memset(w->mem, 0, pl.dalloc);
     for (long i = 0, off = 0; i < n; off += parts[i].N, i++)
         pack_cols(&parts[i], &pl, w->mem, off);
+    return KG_OK;
+}
+
+long kg_wt_expert_cols(long n)
+{
+    size_t r;
+    if (n < 1 || kg_ckd_round_up(&r, (size_t)n, KG_WT_EXPERT_ALIGN) || r > (size_t)__LONG_MAX__)
+        return -1;
+    return (long)r;
+}
+
+int kg_wt_pack_experts(kg_wt *w, const kg_wt_src *parts, int E, int nparts, char *err,
+                       size_t errlen)
+{
+    memset(w, 0, sizeof *w);
+    if (E < 1 || nparts < 1)
+        FAIL(KG_ESHAPE, "%d experts of %d parts: both must be at least 1", E, nparts);
+    size_t n_all, cols = 0;
+    if (kg_ckd_mul(&n_all, (size_t)E, (size_t)nparts) || n_all > (size_t)__INT_MAX__)
+        FAIL(KG_ESHAPE, "%d experts of %d parts: too many parts", E, nparts);
+    const kg_wt_src *p0 = &parts[0];
+    int kb0 = p0->scale ? layout_kb(p0->layout) : 0;
+    for (long i = 0; i < (long)n_all; i++) {
+        const kg_wt_src *s = &parts[i];
+        long e = i / nparts, q = i % nparts;
+        int rc = check_src(s, err, errlen);
+        if (rc != KG_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", err && errlen ? err : "");
+            FAIL(rc, "expert %ld part %ld: %s", e, q, why);
+        }
+        int kb = s->scale ? layout_kb(s->layout) : 0;
+        if (s->fmt != p0->fmt || s->K != p0->K || s->nr != p0->nr || s->kg != p0->kg ||
+            kb != kb0)
+            FAIL(KG_ESHAPE, "expert %ld part %ld: format, K, geometry or MX block length "
+                 "differs from expert 0 part 0", e, q);
+        if (s->N != parts[q].N)
+            FAIL(KG_ESHAPE, "expert %ld part %ld: N %ld, expert 0's is %ld", e, q, s->N,
+                 parts[q].N);
+        if (e == 0 && kg_ckd_add(&cols, cols, (size_t)s->N))
+            FAIL(KG_ESHAPE, "expert 0's parts: their columns overflow");
+    }
+    long P = cols > (size_t)__LONG_MAX__ ? -1 : kg_wt_expert_cols((long)cols);
+    size_t N;
+    if (P < 0 || kg_ckd_mul(&N, (size_t)E, (size_t)P) || N > (size_t)__LONG_MAX__)
+        FAIL(KG_ESHAPE, "%d experts of %zu columns: the packed size overflows", E, cols);
+    /* the whole: kn (kb 32) or mlp_mx_down (kb 8) only to carry the block length and its K
+     * check; its columns come from the parts */
+    kg_wt_src all = *p0;
+    all.layout = kb0 == 8 ? KG_WL_MLP_MX_DOWN : KG_WL_KN;
+    all.N = (long)N;
+    all.scale = kb0 ? p0->scale : NULL;
+    plan pl;
+    int rc = prepare(w, &all, &pl, err, errlen);
+    if (rc != KG_OK)
+        return rc;
+    if (KG_WT_EXPERT_ALIGN % pl.nr) {
+        kg_wt_free(w);
+        FAIL(KG_ESHAPE, "panel width %ld does not divide an expert's %d-column alignment",
+             pl.nr, KG_WT_EXPERT_ALIGN);
+    }
+    memset(w->mem, 0, pl.dalloc);
+    if (pl.kb)
+        memset((kg_u8 *)w->scale, 127, pl.sbytes);
+    for (long e = 0; e < E; e++)
+        for (long q = 0, off = e * P; q < nparts; off += parts[q].N, q++) {
+            const kg_wt_src *s = &parts[e * nparts + q];
+            pack_cols(s, &pl, w->mem, off);
+            if (pl.kb)
+                pack_col_scales(s, &pl, (kg_u8 *)w->scale, off);
+        }
     return KG_OK;
 }
 

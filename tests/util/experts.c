@@ -1,6 +1,7 @@
 /* tests/util/experts.c: packed expert weights (experts.h). */
 #include <criterion/criterion.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "kgen/dtype.h"
@@ -9,19 +10,29 @@
 #include "util/tensors.h"
 #include "util/weights.h"
 
-long kgt_expert_cols(long n) { return (n + 63) / 64 * 64; }
+long kgt_expert_cols(long n) { return kg_wt_expert_cols(n); }
 
 void kgt_pack_experts(kg_wt *w, int fmt, long E, long K, long N, const float *vals)
 {
-    long P = kgt_expert_cols(N), W = E * P;
-    float *pad = calloc((size_t)(K * W > 0 ? K * W : 1), sizeof *pad);
-    cr_assert_not_null(pad);
+    uint32_t *codes = malloc((size_t)(K * N) * sizeof *codes);
+    kg_wt_src *parts = calloc((size_t)E, sizeof *parts);
+    void **data = calloc((size_t)E, sizeof *data);
+    cr_assert(codes && parts && data);
+    for (long e = 0; e < E; e++) {
+        for (long i = 0; i < K * N; i++)
+            cr_assert(kgt_wt_code(fmt, vals[e * K * N + i], &codes[i]),
+                      "kgt_pack_experts: expert %ld W[%ld] = %g is not on the %s grid", e, i,
+                      vals[e * K * N + i], kg_wt_fmt_name(fmt));
+        data[e] = kgt_wt_store(fmt, KG_WL_KN, K, N, codes, NULL, NULL);
+        parts[e] = (kg_wt_src){ fmt, KG_WL_KN, K, N, data[e], NULL, 0, 0 };
+    }
+    char err[256] = "";
+    int rc = kg_wt_pack_experts(w, parts, (int)E, 1, err, sizeof err);
+    cr_assert_eq(rc, KG_OK, "kg_wt_pack_experts(%s, %ld experts [%ld, %ld]): %s",
+                 kg_wt_fmt_name(fmt), E, K, N, err);
     for (long e = 0; e < E; e++)
-        for (long k = 0; k < K; k++)
-            for (long n = 0; n < N; n++)
-                pad[k * W + e * P + n] = vals[(e * K + k) * N + n];
-    kgt_wt_from_values(w, fmt, KG_WL_KN, K, W, pad);
-    free(pad);
+        free(data[e]);
+    free(data), free(parts), free(codes);
 }
 
 long kgt_expert_bytes(const kg_wt *w, long e, long N, long *off)

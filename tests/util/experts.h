@@ -6,10 +6,11 @@
 
 #include "kgen/kgen.h"
 
-/* Columns of one expert in a packed expert weight: n rounded up to a multiple of 64. */
+/* Columns of one expert in a packed expert weight: kg_wt_expert_cols. */
 long kgt_expert_cols(long n);
 
-/* Packs vals [E, K, N] (each value on fmt's grid) into w as W [K, E * kgt_expert_cols(N)]:
+/* Packs vals [E, K, N] (each value on fmt's grid) into w as W [K, E * kgt_expert_cols(N)]
+ * through the runtime's kg_wt_pack_experts:
  * expert e's columns from e * kgt_expert_cols(N) on, the pad columns zero. Asserts on failure. */
 void kgt_pack_experts(kg_wt *w, int fmt, long E, long K, long N, const float *vals);
 

@@ -156,6 +156,25 @@ int kg_wt_pack(kg_wt *w, const kg_wt_src *src, char *err, size_t errlen);
  * from its q, k and v projections), each part read in its own stored layout (kn or nk, no MX
  * scales), all of one format and K; no concatenated copy is made. Returns as kg_wt_pack. */
 int kg_wt_pack_parts(kg_wt *w, const kg_wt_src *parts, int n, char *err, size_t errlen);
+/* Each expert's columns in a packed expert weight start on a multiple of this (a multiple of
+ * every ISA's panel width, so an expert is whole panels: a kernel cuts a view per expert). */
+#define KG_WT_EXPERT_ALIGN 64
+
+/* Columns of one expert in a packed expert weight: n rounded up to KG_WT_EXPERT_ALIGN (-1 if
+ * n < 1 or the rounding overflows). */
+long kg_wt_expert_cols(long n);
+
+/* Packs the weights of E experts side by side along N, the layout moe_tkg (and moe_cte) take:
+ * W [K, E * P] with P = kg_wt_expert_cols(sum of an expert's parts' N); expert e's columns from
+ * e * P on are its parts' columns in order (parts[e * nparts + i], i = 0 .. nparts-1: gate then
+ * up for a gate/up weight), the pad columns zero (MX scale 127). Every part is read in its own
+ * stored layout (any kg_wt_layout, MX scales where the layout has them), all of one format, K,
+ * geometry and MX block length; so bf16/f32, fp8 (ROW: the per-column fp32 scales stay the
+ * caller's [E, N] array, in the same column order) and MX (E8M0 scales, packed with the codes)
+ * weights all pack here. Returns as kg_wt_pack (KG_ESHAPE naming the part on a mismatch or an
+ * overflowing size). */
+int kg_wt_pack_experts(kg_wt *w, const kg_wt_src *parts, int E, int nparts, char *err,
+                       size_t errlen);
 void kg_wt_free(kg_wt *w);
 
 /* The stored shape of src's data (which = 0, in elements, or in x4 words for x4 layouts) or of
