@@ -238,7 +238,7 @@ static void synthetic(const char *cname, const syn *o, unsigned long long seed)
     moe_ref_opts ro = { o->all, o->post, o->mask, o->eager, o->act,
                         o->clamp ? -1.5f : -INFINITY, o->clamp ? 0.75f : INFINITY,
                         o->clamp ? -0.5f : -INFINITY, o->clamp ? 1.25f : INFINITY,
-                        kgt_round_bf16 };
+                        kgt_round_bf16, 0 };
     float *want = malloc(sizeof(float) * T * H);
     moe_tkg_ref(want, x, wgu, wd, aff, idx, rank, o->bias ? bgu : NULL, o->bias ? bd : NULL,
                 o->row ? sgu : NULL, o->row ? sd : NULL, eager, &ro, T, H, I, E, EL, K);
