@@ -80,12 +80,15 @@ return {
       x_layout = "HT", out_dtype = "bf16" },
     -- end router_topk
     -- moe_tkg (4 experts of I 688, selective with biases and a clamp; 8 experts in two ranks,
-    -- all-expert masked, fp8 ROW weights)
+    -- all-expert masked, fp8 ROW weights; MX fp4 weights)
     { family = "moe_tkg", E = 4, K = 2, gate_up_bias = true, down_bias = true,
       gate_clamp_upper_limit = 7 },
     { family = "moe_tkg", E = 8, E_L = 4, K = 2, is_all_expert = true,
       mask_unselected_experts = true, quantization_type = "ROW", affinity_dtype = "bf16",
       activation_fn = "Swish" },
+    -- MX experts (fp4, upstream's MX layouts need H % 512 == 0: H 512 here)
+    { family = "moe_tkg", H = 512, I = 96, E = 4, K = 2, quantization_type = "MX",
+      weight_dtype = "e2m1", gate_up_bias = true },
     -- end moe_tkg
     -- moe_cte (8 experts top-2 in blocks of 16, SiLU POST_SCALE; 4 experts dropping, fp8
     -- weights, Swish PRE_SCALE with biases, clamps and the checkpoints)

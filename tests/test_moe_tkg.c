@@ -34,6 +34,7 @@ typedef struct mcase {
     int all, post, mask, eager, act, gub, db;
     float glo, ghi, ulo, uhi; /* 0 and 0: no clamp on that projection */
     int dup;              /* expert_index may repeat an expert in a row */
+    int mx;               /* MX weights (wfmt e4m3fn, e5m2 or e2m1) */
 } mcase;
 
 static int is_fp8(int f) { return f == KG_WT_E4M3 || f == KG_WT_E4M3FN; }
@@ -45,7 +46,7 @@ static void problem_of(const mcase *m, char *p, size_t len)
                      "is_all_expert=%s,expert_affinities_scaling_mode=%s,"
                      "mask_unselected_experts=%s,use_eager_affinities=%s,activation_fn=%s,"
                      "gate_up_bias=%s,down_bias=%s", kg_dtype_name(m->t),
-                     is_fp8(m->wfmt) ? "ROW" : "NONE", kg_wt_fmt_name(m->wfmt),
+                     m->mx ? "MX" : is_fp8(m->wfmt) ? "ROW" : "NONE", kg_wt_fmt_name(m->wfmt),
                      kg_dtype_name(m->at), kg_dtype_name(m->ot), m->H, m->I, m->E, m->EL, m->K,
                      m->all ? "true" : "false", m->post ? "POST_SCALE" : "NO_SCALE",
                      m->mask ? "true" : "false", m->eager ? "true" : "false", ACTS[m->act],
@@ -62,14 +63,25 @@ static void problem_of(const mcase *m, char *p, size_t len)
 typedef struct minputs {
     float *x, *wgu, *wd, *aff, *eager, *bgu, *bd, *sgu, *sd;
     int32_t *idx;
+    kg_wt pgu, pd; /* wgu and wd packed (kg_wt_pack_experts) */
 } minputs;
 
 static void inputs(const mcase *m, minputs *in, unsigned long long seed)
 {
     long T = m->T, H = m->H, I = m->I, E = m->E, EL = m->EL, K = m->K;
     in->x = kgt_randn(m->t, T * H, seed);
-    in->wgu = kgt_randn_fmt(m->wfmt, EL * H * 2 * I, is_fp8(m->wfmt) ? 2.0f : 0.1f, seed + 1);
-    in->wd = kgt_randn_fmt(m->wfmt, EL * I * H, is_fp8(m->wfmt) ? 2.0f : 0.1f, seed + 2);
+    if (m->mx) {
+        /* upstream's MX layouts, each expert stored alone, random E8M0 scales */
+        in->wgu = kgt_mx_experts(&in->pgu, m->wfmt, KG_WL_MOE_MX_GATE_UP, EL, H, 2 * I,
+                                 seed + 1);
+        in->wd = kgt_mx_experts(&in->pd, m->wfmt, KG_WL_MLP_MX_DOWN, EL, I, H, seed + 2);
+    } else {
+        in->wgu = kgt_randn_fmt(m->wfmt, EL * H * 2 * I, is_fp8(m->wfmt) ? 2.0f : 0.1f,
+                                seed + 1);
+        in->wd = kgt_randn_fmt(m->wfmt, EL * I * H, is_fp8(m->wfmt) ? 2.0f : 0.1f, seed + 2);
+        kgt_pack_experts(&in->pgu, m->wfmt, EL, H, 2 * I, in->wgu);
+        kgt_pack_experts(&in->pd, m->wfmt, EL, I, H, in->wd);
+    }
     in->bgu = kgt_randn(m->t, EL * 2 * I, seed + 3);
     in->bd = kgt_randn(m->t, EL * H, seed + 4);
     in->sgu = kgt_randn(KG_F32, EL * 2 * I, seed + 5);
@@ -114,6 +126,7 @@ static void free_inputs(minputs *in)
 {
     free(in->x), free(in->wgu), free(in->wd), free(in->aff), free(in->eager), free(in->bgu);
     free(in->bd), free(in->sgu), free(in->sd), free(in->idx);
+    kg_wt_free(&in->pgu), kg_wt_free(&in->pd);
 }
 
 /* Runs problem m on in; returns the output (decoded, malloc'd). */
@@ -140,17 +153,14 @@ static void check(const mcase *m, unsigned long long seed)
     long T = m->T, H = m->H, I = m->I;
     minputs in;
     inputs(m, &in, seed);
-    kg_wt wgu, wd;
-    kgt_pack_experts(&wgu, m->wfmt, m->EL, H, 2 * I, in.wgu);
-    kgt_pack_experts(&wd, m->wfmt, m->EL, I, H, in.wd);
-    float *got = run_kernel(m, &in, &wgu, &wd);
+    float *got = run_kernel(m, &in, &in.pgu, &in.pd);
     float *want = malloc((size_t)(T * H) * sizeof *want);
     int narrow = m->wfmt != KG_WT_F32 && m->wfmt != KG_WT_F16; /* the GEMM rounds A to bf16 */
     int gc = m->glo != 0 || m->ghi != 0, uc = m->ulo != 0 || m->uhi != 0;
     moe_ref_opts o = { m->all, m->post, m->mask, m->eager, m->act, gc ? m->glo : -INFINITY,
                        gc ? m->ghi : INFINITY, uc ? m->ulo : -INFINITY, uc ? m->uhi : INFINITY,
-                       narrow ? kgt_round_bf16 : NULL };
-    int row = is_fp8(m->wfmt);
+                       narrow ? kgt_round_bf16 : NULL, m->mx };
+    int row = is_fp8(m->wfmt) && !m->mx;
     moe_tkg_ref(want, in.x, in.wgu, in.wd, in.aff, in.idx, m->rank, m->gub ? in.bgu : NULL,
                 m->db ? in.bd : NULL, row ? in.sgu : NULL, row ? in.sd : NULL, in.eager, &o, T,
                 H, I, m->E, m->EL, m->K);
@@ -159,10 +169,11 @@ static void check(const mcase *m, unsigned long long seed)
     for (long i = 0; i < T * H; i++)
         want[i] = kgt_round(m->ot, want[i]);
     long shape[2] = { T, H };
-    double rtol = m->ot != KG_F32 || narrow ? 1e-2 : 1e-4;
+    /* MX (moe_tkg.md "Tolerances": 5e-2): a product a rounding away from a block's boundary
+     * may round the other way in the kernel's fp32 than in the reference's double */
+    double rtol = m->mx ? 5e-2 : m->ot != KG_F32 || narrow ? 1e-2 : 1e-4;
     cr_assert(kgt_allclose_shaped(got, want, 2, shape, rtol, 1e-5, msg, sizeof msg),
               "%s T=%ld rank=%ld: %s", problem, T, m->rank, msg);
-    kg_wt_free(&wgu), kg_wt_free(&wd);
     free_inputs(&in), free(got), free(want);
 }
 
@@ -180,7 +191,7 @@ Test(moe_tkg, selective_every_option_on_edge_shapes, .timeout = 240 * KGT_TIME_S
             const long *z = SHAPES[s];
             mcase m = { KG_BF16, KG_BF16, KG_F32, KG_WT_BF16, z[0], z[1], z[2], z[3], z[3],
                         z[4], 0, 0, v & 1, 0, 0, v % 4, (v >> 1) & 1, (v >> 2) & 1, 0, 0, 0, 0,
-                        v == 5 };
+                        v == 5, 0 };
             if (v == 6)
                 m.eager = 1, m.post = 1;
             if (v == 7)
@@ -199,7 +210,7 @@ Test(moe_tkg, all_expert_every_option_on_edge_shapes, .timeout = 240 * KGT_TIME_
             long EL = v >= 4 && z[3] % 2 == 0 ? z[3] / 2 : z[3];
             mcase m = { KG_BF16, KG_F32, KG_BF16, KG_WT_BF16, z[0], z[1], z[2], z[3], EL,
                         z[4], EL < z[3] ? 1 : 0, 1, v & 1, (v >> 1) & 1, 0, 3 - v % 4, v & 1,
-                        (v >> 1) & 1, 0, 0, 0, 0, 0 };
+                        (v >> 1) & 1, 0, 0, 0, 0, 0, 0 };
             if (!m.post)
                 m.mask = 0;
             check(&m, seed++);
@@ -215,9 +226,51 @@ Test(moe_tkg, every_dtype_and_row_weights, .timeout = 240 * KGT_TIME_SCALE)
             for (int all = 0; all < 2; all++) {
                 kg_dtype t = kgt_float_dtypes[d];
                 mcase m = { t, kgt_float_dtypes[(d + 1) % 3], t, wf[f], 4, 48, 40, 4, 4, 2, 0,
-                            all, 1, all, 0, (int)f % 4, 1, 1, 0, 0, 0, 0, 0 };
+                            all, 1, all, 0, (int)f % 4, 1, 1, 0, 0, 0, 0, 0, 0 };
                 check(&m, seed++);
             }
+}
+
+/* MX weights (fp8 e4m3fn, e5m2, fp4 e2m1) in upstream's MX layouts: selective and all-expert,
+ * both scaling modes, biases, clamps, I below and at 512, T past a block of 64. */
+Test(moe_tkg, mx_weights, .timeout = 240 * KGT_TIME_SCALE)
+{
+    static const int wf[] = { KG_WT_E4M3FN, KG_WT_E5M2, KG_WT_E2M1 };
+    static const long shapes[][5] = { { 1, 512, 32, 1, 1 }, { 5, 512, 96, 4, 2 },
+                                      { 70, 512, 64, 3, 3 }, { 2, 1024, 512, 4, 2 } };
+    unsigned long long seed = 400;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t f = 0; f < sizeof wf / sizeof wf[0]; f++)
+            for (int v = 0; v < 2; v++) {
+                const long *z = shapes[s];
+                mcase m = { KG_BF16, v ? KG_F32 : KG_BF16, KG_F32, wf[f], z[0], z[1], z[2], z[3],
+                            z[3], z[4], 0, v, 1 - (int)(s % 2) * v, v, 0, (int)(f + s) % 4, v,
+                            1 - v, 0, 0, 0, 0, 0, 1 };
+                if (s == 2)
+                    m.glo = -0.5f, m.ghi = 0.25f, m.ulo = -0.125f, m.uhi = 0.5f;
+                if (!m.post)
+                    m.mask = 0;
+                check(&m, seed++);
+            }
+}
+
+/* An MX kernel refuses expert weights whose scales run over 32 rows (kb 32, a kn MX weight):
+ * its activations are quantized over the kb 8 blocks. */
+Test(moe_tkg, mx_refuses_other_blocks)
+{
+    const kg_kernel *k = kgt_jit("moe_tkg:dtype=f32,quantization_type=MX,H=512,I=32,E=1,K=1");
+    kg_wt gu, d, gu32;
+    float *vgu = kgt_mx_experts(&gu, KG_WT_E4M3FN, KG_WL_MOE_MX_GATE_UP, 1, 512, 64, 1);
+    float *vd = kgt_mx_experts(&d, KG_WT_E4M3FN, KG_WL_MLP_MX_DOWN, 1, 32, 512, 2);
+    float *v32 = kgt_mx_experts(&gu32, KG_WT_E4M3FN, KG_WL_KN, 1, 512, 64, 3);
+    cr_assert_eq(gu32.kb, 32);
+    float *x = calloc(512, sizeof *x), *out = calloc(512, sizeof *out), aff[1] = { 1 };
+    uint32_t idx[1] = { 0 }, rank = 0;
+    kg_moe_tkg_fn *fn = (kg_moe_tkg_fn *)k->fn;
+    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 1), KG_OK);
+    cr_assert_eq(fn(out, x, &gu32, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 1), KG_EARG);
+    kg_wt_free(&gu), kg_wt_free(&d), kg_wt_free(&gu32);
+    free(vgu), free(vd), free(v32), free(x), free(out);
 }
 
 /* ---- the two algorithms, and the weights a call reads ----------------------------------------- */
@@ -228,20 +281,16 @@ static void same_both_ways(mcase m, unsigned long long seed)
 {
     minputs in;
     inputs(&m, &in, seed);
-    kg_wt wgu, wd;
-    kgt_pack_experts(&wgu, m.wfmt, m.EL, m.H, 2 * m.I, in.wgu);
-    kgt_pack_experts(&wd, m.wfmt, m.EL, m.I, m.H, in.wd);
     m.all = 0, m.mask = 0;
-    float *sel = run_kernel(&m, &in, &wgu, &wd);
+    float *sel = run_kernel(&m, &in, &in.pgu, &in.pd);
     m.all = 1, m.mask = m.post;
-    float *all = run_kernel(&m, &in, &wgu, &wd);
+    float *all = run_kernel(&m, &in, &in.pgu, &in.pd);
     cr_assert_eq(memcmp(sel, all, (size_t)(m.T * m.H) * sizeof *sel), 0,
                  "selective and all-expert differ (post=%d)", m.post);
     long nonzero = 0;
     for (long i = 0; i < m.T * m.H; i++)
         nonzero += sel[i] != 0;
     cr_assert_gt(nonzero, 0);
-    kg_wt_free(&wgu), kg_wt_free(&wd);
     free_inputs(&in), free(sel), free(all);
 }
 
@@ -249,14 +298,18 @@ Test(moe_tkg, selective_and_all_expert_agree_bit_for_bit)
 {
     /* POST_SCALE: the dense affinities (positive everywhere) masked to the selected experts */
     mcase m = { KG_BF16, KG_F32, KG_F32, KG_WT_BF16, 9, 64, 48, 6, 6, 2, 0, 0, 1, 1, 0, 0, 1, 1,
-                0, 0, 0, 0, 0 };
+                0, 0, 0, 0, 0, 0 };
     same_both_ways(m, 11);
     m.wfmt = KG_WT_E4M3, m.act = 3;
     same_both_ways(m, 12);
     /* NO_SCALE: K = E, every row names every expert once */
     mcase n = { KG_BF16, KG_F32, KG_F32, KG_WT_BF16, 5, 64, 32, 3, 3, 3, 0, 0, 0, 0, 0, 2, 0, 1,
-                0, 0, 0, 0, 0 };
+                0, 0, 0, 0, 0, 0 };
     same_both_ways(n, 13);
+    /* MX fp4 */
+    mcase x = { KG_BF16, KG_F32, KG_F32, KG_WT_E2M1, 9, 512, 96, 6, 6, 2, 0, 0, 1, 1, 0, 0, 1,
+                1, 0, 0, 0, 0, 0, 1 };
+    same_both_ways(x, 14);
 }
 
 /* The experts no token routes to are never read: their panels of both packed weights are set
@@ -264,15 +317,13 @@ Test(moe_tkg, selective_and_all_expert_agree_bit_for_bit)
 Test(moe_tkg, unselected_experts_are_not_read)
 {
     mcase m = { KG_BF16, KG_F32, KG_F32, KG_WT_BF16, 2, 64, 96, 8, 8, 2, 0, 0, 1, 0, 0, 0, 0, 0,
-                0, 0, 0, 0, 0 };
+                0, 0, 0, 0, 0, 0 };
     minputs in;
     inputs(&m, &in, 21);
     int used[8] = { 0 };
     for (long i = 0; i < m.T * m.K; i++)
         used[in.idx[i]] = 1;
-    kg_wt wgu, wd;
-    kgt_pack_experts(&wgu, m.wfmt, m.EL, m.H, 2 * m.I, in.wgu);
-    kgt_pack_experts(&wd, m.wfmt, m.EL, m.I, m.H, in.wd);
+    kg_wt wgu = in.pgu, wd = in.pd; /* freed with the inputs */
     float *clean = run_kernel(&m, &in, &wgu, &wd);
     int poisoned = 0;
     for (long e = 0; e < m.EL; e++) {
@@ -293,7 +344,6 @@ Test(moe_tkg, unselected_experts_are_not_read)
     for (long i = 0; i < m.T * m.H; i++)
         cr_assert(isfinite(all[i]), "all-expert read a poisoned expert: out[%ld] = %g", i,
                   all[i]);
-    kg_wt_free(&wgu), kg_wt_free(&wd);
     free_inputs(&in), free(clean), free(got), free(all);
 }
 
@@ -303,7 +353,10 @@ Test(moe_tkg, refused_problems_name_the_key)
 {
     static const struct { const char *problem, *want; } bad[] = {
         { "moe_tkg:quantization_type=STATIC", "key 'quantization_type'" },
-        { "moe_tkg:quantization_type=MX", "key 'quantization_type'" },
+        { "moe_tkg:quantization_type=MX,H=256", "key 'H'" },
+        { "moe_tkg:quantization_type=MX,H=512,I=100", "key 'I'" },
+        { "moe_tkg:quantization_type=MX,H=512,I=64,weight_dtype=e4m3", "key 'weight_dtype'" },
+        { "moe_tkg:quantization_type=ROW,weight_dtype=e2m1", "key 'weight_dtype'" },
         { "moe_tkg:expert_affinities_scaling_mode=PRE_SCALE",
           "key 'expert_affinities_scaling_mode'" },
         { "moe_tkg:expert_affinities_scaling_mode=PRE_SCALE_DELAYED",
@@ -365,17 +418,16 @@ static kg_dtype key_dtype(const char *problem, const char *key)
 static void compare_builds(const kg_kernel *a, const kg_kernel *j)
 {
     const char *p = a->problem;
-    char wdt[16];
+    char wdt[16], q[16];
     cr_assert(kg_problem_str(p, "weight_dtype", wdt, sizeof wdt));
+    cr_assert(kg_problem_str(p, "quantization_type", q, sizeof q));
     mcase m = { key_dtype(p, "dtype"), key_dtype(p, "out_dtype"), key_dtype(p, "affinity_dtype"),
                 kg_wt_fmt_from_name(wdt), 3, key_long(p, "H"), key_long(p, "I"), key_long(p, "E"),
-                key_long(p, "E_L"), key_long(p, "K"), 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+                key_long(p, "E_L"), key_long(p, "K"), 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
     m.rank = m.E / m.EL - 1;
+    m.mx = strcmp(q, "MX") == 0;
     minputs in;
     inputs(&m, &in, 5);
-    kg_wt wgu, wd;
-    kgt_pack_experts(&wgu, m.wfmt, m.EL, m.H, 2 * m.I, in.wgu);
-    kgt_pack_experts(&wd, m.wfmt, m.EL, m.I, m.H, in.wd);
     void *xe = kgt_encode(m.t, in.x, m.T * m.H), *ae = kgt_encode(m.at, in.aff, m.T * m.E);
     void *bge = kgt_encode(m.t, in.bgu, m.EL * 2 * m.I), *bde = kgt_encode(m.t, in.bd, m.EL * m.H);
     uint32_t rank = (uint32_t)m.rank;
@@ -383,7 +435,7 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     for (int b = 0; b < 2; b++) {
         out[b] = kgt_build_output(m.ot, m.T * m.H, b);
         const kg_kernel *k = b == KGT_AOT ? a : j;
-        int rc = ((kg_moe_tkg_fn *)k->fn)(out[b], xe, &wgu, &wd, ae, in.idx, &rank, bge, bde,
+        int rc = ((kg_moe_tkg_fn *)k->fn)(out[b], xe, &in.pgu, &in.pd, ae, in.idx, &rank, bge, bde,
                                           in.sgu, in.sd, in.eager, m.T);
         cr_assert_eq(rc, KG_OK, "%s (%s): %d", a->name, b == KGT_AOT ? "AOT" : "JIT", rc);
     }
@@ -391,7 +443,6 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     long shape[2] = { m.T, m.H };
     cr_assert(kgt_same_bytes(out[KGT_JIT], out[KGT_AOT], m.ot, m.T * m.H, 2, shape, msg,
                              sizeof msg), "%s: %s", a->name, msg);
-    kg_wt_free(&wgu), kg_wt_free(&wd);
     free_inputs(&in), free(xe), free(ae), free(bge), free(bde), free(out[0]), free(out[1]);
 }
 

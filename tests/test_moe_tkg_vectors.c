@@ -20,6 +20,7 @@
 #include "util/tensors.h"
 #include "util/vectors.h"
 #include "util/vecwt.h"
+#include "util/weights.h"
 
 TestSuite(moe_tkg, .init = kgt_suite_init, .fini = kgt_suite_fini);
 
@@ -70,6 +71,34 @@ static float *opt_input(kgt_case *c, const char *name)
     return v;
 }
 
+/* An MX gate/up bias as upstream stores it, [E_L, I_p, 2, ceil(I/512), 4] (moe_cte.md: the
+ * down weights' i mapping, i = j*512 + q*128 + p; I < 512: q*I/4 + p), as the logical
+ * [E_L, 2, I] the kernel takes; a logical one as it is. Takes b over. */
+static float *mx_bias(kgt_case *c, float *b, long EL, long I)
+{
+    const kg_npy *a = kgt_case_input(c, "expert_gate_up_bias");
+    long P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
+    if (a->rank == 3) {
+        cr_assert(a->shape[0] == EL && a->shape[1] == 2 && a->shape[2] == I, "%s: "
+                  "expert_gate_up_bias [E_L, 2, I]", kgt_case_name(c));
+        return b;
+    }
+    cr_assert(a->rank == 5 && a->shape[0] == EL && a->shape[1] == P && a->shape[2] == 2 &&
+              a->shape[3] == T5 && a->shape[4] == 4, "%s: MX expert_gate_up_bias is neither "
+              "[E_L, 2, I] nor [E_L, %ld, 2, %ld, 4]", kgt_case_name(c), P, T5);
+    float *l = malloc((size_t)(EL * 2 * I) * sizeof *l);
+    cr_assert(l);
+    for (long e = 0; e < EL; e++)
+        for (long p = 0; p < P; p++)
+            for (long g = 0; g < 2; g++)
+                for (long j = 0; j < T5; j++)
+                    for (long q = 0; q < 4; q++)
+                        l[(e * 2 + g) * I + j * 512 + q * P + p] =
+                            b[(((e * P + p) * 2 + g) * T5 + j) * 4 + q];
+    free(b);
+    return l;
+}
+
 static void run_vector(kgt_case *c)
 {
     const char *name = kgt_case_name(c), *s;
@@ -92,8 +121,9 @@ static void run_vector(kgt_case *c)
     if (!kgt_case_opt_str(c, "quantization_type", &quant))
         kgt_case_opt_str(c, "quantization", &quant);
     int row = strstr(quant, "ROW") != NULL;
-    cr_assert(row || strstr(quant, "NONE"), "%s: quantization %s is not mapped (MX is not "
-              "implemented, STATIC is refused)", name, quant);
+    int mx = strstr(quant, "MX") != NULL && !strstr(quant, "STATIC");
+    cr_assert(row || mx || strstr(quant, "NONE"), "%s: quantization %s is not mapped (STATIC "
+              "is refused)", name, quant);
     double lim[4];
     int has[4] = { clamp_opt(c, "gate", "lower", &lim[0]), clamp_opt(c, "gate", "upper", &lim[1]),
                    clamp_opt(c, "up", "lower", &lim[2]), clamp_opt(c, "up", "upper", &lim[3]) };
@@ -103,18 +133,24 @@ static void run_vector(kgt_case *c)
                                       "use_column_tiling", "lnc", "shard_on_tokens" };
     for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
         kgt_case_opt_has(c, hw[i]);
-    cr_assert(!kgt_case_input_dtype(c, "hidden_input_scale"), "%s: hidden_input_scale (a "
-              "pre-quantized MX input) is not mapped: MX is not implemented", name);
+    cr_assert(!kgt_case_input_dtype(c, "hidden_input_scale"), "%s: hidden_input_scale "
+              "(upstream's on-chip pre-quantized MX input, an optional fast path) is not mapped: "
+              "the kernel quantizes hidden_input itself", name);
     /* ---- sizes */
     const kg_npy *hx = kgt_case_input(c, "hidden_input");
     const kg_npy *gu = kgt_case_input(c, "expert_gate_up_weights");
     const kg_npy *dn = kgt_case_input(c, "expert_down_weights");
-    cr_assert(hx && gu && dn && hx->rank == 2 && gu->rank == 4 && dn->rank == 3,
-              "%s: hidden_input [T, H], expert_gate_up_weights [E_L, H, 2, I], "
-              "expert_down_weights [E_L, I, H]: %s", name, kgt_case_error(c));
-    long T = hx->shape[0], H = hx->shape[1], EL = gu->shape[0], I = gu->shape[3];
-    cr_assert(gu->shape[1] == H && gu->shape[2] == 2 && dn->shape[0] == EL &&
-              dn->shape[1] == I && dn->shape[2] == H, "%s: weight shapes disagree", name);
+    /* MX weights may come in upstream's layouts (moe_cte.md "MX variants"): gate/up words
+     * [E_L, 128, 2, H/512, I] (or unpacked, [.., 4]), down [E_L, I_p, ceil(I/512), H] */
+    cr_assert(hx && gu && dn && hx->rank == 2 && (gu->rank == 4 || (mx && gu->rank >= 5)) &&
+              dn->rank >= 3, "%s: hidden_input [T, H], expert_gate_up_weights [E_L, H, 2, I]%s, "
+              "expert_down_weights [E_L, I, H]: %s", name, mx ? " or MX words" : "",
+              kgt_case_error(c));
+    long T = hx->shape[0], H = hx->shape[1], EL = gu->shape[0];
+    long I = gu->rank == 4 ? gu->shape[3] : gu->shape[4];
+    cr_assert(mx || (gu->shape[1] == H && gu->shape[2] == 2 && dn->rank == 3 &&
+                     dn->shape[0] == EL && dn->shape[1] == I && dn->shape[2] == H),
+              "%s: weight shapes disagree", name);
     const kg_npy *ia = kgt_case_input(c, "expert_index");
     cr_assert(ia && ia->rank == 2 && ia->shape[0] == T, "%s: expert_index [T, K]", name);
     long K = ia->shape[1], E = EL;
@@ -131,7 +167,14 @@ static void run_vector(kgt_case *c)
     cr_assert(t >= 0, "%s: %s", name, kgt_case_error(c));
     static const char *const wn[] = { "expert_gate_up_weights", "expert_down_weights" };
     int fmt;
-    if (row) {
+    if (mx) {
+        fmt = kgt_case_wt_fmt(c, "expert_gate_up_weights");
+        if (fmt < 0)
+            fmt = kgt_case_x4_word_fmt(c, "expert_gate_up_weights");
+        cr_assert(fmt == KG_WT_E4M3FN || fmt == KG_WT_E5M2 || fmt == KG_WT_E2M1, "%s: MX weight "
+                  "dtype %s is not e4m3fn, e5m2 or e2m1", name,
+                  kgt_case_input_dtype(c, "expert_gate_up_weights"));
+    } else if (row) {
         fmt = kgt_case_wt_fmt(c, "expert_gate_up_weights");
         fmt = fmt == KG_WT_E4M3FN ? fmt : KG_WT_E4M3;
     } else {
@@ -149,18 +192,22 @@ static void run_vector(kgt_case *c)
     }
     /* ---- tensors */
     float *x = kgt_case_as(c, "hidden_input", KG_F32);
-    float *wgu = weight_values(c, "expert_gate_up_weights", fmt, EL * H * 2 * I);
-    float *wd = weight_values(c, "expert_down_weights", fmt, EL * I * H);
+    float *wgu = mx ? NULL : weight_values(c, "expert_gate_up_weights", fmt, EL * H * 2 * I);
+    float *wd = mx ? NULL : weight_values(c, "expert_down_weights", fmt, EL * I * H);
     int32_t *idx = kgt_case_as(c, "expert_index", KG_I32);
     float *aff = aa ? kgt_case_as(c, "expert_affinities", KG_F32) : NULL;
     uint32_t *rk = kgt_case_input_dtype(c, "rank_id") ? kgt_case_as(c, "rank_id", KG_U32) : NULL;
     float *bgu = opt_input(c, "expert_gate_up_bias"), *bd = opt_input(c, "expert_down_bias");
-    float *sgu = opt_input(c, "expert_gate_up_weights_scale");
-    float *sd = opt_input(c, "expert_down_weights_scale");
+    float *sgu = row ? opt_input(c, "expert_gate_up_weights_scale") : NULL;
+    float *sd = row ? opt_input(c, "expert_down_weights_scale") : NULL;
     float *eager = opt_input(c, "expert_affinities_eager");
-    cr_assert(x && wgu && wd && idx, "%s: %s", name, kgt_case_error(c));
-    cr_assert(!row || (sgu && sd), "%s: ROW needs both weight scales", name);
-    cr_assert(row || (!sgu && !sd), "%s: weight scales without ROW", name);
+    int has_s = kgt_case_input_dtype(c, "expert_gate_up_weights_scale") != NULL,
+        has_d = kgt_case_input_dtype(c, "expert_down_weights_scale") != NULL;
+    cr_assert(x && (mx || (wgu && wd)) && idx, "%s: %s", name, kgt_case_error(c));
+    cr_assert(!(row || mx) || (has_s && has_d), "%s: %s needs both weight scales", name, quant);
+    cr_assert(row || mx || (!has_s && !has_d), "%s: weight scales without ROW or MX", name);
+    if (mx && bgu)
+        bgu = mx_bias(c, bgu, EL, I);
     cr_assert(!all || rk || !post, "%s: all-expert POST_SCALE needs rank_id", name);
     long rank = rk ? (long)rk[0] : 0;
 
@@ -170,7 +217,7 @@ static void run_vector(kgt_case *c)
                      "K=%ld,is_all_expert=%s,expert_affinities_scaling_mode=%s,"
                      "mask_unselected_experts=%s,use_eager_affinities=%s,activation_fn=%s,"
                      "gate_up_bias=%s,down_bias=%s", kg_dtype_name((kg_dtype)t),
-                     row ? "ROW" : "NONE", kg_wt_fmt_name(fmt), kg_dtype_name((kg_dtype)at),
+                     row ? "ROW" : mx ? "MX" : "NONE", kg_wt_fmt_name(fmt), kg_dtype_name((kg_dtype)at),
                      kg_dtype_name((kg_dtype)ot), H, I, E, EL, K, all ? "true" : "false",
                      post ? "POST_SCALE" : "NO_SCALE", mask ? "true" : "false",
                      eager ? "true" : "false", ACTS[act], bgu ? "true" : "false",
@@ -182,8 +229,15 @@ static void run_vector(kgt_case *c)
             n += snprintf(problem + n, sizeof problem - (size_t)n, ",%s=%.9g", ck[i], lim[i]);
     const kg_kernel *k = kgt_jit(problem);
     kg_wt pgu, pd;
-    kgt_pack_experts(&pgu, fmt, EL, H, 2 * I, wgu);
-    kgt_pack_experts(&pd, fmt, EL, I, H, wd);
+    if (mx) {
+        kgt_case_experts_wt(c, "expert_gate_up_weights", "expert_gate_up_weights_scale", fmt,
+                            KG_WL_MOE_MX_GATE_UP, EL, H, 2 * I, &pgu);
+        kgt_case_experts_wt(c, "expert_down_weights", "expert_down_weights_scale", fmt,
+                            KG_WL_MLP_MX_DOWN, EL, I, H, &pd);
+    } else {
+        kgt_pack_experts(&pgu, fmt, EL, H, 2 * I, wgu);
+        kgt_pack_experts(&pd, fmt, EL, I, H, wd);
+    }
     void *xe = kgt_encode((kg_dtype)t, x, T * H);
     void *ae = aa ? kgt_encode((kg_dtype)at, aff, T * E) : NULL;
     void *bge = bgu ? kgt_encode((kg_dtype)t, bgu, EL * 2 * I) : NULL;
@@ -238,7 +292,7 @@ static void synthetic(const char *cname, const syn *o, unsigned long long seed)
     moe_ref_opts ro = { o->all, o->post, o->mask, o->eager, o->act,
                         o->clamp ? -1.5f : -INFINITY, o->clamp ? 0.75f : INFINITY,
                         o->clamp ? -0.5f : -INFINITY, o->clamp ? 1.25f : INFINITY,
-                        kgt_round_bf16 };
+                        kgt_round_bf16, 0 };
     float *want = malloc(sizeof(float) * T * H);
     moe_tkg_ref(want, x, wgu, wd, aff, idx, rank, o->bias ? bgu : NULL, o->bias ? bd : NULL,
                 o->row ? sgu : NULL, o->row ? sd : NULL, eager, &ro, T, H, I, E, EL, K);
@@ -303,4 +357,107 @@ Test(moe_tkg, synthetic_vectors_every_option)
         snprintf(cname, sizeof cname, "synthetic_%zu", i);
         synthetic(cname, &cases[i], 700 + i);
     }
+}
+
+/* ---- synthetic MX cases: upstream's MX layouts ------------------------------------------------ */
+
+/* E random MX experts W_e [K, N] (format fmt, stored in layout) as case inputs: the x4 words
+ * [E, ..stored..] as uint32 and the E8M0 scales [E, ..stored..] as uint8; their logical values
+ * (code times scale) into vals [E, K, N]. */
+static void mx_experts_input(kgt_casew *w, const char *name, const char *sname, int fmt,
+                             int layout, long E, long K, long N, float *vals,
+                             unsigned long long seed)
+{
+    static const char *const x4name[KG_WT_FMT_COUNT] = {
+        [KG_WT_E4M3FN] = "float8_e4m3fn_x4", [KG_WT_E5M2] = "float8_e5m2_x4",
+        [KG_WT_E2M1] = "float4_e2m1fn_x4" };
+    kg_wt_src src = { fmt, layout, K, N, NULL, NULL, 0, 0 };
+    long ws[8], ss[8];
+    int r = kg_wt_stored_shape(&src, 0, ws), rs = kg_wt_stored_shape(&src, 1, ss);
+    kg_npy a = { KG_U32, r + 1, { E }, NULL }, sa = { KG_U8, rs + 1, { E }, NULL };
+    for (int i = 0; i < r; i++)
+        a.shape[i + 1] = ws[i];
+    for (int i = 0; i < rs; i++)
+        sa.shape[i + 1] = ss[i];
+    long nw = kg_npy_count(&a) / E, ns = kg_npy_count(&sa) / E;
+    uint32_t *words = malloc((size_t)(E * nw) * sizeof *words);
+    uint8_t *scales = malloc((size_t)(E * ns));
+    cr_assert(words && scales);
+    for (long e = 0; e < E; e++) {
+        void *d, *sc;
+        float *v = kgt_wt_random_stored(fmt, layout, K, N, 1, 1.0f, seed + (unsigned)e, &d, &sc);
+        memcpy(vals + e * K * N, v, (size_t)(K * N) * sizeof *v);
+        for (long i = 0; i < nw; i++) /* fp4 words are 16 bits */
+            words[e * nw + i] = fmt == KG_WT_E2M1 ? ((uint16_t *)d)[i] : ((uint32_t *)d)[i];
+        memcpy(scales + e * ns, sc, (size_t)ns);
+        free(v), free(d), free(sc);
+    }
+    a.data = words, sa.data = scales;
+    kgt_casew_input_npy(w, name, x4name[fmt], &a);
+    kgt_casew_input_npy(w, sname, "u8", &sa);
+    free(words), free(scales);
+}
+
+static void synthetic_mx(const char *cname, int all, int post, int fmt, long I,
+                         unsigned long long seed)
+{
+    enum { T = 3, H = 512, K = 2 };
+    long E = 4, P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
+    float *x = kgt_randn(KG_BF16, T * H, seed), *bgu = kgt_randn(KG_BF16, E * 2 * I, seed + 3);
+    float *wgu = malloc(sizeof(float) * (size_t)(E * H * 2 * I));
+    float *wd = malloc(sizeof(float) * (size_t)(E * I * H));
+    float *bmx = malloc(sizeof(float) * (size_t)(E * 2 * I));
+    cr_assert(wgu && wd && bmx);
+    kgt_casew *w = kgt_casew_new("moe_tkg", cname);
+    long xs[2] = { T, H }, as[2] = { T, E }, ks[2] = { T, K }, rs[2] = { 1, 1 };
+    long bs[5] = { E, P, 2, T5, 4 };
+    kgt_casew_input(w, "hidden_input", "bf16", x, 2, xs);
+    mx_experts_input(w, "expert_gate_up_weights", "expert_gate_up_weights_scale", fmt,
+                     KG_WL_MOE_MX_GATE_UP, E, H, 2 * I, wgu, seed + 10);
+    mx_experts_input(w, "expert_down_weights", "expert_down_weights_scale", fmt,
+                     KG_WL_MLP_MX_DOWN, E, I, H, wd, seed + 20);
+    /* the gate/up bias in upstream's MX arrangement */
+    for (long e = 0; e < E; e++)
+        for (long p = 0; p < P; p++)
+            for (long g = 0; g < 2; g++)
+                for (long j = 0; j < T5; j++)
+                    for (long q = 0; q < 4; q++)
+                        bmx[(((e * P + p) * 2 + g) * T5 + j) * 4 + q] =
+                            bgu[(e * 2 + g) * I + j * 512 + q * P + p];
+    kgt_casew_input(w, "expert_gate_up_bias", "bf16", bmx, 5, bs);
+    float aff[T * 4], idxf[T * K], rankf = 0;
+    int32_t idx[T * K];
+    for (long t = 0; t < T; t++) {
+        idx[t * K] = (int32_t)(t % E), idx[t * K + 1] = (int32_t)((t + 2) % E);
+        for (long e = 0; e < E; e++)
+            aff[t * E + e] = idx[t * K] == e || idx[t * K + 1] == e
+                             ? kgt_round_bf16(0.25f + 0.125f * (float)e) : 0.0f;
+        idxf[t * K] = (float)idx[t * K], idxf[t * K + 1] = (float)idx[t * K + 1];
+    }
+    if (post)
+        kgt_casew_input(w, "expert_affinities", "bf16", aff, 2, as);
+    kgt_casew_input(w, "expert_index", "i32", idxf, 2, ks);
+    if (all)
+        kgt_casew_input(w, "rank_id", "u32", &rankf, 2, rs);
+    kgt_casew_opt_str(w, "quantization_type", "MX");
+    kgt_casew_opt_bool(w, "is_all_expert", all);
+    kgt_casew_opt_bool(w, "mask_unselected_experts", all && post);
+    kgt_casew_opt_str(w, "expert_affinities_scaling_mode", post ? "POST_SCALE" : "NO_SCALE");
+    kgt_casew_opt_str(w, "activation_fn", "Swish");
+    moe_ref_opts ro = { all, post, all && post, 0, 3, -INFINITY, INFINITY, -INFINITY, INFINITY,
+                        kgt_round_bf16, 1 };
+    float *want = malloc(sizeof(float) * T * H);
+    moe_tkg_ref(want, x, wgu, wd, post ? aff : NULL, idx, 0, bgu, NULL, NULL, NULL, NULL, &ro,
+                T, H, I, E, E, K);
+    kgt_casew_output(w, "out_out", want, 2, xs, 5e-2, 1e-5);
+    kgt_run_case(kgt_casew_finish(w), run_vector);
+    kgt_casew_free(w);
+    free(x), free(bgu), free(wgu), free(wd), free(bmx), free(want);
+}
+
+Test(moe_tkg, synthetic_vectors_mx)
+{
+    synthetic_mx("synthetic_mx_fp4_selective", 0, 1, KG_WT_E2M1, 64, 900);
+    synthetic_mx("synthetic_mx_e4m3fn_all", 1, 1, KG_WT_E4M3FN, 512, 910);
+    synthetic_mx("synthetic_mx_e5m2_noscale", 0, 0, KG_WT_E5M2, 96, 920);
 }

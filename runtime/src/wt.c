@@ -19,7 +19,7 @@ static const int FMT_BITS[KG_WT_FMT_COUNT] = { 32, 16, 16, 8, 8, 8, 4 };
 
 static const char *const LAYOUT_NAMES[KG_WL_COUNT] = {
     "kn", "x4", "x4_interleaved", "mlp_mx_gate_up", "mlp_mx_down", "mlp_smx_gate_up",
-    "mlp_smx_down", "nk",
+    "mlp_smx_down", "nk", "moe_mx_gate_up",
 };
 
 const char *kg_wt_fmt_name(int fmt)
@@ -92,6 +92,9 @@ static const char *layout_misfit(const kg_wt_src *s)
         return s->scale ? "mlp_smx_down is a STATIC_MX layout: no MX scales" : NULL;
     case KG_WL_NK:
         return s->scale ? "nk holds no MX scales" : NULL;
+    case KG_WL_MOE_MX_GATE_UP:
+        return K % 512 || N % 2 ? "moe_mx_gate_up needs K % 512 == 0 and N even (gate | up)"
+                                : NULL;
     }
     return "unknown layout";
 }
@@ -127,6 +130,10 @@ static long data_index(const kg_wt_src *s, long k, long n)
         return (((k / 4) % 128 * (K / 512) + k / 512) * N + n) * 4 + k % 4;
     case KG_WL_NK:
         return n * K + k;
+    case KG_WL_MOE_MX_GATE_UP: {
+        long q = k / (K / 4), j = (k % (K / 4)) / 128, p = k % 128, g = n / (N / 2);
+        return (((p * 2 + g) * (K / 512) + j) * (N / 2) + n % (N / 2)) * 4 + q;
+    }
     default:
         return k * N + n;
     }
@@ -135,7 +142,7 @@ static long data_index(const kg_wt_src *s, long k, long n)
 /* The MX block length of a layout's scales, and the index of (k, n)'s scale. */
 static int layout_kb(int layout)
 {
-    return layout == KG_WL_MLP_MX_DOWN ? 8 : 32;
+    return layout == KG_WL_MLP_MX_DOWN || layout == KG_WL_MOE_MX_GATE_UP ? 8 : 32;
 }
 
 static long scale_index(const kg_wt_src *s, long k, long n)
@@ -148,6 +155,10 @@ static long scale_index(const kg_wt_src *s, long k, long n)
         long P = down_p(K), T = down_t(K);
         long t = K >= 512 ? k / 512 : 0, p = K >= 512 ? k % 128 : k % P;
         return ((p / 8) * T + t) * N + n;
+    }
+    case KG_WL_MOE_MX_GATE_UP: {
+        long j = (k % (K / 4)) / 128, p = k % 128, g = n / (N / 2);
+        return (((p / 8) * 2 + g) * (K / 512) + j) * (N / 2) + n % (N / 2);
     }
     default:
         return (k / 32) * N + n;
@@ -167,6 +178,9 @@ int kg_wt_stored_shape(const kg_wt_src *s, int which, long shape[8])
         case KG_WL_MLP_MX_DOWN:
             shape[0] = down_p(K) / 8, shape[1] = down_t(K), shape[2] = N;
             return 3;
+        case KG_WL_MOE_MX_GATE_UP:
+            shape[0] = 16, shape[1] = 2, shape[2] = K / 512, shape[3] = N / 2;
+            return 4;
         case KG_WL_MLP_SMX_GATE_UP:
         case KG_WL_MLP_SMX_DOWN:
         case KG_WL_NK:
@@ -187,6 +201,9 @@ int kg_wt_stored_shape(const kg_wt_src *s, int which, long shape[8])
     case KG_WL_MLP_MX_DOWN:
         shape[0] = down_p(K), shape[1] = down_t(K), shape[2] = N;
         return 3;
+    case KG_WL_MOE_MX_GATE_UP:
+        shape[0] = 128, shape[1] = 2, shape[2] = K / 512, shape[3] = N / 2;
+        return 4;
     case KG_WL_MLP_SMX_GATE_UP: {
         static const long base[7] = { 128, 0, 0, 4, 128, 2, 2 };
         for (int i = 0; i < 7; i++)

@@ -30,6 +30,7 @@ typedef struct moe_ref_opts {
     float glo, ghi, ulo, uhi;  /* clamps; -INFINITY / INFINITY: none */
     float (*round_a)(float);   /* the GEMM's rounding of its operands (bf16 / fp8 weights), or
                                   NULL */
+    int mx;       /* MX weights: x and the product quantized to MX e4m3fn over their blocks */
 } moe_ref_opts;
 
 /* out [T, H]; x [T, H]; wgu [EL, H, 2, I] (gate then up); wd [EL, I, H]; aff [T, E] (NULL:

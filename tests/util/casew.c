@@ -161,7 +161,8 @@ static float code_value(int fmt, uint32_t c)
 static int is_x4_layout(int layout)
 {
     return layout == KG_WL_X4 || layout == KG_WL_X4_INTERLEAVED ||
-           layout == KG_WL_MLP_MX_GATE_UP || layout == KG_WL_MLP_MX_DOWN;
+           layout == KG_WL_MLP_MX_GATE_UP || layout == KG_WL_MLP_MX_DOWN ||
+           layout == KG_WL_MOE_MX_GATE_UP;
 }
 
 void kgt_casew_wt(kgt_casew *w, const char *name, const char *scale_name, int fmt, int layout,

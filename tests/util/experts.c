@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kgen/dtype.h"
 #include "util/experts.h"
@@ -33,6 +34,30 @@ void kgt_pack_experts(kg_wt *w, int fmt, long E, long K, long N, const float *va
     for (long e = 0; e < E; e++)
         free(data[e]);
     free(data), free(parts), free(codes);
+}
+
+float *kgt_mx_experts(kg_wt *w, int fmt, int layout, long E, long K, long N,
+                      unsigned long long seed)
+{
+    float *vals = malloc((size_t)(E * K * N) * sizeof *vals);
+    kg_wt_src *parts = calloc((size_t)E, sizeof *parts);
+    void **mem = calloc((size_t)(2 * E), sizeof *mem);
+    cr_assert(vals && parts && mem);
+    for (long e = 0; e < E; e++) {
+        float *v = kgt_wt_random_stored(fmt, layout, K, N, 1, 1.0f, seed + (unsigned long long)e,
+                                        &mem[2 * e], &mem[2 * e + 1]);
+        memcpy(vals + e * K * N, v, (size_t)(K * N) * sizeof *v);
+        free(v);
+        parts[e] = (kg_wt_src){ fmt, layout, K, N, mem[2 * e], mem[2 * e + 1], 0, 0 };
+    }
+    char err[256] = "";
+    int rc = kg_wt_pack_experts(w, parts, (int)E, 1, err, sizeof err);
+    cr_assert_eq(rc, KG_OK, "kg_wt_pack_experts(MX %s %s, %ld experts [%ld, %ld]): %s",
+                 kg_wt_fmt_name(fmt), kg_wt_layout_name(layout), E, K, N, err);
+    for (long i = 0; i < 2 * E; i++)
+        free(mem[i]);
+    free(mem), free(parts);
+    return vals;
 }
 
 long kgt_expert_bytes(const kg_wt *w, long e, long N, long *off)

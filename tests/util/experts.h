@@ -14,6 +14,12 @@ long kgt_expert_cols(long n);
  * expert e's columns from e * kgt_expert_cols(N) on, the pad columns zero. Asserts on failure. */
 void kgt_pack_experts(kg_wt *w, int fmt, long E, long K, long N, const float *vals);
 
+/* E random MX experts W_e [K, N] of format fmt, each stored in `layout` (moe_mx_gate_up or
+ * mlp_mx_down: kb 8) with random E8M0 scales, packed into w by kg_wt_pack_experts. Returns the
+ * logical values [E, K, N] (code times scale), malloc'd. */
+float *kgt_mx_experts(kg_wt *w, int fmt, int layout, long E, long K, long N,
+                      unsigned long long seed);
+
 /* The bytes of expert e's panels in w (packed by kgt_pack_experts with N columns an expert):
  * *off the first, returns the count. For poisoning an expert a test says is never read. */
 long kgt_expert_bytes(const kg_wt *w, long e, long N, long *off);

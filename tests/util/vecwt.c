@@ -38,7 +38,8 @@ static int fmt_bits(int fmt)
 static int is_x4(int layout)
 {
     return layout == KG_WL_X4 || layout == KG_WL_X4_INTERLEAVED ||
-           layout == KG_WL_MLP_MX_GATE_UP || layout == KG_WL_MLP_MX_DOWN;
+           layout == KG_WL_MLP_MX_GATE_UP || layout == KG_WL_MLP_MX_DOWN ||
+           layout == KG_WL_MOE_MX_GATE_UP;
 }
 
 /* An integer array: .npy integers, and <u2 files (read as bf16 bit patterns: the vectors store
@@ -112,9 +113,11 @@ static int representation(const kg_npy *a, int fmt, int layout, long K, long *N)
         *N = a->shape[1];
         return LOGICAL;
     }
-    long cand[3] = { a->shape[a->rank - 1], a->rank >= 2 ? a->shape[a->rank - 2] : 0,
-                     a->rank >= 3 ? a->shape[2] * 512 : 0 };
-    for (int i = 0; i < 3; i++) {
+    /* N is the last dimension (or the one before an unpacked x4's 4), 512 times the third
+     * (the STATIC_MX gate/up swizzle), or twice either (moe_mx_gate_up's [.., 2, .., N/2]) */
+    long last = a->shape[a->rank - 1], before = a->rank >= 2 ? a->shape[a->rank - 2] : 0;
+    long cand[5] = { last, before, a->rank >= 3 ? a->shape[2] * 512 : 0, 2 * last, 2 * before };
+    for (int i = 0; i < 5; i++) {
         long s[8];
         kg_wt_src src = { fmt, layout, K, cand[i], NULL, NULL, 0, 0 };
         int r = cand[i] > 0 ? kg_wt_stored_shape(&src, 0, s) : 0;
@@ -130,15 +133,12 @@ static int representation(const kg_npy *a, int fmt, int layout, long K, long *N)
     return -1;
 }
 
-/* The E8M0 scales `scale_name` of W [K, N] in layout's stored arrangement; malloc'd. */
-static uint8_t *stored_scales(const kgt_case *c, const char *scale_name, int fmt, int layout,
-                              long K, long N)
+/* The E8M0 scales e8 (taken over; a's shape, a the input `scale_name` or one expert's view of
+ * it) of W [K, N] in layout's stored arrangement; malloc'd. */
+static uint8_t *stored_scales(const kgt_case *c, const char *scale_name, const kg_npy *a,
+                              uint8_t *e8, int fmt, int layout, long K, long N)
 {
     const char *cn = kgt_case_name(c);
-    const kg_npy *a = kgt_case_input(c, scale_name);
-    cr_assert(a, "%s: MX scales: %s", cn, kgt_case_error(c));
-    uint8_t *e8 = kgt_case_as(c, scale_name, KG_U8);
-    cr_assert(e8, "%s: %s", cn, kgt_case_error(c));
     long s[8], kb = kgt_wt_kb(layout), lg[2] = { (K + kb - 1) / kb, N };
     kg_wt_src src = { fmt, layout, K, N, NULL, NULL, 0, 0 };
     int r = kg_wt_stored_shape(&src, 1, s);
@@ -155,6 +155,12 @@ static uint8_t *stored_scales(const kgt_case *c, const char *scale_name, int fmt
                 cr_assert(e8[(k / 8) * N + n] == e8[(k0 / 8) * N + n], "%s: %s: rows %ld.. and "
                           "%ld.. share a stored scale but differ", cn, scale_name, k, k0);
         }
+    if (layout == KG_WL_MOE_MX_GATE_UP) /* the same, the four q runs K/4 apart */
+        for (long k = 0; k < K; k += 8)
+            for (long n = 0; n < N; n++)
+                cr_assert(e8[(k / 8) * N + n] == e8[(k % (K / 4) / 8) * N + n], "%s: %s: rows "
+                          "%ld.. and %ld.. share a stored scale but differ", cn, scale_name, k,
+                          k % (K / 4));
     uint32_t *zero = calloc((size_t)(K * N), sizeof *zero);
     void *sc = NULL;
     cr_assert(zero);
@@ -163,14 +169,12 @@ static uint8_t *stored_scales(const kgt_case *c, const char *scale_name, int fmt
     return sc;
 }
 
-long kgt_case_wt(const kgt_case *c, const char *name, const char *scale_name, int fmt,
-                 int layout, long K, kg_wt *w)
+/* W [K, N] from a (the input `name`, or one expert's view of it) in layout's stored
+ * arrangement (malloc'd); *N found from a. */
+static void *stored_data(const kgt_case *c, const char *name, const kg_npy *a, int fmt,
+                         int layout, long K, long *Nout)
 {
     const char *cn = kgt_case_name(c);
-    const kg_npy *a = kgt_case_input(c, name);
-    cr_assert(a, "%s: %s", cn, kgt_case_error(c));
-    cr_assert(fmt >= 0 && fmt < KG_WT_FMT_COUNT, "%s: %s: no weight format (dtype '%s')", cn,
-              name, kgt_case_input_dtype(c, name));
     long N = 0;
     int rep = representation(a, fmt, layout, K, &N);
     cr_assert(rep >= 0, "%s: %s (%s, rank %d) is no representation of a %s [%ld, N] weight in "
@@ -213,7 +217,28 @@ long kgt_case_wt(const kgt_case *c, const char *name, const char *scale_name, in
         for (long i = 0; i < n; i++)
             kgt_put_code(data, bits, i, code_at(c, name, a, i, fmt));
     }
-    uint8_t *sc = scale_name ? stored_scales(c, scale_name, fmt, layout, K, N) : NULL;
+    *Nout = N;
+    return data;
+}
+
+long kgt_case_wt(const kgt_case *c, const char *name, const char *scale_name, int fmt,
+                 int layout, long K, kg_wt *w)
+{
+    const char *cn = kgt_case_name(c);
+    const kg_npy *a = kgt_case_input(c, name);
+    cr_assert(a, "%s: %s", cn, kgt_case_error(c));
+    cr_assert(fmt >= 0 && fmt < KG_WT_FMT_COUNT, "%s: %s: no weight format (dtype '%s')", cn,
+              name, kgt_case_input_dtype(c, name));
+    long N = 0;
+    void *data = stored_data(c, name, a, fmt, layout, K, &N);
+    uint8_t *sc = NULL;
+    if (scale_name) {
+        const kg_npy *sa = kgt_case_input(c, scale_name);
+        cr_assert(sa, "%s: MX scales: %s", cn, kgt_case_error(c));
+        uint8_t *e8 = kgt_case_as(c, scale_name, KG_U8);
+        cr_assert(e8, "%s: %s", cn, kgt_case_error(c));
+        sc = stored_scales(c, scale_name, sa, e8, fmt, layout, K, N);
+    }
     kg_wt_src src = { fmt, layout, K, N, data, sc, 0, 0 };
     char err[256];
     int rc = kg_wt_pack(w, &src, err, sizeof err);
@@ -221,6 +246,68 @@ long kgt_case_wt(const kgt_case *c, const char *name, const char *scale_name, in
                  kg_wt_fmt_name(fmt), kg_wt_layout_name(layout), K, N, err);
     free(data), free(sc);
     return N;
+}
+
+/* Bytes of one element of a case array's dtype. */
+static long elem_bytes(const kg_npy *a)
+{
+    return a->dtype == KG_U8 ? 1 : a->dtype == KG_BF16 || a->dtype == KG_F16 ? 2
+           : a->dtype == KG_I64 ? 8 : 4;
+}
+
+/* Expert e's view of a [E, ...]: the rest of the shape, its data from element e * count / E
+ * on (the view owns nothing). */
+static kg_npy expert_view(const kg_npy *a, long e)
+{
+    kg_npy v = *a;
+    v.rank = a->rank - 1;
+    for (int i = 0; i < v.rank; i++)
+        v.shape[i] = a->shape[i + 1];
+    v.data = (char *)a->data + e * (kg_npy_count(a) / a->shape[0]) * elem_bytes(a);
+    return v;
+}
+
+void kgt_case_experts_wt(const kgt_case *c, const char *name, const char *scale_name, int fmt,
+                         int layout, long E, long K, long N, kg_wt *w)
+{
+    const char *cn = kgt_case_name(c);
+    const kg_npy *a = kgt_case_input(c, name);
+    cr_assert(a && a->rank >= 2 && a->shape[0] == E, "%s: %s: experts [%ld, ...]: %s", cn,
+              name, E, a ? "shape" : kgt_case_error(c));
+    cr_assert(fmt >= 0 && fmt < KG_WT_FMT_COUNT, "%s: %s: no weight format (dtype '%s')", cn,
+              name, kgt_case_input_dtype(c, name));
+    const kg_npy *sa = scale_name ? kgt_case_input(c, scale_name) : NULL;
+    uint8_t *e8 = scale_name ? kgt_case_as(c, scale_name, KG_U8) : NULL;
+    cr_assert(!scale_name || (sa && e8 && sa->rank >= 2 && sa->shape[0] == E),
+              "%s: %s: experts' scales [%ld, ...]: %s", cn, scale_name, E, kgt_case_error(c));
+    kg_wt_src *parts = calloc((size_t)E, sizeof *parts);
+    cr_assert(parts);
+    for (long e = 0; e < E; e++) {
+        kg_npy v = expert_view(a, e);
+        /* a logical gate | up [K, 2, I] is W [K, N = 2I] */
+        if (v.rank == 3 && v.shape[0] == K && v.shape[1] == 2 && 2 * v.shape[2] == N)
+            v.rank = 2, v.shape[1] = N;
+        long n = 0;
+        void *data = stored_data(c, name, &v, fmt, layout, K, &n);
+        cr_assert_eq(n, N, "%s: %s: expert %ld holds %ld columns, not %ld", cn, name, e, n, N);
+        uint8_t *sc = NULL;
+        if (scale_name) {
+            kg_npy sv = expert_view(sa, e);
+            long cnt = kg_npy_count(&sv);
+            uint8_t *mine = malloc((size_t)cnt);
+            cr_assert(mine);
+            memcpy(mine, e8 + e * cnt, (size_t)cnt);
+            sc = stored_scales(c, scale_name, &sv, mine, fmt, layout, K, N);
+        }
+        parts[e] = (kg_wt_src){ fmt, layout, K, N, data, sc, 0, 0 };
+    }
+    char err[256];
+    int rc = kg_wt_pack_experts(w, parts, (int)E, 1, err, sizeof err);
+    cr_assert_eq(rc, KG_OK, "%s: %s: kg_wt_pack_experts(%s, %s, %ld x [%ld, %ld]): %s", cn, name,
+                 kg_wt_fmt_name(fmt), kg_wt_layout_name(layout), E, K, N, err);
+    for (long e = 0; e < E; e++)
+        free((void *)parts[e].data), free((void *)parts[e].scale);
+    free(parts), free(e8);
 }
 
 uint8_t *kgt_case_codes8(const kgt_case *c, const char *name, int fmt)

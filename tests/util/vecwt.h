@@ -34,6 +34,13 @@ int kgt_case_x4_word_fmt(const kgt_case *c, const char *name);
 long kgt_case_wt(const kgt_case *c, const char *name, const char *scale_name, int fmt,
                  int layout, long K, kg_wt *w);
 
+/* The E experts' weights `name` [E, ...] of case c (each expert W_e [K, N], format fmt, in
+ * any representation kgt_case_wt reads, a logical gate | up also as [K, 2, N/2]) with their
+ * MX scales scale_name [E, ...] (NULL: none), packed side by side into w by
+ * kg_wt_pack_experts. Asserts (naming the input) on anything else. */
+void kgt_case_experts_wt(const kgt_case *c, const char *name, const char *scale_name, int fmt,
+                         int layout, long E, long K, long N, kg_wt *w);
+
 /* Input `name` as codes of the 8-bit format fmt (an fp8 kg_wt_fmt): float32 values on the grid
  * or integer codes (bytes); malloc'd, kg_npy_count of the input elements (one at least). */
 uint8_t *kgt_case_codes8(const kgt_case *c, const char *name, int fmt);

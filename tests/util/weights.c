@@ -18,7 +18,7 @@ static int fmt_bits(int fmt)
 
 int kgt_wt_kb(int layout)
 {
-    return layout == KG_WL_MLP_MX_DOWN ? 8 : 32;
+    return layout == KG_WL_MLP_MX_DOWN || layout == KG_WL_MOE_MX_GATE_UP ? 8 : 32;
 }
 
 void kgt_put_code(void *p, int bits, long e, uint32_t v)
@@ -136,6 +136,28 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
         }
         break;
     }
+    case KG_WL_MOE_MX_GATE_UP: {
+        /* moe_cte.md "MX variants": gate_up [128, 2, H/512, I], element (p, g, j, i) packs
+         * W[h = q*H/4 + j*128 + p, g*I + i] for q = 0..3; scale [16, 2, H/512, I], (s, g, j, i)
+         * covers p in [8s, 8s+8) and every q */
+        long I2 = N / 2, J = K / 512;
+        for (long p = 0; p < 128; p++)
+            for (long g = 0; g < 2; g++)
+                for (long j = 0; j < J; j++)
+                    for (long i = 0; i < I2; i++) {
+                        long rows[4];
+                        for (int q = 0; q < 4; q++)
+                            rows[q] = q * (K / 4) + j * 128 + p;
+                        kgt_put_code(d, wbits, e++, word4(codes, N, rows, g * I2 + i, bits));
+                    }
+        if (e8)
+            for (long sb = 0, i = 0; sb < 16; sb++)
+                for (long g = 0; g < 2; g++)
+                    for (long j = 0; j < J; j++)
+                        for (long c = 0; c < I2; c++)
+                            sc[i++] = e8[((j * 128 + 8 * sb) / 8) * N + g * I2 + c];
+        break;
+    }
     case KG_WL_MLP_SMX_DOWN:
         /* w.reshape(K/512, 128, 4, N).transpose(1, 0, 3, 2) */
         for (long b1 = 0; b1 < 128; b1++)
@@ -191,6 +213,16 @@ static void pack(kg_wt *w, int fmt, int layout, long K, long N, const void *data
 float *kgt_wt_random(kg_wt *w, int fmt, int layout, long K, long N, int mx, float scale,
                      unsigned long long seed, long nr, long kg)
 {
+    void *data, *scale_st;
+    float *vals = kgt_wt_random_stored(fmt, layout, K, N, mx, scale, seed, &data, &scale_st);
+    pack(w, fmt, layout, K, N, data, scale_st, nr, kg);
+    free(data), free(scale_st);
+    return vals;
+}
+
+float *kgt_wt_random_stored(int fmt, int layout, long K, long N, int mx, float scale,
+                            unsigned long long seed, void **data_out, void **scale_out)
+{
     long n = K * N, kb = kgt_wt_kb(layout);
     uint32_t *codes = malloc((size_t)n * sizeof *codes);
     float *vals = malloc((size_t)n * sizeof *vals);
@@ -209,14 +241,17 @@ float *kgt_wt_random(kg_wt *w, int fmt, int layout, long K, long N, int mx, floa
                 for (long j = 0; j < N; j++)
                     e8[(k / 8) * N + j] = e8[(k0 / 8) * N + j];
             }
+        if (layout == KG_WL_MOE_MX_GATE_UP) /* the same, the q runs K/4 apart */
+            for (long k = 0; k < K; k += 8)
+                for (long j = 0; j < N; j++)
+                    e8[(k / 8) * N + j] = e8[(k % (K / 4) / 8) * N + j];
         for (long k = 0; k < K; k++)
             for (long j = 0; j < N; j++)
                 vals[k * N + j] *= kg_e8m0_to_f32(e8[(k / kb) * N + j]);
     }
-    void *scale_st = NULL;
-    void *data = kgt_wt_store(fmt, layout, K, N, codes, e8, mx ? &scale_st : NULL);
-    pack(w, fmt, layout, K, N, data, scale_st, nr, kg);
-    free(data), free(scale_st), free(codes), free(e8);
+    *scale_out = NULL;
+    *data_out = kgt_wt_store(fmt, layout, K, N, codes, e8, mx ? scale_out : NULL);
+    free(codes), free(e8);
     return vals;
 }
 

@@ -30,6 +30,11 @@ void *kgt_wt_store(int fmt, int layout, long K, long N, const uint32_t *codes,
 float *kgt_wt_random(kg_wt *w, int fmt, int layout, long K, long N, int mx, float scale,
                      unsigned long long seed, long nr, long kg);
 
+/* kgt_wt_random's weight, not packed: its stored data in *data_out and (mx) its scales in the
+ * layout's arrangement in *scale_out (else NULL), both malloc'd. Returns the logical values. */
+float *kgt_wt_random_stored(int fmt, int layout, long K, long N, int mx, float scale,
+                            unsigned long long seed, void **data_out, void **scale_out);
+
 /* The code of value v in format fmt (as kgt_wt_store takes it) in *code; 1 if v is on fmt's
  * grid (the code decodes to v exactly), else 0. */
 int kgt_wt_code(int fmt, float v, uint32_t *code);

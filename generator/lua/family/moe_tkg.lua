@@ -11,6 +11,10 @@
 --   gate/up W [H, E_L * GP], GP = roundup(2I, 64): expert e's gate columns e*GP .. + I, its up
 --   columns e*GP + I .. + I (upstream's [E_L, H, 2, I] with the pad columns zero);
 --   down W [I, E_L * DP], DP = roundup(H, 64): expert e's columns e*DP .. + H.
+-- kg_wt_pack_experts packs them from each expert's stored weights. MX weights (upstream's MX
+-- layouts, moe_cte.md "MX variants") carry E8M0 scales over runs of 8 consecutive rows (kb 8):
+-- gate/up stored moe_mx_gate_up, down mlp_mx_down; the activations are quantized to MXFP8
+-- e4m3fn over the same 32-element blocks before each GEMM, as upstream does.
 
 local ctypes = require "ctypes"
 local f32 = require "f32"
@@ -48,6 +52,15 @@ local MB = 64
 
 local function roundup(n, m) return (n + m - 1) // m * m end
 
+-- The MX element formats (upstream's MX weights).
+local MX_FMT = { e4m3fn = true, e5m2 = true, e2m1 = true }
+
+-- MX's down-projection geometry (mlp's): P rows of x4 words per 512-row tile of I, T5 tiles.
+local function mx_geometry(I)
+  if I >= 512 then return 128, I // 512 end
+  return I // 4, 1
+end
+
 ---------------------------------------------------------------------------------------------
 -- Keys
 ---------------------------------------------------------------------------------------------
@@ -57,11 +70,15 @@ F.keys = {
     name = "dtype", doc = "dtype of hidden_input and the biases" },
   { key = "quantization_type", kind = "enum", values = { "NONE", "ROW", "MX", "STATIC" },
     default = "NONE", name = { NONE = "none", ROW = "row", MX = "mx", STATIC = "static" },
-    doc = "NONE, ROW (fp8 weights, per-column fp32 scales); MX and STATIC are refused" },
-  { key = "weight_dtype", kind = "enum", values = { "bf16", "fp16", "f32", "e4m3", "e4m3fn" },
-    name = "dtype",
-    default = function(k) return k.quantization_type == "NONE" and k.dtype or "e4m3" end,
-    doc = "stored format of the expert weights (ROW: an fp8 format)" },
+    doc = "NONE, ROW (fp8 weights, per-column fp32 scales), MX (fp8/fp4 weights, E8M0 block "
+          .. "scales); STATIC is refused" },
+  { key = "weight_dtype", kind = "enum",
+    values = { "bf16", "fp16", "f32", "e4m3", "e4m3fn", "e5m2", "e2m1" }, name = "dtype",
+    default = function(k)
+      local q = k.quantization_type
+      return q == "NONE" and k.dtype or q == "MX" and "e4m3fn" or "e4m3"
+    end,
+    doc = "stored format of the expert weights (ROW: e4m3 / e4m3fn; MX: e4m3fn, e5m2, e2m1)" },
   { key = "affinity_dtype", kind = "enum", values = ctypes.ACT, default = "f32", name = "dtype",
     doc = "dtype of expert_affinities (upstream: bf16 all-expert, fp32 selective)" },
   { key = "out_dtype", kind = "enum", values = ctypes.ACT, name = "dtype",
@@ -120,13 +137,20 @@ local function check_quant(k, fail)
     fail("quantization_type", "STATIC (gate_up_input_scale / down_input_scale) is not "
          .. "supported by moe_tkg upstream; use NONE, ROW or MX")
   end
+  local wd = k.weight_dtype
   if q == "MX" then
-    fail("quantization_type", "MX expert weights are not implemented in this kgen yet; use "
-         .. "NONE or ROW")
+    if not MX_FMT[wd] then
+      fail("weight_dtype", format("MX weights are e4m3fn, e5m2 or e2m1, not %s", wd))
+    end
+    if k.H % 512 ~= 0 then fail("H", format("MX needs H %% 512 == 0, got %d", k.H)) end
+    if not (k.I % 512 == 0 or (k.I < 512 and k.I % 32 == 0)) then
+      fail("I", format("MX needs I %% 512 == 0, or I < 512 and I %% 32 == 0; got %d", k.I))
+    end
+    return
   end
-  local fp8 = ctypes.FP8[k.weight_dtype] ~= nil
+  local fp8 = wd == "e4m3" or wd == "e4m3fn"
   if (q == "ROW") ~= fp8 then
-    fail("weight_dtype", format("%s weights are not %s", q, k.weight_dtype))
+    fail("weight_dtype", format("%s weights are not %s", q, wd))
   end
 end
 
@@ -184,15 +208,17 @@ end
 
 function F.args(k)
   local GP, DP = geometry(k)
-  local row = k.quantization_type == "ROW"
+  local row, mx = k.quantization_type == "ROW", k.quantization_type == "MX"
   local r = reads(k)
+  -- the stored layout of one expert's weight (kg_wt_pack_experts packs them side by side)
   return {
     { name = "output", dir = "out", dtype = k.out_dtype, shape = { "...T", k.H } },
     { name = "hidden_input", dir = "in", dtype = k.dtype, shape = { "...T", k.H } },
     { name = "expert_gate_up_weights", dir = "in", dtype = k.weight_dtype,
-      shape = { k.H, k.E_L * GP }, weight = { layout = "kn" } },
+      shape = { k.H, k.E_L * GP },
+      weight = { layout = mx and "moe_mx_gate_up" or "kn", mx = mx } },
     { name = "expert_down_weights", dir = "in", dtype = k.weight_dtype,
-      shape = { k.I, k.E_L * DP }, weight = { layout = "kn" } },
+      shape = { k.I, k.E_L * DP }, weight = { layout = mx and "mlp_mx_down" or "kn", mx = mx } },
     { name = "expert_affinities", dir = "in", dtype = k.affinity_dtype, shape = { "...T", k.E },
       used = r.aff },
     { name = "expert_index", dir = "in", dtype = "u32", shape = { "...T", k.K }, init = "slots",
@@ -223,7 +249,8 @@ function F.cost(k, n)
   return {
     flops = pairs * (6 * H * I + 4 * I + 2 * H),
     read = T * H * b + experts * w + T * (k.E * 4 + k.K * 4)
-           + (k.quantization_type == "ROW" and experts * (2 * I + H) * 4 or 0),
+           + (k.quantization_type == "ROW" and experts * (2 * I + H) * 4 or 0)
+           + (k.quantization_type == "MX" and experts * 3 * H * I // 8 or 0),
     written = T * H * ctypes.info(k.out_dtype).bytes,
   }
 end
@@ -240,7 +267,8 @@ function F.params(k)
     O_FROM_F32 = ctypes.info(k.out_dtype).from_f32,
     WDTYPE = k.weight_dtype, WT_FMT = ctypes.WT[k.weight_dtype].fmt,
     WBITS = ctypes.WT[k.weight_dtype].bits,
-    ROW = k.quantization_type == "ROW", ALL = k.is_all_expert,
+    ROW = k.quantization_type == "ROW", MX = k.quantization_type == "MX",
+    ALL = k.is_all_expert,
     POST = k.expert_affinities_scaling_mode == "POST_SCALE",
     MASK = k.mask_unselected_experts, EAGER = k.use_eager_affinities,
     ACT = ACT_PRIM[k.activation_fn], ACT_NAME = k.activation_fn,
@@ -254,6 +282,7 @@ function F.params(k)
   -- Scratch: per token of a block, its widened hidden row and fp32 sum, and (one expert at a
   -- time) its gathered row, gate | up and expert output; per call, one expert's biases.
   p.MB = MB
+  if p.MX then p.P, p.T5 = mx_geometry(k.I) end
   p.SCRATCH_ROWS = scratch.layout({
     { "X", k.H, format("X [m, %d]: the block's hidden rows in fp32", k.H) },
     { "ACC", k.H, format("ACC [m, %d]: their fp32 sums over the experts", k.H) },

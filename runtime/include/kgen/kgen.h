@@ -131,6 +131,11 @@ typedef enum kg_wt_layout {
                              [K/512, 128, 4, N], stored transposed (1,0,3,2) */
     KG_WL_NK,             /* [N, K] row-major: W transposed, as a Hugging Face linear weight
                              [out_features, in_features] is stored; no MX scales */
+    KG_WL_MOE_MX_GATE_UP, /* MoE MX gate/up of one expert, W [K = H, N = 2I] (gate columns then
+                             up): [128, 2, K/512, N/2] x4, word [p, g, j, i] slot q = row
+                             q*K/4 + 128j + p of column g*N/2 + i; scales [16, 2, K/512, N/2],
+                             [s, g, j, i] covers p in [8s, 8s+8) and every q: runs of 8
+                             consecutive rows (kb = 8) */
     KG_WL_COUNT
 } kg_wt_layout;
 
@@ -187,7 +192,7 @@ int kg_wt_fmt_from_name(const char *name);
 /* Bits of one stored element of format fmt (e2m1: 4), 0 for an unknown format. */
 int kg_wt_fmt_bits(int fmt);
 /* "kn", "x4", "x4_interleaved", "mlp_mx_gate_up", "mlp_mx_down", "mlp_smx_gate_up",
- * "mlp_smx_down", "nk" and back (-1 if unknown). */
+ * "mlp_smx_down", "nk", "moe_mx_gate_up" and back (-1 if unknown). */
 const char *kg_wt_layout_name(int layout);
 int kg_wt_layout_from_name(const char *name);
 
