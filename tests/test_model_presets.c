@@ -166,6 +166,26 @@ Test(model_presets, llama3_rope_scaling, .timeout = 120 * KGT_TIME_SCALE)
     against_ref("llama3-tiny-rope");
 }
 
+/* Mixtral: router and experts every layer (moe_tkg over the prompt's tokens in prefill, the
+ * decode steps through the chain) */
+Test(model_presets, mixtral_tiny_moe, .timeout = 120 * KGT_TIME_SCALE)
+{
+    against_ref("mixtral-tiny");
+}
+
+Test(model_presets, mixtral_tiny_bf16_weights, .timeout = 120 * KGT_TIME_SCALE)
+{
+    char dir[512];
+    write_preset("mixtral-tiny", KG_BF16, dir, sizeof dir);
+    int64_t ids[B * (P + N)];
+    make_ids(ids, kgm_preset_find("mixtral-tiny")->config.vocab);
+    outs got, want;
+    run_model(dir, KGM_WEIGHTS_STORED, KGM_JIT, ids, &got);
+    run_ref(dir, ids, &want);
+    compare("mixtral-tiny bf16 checkpoint", &got, &want, 1e-3, 2e-2);
+    outs_free(&got), outs_free(&want);
+}
+
 /* bf16 weights (a bf16 checkpoint, and an f32 one with --weights bf16): the GEMMs round their
  * activation operand to bf16 (8 bits of mantissa), so the outputs agree with the reference on
  * the same weights within 2% of their largest magnitude. */
@@ -279,6 +299,11 @@ Test(model_presets, fp8_weights_llama, .timeout = 120 * KGT_TIME_SCALE)
 Test(model_presets, fp8_weights_qwen2_bias_tied, .timeout = 120 * KGT_TIME_SCALE)
 {
     fp8_against("qwen2-tiny", KG_F32);
+}
+
+Test(model_presets, fp8_weights_mixtral, .timeout = 120 * KGT_TIME_SCALE)
+{
+    fp8_against("mixtral-tiny", KG_F32);
 }
 
 /* The weight bytes a model reports: every layer's seven projections and the LM head (a packed
