@@ -74,7 +74,8 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
     }
     put(b, "    -- decode, every sequence in one call: QKV out [B, 1, (nq + 2 nkv) d]; attention\n"
            "    -- of each sequence against its KV cache with the rotary embedding fused (it\n"
-           "    -- returns the rotated key for the cache); output projection; MLP\n");
+           "    -- returns the rotated key for the cache); output projection%s\n",
+        moe ? " (the MoE block\n    -- below serves both)" : "; MLP");
     put(b, "    { family = \"qkv\", variant = \"TKG\", norm_type = \"RMS_NORM\", bias = %s,\n"
            "      %sweight_dtype = \"%s\" },\n", bias, q, w);
     put(b, "    { family = \"attention_tkg\", n_kv = model.kv_heads, use_pos_id = true, "
