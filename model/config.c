@@ -157,7 +157,8 @@ static int get_str(const reader *r, field f, const char *key, const char **out)
 static const struct {
     const char *cls, *type;
 } archs[] = { [KGM_LLAMA] = { "LlamaForCausalLM", "llama" },
-              [KGM_QWEN2] = { "Qwen2ForCausalLM", "qwen2" } };
+              [KGM_QWEN2] = { "Qwen2ForCausalLM", "qwen2" },
+              [KGM_MIXTRAL] = { "MixtralForCausalLM", "mixtral" } };
 
 const char *kgm_arch_name(kgm_arch a)
 {
@@ -190,12 +191,12 @@ static int read_arch(const reader *r, field top, kgm_config *c)
     }
     if (cls && by_cls < 0)
         return bad(r, "architectures[0]", "\"%.80s\" is not supported (kgen runs "
-                   "LlamaForCausalLM and Qwen2ForCausalLM)", cls);
+                   "LlamaForCausalLM, Qwen2ForCausalLM and MixtralForCausalLM)", cls);
     if (!cls && !type)
         return bad(r, "architectures", "missing, and no model_type either");
     if (!cls && by_type < 0)
-        return bad(r, "model_type", "\"%.80s\" is not supported (kgen runs \"llama\" and "
-                   "\"qwen2\")", type);
+        return bad(r, "model_type", "\"%.80s\" is not supported (kgen runs \"llama\", "
+                   "\"qwen2\" and \"mixtral\")", type);
     if (cls && type && by_type != by_cls)
         return bad(r, "model_type", "\"%.80s\" contradicts architectures[0] \"%s\"", type, cls);
     c->arch = (kgm_arch)(cls ? by_cls : by_type);
@@ -408,6 +409,32 @@ static int check_window(const reader *r, field top)
     return KG_OK;
 }
 
+/* Mixtral's sparse MoE block: num_local_experts SiLU experts, num_experts_per_tok of them
+ * per token (router softmax, top-k, renormalised); its sliding_window (Mistral's) must be off:
+ * null, or no shorter than max_position_embeddings. Training-only fields (router_aux_loss_coef,
+ * router_jitter_noise, output_router_logits) change nothing at inference. */
+static int read_moe(const reader *r, field top, kgm_config *c)
+{
+    if (c->arch != KGM_MIXTRAL)
+        return KG_OK;
+    int rc = get_long(r, top, "num_local_experts", 1, KGM_MAX_EXPERTS, -1, &c->experts);
+    if (rc == KG_OK)
+        rc = get_long(r, top, "num_experts_per_tok", 1, KGM_MAX_EXPERTS_PER_TOK, -1,
+                      &c->experts_per_tok);
+    if (rc != KG_OK)
+        return rc;
+    if (c->experts_per_tok > c->experts)
+        return bad(r, "num_experts_per_tok", "%ld is more than num_local_experts %ld",
+                   c->experts_per_tok, c->experts);
+    long window;
+    if ((rc = get_long(r, top, "sliding_window", 1, KGM_MAX_POSITION, 0, &window)) != KG_OK)
+        return rc;
+    if (window && window < c->max_position)
+        return bad(r, "sliding_window", "%ld is not supported (kgen runs full attention: null, "
+                   "or at least max_position_embeddings %ld)", window, c->max_position);
+    return KG_OK;
+}
+
 static int read_features(const reader *r, field top, kgm_config *c)
 {
     int mlp_bias, attention_bias;
@@ -423,7 +450,7 @@ static int read_features(const reader *r, field top, kgm_config *c)
         return rc;
     /* Qwen2's q/k/v projections always have a bias (its config has no field for it), its o_proj
      * never; Llama's attention_bias puts one on all four */
-    c->qkv_bias = c->arch == KGM_QWEN2 || attention_bias;
+    c->qkv_bias = c->arch == KGM_QWEN2 || (c->arch == KGM_LLAMA && attention_bias);
     c->o_bias = c->arch == KGM_LLAMA && attention_bias;
     if (mlp_bias)
         return bad(r, "mlp_bias", "true is not supported (kgen's MLP has no bias)");
@@ -446,6 +473,12 @@ static int layer_params(const kgm_config *c, size_t *n)
         kg_ckd_add(&t, kv, kv) || kg_ckd_add(&t, t, q) || kg_ckd_mul(&qkv, t, H) ||
         kg_ckd_mul(&o, q, H) || kg_ckd_mul(&mlp, H, (size_t)c->intermediate) ||
         kg_ckd_mul(&mlp, mlp, 3))
+        return 1;
+    /* Mixtral: that MLP per expert, and the router [E, H] */
+    size_t router;
+    if (c->experts && (kg_ckd_mul(&mlp, mlp, (size_t)c->experts) ||
+                       kg_ckd_mul(&router, H, (size_t)c->experts) ||
+                       kg_ckd_add(&mlp, mlp, router)))
         return 1;
     /* the two norms' weights; the biases of q, k, v and o */
     if (kg_ckd_add(&t, qkv, o) || kg_ckd_add(&t, t, mlp) || kg_ckd_add(&t, t, 2 * H) ||
@@ -531,6 +564,8 @@ static int parse(const reader *r, json_t *root, kgm_config *c)
         rc = read_rope(r, top, c);
     if (rc == KG_OK)
         rc = read_features(r, top, c);
+    if (rc == KG_OK)
+        rc = read_moe(r, top, c);
     if (rc == KG_OK)
         rc = count_params(r, c);
     return rc;

@@ -1,5 +1,6 @@
-/* forward.c: the layer graph of Llama and Qwen2 (one graph: Qwen2 is Llama with a QKV bias and,
- * in small models, tied embeddings), through the spec's kernels (model_int.h KGM_K_*).
+/* forward.c: the layer graph of Llama, Qwen2 and Mixtral (one graph: Qwen2 is Llama with a QKV
+ * bias and, in small models, tied embeddings; Mixtral is Llama with a sparse MoE block, router
+ * and experts (moe), for the MLP), through the spec's kernels (model_int.h KGM_K_*).
  * Activations are f32; x is the residual stream [rows, H].
  *   prefill, per sequence b (the qkv NBSd and attention layouts hold one sequence per call):
  *     heads = qkv(rmsnorm(x_b))          [P, nq + 2 nkv, d], moved to [nq + 2 nkv, P, d]
@@ -162,6 +163,44 @@ static int mlp(kgm_model *m, int k, const kgm_layer *L, long n)
     return KG_OK;
 }
 
+/* Mixtral's sparse MoE block in place of the MLP, all n rows (prefill's prompt tokens or a
+ * decode step's): added = x + o (o summed over the ranks first); normed = RMSNorm(added) *
+ * ln2; the router picks each row's experts (softmax of all E logits, the top K, renormalised);
+ * moe_tkg sums their SiLU MLPs, each times its affinity, reading only the experts some row
+ * picked (the rank's intermediate columns of each; summed over the ranks); x = added + that. */
+static int moe(kgm_model *m, const kgm_layer *L, long n)
+{
+    long H = m->c.hidden;
+    int rc = all_reduce(m, m->o_out, n * H);
+    if (rc != KG_OK)
+        return rc;
+    float eps = (float)m->c.rms_eps;
+    for (long t = 0; t < n; t++) {
+        float *a = m->added + t * H, *y = m->normed + t * H;
+        const float *x = m->x + t * H, *o = m->o_out + t * H;
+        for (long h = 0; h < H; h++)
+            a[h] = x[h] + o[h];
+        float inv = 1.0f / sqrtf(kgp_sumsq_f32(a, H) / (float)H + eps);
+        kgp_affine_f32(y, a, 0.0f, inv, L->ln2, 0, H);
+    }
+    RUN(m, KGM_K_ROUTER, ({ "router_logits", m->r_logits }, { "expert_index", m->r_idx },
+                          { "expert_affinities", m->r_aff }, { "x", m->normed },
+                          { "w", &L->router }),
+        ({ "T", n }));
+    RUN(m, KGM_K_MOE, ({ "output", m->mlp_out }, { "hidden_input", m->normed },
+                       { "expert_gate_up_weights", &L->experts_gu },
+                       { "expert_down_weights", &L->experts_d },
+                       { "expert_affinities", m->r_aff }, { "expert_index", m->r_idx },
+                       { "expert_gate_up_weights_scale", L->experts_gu_s },
+                       { "expert_down_weights_scale", L->experts_d_s }),
+        ({ "T", n }));
+    if ((rc = all_reduce(m, m->mlp_out, n * H)) != KG_OK)
+        return rc;
+    for (long i = 0; i < n * H; i++)
+        m->x[i] = m->added[i] + m->mlp_out[i];
+    return KG_OK;
+}
+
 /* The final norm and the logits of rows [0, n) of x (normed kept as the last hidden state). */
 static int head(kgm_model *m, const float *x, long n)
 {
@@ -269,7 +308,7 @@ int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids)
             if (rc != KG_OK)
                 return rc;
         }
-        int rc = mlp(m, KGM_K_MLP_CTE, L, n);
+        int rc = m->c.experts ? moe(m, L, n) : mlp(m, KGM_K_MLP_CTE, L, n);
         if (rc != KG_OK)
             return rc;
         if (l + 1 < m->c.layers)
@@ -368,7 +407,7 @@ int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids)
                                  { "weight", &L->o }, { "w_scale", L->o_s },
                                  { "bias", L->o_bias }),
             ({ "B", B }, { "S", 1 }));
-        int rc = mlp(m, KGM_K_MLP_TKG, L, B);
+        int rc = m->c.experts ? moe(m, L, B) : mlp(m, KGM_K_MLP_TKG, L, B);
         if (rc != KG_OK)
             return rc;
         if (l + 1 < m->c.layers)

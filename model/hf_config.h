@@ -1,5 +1,5 @@
 /* hf_config.h: a Hugging Face config.json as the model library understands it (kgm_ prefix).
- * LlamaForCausalLM and Qwen2ForCausalLM, recognised by `architectures` or, where that is null
+ * LlamaForCausalLM, Qwen2ForCausalLM and MixtralForCausalLM, recognised by `architectures` or, where that is null
  * or absent, by `model_type`; everything else is refused with one line naming the field. */
 #ifndef KGEN_MODEL_HF_CONFIG_H
 #define KGEN_MODEL_HF_CONFIG_H
@@ -19,8 +19,12 @@
 #define KGM_MAX_VOCAB         (1L << 20)
 #define KGM_MAX_POSITION      (1L << 24)      /* max_position_embeddings and the original one */
 #define KGM_MAX_PARAMS        ((size_t)1 << 40) /* weight elements of the whole model */
+/* Mixtral: num_local_experts (router_topk's bound, upstream's: 512) and num_experts_per_tok
+ * (router_topk's k: 1 to 8) */
+#define KGM_MAX_EXPERTS       512L
+#define KGM_MAX_EXPERTS_PER_TOK 8L
 
-typedef enum kgm_arch { KGM_LLAMA = 0, KGM_QWEN2 } kgm_arch;
+typedef enum kgm_arch { KGM_LLAMA = 0, KGM_QWEN2, KGM_MIXTRAL } kgm_arch;
 
 typedef enum kgm_rope_type {
     KGM_ROPE_DEFAULT = 0, /* inv_freq[i] = theta^(-2i/d) */
@@ -42,6 +46,10 @@ typedef struct kgm_config {
                                  LlamaAttention gives all four projections the bias); never
                                  Qwen2 */
     kg_dtype dtype;           /* torch_dtype / dtype: KG_F32, KG_BF16 or KG_F16 */
+    long experts;             /* Mixtral: num_local_experts (every layer's MLP is a sparse
+                                 MoE block of that many SiLU experts of intermediate_size);
+                                 0 for a dense MLP */
+    long experts_per_tok;     /* Mixtral: num_experts_per_tok, 1 .. min(8, experts); else 0 */
     size_t params;            /* weight elements of the model (lm_head counted unless tied),
                                  formed with checked products, <= KGM_MAX_PARAMS */
 } kgm_config;
@@ -52,7 +60,8 @@ typedef struct kgm_config {
  * field ("config.json: rope_scaling.rope_type \"yarn\" is not supported"). */
 int kgm_config_load(kgm_config *c, const char *path, char *err, size_t errlen);
 
-/* "LlamaForCausalLM" or "Qwen2ForCausalLM"; NULL for a value outside the enum. */
+/* "LlamaForCausalLM", "Qwen2ForCausalLM" or "MixtralForCausalLM"; NULL for a value outside
+ * the enum. */
 const char *kgm_arch_name(kgm_arch a);
 
 /* The rotary inverse frequencies, d/2 of them, in double (default or llama3-scaled). */

@@ -15,7 +15,8 @@
 
 const char *const kgm_kernel_family[KGM_K_COUNT] = {
     "qkv", "rope_hf", "attention_cte", "output_projection", "mlp",
-    "qkv", "attention_tkg", "output_projection", "mlp", "lm_head", "transformer_tkg",
+    "qkv", "attention_tkg", "output_projection", "mlp", "lm_head", "router_topk", "moe_tkg",
+    "transformer_tkg",
 };
 
 double kgm_now(void)
@@ -63,18 +64,45 @@ const char *kgm_weight_name(const kgm_config *c, const kgm_options *o)
     return c->dtype == KG_BF16 ? "bf16" : c->dtype == KG_F16 ? "fp16" : "f32";
 }
 
-/* The chain's kernels (the megakernel, when the spec has it, comes after them). */
-int kgm_spec_count(const kgm_options *o)
+/* The chain's kernels in spec order (spec.c writes them so), the megakernel (when the spec has
+ * it) after them: *n of them in order[]. fp8: no CTE output projection nor MLP (the TKG ones
+ * serve prefill); Mixtral: no MLP, the router and the experts after the LM head. */
+static void spec_order(const kgm_config *c, const kgm_options *o, int order[KGM_K_COUNT],
+                       int *n)
 {
-    return o && o->weights == KGM_WEIGHTS_FP8 ? KGM_K_COUNT - 3 : KGM_K_COUNT - 1;
+    int fp8 = o && o->weights == KGM_WEIGHTS_FP8, moe = c && c->experts > 0;
+    *n = 0;
+    for (int k = 0; k < KGM_K_MEGA; k++) {
+        if ((fp8 && (k == KGM_K_OPROJ_CTE || k == KGM_K_MLP_CTE)) ||
+            (moe && (k == KGM_K_MLP_CTE || k == KGM_K_MLP_TKG)) ||
+            (!moe && (k == KGM_K_ROUTER || k == KGM_K_MOE)))
+            continue;
+        order[(*n)++] = k;
+    }
 }
 
-int kgm_spec_index(const kgm_options *o, int k)
+int kgm_spec_count(const kgm_config *c, const kgm_options *o)
 {
-    /* fp8: qkv CTE, rope, attention CTE, then the decode kernels; the two CTE projections
-     * missing are the TKG ones */
-    static const int fp8[KGM_K_COUNT] = { 0, 1, 2, 5, 6, 3, 4, 5, 6, 7, 8 };
-    return o && o->weights == KGM_WEIGHTS_FP8 ? fp8[k] : k;
+    int order[KGM_K_COUNT], n;
+    spec_order(c, o, order, &n);
+    return n;
+}
+
+int kgm_spec_index(const kgm_config *c, const kgm_options *o, int k)
+{
+    int order[KGM_K_COUNT], n;
+    spec_order(c, o, order, &n);
+    if (k == KGM_K_MEGA)
+        return n;
+    /* fp8: the CTE projections missing are the TKG ones */
+    if (o && o->weights == KGM_WEIGHTS_FP8 && k == KGM_K_OPROJ_CTE)
+        k = KGM_K_OPROJ_TKG;
+    if (o && o->weights == KGM_WEIGHTS_FP8 && k == KGM_K_MLP_CTE)
+        k = KGM_K_MLP_TKG;
+    for (int i = 0; i < n; i++)
+        if (order[i] == k)
+            return i;
+    return -1;
 }
 
 /* ---- kernels -------------------------------------------------------------------------------- */
@@ -110,10 +138,10 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
     m->stats.generate_ms = (t2 - t1) * 1e3;
     int n = ks.m->nkernels;
     m->stats.kernels = n;
-    if (n != kgm_spec_count(&m->o) + m->mega_on) {
+    if (n != kgm_spec_count(&m->c, &m->o) + m->mega_on) {
         kgg_kernels_free(&ks);
         return fail(err, errlen, KG_ESPEC, "the model's spec gave %d kernels, not %d", n,
-                    kgm_spec_count(&m->o) + m->mega_on);
+                    kgm_spec_count(&m->c, &m->o) + m->mega_on);
     }
     m->reg = kg_registry_new();
     const char *const *labels = (const char *const *)ks.label;
@@ -124,7 +152,9 @@ static int build_kernels(kgm_model *m, char *err, size_t errlen)
     if (rc != KG_OK)
         fail(err, errlen, rc, "%s", m->reg ? kg_registry_error(m->reg) : "out of memory");
     for (int i = 0; rc == KG_OK && i < KGM_K_COUNT - !m->mega_on; i++) {
-        int at = kgm_spec_index(&m->o, i);
+        int at = kgm_spec_index(&m->c, &m->o, i);
+        if (at < 0)
+            continue; /* not in this model's spec */
         const kg_kernel *k = kg_registry_find(m->reg, ks.m->kernels[at].symbol);
         if (!k || strcmp(k->family, kgm_kernel_family[i]) != 0)
             rc = fail(err, errlen, KG_ESPEC, "kernel %d of the model's spec is not a %s kernel",
@@ -183,6 +213,11 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
     m->mlp_out = floats(m, rows, c->hidden, 1, &bad);
     m->added = floats(m, rows, c->hidden, 1, &bad);
     m->normed = floats(m, rows, c->hidden, 1, &bad);
+    if (c->experts) {
+        m->r_logits = floats(m, rows, c->experts, 1, &bad);
+        m->r_aff = floats(m, rows, c->experts, 1, &bad);
+        m->r_idx = (kg_u32 *)floats(m, rows, c->experts_per_tok, 1, &bad); /* 4-byte slots */
+    }
     m->heads = floats(m, heads, C > m->lim.max_batch ? C : m->lim.max_batch, d, &bad);
     m->q_rot = floats(m, sh->nq, C, d, &bad);
     m->qkv_rows = floats(m, heads, C, d, &bad);
@@ -349,7 +384,7 @@ void kgm_close(kgm_model *m)
     free(m->layers);
     float *bufs[] = { m->x, m->o_out, m->mlp_out, m->added, m->normed, m->heads, m->q_rot,
                       m->k_rot, m->qkv_rows, m->attn, m->logits, m->logits_r, m->gather,
-                      m->hidden, m->cos, m->sin };
+                      m->hidden, m->cos, m->sin, m->r_logits, m->r_aff, (float *)m->r_idx };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(m->inv_freq);

@@ -12,16 +12,20 @@
 enum {
     KGM_K_QKV_CTE = 0, KGM_K_ROPE, KGM_K_ATTN_CTE, KGM_K_OPROJ_CTE, KGM_K_MLP_CTE,
     KGM_K_QKV_TKG, KGM_K_ATTN_TKG, KGM_K_OPROJ_TKG, KGM_K_MLP_TKG, KGM_K_LM_HEAD,
+    KGM_K_ROUTER, KGM_K_MOE, /* Mixtral: router_topk and moe_tkg in place of both MLPs (prefill
+                                calls moe_tkg over the prompt's tokens) */
     KGM_K_MEGA, /* transformer_tkg: every layer of a decode step, last in the spec; only when
                    kgm_megakernel says so */
     KGM_K_COUNT
 };
 extern const char *const kgm_kernel_family[KGM_K_COUNT];
 /* With fp8 weights the spec has no output projection CTE nor MLP CTE (their CTE kernels have no
- * weight-only ROW path): prefill calls the TKG kernels, which take any token count. The spec
- * position of kernel k is then kgm_spec_index(o, k); the spec has kgm_spec_count(o) kernels. */
-int kgm_spec_index(const kgm_options *o, int k);
-int kgm_spec_count(const kgm_options *o);
+ * weight-only ROW path): prefill calls the TKG kernels, which take any token count. A Mixtral
+ * spec has no MLP kernels but the router and the experts (KGM_K_ROUTER, KGM_K_MOE). The spec
+ * position of kernel k is kgm_spec_index(c, o, k) (-1: not in the spec); the spec has
+ * kgm_spec_count(c, o) kernels before the megakernel. */
+int kgm_spec_index(const kgm_config *c, const kgm_options *o, int k);
+int kgm_spec_count(const kgm_config *c, const kgm_options *o);
 
 struct kgm_shard;
 /* Whether decode runs through the transformer_tkg megakernel (KGM_K_MEGA) for config c with
@@ -58,6 +62,11 @@ typedef struct kgm_layer {
     float *o_bias;                /* [H] or NULL; zeros on ranks other than 0 (added once) */
     float *qkv_s, *o_s;           /* fp8: per-column dequant scales [(nq+2nkv)d], [H]; else NULL */
     float *gate_s, *up_s, *down_s;/* fp8: [I], [I], [H]; else NULL */
+    /* Mixtral (gate, up, down unused): the router W [H, E] (f32), every expert's gate | up
+     * W [H, E * roundup(2I, 64)] and down W [I, E * roundup(H, 64)] side by side
+     * (kg_wt_pack_experts; the rank's I columns); fp8: their scales [E, 2I], [E, H] */
+    kg_wt router, experts_gu, experts_d;
+    float *experts_gu_s, *experts_d_s;
     float *ln1, *ln2;             /* input / post-attention RMSNorm weights [H] */
     float *k_cache, *v_cache;     /* [max_batch, nkv, max_context, d]; NULL with the
                                      megakernel (its caches are kgm_mega's) */
@@ -106,6 +115,8 @@ struct kgm_model {
     /* activations, sized for max_batch * max_context tokens */
     float *qkv_rows;           /* [max_context, (nq + 2 nkv) d]: a prefill's qkv output */
     float *x, *o_out, *mlp_out, *added, *heads, *q_rot, *k_rot, *attn, *normed;
+    float *r_logits, *r_aff;   /* Mixtral: the router's logits and affinities [rows, E] */
+    kg_u32 *r_idx;             /* and its experts [rows, K] */
     float *logits;             /* [rows, V] */
     float *logits_r, *gather;  /* tp > 1: the rank's [rows, sh.V], all ranks' [tp, rows, sh.V] */
     float *hidden;             /* [L+1, rows, H] (keep_hidden) */

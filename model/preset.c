@@ -40,6 +40,12 @@ static const kgm_preset presets[] = {
         .rope_theta = 500000, .rope_type = KGM_ROPE_LLAMA3, .rope_factor = 8,
         .rope_low_freq_factor = 1, .rope_high_freq_factor = 4,
         .rope_original_max_position = 256, .dtype = KG_BF16 } },
+    /* 8 experts of intermediate 128, top 2: a decode step reads a quarter of them */
+    { "mixtral-tiny", "Mixtral: sparse MoE of 8 experts (top 2) every layer, 2 layers, hidden "
+      "256",
+      { .arch = KGM_MIXTRAL, .hidden = 256, .intermediate = 128, .layers = 2, .q_heads = 8,
+        .kv_heads = 2, .head_dim = 32, .vocab = 1024, .max_position = 4096, .rms_eps = 1e-5,
+        .rope_theta = 1000000, .experts = 8, .experts_per_tok = 2, .dtype = KG_BF16 } },
     { "llama3-8b-2l", "Llama-3-8B's layer shapes and vocabulary, 2 layers (3.0 GB, "
       "benchmarks)",
       { .arch = KGM_LLAMA, LLAMA3_8B_LAYER, .layers = 2, .max_position = 8192,
@@ -146,6 +152,18 @@ static void add_layer(plan *p, const kgm_config *c, int l)
     if (c->o_bias) /* Llama's attention_bias gives o_proj one too */
         add(p, 0, h, 0, "model.layers.%d.self_attn.o_proj.bias", l);
     add(p, 1, h, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+    if (c->experts) { /* Mixtral's sparse MoE block: the router, each expert's w1, w2, w3 */
+        add(p, 0, c->experts, h, "model.layers.%d.block_sparse_moe.gate.weight", l);
+        for (long e = 0; e < c->experts; e++) {
+            add(p, 0, c->intermediate, h, "model.layers.%d.block_sparse_moe.experts.%ld.w1.weight",
+                l, e);
+            add(p, 0, h, c->intermediate, "model.layers.%d.block_sparse_moe.experts.%ld.w2.weight",
+                l, e);
+            add(p, 0, c->intermediate, h, "model.layers.%d.block_sparse_moe.experts.%ld.w3.weight",
+                l, e);
+        }
+        return;
+    }
     add(p, 0, c->intermediate, h, "model.layers.%d.mlp.gate_proj.weight", l);
     add(p, 0, c->intermediate, h, "model.layers.%d.mlp.up_proj.weight", l);
     add(p, 0, h, c->intermediate, "model.layers.%d.mlp.down_proj.weight", l);
@@ -163,7 +181,7 @@ static void plan_free(plan *p)
 static int plan_model(plan *p, const kgm_config *c, kg_dtype dtype, uint64_t seed)
 {
     memset(p, 0, sizeof *p);
-    p->cap = 3 + (int)c->layers * 13;
+    p->cap = 3 + (int)c->layers * (13 + 1 + 3 * (int)c->experts);
     p->t = calloc((size_t)p->cap, sizeof *p->t);
     p->names = calloc((size_t)p->cap, sizeof *p->names);
     p->norm = calloc((size_t)p->cap, sizeof *p->norm);
@@ -229,12 +247,12 @@ static json_t *rope_scaling(const kgm_config *c)
 /* The keys HF's LlamaConfig / Qwen2Config save, as a checkpoint on the Hub has them. */
 static json_t *config_json(const kgm_config *c, kg_dtype dtype)
 {
-    int qwen = c->arch == KGM_QWEN2;
+    int qwen = c->arch == KGM_QWEN2, mixtral = c->arch == KGM_MIXTRAL;
     json_t *o = json_pack(
         "{s:[s], s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:b, s:s, s:s, s:f, s:I, s:I,"
         " s:b, s:f, s:o}",
-        "architectures", qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM",
-        "model_type", qwen ? "qwen2" : "llama",
+        "architectures", kgm_arch_name(c->arch),
+        "model_type", qwen ? "qwen2" : mixtral ? "mixtral" : "llama",
         "hidden_size", (json_int_t)c->hidden, "intermediate_size", (json_int_t)c->intermediate,
         "num_hidden_layers", (json_int_t)c->layers,
         "num_attention_heads", (json_int_t)c->q_heads,
@@ -252,6 +270,15 @@ static json_t *config_json(const kgm_config *c, kg_dtype dtype)
         rc |= json_object_set_new(o, "use_sliding_window", json_false());
         rc |= json_object_set_new(o, "sliding_window", json_integer(c->max_position));
         rc |= json_object_set_new(o, "max_window_layers", json_integer(c->layers));
+    } else if (mixtral) {
+        /* MixtralConfig's own keys; the router's training-only ones as HF saves them */
+        rc |= json_object_set_new(o, "head_dim", json_integer(c->head_dim));
+        rc |= json_object_set_new(o, "num_local_experts", json_integer(c->experts));
+        rc |= json_object_set_new(o, "num_experts_per_tok", json_integer(c->experts_per_tok));
+        rc |= json_object_set_new(o, "sliding_window", json_null());
+        rc |= json_object_set_new(o, "router_aux_loss_coef", json_real(0.02));
+        rc |= json_object_set_new(o, "router_jitter_noise", json_real(0.0));
+        rc |= json_object_set_new(o, "output_router_logits", json_false());
     } else {
         rc |= json_object_set_new(o, "head_dim", json_integer(c->head_dim));
         rc |= json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));

@@ -46,6 +46,7 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
     const char *bias = c->qkv_bias ? "true" : "false", *obias = c->o_bias ? "true" : "false";
     int fp8 = !strcmp(w, "e4m3");
     const char *q = fp8 ? "quantization_type = \"ROW\",\n      " : "";
+    int moe = c->experts > 0;
     put(b, "  kernels = {\n");
     if (fp8)
         put(b, "    -- fp8 weights: e4m3 with per-column scales (quantization_type ROW; the LM\n"
@@ -55,8 +56,9 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
     put(b, "    -- prefill, one sequence per call: the QKV projection with the input RMSNorm\n"
            "    -- fused, out [1, S, (nq + 2 nkv) d]; HF rotary embedding from position\n"
            "    -- tables; causal GQA attention over the sequence, out [1, nq, d, S]%s\n",
-        fp8 ? "" : "; the output\n"
-                   "    -- projection; the MLP with its RMSNorm and the residual add fused");
+        fp8 ? "" : moe ? "; the output\n    -- projection"
+                   : "; the output\n"
+                     "    -- projection; the MLP with its RMSNorm and the residual add fused");
     put(b, "    { family = \"qkv\", norm_type = \"RMS_NORM\", bias = %s, %sweight_dtype = "
            "\"%s\",\n      B = 1 },\n", bias, q, w);
     put(b, "    { family = \"rope_hf\", table_batch = false, B = 1 },\n");
@@ -65,25 +67,41 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
     if (!fp8) {
         put(b, "    { family = \"output_projection\", variant = \"CTE\", weight_dtype = \"%s\", "
                "out_dtype = \"f32\",\n      bias = %s, B = 1 },\n", w, obias);
-        put(b, "    { family = \"mlp\", variant = \"CTE\", normalization_type = \"RMS_NORM\",\n"
-               "      fused_residual_add = true, store_fused_add_result = true, "
-               "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
+        if (!moe)
+            put(b, "    { family = \"mlp\", variant = \"CTE\", normalization_type = "
+                   "\"RMS_NORM\",\n      fused_residual_add = true, store_fused_add_result = "
+                   "true, weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", w);
     }
     put(b, "    -- decode, every sequence in one call: QKV out [B, 1, (nq + 2 nkv) d]; attention\n"
            "    -- of each sequence against its KV cache with the rotary embedding fused (it\n"
-           "    -- returns the rotated key for the cache); output projection; MLP\n");
+           "    -- returns the rotated key for the cache); output projection%s\n",
+        moe ? " (the MoE block\n    -- below serves both)" : "; MLP");
     put(b, "    { family = \"qkv\", variant = \"TKG\", norm_type = \"RMS_NORM\", bias = %s,\n"
            "      %sweight_dtype = \"%s\" },\n", bias, q, w);
     put(b, "    { family = \"attention_tkg\", n_kv = model.kv_heads, use_pos_id = true, "
            "fuse_rope = true,\n      kv_dtype = \"f32\", B = 1 },\n");
     put(b, "    { family = \"output_projection\", variant = \"TKG\", attn_layout = \"BNDS\",%s"
            "%sweight_dtype = \"%s\",\n      bias = %s },\n", fp8 ? "\n      " : " ", q, w, obias);
-    put(b, "    { family = \"mlp\", variant = \"TKG\", normalization_type = \"RMS_NORM\",\n"
-           "      fused_residual_add = true, store_fused_add_result = true, %s"
-           "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", q, w);
+    if (!moe)
+        put(b, "    { family = \"mlp\", variant = \"TKG\", normalization_type = \"RMS_NORM\",\n"
+               "      fused_residual_add = true, store_fused_add_result = true, %s"
+               "weight_dtype = \"%s\",\n      out_dtype = \"f32\" },\n", q, w);
     put(b, "    -- the final RMSNorm (kept: the last hidden state) and the LM head%s\n",
         fp8 ? " (fp8: w_scale)" : "");
     put(b, "    { family = \"lm_head\", store_normed = true, weight_dtype = \"%s\" },\n", w);
+    if (moe) {
+        put(b, "    -- Mixtral's sparse MoE block, prefill (over every prompt token) and decode:\n"
+               "    -- the router (softmax of all %ld logits, the top %ld, renormalised), f32\n"
+               "    -- weight; each token's experts' SiLU MLPs weighted by its affinities (only\n"
+               "    -- the selected experts' weights are read)\n", c->experts,
+            c->experts_per_tok);
+        put(b, "    { family = \"router_topk\", E = %ld, k = %ld, act_fn = \"SOFTMAX\",\n"
+               "      router_pre_norm = true, norm_topk_prob = true },\n",
+            c->experts, c->experts_per_tok);
+        put(b, "    { family = \"moe_tkg\", E = %ld, K = %ld, %sweight_dtype = \"%s\",\n"
+               "      affinity_dtype = \"f32\", out_dtype = \"f32\" },\n", c->experts,
+            c->experts_per_tok, q, w);
+    }
     put(b, "  },\n");
 }
 
@@ -93,6 +111,8 @@ int kgm_megakernel(const kgm_config *c, const kgm_options *o, const kgm_shard *s
     const char *no = NULL, *w = kgm_weight_name(c, o);
     if (o && o->no_megakernel)
         no = "turned off (no_megakernel)";
+    else if (c->experts)
+        no = "a mixture-of-experts MLP (the megakernel's MLP is dense)";
     else if (c->qkv_bias || c->o_bias)
         no = "a QKV or o_proj bias";
     else if (!strcmp(w, "e4m3"))
@@ -162,9 +182,12 @@ int kgm_spec_text(const kgm_config *c, const kgm_options *o, char **text, char *
         c->hidden, sh.I, sh.nq, sh.nkv, c->head_dim, c->layers, sh.V,
         num(eps, sizeof eps, c->rms_eps), num(theta, sizeof theta, c->rope_theta));
     put(&b, "local spec = {\n");
-    put(&b, "  name = \"%s_h%ld_i%ld_q%ld_kv%ld_d%ld_v%ld_%s%s\",\n",
-        c->arch == KGM_QWEN2 ? "qwen2" : "llama", c->hidden, sh.I, sh.nq, sh.nkv, c->head_dim,
-        sh.V, w, tp);
+    char moe[48] = ""; /* Mixtral: experts and experts per token */
+    if (c->experts)
+        snprintf(moe, sizeof moe, "_e%ld_k%ld", c->experts, c->experts_per_tok);
+    put(&b, "  name = \"%s_h%ld_i%ld_q%ld_kv%ld_d%ld_v%ld_%s%s%s\",\n",
+        c->arch == KGM_QWEN2 ? "qwen2" : c->experts ? "mixtral" : "llama", c->hidden, sh.I,
+        sh.nq, sh.nkv, c->head_dim, sh.V, w, moe, tp);
     put(&b, "  description = \"%s from config.json\",\n", kgm_arch_name(c->arch));
     put(&b, "  model = model,\n  dtype = \"f32\",\n  fp8 = { format = \"e4m3\" },\n");
     put(&b, "  limits = { max_tokens = %ld, max_batch = %ld, max_context = %ld },\n",

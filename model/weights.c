@@ -241,6 +241,71 @@ static int pack(loader *ld, kg_wt *w, int nparts, const part *p, float **scale)
     return rc;
 }
 
+/* Mixtral's experts of layer l packed side by side (kg_wt_pack_experts): gate | up W [H,
+ * E * roundup(2 I_r, 64)] from each expert's w1 and w3 rows i0.. (HF [I, H]), down W [I_r,
+ * E * roundup(H, 64)] from columns i0.. of each w2 [H, I]; the rank's I_r intermediate
+ * columns. fp8: each part quantized first, the scales [E, 2 I_r] and [E, H] beside. */
+static int pack_experts(loader *ld, long l, kgm_layer *L)
+{
+    const kgm_config *c = &ld->m->c;
+    const kgm_shard *s = &ld->m->sh;
+    long E = c->experts, H = c->hidden, I = c->intermediate, Ir = s->I;
+    int fp8 = ld->fmt == KG_WT_E4M3, rc = KG_OK;
+    for (int which = 0; which < 2 && rc == KG_OK; which++) {
+        int np = which ? 1 : 2;
+        long K = which ? Ir : H, N = which ? H : 2 * Ir;
+        kg_wt_src *src = calloc((size_t)(E * np), sizeof *src);
+        void **mem = calloc((size_t)(2 * E * np), sizeof *mem);
+        float *scale = fp8 ? malloc((size_t)(E * N) * sizeof *scale) : NULL;
+        if (!src || !mem || (fp8 && !scale)) {
+            free(src), free(mem), free(scale);
+            snprintf(ld->err, ld->errlen, "out of memory loading layer %ld's experts", l);
+            return KG_ENOMEM;
+        }
+        char names[2][112];
+        for (long e = 0; e < E && rc == KG_OK; e++) {
+            for (int q = 0; q < np && rc == KG_OK; q++) {
+                long i = e * np + q;
+                snprintf(names[q], sizeof names[q],
+                         "model.layers.%ld.block_sparse_moe.experts.%ld.w%d.weight", l, e,
+                         which ? 2 : q ? 3 : 1);
+                part p = which ? (part){ names[q], H, I, 0, H, s->i0, Ir }
+                               : (part){ names[q], I, H, s->i0, Ir, 0, H };
+                const kgst_tensor *t = tensor(ld, names[q], p.R, p.C);
+                if (!t) {
+                    rc = KG_ESHAPE;
+                    break;
+                }
+                kgst_tensor v = view(ld, t, &p, &mem[2 * i]);
+                const void *data = !v.data ? NULL
+                                   : fp8 ? (mem[2 * i + 1] = quantize(&v, p.nr, K,
+                                                                      scale + e * N + q * Ir))
+                                         : in_format(&v, ld->fmt, &mem[2 * i + 1]);
+                src[i] = (kg_wt_src){ ld->fmt, KG_WL_NK, K, p.nr, data, NULL, 0, 0 };
+                if (!data)
+                    rc = KG_ENOMEM, snprintf(ld->err, ld->errlen, "out of memory converting "
+                                             "%s", names[q]);
+            }
+        }
+        char why[256];
+        kg_wt *w = which ? &L->experts_d : &L->experts_gu;
+        if (rc == KG_OK && (rc = kg_wt_pack_experts(w, src, (int)E, np, why, sizeof why)) != KG_OK)
+            snprintf(ld->err, ld->errlen, "%s: layer %ld experts: %s", ld->file, l, why);
+        for (long i = 0; i < 2 * E * np; i++)
+            free(mem[i]);
+        free(src), free(mem);
+        if (rc == KG_OK) {
+            *(which ? &L->experts_d_s : &L->experts_gu_s) = scale;
+            ld->m->stats.weight_bytes += (size_t)E * (size_t)K * (size_t)N *
+                                         (fp8 ? 1 : ld->fmt == KG_WT_F32 ? 4 : 2) +
+                                         (fp8 ? (size_t)(E * N) * 4 : 0);
+        } else {
+            free(scale);
+        }
+    }
+    return rc;
+}
+
 /* A progress line at most once a second once loading has taken a second. */
 static void progress(loader *ld, long l)
 {
@@ -325,6 +390,18 @@ static int load_layer(loader *ld, long l)
                     : tensor(ld, ob, H, 0) ? calloc((size_t)H, sizeof(float)) : NULL;
         rc = L->o_bias ? KG_OK : KG_ESHAPE;
     }
+    if (rc == KG_OK && c->experts) {
+        /* Mixtral: the router whole on every rank (each computes the same routing), in f32
+         * (the router kernel's dtype), then the rank's columns of every expert */
+        char gate[96];
+        snprintf(gate, sizeof gate, "model.layers.%ld.block_sparse_moe.gate.weight", l);
+        const part r = whole(gate, c->experts, H);
+        int fmt = ld->fmt;
+        ld->fmt = KG_WT_F32;
+        rc = pack(ld, &L->router, 1, &r, NULL);
+        ld->fmt = fmt;
+        return rc == KG_OK ? pack_experts(ld, l, L) : rc;
+    }
     /* the MLP: columns i0.. of gate and up (rows of the stored), rows of down (columns) */
     const part g = { nm[6], I, H, s->i0, s->I, 0, H }, u = { nm[7], I, H, s->i0, s->I, 0, H };
     const part dn = { down, H, I, 0, H, s->i0, s->I };
@@ -373,6 +450,8 @@ void kgm_weights_free(kgm_model *m)
         kgm_layer *L = &m->layers[l];
         kg_wt_free(&L->qkv), kg_wt_free(&L->o), kg_wt_free(&L->gate);
         kg_wt_free(&L->up), kg_wt_free(&L->down);
+        kg_wt_free(&L->router), kg_wt_free(&L->experts_gu), kg_wt_free(&L->experts_d);
+        free(L->experts_gu_s), free(L->experts_d_s);
         free(L->qkv_bias), free(L->o_bias), free(L->ln1), free(L->ln2);
         free(L->qkv_s), free(L->o_s), free(L->gate_s), free(L->up_s), free(L->down_s);
     }

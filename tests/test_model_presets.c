@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kgen/npy.h"
 #include "model/kgen_model.h"
 #include "model/preset.h"
 #include "model/st.h"
@@ -166,6 +167,78 @@ Test(model_presets, llama3_rope_scaling, .timeout = 120 * KGT_TIME_SCALE)
     against_ref("llama3-tiny-rope");
 }
 
+/* Mixtral: router and experts every layer (moe_tkg over the prompt's tokens in prefill, the
+ * decode steps through the chain) */
+Test(model_presets, mixtral_tiny_moe, .timeout = 120 * KGT_TIME_SCALE)
+{
+    against_ref("mixtral-tiny");
+}
+
+Test(model_presets, mixtral_tiny_bf16_weights, .timeout = 120 * KGT_TIME_SCALE)
+{
+    char dir[512];
+    write_preset("mixtral-tiny", KG_BF16, dir, sizeof dir);
+    int64_t ids[B * (P + N)];
+    make_ids(ids, kgm_preset_find("mixtral-tiny")->config.vocab);
+    outs got, want;
+    run_model(dir, KGM_WEIGHTS_STORED, KGM_JIT, ids, &got);
+    run_ref(dir, ids, &want);
+    compare("mixtral-tiny bf16 checkpoint", &got, &want, 1e-3, 2e-2);
+    outs_free(&got), outs_free(&want);
+}
+
+/* The checking interface on Mixtral: kgen run --model --input-ids --prefill --decode --dump
+ * (tp 1 and 2) against the reference: the dumped files, concatenated, are its outputs. */
+static void dump_read(const char *dir, const char *name, float *dst, long n)
+{
+    char path[1024], err[512];
+    kg_npy a;
+    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    cr_assert_eq(kg_npy_read(path, &a, err, sizeof err), KG_OK, "%s", err);
+    cr_assert(a.dtype == KG_F32 && kg_npy_count(&a) == n, "%s: %ld values, want %ld f32", path,
+              kg_npy_count(&a), n);
+    memcpy(dst, a.data, (size_t)n * sizeof(float));
+    kg_npy_free(&a);
+}
+
+Test(model_presets, mixtral_cli_dump, .timeout = 180 * KGT_TIME_SCALE)
+{
+    char dir[512], idp[600], out[600], cmd[4096], err[512];
+    write_preset("mixtral-tiny", KG_F32, dir, sizeof dir);
+    const kgm_config *c = &kgm_preset_find("mixtral-tiny")->config;
+    int64_t ids[B * (P + N)];
+    make_ids(ids, c->vocab);
+    snprintf(idp, sizeof idp, "%s/mixtral_ids.npy", KGEN_TEST_TMP);
+    kg_npy a = { .dtype = KG_I64, .rank = 2, .shape = { B, P + N }, .data = ids };
+    cr_assert_eq(kg_npy_write(idp, &a, err, sizeof err), KG_OK, "%s", err);
+    outs want;
+    run_ref(dir, ids, &want);
+    long V = c->vocab, H = c->hidden, L = c->layers;
+    for (int tp = 1; tp <= 2; tp++) {
+        snprintf(out, sizeof out, "%s/mixtral_dump_tp%d", KGEN_TEST_TMP, tp);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s' run --model '%s' --input-ids '%s' "
+                 "--prefill %d --decode %d --dump '%s' --tp %d --threads 1 > /dev/null", out,
+                 KGEN_EXE, dir, idp, P, N, out, tp);
+        cr_assert_eq(system(cmd), 0, "failed: %s", cmd);
+        outs got;
+        outs_alloc(&got, c);
+        dump_read(out, "prefill_logits", got.logits, B * P * V);
+        dump_read(out, "prefill_hidden", got.hidden, (L + 1) * B * P * H);
+        for (int s = 0; s < N; s++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "decode%d_logits", s);
+            dump_read(out, nm, got.logits + B * P * V + s * B * V, B * V);
+            snprintf(nm, sizeof nm, "decode%d_hidden", s);
+            dump_read(out, nm, got.hidden + (L + 1) * B * P * H + s * (L + 1) * B * H,
+                      (L + 1) * B * H);
+        }
+        compare(tp == 1 ? "mixtral-tiny --dump" : "mixtral-tiny --dump --tp 2", &got, &want,
+                1e-4, 1e-4);
+        outs_free(&got);
+    }
+    outs_free(&want);
+}
+
 /* bf16 weights (a bf16 checkpoint, and an f32 one with --weights bf16): the GEMMs round their
  * activation operand to bf16 (8 bits of mantissa), so the outputs agree with the reference on
  * the same weights within 2% of their largest magnitude. */
@@ -279,6 +352,11 @@ Test(model_presets, fp8_weights_llama, .timeout = 120 * KGT_TIME_SCALE)
 Test(model_presets, fp8_weights_qwen2_bias_tied, .timeout = 120 * KGT_TIME_SCALE)
 {
     fp8_against("qwen2-tiny", KG_F32);
+}
+
+Test(model_presets, fp8_weights_mixtral, .timeout = 120 * KGT_TIME_SCALE)
+{
+    fp8_against("mixtral-tiny", KG_F32);
 }
 
 /* The weight bytes a model reports: every layer's seven projections and the LM head (a packed

@@ -278,6 +278,19 @@ Test(model_tp, fp8_weights, .timeout = 180 * KGT_TIME_SCALE)
     against_tp1("llama-tiny fp8", dir, KGM_WEIGHTS_FP8, tps, 0, 0.1);
 }
 
+/* Mixtral: every rank routes alike (the router whole on each, the same bits), each expert's
+ * intermediate columns split as the dense MLP's; bf16 and fp8 experts too */
+Test(model_tp, mixtral_tiny_experts, .timeout = 180 * KGT_TIME_SCALE)
+{
+    char dir[512], d16[512];
+    write_preset("mixtral-tiny", KG_F32, NULL, dir, sizeof dir);
+    static const int tps[] = { 2, 4, 0 }, tp2[] = { 2, 0 };
+    against_tp1("mixtral-tiny", dir, KGM_WEIGHTS_STORED, tps, ATOL, RTOL);
+    against_tp1("mixtral-tiny fp8", dir, KGM_WEIGHTS_FP8, tp2, 0, 0.1);
+    write_preset("mixtral-tiny", KG_BF16, NULL, d16, sizeof d16);
+    against_tp1("mixtral-tiny bf16", d16, KGM_WEIGHTS_STORED, tp2, 1e-3, 1e-2);
+}
+
 Test(model_tp, golden_tp2_tp4, .timeout = 180 * KGT_TIME_SCALE)
 {
     /* 4 query heads, 2 KV heads, I 688, vocabulary 512 */

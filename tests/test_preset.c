@@ -82,11 +82,17 @@ static void check_config(const kgm_preset *p, const char *dir, const char *torch
     json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     cr_assert_not_null(o, "%s: %s", path, je.text);
     const kgm_config *c = &p->config;
-    int qwen = c->arch == KGM_QWEN2;
+    int qwen = c->arch == KGM_QWEN2, mixtral = c->arch == KGM_MIXTRAL;
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(o, "architectures"), 0)),
-                     qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
+                     qwen ? "Qwen2ForCausalLM" : mixtral ? "MixtralForCausalLM"
+                                                         : "LlamaForCausalLM");
     cr_assert_str_eq(json_string_value(json_object_get(o, "model_type")),
-                     qwen ? "qwen2" : "llama");
+                     qwen ? "qwen2" : mixtral ? "mixtral" : "llama");
+    if (mixtral) {
+        cr_assert_eq(jint(o, "num_local_experts"), c->experts);
+        cr_assert_eq(jint(o, "num_experts_per_tok"), c->experts_per_tok);
+        cr_assert(json_is_null(json_object_get(o, "sliding_window")));
+    }
     cr_assert_eq(jint(o, "hidden_size"), c->hidden);
     cr_assert_eq(jint(o, "intermediate_size"), c->intermediate);
     cr_assert_eq(jint(o, "num_hidden_layers"), c->layers);
@@ -169,7 +175,7 @@ static void check_tensors(const kgm_preset *p, const char *dir, kg_dtype dt)
     char err[512] = "";
     cr_assert_eq(kgst_open(&st, dir, err, sizeof err), KG_OK, "%s", err);
     long h = c->hidden, q = c->q_heads * c->head_dim, kv = c->kv_heads * c->head_dim;
-    long per_layer = 9 + 3 * (c->qkv_bias != 0);
+    long per_layer = c->experts ? 7 + 3 * c->experts : 9 + 3 * (c->qkv_bias != 0);
     cr_assert_eq(kgst_count(st), 2 + c->layers * per_layer + !c->tie_embeddings);
     expect(st, dt, c->vocab, h, "model.embed_tokens.weight", 0);
     expect(st, dt, h, 0, "model.norm.weight", 0);
@@ -183,6 +189,20 @@ static void check_tensors(const kgm_preset *p, const char *dir, kg_dtype dt)
         expect(st, dt, kv, h, "model.layers.%d.self_attn.v_proj.weight", l);
         expect(st, dt, h, q, "model.layers.%d.self_attn.o_proj.weight", l);
         expect(st, dt, h, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+        if (c->experts) { /* Mixtral: the router and each expert's w1, w2, w3 */
+            expect(st, dt, c->experts, h, "model.layers.%d.block_sparse_moe.gate.weight", l);
+            for (long e = 0; e < c->experts; e++) {
+                static const char *const w[3] = { "w1", "w2", "w3" };
+                for (int j = 0; j < 3; j++) {
+                    char f[96];
+                    snprintf(f, sizeof f, "model.layers.%%d.block_sparse_moe.experts.%ld.%s."
+                             "weight", e, w[j]);
+                    expect(st, dt, j == 1 ? h : c->intermediate, j == 1 ? c->intermediate : h,
+                           f, l);
+                }
+            }
+            continue;
+        }
         expect(st, dt, c->intermediate, h, "model.layers.%d.mlp.gate_proj.weight", l);
         expect(st, dt, c->intermediate, h, "model.layers.%d.mlp.up_proj.weight", l);
         expect(st, dt, h, c->intermediate, "model.layers.%d.mlp.down_proj.weight", l);

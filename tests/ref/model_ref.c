@@ -1,6 +1,6 @@
 /* model_ref.c: the reference forward pass of HF's LlamaForCausalLM (Qwen2 is the same graph
  * with a bias on q/k/v and, usually, tied embeddings; Llama's attention_bias puts a bias on q,
- * k, v and o), plain loops in double precision with a KV cache, so a prefill and the decode
+ * k, v and o; MixtralForCausalLM has a sparse MoE block for the MLP), plain loops in double precision with a KV cache, so a prefill and the decode
  * steps after it are computed as HF computes them. The weights are read element by element from the safetensors mapping (F32, BF16 or F16, decoded
  * exactly), so nothing the size of the model is copied.
  *
@@ -26,6 +26,10 @@ typedef struct layer_w {
     const kgst_tensor *o_bias;               /* [H] (Llama's attention_bias), or NULL */
     const kgst_tensor *post_norm;            /* [H] */
     const kgst_tensor *gate, *up, *down;     /* [I, H], [I, H], [H, I] */
+    /* Mixtral's sparse MoE block (gate, up, down unused): the router [E, H]; expert e's w1
+     * (gate) [I, H], w2 (down) [H, I], w3 (up) [I, H] at [3 e], [3 e + 1], [3 e + 2] */
+    const kgst_tensor *router;
+    const kgst_tensor **experts;             /* [3 E] */
 } layer_w;
 
 struct model_ref {
@@ -123,6 +127,22 @@ static int find_layer(layer_w *w, const kgm_config *c, const kgst *st, long l, c
     if (c->o_bias)
         W(o_bias, "self_attn.o_proj.bias", H, -1, 0);
     W(post_norm, "post_attention_layernorm.weight", H, -1, 0);
+    if (c->experts) {
+        W(router, "block_sparse_moe.gate.weight", c->experts, H, 0);
+        w->experts = calloc((size_t)(3 * c->experts), sizeof *w->experts);
+        if (!w->experts)
+            return fail(KG_ENOMEM, err, errlen, "model_ref: out of memory");
+        for (long e = 0; e < c->experts; e++) {
+            char x[64];
+            snprintf(x, sizeof x, "block_sparse_moe.experts.%ld.w1.weight", e);
+            W(experts[3 * e], x, I, H, 0);
+            snprintf(x, sizeof x, "block_sparse_moe.experts.%ld.w2.weight", e);
+            W(experts[3 * e + 1], x, H, I, 0);
+            snprintf(x, sizeof x, "block_sparse_moe.experts.%ld.w3.weight", e);
+            W(experts[3 * e + 2], x, I, H, 0);
+        }
+        return rc;
+    }
     W(gate, "mlp.gate_proj.weight", I, H, 0);
     W(up, "mlp.up_proj.weight", I, H, 0);
     W(down, "mlp.down_proj.weight", H, I, 0);
@@ -177,6 +197,8 @@ void model_ref_close(model_ref *m)
 {
     if (!m)
         return;
+    for (long l = 0; m->layers && l < m->c.layers; l++)
+        free(m->layers[l].experts);
     free(m->layers);
     free(m->inv_freq);
     free(m->k_cache);
@@ -284,6 +306,52 @@ typedef struct work {
     double *score;     /* [S] */
 } work;
 
+/* HF's MixtralSparseMoeBlock: y [N, H] from xn [N, H]. Per token: router logits xn W_r^T [E],
+ * p = softmax(logits), its K largest (ties to the lower expert index, as torch.topk's
+ * first-found), each divided by their sum; y = sum over those k of w_k * expert(xn), expert
+ * = w2 (SiLU(w1 xn) * (w3 xn)). */
+static void moe_block(double *y, const double *xn, const layer_w *lw, const kgm_config *c,
+                      long N)
+{
+    long H = c->hidden, I = c->intermediate, E = c->experts, K = c->experts_per_tok;
+    double *p = malloc(sizeof(double) * (size_t)E), *g = malloc(sizeof(double) * (size_t)I);
+    double *u = malloc(sizeof(double) * (size_t)I), *o = malloc(sizeof(double) * (size_t)H);
+    int *taken = malloc(sizeof(int) * (size_t)E);
+    for (long n = 0; p && g && u && o && taken && n < N; n++) {
+        const double *x = xn + n * H;
+        linear(p, x, lw->router, NULL, 1, E, H);
+        double mx = p[0], sum = 0;
+        for (long e = 1; e < E; e++)
+            mx = p[e] > mx ? p[e] : mx;
+        for (long e = 0; e < E; e++)
+            sum += p[e] = exp(p[e] - mx);
+        for (long e = 0; e < E; e++)
+            p[e] /= sum, taken[e] = 0;
+        long sel[8];
+        double ssum = 0;
+        for (long k = 0; k < K; k++) {
+            long best = -1;
+            for (long e = 0; e < E; e++)
+                if (!taken[e] && (best < 0 || p[e] > p[best]))
+                    best = e;
+            taken[best] = 1, sel[k] = best, ssum += p[best];
+        }
+        for (long h = 0; h < H; h++)
+            y[n * H + h] = 0;
+        for (long k = 0; k < K; k++) {
+            const kgst_tensor *const *ew = lw->experts + 3 * sel[k];
+            linear(g, x, ew[0], NULL, 1, I, H);
+            linear(u, x, ew[2], NULL, 1, I, H);
+            for (long i = 0; i < I; i++)
+                g[i] = g[i] / (1.0 + exp(-g[i])) * u[i]; /* SiLU(w1 x) * w3 x */
+            linear(o, g, ew[1], NULL, 1, H, I);
+            for (long h = 0; h < H; h++)
+                y[n * H + h] += p[sel[k]] / ssum * o[h];
+        }
+    }
+    free(p), free(g), free(u), free(o), free(taken);
+}
+
 /* x [N, H] += attention(rmsnorm(x)) of layer l, then += mlp(rmsnorm(x)). */
 static void layer(model_ref *m, long l, double *x, work *w, long T)
 {
@@ -314,6 +382,12 @@ static void layer(model_ref *m, long l, double *x, work *w, long T)
     for (long i = 0; i < N * H; i++)
         x[i] += w->t[i];
     rmsnorm(w->xn, x, lw->post_norm, c->rms_eps, N, H);
+    if (c->experts) {
+        moe_block(w->t, w->xn, lw, c, N);
+        for (long i = 0; i < N * H; i++)
+            x[i] += w->t[i];
+        return;
+    }
     linear(w->g, w->xn, lw->gate, NULL, N, I, H);
     linear(w->u, w->xn, lw->up, NULL, N, I, H);
     for (long i = 0; i < N * I; i++)
