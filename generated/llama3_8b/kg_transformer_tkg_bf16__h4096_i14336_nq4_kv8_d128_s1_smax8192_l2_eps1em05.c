@@ -19,10 +19,11 @@
  * 8 KV heads), X [B, 1, 4096] bf16 -> out [B, 1, 4096]. Per layer l, on h (bf16,
  * [B * 1, 4096], h = X before layer 0), token rows t = b * 1 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
- *       1e-05f); QKV = x @ W_qkvs[l] (32 Q heads of 128, 8 K, 8 V); RoPE on pairs (j, j + 64)
- *       by RoPE_cos, RoPE_sin [64, B, 1]; Q / sqrt(128); softmax attention of each Q head
- *       n (KV head g = n / 4) over the window of S_ctx slots: K_caches[l * 8 + g]
- *       [B, 1, 128, 8192] (transposed) and V_caches[l * 8 + g] [B, 1, 8192, 128] for slots
+ *       1e-05f); QKV = x @ W_qkvs[l] (32 Q heads of 128, 8 K, 8 V); RoPE on
+ *       pairs (j, j + 64) by RoPE_cos, RoPE_sin [64, B, 1]; Q / sqrt(128);
+ *       softmax attention of each Q head n (KV head g = n / 4) over the window of S_ctx
+ *       slots: K_caches[l * 8 + g] [B, 1, 128, 8192] (transposed) and
+ *       V_caches[l * 8 + g] [B, 1, 8192, 128] for slots
  *       < S_ctx - 1, the new K, V of g (rounded to bf16) for the last 1; slot j attends
  *       for (b, head n, token s) iff mask_cache[j, b, n, s];
  *       then the new K, V written to slots position_ids[b] + s of the caches

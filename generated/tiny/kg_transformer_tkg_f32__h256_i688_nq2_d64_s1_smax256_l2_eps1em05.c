@@ -25,10 +25,11 @@
  * 1 KV head), X [B, 1, 256] f32 -> out [B, 1, 256]. Per layer l, on h (f32,
  * [B * 1, 256], h = X before layer 0), token rows t = b * 1 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
- *       1e-05f); QKV = x @ W_qkvs[l] (2 Q heads of 64, 1 K, 1 V); RoPE on pairs (j, j + 32)
- *       by RoPE_cos, RoPE_sin [32, B, 1]; Q / sqrt(64); softmax attention of each Q head
- *       n (KV head g = n / 2) over the window of S_ctx slots: K_caches[l * 1 + g]
- *       [B, 1, 64, 256] (transposed) and V_caches[l * 1 + g] [B, 1, 256, 64] for slots
+ *       1e-05f); QKV = x @ W_qkvs[l] (2 Q heads of 64, 1 K, 1 V); RoPE on
+ *       pairs (j, j + 32) by RoPE_cos, RoPE_sin [32, B, 1]; Q / sqrt(64);
+ *       softmax attention of each Q head n (KV head g = n / 2) over the window of S_ctx
+ *       slots: K_caches[l * 1 + g] [B, 1, 64, 256] (transposed) and
+ *       V_caches[l * 1 + g] [B, 1, 256, 64] for slots
  *       < S_ctx - 1, the new K, V of g (rounded to f32) for the last 1; slot j attends
  *       for (b, head n, token s) iff mask_cache[j, b, n, s];
  *       then the new K, V written to slots position_ids[b] + s of the caches

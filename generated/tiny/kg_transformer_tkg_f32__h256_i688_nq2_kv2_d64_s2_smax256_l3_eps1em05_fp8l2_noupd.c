@@ -30,10 +30,11 @@
  * 2 KV heads), X [B, 2, 256] f32 -> out [B, 2, 256]. Per layer l, on h (f32,
  * [B * 2, 256], h = X before layer 0), token rows t = b * 2 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
- *       1e-05f); QKV = x @ W_qkvs[l] (4 Q heads of 64, 2 K, 2 V); RoPE on pairs (j, j + 32)
- *       by RoPE_cos, RoPE_sin [32, B, 2]; Q / sqrt(64); softmax attention of each Q head
- *       n (KV head g = n / 2) over the window of S_ctx slots: K_caches[l * 2 + g]
- *       [B, 1, 64, 256] (transposed) and V_caches[l * 2 + g] [B, 1, 256, 64] for slots
+ *       1e-05f); QKV = x @ W_qkvs[l] (4 Q heads of 64, 2 K, 2 V); RoPE on
+ *       pairs (j, j + 32) by RoPE_cos, RoPE_sin [32, B, 2]; Q / sqrt(64);
+ *       softmax attention of each Q head n (KV head g = n / 2) over the window of S_ctx
+ *       slots: K_caches[l * 2 + g] [B, 1, 64, 256] (transposed) and
+ *       V_caches[l * 2 + g] [B, 1, 256, 64] for slots
  *       < S_ctx - 2, the new K, V of g (rounded to f32) for the last 2; slot j attends
  *       for (b, head n, token s) iff mask_cache[j, b, n, s];
  *       the caches are only read; a = the attention rows [B * 2, 4 * 64] rounded to
