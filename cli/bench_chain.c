@@ -9,8 +9,8 @@
 #include "kgen/kgen.h"
 #include "tensor.h"
 
-/* At most this many kernel calls a pass: num_layers * kv_heads attention blocks (a list holds
- * at most 63 elements) and num_layers (at most 32) MLPs. */
+/* At most this many kernel calls a pass: num_layers * kv_heads attention blocks (at most 63, as
+ * a list holds), num_layers (at most 32) output projections and as many MLPs. */
 enum { MAX_CALLS = 128, MAX_KERNELS = 8, MAX_SETS = 16 };
 
 typedef struct chain {

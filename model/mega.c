@@ -11,16 +11,12 @@ int kgm_mega_alloc(kgm_model *m, char *err, size_t errlen)
     size_t L = (size_t)m->c.layers, E = L * (size_t)m->sh.nkv;
     m->mega_on = 1;
     g->k = calloc(E, sizeof *g->k), g->v = calloc(E, sizeof *g->v);
-    g->qkv = calloc(E, sizeof *g->qkv), g->o = calloc(E, sizeof *g->o);
+    g->qkv = calloc(L, sizeof *g->qkv), g->o = calloc(L, sizeof *g->o);
     g->gate = calloc(L, sizeof *g->gate), g->up = calloc(L, sizeof *g->up);
     g->down = calloc(L, sizeof *g->down);
     g->ln1 = calloc(L, sizeof *g->ln1), g->ln2 = calloc(L, sizeof *g->ln2);
     int bad = !g->k || !g->v || !g->qkv || !g->o || !g->gate || !g->up || !g->down ||
               !g->ln1 || !g->ln2;
-    if (m->sh.nkv > 1) {
-        g->own_qkv = calloc(E, sizeof *g->own_qkv), g->own_o = calloc(E, sizeof *g->own_o);
-        bad |= !g->own_qkv || !g->own_o;
-    }
     if (bad)
         snprintf(err, errlen, "out of memory for the megakernel's lists");
     return bad ? KG_ENOMEM : KG_OK;
@@ -29,13 +25,9 @@ int kgm_mega_alloc(kgm_model *m, char *err, size_t errlen)
 void kgm_mega_bind(kgm_model *m)
 {
     kgm_mega *g = &m->mega;
-    long nkv = m->sh.nkv;
     for (long l = 0; m->mega_on && l < m->c.layers; l++) {
         const kgm_layer *L = &m->layers[l];
-        for (long h = 0; h < nkv; h++) {
-            g->qkv[l * nkv + h] = g->own_qkv ? &g->own_qkv[l * nkv + h] : &L->qkv;
-            g->o[l * nkv + h] = g->own_o ? &g->own_o[l * nkv + h] : &L->o;
-        }
+        g->qkv[l] = &L->qkv, g->o[l] = &L->o; /* the layout the chain's kernels read */
         g->gate[l] = &L->gate, g->up[l] = &L->up, g->down[l] = &L->down;
         g->ln1[l] = L->ln1, g->ln2[l] = L->ln2;
     }
@@ -46,7 +38,7 @@ void kgm_mega_free(kgm_model *m)
     kgm_mega *g = &m->mega;
     for (long e = 0; g->k && e < m->c.layers * m->sh.nkv; e++)
         free(g->k[e]), free(g->v[e]);
-    free(g->k), free(g->v), free(g->qkv), free(g->o), free(g->own_qkv), free(g->own_o);
+    free(g->k), free(g->v), free(g->qkv), free(g->o);
     free(g->gate), free(g->up), free(g->down), free(g->ln1), free(g->ln2);
     free(g->cos), free(g->sin), free(g->mask), free(g->pos), free(g->out);
 }

@@ -80,8 +80,7 @@ typedef struct kgm_layer {
  * fused ones that prefill uses. */
 typedef struct kgm_mega {
     float **k, **v;                      /* [L nkv] */
-    const kg_wt **qkv, **o;              /* [L nkv] */
-    kg_wt *own_qkv, *own_o;              /* [L nkv] when nkv > 1, else NULL */
+    const kg_wt **qkv, **o;              /* [L]: the layers' own (every KV head of the rank) */
     const kg_wt **gate, **up, **down;    /* [L] */
     const float **ln1, **ln2;            /* [L] */
     float *cos, *sin;                    /* [d/2, max_batch]: the step's RoPE tables */
@@ -127,7 +126,7 @@ struct kgm_model {
 };
 
 /* mega.c: the megakernel's lists allocated (mega_on set; KG_OK or KG_ENOMEM with err), bound
- * to the loaded layers, freed (own_qkv / own_o are freed with the weights). */
+ * to the loaded layers (their own QKV and o weights, no second copy), freed. */
 int kgm_mega_alloc(kgm_model *m, char *err, size_t errlen);
 void kgm_mega_bind(kgm_model *m);
 void kgm_mega_free(kgm_model *m);

@@ -369,19 +369,6 @@ static int load_layer(loader *ld, long l)
     const part o = { nm[5], H, q, 0, H, q0, nq };
     if (rc == KG_OK)
         rc = pack(ld, &L->o, 1, &o, &L->o_s);
-    /* the megakernel with several KV heads on the rank: each head's own QKV (its query
-     * heads, its K and V) and o rows (kgm_mega); no fp8 (no scales) */
-    const kgm_mega *mk = &ld->m->mega;
-    long nh = s->nq / s->nkv * d;
-    for (long g = 0; rc == KG_OK && mk->own_qkv && g < s->nkv; g++) {
-        const part hq[3] = { { w[0], q, H, q0 + g * nh, nh, 0, H },
-                             { w[1], kv, H, k0 + g * d, d, 0, H },
-                             { w[2], kv, H, k0 + g * d, d, 0, H } };
-        const part ho = { nm[5], H, q, 0, H, q0 + g * nh, nh };
-        rc = pack(ld, &mk->own_qkv[l * s->nkv + g], 3, hq, NULL);
-        if (rc == KG_OK)
-            rc = pack(ld, &mk->own_o[l * s->nkv + g], 1, &ho, NULL);
-    }
     if (rc == KG_OK && c->o_bias) {
         /* added once to the sum of the ranks' partial outputs: rank 0's, zeros elsewhere */
         char ob[96];
@@ -455,8 +442,6 @@ void kgm_weights_free(kgm_model *m)
         free(L->qkv_bias), free(L->o_bias), free(L->ln1), free(L->ln2);
         free(L->qkv_s), free(L->o_s), free(L->gate_s), free(L->up_s), free(L->down_s);
     }
-    for (long e = 0; m->mega.own_qkv && e < m->c.layers * m->sh.nkv; e++)
-        kg_wt_free(&m->mega.own_qkv[e]), kg_wt_free(&m->mega.own_o[e]);
     kg_wt_free(&m->lm_head);
     free(m->lm_head_s);
     free(m->final_norm);

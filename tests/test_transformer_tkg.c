@@ -39,15 +39,19 @@ typedef struct call {
     uint8_t *mask;
     uint32_t *pos;
     float *Wg[LMAX], *Wu[LMAX], *Wd[LMAX], *gq[LMAX], *gm[LMAX], *sg[LMAX], *su[LMAX], *sd[LMAX];
+    /* W_qkv [H, nkv (N + 2) D]: the nkv N Q heads, the nkv K heads, the nkv V heads; W_out
+     * [nkv N D, H] */
+    float *Wqkv[LMAX], *Wout[LMAX];
     /* per (layer l, KV head g), element l * nkv + g */
-    float *Wqkv[EMAX], *Wout[EMAX], *K[EMAX], *V[EMAX];
+    float *K[EMAX], *V[EMAX];
 } call;
 
 static long n_tok(const call *c) { return c->o.B * c->o.S; }
 static long n_cache(const call *c) { return c->o.B * c->o.D * c->o.S_max; }
-static long n_qkv(const call *c) { return (c->o.N + 2) * c->o.D; }
 static int is_fp8(const call *c, int l) { return (c->o.fp8 >> l) & 1; }
 static int n_kv(const call *c) { return c->o.nkv > 0 ? c->o.nkv : 1; }
+static long n_qkv(const call *c) { return n_kv(c) * (c->o.N + 2) * c->o.D; }
+static long n_att(const call *c) { return n_kv(c) * c->o.N * c->o.D; } /* W_out's rows */
 static int n_el(const call *c) { return c->o.L * n_kv(c); } /* elements of the [lg] lists */
 
 static void call_free(call *c)
@@ -56,9 +60,10 @@ static void call_free(call *c)
     for (int l = 0; l < LMAX; l++) {
         free(c->Wg[l]), free(c->Wu[l]), free(c->Wd[l]);
         free(c->gq[l]), free(c->gm[l]), free(c->sg[l]), free(c->su[l]), free(c->sd[l]);
+        free(c->Wqkv[l]), free(c->Wout[l]);
     }
     for (int e = 0; e < EMAX; e++)
-        free(c->Wqkv[e]), free(c->Wout[e]), free(c->K[e]), free(c->V[e]);
+        free(c->K[e]), free(c->V[e]);
 }
 
 static float *dup(const float *x, long n)
@@ -107,7 +112,7 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
     c->o = *o, c->t = t, c->tp = 1;
     c->wt = plain_weights_set ? plain_weights : t;
     kg_dtype w = c->wt;
-    long T = n_tok(c), H = o->H, I = o->I, ND = o->N * o->D, B = o->B, S = o->S, W = o->S_ctx;
+    long T = n_tok(c), H = o->H, I = o->I, NA = n_att(c), B = o->B, S = o->S, W = o->S_ctx;
     long hc = o->D / 2 * T;
     c->X = randn(t, T * H, seed, 1.0f);
     c->cos = malloc(sizeof(float) * (size_t)hc), c->sin = malloc(sizeof(float) * (size_t)hc);
@@ -127,6 +132,8 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
             c->Wu[l] = randn(w, H * I, s + 3, 1.0f / sqrtf((float)H));
             c->Wd[l] = randn(w, I * H, s + 4, 1.0f / sqrtf((float)I));
         }
+        c->Wqkv[l] = randn(w, H * n_qkv(c), s + 10, 1.0f / sqrtf((float)H));
+        c->Wout[l] = randn(w, NA * H, s + 11, 1.0f / sqrtf((float)NA));
         c->gq[l] = randn(t, H, s + 8, 0.25f), c->gm[l] = randn(t, H, s + 9, 0.25f);
         for (long h = 0; h < H; h++) {
             c->gq[l][h] = kgt_round(t, c->gq[l][h] + 1.0f);
@@ -135,8 +142,6 @@ static void make_call(call *c, const tkg_ref_opts *o, kg_dtype t, unsigned long 
     }
     for (int e = 0; e < n_el(c); e++) {
         unsigned long long s = seed + 1000 + 100 * (unsigned long long)e;
-        c->Wqkv[e] = randn(w, H * n_qkv(c), s, 1.0f / sqrtf((float)H));
-        c->Wout[e] = randn(w, ND * H, s + 1, 1.0f / sqrtf((float)ND));
         c->K[e] = randn(t, n_cache(c), s + 10, 1.0f), c->V[e] = randn(t, n_cache(c), s + 11, 1.0f);
     }
     long NQ = n_kv(c) * o->N; /* every KV head's query heads */
@@ -178,7 +183,7 @@ static int wt_fmt(kg_dtype t)
 
 /* A call's weights packed for the kernels, per layer. */
 typedef struct packed {
-    kg_wt qkv[EMAX], out[EMAX], g[LMAX], u[LMAX], d[LMAX];
+    kg_wt qkv[LMAX], out[LMAX], g[LMAX], u[LMAX], d[LMAX];
     void *gq[LMAX], *gm[LMAX];
 } packed;
 
@@ -192,10 +197,8 @@ static void pack_call(packed *p, const call *c)
         kgt_wt_from_values(&p->u[l], fm, KG_WL_KN, o->H, o->I, c->Wu[l]);
         kgt_wt_from_values(&p->d[l], fm, KG_WL_KN, o->I, o->H, c->Wd[l]);
         p->gq[l] = kgt_encode(c->t, c->gq[l], o->H), p->gm[l] = kgt_encode(c->t, c->gm[l], o->H);
-    }
-    for (int e = 0; e < n_el(c); e++) {
-        kgt_wt_from_values(&p->qkv[e], f, KG_WL_KN, o->H, n_qkv(c), c->Wqkv[e]);
-        kgt_wt_from_values(&p->out[e], f, KG_WL_KN, o->N * o->D, o->H, c->Wout[e]);
+        kgt_wt_from_values(&p->qkv[l], f, KG_WL_KN, o->H, n_qkv(c), c->Wqkv[l]);
+        kgt_wt_from_values(&p->out[l], f, KG_WL_KN, n_att(c), o->H, c->Wout[l]);
     }
 }
 
@@ -203,10 +206,9 @@ static void pack_free(packed *p, const call *c)
 {
     for (int l = 0; l < c->o.L; l++) {
         kg_wt_free(&p->g[l]), kg_wt_free(&p->u[l]), kg_wt_free(&p->d[l]);
+        kg_wt_free(&p->qkv[l]), kg_wt_free(&p->out[l]);
         free(p->gq[l]), free(p->gm[l]);
     }
-    for (int e = 0; e < n_el(c); e++)
-        kg_wt_free(&p->qkv[e]), kg_wt_free(&p->out[e]);
 }
 
 /* Runs the megakernel k on c: out, the caches kc[l], vc[l] (encoded, updated in place). */
@@ -216,11 +218,10 @@ static int run_kernel(const kg_kernel *k, const call *c, void *out, void **kc, v
     long hc = o->D / 2 * n_tok(c);
     packed p;
     pack_call(&p, c);
-    const kg_wt *wq[EMAX], *wo[EMAX], *wg[LMAX], *wu[LMAX], *wd[LMAX];
+    const kg_wt *wq[LMAX], *wo[LMAX], *wg[LMAX], *wu[LMAX], *wd[LMAX];
     const void *gq[LMAX], *gm[LMAX], *sg[LMAX], *su[LMAX], *sd[LMAX];
-    for (int e = 0; e < n_el(c); e++)
-        wq[e] = &p.qkv[e], wo[e] = &p.out[e];
     for (int l = 0; l < o->L; l++) {
+        wq[l] = &p.qkv[l], wo[l] = &p.out[l];
         wg[l] = &p.g[l], wu[l] = &p.u[l], wd[l] = &p.d[l];
         gq[l] = p.gq[l], gm[l] = p.gm[l];
         sg[l] = c->sg[l], su[l] = c->su[l], sd[l] = c->sd[l]; /* NULL on plain layers */
@@ -360,58 +361,82 @@ Test(transformer_tkg, shapes)
 }
 
 /* ---- the chain of single-op kernels ------------------------------------------------------ */
-/* Per layer: attention_block_tkg (X = h) -> a; mlp TKG (hidden = a, add = h, add_out = h1,
- * fused RMSNorm) -> y; h = dtype(h1 + y). The megakernel runs the same code on the same values:
- * bit for bit. */
+/* Per layer: per KV head g, attention_block_tkg without its output projection (X = h, W_qkv
+ * the columns of g's Q heads, K and V, its caches, its heads' mask rows) -> its attention rows
+ * [B, N, D, S] in dtype; output_projection (CTE, attention [B, S, nkv N, D]) of them all -> a;
+ * mlp TKG (hidden = a, add = h, add_out = h1, fused RMSNorm) -> y; h = dtype(h1 + y). The
+ * megakernel runs the same code on the same values: bit for bit. */
 static void run_chain(const call *c, void *out, void **kc, void **vc)
 {
     const tkg_ref_opts *o = &c->o;
     kg_dtype t = c->t;
-    long T = n_tok(c), H = o->H, hc = o->D / 2 * T, nk = T * o->D;
-    char pa[1024], pm[1024], pm8[1100];
-    snprintf(pa, sizeof pa, "attention_block_tkg:dtype=%s,H=%ld,q_heads=%ld,d_head=%ld,"
-             "S_tkg=%ld,S_max=%ld,rmsnorm_X_enabled=true,rmsnorm_X_eps=%.9g,"
-             "K_cache_transposed=true,update_cache=%s", kg_dtype_name(t), H, o->N, o->D, o->S,
-             o->S_max, (double)o->eps, tf(o->update));
-    snprintf(pm, sizeof pm, "mlp:variant=TKG,dtype=%s,H=%ld,I=%ld,normalization_type=RMS_NORM,"
-             "eps=%.9g,fused_residual_add=true,store_fused_add_result=true", kg_dtype_name(t), H,
-             o->I, (double)o->eps);
-    snprintf(pm8, sizeof pm8, "%s,quantization_type=ROW,weight_dtype=e4m3", pm);
-    const kg_kernel *ka = kgt_jit(pa), *km = kgt_jit(pm), *km8 = o->fp8 ? kgt_jit(pm8) : NULL;
+    int G = n_kv(c);
+    long T = n_tok(c), H = o->H, N = o->N, D = o->D, S = o->S, B = o->B;
+    long hc = D / 2 * T, nk = T * D, NA = n_att(c), q = (N + 2) * D, Q = n_qkv(c);
+    char pa[1024], po[1024], pm[1024], pm8[1100];
+    const char *dt = kg_dtype_name(t), *wt = kg_dtype_name(c->wt);
+    snprintf(pa, sizeof pa, "attention_block_tkg:dtype=%s,weight_dtype=%s,H=%ld,q_heads=%ld,"
+             "d_head=%ld,S_tkg=%ld,S_max=%ld,rmsnorm_X_enabled=true,rmsnorm_X_eps=%.9g,"
+             "K_cache_transposed=true,update_cache=%s,W_out=false", dt, wt, H, N, D, S, o->S_max,
+             (double)o->eps, tf(o->update));
+    snprintf(po, sizeof po, "output_projection:variant=CTE,dtype=%s,weight_dtype=%s,N=%ld,D=%ld,"
+             "H=%ld,attn_layout=BSND", dt, wt, G * N, D, H);
+    snprintf(pm, sizeof pm, "mlp:variant=TKG,dtype=%s,weight_dtype=%s,H=%ld,I=%ld,"
+             "normalization_type=RMS_NORM,eps=%.9g,fused_residual_add=true,"
+             "store_fused_add_result=true", dt, wt, H, o->I, (double)o->eps);
+    snprintf(pm8, sizeof pm8, "mlp:variant=TKG,dtype=%s,H=%ld,I=%ld,normalization_type=RMS_NORM,"
+             "eps=%.9g,fused_residual_add=true,store_fused_add_result=true,"
+             "quantization_type=ROW,weight_dtype=e4m3", dt, H, o->I, (double)o->eps);
+    const kg_kernel *ka = kgt_jit(pa), *ko = kgt_jit(po), *km = kgt_jit(pm);
+    const kg_kernel *km8 = o->fp8 ? kgt_jit(pm8) : NULL;
     packed p;
     pack_call(&p, c);
+    /* KV head g's columns of each layer's W_qkv: its N Q heads, its K, its V */
+    cr_assert(G <= GMAX, "at most %d KV heads in a chain test", GMAX);
+    kg_wt hq[LMAX][GMAX];
+    float *wcol = malloc(sizeof(float) * (size_t)(H * q));
+    for (int l = 0; l < o->L; l++)
+        for (int g = 0; g < G; g++) {
+            for (long k = 0; k < H; k++) {
+                const float *src = c->Wqkv[l] + k * Q;
+                float *dst = wcol + k * q;
+                memcpy(dst, src + g * N * D, sizeof(float) * (size_t)(N * D));
+                memcpy(dst + N * D, src + NA + g * D, sizeof(float) * (size_t)D);
+                memcpy(dst + (N + 1) * D, src + NA + (G + g) * D, sizeof(float) * (size_t)D);
+            }
+            kgt_wt_from_values(&hq[l][g], wt_fmt(c->wt), KG_WL_KN, H, q, wcol);
+        }
+    free(wcol);
+    size_t w = kgt_dtype_size(t);
     void *h = kgt_encode(t, c->X, T * H), *a = kgt_poisoned(t, T * H), *y = kgt_poisoned(t, T * H);
-    void *h1 = kgt_poisoned(t, T * H);
+    void *h1 = kgt_poisoned(t, T * H), *xo = kgt_poisoned(t, T * N * D);
+    char *att = kgt_poisoned(t, T * NA);
     void *cs = kgt_encode(t, c->cos, hc), *sn = kgt_encode(t, c->sin, hc);
     void *kt = kgt_poisoned(t, nk), *vt = kgt_poisoned(t, nk);
     /* KV head g's mask: query heads g * N .. of [S_ctx, B, nkv * N, S] */
-    int G = n_kv(c);
-    long NS = o->N * o->S, nm = o->S_ctx * o->B * NS;
+    long NS = N * S, nm = o->S_ctx * B * NS;
     uint8_t *mk = malloc((size_t)(G * nm));
     for (int g = 0; g < G; g++)
-        for (long jb = 0; jb < o->S_ctx * o->B; jb++)
+        for (long jb = 0; jb < o->S_ctx * B; jb++)
             memcpy(mk + g * nm + jb * NS, c->mask + (jb * G + g) * NS, (size_t)NS);
-    float *acc = malloc(sizeof(float) * (size_t)(T * H));
     for (int l = 0; l < o->L; l++) {
-        /* the KV heads' attention blocks, their partials summed in fp32 and rounded once */
         for (int g = 0; g < G; g++) {
             int e = l * G + g;
             cr_assert_eq(((kg_attention_block_tkg_fn *)ka->fn)(
-                             a, kt, vt, kc[e], vc[e], h, p.gq[l], &p.qkv[e], NULL, NULL, NULL,
+                             xo, kt, vt, kc[e], vc[e], h, p.gq[l], &hq[l][g], NULL, NULL, NULL,
                              NULL, cs, sn, NULL, mk + g * nm, NULL, NULL, NULL,
-                             o->update ? c->pos : NULL, &p.out[e], NULL, NULL, NULL, o->B,
-                             o->S_ctx, o->B), KG_OK, "%s layer %d", ka->name, l);
-            float *fa = kgt_decode(t, a, T * H);
-            for (long i = 0; i < T * H; i++)
-                acc[i] = g == 0 ? fa[i] : acc[i] + fa[i];
-            free(fa);
+                             o->update ? c->pos : NULL, NULL, NULL, NULL, NULL, B, o->S_ctx, B),
+                         KG_OK, "%s layer %d", ka->name, l);
+            /* [B, N, D, S] into head rows g * N.. of [B, S, nkv * N, D] */
+            for (long b = 0; b < B; b++)
+                for (long n = 0; n < N; n++)
+                    for (long d = 0; d < D; d++)
+                        for (long s = 0; s < S; s++)
+                            memcpy(att + (((b * S + s) * G * N + g * N + n) * D + d) * w,
+                                   (char *)xo + (((b * N + n) * D + d) * S + s) * w, w);
         }
-        if (G > 1) {
-            free(a);
-            for (long i = 0; i < T * H; i++)
-                acc[i] = kgt_round(t, acc[i]);
-            a = kgt_encode(t, acc, T * H);
-        }
+        cr_assert_eq(((kg_output_projection_fn *)ko->fn)(a, att, &p.out[l], NULL, NULL, NULL, B,
+                                                         S), KG_OK, "%s layer %d", ko->name, l);
         const kg_kernel *m = is_fp8(c, l) ? km8 : km;
         cr_assert_eq(((kg_mlp_fn *)m->fn)(y, h1, a, h, &p.g[l], &p.u[l], &p.d[l], c->sg[l],
                                           c->su[l], c->sd[l], NULL, NULL, p.gm[l], NULL, NULL,
@@ -423,9 +448,12 @@ static void run_chain(const call *c, void *out, void **kc, void **vc)
         h = kgt_encode(t, f1, T * H);
         free(f1), free(fy);
     }
-    memcpy(out, h, (size_t)(T * H) * kgt_dtype_size(t));
-    free(h), free(a), free(y), free(h1), free(cs), free(sn), free(kt), free(vt), free(mk);
-    free(acc);
+    memcpy(out, h, (size_t)(T * H) * w);
+    free(h), free(a), free(y), free(h1), free(xo), free(att), free(cs), free(sn), free(kt);
+    free(vt), free(mk);
+    for (int l = 0; l < o->L; l++)
+        for (int g = 0; g < G; g++)
+            kg_wt_free(&hq[l][g]);
     pack_free(&p, c);
 }
 
@@ -469,8 +497,13 @@ Test(transformer_tkg, chain_of_single_ops_bit_for_bit, .timeout = 120 * KGT_TIME
     o.L = 1, o.B = 4, o.S = 3;
     check_chain(&o, KG_F16);
     o = base();
-    o.nkv = 3, o.fp8 = 1; /* three KV heads: three attention blocks a layer, summed */
+    o.nkv = 3, o.fp8 = 1; /* three KV heads: three attention blocks a layer, one projection */
     check_chain(&o, KG_BF16);
+    o.B = 3, o.S = 2, o.S_ctx = 23;
+    check_chain(&o, KG_F16);
+    plain_weights_set = 1, plain_weights = KG_BF16; /* the runner's: f32 with bf16 weights */
+    check_chain(&o, KG_F32);
+    plain_weights_set = 0;
 }
 
 Test(transformer_tkg, kv_heads)

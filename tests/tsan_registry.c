@@ -2,13 +2,16 @@
  * -fsanitize=thread, its own CTest; a race TSan sees makes it exit 66). One thread adds kernels
  * to a registry, by kg_registry_add and by JIT-compiling them, while two threads look them up,
  * walk the list and call what they find, and one changes the thread count the others read.
- * Plain C with pthreads (no Criterion: its runner's own threads are not what is under test). */
+ * Then the threads-as-ranks all-reduce (kgen/coll.h, its spin-then-sleep barrier) between 2
+ * and 3 ranks, each checking every sum. Plain C with pthreads (no Criterion: its runner's own
+ * threads are not what is under test). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kgen/coll.h"
 #include "kgen/kgen.h"
 
 enum { NADD = 300, NJIT = 4, NREADERS = 2 };
@@ -118,6 +121,53 @@ static void *thread_setter(void *arg)
     return NULL;
 }
 
+/* ---- the threads-as-ranks all-reduce ------------------------------------------------------ */
+
+enum { NRED = 400, NVAL = 37 };
+
+typedef struct rank_arg {
+    kg_coll *c;
+    int r, size;
+} rank_arg;
+
+/* NRED all-reduces of NVAL values (rank r's value i of call k: r + i + k), every sum checked,
+ * a barrier every 50 calls. */
+static void *rank_main(void *arg)
+{
+    rank_arg *a = arg;
+    float x[NVAL], y[NVAL];
+    for (int k = 0; k < NRED; k++) {
+        for (int i = 0; i < NVAL; i++)
+            x[i] = (float)(a->r + i + k);
+        int rc = kgp_all_reduce(a->c, y, x, NVAL, KG_COLL_F32);
+        CHECK(rc == KG_OK, "rank %d all-reduce %d: %d", a->r, k, rc);
+        for (int i = 0; rc == KG_OK && i < NVAL; i++) {
+            float want = (float)(a->size * (i + k) + a->size * (a->size - 1) / 2);
+            CHECK(y[i] == want, "rank %d call %d value %d: %g, expected %g", a->r, k, i,
+                  (double)y[i], (double)want);
+        }
+        if (k % 50 == 0)
+            CHECK(kgp_barrier(a->c) == KG_OK, "rank %d barrier %d", a->r, k);
+    }
+    return NULL;
+}
+
+static void all_reduce_ranks(int size)
+{
+    kg_coll *c[3];
+    rank_arg a[3];
+    pthread_t t[3];
+    CHECK(kg_coll_threads(size, c) == KG_OK, "kg_coll_threads(%d)", size);
+    for (int r = 0; r < size; r++) {
+        a[r] = (rank_arg){ c[r], r, size };
+        pthread_create(&t[r], NULL, rank_main, &a[r]);
+    }
+    for (int r = 0; r < size; r++)
+        pthread_join(t[r], NULL);
+    for (int r = 0; r < size; r++)
+        kg_coll_free(c[r]);
+}
+
 int main(void)
 {
     reg = kg_registry_new();
@@ -136,8 +186,10 @@ int main(void)
     CHECK(n == NADD + NJIT, "%d kernels registered, expected %d", n, NADD + NJIT);
     CHECK(kg_registry_find(reg, "kg_nope") == NULL, "found a kernel never added");
     kg_registry_free(reg);
+    all_reduce_ranks(2);
+    all_reduce_ranks(3);
     int bad = atomic_load(&failures);
-    printf("tsan_registry: %d kernels added while %d threads looked them up: %s\n", n,
-           NREADERS, bad ? "FAILED" : "ok");
+    printf("tsan_registry: %d kernels added while %d threads looked them up, %d all-reduces "
+           "between 2 and 3 ranks: %s\n", n, NREADERS, NRED, bad ? "FAILED" : "ok");
     return bad ? 1 : 0;
 }

@@ -19,20 +19,23 @@
  * 8 KV heads), X [B, 1, 4096] bf16 -> out [B, 1, 4096]. Per layer l, on h (bf16,
  * [B * 1, 4096], h = X before layer 0), token rows t = b * 1 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
- *       1e-05f); QKV = x @ W_qkvs[l] (4 Q heads of 128, K, V); RoPE on pairs (j, j + 64)
- *       by RoPE_cos, RoPE_sin [64, B, 1]; Q / sqrt(128); softmax attention of each Q head
- *       over the window of S_ctx slots: K_caches[l] [B, 1, 128, 8192] (transposed) and
- *       V_caches[l] [B, 1, 8192, 128] for slots < S_ctx - 1, the new K, V (rounded to bf16)
- *       for the last 1; slot j attends for (b, head n, token s) iff mask_cache[j, b, n, s];
+ *       1e-05f); QKV = x @ W_qkvs[l] (32 Q heads of 128, 8 K, 8 V); RoPE on
+ *       pairs (j, j + 64) by RoPE_cos, RoPE_sin [64, B, 1]; Q / sqrt(128);
+ *       softmax attention of each Q head n (KV head g = n / 4) over the window of S_ctx
+ *       slots: K_caches[l * 8 + g] [B, 1, 128, 8192] (transposed) and
+ *       V_caches[l * 8 + g] [B, 1, 8192, 128] for slots
+ *       < S_ctx - 1, the new K, V of g (rounded to bf16) for the last 1; slot j attends
+ *       for (b, head n, token s) iff mask_cache[j, b, n, s];
  *       then the new K, V written to slots position_ids[b] + s of the caches
- *       (0xFFFFFFFF: none); a = attention @ W_outs[l], rounded to bf16;
- *   (per KV head g < 8: W_qkvs, W_outs, K_caches, V_caches element l * 8 + g, query heads
- *   g * 4 .. g * 4 + 3 of mask_cache; a = the heads' partials summed in fp32, rounded once);
+ *       (0xFFFFFFFF: none); a = the attention rows [B * 1, 32 * 128] rounded to bf16
+ *       @ W_outs[l], rounded to bf16;
  *   h1 = h + a (fp32; stored rounded to bf16);
  *   y = the TKG MLP of mlp (its code) on h1: RMSNorm(h1, W_gamma_mlps[l], 1e-05f),
  *       SiLU(x @ W_gates[l]) * (x @ W_ups[l]) @ W_downs[l], rounded to bf16;
  *   h = round(h1 + y) to bf16 (the last layer's into out).
- * Weights are packed kg_wt handles; the lists hold one pointer a layer. Before a layer's
+ * Weights are packed kg_wt handles; the lists hold one pointer a layer (the caches' one a
+ * (layer, KV head)): one QKV and one output projection a layer over every KV head, the
+ * attention core per KV head, each reading its heads' mask rows in place. Before a layer's
  * attention the first 256 KiB of its W_gates and W_ups panels are prefetched,
  * before its MLP those of the next layer's W_qkvs (kgp_prefetch_wt: hints, no value changes).
  * Scratch (kgp_scratch, per call): the activations h, a, y (bf16 [B * 1, 4096]), two fp32
@@ -91,7 +94,7 @@ static int attends(const struct ctx *c, long b, long h, long g, long k)
 {
     long hq = h * 4 + g / 1, i = g % 1, first = c->sp - 1;
     (void)first;
-    return c->mask[((k * c->B + b) * 4 + hq) * 1 + i] != 0;
+    return c->mask[((k * c->B + b) * 32 + hq) * 1 + i] != 0;
 }
 
 /* Prior slot k of pair (b, h): its row of 128 in cache. */
@@ -398,61 +401,69 @@ static void mlp_blocks(struct mlp_ctx *c, long T, const kg_wt *gate_w,
 /* Whether layer l's MLP is ROW fp8 (bit l). */
 static const kg_u8 tk_fp8[2] = { 0, 0 };
 
-/* The attention's scratch in floats at B sequences (attn_block_run.c.in's list). */
+/* The attention's scratch in floats at B sequences: the per-call rows (SCR_FLOATS), the normed
+ * rows [T, 4096], their projection [T, 6144], one KV head's projection row [768], the
+ * attention rows [T, 4096], their projection [T, 4096], then the core's pairs and tasks. */
 static long tk_attn_floats(long B, long nch)
 {
-    long mb = B * 1 < 128 ? B * 1 : 128;
-    return SCR_FLOATS + mb * 8192 + B * (PAIR_FLOATS + nch * TASK_FLOATS);
+    return SCR_FLOATS + B * 18432L + 768
+           + B * (PAIR_FLOATS + nch * TASK_FLOATS);
 }
 
-/* One layer's attention block (attention_block_tkg's code): X [T, 4096] -> X_out [T, 4096]. */
-static int tk_attention(float *mem, long B, long S_ctx, kg_u16 *X_out, kg_u16 *K_cache,
-                        kg_u16 *V_cache, kg_u16 *K_tkg, kg_u16 *V_tkg, const kg_u16 *X,
+/* One layer's attention block (attention_block_tkg's code, every KV head of the rank at once):
+ * X [T, 4096] -> X_out [T, 4096]; KV head g's caches K_caches[g], V_caches[g], its query heads'
+ * mask rows those of heads g * 4.. of mask_cache. */
+static int tk_attention(float *mem, long B, long S_ctx, kg_u16 *X_out, kg_u16 *const *K_caches,
+                        kg_u16 *const *V_caches, kg_u16 *K_tkg, kg_u16 *V_tkg, const kg_u16 *X,
                         const kg_u16 *rmsnorm_X_gamma, const kg_wt *W_qkv, const kg_u16 *cos,
-                        const kg_u16 *sin, const kg_u8 *attention_mask,
+                        const kg_u16 *sin, const kg_u8 *mask_cache,
                         const kg_u32 *kv_cache_update_idx, const kg_wt *W_out)
 {
     struct ctx c;
-    long nb = B, T = B * 1, mb = T < 128 ? T : 128;
+    long T = B * 1;
+    float *xn = mem + SCR_FLOATS, *qkv = xn + T * 4096, *row = qkv + T * 6144;
+    float *ao = row + 768, *po = ao + T * 4096;
     c.nch = (S_ctx + 512 - 1) / 512;
-    (void)K_tkg, (void)V_tkg;
-    const kg_u32 *idx = kv_cache_update_idx;
-    float *A = mem + SCR_FLOATS, *C = A + mb * 4096;
-    kg_u16 *out = X_out;
-    c.k_prior = K_cache, c.v_prior = V_cache, c.mask = attention_mask;
     c.B = B, c.sp = S_ctx;
-    c.pair = C + mb * 4096, c.task = c.pair + nb * PAIR_FLOATS;
+    c.pair = po + T * 4096, c.task = c.pair + B * PAIR_FLOATS;
+    (void)K_tkg, (void)V_tkg;
     c.X = X;
     kgp_cvt_bf16_f32(mem + SCR_GAMMA, rmsnorm_X_gamma, 4096);
     c.gamma = mem + SCR_GAMMA;
     c.cos = cos, c.sin = sin, c.cs = mem + SCR_CS;
-    /* pass 1: the projection, in blocks of 128 token rows */
-    for (long t0 = 0; t0 < T; t0 += 128) {
-        long m = T - t0 < 128 ? T - t0 : 128;
-        for (long r = 0; r < m; r++)
-            load_row(&c, t0 + r, A + r * 4096);
-        kgp_matmul_f32(C, 768, A, 4096, m, W_qkv);
-        for (long r = 0; r < m; r++)
-            store_row(&c, t0 + r, C + r * 768);
-    }
-    /* passes 2 and 3: attention, the outputs replacing the query rows */
-    attend(&c);
-    write_cache(&c, K_cache, V_cache, idx);
-    /* the output projection: A[t, n*128 + d] = head n's row of token t */
-    for (long t0 = 0; t0 < T; t0 += 128) {
-        long m = T - t0 < 128 ? T - t0 : 128;
-        for (long r = 0; r < m; r++) {
-            long b = (t0 + r) / 1, s = (t0 + r) % 1;
-            const float *ob = c.pair + b * PAIR_FLOATS + PAIR_Q;
+    /* one projection of every KV head's columns: QKV = RMSNorm(X) @ W_qkv */
+    for (long t = 0; t < T; t++)
+        load_row(&c, t, xn + t * 4096);
+    kgp_matmul_f32(qkv, 6144, xn, 4096, T, W_qkv);
+    for (long g = 0; g < 8; g++) {
+        /* KV head g's columns as its attention block's row: its 4 Q heads, its K, its V */
+        for (long t = 0; t < T; t++) {
+            const float *q = qkv + t * 6144;
+            for (long i = 0; i < 512; i++)
+                row[i] = q[g * 512 + i];
+            for (long i = 0; i < 128; i++) {
+                row[512 + i] = q[4096 + g * 128 + i];
+                row[640 + i] = q[5120 + g * 128 + i];
+            }
+            store_row(&c, t, row);
+        }
+        c.k_prior = K_caches[g], c.v_prior = V_caches[g], c.mask = mask_cache + g * 4;
+        attend(&c);
+        write_cache(&c, K_caches[g], V_caches[g], kv_cache_update_idx);
+        /* its heads' outputs (in the query rows) into the attention rows: A[t, n * 128 + d] */
+        for (long t = 0; t < T; t++) {
+            const float *ob = c.pair + t / 1 * PAIR_FLOATS + PAIR_Q;
+            float *a = ao + t * 4096 + g * 512;
             for (long n = 0; n < 4; n++)
-                for (long t = 0; t < 128; t++)
-                    A[r * 512 + n * 128 + t] = ob[(n * 1 + s) * 128 + t];
-        }
-        kgp_matmul_f32(C, 4096, A, 512, m, W_out);
-        for (long r = 0; r < m; r++) {
-            kgp_cvt_f32_bf16(out + (t0 + r) * 4096, C + r * 4096, 4096);
+                for (long d = 0; d < 128; d++)
+                    a[n * 128 + d] = ob[(n * 1 + t % 1) * 128 + d];
         }
     }
+    /* stored in bf16 as the chain's attention block hands them to the output projection */
+    kgp_round_bf16_f32(ao, ao, T * 4096);
+    kgp_matmul_f32(po, 4096, ao, 4096, T, W_out);
+    for (long t = 0; t < T; t++)
+        kgp_cvt_f32_bf16(X_out + t * 4096, po + t * 4096, 4096);
     return KG_OK;
 }
 
@@ -509,12 +520,12 @@ static int tk_check(
         !W_downs || !W_gamma_qkvs || !W_gamma_mlps || !RoPE_cos || !RoPE_sin || !mask_cache)
         return KG_EARG;
     for (long e = 0; e < 16; e++) /* element l * 8 + g: layer l's KV head g */
-        if (!K_caches[e] || !V_caches[e] ||
-            !kgp_wt_is(W_qkvs[e], 4096, 768, KG_WT_BF16, 0) ||
-            !kgp_wt_is(W_outs[e], 512, 4096, KG_WT_BF16, 0))
+        if (!K_caches[e] || !V_caches[e])
             return KG_EARG;
     for (long l = 0; l < 2; l++) {
-        if (!W_gamma_qkvs[l] || !W_gamma_mlps[l])
+        if (!W_gamma_qkvs[l] || !W_gamma_mlps[l] ||
+            !kgp_wt_is(W_qkvs[l], 4096, 6144, KG_WT_BF16, 0) ||
+            !kgp_wt_is(W_outs[l], 4096, 4096, KG_WT_BF16, 0))
             return KG_EARG;
         int fmt = tk_fp8[l] ? KG_WT_E4M3 : KG_WT_BF16;
         if (!kgp_wt_is(W_gates[l], 4096, 14336, fmt, 0) ||
@@ -563,21 +574,18 @@ int kg_transformer_tkg_bf16__h4096_i14336_nq4_kv8_d128_s1_smax8192_l2_eps1em05(
     long act = (T * 8192 + 63) / 64 * 16;
     long kv = 0;
     /* the scratch's floats: refuse a B that overflows them */
-    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 8 - SCR_FLOATS - 1048576L
+    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 8 - SCR_FLOATS - 768
                                      - mlp_SCR_FLOATS - 64L * mlp_ROW_FLOATS - 8192)
-            / (PAIR_FLOATS + nch * TASK_FLOATS + 20736
-               + 32L * S_ctx))
+            / (PAIR_FLOATS + nch * TASK_FLOATS
+               + 30976))
         rc = KG_EARG;
     float *mem = 0;
     long work = 0;
-    /* per KV head: its partial (act), the fp32 sum of the heads' (T * 4096) and each head's
-     * mask [S_ctx, B, 4, 1] (nm bytes) */
-    long nm = S_ctx * B * 4, heads = act + T * 4096 + (8 * nm + 63) / 64 * 16;
     if (rc == KG_OK && B > 0) {
         long m = T < 64 ? T : 64, wm = m * mlp_ROW_FLOATS + mlp_SCR_FLOATS;
         work = tk_attn_floats(B, nch);
         work = work > wm ? work : wm;
-        long floats = 3 * act + 2 * kv + 8192 + heads + work;
+        long floats = 3 * act + 2 * kv + 8192 + work;
         if (!(mem = kgp_scratch(floats * (long)sizeof(float))))
             rc = KG_ENOMEM;
     }
@@ -585,44 +593,21 @@ int kg_transformer_tkg_bf16__h4096_i14336_nq4_kv8_d128_s1_smax8192_l2_eps1em05(
         return rc;
     kg_u16 *h = (kg_u16 *)mem, *a = (kg_u16 *)(mem + act), *y = (kg_u16 *)(mem + 2 * act);
     kg_u16 *kt = (kg_u16 *)(mem + 3 * act), *vt = (kg_u16 *)(mem + 3 * act + kv);
-    float *r0 = mem + 3 * act + 2 * kv, *r1 = r0 + 4096, *wk = r1 + 4096 + heads;
-    kg_u16 *ag = (kg_u16 *)(r1 + 4096);
-    float *acc = r1 + 4096 + act;
-    kg_u8 *mk = (kg_u8 *)(acc + T * 4096);
-    /* mask_cache [S_ctx, B, 32, 1] as KV head g's [S_ctx, B, 4, 1] at
-     * mk + g * nm */
-    const kg_u8 *mc = mask_cache;
-    for (long g = 0; g < 8; g++)
-        for (long jb = 0; jb < S_ctx * B; jb++)
-            for (long i = 0; i < 4; i++)
-                mk[g * nm + jb * 4 + i] = mc[(jb * 8 + g) * 4 + i];
+    float *r0 = mem + 3 * act + 2 * kv, *r1 = r0 + 4096, *wk = r1 + 4096;
     const kg_u16 *cur = X; /* the layer's input: X, then h */
     kg_u16 *dst = out;
     for (long l = 0; l < 2; l++) {
         /* while the attention streams the KV cache, the first panels of this layer's MLP
          * weights are on their way (a hint) */
         kgp_prefetch_wt(W_gates[l], 262144L), kgp_prefetch_wt(W_ups[l], 262144L);
-        /* each KV head's attention block; a = their partials' fp32 sum, rounded once */
-        for (long g = 0; g < 8; g++) {
-            long e = l * 8 + g;
-            rc = tk_attention(wk, B, S_ctx, ag, ((kg_u16 *const *)K_caches)[e],
-                              ((kg_u16 *const *)V_caches)[e], kt, vt, cur, W_gamma_qkvs[l],
-                              W_qkvs[e], RoPE_cos, RoPE_sin, mk + g * nm, position_ids,
-                              W_outs[e]);
-            if (rc != KG_OK)
-                return rc;
-            for (long t = 0; t < T; t++) {
-                float *s = acc + t * 4096;
-                kgp_cvt_bf16_f32(g == 0 ? s : r0, ag + t * 4096, 4096);
-                if (g > 0)
-                    kgp_add_f32(s, s, r0, 4096);
-            }
-        }
-        for (long t = 0; t < T; t++)
-            kgp_cvt_f32_bf16(a + t * 4096, acc + t * 4096, 4096);
+        rc = tk_attention(wk, B, S_ctx, a, (kg_u16 *const *)K_caches + l * 8,
+                          (kg_u16 *const *)V_caches + l * 8, kt, vt, cur, W_gamma_qkvs[l],
+                          W_qkvs[l], RoPE_cos, RoPE_sin, mask_cache, position_ids, W_outs[l]);
+        if (rc != KG_OK)
+            return rc;
         /* and while the MLP runs, the next layer's first QKV panels */
         if (l + 1 < 2)
-            kgp_prefetch_wt(W_qkvs[(l + 1) * 8], 262144L);
+            kgp_prefetch_wt(W_qkvs[l + 1], 262144L);
         /* h1 = h + a into h (add_out), y = MLP(h1) */
         tk_mlp(wk, T, y, h, a, cur, W_gates[l], W_ups[l], W_downs[l], W_gamma_mlps[l]);
         /* the residual: h = h1 + y, the last layer's into out */

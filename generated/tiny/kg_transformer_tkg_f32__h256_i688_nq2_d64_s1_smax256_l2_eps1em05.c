@@ -25,18 +25,23 @@
  * 1 KV head), X [B, 1, 256] f32 -> out [B, 1, 256]. Per layer l, on h (f32,
  * [B * 1, 256], h = X before layer 0), token rows t = b * 1 + s:
  *   a = the attention block of attention_block_tkg (its code): x = RMSNorm(h, W_gamma_qkvs[l],
- *       1e-05f); QKV = x @ W_qkvs[l] (2 Q heads of 64, K, V); RoPE on pairs (j, j + 32)
- *       by RoPE_cos, RoPE_sin [32, B, 1]; Q / sqrt(64); softmax attention of each Q head
- *       over the window of S_ctx slots: K_caches[l] [B, 1, 64, 256] (transposed) and
- *       V_caches[l] [B, 1, 256, 64] for slots < S_ctx - 1, the new K, V (rounded to f32)
- *       for the last 1; slot j attends for (b, head n, token s) iff mask_cache[j, b, n, s];
+ *       1e-05f); QKV = x @ W_qkvs[l] (2 Q heads of 64, 1 K, 1 V); RoPE on
+ *       pairs (j, j + 32) by RoPE_cos, RoPE_sin [32, B, 1]; Q / sqrt(64);
+ *       softmax attention of each Q head n (KV head g = n / 2) over the window of S_ctx
+ *       slots: K_caches[l * 1 + g] [B, 1, 64, 256] (transposed) and
+ *       V_caches[l * 1 + g] [B, 1, 256, 64] for slots
+ *       < S_ctx - 1, the new K, V of g (rounded to f32) for the last 1; slot j attends
+ *       for (b, head n, token s) iff mask_cache[j, b, n, s];
  *       then the new K, V written to slots position_ids[b] + s of the caches
- *       (0xFFFFFFFF: none); a = attention @ W_outs[l], rounded to f32;
+ *       (0xFFFFFFFF: none); a = the attention rows [B * 1, 2 * 64] rounded to f32
+ *       @ W_outs[l], rounded to f32;
  *   h1 = h + a (fp32; stored rounded to f32);
  *   y = the TKG MLP of mlp (its code) on h1: RMSNorm(h1, W_gamma_mlps[l], 1e-05f),
  *       SiLU(x @ W_gates[l]) * (x @ W_ups[l]) @ W_downs[l], rounded to f32;
  *   h = round(h1 + y) to f32 (the last layer's into out).
- * Weights are packed kg_wt handles; the lists hold one pointer a layer. Before a layer's
+ * Weights are packed kg_wt handles; the lists hold one pointer a layer (the caches' one a
+ * (layer, KV head)): one QKV and one output projection a layer over every KV head, the
+ * attention core per KV head, each reading its heads' mask rows in place. Before a layer's
  * attention the first 256 KiB of its W_gates and W_ups panels are prefetched,
  * before its MLP those of the next layer's W_qkvs (kgp_prefetch_wt: hints, no value changes).
  * Scratch (kgp_scratch, per call): the activations h, a, y (f32 [B * 1, 256]), two fp32
@@ -415,61 +420,67 @@ static void tk_copy(float *y, const float *x, long n)
 /* Whether layer l's MLP is ROW fp8 (bit l). */
 static const kg_u8 tk_fp8[2] = { 0, 0 };
 
-/* The attention's scratch in floats at B sequences (attn_block_run.c.in's list). */
+/* The attention's scratch in floats at B sequences: the per-call rows (SCR_FLOATS), the normed
+ * rows [T, 256], their projection [T, 256], one KV head's projection row [256], the
+ * attention rows [T, 128], their projection [T, 256], then the core's pairs and tasks. */
 static long tk_attn_floats(long B, long nch)
 {
-    long mb = B * 1 < 128 ? B * 1 : 128;
-    return SCR_FLOATS + mb * 512 + B * (PAIR_FLOATS + nch * TASK_FLOATS);
+    return SCR_FLOATS + B * 896L + 256
+           + B * (PAIR_FLOATS + nch * TASK_FLOATS);
 }
 
-/* One layer's attention block (attention_block_tkg's code): X [T, 256] -> X_out [T, 256]. */
-static int tk_attention(float *mem, long B, long S_ctx, float *X_out, float *K_cache,
-                        float *V_cache, float *K_tkg, float *V_tkg, const float *X,
+/* One layer's attention block (attention_block_tkg's code, every KV head of the rank at once):
+ * X [T, 256] -> X_out [T, 256]; KV head g's caches K_caches[g], V_caches[g], its query heads'
+ * mask rows those of heads g * 2.. of mask_cache. */
+static int tk_attention(float *mem, long B, long S_ctx, float *X_out, float *const *K_caches,
+                        float *const *V_caches, float *K_tkg, float *V_tkg, const float *X,
                         const float *rmsnorm_X_gamma, const kg_wt *W_qkv, const float *cos,
-                        const float *sin, const kg_u8 *attention_mask,
+                        const float *sin, const kg_u8 *mask_cache,
                         const kg_u32 *kv_cache_update_idx, const kg_wt *W_out)
 {
     struct ctx c;
-    long nb = B, T = B * 1, mb = T < 128 ? T : 128;
+    long T = B * 1;
+    float *xn = mem + SCR_FLOATS, *qkv = xn + T * 256, *row = qkv + T * 256;
+    float *ao = row + 256, *po = ao + T * 128;
     c.nch = (S_ctx + 512 - 1) / 512;
-    (void)K_tkg, (void)V_tkg;
-    const kg_u32 *idx = kv_cache_update_idx;
-    float *A = mem + SCR_FLOATS, *C = A + mb * 256;
-    float *out = X_out;
-    c.k_prior = K_cache, c.v_prior = V_cache, c.mask = attention_mask;
     c.B = B, c.sp = S_ctx;
-    c.pair = C + mb * 256, c.task = c.pair + nb * PAIR_FLOATS;
+    c.pair = po + T * 256, c.task = c.pair + B * PAIR_FLOATS;
+    (void)K_tkg, (void)V_tkg;
     c.X = X;
     copy_f32(mem + SCR_GAMMA, rmsnorm_X_gamma, 256);
     c.gamma = mem + SCR_GAMMA;
     c.cos = cos, c.sin = sin, c.cs = mem + SCR_CS;
-    /* pass 1: the projection, in blocks of 128 token rows */
-    for (long t0 = 0; t0 < T; t0 += 128) {
-        long m = T - t0 < 128 ? T - t0 : 128;
-        for (long r = 0; r < m; r++)
-            load_row(&c, t0 + r, A + r * 256);
-        kgp_matmul_f32(C, 256, A, 256, m, W_qkv);
-        for (long r = 0; r < m; r++)
-            store_row(&c, t0 + r, C + r * 256);
-    }
-    /* passes 2 and 3: attention, the outputs replacing the query rows */
-    attend(&c);
-    write_cache(&c, K_cache, V_cache, idx);
-    /* the output projection: A[t, n*64 + d] = head n's row of token t */
-    for (long t0 = 0; t0 < T; t0 += 128) {
-        long m = T - t0 < 128 ? T - t0 : 128;
-        for (long r = 0; r < m; r++) {
-            long b = (t0 + r) / 1, s = (t0 + r) % 1;
-            const float *ob = c.pair + b * PAIR_FLOATS + PAIR_Q;
+    /* one projection of every KV head's columns: QKV = RMSNorm(X) @ W_qkv */
+    for (long t = 0; t < T; t++)
+        load_row(&c, t, xn + t * 256);
+    kgp_matmul_f32(qkv, 256, xn, 256, T, W_qkv);
+    for (long g = 0; g < 1; g++) {
+        /* KV head g's columns as its attention block's row: its 2 Q heads, its K, its V */
+        for (long t = 0; t < T; t++) {
+            const float *q = qkv + t * 256;
+            for (long i = 0; i < 128; i++)
+                row[i] = q[g * 128 + i];
+            for (long i = 0; i < 64; i++) {
+                row[128 + i] = q[128 + g * 64 + i];
+                row[192 + i] = q[192 + g * 64 + i];
+            }
+            store_row(&c, t, row);
+        }
+        c.k_prior = K_caches[g], c.v_prior = V_caches[g], c.mask = mask_cache + g * 2;
+        attend(&c);
+        write_cache(&c, K_caches[g], V_caches[g], kv_cache_update_idx);
+        /* its heads' outputs (in the query rows) into the attention rows: A[t, n * 64 + d] */
+        for (long t = 0; t < T; t++) {
+            const float *ob = c.pair + t / 1 * PAIR_FLOATS + PAIR_Q;
+            float *a = ao + t * 128 + g * 128;
             for (long n = 0; n < 2; n++)
-                for (long t = 0; t < 64; t++)
-                    A[r * 128 + n * 64 + t] = ob[(n * 1 + s) * 64 + t];
-        }
-        kgp_matmul_f32(C, 256, A, 128, m, W_out);
-        for (long r = 0; r < m; r++) {
-            copy_f32(out + (t0 + r) * 256, C + r * 256, 256);
+                for (long d = 0; d < 64; d++)
+                    a[n * 64 + d] = ob[(n * 1 + t % 1) * 64 + d];
         }
     }
+    kgp_matmul_f32(po, 256, ao, 128, T, W_out);
+    for (long t = 0; t < T; t++)
+        tk_copy(X_out + t * 256, po + t * 256, 256);
     return KG_OK;
 }
 
@@ -526,12 +537,12 @@ static int tk_check(
         !W_downs || !W_gamma_qkvs || !W_gamma_mlps || !RoPE_cos || !RoPE_sin || !mask_cache)
         return KG_EARG;
     for (long e = 0; e < 2; e++) /* element l * 1 + g: layer l's KV head g */
-        if (!K_caches[e] || !V_caches[e] ||
-            !kgp_wt_is(W_qkvs[e], 256, 256, KG_WT_F32, 0) ||
-            !kgp_wt_is(W_outs[e], 128, 256, KG_WT_F32, 0))
+        if (!K_caches[e] || !V_caches[e])
             return KG_EARG;
     for (long l = 0; l < 2; l++) {
-        if (!W_gamma_qkvs[l] || !W_gamma_mlps[l])
+        if (!W_gamma_qkvs[l] || !W_gamma_mlps[l] ||
+            !kgp_wt_is(W_qkvs[l], 256, 256, KG_WT_F32, 0) ||
+            !kgp_wt_is(W_outs[l], 128, 256, KG_WT_F32, 0))
             return KG_EARG;
         int fmt = tk_fp8[l] ? KG_WT_E4M3 : KG_WT_F32;
         if (!kgp_wt_is(W_gates[l], 256, 688, fmt, 0) ||
@@ -580,19 +591,18 @@ int kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_eps1em05(
     long act = (T * 1024 + 63) / 64 * 16;
     long kv = 0;
     /* the scratch's floats: refuse a B that overflows them */
-    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 8 - SCR_FLOATS - 65536L
+    if (rc == KG_OK && B > 0 && B > (0x7fffffffffffffffL / 8 - SCR_FLOATS - 256
                                      - mlp_SCR_FLOATS - 64L * mlp_ROW_FLOATS - 512)
-            / (PAIR_FLOATS + nch * TASK_FLOATS + 896
-               + 0L * S_ctx))
+            / (PAIR_FLOATS + nch * TASK_FLOATS
+               + 1792))
         rc = KG_EARG;
     float *mem = 0;
     long work = 0;
-    long heads = 0;
     if (rc == KG_OK && B > 0) {
         long m = T < 64 ? T : 64, wm = m * mlp_ROW_FLOATS + mlp_SCR_FLOATS;
         work = tk_attn_floats(B, nch);
         work = work > wm ? work : wm;
-        long floats = 3 * act + 2 * kv + 512 + heads + work;
+        long floats = 3 * act + 2 * kv + 512 + work;
         if (!(mem = kgp_scratch(floats * (long)sizeof(float))))
             rc = KG_ENOMEM;
     }
@@ -600,22 +610,21 @@ int kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_eps1em05(
         return rc;
     float *h = (float *)mem, *a = (float *)(mem + act), *y = (float *)(mem + 2 * act);
     float *kt = (float *)(mem + 3 * act), *vt = (float *)(mem + 3 * act + kv);
-    float *r0 = mem + 3 * act + 2 * kv, *r1 = r0 + 256, *wk = r1 + 256 + heads;
+    float *r0 = mem + 3 * act + 2 * kv, *r1 = r0 + 256, *wk = r1 + 256;
     const float *cur = X; /* the layer's input: X, then h */
     float *dst = out;
     for (long l = 0; l < 2; l++) {
         /* while the attention streams the KV cache, the first panels of this layer's MLP
          * weights are on their way (a hint) */
         kgp_prefetch_wt(W_gates[l], 262144L), kgp_prefetch_wt(W_ups[l], 262144L);
-        rc = tk_attention(wk, B, S_ctx, a, ((float *const *)K_caches)[l],
-                          ((float *const *)V_caches)[l], kt, vt,
-                          cur, W_gamma_qkvs[l], W_qkvs[l], RoPE_cos, RoPE_sin, mask_cache,
-                          position_ids, W_outs[l]);
+        rc = tk_attention(wk, B, S_ctx, a, (float *const *)K_caches + l * 1,
+                          (float *const *)V_caches + l * 1, kt, vt, cur, W_gamma_qkvs[l],
+                          W_qkvs[l], RoPE_cos, RoPE_sin, mask_cache, position_ids, W_outs[l]);
         if (rc != KG_OK)
             return rc;
         /* and while the MLP runs, the next layer's first QKV panels */
         if (l + 1 < 2)
-            kgp_prefetch_wt(W_qkvs[(l + 1) * 1], 262144L);
+            kgp_prefetch_wt(W_qkvs[l + 1], 262144L);
         /* h1 = h + a into h (add_out), y = MLP(h1) */
         tk_mlp(wk, T, y, h, a, cur, W_gates[l], W_ups[l], W_downs[l], W_gamma_mlps[l]);
         /* the residual: h = h1 + y, the last layer's into out */

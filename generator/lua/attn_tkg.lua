@@ -31,11 +31,13 @@ function M.pv(dt) return dt == "f32" and "kgp_axpy_rows_f32" or "kgp_pv_" .. SFX
 -- tokens, a cache of S slots a sequence (block_len > 0: in blocks), K stored as rows (tpk) or
 -- columns, and a kv_dtype cache. The active K (V) rows are read as fp32 from the pair's scratch
 -- with ka_pair (va_pair), else as stored from the context's k_active (v_active). Other keys
--- (POS, SWA, SINK) the family adds.
+-- (POS, SWA, SINK) the family adds. The mask holds o.mask_hq query heads per (slot, sequence)
+-- (default: the call's HQ; more when the call's heads are a slice of a wider mask, read in place).
 function M.params(o)
   local d, sa, g = o.d, o.sa, o.qh * o.sa
   local p = {
     D = d, QH = o.qh, NKV = o.nkv, HQ = o.nkv * o.qh, SA = sa, G = g, S = o.S,
+    MASK_HQ = o.mask_hq or o.nkv * o.qh,
     BLK = o.blk, NBLK = o.blk > 0 and o.S // o.blk or 0, TPK = o.tpk,
     KV_DTYPE = o.kv_dtype, KCT = M.ctype(o.kv_dtype), KV_WIDEN = M.widen(o.kv_dtype),
     QK = M.qk(o.kv_dtype), PV = M.pv(o.kv_dtype), KA_PAIR = o.ka_pair, VA_PAIR = o.va_pair,

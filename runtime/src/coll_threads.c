@@ -1,10 +1,17 @@
 /* coll_threads.c: the threads-as-ranks back end. The ranks of a group share one table: each
- * posts its buffer and size, waits for all (a mutex and condition barrier: ranks may outnumber
- * cores, so nobody spins), reads every rank's buffer, and waits again so no buffer is reused
- * while another rank still reads it. */
+ * posts its buffer and size, waits for all (a mutex and condition barrier, with a short spin
+ * first when every rank can have a core), reads every rank's buffer, and waits again so no
+ * buffer is reused while another rank still reads it. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "coll_impl.h"
 
@@ -12,23 +19,72 @@ typedef struct group {
     pthread_mutex_t m;
     pthread_cond_t cv;
     int size, arrived, refs;
-    unsigned long gen;
+    long spin_ns; /* how long a waiter spins before it sleeps (0: never spins) */
+    atomic_ulong gen; /* written under m; read without it by a spinning waiter */
     const void *src[KG_COLL_MAX_RANKS];
     long n[KG_COLL_MAX_RANKS];
     int dtype[KG_COLL_MAX_RANKS];
 } group;
 
+/* A waiter spins this long for the last rank before it sleeps on the condition variable: an
+ * all-reduce between balanced ranks then costs a few cache-line transfers, not a futex wake
+ * and a reschedule (tens of microseconds). Only when every rank can have a core of its own;
+ * after YIELD_NS it yields the core between checks, in case a late rank waits for it (a busy
+ * machine). */
+enum { SPIN_NS = 50000, YIELD_NS = 5000 };
+
+static long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+}
+
+/* Whether generation gen ended within g->spin_ns (the last rank's increment, a release that the
+ * acquire load pairs with, so its writes and the other ranks' before it are visible). */
+static int spin_for(group *g, unsigned long gen)
+{
+    if (g->spin_ns <= 0)
+        return 0;
+    long t0 = now_ns(), t;
+    for (;;) {
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&g->gen, memory_order_acquire) != gen)
+                return 1;
+            cpu_relax();
+        }
+        if ((t = now_ns() - t0) > g->spin_ns)
+            return 0;
+        if (t > YIELD_NS)
+            sched_yield();
+    }
+}
+
 static void wait_all(group *g)
 {
     pthread_mutex_lock(&g->m);
-    unsigned long gen = g->gen;
+    unsigned long gen = atomic_load_explicit(&g->gen, memory_order_relaxed);
     if (++g->arrived == g->size) {
-        g->arrived = 0, g->gen++;
+        g->arrived = 0;
+        atomic_store_explicit(&g->gen, gen + 1, memory_order_release);
         pthread_cond_broadcast(&g->cv);
-    } else {
-        while (gen == g->gen)
-            pthread_cond_wait(&g->cv, &g->m);
+        pthread_mutex_unlock(&g->m);
+        return;
     }
+    pthread_mutex_unlock(&g->m);
+    if (spin_for(g, gen))
+        return;
+    /* the generation changes under m, so checking it under m and waiting loses no wake-up */
+    pthread_mutex_lock(&g->m);
+    while (atomic_load_explicit(&g->gen, memory_order_relaxed) == gen)
+        pthread_cond_wait(&g->cv, &g->m);
     pthread_mutex_unlock(&g->m);
 }
 
@@ -97,6 +153,9 @@ int kg_coll_threads(int size, kg_coll **ranks)
     pthread_mutex_init(&g->m, NULL);
     pthread_cond_init(&g->cv, NULL);
     g->size = size;
+    atomic_init(&g->gen, 0);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    g->spin_ns = size > 1 && cpus >= size ? SPIN_NS : 0;
     for (int r = 0; r < size; r++) {
         ranks[r] = malloc(sizeof **ranks);
         if (!ranks[r]) {

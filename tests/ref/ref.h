@@ -161,9 +161,10 @@ typedef struct tkg_ref_opts {
     unsigned fp8;          /* bit l: layer l's MLP is ROW (columns times the scales) */
     float eps, clamp;      /* both RMSNorms; fp8 layers' clip (0: none) */
 } tkg_ref_opts;
-/* Per layer l (arrays of L): W_gate, W_up [H, I], W_down [I, H] (fp8 layers: the e4m3 values),
- * g_qkv, g_mlp [H], s_gate, s_up [I], s_down [H] (fp8 layers); per layer l and KV head g (arrays
- * of L * nkv, element l * nkv + g): W_qkv [H, (N + 2) D] (g's Q heads, K, V), W_out [N D, H],
+/* Per layer l (arrays of L): W_qkv [H, nkv (N + 2) D] (the nkv N Q heads, KV head g's query
+ * heads g N.., then the nkv K heads, then the nkv V heads), W_out [nkv N D, H], W_gate, W_up
+ * [H, I], W_down [I, H] (fp8 layers: the e4m3 values), g_qkv, g_mlp [H], s_gate, s_up [I],
+ * s_down [H] (fp8 layers); per layer l and KV head g (arrays of L * nkv, element l * nkv + g):
  * the caches; cos, sin [D/2, B, S]; mask [S_ctx, B, nkv N, S]; pos [B]. */
 typedef struct tkg_ref_in {
     const float *X, *cos, *sin;

@@ -36,46 +36,50 @@ static void matmul(float *y, const float *x, const float *W, long T, long K, lon
 
 static float clip(float v, float c) { return c > 0 ? (v > c ? c : v < -c ? -c : v) : v; }
 
-/* Math 1-8 for KV head g of layer l (element e = l * nkv + g): its attention partial added
- * into part [T, H]; its caches written after. */
-static void attention(float *part, float *kc, float *vc, const float *h, int l, int g,
-                      const tkg_ref_in *in, const tkg_ref_opts *o)
+/* Math 1-8 of layer l: its attention partial into part [T, H]; the caches of its KV heads
+ * (element l * nkv + g of K_cache, V_cache) written after. Query head n of the rank (column
+ * n D of QKV) belongs to KV head g = n / N, whose K is column nkv N D + g D and V column
+ * nkv (N + 1) D + g D. */
+static void attention(float *part, float *const *K_cache, float *const *V_cache, const float *h,
+                      int l, const tkg_ref_in *in, const tkg_ref_opts *o)
 {
     long B = o->B, S = o->S, H = o->H, N = o->N, D = o->D, T = B * S, W = o->S_ctx;
-    long Q = (N + 2) * D, half = D / 2, nkv = o->nkv > 0 ? o->nkv : 1, e = l * nkv + g;
-    float *xn = tk_alloc(T * H), *qkv = tk_alloc(T * Q), *att = tk_alloc(T * N * D);
-    float *sc = tk_alloc(W), *p = tk_alloc(T * H);
+    long nkv = o->nkv > 0 ? o->nkv : 1, NQ = nkv * N, Q = (NQ + 2 * nkv) * D, half = D / 2;
+    float *xn = tk_alloc(T * H), *qkv = tk_alloc(T * Q), *att = tk_alloc(T * NQ * D);
+    float *sc = tk_alloc(W);
     rms_rows(xn, h, in->g_qkv[l], T, H, o->eps);
-    matmul(qkv, xn, in->W_qkv[e], T, H, Q);
-    /* 3, 4: RoPE on each Q head and K (pairs i, i + D/2; cos[i, b, s]), Q / sqrt(D) */
+    matmul(qkv, xn, in->W_qkv[l], T, H, Q);
+    /* 3, 4: RoPE on each Q head and K head (pairs i, i + D/2; cos[i, b, s]), Q / sqrt(D) */
     for (long b = 0; b < B; b++)
         for (long s = 0; s < S; s++) {
             float *row = qkv + (b * S + s) * Q;
-            for (long hd = 0; hd <= N; hd++)
+            for (long hd = 0; hd < NQ + nkv; hd++)
                 for (long i = 0; i < half; i++) {
                     float c = in->cos[(i * B + b) * S + s], sn = in->sin[(i * B + b) * S + s];
                     float x1 = row[hd * D + i], x2 = row[hd * D + i + half];
                     row[hd * D + i] = x1 * c - x2 * sn;
                     row[hd * D + i + half] = x1 * sn + x2 * c;
                 }
-            for (long i = 0; i < N * D; i++)
+            for (long i = 0; i < NQ * D; i++)
                 row[i] /= sqrtf((float)D);
         }
     /* 5: softmax over the window: prior slots from the cache, the last S the new K, V */
     for (long b = 0; b < B; b++)
-        for (long n = 0; n < N; n++)
+        for (long n = 0; n < NQ; n++)
             for (long s = 0; s < S; s++) {
+                long g = n / N, kcol = NQ * D + g * D, vcol = (NQ + nkv) * D + g * D;
+                const float *kc = K_cache[l * nkv + g], *vc = V_cache[l * nkv + g];
                 const float *q = qkv + (b * S + s) * Q + n * D;
                 float mx = -INFINITY;
                 for (long j = 0; j < W; j++) {
-                    if (!in->mask[((j * B + b) * nkv * N + g * N + n) * S + s]) {
+                    if (!in->mask[((j * B + b) * NQ + n) * S + s]) {
                         sc[j] = -INFINITY;
                         continue;
                     }
                     double d = 0;
                     for (long e = 0; e < D; e++) {
                         float k = j < W - S ? kc[(b * D + e) * o->S_max + j]
-                                            : qkv[(b * S + j - (W - S)) * Q + N * D + e];
+                                            : qkv[(b * S + j - (W - S)) * Q + kcol + e];
                         d += (double)q[e] * k;
                     }
                     sc[j] = (float)d;
@@ -86,34 +90,35 @@ static void attention(float *part, float *kc, float *vc, const float *h, int l, 
                     sc[j] = mx == -INFINITY ? 0.0f : expf(sc[j] - mx);
                     sum += sc[j];
                 }
-                float *o_row = att + (b * S + s) * N * D + n * D;
+                float *o_row = att + (b * S + s) * NQ * D + n * D;
                 for (long e = 0; e < D; e++) {
                     double acc = 0;
                     for (long j = 0; j < W; j++) {
                         float v = j < W - S ? vc[(b * o->S_max + j) * D + e]
-                                            : qkv[(b * S + j - (W - S)) * Q + (N + 1) * D + e];
+                                            : qkv[(b * S + j - (W - S)) * Q + vcol + e];
                         acc += (double)sc[j] * v;
                     }
                     o_row[e] = sum > 0 ? (float)(acc / sum) : 0.0f;
                 }
             }
     /* 6: the partial, rows b * S + s, columns n * D + d */
-    matmul(p, att, in->W_out[e], T, N * D, H);
-    for (long i = 0; i < T * H; i++)
-        part[i] += p[i];
+    matmul(part, att, in->W_out[l], T, NQ * D, H);
     /* 7: the cache write at pos_b + s, after attention */
     for (long b = 0; o->update && b < B; b++) {
         if (in->pos[b] == 0xFFFFFFFFu)
             continue;
-        for (long s = 0; s < S; s++) {
-            long j = (long)in->pos[b] + s;
-            for (long e = 0; e < D; e++) {
-                kc[(b * D + e) * o->S_max + j] = qkv[(b * S + s) * Q + N * D + e];
-                vc[(b * o->S_max + j) * D + e] = qkv[(b * S + s) * Q + (N + 1) * D + e];
+        for (long g = 0; g < nkv; g++)
+            for (long s = 0; s < S; s++) {
+                long j = (long)in->pos[b] + s;
+                const float *row = qkv + (b * S + s) * Q;
+                float *kc = K_cache[l * nkv + g], *vc = V_cache[l * nkv + g];
+                for (long e = 0; e < D; e++) {
+                    kc[(b * D + e) * o->S_max + j] = row[NQ * D + g * D + e];
+                    vc[(b * o->S_max + j) * D + e] = row[(NQ + nkv) * D + g * D + e];
+                }
             }
-        }
     }
-    free(xn), free(qkv), free(att), free(sc), free(p);
+    free(xn), free(qkv), free(att), free(sc);
 }
 
 /* Math 9-10: the MLP partial of layer l into y [T, H]. */
@@ -148,11 +153,8 @@ void transformer_tkg_ref(float *out, float *const *K_cache, float *const *V_cach
     long T = o->B * o->S, H = o->H;
     float *h = tk_alloc(T * H), *p = tk_alloc(T * H);
     memcpy(h, in->X, sizeof(float) * (size_t)(T * H));
-    int nkv = o->nkv > 0 ? o->nkv : 1;
     for (int l = 0; l < o->L; l++) {
-        memset(p, 0, sizeof(float) * (size_t)(T * H));
-        for (int g = 0; g < nkv; g++) /* the KV heads' partials summed */
-            attention(p, K_cache[l * nkv + g], V_cache[l * nkv + g], h, l, g, in, o);
+        attention(p, K_cache, V_cache, h, l, in, o);
         for (long i = 0; i < T * H; i++) /* 8 */
             h[i] += p[i];
         mlp(p, h, l, in, o);

@@ -21,8 +21,10 @@ local F = {
   signature_doc = [[
 out [B, S_tkg, H]; K_caches[lg] [B, 1, d_head, S_max] (transposed),
 V_caches[lg] [B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H];
-W_qkvs[lg] [H, (q_heads + 2) * d_head] (KV head g's Q heads, K, V); W_outs[lg]
-[q_heads * d_head, H]; W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8
+W_qkvs[l] [H, kv_heads * (q_heads + 2) * d_head] (the kv_heads * q_heads Q heads, KV head g's
+query heads g * q_heads.., then the kv_heads K heads, then the V heads); W_outs[l]
+[kv_heads * q_heads * d_head, H] (rows n * d_head + d of query head n);
+W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8
 layers); W_gamma_qkvs[l], W_gamma_mlps[l] [H]; RoPE_cos, RoPE_sin [d_head / 2, B, S_tkg];
 mask_cache uint8 [S_ctx, B, kv_heads * q_heads, S_tkg] (1: attend; the new tokens are the
 last S_tkg slots); position_ids [B, 1] uint32 (the write position); W_gate_scales[l],
@@ -49,8 +51,9 @@ F.keys = {
     doc = "query heads of the rank's one KV head (q_heads_per_rank)" },
   { key = "kv_heads", kind = "int", min = 1, max = 64, default = 1, name = "kv",
     omit_default = true,
-    doc = "KV heads of the rank (upstream: 1), each with its q_heads query heads: the attention "
-          .. "block runs per KV head (its own W_qkvs, W_outs, caches) and the partials add up" },
+    doc = "KV heads of the rank (upstream: 1), each with its q_heads query heads and its "
+          .. "caches: one QKV and one output projection over all of them a layer, the "
+          .. "attention per KV head" },
   { key = "d_head", kind = "int", min = 2, max = 128, from = "model.head_dim", default = 128,
     name = "d", doc = "head dimension, even, at most 128" },
   { key = "S_tkg", kind = "int", min = 1, max = 8, default = 1, name = "s",
@@ -101,9 +104,18 @@ local function mlp_keys(k, fp8)
   }
 end
 
+-- The output projection of a layer as output_projection computes it: the attention rows of
+-- every KV head's query heads [B, S_tkg, kv_heads * q_heads, d_head] in dtype @ W_outs[l].
+local function oproj_keys(k)
+  return {
+    variant = "CTE", dtype = k.dtype, weight_dtype = k.weight_dtype, N = k.kv_heads * k.q_heads,
+    D = k.d_head, H = k.H, attn_layout = "BSND", B = k.B, S = k.S_tkg,
+  }
+end
+
 -- The other family's normalized keys; a key it refuses is reported under this family's key of
 -- the same name (H, I, d_head, S_tkg, S_ctx, eps...).
-local OWN = { rmsnorm_X_eps = "eps", T = "B" }
+local OWN = { rmsnorm_X_eps = "eps", T = "B", N = "q_heads", D = "d_head", S = "S_tkg" }
 local function sub_keys(name, given, fail)
   local fam = kernel.family(name)
   return fam, kernel.normalize(fam, given, nil, false, function(key, msg)
@@ -130,6 +142,7 @@ function F.check(k, fail)
   sub_keys("attention_block_tkg", attn_keys(k), fail)
   sub_keys("mlp", mlp_keys(k, false), fail)
   if k.fp8_layers ~= 0 then sub_keys("mlp", mlp_keys(k, true), fail) end
+  sub_keys("output_projection", oproj_keys(k), fail) -- the chain's
 end
 
 function F.call_check(k, n)
@@ -149,13 +162,14 @@ function F.args(k)
   local wd = k.weight_dtype
   local mlp_dt = f8 == all and "e4m3" or wd
   if f8 == all then mixed = nil end
-  -- the attention's lists have an element per (layer, KV head): l * kv_heads + g
+  -- the caches' lists have an element per (layer, KV head): l * kv_heads + g
   local LG = { "num_layers", "kv_heads" }
   local function wt(name, K, N, fp8able)
     return { name = name, dir = "in", dtype = fp8able and mlp_dt or wd, shape = { K, N },
-             weight = { layout = "kn", mx = false }, list = fp8able and "num_layers" or LG,
+             weight = { layout = "kn", mx = false }, list = "num_layers",
              list_alt = fp8able and mixed or nil }
   end
+  local G = k.kv_heads
   local function scale(name, N)
     return { name = name, dir = "in", dtype = "f32", shape = { 128, N }, first_row = true,
              init = "scale", list = "num_layers", list_mask = f8, used = f8 ~= 0 }
@@ -165,8 +179,8 @@ function F.args(k)
     { name = "K_caches", dir = "inout", dtype = dt, shape = { "B", 1, d, k.S_max }, list = LG },
     { name = "V_caches", dir = "inout", dtype = dt, shape = { "B", 1, k.S_max, d }, list = LG },
     { name = "X", dir = "in", dtype = dt, shape = { "B", s, H } },
-    wt("W_qkvs", H, (n + 2) * d, false),
-    wt("W_outs", n * d, H, false),
+    wt("W_qkvs", H, G * (n + 2) * d, false),
+    wt("W_outs", G * n * d, H, false),
     wt("W_gates", H, I, true),
     wt("W_ups", H, I, true),
     wt("W_downs", I, H, true),
@@ -208,14 +222,20 @@ function F.cost(k, n)
 end
 
 -- The chain of single-op kernels that computes the same layers (what kgen bench times the
--- megakernel against): per layer, kv_heads calls of the attention block, then one of the MLP
--- (the residual add after it is the caller's). A list of { calls, problem string }.
+-- megakernel against, and the tests compare bit for bit): per layer, kv_heads calls of the
+-- attention block without its output projection (each reads its KV head's W_qkvs columns),
+-- one output projection over all the heads, then the MLP (the residual add after it is the
+-- caller's). A list of { calls, problem string }.
 function F.chain(k)
   local out = {}
-  local fa, ka = sub_keys("attention_block_tkg", attn_keys(k), error)
+  local ak = attn_keys(k)
+  ak.W_out = false
+  local fa, ka = sub_keys("attention_block_tkg", ak, error)
+  local fo, ko = sub_keys("output_projection", oproj_keys(k), error)
   for l = 0, k.num_layers - 1 do
     local fm, km = sub_keys("mlp", mlp_keys(k, layer_is_fp8(k, l)), error)
     out[#out + 1] = { calls = k.kv_heads, problem = kernel.problem_string(fa, ka) }
+    out[#out + 1] = { calls = 1, problem = kernel.problem_string(fo, ko) }
     out[#out + 1] = { calls = 1, problem = kernel.problem_string(fm, km) }
   end
   return out
@@ -225,6 +245,8 @@ function F.params(k)
   local fa, ka = sub_keys("attention_block_tkg", attn_keys(k), error)
   local fm, km = sub_keys("mlp", mlp_keys(k, false), error)
   local A = fa.params(ka)
+  -- each KV head's attention reads its query heads' rows of the whole mask in place
+  A.MASK_HQ = k.kv_heads * k.q_heads
   local M = fm.params(km)
   M.PFX = "mlp_"
   local M8
@@ -243,6 +265,7 @@ function F.params(k)
   return {
     ATTN = A, MLP = M, MLP8 = M8,
     H = k.H, I = k.I, N = k.q_heads, KV = k.kv_heads, D = k.d_head, SA = k.S_tkg, S = k.S_max,
+    QKVW = k.kv_heads * (k.q_heads + 2) * k.d_head, KVND = k.kv_heads * k.q_heads * k.d_head,
     L = k.num_layers, FP8 = fp8, FP8_INIT = table.concat(init, ", "),
     ANY_FP8 = k.fp8_layers ~= 0, TP = k.tp,
     UPDATE = k.update_cache, EPS = k.eps, CB = k.clamp_bound,
@@ -251,7 +274,7 @@ function F.params(k)
     NARROW = k.dtype == "f32" and "tk_copy" or dt.from_f32,
     WT_FMT = ctypes.WT[k.weight_dtype].fmt, WT_FMT8 = ctypes.WT.e4m3.fmt,
     COLL = ({ f32 = "KG_COLL_F32", bf16 = "KG_COLL_BF16", fp16 = "KG_COLL_F16" })[k.dtype],
-    MB = M.MB, AMB = A.MB, AWC = A.WA + A.WC, CHUNK = A.CHUNK,
+    MB = M.MB, CHUNK = A.CHUNK, ROUND = A.ROUND,
     -- bytes of a weight's first panels prefetched ahead of its stage: an L2's worth
     PREFETCH = 256 * 1024,
   }

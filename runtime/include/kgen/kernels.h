@@ -253,8 +253,10 @@ typedef int kg_attention_block_tkg_fn(
 
 /* transformer_tkg: out [B, S_tkg, H]; K_caches[lg] [B, 1, d_head, S_max] (transposed),
  * V_caches[lg] [B, 1, S_max, d_head], written in place with update_cache; X [B, S_tkg, H];
- * W_qkvs[lg] [H, (q_heads + 2) * d_head] (KV head g's Q heads, K, V); W_outs[lg]
- * [q_heads * d_head, H]; W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8
+ * W_qkvs[l] [H, kv_heads * (q_heads + 2) * d_head] (the kv_heads * q_heads Q heads, KV head g's
+ * query heads g * q_heads.., then the kv_heads K heads, then the V heads); W_outs[l]
+ * [kv_heads * q_heads * d_head, H] (rows n * d_head + d of query head n);
+ * W_gates[l], W_ups[l] [H, I], W_downs[l] [I, H] (e4m3 on fp8
  * layers); W_gamma_qkvs[l], W_gamma_mlps[l] [H]; RoPE_cos, RoPE_sin [d_head / 2, B, S_tkg];
  * mask_cache uint8 [S_ctx, B, kv_heads * q_heads, S_tkg] (1: attend; the new tokens are the
  * last S_tkg slots); position_ids [B, 1] uint32 (the write position); W_gate_scales[l],
