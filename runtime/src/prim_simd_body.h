@@ -859,3 +859,99 @@ float FN(exp_sum_f32)(float *y, const float *x, float m, long n)
     }
     return hsum(acc) + kgp_exp_sum_f32__scalar(y + i, x + i, m, n - i);
 }
+
+/* ---- training rows: online log-sum-exp, cross entropy's gradient, depthwise conv --------- */
+
+/* The online step in blocks of LSE_BLOCK values, each read twice from L1: its max (vmax with
+ * the new value first ignores a NaN, which reaches d through the sum), then its exp-sum in
+ * W-lane partial sums, rescaled into d once per block. A block of -inf (and NaN) and the
+ * remainder below W go to the reference. */
+#define LSE_BLOCK 2048
+#define LSE_SIMD(name, T, LOAD)                                                               \
+    void FN(name)(float *md, const T *x, long n)                                              \
+    {                                                                                         \
+        for (long b = 0; b < n; b += LSE_BLOCK) {                                             \
+            long nb = n - b < LSE_BLOCK ? n - b : LSE_BLOCK, nv = nb / W * W;                 \
+            const T *xb = x + b;                                                              \
+            vf mv = set1(-__builtin_inff());                                                  \
+            for (long i = 0; i < nv; i += W)                                                  \
+                mv = vmax(LOAD(xb + i), mv);                                                  \
+            float mx = hmax(mv);                                                              \
+            if (mx == -__builtin_inff()) {                                                    \
+                kgp_##name##__scalar(md, xb, nb);                                             \
+                continue;                                                                     \
+            }                                                                                 \
+            if (mx < md[0])                                                                   \
+                mx = md[0];                                                                   \
+            vf acc0 = set1(0.0f), acc1 = set1(0.0f), m = set1(mx);                            \
+            long i = 0;                                                                       \
+            for (; i + 2 * W <= nv; i += 2 * W) {                                             \
+                acc0 = vadd(acc0, vexp(vsub(LOAD(xb + i), m)));                               \
+                acc1 = vadd(acc1, vexp(vsub(LOAD(xb + i + W), m)));                           \
+            }                                                                                 \
+            if (i < nv)                                                                       \
+                acc0 = vadd(acc0, vexp(vsub(LOAD(xb + i), m)));                               \
+            md[1] = md[1] * kgr_exp_f32(md[0] - mx) + hsum(vadd(acc0, acc1));                 \
+            md[0] = mx;                                                                       \
+            kgp_##name##__scalar(md, xb + nv, nb - nv);                                       \
+        }                                                                                     \
+    }
+LSE_SIMD(lse_f32, float, ld)
+LSE_SIMD(lse_bf16, kg_u16, ld_bf16)
+#undef LSE_SIMD
+
+void FN(ce_grad_f32)(float *g, const float *x, float lse, float s, long n)
+{
+    long i = 0;
+    vf l = set1(lse), sv = set1(s);
+    for (; i + W <= n; i += W)
+        st(g + i, vmul(vexp(vsub(ld(x + i), l)), sv));
+    kgp_ce_grad_f32__scalar(g + i, x + i, lse, s, n - i);
+}
+
+void FN(ce_grad_bf16)(kg_u16 *g, const kg_u16 *x, float lse, float s, long n)
+{
+    long i = 0;
+    vf l = set1(lse), sv = set1(s);
+    for (; i + W <= n; i += W)
+        st_bf16(g + i, vmul(round_bf16(vexp(vsub(ld_bf16(x + i), l))), sv));
+    kgp_ce_grad_bf16__scalar(g + i, x + i, lse, s, n - i);
+}
+
+/* Four vectors of outputs per pass over the filter taps (the tap's phase and offset stepped,
+ * not divided), then one vector at a time, the rest by the reference: each output the same
+ * fmaf chain as the reference's. */
+void FN(dwconv_f32)(float *y, const float *x, long ldp, const float *f, long S, long stride,
+                    long Q)
+{
+    long q = 0;
+    for (; q + 4 * W <= Q; q += 4 * W) {
+        vf a0 = set1(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        const float *xs = x + q;
+        for (long s = 0, ph = 0; s < S; s++) {
+            vf fs = set1(f[s]);
+            a0 = vfma(fs, ld(xs), a0);
+            a1 = vfma(fs, ld(xs + W), a1);
+            a2 = vfma(fs, ld(xs + 2 * W), a2);
+            a3 = vfma(fs, ld(xs + 3 * W), a3);
+            if (++ph == stride)
+                ph = 0, xs += 1 - (stride - 1) * ldp;
+            else
+                xs += ldp;
+        }
+        st(y + q, a0), st(y + q + W, a1), st(y + q + 2 * W, a2), st(y + q + 3 * W, a3);
+    }
+    for (; q + W <= Q; q += W) {
+        vf a = set1(0.0f);
+        const float *xs = x + q;
+        for (long s = 0, ph = 0; s < S; s++) {
+            a = vfma(set1(f[s]), ld(xs), a);
+            if (++ph == stride)
+                ph = 0, xs += 1 - (stride - 1) * ldp;
+            else
+                xs += ldp;
+        }
+        st(y + q, a);
+    }
+    kgp_dwconv_f32__scalar(y + q, x + q, ldp, f, S, stride, Q - q);
+}
