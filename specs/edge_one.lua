@@ -52,5 +52,10 @@ return {
     -- moe_tkg
     { family = "moe_tkg", E = 1, K = 1, is_all_expert = true },
     -- end moe_tkg
+    -- training kernels
+    { family = "cross_entropy_fwd", dtype = "f32" },
+    { family = "cross_entropy_bwd", dtype = "f32", reduction = "sum" },
+    { family = "depthwise_conv1d", C = 1, W = 1, S = 1 },
+    -- end training
   },
 }

@@ -87,5 +87,11 @@ return {
       mask_unselected_experts = true, quantization_type = "ROW", affinity_dtype = "bf16",
       activation_fn = "Swish" },
     -- end moe_tkg
+    -- training kernels (cross entropy over the vocabulary, depthwise conv1d)
+    { family = "cross_entropy_fwd", chunk_size = 200 },
+    { family = "cross_entropy_bwd" },
+    { family = "cross_entropy_bwd", reduction = "sum", inplace = false },
+    { family = "depthwise_conv1d", C = 16, W = 64, S = 4, pad_l = 3 },
+    -- end training
   },
 }
