@@ -143,8 +143,9 @@ Test(prim_loss, lse_special_values)
                       isas[k], n);
             x[n / 2] = 5.0f, xb[n / 2] = kg_f32_to_bf16(5.0f);
             f(md, x, n);
-            cr_assert(md[0] == 5.0f && md[1] == 1.0f, "%s n=%ld: one finite value gives "
-                      "(%g, %g)", isas[k], n, md[0], md[1]);
+            /* the SIMD exp folds x log2 e - m log2 e into one FMA: 2^(a rounding residual) */
+            cr_assert(md[0] == 5.0f && fabsf(md[1] - 1.0f) <= 2e-7f,
+                      "%s n=%ld: one finite value gives (%g, %g)", isas[k], n, md[0], md[1]);
             x[n - 1] = NAN, xb[n - 1] = kg_f32_to_bf16(NAN);
             md[0] = -INFINITY, md[1] = 0.0f, mb[0] = -INFINITY, mb[1] = 0.0f;
             f(md, x, n);

@@ -11,6 +11,8 @@ KGP_LIST(KGP_DECLARE_SCALAR)
 
 /* kg_exp (kgen/abi.h exp_sum_f32), for the other scalar references (prim_loss.c). */
 float kgr_exp_f32(float t);
+/* log2 e in fp32, the one constant ce_grad's exponential and its SIMD versions share */
+#define KGR_LOG2E 1.44269504088896341f
 
 /* The avx512 ISA needs all three AVX-512 bits: bf16 for vdpbf16ps, VBMI for the byte permutes
  * that widen fp8 codes (Zen 4 and later, Sapphire Rapids and later; Cooper Lake runs avx2). */

@@ -324,9 +324,11 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
      * md as it is; a NaN makes d NaN. ln(d) + m is the log-sum-exp of everything seen */       \
     X(void, lse_f32, (float *md, const float *x, long n), (md, x, n))                          \
     X(void, lse_bf16, (float *md, const kg_u16 *x, long n), (md, x, n))                        \
-    /* cross entropy's gradient rows before the target's one-hot: g[i] = kg_exp(x[i] - lse) * s \
-     * (fp32); the bf16 version rounds as bf16 arithmetic would: g[i] =                          \
-     * bf16(bf16(kg_exp(x[i] - lse)) * s). Element-wise, the same bits on every ISA; g may be x */\
+    /* cross entropy's gradient rows before the target's one-hot: g[i] = e(x[i]) * s (fp32)   \
+     * where e(x) = e^(x - lse) by a fixed fp32 algorithm of fmaf steps (prim_loss.c ce_exp:   \
+     * 2^y, y = x log2 e - lse log2 e clamped to [-126, 127]; within 2e-7 relative); the bf16   \
+     * version rounds as bf16 arithmetic would: g[i] = bf16(bf16(e(x[i])) * s). Element-wise,  \
+     * the same bits on every ISA; g may be x */                                               \
     X(void, ce_grad_f32, (float *g, const float *x, float lse, float s, long n),               \
       (g, x, lse, s, n))                                                                        \
     X(void, ce_grad_bf16, (kg_u16 *g, const kg_u16 *x, float lse, float s, long n),            \
