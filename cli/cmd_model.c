@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "kgen/kgen.h"
@@ -123,7 +124,9 @@ static int open_model(const opts *o, const kgc_rank *r, long max_batch, long min
                  : !strcmp(o->weights, "fp8") ? KGM_WEIGHTS_FP8 : KGM_WEIGHTS_BF16;
     mo.all_logits = mo.keep_hidden = check;
     mo.no_megakernel = o->no_mega;
-    mo.progress = r->rank == 0 ? on_progress : NULL;
+    /* progress lines are for a person watching: on a terminal only, so a script or test that
+     * reads stderr sees the same lines however long loading takes */
+    mo.progress = r->rank == 0 && isatty(STDERR_FILENO) ? on_progress : NULL;
     char err[1024];
     int rc = kgm_open(m, o->dir, &mo, err, sizeof err);
     if (rc == KG_OK)

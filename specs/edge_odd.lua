@@ -77,5 +77,11 @@ return {
       is_tensor_update_accumulating = false, expert_affinities_scaling_mode = "NO_SCALE",
       activation_function = "GELU_Tanh_Approx", dtype = "f32" },
     -- end moe_cte
+    -- training kernels (vocabulary 1001 in chunks of 333: a remainder of 2; a stride past
+    -- the filter and asymmetric padding)
+    { family = "cross_entropy_fwd", dtype = "bf16", chunk_size = 333 },
+    { family = "cross_entropy_bwd", dtype = "bf16", lse_dtype = "f32" },
+    { family = "depthwise_conv1d", C = 5, W = 37, S = 3, stride = 4, pad_l = 2, pad_r = 1 },
+    -- end training
   },
 }

@@ -55,5 +55,10 @@ return {
     -- moe_cte
     { family = "moe_cte", E = 1, K = 1, B = 1 },
     -- end moe_cte
+    -- training kernels
+    { family = "cross_entropy_fwd", dtype = "f32" },
+    { family = "cross_entropy_bwd", dtype = "f32", reduction = "sum" },
+    { family = "depthwise_conv1d", C = 1, W = 1, S = 1 },
+    -- end training
   },
 }

@@ -97,5 +97,11 @@ return {
       activation_function = "Swish", expert_affinities_scaling_mode = "PRE_SCALE", bias = true,
       gate_clamp_upper_limit = 7, up_clamp_lower_limit = -7, checkpoint_activation = true },
     -- end moe_cte
+    -- training kernels (cross entropy over the vocabulary, depthwise conv1d)
+    { family = "cross_entropy_fwd", chunk_size = 200 },
+    { family = "cross_entropy_bwd" },
+    { family = "cross_entropy_bwd", reduction = "sum", inplace = false },
+    { family = "depthwise_conv1d", C = 16, W = 64, S = 4, pad_l = 3 },
+    -- end training
   },
 }

@@ -68,6 +68,7 @@ static void add_symbols(TCCState *s)
     tcc_add_symbol(s, "kgp_barrier", (void *)kgp_barrier);
     tcc_add_symbol(s, "sqrtf", (void *)sqrtf);
     tcc_add_symbol(s, "expf", (void *)expf);
+    tcc_add_symbol(s, "logf", (void *)logf);
     tcc_add_symbol(s, "tanhf", (void *)tanhf);
     tcc_add_symbol(s, "erff", (void *)erff);
     tcc_add_symbol(s, "sinf", (void *)sinf);

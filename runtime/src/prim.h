@@ -9,6 +9,11 @@
 KGP_LIST(KGP_DECLARE_SCALAR)
 #undef KGP_DECLARE_SCALAR
 
+/* kg_exp (kgen/abi.h exp_sum_f32), for the other scalar references (prim_loss.c). */
+float kgr_exp_f32(float t);
+/* log2 e in fp32, the one constant ce_grad's exponential and its SIMD versions share */
+#define KGR_LOG2E 1.44269504088896341f
+
 /* The avx512 ISA needs all three AVX-512 bits: bf16 for vdpbf16ps, VBMI for the byte permutes
  * that widen fp8 codes (Zen 4 and later, Sapphire Rapids and later; Cooper Lake runs avx2). */
 enum { KGR_CPU_AVX2 = 1, KGR_CPU_AVX512 = 2, KGR_CPU_AVX512_BF16 = 4, KGR_CPU_AVX512_VBMI = 8 };
@@ -36,7 +41,8 @@ void kgr_avx2_geometry(int fmt, long *nr, long *kg);
     X(round_e4m3fn_f32) X(round_mx_e4m3fn_f32) X(silu_f32) X(gelu_f32) X(gelu_tanh_f32)     \
     X(swish_f32) X(cumsum_rows_f32) X(rot_half_rows_f32) X(rot_half_rows_bf16)              \
     X(scale_round_bf16_f32) X(dot_rows_f32) X(dot_cols_f32) X(axpy_rows_f32) X(max_f32)       \
-    X(exp_sum_f32) X(quant_rows_e4m3_f32) X(quant_rows_e4m3_bf16)
+    X(exp_sum_f32) X(quant_rows_e4m3_f32) X(quant_rows_e4m3_bf16) X(lse_f32) X(lse_bf16)     \
+    X(ce_grad_f32) X(ce_grad_bf16) X(dwconv_f32)
 #define KGR_DECLARE_SIMD(name)                                  \
     __typeof__(kgp_##name##__scalar) kgp_##name##__avx512;      \
     __typeof__(kgp_##name##__scalar) kgp_##name##__avx2;

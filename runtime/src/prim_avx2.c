@@ -42,6 +42,13 @@ static inline vm igt(vi a, vi b) { return _mm256_cmpgt_epi32(a, b); }
 static inline vi isel(vm m, vi a, vi b) { return _mm256_blendv_epi8(b, a, m); }
 static inline vf fsel(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, _mm256_castsi256_ps(m)); }
 static inline vm flt(vf a, vf b) { return _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+/* nearest integer (even on ties), and p * 2^n for integral n in [-126, 127] (lse's exp) */
+static inline vf vround(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vscalef(vf p, vf n)
+{
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
 static inline vm fgt(vf a, vf b) { return _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
 static inline vm isnanv(vf a) { return _mm256_castps_si256(_mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
 static inline int anym(vm m) { return !_mm256_testz_si256(m, m); }

@@ -42,6 +42,9 @@ static inline vm igt(vi a, vi b) { return _mm512_cmpgt_epi32_mask(a, b); }
 static inline vi isel(vm m, vi a, vi b) { return _mm512_mask_blend_epi32(m, b, a); }
 static inline vf fsel(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
 static inline vm flt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+/* nearest integer (even on ties), and p * 2^n for integral n (vscalefps) */
+static inline vf vround(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vf vscalef(vf p, vf n) { return _mm512_scalef_ps(p, n); }
 static inline vm fgt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 static inline vm isnanv(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
 static inline int anym(vm m) { return m != 0; }

@@ -587,6 +587,11 @@ static float kg_exp(float t)
     return p * sc;
 }
 
+float kgr_exp_f32(float t)
+{
+    return kg_exp(t);
+}
+
 float kgp_exp_sum_f32__scalar(float *y, const float *x, float m, long n)
 {
     float acc = 0.0f;

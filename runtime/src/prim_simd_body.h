@@ -17,6 +17,7 @@
  *                   a - b and odd lanes a + b
  *   hsum hmax       horizontal sum and max
  *   vmin            vminps (the second operand when either is NaN or both are zeros)
+ *   vround vscalef  nearest integer (ties to even); p * 2^n for integral n in [-126, 127]
  *   imin            signed 32-bit minimum
  *   st_bf16_hw round_bf16_hw    a bf16 conversion instruction where the ISA has one: it stores
  *                   W bf16 of v (or gives them widened back to fp32) and returns 1 when its
@@ -858,4 +859,140 @@ float FN(exp_sum_f32)(float *y, const float *x, float m, long n)
         acc = vadd(acc, e);
     }
     return hsum(acc) + kgp_exp_sum_f32__scalar(y + i, x + i, m, n - i);
+}
+
+/* ---- training rows: online log-sum-exp, cross entropy's gradient, depthwise conv --------- */
+
+/* lse's exponential, 2^y for y = (x - m) log2 e <= 0 (one FMA from x), clamped at 2^-126 (a
+ * term that small is below any sum's last bit): y = n + f, |f| <= 1/2, 2^f by its Taylor
+ * series to f^6 (relative error below 2e-7), times 2^n. A NaN stays NaN (vmax keeps its second
+ * operand). Not kg_exp, which lse's contract leaves free: half the operations of vexp. */
+static inline vf lse_exp2(vf y)
+{
+    y = vmax(set1(-126.0f), y);
+    vf n = vround(y), f = vsub(y, n);
+    vf p = set1(1.5403530393381609e-4f);
+    p = vfma(p, f, set1(1.3333558146428443e-3f));
+    p = vfma(p, f, set1(9.6181291076284772e-3f));
+    p = vfma(p, f, set1(5.5504108664821580e-2f));
+    p = vfma(p, f, set1(2.4022650695910071e-1f));
+    p = vfma(p, f, set1(6.9314718055994531e-1f));
+    p = vfma(p, f, set1(1.0f));
+    return vscalef(p, n);
+}
+
+/* The online step in blocks of LSE_BLOCK values, each read twice from L1: its max (vmax with
+ * the new value first ignores a NaN, which reaches d through the sum), then its exp-sum in
+ * W-lane partial sums (lse_exp2), rescaled into d once per block. A block of -inf (and NaN)
+ * and the remainder below W go to the reference. */
+#define LSE_BLOCK 2048
+#define LSE_SIMD(name, T, LOAD)                                                               \
+    void FN(name)(float *md, const T *x, long n)                                              \
+    {                                                                                         \
+        for (long b = 0; b < n; b += LSE_BLOCK) {                                             \
+            long nb = n - b < LSE_BLOCK ? n - b : LSE_BLOCK, nv = nb / W * W;                 \
+            const T *xb = x + b;                                                              \
+            vf mv = set1(-__builtin_inff());                                                  \
+            for (long i = 0; i < nv; i += W)                                                  \
+                mv = vmax(LOAD(xb + i), mv);                                                  \
+            float mx = hmax(mv);                                                              \
+            if (mx == -__builtin_inff()) {                                                    \
+                kgp_##name##__scalar(md, xb, nb);                                             \
+                continue;                                                                     \
+            }                                                                                 \
+            if (mx < md[0])                                                                   \
+                mx = md[0];                                                                   \
+            vf acc0 = set1(0.0f), acc1 = set1(0.0f), l2e = set1(1.44269504088896341f);        \
+            vf ml = set1(-mx * 1.44269504088896341f);                                         \
+            long i = 0;                                                                       \
+            for (; i + 2 * W <= nv; i += 2 * W) {                                             \
+                /* the next block toward L1 while this one computes (its max pass then runs \
+                 * from cache, the stream's latency behind this block's arithmetic) */     \
+                __builtin_prefetch(xb + i + LSE_BLOCK);                                       \
+                __builtin_prefetch(xb + i + LSE_BLOCK + W);                                   \
+                acc0 = vadd(acc0, lse_exp2(vfma(LOAD(xb + i), l2e, ml)));                     \
+                acc1 = vadd(acc1, lse_exp2(vfma(LOAD(xb + i + W), l2e, ml)));                 \
+            }                                                                                 \
+            if (i < nv)                                                                       \
+                acc0 = vadd(acc0, lse_exp2(vfma(LOAD(xb + i), l2e, ml)));                     \
+            md[1] = md[1] * kgr_exp_f32(md[0] - mx) + hsum(vadd(acc0, acc1));                 \
+            md[0] = mx;                                                                       \
+            kgp_##name##__scalar(md, xb + nv, nb - nv);                                       \
+        }                                                                                     \
+    }
+LSE_SIMD(lse_f32, float, ld)
+LSE_SIMD(lse_bf16, kg_u16, ld_bf16)
+#undef LSE_SIMD
+
+/* prim_loss.c's ce_exp, operation for operation (its constants repeated: change both): vmax
+ * and vmin with y second keep a NaN; vscalef is ldexpf for n in [-126, 127]. */
+static inline vf ce_exp(vf x, vf nl)
+{
+    vf y = vfma(x, set1(KGR_LOG2E), nl);
+    y = vmin(set1(127.0f), vmax(set1(-126.0f), y));
+    vf k = vsub(vadd(y, set1(0x1.8p23f)), set1(0x1.8p23f)), f = vsub(y, k);
+    vf p = set1(1.5403530393381609e-4f);
+    p = vfma(p, f, set1(1.3333558146428443e-3f));
+    p = vfma(p, f, set1(9.6181291076284772e-3f));
+    p = vfma(p, f, set1(5.5504108664821580e-2f));
+    p = vfma(p, f, set1(2.4022650695910071e-1f));
+    p = vfma(p, f, set1(6.9314718055994531e-1f));
+    p = vfma(p, f, set1(1.0f));
+    return vscalef(p, k);
+}
+
+void FN(ce_grad_f32)(float *g, const float *x, float lse, float s, long n)
+{
+    long i = 0;
+    vf nl = set1(-(lse * KGR_LOG2E)), sv = set1(s);
+    for (; i + W <= n; i += W)
+        st(g + i, vmul(ce_exp(ld(x + i), nl), sv));
+    kgp_ce_grad_f32__scalar(g + i, x + i, lse, s, n - i);
+}
+
+void FN(ce_grad_bf16)(kg_u16 *g, const kg_u16 *x, float lse, float s, long n)
+{
+    long i = 0;
+    vf nl = set1(-(lse * KGR_LOG2E)), sv = set1(s);
+    for (; i + W <= n; i += W)
+        st_bf16(g + i, vmul(round_bf16(ce_exp(ld_bf16(x + i), nl)), sv));
+    kgp_ce_grad_bf16__scalar(g + i, x + i, lse, s, n - i);
+}
+
+/* Four vectors of outputs per pass over the filter taps (the tap's phase and offset stepped,
+ * not divided), then one vector at a time, the rest by the reference: each output the same
+ * fmaf chain as the reference's. */
+void FN(dwconv_f32)(float *y, const float *x, long ldp, const float *f, long S, long stride,
+                    long Q)
+{
+    long q = 0;
+    for (; q + 4 * W <= Q; q += 4 * W) {
+        vf a0 = set1(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        const float *xs = x + q;
+        for (long s = 0, ph = 0; s < S; s++) {
+            vf fs = set1(f[s]);
+            a0 = vfma(fs, ld(xs), a0);
+            a1 = vfma(fs, ld(xs + W), a1);
+            a2 = vfma(fs, ld(xs + 2 * W), a2);
+            a3 = vfma(fs, ld(xs + 3 * W), a3);
+            if (++ph == stride)
+                ph = 0, xs += 1 - (stride - 1) * ldp;
+            else
+                xs += ldp;
+        }
+        st(y + q, a0), st(y + q + W, a1), st(y + q + 2 * W, a2), st(y + q + 3 * W, a3);
+    }
+    for (; q + W <= Q; q += W) {
+        vf a = set1(0.0f);
+        const float *xs = x + q;
+        for (long s = 0, ph = 0; s < S; s++) {
+            a = vfma(set1(f[s]), ld(xs), a);
+            if (++ph == stride)
+                ph = 0, xs += 1 - (stride - 1) * ldp;
+            else
+                xs += ldp;
+        }
+        st(y + q, a);
+    }
+    kgp_dwconv_f32__scalar(y + q, x + q, ldp, f, S, stride, Q - q);
 }

@@ -183,4 +183,16 @@ void transformer_tkg_ref(float *out, float *const *K_cache, float *const *V_cach
 void all_reduce_ref(void *y, const void *const *x, int R, long n, int dtype);
 void all_gather_ref(void *y, const void *const *x, int R, long bytes);
 
+/* cross_entropy_ref.c (shared/reference/cross_entropy.md) */
+void cross_entropy_fwd_ref(float *loss, float *lse, const float *logits, const int32_t *targets,
+                           long T, long V, long chunk, float (*rnd)(float));
+void cross_entropy_bwd_ref(float *grad, const float *logits, const int32_t *targets,
+                           const float *lse, long T, long V, int mean, float (*rnd)(float));
+double cross_entropy_total_ref(const double *logits, const int32_t *targets, long T, long V,
+                               int mean);
+
+/* depthwise_conv1d_ref.c (shared/reference/depthwise_conv1d.md) */
+void depthwise_conv1d_ref(float *y, const float *x, const float *f, long N, long C, long W,
+                          long S, long stride, long pl, long pr);
+
 #endif

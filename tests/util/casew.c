@@ -57,6 +57,14 @@ void kgt_casew_opt_bool(kgt_casew *w, const char *key, int val)
     set_opt(w, key, json_boolean(val));
 }
 
+void kgt_casew_opt_json(kgt_casew *w, const char *key, const char *json)
+{
+    json_error_t err;
+    json_t *v = json_loads(json, JSON_DECODE_ANY, &err);
+    cr_assert_not_null(v, "option %s: not JSON: %s (%s)", key, json, err.text);
+    set_opt(w, key, v);
+}
+
 /* Writes a as dir/name.npy and appends {name, dtype, shape, stored} to case.json's `list`. */
 static void add_array(kgt_casew *w, const char *list, const char *name, const char *dtype,
                       const kg_npy *a)

@@ -17,6 +17,8 @@ kgt_casew *kgt_casew_new(const char *kernel, const char *name);
 void kgt_casew_opt_str(kgt_casew *w, const char *key, const char *val);
 void kgt_casew_opt_num(kgt_casew *w, const char *key, double val);
 void kgt_casew_opt_bool(kgt_casew *w, const char *key, int val);
+/* Any JSON value given as text (a pair [[0, 0], [1, 2]], null, ...). */
+void kgt_casew_opt_json(kgt_casew *w, const char *key, const char *json);
 
 /* An input stored as float32 with case.json dtype `dtype` ("bf16", "f32", "fp8_e4m3", ...): the
  * caller gives values already on that dtype's grid. */

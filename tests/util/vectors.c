@@ -327,6 +327,35 @@ int kgt_case_opt_num(const kgt_case *c, const char *key, double *val)
     return 1;
 }
 
+/* The numbers of a (nested) JSON array in order into v[n..max); the new count, or -1 if an
+ * element is neither a number nor an array, or there are more than max. */
+static int flatten(json_t *a, double *v, int n, int max)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) {
+        if (json_is_array(e))
+            n = flatten(e, v, n, max);
+        else if (json_is_number(e) && n < max)
+            v[n++] = json_number_value(e);
+        else
+            return -1;
+        if (n < 0)
+            return -1;
+    }
+    return n;
+}
+
+int kgt_case_opt_nums(const kgt_case *c, const char *key, double *val, int max)
+{
+    json_t *v = option(c, key);
+    if (json_is_number(v) && max >= 1) {
+        val[0] = json_number_value(v);
+        return 1;
+    }
+    return json_is_array(v) ? flatten(v, val, 0, max) : 0;
+}
+
 int kgt_case_opt_bool(const kgt_case *c, const char *key, int *val)
 {
     json_t *v = option(c, key);

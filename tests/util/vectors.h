@@ -79,6 +79,9 @@ int kgt_case_has_output(const kgt_case *c, const char *out_name);
 int kgt_case_opt_str(const kgt_case *c, const char *key, const char **val);
 int kgt_case_opt_num(const kgt_case *c, const char *key, double *val);
 int kgt_case_opt_bool(const kgt_case *c, const char *key, int *val);
+/* A number or a (nested) array of numbers, e.g. padding [[0, 0], [1, 2]], flattened in order
+ * into val[0..max): the count (0 if absent), or -1 if it holds anything else or more than max. */
+int kgt_case_opt_nums(const kgt_case *c, const char *key, double *val, int max);
 /* 1 if key is present in "options" (any type); records it as read. For a key an adapter knows
  * to have no numeric effect on a CPU (hardware scheduling: say so where it is called). */
 int kgt_case_opt_has(const kgt_case *c, const char *key);

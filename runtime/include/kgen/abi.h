@@ -314,7 +314,34 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
     X(void, pv_e4m3, (float *o, long ldo, const float *p, long ldp, long m, const kg_u8 *v,     \
                       long ldv, long n, long d), (o, ldo, p, ldp, m, v, ldv, n, d))
 
-#define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X) KGP_LIST_ATTN(X)
+/* The fourth: training kernels' rows (runtime/src/prim_loss.c: cross entropy, depthwise conv).
+ * kg_exp is exp_sum_f32's exponential. */
+#define KGP_LIST_LOSS(X) \
+    /* one step of an online log-sum-exp over a row's values x[0..n): with (m, d) = md[0..1]    \
+     * (start from (-inf, 0)), m' = max(m, max x[i]) and d' = d * kg_exp(m - m') + sum of       \
+     * kg_exp(x[i] - m') (fp32, the primitive's own order and blocking; within a few ulp of     \
+     * the scalar reference's left-to-right sum); md becomes (m', d'). Values all -inf leave     \
+     * md as it is; a NaN makes d NaN. ln(d) + m is the log-sum-exp of everything seen */       \
+    X(void, lse_f32, (float *md, const float *x, long n), (md, x, n))                          \
+    X(void, lse_bf16, (float *md, const kg_u16 *x, long n), (md, x, n))                        \
+    /* cross entropy's gradient rows before the target's one-hot: g[i] = e(x[i]) * s (fp32)   \
+     * where e(x) = e^(x - lse) by a fixed fp32 algorithm of fmaf steps (prim_loss.c ce_exp:   \
+     * 2^y, y = x log2 e - lse log2 e clamped to [-126, 127]; within 2e-7 relative); the bf16   \
+     * version rounds as bf16 arithmetic would: g[i] = bf16(bf16(e(x[i])) * s). Element-wise,  \
+     * the same bits on every ISA; g may be x */                                               \
+    X(void, ce_grad_f32, (float *g, const float *x, float lse, float s, long n),               \
+      (g, x, lse, s, n))                                                                        \
+    X(void, ce_grad_bf16, (kg_u16 *g, const kg_u16 *x, float lse, float s, long n),            \
+      (g, x, lse, s, n))                                                                        \
+    /* one channel of a depthwise conv1d on a polyphase row: y[q] = fmaf chain over s < S       \
+     * ascending, from 0, of f[s] * x[(s % stride) * ldp + s / stride + q], q < Q, i.e. phase p \
+     * of the zero-padded row xp holds xp[j * stride + p] at x[p * ldp + j] (stride 1: x is xp).\
+     * The same bits on every ISA */                                                            \
+    X(void, dwconv_f32, (float *y, const float *x, long ldp, const float *f, long S,           \
+                         long stride, long Q), (y, x, ldp, f, S, stride, Q))
+
+#define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X) KGP_LIST_ATTN(X) \
+    KGP_LIST_LOSS(X)
 
 #define KGP_DECLARE(ret, name, params, args) ret kgp_##name params;
 KGP_LIST(KGP_DECLARE)
@@ -323,6 +350,7 @@ KGP_LIST(KGP_DECLARE)
 /* ---- libm functions generated code may call (resolved from the host process) ------------ */
 float sqrtf(float);
 float expf(float);
+float logf(float);
 float tanhf(float);
 float erff(float);
 float sinf(float);

@@ -347,4 +347,31 @@ typedef int kg_moe_cte_fn(
     long T,
     long N);
 
+/* cross_entropy_fwd: loss, lse [T] in dtype; logits [T, V] in dtype; targets [T] int32, each in
+ * [0, V) (a target outside it: KG_EARG before anything is written). */
+typedef int kg_cross_entropy_fwd_fn(
+    void *loss,
+    void *lse,
+    const void *logits,
+    const void *targets,
+    long T);
+
+/* cross_entropy_bwd: grad_logits [T, V] in dtype (unused when inplace: the gradient overwrites
+ * logits); logits [T, V] in dtype (only read unless inplace); targets [T] int32, each in
+ * [0, V) (one outside: KG_EARG before anything is written); lse [T] in lse_dtype. */
+typedef int kg_cross_entropy_bwd_fn(
+    void *grad_logits,
+    void *logits,
+    const void *targets,
+    const void *lse,
+    long T);
+
+/* depthwise_conv1d: output [N, C, Q], Q = (W + pad_l + pad_r - S) / stride + 1;
+ * img_ref [N, C, W]; filter_ref [C, S]; all in dtype. */
+typedef int kg_depthwise_conv1d_fn(
+    void *output,
+    const void *img_ref,
+    const void *filter_ref,
+    long N);
+
 #endif /* KGEN_KERNELS_H */

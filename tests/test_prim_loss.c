@@ -1,0 +1,245 @@
+/* test_prim_loss.c: the training rows' primitives (kgen/abi.h KGP_LIST_LOSS) of every ISA this
+ * CPU runs against their scalar references (prim_loss.c): lse_* within fp32 reordering (and
+ * against a double-precision log-sum-exp), ce_grad_* and dwconv_f32 bit for bit, in place
+ * too, on odd sizes, block remainders and special values (-inf rows, NaN, large logits); no
+ * write past n. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kgen/dtype.h"
+#include "kgen/kgen.h"
+#include "prim.h"
+
+static const char *const ISAS[] = { "avx2", "avx512" };
+/* around vectors (8, 16), the SIMD lse's block (2048) and its multiples */
+static const long SIZES[] = { 0, 1, 7, 15, 16, 17, 33, 100, 2047, 2048, 2049, 4096 + 31, 9000 };
+enum { NMAX = 9000, PAD = 32 };
+
+typedef void lse_f32_fn(float *, const float *, long);
+typedef void lse_bf16_fn(float *, const kg_u16 *, long);
+typedef void grad_f32_fn(float *, const float *, float, float, long);
+typedef void grad_bf16_fn(kg_u16 *, const kg_u16 *, float, float, long);
+typedef void dwconv_fn(float *, const float *, long, const float *, long, long, long);
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static float normal(uint64_t *s)
+{
+    double u1 = ((double)(rnd(s) >> 11) + 0.5) / 9007199254740992.0;
+    double u2 = (double)(rnd(s) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* logits of scale sc, bf16-exact (so the f32 and bf16 rows hold the same values) */
+static void fill(float *x, kg_u16 *xb, long n, float sc, uint64_t *s)
+{
+    for (long i = 0; i < n; i++) {
+        xb[i] = kg_f32_to_bf16(sc * normal(s));
+        x[i] = kg_bf16_to_f32(xb[i]);
+    }
+}
+
+static int same_bits(const void *a, const void *b, size_t n) { return memcmp(a, b, n) == 0; }
+
+/* ---- lse -------------------------------------------------------------------------------------- */
+
+/* log-sum-exp of x in double, the truth both versions approximate */
+static double lse_double(const float *x, long n)
+{
+    double m = -INFINITY, d = 0.0;
+    for (long i = 0; i < n; i++)
+        if (x[i] > m)
+            m = x[i];
+    for (long i = 0; i < n; i++)
+        d += exp((double)x[i] - m);
+    return m + log(d);
+}
+
+/* Runs the online steps over x in pieces of `piece` values from (-inf, 0); returns m + ln d. */
+static float lse_pieces(lse_f32_fn *f, lse_bf16_fn *fb, const float *x, const kg_u16 *xb,
+                        long n, long piece)
+{
+    float md[2] = { -INFINITY, 0.0f };
+    for (long i = 0; i < n; i += piece) {
+        long k = n - i < piece ? n - i : piece;
+        if (f)
+            f(md, x + i, k);
+        else
+            fb(md, xb + i, k);
+    }
+    return md[0] + logf(md[1]);
+}
+
+Test(prim_loss, lse_matches_scalar_and_double)
+{
+    static float x[NMAX];
+    static kg_u16 xb[NMAX];
+    uint64_t s = 42;
+    int compared = 0;
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        lse_f32_fn *f = kgr_prim_impl(ISAS[k], "lse_f32");
+        lse_bf16_fn *fb = kgr_prim_impl(ISAS[k], "lse_bf16");
+        if (!f)
+            continue;
+        cr_assert(fb, "%s: lse_bf16 missing", ISAS[k]);
+        for (size_t z = 1; z < sizeof SIZES / sizeof SIZES[0]; z++) {
+            long n = SIZES[z];
+            for (int sc = 1; sc <= 30; sc += 29) { /* N(0,1) logits, and spread ones */
+                fill(x, xb, n, (float)sc, &s);
+                double want = lse_double(x, n);
+                for (long piece = 1; piece <= n; piece = piece * 7 + 1) {
+                    float r[4] = {
+                        lse_pieces(f, NULL, x, xb, n, piece),
+                        lse_pieces(NULL, fb, x, xb, n, piece),
+                        lse_pieces(kgp_lse_f32__scalar, NULL, x, xb, n, piece),
+                        lse_pieces(NULL, kgp_lse_bf16__scalar, x, xb, n, piece),
+                    };
+                    for (int j = 0; j < 4; j++)
+                        cr_assert(fabs(r[j] - want) <= 1e-5 * (fabs(want) + 1.0),
+                                  "%s n=%ld piece=%ld scale=%d version %d: %.9g, want %.9g",
+                                  ISAS[k], n, piece, sc, j, r[j], want);
+                    cr_assert(fabsf(r[0] - r[2]) <= 4e-6f * (fabsf(r[2]) + 1.0f),
+                              "%s n=%ld: simd %.9g scalar %.9g", ISAS[k], n, r[0], r[2]);
+                    compared++;
+                }
+            }
+        }
+    }
+    cr_assert_gt(compared, 0, "no SIMD ISA on this CPU");
+}
+
+/* -inf values count as nothing; a row of -inf leaves the state; NaN makes d NaN. */
+Test(prim_loss, lse_special_values)
+{
+    static float x[NMAX];
+    static kg_u16 xb[NMAX];
+    const char *isas[] = { "scalar", "avx2", "avx512" };
+    int ran = 0;
+    for (size_t k = 0; k < 3; k++) {
+        lse_f32_fn *f = kgr_prim_impl(isas[k], "lse_f32");
+        lse_bf16_fn *fb = kgr_prim_impl(isas[k], "lse_bf16");
+        if (!f)
+            continue;
+        ran++;
+        for (long n = 1; n <= 4100; n += 1367) {
+            for (long i = 0; i < n; i++)
+                x[i] = -INFINITY, xb[i] = kg_f32_to_bf16(-INFINITY);
+            float md[2] = { -INFINITY, 0.0f }, mb[2] = { 3.0f, 2.0f };
+            f(md, x, n);
+            fb(mb, xb, n);
+            cr_assert(md[0] == -INFINITY && md[1] == 0.0f, "%s n=%ld: all -inf moved (%g, %g)",
+                      isas[k], n, md[0], md[1]);
+            cr_assert(mb[0] == 3.0f && mb[1] == 2.0f, "%s n=%ld: all -inf moved a state",
+                      isas[k], n);
+            x[n / 2] = 5.0f, xb[n / 2] = kg_f32_to_bf16(5.0f);
+            f(md, x, n);
+            /* the SIMD exp folds x log2 e - m log2 e into one FMA: 2^(a rounding residual) */
+            cr_assert(md[0] == 5.0f && fabsf(md[1] - 1.0f) <= 2e-7f,
+                      "%s n=%ld: one finite value gives (%g, %g)", isas[k], n, md[0], md[1]);
+            x[n - 1] = NAN, xb[n - 1] = kg_f32_to_bf16(NAN);
+            md[0] = -INFINITY, md[1] = 0.0f, mb[0] = -INFINITY, mb[1] = 0.0f;
+            f(md, x, n);
+            fb(mb, xb, n);
+            cr_assert(isnan(md[1]) && isnan(mb[1]), "%s n=%ld: NaN lost (%g, %g)", isas[k], n,
+                      md[1], mb[1]);
+        }
+    }
+    cr_assert_gt(ran, 1);
+}
+
+/* ---- ce_grad -------------------------------------------------------------------------------- */
+
+Test(prim_loss, ce_grad_bits_match_scalar_in_place_too)
+{
+    static float x[NMAX + PAD], gs[NMAX + PAD], gv[NMAX + PAD];
+    static kg_u16 xb[NMAX + PAD], bs[NMAX + PAD], bv[NMAX + PAD];
+    uint64_t s = 7;
+    int compared = 0;
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        grad_f32_fn *f = kgr_prim_impl(ISAS[k], "ce_grad_f32");
+        grad_bf16_fn *fb = kgr_prim_impl(ISAS[k], "ce_grad_bf16");
+        if (!f)
+            continue;
+        for (size_t z = 0; z < sizeof SIZES / sizeof SIZES[0]; z++) {
+            long n = SIZES[z];
+            fill(x, xb, n + PAD, 4.0f, &s);
+            x[n / 3] = -INFINITY, x[n / 5] = NAN, x[n / 7] = 90.0f; /* 0, NaN, inf */
+            xb[n / 3] = kg_f32_to_bf16(-INFINITY), xb[n / 5] = kg_f32_to_bf16(NAN);
+            float lse = 5.5f, sc = 1.0f / 3000.0f; /* not a power of 2: the rounding shows */
+            memcpy(gs, x, sizeof gs), memcpy(gv, x, sizeof gv);
+            memcpy(bs, xb, sizeof bs), memcpy(bv, xb, sizeof bv);
+            kgp_ce_grad_f32__scalar(gs, x, lse, sc, n);
+            f(gv, x, lse, sc, n);
+            cr_assert(same_bits(gs, gv, sizeof gs), "%s ce_grad_f32 n=%ld differs", ISAS[k], n);
+            kgp_ce_grad_bf16__scalar(bs, xb, lse, sc, n);
+            fb(bv, xb, lse, sc, n);
+            cr_assert(same_bits(bs, bv, sizeof bs), "%s ce_grad_bf16 n=%ld differs", ISAS[k], n);
+            memcpy(gv, x, sizeof gv), memcpy(bv, xb, sizeof bv);
+            f(gv, gv, lse, sc, n); /* in place */
+            fb(bv, bv, lse, sc, n);
+            cr_assert(same_bits(gs, gv, sizeof gs), "%s ce_grad_f32 in place n=%ld", ISAS[k], n);
+            cr_assert(same_bits(bs, bv, sizeof bs), "%s ce_grad_bf16 in place n=%ld", ISAS[k], n);
+            compared++;
+        }
+    }
+    cr_assert_gt(compared, 0, "no SIMD ISA on this CPU");
+    /* and the reference is the formula: softmax of a row sums to 1 */
+    fill(x, xb, 1000, 1.0f, &s);
+    double lse = lse_double(x, 1000), sum = 0.0;
+    kgp_ce_grad_f32__scalar(gs, x, (float)lse, 1.0f, 1000);
+    for (int i = 0; i < 1000; i++)
+        sum += gs[i];
+    cr_assert(fabs(sum - 1.0) < 1e-5, "softmax sums to %.9g", sum);
+}
+
+/* ---- dwconv ----------------------------------------------------------------------------------- */
+
+Test(prim_loss, dwconv_bits_match_scalar_every_stride)
+{
+    enum { XCAP = 4 * 2200 };
+    static float x[XCAP], f[64], ys[2200 + PAD], yv[2200 + PAD];
+    static const long QS[] = { 1, 7, 8, 16, 31, 64, 65, 200, 2200 };
+    static const long SS[] = { 1, 2, 3, 4, 17, 64 };
+    uint64_t s = 99;
+    for (long i = 0; i < XCAP; i++)
+        x[i] = normal(&s);
+    for (int i = 0; i < 64; i++)
+        f[i] = normal(&s);
+    int compared = 0;
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        dwconv_fn *fn = kgr_prim_impl(ISAS[k], "dwconv_f32");
+        if (!fn)
+            continue;
+        for (size_t a = 0; a < sizeof QS / sizeof QS[0]; a++)
+            for (size_t b = 0; b < sizeof SS / sizeof SS[0]; b++)
+                for (long stride = 1; stride <= 4; stride++) {
+                    long Q = QS[a], S = SS[b], ldp = Q + (S - 1) / stride + 1;
+                    if (ldp * stride > XCAP)
+                        continue;
+                    for (int i = 0; i < 2200 + PAD; i++)
+                        ys[i] = yv[i] = -7.0f;
+                    kgp_dwconv_f32__scalar(ys, x, ldp, f, S, stride, Q);
+                    fn(yv, x, ldp, f, S, stride, Q);
+                    cr_assert(same_bits(ys, yv, sizeof ys), "%s Q=%ld S=%ld stride=%ld",
+                              ISAS[k], Q, S, stride);
+                    cr_assert(ys[Q] == -7.0f, "wrote past Q");
+                    compared++;
+                }
+    }
+    cr_assert_gt(compared, 0, "no SIMD ISA on this CPU");
+    /* the reference is the polyphase formula: stride 2, taps 3, on xp = 0 1 2 3 4 5 6 stored as
+     * phases (0 2 4 6 | 1 3 5) */
+    float ph[8] = { 0, 2, 4, 6, 1, 3, 5, 0 }, w[3] = { 1, 10, 100 }, y[3];
+    kgp_dwconv_f32__scalar(y, ph, 4, w, 3, 2, 3);
+    cr_assert(y[0] == 210 && y[1] == 432 && y[2] == 654, "%g %g %g", y[0], y[1], y[2]);
+}
