@@ -72,5 +72,12 @@ return {
     { family = "moe_tkg", I = 17, E = 3, K = 3, expert_affinities_scaling_mode = "NO_SCALE",
       activation_fn = "GELU_Tanh_Approx", out_dtype = "f32" },
     -- end moe_tkg
+    -- blockwise_mm_backward (H 37, I 19, 3 experts, blocks of 5, Swish with all four clamps,
+    -- biases, fp16 activations and f32 weights; -1 padding)
+    { family = "blockwise_mm_backward", H = 37, I = 19, E = 3, block_size = 5,
+      activation_type = "Swish", gate_clamp_lower_limit = -2, gate_clamp_upper_limit = 2.5,
+      up_clamp_lower_limit = -1.5, up_clamp_upper_limit = 3, bias = true, skip_token = true,
+      weight_dtype = "f32" },
+    -- end blockwise_mm_backward
   },
 }
