@@ -376,6 +376,9 @@ Test(blockwise_mm_backward, edge_shapes)
     check(&m, 56);
     m = base(), m.B = 1, m.T = 5; /* blocks of one slot */
     check(&m, 57);
+    /* bf16 weight gradients in fp32 tiles: more than one tile of 132 rows and of 512 columns */
+    m = base(), m.H = 150, m.I = 300, m.E = 2, m.T = 10;
+    check(&m, 58);
 }
 
 Test(blockwise_mm_backward, padding_row_with_a_gradient_counts)

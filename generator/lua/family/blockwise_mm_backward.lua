@@ -48,9 +48,11 @@ local EXPERT_ALIGN = 64
 -- "No clamp": the clamp keys' default, the largest float32 (as moe_tkg's).
 local FLT_MAX = f32.round(3.4028234663852886e38)
 
--- Rows of a weight gradient computed at a time when it is rounded to bf16: one GEMM task's
--- rows (runtime/src/matmul.c), so the fp32 stripe is a few MiB rather than the whole gradient.
-local STRIPE = 132
+-- A bf16 weight gradient is computed in fp32 tiles of STRIPE rows (one GEMM task's, runtime/
+-- src/matmul.c) x CB columns (whole panels on every ISA: a multiple of 64), 264 KiB, each
+-- rounded to bf16 while it is still in L2 (a whole-width stripe of Mixtral's 28672 columns,
+-- 15 MiB, made the rounding a tenth of the call).
+local STRIPE, CB = 132, 512
 
 local function roundup(n, m) return (n + m - 1) // m * m end
 
@@ -201,7 +203,7 @@ function F.params(k)
     ULO = k.up_clamp_lower_limit, UHI = k.up_clamp_upper_limit,
     GLO_SET = k.gate_clamp_lower_limit ~= -FLT_MAX, GHI_SET = k.gate_clamp_upper_limit ~= FLT_MAX,
     ULO_SET = k.up_clamp_lower_limit ~= -FLT_MAX, UHI_SET = k.up_clamp_upper_limit ~= FLT_MAX,
-    STRIPE = STRIPE, MAX_ROWS = MAX_ROWS, MAX_SLOTS = MAX_SLOTS,
+    STRIPE = STRIPE, CB = CB, MAX_ROWS = MAX_ROWS, MAX_SLOTS = MAX_SLOTS,
     NMAX = math.max(2 * k.I, k.H),
   }
   -- Scratch: per slot of the current expert (n of them), its rows; per call, a block's
@@ -225,9 +227,8 @@ function F.params(k)
     { "BT", 4 * I * k.block_size,
       format("BT [2, %d x %d]: a block's gate | up checkpoint in fp32, then transposed",
              2 * I, k.block_size) },
-    { "STR", k.weight_dtype == "f32" and 0 or STRIPE * math.max(2 * I, H),
-      format("STR [%d, %d]: a stripe of a weight gradient in fp32", STRIPE,
-             math.max(2 * I, H)) },
+    { "STR", k.weight_dtype == "f32" and 0 or STRIPE * CB,
+      format("STR [%d, %d]: a tile of a weight gradient in fp32", STRIPE, CB) },
   }, 16)
   return p
 end
