@@ -83,5 +83,12 @@ return {
     { family = "cross_entropy_bwd", dtype = "bf16", lse_dtype = "f32" },
     { family = "depthwise_conv1d", C = 5, W = 37, S = 3, stride = 4, pad_l = 2, pad_r = 1 },
     -- end training
+    -- blockwise_mm_backward (H 37, I 19, 3 experts, blocks of 5, Swish with all four clamps,
+    -- biases, fp16 activations and f32 weights; -1 padding)
+    { family = "blockwise_mm_backward", H = 37, I = 19, E = 3, block_size = 5,
+      activation_type = "Swish", gate_clamp_lower_limit = -2, gate_clamp_upper_limit = 2.5,
+      up_clamp_lower_limit = -1.5, up_clamp_upper_limit = 3, bias = true, skip_token = true,
+      weight_dtype = "f32" },
+    -- end blockwise_mm_backward
   },
 }

@@ -49,6 +49,10 @@ return {
     -- router_topk
     { family = "router_topk", E = 1, k = 1, return_eager_affi = true },
     -- end router_topk
+    -- blockwise_mm_backward (one expert, blocks of one slot, overwriting hidden gradients)
+    { family = "blockwise_mm_backward", E = 1, block_size = 1,
+      is_tensor_update_accumulating = false },
+    -- end blockwise_mm_backward
     -- moe_tkg
     { family = "moe_tkg", E = 1, K = 1, is_all_expert = true },
     -- end moe_tkg

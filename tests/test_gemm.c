@@ -439,3 +439,43 @@ Test(gemm, scratch_grows_aligned_and_is_reused)
     cr_assert_eq(kg_scratch_reserve(1 << 20), KG_OK);
     cr_assert_eq(kgp_scratch(10), b);
 }
+
+/* An activation packed by kgp_pack_act_f32 is the weight kg_wt_pack makes of the same values
+ * (bf16: rounded to nearest even first): the same geometry and panel bytes, so the GEMM reads
+ * it alike; past K and N, zeros. Odd sizes, a row stride wider than N, both formats. */
+Test(gemm, pack_act_is_the_packed_weight)
+{
+    static const long shape[][3] = { { 1, 1, 1 }, { 5, 70, 73 }, { 128, 64, 64 }, { 33, 17, 20 } };
+    static const int fmts[] = { KG_WT_F32, KG_WT_BF16 };
+    unsigned long long s = 7;
+    for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++)
+        for (size_t f = 0; f < 2; f++) {
+            long K = shape[i][0], N = shape[i][1], ld = shape[i][2];
+            float *x = malloc((size_t)(K * ld) * sizeof *x), *v = malloc((size_t)(K * N) * 4);
+            for (long k = 0; k < K; k++)
+                for (long n = 0; n < ld; n++) {
+                    x[k * ld + n] = kgt_normal(&s);
+                    if (n < N)
+                        v[k * N + n] = fmts[f] == KG_WT_F32 ? x[k * ld + n]
+                                       : kg_bf16_to_f32(kg_f32_to_bf16(x[k * ld + n]));
+                }
+            kg_wt want, got;
+            kgt_wt_from_values(&want, fmts[f], KG_WL_KN, K, N, v);
+            long bytes = kgp_pack_act_bytes(K, N, fmts[f]);
+            cr_assert_gt(bytes, 0);
+            unsigned char *buf = aligned_alloc(64, (size_t)(bytes + 63) / 64 * 64);
+            memset(buf, 0xa5, (size_t)bytes);
+            kgp_pack_act_f32(&got, buf, x, ld, K, N, fmts[f]);
+            cr_assert(got.fmt == want.fmt && got.K == K && got.N == N && got.nr == want.nr &&
+                      got.kg == want.kg && got.kpad == want.kpad && got.kb == 0 && !got.mem,
+                      "[%ld, %ld] %s: geometry", K, N, kg_wt_fmt_name(fmts[f]));
+            long panel = (N + got.nr - 1) / got.nr * got.nr * got.kpad;
+            long eb = fmts[f] == KG_WT_F32 ? 4 : 2;
+            cr_assert_leq(panel * eb + 64, bytes);
+            cr_assert(memcmp(got.data, want.data, (size_t)(panel * eb)) == 0,
+                      "[%ld, %ld] %s: panels differ", K, N, kg_wt_fmt_name(fmts[f]));
+            cr_assert_eq(kgp_pack_act_bytes(0, N, fmts[f]), 0);
+            cr_assert_eq(kgp_pack_act_bytes(K, N, KG_WT_E4M3), 0);
+            kg_wt_free(&want), free(buf), free(x), free(v);
+        }
+}

@@ -213,6 +213,47 @@ UNARY(gelu_f32, 1, 1)
 UNARY(gelu_tanh_f32, 1, 1)
 UNARY(swish_f32, 1, 1)
 
+/* the gated activation's backward: SiLU and Swish, no clamp and four clamps with inputs sitting
+ * exactly on them (no gradient there); every output the scalar bits */
+static float glu_h[2][CAP];
+
+static void check_glu_bwd_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_glu_bwd_f32__scalar) *f = impl;
+    static const float lim[2][4] = { { -INFINITY, INFINITY, -INFINITY, INFINITY },
+                                     { -0.5f, 0.75f, -0.625f, 1.0f } };
+    for (int k = 0; k < 4; k++) {
+        const float *l = lim[k / 2];
+        fill(seed + (uint64_t)k, 1);
+        for (long i = 0; i < n; i += 7) /* on the bounds */
+            X1[i] = l[i % 2 ? 1 : 0], X2[i] = l[i % 2 ? 3 : 2];
+        memset(glu_h, 0x5a, sizeof glu_h);
+        kgp_glu_bwd_f32__scalar(yr[0] + 1, yr[1] + 1, glu_h[0] + 1, X0, X1, X2, l[0], l[1], l[2],
+                                l[3], k % 2, n);
+        f(yg[0] + 1, yg[1] + 1, glu_h[1] + 1, X0, X1, X2, l[0], l[1], l[2], l[3], k % 2, n);
+        same(isa, "glu_bwd_f32 dg", n, yg[0] + 1, yr[0] + 1, 4);
+        same(isa, "glu_bwd_f32 du", n, yg[1] + 1, yr[1] + 1, 4);
+        same(isa, "glu_bwd_f32 h", n, glu_h[1] + 1, glu_h[0] + 1, 4);
+        for (long i = 0; i < n; i += 7) {
+            cr_assert(yg[0][1 + i] == 0.0f || k < 2, "%s glu_bwd_f32: gate on a bound", isa);
+            cr_assert(yg[1][1 + i] == 0.0f || k < 2, "%s glu_bwd_f32: up on a bound", isa);
+        }
+    }
+}
+
+/* y [n, 3] = x [3, n] transposed (and a [1, n] row to a column), against the definition */
+static void check_transpose_f32(const char *isa, void *impl, long n, uint64_t seed)
+{
+    __typeof__(kgp_transpose_f32__scalar) *f = impl;
+    long rows = n < 600 ? 3 : 1; /* 3 x n fits in CAP floats */
+    fill(seed, 0);
+    f(yg[0] + 1, rows, X0, n, rows, n);
+    for (long r = 0; r < rows; r++)
+        for (long c = 0; c < n; c++)
+            yr[0][1 + c * rows + r] = X0[r * n + c];
+    same(isa, "transpose_f32", n * rows, yg[0] + 1, yr[0] + 1, 4);
+}
+
 /* clamp with NaN or crossed bounds, scale_mul with and without g */
 static void check_clamp_odd(const char *isa, void *impl, long n, uint64_t seed)
 {
@@ -795,6 +836,7 @@ static const checker CHECKS[] = {
     { "exp_sum_f32", check_exp_sum_f32 },
     { "quant_rows_e4m3_f32", check_quant_rows_e4m3_f32 },
     { "quant_rows_e4m3_bf16", check_quant_rows_e4m3_bf16 },
+    { "glu_bwd_f32", check_glu_bwd_f32 }, { "transpose_f32", check_transpose_f32 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof CHECKS[0])
 
@@ -862,7 +904,7 @@ Test(prim_simd, simd_entries_are_not_scalar)
                                         "rot_half_rows_bf16", "scale_round_bf16_f32",
                                         "dot_rows_f32", "dot_cols_f32", "axpy_rows_f32",
                                         "max_f32", "exp_sum_f32", "quant_rows_e4m3_f32",
-                                        "quant_rows_e4m3_bf16" };
+                                        "quant_rows_e4m3_bf16", "glu_bwd_f32" };
     for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
         if (!offered(ISAS[k]))
             continue;

@@ -60,6 +60,8 @@ static void add_symbols(TCCState *s)
     tcc_add_symbol(s, "kgp_scratch", (void *)kgp_scratch);
     tcc_add_symbol(s, "kgp_matmul_f32", (void *)kgp_matmul_f32);
     tcc_add_symbol(s, "kgp_wt_is", (void *)kgp_wt_is);
+    tcc_add_symbol(s, "kgp_pack_act_bytes", (void *)kgp_pack_act_bytes);
+    tcc_add_symbol(s, "kgp_pack_act_f32", (void *)kgp_pack_act_f32);
     tcc_add_symbol(s, "kgp_coll", (void *)kgp_coll);
     tcc_add_symbol(s, "kgp_coll_rank", (void *)kgp_coll_rank);
     tcc_add_symbol(s, "kgp_coll_size", (void *)kgp_coll_size);

@@ -2,7 +2,10 @@
  * kgp_gemm_f32 split over the runtime's threads, and the check that a packed weight is the one
  * a kernel was generated for. */
 #include "kgen/abi.h"
+#include "kgen/ckd.h"
+#include "kgen/dtype.h"
 #include "kgen/kgen.h"
+#include "prim.h"
 
 /* Rows of a task: one pass of the AVX-512 and AVX2 GEMMs (their register tiles are 6 rows;
  * 132 = 22 tiles keeps a pass's A rows in L2 next to one weight panel). */
@@ -47,4 +50,55 @@ void kgp_matmul_f32(float *C, long ldc, const float *A, long lda, long M, const 
 int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx)
 {
     return W && W->K == K && W->N == N && W->fmt == fmt && (W->kb != 0) == (mx != 0);
+}
+
+/* ---- activations packed as weights (kgen/abi.h) ---------------------------------------------- */
+
+/* The packed geometry of an activation x [K, N]: panels, padded K; nonzero when a size is out
+ * of range (K, N at most 2^40 in all). */
+static int act_plan(long K, long N, int fmt, long *nr, long *kg, long *kpad, long *panels)
+{
+    if (K <= 0 || N <= 0 || (fmt != KG_WT_F32 && fmt != KG_WT_BF16) || K > (1L << 40) ||
+        N > (1L << 40))
+        return 1;
+    kgr_wt_geometry(fmt, nr, kg);
+    *kpad = (K + *kg - 1) / *kg * *kg;
+    *panels = (N + *nr - 1) / *nr;
+    return 0;
+}
+
+long kgp_pack_act_bytes(long K, long N, int fmt)
+{
+    long nr, kg, kpad, panels;
+    size_t e;
+    if (act_plan(K, N, fmt, &nr, &kg, &kpad, &panels) ||
+        kg_ckd_mul(&e, (size_t)kpad, (size_t)(panels * nr)) ||
+        kg_ckd_mul(&e, e, fmt == KG_WT_F32 ? 4 : 2) || e > ((size_t)1 << 42))
+        return 0;
+    return (long)e + 64; /* and the spare line kg_wt_pack leaves past the panels */
+}
+
+void kgp_pack_act_f32(kg_wt *W, void *buf, const float *x, long ldx, long K, long N, int fmt)
+{
+    long nr, kg, kpad, panels;
+    if (act_plan(K, N, fmt, &nr, &kg, &kpad, &panels))
+        return;
+    *W = (kg_wt){ .fmt = fmt, .kb = 0, .K = K, .N = N, .nr = nr, .kg = kg, .kpad = kpad,
+                  .data = buf, .scale = 0, .mem = 0 };
+    float *f = buf;
+    kg_u16 *b = buf;
+    for (long p = 0; p < panels; p++) {
+        long base = p * kpad * nr, j1 = N - p * nr < nr ? N - p * nr : nr;
+        for (long k = 0; k < kpad; k++) {
+            const float *row = x + k * ldx + p * nr;
+            long at = base + k / kg * nr * kg + k % kg;
+            for (long j = 0; j < nr; j++) {
+                float v = k < K && j < j1 ? row[j] : 0.0f; /* zero padding: +0 */
+                if (fmt == KG_WT_F32)
+                    f[at + j * kg] = v;
+                else
+                    b[at + j * kg] = kg_f32_to_bf16(v);
+            }
+        }
+    }
 }

@@ -418,6 +418,25 @@ void kgp_swish_f32__scalar(float *y, const float *x, long n)
     }
 }
 
+/* The gated activation's backward (kgen/abi.h): the sigmoid of the activations above, the
+ * derivative s (1 + k (1 - s)) of x sigmoid(c x) with k = c x, all in double, each output
+ * rounded once. prim_simd_body.h repeats the sequence on vectors. */
+void kgp_glu_bwd_f32__scalar(float *dg, float *du, float *h, const float *dh, const float *g,
+                             const float *u, float glo, float ghi, float ulo, float uhi,
+                             int swish, long n)
+{
+    for (long i = 0; i < n; i++) {
+        double x = g[i], uu = u[i], d = dh[i];
+        double k = swish ? 1.702 * x : x;
+        double s = sigmoid_d(k);
+        double a = x * s;
+        double fp = s * (1.0 + k * (1.0 - s));
+        h[i] = (float)(a * uu);
+        dg[i] = g[i] > glo && g[i] < ghi ? (float)((d * uu) * fp) : 0.0f;
+        du[i] = u[i] > ulo && u[i] < uhi ? (float)(d * a) : 0.0f;
+    }
+}
+
 /* ---- quantize-dequantize of activations ------------------------------------------------------ */
 
 void kgp_round_e4m3_f32__scalar(float *y, const float *x, float s, float m, long n)
@@ -600,4 +619,16 @@ float kgp_exp_sum_f32__scalar(float *y, const float *x, float m, long n)
         acc += y[i];
     }
     return acc;
+}
+
+/* Blocks of 32 x 32, so both sides stay in L1 while a block is moved. */
+void kgp_transpose_f32__scalar(float *y, long ldy, const float *x, long ldx, long rows, long cols)
+{
+    for (long r0 = 0; r0 < rows; r0 += 32)
+        for (long c0 = 0; c0 < cols; c0 += 32) {
+            long r1 = r0 + 32 < rows ? r0 + 32 : rows, c1 = c0 + 32 < cols ? c0 + 32 : cols;
+            for (long c = c0; c < c1; c++)
+                for (long r = r0; r < r1; r++)
+                    y[c * ldy + r] = x[r * ldx + c];
+        }
 }

@@ -669,6 +669,40 @@ ACTIVATION(gelu_tanh_f32, dgelu_tanh)
 ACTIVATION(swish_f32, dswish)
 #undef ACTIVATION
 
+/* kgp_glu_bwd_f32__scalar's sequence on W / 2 doubles at a time (two halves of a vector). */
+static inline void glu_bwd_half(vd x, vd uu, vd d, int swish, vd *h, vd *dg, vd *du)
+{
+    vd k = swish ? dmul(dset1(1.702), x) : x;
+    vd s = dsigmoid(k);
+    vd a = dmul(x, s);
+    vd fp = dmul(s, dadd(dset1(1.0), dmul(k, dsub(dset1(1.0), s))));
+    *h = dmul(a, uu);
+    *dg = dmul(dmul(d, uu), fp);
+    *du = dmul(d, a);
+}
+
+void FN(glu_bwd_f32)(float *dg, float *du, float *h, const float *dh, const float *g,
+                     const float *u, float glo, float ghi, float ulo, float uhi, int swish,
+                     long n)
+{
+    long i = 0;
+    vf zero = set1(0.0f);
+    for (; i + W <= n; i += W) {
+        vf x = ld(g + i), uu = ld(u + i), d = ld(dh + i);
+        vd h0, h1, g0, g1, u0, u1;
+        glu_bwd_half(dlo(x), dlo(uu), dlo(d), swish, &h0, &g0, &u0);
+        glu_bwd_half(dhi(x), dhi(uu), dhi(d), swish, &h1, &g1, &u1);
+        vf vg = fpack(g0, g1), vu = fpack(u0, u1);
+        vg = fsel(fgt(x, set1(glo)), fsel(flt(x, set1(ghi)), vg, zero), zero);
+        vu = fsel(fgt(uu, set1(ulo)), fsel(flt(uu, set1(uhi)), vu, zero), zero);
+        st(h + i, fpack(h0, h1));
+        st(dg + i, vg);
+        st(du + i, vu);
+    }
+    kgp_glu_bwd_f32__scalar(dg + i, du + i, h + i, dh + i, g + i, u + i, glo, ghi, ulo, uhi,
+                            swish, n - i);
+}
+
 /* ---- prefix sums across rows ------------------------------------------------------------------ */
 
 /* W rows at a time: a W x W block is transposed so that vector c holds column c of W rows, the W

@@ -1,6 +1,7 @@
 /* moe_ref.h: the hand-written references of the Mixture-of-Experts families (plain loops, never
  * generated): router_topk_ref.c (shared/reference/router_topk.md), moe_tkg_ref.c
- * (shared/reference/moe_tkg.md), moe_cte_ref.c (shared/reference/moe_cte.md). */
+ * (shared/reference/moe_tkg.md), moe_cte_ref.c (shared/reference/moe_cte.md),
+ * blockwise_mm_backward_ref.c (shared/reference/blockwise_mm_backward.md). */
 #ifndef KGEN_TEST_MOE_REF_H
 #define KGEN_TEST_MOE_REF_H
 
@@ -64,5 +65,33 @@ void moe_cte_ref(float *out, float *gu_ckpt, float *d_ckpt, const float *x, cons
                  const int32_t *cond, const float *bgu, const float *bd, const float *sgu,
                  const float *sd, int shared, const moe_cte_ref_opts *o, long T, long H, long I,
                  long E, long B, long N);
+/* The options of one blockwise MoE problem (the forward MoE CTE with POST_SCALE, and its
+ * backward), as the references read them. */
+typedef struct bwmm_ref_opts {
+    int swish;                 /* activation: 0 SiLU, 1 Swish (x sigmoid(1.702 x)) */
+    double glo, ghi, ulo, uhi; /* gate and up clamps; -INFINITY / INFINITY: none */
+    int skip;                  /* skip_token: padding slots are -1 (else T, the zero row) */
+    int acc;                   /* is_tensor_update_accumulating */
+} bwmm_ref_opts;
+
+/* The forward (moe_cte.md "Math", POST_SCALE, checkpointing) in double: out [rows, H]
+ * (zero-initialised here), the checkpoints ckgu [N, 2, I, B] (G, U after bias and clamp) and
+ * ckd [N, B, H] (the down output with bias, before the affinity); x [rows, H]; aff [rows, E];
+ * wgu [E, H, 2, I]; wd [E, I, H]; bgu [E, 2, I] and bd [E, H] or NULL; ids [N, B]; bte [N].
+ * rows = T + 1 (T with skip). */
+void bwmm_fwd_ref(double *out, double *ckgu, double *ckd, const double *x, const double *aff,
+                  const double *wgu, const double *wd, const double *bgu, const double *bd,
+                  const int32_t *ids, const int32_t *bte, const bwmm_ref_opts *o, long rows,
+                  long N, long H, long I, long E, long B);
+
+/* The backward (blockwise_mm_backward.md "Math") in double: dx [rows, H], da [rows, E],
+ * dwgu [E, H, 2, I], dwd [E, I, H], dbgu [E, 2, I], dbd [E, H] (all zero-initialised here);
+ * from x, aff, wgu, wd, the checkpoints, ids, bte as above and dout [rows, H]. */
+void blockwise_mm_backward_ref(double *dx, double *da, double *dwgu, double *dwd, double *dbgu,
+                               double *dbd, const double *x, const double *aff,
+                               const double *wgu, const double *wd, const double *ckgu,
+                               const double *ckd, const int32_t *ids, const int32_t *bte,
+                               const double *dout, const bwmm_ref_opts *o, long rows, long N,
+                               long H, long I, long E, long B);
 
 #endif /* KGEN_TEST_MOE_REF_H */

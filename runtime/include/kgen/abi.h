@@ -121,6 +121,17 @@ void kgp_matmul_f32(float *C, long ldc, const float *A, long lda, long M, const 
  * so it never reads past a wrong weight's end. */
 int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
 
+/* An activation as a weight, so the packed GEMM can take it as its right operand (a weight
+ * gradient dW = A^T B over a block's tokens: B packed, A^T through kgp_transpose_f32).
+ * kgp_pack_act_bytes: the bytes kgp_pack_act_f32 writes for x [K, N] in format fmt (KG_WT_F32
+ * or KG_WT_BF16; the active GEMM's geometry), 0 for another format or a size past 2^40.
+ * kgp_pack_act_f32: W = x [K, N] (row stride ldx) packed into buf (at least that many bytes,
+ * 64-byte aligned) in the geometry the active GEMM reads, each value rounded to fmt (bf16:
+ * nearest even, as kgp_cvt_f32_bf16); W->mem = 0 (buf stays the caller's). Call it on the
+ * kernel's own thread (it may split the work over the runtime's threads). */
+long kgp_pack_act_bytes(long K, long N, int fmt);
+void kgp_pack_act_f32(kg_wt *W, void *buf, const float *x, long ldx, long K, long N, int fmt);
+
 /* ---- primitives ---------------------------------------------------------------------------- */
 /* The one list of primitives. Each has a scalar reference (kgp_NAME__scalar in the runtime) and
  * possibly SIMD versions; the runtime picks one per process at start-up. Generated code calls
@@ -192,7 +203,10 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
     /* the same on bf16 rows: y = bf16 (as cvt_f32_bf16) of the fp32 expression of the widened \
      * x, i.e. the bits of cvt_bf16_f32, rot_half_rows_f32, cvt_f32_bf16. y may be x. */        \
     X(void, rot_half_rows_bf16, (kg_u16 *y, const kg_u16 *x, const float *c, const float *s,    \
-                                 long ts, long o, long rows, long h), (y, x, c, s, ts, o, rows, h))
+                                 long ts, long o, long rows, long h), (y, x, c, s, ts, o, rows, h)) \
+    /* y[c*ldy + r] = x[r*ldx + c] for r < rows, c < cols (a transpose; y must not overlap x) */ \
+    X(void, transpose_f32, (float *y, long ldy, const float *x, long ldx, long rows, long cols), \
+      (y, ldy, x, ldx, rows, cols))
 
 /* The second list: numerics beyond plain conversion (matrix products, activations, fp8 and MX
  * quantize-dequantize of activations, norm pieces). */
@@ -252,7 +266,16 @@ int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx);
      * ascending, i < m, t < d: probabilities times value rows added into m output rows; the    \
      * same bits on every ISA */                                                                \
     X(void, axpy_rows_f32, (float *o, long ldo, const float *p, long ldp, long m, const float *v,\
-                            long ldv, long n, long d), (o, ldo, p, ldp, m, v, ldv, n, d))
+                            long ldv, long n, long d), (o, ldo, p, ldp, m, v, ldv, n, d))      \
+    /* the gated activation's backward (blockwise_mm_backward): for i < n, in double from the   \
+     * fp32 inputs, x = g[i], k = x (swish: 1.702 x), s = sigmoid(k) as the activations above,  \
+     * a = x s, f' = s (1 + k (1 - s)); h[i] = (float)(a u[i]) (the forward's product),         \
+     * dg[i] = (float)((dh[i] u[i]) f') if glo < x < ghi else 0, du[i] = (float)(dh[i] a) if   \
+     * ulo < u[i] < uhi else 0 (a value on a clamp bound gets no gradient; +-inf: no bound).  \
+     * The same bits on every ISA */                                                           \
+    X(void, glu_bwd_f32, (float *dg, float *du, float *h, const float *dh, const float *g,      \
+                          const float *u, float glo, float ghi, float ulo, float uhi, int swish, \
+                          long n), (dg, du, h, dh, g, u, glo, ghi, ulo, uhi, swish, n))
 
 #define KGP_LIST_FLOAT(X) \
     /* sum of x[i]^2, fp32 accumulation (order is the primitive's own) */                       \

@@ -374,4 +374,33 @@ typedef int kg_depthwise_conv1d_fn(
     const void *filter_ref,
     long N);
 
+/* blockwise_mm_backward: rows = T + 1 token rows (row T: zero padding;
+ * T with skip_token), N blocks of B slots. Gradients out: hidden_states_grad [rows, H],
+ * expert_affinities_masked_grad [rows, E], gate_up_proj_weight_grad [E, H, 2, I] and
+ * down_proj_weight_grad [E, I, H] (weight_dtype), gate_and_up_proj_bias_grad [E, 2, I] and
+ * down_proj_bias_grad [E, H] (f32, bias). In: hidden_states [rows, H];
+ * expert_affinities_masked [rows, E]; gate_up_proj_weight W [2I, E * HP] and down_proj_weight
+ * W [H, E * IP] (each expert's weight transposed, side by side, padded to HP = roundup(H, 64),
+ * IP = roundup(I, 64) columns); gate_up_proj_act_checkpoint_T [N, 2, I, B];
+ * down_proj_act_checkpoint [N, B, H]; token_position_to_id [N, B] and block_to_expert [N]
+ * int32; output_hidden_states_grad [rows, H]. */
+typedef int kg_blockwise_mm_backward_fn(
+    void *hidden_states_grad,
+    void *expert_affinities_masked_grad,
+    void *gate_up_proj_weight_grad,
+    void *down_proj_weight_grad,
+    void *gate_and_up_proj_bias_grad,
+    void *down_proj_bias_grad,
+    const void *hidden_states,
+    const void *expert_affinities_masked,
+    const kg_wt *gate_up_proj_weight,
+    const kg_wt *down_proj_weight,
+    const void *gate_up_proj_act_checkpoint_T,
+    const void *down_proj_act_checkpoint,
+    const void *token_position_to_id,
+    const void *block_to_expert,
+    const void *output_hidden_states_grad,
+    long rows,
+    long N);
+
 #endif /* KGEN_KERNELS_H */
