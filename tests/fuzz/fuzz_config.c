@@ -2,7 +2,8 @@
  * config.json a user could point `kgen run --model` at: it must be read or refused with one line
  * naming the file, never crash. A config it accepts must keep every promise of model/config.h
  * (sizes inside the KGM_MAX_* bounds, heads that divide, an even head_dim, the weight count
- * within its limit) and give finite, positive, non-increasing rotary frequencies. */
+ * within its limit, experts only for Mixtral and then 1 <= top-K <= min(8, experts)) and give
+ * finite, positive, non-increasing rotary frequencies. */
 #include "fuzz.h"
 
 #include <math.h>
@@ -12,7 +13,16 @@
 
 static void check_accepted(const kgm_config *c)
 {
-    FZ_CHECK(c->arch == KGM_LLAMA || c->arch == KGM_QWEN2, "arch %d", (int)c->arch);
+    FZ_CHECK(c->arch == KGM_LLAMA || c->arch == KGM_QWEN2 || c->arch == KGM_MIXTRAL, "arch %d",
+             (int)c->arch);
+    if (c->arch == KGM_MIXTRAL)
+        FZ_CHECK(c->experts >= 1 && c->experts <= KGM_MAX_EXPERTS &&
+                 c->experts_per_tok >= 1 && c->experts_per_tok <= KGM_MAX_EXPERTS_PER_TOK &&
+                 c->experts_per_tok <= c->experts, "experts %ld, experts_per_tok %ld",
+                 c->experts, c->experts_per_tok);
+    else
+        FZ_CHECK(c->experts == 0 && c->experts_per_tok == 0, "a dense model with experts %ld",
+                 c->experts);
     FZ_CHECK(c->hidden >= 1 && c->hidden <= KGM_MAX_HIDDEN, "hidden %ld", c->hidden);
     FZ_CHECK(c->intermediate >= 1 && c->intermediate <= KGM_MAX_INTERMEDIATE, "intermediate");
     FZ_CHECK(c->layers >= 1 && c->layers <= KGM_MAX_LAYERS, "layers %ld", c->layers);
