@@ -71,34 +71,6 @@ static float *opt_input(kgt_case *c, const char *name)
     return v;
 }
 
-/* An MX gate/up bias as upstream stores it, [E_L, I_p, 2, ceil(I/512), 4] (moe_cte.md: the
- * down weights' i mapping, i = j*512 + q*128 + p; I < 512: q*I/4 + p), as the logical
- * [E_L, 2, I] the kernel takes; a logical one as it is. Takes b over. */
-static float *mx_bias(kgt_case *c, float *b, long EL, long I)
-{
-    const kg_npy *a = kgt_case_input(c, "expert_gate_up_bias");
-    long P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
-    if (a->rank == 3) {
-        cr_assert(a->shape[0] == EL && a->shape[1] == 2 && a->shape[2] == I, "%s: "
-                  "expert_gate_up_bias [E_L, 2, I]", kgt_case_name(c));
-        return b;
-    }
-    cr_assert(a->rank == 5 && a->shape[0] == EL && a->shape[1] == P && a->shape[2] == 2 &&
-              a->shape[3] == T5 && a->shape[4] == 4, "%s: MX expert_gate_up_bias is neither "
-              "[E_L, 2, I] nor [E_L, %ld, 2, %ld, 4]", kgt_case_name(c), P, T5);
-    float *l = malloc((size_t)(EL * 2 * I) * sizeof *l);
-    cr_assert(l);
-    for (long e = 0; e < EL; e++)
-        for (long p = 0; p < P; p++)
-            for (long g = 0; g < 2; g++)
-                for (long j = 0; j < T5; j++)
-                    for (long q = 0; q < 4; q++)
-                        l[(e * 2 + g) * I + j * 512 + q * P + p] =
-                            b[(((e * P + p) * 2 + g) * T5 + j) * 4 + q];
-    free(b);
-    return l;
-}
-
 static void run_vector(kgt_case *c)
 {
     const char *name = kgt_case_name(c), *s;
@@ -207,7 +179,7 @@ static void run_vector(kgt_case *c)
     cr_assert(!(row || mx) || (has_s && has_d), "%s: %s needs both weight scales", name, quant);
     cr_assert(row || mx || (!has_s && !has_d), "%s: weight scales without ROW or MX", name);
     if (mx && bgu)
-        bgu = mx_bias(c, bgu, EL, I);
+        bgu = kgt_case_mx_gate_up_bias(c, "expert_gate_up_bias", bgu, EL, I);
     cr_assert(!all || rk || !post, "%s: all-expert POST_SCALE needs rank_id", name);
     long rank = rk ? (long)rk[0] : 0;
 
@@ -361,70 +333,23 @@ Test(moe_tkg, synthetic_vectors_every_option)
 
 /* ---- synthetic MX cases: upstream's MX layouts ------------------------------------------------ */
 
-/* E random MX experts W_e [K, N] (format fmt, stored in layout) as case inputs: the x4 words
- * [E, ..stored..] as uint32 and the E8M0 scales [E, ..stored..] as uint8; their logical values
- * (code times scale) into vals [E, K, N]. */
-static void mx_experts_input(kgt_casew *w, const char *name, const char *sname, int fmt,
-                             int layout, long E, long K, long N, float *vals,
-                             unsigned long long seed)
-{
-    static const char *const x4name[KG_WT_FMT_COUNT] = {
-        [KG_WT_E4M3FN] = "float8_e4m3fn_x4", [KG_WT_E5M2] = "float8_e5m2_x4",
-        [KG_WT_E2M1] = "float4_e2m1fn_x4" };
-    kg_wt_src src = { fmt, layout, K, N, NULL, NULL, 0, 0 };
-    long ws[8], ss[8];
-    int r = kg_wt_stored_shape(&src, 0, ws), rs = kg_wt_stored_shape(&src, 1, ss);
-    kg_npy a = { KG_U32, r + 1, { E }, NULL }, sa = { KG_U8, rs + 1, { E }, NULL };
-    for (int i = 0; i < r; i++)
-        a.shape[i + 1] = ws[i];
-    for (int i = 0; i < rs; i++)
-        sa.shape[i + 1] = ss[i];
-    long nw = kg_npy_count(&a) / E, ns = kg_npy_count(&sa) / E;
-    uint32_t *words = malloc((size_t)(E * nw) * sizeof *words);
-    uint8_t *scales = malloc((size_t)(E * ns));
-    cr_assert(words && scales);
-    for (long e = 0; e < E; e++) {
-        void *d, *sc;
-        float *v = kgt_wt_random_stored(fmt, layout, K, N, 1, 1.0f, seed + (unsigned)e, &d, &sc);
-        memcpy(vals + e * K * N, v, (size_t)(K * N) * sizeof *v);
-        for (long i = 0; i < nw; i++) /* fp4 words are 16 bits */
-            words[e * nw + i] = fmt == KG_WT_E2M1 ? ((uint16_t *)d)[i] : ((uint32_t *)d)[i];
-        memcpy(scales + e * ns, sc, (size_t)ns);
-        free(v), free(d), free(sc);
-    }
-    a.data = words, sa.data = scales;
-    kgt_casew_input_npy(w, name, x4name[fmt], &a);
-    kgt_casew_input_npy(w, sname, "u8", &sa);
-    free(words), free(scales);
-}
-
 static void synthetic_mx(const char *cname, int all, int post, int fmt, long I,
                          unsigned long long seed)
 {
     enum { T = 3, H = 512, K = 2 };
-    long E = 4, P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
+    long E = 4;
     float *x = kgt_randn(KG_BF16, T * H, seed), *bgu = kgt_randn(KG_BF16, E * 2 * I, seed + 3);
     float *wgu = malloc(sizeof(float) * (size_t)(E * H * 2 * I));
     float *wd = malloc(sizeof(float) * (size_t)(E * I * H));
-    float *bmx = malloc(sizeof(float) * (size_t)(E * 2 * I));
-    cr_assert(wgu && wd && bmx);
+    cr_assert(wgu && wd);
     kgt_casew *w = kgt_casew_new("moe_tkg", cname);
     long xs[2] = { T, H }, as[2] = { T, E }, ks[2] = { T, K }, rs[2] = { 1, 1 };
-    long bs[5] = { E, P, 2, T5, 4 };
     kgt_casew_input(w, "hidden_input", "bf16", x, 2, xs);
-    mx_experts_input(w, "expert_gate_up_weights", "expert_gate_up_weights_scale", fmt,
-                     KG_WL_MOE_MX_GATE_UP, E, H, 2 * I, wgu, seed + 10);
-    mx_experts_input(w, "expert_down_weights", "expert_down_weights_scale", fmt,
-                     KG_WL_MLP_MX_DOWN, E, I, H, wd, seed + 20);
-    /* the gate/up bias in upstream's MX arrangement */
-    for (long e = 0; e < E; e++)
-        for (long p = 0; p < P; p++)
-            for (long g = 0; g < 2; g++)
-                for (long j = 0; j < T5; j++)
-                    for (long q = 0; q < 4; q++)
-                        bmx[(((e * P + p) * 2 + g) * T5 + j) * 4 + q] =
-                            bgu[(e * 2 + g) * I + j * 512 + q * P + p];
-    kgt_casew_input(w, "expert_gate_up_bias", "bf16", bmx, 5, bs);
+    kgt_casew_mx_experts(w, "expert_gate_up_weights", "expert_gate_up_weights_scale", fmt,
+                         KG_WL_MOE_MX_GATE_UP, E, H, 2 * I, wgu, seed + 10);
+    kgt_casew_mx_experts(w, "expert_down_weights", "expert_down_weights_scale", fmt,
+                         KG_WL_MLP_MX_DOWN, E, I, H, wd, seed + 20);
+    kgt_casew_mx_gate_up_bias(w, "expert_gate_up_bias", "bf16", bgu, E, I);
     float aff[T * 4], idxf[T * K], rankf = 0;
     int32_t idx[T * K];
     for (long t = 0; t < T; t++) {
@@ -452,7 +377,7 @@ static void synthetic_mx(const char *cname, int all, int post, int fmt, long I,
     kgt_casew_output(w, "out_out", want, 2, xs, 5e-2, 1e-5);
     kgt_run_case(kgt_casew_finish(w), run_vector);
     kgt_casew_free(w);
-    free(x), free(bgu), free(wgu), free(wd), free(bmx), free(want);
+    free(x), free(bgu), free(wgu), free(wd), free(want);
 }
 
 Test(moe_tkg, synthetic_vectors_mx)

@@ -255,6 +255,9 @@ function F.cost(k, n)
   }
 end
 
+-- moe_cte's MX shares the geometry.
+F.mx_geometry = mx_geometry
+
 function F.params(k)
   local GP, DP = geometry(k)
   local dt = ctypes.info(k.dtype)
