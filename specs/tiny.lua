@@ -89,6 +89,10 @@ return {
     -- MX experts (fp4, upstream's MX layouts need H % 512 == 0: H 512 here)
     { family = "moe_tkg", H = 512, I = 96, E = 4, K = 2, quantization_type = "MX",
       weight_dtype = "e2m1", gate_up_bias = true },
+    -- MX all-expert on pre-quantized input (upstream's hidden_input_scale)
+    { family = "moe_tkg", H = 512, I = 64, E = 4, K = 2, quantization_type = "MX",
+      is_all_expert = true, mask_unselected_experts = true, mx_prequant = true,
+      activation_fn = "Swish" },
     -- end moe_tkg
     -- moe_cte (8 experts top-2 in blocks of 16, SiLU POST_SCALE; 4 experts dropping, fp8
     -- weights, Swish PRE_SCALE with biases, clamps and the checkpoints; MX fp8)
