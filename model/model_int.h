@@ -27,9 +27,9 @@ extern const char *const kgm_kernel_family[KGM_K_COUNT];
 
 /* With fp8 weights the spec has no output projection CTE nor MLP CTE (their CTE kernels have no
  * weight-only ROW path): prefill calls the TKG kernels, which take any token count. A Mixtral
- * spec has no MLP kernels but the router and the experts (KGM_K_ROUTER, KGM_K_MOE, KGM_K_MOE_CTE). The spec
- * position of kernel k is kgm_spec_index(c, o, k) (-1: not in the spec); the spec has
- * kgm_spec_count(c, o) kernels before the megakernel. */
+ * spec has no MLP kernels but the router and the experts (KGM_K_ROUTER, KGM_K_MOE,
+ * KGM_K_MOE_CTE). The spec position of kernel k is kgm_spec_index(c, o, k) (-1: not in the
+ * spec); the spec has kgm_spec_count(c, o) kernels before the megakernel. */
 int kgm_spec_index(const kgm_config *c, const kgm_options *o, int k);
 int kgm_spec_count(const kgm_config *c, const kgm_options *o);
 

@@ -3,9 +3,9 @@
  * slots, padding-only blocks, the conditions stop, skip_token) and capacity dropping; every
  * scaling mode, activation, biases, clamps, fp8 weights with per-column (and shared) scales,
  * accumulating and overwriting updates, the checkpoints, MX weights (fp4, e4m3fn, e5m2) in
- * upstream's MX layouts, dequantized by the reference's plain loops; edge shapes (one expert, K = E,
- * T = 1, E not a power of two, odd H and I, a pass of more than 256 slots); refused problems
- * and calls; JIT vs AOT bit-identity. */
+ * upstream's MX layouts, dequantized by the reference's plain loops; edge shapes (one expert,
+ * K = E, T = 1, E not a power of two, odd H and I, a pass of more than 256 slots); refused
+ * problems and calls; JIT vs AOT bit-identity. */
 #include <criterion/criterion.h>
 
 #include <math.h>

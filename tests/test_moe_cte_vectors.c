@@ -445,7 +445,8 @@ Test(moe_cte, synthetic_vectors_every_option)
         /* act mode bias clamp acc ckpt moi skip cond drop fp8 shared pad_i */
         { 3, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0 }, /* Swish NO_SCALE, biases, clamps, skip */
         { 0, 2, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0 }, /* PRE_SCALE, fp8, conditions, ckpt, I_pad */
-        { 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0 }, /* PRE_SCALE_DELAYED, shared scales, overwrite */
+        /* PRE_SCALE_DELAYED, shared scales, overwrite */
+        { 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0 },
         { 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0 }, /* dropping, ckpt with multiply_on_I, GELU */
         { 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 0 }, /* dropping, skip_token, ckpt, biases */
         /* MX: upstream's MX words, scales and gate/up bias layout */

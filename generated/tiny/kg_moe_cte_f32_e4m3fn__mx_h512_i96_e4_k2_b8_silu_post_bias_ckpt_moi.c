@@ -143,7 +143,8 @@ static void gather(void *vc, long r0, long r1)
     }
 }
 
-/* Rows [i0, i1): gate | up (scaled, biased, clamped, checkpointed) to the product times a, MX-rounded, in G's first 96. */
+/* Rows [i0, i1): gate | up (scaled, biased, clamped, checkpointed) to the product times a in G's
+ * first 96, MX-rounded (the down GEMM's input). */
 static void middle(void *vc, long i0, long i1)
 {
     struct ctx *c = vc;

@@ -128,7 +128,8 @@ static void prologue(void *vc, long r0, long r1)
 {
     struct ctx *c = vc;
     for (long r = r0; r < r1; r++) {
-        load_mx_x(c->X + r * 512, c->hidden + (c->t0 + r) * 512, c->e8 + (c->t0 + r) * 16);
+        long t = c->t0 + r;
+        load_mx_x(c->X + r * 512, c->hidden + t * 512, c->e8 + t * 16);
         for (long h = 0; h < 512; h++)
             c->ACC[r * 512 + h] = 0.0f;
     }
