@@ -312,6 +312,8 @@ int kgbuf_from_f32(const char *dtype, const float *x, void *out, long n)
         case KG_E4M3: ((uint8_t *)out)[i] = kg_f32_to_e4m3(x[i]); break;
         case KG_E4M3FN: ((uint8_t *)out)[i] = kg_f32_to_e4m3fn(x[i]); break;
         case KG_E5M2: ((uint8_t *)out)[i] = kg_f32_to_e5m2(x[i]); break;
+        /* an E8M0 scale: the power of two at or below |x| (a seeded 0.5 is 2^-1) */
+        case KG_E8M0: ((uint8_t *)out)[i] = kg_e8m0_block_exponent(&x[i], 1, 0); break;
         case KG_U8: ((uint8_t *)out)[i] = (uint8_t)x[i]; break;
         case KG_I32: ((int32_t *)out)[i] = (int32_t)x[i]; break;
         case KG_I64: ((int64_t *)out)[i] = (int64_t)x[i]; break;
@@ -333,6 +335,7 @@ int kgbuf_to_f32(const char *dtype, const void *in, float *y, long n)
         case KG_E4M3: y[i] = kg_e4m3_to_f32(((const uint8_t *)in)[i]); break;
         case KG_E4M3FN: y[i] = kg_e4m3fn_to_f32(((const uint8_t *)in)[i]); break;
         case KG_E5M2: y[i] = kg_e5m2_to_f32(((const uint8_t *)in)[i]); break;
+        case KG_E8M0: y[i] = kg_e8m0_to_f32(((const uint8_t *)in)[i]); break;
         case KG_U8: y[i] = ((const uint8_t *)in)[i]; break;
         case KG_I32: y[i] = (float)((const int32_t *)in)[i]; break;
         case KG_I64: y[i] = (float)((const int64_t *)in)[i]; break;

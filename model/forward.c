@@ -1,6 +1,7 @@
 /* forward.c: the layer graph of Llama, Qwen2 and Mixtral (one graph: Qwen2 is Llama with a QKV
  * bias and, in small models, tied embeddings; Mixtral is Llama with a sparse MoE block, router
- * and experts (moe), for the MLP), through the spec's kernels (model_int.h KGM_K_*).
+ * and experts (moe: moe_cte over blocks of the router's picks in prefill, moe_tkg in decode),
+ * for the MLP), through the spec's kernels (model_int.h KGM_K_*).
  * Activations are f32; x is the residual stream [rows, H].
  *   prefill, per sequence b (the qkv NBSd and attention layouts hold one sequence per call):
  *     heads = qkv(rmsnorm(x_b))          [P, nq + 2 nkv, d], moved to [nq + 2 nkv, P, d]
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #include "kgen/dtype.h"
+#include "kgen/moe_blocks.h"
 #include "model_int.h"
 
 /* ---- calling a kernel by its arguments' names ----------------------------------------------- */
@@ -163,12 +165,46 @@ static int mlp(kgm_model *m, int k, const kgm_layer *L, long n)
     return KG_OK;
 }
 
+/* Prefill's experts: the router's picks of the n rows grouped into blocks of KGM_MOE_BLOCK
+ * slots, one expert a block (moe_cte.md's convention, kg_moe_blocks), the affinities masked to
+ * the picks; moe_cte adds each slot's SiLU MLP times its affinity into mlp_out (zeroed first),
+ * reading each picked expert's weights once a pass of its blocks. */
+static int experts_prefill(kgm_model *m, const kgm_layer *L, long n)
+{
+    long H = m->c.hidden, E = m->c.experts, K = m->c.experts_per_tok, used = 0;
+    long N = kg_moe_blocks_count(n, K, E, KGM_MOE_BLOCK);
+    if (N < 1 || N > m->blk_n)
+        return KG_EARG;
+    int rc = kg_moe_blocks(m->blk_tpi, m->blk_b2e, NULL, &used, m->r_idx, n, K, E,
+                           KGM_MOE_BLOCK, N, 0);
+    if (rc == KG_OK)
+        rc = kg_moe_mask_affinities(m->r_aff, m->r_aff, m->r_idx, n, K, E);
+    if (rc != KG_OK) {
+        snprintf(m->err, sizeof m->err, "the router's experts make no block layout (%d)", rc);
+        return rc;
+    }
+    memset(m->mlp_out, 0, (size_t)(n * H) * sizeof *m->mlp_out);
+    /* the blocks past `used` hold only padding: not passed */
+    RUN(m, KGM_K_MOE_CTE, ({ "output", m->mlp_out }, { "hidden_states", m->normed },
+                           { "expert_affinities_masked", m->r_aff },
+                           { "gate_up_proj_weight", &L->experts_gu },
+                           { "down_proj_weight", &L->experts_d },
+                           { "token_position_to_id", m->blk_tpi },
+                           { "block_to_expert", m->blk_b2e },
+                           { "gate_up_proj_scale", L->experts_gu_s },
+                           { "down_proj_scale", L->experts_d_s }),
+        ({ "T", n }, { "N", used }));
+    m->stats.moe_cte_calls++;
+    return KG_OK;
+}
+
 /* Mixtral's sparse MoE block in place of the MLP, all n rows (prefill's prompt tokens or a
  * decode step's): added = x + o (o summed over the ranks first); normed = RMSNorm(added) *
  * ln2; the router picks each row's experts (softmax of all E logits, the top K, renormalised);
- * moe_tkg sums their SiLU MLPs, each times its affinity, reading only the experts some row
- * picked (the rank's intermediate columns of each; summed over the ranks); x = added + that. */
-static int moe(kgm_model *m, const kgm_layer *L, long n)
+ * their SiLU MLPs, each times its affinity, are summed (prefill: moe_cte over blocks of the
+ * picks; decode: moe_tkg), reading only the experts some row picked (the rank's intermediate
+ * columns of each; summed over the ranks); x = added + that. */
+static int moe(kgm_model *m, const kgm_layer *L, long n, int prefill)
 {
     long H = m->c.hidden;
     int rc = all_reduce(m, m->o_out, n * H);
@@ -187,13 +223,19 @@ static int moe(kgm_model *m, const kgm_layer *L, long n)
                           { "expert_affinities", m->r_aff }, { "x", m->normed },
                           { "w", &L->router }),
         ({ "T", n }));
-    RUN(m, KGM_K_MOE, ({ "output", m->mlp_out }, { "hidden_input", m->normed },
-                       { "expert_gate_up_weights", &L->experts_gu },
-                       { "expert_down_weights", &L->experts_d },
-                       { "expert_affinities", m->r_aff }, { "expert_index", m->r_idx },
-                       { "expert_gate_up_weights_scale", L->experts_gu_s },
-                       { "expert_down_weights_scale", L->experts_d_s }),
-        ({ "T", n }));
+    if (prefill) {
+        if ((rc = experts_prefill(m, L, n)) != KG_OK)
+            return rc;
+    } else {
+        RUN(m, KGM_K_MOE, ({ "output", m->mlp_out }, { "hidden_input", m->normed },
+                           { "expert_gate_up_weights", &L->experts_gu },
+                           { "expert_down_weights", &L->experts_d },
+                           { "expert_affinities", m->r_aff }, { "expert_index", m->r_idx },
+                           { "expert_gate_up_weights_scale", L->experts_gu_s },
+                           { "expert_down_weights_scale", L->experts_d_s }),
+            ({ "T", n }));
+        m->stats.moe_tkg_calls++;
+    }
     if ((rc = all_reduce(m, m->mlp_out, n * H)) != KG_OK)
         return rc;
     for (long i = 0; i < n * H; i++)
@@ -308,7 +350,7 @@ int kgm_forward_prefill(kgm_model *m, long B, long P, const int64_t *ids)
             if (rc != KG_OK)
                 return rc;
         }
-        int rc = m->c.experts ? moe(m, L, n) : mlp(m, KGM_K_MLP_CTE, L, n);
+        int rc = m->c.experts ? moe(m, L, n, 1) : mlp(m, KGM_K_MLP_CTE, L, n);
         if (rc != KG_OK)
             return rc;
         if (l + 1 < m->c.layers)
@@ -407,7 +449,7 @@ int kgm_forward_decode(kgm_model *m, long B, const int64_t *ids)
                                  { "weight", &L->o }, { "w_scale", L->o_s },
                                  { "bias", L->o_bias }),
             ({ "B", B }, { "S", 1 }));
-        int rc = m->c.experts ? moe(m, L, B) : mlp(m, KGM_K_MLP_TKG, L, B);
+        int rc = m->c.experts ? moe(m, L, B, 0) : mlp(m, KGM_K_MLP_TKG, L, B);
         if (rc != KG_OK)
             return rc;
         if (l + 1 < m->c.layers)

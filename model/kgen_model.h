@@ -137,6 +137,8 @@ typedef struct kgm_stats {
     const char *megakernel_off; /* else why the chain decodes (static text), e.g. "a QKV or
                                    o_proj bias"; NULL with the megakernel */
     long megakernel_steps; /* decode steps the megakernel has run */
+    long moe_cte_calls, moe_tkg_calls; /* Mixtral: MoE blocks run through moe_cte (prefill,
+                                          the router's picks in blocks) and moe_tkg (decode) */
 } kgm_stats;
 void kgm_stats_of(const kgm_model *m, kgm_stats *s);
 

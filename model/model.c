@@ -11,11 +11,13 @@
 #include "kgen/ckd.h"
 #include "kgen/coll.h"
 #include "kgen/gcc.h"
+#include "kgen/moe_blocks.h"
 #include "model_int.h"
 
 const char *const kgm_kernel_family[KGM_K_COUNT] = {
     "qkv", "rope_hf", "attention_cte", "output_projection", "mlp",
     "qkv", "attention_tkg", "output_projection", "mlp", "lm_head", "router_topk", "moe_tkg",
+    "moe_cte",
     "transformer_tkg",
 };
 
@@ -75,7 +77,7 @@ static void spec_order(const kgm_config *c, const kgm_options *o, int order[KGM_
     for (int k = 0; k < KGM_K_MEGA; k++) {
         if ((fp8 && (k == KGM_K_OPROJ_CTE || k == KGM_K_MLP_CTE)) ||
             (moe && (k == KGM_K_MLP_CTE || k == KGM_K_MLP_TKG)) ||
-            (!moe && (k == KGM_K_ROUTER || k == KGM_K_MOE)))
+            (!moe && (k == KGM_K_ROUTER || k == KGM_K_MOE || k == KGM_K_MOE_CTE)))
             continue;
         order[(*n)++] = k;
     }
@@ -217,6 +219,11 @@ static int make_buffers(kgm_model *m, char *err, size_t errlen)
         m->r_logits = floats(m, rows, c->experts, 1, &bad);
         m->r_aff = floats(m, rows, c->experts, 1, &bad);
         m->r_idx = (kg_u32 *)floats(m, rows, c->experts_per_tok, 1, &bad); /* 4-byte slots */
+        m->blk_n = kg_moe_blocks_count(rows, c->experts_per_tok, c->experts, KGM_MOE_BLOCK);
+        if (m->blk_n < 1)
+            bad = 1;
+        m->blk_tpi = (int32_t *)floats(m, m->blk_n, KGM_MOE_BLOCK, 1, &bad);
+        m->blk_b2e = (int32_t *)floats(m, m->blk_n, 1, 1, &bad);
     }
     m->heads = floats(m, heads, C > m->lim.max_batch ? C : m->lim.max_batch, d, &bad);
     m->q_rot = floats(m, sh->nq, C, d, &bad);
@@ -384,7 +391,8 @@ void kgm_close(kgm_model *m)
     free(m->layers);
     float *bufs[] = { m->x, m->o_out, m->mlp_out, m->added, m->normed, m->heads, m->q_rot,
                       m->k_rot, m->qkv_rows, m->attn, m->logits, m->logits_r, m->gather,
-                      m->hidden, m->cos, m->sin, m->r_logits, m->r_aff, (float *)m->r_idx };
+                      m->hidden, m->cos, m->sin, m->r_logits, m->r_aff, (float *)m->r_idx,
+                      (float *)m->blk_tpi, (float *)m->blk_b2e };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(m->inv_freq);

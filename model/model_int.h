@@ -12,18 +12,24 @@
 enum {
     KGM_K_QKV_CTE = 0, KGM_K_ROPE, KGM_K_ATTN_CTE, KGM_K_OPROJ_CTE, KGM_K_MLP_CTE,
     KGM_K_QKV_TKG, KGM_K_ATTN_TKG, KGM_K_OPROJ_TKG, KGM_K_MLP_TKG, KGM_K_LM_HEAD,
-    KGM_K_ROUTER, KGM_K_MOE, /* Mixtral: router_topk and moe_tkg in place of both MLPs (prefill
-                                calls moe_tkg over the prompt's tokens) */
+    KGM_K_ROUTER, KGM_K_MOE, /* Mixtral: router_topk and moe_tkg (decode) in place of both
+                                MLPs, */
+    KGM_K_MOE_CTE,           /* and moe_cte (prefill: the router's picks in blocks) */
     KGM_K_MEGA, /* transformer_tkg: every layer of a decode step, last in the spec; only when
                    kgm_megakernel says so */
     KGM_K_COUNT
 };
 extern const char *const kgm_kernel_family[KGM_K_COUNT];
+/* Slots per block of Mixtral's prefill experts (moe_cte's B): the kernel shares one pass of an
+ * expert's weights over up to 256 slots of consecutive blocks, so B only sets the padding an
+ * expert's last block may hold (skipped, never computed) and the tables' size. */
+#define KGM_MOE_BLOCK 64
+
 /* With fp8 weights the spec has no output projection CTE nor MLP CTE (their CTE kernels have no
  * weight-only ROW path): prefill calls the TKG kernels, which take any token count. A Mixtral
- * spec has no MLP kernels but the router and the experts (KGM_K_ROUTER, KGM_K_MOE). The spec
- * position of kernel k is kgm_spec_index(c, o, k) (-1: not in the spec); the spec has
- * kgm_spec_count(c, o) kernels before the megakernel. */
+ * spec has no MLP kernels but the router and the experts (KGM_K_ROUTER, KGM_K_MOE,
+ * KGM_K_MOE_CTE). The spec position of kernel k is kgm_spec_index(c, o, k) (-1: not in the
+ * spec); the spec has kgm_spec_count(c, o) kernels before the megakernel. */
 int kgm_spec_index(const kgm_config *c, const kgm_options *o, int k);
 int kgm_spec_count(const kgm_config *c, const kgm_options *o);
 
@@ -116,6 +122,9 @@ struct kgm_model {
     float *x, *o_out, *mlp_out, *added, *heads, *q_rot, *k_rot, *attn, *normed;
     float *r_logits, *r_aff;   /* Mixtral: the router's logits and affinities [rows, E] */
     kg_u32 *r_idx;             /* and its experts [rows, K] */
+    int32_t *blk_tpi, *blk_b2e; /* prefill's block tables [blk_n, KGM_MOE_BLOCK], [blk_n]
+                                  (kg_moe_blocks) */
+    long blk_n;                /* the static block count of rows tokens */
     float *logits;             /* [rows, V] */
     float *logits_r, *gather;  /* tp > 1: the rank's [rows, sh.V], all ranks' [tp, rows, sh.V] */
     float *hidden;             /* [L+1, rows, H] (keep_hidden) */

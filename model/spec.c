@@ -90,17 +90,22 @@ static void kernels(buf *b, const kgm_config *c, const char *w)
         fp8 ? " (fp8: w_scale)" : "");
     put(b, "    { family = \"lm_head\", store_normed = true, weight_dtype = \"%s\" },\n", w);
     if (moe) {
-        put(b, "    -- Mixtral's sparse MoE block, prefill (over every prompt token) and decode:\n"
-               "    -- the router (softmax of all %ld logits, the top %ld, renormalised), f32\n"
-               "    -- weight; each token's experts' SiLU MLPs weighted by its affinities (only\n"
-               "    -- the selected experts' weights are read)\n", c->experts,
-            c->experts_per_tok);
+        put(b, "    -- Mixtral's sparse MoE block, prefill and decode: the router (softmax of all\n"
+               "    -- %ld logits, the top %ld, renormalised), f32 weight; decode: each token's\n"
+               "    -- experts' SiLU MLPs weighted by its affinities (only the selected experts'\n"
+               "    -- weights are read)\n", c->experts, c->experts_per_tok);
         put(b, "    { family = \"router_topk\", E = %ld, k = %ld, act_fn = \"SOFTMAX\",\n"
                "      router_pre_norm = true, norm_topk_prob = true },\n",
             c->experts, c->experts_per_tok);
         put(b, "    { family = \"moe_tkg\", E = %ld, K = %ld, %sweight_dtype = \"%s\",\n"
                "      affinity_dtype = \"f32\", out_dtype = \"f32\" },\n", c->experts,
             c->experts_per_tok, q, w);
+        put(b, "    -- prefill: the same experts over the prompt's tokens grouped into blocks of\n"
+               "    -- %d slots, one expert a block (kgen/moe_blocks.h), each expert's weights\n"
+               "    -- read once a pass of its blocks\n", KGM_MOE_BLOCK);
+        put(b, "    { family = \"moe_cte\", E = %ld, K = %ld, B = %d, dtype = \"f32\",\n"
+               "      %sweight_dtype = \"%s\" },\n", c->experts, c->experts_per_tok,
+            KGM_MOE_BLOCK, q, w);
     }
     put(b, "  },\n");
 }

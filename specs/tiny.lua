@@ -89,13 +89,21 @@ return {
     -- MX experts (fp4, upstream's MX layouts need H % 512 == 0: H 512 here)
     { family = "moe_tkg", H = 512, I = 96, E = 4, K = 2, quantization_type = "MX",
       weight_dtype = "e2m1", gate_up_bias = true },
+    -- MX all-expert on pre-quantized input (upstream's hidden_input_scale)
+    { family = "moe_tkg", H = 512, I = 64, E = 4, K = 2, quantization_type = "MX",
+      is_all_expert = true, mask_unselected_experts = true, mx_prequant = true,
+      activation_fn = "Swish" },
     -- end moe_tkg
     -- moe_cte (8 experts top-2 in blocks of 16, SiLU POST_SCALE; 4 experts dropping, fp8
-    -- weights, Swish PRE_SCALE with biases, clamps and the checkpoints)
+    -- weights, Swish PRE_SCALE with biases, clamps and the checkpoints; MX fp8)
     { family = "moe_cte", E = 8, K = 2, B = 16, conditions = true },
     { family = "moe_cte", E = 4, K = 2, B = 8, capacity_dropping = true, weight_dtype = "e4m3",
       activation_function = "Swish", expert_affinities_scaling_mode = "PRE_SCALE", bias = true,
       gate_clamp_upper_limit = 7, up_clamp_lower_limit = -7, checkpoint_activation = true },
+    -- MX fp8 experts (upstream's MX layouts: H 512), multiply_on_I with the checkpoints
+    { family = "moe_cte", H = 512, I = 96, E = 4, K = 2, B = 8, quantization_type = "MX",
+      weight_dtype = "e4m3fn", bias = true, expert_affinity_multiply_on_I = true,
+      checkpoint_activation = true },
     -- end moe_cte
     -- training kernels (cross entropy over the vocabulary, depthwise conv1d)
     { family = "cross_entropy_fwd", chunk_size = 200 },

@@ -68,6 +68,13 @@ static void run_model(const char *dir, int w, int build, const int64_t *ids, out
     for (long b = 0; b < B; b++)
         memcpy(row + b * P, ids + b * (P + N), P * sizeof *row);
     cr_assert_eq(kgm_prefill(m, B, P, row), KG_OK, "%s", kgm_error(m));
+    /* Mixtral: prefill's experts run through moe_cte, one call a layer, none through moe_tkg */
+    long L = kgm_config_of(m)->layers, moe = kgm_config_of(m)->experts > 0;
+    kgm_stats st;
+    kgm_stats_of(m, &st);
+    cr_assert(st.moe_cte_calls == moe * L && st.moe_tkg_calls == 0, "%s: prefill ran %ld "
+              "moe_cte and %ld moe_tkg calls (%ld layers)", dir, st.moe_cte_calls,
+              st.moe_tkg_calls, L);
     long V = o->V, H = o->H;
     memcpy(o->logits, kgm_logits(m, NULL), (size_t)(B * P * V) * sizeof(float));
     for (long l = 0; l <= o->L; l++)
@@ -81,6 +88,11 @@ static void run_model(const char *dir, int w, int build, const int64_t *ids, out
         for (long l = 0; l <= o->L; l++)
             memcpy(hd + l * B * H, kgm_hidden(m, l), (size_t)(B * H) * 4);
     }
+    /* and decode's through moe_tkg, one call a layer a step */
+    kgm_stats_of(m, &st);
+    cr_assert(st.moe_cte_calls == moe * L && st.moe_tkg_calls == moe * L * N, "%s: after %d "
+              "decode steps %ld moe_cte and %ld moe_tkg calls (%ld layers)", dir, N,
+              st.moe_cte_calls, st.moe_tkg_calls, L);
     kgm_close(m);
 }
 
@@ -167,8 +179,8 @@ Test(model_presets, llama3_rope_scaling, .timeout = 120 * KGT_TIME_SCALE)
     against_ref("llama3-tiny-rope");
 }
 
-/* Mixtral: router and experts every layer (moe_tkg over the prompt's tokens in prefill, the
- * decode steps through the chain) */
+/* Mixtral: router and experts every layer (prefill: moe_cte over the router's picks in blocks,
+ * run_model checks it was called; decode: moe_tkg, the steps through the chain) */
 Test(model_presets, mixtral_tiny_moe, .timeout = 120 * KGT_TIME_SCALE)
 {
     against_ref("mixtral-tiny");

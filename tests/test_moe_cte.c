@@ -2,9 +2,10 @@
  * built by kg_moe_blocks (kgen/moe_blocks.h) from random router outputs: dropless (padding
  * slots, padding-only blocks, the conditions stop, skip_token) and capacity dropping; every
  * scaling mode, activation, biases, clamps, fp8 weights with per-column (and shared) scales,
- * accumulating and overwriting updates, the checkpoints; edge shapes (one expert, K = E,
- * T = 1, E not a power of two, odd H and I, a pass of more than 256 slots); refused problems
- * and calls; JIT vs AOT bit-identity. */
+ * accumulating and overwriting updates, the checkpoints, MX weights (fp4, e4m3fn, e5m2) in
+ * upstream's MX layouts, dequantized by the reference's plain loops; edge shapes (one expert,
+ * K = E, T = 1, E not a power of two, odd H and I, a pass of more than 256 slots); refused
+ * problems and calls; JIT vs AOT bit-identity. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -22,6 +23,7 @@
 #include "util/experts.h"
 #include "util/jitp.h"
 #include "util/tensors.h"
+#include "util/weights.h"
 
 TestSuite(moe_cte, .init = kgt_suite_init, .fini = kgt_suite_fini);
 
@@ -36,9 +38,11 @@ typedef struct ccase {
     long T, H, I, E, K, B;
     int mode, act, bias, clamp, acc, ckpt, moi, skip, cond, drop, shared;
     long extra;         /* padding-only blocks past the static count (dropless) */
+    int mx;             /* MX weights (wfmt e4m3fn, e5m2 or e2m1) in upstream's MX layouts */
 } ccase;
 
 static int is_fp8(int f) { return f == KG_WT_E4M3 || f == KG_WT_E4M3FN; }
+static int is_row(const ccase *m) { return is_fp8(m->wfmt) && !m->mx; }
 static const char *tf(int b) { return b ? "true" : "false"; }
 
 static long blocks_of(const ccase *m)
@@ -58,6 +62,8 @@ static void problem_of(const ccase *m, char *p, size_t len)
                      tf(m->acc), tf(m->ckpt), tf(m->moi), tf(m->skip), tf(m->cond));
     if (m->drop)
         n += snprintf(p + n, len - (size_t)n, ",N=%ld", m->E);
+    if (m->mx)
+        n += snprintf(p + n, len - (size_t)n, ",quantization_type=MX");
     if (m->clamp)
         snprintf(p + n, len - (size_t)n, ",gate_clamp_lower_limit=-0.5,gate_clamp_upper_limit="
                  "0.25,up_clamp_lower_limit=-0.125,up_clamp_upper_limit=0.5");
@@ -68,7 +74,62 @@ typedef struct cinputs {
     float *x, *aff, *wgu, *wd, *bgu, *bd, *sgu, *sd;
     int32_t *tpi, *b2e, *cond;
     long N;
+    void **st;  /* MX: per expert its gate/up words, scales, down words, scales (as stored) */
+    long nst;   /* entries of st */
 } cinputs;
+
+/* MX experts as upstream stores them (moe_cte.md "MX variants"): each expert's x4 words and
+ * E8M0 scales drawn by kgt_wt_random_stored, dequantized by the reference's plain loops into
+ * in->wgu [E, H, 2, I] and in->wd [E, I, H] (and checked against the values the draw meant). */
+static void mx_inputs(const ccase *m, cinputs *in, unsigned long long seed)
+{
+    long E = m->E, H = m->H, I = m->I;
+    int bits = m->wfmt == KG_WT_E2M1 ? 4 : 8;
+    float (*dec)(uint8_t) = m->wfmt == KG_WT_E2M1 ? kg_e2m1_to_f32
+                            : m->wfmt == KG_WT_E5M2 ? kg_e5m2_to_f32 : kg_e4m3fn_to_f32;
+    in->st = calloc((size_t)(4 * E), sizeof *in->st);
+    in->nst = 4 * E;
+    in->wgu = malloc((size_t)(E * H * 2 * I) * sizeof *in->wgu);
+    in->wd = malloc((size_t)(E * I * H) * sizeof *in->wd);
+    cr_assert(in->st && in->wgu && in->wd);
+    for (long e = 0; e < E; e++) {
+        void **st = in->st + 4 * e;
+        float *gu = in->wgu + e * H * 2 * I, *d = in->wd + e * I * H;
+        float *v = kgt_wt_random_stored(m->wfmt, KG_WL_MOE_MX_GATE_UP, H, 2 * I, 1, 1.0f,
+                                        seed + 10 + (unsigned long long)e, &st[0], &st[1]);
+        moe_mx_gate_up_ref(gu, st[0], st[1], bits, dec, H, I);
+        cr_assert_eq(memcmp(gu, v, (size_t)(H * 2 * I) * sizeof *v), 0, "gate/up MX mapping");
+        free(v);
+        v = kgt_wt_random_stored(m->wfmt, KG_WL_MLP_MX_DOWN, I, H, 1, 1.0f,
+                                 seed + 50 + (unsigned long long)e, &st[2], &st[3]);
+        moe_mx_down_ref(d, st[2], st[3], bits, dec, H, I);
+        cr_assert_eq(memcmp(d, v, (size_t)(I * H) * sizeof *v), 0, "down MX mapping");
+        free(v);
+    }
+}
+
+/* The problem's expert weights packed as the kernel takes them (kg_wt_pack_experts). */
+static void pack(const ccase *m, const cinputs *in, kg_wt *wgu, kg_wt *wd)
+{
+    long E = m->E, H = m->H, I = m->I;
+    if (!m->mx) {
+        kgt_pack_experts(wgu, m->wfmt, E, H, 2 * I, in->wgu);
+        kgt_pack_experts(wd, m->wfmt, E, I, H, in->wd);
+        return;
+    }
+    kg_wt_src *gp = calloc((size_t)E, sizeof *gp), *dp = calloc((size_t)E, sizeof *dp);
+    cr_assert(gp && dp);
+    for (long e = 0; e < E; e++) {
+        gp[e] = (kg_wt_src){ m->wfmt, KG_WL_MOE_MX_GATE_UP, H, 2 * I, in->st[4 * e],
+                             in->st[4 * e + 1], 0, 0 };
+        dp[e] = (kg_wt_src){ m->wfmt, KG_WL_MLP_MX_DOWN, I, H, in->st[4 * e + 2],
+                             in->st[4 * e + 3], 0, 0 };
+    }
+    char err[256] = "";
+    cr_assert_eq(kg_wt_pack_experts(wgu, gp, (int)E, 1, err, sizeof err), KG_OK, "%s", err);
+    cr_assert_eq(kg_wt_pack_experts(wd, dp, (int)E, 1, err, sizeof err), KG_OK, "%s", err);
+    free(gp), free(dp);
+}
 
 static void inputs(const ccase *m, cinputs *in, unsigned long long seed)
 {
@@ -77,8 +138,13 @@ static void inputs(const ccase *m, cinputs *in, unsigned long long seed)
     in->x = kgt_randn(m->t, R * H, seed);
     for (long h = 0; h < H; h++)
         in->x[T * H + h] = 0; /* the padding token */
-    in->wgu = kgt_randn_fmt(m->wfmt, E * H * 2 * I, ws, seed + 1);
-    in->wd = kgt_randn_fmt(m->wfmt, E * I * H, ws, seed + 2);
+    in->st = NULL, in->nst = 0;
+    if (m->mx) {
+        mx_inputs(m, in, seed);
+    } else {
+        in->wgu = kgt_randn_fmt(m->wfmt, E * H * 2 * I, ws, seed + 1);
+        in->wd = kgt_randn_fmt(m->wfmt, E * I * H, ws, seed + 2);
+    }
     in->bgu = kgt_randn(m->t, E * 2 * I, seed + 3);
     in->bd = kgt_randn(m->t, E * H, seed + 4);
     in->sgu = kgt_randn(KG_F32, E * 2 * I, seed + 5);
@@ -134,6 +200,9 @@ static void free_inputs(cinputs *in)
 {
     free(in->x), free(in->aff), free(in->wgu), free(in->wd), free(in->bgu), free(in->bd);
     free(in->sgu), free(in->sd), free(in->tpi), free(in->b2e), free(in->cond);
+    for (long i = 0; i < in->nst; i++)
+        free(in->st[i]);
+    free(in->st);
 }
 
 /* The kernel's outputs, decoded: out [T + 1, H] (row T untouched), the checkpoints. */
@@ -171,8 +240,7 @@ static void check(const ccase *m, unsigned long long seed)
     inputs(m, &in, seed);
     long N = in.N;
     kg_wt wgu, wd;
-    kgt_pack_experts(&wgu, m->wfmt, E, H, 2 * I, in.wgu);
-    kgt_pack_experts(&wd, m->wfmt, E, I, H, in.wd);
+    pack(m, &in, &wgu, &wd);
     couts got;
     run_kernel(m, &in, &wgu, &wd, &got);
     int narrow = m->wfmt != KG_WT_F32 && m->wfmt != KG_WT_F16; /* the GEMM rounds A to bf16 */
@@ -181,7 +249,7 @@ static void check(const ccase *m, unsigned long long seed)
                            m->clamp ? -0.125f : -INFINITY, m->clamp ? 0.5f : INFINITY,
                            narrow ? kgt_round_bf16 : NULL,
                            m->t == KG_BF16 ? kgt_round_bf16 : m->t == KG_F16 ? kgt_round_f16
-                                                                           : NULL };
+                                                                           : NULL, m->mx };
     float *want = calloc((size_t)(R * H), sizeof *want);
     float *wgc = malloc((size_t)(N * 2 * I * B) * sizeof *wgc);
     float *wdc = malloc((size_t)(N * B * H) * sizeof *wdc);
@@ -189,7 +257,7 @@ static void check(const ccase *m, unsigned long long seed)
         wgc[i] = nanf_();
     for (long i = 0; i < N * B * H; i++)
         wdc[i] = nanf_();
-    int fp8 = is_fp8(m->wfmt);
+    int fp8 = is_row(m);
     moe_cte_ref(want, wgc, wdc, in.x, in.aff, in.wgu, in.wd, in.tpi, m->drop ? NULL : in.b2e,
                 m->cond ? in.cond : NULL, m->bias ? in.bgu : NULL, m->bias ? in.bd : NULL,
                 fp8 ? in.sgu : NULL, fp8 ? in.sd : NULL, m->shared, &o, T, H, I, E, B, N);
@@ -211,7 +279,9 @@ static void check(const ccase *m, unsigned long long seed)
     }
     char problem[1024], msg[1024];
     problem_of(m, problem, sizeof problem);
-    double rtol = m->t != KG_F32 || narrow ? 2e-2 : 1e-4;
+    /* MX (moe_cte.md "Tolerances" with fp8: 5e-2): a product a rounding away from a block's
+     * boundary may round the other way in the kernel's order of sums */
+    double rtol = m->mx ? 5e-2 : m->t != KG_F32 || narrow ? 2e-2 : 1e-4;
     long shape[2] = { T, H };
     for (long i = 0; i < T * H; i++)
         want[i] = kgt_round(m->t, want[i]);
@@ -253,7 +323,7 @@ Test(moe_cte, dropless_every_option_on_edge_shapes, .timeout = 600 * KGT_TIME_SC
         for (int v = 0; v < 8; v++) {
             const long *z = SHAPES[s];
             ccase m = { KG_BF16, KG_WT_BF16, z[0], z[1], z[2], z[3], z[4], z[5], v % 4, v % 4,
-                        (v >> 1) & 1, v == 7, v != 3, v >= 4, 0, v == 2, v & 1, 0, 0, v % 3 };
+                        (v >> 1) & 1, v == 7, v != 3, v >= 4, 0, v == 2, v & 1, 0, 0, v % 3, 0 };
             if (v == 5)
                 m.moi = 1, m.mode = 1;
             check(&m, seed++);
@@ -269,7 +339,7 @@ Test(moe_cte, capacity_dropping, .timeout = 240 * KGT_TIME_SCALE)
             /* capacities below and above the routings an expert gets */
             long cap = v < 2 ? 2 : z[0] + 1;
             ccase m = { KG_BF16, KG_WT_BF16, z[0], z[1], z[2], z[3], z[4], cap, v, 3 - v,
-                        v & 1, v == 2, 1, 1, 0, v == 3, 0, 1, 0, 0 };
+                        v & 1, v == 2, 1, 1, 0, v == 3, 0, 1, 0, 0, 0 };
             check(&m, seed++);
         }
 }
@@ -282,16 +352,56 @@ Test(moe_cte, every_dtype_and_fp8_weights, .timeout = 240 * KGT_TIME_SCALE)
         for (size_t f = 0; f < sizeof wf / sizeof wf[0]; f++)
             for (int sh = 0; sh < 1 + is_fp8(wf[f]); sh++) {
                 ccase m = { kgt_float_dtypes[d], wf[f], 7, 48, 40, 4, 2, 4, (int)f % 4,
-                            (int)(f + d) % 4, 1, (int)f & 1, 1, 1, 0, 0, 0, 0, sh, 1 };
+                            (int)(f + d) % 4, 1, (int)f & 1, 1, 1, 0, 0, 0, 0, sh, 1, 0 };
                 check(&m, seed++);
             }
+}
+
+/* MX weights in upstream's layouts: fp4, e4m3fn and e5m2; I below 512 (one tile of I/4
+ * partitions) and 512 (128 partitions); every scaling mode, multiply_on_I (the product scaled
+ * before its MX rounding), biases, clamps, the checkpoints, skip_token, dropping. */
+Test(moe_cte, mx_weights, .timeout = 600 * KGT_TIME_SCALE)
+{
+    static const int wf[] = { KG_WT_E2M1, KG_WT_E4M3FN, KG_WT_E5M2 };
+    unsigned long long seed = 500;
+    for (int v = 0; v < 6; v++) {
+        long I = v % 3 == 1 ? 512 : 64 + 32 * (v % 2);
+        /* t, wfmt, T, H, I, E, K, B, mode, act, bias, clamp, acc, ckpt, moi, skip, cond,
+         * drop, shared, extra, mx */
+        ccase m = { v < 3 ? KG_BF16 : KG_F32, wf[v % 3], 6, 512, I, 3, 2, 4, v % 4,
+                    v == 1 ? 3 : 0, v & 1, v == 2, v != 4, v < 2, v == 0, v == 3, 0, v == 5,
+                    0, 1, 1 };
+        if (v == 0)
+            m.mode = 1; /* multiply_on_I goes with POST_SCALE */
+        check(&m, seed++);
+    }
+}
+
+/* An MX kernel refuses packed weights whose scales run over 32 rows (kb 32: a kn MX weight),
+ * not the 8 of upstream's MX layouts its activations are quantized over. */
+Test(moe_cte, mx_refuses_other_blocks)
+{
+    const kg_kernel *k = kgt_jit("moe_cte:dtype=f32,weight_dtype=e4m3fn,quantization_type=MX,"
+                                 "H=512,I=32,E=1,K=1,B=2");
+    kg_wt gu, d, gu32;
+    float *vgu = kgt_mx_experts(&gu, KG_WT_E4M3FN, KG_WL_MOE_MX_GATE_UP, 1, 512, 64, 1);
+    float *vd = kgt_mx_experts(&d, KG_WT_E4M3FN, KG_WL_MLP_MX_DOWN, 1, 32, 512, 2);
+    float *v32 = kgt_mx_experts(&gu32, KG_WT_E4M3FN, KG_WL_KN, 1, 512, 64, 3);
+    float *x = calloc(2 * 512, sizeof *x), *out = calloc(2 * 512, sizeof *out);
+    float aff[2] = { 1, 1 };
+    int32_t tpi[2] = { 0, 1 }, b2e[1] = { 0 };
+    kg_moe_cte_fn *fn = (kg_moe_cte_fn *)k->fn;
+    cr_assert_eq(fn(out, x, aff, &gu32, &d, tpi, b2e, 0, 0, 0, 0, 0, 0, 0, 2, 1), KG_EARG);
+    cr_assert_eq(fn(out, x, aff, &gu, &d, tpi, b2e, 0, 0, 0, 0, 0, 0, 0, 2, 1), KG_OK);
+    kg_wt_free(&gu), kg_wt_free(&d), kg_wt_free(&gu32);
+    free(vgu), free(vd), free(v32), free(x), free(out);
 }
 
 /* The conditions stop: blocks past the first 0 are neither computed nor checked (their ids
  * may be anything). */
 Test(moe_cte, conditions_stop_early)
 {
-    ccase m = { KG_F32, KG_WT_F32, 5, 32, 16, 3, 2, 2, 1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 2 };
+    ccase m = { KG_F32, KG_WT_F32, 5, 32, 16, 3, 2, 2, 1, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 2, 0 };
     check(&m, 41);
     cinputs in;
     inputs(&m, &in, 42);
@@ -300,8 +410,7 @@ Test(moe_cte, conditions_stop_early)
         used++;
     cr_assert_lt(used, in.N, "no padding block to stop at");
     kg_wt wgu, wd;
-    kgt_pack_experts(&wgu, m.wfmt, m.E, m.H, 2 * m.I, in.wgu);
-    kgt_pack_experts(&wd, m.wfmt, m.E, m.I, m.H, in.wd);
+    pack(&m, &in, &wgu, &wd);
     couts a, b;
     run_kernel(&m, &in, &wgu, &wd, &a);
     for (long s = used * m.B; s < in.N * m.B; s++)
@@ -318,8 +427,16 @@ Test(moe_cte, conditions_stop_early)
 Test(moe_cte, refused_problems_name_the_key)
 {
     static const struct { const char *problem, *want; } bad[] = {
+        { "moe_cte:quantization_type=MX", "key 'weight_dtype'" },
+        { "moe_cte:quantization_type=MX,weight_dtype=e2m1,H=256", "key 'H'" },
+        { "moe_cte:quantization_type=MX,weight_dtype=e2m1,H=512,I=100", "key 'I'" },
+        { "moe_cte:quantization_type=MX,weight_dtype=e4m3fn,H=512,I=64,shared_scales=true",
+          "key 'shared_scales'" },
+        { "moe_cte:weight_dtype=e2m1", "key 'weight_dtype'" },
+        { "moe_cte:weight_dtype=e5m2,quantization_type=ROW", "key 'weight_dtype'" },
+        { "moe_cte:weight_dtype=e4m3,quantization_type=NONE", "key 'quantization_type'" },
+        { "moe_cte:quantization_type=ROW", "key 'quantization_type'" },
         { "moe_cte:weight_dtype=mxfp4", "key 'weight_dtype'" },
-        { "moe_cte:weight_dtype=mxfp8", "key 'weight_dtype'" },
         { "moe_cte:shared_scales=true", "key 'shared_scales'" },
         { "moe_cte:E=2,K=3", "key 'K'" },
         { "moe_cte:capacity_dropping=true,conditions=true", "key 'conditions'" },
@@ -396,9 +513,10 @@ static int key_index(const char *problem, const char *key, const char *const *na
 static void compare_builds(const kg_kernel *a, const kg_kernel *j)
 {
     const char *p = a->problem;
-    char dt[16], wdt[16];
+    char dt[16], wdt[16], q[16];
     cr_assert(kg_problem_str(p, "dtype", dt, sizeof dt));
     cr_assert(kg_problem_str(p, "weight_dtype", wdt, sizeof wdt));
+    cr_assert(kg_problem_str(p, "quantization_type", q, sizeof q));
     ccase m = { (kg_dtype)kg_dtype_from_name(dt), kg_wt_fmt_from_name(wdt), 9, key_long(p, "H"),
                 key_long(p, "I"), key_long(p, "E"), key_long(p, "K"), key_long(p, "B"),
                 key_index(p, "expert_affinities_scaling_mode", MODES, 4),
@@ -407,12 +525,11 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
                 key_bool(p, "checkpoint_activation"),
                 key_bool(p, "expert_affinity_multiply_on_I"), key_bool(p, "skip_token"),
                 key_bool(p, "conditions"), key_bool(p, "capacity_dropping"),
-                key_bool(p, "shared_scales"), 1 };
+                key_bool(p, "shared_scales"), 1, strcmp(q, "MX") == 0 };
     cinputs in;
     inputs(&m, &in, 5);
     kg_wt wgu, wd;
-    kgt_pack_experts(&wgu, m.wfmt, m.E, m.H, 2 * m.I, in.wgu);
-    kgt_pack_experts(&wd, m.wfmt, m.E, m.I, m.H, in.wd);
+    pack(&m, &in, &wgu, &wd);
     long R = m.T + 1, N = in.N, E = m.E, H = m.H, I = m.I;
     float *zeros = calloc((size_t)(R * H), sizeof *zeros);
     void *xe = kgt_encode(m.t, in.x, R * H), *ae = kgt_encode(m.t, in.aff, R * E);

@@ -2,7 +2,8 @@
  * and synthetic cases (util/casew.h) for what the shared sample lacks (biases, clamps, Swish and
  * the GELUs, NO_SCALE, PRE_SCALE(_DELAYED), multiply_on_I, fp8 weights with per-expert and
  * shared scales, a padded down_proj_weight, skip_token, conditions, overwriting updates, the
- * dropping variant and the checkpoint outputs), expected from tests/ref/moe_cte_ref.c.
+ * dropping variant, the checkpoint outputs, MX weights in upstream's MX layouts: words, E8M0
+ * scales and the MX gate/up bias), expected from tests/ref/moe_cte_ref.c.
  * Row T of upstream's output is scratch (moe_cte.md): the kernel leaves it untouched, so the
  * adapter starts that row as the golden's; a padding slot's checkpoint entries are 0 from the
  * kernel, so they are compared as 0. */
@@ -25,6 +26,7 @@
 #include "util/jitp.h"
 #include "util/tensors.h"
 #include "util/vectors.h"
+#include "util/vecwt.h"
 
 TestSuite(moe_cte, .init = kgt_suite_init, .fini = kgt_suite_fini);
 
@@ -127,12 +129,16 @@ static void run_vector(kgt_case *c)
         cr_assert(skip || !strcmp(s, "none") || !strcmp(s, "skip_weight") ||
                   strstr(s, "skip_token=False"), "%s: skip_dma %s is not mapped", name, s);
     }
+    int mx = 0; /* MX weights: named by the variant, the option or the weights' dtype */
     if (kgt_case_opt_str(c, "bwmm_func", &s)) {
-        /* shard-on-I / shard-on-block / hybrid: the same math on a CPU; MX needs MX weights */
-        cr_assert(!strstr(s, "MX"), "%s: bwmm_func %s (MX weights) is not mapped: MX is not "
-                  "implemented", name, s);
+        /* shard-on-I / shard-on-block / hybrid (and their *_mx): the same math on a CPU */
         drop = strstr(s, "DROP") != NULL;
+        mx |= strstr(s, "MX") != NULL || strstr(s, "mx") != NULL;
     }
+    if (kgt_case_opt_str(c, "implementation", &s))
+        mx |= strstr(s, "MX") != NULL || strstr(s, "mx") != NULL;
+    if (kgt_case_opt_str(c, "quantization_type", &s))
+        mx |= strstr(s, "MX") != NULL && !strstr(s, "STATIC");
     int dflag = 0;
     if (kgt_case_opt_bool(c, "capacity_dropping", &dflag))
         drop |= dflag;
@@ -151,13 +157,23 @@ static void run_vector(kgt_case *c)
     const kg_npy *gu = kgt_case_input(c, "gate_up_proj_weight");
     const kg_npy *dn = kgt_case_input(c, "down_proj_weight");
     const kg_npy *tp = kgt_case_input(c, "token_position_to_id");
-    cr_assert(hx && gu && dn && tp && hx->rank == 2 && gu->rank == 4 && dn->rank == 3,
-              "%s: hidden_states [R, H], gate_up_proj_weight [E, H, 2, I], down_proj_weight "
-              "[E, I_pad, H]: %s", name, kgt_case_error(c));
-    long R = hx->shape[0], H = hx->shape[1], E = gu->shape[0], I = gu->shape[3];
-    long T = skip ? R : R - 1, Ip = dn->shape[1];
-    cr_assert(gu->shape[1] == H && gu->shape[2] == 2 && dn->shape[0] == E && Ip >= I &&
-              dn->shape[2] == H, "%s: weight shapes disagree", name);
+    const char *wdt = gu ? kgt_case_input_dtype(c, "gate_up_proj_weight") : NULL;
+    int wfmt = gu ? kgt_case_wt_fmt(c, "gate_up_proj_weight") : -1;
+    /* x4 words, fp4 / e5m2 codes, upstream's MX layouts (rank 5 and up): MX weights */
+    mx |= (wdt && strstr(wdt, "x4")) || wfmt == KG_WT_E2M1 || wfmt == KG_WT_E5M2 ||
+          (gu && gu->rank >= 5);
+    /* MX weights may come in upstream's layouts (moe_cte.md "MX variants"): gate/up words
+     * [E, 128, 2, H/512, I] (or unpacked, [.., 4]), down [E, I_p, ceil(I/512), H] */
+    cr_assert(hx && gu && dn && tp && hx->rank == 2 && (gu->rank == 4 || (mx && gu->rank >= 5))
+              && dn->rank >= 3, "%s: hidden_states [R, H], gate_up_proj_weight [E, H, 2, I]%s, "
+              "down_proj_weight [E, I_pad, H]: %s", name, mx ? " or MX words" : "",
+              kgt_case_error(c));
+    long R = hx->shape[0], H = hx->shape[1], E = gu->shape[0];
+    long I = gu->rank == 4 ? gu->shape[3] : gu->shape[4];
+    long T = skip ? R : R - 1, Ip = mx ? I : dn->shape[1];
+    cr_assert(mx || (gu->shape[1] == H && gu->shape[2] == 2 && dn->rank == 3 &&
+                     dn->shape[0] == E && Ip >= I && dn->shape[2] == H),
+              "%s: weight shapes disagree", name);
     double bs;
     cr_assert(kgt_case_opt_num(c, "block_size", &bs) && bs >= 1, "%s: block_size", name);
     long B = (long)bs, NB = (long)kg_npy_count(tp);
@@ -174,47 +190,62 @@ static void run_vector(kgt_case *c)
                                       "gate_and_up_proj_bias", "down_proj_bias" };
     int t = kgt_case_float_dtype(c, hn, 4);
     cr_assert(t >= 0, "%s: %s", name, kgt_case_error(c));
-    int fmt, wt = kgt_case_dtype(c, "gate_up_proj_weight");
-    fmt = wt == KG_E4M3 ? KG_WT_E4M3 : wt == KG_E4M3FN ? KG_WT_E4M3FN : wt == KG_F32 ? KG_WT_F32
-          : wt == KG_F16 ? KG_WT_F16 : KG_WT_BF16;
-    cr_assert(wt >= 0 && wt == kgt_case_dtype(c, "down_proj_weight"), "%s: weight dtypes", name);
+    int fmt;
+    if (mx) {
+        fmt = wfmt >= 0 ? wfmt : kgt_case_x4_word_fmt(c, "gate_up_proj_weight");
+        cr_assert(fmt == KG_WT_E4M3FN || fmt == KG_WT_E5M2 || fmt == KG_WT_E2M1, "%s: MX "
+                  "weight dtype %s is not e4m3fn, e5m2 or e2m1", name, wdt);
+    } else {
+        int wt = kgt_case_dtype(c, "gate_up_proj_weight");
+        fmt = wt == KG_E4M3 ? KG_WT_E4M3 : wt == KG_E4M3FN ? KG_WT_E4M3FN : wt == KG_F32
+              ? KG_WT_F32 : wt == KG_F16 ? KG_WT_F16 : KG_WT_BF16;
+        cr_assert(wt >= 0 && wt == kgt_case_dtype(c, "down_proj_weight"), "%s: weight dtypes",
+                  name);
+    }
     /* ---- tensors */
     float *x = kgt_case_as(c, "hidden_states", KG_F32);
     float *aff = opt_input(c, "expert_affinities_masked");
-    float *wgu = kgt_case_as(c, "gate_up_proj_weight", KG_F32);
-    float *wdp = kgt_case_as(c, "down_proj_weight", KG_F32);
+    float *wgu = mx ? NULL : kgt_case_as(c, "gate_up_proj_weight", KG_F32);
+    float *wdp = mx ? NULL : kgt_case_as(c, "down_proj_weight", KG_F32);
     int32_t *tpi = kgt_case_as(c, "token_position_to_id", KG_I32);
     int32_t *b2e = kgt_case_input_dtype(c, "block_to_expert")
                    ? kgt_case_as(c, "block_to_expert", KG_I32) : NULL;
     int32_t *cond = kgt_case_input_dtype(c, "conditions")
                     ? kgt_case_as(c, "conditions", KG_I32) : NULL;
     float *bgu = opt_input(c, "gate_and_up_proj_bias"), *bd = opt_input(c, "down_proj_bias");
-    float *sgu = opt_input(c, "gate_up_proj_scale"), *sd = opt_input(c, "down_proj_scale");
-    cr_assert(x && wgu && wdp && tpi, "%s: %s", name, kgt_case_error(c));
+    float *sgu = mx ? NULL : opt_input(c, "gate_up_proj_scale");
+    float *sd = mx ? NULL : opt_input(c, "down_proj_scale");
+    cr_assert(x && (mx || (wgu && wdp)) && tpi, "%s: %s", name, kgt_case_error(c));
     cr_assert(!bias == !bgu && !bias == !bd, "%s: bias = %d but the biases are %s", name, bias,
               bgu ? "given" : "absent");
-    int fp8 = fmt == KG_WT_E4M3 || fmt == KG_WT_E4M3FN;
+    if (mx && bgu)
+        bgu = kgt_case_mx_gate_up_bias(c, "gate_and_up_proj_bias", bgu, E, I);
+    int fp8 = !mx && (fmt == KG_WT_E4M3 || fmt == KG_WT_E4M3FN);
     cr_assert(fp8 == (sgu && sd), "%s: fp8 weights go with both scales", name);
+    cr_assert(!mx || (kgt_case_input_dtype(c, "gate_up_proj_scale") &&
+                      kgt_case_input_dtype(c, "down_proj_scale")), "%s: MX weights need both "
+              "E8M0 scales", name);
     int shared = fp8 && kg_npy_count(kgt_case_input(c, "gate_up_proj_scale")) == 2 * I
                  && E > 1;
     cr_assert(drop || b2e, "%s: block_to_expert", name);
     cr_assert(!cond || kg_npy_count(kgt_case_input(c, "conditions")) >= N, "%s: "
               "conditions [N + 1]", name);
     /* the first I rows of each expert's down_proj_weight [E, I_pad, H] */
-    float *wd = malloc((size_t)(E * I * H) * sizeof *wd);
-    for (long e = 0; e < E; e++)
+    float *wd = mx ? NULL : malloc((size_t)(E * I * H) * sizeof *wd);
+    for (long e = 0; !mx && e < E; e++)
         memcpy(wd + e * I * H, wdp + e * Ip * H, (size_t)(I * H) * sizeof *wd);
     char problem[1024];
     int n = snprintf(problem, sizeof problem, "moe_cte:dtype=%s,weight_dtype=%s,H=%ld,I=%ld,"
                      "E=%ld,K=%ld,B=%ld,capacity_dropping=%s,activation_function=%s,"
                      "expert_affinities_scaling_mode=%s,bias=%s,shared_scales=%s,"
                      "is_tensor_update_accumulating=%s,checkpoint_activation=%s,"
-                     "expert_affinity_multiply_on_I=%s,skip_token=%s,conditions=%s%s",
+                     "expert_affinity_multiply_on_I=%s,skip_token=%s,conditions=%s,"
+                     "quantization_type=%s%s",
                      kg_dtype_name((kg_dtype)t), kg_wt_fmt_name(fmt), H, I, E, K, B,
                      drop ? "true" : "false", ACTS[act], MODES[mode], bias ? "true" : "false",
                      shared ? "true" : "false", acc ? "true" : "false", ckpt ? "true" : "false",
                      moi ? "true" : "false", skip ? "true" : "false", cond ? "true" : "false",
-                     drop ? ",N=" : "");
+                     mx ? "MX" : fp8 ? "ROW" : "NONE", drop ? ",N=" : "");
     if (drop)
         n += snprintf(problem + n, sizeof problem - (size_t)n, "%ld", E);
     static const char *const ck[] = { "gate_clamp_lower_limit", "gate_clamp_upper_limit",
@@ -224,8 +255,15 @@ static void run_vector(kgt_case *c)
             n += snprintf(problem + n, sizeof problem - (size_t)n, ",%s=%.9g", ck[i], lim[i]);
     const kg_kernel *kk = kgt_jit(problem);
     kg_wt pgu, pd;
-    kgt_pack_experts(&pgu, fmt, E, H, 2 * I, wgu);
-    kgt_pack_experts(&pd, fmt, E, I, H, wd);
+    if (mx) {
+        kgt_case_experts_wt(c, "gate_up_proj_weight", "gate_up_proj_scale", fmt,
+                            KG_WL_MOE_MX_GATE_UP, E, H, 2 * I, &pgu);
+        kgt_case_experts_wt(c, "down_proj_weight", "down_proj_scale", fmt, KG_WL_MLP_MX_DOWN,
+                            E, I, H, &pd);
+    } else {
+        kgt_pack_experts(&pgu, fmt, E, H, 2 * I, wgu);
+        kgt_pack_experts(&pd, fmt, E, I, H, wd);
+    }
     /* output: zeros, row T (scratch, never touched) the golden's */
     const kg_npy *go = kgt_case_output(c, "out_output");
     cr_assert(go && kg_npy_count(go) == R * H, "%s: out_output [R, H]", name);
@@ -265,19 +303,35 @@ Test(moe_cte, shared_vectors) { kgt_each_case("moe_cte", run_vector); }
 
 typedef struct syn {
     int act, mode, bias, clamp, acc, ckpt, moi, skip, cond, drop, fp8, shared, pad_i;
+    int mx; /* MX weights of this format (kg_wt_fmt) in upstream's MX layouts, or 0 */
 } syn;
 
 static void synthetic(const char *cname, const syn *o, unsigned long long seed)
 {
-    enum { T = 6, H = 64, I = 24, E = 3, K = 2, B = 4 };
+    enum { T = 6, E = 3, K = 2, B = 4 };
+    long H = o->mx ? 512 : 64, I = o->mx ? 64 : 24; /* MX: H % 512 == 0, I % 32 == 0 */
     long R = o->skip ? T : T + 1, Ip = I + (o->pad_i ? 8 : 0);
     int fmt = o->fp8 ? KG_WT_E4M3 : KG_WT_BF16;
+    kgt_casew *w = kgt_casew_new("moe_cte", cname);
     float *x = kgt_randn(KG_BF16, R * H, seed);
     if (!o->skip)
         for (long h = 0; h < H; h++)
             x[T * H + h] = 0;
-    float *wgu = kgt_randn_fmt(fmt, E * H * 2 * I, o->fp8 ? 2.0f : 0.1f, seed + 1);
-    float *wd = kgt_randn_fmt(fmt, E * I * H, o->fp8 ? 2.0f : 0.1f, seed + 2);
+    float *wgu, *wd;
+    if (o->mx) {
+        /* upstream's MX words and E8M0 scales as the case's inputs, their values for the
+         * reference */
+        wgu = malloc(sizeof(float) * (size_t)(E * H * 2 * I));
+        wd = malloc(sizeof(float) * (size_t)(E * I * H));
+        cr_assert(wgu && wd);
+        kgt_casew_mx_experts(w, "gate_up_proj_weight", "gate_up_proj_scale", o->mx,
+                             KG_WL_MOE_MX_GATE_UP, E, H, 2 * I, wgu, seed + 1);
+        kgt_casew_mx_experts(w, "down_proj_weight", "down_proj_scale", o->mx, KG_WL_MLP_MX_DOWN,
+                             E, I, H, wd, seed + 2);
+    } else {
+        wgu = kgt_randn_fmt(fmt, E * H * 2 * I, o->fp8 ? 2.0f : 0.1f, seed + 1);
+        wd = kgt_randn_fmt(fmt, E * I * H, o->fp8 ? 2.0f : 0.1f, seed + 2);
+    }
     float *wdp = calloc((size_t)(E * Ip * H), sizeof *wdp); /* extra rows unused */
     for (long e = 0; e < E; e++)
         for (long i = 0; i < Ip; i++)
@@ -309,14 +363,13 @@ static void synthetic(const char *cname, const syn *o, unsigned long long seed)
     moe_cte_ref_opts ro = { o->act, o->mode, o->acc, o->moi, o->skip,
                             o->clamp ? -1.5f : -INFINITY, o->clamp ? 0.75f : INFINITY,
                             o->clamp ? -0.5f : -INFINITY, o->clamp ? 1.25f : INFINITY,
-                            kgt_round_bf16, kgt_round_bf16 };
+                            kgt_round_bf16, kgt_round_bf16, o->mx != 0 };
     float *want = calloc((size_t)(R * H), sizeof *want);
     float *wgc = calloc((size_t)(N * 2 * I * B), sizeof *wgc);
     float *wdc = calloc((size_t)(N * B * H), sizeof *wdc);
     moe_cte_ref(want, wgc, wdc, x, aff, wgu, wd, tpi, o->drop ? NULL : b2e, o->cond ? cond : NULL,
                 o->bias ? bgu : NULL, o->bias ? bd : NULL, o->fp8 ? sgu : NULL,
                 o->fp8 ? sd : NULL, o->shared, &ro, T, H, I, E, B, N);
-    kgt_casew *w = kgt_casew_new("moe_cte", cname);
     long xs[2] = { R, H }, gus[4] = { E, H, 2, I }, ds[3] = { E, Ip, H }, as[2] = { R * E, 1 };
     long ts[1] = { N * B }, bs[1] = { N }, cs[1] = { N + 1 }, bgs[3] = { E, 2, I }, bds[2] = { E, H };
     long sgs[3] = { SE, 1, 2 * I }, sds[3] = { SE, 1, H };
@@ -332,14 +385,19 @@ static void synthetic(const char *cname, const syn *o, unsigned long long seed)
     kgt_casew_input(w, "hidden_states", "bf16", x, 2, xs);
     if (o->mode != 0)
         kgt_casew_input(w, "expert_affinities_masked", "bf16", aff, 2, as);
-    kgt_casew_input(w, "gate_up_proj_weight", wdt, wgu, 4, gus);
-    kgt_casew_input(w, "down_proj_weight", wdt, wdp, 3, ds);
+    if (!o->mx) {
+        kgt_casew_input(w, "gate_up_proj_weight", wdt, wgu, 4, gus);
+        kgt_casew_input(w, "down_proj_weight", wdt, wdp, 3, ds);
+    }
     kgt_casew_input(w, "token_position_to_id", "i32", tf, 1, ts);
     if (!o->drop)
         kgt_casew_input(w, "block_to_expert", "i32", bf, 1, bs);
     if (o->cond)
         kgt_casew_input(w, "conditions", "i32", cf, 1, cs);
-    if (o->bias) {
+    if (o->bias && o->mx) {
+        kgt_casew_mx_gate_up_bias(w, "gate_and_up_proj_bias", "bf16", bgu, E, I);
+        kgt_casew_input(w, "down_proj_bias", "bf16", bd, 2, bds);
+    } else if (o->bias) {
         kgt_casew_input(w, "gate_and_up_proj_bias", "bf16", bgu, 3, bgs);
         kgt_casew_input(w, "down_proj_bias", "bf16", bd, 2, bds);
     }
@@ -358,7 +416,8 @@ static void synthetic(const char *cname, const syn *o, unsigned long long seed)
     kgt_casew_opt_bool(w, "expert_affinity_multiply_on_I", o->moi);
     kgt_casew_opt_str(w, "skip_dma", o->skip ? "SkipMode(skip_token=True, skip_weight=False)"
                                              : "none");
-    kgt_casew_opt_str(w, "bwmm_func", o->drop ? "DROPPING" : "SHARD_ON_BLOCK");
+    kgt_casew_opt_str(w, "bwmm_func", o->drop ? "DROPPING" : o->mx ? "SHARD_ON_BLOCK_MX"
+                                                                 : "SHARD_ON_BLOCK");
     kgt_casew_opt_num(w, "n_block_per_iter", 1);
     kgt_casew_opt_str(w, "compute_dtype", "float32");
     if (o->clamp) {
@@ -367,7 +426,7 @@ static void synthetic(const char *cname, const syn *o, unsigned long long seed)
         kgt_casew_opt_num(w, "up_clamp_lower", -0.5); /* moe_cte.md's spelling */
         kgt_casew_opt_num(w, "up_clamp_upper", 1.25);
     }
-    double rtol = o->fp8 ? 5e-2 : 2e-2;
+    double rtol = o->fp8 || o->mx ? 5e-2 : 2e-2;
     kgt_casew_output(w, "out_output", want, 2, xs, rtol, 1e-5);
     if (o->ckpt) {
         kgt_casew_output(w, "out_gate_up_activations_T", wgc, 4, gcs, rtol, 1e-5);
@@ -384,11 +443,16 @@ Test(moe_cte, synthetic_vectors_every_option)
 {
     static const syn cases[] = {
         /* act mode bias clamp acc ckpt moi skip cond drop fp8 shared pad_i */
-        { 3, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0 }, /* Swish NO_SCALE, biases, clamps, skip */
-        { 0, 2, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1 }, /* PRE_SCALE, fp8, conditions, ckpt, I_pad */
-        { 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0 }, /* PRE_SCALE_DELAYED, shared scales, overwrite */
-        { 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0 }, /* dropping, ckpt with multiply_on_I, GELU */
-        { 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1 }, /* dropping, skip_token, ckpt, biases */
+        { 3, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0 }, /* Swish NO_SCALE, biases, clamps, skip */
+        { 0, 2, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0 }, /* PRE_SCALE, fp8, conditions, ckpt, I_pad */
+        /* PRE_SCALE_DELAYED, shared scales, overwrite */
+        { 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0 },
+        { 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0 }, /* dropping, ckpt with multiply_on_I, GELU */
+        { 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 0 }, /* dropping, skip_token, ckpt, biases */
+        /* MX: upstream's MX words, scales and gate/up bias layout */
+        { 3, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, KG_WT_E2M1 },  /* fp4, Swish, clamps, ckpt */
+        { 0, 2, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, KG_WT_E4M3FN }, /* PRE_SCALE, skip_token */
+        { 0, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, KG_WT_E5M2 },  /* dropping, multiply_on_I */
     };
     char cname[64];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

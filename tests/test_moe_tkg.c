@@ -35,6 +35,7 @@ typedef struct mcase {
     float glo, ghi, ulo, uhi; /* 0 and 0: no clamp on that projection */
     int dup;              /* expert_index may repeat an expert in a row */
     int mx;               /* MX weights (wfmt e4m3fn, e5m2 or e2m1) */
+    int preq;             /* MX all-expert: hidden_input pre-quantized (mx_prequant) */
 } mcase;
 
 static int is_fp8(int f) { return f == KG_WT_E4M3 || f == KG_WT_E4M3FN; }
@@ -55,8 +56,24 @@ static void problem_of(const mcase *m, char *p, size_t len)
         n += snprintf(p + n, len - (size_t)n, ",gate_clamp_lower_limit=%g,"
                       "gate_clamp_upper_limit=%g", m->glo, m->ghi);
     if (m->ulo != 0 || m->uhi != 0)
-        snprintf(p + n, len - (size_t)n, ",up_clamp_lower_limit=%g,up_clamp_upper_limit=%g",
-                 m->ulo, m->uhi);
+        n += snprintf(p + n, len - (size_t)n, ",up_clamp_lower_limit=%g,"
+                      "up_clamp_upper_limit=%g", m->ulo, m->uhi);
+    if (m->preq)
+        snprintf(p + n, len - (size_t)n, ",mx_prequant=true");
+}
+
+/* hidden_input as the kernel takes it: x [T, H] in dtype t, or (preq) its MX e4m3fn codes
+ * with their E8M0 scales in *e8 [T, H/512, 16] (else *e8 = NULL); malloc'd. */
+static void *encode_x(const mcase *m, const float *x, uint8_t **e8)
+{
+    *e8 = NULL;
+    if (!m->preq)
+        return kgt_encode(m->t, x, m->T * m->H);
+    uint8_t *codes = malloc((size_t)(m->T * m->H));
+    *e8 = malloc((size_t)(m->T * m->H / 32));
+    cr_assert(codes && *e8);
+    kgt_mx_quantize_hidden(codes, *e8, x, m->T, m->H);
+    return codes;
 }
 
 /* A problem's inputs (fp32 values, each on its dtype's grid). */
@@ -136,15 +153,16 @@ static float *run_kernel(const mcase *m, const minputs *in, kg_wt *wgu, kg_wt *w
     problem_of(m, problem, sizeof problem);
     const kg_kernel *k = kgt_jit(problem);
     long T = m->T, H = m->H, I = m->I, E = m->E, EL = m->EL;
-    void *xe = kgt_encode(m->t, in->x, T * H), *ae = kgt_encode(m->at, in->aff, T * E);
+    uint8_t *e8;
+    void *xe = encode_x(m, in->x, &e8), *ae = kgt_encode(m->at, in->aff, T * E);
     void *bge = kgt_encode(m->t, in->bgu, EL * 2 * I), *bde = kgt_encode(m->t, in->bd, EL * H);
     void *out = kgt_poisoned(m->ot, T * H);
     uint32_t rank = (uint32_t)m->rank;
     int rc = ((kg_moe_tkg_fn *)k->fn)(out, xe, wgu, wd, ae, in->idx, &rank, bge, bde, in->sgu,
-                                      in->sd, in->eager, T);
+                                      in->sd, e8, in->eager, T);
     cr_assert_eq(rc, KG_OK, "%s returned %d", k->name, rc);
     float *got = kgt_decode(m->ot, out, T * H);
-    free(xe), free(ae), free(bge), free(bde), free(out);
+    free(xe), free(e8), free(ae), free(bge), free(bde), free(out);
     return got;
 }
 
@@ -191,7 +209,7 @@ Test(moe_tkg, selective_every_option_on_edge_shapes, .timeout = 240 * KGT_TIME_S
             const long *z = SHAPES[s];
             mcase m = { KG_BF16, KG_BF16, KG_F32, KG_WT_BF16, z[0], z[1], z[2], z[3], z[3],
                         z[4], 0, 0, v & 1, 0, 0, v % 4, (v >> 1) & 1, (v >> 2) & 1, 0, 0, 0, 0,
-                        v == 5, 0 };
+                        v == 5, 0, 0 };
             if (v == 6)
                 m.eager = 1, m.post = 1;
             if (v == 7)
@@ -210,7 +228,7 @@ Test(moe_tkg, all_expert_every_option_on_edge_shapes, .timeout = 240 * KGT_TIME_
             long EL = v >= 4 && z[3] % 2 == 0 ? z[3] / 2 : z[3];
             mcase m = { KG_BF16, KG_F32, KG_BF16, KG_WT_BF16, z[0], z[1], z[2], z[3], EL,
                         z[4], EL < z[3] ? 1 : 0, 1, v & 1, (v >> 1) & 1, 0, 3 - v % 4, v & 1,
-                        (v >> 1) & 1, 0, 0, 0, 0, 0, 0 };
+                        (v >> 1) & 1, 0, 0, 0, 0, 0, 0, 0 };
             if (!m.post)
                 m.mask = 0;
             check(&m, seed++);
@@ -226,7 +244,7 @@ Test(moe_tkg, every_dtype_and_row_weights, .timeout = 240 * KGT_TIME_SCALE)
             for (int all = 0; all < 2; all++) {
                 kg_dtype t = kgt_float_dtypes[d];
                 mcase m = { t, kgt_float_dtypes[(d + 1) % 3], t, wf[f], 4, 48, 40, 4, 4, 2, 0,
-                            all, 1, all, 0, (int)f % 4, 1, 1, 0, 0, 0, 0, 0, 0 };
+                            all, 1, all, 0, (int)f % 4, 1, 1, 0, 0, 0, 0, 0, 0, 0 };
                 check(&m, seed++);
             }
 }
@@ -245,13 +263,46 @@ Test(moe_tkg, mx_weights, .timeout = 240 * KGT_TIME_SCALE)
                 const long *z = shapes[s];
                 mcase m = { KG_BF16, v ? KG_F32 : KG_BF16, KG_F32, wf[f], z[0], z[1], z[2], z[3],
                             z[3], z[4], 0, v, 1 - (int)(s % 2) * v, v, 0, (int)(f + s) % 4, v,
-                            1 - v, 0, 0, 0, 0, 0, 1 };
+                            1 - v, 0, 0, 0, 0, 0, 1, 0 };
                 if (s == 2)
                     m.glo = -0.5f, m.ghi = 0.25f, m.ulo = -0.125f, m.uhi = 0.5f;
                 if (!m.post)
                     m.mask = 0;
                 check(&m, seed++);
             }
+}
+
+/* MX all-expert on pre-quantized input (upstream's hidden_input_scale): e4m3fn codes with
+ * their E8M0 scales, against the reference quantizing the same rows itself; both modes, a
+ * rank's share, I below and at 512, T past a block of 64; a NULL scale array is refused. */
+Test(moe_tkg, mx_prequant_input, .timeout = 240 * KGT_TIME_SCALE)
+{
+    static const int wf[] = { KG_WT_E4M3FN, KG_WT_E2M1, KG_WT_E5M2 };
+    static const long shapes[][5] = { { 1, 512, 32, 2, 1 }, { 70, 512, 96, 4, 2 },
+                                      { 3, 1024, 512, 4, 2 } };
+    unsigned long long seed = 800;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int v = 0; v < 2; v++) {
+            const long *z = shapes[s];
+            long EL = v ? z[3] / 2 : z[3];
+            mcase m = { KG_BF16, KG_F32, KG_BF16, wf[(s + v) % 3], z[0], z[1], z[2], z[3], EL,
+                        z[4], EL < z[3], 1, v, v, 0, 3 - v, v, 1 - v, 0, 0, 0, 0, 0, 1, 1 };
+            check(&m, seed++);
+        }
+    const kg_kernel *k = kgt_jit("moe_tkg:dtype=f32,quantization_type=MX,H=512,I=32,E=1,K=1,"
+                                 "is_all_expert=true,expert_affinities_scaling_mode=NO_SCALE,"
+                                 "mx_prequant=true");
+    kg_wt gu, d;
+    float *vgu = kgt_mx_experts(&gu, KG_WT_E4M3FN, KG_WL_MOE_MX_GATE_UP, 1, 512, 64, 1);
+    float *vd = kgt_mx_experts(&d, KG_WT_E4M3FN, KG_WL_MLP_MX_DOWN, 1, 32, 512, 2);
+    uint8_t codes[512] = { 0 }, e8[16] = { 127 };
+    float out[512];
+    uint32_t rank = 0;
+    kg_moe_tkg_fn *fn = (kg_moe_tkg_fn *)k->fn;
+    cr_assert_eq(fn(out, codes, &gu, &d, 0, 0, &rank, 0, 0, 0, 0, 0, 0, 1), KG_EARG,
+                 "NULL hidden_input_scale");
+    cr_assert_eq(fn(out, codes, &gu, &d, 0, 0, &rank, 0, 0, 0, 0, e8, 0, 1), KG_OK);
+    kg_wt_free(&gu), kg_wt_free(&d), free(vgu), free(vd);
 }
 
 /* An MX kernel refuses expert weights whose scales run over 32 rows (kb 32, a kn MX weight):
@@ -267,8 +318,8 @@ Test(moe_tkg, mx_refuses_other_blocks)
     float *x = calloc(512, sizeof *x), *out = calloc(512, sizeof *out), aff[1] = { 1 };
     uint32_t idx[1] = { 0 }, rank = 0;
     kg_moe_tkg_fn *fn = (kg_moe_tkg_fn *)k->fn;
-    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 1), KG_OK);
-    cr_assert_eq(fn(out, x, &gu32, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 1), KG_EARG);
+    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 0, 1), KG_OK);
+    cr_assert_eq(fn(out, x, &gu32, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 0, 1), KG_EARG);
     kg_wt_free(&gu), kg_wt_free(&d), kg_wt_free(&gu32);
     free(vgu), free(vd), free(v32), free(x), free(out);
 }
@@ -298,17 +349,17 @@ Test(moe_tkg, selective_and_all_expert_agree_bit_for_bit)
 {
     /* POST_SCALE: the dense affinities (positive everywhere) masked to the selected experts */
     mcase m = { KG_BF16, KG_F32, KG_F32, KG_WT_BF16, 9, 64, 48, 6, 6, 2, 0, 0, 1, 1, 0, 0, 1, 1,
-                0, 0, 0, 0, 0, 0 };
+                0, 0, 0, 0, 0, 0, 0 };
     same_both_ways(m, 11);
     m.wfmt = KG_WT_E4M3, m.act = 3;
     same_both_ways(m, 12);
     /* NO_SCALE: K = E, every row names every expert once */
     mcase n = { KG_BF16, KG_F32, KG_F32, KG_WT_BF16, 5, 64, 32, 3, 3, 3, 0, 0, 0, 0, 0, 2, 0, 1,
-                0, 0, 0, 0, 0, 0 };
+                0, 0, 0, 0, 0, 0, 0 };
     same_both_ways(n, 13);
     /* MX fp4 */
     mcase x = { KG_BF16, KG_F32, KG_F32, KG_WT_E2M1, 9, 512, 96, 6, 6, 2, 0, 0, 1, 1, 0, 0, 1,
-                1, 0, 0, 0, 0, 0, 1 };
+                1, 0, 0, 0, 0, 0, 1, 0 };
     same_both_ways(x, 14);
 }
 
@@ -317,7 +368,7 @@ Test(moe_tkg, selective_and_all_expert_agree_bit_for_bit)
 Test(moe_tkg, unselected_experts_are_not_read)
 {
     mcase m = { KG_BF16, KG_F32, KG_F32, KG_WT_BF16, 2, 64, 96, 8, 8, 2, 0, 0, 1, 0, 0, 0, 0, 0,
-                0, 0, 0, 0, 0, 0 };
+                0, 0, 0, 0, 0, 0, 0 };
     minputs in;
     inputs(&m, &in, 21);
     int used[8] = { 0 };
@@ -369,6 +420,10 @@ Test(moe_tkg, refused_problems_name_the_key)
         { "moe_tkg:quantization_type=ROW,weight_dtype=bf16", "key 'weight_dtype'" },
         { "moe_tkg:weight_dtype=e4m3", "key 'weight_dtype'" },
         { "moe_tkg:activation_fn=ReLU", "key 'activation_fn'" },
+        { "moe_tkg:mx_prequant=true", "key 'mx_prequant'" },
+        { "moe_tkg:quantization_type=MX,H=512,I=64,mx_prequant=true", "key 'mx_prequant'" },
+        { "moe_tkg:quantization_type=ROW,is_all_expert=true,mx_prequant=true",
+          "key 'mx_prequant'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         kgt_problem_rejected(bad[i].problem, bad[i].want);
@@ -385,15 +440,15 @@ Test(moe_tkg, refused_calls)
     kgt_pack_experts(&gu, KG_WT_F32, 2, 8, 8, wgu);
     kgt_pack_experts(&d, KG_WT_F32, 2, 4, 8, wd);
     kgt_pack_experts(&bad, KG_WT_F32, 1, 8, 8, wgu);
-    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank, 0, 0, 0, 0, 0, -1), KG_EARG, "T < 0");
-    cr_assert_eq(fn(0, 0, &gu, &d, 0, 0, 0, 0, 0, 0, 0, 0, 0), KG_OK, "T = 0 is empty");
-    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, NULL, 0, 0, 0, 0, 0, 1), KG_EARG, "NULL rank");
-    cr_assert_eq(fn(out, x, &gu, &d, NULL, idx, &rank, 0, 0, 0, 0, 0, 1), KG_EARG, "NULL aff");
-    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank2, 0, 0, 0, 0, 0, 1), KG_EARG,
+    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 0, -1), KG_EARG, "T < 0");
+    cr_assert_eq(fn(0, 0, &gu, &d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), KG_OK, "T = 0 is empty");
+    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, NULL, 0, 0, 0, 0, 0, 0, 1), KG_EARG, "NULL rank");
+    cr_assert_eq(fn(out, x, &gu, &d, NULL, idx, &rank, 0, 0, 0, 0, 0, 0, 1), KG_EARG, "NULL aff");
+    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank2, 0, 0, 0, 0, 0, 0, 1), KG_EARG,
                  "rank 2 of 2 ranks");
-    cr_assert_eq(fn(out, x, &bad, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 1), KG_EARG,
+    cr_assert_eq(fn(out, x, &bad, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 0, 1), KG_EARG,
                  "one expert's weight where two are expected");
-    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 1), KG_OK);
+    cr_assert_eq(fn(out, x, &gu, &d, aff, idx, &rank, 0, 0, 0, 0, 0, 0, 1), KG_OK);
     kg_wt_free(&gu), kg_wt_free(&d), kg_wt_free(&bad), free(wgu), free(wd);
 }
 
@@ -423,12 +478,15 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
     cr_assert(kg_problem_str(p, "quantization_type", q, sizeof q));
     mcase m = { key_dtype(p, "dtype"), key_dtype(p, "out_dtype"), key_dtype(p, "affinity_dtype"),
                 kg_wt_fmt_from_name(wdt), 3, key_long(p, "H"), key_long(p, "I"), key_long(p, "E"),
-                key_long(p, "E_L"), key_long(p, "K"), 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+                key_long(p, "E_L"), key_long(p, "K"), 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
     m.rank = m.E / m.EL - 1;
     m.mx = strcmp(q, "MX") == 0;
+    char pq[8];
+    m.preq = kg_problem_str(p, "mx_prequant", pq, sizeof pq) && strcmp(pq, "true") == 0;
     minputs in;
     inputs(&m, &in, 5);
-    void *xe = kgt_encode(m.t, in.x, m.T * m.H), *ae = kgt_encode(m.at, in.aff, m.T * m.E);
+    uint8_t *e8;
+    void *xe = encode_x(&m, in.x, &e8), *ae = kgt_encode(m.at, in.aff, m.T * m.E);
     void *bge = kgt_encode(m.t, in.bgu, m.EL * 2 * m.I), *bde = kgt_encode(m.t, in.bd, m.EL * m.H);
     uint32_t rank = (uint32_t)m.rank;
     void *out[2];
@@ -436,14 +494,15 @@ static void compare_builds(const kg_kernel *a, const kg_kernel *j)
         out[b] = kgt_build_output(m.ot, m.T * m.H, b);
         const kg_kernel *k = b == KGT_AOT ? a : j;
         int rc = ((kg_moe_tkg_fn *)k->fn)(out[b], xe, &in.pgu, &in.pd, ae, in.idx, &rank, bge, bde,
-                                          in.sgu, in.sd, in.eager, m.T);
+                                          in.sgu, in.sd, e8, in.eager, m.T);
         cr_assert_eq(rc, KG_OK, "%s (%s): %d", a->name, b == KGT_AOT ? "AOT" : "JIT", rc);
     }
     char msg[1024];
     long shape[2] = { m.T, m.H };
     cr_assert(kgt_same_bytes(out[KGT_JIT], out[KGT_AOT], m.ot, m.T * m.H, 2, shape, msg,
                              sizeof msg), "%s: %s", a->name, msg);
-    free_inputs(&in), free(xe), free(ae), free(bge), free(bde), free(out[0]), free(out[1]);
+    free_inputs(&in), free(xe), free(e8), free(ae), free(bge), free(bde), free(out[0]);
+    free(out[1]);
 }
 
 Test(moe_tkg, jit_and_aot_are_bit_identical)

@@ -1,7 +1,8 @@
 /* tests/test_moe_tkg_vectors.c: the moe_tkg vector adapter: every shared/vectors/moe_tkg case,
  * and synthetic cases (util/casew.h) for what the shared sample lacks (ROW fp8 weights and
  * their scales, biases, clamps, eager affinities, a rank's share of the experts with the mask,
- * output_dtype, the hardware-only flags), expected from tests/ref/moe_tkg_ref.c. */
+ * output_dtype, the hardware-only flags, MX weights, upstream's pre-quantized MX input with
+ * hidden_input_scale), expected from tests/ref/moe_tkg_ref.c. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -71,32 +72,60 @@ static float *opt_input(kgt_case *c, const char *name)
     return v;
 }
 
-/* An MX gate/up bias as upstream stores it, [E_L, I_p, 2, ceil(I/512), 4] (moe_cte.md: the
- * down weights' i mapping, i = j*512 + q*128 + p; I < 512: q*I/4 + p), as the logical
- * [E_L, 2, I] the kernel takes; a logical one as it is. Takes b over. */
-static float *mx_bias(kgt_case *c, float *b, long EL, long I)
+/* Upstream's pre-quantized MX hidden_input (moe_tkg.md "hidden_input_scale"; the all-expert
+ * MX kernel's own layout of the input): x4 words [128, H/512, T], element q of word (p, j, t)
+ * the e4m3fn code of row h = q*H/4 + j*128 + p (or the words unpacked, [.., 4], as values on
+ * the grid or codes; or logical codes [T, H]), with E8M0 scales hidden_input_scale
+ * [16, H/512, T] (one per 8 partitions p) or [128, H/512, T] (broadcast over each 8), as the
+ * kernel's mx_prequant input: codes [T, H] and scales *e8 [T, H/512, 16]. */
+static uint8_t *mx_input(kgt_case *c, long T, long H, uint8_t **e8)
 {
-    const kg_npy *a = kgt_case_input(c, "expert_gate_up_bias");
-    long P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
-    if (a->rank == 3) {
-        cr_assert(a->shape[0] == EL && a->shape[1] == 2 && a->shape[2] == I, "%s: "
-                  "expert_gate_up_bias [E_L, 2, I]", kgt_case_name(c));
-        return b;
+    const char *name = kgt_case_name(c);
+    const kg_npy *a = kgt_case_input(c, "hidden_input");
+    const kg_npy *sa = kgt_case_input(c, "hidden_input_scale");
+    long J = H / 512;
+    uint8_t *codes = malloc((size_t)(T * H)), *e = malloc((size_t)(T * J * 16));
+    cr_assert(codes && e && sa);
+    if (a->rank == 2) {
+        uint8_t *q = kgt_case_codes8(c, "hidden_input", KG_WT_E4M3FN);
+        memcpy(codes, q, (size_t)(T * H));
+        free(q);
+    } else {
+        int words = a->rank == 3 && a->dtype != KG_F32;
+        cr_assert((words || (a->rank == 4 && a->shape[3] == 4)) && a->shape[0] == 128 &&
+                  a->shape[1] == J && a->shape[2] == T, "%s: pre-quantized hidden_input is "
+                  "neither [128, %ld, %ld] words nor [.., 4]", name, J, T);
+        uint32_t *w = words ? kgt_case_as(c, "hidden_input", KG_U32) : NULL;
+        uint8_t *q = words ? NULL : kgt_case_codes8(c, "hidden_input", KG_WT_E4M3FN);
+        cr_assert(w || q, "%s: hidden_input: %s", name, kgt_case_error(c));
+        for (long p = 0; p < 128; p++)
+            for (long j = 0; j < J; j++)
+                for (long t = 0; t < T; t++)
+                    for (long k = 0; k < 4; k++) {
+                        long i = (p * J + j) * T + t;
+                        codes[t * H + k * (H / 4) + j * 128 + p] =
+                            w ? (uint8_t)(w[i] >> (8 * k)) : q[i * 4 + k];
+                    }
+        free(w), free(q);
     }
-    cr_assert(a->rank == 5 && a->shape[0] == EL && a->shape[1] == P && a->shape[2] == 2 &&
-              a->shape[3] == T5 && a->shape[4] == 4, "%s: MX expert_gate_up_bias is neither "
-              "[E_L, 2, I] nor [E_L, %ld, 2, %ld, 4]", kgt_case_name(c), P, T5);
-    float *l = malloc((size_t)(EL * 2 * I) * sizeof *l);
-    cr_assert(l);
-    for (long e = 0; e < EL; e++)
-        for (long p = 0; p < P; p++)
-            for (long g = 0; g < 2; g++)
-                for (long j = 0; j < T5; j++)
-                    for (long q = 0; q < 4; q++)
-                        l[(e * 2 + g) * I + j * 512 + q * P + p] =
-                            b[(((e * P + p) * 2 + g) * T5 + j) * 4 + q];
-    free(b);
-    return l;
+    long P = sa->shape[0];
+    cr_assert(sa->rank == 3 && (P == 16 || P == 128) && sa->shape[1] == J && sa->shape[2] == T,
+              "%s: hidden_input_scale is neither [16, %ld, %ld] nor [128, %ld, %ld]", name, J, T,
+              J, T);
+    uint32_t *s = kgt_case_as(c, "hidden_input_scale", KG_U32);
+    cr_assert(s, "%s: hidden_input_scale: %s", name, kgt_case_error(c));
+    for (long p = 0; p < P; p++)
+        for (long j = 0; j < J; j++)
+            for (long t = 0; t < T; t++) {
+                long g = P == 16 ? p : p / 8, v = s[(p * J + j) * T + t];
+                cr_assert(v <= 255 && (P == 16 || p % 8 == 0 || e[(t * J + j) * 16 + g] == v),
+                          "%s: hidden_input_scale[%ld, %ld, %ld] = %ld: not an E8M0 code shared "
+                          "by its 8 partitions", name, p, j, t, v);
+                e[(t * J + j) * 16 + g] = (uint8_t)v;
+            }
+    free(s);
+    *e8 = e;
+    return codes;
 }
 
 static void run_vector(kgt_case *c)
@@ -133,20 +162,23 @@ static void run_vector(kgt_case *c)
                                       "use_column_tiling", "lnc", "shard_on_tokens" };
     for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
         kgt_case_opt_has(c, hw[i]);
-    cr_assert(!kgt_case_input_dtype(c, "hidden_input_scale"), "%s: hidden_input_scale "
-              "(upstream's on-chip pre-quantized MX input, an optional fast path) is not mapped: "
-              "the kernel quantizes hidden_input itself", name);
+    /* upstream's pre-quantized MX input: hidden_input e4m3fn x4 words with E8M0 scales */
+    int preq = kgt_case_input_dtype(c, "hidden_input_scale") != NULL;
+    cr_assert(!preq || (mx && all), "%s: hidden_input_scale (pre-quantized MX input) is MX "
+              "all-expert only", name);
     /* ---- sizes */
     const kg_npy *hx = kgt_case_input(c, "hidden_input");
     const kg_npy *gu = kgt_case_input(c, "expert_gate_up_weights");
     const kg_npy *dn = kgt_case_input(c, "expert_down_weights");
     /* MX weights may come in upstream's layouts (moe_cte.md "MX variants"): gate/up words
      * [E_L, 128, 2, H/512, I] (or unpacked, [.., 4]), down [E_L, I_p, ceil(I/512), H] */
-    cr_assert(hx && gu && dn && hx->rank == 2 && (gu->rank == 4 || (mx && gu->rank >= 5)) &&
-              dn->rank >= 3, "%s: hidden_input [T, H], expert_gate_up_weights [E_L, H, 2, I]%s, "
-              "expert_down_weights [E_L, I, H]: %s", name, mx ? " or MX words" : "",
-              kgt_case_error(c));
+    cr_assert(hx && gu && dn && (hx->rank == 2 || preq) &&
+              (gu->rank == 4 || (mx && gu->rank >= 5)) && dn->rank >= 3, "%s: hidden_input "
+              "[T, H], expert_gate_up_weights [E_L, H, 2, I]%s, expert_down_weights [E_L, I, H]: "
+              "%s", name, mx ? " or MX words" : "", kgt_case_error(c));
     long T = hx->shape[0], H = hx->shape[1], EL = gu->shape[0];
+    if (preq && hx->rank >= 3) /* upstream's words [128, H/512, T] (or unpacked, [.., 4]) */
+        T = hx->shape[2], H = 512 * hx->shape[1];
     long I = gu->rank == 4 ? gu->shape[3] : gu->shape[4];
     cr_assert(mx || (gu->shape[1] == H && gu->shape[2] == 2 && dn->rank == 3 &&
                      dn->shape[0] == EL && dn->shape[1] == I && dn->shape[2] == H),
@@ -163,7 +195,9 @@ static void run_vector(kgt_case *c)
     /* ---- dtypes */
     static const char *const hn[] = { "hidden_input", "expert_gate_up_bias",
                                       "expert_down_bias" };
-    int t = kgt_case_float_dtype(c, hn, 3);
+    /* pre-quantized: hidden_input is codes, dtype is the biases' (bf16 without them) */
+    int t = preq && !kgt_case_input_dtype(c, hn[1]) && !kgt_case_input_dtype(c, hn[2])
+            ? KG_BF16 : kgt_case_float_dtype(c, preq ? hn + 1 : hn, preq ? 2 : 3);
     cr_assert(t >= 0, "%s: %s", name, kgt_case_error(c));
     static const char *const wn[] = { "expert_gate_up_weights", "expert_down_weights" };
     int fmt;
@@ -191,7 +225,8 @@ static void run_vector(kgt_case *c)
         cr_assert(ot == KG_F32 || ot == KG_BF16 || ot == KG_F16, "%s: output_dtype %s", name, s);
     }
     /* ---- tensors */
-    float *x = kgt_case_as(c, "hidden_input", KG_F32);
+    float *x = preq ? NULL : kgt_case_as(c, "hidden_input", KG_F32);
+    uint8_t *e8 = NULL, *codes = preq ? mx_input(c, T, H, &e8) : NULL;
     float *wgu = mx ? NULL : weight_values(c, "expert_gate_up_weights", fmt, EL * H * 2 * I);
     float *wd = mx ? NULL : weight_values(c, "expert_down_weights", fmt, EL * I * H);
     int32_t *idx = kgt_case_as(c, "expert_index", KG_I32);
@@ -203,11 +238,11 @@ static void run_vector(kgt_case *c)
     float *eager = opt_input(c, "expert_affinities_eager");
     int has_s = kgt_case_input_dtype(c, "expert_gate_up_weights_scale") != NULL,
         has_d = kgt_case_input_dtype(c, "expert_down_weights_scale") != NULL;
-    cr_assert(x && (mx || (wgu && wd)) && idx, "%s: %s", name, kgt_case_error(c));
+    cr_assert((x || codes) && (mx || (wgu && wd)) && idx, "%s: %s", name, kgt_case_error(c));
     cr_assert(!(row || mx) || (has_s && has_d), "%s: %s needs both weight scales", name, quant);
     cr_assert(row || mx || (!has_s && !has_d), "%s: weight scales without ROW or MX", name);
     if (mx && bgu)
-        bgu = mx_bias(c, bgu, EL, I);
+        bgu = kgt_case_mx_gate_up_bias(c, "expert_gate_up_bias", bgu, EL, I);
     cr_assert(!all || rk || !post, "%s: all-expert POST_SCALE needs rank_id", name);
     long rank = rk ? (long)rk[0] : 0;
 
@@ -216,12 +251,12 @@ static void run_vector(kgt_case *c)
                      "weight_dtype=%s,affinity_dtype=%s,out_dtype=%s,H=%ld,I=%ld,E=%ld,E_L=%ld,"
                      "K=%ld,is_all_expert=%s,expert_affinities_scaling_mode=%s,"
                      "mask_unselected_experts=%s,use_eager_affinities=%s,activation_fn=%s,"
-                     "gate_up_bias=%s,down_bias=%s", kg_dtype_name((kg_dtype)t),
+                     "gate_up_bias=%s,down_bias=%s,mx_prequant=%s", kg_dtype_name((kg_dtype)t),
                      row ? "ROW" : mx ? "MX" : "NONE", kg_wt_fmt_name(fmt), kg_dtype_name((kg_dtype)at),
                      kg_dtype_name((kg_dtype)ot), H, I, E, EL, K, all ? "true" : "false",
                      post ? "POST_SCALE" : "NO_SCALE", mask ? "true" : "false",
                      eager ? "true" : "false", ACTS[act], bgu ? "true" : "false",
-                     bd ? "true" : "false");
+                     bd ? "true" : "false", preq ? "true" : "false");
     static const char *const ck[] = { "gate_clamp_lower_limit", "gate_clamp_upper_limit",
                                       "up_clamp_lower_limit", "up_clamp_upper_limit" };
     for (int i = 0; i < 4; i++)
@@ -238,13 +273,13 @@ static void run_vector(kgt_case *c)
         kgt_pack_experts(&pgu, fmt, EL, H, 2 * I, wgu);
         kgt_pack_experts(&pd, fmt, EL, I, H, wd);
     }
-    void *xe = kgt_encode((kg_dtype)t, x, T * H);
+    void *xe = preq ? codes : kgt_encode((kg_dtype)t, x, T * H);
     void *ae = aa ? kgt_encode((kg_dtype)at, aff, T * E) : NULL;
     void *bge = bgu ? kgt_encode((kg_dtype)t, bgu, EL * 2 * I) : NULL;
     void *bde = bd ? kgt_encode((kg_dtype)t, bd, EL * H) : NULL;
     void *out = kgt_poisoned((kg_dtype)ot, T * H);
     uint32_t r32 = (uint32_t)rank;
-    int rc = ((kg_moe_tkg_fn *)k->fn)(out, xe, &pgu, &pd, ae, idx, &r32, bge, bde, sgu, sd,
+    int rc = ((kg_moe_tkg_fn *)k->fn)(out, xe, &pgu, &pd, ae, idx, &r32, bge, bde, sgu, sd, e8,
                                       eager, T);
     cr_assert_eq(rc, KG_OK, "%s: %s returned %d", name, k->name, rc);
     char msg[1024];
@@ -252,7 +287,8 @@ static void run_vector(kgt_case *c)
     cr_assert(ok > 0, "vector %s (%s): %s", name, k->name, ok < 0 ? "no tolerance" : msg);
     kg_wt_free(&pgu), kg_wt_free(&pd);
     free(x), free(wgu), free(wd), free(idx), free(aff), free(rk), free(bgu), free(bd);
-    free(sgu), free(sd), free(eager), free(xe), free(ae), free(bge), free(bde), free(out);
+    free(sgu), free(sd), free(eager), free(xe), free(e8), free(ae), free(bge), free(bde);
+    free(out);
 }
 
 Test(moe_tkg, shared_vectors) { kgt_each_case("moe_tkg", run_vector); }
@@ -361,70 +397,56 @@ Test(moe_tkg, synthetic_vectors_every_option)
 
 /* ---- synthetic MX cases: upstream's MX layouts ------------------------------------------------ */
 
-/* E random MX experts W_e [K, N] (format fmt, stored in layout) as case inputs: the x4 words
- * [E, ..stored..] as uint32 and the E8M0 scales [E, ..stored..] as uint8; their logical values
- * (code times scale) into vals [E, K, N]. */
-static void mx_experts_input(kgt_casew *w, const char *name, const char *sname, int fmt,
-                             int layout, long E, long K, long N, float *vals,
-                             unsigned long long seed)
+/* hidden_input x [T, H] pre-quantized as upstream's all-expert MX kernel takes it: e4m3fn x4
+ * words [128, H/512, T] (dtype float8_e4m3fn_x4) and E8M0 scales hidden_input_scale
+ * [P, H/512, T], P = 16 (one per 8 partitions) or 128 (each broadcast over its 8). */
+static void prequant_input(kgt_casew *w, const float *x, long T, long H, long P)
 {
-    static const char *const x4name[KG_WT_FMT_COUNT] = {
-        [KG_WT_E4M3FN] = "float8_e4m3fn_x4", [KG_WT_E5M2] = "float8_e5m2_x4",
-        [KG_WT_E2M1] = "float4_e2m1fn_x4" };
-    kg_wt_src src = { fmt, layout, K, N, NULL, NULL, 0, 0 };
-    long ws[8], ss[8];
-    int r = kg_wt_stored_shape(&src, 0, ws), rs = kg_wt_stored_shape(&src, 1, ss);
-    kg_npy a = { KG_U32, r + 1, { E }, NULL }, sa = { KG_U8, rs + 1, { E }, NULL };
-    for (int i = 0; i < r; i++)
-        a.shape[i + 1] = ws[i];
-    for (int i = 0; i < rs; i++)
-        sa.shape[i + 1] = ss[i];
-    long nw = kg_npy_count(&a) / E, ns = kg_npy_count(&sa) / E;
-    uint32_t *words = malloc((size_t)(E * nw) * sizeof *words);
-    uint8_t *scales = malloc((size_t)(E * ns));
-    cr_assert(words && scales);
-    for (long e = 0; e < E; e++) {
-        void *d, *sc;
-        float *v = kgt_wt_random_stored(fmt, layout, K, N, 1, 1.0f, seed + (unsigned)e, &d, &sc);
-        memcpy(vals + e * K * N, v, (size_t)(K * N) * sizeof *v);
-        for (long i = 0; i < nw; i++) /* fp4 words are 16 bits */
-            words[e * nw + i] = fmt == KG_WT_E2M1 ? ((uint16_t *)d)[i] : ((uint32_t *)d)[i];
-        memcpy(scales + e * ns, sc, (size_t)ns);
-        free(v), free(d), free(sc);
-    }
-    a.data = words, sa.data = scales;
-    kgt_casew_input_npy(w, name, x4name[fmt], &a);
-    kgt_casew_input_npy(w, sname, "u8", &sa);
-    free(words), free(scales);
+    long J = H / 512;
+    uint8_t *codes = malloc((size_t)(T * H)), *e8 = malloc((size_t)(T * J * 16));
+    uint32_t *words = malloc((size_t)(128 * J * T) * sizeof *words);
+    uint8_t *sc = malloc((size_t)(P * J * T));
+    cr_assert(codes && e8 && words && sc);
+    kgt_mx_quantize_hidden(codes, e8, x, T, H);
+    for (long p = 0; p < 128; p++)
+        for (long j = 0; j < J; j++)
+            for (long t = 0; t < T; t++) {
+                uint32_t v = 0;
+                for (long q = 0; q < 4; q++)
+                    v |= (uint32_t)codes[t * H + q * (H / 4) + j * 128 + p] << (8 * q);
+                words[(p * J + j) * T + t] = v;
+            }
+    for (long p = 0; p < P; p++)
+        for (long j = 0; j < J; j++)
+            for (long t = 0; t < T; t++)
+                sc[(p * J + j) * T + t] = e8[(t * J + j) * 16 + (P == 16 ? p : p / 8)];
+    kg_npy a = { KG_U32, 3, { 128, J, T }, words }, sa = { KG_U8, 3, { P, J, T }, sc };
+    kgt_casew_input_npy(w, "hidden_input", "float8_e4m3fn_x4", &a);
+    kgt_casew_input_npy(w, "hidden_input_scale", "u8", &sa);
+    free(codes), free(e8), free(words), free(sc);
 }
 
-static void synthetic_mx(const char *cname, int all, int post, int fmt, long I,
+/* preq: 0, or the pre-quantized input's scale rows (16 or 128; all-expert only) */
+static void synthetic_mx(const char *cname, int all, int post, int fmt, long I, long preq,
                          unsigned long long seed)
 {
     enum { T = 3, H = 512, K = 2 };
-    long E = 4, P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
+    long E = 4;
     float *x = kgt_randn(KG_BF16, T * H, seed), *bgu = kgt_randn(KG_BF16, E * 2 * I, seed + 3);
     float *wgu = malloc(sizeof(float) * (size_t)(E * H * 2 * I));
     float *wd = malloc(sizeof(float) * (size_t)(E * I * H));
-    float *bmx = malloc(sizeof(float) * (size_t)(E * 2 * I));
-    cr_assert(wgu && wd && bmx);
+    cr_assert(wgu && wd);
     kgt_casew *w = kgt_casew_new("moe_tkg", cname);
     long xs[2] = { T, H }, as[2] = { T, E }, ks[2] = { T, K }, rs[2] = { 1, 1 };
-    long bs[5] = { E, P, 2, T5, 4 };
-    kgt_casew_input(w, "hidden_input", "bf16", x, 2, xs);
-    mx_experts_input(w, "expert_gate_up_weights", "expert_gate_up_weights_scale", fmt,
-                     KG_WL_MOE_MX_GATE_UP, E, H, 2 * I, wgu, seed + 10);
-    mx_experts_input(w, "expert_down_weights", "expert_down_weights_scale", fmt,
-                     KG_WL_MLP_MX_DOWN, E, I, H, wd, seed + 20);
-    /* the gate/up bias in upstream's MX arrangement */
-    for (long e = 0; e < E; e++)
-        for (long p = 0; p < P; p++)
-            for (long g = 0; g < 2; g++)
-                for (long j = 0; j < T5; j++)
-                    for (long q = 0; q < 4; q++)
-                        bmx[(((e * P + p) * 2 + g) * T5 + j) * 4 + q] =
-                            bgu[(e * 2 + g) * I + j * 512 + q * P + p];
-    kgt_casew_input(w, "expert_gate_up_bias", "bf16", bmx, 5, bs);
+    if (preq)
+        prequant_input(w, x, T, H, preq);
+    else
+        kgt_casew_input(w, "hidden_input", "bf16", x, 2, xs);
+    kgt_casew_mx_experts(w, "expert_gate_up_weights", "expert_gate_up_weights_scale", fmt,
+                         KG_WL_MOE_MX_GATE_UP, E, H, 2 * I, wgu, seed + 10);
+    kgt_casew_mx_experts(w, "expert_down_weights", "expert_down_weights_scale", fmt,
+                         KG_WL_MLP_MX_DOWN, E, I, H, wd, seed + 20);
+    kgt_casew_mx_gate_up_bias(w, "expert_gate_up_bias", "bf16", bgu, E, I);
     float aff[T * 4], idxf[T * K], rankf = 0;
     int32_t idx[T * K];
     for (long t = 0; t < T; t++) {
@@ -452,12 +474,21 @@ static void synthetic_mx(const char *cname, int all, int post, int fmt, long I,
     kgt_casew_output(w, "out_out", want, 2, xs, 5e-2, 1e-5);
     kgt_run_case(kgt_casew_finish(w), run_vector);
     kgt_casew_free(w);
-    free(x), free(bgu), free(wgu), free(wd), free(bmx), free(want);
+    free(x), free(bgu), free(wgu), free(wd), free(want);
 }
 
 Test(moe_tkg, synthetic_vectors_mx)
 {
-    synthetic_mx("synthetic_mx_fp4_selective", 0, 1, KG_WT_E2M1, 64, 900);
-    synthetic_mx("synthetic_mx_e4m3fn_all", 1, 1, KG_WT_E4M3FN, 512, 910);
-    synthetic_mx("synthetic_mx_e5m2_noscale", 0, 0, KG_WT_E5M2, 96, 920);
+    synthetic_mx("synthetic_mx_fp4_selective", 0, 1, KG_WT_E2M1, 64, 0, 900);
+    synthetic_mx("synthetic_mx_e4m3fn_all", 1, 1, KG_WT_E4M3FN, 512, 0, 910);
+    synthetic_mx("synthetic_mx_e5m2_noscale", 0, 0, KG_WT_E5M2, 96, 0, 920);
+}
+
+/* upstream's pre-quantized MX input (hidden_input_scale): all-expert, the scales one per 8
+ * partitions and broadcast over them; the golden quantizes the bf16 rows itself, as upstream's
+ * reference does */
+Test(moe_tkg, synthetic_vectors_mx_prequantized_input)
+{
+    synthetic_mx("synthetic_mx_prequant_e4m3fn", 1, 1, KG_WT_E4M3FN, 64, 16, 930);
+    synthetic_mx("synthetic_mx_prequant_fp4_noscale", 1, 0, KG_WT_E2M1, 512, 128, 940);
 }

@@ -119,6 +119,7 @@ int kg_moe_tkg_fp16_fp16_f32_f32__none_h2063_i17_e3_k3_noscale_gelutanh(
     const void *restrict expert_down_bias,
     const void *restrict expert_gate_up_weights_scale,
     const void *restrict expert_down_weights_scale,
+    const void *restrict hidden_input_scale,
     const void *restrict expert_affinities_eager,
     long T)
 {
@@ -204,5 +205,6 @@ int kg_moe_tkg_fp16_fp16_f32_f32__none_h2063_i17_e3_k3_noscale_gelutanh__v(
         t[9],
         t[10],
         t[11],
+        t[12],
         n[0]);
 }

@@ -120,6 +120,7 @@ int kg_moe_tkg_bf16_bf16_f32_bf16__none_h1_i1_e1_k1_all_post_silu(
     const void *restrict expert_down_bias,
     const void *restrict expert_gate_up_weights_scale,
     const void *restrict expert_down_weights_scale,
+    const void *restrict hidden_input_scale,
     const void *restrict expert_affinities_eager,
     long T)
 {
@@ -202,5 +203,6 @@ int kg_moe_tkg_bf16_bf16_f32_bf16__none_h1_i1_e1_k1_all_post_silu__v(
         t[9],
         t[10],
         t[11],
+        t[12],
         n[0]);
 }

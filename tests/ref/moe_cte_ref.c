@@ -49,6 +49,8 @@ void moe_cte_ref(float *out, float *gu_ckpt, float *d_ckpt, const float *x, cons
             float a = aff[t * E + e];
             for (long h = 0; h < H; h++) /* step 2: PRE_SCALE */
                 xs[h] = pre ? x[t * H + h] * a : x[t * H + h];
+            if (o->mx) /* "MX variants": the activations quantized before each matmul */
+                moe_mx_round_x_ref(xs, H);
             for (long i = 0; i < I; i++) { /* steps 3-6 */
                 double gs = 0, us = 0;
                 for (long h = 0; h < H; h++) {
@@ -71,6 +73,8 @@ void moe_cte_ref(float *out, float *gu_ckpt, float *d_ckpt, const float *x, cons
                 if (o->moi)
                     m[i] *= a;
             }
+            if (o->mx)
+                moe_mx_round_h_ref(m, I);
             for (long h = 0; h < H; h++) { /* step 9 */
                 double acc = 0;
                 for (long i = 0; i < I; i++)

@@ -42,6 +42,20 @@ void moe_tkg_ref(float *out, const float *x, const float *wgu, const float *wd,
                  const float *bd, const float *sgu, const float *sd, const float *eager,
                  const moe_ref_opts *o, long T, long H, long I, long E, long EL, long K);
 
+/* moe_cte.md "MX variants": x [H] (the gate/up GEMM's input) and h [I] (the down GEMM's)
+ * quantize-dequantized in place to MX e4m3fn over the MX weights' 32-element blocks. */
+void moe_mx_round_x_ref(float *x, long H);
+void moe_mx_round_h_ref(float *h, long I);
+
+/* moe_cte.md "MX variants": one expert's MX weights as upstream stores them, dequantized (code
+ * times 2^(scale - 127)); bits 8 (fp8 codes, 32-bit x4 words) or 4 (fp4, 16-bit words), dec
+ * decodes one code. wgu [H, 2, I] from words [128, 2, H/512, I] and scales [16, 2, H/512, I];
+ * wd [I, H] from words [I_p, ceil(I/512), H] and scales [I_p/8, ceil(I/512), H]. */
+void moe_mx_gate_up_ref(float *wgu, const void *words, const uint8_t *scales, int bits,
+                        float (*dec)(uint8_t), long H, long I);
+void moe_mx_down_ref(float *wd, const void *words, const uint8_t *scales, int bits,
+                     float (*dec)(uint8_t), long H, long I);
+
 /* The options of one MoE CTE problem, as the reference reads them. */
 typedef struct moe_cte_ref_opts {
     int act;        /* ActFnType: 0 SiLU, 1 GELU, 2 GELU_Tanh_Approx, 3 Swish */
@@ -53,6 +67,7 @@ typedef struct moe_cte_ref_opts {
     float glo, ghi, ulo, uhi;  /* clamps; -INFINITY / INFINITY: none */
     float (*round_a)(float);   /* the GEMM's rounding of its operands, or NULL */
     float (*round_o)(float);   /* the output dtype's rounding, or NULL (fp32) */
+    int mx;         /* MX weights: each GEMM's input quantized to MX e4m3fn over its blocks */
 } moe_cte_ref_opts;
 
 /* R = T + 1 rows (row T: the padding token), T with skip_token. out [R, H] (updated; the

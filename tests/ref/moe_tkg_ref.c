@@ -29,53 +29,6 @@ static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ?
 
 static float rnd(const moe_ref_opts *o, float v) { return o->round_a ? o->round_a(v) : v; }
 
-/* common.md "MX": the block's shared exponent e = max biased fp32 exponent - 8 (e4m3fn's emax),
- * clamped to [0, 254]; each value becomes e4m3fn(clamp(x / 2^(e-127), +-448)) * 2^(e-127).
- * The block is x[idx[0..31]]. */
-static void mx_block(float *x, const long *idx)
-{
-    int emax = 0;
-    for (int k = 0; k < 32; k++) {
-        uint32_t bits;
-        memcpy(&bits, &x[idx[k]], 4);
-        int e = (int)((bits >> 23) & 0xff);
-        if ((e != 255 || (bits & 0x7fffff) == 0) && e > emax) /* a NaN does not count */
-            emax = e;
-    }
-    int e = emax - 8 < 0 ? 0 : emax - 8 > 254 ? 254 : emax - 8;
-    float s = ldexpf(1.0f, e - 127);
-    for (int k = 0; k < 32; k++)
-        x[idx[k]] = kg_e4m3fn_to_f32(kg_f32_to_e4m3fn(clampf(x[idx[k]] / s, -448.0f, 448.0f))) * s;
-}
-
-/* moe_cte.md "MX variants": gate/up element (p, j, q) is row h = q*H/4 + j*128 + p, a scale
- * covers 8 consecutive p x the 4 q; the activations are quantized over the same blocks. */
-static void mx_round_x(float *x, long H)
-{
-    long idx[32];
-    for (long j = 0; j < H / 512; j++)
-        for (long p0 = 0; p0 < 128; p0 += 8) {
-            for (long q = 0; q < 4; q++)
-                for (long r = 0; r < 8; r++)
-                    idx[q * 8 + r] = q * (H / 4) + j * 128 + p0 + r;
-            mx_block(x, idx);
-        }
-}
-
-/* down element (p, j, q) is row i = j*512 + q*128 + p (I < 512: i = q*I/4 + p), a scale covers
- * 8 consecutive p x the 4 q. */
-static void mx_round_h(float *h, long I)
-{
-    long P = I >= 512 ? 128 : I / 4, idx[32];
-    for (long j = 0; j < (I >= 512 ? I / 512 : 1); j++)
-        for (long p0 = 0; p0 < P; p0 += 8) {
-            for (long q = 0; q < 4; q++)
-                for (long r = 0; r < 8; r++)
-                    idx[q * 8 + r] = j * 512 + q * P + p0 + r;
-            mx_block(h, idx);
-        }
-}
-
 /* y [H] += c * MLP_e(x [H]) (steps 1-5 of "Math"); m: scratch [I + H]. */
 static void expert_add(float *y, float c, const float *x_in, const float *wgu, const float *wd,
                        long e, const float *bgu, const float *bd, const float *sgu,
@@ -85,7 +38,7 @@ static void expert_add(float *y, float c, const float *x_in, const float *wgu, c
     for (long h = 0; h < H; h++)
         x[h] = x_in[h];
     if (o->mx)
-        mx_round_x(x, H);
+        moe_mx_round_x_ref(x, H);
     for (long i = 0; i < I; i++) {
         double g = 0, u = 0;
         for (long h = 0; h < H; h++) {
@@ -103,7 +56,7 @@ static void expert_add(float *y, float c, const float *x_in, const float *wgu, c
         m[i] = act(o->act, gf) * uf;
     }
     if (o->mx)
-        mx_round_h(m, I);
+        moe_mx_round_h_ref(m, I);
     for (long h = 0; h < H; h++) {
         double acc = 0;
         for (long i = 0; i < I; i++)

@@ -248,3 +248,58 @@ void kgt_casew_wt(kgt_casew *w, const char *name, const char *scale_name, int fm
     }
     free(st), free(sc);
 }
+
+void kgt_casew_mx_experts(kgt_casew *w, const char *name, const char *scale_name, int fmt,
+                          int layout, long E, long K, long N, float *vals,
+                          unsigned long long seed)
+{
+    static const char *const x4name[KG_WT_FMT_COUNT] = {
+        [KG_WT_E4M3FN] = "float8_e4m3fn_x4", [KG_WT_E5M2] = "float8_e5m2_x4",
+        [KG_WT_E2M1] = "float4_e2m1fn_x4" };
+    cr_assert(fmt >= 0 && fmt < KG_WT_FMT_COUNT && x4name[fmt], "MX experts: format %d", fmt);
+    kg_wt_src src = { fmt, layout, K, N, NULL, NULL, 0, 0 };
+    long ws[8], ss[8];
+    int r = kg_wt_stored_shape(&src, 0, ws), rs = kg_wt_stored_shape(&src, 1, ss);
+    cr_assert(r > 0 && rs > 0, "MX experts: layout %s has no MX scales",
+              kg_wt_layout_name(layout));
+    kg_npy a = { KG_U32, r + 1, { E }, NULL }, sa = { KG_U8, rs + 1, { E }, NULL };
+    for (int i = 0; i < r; i++)
+        a.shape[i + 1] = ws[i];
+    for (int i = 0; i < rs; i++)
+        sa.shape[i + 1] = ss[i];
+    long nw = kg_npy_count(&a) / E, ns = kg_npy_count(&sa) / E;
+    uint32_t *words = malloc((size_t)(E * nw) * sizeof *words);
+    uint8_t *scales = malloc((size_t)(E * ns));
+    cr_assert(words && scales);
+    for (long e = 0; e < E; e++) {
+        void *d, *sc;
+        float *v = kgt_wt_random_stored(fmt, layout, K, N, 1, 1.0f, seed + (unsigned)e, &d, &sc);
+        memcpy(vals + e * K * N, v, (size_t)(K * N) * sizeof *v);
+        for (long i = 0; i < nw; i++) /* fp4 words are 16 bits */
+            words[e * nw + i] = fmt == KG_WT_E2M1 ? ((uint16_t *)d)[i] : ((uint32_t *)d)[i];
+        memcpy(scales + e * ns, sc, (size_t)ns);
+        free(v), free(d), free(sc);
+    }
+    a.data = words, sa.data = scales;
+    kgt_casew_input_npy(w, name, x4name[fmt], &a);
+    kgt_casew_input_npy(w, scale_name, "u8", &sa);
+    free(words), free(scales);
+}
+
+void kgt_casew_mx_gate_up_bias(kgt_casew *w, const char *name, const char *dtype,
+                               const float *b, long E, long I)
+{
+    long P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
+    long shape[5] = { E, P, 2, T5, 4 };
+    float *m = malloc((size_t)(E * P * 2 * T5 * 4) * sizeof *m);
+    cr_assert(m);
+    for (long e = 0; e < E; e++)
+        for (long p = 0; p < P; p++)
+            for (long g = 0; g < 2; g++)
+                for (long j = 0; j < T5; j++)
+                    for (long q = 0; q < 4; q++)
+                        m[(((e * P + p) * 2 + g) * T5 + j) * 4 + q] =
+                            b[(e * 2 + g) * I + j * 512 + q * P + p];
+    kgt_casew_input(w, name, dtype, m, 5, shape);
+    free(m);
+}

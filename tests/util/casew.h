@@ -45,6 +45,19 @@ enum kgt_wrep {
 void kgt_casew_wt(kgt_casew *w, const char *name, const char *scale_name, int fmt, int layout,
                   long K, long N, const uint32_t *codes, const uint8_t *e8, int rep);
 
+/* E random MX experts W_e [K, N] (format fmt: e4m3fn, e5m2, e2m1; stored in `layout`, e.g.
+ * moe_mx_gate_up or mlp_mx_down) as inputs `name`, their x4 words [E, ..stored..] as uint32
+ * with the format's x4 dtype, and `scale_name`, the E8M0 scales [E, ..stored..] as uint8;
+ * their logical values (code times scale) into vals [E, K, N]. */
+void kgt_casew_mx_experts(kgt_casew *w, const char *name, const char *scale_name, int fmt,
+                          int layout, long E, long K, long N, float *vals,
+                          unsigned long long seed);
+
+/* A gate/up bias b [E, 2, I] as input `name` (dtype: "bf16", ...) in upstream's MX arrangement
+ * [E, I_p, 2, ceil(I/512), 4] (kgt_case_mx_gate_up_bias reads it back). */
+void kgt_casew_mx_gate_up_bias(kgt_casew *w, const char *name, const char *dtype,
+                               const float *b, long E, long I);
+
 /* An expected output (float32) with its "tolerance" entry (max mode). */
 void kgt_casew_output(kgt_casew *w, const char *name, const float *x, int rank,
                       const long *shape, double rtol, double atol);

@@ -84,3 +84,27 @@ float *kgt_randn_fmt(int fmt, long n, float scale, unsigned long long seed)
     }
     return x;
 }
+
+void kgt_mx_quantize_hidden(uint8_t *codes, uint8_t *e8, const float *x, long T, long H)
+{
+    float blk[32];
+    long at[32];
+    cr_assert(H % 512 == 0, "MX hidden rows: H = %ld", H);
+    for (long t = 0; t < T; t++)
+        for (long j = 0; j < H / 512; j++)
+            for (long p8 = 0; p8 < 16; p8++) {
+                for (long q = 0; q < 4; q++)
+                    for (long r = 0; r < 8; r++) {
+                        at[q * 8 + r] = t * H + q * (H / 4) + j * 128 + 8 * p8 + r;
+                        blk[q * 8 + r] = x[at[q * 8 + r]];
+                    }
+                uint8_t e = kg_e8m0_block_exponent(blk, 32, 8);
+                float s = kg_e8m0_to_f32(e);
+                e8[(t * (H / 512) + j) * 16 + p8] = e;
+                for (int k = 0; k < 32; k++) {
+                    float v = blk[k] / s;
+                    v = v > 448.0f ? 448.0f : v < -448.0f ? -448.0f : v;
+                    codes[at[k]] = kg_f32_to_e4m3fn(v);
+                }
+            }
+}

@@ -4,6 +4,8 @@
 #ifndef KGT_EXPERTS_H
 #define KGT_EXPERTS_H
 
+#include <stdint.h>
+
 #include "kgen/kgen.h"
 
 /* Columns of one expert in a packed expert weight: kg_wt_expert_cols. */
@@ -27,5 +29,12 @@ long kgt_expert_bytes(const kg_wt *w, long e, long N, long *off);
 /* n normal values times scale, rounded to weight format fmt (f32, bf16, fp16, e4m3, e4m3fn);
  * malloc'd. */
 float *kgt_randn_fmt(int fmt, long n, float scale, unsigned long long seed);
+
+/* x [T, H] quantized to MX e4m3fn as moe_tkg's pre-quantized input (mx_prequant, upstream's
+ * hidden_input with hidden_input_scale): codes [T, H] (logical order) and E8M0 scales e8
+ * [T, H/512, 16], block (j, p8) of a row holding rows q*H/4 + j*128 + 8*p8 + r (q < 4, r < 8);
+ * the scale is the block's (common.md "MX", emax 8), the codes e4m3fn(clamp(x / 2^(e-127),
+ * +-448)). H % 512 == 0. */
+void kgt_mx_quantize_hidden(uint8_t *codes, uint8_t *e8, const float *x, long T, long H);
 
 #endif /* KGT_EXPERTS_H */

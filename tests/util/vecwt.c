@@ -361,3 +361,29 @@ int kgt_codes_close_to_case(const kgt_case *c, const char *out_name, int fmt, co
     free(v);
     return ok;
 }
+
+float *kgt_case_mx_gate_up_bias(kgt_case *c, const char *name, float *b, long E, long I)
+{
+    const kg_npy *a = kgt_case_input(c, name);
+    long P = I >= 512 ? 128 : I / 4, T5 = I >= 512 ? I / 512 : 1;
+    cr_assert(a, "%s: %s: %s", kgt_case_name(c), name, kgt_case_error(c));
+    if (a->rank == 3) {
+        cr_assert(a->shape[0] == E && a->shape[1] == 2 && a->shape[2] == I, "%s: %s [E, 2, I]",
+                  kgt_case_name(c), name);
+        return b;
+    }
+    cr_assert(a->rank == 5 && a->shape[0] == E && a->shape[1] == P && a->shape[2] == 2 &&
+              a->shape[3] == T5 && a->shape[4] == 4, "%s: MX %s is neither [E, 2, I] nor "
+              "[E, %ld, 2, %ld, 4]", kgt_case_name(c), name, P, T5);
+    float *l = malloc((size_t)(E * 2 * I) * sizeof *l);
+    cr_assert(l);
+    for (long e = 0; e < E; e++)
+        for (long p = 0; p < P; p++)
+            for (long g = 0; g < 2; g++)
+                for (long j = 0; j < T5; j++)
+                    for (long q = 0; q < 4; q++)
+                        l[(e * 2 + g) * I + j * 512 + q * P + p] =
+                            b[(((e * P + p) * 2 + g) * T5 + j) * 4 + q];
+    free(b);
+    return l;
+}

@@ -51,4 +51,11 @@ uint8_t *kgt_case_codes8(const kgt_case *c, const char *name, int fmt);
 int kgt_codes_close_to_case(const kgt_case *c, const char *out_name, int fmt, const uint8_t *got,
                             long n, char *msg, size_t len);
 
+/* An MX gate/up bias `name` as upstream stores it, [E, I_p, 2, ceil(I/512), 4]
+ * (moe_cte.md "MX variants": the down weights' i mapping, i = j*512 + q*128 + p; I < 512:
+ * q*I/4 + p; I_p = 128, or I/4), as the logical [E, 2, I] the MoE kernels take; a logical
+ * [E, 2, I] one as it is. b: the input's values (kgt_case_as), taken over; returns the logical
+ * bias (malloc'd). Asserts (naming the input) on another shape. */
+float *kgt_case_mx_gate_up_bias(kgt_case *c, const char *name, float *b, long E, long I);
+
 #endif /* KGT_VECWT_H */

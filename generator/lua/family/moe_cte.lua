@@ -9,7 +9,10 @@
 -- Expert weights are packed as moe_tkg's (generator/lua/family/moe_tkg.lua): one kg_wt per
 -- projection, every expert side by side along N, each padded to a multiple of 64 columns:
 --   gate/up W [H, E * GP], GP = roundup(2I, 64); down W [I, E * DP], DP = roundup(H, 64).
--- Upstream's down_proj_weight [E, I_pad, H] is packed from its first I rows.
+-- Upstream's down_proj_weight [E, I_pad, H] is packed from its first I rows. MX weights
+-- (quantization_type MX) come in upstream's MX layouts, as moe_tkg's: gate/up stored
+-- moe_mx_gate_up, down mlp_mx_down, E8M0 scales over runs of 8 consecutive rows (kb 8); the
+-- activations are quantized to MXFP8 e4m3fn over the same 32-element blocks before each GEMM.
 --
 -- Row T: upstream's hidden_states, affinities and output carry a padding row T that padding
 -- slots point at. The kernel never computes a padding slot: its per-call T counts the real
@@ -19,6 +22,7 @@
 local ctypes = require "ctypes"
 local f32 = require "f32"
 local scratch = require "scratch"
+local moe_tkg = require "family.moe_tkg"
 
 local format = string.format
 
@@ -68,9 +72,14 @@ F.keys = {
   { key = "dtype", kind = "enum", values = ctypes.ACT, from = "dtype", default = "bf16",
     name = "dtype", doc = "dtype of hidden_states, output, the affinities, biases and checkpoints" },
   { key = "weight_dtype", kind = "enum",
-    values = { "bf16", "fp16", "f32", "e4m3", "e4m3fn", "mxfp4", "mxfp8" }, name = "dtype",
+    values = { "bf16", "fp16", "f32", "e4m3", "e4m3fn", "e5m2", "e2m1" }, name = "dtype",
     default = function(k) return k.dtype end,
-    doc = "stored format of the expert weights (fp8: with per-column fp32 scales)" },
+    doc = "stored format of the expert weights (ROW: e4m3 / e4m3fn; MX: e4m3fn, e5m2, e2m1)" },
+  { key = "quantization_type", kind = "enum", values = { "NONE", "ROW", "MX" },
+    default = function(k) return ctypes.FP8[k.weight_dtype] and "ROW" or "NONE" end,
+    omit_default = true, name = { NONE = "none", ROW = "row", MX = "mx" },
+    doc = "NONE, ROW (fp8 weights, per-column fp32 scales: the default for fp8 weights), MX "
+          .. "(fp8 / fp4 weights in upstream's MX layouts, E8M0 block scales)" },
   { key = "H", kind = "int", min = 1, from = "model.hidden", default = 4096, name = "h",
     doc = "hidden size" },
   { key = "I", kind = "int", min = 1, from = "model.intermediate", default = 14336, name = "i",
@@ -128,15 +137,30 @@ F.keys = {
 -- Rejected combinations (moe_cte.md "Options")
 ---------------------------------------------------------------------------------------------
 
+local MX_FMT = { e4m3fn = true, e5m2 = true, e2m1 = true }
+
+local function check_quant(k, fail)
+  local q, wd = k.quantization_type, k.weight_dtype
+  if q == "MX" then
+    if not MX_FMT[wd] then
+      fail("weight_dtype", format("MX weights are e4m3fn, e5m2 or e2m1, not %s", wd))
+    end
+    if k.H % 512 ~= 0 then fail("H", format("MX needs H %% 512 == 0, got %d", k.H)) end
+    if not (k.I % 512 == 0 or (k.I < 512 and k.I % 32 == 0)) then
+      fail("I", format("MX needs I %% 512 == 0, or I < 512 and I %% 32 == 0; got %d", k.I))
+    end
+  elseif MX_FMT[wd] and not ctypes.FP8[wd] then
+    fail("weight_dtype", format("%s weights are MX only (quantization_type MX)", wd))
+  elseif (q == "ROW") ~= (ctypes.FP8[wd] ~= nil) then
+    fail("quantization_type", format("%s weights are not %s (ROW is fp8 weights' scales)", wd, q))
+  end
+  if k.shared_scales and q ~= "ROW" then
+    fail("shared_scales", "scales go with ROW fp8 weights; " .. wd .. " " .. q .. " has none")
+  end
+end
+
 function F.check(k, fail)
-  local wd = k.weight_dtype
-  if wd == "mxfp4" or wd == "mxfp8" then
-    fail("weight_dtype", wd .. " expert weights are not implemented in moe_cte yet; use bf16, "
-         .. "fp16, f32, e4m3 or e4m3fn")
-  end
-  if k.shared_scales and not ctypes.FP8[wd] then
-    fail("shared_scales", "scales go with fp8 weights; " .. wd .. " has none")
-  end
+  check_quant(k, fail)
   if k.K > k.E then fail("K", format("%d experts per token of E = %d", k.K, k.E)) end
   if k.capacity_dropping and k.conditions then
     fail("conditions", "the dropping variant runs every one of its E blocks")
@@ -172,7 +196,7 @@ end
 
 function F.args(k)
   local GP, DP = geometry(k)
-  local fp8 = ctypes.FP8[k.weight_dtype] ~= nil
+  local fp8, mx = k.quantization_type == "ROW", k.quantization_type == "MX"
   local sr = k.shared_scales and 1 or k.E
   local tok, exp = table_inits(k)
   return {
@@ -181,9 +205,10 @@ function F.args(k)
     { name = "expert_affinities_masked", dir = "in", dtype = k.dtype, shape = { "T", k.E },
       used = k.expert_affinities_scaling_mode ~= "NO_SCALE" },
     { name = "gate_up_proj_weight", dir = "in", dtype = k.weight_dtype,
-      shape = { k.H, k.E * GP }, weight = { layout = "kn" } },
+      shape = { k.H, k.E * GP },
+      weight = { layout = mx and "moe_mx_gate_up" or "kn", mx = mx } },
     { name = "down_proj_weight", dir = "in", dtype = k.weight_dtype,
-      shape = { k.I, k.E * DP }, weight = { layout = "kn" } },
+      shape = { k.I, k.E * DP }, weight = { layout = mx and "mlp_mx_down" or "kn", mx = mx } },
     { name = "token_position_to_id", dir = "in", dtype = "i32", shape = { "N", k.B },
       init = tok },
     { name = "block_to_expert", dir = "in", dtype = "i32", shape = { "N" }, init = exp,
@@ -211,12 +236,13 @@ function F.cost(k, n)
   local T, H, I, E = n.T, k.H, k.I, k.E
   local pairs = k.capacity_dropping and E * k.B or T * k.K
   local b = ctypes.info(k.dtype).bytes
-  local fp8 = ctypes.FP8[k.weight_dtype] ~= nil
+  local fp8, mx = k.quantization_type == "ROW", k.quantization_type == "MX"
   local ckpt = k.checkpoint_activation and pairs * (2 * I + H) * b or 0
   return {
     flops = pairs * (6 * H * I + 4 * I + 2 * H),
     read = pairs * H * b + T * H * b + E * ctypes.wt_bytes(k.weight_dtype, 3 * H * I)
-           + n.N * k.B * 4 + (fp8 and E * (2 * I + H) * 4 or 0),
+           + n.N * k.B * 4 + (fp8 and E * (2 * I + H) * 4 or 0)
+           + (mx and E * 3 * H * I // 8 or 0),
     written = T * H * b + ckpt,
   }
 end
@@ -231,7 +257,8 @@ function F.params(k)
     DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32, ROUND = dt.round,
     WDTYPE = k.weight_dtype, WT_FMT = ctypes.WT[k.weight_dtype].fmt,
     WBITS = ctypes.WT[k.weight_dtype].bits,
-    ROW = ctypes.FP8[k.weight_dtype] ~= nil, SHARED = k.shared_scales,
+    ROW = k.quantization_type == "ROW", MX = k.quantization_type == "MX",
+    SHARED = k.shared_scales,
     ACT = ACT_PRIM[k.activation_function], ACT_NAME = k.activation_function,
     PRE = mode == "PRE_SCALE" or mode == "PRE_SCALE_DELAYED", MODE = mode,
     POST = mode == "POST_SCALE" and not k.expert_affinity_multiply_on_I,
@@ -245,6 +272,7 @@ function F.params(k)
     CKPT_DOWN = k.checkpoint_activation and not k.expert_affinity_multiply_on_I,
     SKIP = k.skip_token, COND = k.conditions, DROP = k.capacity_dropping,
   }
+  if p.MX then p.P, p.T5 = moe_tkg.mx_geometry(k.I) end
   -- Scratch: per slot of a pass, its gathered row, gate | up (then the product) and the down
   -- output; per call, one expert's biases and the pass's slot list.
   p.SCRATCH_ROWS = scratch.layout({

@@ -123,6 +123,9 @@ F.keys = {
     doc = "u = max(u, limit) (default: no clamp)" },
   { key = "up_clamp_upper_limit", kind = "float", default = FLT_MAX, name = "uchi",
     doc = "u = min(u, limit) (default: no clamp)" },
+  { key = "mx_prequant", kind = "bool", default = false, name = "preq",
+    doc = "MX all-expert: hidden_input arrives quantized (upstream's hidden_input_scale): "
+          .. "e4m3fn codes [T, H] with E8M0 scales hidden_input_scale [T, H/512, 16]" },
   { key = "T", kind = "int", min = 1, from = "limits.max_batch", default = 1,
     doc = "nominal tokens per call, for the cost block (a call may pass any count)" },
 }
@@ -183,6 +186,10 @@ function F.check(k, fail)
       fail("use_eager_affinities", "NO_SCALE reads no affinity")
     end
   end
+  if k.mx_prequant and not (k.quantization_type == "MX" and k.is_all_expert) then
+    fail("mx_prequant", "pre-quantized input (hidden_input_scale) is MX all-expert only "
+         .. "(quantization_type=MX, is_all_expert=true)")
+  end
   -- NO_SCALE reads no affinity: its dtype goes back to the default (one name per kernel)
   if mode == "NO_SCALE" then k.affinity_dtype = "f32" end
 end
@@ -213,7 +220,8 @@ function F.args(k)
   -- the stored layout of one expert's weight (kg_wt_pack_experts packs them side by side)
   return {
     { name = "output", dir = "out", dtype = k.out_dtype, shape = { "...T", k.H } },
-    { name = "hidden_input", dir = "in", dtype = k.dtype, shape = { "...T", k.H } },
+    { name = "hidden_input", dir = "in", dtype = k.mx_prequant and "e4m3fn" or k.dtype,
+      shape = { "...T", k.H } },
     { name = "expert_gate_up_weights", dir = "in", dtype = k.weight_dtype,
       shape = { k.H, k.E_L * GP },
       weight = { layout = mx and "moe_mx_gate_up" or "kn", mx = mx } },
@@ -233,6 +241,9 @@ function F.args(k)
       shape = { k.E_L, 2, k.I }, used = row, init = "scale" },
     { name = "expert_down_weights_scale", dir = "in", dtype = "f32", shape = { k.E_L, k.H },
       used = row, init = "scale" },
+    -- upstream's [16, H/512, T] token-major: block (j, p8) holds rows q*H/4 + j*128 + 8*p8 + r
+    { name = "hidden_input_scale", dir = "in", dtype = "e8m0", init = "scale",
+      shape = k.mx_prequant and { "...T", k.H // 512, 16 } or { 1 }, used = k.mx_prequant },
     { name = "expert_affinities_eager", dir = "in", dtype = "f32", shape = { "...T", k.K },
       used = k.use_eager_affinities },
   }
@@ -246,14 +257,18 @@ function F.cost(k, n)
   local pairs = k.is_all_expert and T * k.E_L or T * k.K
   local b = ctypes.info(k.dtype).bytes
   local w = ctypes.wt_bytes(k.weight_dtype, 3 * H * I)
+  local xb = k.mx_prequant and T * (H + H // 32) or T * H * b
   return {
     flops = pairs * (6 * H * I + 4 * I + 2 * H),
-    read = T * H * b + experts * w + T * (k.E * 4 + k.K * 4)
+    read = xb + experts * w + T * (k.E * 4 + k.K * 4)
            + (k.quantization_type == "ROW" and experts * (2 * I + H) * 4 or 0)
            + (k.quantization_type == "MX" and experts * 3 * H * I // 8 or 0),
     written = T * H * ctypes.info(k.out_dtype).bytes,
   }
 end
+
+-- moe_cte's MX shares the geometry.
+F.mx_geometry = mx_geometry
 
 function F.params(k)
   local GP, DP = geometry(k)
@@ -277,7 +292,7 @@ function F.params(k)
     ULO = k.up_clamp_lower_limit, UHI = k.up_clamp_upper_limit,
     GCLAMP = k.gate_clamp_lower_limit ~= -FLT_MAX or k.gate_clamp_upper_limit ~= FLT_MAX,
     UCLAMP = k.up_clamp_lower_limit ~= -FLT_MAX or k.up_clamp_upper_limit ~= FLT_MAX,
-    READS = reads(k),
+    READS = reads(k), PREQ = k.mx_prequant,
   }
   -- Scratch: per token of a block, its widened hidden row and fp32 sum, and (one expert at a
   -- time) its gathered row, gate | up and expert output; per call, one expert's biases.

@@ -318,6 +318,7 @@ typedef int kg_moe_tkg_fn(
     const void *expert_down_bias,
     const void *expert_gate_up_weights_scale,
     const void *expert_down_weights_scale,
+    const void *hidden_input_scale,
     const void *expert_affinities_eager,
     long T);
 
