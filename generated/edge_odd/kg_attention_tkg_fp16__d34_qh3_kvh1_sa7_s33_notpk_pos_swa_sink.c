@@ -127,7 +127,9 @@ static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long
         for (long t = 0; t < 34; t++)
             kf[t * 64 + j] = ka[t];
     }
-    kgp_dot_cols_f32(sc, 64, q, 34, 21, kf, 64, n, 34);
+    /* kgp_dot_cols_f32's bits in register tiles: its one fma chain at a time waits on the FMA
+     * latency, a tile keeps several of the 21 rows' chains in flight */
+    kgp_tile_fma_f32(sc, 64, 0, q, 34, 21, kf, 64, 34, n);
 }
 
 /* o [21, 34] += P [21, TILE] @ the tile's V rows, in slot order (one fmaf chain per

@@ -126,7 +126,9 @@ static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long
         for (long t = 0; t < 128; t++)
             kf[t * 64 + j] = ka[t];
     }
-    kgp_dot_cols_f32(sc, 64, q, 128, 4, kf, 64, n, 128);
+    /* kgp_dot_cols_f32's bits in register tiles: its one fma chain at a time waits on the FMA
+     * latency, a tile keeps several of the 4 rows' chains in flight */
+    kgp_tile_fma_f32(sc, 64, 0, q, 128, 4, kf, 64, 128, n);
 }
 
 /* o [4, 128] += P [4, TILE] @ the tile's V rows, in slot order (one fmaf chain per

@@ -121,6 +121,34 @@ static inline void fp8_to_bf16(const dec *d, __m512i c, __m512i *v0, __m512i *v1
     *v1 = _mm512_permutex2var_epi8(lo, d->odd, hi);
 }
 
+/* 64 fp8 codes to bf16 with the two table permutes only: in-lane byte unpacks (no permute)
+ * pair each low byte with its high byte, so a 128-bit lane's codes 16L..16L+7 go to *v0's
+ * lane L and 16L+8..16L+15 to *v1's. Each 32-bit lane still holds one column's k-pair (codes
+ * 2j, 2j+1), for column 8L + j of *v0 and 8L + 4 + j of *v1 (j < 4): the column order of
+ * what vdpbf16ps sums into, which columns_in_order puts back. Half the permutes of
+ * fp8_to_bf16, the unit fp8 decode GEMVs are bound by (measured on Zen 5, K 4096 x N 128 from
+ * L2, one row: 59 GB/s of codes against 145 for bf16 weights). */
+static inline void fp8_to_bf16_lanes(const dec *d, __m512i c, __m512i *v0, __m512i *v1)
+{
+    __m512i hi = _mm512_permutex2var_epi8(d->hi0, c, d->hi1);
+    __m512i lo = _mm512_permutex2var_epi8(d->lo0, c, d->lo1);
+    hi = _mm512_ternarylogic_epi32(hi, c, _mm512_set1_epi8((char)0x80), 0xf8); /* hi | c & 0x80 */
+    *v0 = _mm512_unpacklo_epi8(lo, hi);
+    *v1 = _mm512_unpackhi_epi8(lo, hi);
+}
+
+/* Sums over fp8_to_bf16_lanes' pair (*a0, *a1), 32 columns, back in column order: *a0 columns
+ * 0..15, *a1 16..31 (128-bit blocks: a0 holds columns 8L..8L+3 in block L, a1 8L+4..8L+7). */
+static inline void columns_in_order(__m512 *a0, __m512 *a1)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29,
+                                         30, 31);
+    __m512 x = *a0, y = *a1;
+    *a0 = _mm512_permutex2var_ps(x, lo, y);
+    *a1 = _mm512_permutex2var_ps(x, hi, y);
+}
+
 /* 32 fp4 codes (16-bit lanes, 0..15) to bf16. */
 static inline __m512i fp4_to_bf16(const dec *d, __m512i c)
 {
@@ -235,7 +263,8 @@ static inline __mmask16 col_mask(long col, long n1)
  * C rows [0, mr) x 64 columns at c (stride ldc, masked to n1 - col0) += ab (pairs, stride sa)
  * @ the panel's kp2 k-pairs x 64 columns: bf16 at b, or, when q is not NULL, fp8 codes at q
  * widened in registers on the way (the decode path of few rows: no decoded block is written
- * and read back). mr <= MR, and whether q is NULL, are constants after inlining. */
+ * and read back; its accumulators hold the columns in fp8_to_bf16_lanes' order until the
+ * end). mr <= MR, and whether q is NULL, are constants after inlining. */
 static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, const uint32_t *ab,
                                                             long sa, const uint16_t *b,
                                                             const uint8_t *q, const dec *d,
@@ -254,8 +283,8 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
     for (long kp = 0; kp < kp2; kp++) {
         __m512i v[4];
         if (q) {
-            fp8_to_bf16(&t, _mm512_loadu_si512(q + kp * 2 * NR), &v[0], &v[1]);
-            fp8_to_bf16(&t, _mm512_loadu_si512(q + kp * 2 * NR + 64), &v[2], &v[3]);
+            fp8_to_bf16_lanes(&t, _mm512_loadu_si512(q + kp * 2 * NR), &v[0], &v[1]);
+            fp8_to_bf16_lanes(&t, _mm512_loadu_si512(q + kp * 2 * NR + 64), &v[2], &v[3]);
         } else {
             #pragma GCC unroll 8
             for (int i = 0; i < 4; i++)
@@ -269,6 +298,12 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
                 acc[r][i] = _mm512_dpbf16_ps(acc[r][i], a, (__m512bh)v[i]);
         }
     }
+    if (q)
+        #pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            columns_in_order(&acc[r][0], &acc[r][1]);
+            columns_in_order(&acc[r][2], &acc[r][3]);
+        }
     #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
         #pragma GCC unroll 8
@@ -294,7 +329,7 @@ static void tiles_bf16(float *c, long ldc, const uint32_t *ab, long sa, const ui
 #undef TILE
 }
 
-/* At most FUSED_MR rows over fp8 codes q, widened in the tile: 6 table registers, 4 weight
+/* At most FUSED_MR rows over fp8 codes q, widened in the tile: 4 table registers, 4 weight
  * vectors and 4 accumulators per row must fit in the 32 zmm registers. */
 enum { FUSED_MR = 4 };
 
@@ -309,6 +344,43 @@ static void tiles_fp8(float *c, long ldc, const uint32_t *ab, long sa, const uin
     case 1: TILE(1); break;
     }
 #undef TILE
+}
+
+/* One row over the fp8 codes of two panels at once (q and q + ps), the decode GEMV's case: a
+ * row's tile feeds each of its four accumulators one vdpbf16ps per k-pair, so it waits on that
+ * instruction's latency; two panels give eight independent chains (measured on Zen 5, K 4096
+ * from L2: 65 -> ~100 GB/s of codes). Each column sums as in tile_bf16: the same bits. */
+static void row2_fp8(float *c, const uint32_t *ab, const uint8_t *q, long ps, const dec *d,
+                     long kp2, long col0, long n1, int first)
+{
+    __m512 acc[2][4];
+    #pragma GCC unroll 2
+    for (int s = 0; s < 2; s++)
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            acc[s][i] = _mm512_setzero_ps();
+    dec t = *d;
+    for (long kp = 0; kp < kp2; kp++) {
+        __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[kp]);
+        #pragma GCC unroll 2
+        for (int s = 0; s < 2; s++) {
+            const uint8_t *qs = q + s * ps + kp * 2 * NR;
+            __m512i v[4];
+            fp8_to_bf16_lanes(&t, _mm512_loadu_si512(qs), &v[0], &v[1]);
+            fp8_to_bf16_lanes(&t, _mm512_loadu_si512(qs + 64), &v[2], &v[3]);
+            #pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                acc[s][i] = _mm512_dpbf16_ps(acc[s][i], a, (__m512bh)v[i]);
+        }
+    }
+    #pragma GCC unroll 2
+    for (int s = 0; s < 2; s++) {
+        columns_in_order(&acc[s][0], &acc[s][1]);
+        columns_in_order(&acc[s][2], &acc[s][3]);
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            put(c + s * NR + 16 * i, acc[s][i], col_mask(col0 + s * NR + 16 * i, n1), first);
+    }
 }
 
 /* Rows per pass for M rows: as few passes as MB allows, of equal size rounded up to whole
@@ -363,13 +435,18 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
     for (long m0 = 0; m0 < M; m0 += rows) {
         long mb = M - m0 < rows ? M - m0 : rows;
         pack_a_bf16(ab, sa, A, lda, m0, mb, W->kpad, W->K);
-        for (long p = n0 / NR; p * NR < n1; p++) {
+        for (long p = n0 / NR, two; p * NR < n1; p += 1 + two) {
+            two = fused && mb == 1 && (p + 1) * NR < n1; /* a row over two panels */
             for (long k0 = 0; k0 < W->kpad; k0 += KC_BF) {
                 long kc = W->kpad - k0 < KC_BF ? W->kpad - k0 : KC_BF;
                 long e0 = p * W->kpad * NR + k0 * NR;
                 const uint16_t *b;
                 if (W->fmt == KG_WT_BF16) {
                     b = (const uint16_t *)W->data + e0;
+                } else if (two) {
+                    row2_fp8(C + m0 * ldc + p * NR, ab + k0 / 2, (const uint8_t *)W->data + e0,
+                             W->kpad * NR, dec_for(W->fmt), kc / 2, p * NR, n1, k0 == 0);
+                    continue;
                 } else if (fused) {
                     tiles_fp8(C + m0 * ldc + p * NR, ldc, ab + k0 / 2, sa,
                               (const uint8_t *)W->data + e0, dec_for(W->fmt), kc / 2, mb, p * NR,
