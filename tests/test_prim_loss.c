@@ -1,6 +1,6 @@
 /* test_prim_loss.c: the training rows' primitives (kgen/abi.h KGP_LIST_LOSS) of every ISA this
  * CPU runs against their scalar references (prim_loss.c): lse_* within fp32 reordering (and
- * against a double-precision log-sum-exp), ce_grad_* and dwconv_f32 bit for bit, in place
+ * against a double-precision log-sum-exp, within the exponential's error), ce_grad_* and dwconv_f32 bit for bit, in place
  * too, on odd sizes, block remainders and special values (-inf rows, NaN, large logits); no
  * write past n. */
 #include <criterion/criterion.h>
@@ -104,12 +104,20 @@ Test(prim_loss, lse_matches_scalar_and_double)
                         lse_pieces(kgp_lse_f32__scalar, NULL, x, xb, n, piece),
                         lse_pieces(NULL, kgp_lse_bf16__scalar, x, xb, n, piece),
                     };
+                    /* f32 versions (0, 2): fp32 rounding; bf16 ones (1, 3): the degree-3
+                     * exponential's 8.6e-5 relative error, an absolute one in ln d */
                     for (int j = 0; j < 4; j++)
-                        cr_assert(fabs(r[j] - want) <= 1e-5 * (fabs(want) + 1.0),
+                        cr_assert(fabs(r[j] - want) <= (j % 2 ? 9e-5 : 0.0) +
+                                                           1e-5 * (fabs(want) + 1.0),
                                   "%s n=%ld piece=%ld scale=%d version %d: %.9g, want %.9g",
                                   ISAS[k], n, piece, sc, j, r[j], want);
-                    cr_assert(fabsf(r[0] - r[2]) <= 4e-6f * (fabsf(r[2]) + 1.0f),
-                              "%s n=%ld: simd %.9g scalar %.9g", ISAS[k], n, r[0], r[2]);
+                    /* the same exponential, summed in another order and relative to other
+                     * maxima (which moves each term's error within its bound) */
+                    for (int j = 0; j < 2; j++)
+                        cr_assert(fabsf(r[j] - r[j + 2]) <=
+                                      (j ? 1.8e-4f : 0.0f) + 4e-6f * (fabsf(r[j + 2]) + 1.0f),
+                                  "%s n=%ld version %d: simd %.9g scalar %.9g", ISAS[k], n, j,
+                                  r[j], r[j + 2]);
                     compared++;
                 }
             }
