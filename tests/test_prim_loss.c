@@ -165,6 +165,63 @@ Test(prim_loss, lse_special_values)
     cr_assert_gt(ran, 1);
 }
 
+/* A rising row: each SIMD block's max passes the running max by more than the single pass
+ * allows (its terms would overflow), so each block is read again relative to its own max. */
+Test(prim_loss, lse_rising_row)
+{
+    static float x[NMAX];
+    static kg_u16 xb[NMAX];
+    int compared = 0;
+    for (long i = 0; i < NMAX; i++) {
+        xb[i] = kg_f32_to_bf16(0.0625f * (float)i);
+        x[i] = kg_bf16_to_f32(xb[i]);
+    }
+    double want = lse_double(x, NMAX);
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        lse_f32_fn *f = kgr_prim_impl(ISAS[k], "lse_f32");
+        lse_bf16_fn *fb = kgr_prim_impl(ISAS[k], "lse_bf16");
+        if (!f)
+            continue;
+        float r = lse_pieces(f, NULL, x, xb, NMAX, NMAX), rb = lse_pieces(NULL, fb, x, xb,
+                                                                          NMAX, NMAX);
+        cr_assert(isfinite(r) && fabs(r - want) <= 1e-5 * (fabs(want) + 1.0), "%s: %.9g, want "
+                  "%.9g", ISAS[k], r, want);
+        cr_assert(isfinite(rb) && fabs(rb - want) <= 9e-5 + 1e-5 * (fabs(want) + 1.0),
+                  "%s bf16: %.9g, want %.9g", ISAS[k], rb, want);
+        compared++;
+    }
+    cr_assert_gt(compared, 0, "no SIMD ISA on this CPU");
+}
+
+/* The exponential's error against 2^y in double over y in [-150, 130) (subnormal results
+ * within their spacing, overflow to inf), and its special values. */
+Test(prim_loss, exp2_poly_accuracy)
+{
+    static const float d3[] = KGR_EXP2_D3, d5[] = KGR_EXP2_D5;
+    double worst3 = 0.0, worst5 = 0.0;
+    for (long i = 0; i < 280 * 4096; i++) {
+        float y = -150.0f + (float)i / 4096.0f + 0.37f / 4096.0f;
+        double t = exp2((double)y);
+        float e3 = kgr_exp2_poly(y, d3, 3), e5 = kgr_exp2_poly(y, d5, 5);
+        if (t >= 0x1p128) {
+            cr_assert(isinf(e3) && isinf(e5), "y=%g: %g %g, want inf", y, e3, e5);
+            continue;
+        }
+        if (t < 0x1p-126) { /* subnormal: within the 2^-149 spacing (and its relative bound) */
+            cr_assert(fabs(e3 - t) <= 0x1p-149 + 9e-5 * t && fabs(e5 - t) <= 0x1p-149 + 1e-7 * t,
+                      "y=%g: %g %g, want %g", y, e3, e5, t);
+            continue;
+        }
+        worst3 = fmax(worst3, fabs(e3 / t - 1.0));
+        worst5 = fmax(worst5, fabs(e5 / t - 1.0));
+    }
+    cr_assert(worst3 < 9e-5 && worst5 < 1.5e-7, "relative error %.3g (deg 3), %.3g (deg 5)",
+              worst3, worst5);
+    cr_assert(kgr_exp2_poly(0.0f, d3, 3) == 1.0f && kgr_exp2_poly(0.0f, d5, 5) == 1.0f);
+    cr_assert(kgr_exp2_poly(-INFINITY, d3, 3) == 0.0f && isinf(kgr_exp2_poly(INFINITY, d3, 3)));
+    cr_assert(isnan(kgr_exp2_poly(NAN, d5, 5)));
+}
+
 /* ---- ce_grad -------------------------------------------------------------------------------- */
 
 Test(prim_loss, ce_grad_bits_match_scalar_in_place_too)

@@ -925,8 +925,8 @@ static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p
 /* The online step in blocks of LSE_BLOCK values, each read once: the exp-sum relative to the
  * running max m (y = (x - m) log2 e, as the reference), the block's max beside it, then
  * d = (d + sum) e^(m - m') with m' = max(m, block max). A block whose max passes m by more than
- * LSE_MARGIN (whose terms could overflow), or a row's first block (m = -inf), is read twice
- * from L1 instead: its max first, then the sum relative to it. The last values below 2W and a
+ * LSE_MARGIN (whose terms could overflow) is read twice from L1 instead: its max first, then
+ * the sum relative to it. A row's first block (m = -inf) sums relative to its first values' max. The last values below 4W and a
  * block of -inf (and NaN) go to the reference. The next LSE_AHEAD bytes are prefetched: the
  * loop's arithmetic leaves the hardware prefetcher too few misses in flight. */
 #define LSE_BLOCK 2048
@@ -958,36 +958,47 @@ static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p
     }                                                                                         \
     void FN(name)(float *md, const T *x, long n)                                              \
     {                                                                                         \
-        long nv = n / (2 * W) * (2 * W);                                                      \
+        long nv = n / (4 * W) * (4 * W);                                                      \
         for (long b = 0; b < nv; b += LSE_BLOCK) {                                            \
             long nb = nv - b < LSE_BLOCK ? nv - b : LSE_BLOCK;                                \
             const T *xb = x + b;                                                              \
-            float m = md[0];                                                                  \
-            if (m == -__builtin_inff()) {                                                     \
+            float m = md[0], r = m; /* the reference max: a row's first takes a guess */      \
+            if (r == -__builtin_inff()) {                                                     \
+                vf a, c, e, h;                                                                \
+                LOAD2(xb, &a, &c);                                                            \
+                LOAD2(xb + 2 * W, &e, &h);                                                    \
+                r = hmax(vmax(vmax(a, c), vmax(e, h)));                                       \
+            }                                                                                 \
+            if (r == -__builtin_inff()) {                                                     \
                 name##_two_pass(md, xb, nb);                                                  \
                 continue;                                                                     \
             }                                                                                 \
-            vf acc0 = set1(0.0f), acc1 = acc0, mv0 = set1(-__builtin_inff()), mv1 = mv0, a, c; \
-            vf l2e = set1(KGR_LOG2E), mr = set1(m);                                           \
-            for (long i = 0; i < nb; i += 2 * W) {                                            \
-                for (unsigned k = 0; k < 2 * W * sizeof(T); k += 64)                          \
+            vf acc0 = set1(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;                      \
+            vf mv0 = set1(-__builtin_inff()), mv1 = mv0, a, c, e, h;                          \
+            vf l2e = set1(KGR_LOG2E), mr = set1(r);                                           \
+            for (long i = 0; i < nb; i += 4 * W) {                                            \
+                for (unsigned k = 0; k < 4 * W * sizeof(T); k += 64)                          \
                     __builtin_prefetch((const char *)(xb + i) + LSE_AHEAD + k);               \
                 LOAD2(xb + i, &a, &c);                                                        \
-                mv0 = vmax(a, mv0);                                                           \
-                mv1 = vmax(c, mv1);                                                           \
+                LOAD2(xb + i + 2 * W, &e, &h);                                                \
+                mv0 = vmax(a, vmax(e, mv0));                                                  \
+                mv1 = vmax(c, vmax(h, mv1));                                                  \
                 acc0 = vadd(acc0, EXP2(vmul(vsub(a, mr), l2e)));                              \
                 acc1 = vadd(acc1, EXP2(vmul(vsub(c, mr), l2e)));                              \
+                acc2 = vadd(acc2, EXP2(vmul(vsub(e, mr), l2e)));                              \
+                acc3 = vadd(acc3, EXP2(vmul(vsub(h, mr), l2e)));                              \
             }                                                                                 \
+            acc0 = vadd(vadd(acc0, acc1), vadd(acc2, acc3));                                  \
             float bm = hmax(vmax(mv0, mv1));                                                  \
-            if (!(bm <= m + LSE_MARGIN)) {                                                    \
+            if (!(bm <= r + LSE_MARGIN)) {                                                    \
                 name##_two_pass(md, xb, nb);                                                  \
                 continue;                                                                     \
             }                                                                                 \
-            float d = md[1] + hsum(vadd(acc0, acc1));                                         \
-            if (bm > m) {                                                                     \
-                d *= kgr_exp_f32(m - bm);                                                     \
-                md[0] = bm;                                                                   \
-            }                                                                                 \
+            /* d is relative to r (m = r), or 0 or NaN (m = -inf: d e^(m - r) is d) */        \
+            float d = md[1] + hsum(acc0);                                                     \
+            if (bm > r)                                                                       \
+                d *= kgr_exp_f32(r - bm);                                                     \
+            md[0] = bm > r ? bm : r;                                                          \
             md[1] = d;                                                                        \
         }                                                                                     \
         kgp_##name##__scalar(md, x + nv, n - nv);                                             \
@@ -1007,10 +1018,21 @@ void FN(ce_grad_f32)(float *g, const float *x, float lse, float s, long n)
     kgp_ce_grad_f32__scalar(g + i, x + i, lse, s, n - i);
 }
 
+/* With s a power of two at most 1 (reduction sum, or mean over 2^k positions), bf16(bf16(e) s)
+ * is bf16(e s) while e s is normal: the scaling is exact and commutes with the rounding. So
+ * such a vector rounds once, by the conversion instruction where the ISA has one (st_bf16_hw
+ * refuses a subnormal or NaN lane, which then takes the two roundings). */
 void FN(ce_grad_bf16)(kg_u16 *g, const kg_u16 *x, float lse, float s, long n)
 {
     long i = 0;
+    int e2;
     vf nl = set1(-(lse * KGR_LOG2E)), sv = set1(s), l2e = set1(KGR_LOG2E);
+    if (s > 0.0f && s <= 1.0f && __builtin_frexpf(s, &e2) == 0.5f)
+        for (; i + W <= n; i += W) {
+            vf e = exp2_d3(vfma(ld_bf16(x + i), l2e, nl));
+            if (!st_bf16_hw(g + i, vmul(e, sv)))
+                st_bf16(g + i, vmul(round_bf16(e), sv));
+        }
     for (; i + W <= n; i += W)
         st_bf16(g + i, vmul(round_bf16(exp2_d3(vfma(ld_bf16(x + i), l2e, nl))), sv));
     kgp_ce_grad_bf16__scalar(g + i, x + i, lse, s, n - i);
