@@ -24,6 +24,7 @@ typedef void lse_bf16_fn(float *, const kg_u16 *, long);
 typedef void grad_f32_fn(float *, const float *, float, float, long);
 typedef void grad_bf16_fn(kg_u16 *, const kg_u16 *, float, float, long);
 typedef void dwconv_fn(float *, const float *, long, const float *, long, long, long);
+typedef void dwconv_bf16_fn(kg_u16 *, const kg_u16 *, long, const float *, long, long, long);
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -308,3 +309,50 @@ Test(prim_loss, dwconv_bits_match_scalar_every_stride)
     kgp_dwconv_f32__scalar(y, ph, 4, w, 3, 2, 3);
     cr_assert(y[0] == 210 && y[1] == 432 && y[2] == 654, "%g %g %g", y[0], y[1], y[2]);
 }
+
+/* The bf16 row, padding inside: the reference's bits on every ISA, and the reference is
+ * dwconv_f32 on the widened zero-padded row, rounded once. */
+Test(prim_loss, dwconv_bf16_bits_match_scalar_and_f32_row)
+{
+    enum { WMAX = 2200, PMAX = 5 };
+    static kg_u16 x[WMAX], ys[WMAX + 2 * PMAX + PAD], yv[WMAX + 2 * PMAX + PAD];
+    static float xp[WMAX + 2 * PMAX], yf[WMAX + 2 * PMAX], f[64];
+    static const long WS[] = { 1, 3, 16, 64, 65, 200, 2200 };
+    static const long SS[] = { 1, 2, 4, 17, 64 };
+    uint64_t s = 5;
+    for (long i = 0; i < WMAX; i++)
+        x[i] = kg_f32_to_bf16(normal(&s));
+    for (int i = 0; i < 64; i++)
+        f[i] = kg_bf16_to_f32(kg_f32_to_bf16(normal(&s)));
+    const char *isas[] = { "scalar", "avx2", "avx512" };
+    int compared = 0;
+    for (size_t k = 0; k < 3; k++) {
+        dwconv_bf16_fn *fn = kgr_prim_impl(isas[k], "dwconv_bf16");
+        if (!fn)
+            continue;
+        for (size_t a = 0; a < sizeof WS / sizeof WS[0]; a++)
+            for (size_t b = 0; b < sizeof SS / sizeof SS[0]; b++)
+                for (long pl = 0; pl <= PMAX; pl += 2)
+                    for (long pr = 0; pr <= PMAX; pr += 3) {
+                        long w = WS[a], S = SS[b], Q = w + pl + pr - S + 1;
+                        if (Q < 1)
+                            continue;
+                        for (long i = 0; i < w + pl + pr; i++)
+                            xp[i] = i >= pl && i < pl + w ? kg_bf16_to_f32(x[i - pl]) : 0.0f;
+                        kgp_dwconv_f32__scalar(yf, xp, w + pl + pr, f, S, 1, Q);
+                        for (long i = 0; i < WMAX + 2 * PMAX + PAD; i++)
+                            ys[i] = yv[i] = 0x7777;
+                        kgp_dwconv_bf16__scalar(ys, x, w, f, S, pl, Q);
+                        fn(yv, x, w, f, S, pl, Q);
+                        for (long q = 0; q < Q; q++)
+                            cr_assert(ys[q] == kg_f32_to_bf16(yf[q]), "reference q=%ld: %04x, "
+                                      "want %04x", q, ys[q], kg_f32_to_bf16(yf[q]));
+                        cr_assert(same_bits(ys, yv, sizeof ys), "%s w=%ld S=%ld pl=%ld pr=%ld",
+                                  isas[k], w, S, pl, pr);
+                        cr_assert(yv[Q] == 0x7777, "wrote past Q");
+                        compared++;
+                    }
+    }
+    cr_assert_gt(compared, 0);
+}
+

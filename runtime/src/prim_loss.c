@@ -89,3 +89,16 @@ void kgp_dwconv_f32__scalar(float *y, const float *x, long ldp, const float *f, 
         y[q] = a;
     }
 }
+
+void kgp_dwconv_bf16__scalar(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S, long pl,
+                             long Q)
+{
+    for (long q = 0; q < Q; q++) {
+        float a = 0.0f;
+        for (long s = 0; s < S; s++) {
+            long j = q + s - pl; /* xp[q + s] is x[j] inside the row, else a padding zero */
+            a = fmaf(f[s], j >= 0 && j < w ? kg_bf16_to_f32(x[j]) : 0.0f, a);
+        }
+        y[q] = kg_f32_to_bf16(a);
+    }
+}

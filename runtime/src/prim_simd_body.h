@@ -1075,3 +1075,34 @@ void FN(dwconv_f32)(float *y, const float *x, long ldp, const float *f, long S, 
     }
     kgp_dwconv_f32__scalar(y + q, x + q, ldp, f, S, stride, Q - q);
 }
+
+/* Outputs whose taps all lie in x (q in [pl, w + pl - S]) four vectors at a time, widened from
+ * x per tap (the row is read once from memory, its taps from L1), rounded once; the edges and
+ * the rest by the reference. */
+void FN(dwconv_bf16)(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S, long pl, long Q)
+{
+    long q0 = pl < Q ? pl : Q, q1 = w + pl - S + 1 < Q ? w + pl - S + 1 : Q, q = q0;
+    kgp_dwconv_bf16__scalar(y, x, w, f, S, pl, q0);
+    for (; q + 4 * W <= q1; q += 4 * W) {
+        vf a0 = set1(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        const kg_u16 *xs = x + q - pl;
+        for (long s = 0; s < S; s++, xs++) {
+            vf fs = set1(f[s]);
+            a0 = vfma(fs, ld_bf16(xs), a0);
+            a1 = vfma(fs, ld_bf16(xs + W), a1);
+            a2 = vfma(fs, ld_bf16(xs + 2 * W), a2);
+            a3 = vfma(fs, ld_bf16(xs + 3 * W), a3);
+        }
+        st_bf16(y + q, a0), st_bf16(y + q + W, a1);
+        st_bf16(y + q + 2 * W, a2), st_bf16(y + q + 3 * W, a3);
+    }
+    for (; q + W <= q1; q += W) {
+        vf a = set1(0.0f);
+        for (long s = 0; s < S; s++)
+            a = vfma(set1(f[s]), ld_bf16(x + q - pl + s), a);
+        st_bf16(y + q, a);
+    }
+    /* the reference from q on: outputs q.. of the row shifted by q */
+    if (q < Q)
+        kgp_dwconv_bf16__scalar(y + q, x, w, f, S, pl - q, Q - q);
+}

@@ -363,7 +363,13 @@ void kgp_pack_act_f32(kg_wt *W, void *buf, const float *x, long ldx, long K, lon
      * of the zero-padded row xp holds xp[j * stride + p] at x[p * ldp + j] (stride 1: x is xp).\
      * The same bits on every ISA */                                                            \
     X(void, dwconv_f32, (float *y, const float *x, long ldp, const float *f, long S,           \
-                         long stride, long Q), (y, x, ldp, f, S, stride, Q))
+                         long stride, long Q), (y, x, ldp, f, S, stride, Q))                  \
+    /* one bf16 channel of a stride-1 depthwise conv1d, read and written where it lies: y[q] =  \
+     * bf16 of the fmaf chain over s < S ascending, from 0, of f[s] * xp[q + s], q < Q, where   \
+     * xp is x (w values) between pl zeros before and zeros after (dwconv_f32's bits on the     \
+     * widened padded row, rounded once). The same bits on every ISA */                         \
+    X(void, dwconv_bf16, (kg_u16 *y, const kg_u16 *x, long w, const float *f, long S, long pl, \
+                          long Q), (y, x, w, f, S, pl, Q))
 
 #define KGP_LIST(X) KGP_LIST_VOID(X) KGP_LIST_MATH(X) KGP_LIST_FLOAT(X) KGP_LIST_ATTN(X) \
     KGP_LIST_LOSS(X)
