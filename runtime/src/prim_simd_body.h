@@ -923,7 +923,9 @@ static inline vf exp2_d5(vf y)
 static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p + W); }
 
 /* The online step in blocks of LSE_BLOCK values, each read once: the exp-sum relative to the
- * running max m (y = (x - m) log2 e, as the reference), the block's max beside it, then
+ * running max m (y = x log2 e - m log2 e, one FMA: not exactly 0 at x = m, but the rows are
+ * long here; the short ones and the two-pass blocks compute (x - m) log2 e as the reference
+ * does, exactly 0 at the max), the block's max beside it, then
  * d = (d + sum) e^(m - m') with m' = max(m, block max). A block whose max passes m by more than
  * LSE_MARGIN (whose terms could overflow) is read twice from L1 instead: its max first, then
  * the sum relative to it. A row's first block (m = -inf) sums relative to its first values' max. The last values below 4W and a
@@ -975,7 +977,7 @@ static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p
             }                                                                                 \
             vf acc0 = set1(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;                      \
             vf mv0 = set1(-__builtin_inff()), mv1 = mv0, a, c, e, h;                          \
-            vf l2e = set1(KGR_LOG2E), mr = set1(r);                                           \
+            vf l2e = set1(KGR_LOG2E), nl = set1(-(r * KGR_LOG2E));                            \
             for (long i = 0; i < nb; i += 4 * W) {                                            \
                 for (unsigned k = 0; k < 4 * W * sizeof(T); k += 64)                          \
                     __builtin_prefetch((const char *)(xb + i) + LSE_AHEAD + k);               \
@@ -983,10 +985,10 @@ static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p
                 LOAD2(xb + i + 2 * W, &e, &h);                                                \
                 mv0 = vmax(a, vmax(e, mv0));                                                  \
                 mv1 = vmax(c, vmax(h, mv1));                                                  \
-                acc0 = vadd(acc0, EXP2(vmul(vsub(a, mr), l2e)));                              \
-                acc1 = vadd(acc1, EXP2(vmul(vsub(c, mr), l2e)));                              \
-                acc2 = vadd(acc2, EXP2(vmul(vsub(e, mr), l2e)));                              \
-                acc3 = vadd(acc3, EXP2(vmul(vsub(h, mr), l2e)));                              \
+                acc0 = vadd(acc0, EXP2(vfma(a, l2e, nl)));                              \
+                acc1 = vadd(acc1, EXP2(vfma(c, l2e, nl)));                              \
+                acc2 = vadd(acc2, EXP2(vfma(e, l2e, nl)));                              \
+                acc3 = vadd(acc3, EXP2(vfma(h, l2e, nl)));                              \
             }                                                                                 \
             acc0 = vadd(vadd(acc0, acc1), vadd(acc2, acc3));                                  \
             float bm = hmax(vmax(mv0, mv1));                                                  \
