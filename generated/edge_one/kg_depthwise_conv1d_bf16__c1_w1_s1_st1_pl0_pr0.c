@@ -20,7 +20,7 @@
  * 0 zeros before and 0 after:
  *   output[n, c, q] = sum over s < 1 of filter_ref[c, s] * xp[q * 1 + s]
  * accumulated in fp32 (one fmaf chain, s ascending), rounded once to bf16.
- * Rows go in blocks of up to 1 outputs through 3 floats of stack. */
+ * Each row is read and written where it lies (kgp_dwconv_bf16); 1 float of stack. */
 
 struct ctx {
     kg_u16 *y;
@@ -33,36 +33,15 @@ static void widen(float *y, const kg_u16 *x, long n)
     kgp_cvt_bf16_f32(y, x, n);
 }
 
-/* Outputs [q0, q0 + qb) of row x into y: the padded span from q0 widened into xs, then the
- * taps. */
-static void block(float *y, const kg_u16 *x, const float *f, long q0, long qb)
-{
-    float xs[1];
-    long lo = q0 * 1 - 0, n = (qb - 1) * 1 + 1; /* span in x's indices */
-    long a = lo < 0 ? -lo : 0, b = lo + n > 1 ? 1 - lo : n; /* xs[a..b) lies in x */
-    if (b < a)
-        b = a;
-    for (long i = 0; i < a; i++)
-        xs[i] = 0.0f;
-    if (b > a)
-        widen(xs + a, x + lo + a, b - a);
-    for (long i = b; i < n; i++)
-        xs[i] = 0.0f;
-    kgp_dwconv_f32(y, xs, 1, f, 1, 1, qb);
-}
-
-/* Rows [r0, r1) of the N * 1 (batch, channel) rows. */
+/* Rows [r0, r1) of the N * 1 (batch, channel) rows, each read and written where it lies by
+ * kgp_dwconv_bf16 (the padding inside it). */
 static void run_rows(void *vc, long r0, long r1)
 {
     struct ctx *c = vc;
-    float f[1], y[1];
+    float f[1];
     for (long r = r0; r < r1; r++) {
         widen(f, c->f + (r % 1) * 1, 1);
-        for (long q0 = 0; q0 < 1; q0 += 1) {
-            long qb = 1 - q0 < 1 ? 1 - q0 : 1;
-            block(y, c->x + r * 1, f, q0, qb);
-            kgp_cvt_f32_bf16(c->y + r * 1 + q0, y, qb);
-        }
+        kgp_dwconv_bf16(c->y + r * 1, c->x + r * 1, 1, f, 1, 0, 1);
     }
 }
 

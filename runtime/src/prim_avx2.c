@@ -49,6 +49,33 @@ static inline vf vscalef(vf p, vf n)
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
+/* y - floor(y) and p * 2^floor(y) rounded once, for y clamped to +-KGR_EXP2_CLAMP as the
+ * reference does (a NaN kept: vmaxps/vminps return the second operand): 2^n in two factors
+ * 2^(n >> 1) 2^(n - (n >> 1)), each a normal number, so only the second product rounds */
+static inline vf exp2_clamp(vf y)
+{
+    return _mm256_min_ps(_mm256_set1_ps(KGR_EXP2_CLAMP), _mm256_max_ps(_mm256_set1_ps(-KGR_EXP2_CLAMP), y));
+}
+static inline vf vfrac(vf y)
+{
+    y = exp2_clamp(y);
+    return _mm256_sub_ps(y, _mm256_floor_ps(y));
+}
+static inline vf vldexp(vf p, vf y)
+{
+    __m256i n = _mm256_cvttps_epi32(_mm256_floor_ps(exp2_clamp(y))), h = _mm256_srai_epi32(n, 1);
+    __m256i b = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, b), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(n, h), b), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+/* 2W bf16 widened into two vectors in vpunpck{l,h}wd's lane order, for sums and maxima */
+static inline void ld2_bf16(const kg_u16 *p, vf *a, vf *b)
+{
+    __m256i v = _mm256_loadu_si256((const __m256i *)p), z = _mm256_setzero_si256();
+    *a = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v));
+    *b = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v));
+}
 static inline vm fgt(vf a, vf b) { return _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
 static inline vm isnanv(vf a) { return _mm256_castps_si256(_mm256_cmp_ps(a, a, _CMP_UNORD_Q)); }
 static inline int anym(vm m) { return !_mm256_testz_si256(m, m); }

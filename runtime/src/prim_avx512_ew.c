@@ -45,6 +45,18 @@ static inline vm flt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); 
 /* nearest integer (even on ties), and p * 2^n for integral n (vscalefps) */
 static inline vf vround(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline vf vscalef(vf p, vf n) { return _mm512_scalef_ps(p, n); }
+/* y - floor(y), exact (vreduceps rounding down, no fraction bits kept: 0 for +-inf), and
+ * p * 2^floor(y) rounded once (vscalefps): the training rows' exponential (prim.h) needs no
+ * clamp, beyond +-200 both give what the reference's clamped y gives */
+static inline vf vfrac(vf y) { return _mm512_reduce_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+static inline vf vldexp(vf p, vf y) { return _mm512_scalef_ps(p, y); }
+/* 2W bf16 widened into two vectors in vpunpck{l,h}wd's lane order, for sums and maxima */
+static inline void ld2_bf16(const kg_u16 *p, vf *a, vf *b)
+{
+    __m512i v = _mm512_loadu_si512(p), z = _mm512_setzero_si512();
+    *a = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v));
+    *b = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v));
+}
 static inline vm fgt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 static inline vm isnanv(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
 static inline int anym(vm m) { return m != 0; }

@@ -107,6 +107,8 @@ function F.params(k)
     F32 = k.dtype == "f32", C = k.C, W = k.W, S = k.S, STRIDE = k.stride, PL = k.pad_l,
     PR = k.pad_r, Q = q, QB = lo, SPAN = span, LDP = lo + (k.S - 1) // k.stride,
     PHASES = ph, BUDGET = BUDGET,
+    -- bf16 at stride 1: one primitive call a row (kgp_dwconv_bf16), no stack window
+    FUSED = k.dtype == "bf16" and k.stride == 1,
     -- rows (one channel of one batch) per task: about 256 KiB of input and output
     GRAIN = math.max(1, (256 * 1024) // ((k.W + q) * dt.bytes)),
   }
