@@ -277,9 +277,9 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
         #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
             acc[r][i] = _mm512_setzero_ps();
-    dec t;
-    if (q)
-        t = *d; /* the tables stay in registers across the loop */
+    /* the tables stay in registers across the loop; zero without codes (never read then, but
+     * gcc cannot see that through the unrolled tiles) */
+    const dec t = q ? *d : (dec){ 0 };
     for (long kp = 0; kp < kp2; kp++) {
         __m512i v[4];
         if (q) {
