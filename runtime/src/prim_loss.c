@@ -2,7 +2,7 @@
  * KGP_LIST_LOSS): an online log-sum-exp step (lse_*), cross entropy's gradient rows
  * (ce_grad_*) and one channel of a depthwise conv1d (dwconv_f32), and their exponential
  * (kgr_exp2_poly). Plain loops in the order the ABI comment gives; the SIMD versions
- * (prim_simd_body.h) are tested against these. */
+ * (prim_simd_loss_body.h) are tested against these. */
 #include <math.h>
 
 #include "kgen/abi.h"
