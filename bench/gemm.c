@@ -136,7 +136,7 @@ static int measure(const struct shape *s, const kgb_options *o, kgb_result *r, c
             made++;
     if (rc == KG_OK) {
         gemm_call g = { C, A, W, s->M, copies, 0 };
-        rc = kgb_time(o, call, &g, &r->seconds);
+        rc = kgb_time(o, call, &g, &r->seconds, &r->pace);
     }
     for (int i = 0; i < made; i++)
         kg_wt_free(&W[i]);

@@ -10,11 +10,14 @@
 
 /* ---- options ------------------------------------------------------------------------------ */
 
+typedef struct kgb_reader kgb_reader;
+
 typedef struct kgb_options {
     int threads;      /* threads of the probes and of OpenBLAS (match the kernels') */
     double min_time;  /* a measurement samples for at least this many seconds (default 1) */
     int min_runs;     /* ... and takes at least this many samples (default 20) */
     int quick;        /* short probes and a smaller read buffer: numbers for CI, not for people */
+    kgb_reader *reader; /* if set, kgb_time pairs every sample with a read pass (kgb_reader_open) */
 } kgb_options;
 
 /* threads 1, min_time 1 s, min_runs 20, quick 0 */
@@ -29,12 +32,26 @@ typedef struct kgb_roofline {
     double fp32_gflops;   /* fp32 FMA peak */
     const char *fp32_isa; /* the instructions that reached it: "avx512", "avx2" or "sse2" */
     double bf16_gflops;   /* vdpbf16ps peak; 0 when the CPU has no avx512_bf16 */
+    int read_pattern;     /* the read pattern (streams, prefetch) that reached read_gbs */
 } kgb_roofline;
 
 /* Probes read bandwidth, fp32 FMA peak and bf16 dot peak on o->threads OpenMP threads: the
  * fastest of the read passes of o->min_time seconds, the median of several compute passes.
  * Returns 0, or -1 if the read buffer cannot be had. */
 int kgb_probe(const kgb_options *o, kgb_roofline *r);
+
+/* The paired read: on a shared VM a neighbour's load moves the memory bandwidth by a fifth
+ * from one second to the next (one thread here: best passes of 30 to 42 GB/s a minute apart),
+ * so a kernel's median over one second and the probe's best pass over another are not taken
+ * under the same conditions. A reader holds a buffer like the probe's and reads all of it with
+ * the pattern that reached the roofline; kgb_time runs one such pass after each sample, and
+ * the ratio of the two times, sample by sample, gives the kernel's bandwidth as a fraction of
+ * what the machine read in the same milliseconds (its median against the reads' median, where
+ * the roofline column sets a median against a best). NULL if the buffer cannot be had. */
+kgb_reader *kgb_reader_open(const kgb_options *o, const kgb_roofline *roof);
+/* Seconds of one read pass; *bytes gets the bytes it read. */
+double kgb_reader_pass(kgb_reader *rd, double *bytes);
+void kgb_reader_close(kgb_reader *rd);
 
 /* ---- timing ------------------------------------------------------------------------------- */
 
@@ -43,8 +60,11 @@ typedef int kgb_call_fn(void *ctx);
 
 /* Median seconds per call: two warm-up calls, then samples of a batch of calls each (batched so
  * that a sample lasts at least 100 us) until o->min_time has passed and o->min_runs samples are
- * in. Returns 0 or fn's first nonzero status. */
-int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds);
+ * in. With o->reader, each sample is followed by a read pass and *pace (if not NULL) gets the
+ * median over samples of (read pass seconds / sample seconds per call) / read pass bytes, so
+ * that a call of B bytes ran at B * pace of the bandwidth read around it; else *pace gets 0.
+ * Returns 0 or fn's first nonzero status. */
+int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds, double *pace);
 
 /* ---- kernels and their bounds ------------------------------------------------------------- */
 
@@ -59,6 +79,7 @@ typedef struct kgb_result {
     char name[128];
     const char *skip;     /* why it was not run (NULL: it was) */
     double seconds;       /* median per call */
+    double pace;          /* from kgb_time: 0 when it ran without a reader */
     double flops, bytes;  /* per call at the sizes it ran at: cost block (read + written) */
     int narrow;           /* its matmul weights are bf16, fp8 or fp4: the bf16 dot peak applies */
     int ngemm;            /* the fp32 GEMMs it equals (0: no OpenBLAS comparison) */
@@ -66,13 +87,15 @@ typedef struct kgb_result {
     /* filled by kgb_classify */
     int bound;            /* enum kgb_bound */
     double gflops, gbs, intensity, roof_ratio;
+    double paired_ratio;  /* memory-bound with a pace: bytes * pace, else 0 */
     /* filled by the caller from kgb_blas_time; 0: none */
     double blas_seconds;
 } kgb_result;
 
 /* With intensity = flops / bytes and balance = peak / read bandwidth, where peak is the bf16 dot
  * peak for a narrow kernel (if the CPU has one) and the fp32 FMA peak otherwise: memory-bound if
- * intensity < balance (ratio = GB/s / read bandwidth), else compute-bound (GFLOP/s / peak). */
+ * intensity < balance (ratio = GB/s / read bandwidth, and the paired ratio bytes * pace), else
+ * compute-bound (GFLOP/s / peak). */
 void kgb_classify(kgb_result *r, const kgb_roofline *roof);
 const char *kgb_bound_name(int bound);
 

@@ -163,30 +163,85 @@ static float *alloc_read_buffer(size_t bytes)
  * patterns in turn, each at least twice (once with --quick). Passes go on for o->min_time,
  * the window each kernel is timed over, so the probe has as many chances as a kernel to run
  * while the machine is quiet (on a shared VM a neighbour's burst can halve any one pass). */
+static sum_fn *sum_for(int features)
+{
+    return features & KGR_CPU_AVX512 ? sum_avx512 : features & KGR_CPU_AVX2 ? sum_avx2 : sum_sse2;
+}
+
+/* The read buffer of o's size, first touched by the threads that read it; NULL without memory. */
+static float *read_buffer(const kgb_options *o, long *n)
+{
+    long mib = o->quick ? QUICK_READ_MIB : READ_MIB;
+    *n = mib << 18; /* floats */
+    float *buf = alloc_read_buffer((size_t)*n * sizeof *buf);
+    if (!buf)
+        return NULL;
+#pragma omp parallel for num_threads(o->threads) schedule(static)
+    for (long i = 0; i < *n; i++)
+        buf[i] = 1.0f;
+    return buf;
+}
+
 static int probe_read(const kgb_options *o, int features, kgb_roofline *r, float *sink)
 {
-    long mib = o->quick ? QUICK_READ_MIB : READ_MIB, n = mib << 18; /* floats */
+    long n;
     int passes = o->quick ? QUICK_PASSES : PASSES;
-    float *buf = alloc_read_buffer((size_t)n * sizeof *buf);
+    float *buf = read_buffer(o, &n);
     if (!buf)
         return -1;
-#pragma omp parallel for num_threads(o->threads) schedule(static)
-    for (long i = 0; i < n; i++)
-        buf[i] = 1.0f; /* first touch by the thread that reads it */
-    sum_fn *fn = features & KGR_CPU_AVX512 ? sum_avx512
-               : features & KGR_CPU_AVX2   ? sum_avx2 : sum_sse2;
+    sum_fn *fn = sum_for(features);
     double best = 1e30, start;
     read_pass(fn, buf, n, o->threads, 0, sink);
     start = kgbi_now();
     int each = o->quick ? 1 : 2, least = passes > each * NPATTERNS ? passes : each * NPATTERNS;
     for (int p = 0; p < least || kgbi_now() - start < o->min_time; p++) {
         double t = read_pass(fn, buf, n, o->threads, p % NPATTERNS, sink);
-        best = t < best ? t : best;
+        if (t < best)
+            best = t, r->read_pattern = p % NPATTERNS;
     }
     free(buf);
-    r->read_mib = (double)mib;
+    r->read_mib = (double)(n >> 18);
     r->read_gbs = (double)n * sizeof(float) / best / 1e9;
     return 0;
+}
+
+/* ---- the paired read ----------------------------------------------------------------------- */
+
+struct kgb_reader {
+    float *buf;
+    long n;           /* floats in buf */
+    int threads, pattern;
+    sum_fn *fn;
+    float sink;
+};
+
+kgb_reader *kgb_reader_open(const kgb_options *o, const kgb_roofline *roof)
+{
+    kgb_reader *rd = calloc(1, sizeof *rd);
+    if (!rd || !(rd->buf = read_buffer(o, &rd->n))) {
+        free(rd);
+        return NULL;
+    }
+    rd->threads = o->threads;
+    rd->pattern = roof->read_pattern >= 0 && roof->read_pattern < NPATTERNS ? roof->read_pattern
+                                                                            : 0;
+    rd->fn = sum_for(kgr_cpu_features());
+    return rd;
+}
+
+double kgb_reader_pass(kgb_reader *rd, double *bytes)
+{
+    *bytes = (double)rd->n * sizeof(float);
+    return read_pass(rd->fn, rd->buf, rd->n, rd->threads, rd->pattern, &rd->sink);
+}
+
+void kgb_reader_close(kgb_reader *rd)
+{
+    if (!rd)
+        return;
+    __asm__ volatile("" : : "m"(rd->sink));
+    free(rd->buf);
+    free(rd);
 }
 
 /* ---- compute peaks ------------------------------------------------------------------------- */

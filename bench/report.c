@@ -54,8 +54,8 @@ void kgb_print_table(FILE *f, const kgb_roofline *roof, const char *blas, const 
     int w = 6;
     for (int i = 0; i < n; i++)
         w = (int)strlen(r[i].name) > w ? (int)strlen(r[i].name) : w;
-    fprintf(f, "%-*s %11s %9s %9s %5s %8s %8s\n", w, "kernel", "us/call", "GFLOP/s", "GB/s",
-            "bound", "roofline", "OpenBLAS");
+    fprintf(f, "%-*s %11s %9s %9s %5s %8s %6s %8s\n", w, "kernel", "us/call", "GFLOP/s",
+            "GB/s", "bound", "roofline", "paired", "OpenBLAS");
     for (int i = 0; i < n; i++) {
         if (r[i].skip) {
             fprintf(f, "%-*s %11s  (%s)\n", w, r[i].name, "-", r[i].skip);
@@ -63,6 +63,10 @@ void kgb_print_table(FILE *f, const kgb_roofline *roof, const char *blas, const 
         }
         fprintf(f, "%-*s %11.2f %9.2f %9.2f %5s %8.2f ", w, r[i].name, r[i].seconds * 1e6,
                 r[i].gflops, r[i].gbs, kgb_bound_name(r[i].bound), r[i].roof_ratio);
+        if (r[i].paired_ratio > 0)
+            fprintf(f, "%6.2f ", r[i].paired_ratio);
+        else
+            fprintf(f, "%6s ", "-");
         if (blas_ratio(&r[i]) > 0)
             fprintf(f, "%8.2f\n", blas_ratio(&r[i]));
         else
@@ -84,22 +88,22 @@ static void num(FILE *f, double x)
 void kgb_write_csv(FILE *f, const kgb_roofline *roof, const kgb_result *r, int n)
 {
     fprintf(f, "kind,name,threads,us_per_call,gflops,gbs,intensity,bound,roofline_ratio,"
-            "openblas_ratio,detail\n");
+            "openblas_ratio,paired_ratio,detail\n");
     fprintf(f, "probe,read_bandwidth,%d,,", roof->threads);
     num(f, roof->read_gbs);
-    fprintf(f, ",,mem,,,%.0f MiB buffer\n", roof->read_mib);
+    fprintf(f, ",,mem,,,,%.0f MiB buffer\n", roof->read_mib);
     fprintf(f, "probe,fp32_fma_peak,%d,", roof->threads);
     num(f, roof->fp32_gflops);
-    fprintf(f, ",,,fp32,,,%s\n", roof->fp32_isa);
+    fprintf(f, ",,,fp32,,,,%s\n", roof->fp32_isa);
     fprintf(f, "probe,bf16_dot_peak,%d,", roof->threads);
     num(f, roof->bf16_gflops);
-    fprintf(f, ",,,bf16,,,%s\n", roof->bf16_gflops > 0 ? "vdpbf16ps" : "n/a: no avx512_bf16");
+    fprintf(f, ",,,bf16,,,,%s\n", roof->bf16_gflops > 0 ? "vdpbf16ps" : "n/a: no avx512_bf16");
     for (int i = 0; i < n; i++) {
         char gemm[256];
         gemm_text(&r[i], gemm, sizeof gemm);
         fprintf(f, "kernel,%s,%d", r[i].name, roof->threads);
         if (r[i].skip) {
-            fprintf(f, ",,,,,,,,skipped: %s\n", r[i].skip);
+            fprintf(f, ",,,,,,,,,skipped: %s\n", r[i].skip);
             continue;
         }
         num(f, r[i].seconds * 1e6);
@@ -109,6 +113,7 @@ void kgb_write_csv(FILE *f, const kgb_roofline *roof, const kgb_result *r, int n
         fprintf(f, ",%s", kgb_bound_name(r[i].bound));
         num(f, r[i].roof_ratio);
         num(f, blas_ratio(&r[i]));
+        num(f, r[i].paired_ratio);
         fprintf(f, ",%s\n", blas_ratio(&r[i]) > 0 ? gemm : "");
     }
 }

@@ -44,10 +44,12 @@ static double sample(kgb_call_fn *fn, void *ctx, long batch, int *rc)
     return (kgbi_now() - t0) / (double)batch;
 }
 
-int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds)
+int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds, double *pace)
 {
     int rc = fn(ctx);
     *seconds = 0;
+    if (pace)
+        *pace = 0;
     if (rc != 0)
         return rc;
     /* the second warm-up call also sizes the batch */
@@ -57,24 +59,35 @@ int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds)
     long batch = one >= SAMPLE_SECONDS ? 1 : (long)(SAMPLE_SECONDS / (one > 1e-9 ? one : 1e-9));
     batch = batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : batch;
     int n = 0, cap = 64;
-    double *t = malloc((size_t)cap * sizeof *t);
-    if (!t)
+    double *t = malloc((size_t)cap * sizeof *t), *q = malloc((size_t)cap * sizeof *q);
+    double read_bytes = 0;
+    if (!t || !q) {
+        free(t), free(q);
         return -1;
+    }
     double start = kgbi_now();
     while (n < o->min_runs || kgbi_now() - start < o->min_time) {
         if (n == cap) {
-            double *grown = realloc(t, (size_t)(cap *= 2) * sizeof *t);
+            double *grown = realloc(t, (size_t)(cap * 2) * sizeof *t);
+            if (grown)
+                t = grown;
+            grown = grown ? realloc(q, (size_t)(cap * 2) * sizeof *q) : NULL;
             if (!grown)
                 break;
-            t = grown;
+            q = grown, cap *= 2;
         }
         t[n] = sample(fn, ctx, batch, &rc);
         if (rc != 0)
             break;
+        /* the read right after the sample, while the machine is as busy as it was */
+        if (o->reader)
+            q[n] = kgb_reader_pass(o->reader, &read_bytes) / t[n];
         n++;
     }
+    if (o->reader && pace && n > 0 && read_bytes > 0)
+        *pace = kgbi_median(q, n) / read_bytes;
     *seconds = kgbi_median(t, n);
-    free(t);
+    free(t), free(q);
     return rc;
 }
 
@@ -93,10 +106,11 @@ void kgb_classify(kgb_result *r, const kgb_roofline *roof)
     if (r->bytes <= 0 && r->flops <= 0)
         r->bound = KGB_MEM;
     if (r->skip || r->seconds <= 0) {
-        r->gflops = r->gbs = r->roof_ratio = 0;
+        r->gflops = r->gbs = r->roof_ratio = r->paired_ratio = 0;
         return;
     }
     r->gflops = r->flops / r->seconds / 1e9;
     r->gbs = r->bytes / r->seconds / 1e9;
     r->roof_ratio = r->bound == KGB_MEM ? r->gbs / roof->read_gbs : r->gflops / peak;
+    r->paired_ratio = r->bound == KGB_MEM && r->bytes > 0 ? r->bytes * r->pace : 0;
 }

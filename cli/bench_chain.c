@@ -121,7 +121,7 @@ static int make_args(chain *c, char *err, size_t errlen)
 }
 
 int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets, double *seconds,
-              int *calls, char *err, size_t errlen)
+              double *pace, int *calls, char *err, size_t errlen)
 {
     chain *c = calloc(1, sizeof *c);
     if (c)
@@ -142,7 +142,7 @@ int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets, doub
         rc = compile(reg, c, aot, err, errlen);
     if (rc == KG_OK)
         rc = make_args(c, err, errlen);
-    if (rc == KG_OK && (rc = kgb_time(o, call_chain, c, seconds)) != KG_OK)
+    if (rc == KG_OK && (rc = kgb_time(o, call_chain, c, seconds, pace)) != KG_OK)
         snprintf(err, errlen, "a chain kernel returned status %d", rc);
     if (rc == KG_OK)
         *calls = c->n;

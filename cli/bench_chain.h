@@ -11,12 +11,12 @@
 #include "kgen_bench.h"
 
 /* Median seconds of one pass of the chain of `problem` (a megakernel's canonical problem
- * string) into *seconds and its kernel calls into *calls; compiled with gcc when aot; on `sets`
+ * string) into *seconds (and kgb_time's pace into *pace) and its kernel calls into *calls; compiled with gcc when aot; on `sets`
  * sets of arguments used in turn (at most 16; as many as the megakernel was timed on, so both
  * find their data equally cold). Returns
  * KG_OK; KG_ENOTFOUND if the family has no chain; else a KG_* status with the reason in err
  * (KG_ESHAPE: its arguments pass the cap on argument memory). */
 int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets, double *seconds,
-              int *calls, char *err, size_t errlen);
+              double *pace, int *calls, char *err, size_t errlen);
 
 #endif

@@ -24,7 +24,10 @@ const char kgc_bench_help[] =
     "call of at least 1 s and 20 samples after a warm-up, GFLOP/s and GB/s from the manifest's\n"
     "cost block, the bound that applies and the ratio to it, and where the kernel is a GEMM on\n"
     "weights [K, N], the ratio of OpenBLAS sgemm/sgemv time on the same M, K, N in fp32 to the\n"
-    "kernel's time.\n"
+    "kernel's time. Each sample is followed by a read of the probe's buffer: for a memory-bound\n"
+    "kernel, 'paired' is the median over samples of its GB/s against that of the read beside\n"
+    "it (a median against a median, in the same milliseconds; the roofline ratio sets the\n"
+    "median against the probe's best pass, seconds earlier).\n"
     "  --roofline      only probe the roofline and print it (with --csv, its three probe\n"
     "                  rows): for scripts that time something else against it\n"
     "  --gemm          also (or, without SPEC, only) time the runtime's GEMM on the reference\n"
@@ -223,7 +226,7 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
     for (int i = 1; i < c.sets; i++)
         if (kgargs_new(d, c.t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
             c.sets = i; /* time on the sets there are: warmer, but still a measurement */
-    rc = kgb_time(&a->o, call_kernel, &c, &r->seconds);
+    rc = kgb_time(&a->o, call_kernel, &c, &r->seconds, &r->pace);
     for (int i = 0; i < c.sets; i++)
         kgargs_free(d, c.t[i]);
     if (rc != KG_OK)
@@ -238,6 +241,7 @@ typedef struct chain_line {
     int has;          /* the family has a chain and it was timed */
     int calls;        /* kernel calls of one pass of the chain */
     double seconds;   /* median per pass */
+    double pace;      /* kgb_time's, for the paired ratio */
 } chain_line;
 
 static void progress(const char *what, int i, int n);
@@ -257,7 +261,7 @@ static int measure_chains(const bench_args *a, const kgc_kernels *ks, const int 
             continue; /* measure refused it already */
         progress("the chain of single-op kernels", i + 1, n);
         int rc = kgbc_time(&a->o, d->problem, a->aot, set_count(r[i].bytes, set_bytes),
-                           &cl[i].seconds, &cl[i].calls, err, sizeof err);
+                           &cl[i].seconds, &cl[i].pace, &cl[i].calls, err, sizeof err);
         if (rc == KG_ENOTFOUND)
             continue;
         progress(NULL, i, n);
@@ -296,11 +300,12 @@ static void print_chains(const kgc_kernels *ks, const int *sel, const kgb_result
         printf("  %s: %ld layer%s, %.1f MB read a call\n", d->symbol, L, L == 1 ? "" : "s",
                bytes / 1e6);
         printf("    megakernel %10.1f us (%9.1f us a layer), %6.1f GB/s = %.2f of the read "
-               "roofline\n", mega * 1e6, mega * 1e6 / (double)L, bytes / mega / 1e9,
-               bytes / mega / 1e9 / roof->read_gbs);
+               "roofline, %.2f paired\n", mega * 1e6, mega * 1e6 / (double)L, bytes / mega / 1e9,
+               bytes / mega / 1e9 / roof->read_gbs, bytes * r[i].pace);
         printf("    chain      %10.1f us (%9.1f us a layer), %6.1f GB/s = %.2f of the read "
-               "roofline, %d calls\n", ch * 1e6, ch * 1e6 / (double)L, bytes / ch / 1e9,
-               bytes / ch / 1e9 / roof->read_gbs, cl[i].calls);
+               "roofline, %.2f paired, %d calls\n", ch * 1e6, ch * 1e6 / (double)L,
+               bytes / ch / 1e9, bytes / ch / 1e9 / roof->read_gbs, bytes * cl[i].pace,
+               cl[i].calls);
         printf("    chain / megakernel time: %.3f\n", ch / mega);
     }
 }
@@ -462,9 +467,11 @@ static int roofline_only(const bench_args *a)
 
 /* Probes, measures the selected kernels (and with --gemm the reference GEMMs after them),
  * compares with OpenBLAS and reports. ks is NULL when no spec was given. */
-static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, const int *sel,
-                 int nk)
+static int bench(const bench_args *args, const regex_t *re, const kgc_kernels *ks,
+                 const int *sel, int nk)
 {
+    bench_args paired = *args; /* the same, with the probe's reader once there is one */
+    const bench_args *a = &paired;
     kg_registry *reg = kg_registry_new();
     int n = nk + (a->gemm ? KGB_REF_GEMMS : 0);
     kgb_result *r = calloc((size_t)n, sizeof *r);
@@ -482,7 +489,7 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
     }
     if (rc == KGC_OK) {
         progress("probing the roofline", 0, n);
-        if (kgb_probe(&a->o, &roof) != 0)
+        if (kgb_probe(&a->o, &roof) != 0 || !(paired.o.reader = kgb_reader_open(&a->o, &roof)))
             rc = (progress(NULL, 0, n), kgc_error(KGC_FAIL, "bench: no memory for the probes"));
     }
     if (rc == KGC_OK)
@@ -503,6 +510,7 @@ static int bench(const bench_args *a, const regex_t *re, const kgc_kernels *ks, 
             kgb_classify(&r[i], &roof);
         rc = report(a, ks, sel, cl, &roof, blas, r, n, ng);
     }
+    kgb_reader_close(paired.o.reader);
     free(r);
     free(cl);
     kg_registry_free(reg);

@@ -65,7 +65,7 @@ fi
 want=$("$kgen" list "$tiny" | grep -cE "$filter" || true)
 [ "$want" -gt 0 ] || fail "kgen list shows no kernel matching $filter"
 
-header=kind,name,threads,us_per_call,gflops,gbs,intensity,bound,roofline_ratio,openblas_ratio,detail
+header=kind,name,threads,us_per_call,gflops,gbs,intensity,bound,roofline_ratio,openblas_ratio,paired_ratio,detail
 if [ -s "$csv" ] && [ "$(head -n 1 "$csv")" = "$header" ]; then pass; else
     fail "CSV header: $(head -n 1 "$csv" 2>/dev/null)"; fi
 
@@ -98,9 +98,10 @@ gcsv=$scratch/gemm.csv
 run bench --gemm --quick --threads 1 --kernel '_m1_' --csv "$gcsv"
 if [ "$rc" -eq 0 ]; then pass; else fail "bench --gemm: exit $rc: $err"; fi
 for g in gemm_bf16_m1_k4096_n14336 gemm_e4m3_m1_k4096_n14336 gemm_f32_m1_k4096_n14336; do
-    # positive time, the memory bound, a roofline ratio and an OpenBLAS (sgemv) ratio
+    # positive time, the memory bound, a roofline ratio, an OpenBLAS (sgemv) ratio and a paired
+    # ratio (the read passes between samples ran)
     if awk -F, -v g="$g" '$1 == "kernel" && $2 == g && $4 > 0 && $8 == "mem" && $9 > 0 &&
-                          $10 > 0 { found = 1 } END { exit !found }' "$gcsv"; then
+                          $10 > 0 && $11 > 0 { found = 1 } END { exit !found }' "$gcsv"; then
         pass; else fail "bench --gemm: no complete row for $g"; fi
 done
 rows=$(grep -c '^kernel,' "$gcsv" || true)
