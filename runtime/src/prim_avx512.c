@@ -346,30 +346,35 @@ static void tiles_fp8(float *c, long ldc, const uint32_t *ab, long sa, const uin
 #undef TILE
 }
 
-/* One row over the fp8 codes of two panels at once (q and q + ps), the decode GEMV's case: a
+/* One row over the fp8 codes of np panels at once (q, q + ps, ...), the decode GEMV's case: a
  * row's tile feeds each of its four accumulators one vdpbf16ps per k-pair, so it waits on that
  * instruction's latency; two panels give eight independent chains (measured on Zen 5, K 4096
- * from L2: 65 -> ~100 GB/s of codes). Each column sums as in tile_bf16: the same bits.
+ * from L2: 65 -> ~100 GB/s of codes), and four panels read four streams at once, which DRAM
+ * serves faster: one Zen 5 thread, K 4096 x N 14336, medians of 60 calls interleaved in one
+ * process: 1.77 against 2.20-2.32 ms for two panels (the same 74-77 GB/s from L2). 16
+ * accumulators, 4 table registers and 4 weight vectors fit the 32 registers. Each column sums
+ * as in tile_bf16: the same bits.
  * Each panel's codes FP8_AHEAD bytes on are prefetched: from DRAM the decode and the reads
- * barely overlapped (one Zen 5 thread, K 4096 x N 14336: 74 GB/s of codes from L2, 40 from
- * DRAM, 24-29 together); with the prefetch 6-12% faster (medians of 60-100 calls interleaved
- * in one process with calls without it; 1 and 4 KiB no better). The bf16 tiles read 12%
- * slower with such a prefetch: the hardware's alone serves them. */
+ * barely overlapped (74 GB/s of codes from L2, 40 from DRAM, 24-29 together); with the
+ * prefetch 6-12% faster (two panels, measured as above; 1 and 4 KiB no better). The bf16 tiles
+ * read 12% slower with such a prefetch: the hardware's alone serves them. */
 #define FP8_AHEAD 2048
-static void row2_fp8(float *c, const uint32_t *ab, const uint8_t *q, long ps, const dec *d,
-                     long kp2, long col0, long n1, int first)
+static inline __attribute__((always_inline)) void rows_fp8(float *c, const uint32_t *ab,
+                                                           const uint8_t *q, long ps,
+                                                           const dec *d, long kp2, long col0,
+                                                           long n1, int first, int np)
 {
-    __m512 acc[2][4];
-    #pragma GCC unroll 2
-    for (int s = 0; s < 2; s++)
+    __m512 acc[4][4];
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++)
         #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
             acc[s][i] = _mm512_setzero_ps();
     dec t = *d;
     for (long kp = 0; kp < kp2; kp++) {
         __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[kp]);
-        #pragma GCC unroll 2
-        for (int s = 0; s < 2; s++) {
+        #pragma GCC unroll 4
+        for (int s = 0; s < np; s++) {
             const uint8_t *qs = q + s * ps + kp * 2 * NR;
             __m512i v[4];
             _mm_prefetch((const char *)qs + FP8_AHEAD, _MM_HINT_T0);
@@ -381,14 +386,69 @@ static void row2_fp8(float *c, const uint32_t *ab, const uint8_t *q, long ps, co
                 acc[s][i] = _mm512_dpbf16_ps(acc[s][i], a, (__m512bh)v[i]);
         }
     }
-    #pragma GCC unroll 2
-    for (int s = 0; s < 2; s++) {
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++) {
         columns_in_order(&acc[s][0], &acc[s][1]);
         columns_in_order(&acc[s][2], &acc[s][3]);
         #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
             put(c + s * NR + 16 * i, acc[s][i], col_mask(col0 + s * NR + 16 * i, n1), first);
     }
+}
+
+/* rows_fp8 with np a constant: the accumulators stay in registers */
+static void row2_fp8(float *c, const uint32_t *ab, const uint8_t *q, long ps, const dec *d,
+                     long kp2, long col0, long n1, int first)
+{
+    rows_fp8(c, ab, q, ps, d, kp2, col0, n1, first, 2);
+}
+
+static void row4_fp8(float *c, const uint32_t *ab, const uint8_t *q, long ps, const dec *d,
+                     long kp2, long col0, long n1, int first)
+{
+    rows_fp8(c, ab, q, ps, d, kp2, col0, n1, first, 4);
+}
+
+/* One row over the bf16 weights of np panels at once, rows_fp8's loop without the decode: from
+ * DRAM the four streams read faster than one panel at a time (one Zen 5 thread, K 4096 x
+ * N 14336, medians of 100 calls interleaved in one process: 2.87-2.88 ms for four panels,
+ * 2.99-3.12 for two, 3.19-3.32 for one; the same ~97 GB/s from L2). Each column sums as in
+ * tile_bf16: the same bits. */
+static inline __attribute__((always_inline)) void rows_bf16(float *c, const uint32_t *ab,
+                                                            const uint16_t *b, long ps, long kp2,
+                                                            long col0, long n1, int first, int np)
+{
+    __m512 acc[4][4];
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++)
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            acc[s][i] = _mm512_setzero_ps();
+    for (long kp = 0; kp < kp2; kp++) {
+        __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[kp]);
+        #pragma GCC unroll 4
+        for (int s = 0; s < np; s++)
+            #pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                acc[s][i] = _mm512_dpbf16_ps(acc[s][i], a,
+                    (__m512bh)_mm512_loadu_si512(b + s * ps + kp * 2 * NR + 32 * i));
+    }
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++)
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            put(c + s * NR + 16 * i, acc[s][i], col_mask(col0 + s * NR + 16 * i, n1), first);
+}
+/* rows_bf16 with np a constant */
+static void row2_bf16(float *c, const uint32_t *ab, const uint16_t *b, long ps, long kp2,
+                      long col0, long n1, int first)
+{
+    rows_bf16(c, ab, b, ps, kp2, col0, n1, first, 2);
+}
+static void row4_bf16(float *c, const uint32_t *ab, const uint16_t *b, long ps, long kp2,
+                      long col0, long n1, int first)
+{
+    rows_bf16(c, ab, b, ps, kp2, col0, n1, first, 4);
 }
 
 /* Rows per pass for M rows: as few passes as MB allows, of equal size rounded up to whole
@@ -443,18 +503,27 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
     for (long m0 = 0; m0 < M; m0 += rows) {
         long mb = M - m0 < rows ? M - m0 : rows;
         pack_a_bf16(ab, sa, A, lda, m0, mb, W->kpad, W->K);
-        for (long p = n0 / NR, two; p * NR < n1; p += 1 + two) {
-            two = fused && mb == 1 && (p + 1) * NR < n1; /* a row over two panels */
+        for (long p = n0 / NR, np; p * NR < n1; p += np) {
+            /* one row (decode) over four panels at a time, else two, while there are as many:
+             * more streams read at once (rows_fp8, rows_bf16) */
+            int rowwise = mb == 1 && (W->fmt == KG_WT_BF16 || fused);
+            np = !rowwise ? 1 : (p + 3) * NR < n1 ? 4 : (p + 1) * NR < n1 ? 2 : 1;
             for (long k0 = 0; k0 < W->kpad; k0 += KC_BF) {
                 long kc = W->kpad - k0 < KC_BF ? W->kpad - k0 : KC_BF;
                 long e0 = p * W->kpad * NR + k0 * NR;
                 const uint16_t *b;
-                if (W->fmt == KG_WT_BF16) {
-                    b = (const uint16_t *)W->data + e0;
-                } else if (two) {
-                    row2_fp8(C + m0 * ldc + p * NR, ab + k0 / 2, (const uint8_t *)W->data + e0,
-                             W->kpad * NR, dec_for(W->fmt), kc / 2, p * NR, n1, k0 == 0);
+                if (np > 1 && W->fmt == KG_WT_BF16) {
+                    (np == 4 ? row4_bf16 : row2_bf16)(C + m0 * ldc + p * NR, ab + k0 / 2,
+                                                      (const uint16_t *)W->data + e0,
+                                                      W->kpad * NR, kc / 2, p * NR, n1, k0 == 0);
                     continue;
+                } else if (np > 1) {
+                    (np == 4 ? row4_fp8 : row2_fp8)(C + m0 * ldc + p * NR, ab + k0 / 2,
+                                                    (const uint8_t *)W->data + e0, W->kpad * NR,
+                                                    dec_for(W->fmt), kc / 2, p * NR, n1, k0 == 0);
+                    continue;
+                } else if (W->fmt == KG_WT_BF16) {
+                    b = (const uint16_t *)W->data + e0;
                 } else if (fused) {
                     tiles_fp8(C + m0 * ldc + p * NR, ldc, ab + k0 / 2, sa,
                               (const uint8_t *)W->data + e0, dec_for(W->fmt), kc / 2, mb, p * NR,
