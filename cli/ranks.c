@@ -43,6 +43,9 @@ static void *run_thread(void *p)
     kgc_quiet(j->r.rank != 0);
     j->code = j->fn(&j->r, j->arg);
     kg_coll_bind(NULL);
+    /* leaving the group at once: a rank that stopped on an error of its own alone then fails
+     * the others' collectives (kg_coll_threads), where they would wait for it forever */
+    kg_coll_free(j->c);
     return NULL;
 }
 
@@ -65,17 +68,20 @@ static int run_threads(const char *cmd, int tp, kgc_rank_fn *fn, void *arg)
             break;
         started++;
     }
-    if (started < tp) /* the ranks started would wait for the others forever */
-        abort();
+    /* the ranks that did not start leave the group, so the started ones fail their next
+     * collective rather than wait for them */
+    for (int r = started; r < tp; r++)
+        kg_coll_free(c[r]);
     int code = KGC_OK;
-    for (int r = 0; r < tp; r++) {
+    for (int r = 0; r < started; r++) {
         pthread_join(t[r], NULL);
         if (code == KGC_OK)
             code = jobs[r].code;
     }
-    for (int r = 0; r < tp; r++)
-        kg_coll_free(c[r]);
     free(c), free(jobs), free(t);
+    if (started < tp)
+        return kgc_error(KGC_FAIL, "%s: could not start rank %d of %d (a thread)", cmd, started,
+                         tp);
     return code;
 }
 

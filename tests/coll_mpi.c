@@ -2,8 +2,9 @@
  * odd sizes and every dtype, each rank's all-reduce and all-gather against tests/ref/coll_ref.c
  * bit for bit (so against the threads back end, held to the same loops in test_coll.c, and
  * checked here too on the same data), then sizes that disagree between ranks, which must fail
- * on every rank. A plain program (Criterion's forked workers and MPI do not mix); exit 0 when
- * everything held, 1 with a line on stderr otherwise. */
+ * on every rank, and a rank that leaves early, which must fail the other's collectives. A
+ * plain program (Criterion's forked workers and MPI do not mix); exit 0 when everything held,
+ * 1 with a line on stderr otherwise. */
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,6 +88,22 @@ int main(int argc, char **argv)
         fail(me, "the communicator after refusals", 4, 0);
     if (kgp_barrier(c) != KG_OK)
         fail(me, "barrier", 0, 0);
+    /* a rank that leaves early (frees its communicator): the other's collectives fail rather
+     * than wait for it, both frees return, and the group works again after */
+    kg_coll *c2 = NULL;
+    if (kg_coll_mpi_world(&c2) != KG_OK) {
+        fail(me, "a second communicator", 0, 0);
+    } else if (me == 1) {
+        kg_coll_free(c2);
+    } else {
+        if (kgp_all_reduce(c2, y, x, 4, KG_COLL_F32) != KG_EARG)
+            fail(me, "all-reduce after the other rank left was not refused", 4, 0);
+        if (kgp_barrier(c2) != KG_EARG)
+            fail(me, "barrier after the other rank left was not refused", 0, 0);
+        kg_coll_free(c2);
+    }
+    if (kgp_all_reduce(c, y, x, 4, KG_COLL_F32) != KG_OK || y[3] != 8.0f)
+        fail(me, "the communicator after a rank left", 4, 0);
     kg_coll_bind(c);
     if (kgp_coll() != c)
         fail(me, "binding", 0, 0);

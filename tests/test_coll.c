@@ -1,12 +1,15 @@
 /* tests/test_coll.c: the collectives (kgen/coll.h, kgp_all_reduce / kgp_all_gather /
  * kgp_barrier) on the single rank and on threads as ranks, against the plain loops of
  * tests/ref/coll_ref.c bit for bit, on odd sizes and every activation dtype; arguments that
- * disagree between ranks fail on every rank. The MPI back end runs the same checks under
+ * disagree between ranks fail on every rank; a rank that leaves the group early fails the others'
+ * collectives rather than leave them waiting. The MPI back end runs the same checks under
  * mpirun (tests/coll_mpi.c). */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "coll_data.h"
 #include "kgen/coll.h"
@@ -205,4 +208,86 @@ Test(coll, binding)
     cr_assert_eq(kgp_coll(), kg_coll_single());
     for (int r = 0; r < 3; r++)
         kg_coll_free(c[r]);
+}
+
+/* ---- a rank that leaves ------------------------------------------------------------------------ */
+
+/* Each rank's thread runs a script: `steps` all-reduces of the sizes in n[] (n[i] <= 8), then
+ * frees its communicator (leaves), after `delay_ms` if set; rc[r][i] is what step i returned. */
+typedef struct script {
+    kg_coll *c;
+    int steps, delay_ms;
+    long n[4];
+    int rc[4];
+    float y[4];
+} script;
+
+static void *run_script(void *p)
+{
+    script *s = p;
+    float x[8] = { 1, 1, 1, 1, 1, 1, 1, 1 }, y[8] = { 0 };
+    for (int i = 0; i < s->steps; i++) {
+        s->rc[i] = kgp_all_reduce(s->c, y, x, s->n[i], KG_COLL_F32);
+        s->y[i] = y[0];
+    }
+    if (s->delay_ms)
+        nanosleep(&(struct timespec){ 0, s->delay_ms * 1000000L }, NULL);
+    kg_coll_free(s->c);
+    return NULL;
+}
+
+/* The ranks of s[] (R of them) run their scripts at once. */
+static void run_scripts(script *s, int R)
+{
+    kg_coll *c[4];
+    pthread_t t[4];
+    cr_assert_eq(kg_coll_threads(R, c), KG_OK);
+    for (int r = 0; r < R; r++) {
+        s[r].c = c[r];
+        cr_assert_eq(pthread_create(&t[r], NULL, run_script, &s[r]), 0);
+    }
+    for (int r = 0; r < R; r++)
+        pthread_join(t[r], NULL);
+}
+
+/* A rank that stops early (it failed alone) leaves the group when its communicator is freed:
+ * the others' collectives fail at once or wake and fail, and none waits forever (the test's
+ * timeout is the hang). */
+Test(coll, a_rank_that_leaves_fails_the_others, .timeout = 60)
+{
+    /* rank 2 leaves at once, or 50 ms later while the others wait */
+    for (int delay = 0; delay <= 50; delay += 50) {
+        script s[3] = { { .steps = 2, .n = { 8, 8 } }, { .steps = 2, .n = { 8, 8 } },
+                        { .steps = 0, .delay_ms = delay } };
+        run_scripts(s, 3);
+        for (int r = 0; r < 2; r++)
+            for (int i = 0; i < 2; i++)
+                cr_assert_eq(s[r].rc[i], KG_EARG, "delay %d rank %d step %d: rc %d", delay, r,
+                             i, s[r].rc[i]);
+    }
+    /* rank 1 stops on a step of its own (an all-reduce of 1 where rank 0 reduces 8: both fail)
+     * and leaves; rank 0's next step fails rather than wait for it */
+    script s[2] = { { .steps = 2, .n = { 8, 1 } }, { .steps = 1, .n = { 1 } } };
+    run_scripts(s, 2);
+    cr_assert_eq(s[0].rc[0], KG_EARG);
+    cr_assert_eq(s[1].rc[0], KG_EARG);
+    cr_assert_eq(s[0].rc[1], KG_EARG, "rank 0 after rank 1 left: rc %d", s[0].rc[1]);
+}
+
+/* Leaving after the last collective disturbs nothing: every rank's last step completes, however
+ * the ranks are scheduled around the one that leaves first (many rounds). */
+Test(coll, leaving_at_the_end_is_clean, .timeout = 60)
+{
+    for (int round = 0; round < 300; round++) {
+        script s[3];
+        for (int r = 0; r < 3; r++)
+            s[r] = (script){ .steps = 4, .n = { 8, 1, 8, 3 }, .delay_ms = r == 1 && round % 2 };
+        run_scripts(s, 3);
+        for (int r = 0; r < 3; r++)
+            for (int i = 0; i < 4; i++) {
+                cr_assert_eq(s[r].rc[i], KG_OK, "round %d rank %d step %d", round, r, i);
+                cr_assert_eq(s[r].y[i], 3.0f, "round %d rank %d step %d: %g", round, r, i,
+                             (double)s[r].y[i]);
+            }
+    }
 }

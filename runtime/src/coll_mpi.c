@@ -1,20 +1,41 @@
 /* coll_mpi.c: the MPI back end (libkgen_coll_mpi, built when CMake finds MPI). Sizes are agreed
  * first with one small MPI_Allreduce, so a rank with other (or bad) arguments makes every rank
  * return KG_EARG instead of a mismatched collective. The all-reduce gathers every rank's x and
- * sums in rank order, the threads back end's bits exactly (MPI_SUM's order is MPI's own). */
+ * sums in rank order, the threads back end's bits exactly (MPI_SUM's order is MPI's own).
+ * A rank that frees its communicator leaves: it answers the others' agreements with "leaving"
+ * until every rank has left, and each of their collectives meanwhile fails. A rank that stopped
+ * on an error of its own alone so ends the others' next collective instead of leaving them in
+ * it forever (a process cannot wake another from inside MPI_Allreduce, but it can answer it). */
 #include <limits.h>
 #include <mpi.h>
 #include <stdlib.h>
 
 #include "coll_impl.h"
 
-/* Whether every rank passed the same n >= 0 and dtype. */
+/* The agreement every collective opens with: each rank's n, dtype and whether it is leaving,
+ * each with its negation, so one MPI_MAX gives the most and the least of every one. */
+enum { AGREE_LONGS = 6 };
+
+static int exchange(const long v[AGREE_LONGS], long m[AGREE_LONGS])
+{
+    return MPI_Allreduce(v, m, AGREE_LONGS, MPI_LONG, MPI_MAX, MPI_COMM_WORLD) == MPI_SUCCESS;
+}
+
+/* Whether every rank is here (none leaving) and passed the same n >= 0 and dtype. */
 static int agree(long n, int dtype)
 {
-    long v[4] = { n, -n, dtype, -dtype }, m[4];
-    if (MPI_Allreduce(v, m, 4, MPI_LONG, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+    long v[AGREE_LONGS] = { n, -n, dtype, -dtype, 0, 0 }, m[AGREE_LONGS];
+    if (!exchange(v, m) || m[4] > 0)
         return 0;
     return m[0] == -m[1] && m[0] >= 0 && m[2] == -m[3];
+}
+
+/* Answers the other ranks' agreements with "leaving" until every rank is leaving. */
+static void leave(void)
+{
+    long v[AGREE_LONGS] = { -1, 1, -1, 1, 1, -1 }, m[AGREE_LONGS];
+    while (exchange(v, m) && m[5] != -1) {
+    }
 }
 
 static int mpi_gather(kg_coll *c, void *y, const void *x, long bytes)
@@ -49,13 +70,19 @@ static int mpi_reduce(kg_coll *c, float *acc, const void *x, long n, int dtype)
     return rc == MPI_SUCCESS ? KG_OK : KG_EARG;
 }
 
+/* The agreement is an all-reduce: no rank leaves it before every rank has entered it. */
 static int mpi_barrier(kg_coll *c)
 {
     (void)c;
-    return MPI_Barrier(MPI_COMM_WORLD) == MPI_SUCCESS ? KG_OK : KG_EARG;
+    return agree(0, 0) ? KG_OK : KG_EARG;
 }
 
-static void mpi_release(kg_coll *c) { free(c); }
+static void mpi_release(kg_coll *c)
+{
+    if (c->size > 1)
+        leave();
+    free(c);
+}
 
 static const kgcoll_ops mpi_ops = { mpi_gather, mpi_reduce, mpi_barrier, mpi_release };
 

@@ -26,6 +26,10 @@ int kg_coll_threads(int size, kg_coll **ranks);
  * MPI_Init_thread, and calls MPI_Finalize after kg_coll_free). KG_ENOMEM. */
 int kg_coll_mpi_world(kg_coll **c);
 
+/* Frees c: its rank leaves the group. From then on the other ranks' collectives fail with
+ * KG_EARG (threads: at once, and those already waiting wake; MPI: the free itself returns when
+ * every rank has freed its communicator, refusing the others' collectives until then), so a
+ * rank that stopped on an error of its own alone leaves none of the others waiting for it. */
 void kg_coll_free(kg_coll *c);
 
 /* Binds c to the calling thread: kgp_coll() on this thread returns it from now on (NULL: the
