@@ -134,15 +134,16 @@ Test(gemm, blocked_remainders_every_format)
 }
 
 /* Under the scalar and AVX-512 GEMMs a row's result does not depend on how many rows share the
- * call: one row (fp8: four or two panels at a time), up to four (fp8 widened in the tile) and a
- * prefill-sized block (fp8 decoded per piece) give the same bits, so a decode step and a
+ * call: one row (four or two panels at a time), up to four (fp8 widened in the tile) and a
+ * prefill-sized block (fp8 and fp16 decoded per piece) give the same bits, so a decode step and a
  * prefill agree. K past two pieces, seven panels (the last partial: four, two and a single).
  * The AVX2 GEMM splits the K sums of its short tiles, so its rows differ in the last bits. */
 Test(gemm, a_row_has_the_same_bits_at_every_m)
 {
     if (strcmp(kg_prim_isa(), "avx2") == 0)
         cr_skip_test("the AVX2 GEMM's short tiles sum K in parts");
-    static const int fmts[] = { KG_WT_BF16, KG_WT_E4M3, KG_WT_E4M3FN, KG_WT_E5M2 };
+    static const int fmts[] = { KG_WT_BF16, KG_WT_E4M3, KG_WT_E4M3FN, KG_WT_E5M2, KG_WT_F32,
+                                 KG_WT_F16 };
     const long K = 2100, N = 397, lda = K + 3, ldc = N + 5, Ms[] = { 1, 3, 7 };
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
         kg_wt w;

@@ -588,6 +588,58 @@ static void tiles_f32(float *c, long ldc, const float *a, long lda, const float 
     }
 }
 
+/* One row over the fp32 weights of np panels at once (fp16: widened in the load, exactly),
+ * rows_bf16's loop on fp32 FMAs: four streams from DRAM read faster than one, and fp16 skips
+ * the widened copy of each piece (one Zen 5 thread, K 4096 x N 14336, medians of 60 calls
+ * interleaved in one process: fp32 5.7 against 7.6 ms one panel at a time, fp16 2.7 against
+ * 8.4). Each column sums as in tile_f32: the same bits. */
+static inline __attribute__((always_inline)) void rows_f32(float *c, const float *a,
+                                                           const void *b, int f16, long ps,
+                                                           long kc, long col0, long n1,
+                                                           int first, int np)
+{
+    const float *bf = b;
+    const uint16_t *bh = b;
+    __m512 acc[4][4];
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++)
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            acc[s][i] = _mm512_setzero_ps();
+    for (long k = 0; k < kc; k++) {
+        __m512 x = _mm512_set1_ps(a[k]);
+        #pragma GCC unroll 4
+        for (int s = 0; s < np; s++)
+            #pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                long at = s * ps + k * NR + 16 * i;
+                __m512 w = f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(bh + at)))
+                               : _mm512_loadu_ps(bf + at);
+                acc[s][i] = _mm512_fmadd_ps(x, w, acc[s][i]);
+            }
+    }
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++)
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            put(c + s * NR + 16 * i, acc[s][i], col_mask(col0 + s * NR + 16 * i, n1), first);
+}
+
+/* rows_f32 with the format and np constants */
+#define ROWS_F32(name, f16, np)                                                                 \
+    static void name(float *c, const float *a, const void *b, long ps, long kc, long col0,     \
+                     long n1, int first)                                                       \
+    {                                                                                          \
+        rows_f32(c, a, b, f16, ps, kc, col0, n1, first, np);                                   \
+    }
+ROWS_F32(row2_f32, 0, 2)
+ROWS_F32(row4_f32, 0, 4)
+ROWS_F32(row2_f16, 1, 2)
+ROWS_F32(row4_f16, 1, 4)
+#undef ROWS_F32
+typedef void row_f32_fn(float *c, const float *a, const void *b, long ps, long kc, long col0,
+                        long n1, int first);
+
 static void gemm_f32(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
                      long n0, long n1)
 {
@@ -597,11 +649,22 @@ static void gemm_f32(float *C, long ldc, const float *A, long lda, long M, const
     long rows = pass_rows(M);
     for (long m0 = 0; m0 < M; m0 += rows) {
         long mb = M - m0 < rows ? M - m0 : rows;
-        for (long p = n0 / NR; p * NR < n1; p++) {
+        for (long p = n0 / NR, np; p * NR < n1; p += np) {
+            /* one row (decode) over four panels at a time, else two, as gemm_bf16's */
+            np = mb > 1 ? 1 : (p + 3) * NR < n1 ? 4 : (p + 1) * NR < n1 ? 2 : 1;
+            row_f32_fn *row = W->fmt == KG_WT_F32 ? (np == 4 ? row4_f32 : row2_f32)
+                                                  : (np == 4 ? row4_f16 : row2_f16);
             for (long k0 = 0; k0 < W->K; k0 += KC_F32) {
                 long kc = W->K - k0 < KC_F32 ? W->K - k0 : KC_F32;
                 long e0 = p * W->kpad * NR + k0 * NR;
                 const float *b;
+                if (np > 1) {
+                    const void *w = W->fmt == KG_WT_F32 ? (const void *)((const float *)W->data + e0)
+                                                        : (const void *)((const uint16_t *)W->data + e0);
+                    row(C + m0 * ldc + p * NR, A + m0 * lda + k0, w, W->kpad * NR, kc, p * NR, n1,
+                        k0 == 0);
+                    continue;
+                }
                 if (W->fmt == KG_WT_F32) {
                     b = (const float *)W->data + e0;
                 } else {
