@@ -125,7 +125,7 @@ Test(gemm, blocked_remainders_every_format)
             check_cols(fmt, KG_WL_KN, 0, 2100, 67, 7, 0, 0, 130 + fmt, 0);
             check_cols(fmt, KG_WL_KN, 0, 2100, 67, 1, 0, 0, 140 + fmt, 0);
         }
-        /* decode-sized M: fp8 widens inside the tile (up to 4 rows) */
+        /* decode-sized M: fp8 widens inside the tile (up to 64 rows, 4 at a time) */
         for (long m = 1; m <= 5; m += 2)
             check_cols(fmt, KG_WL_KN, 0, 523, 141, m, 0, 0, 90 + fmt + m, 0);
     }
@@ -134,36 +134,38 @@ Test(gemm, blocked_remainders_every_format)
 }
 
 /* Under the scalar and AVX-512 GEMMs a row's result does not depend on how many rows share the
- * call: one row (four or two panels at a time), up to four (fp8 widened in the tile) and a
- * prefill-sized block (fp8 and fp16 decoded per piece) give the same bits, so a decode step and a
- * prefill agree. K past two pieces, seven panels (the last partial: four, two and a single).
- * The AVX2 GEMM splits the K sums of its short tiles, so its rows differ in the last bits. */
+ * call: one row (four or two panels at a time), a few (fp8 widened in the tile, four rows at a
+ * time, the last group short) and a prefill-sized block (fp8 and fp16 decoded per piece) give
+ * the same bits, so a decode step and a prefill agree. K past two pieces, seven panels (the
+ * last partial: four, two and a single). The AVX2 GEMM splits the K sums of its short tiles, so
+ * its rows differ in the last bits. */
 Test(gemm, a_row_has_the_same_bits_at_every_m)
 {
     if (strcmp(kg_prim_isa(), "avx2") == 0)
         cr_skip_test("the AVX2 GEMM's short tiles sum K in parts");
     static const int fmts[] = { KG_WT_BF16, KG_WT_E4M3, KG_WT_E4M3FN, KG_WT_E5M2, KG_WT_F32,
                                  KG_WT_F16 };
-    const long K = 2100, N = 397, lda = K + 3, ldc = N + 5, Ms[] = { 1, 3, 7 };
+    enum { NM = 4 };
+    const long K = 2100, N = 397, lda = K + 3, ldc = N + 5, Ms[NM] = { 1, 3, 7, 70 };
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
         kg_wt w;
         unsigned long long seed = 150 + f;
         float *W = kgt_wt_random(&w, fmts[f], KG_WL_KN, K, N, 0, 16.0f, seed, 0, 0);
-        float *A = malloc((size_t)(7 * lda) * sizeof *A), *C[3];
-        for (long i = 0; i < 7 * lda; i++)
+        float *A = malloc((size_t)(Ms[NM - 1] * lda) * sizeof *A), *C[NM];
+        for (long i = 0; i < Ms[NM - 1] * lda; i++)
             A[i] = kgt_normal(&seed);
-        for (int j = 0; j < 3; j++) {
+        for (int j = 0; j < NM; j++) {
             C[j] = malloc((size_t)(Ms[j] * ldc) * sizeof *C[j]);
             PRIM(gemm_fn, gemm_f32)(C[j], ldc, A, lda, Ms[j], &w, 0, N);
         }
         long compared = 0;
-        for (int j = 1; j < 3; j++)
+        for (int j = 1; j < NM; j++)
             for (long n = 0; n < N; n++, compared++)
                 cr_assert(memcmp(&C[0][n], &C[j][n], sizeof(float)) == 0,
                           "%s: C[0, %ld] = %.9g at M = 1, %.9g at M = %ld",
                           kg_wt_fmt_name(fmts[f]), n, C[0][n], C[j][n], Ms[j]);
-        cr_assert_eq(compared, 2 * N);
-        for (int j = 0; j < 3; j++)
+        cr_assert_eq(compared, (NM - 1) * N);
+        for (int j = 0; j < NM; j++)
             free(C[j]);
         free(W), free(A);
         kg_wt_free(&w);
