@@ -118,18 +118,24 @@ static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long
 {
     long p = b * 1 + h, first = c->sp - 7;
     const float *q = c->pair + p * PAIR_FLOATS + PAIR_Q;
-    float kf[2176]; /* K^T [34, n]: the cache's columns widened, then the active keys */
-    for (long t = 0; t < 34 && np > 0; t++)
-        kgp_cvt_f16_f32(kf + t * 64, c->k_prior + (p * 34 + t) * 33 + k0, np);
+    /* Every score one fma chain over the 34 dimensions from 0 (kgp_tile_fma_f32's bits). The
+     * prior slots' straight from the cache's columns as stored: the value pass over the 34
+     * rows of K^T, np wide, into zeroed scores (no widened copy of the tile's keys) */
+    for (long g = 0; g < 21 && np > 0; g++)
+        for (long j = 0; j < np; j++)
+            sc[g * 64 + j] = 0.0f;
+    if (np > 0)
+        kgp_pv_f16(sc, 64, q, 34, 21, c->k_prior + p * 34 * 33 + k0, 33, 34, np);
+    if (n == np)
+        return;
+    float kf[2176]; /* the active keys' K^T [34, n - np] */
     for (long j = np; j < n; j++) {
       float ka[34];
       kgp_cvt_f16_f32(ka, c->k_active + (p * 7 + k0 + j - first) * 34, 34);
         for (long t = 0; t < 34; t++)
-            kf[t * 64 + j] = ka[t];
+            kf[t * 64 + j - np] = ka[t];
     }
-    /* kgp_dot_cols_f32's bits in register tiles: its one fma chain at a time waits on the FMA
-     * latency, a tile keeps several of the 21 rows' chains in flight */
-    kgp_tile_fma_f32(sc, 64, 0, q, 34, 21, kf, 64, 34, n);
+    kgp_tile_fma_f32(sc + np, 64, 0, q, 34, 21, kf, 64, 34, n - np);
 }
 
 /* o [21, 34] += P [21, TILE] @ the tile's V rows, in slot order (one fmaf chain per

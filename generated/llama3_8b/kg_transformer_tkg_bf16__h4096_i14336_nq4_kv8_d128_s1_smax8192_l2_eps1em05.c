@@ -118,17 +118,23 @@ static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long
 {
     long p = b * 1 + h, first = c->sp - 1;
     const float *q = c->pair + p * PAIR_FLOATS + PAIR_Q;
-    float kf[8192]; /* K^T [128, n]: the cache's columns widened, then the active keys */
-    for (long t = 0; t < 128 && np > 0; t++)
-        kgp_cvt_bf16_f32(kf + t * 64, c->k_prior + (p * 128 + t) * 8192 + k0, np);
+    /* Every score one fma chain over the 128 dimensions from 0 (kgp_tile_fma_f32's bits). The
+     * prior slots' straight from the cache's columns as stored: the value pass over the 128
+     * rows of K^T, np wide, into zeroed scores (no widened copy of the tile's keys) */
+    for (long g = 0; g < 4 && np > 0; g++)
+        for (long j = 0; j < np; j++)
+            sc[g * 64 + j] = 0.0f;
+    if (np > 0)
+        kgp_pv_bf16(sc, 64, q, 128, 4, c->k_prior + p * 128 * 8192 + k0, 8192, 128, np);
+    if (n == np)
+        return;
+    float kf[8192]; /* the active keys' K^T [128, n - np] */
     for (long j = np; j < n; j++) {
       const float *ka = c->pair + p * PAIR_FLOATS + PAIR_KA + (k0 + j - first) * 128;
         for (long t = 0; t < 128; t++)
-            kf[t * 64 + j] = ka[t];
+            kf[t * 64 + j - np] = ka[t];
     }
-    /* kgp_dot_cols_f32's bits in register tiles: its one fma chain at a time waits on the FMA
-     * latency, a tile keeps several of the 4 rows' chains in flight */
-    kgp_tile_fma_f32(sc, 64, 0, q, 128, 4, kf, 64, 128, n);
+    kgp_tile_fma_f32(sc + np, 64, 0, q, 128, 4, kf, 64, 128, n - np);
 }
 
 /* o [4, 128] += P [4, TILE] @ the tile's V rows, in slot order (one fmaf chain per

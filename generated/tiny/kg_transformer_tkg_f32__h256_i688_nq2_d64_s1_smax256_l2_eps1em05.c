@@ -130,17 +130,23 @@ static void scores(float *sc, const struct ctx *c, long b, long h, long k0, long
 {
     long p = b * 1 + h, first = c->sp - 1;
     const float *q = c->pair + p * PAIR_FLOATS + PAIR_Q;
-    float kf[4096]; /* K^T [64, n]: the cache's columns widened, then the active keys */
-    for (long t = 0; t < 64 && np > 0; t++)
-        copy_f32(kf + t * 64, c->k_prior + (p * 64 + t) * 256 + k0, np);
+    /* Every score one fma chain over the 64 dimensions from 0 (kgp_tile_fma_f32's bits). The
+     * prior slots' straight from the cache's columns as stored: the value pass over the 64
+     * rows of K^T, np wide, into zeroed scores (no widened copy of the tile's keys) */
+    for (long g = 0; g < 2 && np > 0; g++)
+        for (long j = 0; j < np; j++)
+            sc[g * 64 + j] = 0.0f;
+    if (np > 0)
+        kgp_axpy_rows_f32(sc, 64, q, 64, 2, c->k_prior + p * 64 * 256 + k0, 256, 64, np);
+    if (n == np)
+        return;
+    float kf[4096]; /* the active keys' K^T [64, n - np] */
     for (long j = np; j < n; j++) {
       const float *ka = c->pair + p * PAIR_FLOATS + PAIR_KA + (k0 + j - first) * 64;
         for (long t = 0; t < 64; t++)
-            kf[t * 64 + j] = ka[t];
+            kf[t * 64 + j - np] = ka[t];
     }
-    /* kgp_dot_cols_f32's bits in register tiles: its one fma chain at a time waits on the FMA
-     * latency, a tile keeps several of the 2 rows' chains in flight */
-    kgp_tile_fma_f32(sc, 64, 0, q, 64, 2, kf, 64, 64, n);
+    kgp_tile_fma_f32(sc + np, 64, 0, q, 64, 2, kf, 64, 64, n - np);
 }
 
 /* o [2, 64] += P [2, TILE] @ the tile's V rows, in slot order (one fmaf chain per

@@ -744,26 +744,34 @@ void FN(cumsum_rows_f32)(float *y, long ldy, const float *x, long ldx, float *ca
 
 /* QB query rows against KB key rows stored [n, d]: QB x KB accumulators of W lanes along d,
  * each key vector loaded once for all QB queries; the lane sums and the tail of d (scalar,
- * ascending) make each score. Called with constant QB, KB so the loops unroll into registers. */
+ * ascending) make each score. Called with constant QB, KB, and the loops unrolled by pragma
+ * (gcc -O2 left them rolled, the accumulators in memory) so they live in registers. */
 static inline __attribute__((always_inline)) void dot_rows_block(float *s, long lds,
     const float *q, long ldq, const float *k, long ldk, long d, int QB, int KB)
 {
     vf acc[4][2];
+    #pragma GCC unroll 4
     for (int a = 0; a < QB; a++)
+        #pragma GCC unroll 4
         for (int b = 0; b < KB; b++)
             acc[a][b] = set1(0.0f);
     long t = 0;
     for (; t + W <= d; t += W) {
         vf kv[2];
+        #pragma GCC unroll 4
         for (int b = 0; b < KB; b++)
             kv[b] = ld(k + b * ldk + t);
+        #pragma GCC unroll 4
         for (int a = 0; a < QB; a++) {
             vf qv = ld(q + a * ldq + t);
+            #pragma GCC unroll 4
             for (int b = 0; b < KB; b++)
                 acc[a][b] = vfma(qv, kv[b], acc[a][b]);
         }
     }
+    #pragma GCC unroll 4
     for (int a = 0; a < QB; a++)
+        #pragma GCC unroll 4
         for (int b = 0; b < KB; b++) {
             float r = hsum(acc[a][b]);
             for (long u = t; u < d; u++)
@@ -813,20 +821,27 @@ static inline __attribute__((always_inline)) void axpy_rows_block(float *o, long
     const float *p, long ldp, const float *v, long ldv, long n, long t, int QB, int TB)
 {
     vf acc[4][2];
+    #pragma GCC unroll 4
     for (int a = 0; a < QB; a++)
+        #pragma GCC unroll 4
         for (int b = 0; b < TB; b++)
             acc[a][b] = ld(o + a * ldo + t + b * W);
     for (long j = 0; j < n; j++) {
         vf vv[2];
+        #pragma GCC unroll 4
         for (int b = 0; b < TB; b++)
             vv[b] = ld(v + j * ldv + t + b * W);
+        #pragma GCC unroll 4
         for (int a = 0; a < QB; a++) {
             vf pv = set1(p[a * ldp + j]);
+            #pragma GCC unroll 4
             for (int b = 0; b < TB; b++)
                 acc[a][b] = vfma(pv, vv[b], acc[a][b]);
         }
     }
+    #pragma GCC unroll 4
     for (int a = 0; a < QB; a++)
+        #pragma GCC unroll 4
         for (int b = 0; b < TB; b++)
             st(o + a * ldo + t + b * W, acc[a][b]);
 }
