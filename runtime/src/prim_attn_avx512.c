@@ -339,7 +339,7 @@ AI void tile(float *o, long ldo, int from_o, const float *p, long ldp, const flo
              long n, long t, int R, int V)
 {
     __m512 acc[6][2];
-    #pragma GCC unroll 4
+    #pragma GCC unroll 8
     for (int a = 0; a < R; a++)
         #pragma GCC unroll 4
         for (int b = 0; b < V; b++)
@@ -347,7 +347,7 @@ AI void tile(float *o, long ldo, int from_o, const float *p, long ldp, const flo
     for (long j = 0; j < n; j++) {
         __m512 w0 = _mm512_loadu_ps(v + j * ldv + t);
         __m512 w1 = V > 1 ? _mm512_loadu_ps(v + j * ldv + t + 16) : w0;
-        #pragma GCC unroll 4
+        #pragma GCC unroll 8
         for (int a = 0; a < R; a++) {
             __m512 x = _mm512_set1_ps(p[a * ldp + j]);
             acc[a][0] = _mm512_fmadd_ps(x, w0, acc[a][0]);
@@ -355,7 +355,7 @@ AI void tile(float *o, long ldo, int from_o, const float *p, long ldp, const flo
                 acc[a][1] = _mm512_fmadd_ps(x, w1, acc[a][1]);
         }
     }
-    #pragma GCC unroll 4
+    #pragma GCC unroll 8
     for (int a = 0; a < R; a++)
         #pragma GCC unroll 4
         for (int b = 0; b < V; b++)
