@@ -311,18 +311,20 @@ Test(prim_loss, dwconv_bits_match_scalar_every_stride)
 }
 
 /* The bf16 row, padding inside: the reference's bits on every ISA, and the reference is
- * dwconv_f32 on the widened zero-padded row, rounded once. */
+ * dwconv_f32 on the widened zero-padded row, rounded once. Edges wider than a vector (padding
+ * 37), and a filter past the SIMD edges' bound of 64 taps (65: its edges by the reference). */
 Test(prim_loss, dwconv_bf16_bits_match_scalar_and_f32_row)
 {
-    enum { WMAX = 2200, PMAX = 5 };
+    enum { WMAX = 2200, PMAX = 38 };
     static kg_u16 x[WMAX], ys[WMAX + 2 * PMAX + PAD], yv[WMAX + 2 * PMAX + PAD];
-    static float xp[WMAX + 2 * PMAX], yf[WMAX + 2 * PMAX], f[64];
+    static float xp[WMAX + 2 * PMAX], yf[WMAX + 2 * PMAX], f[65];
     static const long WS[] = { 1, 3, 16, 64, 65, 200, 2200 };
-    static const long SS[] = { 1, 2, 4, 17, 64 };
+    static const long SS[] = { 1, 2, 4, 17, 64, 65 };
+    static const long PS[] = { 0, 2, 4, 37 };
     uint64_t s = 5;
     for (long i = 0; i < WMAX; i++)
         x[i] = kg_f32_to_bf16(normal(&s));
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < 65; i++)
         f[i] = kg_bf16_to_f32(kg_f32_to_bf16(normal(&s)));
     const char *isas[] = { "scalar", "avx2", "avx512" };
     int compared = 0;
@@ -332,9 +334,10 @@ Test(prim_loss, dwconv_bf16_bits_match_scalar_and_f32_row)
             continue;
         for (size_t a = 0; a < sizeof WS / sizeof WS[0]; a++)
             for (size_t b = 0; b < sizeof SS / sizeof SS[0]; b++)
-                for (long pl = 0; pl <= PMAX; pl += 2)
-                    for (long pr = 0; pr <= PMAX; pr += 3) {
-                        long w = WS[a], S = SS[b], Q = w + pl + pr - S + 1;
+                for (size_t c = 0; c < sizeof PS / sizeof PS[0]; c++)
+                    for (size_t d = 0; d < sizeof PS / sizeof PS[0]; d++) {
+                        long w = WS[a], S = SS[b], pl = PS[c], pr = PS[d] + (d == 0 ? 0 : 1),
+                             Q = w + pl + pr - S + 1;
                         if (Q < 1)
                             continue;
                         for (long i = 0; i < w + pl + pr; i++)

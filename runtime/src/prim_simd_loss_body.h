@@ -148,8 +148,8 @@ void FN(ce_grad_bf16)(kg_u16 *g, const kg_u16 *x, float lse, float s, long n)
 }
 
 /* Four vectors of outputs per pass over the filter taps (the tap's phase and offset stepped,
- * not divided), then one vector at a time, the rest by the reference: each output the same
- * fmaf chain as the reference's. */
+ * not divided), then one vector at a time; rows narrower than a vector by the reference: each
+ * output the same fmaf chain as the reference's. */
 void FN(dwconv_f32)(float *y, const float *x, long ldp, const float *f, long S, long stride,
                     long Q)
 {
@@ -170,9 +170,12 @@ void FN(dwconv_f32)(float *y, const float *x, long ldp, const float *f, long S, 
         }
         st(y + q, a0), st(y + q + W, a1), st(y + q + 2 * W, a2), st(y + q + 3 * W, a3);
     }
-    for (; q + W <= Q; q += W) {
+    /* then one vector at a time, the last as the vector ending at Q (it writes some outputs
+     * again, with the same bits; the reference's fmaf is a call, some 20 times slower) */
+    for (; q < Q && Q >= W; q += W) {
+        long t = q + W <= Q ? q : Q - W;
         vf a = set1(0.0f);
-        const float *xs = x + q;
+        const float *xs = x + t;
         for (long s = 0, ph = 0; s < S; s++) {
             a = vfma(set1(f[s]), ld(xs), a);
             if (++ph == stride)
@@ -180,18 +183,53 @@ void FN(dwconv_f32)(float *y, const float *x, long ldp, const float *f, long S, 
             else
                 xs += ldp;
         }
-        st(y + q, a);
+        st(y + t, a);
     }
-    kgp_dwconv_f32__scalar(y + q, x + q, ldp, f, S, stride, Q - q);
+    if (q < Q)
+        kgp_dwconv_f32__scalar(y + q, x + q, ldp, f, S, stride, Q - q);
+}
+
+/* Outputs [o, o + n) (n <= W) as one vector over a zero-padded copy of their taps' span
+ * (padding as the reference's +0): the edges, where taps leave the row. DW_EDGE_S bounds S
+ * for the copy on the stack; wider filters leave the edges to the reference. */
+#define DW_EDGE_S 64
+static void dw_edge_bf16(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S, long pl,
+                         long o, long n)
+{
+    kg_u16 span[W + DW_EDGE_S], out[W];
+    for (long i = 0; i < W + S - 1; i++) {
+        long j = o - pl + i;
+        span[i] = j >= 0 && j < w ? x[j] : 0;
+    }
+    vf a = set1(0.0f);
+    for (long s = 0; s < S; s++)
+        a = vfma(set1(f[s]), ld_bf16(span + s), a);
+    st_bf16(out, a);
+    memcpy(y + o, out, (size_t)n * sizeof *out);
 }
 
 /* Outputs whose taps all lie in x (q in [pl, w + pl - S]) four vectors at a time, widened from
- * x per tap (the row is read once from memory, its taps from L1), rounded once; the edges and
- * the rest by the reference. */
+ * x per tap (the row is read once from memory, its taps from L1), rounded once, then one at a
+ * time, the last few as the vector ending at the interior's end (it writes some outputs again,
+ * with the same bits); the edges as vectors over zero-padded copies. The reference computes
+ * each output alike (fmaf over the taps, padding +0), so the bits are its; it takes only what
+ * these cannot (filters past DW_EDGE_S, interiors narrower than a vector), since it costs some
+ * 20 times a vector's time an output (its fmaf is a call): at w 4096 its dozen outputs a row
+ * were a third of the row's time. */
 void FN(dwconv_bf16)(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S, long pl, long Q)
 {
     long q0 = pl < Q ? pl : Q, q1 = w + pl - S + 1 < Q ? w + pl - S + 1 : Q, q = q0;
-    kgp_dwconv_bf16__scalar(y, x, w, f, S, pl, q0);
+    int edges = S <= DW_EDGE_S;
+    if (q1 - q0 < W) { /* no whole vector inside */
+        kgp_dwconv_bf16__scalar(y, x, w, f, S, pl, Q);
+        return;
+    }
+    for (long o = 0; o < q0; o += W) {
+        if (edges)
+            dw_edge_bf16(y, x, w, f, S, pl, o, q0 - o < W ? q0 - o : W);
+        else
+            kgp_dwconv_bf16__scalar(y + o, x, w, f, S, pl - o, q0 - o < W ? q0 - o : W);
+    }
     for (; q + 4 * W <= q1; q += 4 * W) {
         vf a0 = set1(0.0f), a1 = a0, a2 = a0, a3 = a0;
         const kg_u16 *xs = x + q - pl;
@@ -205,13 +243,17 @@ void FN(dwconv_bf16)(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S,
         st_bf16(y + q, a0), st_bf16(y + q + W, a1);
         st_bf16(y + q + 2 * W, a2), st_bf16(y + q + 3 * W, a3);
     }
-    for (; q + W <= q1; q += W) {
+    for (; q < q1; q += W) {
+        long t = q + W <= q1 ? q : q1 - W;
         vf a = set1(0.0f);
         for (long s = 0; s < S; s++)
-            a = vfma(set1(f[s]), ld_bf16(x + q - pl + s), a);
-        st_bf16(y + q, a);
+            a = vfma(set1(f[s]), ld_bf16(x + t - pl + s), a);
+        st_bf16(y + t, a);
     }
-    /* the reference from q on: outputs q.. of the row shifted by q */
-    if (q < Q)
-        kgp_dwconv_bf16__scalar(y + q, x, w, f, S, pl - q, Q - q);
+    for (long o = q1; o < Q; o += W) {
+        if (edges)
+            dw_edge_bf16(y, x, w, f, S, pl, o, Q - o < W ? Q - o : W);
+        else
+            kgp_dwconv_bf16__scalar(y + o, x, w, f, S, pl - o, Q - o < W ? Q - o : W);
+    }
 }
