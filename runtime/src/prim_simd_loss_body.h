@@ -197,10 +197,12 @@ static void dw_edge_bf16(kg_u16 *y, const kg_u16 *x, long w, const float *f, lon
                          long o, long n)
 {
     kg_u16 span[W + DW_EDGE_S], out[W];
-    for (long i = 0; i < W + S - 1; i++) {
-        long j = o - pl + i;
-        span[i] = j >= 0 && j < w ? x[j] : 0;
-    }
+    long len = W + S - 1, j0 = o - pl; /* span[i] is x[j0 + i] inside the row, else +0 */
+    long i0 = j0 < 0 ? (-j0 < len ? -j0 : len) : 0;
+    long i1 = w - j0 < len ? (w - j0 > i0 ? w - j0 : i0) : len;
+    memset(span, 0, sizeof span);
+    if (i1 > i0)
+        memcpy(span + i0, x + j0 + i0, (size_t)(i1 - i0) * sizeof *x);
     vf a = set1(0.0f);
     for (long s = 0; s < S; s++)
         a = vfma(set1(f[s]), ld_bf16(span + s), a);
