@@ -176,4 +176,5 @@ static inline vi iadd64(vi a, long long b) { return _mm256_add_epi64(a, _mm256_s
 #define slli64(a, n) _mm256_slli_epi64(a, n)
 
 #include "prim_simd_body.h"
+#include "prim_simd_attn_body.h"
 #include "prim_simd_loss_body.h"

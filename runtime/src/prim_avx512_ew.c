@@ -141,4 +141,5 @@ void kgp_cumsum_rows_f32__avx512(float *y, long ldy, const float *x, long ldx, f
 }
 
 #include "prim_simd_body.h"
+#include "prim_simd_attn_body.h"
 #include "prim_simd_loss_body.h"
