@@ -268,6 +268,27 @@ static inline __mmask16 col_mask(long col, long n1)
     return left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
 }
 
+/* The decode rows' accumulators: np panels (up to 4) of 4 vectors, zeroed, and put at c (panel
+ * s at c + s * NR, masked to n1 - col0) as the tiles put theirs. */
+static inline __attribute__((always_inline)) void zero_panels(__m512 acc[4][4], int np)
+{
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++)
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            acc[s][i] = _mm512_setzero_ps();
+}
+
+static inline __attribute__((always_inline)) void put_panels(float *c, __m512 acc[4][4], int np,
+                                                             long col0, long n1, int first)
+{
+    #pragma GCC unroll 4
+    for (int s = 0; s < np; s++)
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            put(c + s * NR + 16 * i, acc[s][i], col_mask(col0 + s * NR + 16 * i, n1), first);
+}
+
 /* The tiles' loops over rows and vectors are unrolled (GCC unroll pragmas) so the 24
  * accumulators live in registers; without that gcc -O2 keeps them on the stack.
  * C rows [0, mr) x 64 columns at c (stride ldc, masked to n1 - col0) += ab (pairs, stride sa)
@@ -383,11 +404,7 @@ static inline __attribute__((always_inline)) void rows_fp8(float *c, const uint3
                                                            long n1, int first, int np)
 {
     __m512 acc[4][4];
-    #pragma GCC unroll 4
-    for (int s = 0; s < np; s++)
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            acc[s][i] = _mm512_setzero_ps();
+    zero_panels(acc, np);
     dec t = *d;
     for (long kp = 0; kp < kp2; kp++) {
         __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[kp]);
@@ -437,11 +454,7 @@ static inline __attribute__((always_inline)) void rows_bf16(float *c, const uint
                                                             long col0, long n1, int first, int np)
 {
     __m512 acc[4][4];
-    #pragma GCC unroll 4
-    for (int s = 0; s < np; s++)
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            acc[s][i] = _mm512_setzero_ps();
+    zero_panels(acc, np);
     for (long kp = 0; kp < kp2; kp++) {
         __m512bh a = (__m512bh)_mm512_set1_epi32((int)ab[kp]);
         #pragma GCC unroll 4
@@ -451,11 +464,7 @@ static inline __attribute__((always_inline)) void rows_bf16(float *c, const uint
                 acc[s][i] = _mm512_dpbf16_ps(acc[s][i], a,
                     (__m512bh)_mm512_loadu_si512(b + s * ps + kp * 2 * NR + 32 * i));
     }
-    #pragma GCC unroll 4
-    for (int s = 0; s < np; s++)
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            put(c + s * NR + 16 * i, acc[s][i], col_mask(col0 + s * NR + 16 * i, n1), first);
+    put_panels(c, acc, np, col0, n1, first);
 }
 /* rows_bf16 with np a constant */
 static void row2_bf16(float *c, const uint32_t *ab, const uint16_t *b, long ps, long kp2,
@@ -630,11 +639,7 @@ static inline __attribute__((always_inline)) void rows_f32(float *c, const float
     const float *bf = b;
     const uint16_t *bh = b;
     __m512 acc[4][4];
-    #pragma GCC unroll 4
-    for (int s = 0; s < np; s++)
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            acc[s][i] = _mm512_setzero_ps();
+    zero_panels(acc, np);
     for (long k = 0; k < kc; k++) {
         __m512 x = _mm512_set1_ps(a[k]);
         #pragma GCC unroll 4
@@ -647,11 +652,7 @@ static inline __attribute__((always_inline)) void rows_f32(float *c, const float
                 acc[s][i] = _mm512_fmadd_ps(x, w, acc[s][i]);
             }
     }
-    #pragma GCC unroll 4
-    for (int s = 0; s < np; s++)
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            put(c + s * NR + 16 * i, acc[s][i], col_mask(col0 + s * NR + 16 * i, n1), first);
+    put_panels(c, acc, np, col0, n1, first);
 }
 
 /* rows_f32 with the format and np constants */
