@@ -327,6 +327,68 @@ Test(generated, three_runs_identical)
     kgg_files_free(first, nfirst);
 }
 
+/* The file of `name` among files, or NULL. */
+static const kgg_file *file_named(const kgg_file *files, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(files[i].name, name) == 0)
+            return &files[i];
+    return NULL;
+}
+
+/* A one-key change to a spec makes a small diff: the changed kernel's file goes and its new
+ * file comes, kernels.inc and manifest.json change, and every other kernel's file is byte for
+ * byte what it was (nothing spec-wide, such as the spec's hash, in a kernel's preamble). */
+Test(generated, one_key_change_rewrites_one_kernel)
+{
+    static const char from[] = "{ family = \"rmsnorm_quant\", quantization_type = \"ROW\" }",
+                      to[] = "{ family = \"rmsnorm_quant\", quantization_type = \"ROW\", "
+                             "eps = 1e-6 }";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/specs/tiny.lua", kgt_source_dir());
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    static char text[1 << 16], changed[1 << 16];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    cr_assert(len > 0 && len < sizeof text - 1, "%s: %zu bytes", path, len);
+    text[len] = 0;
+    const char *at = strstr(text, from);
+    cr_assert_not_null(at, "test bug: specs/tiny.lua lacks %s", from);
+    snprintf(changed, sizeof changed, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+
+    kgg_file *a, *b;
+    int na, nb;
+    char *name;
+    cr_assert_eq(kgg_generate_text(g, text, len, "specs/tiny.lua", &a, &na, &name), KG_OK, "%s",
+                 kgg_error(g));
+    free(name);
+    cr_assert_eq(kgg_generate_text(g, changed, strlen(changed), "specs/tiny.lua", &b, &nb, &name),
+                 KG_OK, "%s", kgg_error(g));
+    free(name);
+    cr_assert_eq(na, nb);
+    int same = 0, gone = 0, differ = 0;
+    for (int i = 0; i < na; i++) {
+        const kgg_file *o = &a[i], *m = file_named(b, nb, o->name);
+        if (!m) {
+            gone++;
+            cr_assert(strstr(o->name, "kg_rmsnorm_quant_"), "%s is gone", o->name);
+        } else if (m->len == o->len && !memcmp(m->text, o->text, o->len)) {
+            same++;
+        } else {
+            differ++;
+            cr_assert(!strcmp(o->name, "kernels.inc") || !strcmp(o->name, "manifest.json"),
+                      "%s changed with another kernel's key", o->name);
+        }
+    }
+    cr_assert_eq(gone, 1, "%d files gone", gone);
+    cr_assert_eq(differ, 2, "%d files differ", differ);
+    cr_assert_eq(same, na - 3);
+    cr_assert_gt(same, 10, "only %d kernels compared", same);
+    kgg_files_free(a, na);
+    kgg_files_free(b, nb);
+}
+
 /* A kernel name not in the registry, and a compile error that names the generated file. */
 Test(generated, registry_and_jit_errors)
 {

@@ -165,7 +165,6 @@ local function preamble(rec, ctx)
     " * template: templates/" .. rec.template,
     " * spec:     " .. ctx.source,
   }
-  if ctx.sha256 then insert(lines, " *           sha256 " .. ctx.sha256) end
   for _, l in ipairs(problem_lines(rec)) do insert(lines, l) end
   local nominal = {}
   for _, cname in ipairs(rec.calls) do insert(nominal, cname .. "=" .. rec.nominal[cname]) end
@@ -182,8 +181,9 @@ local function preamble(rec, ctx)
 end
 
 -- Renders one kernel's .c text. `ctx.source` names the spec (or problem string) in the
--- preamble and `ctx.sha256`, if set, is the spec's hash; `ctx.max_lines` is the code-size
--- budget and `ctx.budget_field` where it is set.
+-- preamble; `ctx.max_lines` is the code-size budget and `ctx.budget_field` where it is set.
+-- The spec's hash is manifest.json's alone: in every file, a one-key change would rewrite
+-- every kernel of the spec.
 function M.render(rec, ctx)
   local params = rec.fam.params(rec.k)
   params.NAME = rec.name
@@ -356,7 +356,7 @@ function M.files(spec, src)
   local recs = M.records(spec)
   local files = {}
   local ctx = {
-    source = spec.display, sha256 = hash,
+    source = spec.display,
     max_lines = spec.codegen.max_lines,
     budget_field = "field codegen.max_lines",
   }
