@@ -211,6 +211,103 @@ Test(gemm, matmul_splits_over_threads)
     cr_assert(kgp_wt_is(NULL, 1, 1, KG_WT_F32, 0) == 0, "a NULL weight passed the check");
 }
 
+/* gemm_bf16 is gemm_f32 rounded once (kg_f32_to_bf16), bit for bit, on every ISA this CPU runs:
+ * bf16 weights with K in one piece (AVX-512 rounds in the tiles' store) and in several, other
+ * formats (rounded from fp32 stripes), rows that sum to NaN and to denormals (the AVX-512
+ * store's lane-by-lane case), M across the matmul's 132-row tasks (a last task of one row);
+ * columns past N untouched; and kgp_matmul_bf16 on 1 and 2 threads. */
+typedef void gemm16_fn(kg_u16 *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
+                       long n0, long n1);
+
+static long check_gemm_bf16_on(const kg_wt *wp, long M, unsigned long long seed)
+{
+    kg_wt w = *wp;
+    int fmt = w.fmt;
+    long K = w.K, N = w.N, lda = K + 3, ldc = N + 5, compared = 0;
+    float *A = malloc((size_t)(M * lda) * sizeof *A), *C = malloc((size_t)(M * ldc) * sizeof *C);
+    kg_u16 *C16 = malloc((size_t)(M * ldc) * sizeof *C16);
+    for (long i = 0; i < M * lda; i++)
+        A[i] = kgt_normal(&seed);
+    if (M > 3) {
+        A[2 * lda + K / 2] = NAN;
+        for (long k = 0; k < K; k++) /* sums near FLT_MIN: some denormal */
+            A[3 * lda + k] *= 1e-37f;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        memset(C16, 0xff, (size_t)(M * ldc) * sizeof *C16);
+        if (pass == 0) {
+            PRIM(gemm_fn, gemm_f32)(C, ldc, A, lda, M, &w, 0, N);
+            PRIM(gemm16_fn, gemm_bf16)(C16, ldc, A, lda, M, &w, 0, N);
+        } else {
+            kg_set_threads(2);
+            kgp_matmul_f32(C, ldc, A, lda, M, &w);
+            kgp_matmul_bf16(C16, ldc, A, lda, M, &w);
+            kg_set_threads(0);
+        }
+        for (long m = 0; m < M; m++)
+            for (long n = 0; n < ldc; n++, compared++) {
+                kg_u16 got = C16[m * ldc + n], want = n < N ? kg_f32_to_bf16(C[m * ldc + n])
+                                                           : 0xffff;
+                cr_assert_eq(got, want, "%s %s K=%ld N=%ld M=%ld pass %d: C[%ld, %ld] = %#x, "
+                             "want %#x (fp32 %.9g)%s", kg_prim_isa(), kg_wt_fmt_name(fmt), K, N,
+                             M, pass, m, n, got, want, n < N ? C[m * ldc + n] : 0.0f,
+                             n >= N ? " (past N: untouched)" : "");
+            }
+    }
+    free(A), free(C), free(C16);
+    return compared;
+}
+
+static long check_gemm_bf16(int fmt, long K, long N, long M, unsigned long long seed)
+{
+    kg_wt w;
+    float *W = kgt_wt_random(&w, fmt, KG_WL_KN, K, N, 0, 0.5f, seed, 0, 0);
+    long compared = check_gemm_bf16_on(&w, M, seed);
+    free(W);
+    kg_wt_free(&w);
+    return compared;
+}
+
+/* A bf16 weight holding a NaN with a payload (as a checkpoint may): the sums it reaches are
+ * NaNs with that payload, which the hardware's rounding keeps and kg_f32_to_bf16 does not. */
+static long check_gemm_bf16_nan_payload(long K, long N, long M, unsigned long long seed)
+{
+    kg_u16 *codes = malloc((size_t)(K * N) * sizeof *codes);
+    for (long i = 0; i < K * N; i++)
+        codes[i] = kg_f32_to_bf16(kgt_normal(&seed));
+    codes[5 * N + 3] = 0x7f81; /* a signalling NaN, payload 1 */
+    kg_wt w;
+    kg_wt_src src = { KG_WT_BF16, KG_WL_KN, K, N, codes, NULL, 0, 0 };
+    char err[256];
+    cr_assert_eq(kg_wt_pack(&w, &src, err, sizeof err), KG_OK, "%s", err);
+    long compared = check_gemm_bf16_on(&w, M, seed);
+    kg_wt_free(&w);
+    free(codes);
+    return compared;
+}
+
+Test(gemm, gemm_bf16_is_gemm_f32_rounded_once)
+{
+    static const char *isas[] = { "scalar", "avx2", "avx512" };
+    long compared = 0;
+    int ran = 0;
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (kg_prim_select(isas[i]) != KG_OK)
+            continue;
+        ran++;
+        compared += check_gemm_bf16(KG_WT_BF16, 128, 397, 133, 21); /* one piece of K */
+        compared += check_gemm_bf16(KG_WT_BF16, 300, 64, 7, 22);
+        compared += check_gemm_bf16(KG_WT_BF16, 1500, 70, 20, 23); /* pieces of K */
+        compared += check_gemm_bf16(KG_WT_BF16, 64, 1100, 1, 24);  /* a decode row */
+        compared += check_gemm_bf16(KG_WT_E4M3, 70, 141, 9, 25);
+        compared += check_gemm_bf16(KG_WT_F32, 33, 600, 265, 26);  /* stripes of 512 columns */
+        compared += check_gemm_bf16_nan_payload(64, 70, 9, 27);
+    }
+    kg_prim_select(NULL);
+    cr_assert_geq(ran, 1, "no ISA ran");
+    cr_assert_gt(compared, 0, "nothing compared");
+}
+
 Test(gemm, mx_and_x4_layouts)
 {
     static const int fmts[] = { KG_WT_E4M3FN, KG_WT_E5M2, KG_WT_E2M1 };

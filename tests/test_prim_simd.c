@@ -844,9 +844,9 @@ Test(prim_simd, every_primitive_has_a_check)
 {
 #define HAS(ret, nm, params, args)                                                            \
     {                                                                                         \
-        /* gemm_f32 has its own test (test_gemm.c), attention's tile-level primitives theirs \
-         * (test_prim_attn.c), the training rows' theirs (test_prim_loss.c) */               \
-        int found = strcmp(#nm, "gemm_f32") == 0 || strcmp(#nm, "tile_fma_f32") == 0 ||       \
+        /* gemm_f32 and gemm_bf16 have their own test (test_gemm.c), attention's tile-level  \
+         * primitives theirs (test_prim_attn.c), the training rows' theirs (test_prim_loss.c) */ \
+        int found = strncmp(#nm, "gemm_", 5) == 0 || strcmp(#nm, "tile_fma_f32") == 0 ||     \
                     strncmp(#nm, "qk_", 3) == 0 || strncmp(#nm, "pv_", 3) == 0 ||             \
                     strncmp(#nm, "lse_", 4) == 0 || strncmp(#nm, "ce_grad_", 8) == 0 ||       \
                     strncmp(#nm, "dwconv_", 7) == 0;                                          \

@@ -146,9 +146,8 @@ static void glu(void *vc, long r0, long r1)
 
 /* G [m, n] = A [m, k] (row stride lda) @ P, P the packed operand: a weight gradient of
  * expert e (f32), rows [0, m), each element one fp32 GEMM sum rounded once. */
-static void wgrad(float *G, const float *A, long lda, long m, const kg_wt *P, float *stripe)
+static void wgrad(float *G, const float *A, long lda, long m, const kg_wt *P)
 {
-    (void)stripe;
     kgp_matmul_f32(G, P->N, A, lda, m, P);
 }
 
@@ -292,10 +291,10 @@ int kg_blockwise_mm_backward_fp16_fp16_f32__h37_i19_e3_b5_swish_gclom2_gchi2p5_u
         kg_wt P;
         kgp_transpose_f32(MT, n, c.HM, 19, n, 19);
         kgp_pack_act_f32(&P, pkbuf, c.DY, 37, n, 37, wfmt);
-        wgrad(d_e, MT, n, 19, &P, 0);
+        wgrad(d_e, MT, n, 19, &P);
         kgp_transpose_f32(XT, n, c.X, 37, n, 37);
         kgp_pack_act_f32(&P, pkbuf, c.DGU, 38, n, 38, wfmt);
-        wgrad(gu_e, XT, n, 37, &P, 0);
+        wgrad(gu_e, XT, n, 37, &P);
     }
     kgp_cvt_f32_f16((kg_u16 *)hidden_states_grad, hacc, rows * 37);
     return KG_OK;

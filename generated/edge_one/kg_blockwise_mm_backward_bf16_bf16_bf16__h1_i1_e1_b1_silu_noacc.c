@@ -33,21 +33,20 @@
 /* Scratch, in floats: n (the current expert's slots) rows of the per-slot parts, the per-call
  * parts, then the fp32 hidden gradient [rows, 1] and the packed operand. */
 enum {
-    ROW_X = 0,          /* X [n, 1]: the slots' hidden rows (fp32) */
-    ROW_DY = 1,         /* DY [n, 1]: their output gradient, then dD = dY * a */
-    ROW_DX = 2,         /* DX [n, 1]: their down checkpoint, then dX = dGU W_gu^T */
-    ROW_GU = 3,         /* GU [n, 2]: their gate | up checkpoint */
-    ROW_DGU = 5,        /* DGU [n, 2]: dG | dU */
-    ROW_HM = 7,         /* HM [n, 1]: M = act(G) * U */
-    ROW_DM = 8,         /* DM [n, 1]: dM = dD W_down^T */
-    ROW_XT = 9,         /* XT [1, n]: X transposed */
-    ROW_MT = 10,        /* MT [1, n]: M transposed */
-    ROW_ID = 11,        /* ID [n]: the slot's token (as an int) */
-    ROW_DA = 12,        /* DA [n]: a block's slots' affinity gradients */
-    ROW_FLOATS = 13,    /* per token */
-    SCR_BT = 0,         /* BT [2, 2 x 1]: a block's gate | up checkpoint in fp32, then transposed */
-    SCR_STR = 16,       /* STR [132, 512]: a tile of a weight gradient in fp32 */
-    SCR_FLOATS = 67600, /* per call, from m * ROW_FLOATS on */
+    ROW_X = 0,       /* X [n, 1]: the slots' hidden rows (fp32) */
+    ROW_DY = 1,      /* DY [n, 1]: their output gradient, then dD = dY * a */
+    ROW_DX = 2,      /* DX [n, 1]: their down checkpoint, then dX = dGU W_gu^T */
+    ROW_GU = 3,      /* GU [n, 2]: their gate | up checkpoint */
+    ROW_DGU = 5,     /* DGU [n, 2]: dG | dU */
+    ROW_HM = 7,      /* HM [n, 1]: M = act(G) * U */
+    ROW_DM = 8,      /* DM [n, 1]: dM = dD W_down^T */
+    ROW_XT = 9,      /* XT [1, n]: X transposed */
+    ROW_MT = 10,     /* MT [1, n]: M transposed */
+    ROW_ID = 11,     /* ID [n]: the slot's token (as an int) */
+    ROW_DA = 12,     /* DA [n]: a block's slots' affinity gradients */
+    ROW_FLOATS = 13, /* per token */
+    SCR_BT = 0,      /* BT [2, 2 x 1]: a block's gate | up checkpoint in fp32, then transposed */
+    SCR_FLOATS = 16, /* per call, from m * ROW_FLOATS on */
 };
 
 /* libc's, which the JIT hands over: zero bits are +0 in every float format */
@@ -138,23 +137,11 @@ static void glu(void *vc, long r0, long r1)
 }
 
 /* G [m, n] = A [m, k] (row stride lda) @ P, P the packed operand: a weight gradient of
- * expert e (bf16), rows [0, m), each element one fp32 GEMM sum rounded once. */
-static void wgrad(kg_u16 *G, const float *A, long lda, long m, const kg_wt *P, float *stripe)
+ * expert e (bf16), rows [0, m), each element one fp32 GEMM sum rounded once (in the GEMM's
+ * own store where the runtime can: no fp32 copy of G written and read back). */
+static void wgrad(kg_u16 *G, const float *A, long lda, long m, const kg_wt *P)
 {
-    /* tiles of 132 rows x 512 columns (whole panels of P) in fp32, each rounded to bf16
-     * while it is still in L2 */
-    long eb = P->fmt == KG_WT_F32 ? 4 : 2;
-    for (long c0 = 0; c0 < P->N; c0 += 512) {
-        kg_wt v = *P;
-        v.data = (const char *)P->data + c0 * P->kpad * eb; /* c0 / nr panels of kpad * nr */
-        v.N = P->N - c0 < 512 ? P->N - c0 : 512;
-        for (long r0 = 0; r0 < m; r0 += 132) {
-            long rs = m - r0 < 132 ? m - r0 : 132;
-            kgp_matmul_f32(stripe, 512, A + r0 * lda, lda, rs, &v);
-            for (long r = 0; r < rs; r++)
-                kgp_cvt_f32_bf16(G + (r0 + r) * P->N + c0, stripe + r * 512, v.N);
-        }
-    }
+    kgp_matmul_bf16(G, P->N, A, lda, m, P);
 }
 
 int kg_blockwise_mm_backward_bf16_bf16_bf16__h1_i1_e1_b1_silu_noacc(
@@ -295,10 +282,10 @@ int kg_blockwise_mm_backward_bf16_bf16_bf16__h1_i1_e1_b1_silu_noacc(
         kg_wt P;
         kgp_transpose_f32(MT, n, c.HM, 1, n, 1);
         kgp_pack_act_f32(&P, pkbuf, c.DY, 1, n, 1, wfmt);
-        wgrad(d_e, MT, n, 1, &P, scr + SCR_STR);
+        wgrad(d_e, MT, n, 1, &P);
         kgp_transpose_f32(XT, n, c.X, 1, n, 1);
         kgp_pack_act_f32(&P, pkbuf, c.DGU, 2, n, 2, wfmt);
-        wgrad(gu_e, XT, n, 1, &P, scr + SCR_STR);
+        wgrad(gu_e, XT, n, 1, &P);
     }
     kgp_cvt_f32_bf16((kg_u16 *)hidden_states_grad, hacc, rows * 1);
     return KG_OK;

@@ -59,6 +59,7 @@ static void add_symbols(TCCState *s)
     tcc_add_symbol(s, "kgp_parallel_for", (void *)kgp_parallel_for);
     tcc_add_symbol(s, "kgp_scratch", (void *)kgp_scratch);
     tcc_add_symbol(s, "kgp_matmul_f32", (void *)kgp_matmul_f32);
+    tcc_add_symbol(s, "kgp_matmul_bf16", (void *)kgp_matmul_bf16);
     tcc_add_symbol(s, "kgp_wt_is", (void *)kgp_wt_is);
     tcc_add_symbol(s, "kgp_pack_act_bytes", (void *)kgp_pack_act_bytes);
     tcc_add_symbol(s, "kgp_pack_act_f32", (void *)kgp_pack_act_f32);

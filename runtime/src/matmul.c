@@ -13,6 +13,7 @@ enum { MM_ROWS = 132 };
 
 typedef struct mm {
     float *C;
+    kg_u16 *C16; /* kgp_matmul_bf16's C instead */
     const float *A;
     const kg_wt *W;
     long ldc, lda, M, np;
@@ -28,8 +29,12 @@ static void mm_tasks(void *ctx, long t0, long t1)
         long p1 = p0 + (t1 - t0) < m->np ? p0 + (t1 - t0) : m->np;
         long rows = m->M - r0 < MM_ROWS ? m->M - r0 : MM_ROWS;
         long n1 = p1 * m->W->nr < m->W->N ? p1 * m->W->nr : m->W->N;
-        kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
-                     p0 * m->W->nr, n1);
+        if (m->C16)
+            kgp_gemm_bf16(m->C16 + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
+                          p0 * m->W->nr, n1);
+        else
+            kgp_gemm_f32(m->C + r0 * m->ldc, m->ldc, m->A + r0 * m->lda, m->lda, rows, m->W,
+                         p0 * m->W->nr, n1);
         t0 += p1 - p0;
     }
 }
@@ -37,14 +42,63 @@ static void mm_tasks(void *ctx, long t0, long t1)
 /* Row blocks outermost: a thread's contiguous run of tasks is whole row blocks where there are
  * enough of them (prefill), else runs of panels within one (decode), so each thread streams
  * its part of the weight once per row block and writes its own rows or columns of C. */
+static void matmul(mm *m)
+{
+    /* a task's work: its panel streamed, or its FMAs at 4 a byte (K, nr, M are bounded) */
+    const kg_wt *W = m->W;
+    long rows = m->M < MM_ROWS ? m->M : MM_ROWS, eb = (kg_wt_fmt_bits(W->fmt) + 7) / 8;
+    long task = W->K * W->nr * (rows / 4 > eb ? rows / 4 : eb);
+    kgp_parallel_for(mm_tasks, m, (m->M + MM_ROWS - 1) / MM_ROWS * m->np,
+                     task > 0 ? KGP_GRAIN(task) : 1);
+}
+
 void kgp_matmul_f32(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
 {
-    mm m = { C, A, W, ldc, lda, M, (W->N + W->nr - 1) / W->nr };
-    /* a task's work: its panel streamed, or its FMAs at 4 a byte (K, nr, M are bounded) */
-    long rows = M < MM_ROWS ? M : MM_ROWS, eb = (kg_wt_fmt_bits(W->fmt) + 7) / 8;
-    long task = W->K * W->nr * (rows / 4 > eb ? rows / 4 : eb);
-    kgp_parallel_for(mm_tasks, &m, (M + MM_ROWS - 1) / MM_ROWS * m.np,
-                     task > 0 ? KGP_GRAIN(task) : 1);
+    mm m = { C, NULL, A, W, ldc, lda, M, (W->N + W->nr - 1) / W->nr };
+    matmul(&m);
+}
+
+void kgp_matmul_bf16(kg_u16 *C, long ldc, const float *A, long lda, long M, const kg_wt *W)
+{
+    mm m = { NULL, C, A, W, ldc, lda, M, (W->N + W->nr - 1) / W->nr };
+    matmul(&m);
+}
+
+/* gemm_bf16 through gemm_f32: stripes of `rows` rows x whole panels (up to `cols` columns),
+ * rows * cols <= STRIPE_FLOATS, computed in fp32 into a thread's buffer, which stays in L1/L2,
+ * and rounded from there. The stripes' rows start where the ISA's passes of rows do, so each
+ * element has the bits of one gemm_f32 call over all of C (the AVX2 tiles sum K in parts
+ * that depend on the tile's height). A weight whose panels are wider than a stripe (no packer
+ * makes one) goes to the scalar GEMM, which rounds each element itself. */
+enum { STRIPE_FLOATS = 132 * 64 };
+
+void kgr_gemm_bf16_via_f32(__typeof__(kgp_gemm_f32__scalar) *gemm,
+                           __typeof__(kgp_cvt_f32_bf16__scalar) *cvt, long rows, long cols,
+                           kg_u16 *C, long ldc, const float *A, long lda, long M,
+                           const kg_wt *W, long n0, long n1)
+{
+    static __thread float stripe[STRIPE_FLOATS] __attribute__((aligned(64)));
+    cols = cols / W->nr * W->nr;
+    if (cols == 0 || rows * cols > STRIPE_FLOATS) {
+        kgp_gemm_bf16__scalar(C, ldc, A, lda, M, W, n0, n1);
+        return;
+    }
+    long bits = kg_wt_fmt_bits(W->fmt); /* fp4 panels are half a byte an element */
+    for (long c0 = n0; c0 < n1; c0 += cols) {
+        long c1 = n1 - c0 < cols ? n1 : c0 + cols;
+        /* the stripe is C's columns [c0, c1) as columns [0, c1 - c0) of a W's view */
+        kg_wt v = *W;
+        v.data = (const char *)W->data + c0 * W->kpad * bits / 8;
+        if (W->kb)
+            v.scale = W->scale + c0 / W->nr * (W->kpad / W->kb) * W->nr;
+        v.N = W->N - c0;
+        for (long r0 = 0; r0 < M; r0 += rows) {
+            long rs = M - r0 < rows ? M - r0 : rows;
+            gemm(stripe, cols, A + r0 * lda, lda, rs, &v, 0, c1 - c0);
+            for (long r = 0; r < rs; r++)
+                cvt(C + (r0 + r) * ldc + c0, stripe + r * cols, c1 - c0);
+        }
+    }
 }
 
 int kgp_wt_is(const kg_wt *W, long K, long N, int fmt, int mx)

@@ -31,6 +31,8 @@ static void fill_simd_tables(void)
     avx2_table.gemm_f32 = kgp_gemm_f32__avx2;
     avx512_table = scalar_table;
     avx512_table.gemm_f32 = kgp_gemm_f32__avx512;
+    avx2_table.gemm_bf16 = kgp_gemm_bf16__avx2;
+    avx512_table.gemm_bf16 = kgp_gemm_bf16__avx512;
     /* attention's tile product and decode's passes (qk_*, pv_*): each ISA its own */
     avx2_table.tile_fma_f32 = kgp_tile_fma_f32__avx2;
     avx512_table.tile_fma_f32 = kgp_tile_fma_f32__avx512;

@@ -39,6 +39,18 @@ void kgr_avx512_geometry(int fmt, long *nr, long *kg);
 void kgp_gemm_f32__avx2(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
                         long n0, long n1);
 void kgr_avx2_geometry(int fmt, long *nr, long *kg);
+/* gemm_bf16 on each ISA: AVX-512 rounds in the tiles' store where it can (prim_avx512.c);
+ * elsewhere, and AVX2 always, kgr_gemm_bf16_via_f32 (matmul.c) runs the ISA's gemm_f32 on
+ * stripes of C of rows x cols that stay in cache (rows a multiple of the ISA's passes of rows)
+ * and rounds each with the ISA's cvt_f32_bf16. */
+void kgp_gemm_bf16__avx512(kg_u16 *C, long ldc, const float *A, long lda, long M,
+                           const kg_wt *W, long n0, long n1);
+void kgp_gemm_bf16__avx2(kg_u16 *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
+                         long n0, long n1);
+void kgr_gemm_bf16_via_f32(__typeof__(kgp_gemm_f32__scalar) *gemm,
+                           __typeof__(kgp_cvt_f32_bf16__scalar) *cvt, long rows, long cols,
+                           kg_u16 *C, long ldc, const float *A, long lda, long M,
+                           const kg_wt *W, long n0, long n1);
 
 /* The element-wise and reduction primitives with SIMD versions kgp_NAME__avx512
  * (prim_avx512_ew.c) and kgp_NAME__avx2 (prim_avx2.c), both from prim_simd_body.h; each has

@@ -371,3 +371,12 @@ void kgp_gemm_f32__avx2(float *C, long ldc, const float *A, long lda, long M, co
     }
     gemm(C, ldc, A, lda, M, W, n0, n1, ab);
 }
+
+void kgp_gemm_bf16__avx2(kg_u16 *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
+                         long n0, long n1)
+{
+    /* stripes of a pass of rows (the tiles' heights, so the bits, follow from where the pass
+     * starts) by 4 panels */
+    kgr_gemm_bf16_via_f32(kgp_gemm_f32__avx2, kgp_cvt_f32_bf16__avx2, MB, 4 * NR, C, ldc, A, lda,
+                          M, W, n0, n1);
+}

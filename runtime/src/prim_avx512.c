@@ -262,6 +262,22 @@ static inline void put(float *c, __m512 acc, __mmask16 m, int first)
     _mm512_mask_storeu_ps(c, m, acc);
 }
 
+/* Rounds 16 accumulators to bf16 and stores them, masked: vcvtneps2bf16 rounds to nearest even
+ * as kg_f32_to_bf16 does, except that it flushes denormals and quiets NaNs its own way, so a
+ * vector holding either is rounded lane by lane by the reference. */
+static inline void put_bf16(uint16_t *c, __m512 acc, __mmask16 m)
+{
+    if (_mm512_fpclass_ps_mask(acc, 0xa1) == 0) { /* QNaN, SNaN, denormal */
+        _mm256_mask_storeu_epi16(c, m, (__m256i)_mm512_cvtneps_pbh(acc));
+        return;
+    }
+    float t[16];
+    _mm512_storeu_ps(t, acc);
+    for (int j = 0; j < 16; j++)
+        if (m >> j & 1)
+            c[j] = kg_f32_to_bf16(t[j]);
+}
+
 static inline __mmask16 col_mask(long col, long n1)
 {
     long left = n1 - col;
@@ -296,11 +312,11 @@ static inline __attribute__((always_inline)) void put_panels(float *c, __m512 ac
  * widened in registers on the way (the decode path of few rows: no decoded block is written
  * and read back; its accumulators hold the columns in fp8_to_bf16_lanes' order until the
  * end). mr <= MR, and whether q is NULL, are constants after inlining. */
-static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, const uint32_t *ab,
-                                                            long sa, const uint16_t *b,
-                                                            const uint8_t *q, const dec *d,
-                                                            long kp2, int mr, long col0, long n1,
-                                                            int first)
+static inline __attribute__((always_inline)) void tile_bf16(float *c, uint16_t *c16, long ldc,
+                                                            const uint32_t *ab, long sa,
+                                                            const uint16_t *b, const uint8_t *q,
+                                                            const dec *d, long kp2, int mr,
+                                                            long col0, long n1, int first)
 {
     __m512 acc[MR][4];
     #pragma GCC unroll 8
@@ -339,15 +355,23 @@ static inline __attribute__((always_inline)) void tile_bf16(float *c, long ldc, 
     for (int r = 0; r < mr; r++)
         #pragma GCC unroll 8
         for (int i = 0; i < 4; i++)
-            put(c + r * ldc + 16 * i, acc[r][i], col_mask(col0 + 16 * i, n1), first);
+            if (c16)
+                put_bf16(c16 + r * ldc + 16 * i, acc[r][i], col_mask(col0 + 16 * i, n1));
+            else
+                put(c + r * ldc + 16 * i, acc[r][i], col_mask(col0 + 16 * i, n1), first);
 }
 
-/* Rows [0, mb) in tiles of MR and one remainder tile, over bf16 b. */
-static void tiles_bf16(float *c, long ldc, const uint32_t *ab, long sa, const uint16_t *b,
-                       long kp2, long mb, long col0, long n1, int first)
+/* Rows [0, mb) in tiles of MR and one remainder tile, over bf16 b, into C in fp32 (c) or, when
+ * the piece is all of K (first), C rounded to bf16 (c16): tiles_bf16 and tiles_bf16_out below,
+ * each its own code after inlining. */
+static inline __attribute__((always_inline)) void tiles(float *c, uint16_t *c16, long ldc,
+                                                        const uint32_t *ab, long sa,
+                                                        const uint16_t *b, long kp2, long mb,
+                                                        long col0, long n1, int first)
 {
     long r = 0;
-#define TILE(mr) tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, b, NULL, NULL, kp2, mr, col0, n1, first)
+#define TILE(mr) tile_bf16(c ? c + r * ldc : NULL, c16 ? c16 + r * ldc : NULL, ldc, ab + r * sa, \
+                           sa, b, NULL, NULL, kp2, mr, col0, n1, first)
     for (; r + MR <= mb; r += MR)
         TILE(MR);
     switch (mb - r) {
@@ -358,6 +382,18 @@ static void tiles_bf16(float *c, long ldc, const uint32_t *ab, long sa, const ui
     case 1: TILE(1); break;
     }
 #undef TILE
+}
+
+static void tiles_bf16(float *c, long ldc, const uint32_t *ab, long sa, const uint16_t *b,
+                       long kp2, long mb, long col0, long n1, int first)
+{
+    tiles(c, NULL, ldc, ab, sa, b, kp2, mb, col0, n1, first);
+}
+
+static void tiles_bf16_out(uint16_t *c16, long ldc, const uint32_t *ab, long sa,
+                           const uint16_t *b, long kp2, long mb, long col0, long n1)
+{
+    tiles(NULL, c16, ldc, ab, sa, b, kp2, mb, col0, n1, 1);
 }
 
 /* Up to FUSED_M rows over fp8 codes q, widened in the tile FUSED_MR rows at a time: 4 table
@@ -373,7 +409,8 @@ static void tiles_fp8(float *c, long ldc, const uint32_t *ab, long sa, const uin
                       const dec *d, long kp2, long mb, long col0, long n1, int first)
 {
     long r = 0;
-#define TILE(mr) tile_bf16(c + r * ldc, ldc, ab + r * sa, sa, NULL, q, d, kp2, mr, col0, n1, first)
+#define TILE(mr) tile_bf16(c + r * ldc, NULL, ldc, ab + r * sa, sa, NULL, q, d, kp2, mr, col0, n1, \
+                           first)
     for (; r + FUSED_MR < mb; r += FUSED_MR)
         TILE(FUSED_MR);
     switch (mb - r) {
@@ -509,9 +546,10 @@ static uint32_t *a_pairs(long n)
     return abuf;
 }
 
-/* Panels outer, K inner: each panel of W streams once, front to back, per block of rows. */
-static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
-                      long n0, long n1)
+/* Panels outer, K inner: each panel of W streams once, front to back, per block of rows. With
+ * C16 (C NULL; W bf16, all of K one piece) the tiles round C to bf16 in their store. */
+static void gemm_bf16(float *C, uint16_t *C16, long ldc, const float *A, long lda, long M,
+                      const kg_wt *W, long n0, long n1)
 {
     static __thread uint16_t bb[KC_BF * NR] __attribute__((aligned(64)));
     /* a row of pairs and one cache line: rows a power of two apart (K 4096: 8 KiB) would share
@@ -520,7 +558,10 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
     long rows = pass_rows(M);
     uint32_t *ab = a_pairs((M < rows ? M : rows) * sa);
     if (!ab) { /* no memory for the bf16 copy of A: the scalar GEMM needs none */
-        kgp_gemm_f32__scalar(C, ldc, A, lda, M, W, n0, n1);
+        if (C16)
+            kgp_gemm_bf16__scalar(C16, ldc, A, lda, M, W, n0, n1);
+        else
+            kgp_gemm_f32__scalar(C, ldc, A, lda, M, W, n0, n1);
         return;
     }
     /* few rows of A (decode, small batches) over unscaled fp8: widen in the tile, where a
@@ -533,7 +574,7 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
         for (long p = n0 / NR, np; p * NR < n1; p += np) {
             /* one row (decode) over four panels at a time, else two, while there are as many:
              * more streams read at once (rows_fp8, rows_bf16) */
-            int rowwise = mb == 1 && (W->fmt == KG_WT_BF16 || fused);
+            int rowwise = !C16 && mb == 1 && (W->fmt == KG_WT_BF16 || fused);
             np = !rowwise ? 1 : (p + 3) * NR < n1 ? 4 : (p + 1) * NR < n1 ? 2 : 1;
             for (long k0 = 0; k0 < W->kpad; k0 += KC_BF) {
                 long kc = W->kpad - k0 < KC_BF ? W->kpad - k0 : KC_BF;
@@ -548,6 +589,10 @@ static void gemm_bf16(float *C, long ldc, const float *A, long lda, long M, cons
                     (np == 4 ? row4_fp8 : row2_fp8)(C + m0 * ldc + p * NR, ab + k0 / 2,
                                                     (const uint8_t *)W->data + e0, W->kpad * NR,
                                                     dec_for(W->fmt), kc / 2, p * NR, n1, k0 == 0);
+                    continue;
+                } else if (C16) {
+                    tiles_bf16_out(C16 + m0 * ldc + p * NR, ldc, ab + k0 / 2, sa,
+                                   (const uint16_t *)W->data + e0, kc / 2, mb, p * NR, n1);
                     continue;
                 } else if (W->fmt == KG_WT_BF16) {
                     b = (const uint16_t *)W->data + e0;
@@ -717,5 +762,19 @@ void kgp_gemm_f32__avx512(float *C, long ldc, const float *A, long lda, long M, 
     if (W->fmt == KG_WT_F32 || W->fmt == KG_WT_F16)
         gemm_f32(C, ldc, A, lda, M, W, n0, n1);
     else
-        gemm_bf16(C, ldc, A, lda, M, W, n0, n1);
+        gemm_bf16(C, NULL, ldc, A, lda, M, W, n0, n1);
+}
+
+void kgp_gemm_bf16__avx512(kg_u16 *C, long ldc, const float *A, long lda, long M,
+                           const kg_wt *W, long n0, long n1)
+{
+    if (M <= 0 || n1 <= n0)
+        return;
+    long nr, kg;
+    kgr_avx512_geometry(W->fmt, &nr, &kg);
+    if (W->fmt == KG_WT_BF16 && W->nr == nr && W->kg == kg && W->kpad <= KC_BF)
+        gemm_bf16(NULL, C, ldc, A, lda, M, W, n0, n1);
+    else /* sums over several pieces of K, or other formats: rounded from fp32 stripes */
+        kgr_gemm_bf16_via_f32(kgp_gemm_f32__avx512, kgp_cvt_f32_bf16__avx512, 16, 512, C, ldc,
+                              A, lda, M, W, n0, n1); /* rows: any split has the same bits */
 }

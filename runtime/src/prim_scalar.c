@@ -491,8 +491,9 @@ static float wt_at(const kg_wt *W, long k, long n)
  * each (m, n) still sums over k in ascending order, so the bits do not depend on the blocking. */
 enum { GEMM_MB = 16, GEMM_NB = 64, GEMM_KB = 128 };
 
-void kgp_gemm_f32__scalar(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
-                          long n0, long n1)
+/* C (fp32) or C16 (bf16, each sum rounded once): the one loop nest of both primitives */
+static void gemm(float *C, kg_u16 *C16, long ldc, const float *A, long lda, long M,
+                 const kg_wt *W, long n0, long n1)
 {
     int to_bf16 = W->fmt != KG_WT_F32 && W->fmt != KG_WT_F16;
     float acc[GEMM_MB][GEMM_NB], a[GEMM_MB][GEMM_KB], w[GEMM_NB];
@@ -519,10 +520,26 @@ void kgp_gemm_f32__scalar(float *C, long ldc, const float *A, long lda, long M, 
                 }
             }
             for (long m = 0; m < mb; m++)
-                for (long j = 0; j < nb; j++)
-                    C[(m0 + m) * ldc + c0 + j] = acc[m][j];
+                for (long j = 0; j < nb; j++) {
+                    if (C16)
+                        C16[(m0 + m) * ldc + c0 + j] = kg_f32_to_bf16(acc[m][j]);
+                    else
+                        C[(m0 + m) * ldc + c0 + j] = acc[m][j];
+                }
         }
     }
+}
+
+void kgp_gemm_f32__scalar(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,
+                          long n0, long n1)
+{
+    gemm(C, NULL, ldc, A, lda, M, W, n0, n1);
+}
+
+void kgp_gemm_bf16__scalar(kg_u16 *C, long ldc, const float *A, long lda, long M,
+                           const kg_wt *W, long n0, long n1)
+{
+    gemm(NULL, C, ldc, A, lda, M, W, n0, n1);
 }
 
 /* ---- attention's pieces -------------------------------------------------------------------- */

@@ -48,12 +48,6 @@ local EXPERT_ALIGN = 64
 -- "No clamp": the clamp keys' default, the largest float32 (as moe_tkg's).
 local FLT_MAX = f32.round(3.4028234663852886e38)
 
--- A bf16 weight gradient is computed in fp32 tiles of STRIPE rows (one GEMM task's, runtime/
--- src/matmul.c) x CB columns (whole panels on every ISA: a multiple of 64), 264 KiB, each
--- rounded to bf16 while it is still in L2 (a whole-width stripe of Mixtral's 28672 columns,
--- 15 MiB, made the rounding a tenth of the call).
-local STRIPE, CB = 132, 512
-
 local function roundup(n, m) return (n + m - 1) // m * m end
 
 ---------------------------------------------------------------------------------------------
@@ -195,7 +189,7 @@ function F.params(k)
     H = k.H, I = k.I, E = k.E, B = k.block_size, HP = HP, IP = IP,
     DTYPE = k.dtype, CT = dt.c, TO_F32 = dt.to_f32, FROM_F32 = dt.from_f32,
     ADTYPE = k.affinity_dtype, ACT_C = at.c, A_TO_F32 = at.to_f32, A_FROM_F32 = at.from_f32,
-    WDTYPE = k.weight_dtype, WCT = wt.c, W_FROM_F32 = wt.from_f32,
+    WDTYPE = k.weight_dtype, WCT = wt.c,
     WT_FMT = ctypes.WT[k.weight_dtype].fmt,
     SWISH = k.activation_type == "Swish", ACT_NAME = k.activation_type,
     BIAS = k.bias, SKIP = k.skip_token, ACC = k.is_tensor_update_accumulating,
@@ -203,11 +197,11 @@ function F.params(k)
     ULO = k.up_clamp_lower_limit, UHI = k.up_clamp_upper_limit,
     GLO_SET = k.gate_clamp_lower_limit ~= -FLT_MAX, GHI_SET = k.gate_clamp_upper_limit ~= FLT_MAX,
     ULO_SET = k.up_clamp_lower_limit ~= -FLT_MAX, UHI_SET = k.up_clamp_upper_limit ~= FLT_MAX,
-    STRIPE = STRIPE, CB = CB, MAX_ROWS = MAX_ROWS, MAX_SLOTS = MAX_SLOTS,
+    MAX_ROWS = MAX_ROWS, MAX_SLOTS = MAX_SLOTS,
     NMAX = math.max(2 * k.I, k.H),
   }
   -- Scratch: per slot of the current expert (n of them), its rows; per call, a block's
-  -- checkpoint transposed and the bf16 rounding stripe; then, sized per call, the fp32 hidden
+  -- checkpoint transposed; then, sized per call, the fp32 hidden
   -- gradient (unless it is f32 already) and the packed B operand of the weight gradients.
   local H, I = k.H, k.I
   p.SCRATCH_ROWS = scratch.layout({
@@ -227,8 +221,6 @@ function F.params(k)
     { "BT", 4 * I * k.block_size,
       format("BT [2, %d x %d]: a block's gate | up checkpoint in fp32, then transposed",
              2 * I, k.block_size) },
-    { "STR", k.weight_dtype == "f32" and 0 or STRIPE * CB,
-      format("STR [%d, %d]: a tile of a weight gradient in fp32", STRIPE, CB) },
   }, 16)
   return p
 end

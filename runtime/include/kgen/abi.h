@@ -115,6 +115,8 @@ typedef struct kg_wt {
  * panel of W), row blocks outermost: decode (small M) splits by panels, prefill by rows and
  * panels. Call it on the kernel's own thread, not inside a task. */
 void kgp_matmul_f32(float *C, long ldc, const float *A, long lda, long M, const kg_wt *W);
+/* The same split over kgp_gemm_bf16: C in bf16, each element kgp_matmul_f32's rounded once. */
+void kgp_matmul_bf16(kg_u16 *C, long ldc, const float *A, long lda, long M, const kg_wt *W);
 
 /* Whether W is the weight a kernel was generated for: [K, N], element format fmt (enum
  * kg_wt_fmt), MX block scales or not (mx != 0). A kernel refuses any other handle with KG_EARG,
@@ -219,6 +221,11 @@ void kgp_pack_act_f32(kg_wt *W, void *buf, const float *x, long ldx, long K, lon
      * GEMV. SIMD versions may sum in another order. */                                        \
     X(void, gemm_f32, (float *C, long ldc, const float *A, long lda, long M, const kg_wt *W,    \
                        long n0, long n1), (C, ldc, A, lda, M, W, n0, n1))                      \
+    /* the same product stored in bf16: C[m*ldc + n] = cvt_f32_bf16 of the element gemm_f32    \
+     * gives for the same arguments, rounded once (where the ISA's GEMM rounds in its own      \
+     * store, no fp32 copy of C is written and read back: weight gradients in bf16) */         \
+    X(void, gemm_bf16, (kg_u16 *C, long ldc, const float *A, long lda, long M, const kg_wt *W,  \
+                        long n0, long n1), (C, ldc, A, lda, M, W, n0, n1))                     \
     /* y[i] = a[i] + b[i] */                                                                    \
     X(void, add_f32, (float *y, const float *a, const float *b, long n), (y, a, b, n))         \
     /* y[i] = a[i] * b[i] */                                                                    \
