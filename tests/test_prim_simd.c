@@ -241,7 +241,10 @@ static void check_glu_bwd_f32(const char *isa, void *impl, long n, uint64_t seed
     }
 }
 
-/* y [n, 3] = x [3, n] transposed (and a [1, n] row to a column), against the definition */
+/* y [n, 3] = x [3, n] transposed (and a [1, n] row to a column), against the definition; then
+ * whole SIMD blocks and the edges past them: shapes around multiples of 8 and 16 and past the
+ * 64-wide tiles, both strides wider than the matrix, every element of y's rows checked (the
+ * gaps between them untouched) */
 static void check_transpose_f32(const char *isa, void *impl, long n, uint64_t seed)
 {
     __typeof__(kgp_transpose_f32__scalar) *f = impl;
@@ -252,6 +255,18 @@ static void check_transpose_f32(const char *isa, void *impl, long n, uint64_t se
         for (long c = 0; c < n; c++)
             yr[0][1 + c * rows + r] = X0[r * n + c];
     same(isa, "transpose_f32", n * rows, yg[0] + 1, yr[0] + 1, 4);
+    static const long shapes[][2] = { { 8, 8 },  { 16, 16 }, { 19, 23 }, { 70, 20 }, { 20, 70 },
+                                      { 9, 65 }, { 65, 9 },   { 1, 17 },  { 17, 1 } };
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        long r = shapes[k][0], c = shapes[k][1], ldx = c + 3, ldy = r + 5;
+        cr_assert(r * ldx < CAP && c * ldy + PAD < CAP, "test bug: [%ld, %ld]", r, c);
+        memset(yg, 0x5a, sizeof yg), memset(yr, 0x5a, sizeof yr);
+        f(yg[0] + 1, ldy, X0, ldx, r, c);
+        for (long i = 0; i < r; i++)
+            for (long j = 0; j < c; j++)
+                yr[0][1 + j * ldy + i] = X0[i * ldx + j];
+        same(isa, "transpose_f32 (strided)", c * ldy, yg[0] + 1, yr[0] + 1, 4);
+    }
 }
 
 /* clamp with NaN or crossed bounds, scale_mul with and without g */

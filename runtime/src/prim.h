@@ -65,7 +65,7 @@ void kgr_gemm_bf16_via_f32(__typeof__(kgp_gemm_f32__scalar) *gemm,
     X(swish_f32) X(cumsum_rows_f32) X(rot_half_rows_f32) X(rot_half_rows_bf16)              \
     X(scale_round_bf16_f32) X(dot_rows_f32) X(dot_cols_f32) X(axpy_rows_f32) X(max_f32)       \
     X(exp_sum_f32) X(quant_rows_e4m3_f32) X(quant_rows_e4m3_bf16) X(lse_f32) X(lse_bf16)     \
-    X(ce_grad_f32) X(ce_grad_bf16) X(dwconv_f32) X(dwconv_bf16) X(glu_bwd_f32)
+    X(ce_grad_f32) X(ce_grad_bf16) X(dwconv_f32) X(dwconv_bf16) X(glu_bwd_f32) X(transpose_f32)
 #define KGR_DECLARE_SIMD(name)                                  \
     __typeof__(kgp_##name##__scalar) kgp_##name##__avx512;      \
     __typeof__(kgp_##name##__scalar) kgp_##name##__avx2;

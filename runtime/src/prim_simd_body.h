@@ -26,8 +26,8 @@
  *                   W bf16 of v (or gives them widened back to fp32) and returns 1 when its
  *                   rounding is the reference's for every lane, else returns 0 and does nothing
  *   transpose       W x W in registers: lane k of r[c] becomes the old lane c of r[k] (not
- *                   needed where KGR_CUMSUM_ROWS_ELSEWHERE says cumsum_rows_f32 is defined
- *                   by the including file)
+ *                   needed where KGR_CUMSUM_ROWS_ELSEWHERE and KGR_TRANSPOSE_ELSEWHERE say
+ *                   cumsum_rows_f32 and transpose_f32 are defined by the including file)
  *   vd, vmd         W / 2 doubles and their lane mask, for the activations:
  *   dlo dhi fpack   low / high half of a vf widened to vd (exact); two vd rounded into a vf
  *   dset1 dadd dsub dmul ddiv dabs dlt dgt dsel    double arithmetic, compares, select
@@ -705,6 +705,36 @@ void FN(glu_bwd_f32)(float *dg, float *du, float *h, const float *dh, const floa
     kgp_glu_bwd_f32__scalar(dg + i, du + i, h + i, dh + i, g + i, u + i, glo, ghi, ulo, uhi,
                             swish, n - i);
 }
+
+/* ---- transpose --------------------------------------------------------------------------------- */
+
+/* W x W blocks through the registers (W loads, transpose, W stores), swept in tiles of
+ * TRANSPOSE_TILE x TRANSPOSE_TILE so the rows a tile writes stay in L1 until every block of
+ * them is in; rows and columns past the last whole block go to the reference. */
+#ifndef KGR_TRANSPOSE_ELSEWHERE
+#define TRANSPOSE_TILE 64
+void FN(transpose_f32)(float *y, long ldy, const float *x, long ldx, long rows, long cols)
+{
+    long rw = rows / W * W, cw = cols / W * W;
+    for (long r0 = 0; r0 < rw; r0 += TRANSPOSE_TILE)
+        for (long c0 = 0; c0 < cw; c0 += TRANSPOSE_TILE) {
+            long r1 = r0 + TRANSPOSE_TILE < rw ? r0 + TRANSPOSE_TILE : rw;
+            long c1 = c0 + TRANSPOSE_TILE < cw ? c0 + TRANSPOSE_TILE : cw;
+            for (long r = r0; r < r1; r += W)
+                for (long c = c0; c < c1; c += W) {
+                    vf v[W];
+                    for (int k = 0; k < W; k++)
+                        v[k] = ld(x + (r + k) * ldx + c);
+                    transpose(v);
+                    for (int k = 0; k < W; k++)
+                        st(y + (c + k) * ldy + r, v[k]);
+                }
+        }
+    kgp_transpose_f32__scalar(y + cw * ldy, ldy, x + cw, ldx, rw, cols - cw);
+    kgp_transpose_f32__scalar(y + rw, ldy, x + rw * ldx, ldx, rows - rw, cols);
+}
+#undef TRANSPOSE_TILE
+#endif
 
 /* ---- prefix sums across rows ------------------------------------------------------------------ */
 
