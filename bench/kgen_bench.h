@@ -66,6 +66,15 @@ typedef int kgb_call_fn(void *ctx);
  * Returns 0 or fn's first nonzero status. */
 int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds, double *pace);
 
+/* Two calls against each other in the same seconds: after two warm-up calls of each, samples
+ * of a and b (batched as kgb_time's) alternate, a first in even rounds and b first in odd ones,
+ * until 2 * o->min_time has passed and o->min_runs rounds are in. *sa and *sb get each one's
+ * median seconds per call and *ratio the median over rounds of b's sample against a's: a
+ * neighbour's load that slows one slows the other, where two kgb_time calls seconds apart can
+ * differ by a fifth on a shared VM. No read pass. Returns 0 or the first nonzero status. */
+int kgb_time_ab(const kgb_options *o, kgb_call_fn *fa, void *ca, kgb_call_fn *fb, void *cb,
+                double *sa, double *sb, double *ratio);
+
 /* ---- kernels and their bounds ------------------------------------------------------------- */
 
 enum kgb_bound { KGB_MEM, KGB_FP32, KGB_BF16 };
@@ -80,6 +89,7 @@ typedef struct kgb_result {
     const char *skip;     /* why it was not run (NULL: it was) */
     double seconds;       /* median per call */
     double pace;          /* from kgb_time: 0 when it ran without a reader */
+    int sets;             /* argument sets it was timed on, in turn (the caller's) */
     double flops, bytes;  /* per call at the sizes it ran at: cost block (read + written) */
     int narrow;           /* its matmul weights are bf16, fp8 or fp4: the bf16 dot peak applies */
     int ngemm;            /* the fp32 GEMMs it equals (0: no OpenBLAS comparison) */

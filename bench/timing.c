@@ -1,5 +1,6 @@
 /* timing.c: the median timer and the bound a kernel is measured against. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -88,6 +89,64 @@ int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds, 
         *pace = kgbi_median(q, n) / read_bytes;
     *seconds = kgbi_median(t, n);
     free(t), free(q);
+    return rc;
+}
+
+/* A batch for fn sized as kgb_time's from one warm call (after a first one); 0 on failure. */
+static long warm_batch(kgb_call_fn *fn, void *ctx, int *rc)
+{
+    if ((*rc = fn(ctx)) != 0)
+        return 0;
+    double one = sample(fn, ctx, 1, rc);
+    if (*rc != 0)
+        return 0;
+    long batch = one >= SAMPLE_SECONDS ? 1 : (long)(SAMPLE_SECONDS / (one > 1e-9 ? one : 1e-9));
+    return batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : batch;
+}
+
+int kgb_time_ab(const kgb_options *o, kgb_call_fn *fa, void *ca, kgb_call_fn *fb, void *cb,
+                double *sa, double *sb, double *ratio)
+{
+    int rc;
+    *sa = *sb = *ratio = 0;
+    long ba = warm_batch(fa, ca, &rc), bb = ba ? warm_batch(fb, cb, &rc) : 0;
+    if (!ba || !bb)
+        return rc;
+    int n = 0, cap = 64;
+    double *t = malloc((size_t)cap * 3 * sizeof *t);
+    if (!t)
+        return -1;
+    double start = kgbi_now();
+    while (n < o->min_runs || kgbi_now() - start < 2 * o->min_time) {
+        if (n == cap) {
+            double *grown = realloc(t, (size_t)cap * 6 * sizeof *t);
+            if (!grown)
+                break;
+            /* the three runs of cap values each move to their place in the larger block */
+            memmove(grown + 4 * cap, grown + 2 * cap, (size_t)cap * sizeof *t);
+            memmove(grown + 2 * cap, grown + cap, (size_t)cap * sizeof *t);
+            t = grown, cap *= 2;
+        }
+        double *ta = t, *tb = t + cap, *tr = t + 2 * cap;
+        /* a then b on even rounds, b then a on odd ones: neither always runs second */
+        if (n % 2 == 0) {
+            ta[n] = sample(fa, ca, ba, &rc);
+            if (rc == 0)
+                tb[n] = sample(fb, cb, bb, &rc);
+        } else {
+            tb[n] = sample(fb, cb, bb, &rc);
+            if (rc == 0)
+                ta[n] = sample(fa, ca, ba, &rc);
+        }
+        if (rc != 0)
+            break;
+        tr[n] = tb[n] / ta[n];
+        n++;
+    }
+    *ratio = kgbi_median(t + 2 * cap, n);
+    *sa = kgbi_median(t, n);
+    *sb = kgbi_median(t + cap, n);
+    free(t);
     return rc;
 }
 

@@ -120,9 +120,20 @@ static int make_args(chain *c, char *err, size_t errlen)
     return KG_OK;
 }
 
-int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets, double *seconds,
-              double *pace, int *calls, char *err, size_t errlen)
+int kgbc_has(const char *problem)
 {
+    kgg *g = kgg_new();
+    char *text = NULL;
+    int has = g && kgg_string_call(g, "chain", problem, &text) == KG_OK && text && *text;
+    free(text);
+    kgg_free(g);
+    return has;
+}
+
+int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets,
+              const kgbc_peer *mega, kgbc_times *out, char *err, size_t errlen)
+{
+    *out = (kgbc_times){ 0 };
     chain *c = calloc(1, sizeof *c);
     if (c)
         c->sets = sets < 1 ? 1 : sets > MAX_SETS ? MAX_SETS : sets;
@@ -142,10 +153,14 @@ int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets, doub
         rc = compile(reg, c, aot, err, errlen);
     if (rc == KG_OK)
         rc = make_args(c, err, errlen);
-    if (rc == KG_OK && (rc = kgb_time(o, call_chain, c, seconds, pace)) != KG_OK)
+    if (rc == KG_OK && (rc = kgb_time(o, call_chain, c, &out->seconds, &out->pace)) != KG_OK)
         snprintf(err, errlen, "a chain kernel returned status %d", rc);
+    if (rc == KG_OK && mega &&
+        (rc = kgb_time_ab(o, mega->fn, mega->ctx, call_chain, c, &out->ab_mega, &out->ab_chain,
+                          &out->ab_ratio)) != KG_OK)
+        snprintf(err, errlen, "the megakernel or a chain kernel returned status %d", rc);
     if (rc == KG_OK)
-        *calls = c->n;
+        out->calls = c->n;
     for (int s = 0; c && s < MAX_SETS; s++)
         for (int i = 0; i < c->n; i++)
             for (int a = 0; a < c->desc[i]->nargs; a++)

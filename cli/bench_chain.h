@@ -10,13 +10,30 @@
 
 #include "kgen_bench.h"
 
-/* Median seconds of one pass of the chain of `problem` (a megakernel's canonical problem
- * string) into *seconds (and kgb_time's pace into *pace) and its kernel calls into *calls; compiled with gcc when aot; on `sets`
- * sets of arguments used in turn (at most 16; as many as the megakernel was timed on, so both
- * find their data equally cold). Returns
- * KG_OK; KG_ENOTFOUND if the family has no chain; else a KG_* status with the reason in err
- * (KG_ESHAPE: its arguments pass the cap on argument memory). */
-int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets, double *seconds,
-              double *pace, int *calls, char *err, size_t errlen);
+/* The megakernel itself, to time the chain against in alternating samples. */
+typedef struct kgbc_peer {
+    kgb_call_fn *fn;
+    void *ctx;
+} kgbc_peer;
+
+typedef struct kgbc_times {
+    double seconds, pace; /* kgb_time's median seconds of one pass of the chain, and its pace */
+    int calls;            /* kernel calls of one pass */
+    /* with a peer, kgb_time_ab's: the megakernel's and the chain's medians, and the median of
+     * chain / megakernel over alternating samples */
+    double ab_mega, ab_chain, ab_ratio;
+} kgbc_times;
+
+/* Whether the family of `problem` has a chain (a megakernel's). */
+int kgbc_has(const char *problem);
+
+/* Times the chain of `problem` (a megakernel's canonical problem string) into *out, compiled
+ * with gcc when aot, on `sets` sets of arguments used in turn (at most 16; as many as the
+ * megakernel was timed on, so both find their data equally cold); with mega (else NULL), also
+ * against it in alternating samples. Returns KG_OK; KG_ENOTFOUND if the family has no chain;
+ * else a KG_* status with the reason in err (KG_ESHAPE: its arguments pass the cap on argument
+ * memory). */
+int kgbc_time(const kgb_options *o, const char *problem, int aot, int sets,
+              const kgbc_peer *mega, kgbc_times *out, char *err, size_t errlen);
 
 #endif

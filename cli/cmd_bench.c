@@ -197,6 +197,32 @@ static int set_count(double call_bytes, size_t set_bytes)
     return fit < 1 ? 1 : fit < (size_t)n ? (int)fit : n;
 }
 
+/* c's argument sets for kernel d (compiled as k): `want` of them, or as many as memory gives
+ * past the first; KG_OK or the first set's failure with the reason in err. */
+static int args_open(kernel_call *c, const kg_kernel *k, const kg_manifest_kernel *d, int want,
+                     char *err, size_t errlen)
+{
+    long n[KG_MANIFEST_MAX_CALLS];
+    memcpy(n, c->n, sizeof n);
+    *c = (kernel_call){ .k = k };
+    memcpy(c->n, n, sizeof n);
+    int rc = kgargs_new(d, c->t[0], err, errlen);
+    if (rc != KG_OK)
+        return rc;
+    c->sets = want;
+    for (int i = 1; i < c->sets; i++)
+        if (kgargs_new(d, c->t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
+            c->sets = i; /* time on the sets there are: warmer, but still a measurement */
+    return KG_OK;
+}
+
+static void args_close(kernel_call *c, const kg_manifest_kernel *d)
+{
+    for (int i = 0; i < c->sets; i++)
+        kgargs_free(d, c->t[i]);
+    c->sets = 0;
+}
+
 /* Measures kernel d (compiled as k) at the run's sizes into r; KGC_OK, or the exit code with
  * its message in err: 2 when its arguments pass the cap on their memory, else 1. */
 static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_args *a,
@@ -219,16 +245,12 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
     gemm_shapes(d, c.n, r);
     int rc = kgargs_bytes(d, &set_bytes, err, errlen);
     if (rc == KG_OK)
-        rc = kgargs_new(d, c.t[0], err, errlen);
+        rc = args_open(&c, k, d, set_count(r->bytes, set_bytes), err, errlen);
     if (rc != KG_OK)
         return kgc_exit_for(rc);
-    c.sets = set_count(r->bytes, set_bytes);
-    for (int i = 1; i < c.sets; i++)
-        if (kgargs_new(d, c.t[i], err, errlen) != 0) /* set 0 was fine: out of memory */
-            c.sets = i; /* time on the sets there are: warmer, but still a measurement */
+    r->sets = c.sets;
     rc = kgb_time(&a->o, call_kernel, &c, &r->seconds, &r->pace);
-    for (int i = 0; i < c.sets; i++)
-        kgargs_free(d, c.t[i]);
+    args_close(&c, d);
     if (rc != KG_OK)
         snprintf(err, errlen, "%s returned status %d", d->symbol, rc);
     return rc == KG_OK ? KGC_OK : KGC_FAIL;
@@ -238,32 +260,40 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
 
 /* A megakernel's timing against the chain of its single-op kernels (bench_chain.h). */
 typedef struct chain_line {
-    int has;          /* the family has a chain and it was timed */
-    int calls;        /* kernel calls of one pass of the chain */
-    double seconds;   /* median per pass */
-    double pace;      /* kgb_time's, for the paired ratio */
+    int has;      /* the family has a chain and it was timed */
+    kgbc_times t; /* the chain alone, and both in alternating samples */
 } chain_line;
 
 static void progress(const char *what, int i, int n);
 
 /* Times the chain of each selected kernel whose family has one, at the nominal sizes (the
- * chain's kernels run at theirs); KGC_OK, or the exit code with the reason printed. */
-static int measure_chains(const bench_args *a, const kgc_kernels *ks, const int *sel,
-                          const kgb_result *r, chain_line *cl, int n)
+ * chain's kernels run at theirs), alone and against the megakernel (k, on as many argument
+ * sets as it was timed on) in alternating samples; KGC_OK, or the exit code with the reason
+ * printed. */
+static int measure_chains(kg_registry *reg, const bench_args *a, const kgc_kernels *ks,
+                          const int *sel, const kgb_result *r, chain_line *cl, int n)
 {
+    static kernel_call c; /* as measure's */
     char err[512];
     for (int i = 0; i < n; i++) {
         const kg_manifest_kernel *d = &ks->m->kernels[sel[i]];
-        if (r[i].skip || a->tokens)
+        const kg_kernel *k = kg_registry_find(reg, d->symbol);
+        if (r[i].skip || a->tokens || !k)
             continue;
         size_t set_bytes;
         if (kgargs_bytes(d, &set_bytes, err, sizeof err) != KG_OK)
             continue; /* measure refused it already */
-        progress("the chain of single-op kernels", i + 1, n);
-        int rc = kgbc_time(&a->o, d->problem, a->aot, set_count(r[i].bytes, set_bytes),
-                           &cl[i].seconds, &cl[i].pace, &cl[i].calls, err, sizeof err);
-        if (rc == KG_ENOTFOUND)
+        if (!kgbc_has(d->problem))
             continue;
+        progress("the chain of single-op kernels", i + 1, n);
+        c = (kernel_call){ .k = k };
+        int rc = kgargs_call_sizes(d, 0, c.n) == 0 ? KG_OK : KG_EARG;
+        if (rc == KG_OK && (rc = args_open(&c, k, d, r[i].sets, err, sizeof err)) == KG_OK) {
+            kgbc_peer mega = { call_kernel, &c };
+            rc = kgbc_time(&a->o, d->problem, a->aot, r[i].sets, &mega, &cl[i].t, err,
+                           sizeof err);
+            args_close(&c, d);
+        }
         progress(NULL, i, n);
         if (rc != KG_OK)
             return kgc_error(kgc_exit_for(rc), "bench: the chain of %s: %s", d->symbol, err);
@@ -291,7 +321,8 @@ static void print_chains(const kgc_kernels *ks, const int *sel, const kgb_result
             continue;
         const kg_manifest_kernel *d = &ks->m->kernels[sel[i]];
         long L = layers_of(d->problem);
-        double bytes = d->cost[KG_COST_READ], mega = r[i].seconds, ch = cl[i].seconds;
+        const kgbc_times *t = &cl[i].t;
+        double bytes = d->cost[KG_COST_READ], mega = r[i].seconds, ch = t->seconds;
         if (!any)
             printf("\nmegakernels against the chain of their single-op kernels (the same "
                    "layers, each call its own\nweights and caches, as many argument sets, "
@@ -304,9 +335,13 @@ static void print_chains(const kgc_kernels *ks, const int *sel, const kgb_result
                bytes / mega / 1e9 / roof->read_gbs, bytes * r[i].pace);
         printf("    chain      %10.1f us (%9.1f us a layer), %6.1f GB/s = %.2f of the read "
                "roofline, %.2f paired, %d calls\n", ch * 1e6, ch * 1e6 / (double)L,
-               bytes / ch / 1e9, bytes / ch / 1e9 / roof->read_gbs, bytes * cl[i].pace,
-               cl[i].calls);
-        printf("    chain / megakernel time: %.3f\n", ch / mega);
+               bytes / ch / 1e9, bytes / ch / 1e9 / roof->read_gbs, bytes * t->pace,
+               t->calls);
+        printf("    chain / megakernel time: %.3f (the two lines above, timed seconds apart)\n",
+               ch / mega);
+        printf("    alternating samples: chain / megakernel %.3f (medians %.1f / %.1f us a "
+               "layer)\n", t->ab_ratio, t->ab_chain * 1e6 / (double)L,
+               t->ab_mega * 1e6 / (double)L);
     }
 }
 
@@ -495,7 +530,7 @@ static int bench(const bench_args *args, const regex_t *re, const kgc_kernels *k
     if (rc == KGC_OK)
         rc = measure_all(reg, a, ks, sel, r, nk);
     if (rc == KGC_OK && nk > 0)
-        rc = measure_chains(a, ks, sel, r, cl, nk);
+        rc = measure_chains(reg, a, ks, sel, r, cl, nk);
     int ng = 0;
     if (rc == KGC_OK && a->gemm)
         rc = measure_gemms(a, re, r + nk, &ng, nk, n);

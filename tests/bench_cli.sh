@@ -48,8 +48,10 @@ positive() { awk -v x="$1" 'BEGIN { exit !(x + 0 > 0) }'; }
 # 2 layers of one KV head: an attention block, the output projection and the MLP each = 6 calls.
 run bench "$specs/tiny.lua" --quick --threads 1 --min-runs 2 --min-time 0.01 \
     --kernel '^kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_'
+ab=$(sed -n 's/.*alternating samples: chain \/ megakernel \([0-9.]*\) (medians.*/\1/p' <<<"$out")
 if [ "$rc" -eq 0 ] && [[ $out == *"megakernels against the chain"* ]] &&
-   [[ $out == *"chain / megakernel time: "* ]] && [[ $out == *"6 calls"* ]]; then pass; else
+   [[ $out == *"chain / megakernel time: "* ]] && [[ $out == *"6 calls"* ]] &&
+   [ -n "$ab" ] && positive "$ab"; then pass; else
     fail "bench of a megakernel: exit $rc: $out $err"; fi
 
 # ---- a run with a kernel filter and CSV ------------------------------------------------------
