@@ -24,6 +24,7 @@
 #include "kgen/ckd.h"
 #include "kgen/dtype.h"
 #include "prim.h"
+#include "prim_avx512_bf16.h"
 
 enum {
     NR = 64,      /* panel width: 4 zmm of fp32 accumulators */
@@ -262,12 +263,11 @@ static inline void put(float *c, __m512 acc, __mmask16 m, int first)
     _mm512_mask_storeu_ps(c, m, acc);
 }
 
-/* Rounds 16 accumulators to bf16 and stores them, masked: vcvtneps2bf16 rounds to nearest even
- * as kg_f32_to_bf16 does, except that it flushes denormals and quiets NaNs its own way, so a
- * vector holding either is rounded lane by lane by the reference. */
+/* Rounds 16 accumulators to bf16 and stores them, masked (by the instruction where
+ * kgr_bf16_hw_ok allows, else by the reference lane by lane). */
 static inline void put_bf16(uint16_t *c, __m512 acc, __mmask16 m)
 {
-    if (_mm512_fpclass_ps_mask(acc, 0xa1) == 0) { /* QNaN, SNaN, denormal */
+    if (kgr_bf16_hw_ok(acc)) {
         _mm256_mask_storeu_epi16(c, m, (__m256i)_mm512_cvtneps_pbh(acc));
         return;
     }

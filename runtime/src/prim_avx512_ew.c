@@ -8,6 +8,7 @@
 #include "kgen/abi.h"
 #include "kgen/dtype.h"
 #include "prim.h"
+#include "prim_avx512_bf16.h"
 
 #define W 16
 #define FN(name) kgp_##name##__avx512
@@ -84,10 +85,7 @@ static inline vf subadd(vf a, vf b) { return _mm512_mask_sub_ps(_mm512_add_ps(a,
 
 static inline vi imin(vi a, vi b) { return _mm512_min_epi32(a, b); }
 
-/* vcvtneps2bf16 rounds to nearest even as kg_f32_to_bf16 does, but it flushes subnormals to
- * zero and keeps NaN payloads, so it is used only when no lane is NaN or subnormal (fpclass
- * 0x01 QNaN, 0x80 SNaN, 0x20 denormal). */
-static inline int bf16_hw_ok(vf v) { return _mm512_fpclass_ps_mask(v, 0xa1) == 0; }
+static inline int bf16_hw_ok(vf v) { return kgr_bf16_hw_ok(v); }
 static inline int st_bf16_hw(kg_u16 *p, vf v)
 {
     if (!bf16_hw_ok(v))
