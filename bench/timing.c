@@ -1,6 +1,5 @@
 /* timing.c: the median timer and the bound a kernel is measured against. */
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -45,20 +44,28 @@ static double sample(kgb_call_fn *fn, void *ctx, long batch, int *rc)
     return (kgbi_now() - t0) / (double)batch;
 }
 
+/* Two warm-up calls of fn, the second timed to size a batch (calls per sample); 0 with *rc set
+ * if fn fails. */
+static long warm_batch(kgb_call_fn *fn, void *ctx, int *rc)
+{
+    if ((*rc = fn(ctx)) != 0)
+        return 0;
+    double one = sample(fn, ctx, 1, rc);
+    if (*rc != 0)
+        return 0;
+    long batch = one >= SAMPLE_SECONDS ? 1 : (long)(SAMPLE_SECONDS / (one > 1e-9 ? one : 1e-9));
+    return batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : batch;
+}
+
 int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds, double *pace)
 {
-    int rc = fn(ctx);
+    int rc;
     *seconds = 0;
     if (pace)
         *pace = 0;
-    if (rc != 0)
+    long batch = warm_batch(fn, ctx, &rc);
+    if (!batch)
         return rc;
-    /* the second warm-up call also sizes the batch */
-    double one = sample(fn, ctx, 1, &rc);
-    if (rc != 0)
-        return rc;
-    long batch = one >= SAMPLE_SECONDS ? 1 : (long)(SAMPLE_SECONDS / (one > 1e-9 ? one : 1e-9));
-    batch = batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : batch;
     int n = 0, cap = 64;
     double *t = malloc((size_t)cap * sizeof *t), *q = malloc((size_t)cap * sizeof *q);
     double read_bytes = 0;
@@ -92,16 +99,15 @@ int kgb_time(const kgb_options *o, kgb_call_fn *fn, void *ctx, double *seconds, 
     return rc;
 }
 
-/* A batch for fn sized as kgb_time's from one warm call (after a first one); 0 on failure. */
-static long warm_batch(kgb_call_fn *fn, void *ctx, int *rc)
+/* One round of kgb_time_ab: a's and b's seconds per call, and b / a. */
+typedef struct ab_round { double t[3]; } ab_round;
+
+/* The median of field f over n rounds, through the scratch x. */
+static double ab_median(const ab_round *r, int n, int f, double *x)
 {
-    if ((*rc = fn(ctx)) != 0)
-        return 0;
-    double one = sample(fn, ctx, 1, rc);
-    if (*rc != 0)
-        return 0;
-    long batch = one >= SAMPLE_SECONDS ? 1 : (long)(SAMPLE_SECONDS / (one > 1e-9 ? one : 1e-9));
-    return batch < 1 ? 1 : batch > MAX_BATCH ? MAX_BATCH : batch;
+    for (int i = 0; i < n; i++)
+        x[i] = r[i].t[f];
+    return kgbi_median(x, n);
 }
 
 int kgb_time_ab(const kgb_options *o, kgb_call_fn *fa, void *ca, kgb_call_fn *fb, void *cb,
@@ -113,40 +119,42 @@ int kgb_time_ab(const kgb_options *o, kgb_call_fn *fa, void *ca, kgb_call_fn *fb
     if (!ba || !bb)
         return rc;
     int n = 0, cap = 64;
-    double *t = malloc((size_t)cap * 3 * sizeof *t);
-    if (!t)
+    ab_round *r = malloc((size_t)cap * sizeof *r);
+    if (!r)
         return -1;
     double start = kgbi_now();
     while (n < o->min_runs || kgbi_now() - start < 2 * o->min_time) {
         if (n == cap) {
-            double *grown = realloc(t, (size_t)cap * 6 * sizeof *t);
+            ab_round *grown = realloc(r, (size_t)(cap * 2) * sizeof *r);
             if (!grown)
                 break;
-            /* the three runs of cap values each move to their place in the larger block */
-            memmove(grown + 4 * cap, grown + 2 * cap, (size_t)cap * sizeof *t);
-            memmove(grown + 2 * cap, grown + cap, (size_t)cap * sizeof *t);
-            t = grown, cap *= 2;
+            r = grown, cap *= 2;
         }
-        double *ta = t, *tb = t + cap, *tr = t + 2 * cap;
+        double *t = r[n].t;
         /* a then b on even rounds, b then a on odd ones: neither always runs second */
         if (n % 2 == 0) {
-            ta[n] = sample(fa, ca, ba, &rc);
+            t[0] = sample(fa, ca, ba, &rc);
             if (rc == 0)
-                tb[n] = sample(fb, cb, bb, &rc);
+                t[1] = sample(fb, cb, bb, &rc);
         } else {
-            tb[n] = sample(fb, cb, bb, &rc);
+            t[1] = sample(fb, cb, bb, &rc);
             if (rc == 0)
-                ta[n] = sample(fa, ca, ba, &rc);
+                t[0] = sample(fa, ca, ba, &rc);
         }
         if (rc != 0)
             break;
-        tr[n] = tb[n] / ta[n];
+        t[2] = t[1] / t[0];
         n++;
     }
-    *ratio = kgbi_median(t + 2 * cap, n);
-    *sa = kgbi_median(t, n);
-    *sb = kgbi_median(t + cap, n);
-    free(t);
+    double *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    if (!x)
+        rc = -1;
+    else {
+        *sa = ab_median(r, n, 0, x);
+        *sb = ab_median(r, n, 1, x);
+        *ratio = ab_median(r, n, 2, x);
+    }
+    free(x), free(r);
     return rc;
 }
 

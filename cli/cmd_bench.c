@@ -197,15 +197,12 @@ static int set_count(double call_bytes, size_t set_bytes)
     return fit < 1 ? 1 : fit < (size_t)n ? (int)fit : n;
 }
 
-/* c's argument sets for kernel d (compiled as k): `want` of them, or as many as memory gives
- * past the first; KG_OK or the first set's failure with the reason in err. */
-static int args_open(kernel_call *c, const kg_kernel *k, const kg_manifest_kernel *d, int want,
-                     char *err, size_t errlen)
+/* c's argument sets for kernel d (c->k and c->n set): `want` of them, or as many as memory
+ * gives past the first; KG_OK or the first set's failure with the reason in err. */
+static int args_open(kernel_call *c, const kg_manifest_kernel *d, int want, char *err,
+                     size_t errlen)
 {
-    long n[KG_MANIFEST_MAX_CALLS];
-    memcpy(n, c->n, sizeof n);
-    *c = (kernel_call){ .k = k };
-    memcpy(c->n, n, sizeof n);
+    c->next = 0;
     int rc = kgargs_new(d, c->t[0], err, errlen);
     if (rc != KG_OK)
         return rc;
@@ -245,7 +242,7 @@ static int measure(const kg_kernel *k, const kg_manifest_kernel *d, const bench_
     gemm_shapes(d, c.n, r);
     int rc = kgargs_bytes(d, &set_bytes, err, errlen);
     if (rc == KG_OK)
-        rc = args_open(&c, k, d, set_count(r->bytes, set_bytes), err, errlen);
+        rc = args_open(&c, d, set_count(r->bytes, set_bytes), err, errlen);
     if (rc != KG_OK)
         return kgc_exit_for(rc);
     r->sets = c.sets;
@@ -288,7 +285,7 @@ static int measure_chains(kg_registry *reg, const bench_args *a, const kgc_kerne
         progress("the chain of single-op kernels", i + 1, n);
         c = (kernel_call){ .k = k };
         int rc = kgargs_call_sizes(d, 0, c.n) == 0 ? KG_OK : KG_EARG;
-        if (rc == KG_OK && (rc = args_open(&c, k, d, r[i].sets, err, sizeof err)) == KG_OK) {
+        if (rc == KG_OK && (rc = args_open(&c, d, r[i].sets, err, sizeof err)) == KG_OK) {
             kgbc_peer mega = { call_kernel, &c };
             rc = kgbc_time(&a->o, d->problem, a->aot, r[i].sets, &mega, &cl[i].t, err,
                            sizeof err);
