@@ -15,9 +15,10 @@
 #include "prim.h"
 
 static const char *const ISAS[] = { "avx2", "avx512" };
-/* around vectors (8, 16), the SIMD lse's block (2048) and its multiples */
-static const long SIZES[] = { 0, 1, 7, 15, 16, 17, 33, 100, 2047, 2048, 2049, 4096 + 31, 9000 };
-enum { NMAX = 9000, PAD = 32 };
+/* around vectors (8, 16), 2048 and the SIMD lse's block (8192) and its multiples */
+static const long SIZES[] = { 0, 1, 7, 15, 16, 17, 33, 100, 2047, 2048, 2049, 4096 + 31, 9000,
+                              8192 * 2 + 65 };
+enum { NMAX = 8192 * 2 + 65, PAD = 32 };
 
 typedef void lse_f32_fn(float *, const float *, long);
 typedef void lse_bf16_fn(float *, const kg_u16 *, long);

@@ -20,10 +20,11 @@
  * per row t, streamed over 3 chunks of 200 logits (the last 112):
  *   m = -inf, d = 0; per chunk c: m' = max(m, max c), d = d exp(m - m') + sum exp(c - m'), m = m'
  *   lse[t] = m + ln d, loss[t] = lse[t] - logits[t, targets[t]]
+ * (the running state follows kgp_lse_f32: m may stay below the max while the terms are in
+ * range; m + ln d is the same)
  * Peak extra memory: none. The logits are read where they lie, each chunk once (kgp_lse_f32
- * sums a block relative to the running max as it finds the block's max; only a block whose max
- * jumps far past it is read again, from L1); no [T, V] or chunk buffer, a few floats of stack
- * per thread. */
+ * sums a block relative to the running m; only a block whose sum passes 2^64 is read again,
+ * from L1, relative to its max); no [T, V] or chunk buffer, a few floats of stack per thread. */
 
 struct ctx {
     float *loss, *lse;

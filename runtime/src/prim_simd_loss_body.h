@@ -27,19 +27,23 @@ static inline vf exp2_d5(vf y)
 /* Two vectors of a row: f32 in order, bf16 in ld2_bf16's order (the sum and max do not care) */
 static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p + W); }
 
-/* The online step in blocks of LSE_BLOCK values, each read once: the exp-sum relative to the
- * running max m (y = x log2 e - m log2 e, one FMA: not exactly 0 at x = m, but the rows are
- * long here; the short ones and the two-pass blocks compute (x - m) log2 e as the reference
- * does, exactly 0 at the max), the block's max beside it, then
- * d = (d + sum) e^(m - m') with m' = max(m, block max). A block whose max passes m by more than
- * LSE_MARGIN (whose terms could overflow) is read twice from L1 instead: its max first, then
- * the sum relative to it. A row's first block (m = -inf) sums relative to its first values' max. The last values below 4W and a
- * block of -inf (and NaN) go to the reference. The bytes LSE_AHEAD on are prefetched: the
- * loop's arithmetic leaves the hardware prefetcher too few misses in flight (one Zen 5 thread,
- * medians of 30 interleaved passes over 66 MB: 8 KiB ahead read 25.2 GB/s, 2 KiB 22.5, none
- * 23.9; 16 and 32 KiB as 8). */
-#define LSE_BLOCK 2048
-#define LSE_MARGIN 44.0f /* e^44 < 2^64: a block's sum stays far from fp32's range */
+/* The online step in blocks of LSE_BLOCK values, each read once: the exp-sum relative to a
+ * reference r (y = x log2 e - r log2 e, one FMA: not exactly 0 at x = r, but the rows are long
+ * here; the short ones and the two-pass blocks compute (x - m) log2 e as the reference does,
+ * exactly 0 at the max), added to d as it is. r is the running m, or for a row's first block
+ * the max of its first 4W values, so m stays a value of the row, at or below the max; the
+ * scalar reference keeps the max itself, and ln d + m is the same either way. The block's max
+ * is not tracked: the exponentials and the vector max share the FP pipes, and the sum tells
+ * as much. A block summing past LSE_SUM_MAX (a value far above r, an inf, or a NaN) is read
+ * again from L1 by the two-pass step: its max first, then the sum relative to it, which is then the new m. The last values
+ * below 4W go to the reference. The bytes LSE_AHEAD on are prefetched: the loop's arithmetic
+ * leaves the hardware prefetcher too few misses in flight (one Zen 5 thread, medians of 30
+ * interleaved passes over 66 MB: 8 KiB ahead read 25.2 GB/s, 2 KiB 22.5, none 23.9; 16 and
+ * 32 KiB as 8). One Zen 5 thread, bf16 rows of 128256 in L2: 28.4-28.9 GB/s with the max
+ * tracked in blocks of 2048, 30.2-31.3 without it, 34.0-34.3 in blocks of 8192 (a short
+ * block loop's exit costs more than its sum); 512 rows from DRAM 26.6-27.1, 29.7-30.5. */
+#define LSE_BLOCK 8192
+#define LSE_SUM_MAX 0x1p64f /* far from fp32's range, d stays finite over any row */
 #define LSE_AHEAD 8192
 #define LSE_SIMD(name, T, LOAD2, EXP2)                                                        \
     static void name##_two_pass(float *md, const T *xb, long nb)                              \
@@ -71,7 +75,7 @@ static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p
         for (long b = 0; b < nv; b += LSE_BLOCK) {                                            \
             long nb = nv - b < LSE_BLOCK ? nv - b : LSE_BLOCK;                                \
             const T *xb = x + b;                                                              \
-            float m = md[0], r = m; /* the reference max: a row's first takes a guess */      \
+            float r = md[0]; /* the reference: a row's first block takes a guess */          \
             if (r == -__builtin_inff()) {                                                     \
                 vf a, c, e, h;                                                                \
                 LOAD2(xb, &a, &c);                                                            \
@@ -82,33 +86,26 @@ static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p
                 name##_two_pass(md, xb, nb);                                                  \
                 continue;                                                                     \
             }                                                                                 \
-            vf acc0 = set1(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;                      \
-            vf mv0 = set1(-__builtin_inff()), mv1 = mv0, a, c, e, h;                          \
+            vf acc0 = set1(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0, a, c, e, h;           \
             vf l2e = set1(KGR_LOG2E), nl = set1(-(r * KGR_LOG2E));                            \
             for (long i = 0; i < nb; i += 4 * W) {                                            \
                 for (unsigned k = 0; k < 4 * W * sizeof(T); k += 64)                          \
                     __builtin_prefetch((const char *)(xb + i) + LSE_AHEAD + k);               \
                 LOAD2(xb + i, &a, &c);                                                        \
                 LOAD2(xb + i + 2 * W, &e, &h);                                                \
-                mv0 = vmax(a, vmax(e, mv0));                                                  \
-                mv1 = vmax(c, vmax(h, mv1));                                                  \
-                acc0 = vadd(acc0, EXP2(vfma(a, l2e, nl)));                              \
-                acc1 = vadd(acc1, EXP2(vfma(c, l2e, nl)));                              \
-                acc2 = vadd(acc2, EXP2(vfma(e, l2e, nl)));                              \
-                acc3 = vadd(acc3, EXP2(vfma(h, l2e, nl)));                              \
+                acc0 = vadd(acc0, EXP2(vfma(a, l2e, nl)));                                    \
+                acc1 = vadd(acc1, EXP2(vfma(c, l2e, nl)));                                    \
+                acc2 = vadd(acc2, EXP2(vfma(e, l2e, nl)));                                    \
+                acc3 = vadd(acc3, EXP2(vfma(h, l2e, nl)));                                    \
             }                                                                                 \
-            acc0 = vadd(vadd(acc0, acc1), vadd(acc2, acc3));                                  \
-            float bm = hmax(vmax(mv0, mv1));                                                  \
-            if (!(bm <= r + LSE_MARGIN)) {                                                    \
+            float sum = hsum(vadd(vadd(acc0, acc1), vadd(acc2, acc3)));                       \
+            if (!(sum <= LSE_SUM_MAX)) {                                                      \
                 name##_two_pass(md, xb, nb);                                                  \
                 continue;                                                                     \
             }                                                                                 \
-            /* d is relative to r (m = r), or 0 or NaN (m = -inf: d e^(m - r) is d) */        \
-            float d = md[1] + hsum(acc0);                                                     \
-            if (bm > r)                                                                       \
-                d *= kgr_exp_f32(r - bm);                                                     \
-            md[0] = bm > r ? bm : r;                                                          \
-            md[1] = d;                                                                        \
+            /* d is relative to r (m = r), or 0 or NaN (m = -inf) */                          \
+            md[0] = r;                                                                        \
+            md[1] += sum;                                                                     \
         }                                                                                     \
         kgp_##name##__scalar(md, x + nv, n - nv);                                             \
     }

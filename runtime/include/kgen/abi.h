@@ -348,12 +348,13 @@ void kgp_pack_act_f32(kg_wt *W, void *buf, const float *x, long ldx, long K, lon
  * kg_exp is exp_sum_f32's exponential. */
 #define KGP_LIST_LOSS(X) \
     /* one step of an online log-sum-exp over a row's values x[0..n): with (m, d) = md[0..1]    \
-     * (start from (-inf, 0)), m' = max(m, max x[i]) and d' = d * e(m - m') + sum of            \
-     * e(x[i] - m') (fp32, the primitive's own order and blocking; within a few ulp of the      \
-     * scalar reference's left-to-right sum), e(t) = 2^(t log2 e) by prim.h's polynomial, of   \
-     * degree 5 for f32 (within 1e-7) and 3 for bf16 (within 9e-5, far below bf16's rounding); \
-     * md becomes (m', d'). Values all -inf leave md as it is; a NaN makes d NaN. ln(d) + m is  \
-     * the log-sum-exp of everything seen */                                                   \
+     * (start from (-inf, 0)), d' = d * e(m - m') + sum of e(x[i] - m') (fp32, the primitive's  \
+     * own order and blocking; within a few ulp of the scalar reference's left-to-right sum),  \
+     * e(t) = 2^(t log2 e) by prim.h's polynomial, of degree 5 for f32 (within 1e-7) and 3 for \
+     * bf16 (within 9e-5, far below bf16's rounding); md becomes (m', d'). m' is a reference   \
+     * point at or below max(m, max x[i]): that max in the scalar reference, m itself or a     \
+     * value of the row in the SIMD versions as long as no term passes 2^64. Values all -inf   \
+     * leave md as it is; a NaN makes d NaN. ln(d) + m is the log-sum-exp of everything seen */ \
     X(void, lse_f32, (float *md, const float *x, long n), (md, x, n))                          \
     X(void, lse_bf16, (float *md, const kg_u16 *x, long n), (md, x, n))                        \
     /* cross entropy's gradient rows before the target's one-hot: g[i] = e(x[i]) * s (fp32)   \
