@@ -47,7 +47,7 @@
  * Weights are packed kg_wt handles; the lists hold one pointer a layer (the caches' one a
  * (layer, KV head)): one QKV and one output projection a layer over every KV head, the
  * attention core per KV head, each reading its heads' mask rows in place. Before a layer's
- * attention the first 256 KiB of its W_gates and W_ups panels are prefetched,
+ * attention the first 16 KiB of its W_gates and W_ups panels are prefetched,
  * before its MLP those of the next layer's W_qkvs (kgp_prefetch_wt: hints, no value changes).
  * Scratch (kgp_scratch, per call): the activations h, a, y (f32 [B * 2, 256]), two fp32
  * rows, then the larger of the attention's and the MLP's scratch (they run one after the
@@ -736,7 +736,7 @@ int kg_transformer_tkg_f32__h256_i688_nq2_kv2_d64_s2_smax256_l3_eps1em05_fp8l2_n
     for (long l = 0; l < 3; l++) {
         /* while the attention streams the KV cache, the first panels of this layer's MLP
          * weights are on their way (a hint) */
-        kgp_prefetch_wt(W_gates[l], 262144L), kgp_prefetch_wt(W_ups[l], 262144L);
+        kgp_prefetch_wt(W_gates[l], 16384L), kgp_prefetch_wt(W_ups[l], 16384L);
         rc = tk_attention(wk, B, S_ctx, a, (float *const *)K_caches + l * 2,
                           (float *const *)V_caches + l * 2, kt, vt, cur, W_gamma_qkvs[l],
                           W_qkvs[l], RoPE_cos, RoPE_sin, mask_cache, position_ids, W_outs[l]);
@@ -744,7 +744,7 @@ int kg_transformer_tkg_f32__h256_i688_nq2_kv2_d64_s2_smax256_l3_eps1em05_fp8l2_n
             return rc;
         /* and while the MLP runs, the next layer's first QKV panels */
         if (l + 1 < 3)
-            kgp_prefetch_wt(W_qkvs[l + 1], 262144L);
+            kgp_prefetch_wt(W_qkvs[l + 1], 16384L);
         /* h1 = h + a into h (add_out), y = MLP(h1) */
         if (tk_fp8[l])
             tk_mlp8(wk, T, y, h, a, cur, W_gates[l], W_ups[l], W_downs[l], W_gamma_mlps[l],

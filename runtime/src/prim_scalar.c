@@ -45,8 +45,6 @@ void kgp_cvt_e4m3fn_f32__scalar(float *y, const kg_u8 *x, long n)
         y[i] = e4m3fn_value[x[i]];
 }
 
-/* Logical h = 512j + 4p + q from stored q*H/4 + 128j + p: four strided reads per output run,
- * in output order so y is written once, front to back. */
 void kgp_prefetch_wt__scalar(const kg_wt *W, long bytes)
 {
     if (!W || !W->data || bytes <= 0 || W->nr <= 0)
@@ -58,6 +56,8 @@ void kgp_prefetch_wt__scalar(const kg_wt *W, long bytes)
         __builtin_prefetch(p + b, 0, 2);
 }
 
+/* Logical h = 512j + 4p + q from stored q*H/4 + 128j + p: four strided reads per output run,
+ * in output order so y is written once, front to back. */
 void kgp_unswizzle_4h_f32__scalar(float *y, const float *x, long H)
 {
     long q4 = H / 4;

@@ -126,7 +126,8 @@ void FN(axpy_rows_f32)(float *o, long ldo, const float *p, long ldp, long m, con
             axpy_rows_block(o + i * ldo, ldo, p + i * ldp, ldp, v, ldv, n, t, 1, 1);
     }
     t = d / W * W;
-    kgp_axpy_rows_f32__scalar(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
+    if (t < d) /* (the reference's loops over m and n would run empty) */
+        kgp_axpy_rows_f32__scalar(o + t, ldo, p, ldp, m, v + t, ldv, n, d - t);
 }
 
 /* Exact but for a zero's sign: the max does not depend on order, and at the first vector

@@ -275,8 +275,12 @@ function F.params(k)
     WT_FMT = ctypes.WT[k.weight_dtype].fmt, WT_FMT8 = ctypes.WT.e4m3.fmt,
     COLL = ({ f32 = "KG_COLL_F32", bf16 = "KG_COLL_BF16", fp16 = "KG_COLL_F16" })[k.dtype],
     MB = M.MB, CHUNK = A.CHUNK, ROUND = A.ROUND,
-    -- bytes of a weight's first panels prefetched ahead of its stage: an L2's worth
-    PREFETCH = 256 * 1024,
+    -- bytes of a weight's first panels prefetched ahead of its stage: enough for the first
+    -- panels' streams to start. Not more: a prefetch loop stalls its thread once the miss
+    -- buffers are full, so it does not run beside the attention; 256 KiB cost tiny.lua's
+    -- megakernels 2-3% against their chains (alternating samples, one Zen 5 thread), 16 KiB
+    -- and none did not, and at Llama-3-8B shapes no size moved the ratio beyond the noise.
+    PREFETCH = 16 * 1024,
   }
 end
 
