@@ -85,17 +85,16 @@ static inline vf subadd(vf a, vf b) { return _mm512_mask_sub_ps(_mm512_add_ps(a,
 
 static inline vi imin(vi a, vi b) { return _mm512_min_epi32(a, b); }
 
-static inline int bf16_hw_ok(vf v) { return kgr_bf16_hw_ok(v); }
 static inline int st_bf16_hw(kg_u16 *p, vf v)
 {
-    if (!bf16_hw_ok(v))
+    if (!kgr_bf16_hw_ok(v))
         return 0;
     _mm256_storeu_si256((__m256i *)p, (__m256i)_mm512_cvtneps_pbh(v));
     return 1;
 }
 static inline int round_bf16_hw(vf v, vf *r)
 {
-    if (!bf16_hw_ok(v))
+    if (!kgr_bf16_hw_ok(v))
         return 0;
     *r = _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(v));
     return 1;
