@@ -40,8 +40,9 @@ static inline void ld2_f32(const float *p, vf *a, vf *b) { *a = ld(p), *b = ld(p
  * prefetched: the loop's arithmetic leaves the hardware prefetcher too few misses in flight
  * (one Zen 5 thread, medians of 30 interleaved passes over 66 MB: 8 KiB ahead read 25.2 GB/s,
  * 2 KiB 22.5, none 23.9; 16 and 32 KiB as 8). One Zen 5 thread, bf16 rows of 128256 in L2:
- * 28.4-28.9 GB/s with the max tracked in blocks of 2048, 30.2-31.3 without it, 34.0-34.3 in blocks of 8192 (a short
- * block loop's exit costs more than its sum); 512 rows from DRAM 26.6-27.1, 29.7-30.5. */
+ * 28.4-28.9 GB/s with the max tracked in blocks of 2048, 30.2-31.3 without it, 34.0-34.3 in
+ * blocks of 8192 (a short block loop's exit costs more than its sum); 512 rows from DRAM
+ * 26.6-27.1, 29.7-30.5. */
 #define LSE_BLOCK 8192
 #define LSE_SUM_MAX 0x1p64f /* far from fp32's range, d stays finite over any row */
 #define LSE_AHEAD 8192
