@@ -18,6 +18,13 @@ typedef __m256i vm; /* all-ones / all-zeros 32-bit lanes */
 
 static inline vf ld(const float *p) { return _mm256_loadu_ps(p); }
 static inline void st(float *p, vf v) { _mm256_storeu_ps(p, v); }
+/* the first n < W lanes (vmaskmovps: nothing past them read or written; the rest loaded as 0) */
+static inline __m256i first_n(long n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline vf ldn(const float *p, long n) { return _mm256_maskload_ps(p, first_n(n)); }
+static inline void stn(float *p, vf v, long n) { _mm256_maskstore_ps(p, first_n(n), v); }
 static inline vf set1(float s) { return _mm256_set1_ps(s); }
 static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }

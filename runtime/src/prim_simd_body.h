@@ -6,6 +6,8 @@
  *   FN(name)        the implementation's symbol, kgp_<name>__<isa>
  *   vf, vi, vm      float vector, 32-bit int vector, lane mask
  *   ld st set1 vadd vsub vmul vdiv vabs    float loads, stores and arithmetic (one rounding each)
+ *   ldn stn         the first n < W lanes loaded (the others 0) or stored, masked: no byte past
+ *                   them is touched (attention's row tails)
  *   vmax            vmaxps: as vmin
  *   vfma            fused a * b + c, one rounding (fmaf's bits)
  *   bits fbits iset1 iand ior iadd isub srli slli    int lanes and reinterpretation
