@@ -75,7 +75,13 @@ void FN(dot_cols_f32)(float *s, long lds, const float *q, long ldq, long m, cons
                 acc = vfma(set1(q[i * ldq + t]), ld(kt + t * ldk + j), acc);
             st(s + i * lds + j, acc);
         }
-    kgp_dot_cols_f32__scalar(s + j, lds, q, ldq, m, kt + j, ldk, n - j, d);
+    if (j < n) /* the last n - j < W keys: masked, as axpy_rows_f32's tail */
+        for (long i = 0; i < m; i++) {
+            vf acc = set1(0.0f);
+            for (long t = 0; t < d; t++)
+                acc = vfma(set1(q[i * ldq + t]), ldn(kt + t * ldk + j, n - j), acc);
+            stn(s + i * lds + j, acc, n - j);
+        }
 }
 
 /* QB output rows by 2 vectors of d: each value vector loaded once for the QB rows, each lane
