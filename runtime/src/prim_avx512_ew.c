@@ -20,8 +20,9 @@ typedef __mmask16 vm;
 static inline vf ld(const float *p) { return _mm512_loadu_ps(p); }
 static inline void st(float *p, vf v) { _mm512_storeu_ps(p, v); }
 /* the first n < W lanes (masked: nothing past them read or written; the rest loaded as 0) */
-static inline vf ldn(const float *p, long n) { return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
-static inline void stn(float *p, vf v, long n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v); }
+static inline __mmask16 first_n(long n) { return (__mmask16)((1u << n) - 1); }
+static inline vf ldn(const float *p, long n) { return _mm512_maskz_loadu_ps(first_n(n), p); }
+static inline void stn(float *p, vf v, long n) { _mm512_mask_storeu_ps(p, first_n(n), v); }
 static inline vf set1(float s) { return _mm512_set1_ps(s); }
 static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
