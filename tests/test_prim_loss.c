@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 
 #include <math.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,7 +315,7 @@ Test(prim_loss, dwconv_bits_match_scalar_every_stride)
 
 /* The bf16 row, padding inside: the reference's bits on every ISA, and the reference is
  * dwconv_f32 on the widened zero-padded row, rounded once. Edges wider than a vector (padding
- * 37), and a filter past the SIMD edges' bound of 64 taps (65: its edges by the reference). */
+ * 37), filters up to 65 taps (wider than the row, rows with no whole vector inside). */
 Test(prim_loss, dwconv_bf16_bits_match_scalar_and_f32_row)
 {
     enum { WMAX = 2200, PMAX = 38 };
@@ -360,3 +362,41 @@ Test(prim_loss, dwconv_bf16_bits_match_scalar_and_f32_row)
     cr_assert_gt(compared, 0);
 }
 
+
+/* A row at the very start and at the very end of a page between two inaccessible pages: the
+ * edges' taps leave the row on both sides, and must not read outside it (a read there faults). */
+Test(prim_loss, dwconv_bf16_edges_read_only_the_row)
+{
+    long pg = sysconf(_SC_PAGESIZE), n = pg / 2; /* elements a page */
+    char *m = mmap(NULL, (size_t)(3 * pg), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    cr_assert(m != MAP_FAILED);
+    cr_assert_eq(mprotect(m, (size_t)pg, PROT_NONE), 0);
+    cr_assert_eq(mprotect(m + 2 * pg, (size_t)pg, PROT_NONE), 0);
+    kg_u16 *page = (kg_u16 *)(m + pg);
+    uint64_t s = 9;
+    for (long i = 0; i < n; i++)
+        page[i] = kg_f32_to_bf16(normal(&s));
+    static kg_u16 ys[256 + PAD], yv[256 + PAD];
+    static const float f[5] = { 0.5f, -1.25f, 2.0f, 0.75f, -0.125f };
+    static const long WS[] = { 3, 40, 100 };
+    const char *isas[] = { "avx2", "avx512" };
+    int compared = 0;
+    for (size_t k = 0; k < 2; k++) {
+        dwconv_bf16_fn *fn = kgr_prim_impl(isas[k], "dwconv_bf16");
+        if (!fn)
+            continue;
+        for (size_t a = 0; a < 3; a++)
+            for (int end = 0; end < 2; end++) {
+                long w = WS[a], pl = 4, Q = w + 2 * pl - 5 + 1;
+                const kg_u16 *x = end ? page + n - w : page;
+                kgp_dwconv_bf16__scalar(ys, x, w, f, 5, pl, Q);
+                fn(yv, x, w, f, 5, pl, Q);
+                cr_assert(same_bits(ys, yv, (size_t)Q * sizeof *ys), "%s w=%ld at the page's %s",
+                          isas[k], w, end ? "end" : "start");
+                compared++;
+            }
+    }
+    munmap(m, (size_t)(3 * pg));
+    cr_assert_gt(compared, 0);
+}

@@ -93,6 +93,21 @@ static inline void st16(kg_u16 *p, vi v)
 {
     _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
 }
+/* through a copy on the stack: AVX2 has no 16-bit masked loads and stores */
+static inline vi ld16_in(const kg_u16 *x, long j, long w)
+{
+    kg_u16 t[W] = { 0 };
+    for (long i = 0; i < W; i++)
+        if (j + i >= 0 && j + i < w)
+            t[i] = x[j + i];
+    return ld16(t);
+}
+static inline void st16n(kg_u16 *p, vi v, long n)
+{
+    kg_u16 t[W];
+    st16(t, v);
+    memcpy(p, t, (size_t)n * sizeof *t);
+}
 /* every lane holds a value below 2^8: the two unsigned-saturating packs truncate */
 static inline void st8(kg_u8 *p, vi v)
 {

@@ -3,6 +3,7 @@
  * prim_avx2.c; this file supplies its vector vocabulary. Built with the flags of prim_avx512.c;
  * prim.c calls it only when cpu.c reports AVX-512. */
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kgen/abi.h"
@@ -71,6 +72,18 @@ static inline vi ld16(const kg_u16 *p)
     return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
 }
 static inline void st16(kg_u16 *p, vi v) { _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(v)); }
+/* masked: the lanes outside x[0, w) are neither read nor faulted on, wherever x + j points */
+static inline vi ld16_in(const kg_u16 *x, long j, long w)
+{
+    long lo = j < 0 ? (-j < W ? -j : W) : 0, hi = w - j < W ? (w - j > lo ? w - j : lo) : W;
+    const kg_u16 *p = (const kg_u16 *)((uintptr_t)x + (uintptr_t)j * sizeof *x);
+    __mmask16 m = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+}
+static inline void st16n(kg_u16 *p, vi v, long n)
+{
+    _mm256_mask_storeu_epi16(p, n < W ? first_n(n) : 0xffff, _mm512_cvtepi32_epi16(v));
+}
 static inline void st8(kg_u8 *p, vi v) { _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8(v)); }
 static inline vf ld_ph(const kg_u16 *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 static inline vi ps2ph(vf v)

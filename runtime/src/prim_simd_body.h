@@ -13,6 +13,9 @@
  *   bits fbits iset1 iand ior iadd isub srli slli    int lanes and reinterpretation
  *   igt isel fsel flt fgt isnanv anym           signed compare, selects, ordered compares
  *   ld16 st16       W u16 zero-extended to / truncated from 32-bit lanes
+ *   ld16_in st16n   ld16 of x[j + i] where 0 <= j + i < w, 0 elsewhere, and st16 of the first
+ *                   n <= W lanes: nothing outside x[0, w) or p[0, n) is touched (a conv row's
+ *                   edges)
  *   st8             W bytes truncated from 32-bit lanes (each below 256)
  *   ld_ph           W fp16 to fp32 (vcvtph2ps: exact, NaN payload kept with the quiet bit set)
  *   ps2ph           fp32 to fp16 bits in 32-bit lanes (vcvtps2ph, round to nearest even)

@@ -187,49 +187,32 @@ void FN(dwconv_f32)(float *y, const float *x, long ldp, const float *f, long S, 
         kgp_dwconv_f32__scalar(y + q, x + q, ldp, f, S, stride, Q - q);
 }
 
-/* Outputs [o, o + n) (n <= W) as one vector over a zero-padded copy of their taps' span
- * (padding as the reference's +0): the edges, where taps leave the row. DW_EDGE_S bounds S
- * for the copy on the stack; wider filters leave the edges to the reference. */
-#define DW_EDGE_S 64
+/* Outputs [o, o + n) (n <= W) as one vector, each tap's lanes outside the row loaded as the
+ * reference's +0 padding: the edges, where taps leave the row. */
 static void dw_edge_bf16(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S, long pl,
                          long o, long n)
 {
-    kg_u16 span[W + DW_EDGE_S], out[W];
-    long len = W + S - 1, j0 = o - pl; /* span[i] is x[j0 + i] inside the row, else +0 */
-    long i0 = j0 < 0 ? (-j0 < len ? -j0 : len) : 0;
-    long i1 = w - j0 < len ? (w - j0 > i0 ? w - j0 : i0) : len;
-    memset(span, 0, sizeof span);
-    if (i1 > i0)
-        memcpy(span + i0, x + j0 + i0, (size_t)(i1 - i0) * sizeof *x);
     vf a = set1(0.0f);
     for (long s = 0; s < S; s++)
-        a = vfma(set1(f[s]), ld_bf16(span + s), a);
-    st_bf16(out, a);
-    memcpy(y + o, out, (size_t)n * sizeof *out);
+        a = vfma(set1(f[s]), fbits(slli(ld16_in(x, o - pl + s, w), 16)), a);
+    st16n(y + o, bf16_of(bits(a)), n);
 }
 
 /* Outputs whose taps all lie in x (q in [pl, w + pl - S]) four vectors at a time, widened from
  * x per tap (the row is read once from memory, its taps from L1), rounded once, then one at a
  * time, the last few as the vector ending at the interior's end (it writes some outputs again,
- * with the same bits); the edges as vectors over zero-padded copies. The reference computes
- * each output alike (fmaf over the taps, padding +0), so the bits are its; it takes only what
- * these cannot (filters past DW_EDGE_S, interiors narrower than a vector), since it costs some
- * 20 times a vector's time an output (its fmaf is a call): at w 4096 its dozen outputs a row
- * were a third of the row's time. */
+ * with the same bits); the edges, and rows with no whole vector inside, by dw_edge_bf16. The
+ * reference computes each output alike (fmaf over the taps, padding +0), so the bits are its. */
 void FN(dwconv_bf16)(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S, long pl, long Q)
 {
     long q0 = pl < Q ? pl : Q, q1 = w + pl - S + 1 < Q ? w + pl - S + 1 : Q, q = q0;
-    int edges = S <= DW_EDGE_S;
     if (q1 - q0 < W) { /* no whole vector inside */
-        kgp_dwconv_bf16__scalar(y, x, w, f, S, pl, Q);
+        for (long o = 0; o < Q; o += W)
+            dw_edge_bf16(y, x, w, f, S, pl, o, Q - o < W ? Q - o : W);
         return;
     }
-    for (long o = 0; o < q0; o += W) {
-        if (edges)
-            dw_edge_bf16(y, x, w, f, S, pl, o, q0 - o < W ? q0 - o : W);
-        else
-            kgp_dwconv_bf16__scalar(y + o, x, w, f, S, pl - o, q0 - o < W ? q0 - o : W);
-    }
+    for (long o = 0; o < q0; o += W)
+        dw_edge_bf16(y, x, w, f, S, pl, o, q0 - o < W ? q0 - o : W);
     for (; q + 4 * W <= q1; q += 4 * W) {
         vf a0 = set1(0.0f), a1 = a0, a2 = a0, a3 = a0;
         const kg_u16 *xs = x + q - pl;
@@ -250,10 +233,6 @@ void FN(dwconv_bf16)(kg_u16 *y, const kg_u16 *x, long w, const float *f, long S,
             a = vfma(set1(f[s]), ld_bf16(x + t - pl + s), a);
         st_bf16(y + t, a);
     }
-    for (long o = q1; o < Q; o += W) {
-        if (edges)
-            dw_edge_bf16(y, x, w, f, S, pl, o, Q - o < W ? Q - o : W);
-        else
-            kgp_dwconv_bf16__scalar(y + o, x, w, f, S, pl - o, Q - o < W ? Q - o : W);
-    }
+    for (long o = q1; o < Q; o += W)
+        dw_edge_bf16(y, x, w, f, S, pl, o, Q - o < W ? Q - o : W);
 }
