@@ -188,5 +188,10 @@ float FN(exp_sum_f32)(float *y, const float *x, float m, long n)
         st(y + i, e);
         acc = vadd(acc, e);
     }
-    return hsum(acc) + kgp_exp_sum_f32__scalar(y + i, x + i, m, n - i);
+    if (i < n) { /* the last n - i as a masked vector, its other lanes adding 0 */
+        vf e = fsel(first_n(n - i), vexp(vsub(ldn(x + i, n - i), mv)), set1(0.0f));
+        stn(y + i, e, n - i);
+        acc = vadd(acc, e);
+    }
+    return hsum(acc);
 }

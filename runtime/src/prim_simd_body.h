@@ -41,7 +41,8 @@
  * Element-wise primitives give exactly the scalar bits (prim_scalar.c): each vector operation
  * rounds once, in the order of the scalar expression, and the file is built with
  * -ffp-contract=off. Remainders shorter than a vector go to the scalar reference (but those
- * of axpy_rows_f32 and dot_cols_f32, masked vectors: theirs are a decode tile's positions).
+ * of axpy_rows_f32, dot_cols_f32 and exp_sum_f32, masked vectors: theirs are a decode tile's
+ * positions).
  * Reductions sum in W-lane partial sums (kgen/abi.h allows their own order); maxabs is exact
  * anyway.
  * cumsum_f32 stays scalar: its contract is a left-to-right fp32 sum, a serial chain a SIMD scan
