@@ -381,8 +381,30 @@ static void compare_blas(const bench_args *a, kgb_result *r, int n, char *blas, 
     kgb_blas_close(b);
 }
 
-/* With --csv, the probes and the n results as CSV; KGC_OK or KGC_USAGE, printed. */
-static int write_csv(const bench_args *a, const kgb_roofline *roof, const kgb_result *r, int n)
+/* The megakernels' chains as CSV rows after the kernels' (kind "chain", named by their
+ * megakernel): the chain's time, GB/s and ratios over the megakernel's bytes, and in `detail`
+ * the alternating samples as key=value words for scripts. */
+static void write_chain_rows(FILE *f, const kgc_kernels *ks, const int *sel,
+                             const chain_line *cl, int n, const kgb_roofline *roof)
+{
+    for (int i = 0; i < n; i++) {
+        if (!cl[i].has)
+            continue;
+        const kg_manifest_kernel *d = &ks->m->kernels[sel[i]];
+        const kgbc_times *t = &cl[i].t;
+        double bytes = d->cost[KG_COST_READ], gbs = bytes / t->seconds / 1e9;
+        long L = layers_of(d->problem);
+        fprintf(f, "chain,%s,%d,%.6g,,%.6g,,mem,%.6g,,%.6g,layers=%ld calls=%d ab_ratio=%.6g "
+                "ab_chain_us=%.6g ab_mega_us=%.6g\n", d->symbol, roof->threads,
+                t->seconds * 1e6, gbs, gbs / roof->read_gbs, bytes * t->pace, L, t->calls,
+                t->ab_ratio, t->ab_chain * 1e6, t->ab_mega * 1e6);
+    }
+}
+
+/* With --csv, the probes, the n results and the chains (cl, for the first nk of them; NULL:
+ * none) as CSV; KGC_OK or KGC_USAGE, printed. */
+static int write_csv(const bench_args *a, const kgb_roofline *roof, const kgb_result *r, int n,
+                     const kgc_kernels *ks, const int *sel, const chain_line *cl, int nk)
 {
     if (!a->csv)
         return KGC_OK;
@@ -391,6 +413,8 @@ static int write_csv(const bench_args *a, const kgb_roofline *roof, const kgb_re
         return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
                          strerror(errno));
     kgb_write_csv(f, roof, r, n);
+    if (ks && cl)
+        write_chain_rows(f, ks, sel, cl, nk, roof);
     int bad = ferror(f), closed = fclose(f);
     if (bad || closed != 0)
         return kgc_error(KGC_USAGE, "bench: --csv %s: cannot write (%s)", a->csv,
@@ -420,7 +444,7 @@ static int report(const bench_args *a, const kgc_kernels *ks, const int *sel,
     kgb_print_table(stdout, roof, blas, r, n);
     if (ks)
         print_chains(ks, sel, r, cl, n - ngemm, roof);
-    int rc = write_csv(a, roof, r, n);
+    int rc = write_csv(a, roof, r, n, ks, sel, cl, n - ngemm);
     if (rc != KGC_OK)
         return rc;
     if (a->plot) {
@@ -494,7 +518,7 @@ static int roofline_only(const bench_args *a)
         return kgc_error(KGC_FAIL, "bench: no memory for the probes");
     printf("threads: %d\n", kg_threads());
     kgb_print_roofline(stdout, &roof);
-    return write_csv(a, &roof, NULL, 0);
+    return write_csv(a, &roof, NULL, 0, NULL, NULL, NULL, 0);
 }
 
 /* Probes, measures the selected kernels (and with --gemm the reference GEMMs after them),

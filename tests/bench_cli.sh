@@ -46,13 +46,22 @@ positive() { awk -v x="$1" 'BEGIN { exit !(x + 0 > 0) }'; }
 
 # ---- a megakernel against the chain of its single-op kernels -----------------------------------
 # 2 layers of one KV head: an attention block, the output projection and the MLP each = 6 calls.
+mcsv=$scratch/mega.csv
 run bench "$specs/tiny.lua" --quick --threads 1 --min-runs 2 --min-time 0.01 \
-    --kernel '^kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_'
+    --kernel '^kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_' --csv "$mcsv"
 ab=$(sed -n 's/.*alternating samples: chain \/ megakernel \([0-9.]*\) (medians.*/\1/p' <<<"$out")
 if [ "$rc" -eq 0 ] && [[ $out == *"megakernels against the chain"* ]] &&
    [[ $out == *"chain / megakernel time: "* ]] && [[ $out == *"6 calls"* ]] &&
    [ -n "$ab" ] && positive "$ab"; then pass; else
     fail "bench of a megakernel: exit $rc: $out $err"; fi
+# its CSV: one chain row, named by the megakernel, with the printed alternating ratio
+crow=$(grep '^chain,kg_transformer_tkg_f32__h256_i688_nq2_d64_s1_smax256_l2_' "$mcsv" || true)
+cab=$(sed -n 's/.*ab_ratio=\([0-9.e+-]*\).*/\1/p' <<<"$crow")
+IFS=, read -r _ _ _ cus _ <<<"$crow"
+if [ "$(grep -c '^chain,' "$mcsv")" -eq 1 ] && [[ $crow == *"layers=2 calls=6 "* ]] &&
+   [ -n "$cab" ] && positive "$cus" &&
+   awk -v a="$ab" -v b="$cab" 'BEGIN { d = a - b; exit !(d < 0.0006 && d > -0.0006) }'; then
+    pass; else fail "bench --csv of a megakernel: chain row '$crow' (printed ratio $ab)"; fi
 
 # ---- a run with a kernel filter and CSV ------------------------------------------------------
 tiny=$specs/tiny.lua
