@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # bench-targets.sh: measures every speed figure the project tracks (issue "Speed") with
 # `kgen bench` and prints them as one Markdown table: figure, target, measured, and the roofline
-# probed in the same run. Nothing is asserted; the machine decides the numbers. Takes a few
-# minutes; run it on a quiet machine.
+# probed in the same run. Nothing is asserted; the machine decides the numbers. Run it on a
+# quiet machine.
 # usage: scripts/bench-targets.sh [BUILD_DIR]   (default: build)
 # The attention figures time bench/specs/attention.lua (the issue's shapes: decode at three
-# contexts with bf16 and fp8 KV, prefill at S 2048).
+# contexts with bf16 and fp8 KV, prefill at S 2048); the MoE, megakernel and training figures
+# bench/specs/{moe,megakernel,training,bwmm}.lua. Takes about 30 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kgen=${1:-build}/kgen
@@ -32,6 +33,16 @@ step "attention (bench/specs/attention.lua): decode at context 1024/4096/8192 wi
      "causal prefill at S 2048, on 1 and 2 threads"
 "$kgen" bench bench/specs/attention.lua --threads 1 --csv "$out/att1.csv" >/dev/null
 "$kgen" bench bench/specs/attention.lua --threads 2 --csv "$out/att2.csv" >/dev/null
+step "MoE (bench/specs/moe.lua): router, MoE TKG bf16 and fp8, MoE CTE at T 512, 1 thread"
+"$kgen" bench bench/specs/moe.lua --threads 1 --csv "$out/moe.csv" >/dev/null
+step "the megakernel (bench/specs/megakernel.lua) against its chain, 1 and 2 threads"
+"$kgen" bench bench/specs/megakernel.lua --threads 1 --csv "$out/mk1.csv" >/dev/null
+"$kgen" bench bench/specs/megakernel.lua --threads 2 --csv "$out/mk2.csv" >/dev/null
+step "the all-reduce of [1, 4096] fp32 over 2 ranks (threads)"
+coll_us=$("$kgen" bench --coll --ranks 2 | sed -n 's/^ *\[1, 4096\] .*: *\([0-9.]*\) us.*/\1/p')
+step "training (bench/specs/training.lua, bench/specs/bwmm.lua), 1 thread"
+"$kgen" bench bench/specs/training.lua --threads 1 --csv "$out/train.csv" >/dev/null
+"$kgen" bench bench/specs/bwmm.lua --threads 1 --csv "$out/bwmm.csv" >/dev/null
 step "JIT start-up of $spec"
 jit_ms=$("$kgen" run "$spec" --threads 1 --tokens 1 --repeat 1 |
          sed -n 's/.* JIT \([0-9.]*\) ms.*/\1/p' | head -n 1)
@@ -127,3 +138,47 @@ echo "| attention CTE causal S 2048, 2 threads vs 1 | >= 1.8x |" \
      "$(ratio "$(us "$out/att1.csv" "$cte")" "$(us "$out/att2.csv" "$cte")")x" \
      "($(roof "$out/att2.csv" "$cte") of the 2-thread peak) |" \
      "fp32 2 threads $(probe "$out/att2.csv" fp32_fma_peak 5) GFLOP/s |"
+# MoE: the experts' decode at T 1 (bf16, and fp8 ROW against it), prefill at T 512, the router
+bwm=$(probe "$out/moe.csv" read_bandwidth 6)
+mt='^kg_moe_tkg_bf16_bf16_' mt8='^kg_moe_tkg_bf16_e4m3_' mc='^kg_moe_cte_bf16_bf16_'
+paired() { field2 "$1" "${3:-kernel}" "$2" 11; }
+echo "| MoE TKG Mixtral-8x7B T 1 bf16, 1 thread | >= 0.85 of read bw |" \
+     "$(roof "$out/moe.csv" "$mt") ($(paired "$out/moe.csv" "$mt") paired) | read $bwm GB/s |"
+echo "| MoE TKG fp8 (ROW) vs bf16 | >= 1.7x faster |" \
+     "$(ratio "$(us "$out/moe.csv" "$mt")" "$(us "$out/moe.csv" "$mt8")")x | - |"
+echo "| MoE CTE T 512, 1 thread | >= 0.80 of bf16 peak |" \
+     "$(roof "$out/moe.csv" "$mc") ($(field2 "$out/moe.csv" kernel "$mc" 5) GFLOP/s) |" \
+     "bf16 $(probe "$out/moe.csv" bf16_dot_peak 5) GFLOP/s |"
+for e in 8 64; do
+    k="^kg_router_topk_bf16_bf16__h4096_e${e}_"
+    echo "| router top-K T 512 E $e, 1 thread | reported |" \
+         "$(field2 "$out/moe.csv" kernel "$k" 4) us, $(field2 "$out/moe.csv" kernel "$k" 6) GB/s" \
+         "($(roof "$out/moe.csv" "$k") of its bound, $(field "$out/moe.csv" kernel "$k" 8)) |" \
+         "read $bwm GB/s |"
+done
+# the megakernel: one layer against read bandwidth, and against its chain (alternating samples)
+ab() { field "$1" chain "$2" 12 | sed -n 's/.*ab_ratio=\([0-9.e+-]*\).*/\1/p' |
+       awk '{ if ($1 == "") print "-"; else printf "%.3f", $1 }'; }
+m1='^kg_transformer_tkg_bf16__.*_l1_' m2='^kg_transformer_tkg_bf16__.*_l2_'
+echo "| Transformer TKG, 1 Llama-3-8B layer, ctx 1024, B 1, 1 thread | >= 0.85 of read bw |" \
+     "$(roof "$out/mk1.csv" "$m1") ($(paired "$out/mk1.csv" "$m1") paired) |" \
+     "read $(probe "$out/mk1.csv" read_bandwidth 6) GB/s |"
+for t in 1 2; do
+    echo "| chain / megakernel time, alternating samples, 1 and 2 layers, $t thread(s) |" \
+         "> 1 (faster) | $(ab "$out/mk$t.csv" "$m1"), $(ab "$out/mk$t.csv" "$m2") |" \
+         "read $(probe "$out/mk$t.csv" read_bandwidth 6) GB/s |"
+done
+echo "| all-reduce [1, 4096] fp32, 2 ranks as threads | reported | ${coll_us:-?} us | - |"
+# training: cross entropy (V 128256, T 4096), the Mamba-style conv, the blockwise MM backward
+bwtr=$(probe "$out/train.csv" read_bandwidth 6)
+ce='^kg_cross_entropy_fwd_bf16_' cb='^kg_cross_entropy_bwd_bf16_' dc='^kg_depthwise_conv1d_bf16_'
+bw='^kg_blockwise_mm_backward_bf16_'
+echo "| cross entropy fwd T 4096 V 128256 bf16, 1 thread | >= 0.80 of read bw |" \
+     "$(roof "$out/train.csv" "$ce") ($(paired "$out/train.csv" "$ce") paired) | read $bwtr GB/s |"
+echo "| cross entropy bwd, same, 1 thread | >= 0.70 of read + write bw |" \
+     "$(roof "$out/train.csv" "$cb") ($(paired "$out/train.csv" "$cb") paired) | read $bwtr GB/s |"
+echo "| depthwise conv1d C 4096 W 4 T 4096 bf16, 1 thread | >= 0.70 of read bw |" \
+     "$(roof "$out/train.csv" "$dc") ($(paired "$out/train.csv" "$dc") paired) | read $bwtr GB/s |"
+echo "| blockwise MM backward, Mixtral experts, 512 tokens, 1 thread | >= 0.70 of bf16 peak |" \
+     "$(roof "$out/bwmm.csv" "$bw") ($(field2 "$out/bwmm.csv" kernel "$bw" 5) GFLOP/s) |" \
+     "bf16 $(probe "$out/bwmm.csv" bf16_dot_peak 5) GFLOP/s |"
