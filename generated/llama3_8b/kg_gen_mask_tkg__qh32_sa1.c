@@ -19,6 +19,8 @@
  * the last 1 slots k = s_prior - 1 + j take active_mask[j, b, h, i] instead.
  * Slots are split over the runtime's threads. */
 
+void *memset(void *s, int c, unsigned long n);
+
 struct ctx {
     kg_u8 *mask;
     const float *pos;
@@ -41,8 +43,7 @@ static void fill_slots(void *ctx, long k0, long k1)
                     continue;
                 }
                 kg_u8 v = (float)k < c->pos[b * 1];
-                for (long h = 0; h < 32; h++)
-                    m[h * 1] = v;
+                memset(m, v, 32); /* the heads' bytes are contiguous: libc's loop, not tcc's */
             }
 }
 

@@ -22,6 +22,8 @@
  * every slot by that rule (no active mask).
  * Slots are split over the runtime's threads. */
 
+void *memset(void *s, int c, unsigned long n);
+
 struct ctx {
     kg_u8 *mask;
     const float *pos;
@@ -37,8 +39,7 @@ static void fill_slots(void *ctx, long k0, long k1)
             for (long i = 0; i < 1; i++) {
                 kg_u8 *m = c->mask + (k * c->B + b) * 4 + i;
                 kg_u8 v = (float)k < c->pos[b * 1];
-                for (long h = 0; h < 4; h++)
-                    m[h * 1] = v;
+                memset(m, v, 4); /* the heads' bytes are contiguous: libc's loop, not tcc's */
             }
 }
 
